@@ -1,0 +1,51 @@
+"""medcloak: de-identification of medical images for public release.
+
+The public API is small: :func:`deidentify` runs a whole release, :func:`load_profile` builds the
+effective rules, and :mod:`medcloak.errors` holds the one error hierarchy.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import (  # noqa: E402
+    CorruptInputError,
+    DeidentificationError,
+    MedcloakError,
+    MissingDependencyError,
+    ProfileError,
+    SkippedObject,
+    UnsupportedInputError,
+    UsageError,
+    VerificationError,
+)
+
+
+def load_profile(profile=None, options=()):  # type: ignore[no-untyped-def]
+    """Build the effective profile (see :func:`medcloak.rules.profile.load_profile`)."""
+    from .rules.profile import load_profile as _load
+
+    return _load(profile, options)
+
+
+def deidentify(inputs, out, **kwargs):  # type: ignore[no-untyped-def]
+    """Run a release (see :func:`medcloak.engine.run`)."""
+    from .engine import run
+
+    return run(inputs, out, **kwargs)
+
+
+__all__ = [
+    "CorruptInputError",
+    "DeidentificationError",
+    "MedcloakError",
+    "MissingDependencyError",
+    "ProfileError",
+    "SkippedObject",
+    "UnsupportedInputError",
+    "UsageError",
+    "VerificationError",
+    "__version__",
+    "deidentify",
+    "load_profile",
+]

@@ -1,0 +1,111 @@
+"""The ``medcloak`` command: run, verify, profile show.
+
+Exit status: 0 when every input object is in the release, 1 when any was quarantined (or, for
+``verify``, any finding is an error), 2 on usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import MedcloakError, ProfileError, UsageError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="medcloak", description="De-identify medical images for public release.")
+    p.add_argument("--version", action="version", version=f"medcloak {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="de-identify inputs into a release tree")
+    run.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
+    run.add_argument("--out", required=True, type=Path, help="the release tree (must be new or empty)")
+    run.add_argument("--audit", type=Path, help="private audit folder (default: OUT.audit beside OUT)")
+    run.add_argument("--secret-file", type=Path, help="key for all keyed hashes")
+    run.add_argument("--profile", help="basic, tcia-private, or a site override .toml file")
+    run.add_argument("--option", action="append", default=[], metavar="OPTION", help="a PS3.15 option (repeatable)")
+    group = run.add_mutually_exclusive_group()
+    group.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    group.add_argument("--scheduler", help="address of a Dask scheduler")
+    run.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    run.add_argument("--resume", action="store_true", help="continue an interrupted run")
+
+    ver = sub.add_parser("verify", help="check a release tree on its own")
+    ver.add_argument("release", type=Path)
+    ver.add_argument("--audit", type=Path, help="the private audit, to look for original identifiers")
+
+    prof = sub.add_parser("profile", help="profiles")
+    prof_sub = prof.add_subparsers(dest="profile_command", required=True)
+    show = prof_sub.add_parser("show", help="print the effective rules")
+    show.add_argument("--profile", help="basic, tcia-private, or a site override .toml file")
+    show.add_argument("--option", action="append", default=[], metavar="OPTION")
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .engine import run
+
+    if args.scheduler or args.resume:
+        raise UsageError("--scheduler and --resume are not available in this release")
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    summary = run(
+        args.inputs,
+        args.out,
+        audit=args.audit,
+        secret_file=args.secret_file,
+        profile=args.profile,
+        options=args.option,
+        workers=args.workers,
+        dry_run=args.dry_run,
+    )
+    if not args.dry_run:
+        print(f"{summary.ok} released, {summary.quarantined} quarantined, {summary.skipped} skipped")
+    return summary.exit_status
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from .verify import verify_release
+
+    if not args.release.is_dir():
+        raise UsageError("the release folder does not exist")
+    findings = verify_release(args.release, args.audit)
+    for f in findings:
+        print(f"{f.level}: {f.path}: {f.message}")
+    errors = sum(f.level == "error" for f in findings)
+    print(f"{errors} errors")
+    return 1 if errors else 0
+
+
+def _profile_show(args: argparse.Namespace) -> int:
+    from .rules.profile import load_profile
+
+    profile = load_profile(args.profile, args.option)
+    print(f"# profile {profile.name}, PS3.15 release {profile.release}, options: {', '.join(profile.options) or 'none'}")
+    print("tag\taction\tsource\tname")
+    for tag, name, action in profile.rows():
+        extra = f"={action.value}" if action.value is not None else (f"~{action.pattern}" if action.pattern else "")
+        print(f"{tag}\t{action.code}{extra}\t{action.source}\t{name}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "verify":
+            return _verify(args)
+        return _profile_show(args)
+    except (UsageError, ProfileError) as exc:
+        print(f"medcloak: error: {exc}", file=sys.stderr)
+        return 2
+    except MedcloakError as exc:
+        print(f"medcloak: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,281 @@
+"""DICOM objects: sniff, check, de-identify under a profile, write, and check the written bytes.
+
+One call, :func:`deidentify_dicom`, takes one input file to one released file (or to quarantine).
+The input is never modified. The output gets a fresh File Meta Information group, a zeroed
+preamble, no Data Set Trailing Padding, and the provenance attributes of PS3.15 E.1.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydicom.uid import UID
+
+from .. import __version__
+from ..errors import (
+    CorruptInputError,
+    DeidentificationError,
+    SkippedObject,
+    UnsupportedInputError,
+    VerificationError,
+)
+from ..rules.actions import Context, Walker
+from ..verify import scan_for_needles
+from .dicom_pixels import check_pixel_data
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+    from ..pseudonym import Keyring
+    from ..rules.profile import Profile
+
+#: medcloak's Implementation Class UID (a UUID-derived UID of its own) and version name.
+IMPLEMENTATION_CLASS_UID = "2.25.207440150934658036155290236802447519621"
+IMPLEMENTATION_VERSION = "MEDCLOAK_" + __version__.replace(".", "")[:7]
+MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
+_VRS = {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"OB",
+        b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM",
+        b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV"}
+
+
+@dataclass(frozen=True)
+class Released:
+    """A de-identified object, in memory, ready to be published."""
+
+    data: bytes
+    relpath: str
+    uid_pairs: dict[str, str]
+    patient_pair: tuple[str, str]
+    counts: dict[str, int]
+
+
+def sniff(head: bytes) -> str | None:
+    """``"part10"`` for a file with preamble and ``DICM``, ``"raw"`` for a bare data set whose
+    first element is plausible, ``None`` otherwise."""
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return "part10"
+    if len(head) < 8:
+        return None
+    group_le = int.from_bytes(head[0:2], "little")
+    group_be = int.from_bytes(head[0:2], "big")
+    if group_le in (0x0002, 0x0008) or group_be in (0x0002, 0x0008):
+        if head[4:6] in _VRS or int.from_bytes(head[4:8], "little") < 0x10000:
+            return "raw"
+    return None
+
+
+def read(path: Path) -> Dataset:
+    """Read a DICOM file for de-identification; errors are :mod:`medcloak.errors` types."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    with open(path, "rb") as fh:
+        head = fh.read(132)
+    kind = sniff(head)
+    if kind is None:
+        raise UnsupportedInputError("not a DICOM file")
+    try:
+        ds = pydicom.dcmread(path, force=kind == "raw")
+    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, NotImplementedError) as exc:
+        raise CorruptInputError(f"unreadable DICOM ({type(exc).__name__})") from None
+    return ds
+
+
+def patient_identity(ds: Dataset) -> str:
+    """The original identity that keys the patient pseudonym and the date offset."""
+    def text(tag: int) -> str:
+        elem = ds.get_item(tag)
+        if elem is None or elem.value is None:
+            return ""
+        value = elem.value
+        if isinstance(value, bytes):
+            return value.decode("latin-1").strip("\x00 ")
+        return str(value).strip()
+
+    pid = text(0x00100020)
+    if pid:
+        return "id:" + pid + "|" + text(0x00100021)
+    name, birth = text(0x00100010), text(0x00100030)
+    if name or birth:
+        return "name:" + name + "|" + birth
+    return "study:" + text(0x0020000D)
+
+
+def _uid_of(ds: Dataset, tag: int) -> str:
+    elem = ds.get_item(tag)
+    if elem is None or elem.value is None:
+        return ""
+    value = elem.value
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    return str(value).strip("\x00 ")
+
+
+def _precheck(ds: Dataset, profile: Profile) -> None:
+    """Conditions under which the object cannot be de-identified by this release (fail closed)."""
+    if not _uid_of(ds, 0x00080016) or not _uid_of(ds, 0x00080018):
+        raise DeidentificationError("no SOP Class UID or SOP Instance UID")
+    burned = ds.get("BurnedInAnnotation")
+    if burned is not None and str(burned).strip().upper() != "NO":
+        raise DeidentificationError(
+            "Burned In Annotation is not NO: pixel text redaction is not available in this release"
+        )
+    faces = ds.get("RecognizableVisualFeatures")
+    if faces is not None and str(faces).strip().upper() == "YES":
+        raise DeidentificationError("Recognizable Visual Features = YES: defacing is not available")
+
+
+def _add_provenance(ds: Dataset, profile: Profile) -> None:
+    from pydicom.dataset import Dataset as DS
+    from pydicom.sequence import Sequence
+
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = f"medcloak {__version__} PS3.15 {profile.release}"[:64]
+    items = []
+    for code, meaning in profile.method_codes():
+        item = DS()
+        item.CodeValue = code
+        item.CodingSchemeDesignator = "DCM"
+        item.CodeMeaning = meaning
+        items.append(item)
+    ds.DeidentificationMethodCodeSequence = Sequence(items)
+    if profile.has("retain-long-full-dates"):
+        ds.LongitudinalTemporalInformationModified = "UNMODIFIED"
+    elif profile.has("retain-long-modified-dates"):
+        ds.LongitudinalTemporalInformationModified = "MODIFIED"
+    else:
+        ds.LongitudinalTemporalInformationModified = "REMOVED"
+
+
+def _file_meta(ds: Dataset, transfer_syntax: str) -> Any:
+    from pydicom.dataset import FileMetaDataset
+
+    meta = FileMetaDataset()
+    meta.FileMetaInformationVersion = b"\x00\x01"
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = transfer_syntax
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
+    return meta
+
+
+def _transfer_syntax(ds: Dataset) -> str:
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = getattr(ds, "file_meta", None)
+    ts = meta.get("TransferSyntaxUID") if meta is not None else None
+    if ts:
+        return str(ts)
+    implicit, little = ds.original_encoding
+    if implicit:
+        return ImplicitVRLittleEndian
+    return ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+
+
+def deidentify_dataset(
+    ds: Dataset, profile: Profile, keyring: Keyring
+) -> tuple[Context, str]:
+    """Apply the profile to a dataset in place; returns the walk's context and the original
+    patient identity."""
+    _precheck(ds, profile)
+    identity = patient_identity(ds)
+    days, seconds = keyring.date_offset(identity)
+    ctx = Context(profile, keyring, identity, days, seconds)
+    walker = Walker(ctx)
+    walker.walk(ds)
+    walker.finish()
+    if ctx.overlay_seen:
+        raise DeidentificationError(
+            "overlay bitplanes kept by clean-graphics need text detection, not available in this release"
+        )
+    _add_provenance(ds, profile)
+    return ctx, identity
+
+
+def deidentify_dicom(path: Path, profile: Profile, keyring: Keyring) -> Released:
+    """De-identify one DICOM file in memory. Raises a :class:`medcloak.errors.MedcloakError`
+    subclass when the object must be quarantined or skipped."""
+    ds = read(path)
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == MEDIA_DIRECTORY:
+        raise SkippedObject("media directory (DICOMDIR): indexes original paths, not released")
+    if "DirectoryRecordSequence" in ds:
+        raise SkippedObject("media directory (DICOMDIR): indexes original paths, not released")
+    transfer_syntax = _transfer_syntax(ds)
+    try:
+        check_pixel_data(ds, transfer_syntax)
+        originals = (_uid_of(ds, 0x0020000D), _uid_of(ds, 0x0020000E), _uid_of(ds, 0x00080018))
+        ctx, identity = deidentify_dataset(ds, profile, keyring)
+        ds.file_meta = _file_meta(ds, transfer_syntax)
+        ds.preamble = b"\x00" * 128
+        if not UID(transfer_syntax).is_implicit_VR and any(ds.get_item(t).VR is None for t in ds.keys()):
+            # encoded against its own transfer syntax: resolve every VR so it is written right
+            for _elem in ds.iterall():
+                pass
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+    except (CorruptInputError, DeidentificationError, UnsupportedInputError):
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, EOFError, OverflowError, LookupError) as exc:
+        # pydicom decodes lazily: a malformed element surfaces only when touched
+        raise CorruptInputError(f"malformed element ({type(exc).__name__})") from None
+    data = buf.getvalue()
+    hit = scan_for_needles(
+        data, ctx.needles, _native_pixel_length(ds, transfer_syntax), original=path.read_bytes
+    )
+    if hit is not None:
+        raise VerificationError(f"residual identifier from {hit} found in the written object")
+    new_patient = keyring.patient_id(identity)
+    relpath = "/".join(
+        (
+            new_patient,
+            keyring.token("study", originals[0] or identity),
+            keyring.token("series", originals[1] or originals[0] or identity),
+            keyring.token("instance", originals[2]) + ".dcm",
+        )
+    )
+    original_id = identity[3:].rsplit("|", 1)[0] if identity.startswith("id:") else identity
+    return Released(data, relpath, ctx.uid_pairs, (original_id, new_patient), dict(ctx.counts))
+
+
+def _native_pixel_length(ds: Dataset, transfer_syntax: str) -> int:
+    """Length of native (uncompressed) Pixel Data, which is not searched for text."""
+    from pydicom.uid import UID
+
+    if "PixelData" not in ds or UID(transfer_syntax).is_encapsulated:
+        return 0
+    value = ds.get_item(0x7FE00010).value
+    return len(value) if value else 0
+
+
+def publish(released: Released, out_root: Path) -> Path:
+    """Write a released object under ``out_root`` atomically and exclusively.
+
+    The bytes go to a temporary file first and are then linked to their final name, which fails
+    if another object already holds it: a release never has one file overwritten by another.
+    """
+    target = out_root / released.relpath
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = out_root / ".medcloak-tmp"
+    tmp_dir.mkdir(exist_ok=True)
+    tmp = tmp_dir / f"{os.getpid()}-{target.name}"
+    with open(tmp, "wb") as fh:
+        fh.write(released.data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        if target.read_bytes() == released.data:
+            return target
+        raise SkippedObject(
+            "duplicate SOP Instance UID: another input object is already released as this instance"
+        ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target

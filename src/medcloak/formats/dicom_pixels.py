@@ -1,0 +1,88 @@
+"""Consistency of Pixel Data with the attributes that describe it (fail closed on mismatch)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import CorruptInputError
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+ITEM = 0xE000FFFE  # (FFFE,E000) read as a little-endian uint32 of group then element
+SEQ_DELIM = 0xE0DDFFFE
+
+
+def _int(ds: Dataset, keyword: str, default: int | None = None) -> int | None:
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise CorruptInputError(f"{keyword} is not a number") from None
+
+
+def expected_native_length(ds: Dataset) -> int:
+    """Bytes of native Pixel Data that Rows, Columns, Samples, Bits Allocated and frames imply."""
+    rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
+    bits = _int(ds, "BitsAllocated")
+    if rows is None or cols is None or bits is None:
+        raise CorruptInputError("Pixel Data without Rows, Columns or Bits Allocated")
+    samples = _int(ds, "SamplesPerPixel", 1) or 1
+    frames = _int(ds, "NumberOfFrames", 1) or 1
+    if rows <= 0 or cols <= 0 or bits <= 0 or frames <= 0:
+        raise CorruptInputError("Pixel Data attributes are not positive")
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip()
+    if photometric in ("YBR_FULL_422", "YBR_PARTIAL_422") and samples == 3:
+        # native 4:2:2 stores two luminance and two chrominance samples per pair of pixels
+        return (rows * cols * 2 * frames * bits + 7) // 8
+    total_bits = rows * cols * samples * frames * bits
+    return (total_bits + 7) // 8
+
+
+def count_fragments(data: bytes) -> int:
+    """Fragments after the Basic Offset Table of encapsulated Pixel Data; raises when the item
+    structure is broken or runs past the end."""
+    pos, n, end = 0, -1, len(data)
+    while pos + 8 <= end:
+        tag = int.from_bytes(data[pos : pos + 4], "little")
+        length = int.from_bytes(data[pos + 4 : pos + 8], "little")
+        pos += 8
+        if tag == SEQ_DELIM:
+            return max(n, 0)
+        if tag != ITEM or length == 0xFFFFFFFF or pos + length > end:
+            raise CorruptInputError("encapsulated Pixel Data items are broken or truncated")
+        pos += length
+        n += 1
+    if n < 0:
+        raise CorruptInputError("encapsulated Pixel Data has no items")
+    return n  # no sequence delimiter (pydicom stops at end of file): accepted if items are whole
+
+
+def check_pixel_data(ds: Dataset, transfer_syntax: str) -> None:
+    """Raise :class:`CorruptInputError` when Pixel Data does not match its attributes."""
+    from pydicom.uid import UID
+
+    if 0x7FE00010 not in ds:
+        return
+    elem = ds.get_item(0x7FE00010)
+    value = elem.value
+    if value is None or len(value) == 0:
+        raise CorruptInputError("Pixel Data is empty")
+    if UID(transfer_syntax).is_encapsulated:
+        fragments = count_fragments(bytes(value))
+        frames = _int(ds, "NumberOfFrames", 1) or 1
+        if fragments < 1 or (fragments < frames):
+            raise CorruptInputError("encapsulated Pixel Data holds fewer fragments than frames")
+        return
+    expected = expected_native_length(ds)
+    actual = len(value)
+    if actual < expected:
+        raise CorruptInputError("Pixel Data is shorter than its attributes imply (truncated)")
+    padded = expected + (expected & 1)
+    if actual > padded:
+        # bytes beyond the image belong to no pixel: they are dropped, never released
+        from pydicom.dataelem import DataElement
+
+        ds[0x7FE00010] = DataElement(0x7FE00010, elem.VR or "OW", bytes(value[:expected]) + b"\x00" * (expected & 1))

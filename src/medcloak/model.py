@@ -1,0 +1,61 @@
+"""Frozen, picklable records passed between discovery, the engine, workers and the audit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Status = Literal["ok", "quarantined", "skipped"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input object as found by discovery."""
+
+    path: str
+    format: str  # "dicom" | "unknown"
+
+
+@dataclass(frozen=True)
+class Task:
+    """What to do to one object (JSON-serialisable; ``--dry-run`` prints these)."""
+
+    source: Source
+    object_id: str  # pseudonymous id of the input object, safe to log
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one input object."""
+
+    source: str
+    object_id: str
+    status: Status
+    outputs: tuple[str, ...] = ()
+    reason: str = ""
+    uid_pairs: tuple[tuple[str, str], ...] = ()
+    patient_pair: tuple[str, str] | None = None
+    actions: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A problem found by ``verify`` in a released object."""
+
+    path: str
+    level: Literal["error", "warning"]
+    message: str
+
+
+@dataclass
+class RunSummary:
+    ok: int = 0
+    quarantined: int = 0
+    skipped: int = 0
+
+    def add(self, outcome: Outcome) -> None:
+        setattr(self, outcome.status, getattr(self, outcome.status) + 1)
+
+    @property
+    def exit_status(self) -> int:
+        return 1 if self.quarantined else 0

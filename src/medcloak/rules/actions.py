@@ -1,0 +1,562 @@
+"""Applying the profile's actions to a pydicom dataset, at every sequence depth.
+
+Elements that keep their value are never decoded: the decision is made from the tag (and VR), so
+a kept element is written back byte for byte. Every changed element's original value is recorded
+as a *needle* for the residual-identifier scan that runs on the written bytes.
+
+Sequence modes: inside a sequence whose action is D (replace with a dummy) every free-text, date
+and time element that the table does not name is given a dummy too (code triplets excepted); inside
+a sequence whose action is C (clean) such elements are cleaned. Elsewhere, elements the table does
+not name are kept, except UIDs (replaced unless they are of the standard's registry), elements of
+no data dictionary (removed), group lengths and padding (removed).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..errors import DeidentificationError
+from .profile import Action, Profile
+from .values import BINARY_VRS, DATE_VRS, DUMMY_TEXT, TEXT_VRS, dummy_value, shift_da, shift_da_tm, shift_dt, shift_tm
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+    from ..pseudonym import Keyring
+
+NORMAL, DUMMY, CLEAN = 0, 1, 2
+#: Values that identify no one: placeholders of other tools and our own dummies. Never needles.
+PLACEHOLDERS = frozenset(
+    v.lower().encode() for v in (*DUMMY_TEXT.values(), "anonymous", "anonymized", "anonymised",
+    "unknown", "test", "none", "patient", "phantom", "research", "demo", "sample", "other",
+    "removed", "deidentified", "de-identified")
+)
+
+
+@dataclass
+class Needle:
+    """An original value that must not survive: where it came from, how sure we are that any
+    occurrence is a leak (``high``), and how many changed elements held it."""
+
+    keyword: str
+    high: bool
+    removed: int = 0
+#: Elements of coded entries: values from a coding scheme, never identifying, never replaced.
+CODE_TAGS = frozenset(
+    {0x00080100, 0x00080102, 0x00080103, 0x00080104, 0x00080119, 0x00080120, 0x00080105,
+     0x00080106, 0x0008010F, 0x00080117, 0x0040A040, 0x0040A010, 0x00080118}
+)
+#: VRs whose original value is searched for in the written bytes.
+NEEDLE_VRS = frozenset({"PN", "LO", "SH", "LT", "ST", "UT", "UC", "AE", "UR", "DA", "DT", "UI"})
+REGISTRY_ROOT = "1.2.840.10008."
+MEDCLOAK_GROUP = 0x0012  # Clinical trial / de-identification group: rewritten afterwards
+
+
+@dataclass
+class Context:
+    """Per-object state of one walk."""
+
+    profile: Profile
+    keyring: Keyring
+    patient_identity: str
+    days: int
+    seconds: int
+    needles: dict[bytes, Needle] = field(default_factory=dict)
+    text_values: list[str] = field(default_factory=list)  # identifying values, for cleaning
+    to_clean: list[tuple[Any, int, str, Callable[[str], str] | None]] = field(default_factory=list)
+    uid_pairs: dict[str, str] = field(default_factory=dict)
+    counts: Counter[str] = field(default_factory=Counter)
+    overlay_seen: bool = False
+
+
+@lru_cache(maxsize=None)
+def _dict_vr(tag: int) -> str | None:
+    from pydicom.datadict import dictionary_VR
+
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return None
+
+
+@lru_cache(maxsize=None)
+def _keyword(tag: int) -> str:
+    from pydicom.datadict import keyword_for_tag
+
+    return keyword_for_tag(tag) or f"{tag:08X}"
+
+
+@lru_cache(maxsize=None)
+def _is_class_uid(tag: int) -> bool:
+    """UID attributes whose values name things of a registry (SOP classes, transfer syntaxes,
+    coding schemes, templates): never pseudonymised."""
+    kw = _keyword(tag)
+    return (
+        kw.endswith("ClassUID")
+        or "TransferSyntaxUID" in kw
+        or "SOPClassUIDInFile" in kw
+        or kw in {"CodingSchemeUID", "MappingResourceUID", "ContextUID",
+                  "ContextGroupExtensionCreatorUID", "TemplateExtensionOrganizationUID",
+                  "TemplateExtensionCreatorUID", "ApplicationContextName", "SOPClassesInStudy"}
+    )
+
+
+@lru_cache(maxsize=None)
+def _time_partner(tag: int) -> int | None:
+    """The TM attribute that goes with a DA attribute (StudyDate -> StudyTime), if any."""
+    from pydicom.datadict import tag_for_keyword
+
+    kw = _keyword(tag)
+    if not kw.endswith("Date"):
+        return None
+    partner = tag_for_keyword(kw[:-4] + "Time")
+    if partner is None or _dict_vr(int(partner)) != "TM":
+        return None
+    return int(partner)
+
+
+@lru_cache(maxsize=None)
+def _date_partner(tag: int) -> int | None:
+    """The DA attribute that goes with a TM attribute."""
+    from pydicom.datadict import tag_for_keyword
+
+    kw = _keyword(tag)
+    if not kw.endswith("Time"):
+        return None
+    partner = tag_for_keyword(kw[:-4] + "Date")
+    if partner is None or _dict_vr(int(partner)) != "DA":
+        return None
+    return int(partner)
+
+
+def _raw_bytes(elem: Any) -> bytes:
+    """The stored value bytes of an element, raw or decoded."""
+    value = elem.value
+    if value is None:
+        return b""
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace")
+    if elem.VR == "PN":
+        return str(value).encode("utf-8", "replace")
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return b"\\".join(str(v).encode("utf-8", "replace") for v in value)
+    return str(value).encode("utf-8", "replace")
+
+
+def _text(ds: Any, tag: int) -> list[str]:
+    """Decoded string values of an element (multi-values split), for cleaning."""
+    value = ds[tag].value
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+class Walker:
+    """Applies a profile to one dataset tree."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.profile = ctx.profile
+        opts = ctx.profile.options
+        self.shift_dates = "retain-long-modified-dates" in opts
+        self.keep_dates = "retain-long-full-dates" in opts
+        self.keep_uids = "retain-uids" in opts
+        self.need_text = any(
+            o in opts for o in ("clean-descriptors", "clean-structured-content", "clean-graphics")
+        ) or any(a.code in ("C", "E") for a in ctx.profile.exact.values() if a.source == "site override")
+
+    # -- recording ---------------------------------------------------------------------------
+
+    def _record(self, ds: Any, tag: int, vr: str, elem: Any, high_risk: bool) -> None:
+        """Remember an element's original value before it is changed."""
+        if vr not in NEEDLE_VRS:
+            return
+        raw = _raw_bytes(elem).strip(b"\x00 ")
+        if not raw:
+            return
+        kw = _keyword(tag)
+        high = high_risk or vr in ("PN", "DA", "DT", "UI")
+        minimum = 4 if high else 6
+        pieces = {raw}
+        if vr == "PN":
+            pieces |= set(raw.replace(b"=", b"^").replace(b"\\", b"^").split(b"^"))
+        elif b"\\" in raw:
+            pieces |= set(raw.split(b"\\"))
+        for piece in pieces:
+            piece = piece.strip(b"\x00 ").lower()
+            if len(piece) < minimum or piece in PLACEHOLDERS:
+                continue
+            needle = self.ctx.needles.get(piece)
+            if needle is None:
+                needle = self.ctx.needles[piece] = Needle(kw, high)
+            needle.high = needle.high or high
+            needle.removed += 1
+        if self.need_text and vr not in ("UI", "DA", "DT"):
+            try:
+                self.ctx.text_values.extend(_text(ds, tag))
+            except Exception:  # an undecodable value: its bytes are already a needle
+                pass
+
+    # -- uid ---------------------------------------------------------------------------------
+
+    def _uid(self, value: str) -> str:
+        value = value.strip("\x00 ")
+        if not value or value.startswith(REGISTRY_ROOT) or self.keep_uids:
+            return value
+        new = self.ctx.keyring.uid(value)
+        self.ctx.uid_pairs[value] = new
+        return new
+
+    def _replace_uid(self, ds: Any, tag: int, elem: Any) -> None:
+        from pydicom.dataelem import DataElement
+
+        raw = _raw_bytes(elem).decode("ascii", "replace").strip("\x00 ")
+        if not raw:
+            return
+        parts = raw.split("\\")
+        new = [self._uid(p) for p in parts]
+        if new == [p.strip("\x00 ") for p in parts]:
+            return
+        self._record(ds, tag, "UI", elem, True)
+        ds[tag] = DataElement(tag, "UI", new if len(new) > 1 else new[0])
+        self.ctx.counts["U"] += 1
+
+    # -- dates -------------------------------------------------------------------------------
+
+    def _date(self, ds: Any, tag: int, vr: str, elem: Any, handled: set[int]) -> None:
+        """Action C on a date/time: shift (modified dates), keep (full dates), else a dummy."""
+        from pydicom.dataelem import DataElement
+
+        if self.keep_dates:
+            return
+        if not self.shift_dates:
+            self._set_dummy(ds, tag, vr, elem)
+            return
+        text = _raw_bytes(elem).decode("ascii", "replace").strip("\x00 ")
+        if not text:
+            return
+        days, seconds = self.ctx.days, self.ctx.seconds
+        values = text.split("\\")
+        if vr == "DA":
+            partner = _time_partner(tag)
+            if partner is not None and partner in ds and len(values) == 1:
+                tm_elem = ds.get_item(partner)
+                tm = _raw_bytes(tm_elem).decode("ascii", "replace").strip("\x00 ")
+                pair = shift_da_tm(values[0], tm, days, seconds) if tm and "\\" not in tm else None
+                if pair is not None and self._date_action(partner) == "shift":
+                    self._record(ds, tag, "DA", elem, True)
+                    ds[tag] = DataElement(tag, "DA", pair[0])
+                    ds[partner] = DataElement(partner, "TM", pair[1])
+                    handled.add(partner)
+                    self.ctx.counts["shifted"] += 2
+                    return
+            new = [shift_da(v, days) for v in values]
+        elif vr == "DT":
+            new = [shift_dt(v, days, seconds) for v in values]
+        else:
+            new = [shift_tm(v, seconds) for v in values]
+        if any(v is None for v in new):
+            self._set_dummy(ds, tag, vr, elem)  # unreadable date: a dummy, never the original
+            self.ctx.counts["unshiftable"] += 1
+            return
+        self._record(ds, tag, vr, elem, True)
+        ds[tag] = DataElement(tag, vr, [v for v in new if v is not None] if len(new) > 1 else new[0])
+        self.ctx.counts["shifted"] += 1
+
+    def _date_action(self, tag: int) -> str:
+        action = self.profile.resolve(tag)
+        if action is not None and action.code == "C":
+            return "shift"
+        return "other"
+
+    # -- setters -----------------------------------------------------------------------------
+
+    def _set_dummy(self, ds: Any, tag: int, vr: str, elem: Any) -> None:
+        from pydicom.dataelem import DataElement
+
+        if vr == "UI":
+            self._replace_uid(ds, tag, elem)
+            return
+        self._record(ds, tag, vr, elem, tag >> 16 == 0x0010)
+        ds[tag] = DataElement(tag, vr, dummy_value(vr, tag))
+        self.ctx.counts["D"] += 1
+
+    def _set_empty(self, ds: Any, tag: int, vr: str, elem: Any) -> None:
+        from pydicom.dataelem import DataElement
+        from pydicom.sequence import Sequence
+
+        self._record(ds, tag, vr, elem, tag >> 16 == 0x0010)
+        ds[tag] = DataElement(tag, vr, Sequence() if vr == "SQ" else None)
+        self.ctx.counts["Z"] += 1
+
+    def _remove(self, ds: Any, tag: int, vr: str, elem: Any, high_risk: bool = False) -> None:
+        self._record(ds, tag, vr, elem, high_risk or tag >> 16 == 0x0010)
+        del ds[tag]
+        self.ctx.counts["X"] += 1
+
+    def _schedule_clean(self, ds: Any, tag: int, vr: str, cleaner: Callable[[str], str] | None = None) -> None:
+        if vr in TEXT_VRS:  # coded strings (CS) are kept: a mask is not a valid CS value
+            self.ctx.to_clean.append((ds, tag, vr, cleaner))
+
+    # -- the walk ----------------------------------------------------------------------------
+
+    def walk(self, ds: Dataset, mode: int = NORMAL, depth: int = 0) -> None:
+        if depth > 64:
+            raise DeidentificationError("sequences nested deeper than 64 levels")
+        private_tags: list[int] = []
+        handled: set[int] = set()
+        for tag in list(ds.keys()):
+            tag = int(tag)
+            if tag in handled:
+                continue
+            group, element = tag >> 16, tag & 0xFFFF
+            if group & 1:
+                private_tags.append(tag)
+                continue
+            elem = ds.get_item(tag)
+            vr = elem.VR or _dict_vr(tag) or "UN"
+            if vr == "UN":
+                known = _dict_vr(tag)
+                if known and known != "UN":
+                    vr = known
+                    elem = ds[tag]  # pydicom resolves UN of a standard tag through its dictionary
+                    vr = elem.VR
+            if element == 0 or group in (0x0000, 0x0002, 0xFFFA, 0xFFFC) or group == 0xFFFE:
+                self._remove(ds, tag, vr, elem)
+                continue
+            if group == MEDCLOAK_GROUP and element in (0x0062, 0x0063, 0x0064):
+                del ds[tag]  # rewritten after the walk
+                continue
+            action = self.profile.resolve(tag)
+            self._apply(ds, tag, vr, elem, action, mode, depth, handled)
+        if private_tags:
+            self._private(ds, private_tags, depth)
+
+    def _apply(
+        self, ds: Any, tag: int, vr: str, elem: Any, action: Action | None, mode: int, depth: int,
+        handled: set[int],
+    ) -> None:
+        if action is None:
+            if _dict_vr(tag) is None:
+                self._remove(ds, tag, vr, elem)  # of no dictionary: we cannot know what it holds
+                return
+            if vr == "SQ":
+                self._walk_items(ds, tag, mode, depth)
+            elif vr == "UI":
+                if not _is_class_uid(tag):
+                    self._replace_uid(ds, tag, elem)
+            elif mode == DUMMY and tag not in CODE_TAGS and (vr in TEXT_VRS or vr in DATE_VRS or vr == "AS"):
+                self._set_dummy(ds, tag, vr, elem)
+            elif mode == CLEAN and tag not in CODE_TAGS and vr in TEXT_VRS:
+                self._schedule_clean(ds, tag, vr)
+            elif mode == CLEAN and vr in DATE_VRS:
+                self._date(ds, tag, vr, elem, handled)
+            return
+        code = action.code
+        if code == "K":
+            if vr == "SQ":
+                self._walk_items(ds, tag, mode, depth)
+            elif vr == "UI" and not _is_class_uid(tag):
+                self._replace_uid(ds, tag, elem)  # a kept UID is still pseudonymised unless retain-uids
+            return
+        if code == "X":
+            self._remove(ds, tag, vr, elem)
+        elif code == "Z":
+            self._set_empty(ds, tag, vr, elem)
+        elif code == "D":
+            if vr == "SQ":
+                self._walk_items(ds, tag, DUMMY, depth)
+            else:
+                self._set_dummy(ds, tag, vr, elem)
+        elif code == "U":
+            if vr == "SQ":
+                self._walk_items(ds, tag, mode, depth)
+            elif vr == "UI":
+                self._replace_uid(ds, tag, elem)
+            else:
+                self._set_dummy(ds, tag, vr, elem)
+        elif code == "C":
+            self._clean(ds, tag, vr, elem, depth, handled)
+        elif code == "P":
+            self._pseudonym(ds, tag, vr, elem)
+        elif code == "R":
+            from pydicom.dataelem import DataElement
+
+            self._record(ds, tag, vr, elem, tag >> 16 == 0x0010)
+            ds[tag] = DataElement(tag, vr, action.value)
+            self.ctx.counts["R"] += 1
+        elif code == "E":
+            import re
+
+            pattern = re.compile(action.pattern or "")
+            self._schedule_clean(
+                ds, tag, vr,
+                lambda text: pattern.sub(lambda m: "*" * min(3, len(m.group(0))), text),
+            )
+        else:  # pragma: no cover - codes are validated when the profile is built
+            raise DeidentificationError(f"unknown action {code}")
+
+    def _clean(self, ds: Any, tag: int, vr: str, elem: Any, depth: int, handled: set[int]) -> None:
+        if vr == "SQ":
+            self._walk_items(ds, tag, CLEAN, depth)
+        elif vr in DATE_VRS:
+            self._date(ds, tag, vr, elem, handled)
+        elif vr == "UI":
+            self._replace_uid(ds, tag, elem)
+        elif vr in TEXT_VRS:
+            self._schedule_clean(ds, tag, vr)
+        elif vr in BINARY_VRS:
+            # binary content we cannot clean (curve or overlay data kept by clean-graphics)
+            if tag >> 16 & 0xFF00 == 0x6000:
+                self.ctx.overlay_seen = True
+            else:
+                self._remove(ds, tag, vr, elem)
+        # numbers (IS, DS, US, ...) kept: the option keeps them (e.g. patient characteristics)
+
+    def _pseudonym(self, ds: Any, tag: int, vr: str, elem: Any) -> None:
+        from pydicom.dataelem import DataElement
+
+        self._record(ds, tag, vr, elem, True)
+        identity = self.ctx.patient_identity
+        value = (
+            self.ctx.keyring.patient_name(identity) if vr == "PN" else self.ctx.keyring.patient_id(identity)
+        )
+        ds[tag] = DataElement(tag, vr, value)
+        self.ctx.counts["P"] += 1
+
+    def _walk_items(self, ds: Any, tag: int, mode: int, depth: int) -> None:
+        seq = ds[tag].value
+        if seq is None:
+            return
+        for item in seq:
+            self.walk(item, mode, depth + 1)
+
+    # -- private -----------------------------------------------------------------------------
+
+    def _private(self, ds: Any, tags: list[int], depth: int) -> None:
+        creators: dict[tuple[int, int], str] = {}
+        for tag in tags:
+            group, element = tag >> 16, tag & 0xFFFF
+            if 0x0010 <= element <= 0x00FF:
+                value = _raw_bytes(ds.get_item(tag)).decode("latin-1").strip("\x00 ")
+                creators[(group, element)] = value
+        declared = _declared_blocks(ds) if 0x00080300 in ds else {}
+        used: set[tuple[int, int]] = set()
+        for tag in tags:
+            group, element = tag >> 16, tag & 0xFFFF
+            if 0x0010 <= element <= 0x00FF:
+                continue
+            block = element >> 8
+            creator = creators.get((group, block)) if element >= 0x1000 else None
+            elem = ds.get_item(tag)
+            keep = (
+                creator is not None
+                and group > 0x0008
+                and group != 0xFFFF
+                and self._keep_private(creator, group, element, declared)
+            )
+            vr = elem.VR or "UN"
+            if not keep:
+                # a removed private value is a needle only when it is explicitly a name or a date:
+                # other private values often repeat kept ones (creator strings, copies of codes)
+                if vr in ("PN", "DA", "DT"):
+                    self._record(ds, tag, vr, elem, True)
+                del ds[tag]
+                self.ctx.counts["X"] += 1
+                continue
+            used.add((group, block))
+            self.ctx.counts["private-kept"] += 1
+            if vr == "UN":
+                vr = self._private_vr(creator or "", group, element) or "UN"
+            self._kept_private_value(ds, tag, vr, elem, depth)
+        for (group, element), _creator in creators.items():
+            if (group, element) not in used:
+                del ds[(group << 16) | element]
+
+    def _keep_private(self, creator: str, group: int, element: int, declared: dict[tuple[str, int], tuple[str, frozenset[int]]]) -> bool:
+        status = declared.get((creator, group))
+        if status is not None:
+            kind, offsets = status
+            if kind == "UNSAFE":
+                return False
+            if self.profile.has("retain-safe-private"):
+                if kind == "SAFE":
+                    return True
+                if kind == "MIXED" and (element & 0xFF) in offsets:
+                    return True
+        return self.profile.keep_private(creator, group, element)
+
+    def _private_vr(self, creator: str, group: int, element: int) -> str | None:
+        return _private_vrs().get((creator, group, element & 0xFF))
+
+    def _kept_private_value(self, ds: Any, tag: int, vr: str, elem: Any, depth: int) -> None:
+        """A retained private element still follows the rules for its kind of value."""
+        if vr == "SQ" or (vr == "UN" and isinstance(ds[tag].value, list)):
+            if ds[tag].VR == "SQ":
+                self._walk_items(ds, tag, NORMAL, depth)
+            return
+        if vr in DATE_VRS:
+            self._date(ds, tag, vr, elem, set())
+        elif vr == "UI":
+            self._replace_uid(ds, tag, elem)
+        elif vr == "PN":
+            self._set_dummy(ds, tag, vr, elem)
+
+    def finish(self) -> None:
+        """Clean the scheduled text elements, now that every identifying value is known."""
+        if not self.ctx.to_clean:
+            return
+        from pydicom.dataelem import DataElement
+
+        from .clean import TextCleaner
+
+        cleaner = TextCleaner(self.ctx.text_values)
+        for ds, tag, vr, custom in self.ctx.to_clean:
+            if tag not in ds:
+                continue
+            values = _text(ds, tag)
+            fn = custom or cleaner
+            new = [fn(v) for v in values]
+            if new != values:
+                self.ctx.counts["C"] += 1
+                ds[tag] = DataElement(tag, vr, new if len(new) > 1 else (new[0] if new else None))
+
+
+@lru_cache(maxsize=None)
+def _private_vrs() -> dict[tuple[str, int, int], str]:
+    from .profile import rule_data
+
+    out = {}
+    for name in ("tcia_private.json", "ps315_e3_10.json"):
+        for e in rule_data(name)["elements"]:
+            if e["vr"] and len(e["vr"]) == 2:
+                out[(e["creator"], int(e["group"], 16), int(e["offset"], 16))] = e["vr"]
+    return out
+
+
+def _declared_blocks(ds: Any) -> dict[tuple[str, int], tuple[str, frozenset[int]]]:
+    """Private blocks described by (0008,0300) Private Data Element Characteristics Sequence."""
+    out: dict[tuple[str, int], tuple[str, frozenset[int]]] = {}
+    for item in ds[0x00080300].value or []:
+        group = item.get((0x0008, 0x0301))
+        creator = item.get((0x0008, 0x0302))
+        status = item.get((0x0008, 0x0303))
+        if group is None or creator is None or status is None:
+            continue
+        offsets = item.get((0x0008, 0x0304))
+        values: list[int] = []
+        if offsets is not None and offsets.value is not None:
+            raw = offsets.value
+            values = [int(v) for v in (raw if isinstance(raw, (list, tuple)) or type(raw).__name__ == "MultiValue" else [raw])]
+        out[(str(creator.value).strip(), int(group.value))] = (
+            str(status.value).strip().upper(),
+            frozenset(v & 0xFF for v in values),
+        )
+    return out

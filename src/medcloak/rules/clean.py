@@ -1,0 +1,69 @@
+"""Cleaning free text (action C on text): keep the text, remove what identifies.
+
+Two sources of identifying parts: the identifying values of the object's own header (names, IDs,
+institution, ... wherever they appear in the text, any case) and patterns (dates, phone numbers,
+e-mail addresses, ID-like tokens, street addresses, postcodes). Each part found becomes ``***``;
+parts shorter than three characters are never matched, so a cleaned value is never longer than the
+original and stays within its VR's length limit.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+MASK = "***"
+MIN_NEEDLE = 3
+_MONTHS = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
+_STREET = (
+    r"(?:street|st|road|rd|avenue|ave|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|"
+    r"square|sq|terrace|parkway|pkwy|highway|hwy|strasse|straße|weg|allee|platz|rue|via)"
+)
+PATTERNS = [
+    re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),  # e-mail
+    re.compile(r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b"),  # 2020-01-31
+    re.compile(r"\b\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\b"),  # 31/01/2020
+    re.compile(r"\b(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\b"),  # 20200131
+    re.compile(rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTHS}\.?,?\s+\d{{2,4}}\b", re.I),
+    re.compile(rf"\b{_MONTHS}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{2,4}}\b", re.I),
+    re.compile(r"(?<![\w.])\+?\(?\d{2,4}\)?(?:[\s.-]?\d{2,4}){2,4}(?![\w.])"),  # phone
+    re.compile(rf"\b\d{{1,5}}\s+(?:[A-Za-z]+\s+){{0,3}}{_STREET}\b\.?", re.I),  # street address
+    re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b"),  # UK postcode
+    re.compile(r"\b(?=[A-Za-z0-9-]*\d[A-Za-z0-9-]*\d[A-Za-z0-9-]*\d[A-Za-z0-9-]*\d)[A-Za-z0-9-]{5,}\b"),
+]
+
+
+def identifying_parts(values: Iterable[str]) -> list[str]:
+    """Needles from header values: each whole value and each name component / word of it."""
+    out: set[str] = set()
+    for value in values:
+        value = value.strip()
+        if len(value) >= MIN_NEEDLE:
+            out.add(value)
+        for part in re.split(r"[\^=\\\s,]+", value):
+            if len(part) >= MIN_NEEDLE and not part.isdigit() or len(part) >= 4:
+                out.add(part)
+    return sorted(out, key=len, reverse=True)
+
+
+class TextCleaner:
+    """Cleans text against a fixed set of identifying values, compiled once per object."""
+
+    def __init__(self, needles: Iterable[str], extra: Iterable[str] = ()) -> None:
+        parts = [p for p in identifying_parts(needles) if len(p) >= MIN_NEEDLE]
+        self._values = (
+            re.compile("|".join(re.escape(p) for p in parts), re.IGNORECASE) if parts else None
+        )
+        self._extra = [re.compile(p) for p in extra]
+
+    def __call__(self, text: str) -> str:
+        if self._values is not None:
+            text = self._values.sub(MASK, text)
+        for pattern in PATTERNS:
+            text = pattern.sub(MASK, text)
+        for pattern in self._extra:
+            text = pattern.sub(lambda m: MASK if len(m.group(0)) >= len(MASK) else "*" * len(m.group(0)), text)
+        return text

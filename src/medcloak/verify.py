@@ -1,0 +1,207 @@
+"""Independent checks of what medcloak writes.
+
+:func:`scan_for_needles` runs on every object's bytes before it is published: any original
+identifying value found quarantines the object. :func:`verify_release` re-reads a release tree on its
+own, with nothing but the release's documentation (and, if given, the private audit) to go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from .model import Finding
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+DOC_NAME = "DEIDENTIFICATION.json"
+_UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+
+
+def scan_for_needles(
+    data: bytes,
+    needles: dict[bytes, Any],
+    pixel_data_length: int = 0,
+    original: Callable[[], bytes] | None = None,
+) -> str | None:
+    """The attribute keyword of the first original value that survives in ``data``, or ``None``.
+
+    The search ignores case. Native Pixel Data (the last ``pixel_data_length`` bytes) holds
+    numbers, not text, and is not searched; encapsulated Pixel Data is. A *high-risk* needle
+    (names, IDs, dates, UIDs, anything of the patient) is a leak wherever it occurs. A low-risk one
+    (an institution, a description) is a leak only when it occurs more often than the input's
+    kept attributes explain: ``original()`` gives the input's bytes for that count.
+    """
+    if not needles:
+        return None
+    region = data[: len(data) - pixel_data_length] if pixel_data_length else data
+    haystack = region.lower()
+    source: bytes | None = None
+    for needle, info in needles.items():
+        if needle not in haystack:
+            continue
+        if info.high or original is None:
+            return str(info.keyword)
+        if source is None:
+            source = original().lower()
+        if haystack.count(needle) > source.count(needle) - info.removed:
+            return str(info.keyword)
+    return None
+
+
+# ---- release verification -----------------------------------------------------------------------
+
+
+def _walk(ds: Dataset, depth: int = 0) -> Iterator[tuple[Any, int]]:
+    for elem in ds:
+        yield elem, depth
+        if elem.VR == "SQ" and elem.value:
+            for item in elem.value:
+                yield from _walk(item, depth + 1)
+
+
+def _load_doc(release: Path) -> dict[str, Any]:
+    doc = release / DOC_NAME
+    if not doc.is_file():
+        return {}
+    return json.loads(doc.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def _old_values(audit: Path | None) -> tuple[set[str], list[bytes]]:
+    """Original UIDs (exact match) and original patient IDs (substring) from the private audit."""
+    uids: set[str] = set()
+    ids: list[bytes] = []
+    if audit is None:
+        return uids, ids
+    uid_map = audit / "uid_map.csv"
+    if uid_map.is_file():
+        with uid_map.open(newline="", encoding="utf-8") as fh:
+            uids = {row["id_old"] for row in csv.DictReader(fh)}
+    patient_map = audit / "patient_map.csv"
+    if patient_map.is_file():
+        with patient_map.open(newline="", encoding="utf-8") as fh:
+            ids = [
+                row["id_old"].encode("utf-8").lower()
+                for row in csv.DictReader(fh)
+                if len(row["id_old"]) >= 4 and not row["id_old"].startswith(("name:", "study:"))
+            ]
+    return uids, ids
+
+
+def verify_file(path: Path, profile: Any, old_uids: set[str], old_ids: list[bytes], rel: str) -> list[Finding]:
+    """Every finding for one released DICOM file."""
+    import pydicom
+
+    from .rules.actions import _is_class_uid
+
+    findings: list[Finding] = []
+
+    def err(msg: str) -> None:
+        findings.append(Finding(rel, "error", msg))
+
+    data = path.read_bytes()
+    if len(data) < 132 or data[128:132] != b"DICM":
+        err("not a DICOM Part 10 file")
+        return findings
+    if data[:128] != b"\x00" * 128:
+        err("preamble is not zero")
+    try:
+        ds = pydicom.dcmread(path)
+    except Exception as exc:  # noqa: BLE001 - any failure to read is a finding
+        err(f"unreadable ({type(exc).__name__})")
+        return findings
+    header = data
+    pixels = ds.get_item(0x7FE00010) if 0x7FE00010 in ds else None
+    if pixels is not None and not ds.file_meta.TransferSyntaxUID.is_encapsulated:
+        header = data[: getattr(pixels, "value_tell", len(data))]  # native pixels hold no text
+    lowered = header.lower()
+    for old in old_ids:
+        if old in lowered:
+            err("an original Patient ID from the audit occurs in the file")
+            break
+    meta = ds.file_meta
+    if str(meta.get("MediaStorageSOPInstanceUID", "")) != str(ds.get("SOPInstanceUID", "")):
+        err("Media Storage SOP Instance UID differs from SOP Instance UID")
+    if str(ds.get("PatientIdentityRemoved", "")) != "YES":
+        err("Patient Identity Removed is not YES")
+    if not ds.get("DeidentificationMethod"):
+        err("no De-identification Method")
+    codes = {str(i.get("CodeValue", "")) for i in ds.get("DeidentificationMethodCodeSequence", [])}
+    if "113100" not in codes:
+        err("De-identification Method Code Sequence lacks 113100")
+    if profile is not None:
+        expected = {c for c, _ in profile.method_codes()}
+        if codes != expected:
+            err("De-identification Method Code Sequence differs from the documented profile")
+    retain_uids = "113110" in codes
+    for elem, _depth in _walk(ds):
+        tag = int(elem.tag)
+        group = tag >> 16
+        if tag == 0xFFFCFFFC:
+            err("Data Set Trailing Padding present")
+        if group == 0x0002:
+            err("File Meta element inside the data set")
+        if group & 1:
+            element = tag & 0xFFFF
+            if element >= 0x1000 and profile is not None and not _private_allowed(ds, elem, profile):
+                err(f"private attribute ({group:04X},{element:04X}) not on the safe list")
+            continue
+        if elem.VR == "UI" and elem.value:
+            values = elem.value if isinstance(elem.value, (list, tuple)) or type(elem.value).__name__ == "MultiValue" else [elem.value]
+            for v in values:
+                v = str(v)
+                if not (0 < len(v) <= 64 and _UID.match(v)):
+                    err(f"invalid UID in {elem.keyword or hex(tag)}")
+                elif v in old_uids and not _is_class_uid(tag):
+                    err(f"an original UID from the audit in {elem.keyword or hex(tag)}")
+                elif not retain_uids and not v.startswith(("2.25.", "1.2.840.10008.")) and not _is_class_uid(tag):
+                    err(f"UID in {elem.keyword or hex(tag)} is not pseudonymised")
+        if profile is not None:
+            action = profile.resolve(tag)
+            if action is not None and action.code == "X" and group != 0x0012:
+                err(f"{elem.keyword or hex(tag)} should have been removed")
+            elif action is not None and action.code == "Z" and elem.value not in (None, "", b"") and not (elem.VR == "SQ" and len(elem.value) == 0):
+                err(f"{elem.keyword or hex(tag)} should be empty")
+    return findings
+
+
+def _private_allowed(ds: Any, elem: Any, profile: Any) -> bool:
+    # creators live in the same data set as the element: look them up through the element's
+    # private_creator attribute, which pydicom fills in for private tags it reads
+    creator = getattr(elem, "private_creator", None)
+    tag = int(elem.tag)
+    if creator is None:
+        return False
+    return bool(profile.keep_private(str(creator), tag >> 16, tag & 0xFFFF))
+
+
+def verify_release(release: Path, audit: Path | None = None) -> list[Finding]:
+    """Check a release tree on its own; returns every finding (empty when clean)."""
+    from .rules.profile import load_profile
+
+    findings: list[Finding] = []
+    doc = _load_doc(release)
+    profile = None
+    if not doc:
+        findings.append(Finding(DOC_NAME, "error", "the release carries no de-identification document"))
+    else:
+        try:
+            profile = load_profile(
+                "tcia-private" if doc.get("profile") == "tcia-private" else None, doc.get("options", [])
+            )
+        except Exception as exc:  # noqa: BLE001
+            findings.append(Finding(DOC_NAME, "error", f"documented profile does not load: {exc}"))
+    old_uids, old_ids = _old_values(audit)
+    for path in sorted(release.rglob("*")):
+        if not path.is_file() or path.name == DOC_NAME or path.name == "DEIDENTIFICATION.txt":
+            continue
+        rel = path.relative_to(release).as_posix()
+        if path.suffix != ".dcm":
+            findings.append(Finding(rel, "error", "file of no known released kind"))
+            continue
+        findings.extend(verify_file(path, profile, old_uids, old_ids, rel))
+    return findings
