@@ -65,7 +65,9 @@ def test_canary_no_planted_token_survives(tmp_path, secret_file):
     assert ds.LongitudinalTemporalInformationModified == "REMOVED"
     # a Type 2 attribute stays present and empty; a pseudonym replaces the patient's identity
     assert "StudyDate" in ds and ds.StudyDate == ""
-    assert ds.PatientID == Keyring(SECRET).patient_id("id:" + tokens[0] + "|" + "CNRYISSUER04")
+    original = pydicom.dcmread(path)
+    identity = f"id:{original.PatientID}|{original.IssuerOfPatientID}"
+    assert ds.PatientID == Keyring(SECRET).patient_id(identity)
     assert str(ds.PatientName) == ds.PatientID
     # the SR text in a Content Sequence (action D) became a dummy, the structure stays
     assert ds.ContentSequence[0].TextValue == "ANONYMIZED"
