@@ -331,3 +331,36 @@ def test_site_override_replace_and_keep(tmp_path, secret_file):
     assert out.InstitutionName == "CONSORTIUM SITE 3"
     doc = json.loads((tmp_path / "out" / "DEIDENTIFICATION.json").read_text())
     assert doc["site_overrides_sha256"] == hashlib.sha256(profile.read_bytes()).hexdigest()
+    # verify rebuilds the same profile from the release's document: the kept attribute is no finding
+    from medcloak.verify import verify_release
+
+    assert verify_release(tmp_path / "out", tmp_path / "out.audit") == []
+
+
+def test_readme_demo_on_data_samples(tmp_path):
+    """The README's first command, on the shipped samples: everything released, nothing planted
+    by make_samples.py survives, and the release verifies."""
+    from medcloak.cli import main
+
+    samples = Path(__file__).resolve().parents[1] / "data_samples" / "dicom"
+    out = tmp_path / "release"
+    code = main(["run", str(samples), "--out", str(out), "--option", "retain-long-modified-dates",
+                 "--option", "retain-safe-private"])
+    assert code == 0
+    assert len(released(out)) == 6
+    blob, names = all_bytes_and_names(out)
+    for planted in ("sinclair", "maud", "elspeth", "nf00482913", "achterberg", "joost", "nf00777120",
+                    "19470322", "19820611", "orchard lane", "1632 960 471", "northfield", "okafor",
+                    "lindqvist", "nfg-ct-02", "1.2.826.0.1.3680043.10.1024", "20230917"):
+        assert planted not in names
+        assert planted.encode() not in blob, planted
+    assert main(["verify", str(out), "--audit", str(tmp_path / "release.audit")]) == 0
+    objs = [pydicom.dcmread(p) for p in released(out)]
+    cts = [o for o in objs if o.Modality == "CT"]
+    assert len({o.PatientID for o in cts}) == 1 and len(cts) == 3
+    # the safe private block survives in both of its positions
+    assert sorted((o[0x0019, 0x0010].value if (0x0019, 0x0010) in o else o[0x0019, 0x0043].value) for o in cts) == ["GEMS_ACQU_01"] * 3
+    (rs,) = [o for o in objs if o.Modality == "RTSTRUCT"]
+    refs = {r.ReferencedSOPInstanceUID for r in rs.ReferencedFrameOfReferenceSequence[0]
+            .RTReferencedStudySequence[0].RTReferencedSeriesSequence[0].ContourImageSequence}
+    assert refs == {o.SOPInstanceUID for o in cts}

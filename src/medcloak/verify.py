@@ -181,7 +181,7 @@ def _private_allowed(ds: Any, elem: Any, profile: Any) -> bool:
 
 def verify_release(release: Path, audit: Path | None = None) -> list[Finding]:
     """Check a release tree on its own; returns every finding (empty when clean)."""
-    from .rules.profile import load_profile
+    from .rules.profile import profile_from_document
 
     findings: list[Finding] = []
     doc = _load_doc(release)
@@ -190,9 +190,7 @@ def verify_release(release: Path, audit: Path | None = None) -> list[Finding]:
         findings.append(Finding(DOC_NAME, "error", "the release carries no de-identification document"))
     else:
         try:
-            profile = load_profile(
-                "tcia-private" if doc.get("profile") == "tcia-private" else None, doc.get("options", [])
-            )
+            profile = profile_from_document(doc)
         except Exception as exc:  # noqa: BLE001
             findings.append(Finding(DOC_NAME, "error", f"documented profile does not load: {exc}"))
     old_uids, old_ids = _old_values(audit)

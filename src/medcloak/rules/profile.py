@@ -104,7 +104,7 @@ class Profile:
     private_keep: tuple[PrivateBlockRule, ...] = ()
     private_remove: tuple[PrivateBlockRule, ...] = ()
     overrides_digest: str | None = None
-    _extra: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     def has(self, option: str) -> bool:
         return option in self.options
@@ -152,6 +152,7 @@ class Profile:
             "options": list(self.options),
             "method_codes": [{"code": c, "scheme": "DCM", "meaning": m} for c, m in self.method_codes()],
             "site_overrides_sha256": self.overrides_digest,
+            "site_overrides": self.overrides,
         }
 
     def rows(self) -> Iterable[tuple[str, str, Action]]:
@@ -207,8 +208,23 @@ def _check_options(options: Iterable[str]) -> tuple[str, ...]:
     return tuple(o for o in OPTIONS if o in chosen)
 
 
+def profile_from_document(doc: Mapping[str, Any]) -> Profile:
+    """The profile a release was made with, from its ``DEIDENTIFICATION.json``."""
+    name = doc.get("profile")
+    site = doc.get("site_overrides") or {}
+    options = [o for o in doc.get("options", []) if o not in site.get("options", [])]
+    if site:
+        return load_profile(None, options, overrides=dict(site), name=str(name), digest=doc.get("site_overrides_sha256"))
+    return load_profile(name if name in BUILTIN_PROFILES else None, options)
+
+
 def load_profile(
-    profile: str | Path | None = None, options: Iterable[str] = ()
+    profile: str | Path | None = None,
+    options: Iterable[str] = (),
+    *,
+    overrides: dict[str, Any] | None = None,
+    name: str | None = None,
+    digest: str | None = None,
 ) -> Profile:
     """Build the effective profile.
 
@@ -220,10 +236,12 @@ def load_profile(
     options
         Option names of the command-line contract (see :data:`OPTIONS`).
     """
-    overrides: dict[str, Any] = {}
-    name = "basic"
-    digest = None
     extra_lists: list[str] = []
+    if overrides is not None:
+        name = name or str(overrides.get("name", "site"))
+    else:
+        overrides = {}
+        name = "basic"
     if profile is not None and str(profile) not in BUILTIN_PROFILES:
         path = Path(profile)
         if path.suffix != ".toml":
@@ -296,6 +314,7 @@ def load_profile(
         private_keep=site.private_keep,
         private_remove=site.private_remove,
         overrides_digest=digest,
+        overrides=overrides,
     )
 
 
