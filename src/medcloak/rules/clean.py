@@ -30,9 +30,12 @@ PATTERNS = [
     re.compile(rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTHS}\.?,?\s+\d{{2,4}}\b", re.I),
     re.compile(rf"\b{_MONTHS}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{2,4}}\b", re.I),
     re.compile(r"(?<![\w.])\+?\(?\d{2,4}\)?(?:[\s.-]?\d{2,4}){2,4}(?![\w.])"),  # phone
-    re.compile(rf"\b\d{{1,5}}\s+(?:[A-Za-z]+\s+){{0,3}}{_STREET}\b\.?", re.I),  # street address
+    re.compile(rf"\b\d{{1,5}}[A-Za-z]?\s+(?:[A-Za-z]+\s+){{0,3}}{_STREET}\b\.?", re.I),  # street address
     re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b"),  # UK postcode
-    re.compile(r"\b(?=[A-Za-z0-9-]*\d[A-Za-z0-9-]*\d[A-Za-z0-9-]*\d[A-Za-z0-9-]*\d)[A-Za-z0-9-]{5,}\b"),
+    re.compile(r"\b[0-9]{5,}\b"),  # long numbers: record numbers, postcodes
+    # ID-like tokens: six or more characters of which five or more are digits (MRN QX7781234);
+    # short technical tokens (B1000, T2W, 3D) are not identifiers
+    re.compile(r"\b(?=(?:[A-Za-z-]*[0-9]){5})[A-Za-z0-9-]{6,}\b"),
 ]
 
 
@@ -60,10 +63,11 @@ class TextCleaner:
         self._extra = [re.compile(p) for p in extra]
 
     def __call__(self, text: str) -> str:
-        if self._values is not None:
-            text = self._values.sub(MASK, text)
+        # patterns first, so that an e-mail address or a date holding a name goes as a whole
         for pattern in PATTERNS:
             text = pattern.sub(MASK, text)
+        if self._values is not None:
+            text = self._values.sub(MASK, text)
         for pattern in self._extra:
             text = pattern.sub(lambda m: MASK if len(m.group(0)) >= len(MASK) else "*" * len(m.group(0)), text)
         return text

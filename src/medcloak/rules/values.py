@@ -35,10 +35,14 @@ TEXT_VRS = {"AE", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"}
 DATE_VRS = {"DA", "DT", "TM"}
 MAX_LENGTH = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "IS": 12, "LO": 64,
               "LT": 10240, "PN": 64, "SH": 16, "ST": 1024, "TM": 14, "UI": 64}
-_DA = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
-_TM = re.compile(r"^(\d{2})(?:(\d{2})(?:(\d{2})(\.\d{1,6})?)?)?$")
-_DT = re.compile(r"^(\d{4})(?:(\d{2})(?:(\d{2})(\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,6})?)?)?)?)?)?([+-]\d{4})?$")
-_UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+_DA = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})")
+_TM = re.compile(r"([0-9]{2})(?:([0-9]{2})(?:([0-9]{2})(\.[0-9]{1,6})?)?)?")
+_DT = re.compile(
+    r"([0-9]{4})(?:([0-9]{2})(?:([0-9]{2})([0-9]{2}(?:[0-9]{2}(?:[0-9]{2}(?:\.[0-9]{1,6})?)?)?)?)?)?"
+    r"([+-][0-9]{4})?"
+)
+_UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
+_AS = re.compile(r"[0-9]{3}[DWMY]")
 
 
 def dummy_value(vr: str, tag: int = 0) -> object:
@@ -48,14 +52,38 @@ def dummy_value(vr: str, tag: int = 0) -> object:
     if vr in DUMMY_TEXT:
         return DUMMY_TEXT[vr]
     if vr in BINARY_VRS:
-        return b"\x00\x00"
+        return b"\x00" * 8  # a whole number of 2-, 4- and 8-byte words
     if vr in NUMBER_VRS:
         return 0
     raise ValueError(f"no dummy for VR {vr}")
 
 
 def valid_uid(value: str) -> bool:
-    return 0 < len(value) <= 64 and bool(_UID.match(value))
+    return 0 < len(value) <= 64 and _UID.fullmatch(value) is not None
+
+
+def _ymd(d: date | datetime) -> str:
+    """YYYYMMDD with a four-digit year (``strftime`` drops the zeros of years before 1000)."""
+    return f"{d.year:04d}{d.month:02d}{d.day:02d}"
+
+
+def _read_da(value: str) -> date | None:
+    m = _DA.fullmatch(value)
+    if not m:
+        return None
+    try:
+        return date(int(m[1]), int(m[2]), int(m[3]))
+    except ValueError:
+        return None
+
+
+def _valid_zone(zone: str) -> bool:
+    """A DT UTC offset &ZZXX within -1200..+1400."""
+    hours, minutes = int(zone[1:3]), int(zone[3:5])
+    if minutes > 59:
+        return False
+    total = hours * 60 + minutes
+    return total <= (14 * 60 if zone[0] == "+" else 12 * 60)
 
 
 def validate_value(vr: str, value: str) -> str | None:
@@ -64,19 +92,25 @@ def validate_value(vr: str, value: str) -> str | None:
     for part in value.split("\\") if vr not in ("LT", "ST", "UT", "UR") else [value]:
         if limit and len(part) > limit:
             return f"is longer than {limit} characters allowed for {vr}"
-        if vr == "DA" and part and not _DA.match(part):
+        if vr == "DA" and part and _read_da(part) is None:
             return "is not a DA date YYYYMMDD"
-        if vr == "TM" and part and not _TM.match(part):
+        if vr == "TM" and part and _tm_parts(part, strict=True) is None:
             return "is not a TM time HHMMSS.FFFFFF"
+        if vr == "DT" and part and shift_dt(part, 0, 0) is None:
+            return "is not a DT date-time YYYYMMDDHHMMSS.FFFFFF&ZZXX"
+        if vr == "AS" and part and _AS.fullmatch(part) is None:
+            return "is not an age nnnD, nnnW, nnnM or nnnY"
         if vr == "UI" and part and not valid_uid(part):
             return "is not a valid UID"
-        if vr in ("IS",) and part and not re.fullmatch(r"\s*[+-]?\d+\s*", part):
-            return "is not an integer string"
-        if vr == "DS" and part:
-            try:
-                float(part)
-            except ValueError:
-                return "is not a decimal string"
+        if vr == "IS" and part:
+            if re.fullmatch(r" *[+-]?[0-9]+ *", part) is None:
+                return "is not an integer string"
+            if not -(2**31) <= int(part) < 2**31:
+                return "is outside the range of IS"
+        if vr == "DS" and part and re.fullmatch(
+            r" *[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)? *", part
+        ) is None:
+            return "is not a decimal string"
         if vr == "CS" and not re.fullmatch(r"[A-Z0-9 _]*", part):
             return "holds characters not allowed in CS"
     return None
@@ -87,25 +121,21 @@ def validate_value(vr: str, value: str) -> str | None:
 
 def shift_da(value: str, days: int) -> str | None:
     """Shift a DA value; ``None`` when it is not a date we can read."""
-    m = _DA.match(value.strip())
-    if not m:
+    d = _read_da(value.strip())
+    if d is None:
         return None
     try:
-        d = date(int(m[1]), int(m[2]), int(m[3]))
-    except ValueError:
-        return None
-    try:
-        return (d + timedelta(days=days)).strftime("%Y%m%d")
+        return _ymd(d + timedelta(days=days))
     except OverflowError:
         return None
 
 
-def _tm_parts(value: str) -> tuple[int, int, int, str, int] | None:
+def _tm_parts(value: str, strict: bool = False) -> tuple[int, int, int, str, int] | None:
     """(hour, minute, second, fraction text, number of components) of a TM value."""
     v = value.strip()
-    if ":" in v:  # ACR-NEMA style HH:MM:SS
+    if ":" in v and not strict:  # ACR-NEMA style HH:MM:SS, read but never written
         v = v.replace(":", "")
-    m = _TM.match(v)
+    m = _TM.fullmatch(v)
     if not m:
         return None
     hour, minute, second = int(m[1]), int(m[2] or 0), int(m[3] or 0)
@@ -126,35 +156,37 @@ def shift_tm(value: str, seconds: int) -> str | None:
     if parts is None:
         return None
     hour, minute, second, frac, comps = parts
-    t = datetime(2000, 1, 1, hour, minute, second) + timedelta(seconds=seconds)
+    t = datetime(2000, 1, 1, hour, minute, second) + timedelta(seconds=seconds % 86400)
     return _format_tm(t, frac, comps)
 
 
 def shift_da_tm(da: str, tm: str, days: int, seconds: int) -> tuple[str, str] | None:
     """Shift a date and its time together, so a shift across midnight moves the date too."""
-    m = _DA.match(da.strip())
+    d = _read_da(da.strip())
     parts = _tm_parts(tm)
-    if not m or parts is None:
+    if d is None or parts is None:
         return None
     hour, minute, second, frac, comps = parts
     try:
-        t = datetime(int(m[1]), int(m[2]), int(m[3]), hour, minute, second)
+        t = datetime(d.year, d.month, d.day, hour, minute, second)
         t += timedelta(days=days, seconds=seconds)
     except (ValueError, OverflowError):
         return None
-    return t.strftime("%Y%m%d"), _format_tm(t, frac, comps)
+    return _ymd(t), _format_tm(t, frac, comps)
 
 
 def shift_dt(value: str, days: int, seconds: int) -> str | None:
     """Shift a DT value, keeping its precision and its UTC offset suffix."""
-    m = _DT.match(value.strip())
+    m = _DT.fullmatch(value.strip())
     if not m:
         return None
     year, month, day, time_text, zone = m[1], m[2], m[3], m[4], m[5] or ""
+    if zone and not _valid_zone(zone):
+        return None
     try:
         if day is None:  # year or year+month precision: shift by whole days, keep precision
             base = date(int(year), int(month or 1), 1) + timedelta(days=days)
-            return base.strftime("%Y%m")[: 4 + (2 if month else 0)] + zone
+            return _ymd(base)[: 4 + (2 if month else 0)] + zone
         if time_text is None:
             moved = shift_da(year + month + day, days)
             return None if moved is None else moved + zone
