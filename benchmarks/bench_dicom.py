@@ -3,6 +3,7 @@
 Run::
 
     python benchmarks/bench_dicom.py [--files N] [--ct N] [--rounds N] [--tmp DIR] [--no-engine]
+                                     [--diagnose]
 
 The machine this runs on is shared and noisy, so absolute times mean little; what counts is the
 ratio of each engine to the floor measured *in the same run*, with interleaved rounds (the order of
@@ -43,6 +44,10 @@ Engines (all one process, inline, each round writing to a fresh output folder)
                       its default burned-in-annotation guard (warn if YES), ``Anonymizer.anonymize``,
                       ``save_as(OUT/<new SOPInstanceUID>.dcm, enforce_file_format=True)``; one
                       ``Anonymizer`` per run, as its command line makes one per process.
+
+``--diagnose`` adds two rows that are *not* valid releases, only evidence of where medcloak's
+time goes: ``mc-diag-nofsync`` (the API loop with ``os.fsync`` made a no-op, i.e. ``publish``
+without its per-file fsync) and ``mc-diag-nowrite`` (``deidentify_dicom`` only, nothing written).
 
 Goals: medcloak >= 0.60x the floor and >= 1.6x dicognito on ``small``; >= 0.65x the floor on
 ``ct512``.
@@ -226,6 +231,33 @@ def make_medcloak() -> Callable[[list[Path], Path, Path], int]:
     return run_medcloak
 
 
+def make_medcloak_diagnostics() -> dict[str, Callable[[list[Path], Path, Path], int]]:
+    """Diagnostic rows (``--diagnose``), not releases: where the medcloak time goes."""
+    profile = load_profile()
+    keyring = Keyring(SECRET)
+    plain = make_medcloak()
+
+    def no_publish(paths: list[Path], out: Path, _in_dir: Path) -> int:
+        done = 0
+        for p in paths:
+            try:
+                deidentify_dicom(p, profile, keyring)  # in memory only: no file is written
+                done += 1
+            except MedcloakError:
+                pass
+        return done
+
+    def no_fsync(paths: list[Path], out: Path, in_dir: Path) -> int:
+        real = os.fsync
+        os.fsync = lambda fd: None  # publish() without its per-file fsync
+        try:
+            return plain(paths, out, in_dir)
+        finally:
+            os.fsync = real
+
+    return {"mc-diag-nofsync": no_fsync, "mc-diag-nowrite": no_publish}
+
+
 def make_medcloak_engine(secret_file: Path) -> Callable[[list[Path], Path, Path], int]:
     from medcloak.engine import run
 
@@ -307,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     ap.add_argument("--tmp", default=None, help="parent folder for the temporary corpus/output")
     ap.add_argument("--no-engine", action="store_true", help="skip the medcloak.engine.run row")
+    ap.add_argument("--diagnose", action="store_true",
+                    help="add diagnostic medcloak rows: publish without fsync; no writing at all")
     args = ap.parse_args(argv)
 
     warnings.simplefilter("ignore")  # pydicom warns about the odd test files; noise here
@@ -327,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_engine:
             engines["medcloak-engine"] = make_medcloak_engine(secret_file)
         engines["dicognito"] = run_dicognito
+        if args.diagnose:
+            engines.update(make_medcloak_diagnostics())
 
         corpora = []
         t0 = time.perf_counter()
