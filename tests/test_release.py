@@ -364,3 +364,26 @@ def test_readme_demo_on_data_samples(tmp_path):
     refs = {r.ReferencedSOPInstanceUID for r in rs.ReferencedFrameOfReferenceSequence[0]
             .RTReferencedStudySequence[0].RTReferencedSeriesSequence[0].ContourImageSequence}
     assert refs == {o.SOPInstanceUID for o in cts}
+
+
+@pytest.mark.parametrize("options, expect", [
+    (["retain-long-modified-dates"], "shifted"),
+    (["retain-long-full-dates"], "kept"),
+    ([], "dummy"),
+])
+def test_kept_private_dates_and_uids_follow_the_rules(tmp_path, secret_file, options, expect):
+    ds = base_dataset(f"{UID_ROOT}970", f"{UID_ROOT}971", f"{UID_ROOT}972", patient="PATPRIVDATE")
+    ds.add(DataElement(0x00410010, "LO", "SITE PRIVATE 1"))
+    ds.add(DataElement(0x00411001, "DA", "20180704"))
+    ds.add(DataElement(0x00411002, "UI", f"{UID_ROOT}972"))
+    write(ds, tmp_path / "in" / "d.dcm")
+    profile = tmp_path / "site.toml"
+    profile.write_text('[[private.keep]]\ncreator = "SITE PRIVATE 1"\ngroup = "0041"\n')
+    run([tmp_path / "in"], tmp_path / "out", secret_file=secret_file, profile=profile, options=options)
+    out = pydicom.dcmread(released(tmp_path / "out")[0])
+    value = out[0x00411001].value
+    days, _ = Keyring(SECRET).date_offset("id:PATPRIVDATE|")
+    shifted = (datetime(2018, 7, 4) + __import__("datetime").timedelta(days=days)).strftime("%Y%m%d")
+    assert value == {"shifted": shifted, "kept": "20180704", "dummy": "19000101"}[expect]
+    # a kept private UID is the same pseudonym as the standard attribute that held it
+    assert out[0x00411002].value == out.SeriesInstanceUID != f"{UID_ROOT}972"
