@@ -387,3 +387,24 @@ def test_kept_private_dates_and_uids_follow_the_rules(tmp_path, secret_file, opt
     assert value == {"shifted": shifted, "kept": "20180704", "dummy": "19000101"}[expect]
     # a kept private UID is the same pseudonym as the standard attribute that held it
     assert out[0x00411002].value == out.SeriesInstanceUID != f"{UID_ROOT}972"
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+def test_clean_graphics_quarantines_overlay_bitplanes(tmp_path, secret_file, implicit):
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    ds = base_dataset(f"{UID_ROOT}980", f"{UID_ROOT}981", f"{UID_ROOT}982", patient="PATOVL")
+    ds.add(DataElement(0x60000010, "US", 8))
+    ds.add(DataElement(0x60000011, "US", 16))
+    ds.add(DataElement(0x60000100, "US", 1))
+    ds.add(DataElement(0x60003000, "OW", b"\x01" * 16))
+    ds.add(DataElement(0x60004000, "LT", "Overlay by Quennell"))
+    if implicit:
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    write(ds, tmp_path / "in" / "o.dcm")
+    summary = run([tmp_path / "in"], tmp_path / "out", secret_file=secret_file, options=["clean-graphics"])
+    assert summary.quarantined == 1 and released(tmp_path / "out") == []
+    # without the option the overlay goes and the object is released
+    summary = run([tmp_path / "in"], tmp_path / "out2", secret_file=secret_file)
+    out = pydicom.dcmread(released(tmp_path / "out2")[0])
+    assert summary.ok == 1 and 0x60003000 not in out and 0x60004000 not in out

@@ -404,6 +404,11 @@ class Walker:
             raise DeidentificationError(f"unknown action {code}")
 
     def _clean(self, ds: Any, tag: int, vr: str, elem: Any, depth: int, handled: set[int]) -> None:
+        if tag >> 16 & 0xFF00 == 0x6000 and tag & 0xFFFF == 0x3000:
+            # overlay bitplanes kept by clean-graphics: whatever the VR says (implicit files give
+            # "OB or OW"), they may hold burned-in text that only pixel text detection can clean
+            self.ctx.overlay_seen = True
+            return
         if vr == "SQ":
             self._walk_items(ds, tag, CLEAN, depth)
         elif vr in DATE_VRS:
@@ -412,11 +417,10 @@ class Walker:
             self._replace_uid(ds, tag, elem)
         elif vr in TEXT_VRS:
             self._schedule_clean(ds, tag, vr)
-        elif vr in BINARY_VRS:
-            # binary content we cannot clean (curve or overlay data kept by clean-graphics)
-            if tag >> 16 & 0xFF00 == 0x6000:
-                self.ctx.overlay_seen = True
-            else:
+        elif vr in BINARY_VRS or " or " in vr:
+            # binary content of a C attribute: curve data (numbers) is kept by clean-graphics;
+            # anything else binary cannot be cleaned and is removed
+            if tag >> 16 & 0xFF00 != 0x5000:
                 self._remove(ds, tag, vr, elem)
         # numbers (IS, DS, US, ...) kept: the option keeps them (e.g. patient characteristics)
 
