@@ -92,12 +92,13 @@ GOALS = {  # (corpus, numerator, denominator) -> minimum ratio
 # ---- setup (not timed) ---------------------------------------------------------------------------
 
 
-def _releases(path: Path, profile, keyring) -> bool:
+def _refusal(path: Path, profile, keyring) -> str | None:
+    """Why medcloak would quarantine/skip ``path``, or ``None`` when it releases it."""
     try:
         deidentify_dicom(path, profile, keyring)
-    except MedcloakError:
-        return False
-    return True
+    except MedcloakError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def source_files(profile, keyring) -> tuple[list[Path], int]:
@@ -120,7 +121,7 @@ def source_files(profile, keyring) -> tuple[list[Path], int]:
             ds.save_as(io.BytesIO())
         except Exception:  # noqa: BLE001
             continue
-        if not _releases(Path(p), profile, keyring):
+        if _refusal(Path(p), profile, keyring) is not None:
             continue
         kept.append(Path(p))
     return kept, len(candidates)
@@ -195,9 +196,11 @@ def build_ct(dest: Path, n: int, profile, keyring) -> tuple[list[Path], str]:
 def _keep_released(paths: list[Path], profile, keyring) -> list[Path]:
     good = []
     for p in paths:
-        if _releases(p, profile, keyring):
+        why = _refusal(p, profile, keyring)
+        if why is None:
             good.append(p)
         else:
+            print(f"  setup: dropped replica {p.name} ({why})")
             p.unlink()  # keep the folder identical to the list (medcloak-engine walks the folder)
     return good
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
+import os
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -159,8 +159,8 @@ def run(
             if outcome.status != "ok":
                 log.info("%s %s: %s", outcome.object_id, outcome.status, outcome.reason)
     finally:
+        os.sync()  # every released object on disk before the maps and documentation say so
         book.close()
-        shutil.rmtree(out_path / ".medcloak-tmp", ignore_errors=True)
         _write_documentation(out_path, prof, summary)
         log.info(
             "done: %d ok, %d quarantined, %d skipped in %.1f s",

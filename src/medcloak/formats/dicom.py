@@ -7,7 +7,6 @@ preamble, no Data Set Trailing Padding, and the provenance attributes of PS3.15 
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from ..errors import (
 from ..rules.actions import Context, Walker
 from ..verify import scan_for_needles
 from .dicom_pixels import check_pixel_data
+from .dicom_write import encode, file_meta_bytes
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -74,15 +74,14 @@ def read(path: Path) -> Dataset:
     from pydicom.errors import InvalidDicomError
 
     with open(path, "rb") as fh:
-        head = fh.read(132)
-    kind = sniff(head)
-    if kind is None:
-        raise UnsupportedInputError("not a DICOM file")
-    try:
-        ds = pydicom.dcmread(path, force=kind == "raw")
-    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, NotImplementedError) as exc:
-        raise CorruptInputError(f"unreadable DICOM ({type(exc).__name__})") from None
-    return ds
+        kind = sniff(fh.read(132))
+        if kind is None:
+            raise UnsupportedInputError("not a DICOM file")
+        fh.seek(0)
+        try:
+            return pydicom.dcmread(fh, force=kind == "raw")
+        except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, NotImplementedError) as exc:
+            raise CorruptInputError(f"unreadable DICOM ({type(exc).__name__})") from None
 
 
 def patient_identity(ds: Dataset) -> str:
@@ -130,38 +129,29 @@ def _precheck(ds: Dataset, profile: Profile) -> None:
 
 
 def _add_provenance(ds: Dataset, profile: Profile) -> None:
+    from pydicom.dataelem import DataElement
     from pydicom.dataset import Dataset as DS
     from pydicom.sequence import Sequence
 
-    ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = f"medcloak {__version__} PS3.15 {profile.release}"[:64]
+    ds[0x00120062] = DataElement(0x00120062, "CS", "YES")  # Patient Identity Removed
+    ds[0x00120063] = DataElement(  # De-identification Method
+        0x00120063, "LO", f"medcloak {__version__} PS3.15 {profile.release}"[:64]
+    )
     items = []
     for code, meaning in profile.method_codes():
         item = DS()
-        item.CodeValue = code
-        item.CodingSchemeDesignator = "DCM"
-        item.CodeMeaning = meaning
+        item[0x00080100] = DataElement(0x00080100, "SH", code)
+        item[0x00080102] = DataElement(0x00080102, "SH", "DCM")
+        item[0x00080104] = DataElement(0x00080104, "LO", meaning)
         items.append(item)
-    ds.DeidentificationMethodCodeSequence = Sequence(items)
+    ds[0x00120064] = DataElement(0x00120064, "SQ", Sequence(items))
     if profile.has("retain-long-full-dates"):
-        ds.LongitudinalTemporalInformationModified = "UNMODIFIED"
+        temporal = "UNMODIFIED"
     elif profile.has("retain-long-modified-dates"):
-        ds.LongitudinalTemporalInformationModified = "MODIFIED"
+        temporal = "MODIFIED"
     else:
-        ds.LongitudinalTemporalInformationModified = "REMOVED"
-
-
-def _file_meta(ds: Dataset, transfer_syntax: str) -> Any:
-    from pydicom.dataset import FileMetaDataset
-
-    meta = FileMetaDataset()
-    meta.FileMetaInformationVersion = b"\x00\x01"
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = transfer_syntax
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
-    return meta
+        temporal = "REMOVED"
+    ds[0x00280303] = DataElement(0x00280303, "CS", temporal)
 
 
 def _transfer_syntax(ds: Dataset) -> str:
@@ -211,20 +201,20 @@ def deidentify_dicom(path: Path, profile: Profile, keyring: Keyring) -> Released
         check_pixel_data(ds, transfer_syntax)
         originals = (_uid_of(ds, 0x0020000D), _uid_of(ds, 0x0020000E), _uid_of(ds, 0x00080018))
         ctx, identity = deidentify_dataset(ds, profile, keyring)
-        ds.file_meta = _file_meta(ds, transfer_syntax)
-        ds.preamble = b"\x00" * 128
         if not UID(transfer_syntax).is_implicit_VR and any(ds.get_item(t).VR is None for t in ds.keys()):
             # encoded against its own transfer syntax: resolve every VR so it is written right
             for _elem in ds.iterall():
                 pass
-        buf = io.BytesIO()
-        ds.save_as(buf, enforce_file_format=True)
+        meta = file_meta_bytes(
+            _uid_of(ds, 0x00080016), _uid_of(ds, 0x00080018), transfer_syntax,
+            IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION,
+        )
+        data = encode(ds, transfer_syntax, meta)
     except (CorruptInputError, DeidentificationError, UnsupportedInputError):
         raise
     except (ValueError, TypeError, KeyError, AttributeError, EOFError, OverflowError, LookupError) as exc:
         # pydicom decodes lazily: a malformed element surfaces only when touched
         raise CorruptInputError(f"malformed element ({type(exc).__name__})") from None
-    data = buf.getvalue()
     hit = scan_for_needles(
         data, ctx.needles, _native_pixel_length(ds, transfer_syntax), original=path.read_bytes
     )
@@ -253,21 +243,25 @@ def _native_pixel_length(ds: Dataset, transfer_syntax: str) -> int:
     return len(value) if value else 0
 
 
+_MADE: set[str] = set()  # folders this process has made: a cache of the file system, no state
+
+
 def publish(released: Released, out_root: Path) -> Path:
     """Write a released object under ``out_root`` atomically and exclusively.
 
-    The bytes go to a temporary file first and are then linked to their final name, which fails
-    if another object already holds it: a release never has one file overwritten by another.
+    The bytes go to a temporary file beside the target first and are then linked to their final
+    name, which fails if another object already holds it: a release never has one file overwritten
+    by another, and never a half-written file under a final name. Durability is the run's job (one
+    sync at its end), not one fsync per object.
     """
     target = out_root / released.relpath
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = out_root / ".medcloak-tmp"
-    tmp_dir.mkdir(exist_ok=True)
-    tmp = tmp_dir / f"{os.getpid()}-{target.name}"
+    folder = str(target.parent)
+    if folder not in _MADE:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _MADE.add(folder)
+    tmp = target.parent / f".{target.name}.{os.getpid()}.part"
     with open(tmp, "wb") as fh:
         fh.write(released.data)
-        fh.flush()
-        os.fsync(fh.fileno())
     try:
         os.link(tmp, target)
     except FileExistsError:
