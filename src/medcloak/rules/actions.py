@@ -312,16 +312,18 @@ class Walker:
             raise DeidentificationError("sequences nested deeper than 64 levels")
         private_tags: list[int] = []
         handled: set[int] = set()
-        for tag in list(ds.keys()):
+        kept_as_is = self.profile.kept_as_is
+        # the data set's own element table: iterating it spares pydicom's per-tag lookups
+        for tag, elem in list(ds._dict.items()):
             tag = int(tag)
-            if tag in handled:
+            if (tag, elem.VR, mode) in kept_as_is or tag in handled:
                 continue
             group, element = tag >> 16, tag & 0xFFFF
             if group & 1:
                 private_tags.append(tag)
                 continue
-            elem = ds.get_item(tag)
-            vr = elem.VR or _dict_vr(tag) or "UN"
+            raw_vr = elem.VR
+            vr = raw_vr or _dict_vr(tag) or "UN"
             if vr == "UN":
                 known = _dict_vr(tag)
                 if known and known != "UN":
@@ -335,9 +337,23 @@ class Walker:
                 del ds[tag]  # rewritten after the walk
                 continue
             action = self.profile.resolve(tag)
+            if self._kept_as_is(tag, vr, action, mode):
+                kept_as_is.add((tag, raw_vr, mode))
+                continue
             self._apply(ds, tag, vr, elem, action, mode, depth, handled)
         if private_tags:
             self._private(ds, private_tags, depth)
+
+    @staticmethod
+    def _kept_as_is(tag: int, vr: str, action: Action | None, mode: int) -> bool:
+        """True when ``_apply`` would leave this element untouched whatever its value."""
+        if vr in ("SQ", "UI", "UN") or _dict_vr(tag) is None:
+            return False
+        if action is None:
+            return mode == NORMAL or tag in CODE_TAGS or not (
+                vr in TEXT_VRS or vr in DATE_VRS or vr == "AS"
+            )
+        return action.code == "K"
 
     def _apply(
         self, ds: Any, tag: int, vr: str, elem: Any, action: Action | None, mode: int, depth: int,

@@ -105,6 +105,9 @@ class Profile:
     private_remove: tuple[PrivateBlockRule, ...] = ()
     overrides_digest: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    #: (tag, VR, sequence mode) triples known to be kept as they are: a cache, filled as objects
+    #: are walked, so a kept element costs one set lookup
+    kept_as_is: set[tuple[int, str | None, int]] = field(default_factory=set, repr=False, compare=False)
 
     def has(self, option: str) -> bool:
         return option in self.options
