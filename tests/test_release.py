@@ -408,3 +408,14 @@ def test_clean_graphics_quarantines_overlay_bitplanes(tmp_path, secret_file, imp
     summary = run([tmp_path / "in"], tmp_path / "out2", secret_file=secret_file)
     out = pydicom.dcmread(released(tmp_path / "out2")[0])
     assert summary.ok == 1 and 0x60003000 not in out and 0x60004000 not in out
+
+
+def test_same_process_runs_into_a_recreated_release_folder(tmp_path, secret_file):
+    import shutil
+
+    _series(tmp_path / "in", "PATAGAIN", "20100101", "080000", 2, 990)
+    first = run([tmp_path / "in"], tmp_path / "out", secret_file=secret_file)
+    shutil.rmtree(tmp_path / "out")
+    second = run([tmp_path / "in"], tmp_path / "out", secret_file=secret_file)
+    assert first.ok == second.ok == 2 and second.quarantined == 0
+    assert not [p for p in (tmp_path / "out").rglob("*.part")]

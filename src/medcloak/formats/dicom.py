@@ -260,7 +260,12 @@ def publish(released: Released, out_root: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         _MADE.add(folder)
     tmp = target.parent / f".{target.name}.{os.getpid()}.part"
-    with open(tmp, "wb") as fh:
+    try:
+        fh = open(tmp, "wb")
+    except FileNotFoundError:  # the folder was removed since this process made it
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(tmp, "wb")
+    with fh:
         fh.write(released.data)
     try:
         os.link(tmp, target)
