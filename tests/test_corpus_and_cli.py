@@ -154,3 +154,24 @@ def test_console_script_and_lazy_imports():
     assert res.stdout.strip() == "[]"
     res = subprocess.run([sys.executable, "-m", "medcloak", "--version"], capture_output=True, text=True)
     assert res.returncode == 0 and "medcloak" in res.stdout
+
+
+@pytest.mark.parametrize("options", [
+    ["retain-uids"],
+    ["retain-long-full-dates"],
+    ["retain-safe-private", "retain-long-modified-dates", "clean-descriptors", "clean-structured-content",
+     "retain-device-identity", "retain-institution-identity", "retain-patient-characteristics"],
+])
+def test_options_on_the_corpus_release_and_verify(corpus_release, tmp_path, options):
+    """Under every option the same objects are released as under the Basic Profile (an option
+    retains more, it never makes an object fail), and the release verifies against its profile."""
+    root, _, basic_rows = corpus_release
+    args = ["run", str(root / "in"), "--out", str(tmp_path / "out"), "--secret-file", str(root / "key")]
+    for o in options:
+        args += ["--option", o]
+    main(args)
+    rows = [json.loads(line) for line in (tmp_path / "out.audit" / "manifest.jsonl").read_text().splitlines()]
+    status = {r["input"]: r["status"] for r in rows}
+    assert status == {r["input"]: r["status"] for r in basic_rows}
+    assert not [r for r in rows if r["reason"].startswith(("internal error", "residual"))]
+    assert main(["verify", str(tmp_path / "out"), "--audit", str(tmp_path / "out.audit")]) == 0

@@ -118,6 +118,13 @@ def verify_file(path: Path, profile: Any, old_uids: set[str], old_ids: list[byte
     pixels = ds.get_item(0x7FE00010) if 0x7FE00010 in ds else None
     if pixels is not None and not ds.file_meta.TransferSyntaxUID.is_encapsulated:
         header = data[: getattr(pixels, "value_tell", len(data))]  # native pixels hold no text
+    retained = "113110" in {str(i.get("CodeValue", "")) for i in ds.get("DeidentificationMethodCodeSequence", [])}
+    if retained:
+        # retained original UIDs may hold an ID's digits by coincidence: look at text values only
+        header = b"\n".join(
+            str(e.value).encode("utf-8", "replace") for e, _ in _walk(ds)
+            if e.VR not in ("UI", "SQ", "OB", "OW", "OF", "OD", "OL", "OV", "UN") and e.value is not None
+        )
     lowered = header.lower()
     for old in old_ids:
         if old in lowered:

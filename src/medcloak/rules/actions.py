@@ -13,6 +13,7 @@ no data dictionary (removed), group lengths and padding (removed).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import DeidentificationError
 from .profile import Action, Profile
-from .values import BINARY_VRS, DATE_VRS, DUMMY_TEXT, TEXT_VRS, dummy_value, shift_da, shift_da_tm, shift_dt, shift_tm
+from .values import BINARY_VRS, DATE_VRS, DUMMY_TEXT, TEXT_VRS, dummy_value, valid_uid, shift_da, shift_da_tm, shift_dt, shift_tm
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from ..pseudonym import Keyring
 
 NORMAL, DUMMY, CLEAN = 0, 1, 2
+_NUMERIC = re.compile(rb"[0-9.]+")
 #: Values that identify no one: placeholders of other tools and our own dummies. Never needles.
 PLACEHOLDERS = frozenset(
     v.lower().encode() for v in (*DUMMY_TEXT.values(), "anonymous", "anonymized", "anonymised",
@@ -168,6 +170,11 @@ class Walker:
         self.shift_dates = "retain-long-modified-dates" in opts
         self.keep_dates = "retain-long-full-dates" in opts
         self.keep_uids = "retain-uids" in opts
+        # Values an option retains can hold a removed value by coincidence: original UIDs often
+        # embed dates and numeric IDs, a retained date equals a removed private one. Under those
+        # options such needles (digits and dots) are leaks only when they occur more often in the
+        # output than the input's kept attributes account for.
+        self.numeric_by_count = self.keep_uids or self.keep_dates
         self.need_text = any(
             o in opts for o in ("clean-descriptors", "clean-structured-content", "clean-graphics")
         ) or any(a.code in ("C", "E") for a in ctx.profile.exact.values() if a.source == "site override")
@@ -183,6 +190,7 @@ class Walker:
             return
         kw = _keyword(tag)
         high = high_risk or vr in ("PN", "DA", "DT", "UI")
+        relax = self.numeric_by_count
         minimum = 4 if high else 6
         pieces = {raw}
         if vr == "PN":
@@ -193,10 +201,11 @@ class Walker:
             piece = piece.strip(b"\x00 ").lower()
             if len(piece) < minimum or piece in PLACEHOLDERS:
                 continue
+            strict = high and not (relax and _NUMERIC.fullmatch(piece))
             needle = self.ctx.needles.get(piece)
             if needle is None:
-                needle = self.ctx.needles[piece] = Needle(kw, high)
-            needle.high = needle.high or high
+                needle = self.ctx.needles[piece] = Needle(kw, strict)
+            needle.high = needle.high or strict
             needle.removed += 1
         if self.need_text and vr not in ("UI", "DA", "DT"):
             try:
@@ -208,8 +217,10 @@ class Walker:
 
     def _uid(self, value: str) -> str:
         value = value.strip("\x00 ")
-        if not value or value.startswith(REGISTRY_ROOT) or self.keep_uids:
+        if not value or value.startswith(REGISTRY_ROOT):
             return value
+        if self.keep_uids and valid_uid(value):
+            return value  # an invalid UID is replaced even here: no invalid value is written
         new = self.ctx.keyring.uid(value)
         self.ctx.uid_pairs[value] = new
         return new
