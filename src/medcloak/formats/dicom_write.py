@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -51,10 +51,56 @@ def file_meta_bytes(
     return struct.pack("<HH2sHI", 0x0002, 0x0000, b"UL", 4, len(body)) + body
 
 
+#: Explicit VRs whose length field is four bytes after two reserved ones (PS3.5 7.1.2).
+LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
+_EXPLICIT_SHORT = struct.Struct("<HH2sH")
+_EXPLICIT_LONG = struct.Struct("<HH2s2xI")
+_IMPLICIT = struct.Struct("<HHI")
+
+
+def write_dataset_fast(fp: Any, ds: Dataset) -> None:
+    """Encode ``ds`` into ``fp`` exactly as pydicom's ``write_dataset`` does, copying the bytes of
+    elements that are still raw (most of an object: the ones no rule changed) with a header
+    packed here; every other element is written by pydicom's own ``write_data_element``.
+
+    Only little-endian output in the data set's original encoding takes this path; anything else
+    (big endian, a change of encoding that needs VR correction) goes to ``write_dataset``.
+    """
+    from pydicom.filewriter import write_data_element, write_dataset
+
+    implicit = fp.is_implicit_VR
+    if not fp.is_little_endian or tuple(ds.original_encoding) != (implicit, True):
+        write_dataset(fp, ds)
+        return
+    encoding = ds.get("SpecificCharacterSet", "iso8859")
+    elements = ds._dict  # the element table itself: no per-tag conversion
+    write = fp.write
+    for tag in sorted(elements):
+        if tag & 0xFFFF == 0 and tag >> 16 > 6:
+            continue  # retired group lengths are never written
+        elem = elements[tag]
+        if elem.is_raw and type(elem.value) is bytes and elem.length != 0xFFFFFFFF:
+            value = elem.value
+            n = len(value)
+            vr = elem.VR
+            if implicit:
+                write(_IMPLICIT.pack(tag >> 16, tag & 0xFFFF, n))
+                write(value)
+                continue
+            if vr in LONG_VRS:
+                write(_EXPLICIT_LONG.pack(tag >> 16, tag & 0xFFFF, vr.encode("ascii"), n))
+                write(value)
+                continue
+            if vr is not None and len(vr) == 2 and n <= 0xFFFF:
+                write(_EXPLICIT_SHORT.pack(tag >> 16, tag & 0xFFFF, vr.encode("ascii"), n))
+                write(value)
+                continue
+        write_data_element(fp, ds.get_item(tag), encoding)
+
+
 def encode(ds: Dataset, transfer_syntax: str, meta: bytes) -> bytes:
     """Preamble, prefix, ``meta`` and the data set encoded for ``transfer_syntax``."""
     from pydicom.filebase import DicomBytesIO
-    from pydicom.filewriter import write_dataset
     from pydicom.uid import UID
 
     ts = UID(transfer_syntax)
@@ -66,11 +112,11 @@ def encode(ds: Dataset, transfer_syntax: str, meta: bytes) -> bytes:
     buf.write(PREAMBLE)
     buf.write(meta)
     if transfer_syntax != DEFLATED:
-        write_dataset(buf, ds)
+        write_dataset_fast(buf, ds)
         return buf.getvalue()
     inner = DicomBytesIO()
     inner.is_implicit_VR, inner.is_little_endian = False, True
-    write_dataset(inner, ds)
+    write_dataset_fast(inner, ds)
     compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
     deflated = compressor.compress(inner.getvalue()) + compressor.flush()
     return buf.getvalue() + deflated + (b"\x00" if len(deflated) % 2 else b"")
