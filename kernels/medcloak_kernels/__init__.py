@@ -1,4 +1,5 @@
 """numba kernels of medcloak: pure functions over numpy arrays, no I/O, never importing medcloak.
 
-The DICOM metadata core needs no kernel; the JPEG block, text-mask and defacing kernels land here.
+Modules: ``jpeg_markers`` (marker scanning in entropy-coded data). Each kernel has a slow reference
+implementation in ``tests/kernels`` that it is compared with on random and edge-case inputs.
 """

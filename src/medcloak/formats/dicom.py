@@ -24,7 +24,7 @@ from ..errors import (
 )
 from ..rules.actions import Context, Walker
 from ..verify import scan_for_needles
-from .dicom_pixels import check_pixel_data
+from .dicom_pixels import check_pixel_data, strip_jpeg_frames
 from .dicom_write import encode, file_meta_bytes
 
 if TYPE_CHECKING:
@@ -201,6 +201,8 @@ def deidentify_dicom(path: Path, profile: Profile, keyring: Keyring) -> Released
         check_pixel_data(ds, transfer_syntax)
         originals = (_uid_of(ds, 0x0020000D), _uid_of(ds, 0x0020000E), _uid_of(ds, 0x00080018))
         ctx, identity = deidentify_dataset(ds, profile, keyring)
+        if strip_jpeg_frames(ds, transfer_syntax):
+            ctx.counts["jpeg-frames-stripped"] += 1
         if not UID(transfer_syntax).is_implicit_VR and any(ds.get_item(t).VR is None for t in ds.keys()):
             # encoded against its own transfer syntax: resolve every VR so it is written right
             for _elem in ds.iterall():

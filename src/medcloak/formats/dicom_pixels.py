@@ -86,3 +86,61 @@ def check_pixel_data(ds: Dataset, transfer_syntax: str) -> None:
         from pydicom.dataelem import DataElement
 
         ds[0x7FE00010] = DataElement(0x7FE00010, elem.VR or "OW", bytes(value[:expected]) + b"\x00" * (expected & 1))
+
+
+#: Transfer syntaxes of ISO/IEC 10918 (JPEG) whose frames may carry APPn/COM metadata.
+JPEG_10918 = frozenset(
+    {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
+     "1.2.840.10008.1.2.4.70"}
+)
+
+
+def items(data: bytes) -> list[bytes]:
+    """The item values of encapsulated Pixel Data: the Basic Offset Table first, then fragments."""
+    out, pos, end = [], 0, len(data)
+    while pos + 8 <= end:
+        tag = int.from_bytes(data[pos : pos + 4], "little")
+        length = int.from_bytes(data[pos + 4 : pos + 8], "little")
+        pos += 8
+        if tag == SEQ_DELIM:
+            break
+        if tag != ITEM or pos + length > end:
+            raise CorruptInputError("encapsulated Pixel Data items are broken or truncated")
+        out.append(data[pos : pos + length])
+        pos += length
+    if not out:
+        raise CorruptInputError("encapsulated Pixel Data has no items")
+    return out
+
+
+def strip_jpeg_frames(ds: Dataset, transfer_syntax: str) -> int:
+    """Remove APPn/COM metadata from every JPEG frame of encapsulated Pixel Data.
+
+    Frames are found by parsing JPEG structure over the joined fragments (never by a trailing
+    FFD9). When anything was removed, the Pixel Data is re-encapsulated one fragment per frame
+    with a rebuilt Basic Offset Table, and an Extended Offset Table (now wrong) is removed.
+    Returns the number of frames changed; raises :class:`CorruptInputError` when the streams
+    do not parse or their count differs from Number of Frames.
+    """
+    if transfer_syntax not in JPEG_10918 or 0x7FE00010 not in ds:
+        return 0
+    from pydicom.dataelem import DataElement
+    from pydicom.encaps import encapsulate
+
+    from ..pixels.jpeg_meta import parse_stream, split_frames
+
+    value = ds.get_item(0x7FE00010).value
+    frames = split_frames(b"".join(items(bytes(value))[1:]))
+    expected = _int(ds, "NumberOfFrames", 1) or 1
+    if len(frames) != expected:
+        raise CorruptInputError(f"encapsulated JPEG holds {len(frames)} streams for {expected} frames")
+    stripped = [parse_stream(f)[0] for f in frames]
+    changed = sum(a != b for a, b in zip(frames, stripped))
+    if changed:
+        elem = DataElement(0x7FE00010, "OB", encapsulate(stripped, has_bot=True))
+        elem.is_undefined_length = True
+        ds[0x7FE00010] = elem
+        for tag in (0x7FE00001, 0x7FE00002):  # Extended Offset Table and its lengths
+            if tag in ds:
+                del ds[tag]
+    return changed

@@ -1,0 +1,1 @@
+"""Pixel-level de-identification, format-agnostic."""

@@ -1,0 +1,115 @@
+"""JPEG metadata stripping without touching entropy-coded data (ISO/IEC 10918-1 B.1).
+
+Every APPn segment goes except a JFIF APP0 (rewritten without its thumbnail) and an Adobe APP14
+(its colour transform flag is needed to decode colour right); every COM goes; wherever they
+stand, also between scans. Segments that define the image (SOF, DHT, DQT, DRI, SOS, DNL, ...) and
+the entropy-coded data are copied byte for byte. Bytes after EOI are dropped.
+"""
+
+from __future__ import annotations
+
+from ..errors import CorruptInputError
+
+SOI, EOI, SOS, COM = 0xD8, 0xD9, 0xDA, 0xFE
+APP0, APP14 = 0xE0, 0xEE
+#: markers without a length field: TEM and RST0-RST7
+STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
+
+
+def _entropy_end(data: bytes, start: int) -> int:
+    import numpy as np
+    from medcloak_kernels.jpeg_markers import next_marker
+
+    end = int(next_marker(np.frombuffer(data, dtype=np.uint8), start))
+    if end < 0:
+        raise CorruptInputError("JPEG entropy-coded data runs to the end without a marker")
+    return end
+
+
+def _jfif_without_thumbnail(payload: bytes) -> bytes:
+    """A JFIF APP0 payload (after the length) with its thumbnail removed."""
+    if len(payload) < 14:
+        raise CorruptInputError("JFIF APP0 segment is too short")
+    head = payload[:12] + b"\x00\x00"  # identifier, version, units, densities; no thumbnail
+    return head
+
+
+def parse_stream(data: bytes, start: int = 0, strip: bool = True) -> tuple[bytes, int]:
+    """One JPEG stream from ``start`` (at its SOI): the stream with metadata stripped (or as it is,
+    with ``strip=False``) and the position just after its EOI.
+
+    Raises :class:`CorruptInputError` for anything that is not a whole JPEG stream.
+    """
+    n = len(data)
+    if data[start : start + 2] != b"\xff\xd8":
+        raise CorruptInputError("not a JPEG stream (no SOI)")
+    out = [b"\xff\xd8"]
+    pos = start + 2
+    while True:
+        if pos >= n or data[pos] != 0xFF:
+            raise CorruptInputError("JPEG stream ends or breaks where a marker should stand")
+        while pos < n and data[pos] == 0xFF:  # fill bytes before a marker
+            pos += 1
+        if pos >= n:
+            raise CorruptInputError("JPEG stream ends in fill bytes")
+        code = data[pos]
+        pos += 1
+        if code == EOI:
+            out.append(b"\xff\xd9")
+            return b"".join(out), pos
+        if code in STANDALONE:
+            out.append(bytes((0xFF, code)))
+            continue
+        if code in (0x00, SOI):
+            raise CorruptInputError("invalid JPEG marker")
+        if pos + 2 > n:
+            raise CorruptInputError("JPEG segment length is missing")
+        length = int.from_bytes(data[pos : pos + 2], "big")
+        if length < 2 or pos + length > n:
+            raise CorruptInputError("JPEG segment runs past the end")
+        payload = data[pos + 2 : pos + length]
+        segment = data[pos - 2 : pos + length]
+        pos += length
+        if strip and (0xE0 <= code <= 0xEF or code == COM):
+            if code == APP0 and payload.startswith(b"JFIF\x00"):
+                kept = _jfif_without_thumbnail(payload)
+                out.append(b"\xff\xe0" + (len(kept) + 2).to_bytes(2, "big") + kept)
+            elif code == APP14 and payload.startswith(b"Adobe") and len(payload) >= 12:
+                out.append(b"\xff\xee\x00\x0e" + payload[:12])
+            continue
+        out.append(segment)
+        if code == SOS:
+            end = _entropy_end(data, pos)
+            out.append(data[pos:end])
+            pos = end
+
+
+def strip_jpeg_metadata(data: bytes) -> bytes:
+    """``data`` without APPn (but JFIF and Adobe) and COM segments, entropy data untouched.
+
+    Examples
+    --------
+    >>> strip_jpeg_metadata(b"\\xff\\xd8\\xff\\xfe\\x00\\x05abc\\xff\\xd9")
+    b'\\xff\\xd8\\xff\\xd9'
+    """
+    stripped, _ = parse_stream(bytes(data))
+    return stripped
+
+
+def split_frames(stream: bytes) -> list[bytes]:
+    """Consecutive JPEG streams (the frames of encapsulated Pixel Data, fragments joined), found
+    by parsing their structure, never by looking for FFD9 (an EXIF thumbnail holds one). Zero
+    bytes between streams (fragment padding) are skipped."""
+    frames = []
+    pos, n = 0, len(stream)
+    while pos < n:
+        byte = stream[pos]
+        # padding between streams: 0x00, or 0xFF that does not begin an SOI (encoders pad odd
+        # fragments with either)
+        if byte == 0x00 or (byte == 0xFF and stream[pos + 1 : pos + 2] != b"\xd8"):
+            pos += 1
+            continue
+        frame, end = parse_stream(stream, pos, strip=False)
+        frames.append(stream[pos:end])
+        pos = end
+    return frames
