@@ -28,6 +28,14 @@ def load_profile(profile=None, options=()):  # type: ignore[no-untyped-def]
     return _load(profile, options)
 
 
+def strip_jpeg_metadata(data: bytes) -> bytes:
+    """A JPEG stream without APPn (but JFIF, thumbnail removed, and Adobe) and COM segments,
+    entropy-coded data untouched (see :mod:`medcloak.pixels.jpeg_meta`)."""
+    from .pixels.jpeg_meta import strip_jpeg_metadata as _strip
+
+    return _strip(data)
+
+
 def deidentify(inputs, out, **kwargs):  # type: ignore[no-untyped-def]
     """Run a release (see :func:`medcloak.engine.run`)."""
     from .engine import run
@@ -48,4 +56,5 @@ __all__ = [
     "__version__",
     "deidentify",
     "load_profile",
+    "strip_jpeg_metadata",
 ]
