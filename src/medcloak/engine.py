@@ -40,10 +40,17 @@ class Job:
 def process(task: Task, job: Job) -> Outcome:
     """De-identify one object; never raises for a bad object, only reports it."""
     from .formats.dicom import deidentify_dicom, publish
+    from .formats.photo import deidentify_photo, sniff
 
     src = task.source
     try:
-        released = deidentify_dicom(Path(src.path), job.profile, job.keyring)
+        path = Path(src.path)
+        with open(path, "rb") as fh:
+            kind = sniff(fh.read(8))
+        if kind is None:
+            released = deidentify_dicom(path, job.profile, job.keyring)
+        else:
+            released = deidentify_photo(path, kind, job.keyring)
         publish(released, Path(job.out))
     except SkippedObject as exc:
         return Outcome(src.path, task.object_id, "skipped", reason=str(exc))

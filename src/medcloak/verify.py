@@ -205,8 +205,28 @@ def verify_release(release: Path, audit: Path | None = None) -> list[Finding]:
         if not path.is_file() or path.name == DOC_NAME or path.name == "DEIDENTIFICATION.txt":
             continue
         rel = path.relative_to(release).as_posix()
+        if path.suffix in (".jpg", ".png") and rel.startswith("photos/"):
+            findings.extend(verify_photo(path, rel))
+            continue
         if path.suffix != ".dcm":
             findings.append(Finding(rel, "error", "file of no known released kind"))
             continue
         findings.extend(verify_file(path, profile, old_uids, old_ids, rel))
     return findings
+
+
+def verify_photo(path: Path, rel: str) -> list[Finding]:
+    """A released photograph holds no metadata segment or chunk."""
+    from .errors import CorruptInputError
+    from .pixels.jpeg_meta import strip_jpeg_metadata
+    from .pixels.png_meta import strip_png_metadata
+
+    data = path.read_bytes()
+    strip = strip_jpeg_metadata if path.suffix == ".jpg" else strip_png_metadata
+    try:
+        clean = strip(data)
+    except CorruptInputError as exc:
+        return [Finding(rel, "error", f"unreadable photograph ({exc})")]
+    if clean != data:
+        return [Finding(rel, "error", "photograph still carries metadata")]
+    return []

@@ -49,7 +49,7 @@ class Released:
     data: bytes
     relpath: str
     uid_pairs: dict[str, str]
-    patient_pair: tuple[str, str]
+    patient_pair: tuple[str, str] | None
     counts: dict[str, int]
 
 

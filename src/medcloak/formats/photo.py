@@ -1,0 +1,42 @@
+"""Photographs (standalone JPEG and PNG): metadata stripped, image data untouched, keyed names.
+
+A photograph carries no header identity to pseudonymise; what identifies is its metadata (EXIF
+with GPS and camera serials, XMP, IPTC, comments, PNG text) and its file name. The released name
+is a keyed hash of the file's content: ``photos/<token>.jpg`` or ``.png``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .dicom import Released
+
+if TYPE_CHECKING:
+    from ..pseudonym import Keyring
+
+JPEG_MAGIC = b"\xff\xd8\xff"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def sniff(head: bytes) -> str | None:
+    if head.startswith(JPEG_MAGIC):
+        return "jpeg"
+    if head.startswith(PNG_MAGIC):
+        return "png"
+    return None
+
+
+def deidentify_photo(path: Path, kind: str, keyring: Keyring) -> Released:
+    data = path.read_bytes()
+    if kind == "jpeg":
+        from ..pixels.jpeg_meta import strip_jpeg_metadata
+
+        out, ext = strip_jpeg_metadata(data), "jpg"
+    else:
+        from ..pixels.png_meta import strip_png_metadata
+
+        out, ext = strip_png_metadata(data), "png"
+    token = keyring.token("photo", hashlib.sha256(data).hexdigest())
+    return Released(out, f"photos/{token}.{ext}", {}, None, {"metadata-stripped": int(out != data)})
