@@ -175,3 +175,15 @@ def test_options_on_the_corpus_release_and_verify(corpus_release, tmp_path, opti
     assert status == {r["input"]: r["status"] for r in basic_rows}
     assert not [r for r in rows if r["reason"].startswith(("internal error", "residual"))]
     assert main(["verify", str(tmp_path / "out"), "--audit", str(tmp_path / "out.audit")]) == 0
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(pydicom_test_files() / "CT_small.dcm", src / "Doe_John.dcm")
+    shutil.copy(pydicom_test_files() / "MR_small.dcm", src / "b.dcm")
+    assert main(["run", str(src), "--out", str(tmp_path / "o"), "--dry-run"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [Path(x["input"]).name for x in lines] == ["Doe_John.dcm", "b.dcm"]
+    assert all(len(x["id"]) == 12 and "doe" not in x["id"] for x in lines)
+    assert not (tmp_path / "o").exists()

@@ -93,7 +93,9 @@ def execute(tasks: list[Task], job: Job, workers: int | Executor = 1) -> Iterato
     own = isinstance(workers, int)
     pool: Executor = ProcessPoolExecutor(max_workers=workers) if own else workers  # type: ignore[arg-type]
     try:
-        size = max(1, min(64, len(tasks) // (4 * (workers if own else 4)) or 1))  # type: ignore[operator]
+        # about four chunks per worker keeps them all busy; at most 64 objects travel together
+        per_worker = workers if isinstance(workers, int) else 4
+        size = max(1, min(64, len(tasks) // (4 * per_worker)))
         futures = [pool.submit(_process_chunk, chunk, job) for chunk in _chunks(tasks, size)]
         for fut in futures:
             yield from fut.result()
