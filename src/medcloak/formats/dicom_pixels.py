@@ -44,20 +44,7 @@ def expected_native_length(ds: Dataset) -> int:
 def count_fragments(data: bytes) -> int:
     """Fragments after the Basic Offset Table of encapsulated Pixel Data; raises when the item
     structure is broken or runs past the end."""
-    pos, n, end = 0, -1, len(data)
-    while pos + 8 <= end:
-        tag = int.from_bytes(data[pos : pos + 4], "little")
-        length = int.from_bytes(data[pos + 4 : pos + 8], "little")
-        pos += 8
-        if tag == SEQ_DELIM:
-            return max(n, 0)
-        if tag != ITEM or length == 0xFFFFFFFF or pos + length > end:
-            raise CorruptInputError("encapsulated Pixel Data items are broken or truncated")
-        pos += length
-        n += 1
-    if n < 0:
-        raise CorruptInputError("encapsulated Pixel Data has no items")
-    return n  # no sequence delimiter (pydicom stops at end of file): accepted if items are whole
+    return len(items(data)) - 1
 
 
 def check_pixel_data(ds: Dataset, transfer_syntax: str) -> None:
@@ -127,15 +114,15 @@ def strip_jpeg_frames(ds: Dataset, transfer_syntax: str) -> int:
     from pydicom.dataelem import DataElement
     from pydicom.encaps import encapsulate
 
-    from ..pixels.jpeg_meta import parse_stream, split_frames
+    from ..pixels.jpeg_meta import streams
 
     value = ds.get_item(0x7FE00010).value
-    frames = split_frames(b"".join(items(bytes(value))[1:]))
+    pairs = list(streams(b"".join(items(bytes(value))[1:])))
     expected = _int(ds, "NumberOfFrames", 1) or 1
-    if len(frames) != expected:
-        raise CorruptInputError(f"encapsulated JPEG holds {len(frames)} streams for {expected} frames")
-    stripped = [parse_stream(f)[0] for f in frames]
-    changed = sum(a != b for a, b in zip(frames, stripped))
+    if len(pairs) != expected:
+        raise CorruptInputError(f"encapsulated JPEG holds {len(pairs)} streams for {expected} frames")
+    stripped = [clean for _, clean in pairs]
+    changed = sum(original != clean for original, clean in pairs)
     if changed:
         elem = DataElement(0x7FE00010, "OB", encapsulate(stripped, has_bot=True))
         elem.is_undefined_length = True

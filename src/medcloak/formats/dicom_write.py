@@ -1,8 +1,9 @@
 """Writing a de-identified data set as a DICOM Part 10 file, with a File Meta group of our own.
 
 The File Meta Information is encoded here directly (it is seven small elements, always Explicit
-VR Little Endian), which spares pydicom's general file-format machinery on every object; the data
-set itself is encoded by pydicom's ``write_dataset``, deflated when the transfer syntax says so.
+VR Little Endian), which spares pydicom's general file-format machinery on every object. The data
+set is encoded by :func:`write_dataset_fast` (kept elements' bytes copied, the rest by pydicom),
+deflated when the transfer syntax says so.
 """
 
 from __future__ import annotations

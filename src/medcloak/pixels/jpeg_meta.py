@@ -8,6 +8,8 @@ the entropy-coded data are copied byte for byte. Bytes after EOI are dropped.
 
 from __future__ import annotations
 
+from typing import Iterator
+
 from ..errors import CorruptInputError
 
 SOI, EOI, SOS, COM = 0xD8, 0xD9, 0xDA, 0xFE
@@ -34,9 +36,9 @@ def _jfif_without_thumbnail(payload: bytes) -> bytes:
     return head
 
 
-def parse_stream(data: bytes, start: int = 0, strip: bool = True) -> tuple[bytes, int]:
-    """One JPEG stream from ``start`` (at its SOI): the stream with metadata stripped (or as it is,
-    with ``strip=False``) and the position just after its EOI.
+def parse_stream(data: bytes, start: int = 0) -> tuple[bytes, int]:
+    """One JPEG stream from ``start`` (at its SOI): the stream with metadata stripped and the
+    position just after its EOI.
 
     Raises :class:`CorruptInputError` for anything that is not a whole JPEG stream.
     """
@@ -70,7 +72,7 @@ def parse_stream(data: bytes, start: int = 0, strip: bool = True) -> tuple[bytes
         payload = data[pos + 2 : pos + length]
         segment = data[pos - 2 : pos + length]
         pos += length
-        if strip and (0xE0 <= code <= 0xEF or code == COM):
+        if 0xE0 <= code <= 0xEF or code == COM:
             if code == APP0 and payload.startswith(b"JFIF\x00"):
                 kept = _jfif_without_thumbnail(payload)
                 out.append(b"\xff\xe0" + (len(kept) + 2).to_bytes(2, "big") + kept)
@@ -96,11 +98,10 @@ def strip_jpeg_metadata(data: bytes) -> bytes:
     return stripped
 
 
-def split_frames(stream: bytes) -> list[bytes]:
-    """Consecutive JPEG streams (the frames of encapsulated Pixel Data, fragments joined), found
-    by parsing their structure, never by looking for FFD9 (an EXIF thumbnail holds one). Zero
-    bytes between streams (fragment padding) are skipped."""
-    frames = []
+def streams(stream: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """(original, stripped) of each of the consecutive JPEG streams in ``stream`` (the frames of
+    encapsulated Pixel Data, fragments joined), found by parsing their structure once, never by
+    looking for FFD9 (an EXIF thumbnail holds one)."""
     pos, n = 0, len(stream)
     while pos < n:
         byte = stream[pos]
@@ -109,7 +110,11 @@ def split_frames(stream: bytes) -> list[bytes]:
         if byte == 0x00 or (byte == 0xFF and stream[pos + 1 : pos + 2] != b"\xd8"):
             pos += 1
             continue
-        frame, end = parse_stream(stream, pos, strip=False)
-        frames.append(stream[pos:end])
+        stripped, end = parse_stream(stream, pos)
+        yield stream[pos:end], stripped
         pos = end
-    return frames
+
+
+def split_frames(stream: bytes) -> list[bytes]:
+    """The consecutive JPEG streams in ``stream``, as they are (see :func:`streams`)."""
+    return [original for original, _ in streams(stream)]
