@@ -132,7 +132,7 @@ def shift_da(value: str, days: int) -> str | None:
 
 def _tm_parts(value: str, strict: bool = False) -> tuple[int, int, int, str, int] | None:
     """(hour, minute, second, fraction text, number of components) of a TM value."""
-    v = value.strip()
+    v = value if strict else value.strip()  # validation takes the value as it would be written
     if ":" in v and not strict:  # ACR-NEMA style HH:MM:SS, read but never written
         v = v.replace(":", "")
     m = _TM.fullmatch(v)
