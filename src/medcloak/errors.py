@@ -15,6 +15,11 @@ class UnsupportedInputError(MedcloakError, ValueError):
     """The input is of a kind medcloak does not de-identify (not DICOM, a media directory, ...)."""
 
 
+class UnsupportedJpegError(UnsupportedInputError):
+    """A JPEG coding process that cannot be redacted in the compressed domain (progressive,
+    arithmetic, lossless, hierarchical, multi-scan, DNL)."""
+
+
 class CorruptInputError(MedcloakError, ValueError):
     """The input claims a format but is truncated or inconsistent (e.g. Pixel Data too short)."""
 

@@ -1,0 +1,362 @@
+"""Lossless redaction of sequential Huffman JPEG in the compressed domain.
+
+Rectangles are rounded outward to whole 8x8 blocks (to whole MCUs when chroma is subsampled); each
+block inside becomes a block of one flat value (its DC) with no AC coefficient, and every other
+block keeps its quantized coefficients exactly. The scan is rewritten by the kernel
+:func:`medcloak_kernels.jpeg_scan.redact_scan`: restart intervals without a redacted block are
+copied byte for byte, and in the others each clean block is copied as a span of bits.
+
+When the file's Huffman tables lack a symbol the rewrite needs (a DC difference category, or the
+end-of-block code, which optimized tables may omit), another fill DC of the same decoded value is
+tried; failing that, the scan is decoded whole and re-encoded with new optimal tables, still
+keeping every coefficient of every clean block.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ..errors import CorruptInputError, UsageError
+from .jpeg_parse import JpegLayout, parse
+
+FILLS = ("black", "grey", "white")
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Redaction:
+    """What :func:`redact_jpeg_detailed` did."""
+
+    data: bytes
+    #: the boxes as redacted: rounded outward to blocks or MCUs, clipped to the image
+    regions: tuple[Box, ...]
+    #: blocks replaced, over all components
+    blocks: int
+    #: "none" (nothing to do), "bit-copy", or "rebuilt-tables"
+    route: str
+
+
+@functools.lru_cache(maxsize=64)
+def _table(counts: bytes, symbols: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from medcloak_kernels.jpeg_huffman import OVERSUBSCRIBED, canonical_codes, fill_decode_table
+
+    codes = np.zeros(256, np.uint16)
+    sizes = np.zeros(256, np.uint8)
+    got = canonical_codes(np.frombuffer(counts, np.uint8), np.frombuffer(symbols, np.uint8), codes, sizes)
+    if got == OVERSUBSCRIBED:
+        raise CorruptInputError("JPEG Huffman table describes no prefix code")
+    table = np.zeros(65536, np.uint16)
+    fill_decode_table(codes, sizes, table)
+    return codes, sizes, table
+
+
+def _stacked(huffman: dict[tuple[int, int], tuple[bytes, bytes]], cls: int) -> tuple[np.ndarray, ...]:
+    dec = np.zeros((4, 65536), np.uint16)
+    code = np.zeros((4, 256), np.uint16)
+    size = np.zeros((4, 256), np.uint8)
+    for (tc, th), (counts, symbols) in huffman.items():
+        if tc == cls:
+            code[th], size[th], dec[th] = _table(counts, symbols)
+    return dec, code, size
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    comp_blocks: np.ndarray  # blocks of each component per MCU
+    grids: tuple[tuple[int, int], ...]  # (blocks tall, blocks wide) per component
+    n_mcu: int
+    mcu_shape: tuple[int, int]  # MCUs (tall, wide)
+    unit: tuple[int, int]  # rounding unit in pixels (width, height)
+
+
+def _geometry(layout: JpegLayout) -> _Geometry:
+    comps = layout.components
+    hmax, vmax = layout.hmax, layout.vmax
+    if len(comps) == 1:
+        bw, bh = math.ceil(layout.width / 8), math.ceil(layout.height / 8)
+        return _Geometry(np.ones(1, np.int32), ((bh, bw),), bw * bh, (bh, bw), (8, 8))
+    mx, my = math.ceil(layout.width / (8 * hmax)), math.ceil(layout.height / (8 * vmax))
+    subsampled = any(c.h != hmax or c.v != vmax for c in comps)
+    unit = (8 * hmax, 8 * vmax) if subsampled else (8, 8)
+    if not subsampled and (hmax > 1 or vmax > 1):
+        unit = (8, 8)
+    return _Geometry(
+        np.array([c.h * c.v for c in comps], np.int32),
+        tuple((my * c.v, mx * c.h) for c in comps),
+        mx * my,
+        (my, mx),
+        unit,
+    )
+
+
+def _coding_order(layout: JpegLayout, geo: _Geometry, grids: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-component block grids (..., tall, wide, ...) flattened into coding order."""
+    if len(grids) == 1:
+        g = grids[0]
+        return g.reshape(g.shape[0] * g.shape[1], *g.shape[2:])
+    my, mx = geo.mcu_shape
+    parts = []
+    for c, g in zip(layout.components, grids):
+        rest = g.shape[2:]
+        part = g.reshape(my, c.v, mx, c.h, *rest).swapaxes(1, 2).reshape(my * mx, c.v * c.h, *rest)
+        parts.append(part)
+    joined = np.concatenate(parts, axis=1)
+    return joined.reshape(joined.shape[0] * joined.shape[1], *joined.shape[2:])
+
+
+def _from_coding_order(layout: JpegLayout, geo: _Geometry, flat: np.ndarray) -> list[np.ndarray]:
+    """The inverse of :func:`_coding_order`."""
+    rest = flat.shape[1:]
+    if len(layout.components) == 1:
+        bh, bw = geo.grids[0]
+        return [flat.reshape(bh, bw, *rest)]
+    my, mx = geo.mcu_shape
+    per_mcu = flat.reshape(my * mx, int(geo.comp_blocks.sum()), *rest)
+    out, k = [], 0
+    for c in layout.components:
+        part = per_mcu[:, k : k + c.h * c.v].reshape(my, mx, c.v, c.h, *rest).swapaxes(1, 2)
+        out.append(part.reshape(my * c.v, mx * c.h, *rest))
+        k += c.h * c.v
+    return out
+
+
+def _check_boxes(boxes: Iterable[Sequence[int]]) -> list[Box]:
+    checked = []
+    for box in boxes:
+        try:
+            x0, y0, x1, y1 = (int(v) for v in box)
+        except (TypeError, ValueError):
+            raise UsageError("a box is four integers (x0, y0, x1, y1)") from None
+        if x0 < 0 or y0 < 0 or x1 <= x0 or y1 <= y0:
+            raise UsageError("a box needs 0 <= x0 < x1 and 0 <= y0 < y1 (ends exclusive)")
+        checked.append((x0, y0, x1, y1))
+    return checked
+
+
+def _flags(layout: JpegLayout, geo: _Geometry, boxes: list[Box]) -> tuple[np.ndarray, tuple[Box, ...]]:
+    grids = [np.zeros(shape, np.uint8) for shape in geo.grids]
+    regions = []
+    ux, uy = geo.unit
+    hmax, vmax = layout.hmax, layout.vmax
+    single = len(layout.components) == 1
+    for x0, y0, x1, y1 in boxes:
+        x1, y1 = min(x1, layout.width), min(y1, layout.height)
+        if x0 >= x1 or y0 >= y1:
+            continue  # wholly outside the image
+        rx0, ry0 = x0 // ux * ux, y0 // uy * uy
+        rx1, ry1 = -(-x1 // ux) * ux, -(-y1 // uy) * uy
+        regions.append((rx0, ry0, min(rx1, layout.width), min(ry1, layout.height)))
+        for c, grid in zip(layout.components, grids):
+            h, v = (1, 1) if single else (c.h, c.v)
+            hm, vm = (1, 1) if single else (hmax, vmax)
+            bx0, by0 = rx0 * h // hm // 8, ry0 * v // vm // 8
+            bx1, by1 = -(-rx1 * h // hm // 8), -(-ry1 * v // vm // 8)
+            grid[by0:by1, bx0:bx1] = 1
+    return np.ascontiguousarray(_coding_order(layout, geo, grids)), tuple(regions)
+
+
+def _fill_dc(layout: JpegLayout, fill: str, shift: int) -> np.ndarray | None:
+    """The DC of a flat block decoding to the fill's level (0, mid-grey, or the maximum) in each
+    component; colour-difference components get mid-grey. ``shift`` moves black further down and
+    white further up (the same decoded value once clamped); None when it leaves the DC range."""
+    half = 1 << (layout.precision - 1)
+    level = {"black": 0, "grey": half, "white": 2 * half - 1}[fill]
+    # |DC x Q| / 8 stays within twice the sample range, which decoders' range limiting clamps
+    limit = 16 * half
+    out = np.zeros(len(layout.components), np.int64)
+    for i, c in enumerate(layout.components):
+        target = half if (layout.ycc and i in (1, 2)) else level
+        q0 = layout.quant[c.tq][0]
+        if q0 == 0:
+            raise CorruptInputError("JPEG quantization table with a zero entry")
+        if target < half:
+            dc = -math.ceil((half - target) * 8 / q0) - shift
+        elif target > half:
+            dc = math.ceil((target - half) * 8 / q0) + shift
+        else:
+            dc = 0
+        if shift and abs(dc) * q0 > limit:
+            return None
+        out[i] = dc
+    return out
+
+
+def _optimal_table(freq: np.ndarray) -> tuple[bytes, bytes]:
+    """Counts and symbols of an optimal Huffman table for ``freq`` (ISO/IEC 10918-1 K.2, K.3):
+    code lengths at most 16, no all-ones code."""
+    f = [int(x) for x in freq] + [1]  # symbol 256 reserves the all-ones code
+    codesize = [0] * 257
+    others = [-1] * 257
+    while True:
+        live = [i for i in range(257) if f[i] > 0]
+        if len(live) < 2:
+            break
+        # the least frequency, the largest symbol among equals; then the next least
+        v1 = min(live, key=lambda i: (f[i], -i))
+        v2 = min((i for i in live if i != v1), key=lambda i: (f[i], -i))
+        f[v1] += f[v2]
+        f[v2] = 0
+        for start in (v1, v2):
+            v = start
+            codesize[v] += 1
+            while others[v] != -1:
+                v = others[v]
+                codesize[v] += 1
+        v = v1
+        while others[v] != -1:
+            v = others[v]
+        others[v] = v2
+    bits = [0] * 33
+    for size in codesize:
+        if size:
+            bits[size] += 1
+    for i in range(32, 16, -1):
+        while bits[i] > 0:
+            j = i - 2
+            while bits[j] == 0:
+                j -= 1
+            bits[i] -= 2
+            bits[i - 1] += 1
+            bits[j + 1] += 2
+            bits[j] -= 1
+    i = 16
+    while bits[i] == 0:
+        i -= 1
+    bits[i] -= 1  # drop the reserved symbol
+    order = sorted((codesize[s], s) for s in range(256) if codesize[s])
+    return bytes(bits[1:17]), bytes(s for _, s in order)
+
+
+def _dht(tables: dict[tuple[int, int], tuple[bytes, bytes]]) -> bytes:
+    body = b"".join(bytes([(tc << 4) | th]) + counts + symbols for (tc, th), (counts, symbols) in sorted(tables.items()))
+    return b"\xff\xc4" + (len(body) + 2).to_bytes(2, "big") + body
+
+
+def _run(kernel, size_hint: int, *args) -> np.ndarray:  # type: ignore[no-untyped-def]
+    from medcloak_kernels.jpeg_scan import OVERFLOW
+
+    size = size_hint
+    while True:
+        out = np.empty(size, np.uint8)
+        n = kernel(*args, out)
+        if n != OVERFLOW:
+            return n, out
+        size *= 2
+
+
+def _decode_all(src: np.ndarray, layout: JpegLayout, geo: _Geometry, dc: tuple, ac: tuple) -> np.ndarray:
+    from medcloak_kernels.jpeg_scan import decode_scan
+
+    coef = np.zeros((geo.n_mcu * int(geo.comp_blocks.sum()), 64), np.int32)
+    status = decode_scan(
+        src, layout.scan_start, layout.scan_end, geo.comp_blocks,
+        np.array([c.td for c in layout.components], np.int32), np.array([c.ta for c in layout.components], np.int32),
+        dc[0], ac[0], geo.n_mcu, layout.restart, coef,
+    )
+    if status < 0:
+        raise CorruptInputError("JPEG entropy-coded data is corrupt or truncated")
+    return coef
+
+
+def coefficients(data: bytes) -> list[np.ndarray]:
+    """The quantized DCT coefficients of each component, (blocks tall, blocks wide, 64) in zigzag
+    order with absolute DC, MCU padding included (for interleaved scans)."""
+    data = bytes(data)
+    layout = parse(data)
+    geo = _geometry(layout)
+    src = np.frombuffer(data, np.uint8)
+    coef = _decode_all(src, layout, geo, _stacked(layout.huffman, 0), _stacked(layout.huffman, 1))
+    return _from_coding_order(layout, geo, coef)
+
+
+def _rebuild(data: bytes, src: np.ndarray, layout: JpegLayout, geo: _Geometry, flags: np.ndarray, fill: np.ndarray) -> bytes:
+    from medcloak_kernels.jpeg_scan import count_symbols, encode_scan
+
+    dc, ac = _stacked(layout.huffman, 0), _stacked(layout.huffman, 1)
+    coef = _decode_all(src, layout, geo, dc, ac)
+    comp_of_block = np.repeat(np.arange(len(layout.components)), geo.comp_blocks)
+    comp_of_block = np.tile(comp_of_block, geo.n_mcu)
+    hit = flags.astype(bool)
+    coef[hit] = 0
+    coef[hit, 0] = fill[comp_of_block[hit]]
+    dc_tab = np.array([c.td for c in layout.components], np.int32)
+    ac_tab = np.array([c.ta for c in layout.components], np.int32)
+    dc_freq = np.zeros((4, 256), np.int64)
+    ac_freq = np.zeros((4, 256), np.int64)
+    count_symbols(coef, geo.comp_blocks, dc_tab, ac_tab, geo.n_mcu, layout.restart, dc_freq, ac_freq)
+    tables: dict[tuple[int, int], tuple[bytes, bytes]] = {}
+    for c in layout.components:
+        tables[(0, c.td)] = _optimal_table(dc_freq[c.td])
+        tables[(1, c.ta)] = _optimal_table(ac_freq[c.ta])
+    ndc, nac = _stacked(tables, 0), _stacked(tables, 1)
+    n, out = _run(
+        encode_scan, layout.scan_end - layout.scan_start + 4096,
+        coef, geo.comp_blocks, dc_tab, ac_tab, ndc[1], ndc[2], nac[1], nac[2], geo.n_mcu, layout.restart,
+    )
+    if n < 0:  # cannot happen: the tables were made from these very symbols
+        raise CorruptInputError("re-encoding the JPEG scan failed")
+    pieces, pos = [], 0
+    for start, end in layout.dht_segments:
+        pieces.append(data[pos:start])
+        pos = end
+    pieces.append(data[pos : layout.sos_start])
+    pieces.append(_dht(tables))
+    pieces.append(data[layout.sos_start : layout.scan_start])
+    pieces.append(out[:n].tobytes())
+    pieces.append(data[layout.scan_end :])
+    return b"".join(pieces)
+
+
+def redact_jpeg_detailed(data: bytes, boxes: Iterable[Sequence[int]], fill: str = "black") -> Redaction:
+    """Redact ``boxes`` (pixel rectangles ``(x0, y0, x1, y1)``, ends exclusive) of one JPEG stream;
+    see the module documentation. Bytes after the EOI are kept as they are."""
+    from medcloak_kernels.jpeg_scan import CORRUPT, MISSING_DC, MISSING_EOB, redact_scan
+
+    if fill not in FILLS:
+        raise UsageError(f"fill must be one of {', '.join(FILLS)}")
+    data = bytes(data)
+    checked = _check_boxes(boxes)
+    layout = parse(data)
+    geo = _geometry(layout)
+    flags, regions = _flags(layout, geo, checked)
+    count = int(flags.sum())
+    if count == 0:
+        return Redaction(data, regions, 0, "none")
+    src = np.frombuffer(data, np.uint8)
+    dc, ac = _stacked(layout.huffman, 0), _stacked(layout.huffman, 1)
+    dc_tab = np.array([c.td for c in layout.components], np.int32)
+    ac_tab = np.array([c.ta for c in layout.components], np.int32)
+    max_category = 11 if layout.precision == 8 else 15
+    scan_len = layout.scan_end - layout.scan_start
+    for shift in range(0, 33 if fill != "grey" else 1):
+        values = _fill_dc(layout, fill, shift)
+        if values is None:
+            break
+        n, out = _run(
+            redact_scan, scan_len + scan_len // 8 + 4096,
+            src, layout.scan_start, layout.scan_end, geo.comp_blocks, dc_tab, ac_tab, dc[0], ac[0], dc[1], dc[2],
+            ac[1], ac[2], geo.n_mcu, layout.restart, max_category, flags, values,
+        )
+        if n >= 0:
+            body = out[:n].tobytes()
+            result = data[: layout.scan_start] + body + data[layout.scan_end :]
+            return Redaction(result, regions, count, "bit-copy")
+        if n == MISSING_EOB:
+            break
+        if n != MISSING_DC:
+            if n == CORRUPT:
+                raise CorruptInputError("JPEG entropy-coded data is corrupt or truncated")
+            raise CorruptInputError("JPEG restart markers do not match the restart interval")
+    values = _fill_dc(layout, fill, 0)
+    assert values is not None
+    return Redaction(_rebuild(data, src, layout, geo, flags, values), regions, count, "rebuilt-tables")
+
+
+def redact_jpeg(data: bytes, boxes: Iterable[Sequence[int]], fill: str = "black") -> bytes:
+    """``data`` with every block that ``boxes`` touch replaced by a flat block of ``fill``."""
+    return redact_jpeg_detailed(data, boxes, fill).data
