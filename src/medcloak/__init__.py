@@ -16,6 +16,7 @@ from .errors import (  # noqa: E402
     ProfileError,
     SkippedObject,
     UnsupportedInputError,
+    UnsupportedJpegError,
     UsageError,
     VerificationError,
 )
@@ -36,6 +37,16 @@ def strip_jpeg_metadata(data: bytes) -> bytes:
     return _strip(data)
 
 
+def redact_jpeg(data: bytes, boxes, fill: str = "black") -> bytes:  # type: ignore[no-untyped-def]
+    """A sequential JPEG stream with the 8x8 blocks (whole MCUs where chroma is subsampled) that
+    ``boxes`` touch replaced by flat ``fill`` blocks ("black", "grey" or "white"); every other
+    block keeps its coefficients exactly. Boxes are ``(x0, y0, x1, y1)`` in pixels, ends exclusive
+    (see :mod:`medcloak.pixels.jpeg_redact`)."""
+    from .pixels.jpeg_redact import redact_jpeg as _redact
+
+    return _redact(data, boxes, fill)
+
+
 def deidentify(inputs, out, **kwargs):  # type: ignore[no-untyped-def]
     """Run a release (see :func:`medcloak.engine.run`)."""
     from .engine import run
@@ -51,10 +62,12 @@ __all__ = [
     "ProfileError",
     "SkippedObject",
     "UnsupportedInputError",
+    "UnsupportedJpegError",
     "UsageError",
     "VerificationError",
     "__version__",
     "deidentify",
     "load_profile",
+    "redact_jpeg",
     "strip_jpeg_metadata",
 ]

@@ -32,6 +32,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run")
 
+    red = sub.add_parser("redact", help="redact rectangles of a JPEG or DICOM file's pixels, losslessly elsewhere")
+    red.add_argument("file", type=Path, metavar="FILE")
+    red.add_argument("--box", action="append", required=True, metavar="X0,Y0,X1,Y1",
+                     help="pixel rectangle, ends exclusive (repeatable)")
+    red.add_argument("--frames", help="DICOM frames to redact, 1-based: 1,3-5 (default: every frame)")
+    red.add_argument("--fill", choices=("black", "grey", "white"), default="black")
+    red.add_argument("--keep-metadata", action="store_true", help="keep JPEG APPn/COM segments")
+    red.add_argument("--out", required=True, type=Path, help="the output file (never the input)")
+
     ver = sub.add_parser("verify", help="check a release tree on its own")
     ver.add_argument("release", type=Path)
     ver.add_argument("--audit", type=Path, help="the private audit, to look for original identifiers")
@@ -66,6 +75,41 @@ def _run(args: argparse.Namespace) -> int:
     return summary.exit_status
 
 
+def _parse_box(text: str) -> tuple[int, int, int, int]:
+    parts = text.split(",")
+    if len(parts) != 4 or not all(p.strip().lstrip("-").isdigit() for p in parts):
+        raise UsageError(f"--box takes X0,Y0,X1,Y1 (four integers), not {text!r}")
+    x0, y0, x1, y1 = (int(p) for p in parts)
+    return x0, y0, x1, y1
+
+
+def _parse_frames(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    frames: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.strip().partition("-")
+        if not lo.isdigit() or (hi and not hi.isdigit()):
+            raise UsageError(f"--frames takes numbers and ranges like 1,3-5, not {text!r}")
+        first, last = int(lo), int(hi or lo)
+        if first < 1 or last < first:
+            raise UsageError("--frames counts from 1, ranges go upwards")
+        frames.extend(range(first - 1, last))
+    return frames
+
+
+def _redact(args: argparse.Namespace) -> int:
+    from .redact import redact_file
+
+    boxes = [_parse_box(b) for b in args.box]
+    blocks = redact_file(
+        args.file, args.out, boxes, fill=args.fill, frames=_parse_frames(args.frames),
+        keep_metadata=args.keep_metadata,
+    )
+    print(f"redacted {blocks} {'blocks' if blocks else '(the boxes miss the image)'}")
+    return 0
+
+
 def _verify(args: argparse.Namespace) -> int:
     from .verify import verify_release
 
@@ -96,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "redact":
+            return _redact(args)
         if args.command == "verify":
             return _verify(args)
         return _profile_show(args)

@@ -1,0 +1,222 @@
+"""Region redaction of DICOM Pixel Data, routed by transfer syntax.
+
+- Native (uncompressed) Pixel Data: the samples in the boxes are overwritten in place.
+- JPEG baseline and extended (1.2.840.10008.1.2.4.50/.51): each frame is redacted in the
+  compressed domain (:mod:`medcloak.pixels.jpeg_redact`), frames in parallel threads; the Pixel
+  Data is re-encapsulated one fragment per frame with a rebuilt Basic Offset Table, and an
+  Extended Offset Table is removed.
+- Lossless compressed syntaxes with an encoder here (RLE Lossless; JPEG-LS and JPEG 2000 lossless
+  when their plug-ins are installed): decoded, redacted and re-encoded losslessly in the same
+  syntax, the result decoded again and compared.
+- Anything else (JPEG lossless processes, lossy JPEG-LS and JPEG 2000, video): no exact route, so
+  :class:`UnsupportedInputError`; during a run the object is quarantined. Unredacted pixels are
+  never released.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from ..errors import CorruptInputError, MissingDependencyError, UnsupportedInputError, UsageError
+from .dicom_pixels import _int, items
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+JPEG_SEQUENTIAL = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"})
+NATIVE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"})
+#: lossless syntaxes re-encoded in the same syntax, and the pydicom plug-in each needs
+REENCODABLE = {
+    "1.2.840.10008.1.2.5": None,  # RLE Lossless: pydicom's own encoder
+    "1.2.840.10008.1.2.4.80": "pyjpegls",  # JPEG-LS Lossless
+    "1.2.840.10008.1.2.4.90": "openjpeg",  # JPEG 2000 Lossless (pylibjpeg-openjpeg)
+}
+
+Box = tuple[int, int, int, int]
+
+
+def _frames_selected(frames: Sequence[int] | None, count: int) -> list[int]:
+    if frames is None:
+        return list(range(count))
+    chosen = sorted(set(frames))
+    if any(f < 0 or f >= count for f in chosen):
+        raise UsageError(f"frame numbers run from 1 to {count}")
+    return chosen
+
+
+def _levels(ds: Dataset, fill: str) -> tuple[int, int]:
+    """(level of a grey or first component, level of colour differences) in stored values."""
+    bits = _int(ds, "BitsStored", None) or _int(ds, "BitsAllocated", 8) or 8
+    signed = (_int(ds, "PixelRepresentation", 0) or 0) == 1
+    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    mid = (low + high + 1) // 2
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip()
+    if photometric == "MONOCHROME1":  # displayed black is the highest value
+        low, high = high, low
+    level = {"black": low, "grey": mid, "white": high}[fill]
+    return level, mid
+
+
+def _native(ds: Dataset, ts: str, boxes: Sequence[Box], fill: str, frames: Sequence[int] | None) -> int:
+    from pydicom.dataelem import DataElement
+
+    from .dicom_pixels import expected_native_length
+
+    rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
+    bits = _int(ds, "BitsAllocated")
+    samples = _int(ds, "SamplesPerPixel", 1) or 1
+    count = _int(ds, "NumberOfFrames", 1) or 1
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip()
+    if bits not in (8, 16, 32) or photometric.endswith("_422") or photometric.endswith("_420"):
+        raise UnsupportedInputError(f"native Pixel Data of {bits}-bit {photometric} cannot be redacted")
+    elem = ds.get_item(0x7FE00010)
+    raw = bytes(elem.value)
+    length = expected_native_length(ds)
+    signed = (_int(ds, "PixelRepresentation", 0) or 0) == 1
+    big = ts == "1.2.840.10008.1.2.2"
+    dtype = np.dtype(f"{'>' if big else '<'}{'i' if signed else 'u'}{bits // 8}")
+    planar = (_int(ds, "PlanarConfiguration", 0) or 0) == 1 and samples > 1
+    arr = np.frombuffer(raw[:length], dtype).copy()
+    arr = arr.reshape((count, samples, rows, cols) if planar else (count, rows, cols, samples))
+    level, mid = _levels(ds, fill)
+    chroma = photometric.startswith("YBR")
+    chosen = _frames_selected(frames, count)
+    touched = 0
+    for x0, y0, x1, y1 in boxes:
+        x1, y1 = min(x1, cols), min(y1, rows)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        touched += 1
+        for s in range(samples):
+            value = mid if (chroma and s > 0) else level
+            if planar:
+                arr[chosen, s, y0:y1, x0:x1] = value
+            else:
+                arr[chosen, y0:y1, x0:x1, s] = value
+    if touched:
+        data = arr.tobytes() + raw[length:]
+        ds[0x7FE00010] = DataElement(0x7FE00010, elem.VR or "OW", data)
+    return touched
+
+
+def _encapsulate(ds: Dataset, frames: list[bytes]) -> None:
+    from pydicom.dataelem import DataElement
+    from pydicom.encaps import encapsulate
+
+    elem = DataElement(0x7FE00010, "OB", encapsulate(frames, has_bot=True))
+    elem.is_undefined_length = True
+    ds[0x7FE00010] = elem
+    for tag in (0x7FE00001, 0x7FE00002):  # Extended Offset Table and its lengths: now wrong
+        if tag in ds:
+            del ds[tag]
+
+
+def _jpeg(ds: Dataset, boxes: Sequence[Box], fill: str, frames: Sequence[int] | None, threads: int) -> int:
+    from ..pixels.jpeg_meta import split_frames
+    from ..pixels.jpeg_redact import redact_jpeg_detailed
+
+    value = ds.get_item(0x7FE00010).value
+    streams = split_frames(b"".join(items(bytes(value))[1:]))
+    count = _int(ds, "NumberOfFrames", 1) or 1
+    if len(streams) != count:
+        raise CorruptInputError(f"encapsulated JPEG holds {len(streams)} streams for {count} frames")
+    chosen = _frames_selected(frames, count)
+
+    def one(i: int) -> tuple[int, bytes, int]:
+        result = redact_jpeg_detailed(streams[i], boxes, fill)
+        return i, result.data, result.blocks
+
+    out = list(streams)
+    total = 0
+    if threads > 1 and len(chosen) > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            results = list(pool.map(one, chosen))
+    else:
+        results = [one(i) for i in chosen]
+    for i, data, blocks in results:
+        out[i] = data
+        total += blocks
+    if total:
+        _encapsulate(ds, out)
+    return total
+
+
+def _reencode(ds: Dataset, ts: str, boxes: Sequence[Box], fill: str, frames: Sequence[int] | None) -> int:
+    import importlib.util
+
+    plugin = REENCODABLE[ts]
+    if plugin and importlib.util.find_spec(plugin) is None:
+        raise MissingDependencyError(f"redacting this transfer syntax needs the {plugin} package")
+    from pydicom.pixels import get_encoder
+
+    arr = ds.pixel_array  # decoded by pydicom's own plug-ins
+    count = _int(ds, "NumberOfFrames", 1) or 1
+    rows, cols = arr.shape[-3:-1] if arr.ndim == 4 or (arr.ndim == 3 and count == 1) else arr.shape[-2:]
+    shaped = arr.reshape(count, rows, cols, -1).copy()
+    level, mid = _levels(ds, fill)
+    chroma = str(ds.get("PhotometricInterpretation", "")).startswith("YBR")
+    chosen = _frames_selected(frames, count)
+    touched = 0
+    for x0, y0, x1, y1 in boxes:
+        x1, y1 = min(x1, cols), min(y1, rows)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        touched += 1
+        for s in range(shaped.shape[3]):
+            shaped[chosen, y0:y1, x0:x1, s] = mid if (chroma and s > 0) else level
+    if not touched:
+        return 0
+    encoder = get_encoder(ts)
+    encoded = []
+    for i in range(count):
+        frame = shaped[i] if shaped.shape[3] > 1 else shaped[i, :, :, 0]
+        encoded.append(encoder.encode(frame, **_encode_kwargs(ds)))
+    _encapsulate(ds, encoded)
+    check = ds.pixel_array.reshape(shaped.shape)
+    if not np.array_equal(check, shaped):
+        raise CorruptInputError("re-encoded Pixel Data does not decode to the redacted pixels")
+    return touched
+
+
+def _encode_kwargs(ds: Dataset) -> dict[str, object]:
+    return {
+        "rows": _int(ds, "Rows"), "columns": _int(ds, "Columns"),
+        "samples_per_pixel": _int(ds, "SamplesPerPixel", 1),
+        "bits_allocated": _int(ds, "BitsAllocated"), "bits_stored": _int(ds, "BitsStored", None) or _int(ds, "BitsAllocated"),
+        "pixel_representation": _int(ds, "PixelRepresentation", 0),
+        "photometric_interpretation": str(ds.get("PhotometricInterpretation", "")).strip(),
+        "planar_configuration": _int(ds, "PlanarConfiguration", 0) or 0,
+        "number_of_frames": 1,
+    }
+
+
+def redact_dataset(
+    ds: Dataset,
+    transfer_syntax: str,
+    boxes: Sequence[Box],
+    fill: str = "black",
+    frames: Sequence[int] | None = None,
+    threads: int = 1,
+) -> int:
+    """Redact ``boxes`` on the chosen frames (0-based; all by default) of ``ds`` in place.
+    Returns how much was redacted (boxes or blocks; 0 when the boxes miss the image)."""
+    from ..pixels.jpeg_redact import FILLS, _check_boxes
+
+    if fill not in FILLS:
+        raise UsageError(f"fill must be one of {', '.join(FILLS)}")
+    checked = _check_boxes(boxes)
+    if 0x7FE00010 not in ds or not checked:
+        return 0
+    if transfer_syntax in NATIVE:
+        return _native(ds, transfer_syntax, checked, fill, frames)
+    if transfer_syntax in JPEG_SEQUENTIAL:
+        return _jpeg(ds, checked, fill, frames, threads)
+    if transfer_syntax in REENCODABLE:
+        return _reencode(ds, transfer_syntax, checked, fill, frames)
+    raise UnsupportedInputError(
+        "Pixel Data in this transfer syntax has no exact redaction route (lossy JPEG-LS or JPEG 2000, "
+        "JPEG lossless, video): not released"
+    )
