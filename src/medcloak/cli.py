@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     group = run.add_mutually_exclusive_group()
     group.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
     group.add_argument("--scheduler", help="address of a Dask scheduler")
+    run.add_argument("--regions", type=Path, help="region templates (.toml) for --option clean-pixel-data")
     run.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run")
 
@@ -69,6 +70,7 @@ def _run(args: argparse.Namespace) -> int:
         options=args.option,
         workers=args.workers,
         dry_run=args.dry_run,
+        regions=args.regions,
     )
     if not args.dry_run:
         print(f"{summary.ok} released, {summary.quarantined} quarantined, {summary.skipped} skipped")

@@ -23,6 +23,7 @@ from .errors import MedcloakError, SkippedObject, UsageError
 from .model import Outcome, RunSummary, Source, Task
 from .pseudonym import Keyring
 from .rules.profile import Profile, load_profile
+from .rules.regions import RegionTemplate, load_regions
 from .verify import DOC_NAME
 
 log = logging.getLogger("medcloak")
@@ -35,6 +36,7 @@ class Job:
     profile: Profile
     keyring: Keyring
     out: str
+    regions: tuple[RegionTemplate, ...] = ()
 
 
 def process(task: Task, job: Job) -> Outcome:
@@ -48,7 +50,7 @@ def process(task: Task, job: Job) -> Outcome:
         with open(path, "rb") as fh:
             kind = sniff(fh.read(8))
         if kind is None:
-            released = deidentify_dicom(path, job.profile, job.keyring)
+            released = deidentify_dicom(path, job.profile, job.keyring, job.regions)
         else:
             released = deidentify_photo(path, kind, job.keyring)
         publish(released, Path(job.out))
@@ -130,6 +132,7 @@ def run(
     options: Iterable[str] = (),
     workers: int | Executor = 1,
     dry_run: bool = False,
+    regions: str | Path | None = None,
 ) -> RunSummary:
     """De-identify ``inputs`` into the release tree ``out``. See the command-line contract."""
     out_path = Path(out)
@@ -143,6 +146,11 @@ def run(
             if target.is_relative_to(r) or r.is_relative_to(target):
                 raise UsageError("the release and audit folders must lie outside every input")
     prof = load_profile(profile, options)
+    templates = tuple(load_regions(regions)) if regions is not None else ()
+    if prof.has("clean-pixel-data") and not templates:
+        raise UsageError("--option clean-pixel-data needs region templates (--regions FILE)")
+    if templates and not prof.has("clean-pixel-data"):
+        raise UsageError("region templates apply under --option clean-pixel-data only")
     if not dry_run and out_path.exists() and any(out_path.iterdir()):
         raise UsageError("the release folder exists and is not empty")
     audit_path.mkdir(parents=True, exist_ok=True)
@@ -161,7 +169,7 @@ def run(
     book = Audit(audit_path)
     started = time.monotonic()
     try:
-        job = Job(prof, keyring, str(out_path))
+        job = Job(prof, keyring, str(out_path), templates)
         for outcome in execute(tasks, job, workers):
             summary.add(outcome)
             book.record(outcome)

@@ -31,7 +31,7 @@ OPTIONS = [
     "clean-structured-content",
     "clean-graphics",
 ]
-NOT_AVAILABLE = ["clean-pixel-data", "clean-recognizable-visual-features"]
+NOT_AVAILABLE = ["clean-recognizable-visual-features"]
 EXCLUSIVE = {"retain-long-full-dates", "retain-long-modified-dates"}
 #: PS3.16 CID 7050 De-identification Method (scheme DCM).
 CID_7050 = {
@@ -403,7 +403,7 @@ def test_site_override_options_combine_with_command_line(tmp_path):
         '[private]\nkeep = "ACME"\n',
         '[private]\nretain = []\n',
         'options = ["no-such-option"]\n',
-        'options = ["clean-pixel-data"]\n',
+        'options = ["clean-recognizable-visual-features"]\n',
         'options = "retain-uids"\n',
         'private_lists = ["nema"]\n',
     ],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from pydicom.uid import UID
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from ..pseudonym import Keyring
     from ..rules.profile import Profile
+    from ..rules.regions import RegionTemplate
 
 #: medcloak's Implementation Class UID (a UUID-derived UID of its own) and version name.
 IMPLEMENTATION_CLASS_UID = "2.25.207440150934658036155290236802447519621"
@@ -114,21 +115,23 @@ def _uid_of(ds: Dataset, tag: int) -> str:
     return str(value).strip("\x00 ")
 
 
-def _precheck(ds: Dataset, profile: Profile) -> None:
+def _precheck(ds: Dataset, profile: Profile, pixels_cleaned: bool = False) -> None:
     """Conditions under which the object cannot be de-identified by this release (fail closed)."""
     if not _uid_of(ds, 0x00080016) or not _uid_of(ds, 0x00080018):
         raise DeidentificationError("no SOP Class UID or SOP Instance UID")
     burned = ds.get("BurnedInAnnotation")
-    if burned is not None and str(burned).strip().upper() != "NO":
+    if burned is not None and str(burned).strip().upper() != "NO" and not pixels_cleaned:
         raise DeidentificationError(
-            "Burned In Annotation is not NO: pixel text redaction is not available in this release"
+            "Burned In Annotation is not NO and no region template of clean-pixel-data matches"
+            if profile.has("clean-pixel-data")
+            else "Burned In Annotation is not NO: needs --option clean-pixel-data with region templates"
         )
     faces = ds.get("RecognizableVisualFeatures")
     if faces is not None and str(faces).strip().upper() == "YES":
         raise DeidentificationError("Recognizable Visual Features = YES: defacing is not available")
 
 
-def _add_provenance(ds: Dataset, profile: Profile) -> None:
+def _add_provenance(ds: Dataset, profile: Profile, pixels_cleaned: bool = False) -> None:
     from pydicom.dataelem import DataElement
     from pydicom.dataset import Dataset as DS
     from pydicom.sequence import Sequence
@@ -138,7 +141,9 @@ def _add_provenance(ds: Dataset, profile: Profile) -> None:
         0x00120063, "LO", f"medcloak {__version__} PS3.15 {profile.release}"[:64]
     )
     items = []
-    for code, meaning in profile.method_codes():
+    if pixels_cleaned:
+        ds[0x00280301] = DataElement(0x00280301, "CS", "NO")  # Burned In Annotation
+    for code, meaning in profile.method_codes(pixels_cleaned):
         item = DS()
         item[0x00080100] = DataElement(0x00080100, "SH", code)
         item[0x00080102] = DataElement(0x00080102, "SH", "DCM")
@@ -168,11 +173,11 @@ def _transfer_syntax(ds: Dataset) -> str:
 
 
 def deidentify_dataset(
-    ds: Dataset, profile: Profile, keyring: Keyring
+    ds: Dataset, profile: Profile, keyring: Keyring, pixels_cleaned: bool = False
 ) -> tuple[Context, str]:
     """Apply the profile to a dataset in place; returns the walk's context and the original
-    patient identity."""
-    _precheck(ds, profile)
+    patient identity. ``pixels_cleaned``: burned-in text was redacted by region templates."""
+    _precheck(ds, profile, pixels_cleaned)
     identity = patient_identity(ds)
     days, seconds = keyring.date_offset(identity)
     ctx = Context(profile, keyring, identity, days, seconds)
@@ -183,11 +188,30 @@ def deidentify_dataset(
         raise DeidentificationError(
             "overlay bitplanes kept by clean-graphics need text detection, not available in this release"
         )
-    _add_provenance(ds, profile)
+    _add_provenance(ds, profile, pixels_cleaned)
     return ctx, identity
 
 
-def deidentify_dicom(path: Path, profile: Profile, keyring: Keyring) -> Released:
+def _clean_pixels(ds: Dataset, transfer_syntax: str, profile: Profile, regions: Sequence[RegionTemplate]) -> int:
+    """Redact the boxes of the region templates that match ``ds`` (Clean Pixel Data option);
+    returns the amount redacted, 0 when no template matches."""
+    if not profile.has("clean-pixel-data") or not regions or 0x7FE00010 not in ds:
+        return 0
+    from ..rules.regions import select
+    from .dicom_redact import redact_dataset
+
+    boxes, names, fill = select(ds, list(regions))
+    if not names:
+        return 0
+    done = redact_dataset(ds, transfer_syntax, boxes, fill)
+    # a matching template whose boxes miss the image still vouches for the image: text is
+    # where the template says, and there is none inside the image
+    return max(done, 1)
+
+
+def deidentify_dicom(
+    path: Path, profile: Profile, keyring: Keyring, regions: Sequence[RegionTemplate] = ()
+) -> Released:
     """De-identify one DICOM file in memory. Raises a :class:`medcloak.errors.MedcloakError`
     subclass when the object must be quarantined or skipped."""
     ds = read(path)
@@ -200,7 +224,10 @@ def deidentify_dicom(path: Path, profile: Profile, keyring: Keyring) -> Released
     try:
         check_pixel_data(ds, transfer_syntax)
         originals = (_uid_of(ds, 0x0020000D), _uid_of(ds, 0x0020000E), _uid_of(ds, 0x00080018))
-        ctx, identity = deidentify_dataset(ds, profile, keyring)
+        cleaned = _clean_pixels(ds, transfer_syntax, profile, regions)
+        ctx, identity = deidentify_dataset(ds, profile, keyring, pixels_cleaned=bool(cleaned))
+        if cleaned:
+            ctx.counts["pixel-regions-redacted"] += 1
         if strip_jpeg_frames(ds, transfer_syntax):
             ctx.counts["jpeg-frames-stripped"] += 1
         if not UID(transfer_syntax).is_implicit_VR and any(ds.get_item(t).VR is None for t in ds.keys()):

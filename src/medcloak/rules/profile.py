@@ -40,7 +40,6 @@ OPTIONS = (
 )
 #: Options this release does not carry out yet: asking for them is an error, never a silent no-op.
 UNAVAILABLE_OPTIONS = {
-    "clean-pixel-data": "burned-in text redaction",
     "clean-recognizable-visual-features": "defacing",
 }
 #: PS3.16 CID 7050 De-identification Method codes (scheme DCM), by option.
@@ -141,9 +140,14 @@ class Profile:
             return False
         return (creator, group, offset) in self.safe_private
 
-    def method_codes(self) -> list[tuple[str, str]]:
+    def method_codes(self, pixels_cleaned: bool = True) -> list[tuple[str, str]]:
+        """CID 7050 codes of the profile; the Clean Pixel Data code only for an object whose
+        pixels were redacted (``pixels_cleaned``)."""
         codes = [CID_7050["basic"]]
-        codes += [CID_7050[o] for o in OPTIONS if o in self.options]
+        codes += [
+            CID_7050[o] for o in OPTIONS
+            if o in self.options and (pixels_cleaned or o != "clean-pixel-data")
+        ]
         return codes
 
     def describe(self) -> dict[str, Any]:
