@@ -7,8 +7,10 @@
   Extended Offset Table is removed.
 - Lossless compressed syntaxes with an encoder here (RLE Lossless; JPEG-LS and JPEG 2000 lossless
   when their plug-ins are installed): decoded, redacted and re-encoded losslessly in the same
-  syntax, the result decoded again and compared.
-- Anything else (JPEG lossless processes, lossy JPEG-LS and JPEG 2000, video): no exact route, so
+  syntax, the result decoded again and compared. JPEG-LS near-lossless is re-encoded with NEAR=0,
+  which keeps every decoded pixel exactly.
+- Anything else (the JPEG lossless processes, which have no encoder under a permissive licence
+  here; lossy JPEG 2000, whose re-encoding is never exact; video): no exact route, so
   :class:`UnsupportedInputError`; during a run the object is quarantined. Unredacted pixels are
   never released.
 """
@@ -31,9 +33,12 @@ NATIVE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1
 #: lossless syntaxes re-encoded in the same syntax, and the pydicom plug-in each needs
 REENCODABLE = {
     "1.2.840.10008.1.2.5": None,  # RLE Lossless: pydicom's own encoder
-    "1.2.840.10008.1.2.4.80": "pyjpegls",  # JPEG-LS Lossless
+    "1.2.840.10008.1.2.4.80": "jpeg_ls",  # JPEG-LS Lossless (pyjpegls)
+    # JPEG-LS near-lossless, re-encoded with NEAR=0: the decoded pixels are kept exactly
+    "1.2.840.10008.1.2.4.81": "jpeg_ls",
     "1.2.840.10008.1.2.4.90": "openjpeg",  # JPEG 2000 Lossless (pylibjpeg-openjpeg)
 }
+_PACKAGES = {"jpeg_ls": "pyjpegls", "openjpeg": "pylibjpeg-openjpeg"}
 
 Box = tuple[int, int, int, int]
 
@@ -149,10 +154,12 @@ def _reencode(ds: Dataset, ts: str, boxes: Sequence[Box], fill: str, frames: Seq
 
     plugin = REENCODABLE[ts]
     if plugin and importlib.util.find_spec(plugin) is None:
-        raise MissingDependencyError(f"redacting this transfer syntax needs the {plugin} package")
+        raise MissingDependencyError(f"redacting this transfer syntax needs the {_PACKAGES[plugin]} package")
     from pydicom.pixels import get_encoder
 
-    arr = ds.pixel_array  # decoded by pydicom's own plug-ins
+    # raw: colour stays in its stored space (YBR stays YBR), so re-encoding keeps every sample
+    ds.pixel_array_options(raw=True)
+    arr = ds.pixel_array
     count = _int(ds, "NumberOfFrames", 1) or 1
     rows, cols = arr.shape[-3:-1] if arr.ndim == 4 or (arr.ndim == 3 and count == 1) else arr.shape[-2:]
     shaped = arr.reshape(count, rows, cols, -1).copy()
@@ -171,9 +178,15 @@ def _reencode(ds: Dataset, ts: str, boxes: Sequence[Box], fill: str, frames: Seq
         return 0
     encoder = get_encoder(ts)
     encoded = []
-    for i in range(count):
-        frame = shaped[i] if shaped.shape[3] > 1 else shaped[i, :, :, 0]
-        encoded.append(encoder.encode(frame, **_encode_kwargs(ds)))
+    try:
+        for i in range(count):
+            frame = shaped[i] if shaped.shape[3] > 1 else shaped[i, :, :, 0]
+            kwargs = _encode_kwargs(ds)
+            if ts == "1.2.840.10008.1.2.4.81":
+                kwargs["jls_error"] = 0
+            encoded.append(encoder.encode(frame, **kwargs))
+    except (ValueError, RuntimeError, NotImplementedError) as exc:
+        raise UnsupportedInputError(f"this pixel layout cannot be re-encoded in its transfer syntax ({type(exc).__name__})") from None
     _encapsulate(ds, encoded)
     check = ds.pixel_array.reshape(shaped.shape)
     if not np.array_equal(check, shaped):
@@ -217,6 +230,6 @@ def redact_dataset(
     if transfer_syntax in REENCODABLE:
         return _reencode(ds, transfer_syntax, checked, fill, frames)
     raise UnsupportedInputError(
-        "Pixel Data in this transfer syntax has no exact redaction route (lossy JPEG-LS or JPEG 2000, "
-        "JPEG lossless, video): not released"
+        "Pixel Data in this transfer syntax has no exact redaction route (JPEG lossless processes, "
+        "lossy JPEG 2000, HTJ2K, video): not released"
     )
