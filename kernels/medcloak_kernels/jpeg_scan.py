@@ -2,7 +2,8 @@
 uint8 arrays: a bit reader that removes stuffed zeros, a bit writer that adds them, the block
 decoder, and the two scan rewriters built on them.
 
-Blocks are visited in coding order (MCU by MCU, component by component, ``comp_blocks[c]`` blocks
+``rst`` holds the positions of the scan's RST markers (see
+:func:`.jpeg_markers.scan_markers`). Blocks are visited in coding order (MCU by MCU, component by component, ``comp_blocks[c]`` blocks
 of component ``c`` per MCU). Every per-block input (``flags``, ``coef``) is indexed in that order,
 so the geometry of the image stays with the caller. Huffman tables are passed as stacked lookup
 arrays (see :mod:`.jpeg_huffman`) and chosen per component by ``dc_tab``/``ac_tab``.
@@ -123,25 +124,6 @@ def unstuff(src: np.ndarray, a: int, b: int, dst: np.ndarray) -> int:
     return n
 
 
-@kernel
-def restart_markers(src: np.ndarray, start: int, end: int, found: np.ndarray) -> int:
-    """Positions of RST0-RST7 markers in ``src[start:end]`` written to ``found`` (as many as fit);
-    returns how many there are."""
-    count = 0
-    i = start
-    while i < end - 1:
-        if src[i] == 0xFF:
-            code = src[i + 1]
-            if 0xD0 <= code <= 0xD7:
-                if count < found.shape[0]:
-                    found[count] = i
-                count += 1
-                i += 2
-                continue
-        i += 1
-    return count
-
-
 @numba.njit(inline="always")
 def _decode_block(buf, bp, dcd, acd, coef, row, store):  # type: ignore[no-untyped-def]
     """Decode one block at bit ``bp``: (status, DC difference, bit where the AC codes begin,
@@ -186,13 +168,11 @@ def _decode_block(buf, bp, dcd, acd, coef, row, store):  # type: ignore[no-untyp
     return 0, diff, ac_start, bp
 
 
-@kernel
-def _interval_bounds(src, start, end, n_mcu, restart, rst):  # type: ignore[no-untyped-def]
+@numba.njit(inline="always")
+def _intervals(n_mcu, restart, rst):  # type: ignore[no-untyped-def]
+    """Number of restart intervals, or -1 when the markers found do not match it."""
     nint = 1 if restart == 0 else (n_mcu + restart - 1) // restart
-    count = restart_markers(src, start, end, rst)
-    if count != nint - 1:
-        return -1
-    return nint
+    return nint if rst.shape[0] == nint - 1 else -1
 
 
 @kernel
@@ -211,6 +191,7 @@ def redact_scan(
     ac_size: np.ndarray,
     n_mcu: int,
     restart: int,
+    rst: np.ndarray,
     max_category: int,
     flags: np.ndarray,
     fill: np.ndarray,
@@ -225,8 +206,7 @@ def redact_scan(
     bpm = 0
     for c in range(ns):
         bpm += comp_blocks[c]
-    rst = np.empty(max(1, (n_mcu + max(restart, 1) - 1) // max(restart, 1)), np.int64)
-    nint = _interval_bounds(src, start, end, n_mcu, restart, rst)
+    nint = _intervals(n_mcu, restart, rst)
     if nint < 0:
         return BAD_RESTARTS
     scratch = np.empty(end - start + 8, np.uint8)
@@ -316,13 +296,13 @@ def decode_scan(
     ac_dec: np.ndarray,
     n_mcu: int,
     restart: int,
+    rst: np.ndarray,
     coef: np.ndarray,
 ) -> int:
     """Every block's quantized coefficients (zigzag order, DC absolute) into ``coef`` (one row per
     block in coding order, zeroed by the caller). Returns 0 or a negative code."""
     ns = comp_blocks.shape[0]
-    rst = np.empty(max(1, (n_mcu + max(restart, 1) - 1) // max(restart, 1)), np.int64)
-    nint = _interval_bounds(src, start, end, n_mcu, restart, rst)
+    nint = _intervals(n_mcu, restart, rst)
     if nint < 0:
         return BAD_RESTARTS
     scratch = np.empty(end - start + 8, np.uint8)

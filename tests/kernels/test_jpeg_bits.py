@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from medcloak_kernels.jpeg_scan import encode_scan, restart_markers, unstuff
+from medcloak_kernels.jpeg_markers import scan_markers
+from medcloak_kernels.jpeg_scan import encode_scan, unstuff
 
 
 def reference_unstuff(data: bytes) -> bytes:
@@ -26,23 +27,26 @@ def reference_unstuff(data: bytes) -> bytes:
     return bytes(out)
 
 
-def reference_restarts(data: bytes) -> list[int]:
-    found, i = [], 0
+def reference_scan_markers(data: bytes, start: int) -> tuple[int, list[int]]:
+    """Byte by byte: where the scan ends (-1: it runs off the end) and its RST markers."""
+    found, i = [], start
     while i + 1 < len(data):
-        if data[i] == 0xFF and 0xD0 <= data[i + 1] <= 0xD7:
+        if data[i] != 0xFF or data[i + 1] in (0x00, 0xFF):
+            i += 1 if data[i] != 0xFF or data[i + 1] == 0xFF else 2
+        elif 0xD0 <= data[i + 1] <= 0xD7:
             found.append(i)
             i += 2
         else:
-            i += 1
-    return found
+            return i, found
+    return -1, found
 
 
 ALPHABET = st.sampled_from([0x00, 0xFF, 0xD0, 0xD7, 0xD8, 0x12, 0xFE])
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(ALPHABET, max_size=60))
-def test_unstuff_and_restarts_random(values: list[int]) -> None:
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ALPHABET, max_size=60), st.integers(0, 5))
+def test_unstuff_and_scan_markers_random(values: list[int], start: int) -> None:
     data = bytes(values)
     src = np.frombuffer(data, np.uint8)
     dst = np.full(len(data) + 8, 0x55, np.uint8)
@@ -50,8 +54,9 @@ def test_unstuff_and_restarts_random(values: list[int]) -> None:
     assert dst[:n].tobytes() == reference_unstuff(data)
     assert dst[n : n + 3].tolist() == [0, 0, 0]
     found = np.zeros(64, np.int64)
-    count = restart_markers(src, 0, len(data), found)
-    assert found[:count].tolist() == reference_restarts(data)
+    ff = np.flatnonzero(src == 0xFF)
+    end, count = scan_markers(src, ff, start, found)
+    assert (end, found[:count].tolist()) == reference_scan_markers(data, start)
 
 
 @pytest.mark.parametrize("data", [b"", b"\xff", b"\xff\x00", b"\xff\xff\xff\x00", b"\xff\xd0", b"\x01\xff\xd7\xff"])

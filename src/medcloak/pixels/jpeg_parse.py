@@ -9,6 +9,7 @@ Anything outside baseline and extended sequential Huffman coding with one scan r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import CorruptInputError, UnsupportedJpegError
 
@@ -62,6 +63,8 @@ class JpegLayout:
     scan_start: int = 0
     scan_end: int = 0
     eoi_end: int = 0
+    #: positions of the RST markers in the scan
+    restarts: Any = None
 
     @property
     def hmax(self) -> int:
@@ -170,10 +173,21 @@ def _scan(layout: JpegLayout, payload: bytes) -> None:
             raise CorruptInputError("JPEG scan before its Huffman tables")
 
 
+def _scan_extent(data: bytes, start: int) -> tuple[int, Any]:
+    import numpy as np
+    from medcloak_kernels.jpeg_markers import scan_markers
+
+    src = np.frombuffer(data, np.uint8)
+    ff = np.flatnonzero(src[start:] == 0xFF) + start
+    rst = np.empty(len(ff), np.int64)
+    end, count = scan_markers(src, ff, start, rst)
+    if end < 0:
+        raise CorruptInputError("JPEG entropy-coded data runs to the end without a marker")
+    return int(end), rst[:count]
+
+
 def parse(data: bytes) -> JpegLayout:
     """The :class:`JpegLayout` of the JPEG stream that ``data`` begins with."""
-    from .jpeg_meta import _entropy_end
-
     n = len(data)
     if data[:2] != b"\xff\xd8":
         raise CorruptInputError("not a JPEG stream (no SOI)")
@@ -235,7 +249,7 @@ def parse(data: bytes) -> JpegLayout:
             _scan(layout, payload)
             layout.sos_start = marker_at
             layout.scan_start = end
-            layout.scan_end = _entropy_end(data, end)
+            layout.scan_end, layout.restarts = _scan_extent(data, end)
             pos = layout.scan_end
             continue
         pos = end

@@ -256,7 +256,7 @@ def _decode_all(src: np.ndarray, layout: JpegLayout, geo: _Geometry, dc: tuple, 
     status = decode_scan(
         src, layout.scan_start, layout.scan_end, geo.comp_blocks,
         np.array([c.td for c in layout.components], np.int32), np.array([c.ta for c in layout.components], np.int32),
-        dc[0], ac[0], geo.n_mcu, layout.restart, coef,
+        dc[0], ac[0], geo.n_mcu, layout.restart, layout.restarts, coef,
     )
     if status < 0:
         raise CorruptInputError("JPEG entropy-coded data is corrupt or truncated")
@@ -340,7 +340,7 @@ def redact_jpeg_detailed(data: bytes, boxes: Iterable[Sequence[int]], fill: str 
         n, out = _run(
             redact_scan, scan_len + scan_len // 8 + 4096,
             src, layout.scan_start, layout.scan_end, geo.comp_blocks, dc_tab, ac_tab, dc[0], ac[0], dc[1], dc[2],
-            ac[1], ac[2], geo.n_mcu, layout.restart, max_category, flags, values,
+            ac[1], ac[2], geo.n_mcu, layout.restart, layout.restarts, max_category, flags, values,
         )
         if n >= 0:
             body = out[:n].tobytes()
