@@ -347,7 +347,7 @@ def _extend(v: int, t: int) -> int:
     if t == 0:
         return 0
     if v < (1 << (t - 1)):
-        return v - (1 << t) + 1
+        return v - (1 << t)
     return v
 
 
@@ -423,8 +423,10 @@ def decode_coefficients(data: bytes, *, strict: bool = True) -> dict:
     ``warnings``: list of tolerated irregularities (e.g. Ss/Se not 0/63).
 
     With ``strict`` (default), anything but exact 1-padding after the last MCU of
-    each restart interval, an RSTn out of sequence, or a component never coded
-    raises ValueError; otherwise these become warnings.
+    each restart interval, an RSTn out of sequence, an RSTn after the last
+    interval, or a component never coded raises ValueError; otherwise these
+    become warnings.  Bytes after EOI are ignored.  Ss/Se/Ah/Al of a sequential
+    scan other than 0/63/0/0 are ignored with a warning, as libjpeg does.
     """
     data = bytes(data)
     if data[:2] != b"\xff\xd8":
@@ -613,6 +615,10 @@ def _decode_scan(data, pos, body, frame, components, tables, quant, restart_inte
         comp["coded"] = True
         comp["quant"] = quant[comp["tq"]].copy()
         scan_comps.append((comp, tables[(0, td)], tables[(1, ta)]))
+    order = [components.index(c) for c, _, _ in scan_comps]
+    if order != sorted(order):
+        # B.2.3: the scan lists its components in frame order (libjpeg enforces it)
+        raise ValueError("scan components are not in frame order")
     ss, se, ahal = body[1 + 2 * ns], body[2 + 2 * ns], body[3 + 2 * ns]
     scans.append((tuple(c["id"] for c, _, _ in scan_comps), ss, se, ahal >> 4, ahal & 15))
     if (ss, se, ahal) != (0, 63, 0):
@@ -639,6 +645,10 @@ def _decode_scan(data, pos, body, frame, components, tables, quant, restart_inte
     segments, end = _read_entropy_segments(data, pos)
     interval = restart_interval if restart_interval > 0 else len(mcus)
     expected_segments = max(1, _ceil_div(len(mcus), interval))
+    if not strict and len(segments) == expected_segments + 1 and segments[-1][0] == b"":
+        # some writers put an RSTn after the last interval; libjpeg tolerates it
+        warnings.append("RST marker after the last restart interval")
+        segments = segments[:-1]
     if len(segments) != expected_segments:
         raise ValueError(
             "scan has %d entropy-coded segments, expected %d (%d MCUs, restart interval %d)"
@@ -887,6 +897,8 @@ def encode_coefficients(
     for scan in scans:
         if not 1 <= len(scan) <= 4:
             raise ValueError("a scan has 1 to 4 components")
+        if list(scan) != sorted(scan):
+            raise ValueError("scan components must be in frame order (B.2.3)")
         if len(scan) == 1:
             i = scan[0]
             rows, cols = own[i]
