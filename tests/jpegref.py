@@ -347,7 +347,7 @@ def _extend(v: int, t: int) -> int:
     if t == 0:
         return 0
     if v < (1 << (t - 1)):
-        return v - (1 << t)
+        return v - (1 << t) + 1
     return v
 
 
