@@ -195,13 +195,15 @@ def redact_scan(
     max_category: int,
     flags: np.ndarray,
     fill: np.ndarray,
+    scratch: np.ndarray,
     out: np.ndarray,
 ) -> int:
     """Rewrite the scan data ``src[start:end]`` into ``out`` with every flagged block replaced by
     a block of DC ``fill[c]`` and no AC coefficient. Restart intervals without a flagged block are
     copied byte for byte; in the others every unflagged block is copied as a span of bits, its DC
     re-coded only where the prediction changed (the first clean block after a redacted one).
-    Returns the output length, or a negative code."""
+    ``scratch`` holds at least ``end - start + 8`` bytes. Returns the output length, or a
+    negative code."""
     ns = comp_blocks.shape[0]
     bpm = 0
     for c in range(ns):
@@ -209,7 +211,6 @@ def redact_scan(
     nint = _intervals(n_mcu, restart, rst)
     if nint < 0:
         return BAD_RESTARTS
-    scratch = np.empty(end - start + 8, np.uint8)
     dummy = np.empty((1, 64), np.int32)
     pred = np.zeros(ns, np.int64)
     outpred = np.zeros(ns, np.int64)

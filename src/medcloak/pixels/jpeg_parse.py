@@ -8,6 +8,7 @@ Anything outside baseline and extended sequential Huffman coding with one scan r
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,12 +174,29 @@ def _scan(layout: JpegLayout, payload: bytes) -> None:
             raise CorruptInputError("JPEG scan before its Huffman tables")
 
 
+_POOL = threading.local()
+
+
+def _flag_buffer(size: int) -> Any:
+    """A reusable boolean array of ``size`` (per thread): fresh memory costs page faults."""
+    import numpy as np
+
+    buf = getattr(_POOL, "flags", None)
+    if buf is None or buf.shape[0] < size:
+        buf = np.empty(max(size, 1 << 16), bool)
+        _POOL.flags = buf
+    return buf[:size]
+
+
 def _scan_extent(data: bytes, start: int) -> tuple[int, Any]:
     import numpy as np
     from medcloak_kernels.jpeg_markers import scan_markers
 
     src = np.frombuffer(data, np.uint8)
-    ff = np.flatnonzero(src[start:] == 0xFF) + start
+    scan = src[start:]
+    hits = _flag_buffer(scan.shape[0])
+    np.equal(scan, 0xFF, out=hits)
+    ff = np.flatnonzero(hits) + start
     rst = np.empty(len(ff), np.int64)
     end, count = scan_markers(src, ff, start, rst)
     if end < 0:

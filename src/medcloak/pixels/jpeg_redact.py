@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -237,16 +238,29 @@ def _dht(tables: dict[tuple[int, int], tuple[bytes, bytes]]) -> bytes:
     return b"\xff\xc4" + (len(body) + 2).to_bytes(2, "big") + body
 
 
-def _run(kernel, size_hint: int, *args) -> np.ndarray:  # type: ignore[no-untyped-def]
+_POOL = threading.local()
+
+
+def _buffer(name: str, size: int) -> np.ndarray:
+    """A reusable array of at least ``size`` bytes, one per thread and name: fresh memory costs a
+    page fault per 4 KiB, more than the redaction itself on large images."""
+    buf = getattr(_POOL, name, None)
+    if buf is None or buf.shape[0] < size:
+        buf = np.empty(max(size, 1 << 16), np.uint8)
+        setattr(_POOL, name, buf)
+    return buf
+
+
+def _run(kernel, size_hint: int, *args) -> tuple[int, np.ndarray]:  # type: ignore[no-untyped-def]
     from medcloak_kernels.jpeg_scan import OVERFLOW
 
     size = size_hint
     while True:
-        out = np.empty(size, np.uint8)
+        out = _buffer("out", size)
         n = kernel(*args, out)
         if n != OVERFLOW:
             return n, out
-        size *= 2
+        size = 2 * out.shape[0]
 
 
 def _decode_all(src: np.ndarray, layout: JpegLayout, geo: _Geometry, dc: tuple, ac: tuple) -> np.ndarray:
@@ -307,7 +321,7 @@ def _rebuild(data: bytes, src: np.ndarray, layout: JpegLayout, geo: _Geometry, f
     pieces.append(data[pos : layout.sos_start])
     pieces.append(_dht(tables))
     pieces.append(data[layout.sos_start : layout.scan_start])
-    pieces.append(out[:n].tobytes())
+    pieces.append(out[:n])
     pieces.append(data[layout.scan_end :])
     return b"".join(pieces)
 
@@ -341,10 +355,10 @@ def redact_jpeg_detailed(data: bytes, boxes: Iterable[Sequence[int]], fill: str 
             redact_scan, scan_len + scan_len // 8 + 4096,
             src, layout.scan_start, layout.scan_end, geo.comp_blocks, dc_tab, ac_tab, dc[0], ac[0], dc[1], dc[2],
             ac[1], ac[2], geo.n_mcu, layout.restart, layout.restarts, max_category, flags, values,
+            _buffer("scratch", scan_len + 8),
         )
         if n >= 0:
-            body = out[:n].tobytes()
-            result = data[: layout.scan_start] + body + data[layout.scan_end :]
+            result = b"".join((memoryview(data)[: layout.scan_start], out[:n], memoryview(data)[layout.scan_end :]))
             return Redaction(result, regions, count, "bit-copy")
         if n == MISSING_EOB:
             break
