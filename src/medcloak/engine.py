@@ -48,7 +48,9 @@ def process(task: Task, job: Job) -> Outcome:
     try:
         path = Path(src.path)
         with open(path, "rb") as fh:
-            kind = sniff(fh.read(8))
+            head = fh.read(132)
+        # DICM at 128 first: a dual-personality DICOM/TIFF file is DICOM
+        kind = None if head[128:132] == b"DICM" else sniff(head[:8])
         if kind is None:
             released = deidentify_dicom(path, job.profile, job.keyring, job.regions)
         else:

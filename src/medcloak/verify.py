@@ -207,7 +207,7 @@ def verify_release(release: Path, audit: Path | None = None) -> list[Finding]:
         if not path.is_file() or path.name == DOC_NAME or path.name == "DEIDENTIFICATION.txt":
             continue
         rel = path.relative_to(release).as_posix()
-        if path.suffix in (".jpg", ".png") and rel.startswith("photos/"):
+        if path.suffix in (".jpg", ".png", ".tif") and rel.startswith("photos/"):
             findings.extend(verify_photo(path, rel))
             continue
         if path.suffix != ".dcm":
@@ -222,9 +222,10 @@ def verify_photo(path: Path, rel: str) -> list[Finding]:
     from .errors import CorruptInputError
     from .pixels.jpeg_meta import strip_jpeg_metadata
     from .pixels.png_meta import strip_png_metadata
+    from .pixels.tiff_meta import strip_tiff_metadata
 
     data = path.read_bytes()
-    strip = strip_jpeg_metadata if path.suffix == ".jpg" else strip_png_metadata
+    strip = {".jpg": strip_jpeg_metadata, ".png": strip_png_metadata}.get(path.suffix, strip_tiff_metadata)
     try:
         clean = strip(data)
     except CorruptInputError as exc:

@@ -1,8 +1,12 @@
-"""Photographs (standalone JPEG and PNG): metadata stripped, image data untouched, keyed names.
+"""Photographs (standalone JPEG, PNG and TIFF): metadata stripped, image data untouched, keyed
+names.
 
 A photograph carries no header identity to pseudonymise; what identifies is its metadata (EXIF
-with GPS and camera serials, XMP, IPTC, comments, PNG text) and its file name. The released name
-is a keyed hash of the file's content: ``photos/<token>.jpg`` or ``.png``.
+with GPS and camera serials, XMP, IPTC, comments, PNG text, TIFF tags) and its file name. The
+released name is a keyed hash of the file's content: ``photos/<token>.jpg``, ``.png`` or ``.tif``.
+
+A TIFF of more than one page is refused: whole-slide images are multi-page TIFFs whose label and
+macro pages show the patient's name, and they need their own handling.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ def sniff(head: bytes) -> str | None:
         return "jpeg"
     if head.startswith(PNG_MAGIC):
         return "png"
+    from ..pixels.tiff_meta import sniff as is_tiff
+
+    if is_tiff(head):
+        return "tiff"
     return None
 
 
@@ -34,9 +42,19 @@ def deidentify_photo(path: Path, kind: str, keyring: Keyring) -> Released:
         from ..pixels.jpeg_meta import strip_jpeg_metadata
 
         out, ext = strip_jpeg_metadata(data), "jpg"
-    else:
+    elif kind == "png":
         from ..pixels.png_meta import strip_png_metadata
 
         out, ext = strip_png_metadata(data), "png"
+    else:
+        from ..errors import UnsupportedInputError
+        from ..pixels.tiff_meta import page_count, strip_tiff_metadata
+
+        if page_count(data) != 1:
+            raise UnsupportedInputError(
+                "TIFF of several pages (a whole-slide image or a document, whose other pages may show "
+                "labels): not handled as a photograph"
+            )
+        out, ext = strip_tiff_metadata(data), "tif"
     token = keyring.token("photo", hashlib.sha256(data).hexdigest())
     return Released(out, f"photos/{token}.{ext}", {}, None, {"metadata-stripped": int(out != data)})

@@ -1,0 +1,194 @@
+"""TIFF photograph metadata stripping (TIFF 6.0, and BigTIFF): the file is rewritten with only
+the tags that define its images, the image data copied as it is.
+
+Kept: the tags of image structure, data layout, colour and resolution (:data:`KEEP`). Dropped:
+every other tag, above all ImageDescription, Make, Model, Software, DateTime, Artist,
+HostComputer, Copyright, DocumentName, PageName, the EXIF and GPS IFDs, XMP, IPTC, Photoshop
+resources, ICC profiles, and SubIFDs (previews and thumbnails). Every page of the main IFD chain
+is kept. JPEG-compressed strips and tiles (compression 7) and the JPEGTables lose their APPn/COM
+segments, their entropy-coded data untouched; old-style JPEG (compression 6) is refused.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from ..errors import CorruptInputError, UnsupportedInputError
+
+KEEP = frozenset({
+    254, 255, 256, 257, 258, 259, 262, 266, 273, 274, 277, 278, 279, 282, 283, 284, 286, 287, 290,
+    291, 296, 317, 318, 319, 320, 322, 323, 324, 325, 338, 339, 340, 341, 347, 529, 530, 531, 532,
+})
+OFFSETS_TO_COUNTS = {273: 279, 324: 325}  # StripOffsets -> StripByteCounts, TileOffsets -> TileByteCounts
+SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
+MAX_IFDS = 10000
+
+
+def sniff(head: bytes) -> bool:
+    return head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+@dataclass
+class _Entry:
+    tag: int
+    kind: int
+    count: int
+    raw: bytes  # the value bytes, in the file's byte order
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        if not sniff(data[:4]):
+            raise CorruptInputError("not a TIFF file")
+        self.data = data
+        self.bo = "<" if data[:2] == b"II" else ">"
+        self.big = data[2:4] in (b"+\x00", b"\x00+")
+        if self.big and self._u(4, "H") != 8:
+            raise CorruptInputError("BigTIFF with an offset size other than 8")
+
+    def _u(self, pos: int, fmt: str) -> int:
+        size = struct.calcsize(fmt)
+        if pos < 0 or pos + size > len(self.data):
+            raise CorruptInputError("TIFF structure points past the end of the file")
+        return struct.unpack_from(self.bo + fmt, self.data, pos)[0]
+
+    def ifds(self) -> list[list[_Entry]]:
+        off = self._u(8, "Q") if self.big else self._u(4, "I")
+        seen: set[int] = set()
+        out = []
+        while off:
+            if off in seen or len(out) >= MAX_IFDS:
+                raise CorruptInputError("TIFF IFD chain loops")
+            seen.add(off)
+            entries, off = self._ifd(off)
+            out.append(entries)
+        if not out:
+            raise CorruptInputError("TIFF file without an image")
+        return out
+
+    def _ifd(self, off: int) -> tuple[list[_Entry], int]:
+        count = self._u(off, "Q" if self.big else "H")
+        pos = off + (8 if self.big else 2)
+        width = 20 if self.big else 12
+        inline = 8 if self.big else 4
+        entries = []
+        for i in range(count):
+            at = pos + i * width
+            tag, kind = self._u(at, "H"), self._u(at + 2, "H")
+            n = self._u(at + 4, "Q" if self.big else "I")
+            size = SIZES.get(kind)
+            if size is None:
+                continue  # an unknown type: the tag cannot be one we keep
+            total = size * n
+            if total <= inline:
+                start = at + (12 if self.big else 8)
+            else:
+                start = self._u(at + (12 if self.big else 8), "Q" if self.big else "I")
+            if start + total > len(self.data):
+                raise CorruptInputError("TIFF tag value runs past the end of the file")
+            entries.append(_Entry(tag, kind, n, self.data[start : start + total]))
+        nxt = self._u(pos + count * width, "Q" if self.big else "I")
+        return entries, nxt
+
+    def values(self, e: _Entry) -> list[int]:
+        fmt = {3: "H", 4: "I", 16: "Q", 13: "I", 18: "Q"}.get(e.kind)
+        if fmt is None:
+            raise CorruptInputError("TIFF offsets or counts of an unexpected type")
+        return list(struct.unpack(self.bo + fmt * e.count, e.raw))
+
+
+def page_count(data: bytes) -> int:
+    """How many pages (IFDs of the main chain) the TIFF has."""
+    return len(_Reader(bytes(data)).ifds())
+
+
+def strip_tiff_metadata(data: bytes) -> bytes:
+    """``data`` rewritten with only the image-defining tags of every page (see the module)."""
+    from .jpeg_meta import strip_jpeg_metadata
+
+    data = bytes(data)
+    r = _Reader(data)
+    pages = []
+    for entries in r.ifds():
+        tags = {e.tag: e for e in entries}
+        compression = r.values(tags[259])[0] if 259 in tags and tags[259].kind in (3, 4) else 1
+        if compression == 6:
+            raise UnsupportedInputError("TIFF with old-style JPEG compression (6)")
+        kept = {t: e for t, e in tags.items() if t in KEEP}
+        blobs: dict[int, list[bytes]] = {}
+        for off_tag, count_tag in OFFSETS_TO_COUNTS.items():
+            if off_tag not in kept:
+                continue
+            if count_tag not in kept:
+                raise CorruptInputError("TIFF image data offsets without byte counts")
+            offs, counts = r.values(kept[off_tag]), r.values(kept[count_tag])
+            if len(offs) != len(counts):
+                raise CorruptInputError("TIFF image data offsets and counts differ in number")
+            pieces = []
+            for o, c in zip(offs, counts):
+                if o + c > len(data):
+                    raise CorruptInputError("TIFF image data runs past the end of the file")
+                piece = data[o : o + c]
+                if compression == 7 and c:
+                    piece = strip_jpeg_metadata(piece)
+                pieces.append(piece)
+            blobs[off_tag] = pieces
+        if not blobs:
+            raise CorruptInputError("TIFF page without image data")
+        if 347 in kept and compression == 7:
+            tables = strip_jpeg_metadata(kept[347].raw)
+            kept[347] = _Entry(347, 7, len(tables), tables)
+        pages.append((kept, blobs))
+    return _write(r.bo, r.big, pages)
+
+
+def _write(bo: str, big: bool, pages: list[tuple[dict[int, _Entry], dict[int, list[bytes]]]]) -> bytes:
+    out = bytearray(b"II" if bo == "<" else b"MM")
+    out += struct.pack(bo + "H", 43 if big else 42)
+    if big:
+        out += struct.pack(bo + "HHQ", 8, 0, 0)
+    else:
+        out += struct.pack(bo + "I", 0)
+    link = 8 if big else 4  # where the offset of the next IFD goes
+    off_fmt, cnt_kind = ("Q", 16) if big else ("I", 4)
+    inline = 8 if big else 4
+    for kept, blobs in pages:
+        entries = dict(kept)
+        for off_tag, pieces in blobs.items():
+            positions = []
+            for piece in pieces:
+                positions.append(len(out))
+                out += piece
+                if len(out) & 1:
+                    out += b"\x00"
+            if not big and len(out) > 0xFFFFFFFF:
+                raise UnsupportedInputError("stripped TIFF would exceed 4 GiB: needs BigTIFF")
+            entries[off_tag] = _Entry(off_tag, cnt_kind, len(positions), struct.pack(bo + off_fmt * len(positions), *positions))
+            counts = [len(p) for p in pieces]
+            entries[OFFSETS_TO_COUNTS[off_tag]] = _Entry(
+                OFFSETS_TO_COUNTS[off_tag], cnt_kind, len(counts), struct.pack(bo + off_fmt * len(counts), *counts)
+            )
+        # out-of-line values first, then the IFD itself
+        placed = {}
+        for tag in sorted(entries):
+            e = entries[tag]
+            if len(e.raw) > inline:
+                placed[tag] = len(out)
+                out += e.raw
+                if len(out) & 1:
+                    out += b"\x00"
+        ifd_at = len(out)
+        struct.pack_into(bo + off_fmt, out, link, ifd_at)
+        out += struct.pack(bo + ("Q" if big else "H"), len(entries))
+        for tag in sorted(entries):
+            e = entries[tag]
+            out += struct.pack(bo + "HH", e.tag, e.kind)
+            out += struct.pack(bo + off_fmt, e.count)
+            if tag in placed:
+                out += struct.pack(bo + off_fmt, placed[tag])
+            else:
+                out += e.raw.ljust(inline, b"\x00")
+        link = len(out)
+        out += struct.pack(bo + off_fmt, 0)
+    return bytes(out)
