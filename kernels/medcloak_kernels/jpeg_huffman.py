@@ -1,7 +1,8 @@
 """Huffman tables of sequential JPEG (ISO/IEC 10918-1 Annex C and F.2.2.3), as lookup arrays.
 
 A decode table maps the next 16 bits of the stream to ``(code length << 8) | symbol``; 0 marks a
-bit pattern that starts no code of the table. An encode table holds the code and its length for
+bit pattern that starts no code of the table. A small first-level table does the same for the
+next 9 bits and codes of at most 9 bits, 0 sending the decoder to the full table. An encode table holds the code and its length for
 each of the 256 symbols; length 0 marks a symbol the table lacks.
 """
 
@@ -50,4 +51,19 @@ def fill_decode_table(codes: np.ndarray, sizes: np.ndarray, table: np.ndarray) -
         first = codes[sym] << (16 - size)
         entry = (size << 8) | sym
         for j in range(first, first + (1 << (16 - size))):
+            table[j] = entry
+
+
+@kernel
+def fill_fast_table(codes: np.ndarray, sizes: np.ndarray, bits: int, table: np.ndarray) -> None:
+    """The ``2**bits``-entry first-level table: entries for codes of at most ``bits`` bits, 0
+    (look in the 16-bit table) for the rest."""
+    table[:] = INVALID
+    for sym in range(256):
+        size = sizes[sym]
+        if size == 0 or size > bits:
+            continue
+        first = codes[sym] << (bits - size)
+        entry = (size << 8) | sym
+        for j in range(first, first + (1 << (bits - size))):
             table[j] = entry

@@ -31,6 +31,10 @@ BAD_RESTARTS = -5
 
 #: bytes a single block can take in the output, stuffing included (DC 11+15 bits, 63 AC of 16+15)
 BLOCK_ROOM = 640
+#: zero bytes after unstuffed data: a block reads at most 64 x 32 bits, plus a refill of 8 bytes
+TAIL = 272
+#: bits of the small, first-level decode table
+FAST_BITS = 9
 
 
 @numba.njit(inline="always")
@@ -60,10 +64,37 @@ def _put(out, o, acc, nacc, value, size):  # type: ignore[no-untyped-def]
 
 @numba.njit(inline="always")
 def _copy_bits(buf, a, b, out, o, acc, nacc):  # type: ignore[no-untyped-def]
-    """Append bits ``a`` to ``b`` (exclusive) of ``buf``."""
-    while b - a >= 16:
-        o, acc, nacc = _put(out, o, acc, nacc, _peek(buf, a), 16)
-        a += 16
+    """Append bits ``a`` to ``b`` (exclusive) of ``buf``: a few bits up to a byte boundary of the
+    source, whole bytes (shifted by the output's bit offset), then the last few bits."""
+    head = (8 - (a & 7)) & 7
+    if head > b - a:
+        head = b - a
+    if head:
+        o, acc, nacc = _put(out, o, acc, nacc, _peek(buf, a) >> (16 - head), head)
+        a += head
+    j = a >> 3
+    last = b >> 3
+    if nacc == 0:
+        while j < last:
+            byte = buf[j]
+            out[o] = byte
+            o += 1
+            if byte == 0xFF:
+                out[o] = 0
+                o += 1
+            j += 1
+    else:
+        while j < last:
+            acc = (acc << 8) | np.int64(buf[j])
+            byte = (acc >> nacc) & 0xFF
+            out[o] = byte
+            o += 1
+            if byte == 0xFF:
+                out[o] = 0
+                o += 1
+            acc &= (np.int64(1) << nacc) - 1
+            j += 1
+    a = last * 8 if last * 8 > a else a
     n = b - a
     if n > 0:
         o, acc, nacc = _put(out, o, acc, nacc, _peek(buf, a) >> (16 - n), n)
@@ -103,7 +134,9 @@ def _flush(out, o, acc, nacc):  # type: ignore[no-untyped-def]
 @kernel
 def unstuff(src: np.ndarray, a: int, b: int, dst: np.ndarray) -> int:
     """Copy ``src[a:b]`` to ``dst`` without stuffed zeros (FF 00 -> FF) and fill bytes (FF FF);
-    three zero bytes follow, so a reader may look past the end. Returns the data length."""
+    :data:`TAIL` zero bytes follow, so a reader may run past the end of corrupt data within one
+    block (at most 64 codes of 32 bits) before it is stopped. Returns the data length.
+    ``dst`` holds at least ``b - a + TAIL`` bytes."""
     n = 0
     i = a
     while i < b:
@@ -118,35 +151,55 @@ def unstuff(src: np.ndarray, a: int, b: int, dst: np.ndarray) -> int:
         dst[n] = byte
         n += 1
         i += 1
-    dst[n] = 0
-    dst[n + 1] = 0
-    dst[n + 2] = 0
+    dst[n : n + TAIL] = 0
     return n
 
 
 @numba.njit(inline="always")
-def _decode_block(buf, bp, dcd, acd, coef, row, store):  # type: ignore[no-untyped-def]
-    """Decode one block at bit ``bp``: (status, DC difference, bit where the AC codes begin,
-    bit after the block). With ``store`` the AC coefficients go to ``coef[row, 1:]`` (zigzag)."""
-    e = dcd[_peek(buf, bp)]
+def _fill(buf, pos, acc, nb):  # type: ignore[no-untyped-def]
+    """Top the bit accumulator up to more than 48 bits (so a code and its extra bits, 32 bits at
+    most, can be read without another check)."""
+    while nb <= 48:
+        acc = (acc << 8) | np.int64(buf[pos])
+        pos += 1
+        nb += 8
+    return pos, acc, nb
+
+
+@numba.njit(inline="always")
+def _symbol(acc, nb, fast, full):  # type: ignore[no-untyped-def]
+    """The table entry of the code at the top of the accumulator: the 9-bit table first (almost
+    every code is that short, and it stays in the L1 cache), the 16-bit table otherwise."""
+    e = fast[(acc >> (nb - FAST_BITS)) & ((1 << FAST_BITS) - 1)]
     if e == 0:
-        return CORRUPT, 0, 0, 0
+        e = full[(acc >> (nb - 16)) & 0xFFFF]
+    return e
+
+
+@numba.njit(inline="always")
+def _decode_block(buf, pos, acc, nb, dcf, dcd, acf, acd, coef, row, store):  # type: ignore[no-untyped-def]
+    """Decode one block from the reader state (``pos`` bytes read into ``acc``, ``nb`` bits of it
+    unread): (status, DC difference, bit where the AC codes begin, pos, acc, nb). With ``store``
+    the AC coefficients go to ``coef[row, 1:]`` (zigzag order)."""
+    pos, acc, nb = _fill(buf, pos, acc, nb)
+    e = _symbol(acc, nb, dcf, dcd)
     s = e & 0xFF
-    if s > 16:
-        return CORRUPT, 0, 0, 0
-    bp += e >> 8
+    if e == 0 or s > 16:
+        return CORRUPT, 0, 0, pos, acc, nb
+    nb -= e >> 8
     diff = 0
     if s:
-        v = _peek(buf, bp) >> (16 - s)
-        bp += s
+        v = (acc >> (nb - s)) & ((1 << s) - 1)
+        nb -= s
         diff = v if v >= (1 << (s - 1)) else v - (1 << s) + 1
-    ac_start = bp
+    ac_start = pos * 8 - nb
     k = 1
     while k < 64:
-        e = acd[_peek(buf, bp)]
+        pos, acc, nb = _fill(buf, pos, acc, nb)
+        e = _symbol(acc, nb, acf, acd)
         if e == 0:
-            return CORRUPT, 0, 0, 0
-        bp += e >> 8
+            return CORRUPT, 0, 0, pos, acc, nb
+        nb -= e >> 8
         rs = e & 0xFF
         r = rs >> 4
         size = rs & 15
@@ -157,15 +210,15 @@ def _decode_block(buf, bp, dcd, acd, coef, row, store):  # type: ignore[no-untyp
             break
         k += r
         if k > 63:
-            return CORRUPT, 0, 0, 0
-        v = _peek(buf, bp) >> (16 - size)
-        bp += size
+            return CORRUPT, 0, 0, pos, acc, nb
+        v = (acc >> (nb - size)) & ((1 << size) - 1)
+        nb -= size
         if store:
             coef[row, k] = v if v >= (1 << (size - 1)) else v - (1 << size) + 1
         k += 1
     if k > 64:
-        return CORRUPT, 0, 0, 0
-    return 0, diff, ac_start, bp
+        return CORRUPT, 0, 0, pos, acc, nb
+    return 0, diff, ac_start, pos, acc, nb
 
 
 @numba.njit(inline="always")
@@ -183,7 +236,9 @@ def redact_scan(
     comp_blocks: np.ndarray,
     dc_tab: np.ndarray,
     ac_tab: np.ndarray,
+    dc_fast: np.ndarray,
     dc_dec: np.ndarray,
+    ac_fast: np.ndarray,
     ac_dec: np.ndarray,
     dc_code: np.ndarray,
     dc_size: np.ndarray,
@@ -196,14 +251,19 @@ def redact_scan(
     flags: np.ndarray,
     fill: np.ndarray,
     scratch: np.ndarray,
+    segs: np.ndarray,
     out: np.ndarray,
 ) -> int:
-    """Rewrite the scan data ``src[start:end]`` into ``out`` with every flagged block replaced by
-    a block of DC ``fill[c]`` and no AC coefficient. Restart intervals without a flagged block are
-    copied byte for byte; in the others every unflagged block is copied as a span of bits, its DC
-    re-coded only where the prediction changed (the first clean block after a redacted one).
-    ``scratch`` holds at least ``end - start + 8`` bytes. Returns the output length, or a
-    negative code."""
+    """Rewrite the scan data ``src[start:end]`` with every flagged block replaced by a block of DC
+    ``fill[c]`` and no AC coefficient.
+
+    The new scan data is the concatenation of segments written to ``segs`` (one row each:
+    0 = bytes ``src[start:end]``, 1 = bytes ``out[start:end]``): restart intervals without a
+    flagged block are source segments, never decoded; the others are decoded and written to
+    ``out``, where runs of clean blocks are copied as spans of bits and only the DC of the first
+    clean block after a redacted run is re-coded (its prediction changed). ``segs`` has room for
+    one row per restart interval; ``scratch`` holds at least ``end - start +`` :data:`TAIL` bytes.
+    Returns the number of segments, or a negative code."""
     ns = comp_blocks.shape[0]
     bpm = 0
     for c in range(ns):
@@ -215,6 +275,7 @@ def redact_scan(
     pred = np.zeros(ns, np.int64)
     outpred = np.zeros(ns, np.int64)
     o = 0
+    nseg = 0
     for it in range(nint):
         a = start if it == 0 else rst[it - 1] + 2
         b = end if it == nint - 1 else rst[it]
@@ -225,64 +286,82 @@ def redact_scan(
             if flags[blk]:
                 dirty = True
                 break
+        b_next = b if it == nint - 1 else b + 2  # the RST marker goes with its interval
         if not dirty:
-            if o + (b - a) + 2 > out.shape[0]:
-                return OVERFLOW
-            out[o : o + (b - a)] = src[a:b]
-            o += b - a
-        else:
-            nbits = unstuff(src, a, b, scratch) * 8
-            bp = 0
-            acc = np.int64(0)
-            nacc = 0
-            pred[:] = 0
-            outpred[:] = 0
-            blk = m0 * bpm
-            for _m in range(m0, m1):
-                for c in range(ns):
-                    dcd = dc_dec[dc_tab[c]]
-                    acd = ac_dec[ac_tab[c]]
-                    for _j in range(comp_blocks[c]):
-                        block_start = bp
-                        status, diff, ac_start, bp = _decode_block(scratch, bp, dcd, acd, dummy, 0, False)
-                        if status < 0 or bp > nbits:
-                            return CORRUPT
-                        if o + BLOCK_ROOM > out.shape[0]:
-                            return OVERFLOW
-                        dc = pred[c] + diff
-                        if flags[blk]:
-                            newdiff = fill[c] - outpred[c]
-                            s = _category(newdiff)
-                            if s > max_category or dc_size[dc_tab[c], s] == 0:
-                                return MISSING_DC
-                            o, acc, nacc = _put_value(
-                                out, o, acc, nacc, dc_code[dc_tab[c], s], dc_size[dc_tab[c], s], newdiff, s
-                            )
-                            if ac_size[ac_tab[c], 0] == 0:
-                                return MISSING_EOB
-                            o, acc, nacc = _put(out, o, acc, nacc, ac_code[ac_tab[c], 0], ac_size[ac_tab[c], 0])
-                            outpred[c] = fill[c]
-                        elif outpred[c] == pred[c]:
-                            o, acc, nacc = _copy_bits(scratch, block_start, bp, out, o, acc, nacc)
-                            outpred[c] = dc
-                        else:
-                            newdiff = dc - outpred[c]
-                            s = _category(newdiff)
-                            if s > max_category or dc_size[dc_tab[c], s] == 0:
-                                return MISSING_DC
-                            o, acc, nacc = _put_value(
-                                out, o, acc, nacc, dc_code[dc_tab[c], s], dc_size[dc_tab[c], s], newdiff, s
-                            )
-                            o, acc, nacc = _copy_bits(scratch, ac_start, bp, out, o, acc, nacc)
-                            outpred[c] = dc
-                        pred[c] = dc
-                        blk += 1
-            o, acc, nacc = _flush(out, o, acc, nacc)
+            if nseg > 0 and segs[nseg - 1, 0] == 0 and segs[nseg - 1, 2] == a:
+                segs[nseg - 1, 2] = b_next
+            else:
+                segs[nseg, 0] = 0
+                segs[nseg, 1] = a
+                segs[nseg, 2] = b_next
+                nseg += 1
+            continue
+        o0 = o
+        nbits = unstuff(src, a, b, scratch) * 8
+        pos = 0
+        racc = np.int64(0)
+        nb = 0
+        acc = np.int64(0)
+        nacc = 0
+        pred[:] = 0
+        outpred[:] = 0
+        span_a = 0  # clean bits not yet written: [span_a, span_b)
+        span_b = 0
+        blk = m0 * bpm
+        for _m in range(m0, m1):
+            for c in range(ns):
+                dt = dc_tab[c]
+                at = ac_tab[c]
+                dcf = dc_fast[dt]
+                dcd = dc_dec[dt]
+                acf = ac_fast[at]
+                acd = ac_dec[at]
+                for _j in range(comp_blocks[c]):
+                    block_start = pos * 8 - nb
+                    status, diff, ac_start, pos, racc, nb = _decode_block(
+                        scratch, pos, racc, nb, dcf, dcd, acf, acd, dummy, 0, False
+                    )
+                    bp = pos * 8 - nb
+                    if status < 0 or bp > nbits:
+                        return CORRUPT
+                    dc = pred[c] + diff
+                    pred[c] = dc
+                    blk += 1
+                    if not flags[blk - 1] and outpred[c] == dc - diff:
+                        span_b = bp  # the same bits as the input: extend the pending span
+                        outpred[c] = dc
+                        continue
+                    if o + ((span_b - span_a) >> 2) + BLOCK_ROOM > out.shape[0]:
+                        return OVERFLOW
+                    o, acc, nacc = _copy_bits(scratch, span_a, span_b, out, o, acc, nacc)
+                    newdiff = (fill[c] if flags[blk - 1] else dc) - outpred[c]
+                    s = _category(newdiff)
+                    if s > max_category or dc_size[dt, s] == 0:
+                        return MISSING_DC
+                    o, acc, nacc = _put_value(out, o, acc, nacc, dc_code[dt, s], dc_size[dt, s], newdiff, s)
+                    if flags[blk - 1]:
+                        if ac_size[at, 0] == 0:
+                            return MISSING_EOB
+                        o, acc, nacc = _put(out, o, acc, nacc, ac_code[at, 0], ac_size[at, 0])
+                        outpred[c] = fill[c]
+                        span_a = bp
+                    else:  # a clean block after redacted ones: DC re-coded, AC bits as they are
+                        outpred[c] = dc
+                        span_a = ac_start
+                    span_b = bp
+        if o + ((span_b - span_a) >> 2) + BLOCK_ROOM > out.shape[0]:
+            return OVERFLOW
+        o, acc, nacc = _copy_bits(scratch, span_a, span_b, out, o, acc, nacc)
+        o, acc, nacc = _flush(out, o, acc, nacc)
         if it < nint - 1:
             out[o] = src[b]
             out[o + 1] = src[b + 1]
             o += 2
-    return o
+        segs[nseg, 0] = 1
+        segs[nseg, 1] = o0
+        segs[nseg, 2] = o
+        nseg += 1
+    return nseg
 
 
 @kernel
@@ -293,7 +372,9 @@ def decode_scan(
     comp_blocks: np.ndarray,
     dc_tab: np.ndarray,
     ac_tab: np.ndarray,
+    dc_fast: np.ndarray,
     dc_dec: np.ndarray,
+    ac_fast: np.ndarray,
     ac_dec: np.ndarray,
     n_mcu: int,
     restart: int,
@@ -306,7 +387,7 @@ def decode_scan(
     nint = _intervals(n_mcu, restart, rst)
     if nint < 0:
         return BAD_RESTARTS
-    scratch = np.empty(end - start + 8, np.uint8)
+    scratch = np.empty(end - start + TAIL, np.uint8)
     pred = np.zeros(ns, np.int64)
     blk = 0
     for it in range(nint):
@@ -315,15 +396,21 @@ def decode_scan(
         m0 = 0 if restart == 0 else it * restart
         m1 = n_mcu if restart == 0 else min(n_mcu, m0 + restart)
         nbits = unstuff(src, a, b, scratch) * 8
-        bp = 0
+        pos = 0
+        racc = np.int64(0)
+        nb = 0
         pred[:] = 0
         for _m in range(m0, m1):
             for c in range(ns):
+                dcf = dc_fast[dc_tab[c]]
                 dcd = dc_dec[dc_tab[c]]
+                acf = ac_fast[ac_tab[c]]
                 acd = ac_dec[ac_tab[c]]
                 for _j in range(comp_blocks[c]):
-                    status, diff, _ac, bp = _decode_block(scratch, bp, dcd, acd, coef, blk, True)
-                    if status < 0 or bp > nbits:
+                    status, diff, _ac, pos, racc, nb = _decode_block(
+                        scratch, pos, racc, nb, dcf, dcd, acf, acd, coef, blk, True
+                    )
+                    if status < 0 or pos * 8 - nb > nbits:
                         return CORRUPT
                     pred[c] += diff
                     coef[blk, 0] = pred[c]

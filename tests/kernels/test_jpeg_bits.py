@@ -126,8 +126,8 @@ def _full_tables() -> tuple[dict[int, str], dict[int, str], np.ndarray, np.ndarr
     ac_bits = bytes([0] * 7 + [2, 4, 8, 16, 32, 64, 36] + [0, 0])
     ac_vals = bytes(ac_syms)
     assert sum(ac_bits) == len(ac_syms)
-    dcc, dcs, _ = _table(dc_bits, dc_vals)
-    acc, acs, _ = _table(ac_bits, ac_vals)
+    dcc, dcs, _, _ = _table(dc_bits, dc_vals)
+    acc, acs, _, _ = _table(ac_bits, ac_vals)
     dc_codes = {s: format(int(dcc[s]), f"0{int(dcs[s])}b") for s in range(256) if dcs[s]}
     ac_codes = {s: format(int(acc[s]), f"0{int(acs[s])}b") for s in range(256) if acs[s]}
     return dc_codes, ac_codes, dcc[None], dcs[None], acc[None], acs[None]

@@ -43,8 +43,10 @@ class Redaction:
 
 
 @functools.lru_cache(maxsize=64)
-def _table(counts: bytes, symbols: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from medcloak_kernels.jpeg_huffman import OVERSUBSCRIBED, canonical_codes, fill_decode_table
+def _table(counts: bytes, symbols: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(codes, sizes, 16-bit decode table, first-level decode table) of a DHT table."""
+    from medcloak_kernels.jpeg_huffman import OVERSUBSCRIBED, canonical_codes, fill_decode_table, fill_fast_table
+    from medcloak_kernels.jpeg_scan import FAST_BITS
 
     codes = np.zeros(256, np.uint16)
     sizes = np.zeros(256, np.uint8)
@@ -53,17 +55,30 @@ def _table(counts: bytes, symbols: bytes) -> tuple[np.ndarray, np.ndarray, np.nd
         raise CorruptInputError("JPEG Huffman table describes no prefix code")
     table = np.zeros(65536, np.uint16)
     fill_decode_table(codes, sizes, table)
-    return codes, sizes, table
+    fast = np.zeros(1 << FAST_BITS, np.uint16)
+    fill_fast_table(codes, sizes, FAST_BITS, fast)
+    return codes, sizes, table, fast
 
 
 def _stacked(huffman: dict[tuple[int, int], tuple[bytes, bytes]], cls: int) -> tuple[np.ndarray, ...]:
+    """(16-bit decode tables, codes, sizes, first-level tables) of the four slots of a class;
+    cached, as the frames of one series share their tables (and these arrays are 0.5 MB)."""
+    return _stacked_cached(tuple(sorted(item for item in huffman.items() if item[0][0] == cls)))
+
+
+@functools.lru_cache(maxsize=32)
+def _stacked_cached(items: tuple[tuple[tuple[int, int], tuple[bytes, bytes]], ...]) -> tuple[np.ndarray, ...]:
+    from medcloak_kernels.jpeg_scan import FAST_BITS
+
     dec = np.zeros((4, 65536), np.uint16)
     code = np.zeros((4, 256), np.uint16)
     size = np.zeros((4, 256), np.uint8)
-    for (tc, th), (counts, symbols) in huffman.items():
-        if tc == cls:
-            code[th], size[th], dec[th] = _table(counts, symbols)
-    return dec, code, size
+    fast = np.zeros((4, 1 << FAST_BITS), np.uint16)
+    for (_tc, th), (counts, symbols) in items:
+        code[th], size[th], dec[th], fast[th] = _table(counts, symbols)
+    for arr in (dec, code, size, fast):
+        arr.flags.writeable = False
+    return dec, code, size, fast
 
 
 @dataclass(frozen=True)
@@ -270,7 +285,7 @@ def _decode_all(src: np.ndarray, layout: JpegLayout, geo: _Geometry, dc: tuple, 
     status = decode_scan(
         src, layout.scan_start, layout.scan_end, geo.comp_blocks,
         np.array([c.td for c in layout.components], np.int32), np.array([c.ta for c in layout.components], np.int32),
-        dc[0], ac[0], geo.n_mcu, layout.restart, layout.restarts, coef,
+        dc[3], dc[0], ac[3], ac[0], geo.n_mcu, layout.restart, layout.restarts, coef,
     )
     if status < 0:
         raise CorruptInputError("JPEG entropy-coded data is corrupt or truncated")
@@ -329,7 +344,7 @@ def _rebuild(data: bytes, src: np.ndarray, layout: JpegLayout, geo: _Geometry, f
 def redact_jpeg_detailed(data: bytes, boxes: Iterable[Sequence[int]], fill: str = "black") -> Redaction:
     """Redact ``boxes`` (pixel rectangles ``(x0, y0, x1, y1)``, ends exclusive) of one JPEG stream;
     see the module documentation. Bytes after the EOI are kept as they are."""
-    from medcloak_kernels.jpeg_scan import CORRUPT, MISSING_DC, MISSING_EOB, redact_scan
+    from medcloak_kernels.jpeg_scan import CORRUPT, MISSING_DC, MISSING_EOB, TAIL, redact_scan
 
     if fill not in FILLS:
         raise UsageError(f"fill must be one of {', '.join(FILLS)}")
@@ -347,19 +362,24 @@ def redact_jpeg_detailed(data: bytes, boxes: Iterable[Sequence[int]], fill: str 
     ac_tab = np.array([c.ta for c in layout.components], np.int32)
     max_category = 11 if layout.precision == 8 else 15
     scan_len = layout.scan_end - layout.scan_start
+    segs = np.zeros((len(layout.restarts) + 1, 3), np.int64)
     for shift in range(0, 33 if fill != "grey" else 1):
         values = _fill_dc(layout, fill, shift)
         if values is None:
             break
         n, out = _run(
             redact_scan, scan_len + scan_len // 8 + 4096,
-            src, layout.scan_start, layout.scan_end, geo.comp_blocks, dc_tab, ac_tab, dc[0], ac[0], dc[1], dc[2],
+            src, layout.scan_start, layout.scan_end, geo.comp_blocks, dc_tab, ac_tab, dc[3], dc[0], ac[3], ac[0],
+            dc[1], dc[2],
             ac[1], ac[2], geo.n_mcu, layout.restart, layout.restarts, max_category, flags, values,
-            _buffer("scratch", scan_len + 8),
+            _buffer("scratch", scan_len + TAIL), segs,
         )
         if n >= 0:
-            result = b"".join((memoryview(data)[: layout.scan_start], out[:n], memoryview(data)[layout.scan_end :]))
-            return Redaction(result, regions, count, "bit-copy")
+            view, written = memoryview(data), memoryview(out)
+            pieces = [view[: layout.scan_start]]
+            pieces += [(written if kind else view)[a:b] for kind, a, b in segs[:n].tolist()]
+            pieces.append(view[layout.scan_end :])
+            return Redaction(b"".join(pieces), regions, count, "bit-copy")
         if n == MISSING_EOB:
             break
         if n != MISSING_DC:
