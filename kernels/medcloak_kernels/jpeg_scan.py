@@ -228,6 +228,16 @@ def _intervals(n_mcu, restart, rst):  # type: ignore[no-untyped-def]
     return nint if rst.shape[0] == nint - 1 else -1
 
 
+@numba.njit(inline="always")
+def _interval(it, nint, start, end, rst, n_mcu, restart):  # type: ignore[no-untyped-def]
+    """Bytes [a, b) of restart interval ``it`` (its RST marker excluded) and its MCUs [m0, m1)."""
+    a = start if it == 0 else rst[it - 1] + 2
+    b = end if it == nint - 1 else rst[it]
+    m0 = 0 if restart == 0 else it * restart
+    m1 = n_mcu if restart == 0 else min(n_mcu, m0 + restart)
+    return a, b, m0, m1
+
+
 @kernel
 def redact_scan(
     src: np.ndarray,
@@ -277,10 +287,7 @@ def redact_scan(
     o = 0
     nseg = 0
     for it in range(nint):
-        a = start if it == 0 else rst[it - 1] + 2
-        b = end if it == nint - 1 else rst[it]
-        m0 = 0 if restart == 0 else it * restart
-        m1 = n_mcu if restart == 0 else min(n_mcu, m0 + restart)
+        a, b, m0, m1 = _interval(it, nint, start, end, rst, n_mcu, restart)
         dirty = False
         for blk in range(m0 * bpm, m1 * bpm):
             if flags[blk]:
@@ -391,10 +398,7 @@ def decode_scan(
     pred = np.zeros(ns, np.int64)
     blk = 0
     for it in range(nint):
-        a = start if it == 0 else rst[it - 1] + 2
-        b = end if it == nint - 1 else rst[it]
-        m0 = 0 if restart == 0 else it * restart
-        m1 = n_mcu if restart == 0 else min(n_mcu, m0 + restart)
+        a, b, m0, m1 = _interval(it, nint, start, end, rst, n_mcu, restart)
         nbits = unstuff(src, a, b, scratch) * 8
         pos = 0
         racc = np.int64(0)

@@ -65,6 +65,23 @@ def _levels(ds: Dataset, fill: str) -> tuple[int, int]:
     return level, mid
 
 
+def _paint(ds: Dataset, arr: np.ndarray, boxes: Sequence[Box], fill: str, chosen: list[int]) -> int:
+    """Fill ``boxes`` (clipped) of the ``chosen`` frames of ``arr`` (frames, rows, columns,
+    samples) in place; colour differences of YBR get the mid value. Returns the boxes that hit."""
+    level, mid = _levels(ds, fill)
+    chroma = str(ds.get("PhotometricInterpretation", "")).strip().startswith("YBR")
+    rows, cols = arr.shape[1], arr.shape[2]
+    touched = 0
+    for x0, y0, x1, y1 in boxes:
+        x1, y1 = min(x1, cols), min(y1, rows)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        touched += 1
+        for s in range(arr.shape[3]):
+            arr[chosen, y0:y1, x0:x1, s] = mid if (chroma and s > 0) else level
+    return touched
+
+
 def _native(ds: Dataset, ts: str, boxes: Sequence[Box], fill: str, frames: Sequence[int] | None) -> int:
     from pydicom.dataelem import DataElement
 
@@ -86,21 +103,9 @@ def _native(ds: Dataset, ts: str, boxes: Sequence[Box], fill: str, frames: Seque
     planar = (_int(ds, "PlanarConfiguration", 0) or 0) == 1 and samples > 1
     arr = np.frombuffer(raw[:length], dtype).copy()
     arr = arr.reshape((count, samples, rows, cols) if planar else (count, rows, cols, samples))
-    level, mid = _levels(ds, fill)
-    chroma = photometric.startswith("YBR")
-    chosen = _frames_selected(frames, count)
-    touched = 0
-    for x0, y0, x1, y1 in boxes:
-        x1, y1 = min(x1, cols), min(y1, rows)
-        if x0 >= x1 or y0 >= y1:
-            continue
-        touched += 1
-        for s in range(samples):
-            value = mid if (chroma and s > 0) else level
-            if planar:
-                arr[chosen, s, y0:y1, x0:x1] = value
-            else:
-                arr[chosen, y0:y1, x0:x1, s] = value
+    # planar data painted through a view with the samples last
+    view = arr.transpose(0, 2, 3, 1) if planar else arr
+    touched = _paint(ds, view, boxes, fill, _frames_selected(frames, count))
     if touched:
         data = arr.tobytes() + raw[length:]
         ds[0x7FE00010] = DataElement(0x7FE00010, elem.VR or "OW", data)
@@ -163,17 +168,7 @@ def _reencode(ds: Dataset, ts: str, boxes: Sequence[Box], fill: str, frames: Seq
     count = _int(ds, "NumberOfFrames", 1) or 1
     rows, cols = arr.shape[-3:-1] if arr.ndim == 4 or (arr.ndim == 3 and count == 1) else arr.shape[-2:]
     shaped = arr.reshape(count, rows, cols, -1).copy()
-    level, mid = _levels(ds, fill)
-    chroma = str(ds.get("PhotometricInterpretation", "")).startswith("YBR")
-    chosen = _frames_selected(frames, count)
-    touched = 0
-    for x0, y0, x1, y1 in boxes:
-        x1, y1 = min(x1, cols), min(y1, rows)
-        if x0 >= x1 or y0 >= y1:
-            continue
-        touched += 1
-        for s in range(shaped.shape[3]):
-            shaped[chosen, y0:y1, x0:x1, s] = mid if (chroma and s > 0) else level
+    touched = _paint(ds, shaped, boxes, fill, _frames_selected(frames, count))
     if not touched:
         return 0
     encoder = get_encoder(ts)
