@@ -1,26 +1,59 @@
-"""The private audit folder: manifest, identifier maps, secret and run log. Never to be shared."""
+"""The private audit folder: manifest, identifier maps, secret, run record and log. Never to be
+shared: the folder is made readable by its owner only, and so is every file in it.
+
+``manifest.jsonl`` gets one line per input object as soon as the object is complete (its output
+written, synced and renamed), so a run killed at any point leaves a manifest that says exactly
+what was done. At the end of a run the manifest is compacted to the last line per input, and the
+identifier maps are rebuilt from it: a resumed run ends with the same audit as an uninterrupted one.
+"""
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import json
+import logging
 import os
+import stat
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from .model import Outcome
+from .model import Outcome, RunSummary
 from .pseudonym import new_secret, read_secret
 
 SECRET_NAME = "secret.key"
+MANIFEST = "manifest.jsonl"
+RUN_RECORD = "run.json"
+
+log = logging.getLogger("medcloak")
 
 
 def default_audit_dir(out: Path) -> Path:
     return out.parent / (out.name + ".audit")
 
 
+def make_private_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+def open_private(path: Path, mode: str = "w") -> IO[str]:
+    """A text file readable and writable by its owner only (created so, never widened)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "a" else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, mode, encoding="utf-8", newline="")
+
+
 def load_or_create_secret(audit: Path, secret_file: Path | None) -> bytes:
     """The run's key: the given file, or ``secret.key`` in the audit folder (made on first use)."""
     if secret_file is not None:
+        mode = os.stat(secret_file).st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            message = "warning: the secret file can be read by other users (chmod 600 it)"
+            log.warning(message)
+            print(f"medcloak: {message}", file=__import__("sys").stderr)
         return read_secret(secret_file)
     path = audit / SECRET_NAME
     if not path.exists():
@@ -30,15 +63,53 @@ def load_or_create_secret(audit: Path, secret_file: Path | None) -> bytes:
     return read_secret(path)
 
 
+def secret_fingerprint(secret: bytes) -> str:
+    """A keyed fingerprint that tells whether two runs used the same secret, revealing nothing."""
+    import hmac
+
+    return hmac.new(secret, b"medcloak run fingerprint", hashlib.sha256).hexdigest()[:16]
+
+
+def read_manifest(folder: Path) -> dict[str, dict[str, Any]]:
+    """The last manifest line of each input (a line cut short by a kill is ignored)."""
+    path = folder / MANIFEST
+    lines: dict[str, dict[str, Any]] = {}
+    if not path.exists():
+        return lines
+    with path.open(encoding="utf-8") as fh:
+        for raw in fh:
+            try:
+                entry = json.loads(raw)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(entry, dict) and "input" in entry:
+                lines[entry["input"]] = entry
+    return lines
+
+
+def intact(out: Path, entry: dict[str, Any]) -> bool:
+    """Whether every output of a manifest line exists with the recorded content."""
+    outputs, digests = entry.get("outputs", []), entry.get("digests", [])
+    if entry.get("status") != "ok" or not outputs or len(outputs) != len(digests):
+        return False
+    for rel, digest in zip(outputs, digests):
+        try:
+            data = (out / rel).read_bytes()
+        except OSError:
+            return False
+        if hashlib.sha256(data).hexdigest() != digest:
+            return False
+    return True
+
+
 class Audit:
-    """Appends one manifest line per input object as outcomes arrive; writes the maps at the end."""
+    """Appends one manifest line per input object as outcomes arrive; compacts and writes the
+    maps at the end."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self._manifest: IO[str] = open(folder / "manifest.jsonl", "a", encoding="utf-8")
-        self._uids: dict[str, str] = {}
-        self._patients: dict[str, str] = {}
+        make_private_dir(folder)
+        self._manifest = open_private(folder / MANIFEST, "a")
 
     def record(self, outcome: Outcome) -> None:
         line = {
@@ -46,26 +117,44 @@ class Audit:
             "id": outcome.object_id,
             "status": outcome.status,
             "outputs": list(outcome.outputs),
+            "digests": list(outcome.digests),
             "reason": outcome.reason,
+            "uids": [list(p) for p in outcome.uid_pairs],
+            "patient": list(outcome.patient_pair) if outcome.patient_pair else None,
         }
+        if outcome.conflict:
+            line["conflict"] = outcome.conflict
         self._manifest.write(json.dumps(line, sort_keys=True) + "\n")
         self._manifest.flush()
-        if outcome.status == "ok":
-            self._uids.update(outcome.uid_pairs)
-            if outcome.patient_pair is not None:
-                self._patients[outcome.patient_pair[0]] = outcome.patient_pair[1]
 
-    def close(self) -> None:
+    def close(self) -> RunSummary:
+        """Compact the manifest, rebuild the maps; the summary of the whole release."""
         self._manifest.close()
-        for name, pairs in (("uid_map.csv", self._uids), ("patient_map.csv", self._patients)):
-            path = self.folder / name
-            existing: dict[str, str] = {}
-            if path.exists():  # a later run into the same audit folder extends the maps
-                with path.open(newline="", encoding="utf-8") as fh:
-                    existing = {r["id_old"]: r["id_new"] for r in csv.DictReader(fh)}
-            existing.update(pairs)
-            with path.open("w", newline="", encoding="utf-8") as fh:
+        lines = read_manifest(self.folder)
+        summary = RunSummary()
+        uids: dict[str, str] = {}
+        patients: dict[str, str] = {}
+        buf = io.StringIO()
+        for key in sorted(lines):
+            entry = lines[key]
+            buf.write(json.dumps(entry, sort_keys=True) + "\n")
+            status = entry.get("status")
+            if status in ("ok", "quarantined", "skipped"):
+                setattr(summary, status, getattr(summary, status) + 1)
+            if status == "ok":
+                uids.update((a, b) for a, b in entry.get("uids", []))
+                if entry.get("patient"):
+                    patients[entry["patient"][0]] = entry["patient"][1]
+        tmp = self.folder / (MANIFEST + ".tmp")
+        with open_private(tmp) as fh:
+            fh.write(buf.getvalue())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.folder / MANIFEST)
+        for name, pairs in (("uid_map.csv", uids), ("patient_map.csv", patients)):
+            with open_private(self.folder / name) as fh:
                 writer = csv.writer(fh)
                 writer.writerow(["id_old", "id_new"])
-                for old in sorted(existing):
-                    writer.writerow([old, existing[old]])
+                for old in sorted(pairs):
+                    writer.writerow([old, pairs[old]])
+        return summary

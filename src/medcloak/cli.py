@@ -27,11 +27,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", help="basic, tcia-private, or a site override .toml file")
     run.add_argument("--option", action="append", default=[], metavar="OPTION", help="a PS3.15 option (repeatable)")
     group = run.add_mutually_exclusive_group()
-    group.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
-    group.add_argument("--scheduler", help="address of a Dask scheduler")
+    group.add_argument("--workers", type=int, default=None,
+                       help="worker processes on this machine (default: its cores; 1 runs inline)")
+    group.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
     run.add_argument("--regions", type=Path, help="region templates (.toml) for --option clean-pixel-data")
-    run.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
-    run.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    run.add_argument("--dry-run", action="store_true", help="print the plan's summary, write nothing")
+    resume = run.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true", help="continue an interrupted run into the same release")
+    resume.add_argument("--overwrite", action="store_true", help="replace the release (a medcloak release) in OUT")
+    run.add_argument("--quiet", action="store_true", help="no progress on standard error")
 
     red = sub.add_parser("redact", help="redact rectangles of a JPEG or DICOM file's pixels, losslessly elsewhere")
     red.add_argument("file", type=Path, metavar="FILE")
@@ -57,9 +61,10 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     from .engine import run
 
-    if args.scheduler or args.resume:
-        raise UsageError("--scheduler and --resume are not available in this release")
-    if args.workers < 1:
+    import os
+
+    workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
+    if workers < 1:
         raise UsageError("--workers must be at least 1")
     summary = run(
         args.inputs,
@@ -68,9 +73,13 @@ def _run(args: argparse.Namespace) -> int:
         secret_file=args.secret_file,
         profile=args.profile,
         options=args.option,
-        workers=args.workers,
+        workers=workers,
+        scheduler=args.scheduler,
         dry_run=args.dry_run,
         regions=args.regions,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
     )
     if not args.dry_run:
         print(f"{summary.ok} released, {summary.quarantined} quarantined, {summary.skipped} skipped")
@@ -153,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     except MedcloakError as exc:
         print(f"medcloak: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("medcloak: interrupted; every object done so far is recorded: run again with --resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

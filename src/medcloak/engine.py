@@ -1,25 +1,42 @@
-"""Running a release: discover, plan, execute per object (inline or in worker processes), audit.
+"""Running a release: discover (a stream), partition into batches, execute per object (inline, on
+a local Dask cluster, or on a remote Dask scheduler), audit as outcomes arrive, resume.
 
 Every object is independent (pseudonyms are keyed hashes), so the order and the executor do not
 change the release. An object that cannot be fully de-identified is quarantined: recorded in the
-manifest with its reason and never written to the release; the run goes on.
+manifest with its reason and never written to the release; the run goes on. A release that cannot
+be written (disk full, read-only) stops the run cleanly with :class:`OutputError`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
 import os
+import shutil
 import time
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections import Counter
 from dataclasses import dataclass
+from itertools import chain, islice
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator
 
 from . import __version__
-from .audit import Audit, default_audit_dir, load_or_create_secret
-from .discover import discover
-from .errors import MedcloakError, SkippedObject, UsageError
+from .audit import (
+    MANIFEST,
+    RUN_RECORD,
+    Audit,
+    default_audit_dir,
+    intact,
+    load_or_create_secret,
+    make_private_dir,
+    open_private,
+    read_manifest,
+    secret_fingerprint,
+)
+from .discover import ACTIONS, discover
+from .errors import DuplicateObject, MedcloakError, OutputError, RunError, SkippedObject, UsageError
 from .model import Outcome, RunSummary, Source, Task
 from .pseudonym import Keyring
 from .rules.profile import Profile, load_profile
@@ -27,6 +44,9 @@ from .rules.regions import RegionTemplate, load_regions
 from .verify import DOC_NAME
 
 log = logging.getLogger("medcloak")
+
+#: a run that finds fewer objects than this runs inline: starting a cluster would cost more
+SMALL_RUN = 64
 
 
 @dataclass(frozen=True)
@@ -37,33 +57,41 @@ class Job:
     keyring: Keyring
     out: str
     regions: tuple[RegionTemplate, ...] = ()
+    #: overwrite an output another object holds (only when the run settles duplicates)
+    replace: bool = False
 
 
 def process(task: Task, job: Job) -> Outcome:
-    """De-identify one object; never raises for a bad object, only reports it."""
+    """De-identify one object; never raises for a bad object, only reports it. Raises
+    :class:`OutputError` when the release cannot be written."""
     from .formats.dicom import deidentify_dicom, publish
-    from .formats.photo import deidentify_photo, sniff
+    from .formats.photo import deidentify_photo
 
     src = task.source
+    fmt = src.format
     try:
+        if fmt.startswith("link-"):
+            raise SkippedObject(ACTIONS[fmt].split("(", 1)[1].rstrip(")"))
         path = Path(src.path)
-        with open(path, "rb") as fh:
-            head = fh.read(132)
-        # DICM at 128 first: a dual-personality DICOM/TIFF file is DICOM
-        kind = None if head[128:132] == b"DICM" else sniff(head[:8])
-        if kind is None:
+        if fmt in ("jpeg", "png", "tiff"):
+            released = deidentify_photo(path, fmt, job.keyring)
+        else:  # DICOM, and anything unknown, which the DICOM reader refuses with its reason
             released = deidentify_dicom(path, job.profile, job.keyring, job.regions)
-        else:
-            released = deidentify_photo(path, kind, job.keyring)
-        publish(released, Path(job.out))
+        publish(released, Path(job.out), replace=job.replace)
+    except OutputError:
+        raise
+    except DuplicateObject as exc:
+        return Outcome(src.path, task.object_id, "skipped", reason=str(exc), bytes_in=src.size, conflict=exc.relpath)
     except SkippedObject as exc:
-        return Outcome(src.path, task.object_id, "skipped", reason=str(exc))
+        return Outcome(src.path, task.object_id, "skipped", reason=str(exc), bytes_in=src.size)
     except MedcloakError as exc:
-        return Outcome(src.path, task.object_id, "quarantined", reason=str(exc))
+        return Outcome(src.path, task.object_id, "quarantined", reason=str(exc), bytes_in=src.size)
     except RecursionError:
-        return Outcome(src.path, task.object_id, "quarantined", reason="nesting too deep")
+        return Outcome(src.path, task.object_id, "quarantined", reason="nesting too deep", bytes_in=src.size)
     except Exception as exc:  # noqa: BLE001 - fail closed: any unexpected error quarantines
-        return Outcome(src.path, task.object_id, "quarantined", reason=f"internal error ({type(exc).__name__})")
+        return Outcome(
+            src.path, task.object_id, "quarantined", reason=f"internal error ({type(exc).__name__})", bytes_in=src.size
+        )
     return Outcome(
         src.path,
         task.object_id,
@@ -72,40 +100,69 @@ def process(task: Task, job: Job) -> Outcome:
         uid_pairs=tuple(sorted(released.uid_pairs.items())),
         patient_pair=released.patient_pair,
         actions=released.counts,
+        digests=(hashlib.sha256(released.data).hexdigest(),),
+        bytes_in=src.size,
     )
 
 
-def _process_chunk(tasks: list[Task], job: Job) -> list[Outcome]:
-    return [process(t, job) for t in tasks]
+def plan(sources: Iterable[Source], keyring: Keyring) -> Iterator[Task]:
+    """A task per source, lazily; the object id is a keyed token of the path, safe to log."""
+    for s in sources:
+        yield Task(s, keyring.token("object", s.path, 12))
 
 
-def plan(sources: Sequence[Source], keyring: Keyring) -> list[Task]:
-    return [Task(s, keyring.token("object", s.path, 12)) for s in sources]
+def execute(tasks: Iterable[Task], job: Job, workers: int = 1) -> Iterator[Outcome]:
+    """Outcomes of ``tasks`` (inline for one worker, else on a local Dask cluster)."""
+    from .executors import Batcher, make_executor
 
-
-def _chunks(items: list[Task], size: int) -> Iterator[list[Task]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def execute(tasks: list[Task], job: Job, workers: int | Executor = 1) -> Iterator[Outcome]:
-    """Outcomes in task order. ``workers`` is a process count or an executor the caller owns."""
-    if isinstance(workers, int) and workers <= 1:
-        for task in tasks:
-            yield process(task, job)
-        return
-    own = isinstance(workers, int)
-    pool: Executor = ProcessPoolExecutor(max_workers=workers) if own else workers  # type: ignore[arg-type]
+    executor = make_executor(workers, None, None, small=False)
     try:
-        # about four chunks per worker keeps them all busy; at most 64 objects travel together
-        per_worker = workers if isinstance(workers, int) else 4
-        size = max(1, min(64, len(tasks) // (4 * per_worker)))
-        futures = [pool.submit(_process_chunk, chunk, job) for chunk in _chunks(tasks, size)]
-        for fut in futures:
-            yield from fut.result()
+        for outcomes in executor.map(Batcher(iter(tasks)), job):
+            yield from outcomes
     finally:
-        if own:
-            pool.shutdown()
+        executor.close()
+
+
+def _settle_duplicates(audit: Path, job: Job, keyring: Keyring, record: Any) -> None:
+    """Make the holder of every contested output the claimant whose input path sorts first, so
+    the release does not depend on which worker finished first. Claimants are read from the
+    manifest (this run's and, when resuming, earlier runs')."""
+    lines = read_manifest(audit)
+    contested: dict[str, list[dict[str, Any]]] = {}
+    for entry in lines.values():
+        if entry.get("conflict"):
+            contested.setdefault(entry["conflict"], [])
+    if not contested:
+        return
+    for entry in lines.values():
+        rel = entry.get("conflict") or (entry["outputs"][0] if entry.get("status") == "ok" and entry.get("outputs") else None)
+        if rel in contested:
+            contested[rel].append(entry)
+    settle = dataclasses.replace(job, replace=True)
+    for rel, claimants in sorted(contested.items()):
+        winner = min(claimants, key=lambda e: e["input"])
+        if winner.get("status") == "ok":
+            continue
+        source = Source(winner["input"], _format_of(Path(winner["input"])), 0)
+        outcome = process(Task(source, keyring.token("object", source.path, 12)), settle)
+        record(outcome)
+        if outcome.status != "ok":
+            continue  # the winner failed now: the current holder stays
+        for entry in claimants:
+            if entry is not winner and entry.get("status") == "ok":
+                loser = Source(entry["input"], "dicom", 0)
+                record(Outcome(loser.path, entry.get("id", ""), "skipped", conflict=rel,
+                               reason="duplicate SOP Instance UID: another input object is released as this instance"))
+
+
+def _format_of(path: Path) -> str:
+    from .discover import sniff
+
+    try:
+        with open(path, "rb") as fh:
+            return sniff(fh.read(132))
+    except OSError:
+        return "unknown"
 
 
 def _write_documentation(out: Path, profile: Profile, summary: RunSummary) -> None:
@@ -124,6 +181,61 @@ def _write_documentation(out: Path, profile: Profile, summary: RunSummary) -> No
     (out / "DEIDENTIFICATION.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def _dry_run(sources: Iterable[Source]) -> RunSummary:
+    counts: Counter[str] = Counter()
+    sizes: Counter[str] = Counter()
+    for s in sources:
+        counts[s.format] += 1
+        sizes[s.format] += s.size
+    total = sum(counts.values())
+    print(f"plan: {total} objects, {sum(sizes.values()) / 1e6:.1f} MB")
+    for fmt in sorted(counts):
+        print(f"  {fmt:<13} {counts[fmt]:>9}  {sizes[fmt] / 1e6:>10.1f} MB  {ACTIONS[fmt]}")
+    return RunSummary()
+
+
+def _check_inputs(inputs: list[Path], out: Path, audit: Path) -> None:
+    if not inputs:
+        raise UsageError("no input given")
+    for p in inputs:
+        r = p.resolve()
+        for target in (out.resolve(), audit.resolve()):
+            if target.is_relative_to(r) or r.is_relative_to(target):
+                raise UsageError("the release and audit folders must lie outside every input")
+
+
+def _run_record(profile: Profile, secret: bytes) -> dict[str, Any]:
+    return {"profile": profile.describe(), "secret": secret_fingerprint(secret), "tool": __version__}
+
+
+def _prepare_release(out: Path, audit: Path, resume: bool, overwrite: bool, record: dict[str, Any]) -> None:
+    """Refuse, resume or overwrite a release folder that is not empty."""
+    from .formats.dicom import STAGING
+
+    occupied = out.exists() and any(out.iterdir())
+    if occupied and not (resume or overwrite):
+        raise UsageError("the release folder exists and is not empty (use --resume to continue it, --overwrite to replace it)")
+    previous_path = audit / RUN_RECORD
+    if resume and previous_path.exists():
+        previous = json.loads(previous_path.read_text(encoding="utf-8"))
+        if previous.get("profile") != record["profile"]:
+            raise UsageError("--resume with another profile or other options than the run it continues")
+        if previous.get("secret") != record["secret"]:
+            raise UsageError("--resume with another secret than the run it continues")
+    if overwrite and occupied:
+        if not (out / DOC_NAME).exists() and not (out / STAGING).exists() and not (audit / MANIFEST).exists():
+            raise UsageError("--overwrite refuses a folder that is not a medcloak release")
+        for child in out.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        manifest = audit / MANIFEST
+        if manifest.exists():
+            manifest.rename(audit / f"manifest.replaced-{int(time.time())}.jsonl")
+    shutil.rmtree(out / STAGING, ignore_errors=True)  # what a killed run left
+
+
 def run(
     inputs: Iterable[str | Path],
     out: str | Path,
@@ -132,59 +244,109 @@ def run(
     secret_file: str | Path | None = None,
     profile: str | Path | None = None,
     options: Iterable[str] = (),
-    workers: int | Executor = 1,
+    workers: int = 1,
+    scheduler: str | None = None,
+    client: Any = None,
     dry_run: bool = False,
     regions: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+    on_outcome: Any = None,
 ) -> RunSummary:
-    """De-identify ``inputs`` into the release tree ``out``. See the command-line contract."""
+    """De-identify ``inputs`` into the release tree ``out``. See the command-line contract.
+
+    ``workers``: 1 runs inline; more starts a local Dask cluster of that many processes (a run of
+    fewer than :data:`SMALL_RUN` objects runs inline anyway). ``scheduler``: the address of a Dask
+    scheduler to use instead; ``client``: a ``distributed.Client`` the caller owns. The summary
+    counts the whole release, resumed objects included.
+    """
+    from .executors import Batcher, make_executor
+    from .formats.dicom import STAGING
+    from .progress import Progress
+
     out_path = Path(out)
     audit_path = Path(audit) if audit is not None else default_audit_dir(out_path)
     input_paths = [Path(p) for p in inputs]
-    if not input_paths:
-        raise UsageError("no input given")
-    for p in input_paths:
-        r = p.resolve()
-        for target in (out_path.resolve(), audit_path.resolve()):
-            if target.is_relative_to(r) or r.is_relative_to(target):
-                raise UsageError("the release and audit folders must lie outside every input")
+    _check_inputs(input_paths, out_path, audit_path)
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite exclude each other")
     prof = load_profile(profile, options)
     templates = tuple(load_regions(regions)) if regions is not None else ()
     if prof.has("clean-pixel-data") and not templates:
         raise UsageError("--option clean-pixel-data needs region templates (--regions FILE)")
     if templates and not prof.has("clean-pixel-data"):
         raise UsageError("region templates apply under --option clean-pixel-data only")
-    if not dry_run and out_path.exists() and any(out_path.iterdir()):
-        raise UsageError("the release folder exists and is not empty")
-    audit_path.mkdir(parents=True, exist_ok=True)
-    keyring = Keyring(load_or_create_secret(audit_path, Path(secret_file) if secret_file else None))
-    tasks = plan(discover(input_paths), keyring)
-    summary = RunSummary()
     if dry_run:
-        for t in tasks:
-            print(json.dumps({"id": t.object_id, "input": t.source.path, "format": t.source.format}))
-        return summary
-    out_path.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(audit_path / "run.log", encoding="utf-8")
+        return _dry_run(discover(input_paths, exclude=[out_path, audit_path]))
+    try:
+        make_private_dir(audit_path)
+        keyring = Keyring(load_or_create_secret(audit_path, Path(secret_file) if secret_file else None))
+        record = _run_record(prof, keyring.secret)
+        _prepare_release(out_path, audit_path, resume, overwrite, record)
+        out_path.mkdir(parents=True, exist_ok=True)
+        (out_path / STAGING).mkdir(exist_ok=True)
+        with open_private(audit_path / RUN_RECORD) as fh:
+            json.dump(record, fh, sort_keys=True)
+        handler = logging.FileHandler(audit_path / "run.log", encoding="utf-8")
+        os.chmod(audit_path / "run.log", 0o600)
+    except OSError as exc:
+        raise OutputError(f"cannot prepare the release or audit folder: {exc.strerror or exc}") from None
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    done: set[str] = set()
+    if resume:
+        done = {key for key, entry in read_manifest(audit_path).items() if intact(out_path, entry)}
     book = Audit(audit_path)
+    bar = Progress(enabled=progress)
+    bar.resumed = len(done)
     started = time.monotonic()
+    sources = discover(input_paths, exclude=[out_path, audit_path])
+    head = list(islice(sources, SMALL_RUN))
+    stream = chain(head, sources)
+
+    def pending() -> Iterator[Task]:
+        for task in plan(stream, keyring):
+            bar.found += 1
+            if task.source.path not in done:
+                yield task
+        bar.discovery_done = True
+
+    executor = None
+    stopped: BaseException | None = None
     try:
+        executor = make_executor(workers, scheduler, client, small=len(head) < SMALL_RUN)
         job = Job(prof, keyring, str(out_path), templates)
-        for outcome in execute(tasks, job, workers):
-            summary.add(outcome)
-            book.record(outcome)
-            if outcome.status != "ok":
-                log.info("%s %s: %s", outcome.object_id, outcome.status, outcome.reason)
+        for outcomes in executor.map(Batcher(pending()), job):
+            for outcome in outcomes:
+                book.record(outcome)
+                bar.add(outcome)
+                if outcome.status != "ok":
+                    log.info("%s %s: %s", outcome.object_id, outcome.status, outcome.reason)
+                if on_outcome is not None:
+                    on_outcome(outcome)
+        _settle_duplicates(audit_path, job, keyring, book.record)
+    except (RunError, KeyboardInterrupt) as exc:
+        stopped = exc
+        if executor is not None and hasattr(executor, "cancel_all"):
+            executor.cancel_all()
     finally:
-        os.sync()  # every released object on disk before the maps and documentation say so
-        book.close()
-        _write_documentation(out_path, prof, summary)
+        if executor is not None:
+            executor.close()
+        summary = book.close()
+        shutil.rmtree(out_path / STAGING, ignore_errors=True)
+        bar.finish()
+        if stopped is None:
+            os.sync()  # every released object on disk before the documentation says so
+            _write_documentation(out_path, prof, summary)
         log.info(
-            "done: %d ok, %d quarantined, %d skipped in %.1f s",
-            summary.ok, summary.quarantined, summary.skipped, time.monotonic() - started,
+            "%s: %d ok, %d quarantined, %d skipped in %.1f s",
+            "stopped" if stopped else "done", summary.ok, summary.quarantined, summary.skipped,
+            time.monotonic() - started,
         )
         log.removeHandler(handler)
         handler.close()
+    if stopped is not None:
+        raise stopped
     return summary

@@ -47,3 +47,30 @@ class UsageError(MedcloakError, ValueError):
 class SkippedObject(UnsupportedInputError):
     """The object is deliberately not released (a media directory, a duplicate SOP instance);
     recorded as ``skipped`` with this reason."""
+
+
+class DuplicateObject(SkippedObject):
+    """Another input object is already released under the same name with other content (the same
+    SOP Instance UID). ``relpath`` names the contested output; the run settles who keeps it."""
+
+    def __init__(self, message: str, relpath: str) -> None:
+        super().__init__(message)
+        self.relpath = relpath
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (DuplicateObject, (str(self), self.relpath))
+
+
+class RunError(MedcloakError):
+    """The run cannot go on (not the fault of one object): it stops cleanly, with every object
+    done so far recorded, and can be continued with ``--resume``."""
+
+
+class OutputError(RunError, OSError):
+    """The release or the audit cannot be written (disk full, read-only, no permission): not a
+    fault of one object, so the run stops cleanly instead of quarantining everything."""
+
+
+class ClusterError(RunError):
+    """A batch could not be run on the Dask cluster (its workers kept dying on it, or the
+    scheduler went away)."""

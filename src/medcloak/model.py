@@ -13,7 +13,8 @@ class Source:
     """One input object as found by discovery."""
 
     path: str
-    format: str  # "dicom" | "unknown"
+    format: str  # a key of medcloak.discover.ACTIONS
+    size: int = 0  # bytes, for partitioning
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,11 @@ class Outcome:
     uid_pairs: tuple[tuple[str, str], ...] = ()
     patient_pair: tuple[str, str] | None = None
     actions: dict[str, int] = field(default_factory=dict)
+    #: SHA-256 of each output, so that ``--resume`` can tell an intact output from a damaged one
+    digests: tuple[str, ...] = ()
+    bytes_in: int = 0
+    #: for a duplicate: the output another object holds (the run decides who keeps it)
+    conflict: str = ""
 
 
 @dataclass(frozen=True)

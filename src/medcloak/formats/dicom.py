@@ -18,6 +18,8 @@ from .. import __version__
 from ..errors import (
     CorruptInputError,
     DeidentificationError,
+    DuplicateObject,
+    OutputError,
     SkippedObject,
     UnsupportedInputError,
     VerificationError,
@@ -274,36 +276,61 @@ def _native_pixel_length(ds: Dataset, transfer_syntax: str) -> int:
 
 _MADE: set[str] = set()  # folders this process has made: a cache of the file system, no state
 
+#: folder of the release where objects are written before they get their final names
+STAGING = ".medcloak-staging"
 
-def publish(released: Released, out_root: Path) -> Path:
+
+def publish(released: Released, out_root: Path, replace: bool = False) -> Path:
     """Write a released object under ``out_root`` atomically and exclusively.
 
-    The bytes go to a temporary file beside the target first and are then linked to their final
-    name, which fails if another object already holds it: a release never has one file overwritten
-    by another, and never a half-written file under a final name. Durability is the run's job (one
-    sync at its end), not one fsync per object.
+    The bytes go to a temporary file in the release's staging folder first, are synced, and are
+    then linked to their final name, which fails if another object already holds it: a release
+    never has one file overwritten by another, and never a half-written file under a final name.
+    A worker killed midway leaves at most a temporary file in the staging folder, which the run
+    removes. Raises :class:`OutputError` when the release cannot be written (disk full,
+    read-only, no permission), and :class:`DuplicateObject` when another object holds the name
+    with other content; ``replace`` overwrites it (the run's settlement of duplicates).
     """
+    import errno
+
     target = out_root / released.relpath
     folder = str(target.parent)
-    if folder not in _MADE:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _MADE.add(folder)
-    tmp = target.parent / f".{target.name}.{os.getpid()}.part"
+    tmp = out_root / STAGING / f"{os.getpid()}-{target.name}"
     try:
-        fh = open(tmp, "wb")
-    except FileNotFoundError:  # the folder was removed since this process made it
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(tmp, "wb")
-    with fh:
-        fh.write(released.data)
-    try:
-        os.link(tmp, target)
-    except FileExistsError:
-        if target.read_bytes() == released.data:
+        if folder not in _MADE:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _MADE.add(folder)
+        try:
+            fh = open(tmp, "wb")
+        except FileNotFoundError:  # a folder was removed since this process made it
+            target.parent.mkdir(parents=True, exist_ok=True)
+            (out_root / STAGING).mkdir(exist_ok=True)
+            fh = open(tmp, "wb")
+        with fh:
+            fh.write(released.data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if replace:
+            os.replace(tmp, target)
             return target
-        raise SkippedObject(
-            "duplicate SOP Instance UID: another input object is already released as this instance"
-        ) from None
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            if target.read_bytes() == released.data:
+                return target
+            raise DuplicateObject(
+                "duplicate SOP Instance UID: another input object is released as this instance",
+                released.relpath,
+            ) from None
+        except FileNotFoundError:  # the folder went away between mkdir and link
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(tmp, target)
+    except OSError as exc:
+        name = errno.errorcode.get(exc.errno or 0, "")
+        raise OutputError(f"cannot write the release: {exc.strerror or exc} ({name})") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
     return target

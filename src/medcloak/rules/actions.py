@@ -324,8 +324,10 @@ class Walker:
         private_tags: list[int] = []
         handled: set[int] = set()
         kept_as_is = self.profile.kept_as_is
+        items = list(ds._dict.items())
+        overlays = [int(t) >> 16 for t, _ in items if int(t) >> 16 & 0xFF01 == 0x6000 and int(t) & 0xFFFF == 0x3000]
         # the data set's own element table: iterating it spares pydicom's per-tag lookups
-        for tag, elem in list(ds._dict.items()):
+        for tag, elem in items:
             tag = int(tag)
             if (tag, elem.VR, mode) in kept_as_is or tag in handled:
                 continue
@@ -352,6 +354,12 @@ class Walker:
                 kept_as_is.add((tag, raw_vr, mode))
                 continue
             self._apply(ds, tag, vr, elem, action, mode, depth, handled)
+        for group in overlays:
+            if (group << 16 | 0x3000) not in ds:
+                # an Overlay Plane without its Overlay Data is invalid: the whole overlay goes
+                for tag in [int(t) for t in ds._dict if int(t) >> 16 == group]:
+                    del ds[tag]
+                    self.ctx.counts["X"] += 1
         if private_tags:
             self._private(ds, private_tags, depth)
 

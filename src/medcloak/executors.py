@@ -1,0 +1,184 @@
+"""Where tasks run: in this process, on a local Dask cluster of processes, or on a remote Dask
+scheduler's workers. One interface: :meth:`Executor.map` takes a :class:`Batcher` and yields lists
+of outcomes as batches complete.
+
+Batches are sized by feedback, so scheduler overhead stays small whatever the objects: the first
+batches are small, then each batch aims at :data:`TARGET_SECONDS` of work by the measured time per
+object (at most :data:`MAX_OBJECTS` objects or :data:`MAX_BYTES` of input). A worker holds one
+object in memory at a time; two batches per worker are in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Iterator
+
+from .errors import ClusterError, RunError
+from .model import Outcome, Task
+
+if TYPE_CHECKING:
+    from .engine import Job
+
+TARGET_SECONDS = 0.5
+MAX_OBJECTS = 4096
+MAX_BYTES = 256 << 20
+FIRST_BATCH = 4
+
+log = logging.getLogger("medcloak")
+
+
+class Batcher:
+    """Pulls tasks from a stream into batches; counts what discovery has found so far."""
+
+    def __init__(self, tasks: Iterator[Task]) -> None:
+        self._tasks = tasks
+        self._held: Task | None = None
+        self.exhausted = False
+        self.taken = 0
+
+    def take(self, count: int, max_bytes: int = MAX_BYTES) -> list[Task]:
+        batch: list[Task] = []
+        size = 0
+        while len(batch) < count:
+            task = self._held if self._held is not None else next(self._tasks, None)
+            self._held = None
+            if task is None:
+                self.exhausted = True
+                break
+            if batch and size + task.source.size > max_bytes:
+                self._held = task
+                break
+            batch.append(task)
+            size += task.source.size
+        self.taken += len(batch)
+        return batch
+
+
+def run_batch(tasks: list[Task], job: Job) -> tuple[list[Outcome], float]:
+    """Process a batch on a worker: (outcomes, seconds it took)."""
+    from .engine import process
+
+    started = time.perf_counter()
+    outcomes = [process(t, job) for t in tasks]
+    return outcomes, time.perf_counter() - started
+
+
+class Executor:
+    workers = 1
+
+    def map(self, batcher: Batcher, job: Job) -> Iterator[list[Outcome]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class Inline(Executor):
+    """Every task in this process, one after the other."""
+
+    def map(self, batcher: Batcher, job: Job) -> Iterator[list[Outcome]]:
+        from .engine import process
+
+        while True:
+            batch = batcher.take(1)
+            if not batch:
+                return
+            yield [process(batch[0], job)]
+
+
+def _warm() -> None:
+    """Load the numba kernels (from the on-disk cache) once per worker process."""
+    try:
+        from .pixels.jpeg_meta import strip_jpeg_metadata
+
+        strip_jpeg_metadata(b"\xff\xd8\xff\xd9")
+    except Exception:  # noqa: BLE001 - warming is an optimisation, never a failure
+        pass
+
+
+class Dask(Executor):
+    """Batches as Dask tasks on a ``distributed.Client``: a local cluster of processes made here
+    (``workers`` > 1), or a scheduler given by address, or a client the caller owns."""
+
+    def __init__(self, workers: int = 0, scheduler: str | None = None, client: Any = None) -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as exc:  # pragma: no cover - a dependency
+            from .errors import MissingDependencyError
+
+            raise MissingDependencyError("dask.distributed is needed for --workers > 1 and --scheduler") from exc
+        self._own_cluster = None
+        self._own_client = client is None
+        if client is not None:
+            self.client = client
+        elif scheduler is not None:
+            self.client = Client(scheduler, set_as_default=False)
+        else:
+            self._own_cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                silence_logs=logging.ERROR, memory_limit="auto",
+            )
+            self.client = Client(self._own_cluster, set_as_default=False)
+        self.client.run(_warm)
+        self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
+
+    def map(self, batcher: Batcher, job: Job) -> Iterator[list[Outcome]]:
+        from distributed import as_completed
+
+        [job_future] = self.client.scatter([job], broadcast=True, hash=False)
+        per_object = 0.0  # measured seconds per object, 0 until known
+        window = 2 * self.workers
+
+        def next_batch() -> list[Task]:
+            if per_object <= 0:
+                count = FIRST_BATCH
+            else:
+                count = int(min(MAX_OBJECTS, max(1, TARGET_SECONDS / per_object)))
+            return batcher.take(count)
+
+        pending = as_completed(loop=self.client.loop)
+        for _ in range(window):
+            batch = next_batch()
+            if not batch:
+                break
+            pending.add(self.client.submit(run_batch, batch, job_future, pure=False))
+        for future in pending:
+            try:
+                outcomes, seconds = future.result()
+            except RunError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - whatever the cluster raises stops the run
+                raise ClusterError(
+                    f"a batch could not be run on the cluster ({type(exc).__name__}); run again with --resume"
+                ) from None
+            if outcomes:
+                sample = seconds / len(outcomes)
+                per_object = sample if per_object <= 0 else 0.7 * per_object + 0.3 * sample
+            future.release()
+            batch = next_batch()
+            if batch:
+                pending.add(self.client.submit(run_batch, batch, job_future, pure=False))
+            yield outcomes
+
+    def cancel_all(self) -> None:
+        try:
+            self.client.cancel(list(self.client.futures.values()), force=True)
+        except Exception:  # noqa: BLE001 - best effort while stopping
+            pass
+
+    def close(self) -> None:
+        if self._own_client:
+            self.client.close()
+        if self._own_cluster is not None:
+            self._own_cluster.close()
+
+
+def make_executor(workers: int, scheduler: str | None, client: Any, small: bool) -> Executor:
+    """Inline for one worker (or a run too small to be worth starting a cluster), else Dask."""
+    if client is not None or scheduler is not None:
+        return Dask(scheduler=scheduler, client=client)
+    if workers <= 1 or small:
+        return Inline()
+    return Dask(workers=workers)
+
