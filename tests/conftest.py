@@ -22,6 +22,7 @@ def pydicom_test_files() -> Path:
 def secret_file(tmp_path: Path) -> Path:
     path = tmp_path / "secret.key"
     path.write_bytes(SECRET)
+    os.chmod(path, 0o600)
     return path
 
 

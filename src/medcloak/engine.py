@@ -81,7 +81,8 @@ def process(task: Task, job: Job) -> Outcome:
     except OutputError:
         raise
     except DuplicateObject as exc:
-        return Outcome(src.path, task.object_id, "skipped", reason=str(exc), bytes_in=src.size, conflict=exc.relpath)
+        return Outcome(src.path, task.object_id, "skipped", reason=str(exc), bytes_in=src.size,
+                       conflict=exc.relpath, digests=(exc.digest,))
     except SkippedObject as exc:
         return Outcome(src.path, task.object_id, "skipped", reason=str(exc), bytes_in=src.size)
     except MedcloakError as exc:
@@ -125,13 +126,11 @@ def execute(tasks: Iterable[Task], job: Job, workers: int = 1) -> Iterator[Outco
 
 def _settle_duplicates(audit: Path, job: Job, keyring: Keyring, record: Any) -> None:
     """Make the holder of every contested output the claimant whose input path sorts first, so
-    the release does not depend on which worker finished first. Claimants are read from the
-    manifest (this run's and, when resuming, earlier runs')."""
+    the release does not depend on which worker finished first; a claimant whose content equals
+    the holder's is released (ok), the others are skipped. Claimants are read from the manifest
+    (this run's and, when resuming, earlier runs')."""
     lines = read_manifest(audit)
-    contested: dict[str, list[dict[str, Any]]] = {}
-    for entry in lines.values():
-        if entry.get("conflict"):
-            contested.setdefault(entry["conflict"], [])
+    contested: dict[str, list[dict[str, Any]]] = {e["conflict"]: [] for e in lines.values() if e.get("conflict")}
     if not contested:
         return
     for entry in lines.values():
@@ -139,20 +138,30 @@ def _settle_duplicates(audit: Path, job: Job, keyring: Keyring, record: Any) -> 
         if rel in contested:
             contested[rel].append(entry)
     settle = dataclasses.replace(job, replace=True)
+    reason = "duplicate SOP Instance UID: another input object is released as this instance"
     for rel, claimants in sorted(contested.items()):
         winner = min(claimants, key=lambda e: e["input"])
-        if winner.get("status") == "ok":
-            continue
-        source = Source(winner["input"], _format_of(Path(winner["input"])), 0)
-        outcome = process(Task(source, keyring.token("object", source.path, 12)), settle)
-        record(outcome)
-        if outcome.status != "ok":
-            continue  # the winner failed now: the current holder stays
+        if winner.get("status") != "ok":
+            source = Source(winner["input"], _format_of(Path(winner["input"])), 0)
+            outcome = process(Task(source, keyring.token("object", source.path, 12)), settle)
+            record(outcome)
+            if outcome.status != "ok":
+                continue  # the winner fails now: the current holder stays as it is
+            winner = {"input": outcome.source, "digests": list(outcome.digests), "status": "ok",
+                      "uids": [list(p) for p in outcome.uid_pairs],
+                      "patient": list(outcome.patient_pair) if outcome.patient_pair else None}
+        digest = winner["digests"][0]
         for entry in claimants:
-            if entry is not winner and entry.get("status") == "ok":
-                loser = Source(entry["input"], "dicom", 0)
-                record(Outcome(loser.path, entry.get("id", ""), "skipped", conflict=rel,
-                               reason="duplicate SOP Instance UID: another input object is released as this instance"))
+            if entry["input"] == winner["input"]:
+                continue
+            same = (entry.get("digests") or [""])[0] == digest
+            if same and entry.get("status") != "ok":
+                record(Outcome(entry["input"], entry.get("id", ""), "ok", outputs=(rel,), digests=(digest,),
+                               uid_pairs=tuple(tuple(p) for p in winner.get("uids", [])),  # type: ignore[misc]
+                               patient_pair=tuple(winner["patient"]) if winner.get("patient") else None))  # type: ignore[arg-type]
+            elif not same and entry.get("status") == "ok":
+                record(Outcome(entry["input"], entry.get("id", ""), "skipped", reason=reason, conflict=rel,
+                               digests=tuple(entry.get("digests", []))))
 
 
 def _format_of(path: Path) -> str:

@@ -318,9 +318,12 @@ def publish(released: Released, out_root: Path, replace: bool = False) -> Path:
         except FileExistsError:
             if target.read_bytes() == released.data:
                 return target
+            import hashlib
+
             raise DuplicateObject(
                 "duplicate SOP Instance UID: another input object is released as this instance",
                 released.relpath,
+                hashlib.sha256(released.data).hexdigest(),
             ) from None
         except FileNotFoundError:  # the folder went away between mkdir and link
             target.parent.mkdir(parents=True, exist_ok=True)

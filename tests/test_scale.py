@@ -1,0 +1,351 @@
+"""Scale and safety: a real dask.distributed cluster (local processes, and a scheduler and workers
+started as separate processes on loopback), a worker killed mid-run, the command killed with
+SIGKILL and resumed, an output disk that is full or read-only, symbolic links, audit permissions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SECRET, base_dataset, pydicom_test_files
+
+from medcloak.cli import main
+from medcloak.discover import discover
+from medcloak.engine import run
+from medcloak.errors import OutputError, UsageError
+
+pytest.importorskip("distributed")
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Relative path -> SHA-256 of every file below ``root``."""
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def manifest(audit: Path) -> list[dict]:
+    return [json.loads(line) for line in (audit / "manifest.jsonl").read_text().splitlines()]
+
+
+def make_series(folder: Path, count: int, patients: int = 7) -> Path:
+    """``count`` small CT objects over a few patients, studies and series."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        p = i % patients
+        ds = base_dataset(f"1.2.826.0.1.3680043.2.1143.9.{i}", f"1.2.826.0.1.3680043.2.1143.8.{p}",
+                          f"1.2.826.0.1.3680043.2.1143.7.{p}.{i % 3}", patient=f"PATIENT{p:03d}")
+        ds.PatientName = f"Surname{p}^Given"
+        ds.save_as(folder / f"Surname{p}_{i:04d}.dcm", enforce_file_format=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """Every pydicom test file (broken ones and duplicate SOP Instance UIDs included), a series of
+    generated objects, and a photograph: enough for several batches on every executor."""
+    root = tmp_path_factory.mktemp("scale")
+    src = root / "in"
+    shutil.copytree(pydicom_test_files(), src / "pydicom")
+    make_series(src / "series", 120)
+    (src / "photo.jpg").write_bytes(b"\xff\xd8\xff\xfe\x00\x06note\xff\xd9")
+    key = root / "key"
+    key.write_bytes(SECRET)
+    os.chmod(key, 0o600)
+    return root
+
+
+@pytest.fixture(scope="module")
+def inline_release(corpus) -> Path:
+    out = corpus / "inline"
+    run([corpus / "in"], out, secret_file=corpus / "key", workers=1)
+    return out
+
+
+def test_discovery_streams(tmp_path) -> None:
+    make_series(tmp_path / "in" / "a", 3)
+    stream = discover([tmp_path / "in", tmp_path / "in" / "a"])  # nested input walked once
+    assert iter(stream) is stream and not isinstance(stream, list)
+    sources = list(stream)
+    assert len(sources) == 3 and {s.format for s in sources} == {"dicom"}
+
+
+def test_local_cluster_gives_the_same_release(corpus, inline_release, tmp_path) -> None:
+    out = tmp_path / "two"
+    summary = run([corpus / "in"], out, secret_file=corpus / "key", workers=2)
+    assert tree(out) == tree(inline_release)
+    assert summary.ok > 100 and summary.quarantined > 0
+    compare = lambda audit: sorted((e["input"], e["status"], tuple(e["outputs"])) for e in manifest(audit))  # noqa: E731
+    assert compare(tmp_path / "two.audit") == compare(corpus / "inline.audit")
+    assert (tmp_path / "two.audit" / "uid_map.csv").read_bytes() == (corpus / "inline.audit" / "uid_map.csv").read_bytes()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def remote_cluster():
+    """A scheduler and two workers, each its own process, on loopback."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                               "--port", str(port), "--dashboard-address", ":0"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        for _ in range(2):
+            procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address,
+                                           "--nthreads", "1", "--nworkers", "1", "--dashboard-address", ":0"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from distributed import Client
+
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def test_remote_scheduler_gives_the_same_release(corpus, inline_release, remote_cluster, tmp_path) -> None:
+    out = tmp_path / "remote"
+    code = main(["run", str(corpus / "in"), "--out", str(out), "--secret-file", str(corpus / "key"),
+                 "--scheduler", remote_cluster, "--quiet"])
+    assert code == 1  # the broken pydicom files are quarantined, as inline
+    assert tree(out) == tree(inline_release)
+
+
+def test_worker_killed_during_a_run(corpus, inline_release, tmp_path) -> None:
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        pids = list(client.run(os.getpid).values())
+        seen = []
+
+        def kill_one(outcome) -> None:  # type: ignore[no-untyped-def]
+            seen.append(outcome)
+            if len(seen) == 5:
+                os.kill(pids[0], signal.SIGKILL)
+
+        out = tmp_path / "killed"
+        summary = run([corpus / "in"], out, secret_file=corpus / "key", client=client, on_outcome=kill_one)
+        assert not any(pid_alive(p) for p in pids[:1])
+    inputs = sorted(str(p.resolve()) for p in (corpus / "in").rglob("*") if p.is_file())
+    rows = manifest(tmp_path / "killed.audit")
+    assert sorted(r["input"] for r in rows) == inputs  # every input exactly once
+    assert summary.ok + summary.quarantined + summary.skipped == len(inputs)
+    assert tree(out) == tree(inline_release)  # no partial file, nothing lost
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_sigkill_then_resume(tmp_path) -> None:
+    src = make_series(tmp_path / "in", 400)
+    key = tmp_path / "key"
+    key.write_bytes(SECRET)
+    os.chmod(key, 0o600)
+    reference = tmp_path / "reference"
+    run([src], reference, secret_file=key)
+    out, audit = tmp_path / "out", tmp_path / "out.audit"
+    cmd = [sys.executable, "-m", "medcloak", "run", str(src), "--out", str(out), "--secret-file", str(key),
+           "--workers", "1", "--quiet"]
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if (audit / "manifest.jsonl").exists() and len((audit / "manifest.jsonl").read_bytes().splitlines()) >= 40:
+            break
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len((audit / "manifest.jsonl").read_bytes().splitlines())
+    assert 40 <= done_before < 400, "the run was not killed midway"
+    # a run into the non-empty release needs --resume (or --overwrite)
+    assert main(["run", str(src), "--out", str(out), "--secret-file", str(key), "--quiet"]) == 2
+    # damage one output already recorded: --resume must redo it
+    first = json.loads((audit / "manifest.jsonl").read_text().splitlines()[0])
+    (out / first["outputs"][0]).write_bytes(b"damaged")
+    assert main(["run", str(src), "--out", str(out), "--secret-file", str(key), "--resume", "--quiet",
+                 "--workers", "1"]) == 0
+    rows = manifest(audit)
+    assert sorted(r["input"] for r in rows) == sorted(str(p.resolve()) for p in src.iterdir())
+    assert all(r["status"] == "ok" for r in rows)
+    assert tree(out) == tree(reference)
+    assert not list(out.rglob("*.part")) and not (out / ".medcloak-staging").exists()
+    assert (audit / "uid_map.csv").read_bytes() == (tmp_path / "reference.audit" / "uid_map.csv").read_bytes()
+    # resuming a finished run redoes nothing and changes nothing
+    stamp = {p: p.stat().st_mtime_ns for p in out.rglob("*.dcm")}
+    assert main(["run", str(src), "--out", str(out), "--secret-file", str(key), "--resume", "--quiet"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.dcm")} == stamp
+    # other options than the run being resumed: refused
+    assert main(["run", str(src), "--out", str(out), "--secret-file", str(key), "--resume", "--quiet",
+                 "--option", "retain-uids"]) == 2
+    # --overwrite replaces the release
+    assert main(["run", str(src), "--out", str(out), "--secret-file", str(key), "--overwrite", "--quiet",
+                 "--workers", "1"]) == 0
+    assert tree(out) == tree(reference)
+
+
+def _mount_tmpfs(path: Path, size: str) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    return done.returncode == 0
+
+
+def _umount(path: Path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def _input_digests(src: Path) -> dict[str, str]:
+    return tree(src)
+
+
+def test_full_disk_stops_cleanly(tmp_path, capsys) -> None:
+    src = make_series(tmp_path / "in", 60)
+    before = _input_digests(src)
+    release = tmp_path / "disk" / "out"
+    if not _mount_tmpfs(tmp_path / "disk", "160k"):
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        key = tmp_path / "key"
+        key.write_bytes(SECRET)
+        os.chmod(key, 0o600)
+        code = main(["run", str(src), "--out", str(release), "--audit", str(tmp_path / "audit"),
+                     "--secret-file", str(key), "--workers", "1", "--quiet"])
+        err = capsys.readouterr().err
+        assert code == 2
+        assert "No space left on device" in err and "ENOSPC" in err
+        assert _input_digests(src) == before  # inputs untouched
+        assert not (release / ".medcloak-staging").exists()
+        rows = manifest(tmp_path / "audit")
+        assert rows and all(r["status"] == "ok" for r in rows)  # what was done is recorded, nothing else
+        for r in rows:
+            assert (release / r["outputs"][0]).is_file()
+    finally:
+        _umount(tmp_path / "disk")
+
+
+def test_read_only_release_stops_cleanly(tmp_path, capsys) -> None:
+    src = make_series(tmp_path / "in", 3)
+    disk = tmp_path / "ro"
+    if not _mount_tmpfs(disk, "1m"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        key = tmp_path / "key"
+        key.write_bytes(SECRET)
+        os.chmod(key, 0o600)
+        code = main(["run", str(src), "--out", str(disk / "out"), "--audit", str(tmp_path / "audit"),
+                     "--secret-file", str(key), "--quiet"])
+        assert code == 2
+        assert "Read-only file system" in capsys.readouterr().err
+    finally:
+        _umount(disk)
+
+
+def test_symbolic_links_never_lead_outside(tmp_path, secret_file) -> None:
+    outside = tmp_path / "elsewhere"
+    make_series(outside, 1, patients=1)
+    src = make_series(tmp_path / "in", 2, patients=1)
+    (src / "link_out.dcm").symlink_to(next(outside.iterdir()))
+    (src / "link_in.dcm").symlink_to(next(p for p in src.iterdir() if not p.is_symlink()))
+    (src / "dirlink").symlink_to(outside, target_is_directory=True)
+    summary = run([src], tmp_path / "out", secret_file=secret_file)
+    rows = {Path(r["input"]).name: r for r in manifest(tmp_path / "out.audit")}
+    assert rows["link_out.dcm"]["status"] == "skipped" and "outside" in rows["link_out.dcm"]["reason"]
+    assert rows["link_in.dcm"]["status"] == "skipped"
+    assert summary.ok == 2 and len(rows) == 4  # the linked folder is not walked
+    assert len(list((tmp_path / "out").rglob("*.dcm"))) == 2
+
+
+def test_audit_is_private_and_secret_warning(tmp_path, capsys) -> None:
+    src = make_series(tmp_path / "in", 2)
+    key = tmp_path / "key"
+    key.write_bytes(SECRET)
+    os.chmod(key, 0o644)
+    assert main(["run", str(src), "--out", str(tmp_path / "out"), "--secret-file", str(key), "--quiet"]) == 0
+    assert "secret file can be read by other users" in capsys.readouterr().err
+    audit = tmp_path / "out.audit"
+    assert stat.S_IMODE(audit.stat().st_mode) == 0o700
+    for name in ("manifest.jsonl", "uid_map.csv", "patient_map.csv", "run.log", "run.json"):
+        assert stat.S_IMODE((audit / name).stat().st_mode) == 0o600, name
+    # the generated secret of a run without --secret-file is private too
+    assert main(["run", str(src), "--out", str(tmp_path / "o2"), "--quiet"]) == 0
+    assert stat.S_IMODE((tmp_path / "o2.audit" / "secret.key").stat().st_mode) == 0o600
+
+
+def test_duplicates_settled_by_input_order_not_completion(tmp_path, secret_file) -> None:
+    """Two objects with one SOP Instance UID and other content: the one whose input path sorts
+    first holds the name, even when the other was released first (here by an earlier run)."""
+    src = tmp_path / "in"
+    src.mkdir()
+    a = base_dataset("1.2.3.4.5", "1.2.3.4", "1.2.3.4.1", patient="PA")
+    b = base_dataset("1.2.3.4.5", "1.2.3.4", "1.2.3.4.1", patient="PA")
+    pixels = bytearray(b.PixelData)
+    pixels[100] ^= 0xFF  # other content that de-identification keeps
+    b.PixelData = bytes(pixels)
+    b.save_as(src / "b.dcm", enforce_file_format=True)
+    run([src / "b.dcm"], tmp_path / "out", secret_file=secret_file)
+    a.save_as(src / "a.dcm", enforce_file_format=True)
+    run([src], tmp_path / "out", secret_file=secret_file, resume=True)
+    rows = {Path(r["input"]).name: r for r in manifest(tmp_path / "out.audit")}
+    assert rows["a.dcm"]["status"] == "ok" and rows["b.dcm"]["status"] == "skipped"
+    fresh = tmp_path / "fresh"
+    run([src], fresh, secret_file=secret_file)
+    assert tree(tmp_path / "out") == tree(fresh)
+
+
+def test_progress_lines_hold_counts_only() -> None:
+    import io
+
+    from medcloak.model import Outcome
+    from medcloak.progress import Progress
+
+    stream = io.StringIO()
+    bar = Progress(stream=stream, every=0.0)
+    bar.found, bar.discovery_done = 3, True
+    bar.add(Outcome("/secret/Surname_Given.dcm", "abc", "ok", bytes_in=2_000_000))
+    bar.add(Outcome("/secret/Other.dcm", "abd", "quarantined", bytes_in=1000))
+    bar.finish()
+    text = stream.getvalue()
+    assert "2/3 objects" in text and "1 quarantined" in text and "MB/s" in text
+    assert "Surname" not in text and "secret" not in text
+
+
+def test_usage_errors(tmp_path) -> None:
+    src = make_series(tmp_path / "in", 1)
+    with pytest.raises(UsageError):
+        run([src], tmp_path / "o", resume=True, overwrite=True)
+    (tmp_path / "notrelease").mkdir()
+    (tmp_path / "notrelease" / "precious.txt").write_text("keep me")
+    with pytest.raises(UsageError):
+        run([src], tmp_path / "notrelease", overwrite=True)
+    assert (tmp_path / "notrelease" / "precious.txt").exists()
+    assert issubclass(OutputError, OSError)
