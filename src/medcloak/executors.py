@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any, Iterator
 
 from .errors import ClusterError, RunError
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 TARGET_SECONDS = 0.5
 MAX_OBJECTS = 4096
+READ_AHEAD = 8192
 MAX_BYTES = 256 << 20
 FIRST_BATCH = 4
 
@@ -29,28 +31,40 @@ log = logging.getLogger("medcloak")
 
 
 class Batcher:
-    """Pulls tasks from a stream into batches; counts what discovery has found so far."""
+    """Pulls tasks from a stream into batches, reading up to :data:`READ_AHEAD` tasks ahead so
+    that the last batches of a run can be made small enough to keep every worker busy."""
 
     def __init__(self, tasks: Iterator[Task]) -> None:
         self._tasks = tasks
-        self._held: Task | None = None
+        self._ahead: deque[Task] = deque()
         self.exhausted = False
         self.taken = 0
 
-    def take(self, count: int, max_bytes: int = MAX_BYTES) -> list[Task]:
-        batch: list[Task] = []
-        size = 0
-        while len(batch) < count:
-            task = self._held if self._held is not None else next(self._tasks, None)
-            self._held = None
+    def _fill(self) -> None:
+        while not self.exhausted and len(self._ahead) < READ_AHEAD:
+            task = next(self._tasks, None)
             if task is None:
                 self.exhausted = True
-                break
+            else:
+                self._ahead.append(task)
+
+    def remaining(self) -> int | None:
+        """Tasks not yet taken, when the stream has ended; None while it goes on."""
+        self._fill()
+        return len(self._ahead) if self.exhausted else None
+
+    def take(self, count: int, max_bytes: int = MAX_BYTES) -> list[Task]:
+        self._fill()
+        batch: list[Task] = []
+        size = 0
+        while self._ahead and len(batch) < count:
+            task = self._ahead[0]
             if batch and size + task.source.size > max_bytes:
-                self._held = task
                 break
-            batch.append(task)
+            batch.append(self._ahead.popleft())
             size += task.source.size
+            if not self._ahead:
+                self._fill()
         self.taken += len(batch)
         return batch
 
@@ -135,6 +149,9 @@ class Dask(Executor):
                 count = FIRST_BATCH
             else:
                 count = int(min(MAX_OBJECTS, max(1, TARGET_SECONDS / per_object)))
+            left = batcher.remaining()
+            if left is not None:  # the end is in sight: share what is left among the workers
+                count = min(count, max(1, -(-left // (2 * self.workers))))
             return batcher.take(count)
 
         pending = as_completed(loop=self.client.loop)
