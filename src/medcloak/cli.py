@@ -1,7 +1,8 @@
 """The ``medcloak`` command: run, verify, profile show.
 
 Exit status: 0 when every input object is in the release, 1 when any was quarantined (or, for
-``verify``, any finding is an error), 2 on usage errors.
+``verify``, any finding is an error), 2 on usage errors and when the run cannot go on (the
+release cannot be written), 130 when interrupted.
 """
 
 from __future__ import annotations

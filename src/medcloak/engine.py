@@ -112,18 +112,6 @@ def plan(sources: Iterable[Source], keyring: Keyring) -> Iterator[Task]:
         yield Task(s, keyring.token("object", s.path, 12))
 
 
-def execute(tasks: Iterable[Task], job: Job, workers: int = 1) -> Iterator[Outcome]:
-    """Outcomes of ``tasks`` (inline for one worker, else on a local Dask cluster)."""
-    from .executors import Batcher, make_executor
-
-    executor = make_executor(workers, None, None, small=False)
-    try:
-        for outcomes in executor.map(Batcher(iter(tasks)), job):
-            yield from outcomes
-    finally:
-        executor.close()
-
-
 def _settle_duplicates(audit: Path, job: Job, keyring: Keyring, record: Any) -> None:
     """Make the holder of every contested output the claimant whose input path sorts first, so
     the release does not depend on which worker finished first; a claimant whose content equals
