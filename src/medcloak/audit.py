@@ -121,6 +121,7 @@ class Audit:
             "reason": outcome.reason,
             "uids": [list(p) for p in outcome.uid_pairs],
             "patient": list(outcome.patient_pair) if outcome.patient_pair else None,
+            "actions": dict(outcome.actions),
         }
         if outcome.conflict:
             line["conflict"] = outcome.conflict

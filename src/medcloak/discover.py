@@ -23,6 +23,10 @@ ACTIONS = {
     "jpeg": "strip metadata",
     "png": "strip metadata",
     "tiff": "strip metadata",
+    "nifti": "deface, clean the header",
+    "analyze": "deface, clean the header",
+    "minc": "deface, write as NIfTI",
+    "companion": "skip (released with its volume: Analyze .img, BIDS .json sidecar)",
     "unknown": "quarantine (not a supported format)",
     "link-outside": "skip (symbolic link leading outside the inputs)",
     "link-inside": "skip (symbolic link to a file walked anyway)",
@@ -39,11 +43,37 @@ def sniff(head: bytes) -> str:
         return "png"
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return "tiff"
+    if head[:4] == b"\x89HDF" or head[:4] in (b"CDF\x01", b"CDF\x02"):
+        return "minc"
     from .formats.dicom import sniff as dicom_sniff
 
     if dicom_sniff(head) is not None:
         return "dicom"
     return "unknown"
+
+
+VOLUME_SUFFIXES = (".nii.gz", ".nii", ".hdr", ".hdr.gz", ".mnc")
+
+
+def _volume_kind(path: Path, head: bytes) -> str | None:
+    from .formats.volume import sniff as volume_sniff
+
+    if head[:2] == b"\x1f\x8b" or len(head) >= 4 and 348 in (int.from_bytes(head[:4], "little"), int.from_bytes(head[:4], "big")) \
+            or head[4:7] in (b"n+2", b"ni2"):
+        with open(path, "rb") as fh:
+            return volume_sniff(fh.read(4096))
+    return None
+
+
+def _companion_of_volume(path: Path) -> bool:
+    """An Analyze .img beside its .hdr, or a JSON sidecar beside a volume."""
+    name = path.name
+    low = name.lower()
+    for ext, partners in ((".img", (".hdr",)), (".img.gz", (".hdr", ".hdr.gz")), (".json", VOLUME_SUFFIXES)):
+        if low.endswith(ext):
+            stem = name[: -len(ext)]
+            return any(path.with_name(stem + p).exists() for p in partners)
+    return False
 
 
 def _roots(inputs: Iterable[Path]) -> list[Path]:
@@ -76,7 +106,14 @@ def _source(path: Path, roots: list[Path]) -> Source | None:
             head = fh.read(132)
     except OSError:
         return Source(str(path), "unknown", 0)
-    return Source(str(path), sniff(head), size)
+    kind = sniff(head)
+    if kind in ("unknown", "dicom"):
+        volume = _volume_kind(path, head) if kind == "unknown" else None
+        if volume is not None:
+            kind = volume
+        elif kind == "unknown" and _companion_of_volume(path):
+            kind = "companion"
+    return Source(str(path), kind, size)
 
 
 def discover(inputs: Iterable[Path], exclude: Iterable[Path] = ()) -> Iterator[Source]:

@@ -59,6 +59,8 @@ class Job:
     regions: tuple[RegionTemplate, ...] = ()
     #: overwrite an output another object holds (only when the run settles duplicates)
     replace: bool = False
+    #: the private audit folder (QC pictures of defaced volumes go to its ``qc`` folder)
+    audit: str = ""
 
 
 def process(task: Task, job: Job) -> Outcome:
@@ -69,15 +71,20 @@ def process(task: Task, job: Job) -> Outcome:
 
     src = task.source
     fmt = src.format
+    extra: list[tuple[str, bytes]] = []
     try:
-        if fmt.startswith("link-"):
+        if fmt.startswith("link-") or fmt == "companion":
             raise SkippedObject(ACTIONS[fmt].split("(", 1)[1].rstrip(")"))
         path = Path(src.path)
         if fmt in ("jpeg", "png", "tiff"):
             released = deidentify_photo(path, fmt, job.keyring)
+        elif fmt in ("nifti", "analyze", "minc"):
+            released, extra = _volume(path, job)
         else:  # DICOM, and anything unknown, which the DICOM reader refuses with its reason
             released = deidentify_dicom(path, job.profile, job.keyring, job.regions)
         publish(released, Path(job.out), replace=job.replace)
+        for relpath, data in extra:
+            publish(dataclasses.replace(released, data=data, relpath=relpath), Path(job.out), replace=job.replace)
     except OutputError:
         raise
     except DuplicateObject as exc:
@@ -97,13 +104,34 @@ def process(task: Task, job: Job) -> Outcome:
         src.path,
         task.object_id,
         "ok",
-        outputs=(released.relpath,),
+        outputs=(released.relpath, *(rel for rel, _ in extra)),
         uid_pairs=tuple(sorted(released.uid_pairs.items())),
         patient_pair=released.patient_pair,
         actions=released.counts,
-        digests=(hashlib.sha256(released.data).hexdigest(),),
+        digests=tuple(hashlib.sha256(d).hexdigest() for d in (released.data, *(d for _, d in extra))),
         bytes_in=src.size,
     )
+
+
+def _volume(path: Path, job: Job) -> tuple[Any, list[tuple[str, bytes]]]:
+    """Deface one volume; its QC picture goes to the audit folder."""
+    from .formats.volume import deidentify_volume
+
+    result = deidentify_volume(path, job.keyring)
+    if job.audit and result.qc["status"] == "defaced":
+        try:
+            from .pixels.qc import qc_picture
+
+            folder = Path(job.audit) / "qc"
+            folder.mkdir(exist_ok=True, mode=0o700)
+            qc_picture(result.qc["_before"], result.qc["_after_mask"], result.qc["_affine"],
+                       folder / f"{result.qc['token']}.png")
+        except ImportError:
+            log.warning("QC pictures need scikit-image and Pillow: none written")
+    counts = dict(result.released.counts)
+    counts["no-head" if result.qc["status"] == "no-head" else "defaced"] = 1
+    released = dataclasses.replace(result.released, counts=counts)
+    return released, result.extra
 
 
 def plan(sources: Iterable[Source], keyring: Keyring) -> Iterator[Task]:
@@ -314,7 +342,7 @@ def run(
     stopped: BaseException | None = None
     try:
         executor = make_executor(workers, scheduler, client, small=len(head) < SMALL_RUN)
-        job = Job(prof, keyring, str(out_path), templates)
+        job = Job(prof, keyring, str(out_path), templates, audit=str(audit_path))
         for outcomes in executor.map(Batcher(pending()), job):
             for outcome in outcomes:
                 book.record(outcome)

@@ -1,0 +1,70 @@
+"""Per-voxel work of defacing: block means for the coarse analysis grid, and the face zone of the
+full-resolution grid from world coordinates (no resampling of the image)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .jit import kernel
+
+
+@kernel
+def block_mean(data: np.ndarray, fx: int, fy: int, fz: int) -> np.ndarray:
+    """Mean of each ``fx`` x ``fy`` x ``fz`` block (partial blocks at the far edges included)."""
+    nx, ny, nz = data.shape
+    ox, oy, oz = (nx + fx - 1) // fx, (ny + fy - 1) // fy, (nz + fz - 1) // fz
+    acc = np.zeros((ox, oy, oz), np.float64)
+    cnt = np.zeros((ox, oy, oz), np.float64)
+    for i in range(nx):
+        for j in range(ny):
+            for k in range(nz):
+                acc[i // fx, j // fy, k // fz] += data[i, j, k]
+                cnt[i // fx, j // fy, k // fz] += 1.0
+    out = np.empty((ox, oy, oz), np.float32)
+    for i in range(ox):
+        for j in range(oy):
+            for k in range(oz):
+                out[i, j, k] = acc[i, j, k] / cnt[i, j, k]
+    return out
+
+
+@kernel
+def face_zone(
+    shape: np.ndarray,
+    affine: np.ndarray,
+    factors: np.ndarray,
+    dist_sq: np.ndarray,
+    params: np.ndarray,
+) -> np.ndarray:
+    """The voxels to remove, in the full grid of ``shape``.
+
+    A voxel is removed when it lies at least ``margin`` from the brain estimate (``dist_sq``,
+    squared millimetres on the coarse grid, whose voxel (i // fx, j // fy, k // fz) holds the
+    full voxel (i, j, k)) and it is in the face zone: in front of the coronal plane
+    ``front`` (world anterior coordinate) and below the axial plane ``top`` (world superior
+    coordinate); or, with ``ears``, in the ear zone: beyond ``ear_x`` from the mid-sagittal
+    plane ``mid_x``, between the axial planes ``ear_lo`` and ``ear_hi`` and the coronal planes
+    ``ear_back`` and ``ear_front``.
+
+    ``params``: margin, front, top, ears (0/1), mid_x, ear_x, ear_lo, ear_hi, ear_back, ear_front.
+    """
+    nx, ny, nz = shape[0], shape[1], shape[2]
+    fx, fy, fz = factors[0], factors[1], factors[2]
+    margin_sq = params[0] * params[0]
+    front, top = params[1], params[2]
+    ears = params[3] > 0.5
+    mid_x, ear_x, ear_lo, ear_hi, ear_back, ear_front = params[4], params[5], params[6], params[7], params[8], params[9]
+    out = np.zeros((nx, ny, nz), np.bool_)
+    for i in range(nx):
+        for j in range(ny):
+            for k in range(nz):
+                if dist_sq[i // fx, j // fy, k // fz] <= margin_sq:
+                    continue
+                x = affine[0, 0] * i + affine[0, 1] * j + affine[0, 2] * k + affine[0, 3]
+                a = affine[1, 0] * i + affine[1, 1] * j + affine[1, 2] * k + affine[1, 3]
+                s = affine[2, 0] * i + affine[2, 1] * j + affine[2, 2] * k + affine[2, 3]
+                if a > front and s < top:
+                    out[i, j, k] = True
+                elif ears and abs(x - mid_x) > ear_x and ear_lo < s < ear_hi and ear_back < a < ear_front:
+                    out[i, j, k] = True
+    return out

@@ -1,0 +1,273 @@
+"""NIfTI-1, NIfTI-2 and Analyze 7.5 volumes (and MINC, read only): read the stored values as they
+are, deface, clean the header, write the stored values back.
+
+The output keeps the input's header byte for byte except for the fields that can carry text
+about the subject or the site, which are zeroed: ``descrip``, ``aux_file``, ``db_name``,
+``intent_name`` (and, in Analyze, ``generated``, ``scannum``, ``patient_id``, ``exp_date``,
+``exp_time``, ``hist_un0``); header extensions are dropped. Data type, scaling
+(``scl_slope``/``scl_inter``) and affine are unchanged, and every voxel outside the removed region
+keeps its stored bytes. MINC is read with nibabel (which cannot write it) and written as NIfTI-1
+with the same stored values, scaling and affine.
+
+A BIDS JSON sidecar next to the volume (same name, ``.json``) is released beside it, cleaned of
+keys that identify the subject, the site or the time.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import CorruptInputError, DeidentificationError, MissingDependencyError, UnsupportedInputError
+from .dicom import Released
+
+if TYPE_CHECKING:
+    from ..pseudonym import Keyring
+
+TEXT_FIELDS = ("descrip", "aux_file", "db_name", "intent_name")
+ANALYZE_TEXT = ("generated", "scannum", "patient_id", "exp_date", "exp_time", "hist_un0")
+#: BIDS sidecar keys that identify the subject, the site, the operator or the time
+SIDECAR_DROP = re.compile(
+    r"(?i)^(.*(Name|Address|Date|Time|DeviceSerialNumber|StationName|InstitutionalDepartmentName|"
+    r"PatientID|PatientBirth|PatientSex|PatientAge|PatientWeight|Operator|Physician|AccessionNumber|"
+    r"StudyID|StudyInstanceUID|SeriesInstanceUID|SOPInstanceUID|ProcedureStep.*|ImageComments|"
+    r"SeriesDescription|ProtocolName|Institution.*|DeidentificationMethod.*))$"
+)
+#: keys kept even though the pattern above would drop them (acquisition timing, not identity)
+SIDECAR_KEEP = frozenset({"RepetitionTime", "EchoTime", "InversionTime", "SliceTiming", "AcquisitionDuration",
+                          "DelayTime", "FrameTimesStart", "FrameDuration", "ScanStart", "InjectionStart",
+                          "EffectiveEchoSpacing", "TotalReadoutTime", "DwellTime", "MixingTime",
+                          "ReconMethodName", "TracerName", "PulseSequenceName", "SequenceName",
+                          "DecayCorrectionTime"})
+
+
+def sniff(head: bytes) -> str | None:
+    """``nifti``/``analyze`` for an (uncompressed or gzipped) NIfTI or Analyze header."""
+    if head[:2] == b"\x1f\x8b":
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(head)) as fh:
+                head = fh.read(352)
+        except (OSError, EOFError):
+            return None
+    if len(head) >= 348:
+        size_le, size_be = int.from_bytes(head[:4], "little"), int.from_bytes(head[:4], "big")
+        if 348 in (size_le, size_be):
+            return "nifti" if head[344:347] in (b"n+1", b"ni1") else "analyze"
+        if 540 in (size_le, size_be) and head[4:7] in (b"n+2", b"ni2"):
+            return "nifti"
+    return None
+
+
+@dataclass
+class Volume:
+    header: Any  # a nibabel header
+    raw: np.ndarray  # stored values, in the file's dtype and byte order
+    affine: np.ndarray
+    slope: float
+    inter: float
+    single_file: bool  # .nii (header and data together) or .hdr/.img
+    source_kind: str  # nifti1 | nifti2 | analyze | minc
+
+
+def _open(path: Path) -> bytes:
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise CorruptInputError(f"the gzip stream is broken ({type(exc).__name__})") from None
+    return data
+
+
+def _companion(path: Path, suffix: str) -> Path | None:
+    name = path.name
+    for ext in (".nii.gz", ".nii", ".hdr.gz", ".hdr", ".img.gz", ".img", ".mnc"):
+        if name.lower().endswith(ext):
+            stem = name[: -len(ext)]
+            for cand in (path.with_name(stem + suffix), path.with_name(stem + suffix + ".gz")):
+                if cand.exists():
+                    return cand
+            return None
+    return None
+
+
+def read_volume(path: Path) -> Volume:
+    try:
+        import nibabel as nib
+    except ImportError as exc:
+        raise MissingDependencyError("reading NIfTI/Analyze volumes needs nibabel") from exc
+    if path.suffix.lower() == ".mnc":
+        return _read_minc(path)
+    data = _open(path)
+    kind = sniff(data[:352])
+    if kind is None:
+        raise UnsupportedInputError("not a NIfTI or Analyze volume")
+    try:
+        if data[4:7] in (b"n+2", b"ni2"):
+            header: Any = nib.Nifti2Header.from_fileobj(io.BytesIO(data))
+            source_kind = "nifti2"
+        elif data[344:347] in (b"n+1", b"ni1"):
+            header = nib.Nifti1Header.from_fileobj(io.BytesIO(data))
+            source_kind = "nifti1"
+        else:
+            header = nib.AnalyzeHeader.from_fileobj(io.BytesIO(data))
+            source_kind = "analyze"
+        dtype = header.get_data_dtype()
+        shape = header.get_data_shape()
+    except Exception as exc:  # noqa: BLE001 - nibabel raises many kinds on a broken header
+        raise CorruptInputError(f"unreadable volume header ({type(exc).__name__})") from None
+    single = data[344:347] == b"n+1" or data[4:7] == b"n+2"
+    if single:
+        blob, offset = data, int(header["vox_offset"])
+    else:
+        img_path = _companion(path, ".img")
+        if img_path is None:
+            raise CorruptInputError("the .hdr has no .img beside it")
+        blob, offset = _open(img_path), int(header["vox_offset"])
+    count = int(np.prod(shape)) if shape else 0
+    need = offset + count * dtype.itemsize
+    if count == 0 or len(blob) < need:
+        raise CorruptInputError("the volume's data is shorter than its header says (truncated)")
+    raw = np.frombuffer(blob, dtype=dtype, count=count, offset=offset).reshape(shape, order="F")
+    slope, inter = header.get_slope_inter() if hasattr(header, "get_slope_inter") else (None, None)
+    affine = np.asarray(header.get_best_affine(), float)
+    usable_slope = slope is not None and np.isfinite(slope) and slope != 0
+    return Volume(
+        header, raw, affine, float(slope) if usable_slope else 1.0,
+        float(inter) if usable_slope and inter is not None and np.isfinite(inter) else 0.0, single, source_kind,
+    )
+
+
+def _read_minc(path: Path) -> Volume:
+    import nibabel as nib
+
+    try:
+        img = nib.load(str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise CorruptInputError(f"unreadable MINC volume ({type(exc).__name__})") from None
+    raw = np.asarray(img.dataobj)
+    header = nib.Nifti1Header()
+    header.set_data_dtype(raw.dtype)
+    header.set_data_shape(raw.shape)
+    header.set_qform(img.affine, code=1)
+    header.set_sform(img.affine, code=1)
+    return Volume(header, raw, np.asarray(img.affine, float), 1.0, 0.0, True, "minc")
+
+
+def clean_header(header: Any, kind: str) -> Any:
+    header = header.copy()
+    for name in TEXT_FIELDS + (ANALYZE_TEXT if kind == "analyze" else ()):
+        if name in header.structarr.dtype.names:
+            header.structarr[name] = b""
+    if hasattr(header, "extensions"):
+        header.extensions.clear()
+    return header
+
+
+def volume_bytes(vol: Volume, raw: np.ndarray) -> tuple[bytes, bytes | None]:
+    """(header file, data file or None): a single NIfTI file, or an Analyze pair."""
+    header = clean_header(vol.header, vol.source_kind)
+    data = np.asarray(raw, dtype=vol.raw.dtype).tobytes(order="F")
+    if vol.single_file:
+        offset = 544 if vol.source_kind == "nifti2" else 352
+        header["vox_offset"] = offset
+        block = header.binaryblock
+        body = block + b"\x00\x00\x00\x00"  # no extensions
+        return body.ljust(offset, b"\x00") + data, None
+    header["vox_offset"] = 0
+    return header.binaryblock, data
+
+
+def clean_sidecar(text: bytes) -> bytes:
+    """A BIDS sidecar without identifying keys (at any depth); raises on broken JSON."""
+    try:
+        doc = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        raise CorruptInputError("the JSON sidecar does not parse") from None
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if k in SIDECAR_KEEP or not SIDECAR_DROP.match(k)}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    return (json.dumps(clean(doc), indent=1, sort_keys=True) + "\n").encode()
+
+
+def modality_of(path: Path, sidecar: dict[str, Any] | None, values: np.ndarray) -> str:
+    """MR, CT or PT: from the sidecar's Modality, the BIDS suffix, or CT's air at -1000 HU."""
+    if sidecar and str(sidecar.get("Modality", "")).upper() in ("MR", "CT", "PT"):
+        return str(sidecar["Modality"]).upper()
+    name = path.name.lower()
+    if re.search(r"_(pet)\.", name):
+        return "PT"
+    if re.search(r"_(ct)\.", name):
+        return "CT"
+    if float(np.percentile(values[:: max(1, values.size // 100000)], 5)) < -500:
+        return "CT"
+    return "MR"
+
+
+@dataclass
+class VolumeRelease:
+    released: Released
+    extra: list[tuple[str, bytes]]
+    qc: dict[str, Any]
+
+
+def deidentify_volume(path: Path, keyring: Keyring, *, fill: str = "background", ears: bool = False) -> VolumeRelease:
+    """Deface and clean one volume; the release name is a keyed hash of its content."""
+    from ..pixels.deface import apply, deface_mask, fill_value
+
+    vol = read_volume(path)
+    sidecar_path = _companion(path, ".json")
+    sidecar_doc = None
+    if sidecar_path is not None:
+        try:
+            sidecar_doc = json.loads(sidecar_path.read_bytes())
+        except (ValueError, UnicodeDecodeError):
+            raise CorruptInputError("the JSON sidecar does not parse") from None
+    raw = vol.raw
+    if raw.ndim < 3 or raw.ndim > 4 and any(d > 1 for d in raw.shape[4:]):
+        raise UnsupportedInputError("only 3-D and 4-D volumes are defaced")
+    frames = raw.reshape(raw.shape[:3] + (-1,), order="F") if raw.ndim > 3 else raw[..., None]
+    reference = frames[..., 0].astype(np.float32) * vol.slope + vol.inter
+    modality = modality_of(path, sidecar_doc, reference)
+    result = deface_mask(reference, vol.affine, modality, ears=ears)
+    if result.status == "defaced":
+        assert result.mask is not None
+        value = fill_value(frames[..., 0], result.mask, modality, vol.slope, vol.inter)
+        seed = int.from_bytes(hashlib.sha256(keyring.token("noise", path.name).encode()).digest()[:4], "little")
+        out = frames.copy()
+        for t in range(frames.shape[3]):
+            out[..., t] = apply(frames[..., t], result.mask, fill, value, seed + t)
+        new_raw = out.reshape(raw.shape, order="F")
+    else:
+        new_raw = raw
+    head, data = volume_bytes(vol, new_raw)
+    token = keyring.token("volume", hashlib.sha256(path.read_bytes()).hexdigest())
+    if vol.single_file:
+        blob = gzip.compress(head, compresslevel=6, mtime=0) if path.name.lower().endswith(".gz") or vol.source_kind == "minc" else head
+        ext = ".nii.gz" if blob is not head else ".nii"
+        released = Released(blob, f"volumes/{token}{ext}", {}, None, {"defaced": int(result.status == "defaced")})
+        extra: list[tuple[str, bytes]] = []
+    else:
+        released = Released(head, f"volumes/{token}.hdr", {}, None, {"defaced": int(result.status == "defaced")})
+        assert data is not None
+        extra = [(f"volumes/{token}.img", data)]
+    if sidecar_path is not None:
+        extra.append((f"volumes/{token}.json", clean_sidecar(sidecar_path.read_bytes())))
+    if result.status == "defaced" and not (new_raw != raw).any():
+        raise DeidentificationError("defacing changed no voxel")
+    qc = {"status": result.status, "modality": modality, "brain_ml": round(result.brain_ml),
+          "removed_ml": round(result.removed_ml), "token": token, "reason": result.details.get("reason", "")}
+    return VolumeRelease(released, extra, {**qc, "_before": reference, "_after_mask": result.mask, "_affine": vol.affine})

@@ -1,0 +1,293 @@
+"""Registration-free, atlas-free defacing of head CT, MR and PET volumes.
+
+The image is never resampled: directions come from the affine (voxel indices to world RAS
+millimetres), so any axis order, oblique or gantry-tilted grid is handled as it is. The analysis
+runs on a coarse grid (blocks of about 2 mm, by block means); only the final face zone is decided
+per voxel of the full grid, by :func:`medcloak_kernels.deface.face_zone`.
+
+1. **Head**: voxels above a head threshold, minus the background connected to the volume's
+   border, largest component.
+2. **Brain estimate**, by modality. MR: head tissue above the within-head Otsu threshold,
+   eroded until the largest component is brain-sized (the dark skull parts it from scalp and
+   orbits), grown back, holes filled. CT: 0-90 HU inside the skull, likewise. PET: the hot region
+   (above 40 % of the 99.5th percentile), holes filled.
+3. **Face zone**: every voxel at least ``margin`` millimetres from the brain estimate that lies
+   in front of the coronal plane through the brain's centre (shifted forward by ``front_mm``) and
+   below the axial plane a little above the brain's frontal pole. The distance envelope, not a
+   plane alone, is what removes the eyes under the frontal lobes while the brain keeps its margin.
+   Optionally the ears: lateral to the brain by the margin, at the level of the temporal lobes.
+4. **Fail closed**: a brain estimate of implausible volume, one touching the head's surface, or a
+   removed volume out of range raises :class:`DeidentificationError`. A CT or PET volume with
+   nothing brain-like (a body without its head in the field of view) is reported ``no-head``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import DeidentificationError
+
+MODALITIES = ("MR", "CT", "PT")
+#: plausible brain estimate (ml); the lower bound for PET is the hot grey matter only
+BRAIN_ML = {"MR": (700.0, 2000.0), "CT": (600.0, 2000.0), "PT": (350.0, 2500.0)}
+ANALYSIS_MM = 2.0
+CLOSING_MM = 8.0
+
+
+@dataclass
+class DefaceResult:
+    status: str  # "defaced" | "no-head"
+    mask: np.ndarray | None  # voxels to remove (full grid)
+    brain_ml: float = 0.0
+    head_ml: float = 0.0
+    removed_ml: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def zooms_of(affine: np.ndarray) -> np.ndarray:
+    return np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(axis=0))
+
+
+def _otsu(values: np.ndarray, bins: int = 256) -> float:
+    lo, hi = float(values.min()), float(values.max())
+    if hi <= lo:
+        return lo
+    hist, edges = np.histogram(values, bins=bins, range=(lo, hi))
+    centers = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centers)
+    mu0 = m0 / np.maximum(w0, 1)
+    mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
+    between = w0 * w1 * (mu0 - mu1) ** 2
+    return float(centers[int(np.argmax(between))])
+
+
+def _largest(mask: np.ndarray) -> np.ndarray:
+    from medcloak_kernels.morphology import label
+
+    labels, sizes = label(np.ascontiguousarray(mask))
+    if len(sizes) <= 1:
+        return np.zeros_like(mask)
+    return labels == int(np.argmax(sizes))
+
+
+def _fill(mask: np.ndarray) -> np.ndarray:
+    from medcloak_kernels.morphology import flood_from_border
+
+    return ~flood_from_border(np.ascontiguousarray(~mask))
+
+
+def _dist_sq(mask: np.ndarray, zooms: np.ndarray) -> np.ndarray:
+    from medcloak_kernels.morphology import edt_sq
+
+    return edt_sq(np.ascontiguousarray(mask), zooms.astype(np.float64))
+
+
+def _grow(mask: np.ndarray, mm: float, zooms: np.ndarray) -> np.ndarray:
+    return _dist_sq(mask, zooms) <= mm * mm
+
+
+def _shrink(mask: np.ndarray, mm: float, zooms: np.ndarray) -> np.ndarray:
+    return _dist_sq(~mask, zooms) > mm * mm
+
+
+def _head(v: np.ndarray, modality: str, zooms: np.ndarray) -> np.ndarray:
+    """Head (and body) voxels: above the head threshold, closed by 8 mm so that the dark skull,
+    sinuses and airways that open to the outside do not let the background in between scalp and
+    brain, holes filled, largest component."""
+    if modality == "CT":
+        threshold = -500.0
+    else:
+        nonzero = v[v > 0]
+        if nonzero.size == 0:
+            return np.zeros(v.shape, bool)
+        top = float(np.percentile(nonzero, 99.5))
+        threshold = 0.5 * _otsu(np.clip(v, 0, top)) if modality == "MR" else 0.05 * top
+    bright = _largest(v > threshold)
+    closed = _fill(_grow(bright, CLOSING_MM, zooms))
+    head = _dist_sq(~closed, zooms) > CLOSING_MM * CLOSING_MM
+    return _fill(_largest(head | bright))
+
+
+def _touch_fraction(brain: np.ndarray, outside_sq: np.ndarray, zooms: np.ndarray) -> float:
+    """Share of the brain estimate's surface voxels within 3 mm of the outside of the head: small
+    for a brain (notches such as the ear canals come close in places), large for an estimate
+    that has leaked into the scalp."""
+    step = float(zooms.max())
+    surface = brain & (_dist_sq(~brain, zooms) <= step * step)
+    if not surface.any():
+        return 1.0
+    return float((outside_sq[surface] < 9.0).mean())
+
+
+#: tissue thresholds tried, as fractions of the second Otsu split, from the most inclusive
+FRACTIONS = (0.6, 0.8, 1.0, 1.2, 1.4, 1.6)
+#: the most of its surface a brain estimate may have within 3 mm of the outside of the head
+TOUCH = 0.05
+#: erosions tried (mm) to part the brain from the scalp, from the least
+EROSIONS = (3.0, 4.5, 6.0, 7.5, 9.0, 11.0)
+
+
+def _brain(
+    v: np.ndarray, head: np.ndarray, modality: str, zooms: np.ndarray, voxel_ml: float
+) -> tuple[np.ndarray, float] | None:
+    """The brain estimate and the volume (ml) that passed the plausibility test (before the
+    thin cortex is taken back), or None when no candidate is plausible."""
+    lo, hi = BRAIN_ML[modality]
+    if modality == "PT":
+        top = float(np.percentile(v[head], 99.5)) if head.any() else 0.0
+        hot = _fill(_largest(head & (v > 0.4 * top)))
+        return hot, float(hot.sum()) * voxel_ml
+    outside_sq = _dist_sq(~head, zooms)
+    if modality == "CT":
+        tissues = [head & (v > -10) & (v < 90)]
+        tissue_floor = -20.0  # the take-back below: fluid and soft tissue, not air or fat
+    else:
+        # two Otsu splits: the first parts white from grey matter, the second (below it) grey
+        # matter from CSF and bone; a range of thresholds around the second is tried
+        inside = v[head]
+        second = _otsu(inside[inside < _otsu(inside)])
+        tissues = [head & (v > f * second) for f in FRACTIONS]
+        tissue_floor = 0.5 * FRACTIONS[0] * second
+    for tissue in tissues:
+        depth = _dist_sq(~tissue, zooms)
+        for erode in EROSIONS:
+            core = _largest(depth > erode * erode)
+            if core.sum() * voxel_ml < 0.25 * lo:
+                break
+            brain = _fill(_largest((_dist_sq(core, zooms) <= erode * erode) & tissue))
+            ml = brain.sum() * voxel_ml
+            if ml > hi:
+                continue  # still joined to the scalp: erode more
+            if ml < lo:
+                break  # eroded too far: try the next threshold
+            if _touch_fraction(brain, outside_sq, zooms) <= TOUCH:
+                # the erosion cost the thin parts of the cortex: take back the tissue within
+                # 3 mm of the estimate (the skull keeps the scalp further away than that)
+                near = (_dist_sq(brain, zooms) <= 9.0) & head & (v > tissue_floor)
+                return _fill(brain | near), float(ml)
+    return None
+
+
+def _brain_like(v: np.ndarray, head: np.ndarray, modality: str) -> bool:
+    """Whether a CT or PET volume holds anything like a brain at all (a body scan without the
+    head in its field of view holds none): soft tissue enclosed by bone (CT), or a hot region
+    of at least 100 ml (PET)."""
+    if not head.any():
+        return False
+    if modality == "CT":
+        enclosed = _fill(head & (v > 300)) & ~(v > 300) & (v > -10) & (v < 90)
+        return bool(enclosed.sum() > 0)
+    top = float(np.percentile(v[head], 99.5))
+    return bool(_largest(head & (v > 0.4 * top)).sum() > 0)
+
+
+def deface_mask(
+    values: np.ndarray,
+    affine: np.ndarray,
+    modality: str,
+    *,
+    margin_mm: float = 5.0,
+    front_mm: float = 10.0,
+    above_pole_mm: float = 15.0,
+    ears: bool = False,
+) -> DefaceResult:
+    """The voxels of a head volume (``values`` in real-world units: HU for CT) to remove.
+
+    Raises :class:`DeidentificationError` when the brain estimate or the removed volume is
+    implausible (the volume must then not be released)."""
+    from medcloak_kernels.deface import block_mean, face_zone
+
+    if modality not in MODALITIES:
+        raise DeidentificationError(f"defacing needs the modality MR, CT or PT, not {modality!r}")
+    if values.ndim != 3 or min(values.shape) < 8:
+        raise DeidentificationError("defacing needs a 3-D volume of at least 8 voxels per axis")
+    affine = np.asarray(affine, np.float64)
+    zooms = zooms_of(affine)
+    factors = np.maximum(1, np.floor(ANALYSIS_MM / zooms + 1e-6)).astype(np.int64)
+    small = block_mean(np.ascontiguousarray(values, dtype=np.float32), *[int(f) for f in factors])
+    small_zooms = zooms * factors
+    # the coarse voxel (I, J, K) is centred on full voxel index f * I + (f - 1) / 2
+    scale = np.diag([*factors.astype(float), 1.0])
+    scale[:3, 3] = (factors - 1) / 2.0
+    small_affine = affine @ scale
+    voxel_ml = float(np.prod(small_zooms)) / 1000.0
+    head = _head(small, modality, small_zooms)
+    head_ml = float(head.sum()) * voxel_ml
+    found = _brain(small, head, modality, small_zooms, voxel_ml)
+    lo, hi = BRAIN_ML[modality]
+    if found is None:
+        if modality in ("CT", "PT") and not _brain_like(small, head, modality):
+            return DefaceResult("no-head", None, 0.0, head_ml, 0.0, {"reason": "nothing brain-like in the field of view"})
+        raise DeidentificationError(
+            f"no plausible brain estimate ({lo:.0f}-{hi:.0f} ml, inside the head): not defaced, not released"
+        )
+    brain, brain_ml = found
+    if not lo <= brain_ml <= hi:
+        raise DeidentificationError(f"implausible brain estimate ({brain_ml:.0f} ml, expected {lo:.0f}-{hi:.0f} ml)")
+    if modality == "PT" and _touch_fraction(brain, _dist_sq(~head, small_zooms), small_zooms) > TOUCH:
+        raise DeidentificationError("the brain estimate touches the head's surface")
+    ijk = np.argwhere(brain).astype(float)
+    world = ijk @ small_affine[:3, :3].T + small_affine[:3, 3]
+    centre = world.mean(axis=0)
+    pole = world[:, 1].max()
+    pole_height = float(world[world[:, 1] >= pole - 5.0][:, 2].mean())
+    half_width = float(np.percentile(np.abs(world[:, 0] - centre[0]), 99))
+    low = float(world[:, 2].min())
+    diag = float(np.sqrt((small_zooms**2).sum()))
+    params = np.array([
+        margin_mm + diag / 2,  # the coarse distance is off by half a coarse voxel at most
+        centre[1] + front_mm,
+        pole_height + above_pole_mm,
+        1.0 if ears else 0.0,
+        centre[0], half_width + margin_mm,
+        low, centre[2] + 10.0,
+        centre[1] - 45.0, centre[1] + 15.0,
+    ])
+    dist = _dist_sq(brain, small_zooms).astype(np.float32)
+    mask = face_zone(np.array(values.shape, np.int64), affine, factors, dist, params)
+    head_full = head[tuple(np.ogrid[: values.shape[0], : values.shape[1], : values.shape[2]][a] // factors[a] for a in range(3))]
+    removed_ml = float((mask & head_full).sum()) * float(np.prod(zooms)) / 1000.0
+    if not 5.0 <= removed_ml <= 0.6 * head_ml:
+        raise DeidentificationError(f"implausible removed volume ({removed_ml:.0f} ml of a {head_ml:.0f} ml head)")
+    return DefaceResult(
+        "defaced", mask, brain_ml, head_ml, removed_ml,
+        {"factors": factors.tolist(), "margin_mm": margin_mm, "brain_centre": centre.round(1).tolist()},
+    )
+
+
+def fill_value(raw: np.ndarray, removed: np.ndarray, modality: str, slope: float, inter: float) -> Any:
+    """The stored value for removed voxels: -1024 HU for CT (in stored units), otherwise the
+    background's level (the median of the volume's darkest tenth, in stored units)."""
+    info = np.iinfo(raw.dtype) if np.issubdtype(raw.dtype, np.integer) else None
+    if modality == "CT":
+        stored = (-1024.0 - inter) / (slope or 1.0)
+    else:
+        sample = raw[~removed][:: max(1, raw.size // 200000)]
+        stored = float(np.median(sample[sample <= np.percentile(sample, 10)]))
+    if info is not None:
+        return raw.dtype.type(int(np.clip(round(stored), info.min, info.max)))
+    return raw.dtype.type(stored)
+
+
+def apply(raw: np.ndarray, mask: np.ndarray, how: str, value: Any, seed: int = 0) -> np.ndarray:
+    """``raw`` with the masked voxels replaced: ``background`` (``value``) or ``noise`` (values
+    drawn from the background's darkest tenth, so the removed region looks like air). Voxels
+    outside the mask keep their stored values exactly. (No blur: a blurred face keeps its
+    shape at low resolution, which a surface rendering shows.)"""
+    out = raw.copy()
+    if how == "background":
+        out[mask] = value
+    elif how == "noise":
+        rng = np.random.default_rng(seed)
+        pool = raw[~mask]
+        pool = pool[pool <= np.percentile(pool, 10)]
+        out[mask] = rng.choice(pool, int(mask.sum()))
+    else:
+        raise ValueError(how)
+    return out
+
