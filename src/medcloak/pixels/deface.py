@@ -12,7 +12,7 @@ per voxel of the full grid, by :func:`medcloak_kernels.deface.face_zone`.
    orbits), grown back, holes filled. CT: 0-90 HU inside the skull, likewise. PET: the hot region
    (above 40 % of the 99.5th percentile), holes filled.
 3. **Face zone**: every voxel at least ``margin`` millimetres from the brain estimate that lies
-   in front of the coronal plane through the brain's centre (shifted forward by ``front_mm``) and
+   in front of the coronal plane ``behind_pole_mm`` (70 mm) behind the frontal pole and
    below the axial plane a little above the brain's frontal pole. The distance envelope, not a
    plane alone, is what removes the eyes under the frontal lobes while the brain keeps its margin.
    Optionally the ears: lateral to the brain by the margin, at the level of the temporal lobes.
@@ -32,9 +32,12 @@ from ..errors import DeidentificationError
 
 MODALITIES = ("MR", "CT", "PT")
 #: plausible brain estimate (ml); the lower bound for PET is the hot grey matter only
-BRAIN_ML = {"MR": (700.0, 2000.0), "CT": (600.0, 2000.0), "PT": (350.0, 2500.0)}
+BRAIN_ML = {"MR": (700.0, 1700.0), "CT": (600.0, 1700.0), "PT": (350.0, 2500.0)}
 ANALYSIS_MM = 2.0
 CLOSING_MM = 8.0
+#: the brain lies within this distance below the top of the head (vertex to foramen magnum is
+#: about 120-130 mm in adults)
+BRAIN_REACH_MM = 150.0
 
 
 @dataclass
@@ -113,36 +116,57 @@ def _head(v: np.ndarray, modality: str, zooms: np.ndarray) -> np.ndarray:
     return _fill(_largest(head | bright))
 
 
-def _touch_fraction(brain: np.ndarray, outside_sq: np.ndarray, zooms: np.ndarray) -> float:
-    """Share of the brain estimate's surface voxels within 3 mm of the outside of the head: small
-    for a brain (notches such as the ear canals come close in places), large for an estimate
-    that has leaked into the scalp."""
+def _touch_fraction(
+    brain: np.ndarray, outside_sq: np.ndarray, zooms: np.ndarray, front: np.ndarray | None = None
+) -> float:
+    """Share of the brain estimate's surface voxels within 3 mm of the outside of the head (or,
+    on its front half ``front``, within 6 mm: forehead scalp and skull are thicker, the eyes and
+    nose lie just under the skin): small for a brain (notches such as the ear canals come close
+    in places), large for an estimate that has leaked into scalp, orbits or face."""
     step = float(zooms.max())
     surface = brain & (_dist_sq(~brain, zooms) <= step * step)
     if not surface.any():
         return 1.0
-    return float((outside_sq[surface] < 9.0).mean())
+    near = outside_sq < 9.0
+    if front is not None:
+        near |= front & (outside_sq < 36.0)
+    return float(near[surface].mean())
 
 
 #: tissue thresholds tried, as fractions of the second Otsu split, from the most inclusive
 FRACTIONS = (0.6, 0.8, 1.0, 1.2, 1.4, 1.6)
 #: the most of its surface a brain estimate may have within 3 mm of the outside of the head
-TOUCH = 0.05
+TOUCH = 0.005
+#: the same for PET, whose estimate is grown by the scanner's blur and comes closer to the scalp
+PET_TOUCH = 0.05
 #: erosions tried (mm) to part the brain from the scalp, from the least
-EROSIONS = (3.0, 4.5, 6.0, 7.5, 9.0, 11.0)
+EROSIONS = (3.0, 4.5, 6.0, 7.5, 9.0, 11.0, 13.0)
+
+
+def _coordinate(shape: tuple[int, ...], affine: np.ndarray, axis: int) -> np.ndarray:
+    """World coordinate ``axis`` (0 right, 1 anterior, 2 superior; mm) of every voxel."""
+    i, j, k = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    row = affine[axis]
+    return (row[0] * i + row[1] * j + row[2] * k + row[3]).astype(np.float32)
 
 
 def _brain(
-    v: np.ndarray, head: np.ndarray, modality: str, zooms: np.ndarray, voxel_ml: float
+    v: np.ndarray, head: np.ndarray, modality: str, zooms: np.ndarray, voxel_ml: float, affine: np.ndarray
 ) -> tuple[np.ndarray, float] | None:
     """The brain estimate and the volume (ml) that passed the plausibility test (before the
-    thin cortex is taken back), or None when no candidate is plausible."""
+    thin cortex is taken back), or None when no candidate is plausible. Candidates lie within
+    :data:`BRAIN_REACH_MM` below the top of the head: the neck never joins them."""
     lo, hi = BRAIN_ML[modality]
+    outside_sq = _dist_sq(~head, zooms)
+    height = _coordinate(v.shape, affine, 2)
+    head = head & (height > float(height[head].max()) - BRAIN_REACH_MM) if head.any() else head
     if modality == "PT":
+        # the hot region, grown by 6 mm: the scanner's resolution (6-8 mm) blurs the brain's
+        # edge, so a threshold at 40 % of the peak lies inside it
         top = float(np.percentile(v[head], 99.5)) if head.any() else 0.0
         hot = _fill(_largest(head & (v > 0.4 * top)))
-        return hot, float(hot.sum()) * voxel_ml
-    outside_sq = _dist_sq(~head, zooms)
+        ml = float(hot.sum()) * voxel_ml
+        return _fill(_grow(hot, 6.0, zooms) & head), ml
     if modality == "CT":
         tissues = [head & (v > -10) & (v < 90)]
         tissue_floor = -20.0  # the take-back below: fluid and soft tissue, not air or fat
@@ -153,6 +177,7 @@ def _brain(
         second = _otsu(inside[inside < _otsu(inside)])
         tissues = [head & (v > f * second) for f in FRACTIONS]
         tissue_floor = 0.5 * FRACTIONS[0] * second
+    anterior = _coordinate(v.shape, affine, 1)
     for tissue in tissues:
         depth = _dist_sq(~tissue, zooms)
         for erode in EROSIONS:
@@ -165,7 +190,8 @@ def _brain(
                 continue  # still joined to the scalp: erode more
             if ml < lo:
                 break  # eroded too far: try the next threshold
-            if _touch_fraction(brain, outside_sq, zooms) <= TOUCH:
+            centre = float(anterior[brain].mean())
+            if _touch_fraction(brain, outside_sq, zooms, anterior > centre) <= TOUCH:
                 # the erosion cost the thin parts of the cortex: take back the tissue within
                 # 3 mm of the estimate (the skull keeps the scalp further away than that)
                 near = (_dist_sq(brain, zooms) <= 9.0) & head & (v > tissue_floor)
@@ -192,7 +218,7 @@ def deface_mask(
     modality: str,
     *,
     margin_mm: float = 5.0,
-    front_mm: float = 10.0,
+    behind_pole_mm: float = 70.0,
     above_pole_mm: float = 15.0,
     ears: bool = False,
 ) -> DefaceResult:
@@ -218,7 +244,7 @@ def deface_mask(
     voxel_ml = float(np.prod(small_zooms)) / 1000.0
     head = _head(small, modality, small_zooms)
     head_ml = float(head.sum()) * voxel_ml
-    found = _brain(small, head, modality, small_zooms, voxel_ml)
+    found = _brain(small, head, modality, small_zooms, voxel_ml, small_affine)
     lo, hi = BRAIN_ML[modality]
     if found is None:
         if modality in ("CT", "PT") and not _brain_like(small, head, modality):
@@ -229,19 +255,21 @@ def deface_mask(
     brain, brain_ml = found
     if not lo <= brain_ml <= hi:
         raise DeidentificationError(f"implausible brain estimate ({brain_ml:.0f} ml, expected {lo:.0f}-{hi:.0f} ml)")
-    if modality == "PT" and _touch_fraction(brain, _dist_sq(~head, small_zooms), small_zooms) > TOUCH:
+    if modality == "PT" and _touch_fraction(brain, _dist_sq(~head, small_zooms), small_zooms) > PET_TOUCH:
         raise DeidentificationError("the brain estimate touches the head's surface")
     ijk = np.argwhere(brain).astype(float)
     world = ijk @ small_affine[:3, :3].T + small_affine[:3, 3]
     centre = world.mean(axis=0)
-    pole = world[:, 1].max()
+    # the frontal pole, as the 99th percentile of the anterior coordinate: a single voxel more or
+    # less in the estimate does not move it
+    pole = float(np.percentile(world[:, 1], 99))
     pole_height = float(world[world[:, 1] >= pole - 5.0][:, 2].mean())
     half_width = float(np.percentile(np.abs(world[:, 0] - centre[0]), 99))
     low = float(world[:, 2].min())
     diag = float(np.sqrt((small_zooms**2).sum()))
     params = np.array([
         margin_mm + diag / 2,  # the coarse distance is off by half a coarse voxel at most
-        centre[1] + front_mm,
+        pole - behind_pole_mm,
         pole_height + above_pole_mm,
         1.0 if ears else 0.0,
         centre[0], half_width + margin_mm,

@@ -1,0 +1,163 @@
+"""Morphology and defacing kernels against slow, obvious references on random and edge-case
+volumes."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from medcloak_kernels.deface import block_mean, face_zone
+from medcloak_kernels.morphology import INF, edt_sq, flood_from_border, label
+
+
+def reference_edt_sq(mask: np.ndarray, spacing) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Brute force: the squared distance to every True voxel, the least kept."""
+    points = np.argwhere(mask) * np.asarray(spacing)
+    out = np.full(mask.shape, INF)
+    if len(points) == 0:
+        return out
+    for idx in itertools.product(*(range(n) for n in mask.shape)):
+        d = ((points - np.asarray(idx) * np.asarray(spacing)) ** 2).sum(axis=1)
+        out[idx] = d.min()
+    return out
+
+
+def neighbours(idx, shape):  # type: ignore[no-untyped-def]
+    for axis in range(3):
+        for step in (-1, 1):
+            n = list(idx)
+            n[axis] += step
+            if 0 <= n[axis] < shape[axis]:
+                yield tuple(n)
+
+
+def reference_components(mask: np.ndarray) -> list[set]:
+    """Connected components by repeated breadth-first search over a set of voxels."""
+    left = {tuple(i) for i in np.argwhere(mask)}
+    parts = []
+    while left:
+        seed = left.pop()
+        part, frontier = {seed}, [seed]
+        while frontier:
+            v = frontier.pop()
+            for n in neighbours(v, mask.shape):
+                if n in left:
+                    left.remove(n)
+                    part.add(n)
+                    frontier.append(n)
+        parts.append(part)
+    return parts
+
+
+def reference_flood(mask: np.ndarray) -> np.ndarray:
+    out = np.zeros(mask.shape, bool)
+    for part in reference_components(mask):
+        if any(min(v) == 0 or any(v[a] == mask.shape[a] - 1 for a in range(3)) for v in part):
+            for v in part:
+                out[v] = True
+    return out
+
+
+volumes = st.tuples(st.integers(1, 7), st.integers(1, 7), st.integers(1, 7), st.floats(0.0, 0.6), st.integers(0, 2**31))
+
+
+def _random(shape_density_seed):  # type: ignore[no-untyped-def]
+    nx, ny, nz, density, seed = shape_density_seed
+    rng = np.random.default_rng(seed)
+    return rng.random((nx, ny, nz)) < density, rng
+
+
+@settings(max_examples=60, deadline=None)
+@given(volumes, st.tuples(st.floats(0.3, 3.0), st.floats(0.3, 3.0), st.floats(0.3, 3.0)))
+def test_edt_matches_brute_force(vol, spacing) -> None:  # type: ignore[no-untyped-def]
+    mask, _ = _random(vol)
+    got = edt_sq(mask, np.array(spacing))
+    ref = reference_edt_sq(mask, spacing)
+    if not mask.any():
+        assert (got >= INF).all()
+    else:
+        assert np.allclose(got, ref, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (1, 5, 1), (9, 1, 1), (3, 3, 3)])
+def test_edt_edges(shape) -> None:  # type: ignore[no-untyped-def]
+    full = np.ones(shape, bool)
+    assert (edt_sq(full, np.ones(3)) == 0).all()
+    one = np.zeros(shape, bool)
+    one[(0,) * 3] = True
+    assert np.allclose(edt_sq(one, np.array([1.0, 2.0, 3.0])), reference_edt_sq(one, (1.0, 2.0, 3.0)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(volumes)
+def test_labels_match_reference(vol) -> None:  # type: ignore[no-untyped-def]
+    mask, _ = _random(vol)
+    labels, sizes = label(mask)
+    parts = reference_components(mask)
+    assert len(sizes) - 1 == len(parts)
+    assert sorted(sizes[1:].tolist()) == sorted(len(p) for p in parts)
+    for part in parts:
+        assert len({labels[v] for v in part}) == 1  # one label per component
+    assert (labels[~mask] == 0).all() and (labels[mask] > 0).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(volumes)
+def test_flood_matches_reference(vol) -> None:  # type: ignore[no-untyped-def]
+    mask, _ = _random(vol)
+    assert np.array_equal(flood_from_border(mask), reference_flood(mask))
+
+
+def test_flood_keeps_an_enclosed_cavity_out() -> None:
+    shell = np.ones((7, 7, 7), bool)
+    shell[1:-1, 1:-1, 1:-1] = False
+    shell[3, 3, 3] = True  # a cavity voxel of the "open" class, enclosed by a closed shell
+    open_ = ~shell
+    open_[3, 3, 3] = True
+    flooded = flood_from_border(open_)
+    assert not flooded[3, 3, 3] and not flooded.any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(volumes, st.integers(1, 3), st.integers(1, 3), st.integers(1, 3))
+def test_block_mean_matches_reference(vol, fx, fy, fz) -> None:  # type: ignore[no-untyped-def]
+    _, rng = _random(vol)
+    data = rng.normal(size=vol[:3]).astype(np.float32)
+    got = block_mean(data, fx, fy, fz)
+    ox, oy, oz = -(-data.shape[0] // fx), -(-data.shape[1] // fy), -(-data.shape[2] // fz)
+    assert got.shape == (ox, oy, oz)
+    for i, j, k in itertools.product(range(ox), range(oy), range(oz)):
+        block = data[i * fx : (i + 1) * fx, j * fy : (j + 1) * fy, k * fz : (k + 1) * fz]
+        assert got[i, j, k] == pytest.approx(float(block.mean()), rel=1e-5, abs=1e-6)
+
+
+def reference_face_zone(shape, affine, factors, dist_sq, params) -> np.ndarray:  # type: ignore[no-untyped-def]
+    margin, front, top, ears, mid_x, ear_x, ear_lo, ear_hi, ear_back, ear_front = params
+    out = np.zeros(shape, bool)
+    for idx in itertools.product(*(range(n) for n in shape)):
+        if dist_sq[tuple(i // f for i, f in zip(idx, factors))] <= margin**2:
+            continue
+        x, a, s = (affine @ np.array([*idx, 1.0]))[:3]
+        face = a > front and s < top
+        ear = ears > 0.5 and abs(x - mid_x) > ear_x and ear_lo < s < ear_hi and ear_back < a < ear_front
+        out[idx] = face or ear
+    return out
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(2, 6), st.integers(2, 6), st.integers(2, 6), st.integers(1, 2), st.integers(0, 2**31), st.booleans())
+def test_face_zone_matches_reference(nx, ny, nz, f, seed, ears) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(seed)
+    affine = np.eye(4)
+    affine[:3, :3] = rng.normal(size=(3, 3)) * 2  # oblique, any axis order
+    affine[:3, 3] = rng.normal(size=3) * 5
+    factors = np.array([f, f, 1], np.int64)
+    coarse = tuple(-(-n // g) for n, g in zip((nx, ny, nz), factors))
+    dist_sq = (rng.random(coarse) * 30).astype(np.float32)
+    params = np.array([2.0, rng.normal() * 3, rng.normal() * 3, float(ears), 0.0, 1.0, -5.0, 5.0, -5.0, 5.0])
+    got = face_zone(np.array([nx, ny, nz], np.int64), affine, factors, dist_sq, params)
+    assert np.array_equal(got, reference_face_zone((nx, ny, nz), affine, factors, dist_sq, params))

@@ -1,0 +1,318 @@
+"""Defacing on the real head volumes of ../shared/data/heads (see its SOURCES.md), on synthetic CT
+and PET made from them by the code below, in other axis orders, and through ``medcloak run``."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SECRET
+
+from medcloak.engine import run
+from medcloak.errors import DeidentificationError
+from medcloak.formats.volume import clean_sidecar, deidentify_volume, read_volume
+from medcloak.pixels.deface import deface_mask
+from medcloak.pseudonym import Keyring
+
+nib = pytest.importorskip("nibabel")
+ndimage = pytest.importorskip("scipy.ndimage")
+HEADS = Path(__file__).resolve().parents[2] / "shared" / "data" / "heads"
+if not HEADS.is_dir():
+    pytest.skip("the shared head volumes are not beside the repository", allow_module_level=True)
+
+
+def load(name: str) -> tuple[np.ndarray, np.ndarray]:
+    img = nib.load(HEADS / name)
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    return (data[..., 0] if data.ndim == 4 else data), img.affine
+
+
+@pytest.fixture(scope="module")
+def robex():  # type: ignore[no-untyped-def]
+    data, affine = load("robex_atlas.nii.gz")
+    brain, _ = load("robex_atlas_brainmask.nii.gz")
+    return data, affine, brain > 0.5
+
+
+@pytest.fixture(scope="module")
+def template():  # type: ignore[no-untyped-def]
+    data, affine = load("pydeface_mean_reg2mean.nii.gz")
+    face, _ = load("pydeface_facemask.nii.gz")
+    return data, affine, face < 0.5
+
+
+def zooms(affine: np.ndarray) -> np.ndarray:
+    return np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+
+
+def check_brain_kept(removed: np.ndarray, brain: np.ndarray, affine: np.ndarray) -> None:
+    core = ndimage.distance_transform_edt(brain, sampling=zooms(affine)) > 2.0  # the mask eroded by 2 mm
+    assert not (removed & core).any(), "a brain voxel inside the eroded mask was removed"
+    assert 1 - (removed & brain).sum() / brain.sum() >= 0.999
+
+
+def head_of(data: np.ndarray) -> np.ndarray:
+    """The head in the test's own terms: above a tenth of the 99th percentile, holes filled."""
+    head = data > 0.1 * np.percentile(data[data > 0], 99)
+    return ndimage.binary_fill_holes(ndimage.binary_closing(head, iterations=3))
+
+
+def check_face_removed(removed: np.ndarray, face: np.ndarray, head: np.ndarray) -> float:
+    share = (removed & face & head).sum() / (face & head).sum()
+    assert share >= 0.95, share
+    return share
+
+
+def test_mr_keeps_the_brain(robex) -> None:  # type: ignore[no-untyped-def]
+    data, affine, brain = robex
+    result = deface_mask(data, affine, "MR")
+    assert result.status == "defaced" and result.mask is not None
+    check_brain_kept(result.mask, brain, affine)
+    assert 700 < result.brain_ml < 2000
+
+
+def test_mr_removes_the_face(template) -> None:  # type: ignore[no-untyped-def]
+    data, affine, face = template
+    result = deface_mask(data, affine, "MR")
+    check_face_removed(result.mask, face, head_of(data))
+
+
+def _reorder(data: np.ndarray, affine: np.ndarray, codes: str) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """The same head stored in the axis order ``codes`` (e.g. "PIR"): data transposed and
+    flipped, affine changed so every voxel keeps its world position."""
+    start = nib.orientations.io_orientation(affine)
+    target = nib.orientations.axcodes2ornt(tuple(codes))
+    transform = nib.orientations.ornt_transform(start, target)
+    new = nib.orientations.apply_orientation(data, transform)
+    new_affine = affine @ nib.orientations.inv_ornt_aff(transform, data.shape)
+    return new, new_affine, transform
+
+
+@pytest.mark.parametrize("codes", ["RAS", "LIA", "PIR", "SAL"])
+def test_axis_orders_give_the_same_mask(robex, codes) -> None:  # type: ignore[no-untyped-def]
+    data, affine, brain = robex
+    reference = deface_mask(data, affine, "MR").mask
+    new, new_affine, transform = _reorder(data, affine, codes)
+    got = deface_mask(new, new_affine, "MR").mask
+    back = nib.orientations.apply_orientation(got, nib.orientations.ornt_transform(
+        nib.orientations.io_orientation(new_affine), nib.orientations.io_orientation(affine)))
+    dice = 2 * (back & reference).sum() / (back.sum() + reference.sum())
+    assert dice >= 0.99, dice
+
+
+def test_oblique_grid(robex) -> None:  # type: ignore[no-untyped-def]
+    """The head resampled onto a grid tilted by 12 degrees: the removal, brought back to the
+    original grid, agrees with the straight one, and the brain is kept."""
+    data, affine, brain = robex
+    angle = np.deg2rad(12)
+    rot = np.array([[1, 0, 0], [0, np.cos(angle), -np.sin(angle)], [0, np.sin(angle), np.cos(angle)]])
+    centre = (np.array(data.shape) - 1) / 2
+    # voxel (new) -> voxel (old): rotate about the centre
+    offset = centre - rot @ centre
+    tilted = ndimage.affine_transform(data, rot, offset=offset, order=1)
+    tilted_affine = affine.copy()
+    tilted_affine[:3, :3] = affine[:3, :3] @ rot
+    tilted_affine[:3, 3] = affine[:3, :3] @ offset + affine[:3, 3]
+    got = deface_mask(tilted, tilted_affine, "MR").mask
+    inverse = np.linalg.inv(rot)
+    back = ndimage.affine_transform(got.astype(np.float32), inverse, offset=centre - inverse @ centre, order=0) > 0.5
+    reference = deface_mask(data, affine, "MR").mask
+    inside = ndimage.affine_transform(np.ones(data.shape, np.float32), inverse, offset=centre - inverse @ centre, order=0) > 0.5
+    dice = 2 * (back & reference & inside).sum() / ((back & inside).sum() + (reference & inside).sum())
+    assert dice >= 0.99, dice
+    check_brain_kept(back & inside, brain, affine)
+
+
+def _anatomy(mr: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(head, depth below the head's surface in mm, height below the top of the head in mm)."""
+    head = head_of(mr)
+    depth = ndimage.distance_transform_edt(head, sampling=zooms(affine))
+    i, j, k = np.indices(mr.shape)
+    height = affine[2, 0] * i + affine[2, 1] * j + affine[2, 2] * k + affine[2, 3]
+    return head, depth, float(height[head].max()) - height
+
+
+def synthetic_ct(mr: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """A head CT in HU from a T1 head. Air -1000. Bright T1 tissue 20-60 HU (brain, muscle,
+    scalp). Dark T1 voxels within 15 mm of the surface are bone (+900 HU: the skull), deeper
+    ones CSF (+8 HU). The cranial vault: bone 5-10 mm under the surface, down to 105 mm below
+    the top of the head; and a skull base: bone in the 10 mm slab 105-115 mm below the top,
+    deeper than 15 mm, but for a 16 mm opening (the medulla in the foramen magnum) behind the
+    middle of the head. (A blurred average T1 shows the skull too faintly to make a CT of
+    without these.)"""
+    head, depth, below = _anatomy(mr, affine)
+    top = np.percentile(mr[head], 99)
+    bright = mr > 0.35 * top
+    ct = np.full(mr.shape, -1000.0, np.float32)
+    ct[head & bright] = 20 + 40 * np.clip(mr[head & bright] / top, 0, 1)
+    ct[head & ~bright & (depth < 15)] = 900
+    ct[head & ~bright & (depth >= 15)] = 8
+    ct[head & (depth > 5) & (depth < 10) & (below < 105)] = 900  # the cranial vault, whole
+    world = np.einsum("ab,b...->a...", affine[:3, :3], np.indices(mr.shape)) + affine[:3, 3, None, None, None]
+    centre = [float(world[a][head].mean()) for a in range(3)]
+    foramen = ((world[0] - centre[0]) ** 2 + (world[1] - (centre[1] - 20)) ** 2) < 8**2
+    ct[head & (below > 105) & (below < 115) & (depth >= 15) & ~foramen] = 900
+    return ct
+
+
+def synthetic_pet(mr: np.ndarray, affine: np.ndarray, brain: np.ndarray | None = None) -> np.ndarray:
+    """A head FDG PET from a T1 head: the brain (its mask when there is one, else the head
+    deeper than 12 mm and less than 110 mm below its top) takes up tracer following the T1
+    grey-white intensity; everything else in the head a tenth of that (muscle, fat, scalp);
+    nothing outside; blurred to 6 mm FWHM."""
+    head, depth, below = _anatomy(mr, affine)
+    if brain is None:
+        brain = head & (depth >= 12) & (below < 110)
+    uptake = np.where(head, mr, 0.0) * np.where(brain, 1.0, 0.1)
+    sigma = 6.0 / 2.355 / zooms(affine)
+    return ndimage.gaussian_filter(uptake.astype(np.float32), sigma)
+
+
+def test_ct_keeps_the_brain_and_removes_the_face(robex, template) -> None:  # type: ignore[no-untyped-def]
+    data, affine, brain = robex
+    result = deface_mask(synthetic_ct(data, affine), affine, "CT")
+    check_brain_kept(result.mask, brain, affine)
+    tdata, taffine, face = template
+    result = deface_mask(synthetic_ct(tdata, taffine), taffine, "CT")
+    check_face_removed(result.mask, face, head_of(tdata))
+
+
+def test_pet_keeps_the_brain_and_removes_the_face(robex, template) -> None:  # type: ignore[no-untyped-def]
+    data, affine, brain = robex
+    result = deface_mask(synthetic_pet(data, affine, brain), affine, "PT")
+    check_brain_kept(result.mask, brain, affine)
+    tdata, taffine, face = template
+    result = deface_mask(synthetic_pet(tdata, taffine), taffine, "PT")
+    check_face_removed(result.mask, face, head_of(tdata))
+
+
+def test_ears_option_removes_more_and_keeps_the_brain(robex) -> None:  # type: ignore[no-untyped-def]
+    data, affine, brain = robex
+    plain = deface_mask(data, affine, "MR").mask
+    ears = deface_mask(data, affine, "MR", ears=True).mask
+    assert (ears & ~plain).sum() > 1000 and not (plain & ~ears).any()
+    check_brain_kept(ears, brain, affine)
+
+
+def test_implausible_volumes_fail_closed() -> None:
+    rng = np.random.default_rng(0)
+    noise = rng.random((60, 60, 60)).astype(np.float32) * 100
+    with pytest.raises(DeidentificationError):
+        deface_mask(noise, np.diag([2.0, 2.0, 2.0, 1.0]), "MR")
+    ball = np.zeros((80, 80, 80), np.float32)
+    z, y, x = np.ogrid[:80, :80, :80]
+    ball[(x - 40) ** 2 + (y - 40) ** 2 + (z - 40) ** 2 < 35**2] = 500  # a 1.4 l ball of tissue, no head
+    with pytest.raises(DeidentificationError):
+        deface_mask(ball, np.diag([1.0, 1.0, 1.0, 1.0]), "MR")
+
+
+def test_body_ct_without_head_passes_unchanged() -> None:
+    """A torso-like CT (a soft-tissue cylinder with a spine, no skull): nothing brain-like, so
+    the volume is reported ``no-head`` and kept as it is."""
+    ct = np.full((100, 80, 60), -1000.0, np.float32)
+    z, y, x = np.ogrid[:100, :80, :60]
+    body = ((x - 30) / 25.0) ** 2 + ((y - 40) / 35.0) ** 2 < 1
+    ct[np.broadcast_to(body, ct.shape)] = 40
+    ct[:, 60:66, 27:33] = 700  # spine
+    result = deface_mask(ct, np.diag([3.0, 3.0, 3.0, 1.0]), "CT")
+    assert result.status == "no-head" and result.mask is None
+
+
+def _write(path: Path, raw: np.ndarray, affine: np.ndarray, slope=None, inter=None, descrip=b"Doe^John 1970") -> None:  # type: ignore[no-untyped-def]
+    img = nib.Nifti1Image(raw, affine)
+    img.header.set_data_dtype(raw.dtype)
+    img.header["descrip"] = descrip
+    img.header["aux_file"] = b"site.txt"
+    img.header["intent_name"] = b"Doe"
+    img.header.extensions.append(nib.nifti1.Nifti1Extension("comment", b"Patient Doe, MRN 12345"))
+    if slope is not None:
+        img.header.set_slope_inter(slope, inter)
+    img.to_filename(str(path))
+
+
+@pytest.mark.parametrize("kind", ["int16", "uint8", "float32", "scaled-uint16"])
+def test_stored_values_kept_outside_the_removed_region(robex, tmp_path, kind) -> None:  # type: ignore[no-untyped-def]
+    data, affine, _ = robex
+    if kind == "int16":
+        raw = data.astype(np.int16)
+    elif kind == "uint8":
+        raw = np.clip(data / data.max() * 255, 0, 255).astype(np.uint8)
+    elif kind == "float32":
+        raw = data.astype(np.float32)
+    else:
+        raw = np.clip(data / data.max() * 60000, 0, 65535).astype(np.uint16)
+    path = tmp_path / "sub-01_T1w.nii.gz"
+    _write(path, raw, affine, *((0.02, -3.0) if kind == "scaled-uint16" else (None, None)))
+    stored_before = np.asarray(nib.load(path).dataobj.get_unscaled())
+    result = deidentify_volume(path, Keyring(SECRET))
+    out = tmp_path / "out.nii.gz"
+    out.write_bytes(result.released.data)
+    img = nib.load(out)
+    assert img.get_data_dtype() == nib.load(path).get_data_dtype()
+    assert np.allclose(img.affine, nib.load(path).affine)
+    assert img.header.get_slope_inter() == nib.load(path).header.get_slope_inter()
+    stored_after = np.asarray(img.dataobj.get_unscaled())
+    changed = stored_after != stored_before
+    mask = result.qc["_after_mask"]
+    assert changed.any() and not (changed & ~mask).any()  # bit-identical outside
+    assert img.header["descrip"].tobytes().strip(b"\x00") == b""
+    assert img.header["aux_file"].tobytes().strip(b"\x00") == b""
+    assert img.header["intent_name"].tobytes().strip(b"\x00") == b""
+    assert len(img.header.extensions) == 0
+    assert b"Doe" not in gzip.decompress(result.released.data)
+
+
+def test_analyze_pair_and_4d(robex, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data, affine, _ = robex
+    raw = data.astype(np.int16)
+    img = nib.AnalyzeImage(raw, affine)
+    img.header["descrip"] = b"Doe^John"
+    img.to_filename(str(tmp_path / "head.hdr"))
+    vol = read_volume(tmp_path / "head.hdr")
+    assert vol.source_kind == "analyze" and np.array_equal(vol.raw, raw)
+    result = deidentify_volume(tmp_path / "head.hdr", Keyring(SECRET))
+    assert result.released.relpath.endswith(".hdr") and result.extra[0][0].endswith(".img")
+    assert b"Doe" not in result.released.data
+    four = np.stack([raw, raw // 2, raw // 3], axis=-1)
+    _write(tmp_path / "bold.nii", four, affine)
+    result = deidentify_volume(tmp_path / "bold.nii", Keyring(SECRET))
+    out = tmp_path / "bold-out.nii"
+    out.write_bytes(result.released.data)
+    got = np.asarray(nib.load(out).dataobj)
+    mask = result.qc["_after_mask"]
+    for t in range(3):  # the reference frame's mask on every frame
+        changed = got[..., t] != four[..., t]
+        assert not (changed & ~mask).any() and changed.any()
+
+
+def test_sidecar_cleaned() -> None:
+    text = json.dumps({"Modality": "MR", "RepetitionTime": 2.0, "AcquisitionDateTime": "2020-01-01T10:00",
+                       "InstitutionName": "General", "InstitutionAddress": "1 Road", "DeviceSerialNumber": "123",
+                       "PatientName": "Doe", "SliceTiming": [0, 1], "Nested": {"StationName": "MR1", "EchoTime": 0.03}})
+    doc = json.loads(clean_sidecar(text.encode()))
+    assert doc == {"Modality": "MR", "RepetitionTime": 2.0, "SliceTiming": [0, 1], "Nested": {"EchoTime": 0.03}}
+
+
+def test_run_defaces_volumes_by_default(robex, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data, affine, _ = robex
+    src = tmp_path / "in" / "sub-Doe" / "anat"
+    src.mkdir(parents=True)
+    _write(src / "sub-Doe_T1w.nii.gz", data.astype(np.int16), affine)
+    (src / "sub-Doe_T1w.json").write_text(json.dumps({"Modality": "MR", "PatientName": "Doe", "EchoTime": 0.003}))
+    key = tmp_path / "key"
+    key.write_bytes(SECRET)
+    key.chmod(0o600)
+    summary = run([tmp_path / "in"], tmp_path / "out", secret_file=key)
+    assert (summary.ok, summary.skipped, summary.quarantined) == (1, 1, 0)
+    names = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert not any("doe" in n.lower() for n in names)
+    vols = [n for n in names if n.startswith("volumes/")]
+    assert len(vols) == 2 and any(n.endswith(".nii.gz") for n in vols) and any(n.endswith(".json") for n in vols)
+    assert b"Doe" not in (tmp_path / "out" / next(n for n in vols if n.endswith(".json"))).read_bytes()
+    qc = list((tmp_path / "out.audit" / "qc").glob("*.png"))
+    assert len(qc) == 1 and not list((tmp_path / "out").rglob("*.png"))
+    rows = [json.loads(line) for line in (tmp_path / "out.audit" / "manifest.jsonl").read_text().splitlines()]
+    assert any(r["actions"].get("defaced") for r in rows)
