@@ -116,6 +116,21 @@ def _head(v: np.ndarray, modality: str, zooms: np.ndarray) -> np.ndarray:
     return _fill(_largest(head | bright))
 
 
+def _shrink_one(mask: np.ndarray) -> np.ndarray:
+    """``mask`` without the voxels that have a 6-neighbour outside it (or on the border)."""
+    inner = mask.copy()
+    inner[0] = inner[-1] = False
+    inner[:, 0] = inner[:, -1] = False
+    inner[:, :, 0] = inner[:, :, -1] = False
+    inner[1:] &= mask[:-1]
+    inner[:-1] &= mask[1:]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    inner[:, :, 1:] &= mask[:, :, :-1]
+    inner[:, :, :-1] &= mask[:, :, 1:]
+    return inner
+
+
 def _touch_fraction(
     brain: np.ndarray, outside_sq: np.ndarray, zooms: np.ndarray, front: np.ndarray | None = None
 ) -> float:
@@ -123,8 +138,7 @@ def _touch_fraction(
     on its front half ``front``, within 6 mm: forehead scalp and skull are thicker, the eyes and
     nose lie just under the skin): small for a brain (notches such as the ear canals come close
     in places), large for an estimate that has leaked into scalp, orbits or face."""
-    step = float(zooms.max())
-    surface = brain & (_dist_sq(~brain, zooms) <= step * step)
+    surface = brain & ~_shrink_one(brain)
     if not surface.any():
         return 1.0
     near = outside_sq < 9.0
@@ -182,8 +196,11 @@ def _brain(
         depth = _dist_sq(~tissue, zooms)
         for erode in EROSIONS:
             core = _largest(depth > erode * erode)
-            if core.sum() * voxel_ml < 0.25 * lo:
+            core_ml = core.sum() * voxel_ml
+            if core_ml < 0.25 * lo:
                 break
+            if core_ml > hi:
+                continue  # the estimate holds its core: too large already
             brain = _fill(_largest((_dist_sq(core, zooms) <= erode * erode) & tissue))
             ml = brain.sum() * voxel_ml
             if ml > hi:
