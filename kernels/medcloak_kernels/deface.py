@@ -1,5 +1,8 @@
 """Per-voxel work of defacing: block means for the coarse analysis grid, and the face zone of the
-full-resolution grid from world coordinates (no resampling of the image)."""
+full-resolution grid from world coordinates (no resampling of the image).
+
+Blocks have an odd size and are anchored in world space (see ``medcloak.pixels.deface``), so the
+same head stored flipped or in another axis order is cut into the same blocks."""
 
 from __future__ import annotations
 
@@ -9,17 +12,31 @@ from .jit import kernel
 
 
 @kernel
-def block_mean(data: np.ndarray, fx: int, fy: int, fz: int) -> np.ndarray:
-    """Mean of each ``fx`` x ``fy`` x ``fz`` block (partial blocks at the far edges included)."""
+def block_of(i: int, f: int, off: int) -> int:
+    """The coarse index of full index ``i`` on an axis with blocks of ``f`` shifted by ``off``:
+    blocks hold the indices i with equal (i + off) // f, numbered from 0."""
+    return (i + off) // f - off // f
+
+
+@kernel
+def block_mean(data: np.ndarray, factors: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Mean of each block (see :func:`block_of`; partial blocks at the edges included)."""
     nx, ny, nz = data.shape
-    ox, oy, oz = (nx + fx - 1) // fx, (ny + fy - 1) // fy, (nz + fz - 1) // fz
+    fx, fy, fz = factors[0], factors[1], factors[2]
+    gx, gy, gz = offsets[0], offsets[1], offsets[2]
+    ox = block_of(nx - 1, fx, gx) + 1
+    oy = block_of(ny - 1, fy, gy) + 1
+    oz = block_of(nz - 1, fz, gz) + 1
     acc = np.zeros((ox, oy, oz), np.float64)
     cnt = np.zeros((ox, oy, oz), np.float64)
     for i in range(nx):
+        bi = block_of(i, fx, gx)
         for j in range(ny):
+            bj = block_of(j, fy, gy)
             for k in range(nz):
-                acc[i // fx, j // fy, k // fz] += data[i, j, k]
-                cnt[i // fx, j // fy, k // fz] += 1.0
+                bk = block_of(k, fz, gz)
+                acc[bi, bj, bk] += data[i, j, k]
+                cnt[bi, bj, bk] += 1.0
     out = np.empty((ox, oy, oz), np.float32)
     for i in range(ox):
         for j in range(oy):
@@ -33,14 +50,14 @@ def face_zone(
     shape: np.ndarray,
     affine: np.ndarray,
     factors: np.ndarray,
+    offsets: np.ndarray,
     dist_sq: np.ndarray,
     params: np.ndarray,
 ) -> np.ndarray:
     """The voxels to remove, in the full grid of ``shape``.
 
     A voxel is removed when it lies at least ``margin`` from the brain estimate (``dist_sq``,
-    squared millimetres on the coarse grid, whose voxel (i // fx, j // fy, k // fz) holds the
-    full voxel (i, j, k)) and it is in the face zone: in front of the coronal plane
+    squared millimetres on the coarse grid of :func:`block_mean`) and it is in the face zone: in front of the coronal plane
     ``front`` (world anterior coordinate) and below the axial plane ``top`` (world superior
     coordinate); or, with ``ears``, in the ear zone: beyond ``ear_x`` from the mid-sagittal
     plane ``mid_x``, between the axial planes ``ear_lo`` and ``ear_hi`` and the coronal planes
@@ -50,6 +67,7 @@ def face_zone(
     """
     nx, ny, nz = shape[0], shape[1], shape[2]
     fx, fy, fz = factors[0], factors[1], factors[2]
+    gx, gy, gz = offsets[0], offsets[1], offsets[2]
     margin_sq = params[0] * params[0]
     front, top = params[1], params[2]
     ears = params[3] > 0.5
@@ -58,7 +76,7 @@ def face_zone(
     for i in range(nx):
         for j in range(ny):
             for k in range(nz):
-                if dist_sq[i // fx, j // fy, k // fz] <= margin_sq:
+                if dist_sq[block_of(i, fx, gx), block_of(j, fy, gy), block_of(k, fz, gz)] <= margin_sq:
                     continue
                 x = affine[0, 0] * i + affine[0, 1] * j + affine[0, 2] * k + affine[0, 3]
                 a = affine[1, 0] * i + affine[1, 1] * j + affine[1, 2] * k + affine[1, 3]

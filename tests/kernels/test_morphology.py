@@ -122,24 +122,34 @@ def test_flood_keeps_an_enclosed_cavity_out() -> None:
     assert not flooded[3, 3, 3] and not flooded.any()
 
 
+def reference_blocks(n: int, f: int, off: int) -> list[list[int]]:
+    """The indices of each block along one axis: grouped by (i + off) // f, in order."""
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault((i + off) // f, []).append(i)
+    return [groups[key] for key in sorted(groups)]
+
+
 @settings(max_examples=40, deadline=None)
-@given(volumes, st.integers(1, 3), st.integers(1, 3), st.integers(1, 3))
-def test_block_mean_matches_reference(vol, fx, fy, fz) -> None:  # type: ignore[no-untyped-def]
+@given(volumes, st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3)),
+       st.tuples(st.integers(-7, 7), st.integers(-7, 7), st.integers(-7, 7)))
+def test_block_mean_matches_reference(vol, factors, offsets) -> None:  # type: ignore[no-untyped-def]
     _, rng = _random(vol)
     data = rng.normal(size=vol[:3]).astype(np.float32)
-    got = block_mean(data, fx, fy, fz)
-    ox, oy, oz = -(-data.shape[0] // fx), -(-data.shape[1] // fy), -(-data.shape[2] // fz)
-    assert got.shape == (ox, oy, oz)
-    for i, j, k in itertools.product(range(ox), range(oy), range(oz)):
-        block = data[i * fx : (i + 1) * fx, j * fy : (j + 1) * fy, k * fz : (k + 1) * fz]
+    got = block_mean(data, np.array(factors, np.int64), np.array(offsets, np.int64))
+    axes = [reference_blocks(n, f, o) for n, f, o in zip(data.shape, factors, offsets)]
+    assert got.shape == tuple(len(a) for a in axes)
+    for (i, bi), (j, bj), (k, bk) in itertools.product(*(enumerate(a) for a in axes)):
+        block = data[np.ix_(bi, bj, bk)]
         assert got[i, j, k] == pytest.approx(float(block.mean()), rel=1e-5, abs=1e-6)
 
 
-def reference_face_zone(shape, affine, factors, dist_sq, params) -> np.ndarray:  # type: ignore[no-untyped-def]
+def reference_face_zone(shape, affine, factors, offsets, dist_sq, params) -> np.ndarray:  # type: ignore[no-untyped-def]
     margin, front, top, ears, mid_x, ear_x, ear_lo, ear_hi, ear_back, ear_front = params
     out = np.zeros(shape, bool)
     for idx in itertools.product(*(range(n) for n in shape)):
-        if dist_sq[tuple(i // f for i, f in zip(idx, factors))] <= margin**2:
+        coarse = tuple((i + o) // f - o // f for i, f, o in zip(idx, factors, offsets))
+        if dist_sq[coarse] <= margin**2:
             continue
         x, a, s = (affine @ np.array([*idx, 1.0]))[:3]
         face = a > front and s < top
@@ -156,8 +166,9 @@ def test_face_zone_matches_reference(nx, ny, nz, f, seed, ears) -> None:  # type
     affine[:3, :3] = rng.normal(size=(3, 3)) * 2  # oblique, any axis order
     affine[:3, 3] = rng.normal(size=3) * 5
     factors = np.array([f, f, 1], np.int64)
-    coarse = tuple(-(-n // g) for n, g in zip((nx, ny, nz), factors))
+    offsets = rng.integers(-4, 5, 3).astype(np.int64)
+    coarse = tuple(len(reference_blocks(n, g, o)) for n, g, o in zip((nx, ny, nz), factors, offsets))
     dist_sq = (rng.random(coarse) * 30).astype(np.float32)
     params = np.array([2.0, rng.normal() * 3, rng.normal() * 3, float(ears), 0.0, 1.0, -5.0, 5.0, -5.0, 5.0])
-    got = face_zone(np.array([nx, ny, nz], np.int64), affine, factors, dist_sq, params)
-    assert np.array_equal(got, reference_face_zone((nx, ny, nz), affine, factors, dist_sq, params))
+    got = face_zone(np.array([nx, ny, nz], np.int64), affine, factors, offsets, dist_sq, params)
+    assert np.array_equal(got, reference_face_zone((nx, ny, nz), affine, factors, offsets, dist_sq, params))

@@ -246,17 +246,19 @@ def deidentify_volume(path: Path, keyring: Keyring, *, fill: str = "background",
     if result.status == "defaced":
         assert result.mask is not None
         value = fill_value(frames[..., 0], result.mask, modality, vol.slope, vol.inter)
+        if fill == "background" and not (frames[..., 0][result.mask] != value).any():
+            raise DeidentificationError("defacing changed no voxel")
         seed = int.from_bytes(hashlib.sha256(keyring.token("noise", path.name).encode()).digest()[:4], "little")
-        out = frames.copy()
+        out = frames.copy(order="K")
         for t in range(frames.shape[3]):
-            out[..., t] = apply(frames[..., t], result.mask, fill, value, seed + t)
+            apply(out[..., t], result.mask, fill, value, seed + t)
         new_raw = out.reshape(raw.shape, order="F")
     else:
         new_raw = raw
     head, data = volume_bytes(vol, new_raw)
     token = keyring.token("volume", hashlib.sha256(path.read_bytes()).hexdigest())
     if vol.single_file:
-        blob = gzip.compress(head, compresslevel=6, mtime=0) if path.name.lower().endswith(".gz") or vol.source_kind == "minc" else head
+        blob = gzip.compress(head, compresslevel=1, mtime=0) if path.name.lower().endswith(".gz") or vol.source_kind == "minc" else head
         ext = ".nii.gz" if blob is not head else ".nii"
         released = Released(blob, f"volumes/{token}{ext}", {}, None, {"defaced": int(result.status == "defaced")})
         extra: list[tuple[str, bytes]] = []
@@ -266,8 +268,6 @@ def deidentify_volume(path: Path, keyring: Keyring, *, fill: str = "background",
         extra = [(f"volumes/{token}.img", data)]
     if sidecar_path is not None:
         extra.append((f"volumes/{token}.json", clean_sidecar(sidecar_path.read_bytes())))
-    if result.status == "defaced" and not (new_raw != raw).any():
-        raise DeidentificationError("defacing changed no voxel")
     qc = {"status": result.status, "modality": modality, "brain_ml": round(result.brain_ml),
           "removed_ml": round(result.removed_ml), "token": token, "reason": result.details.get("reason", "")}
     return VolumeRelease(released, extra, {**qc, "_before": reference, "_after_mask": result.mask, "_affine": vol.affine})

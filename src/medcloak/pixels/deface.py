@@ -33,7 +33,7 @@ from ..errors import DeidentificationError
 MODALITIES = ("MR", "CT", "PT")
 #: plausible brain estimate (ml); the lower bound for PET is the hot grey matter only
 BRAIN_ML = {"MR": (700.0, 1700.0), "CT": (600.0, 1700.0), "PT": (350.0, 2500.0)}
-ANALYSIS_MM = 2.0
+ANALYSIS_MM = 3.0
 CLOSING_MM = 8.0
 #: the brain lies within this distance below the top of the head (vertex to foramen magnum is
 #: about 120-130 mm in adults)
@@ -229,6 +229,24 @@ def _brain_like(v: np.ndarray, head: np.ndarray, modality: str) -> bool:
     return bool(_largest(head & (v > 0.4 * top)).sum() > 0)
 
 
+def _blocks(affine: np.ndarray, zooms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Block sizes and offsets of the coarse analysis grid.
+
+    Sizes are odd (the largest odd number of voxels within :data:`ANALYSIS_MM`) and blocks are
+    anchored in world space: along each axis, voxel i lies at w = p0 / zoom + i voxels from the
+    world origin (p0 the origin's projection on the axis), and block boundaries lie at
+    w = k f - f / 2. That set of boundaries is the same when the axis is stored the other way
+    round (w becomes -w), and with odd f it never falls on a voxel centre, so a flipped or
+    permuted copy of a volume is cut into exactly the same blocks."""
+    raw = np.floor(ANALYSIS_MM / zooms + 1e-6).astype(np.int64)
+    factors = np.maximum(1, raw - (1 - raw % 2))  # the largest odd number not above
+    factors[raw < 1] = 1
+    directions = affine[:3, :3] / zooms
+    p0 = (directions * affine[:3, 3][:, None]).sum(axis=0) / zooms  # origin along each axis, in voxels
+    offsets = np.floor(p0 + factors / 2.0).astype(np.int64)
+    return factors, offsets
+
+
 def deface_mask(
     values: np.ndarray,
     affine: np.ndarray,
@@ -251,12 +269,13 @@ def deface_mask(
         raise DeidentificationError("defacing needs a 3-D volume of at least 8 voxels per axis")
     affine = np.asarray(affine, np.float64)
     zooms = zooms_of(affine)
-    factors = np.maximum(1, np.floor(ANALYSIS_MM / zooms + 1e-6)).astype(np.int64)
-    small = block_mean(np.ascontiguousarray(values, dtype=np.float32), *[int(f) for f in factors])
+    factors, offsets = _blocks(affine, zooms)
+    small = block_mean(np.ascontiguousarray(values, dtype=np.float32), factors, offsets)
     small_zooms = zooms * factors
-    # the coarse voxel (I, J, K) is centred on full voxel index f * I + (f - 1) / 2
+    # coarse voxel I holds the full indices i with (i + off) // f == I + off // f: its centre is
+    # full index (I + off // f) * f - off + (f - 1) / 2
     scale = np.diag([*factors.astype(float), 1.0])
-    scale[:3, 3] = (factors - 1) / 2.0
+    scale[:3, 3] = (offsets // factors) * factors - offsets + (factors - 1) / 2.0
     small_affine = affine @ scale
     voxel_ml = float(np.prod(small_zooms)) / 1000.0
     head = _head(small, modality, small_zooms)
@@ -294,8 +313,9 @@ def deface_mask(
         centre[1] - 45.0, centre[1] + 15.0,
     ])
     dist = _dist_sq(brain, small_zooms).astype(np.float32)
-    mask = face_zone(np.array(values.shape, np.int64), affine, factors, dist, params)
-    head_full = head[tuple(np.ogrid[: values.shape[0], : values.shape[1], : values.shape[2]][a] // factors[a] for a in range(3))]
+    mask = face_zone(np.array(values.shape, np.int64), affine, factors, offsets, dist, params)
+    grids = np.ogrid[: values.shape[0], : values.shape[1], : values.shape[2]]
+    head_full = head[tuple((grids[a] + offsets[a]) // factors[a] - offsets[a] // factors[a] for a in range(3))]
     removed_ml = float((mask & head_full).sum()) * float(np.prod(zooms)) / 1000.0
     if not 5.0 <= removed_ml <= 0.6 * head_ml:
         raise DeidentificationError(f"implausible removed volume ({removed_ml:.0f} ml of a {head_ml:.0f} ml head)")
@@ -312,24 +332,25 @@ def fill_value(raw: np.ndarray, removed: np.ndarray, modality: str, slope: float
     if modality == "CT":
         stored = (-1024.0 - inter) / (slope or 1.0)
     else:
-        sample = raw[~removed][:: max(1, raw.size // 200000)]
+        step = max(1, raw.size // 200000)
+        # every step-th voxel, then those kept: no full-size copy of the volume
+        sample = raw[::step, :, :][~removed[::step, :, :]]
         stored = float(np.median(sample[sample <= np.percentile(sample, 10)]))
     if info is not None:
         return raw.dtype.type(int(np.clip(round(stored), info.min, info.max)))
     return raw.dtype.type(stored)
 
 
-def apply(raw: np.ndarray, mask: np.ndarray, how: str, value: Any, seed: int = 0) -> np.ndarray:
-    """``raw`` with the masked voxels replaced: ``background`` (``value``) or ``noise`` (values
-    drawn from the background's darkest tenth, so the removed region looks like air). Voxels
-    outside the mask keep their stored values exactly. (No blur: a blurred face keeps its
-    shape at low resolution, which a surface rendering shows.)"""
-    out = raw.copy()
+def apply(out: np.ndarray, mask: np.ndarray, how: str, value: Any, seed: int = 0) -> np.ndarray:
+    """Replace the masked voxels of ``out`` in place: ``background`` (``value``) or ``noise``
+    (values drawn from the background's darkest tenth, so the removed region looks like air).
+    Voxels outside the mask keep their stored values exactly. (No blur: a blurred face keeps
+    its shape at low resolution, which a surface rendering shows.)"""
     if how == "background":
         out[mask] = value
     elif how == "noise":
         rng = np.random.default_rng(seed)
-        pool = raw[~mask]
+        pool = out[~mask]
         pool = pool[pool <= np.percentile(pool, 10)]
         out[mask] = rng.choice(pool, int(mask.sum()))
     else:
