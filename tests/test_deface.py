@@ -3,6 +3,7 @@ and PET made from them by the code below, in other axis orders, and through ``me
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
 from pathlib import Path
@@ -316,3 +317,113 @@ def test_run_defaces_volumes_by_default(robex, tmp_path) -> None:  # type: ignor
     assert len(qc) == 1 and not list((tmp_path / "out").rglob("*.png"))
     rows = [json.loads(line) for line in (tmp_path / "out.audit" / "manifest.jsonl").read_text().splitlines()]
     assert any(r["actions"].get("defaced") for r in rows)
+
+
+def _mr_series(folder: Path, data: np.ndarray, affine: np.ndarray, body: str = "HEAD") -> tuple[np.ndarray, list]:
+    """An axial MR series made from a head volume: the volume turned to R, A, S order, one
+    slice per superior step, pixel (row, column) along posterior and left as DICOM wants
+    (LPS), positions and orientation from the affine. Returns the volume as the slices hold it
+    (rows, columns, slices) and the datasets."""
+    import pydicom
+    from conftest import pydicom_test_files
+
+    ornt = nib.orientations.io_orientation(affine)
+    ras = nib.orientations.apply_orientation(data, ornt).astype(np.int16)
+    ras_affine = affine @ nib.orientations.inv_ornt_aff(ornt, data.shape)
+    nr, na, ns = ras.shape
+    size = zooms(ras_affine)
+    template = pydicom.dcmread(pydicom_test_files() / "MR_small.dcm")
+    folder.mkdir(parents=True, exist_ok=True)
+    stored = np.empty((na, nr, ns), np.int16)
+    datasets = []
+    for k in range(ns):
+        ds = copy.deepcopy(template)
+        plane = ras[::-1, ::-1, k].T  # rows: anterior to posterior; columns: right to left
+        stored[..., k] = plane
+        corner = ras_affine @ np.array([nr - 1, na - 1, k, 1.0])  # the voxel at row 0, column 0
+        ds.SOPInstanceUID = f"1.2.826.0.1.3680043.2.1143.77.{k}"
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.SeriesInstanceUID = "1.2.826.0.1.3680043.2.1143.77"
+        ds.FrameOfReferenceUID = "1.2.826.0.1.3680043.2.1143.78"
+        ds.PatientName, ds.PatientID = "Quennell^Harriet", "QPID0001"
+        ds.BodyPartExamined = body
+        ds.RecognizableVisualFeatures = "YES"
+        ds.Rows, ds.Columns = plane.shape
+        ds.PixelSpacing = [float(size[1]), float(size[0])]
+        ds.SliceThickness = float(size[2])
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = [float(-corner[0]), float(-corner[1]), float(corner[2])]
+        ds.InstanceNumber = k + 1
+        ds.PixelData = plane.astype("<i2").tobytes()
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.save_as(folder / f"slice_{k:03d}.dcm", enforce_file_format=True)
+        datasets.append(ds)
+    return stored, datasets
+
+
+def test_dicom_series_defaced_as_a_volume(robex, tmp_path, dciodvfy) -> None:  # type: ignore[no-untyped-def]
+    import pydicom
+
+    from medcloak.formats.dicom_series import stack
+
+    data, affine, brain = robex
+    stored, datasets = _mr_series(tmp_path / "in", data, affine)
+    order, restacked, series_affine = stack(datasets)
+    assert np.array_equal(restacked, stored)
+    key = tmp_path / "key"
+    key.write_bytes(SECRET)
+    key.chmod(0o600)
+    summary = run([tmp_path / "in"], tmp_path / "out", secret_file=key, options=["clean-recognizable-visual-features"])
+    assert summary.ok == len(datasets) and summary.quarantined == 0
+    out = [pydicom.dcmread(p) for p in sorted((tmp_path / "out").rglob("*.dcm"))]
+    assert len({str(ds.SeriesInstanceUID) for ds in out}) == 1
+    assert all(ds.RecognizableVisualFeatures == "NO" for ds in out)
+    assert all("113102" in {i.CodeValue for i in ds.DeidentificationMethodCodeSequence} for ds in out)
+    out.sort(key=lambda ds: float(ds.ImagePositionPatient[2]))
+    defaced = np.stack([ds.pixel_array for ds in out], axis=-1)
+    changed = defaced != stored
+    expected = deface_mask(stored.astype(np.float32), series_affine, "MR").mask
+    assert changed.any() and not (changed & ~expected).any()  # only the removed region changed
+    # the brain, brought to the slices' layout, is kept
+    ornt = nib.orientations.io_orientation(affine)
+    brain_ras = nib.orientations.apply_orientation(brain, ornt)
+    brain_slices = np.stack([brain_ras[::-1, ::-1, k].T for k in range(brain_ras.shape[2])], axis=-1)
+    check_brain_kept(changed, brain_slices, series_affine)
+    assert main_verify(tmp_path / "out") == 0
+    if dciodvfy:  # a valid series still: no error dciodvfy did not find in the input
+        from test_corpus_and_cli import _errors
+
+        rows = [json.loads(line) for line in (tmp_path / "out.audit" / "manifest.jsonl").read_text().splitlines()]
+        for row in rows[::40]:
+            assert _errors(tmp_path / "out" / row["outputs"][0]) - _errors(Path(row["input"])) == set()
+
+
+def main_verify(folder: Path) -> int:
+    from medcloak.cli import main
+
+    return main(["verify", str(folder)])
+
+
+def test_series_without_the_option_or_not_a_head(robex, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pydicom
+
+    data, affine, _ = robex
+    stored, _ = _mr_series(tmp_path / "in", data[:, :, ::4], affine @ np.diag([1, 1, 4, 1]))
+    key = tmp_path / "key"
+    key.write_bytes(SECRET)
+    key.chmod(0o600)
+    # without the option, Recognizable Visual Features YES quarantines every slice
+    summary = run([tmp_path / "in"], tmp_path / "o1", secret_file=key)
+    assert summary.quarantined == stored.shape[2] and summary.ok == 0
+    # a series whose Body Part Examined is not the head is released as it is, and says so
+    for p in (tmp_path / "in").iterdir():
+        ds = pydicom.dcmread(p)
+        ds.BodyPartExamined = "KNEE"
+        ds.RecognizableVisualFeatures = "NO"
+        ds.save_as(p, enforce_file_format=True)
+    summary = run([tmp_path / "in"], tmp_path / "o2", secret_file=key, options=["clean-recognizable-visual-features"])
+    assert summary.ok == stored.shape[2]
+    rows = [json.loads(line) for line in (tmp_path / "o2.audit" / "manifest.jsonl").read_text().splitlines()]
+    assert all(r["actions"].get("series-not-a-head") for r in rows)
+    out = [pydicom.dcmread(p) for p in (tmp_path / "o2").rglob("*.dcm")]
+    assert all("113102" not in {i.CodeValue for i in ds.DeidentificationMethodCodeSequence} for ds in out)

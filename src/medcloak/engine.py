@@ -134,10 +134,84 @@ def _volume(path: Path, job: Job) -> tuple[Any, list[tuple[str, bytes]]]:
     return released, result.extra
 
 
-def plan(sources: Iterable[Source], keyring: Keyring) -> Iterator[Task]:
-    """A task per source, lazily; the object id is a keyed token of the path, safe to log."""
+def plan(sources: Iterable[Source], keyring: Keyring, group_series: bool = False) -> Iterator[Task]:
+    """A task per source, lazily; the object id is a keyed token of the path, safe to log.
+
+    With ``group_series`` (the Clean Recognizable Visual Features option), the slices of each
+    CT, MR and PET series become one task, to be defaced as a volume: their headers are read
+    here, and the series are planned once discovery is complete (a series may be spread over
+    folders); every other object goes on at once."""
+    series: dict[str, list[Source]] = {}
     for s in sources:
-        yield Task(s, keyring.token("object", s.path, 12))
+        key = _series_key(s) if group_series and s.format == "dicom" else None
+        if key is None:
+            yield Task(s, keyring.token("object", s.path, 12))
+        else:
+            series.setdefault(key, []).append(s)
+    for _key, members in sorted(series.items()):
+        members.sort(key=lambda m: m.path)
+        head, rest = members[0], tuple(members[1:])
+        yield Task(head, keyring.token("object", head.path, 12), rest)
+
+
+def _series_key(source: Source) -> str | None:
+    """Series Instance UID (with the Frame of Reference) of a single-frame CT, MR or PET image."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(source.path, stop_before_pixels=True, force=True, specific_tags=[
+            "Modality", "SeriesInstanceUID", "FrameOfReferenceUID", "NumberOfFrames", "SOPClassUID"])
+    except Exception:  # noqa: BLE001 - unreadable: the object's own task will say why
+        return None
+    if str(ds.get("Modality", "")).upper() not in ("CT", "MR", "PT") or not ds.get("SeriesInstanceUID"):
+        return None
+    if int(ds.get("NumberOfFrames", 1) or 1) != 1:
+        return None
+    return f"{ds.SeriesInstanceUID}|{ds.get('FrameOfReferenceUID', '')}"
+
+
+def process_task(task: Task, job: Job) -> list[Outcome]:
+    """The outcomes of a task: one per input object."""
+    if not task.members:
+        return [process(task, job)]
+    return _series(task, job)
+
+
+def _series(task: Task, job: Job) -> list[Outcome]:
+    from .formats.dicom import publish
+    from .formats.dicom_series import deface_series
+
+    sources = (task.source, *task.members)
+    ids = [task.object_id] + [job.keyring.token("object", m.path, 12) for m in task.members]
+    try:
+        results, report = deface_series([Path(s.path) for s in sources], job.profile, job.keyring, job.regions)
+    except MedcloakError as exc:
+        return [Outcome(s.path, oid, "quarantined", reason=f"series: {exc}", bytes_in=s.size) for s, oid in zip(sources, ids)]
+    except Exception as exc:  # noqa: BLE001 - fail closed
+        reason = f"series: internal error ({type(exc).__name__})"
+        return [Outcome(s.path, oid, "quarantined", reason=reason, bytes_in=s.size) for s, oid in zip(sources, ids)]
+    status = str(report.get("status", ""))
+    outcomes = []
+    for source, oid, result in zip(sources, ids, results):
+        if result.error is not None or result.released is None:
+            kind = "skipped" if isinstance(result.error, SkippedObject) else "quarantined"
+            outcomes.append(Outcome(source.path, oid, kind, reason=str(result.error), bytes_in=source.size))
+            continue
+        released = result.released
+        try:
+            publish(released, Path(job.out), replace=job.replace)
+        except DuplicateObject as exc:
+            outcomes.append(Outcome(source.path, oid, "skipped", reason=str(exc), bytes_in=source.size,
+                                    conflict=exc.relpath, digests=(exc.digest,)))
+            continue
+        counts = dict(released.counts)
+        counts["series-" + status.replace(" ", "-")] = 1
+        outcomes.append(Outcome(
+            source.path, oid, "ok", outputs=(released.relpath,), uid_pairs=tuple(sorted(released.uid_pairs.items())),
+            patient_pair=released.patient_pair, actions=counts, digests=(hashlib.sha256(released.data).hexdigest(),),
+            bytes_in=source.size,
+        ))
+    return outcomes
 
 
 def _settle_duplicates(audit: Path, job: Job, keyring: Keyring, record: Any) -> None:
@@ -332,9 +406,9 @@ def run(
     stream = chain(head, sources)
 
     def pending() -> Iterator[Task]:
-        for task in plan(stream, keyring):
-            bar.found += 1
-            if task.source.path not in done:
+        for task in plan(stream, keyring, group_series=prof.has("clean-recognizable-visual-features")):
+            bar.found += 1 + len(task.members)
+            if task.source.path not in done or any(m.path not in done for m in task.members):
                 yield task
         bar.discovery_done = True
 

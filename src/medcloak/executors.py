@@ -59,10 +59,10 @@ class Batcher:
         size = 0
         while self._ahead and len(batch) < count:
             task = self._ahead[0]
-            if batch and size + task.source.size > max_bytes:
+            if batch and size + task.size > max_bytes:
                 break
             batch.append(self._ahead.popleft())
-            size += task.source.size
+            size += task.size
             if not self._ahead:
                 self._fill()
         self.taken += len(batch)
@@ -71,10 +71,10 @@ class Batcher:
 
 def run_batch(tasks: list[Task], job: Job) -> tuple[list[Outcome], float]:
     """Process a batch on a worker: (outcomes, seconds it took)."""
-    from .engine import process
+    from .engine import process_task
 
     started = time.perf_counter()
-    outcomes = [process(t, job) for t in tasks]
+    outcomes = [o for t in tasks for o in process_task(t, job)]
     return outcomes, time.perf_counter() - started
 
 
@@ -92,13 +92,13 @@ class Inline(Executor):
     """Every task in this process, one after the other."""
 
     def map(self, batcher: Batcher, job: Job) -> Iterator[list[Outcome]]:
-        from .engine import process
+        from .engine import process_task
 
         while True:
             batch = batcher.take(1)
             if not batch:
                 return
-            yield [process(batch[0], job)]
+            yield process_task(batch[0], job)
 
 
 def _warm() -> None:

@@ -28,9 +28,15 @@ class Task:
 
     source: Source
     object_id: str  # pseudonymous id of the input object, safe to log
+    #: objects handled together with ``source`` (the other slices of a series to deface)
+    members: tuple[Source, ...] = ()
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (Task, (self.source, self.object_id))
+        return (Task, (self.source, self.object_id, self.members))
+
+    @property
+    def size(self) -> int:
+        return self.source.size + sum(m.size for m in self.members)
 
 
 @dataclass(frozen=True)

@@ -141,11 +141,13 @@ def verify_file(path: Path, profile: Any, old_uids: set[str], old_ids: list[byte
     if "113100" not in codes:
         err("De-identification Method Code Sequence lacks 113100")
     if profile is not None:
-        expected = {c for c, _ in profile.method_codes("113101" in codes)}
+        expected = {c for c, _ in profile.method_codes("113101" in codes, "113102" in codes)}
         if codes != expected:
             err("De-identification Method Code Sequence differs from the documented profile")
     if "113101" in codes and str(ds.get("BurnedInAnnotation", "")).strip() != "NO":
         err("Clean Pixel Data code without Burned In Annotation = NO")
+    if "113102" in codes and str(ds.get("RecognizableVisualFeatures", "")).strip() != "NO":
+        err("Clean Recognizable Visual Features code without Recognizable Visual Features = NO")
     retain_uids = "113110" in codes
     for elem, _depth in _walk(ds):
         tag = int(elem.tag)

@@ -117,7 +117,7 @@ def _uid_of(ds: Dataset, tag: int) -> str:
     return str(value).strip("\x00 ")
 
 
-def _precheck(ds: Dataset, profile: Profile, pixels_cleaned: bool = False) -> None:
+def _precheck(ds: Dataset, profile: Profile, pixels_cleaned: bool = False, faces_cleaned: bool = False) -> None:
     """Conditions under which the object cannot be de-identified by this release (fail closed)."""
     if not _uid_of(ds, 0x00080016) or not _uid_of(ds, 0x00080018):
         raise DeidentificationError("no SOP Class UID or SOP Instance UID")
@@ -129,11 +129,14 @@ def _precheck(ds: Dataset, profile: Profile, pixels_cleaned: bool = False) -> No
             else "Burned In Annotation is not NO: needs --option clean-pixel-data with region templates"
         )
     faces = ds.get("RecognizableVisualFeatures")
-    if faces is not None and str(faces).strip().upper() == "YES":
-        raise DeidentificationError("Recognizable Visual Features = YES: defacing is not available")
+    if faces is not None and str(faces).strip().upper() == "YES" and not faces_cleaned:
+        raise DeidentificationError(
+            "Recognizable Visual Features = YES: needs --option clean-recognizable-visual-features "
+            "and a CT, MR or PET series that can be defaced"
+        )
 
 
-def _add_provenance(ds: Dataset, profile: Profile, pixels_cleaned: bool = False) -> None:
+def _add_provenance(ds: Dataset, profile: Profile, pixels_cleaned: bool = False, faces_cleaned: bool = False) -> None:
     from pydicom.dataelem import DataElement
     from pydicom.dataset import Dataset as DS
     from pydicom.sequence import Sequence
@@ -145,7 +148,9 @@ def _add_provenance(ds: Dataset, profile: Profile, pixels_cleaned: bool = False)
     items = []
     if pixels_cleaned:
         ds[0x00280301] = DataElement(0x00280301, "CS", "NO")  # Burned In Annotation
-    for code, meaning in profile.method_codes(pixels_cleaned):
+    if faces_cleaned:
+        ds[0x00280302] = DataElement(0x00280302, "CS", "NO")  # Recognizable Visual Features
+    for code, meaning in profile.method_codes(pixels_cleaned, faces_cleaned):
         item = DS()
         item[0x00080100] = DataElement(0x00080100, "SH", code)
         item[0x00080102] = DataElement(0x00080102, "SH", "DCM")
@@ -175,11 +180,11 @@ def _transfer_syntax(ds: Dataset) -> str:
 
 
 def deidentify_dataset(
-    ds: Dataset, profile: Profile, keyring: Keyring, pixels_cleaned: bool = False
+    ds: Dataset, profile: Profile, keyring: Keyring, pixels_cleaned: bool = False, faces_cleaned: bool = False
 ) -> tuple[Context, str]:
     """Apply the profile to a dataset in place; returns the walk's context and the original
     patient identity. ``pixels_cleaned``: burned-in text was redacted by region templates."""
-    _precheck(ds, profile, pixels_cleaned)
+    _precheck(ds, profile, pixels_cleaned, faces_cleaned)
     identity = patient_identity(ds)
     days, seconds = keyring.date_offset(identity)
     ctx = Context(profile, keyring, identity, days, seconds)
@@ -190,7 +195,7 @@ def deidentify_dataset(
         raise DeidentificationError(
             "overlay bitplanes kept by clean-graphics need text detection, not available in this release"
         )
-    _add_provenance(ds, profile, pixels_cleaned)
+    _add_provenance(ds, profile, pixels_cleaned, faces_cleaned)
     return ctx, identity
 
 
@@ -212,11 +217,17 @@ def _clean_pixels(ds: Dataset, transfer_syntax: str, profile: Profile, regions: 
 
 
 def deidentify_dicom(
-    path: Path, profile: Profile, keyring: Keyring, regions: Sequence[RegionTemplate] = ()
+    path: Path,
+    profile: Profile,
+    keyring: Keyring,
+    regions: Sequence[RegionTemplate] = (),
+    dataset: Dataset | None = None,
+    faces_cleaned: bool = False,
 ) -> Released:
     """De-identify one DICOM file in memory. Raises a :class:`medcloak.errors.MedcloakError`
-    subclass when the object must be quarantined or skipped."""
-    ds = read(path)
+    subclass when the object must be quarantined or skipped. ``dataset``: the file already read
+    (and defaced, ``faces_cleaned``, as part of its series)."""
+    ds = read(path) if dataset is None else dataset
     meta = getattr(ds, "file_meta", None)
     if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == MEDIA_DIRECTORY:
         raise SkippedObject("media directory (DICOMDIR): indexes original paths, not released")
@@ -227,7 +238,7 @@ def deidentify_dicom(
         check_pixel_data(ds, transfer_syntax)
         originals = (_uid_of(ds, 0x0020000D), _uid_of(ds, 0x0020000E), _uid_of(ds, 0x00080018))
         cleaned = _clean_pixels(ds, transfer_syntax, profile, regions)
-        ctx, identity = deidentify_dataset(ds, profile, keyring, pixels_cleaned=bool(cleaned))
+        ctx, identity = deidentify_dataset(ds, profile, keyring, pixels_cleaned=bool(cleaned), faces_cleaned=faces_cleaned)
         if cleaned:
             ctx.counts["pixel-regions-redacted"] += 1
         if strip_jpeg_frames(ds, transfer_syntax):

@@ -39,9 +39,7 @@ OPTIONS = (
     "clean-recognizable-visual-features",
 )
 #: Options this release does not carry out yet: asking for them is an error, never a silent no-op.
-UNAVAILABLE_OPTIONS = {
-    "clean-recognizable-visual-features": "defacing",
-}
+UNAVAILABLE_OPTIONS: dict[str, str] = {}
 #: PS3.16 CID 7050 De-identification Method codes (scheme DCM), by option.
 CID_7050 = {
     "basic": ("113100", "Basic Application Confidentiality Profile"),
@@ -140,14 +138,17 @@ class Profile:
             return False
         return (creator, group, offset) in self.safe_private
 
-    def method_codes(self, pixels_cleaned: bool = True) -> list[tuple[str, str]]:
+    def method_codes(self, pixels_cleaned: bool = True, faces_cleaned: bool = True) -> list[tuple[str, str]]:
         """CID 7050 codes of the profile; the Clean Pixel Data code only for an object whose
-        pixels were redacted (``pixels_cleaned``)."""
+        pixels were redacted (``pixels_cleaned``), the Clean Recognizable Visual Features code only
+        for one that was defaced (``faces_cleaned``)."""
+        skip = set()
+        if not pixels_cleaned:
+            skip.add("clean-pixel-data")
+        if not faces_cleaned:
+            skip.add("clean-recognizable-visual-features")
         codes = [CID_7050["basic"]]
-        codes += [
-            CID_7050[o] for o in OPTIONS
-            if o in self.options and (pixels_cleaned or o != "clean-pixel-data")
-        ]
+        codes += [CID_7050[o] for o in OPTIONS if o in self.options and o not in skip]
         return codes
 
     def describe(self) -> dict[str, Any]:
