@@ -52,20 +52,6 @@ def _edt_line(f: np.ndarray, n: int, step: float, out: np.ndarray, v: np.ndarray
 
 
 @kernel
-def _edt_last_axis(d: np.ndarray, step: float) -> None:
-    """One pass of the transform along the last (contiguous) axis of ``d``, in place."""
-    nx, ny, nz = d.shape
-    out = np.empty(nz, np.float64)
-    v = np.empty(nz, np.int64)
-    z = np.empty(nz + 1, np.float64)
-    for i in range(nx):
-        for j in range(ny):
-            line = d[i, j]
-            _edt_line(line, nz, step, out, v, z)
-            line[:] = out
-
-
-@kernel
 def _binary_last_axis(mask: np.ndarray, step: float) -> np.ndarray:
     """The first pass, on a binary mask: squared distance to the nearest True voxel along the
     last axis by a forward and a backward scan (no parabolas needed)."""
@@ -91,19 +77,41 @@ def _binary_last_axis(mask: np.ndarray, step: float) -> np.ndarray:
     return d
 
 
+@kernel
+def _edt_middle_and_first(d: np.ndarray, sy: float, sx: float) -> None:
+    """The passes along axes 1 and 0, in place, each line gathered into a buffer (cheaper than
+    transposing the whole array between passes)."""
+    nx, ny, nz = d.shape
+    m = max(nx, ny)
+    f = np.empty(m, np.float64)
+    out = np.empty(m, np.float64)
+    v = np.empty(m, np.int64)
+    z = np.empty(m + 1, np.float64)
+    for i in range(nx):
+        for k in range(nz):
+            for j in range(ny):
+                f[j] = d[i, j, k]
+            _edt_line(f, ny, sy, out, v, z)
+            for j in range(ny):
+                d[i, j, k] = out[j]
+    for j in range(ny):
+        for k in range(nz):
+            for i in range(nx):
+                f[i] = d[i, j, k]
+            _edt_line(f, nx, sx, out, v, z)
+            for i in range(nx):
+                d[i, j, k] = out[i]
+
+
 def edt_sq(mask: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     """Squared Euclidean distance (in the units of ``spacing``) from every voxel to the nearest
     True voxel of ``mask`` (0 on it); :data:`INF` everywhere when the mask is empty.
 
-    One pass per axis, each along contiguous memory (the array is transposed between passes,
-    which costs far less than walking it with a stride); the first pass, on the binary mask, is
-    a plain scan."""
+    One pass per axis: the first, along the contiguous last axis of the binary mask, is a plain
+    scan; the others take the lower envelope of parabolas along each line."""
     d = _binary_last_axis(np.ascontiguousarray(mask, dtype=np.bool_), float(spacing[2]))
-    d = np.ascontiguousarray(d.transpose(0, 2, 1))  # (x, z, y)
-    _edt_last_axis(d, float(spacing[1]))
-    d = np.ascontiguousarray(d.transpose(2, 1, 0))  # (y, z, x)
-    _edt_last_axis(d, float(spacing[0]))
-    return np.ascontiguousarray(d.transpose(2, 0, 1))  # back to (x, y, z)
+    _edt_middle_and_first(d, float(spacing[1]), float(spacing[0]))
+    return d
 
 
 @kernel
