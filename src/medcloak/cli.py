@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--resume", action="store_true", help="continue an interrupted run into the same release")
     resume.add_argument("--overwrite", action="store_true", help="replace the release (a medcloak release) in OUT")
     run.add_argument("--quiet", action="store_true", help="no progress on standard error")
+    run.add_argument("--deface-fill", choices=("background", "noise"), default="background",
+                     help="what removed face voxels become (default: the background's value)")
+    run.add_argument("--deface-ears", action="store_true", help="remove the ears too when defacing")
 
     red = sub.add_parser("redact", help="redact rectangles of a JPEG or DICOM file's pixels, losslessly elsewhere")
     red.add_argument("file", type=Path, metavar="FILE")
@@ -81,6 +84,8 @@ def _run(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         progress=not args.quiet,
+        deface_fill=args.deface_fill,
+        deface_ears=args.deface_ears,
     )
     if not args.dry_run:
         print(f"{summary.ok} released, {summary.quarantined} quarantined, {summary.skipped} skipped")

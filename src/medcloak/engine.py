@@ -61,6 +61,9 @@ class Job:
     replace: bool = False
     #: the private audit folder (QC pictures of defaced volumes go to its ``qc`` folder)
     audit: str = ""
+    #: defacing: what removed voxels become (``background`` or ``noise``), and the ears too
+    deface_fill: str = "background"
+    deface_ears: bool = False
 
 
 def process(task: Task, job: Job) -> Outcome:
@@ -117,7 +120,7 @@ def _volume(path: Path, job: Job) -> tuple[Any, list[tuple[str, bytes]]]:
     """Deface one volume; its QC picture goes to the audit folder."""
     from .formats.volume import deidentify_volume
 
-    result = deidentify_volume(path, job.keyring)
+    result = deidentify_volume(path, job.keyring, fill=job.deface_fill, ears=job.deface_ears)
     if job.audit and result.qc["status"] == "defaced":
         try:
             from .pixels.qc import qc_picture
@@ -184,7 +187,9 @@ def _series(task: Task, job: Job) -> list[Outcome]:
     sources = (task.source, *task.members)
     ids = [task.object_id] + [job.keyring.token("object", m.path, 12) for m in task.members]
     try:
-        results, report = deface_series([Path(s.path) for s in sources], job.profile, job.keyring, job.regions)
+        results, report = deface_series(
+            [Path(s.path) for s in sources], job.profile, job.keyring, job.regions, ears=job.deface_ears
+        )
     except MedcloakError as exc:
         return [Outcome(s.path, oid, "quarantined", reason=f"series: {exc}", bytes_in=s.size) for s, oid in zip(sources, ids)]
     except Exception as exc:  # noqa: BLE001 - fail closed
@@ -352,6 +357,8 @@ def run(
     overwrite: bool = False,
     progress: bool = False,
     on_outcome: Any = None,
+    deface_fill: str = "background",
+    deface_ears: bool = False,
 ) -> RunSummary:
     """De-identify ``inputs`` into the release tree ``out``. See the command-line contract.
 
@@ -370,6 +377,8 @@ def run(
     _check_inputs(input_paths, out_path, audit_path)
     if resume and overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
+    if deface_fill not in ("background", "noise"):
+        raise UsageError("--deface-fill is background or noise")
     prof = load_profile(profile, options)
     templates = tuple(load_regions(regions)) if regions is not None else ()
     if prof.has("clean-pixel-data") and not templates:
@@ -416,7 +425,8 @@ def run(
     stopped: BaseException | None = None
     try:
         executor = make_executor(workers, scheduler, client, small=len(head) < SMALL_RUN)
-        job = Job(prof, keyring, str(out_path), templates, audit=str(audit_path))
+        job = Job(prof, keyring, str(out_path), templates, audit=str(audit_path),
+                  deface_fill=deface_fill, deface_ears=deface_ears)
         for outcomes in executor.map(Batcher(pending()), job):
             for outcome in outcomes:
                 book.record(outcome)

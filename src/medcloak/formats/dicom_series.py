@@ -119,7 +119,11 @@ def _write_slice(ds: Any, ts: str, values: np.ndarray) -> None:
 
 
 def deface_series(
-    paths: Sequence[Path], profile: Profile, keyring: Keyring, regions: Sequence[RegionTemplate] = ()
+    paths: Sequence[Path],
+    profile: Profile,
+    keyring: Keyring,
+    regions: Sequence[RegionTemplate] = (),
+    ears: bool = False,
 ) -> tuple[list[SliceResult], dict[str, Any]]:
     """Deface and de-identify the slices of one series. Raises a :class:`MedcloakError` when
     the series as a whole cannot be defaced (every slice is then quarantined with that reason)."""
@@ -142,7 +146,7 @@ def deface_series(
         values = stored.astype(np.float32) * np.array([s for s, _ in rescales], np.float32) + np.array(
             [b for _, b in rescales], np.float32
         )
-        result = deface_mask(values, affine, modality)
+        result = deface_mask(values, affine, modality, ears=ears)
         report.update(status=result.status, brain_ml=round(result.brain_ml), removed_ml=round(result.removed_ml))
         if result.status == "defaced":
             assert result.mask is not None

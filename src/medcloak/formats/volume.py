@@ -151,6 +151,8 @@ def _read_minc(path: Path) -> Volume:
 
     try:
         img = nib.load(str(path))
+    except ImportError as exc:  # MINC2 is HDF5: nibabel needs h5py for it
+        raise MissingDependencyError("reading MINC2 volumes needs h5py (pip install h5py)") from exc
     except Exception as exc:  # noqa: BLE001
         raise CorruptInputError(f"unreadable MINC volume ({type(exc).__name__})") from None
     raw = np.asarray(img.dataobj)
