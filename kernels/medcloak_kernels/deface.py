@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .jit import kernel
+import numba
+
+from .jit import kernel, parallel_kernel
 
 
 @kernel
@@ -45,7 +47,7 @@ def block_mean(data: np.ndarray, factors: np.ndarray, offsets: np.ndarray) -> np
     return out
 
 
-@kernel
+@parallel_kernel
 def face_zone(
     shape: np.ndarray,
     affine: np.ndarray,
@@ -73,7 +75,7 @@ def face_zone(
     ears = params[3] > 0.5
     mid_x, ear_x, ear_lo, ear_hi, ear_back, ear_front = params[4], params[5], params[6], params[7], params[8], params[9]
     out = np.zeros((nx, ny, nz), np.bool_)
-    for i in range(nx):
+    for i in numba.prange(nx):
         for j in range(ny):
             for k in range(nz):
                 if dist_sq[block_of(i, fx, gx), block_of(j, fy, gy), block_of(k, fz, gz)] <= margin_sq:

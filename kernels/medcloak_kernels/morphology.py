@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .jit import kernel
+import numba
+
+from .jit import kernel, parallel_kernel
 
 INF = 1e30
 
@@ -51,13 +53,13 @@ def _edt_line(f: np.ndarray, n: int, step: float, out: np.ndarray, v: np.ndarray
         out[q] = d * d + f[v[k]]
 
 
-@kernel
+@parallel_kernel
 def _binary_last_axis(mask: np.ndarray, step: float) -> np.ndarray:
     """The first pass, on a binary mask: squared distance to the nearest True voxel along the
     last axis by a forward and a backward scan (no parabolas needed)."""
     nx, ny, nz = mask.shape
     d = np.empty((nx, ny, nz), np.float64)
-    for i in range(nx):
+    for i in numba.prange(nx):
         for j in range(ny):
             last = -1
             for k in range(nz):
@@ -77,24 +79,27 @@ def _binary_last_axis(mask: np.ndarray, step: float) -> np.ndarray:
     return d
 
 
-@kernel
+@parallel_kernel
 def _edt_middle_and_first(d: np.ndarray, sy: float, sx: float) -> None:
     """The passes along axes 1 and 0, in place, each line gathered into a buffer (cheaper than
-    transposing the whole array between passes)."""
+    transposing the whole array between passes); independent lines on several threads."""
     nx, ny, nz = d.shape
-    m = max(nx, ny)
-    f = np.empty(m, np.float64)
-    out = np.empty(m, np.float64)
-    v = np.empty(m, np.int64)
-    z = np.empty(m + 1, np.float64)
-    for i in range(nx):
+    for i in numba.prange(nx):
+        f = np.empty(ny, np.float64)
+        out = np.empty(ny, np.float64)
+        v = np.empty(ny, np.int64)
+        z = np.empty(ny + 1, np.float64)
         for k in range(nz):
             for j in range(ny):
                 f[j] = d[i, j, k]
             _edt_line(f, ny, sy, out, v, z)
             for j in range(ny):
                 d[i, j, k] = out[j]
-    for j in range(ny):
+    for j in numba.prange(ny):
+        f = np.empty(nx, np.float64)
+        out = np.empty(nx, np.float64)
+        v = np.empty(nx, np.int64)
+        z = np.empty(nx + 1, np.float64)
         for k in range(nz):
             for i in range(nx):
                 f[i] = d[i, j, k]

@@ -102,7 +102,14 @@ class Inline(Executor):
 
 
 def _warm() -> None:
-    """Load the numba kernels (from the on-disk cache) once per worker process."""
+    """Load the numba kernels (from the on-disk cache) once per worker process, and keep each
+    worker's kernels on one thread: the workers already share out the machine's cores."""
+    try:
+        import numba
+
+        numba.set_num_threads(1)
+    except Exception:  # noqa: BLE001 - an optimisation, never a failure
+        pass
     try:
         from .pixels.jpeg_meta import strip_jpeg_metadata
 
