@@ -460,3 +460,18 @@ def test_noise_fill_looks_like_background(robex, tmp_path) -> None:  # type: ign
     background = data[~head_of(data)]
     assert removed.std() > 0  # not one flat value
     assert np.percentile(removed, 99) <= np.percentile(background, 99) + 1  # as dark as the air
+
+
+def test_nifti2(robex, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data, affine, _ = robex
+    raw = data.astype(np.int16)
+    img = nib.Nifti2Image(raw, affine)
+    img.header["descrip"] = b"Doe^John"
+    img.to_filename(str(tmp_path / "head.nii"))
+    result = deidentify_volume(tmp_path / "head.nii", Keyring(SECRET))
+    out = tmp_path / "out.nii"
+    out.write_bytes(result.released.data)
+    got = nib.load(out)
+    assert isinstance(got, nib.Nifti2Image) and b"Doe" not in result.released.data
+    changed = np.asarray(got.dataobj) != raw
+    assert changed.any() and not (changed & ~result.qc["_after_mask"]).any()
