@@ -26,10 +26,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from _timing import best
 
 
 def texture(width: int, height: int, seed: int, grain: float = 0.0) -> np.ndarray:
@@ -52,13 +52,6 @@ def make_jpeg(width: int, height: int, subsampling: int, seed: int = 1, grain: f
     return buf.getvalue()
 
 
-def best(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def first_call(path: Path, box: tuple[int, int, int, int]) -> float:

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _timing import best
 
 
 def make_jpeg(size: int) -> bytes:
@@ -35,13 +36,6 @@ def make_jpeg(size: int) -> bytes:
     return buf.getvalue()
 
 
-def best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> int:

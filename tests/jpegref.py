@@ -31,7 +31,7 @@ Conventions (shared by every function here):
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 

@@ -324,7 +324,6 @@ def redact_scan(
                 acf = ac_fast[at]
                 acd = ac_dec[at]
                 for _j in range(comp_blocks[c]):
-                    block_start = pos * 8 - nb
                     status, diff, ac_start, pos, racc, nb = _decode_block(
                         scratch, pos, racc, nb, dcf, dcd, acf, acd, dummy, 0, False
                     )

@@ -80,32 +80,21 @@ def _binary_last_axis(mask: np.ndarray, step: float) -> np.ndarray:
 
 
 @parallel_kernel
-def _edt_middle_and_first(d: np.ndarray, sy: float, sx: float) -> None:
-    """The passes along axes 1 and 0, in place, each line gathered into a buffer (cheaper than
-    transposing the whole array between passes); independent lines on several threads."""
-    nx, ny, nz = d.shape
-    for i in numba.prange(nx):
-        f = np.empty(ny, np.float64)
-        out = np.empty(ny, np.float64)
-        v = np.empty(ny, np.int64)
-        z = np.empty(ny + 1, np.float64)
-        for k in range(nz):
-            for j in range(ny):
-                f[j] = d[i, j, k]
-            _edt_line(f, ny, sy, out, v, z)
-            for j in range(ny):
-                d[i, j, k] = out[j]
-    for j in numba.prange(ny):
-        f = np.empty(nx, np.float64)
-        out = np.empty(nx, np.float64)
-        v = np.empty(nx, np.int64)
-        z = np.empty(nx + 1, np.float64)
-        for k in range(nz):
-            for i in range(nx):
-                f[i] = d[i, j, k]
-            _edt_line(f, nx, sx, out, v, z)
-            for i in range(nx):
-                d[i, j, k] = out[i]
+def _edt_axis1(d: np.ndarray, step: float) -> None:
+    """One pass along axis 1 of ``d`` (any strides: the other passes use transposed views), in
+    place, each line gathered into a buffer; independent lines on several threads."""
+    na, nb, nc = d.shape
+    for a in numba.prange(na):
+        f = np.empty(nb, np.float64)
+        out = np.empty(nb, np.float64)
+        v = np.empty(nb, np.int64)
+        z = np.empty(nb + 1, np.float64)
+        for c in range(nc):
+            for b in range(nb):
+                f[b] = d[a, b, c]
+            _edt_line(f, nb, step, out, v, z)
+            for b in range(nb):
+                d[a, b, c] = out[b]
 
 
 def edt_sq(mask: np.ndarray, spacing: np.ndarray) -> np.ndarray:
@@ -115,7 +104,8 @@ def edt_sq(mask: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     One pass per axis: the first, along the contiguous last axis of the binary mask, is a plain
     scan; the others take the lower envelope of parabolas along each line."""
     d = _binary_last_axis(np.ascontiguousarray(mask, dtype=np.bool_), float(spacing[2]))
-    _edt_middle_and_first(d, float(spacing[1]), float(spacing[0]))
+    _edt_axis1(d, float(spacing[1]))
+    _edt_axis1(d.transpose(1, 0, 2), float(spacing[0]))  # a view: axis 0 becomes axis 1
     return d
 
 
