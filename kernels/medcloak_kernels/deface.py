@@ -53,38 +53,53 @@ def face_zone(
     affine: np.ndarray,
     factors: np.ndarray,
     offsets: np.ndarray,
+    start: np.ndarray,
     dist_sq: np.ndarray,
+    head: np.ndarray,
     params: np.ndarray,
-) -> np.ndarray:
+) -> tuple[np.ndarray, int]:
     """The voxels to remove, in the full grid of ``shape``.
 
     A voxel is removed when it lies at least ``margin`` from the brain estimate (``dist_sq``,
-    squared millimetres on the coarse grid of :func:`block_mean`) and it is in the face zone: in front of the coronal plane
+    squared millimetres on the coarse grid of :func:`block_mean`, cropped to begin at coarse
+    index ``start``; voxels beyond the crop are far from it) and it is in the face zone: in front of the coronal plane
     ``front`` (world anterior coordinate) and below the axial plane ``top`` (world superior
     coordinate); or, with ``ears``, in the ear zone: beyond ``ear_x`` from the mid-sagittal
     plane ``mid_x``, between the axial planes ``ear_lo`` and ``ear_hi`` and the coronal planes
     ``ear_back`` and ``ear_front``.
 
     ``params``: margin, front, top, ears (0/1), mid_x, ear_x, ear_lo, ear_hi, ear_back, ear_front.
+
+    Returns the mask and how many removed voxels lie in ``head`` (a coarse mask on the same
+    cropped grid as ``dist_sq``).
     """
     nx, ny, nz = shape[0], shape[1], shape[2]
     fx, fy, fz = factors[0], factors[1], factors[2]
     gx, gy, gz = offsets[0], offsets[1], offsets[2]
+    sx, sy, sz = start[0], start[1], start[2]
+    cx, cy, cz = dist_sq.shape
     margin_sq = params[0] * params[0]
     front, top = params[1], params[2]
     ears = params[3] > 0.5
     mid_x, ear_x, ear_lo, ear_hi, ear_back, ear_front = params[4], params[5], params[6], params[7], params[8], params[9]
     out = np.zeros((nx, ny, nz), np.bool_)
+    counts = np.zeros(nx, np.int64)
     for i in numba.prange(nx):
+        bi = block_of(i, fx, gx) - sx
         for j in range(ny):
+            bj = block_of(j, fy, gy) - sy
             for k in range(nz):
-                if dist_sq[block_of(i, fx, gx), block_of(j, fy, gy), block_of(k, fz, gz)] <= margin_sq:
+                bk = block_of(k, fz, gz) - sz
+                inside = 0 <= bi < cx and 0 <= bj < cy and 0 <= bk < cz
+                if inside and dist_sq[bi, bj, bk] <= margin_sq:
                     continue
                 x = affine[0, 0] * i + affine[0, 1] * j + affine[0, 2] * k + affine[0, 3]
                 a = affine[1, 0] * i + affine[1, 1] * j + affine[1, 2] * k + affine[1, 3]
                 s = affine[2, 0] * i + affine[2, 1] * j + affine[2, 2] * k + affine[2, 3]
-                if a > front and s < top:
+                if (a > front and s < top) or (
+                    ears and abs(x - mid_x) > ear_x and ear_lo < s < ear_hi and ear_back < a < ear_front
+                ):
                     out[i, j, k] = True
-                elif ears and abs(x - mid_x) > ear_x and ear_lo < s < ear_hi and ear_back < a < ear_front:
-                    out[i, j, k] = True
-    return out
+                    if inside and head[bi, bj, bk]:
+                        counts[i] += 1
+    return out, counts.sum()

@@ -127,8 +127,9 @@ def _volume(path: Path, job: Job) -> tuple[Any, list[tuple[str, bytes]]]:
 
             folder = Path(job.audit) / "qc"
             folder.mkdir(exist_ok=True, mode=0o700)
-            qc_picture(result.qc["_before"], result.qc["_after_mask"], result.qc["_affine"],
-                       folder / f"{result.qc['token']}.png")
+            slope, inter = result.qc["_scale"]
+            before = result.qc["_stored"].astype("float32") * slope + inter
+            qc_picture(before, result.qc["_after_mask"], result.qc["_affine"], folder / f"{result.qc['token']}.png")
         except ImportError:
             log.warning("QC pictures need scikit-image and Pillow: none written")
     counts = dict(result.released.counts)

@@ -144,18 +144,21 @@ def test_block_mean_matches_reference(vol, factors, offsets) -> None:  # type: i
         assert got[i, j, k] == pytest.approx(float(block.mean()), rel=1e-5, abs=1e-6)
 
 
-def reference_face_zone(shape, affine, factors, offsets, dist_sq, params) -> np.ndarray:  # type: ignore[no-untyped-def]
+def reference_face_zone(shape, affine, factors, offsets, start, dist_sq, head, params):  # type: ignore[no-untyped-def]
     margin, front, top, ears, mid_x, ear_x, ear_lo, ear_hi, ear_back, ear_front = params
     out = np.zeros(shape, bool)
+    count = 0
     for idx in itertools.product(*(range(n) for n in shape)):
-        coarse = tuple((i + o) // f - o // f for i, f, o in zip(idx, factors, offsets))
-        if dist_sq[coarse] <= margin**2:
+        coarse = tuple((i + o) // f - o // f - s for i, f, o, s in zip(idx, factors, offsets, start))
+        inside = all(0 <= c < n for c, n in zip(coarse, dist_sq.shape))
+        if inside and dist_sq[coarse] <= margin**2:
             continue
         x, a, s = (affine @ np.array([*idx, 1.0]))[:3]
         face = a > front and s < top
         ear = ears > 0.5 and abs(x - mid_x) > ear_x and ear_lo < s < ear_hi and ear_back < a < ear_front
         out[idx] = face or ear
-    return out
+        count += int((face or ear) and inside and bool(head[coarse]))
+    return out, count
 
 
 @settings(max_examples=30, deadline=None)
@@ -168,7 +171,11 @@ def test_face_zone_matches_reference(nx, ny, nz, f, seed, ears) -> None:  # type
     factors = np.array([f, f, 1], np.int64)
     offsets = rng.integers(-4, 5, 3).astype(np.int64)
     coarse = tuple(len(reference_blocks(n, g, o)) for n, g, o in zip((nx, ny, nz), factors, offsets))
-    dist_sq = (rng.random(coarse) * 30).astype(np.float32)
+    start = np.array([rng.integers(0, 2) for _ in range(3)], np.int64)  # a crop of the coarse grid
+    crop = tuple(max(1, c - int(s) - int(rng.integers(0, 2))) for c, s in zip(coarse, start))
+    dist_sq = (rng.random(crop) * 30).astype(np.float32)
+    head = rng.random(crop) < 0.5
     params = np.array([2.0, rng.normal() * 3, rng.normal() * 3, float(ears), 0.0, 1.0, -5.0, 5.0, -5.0, 5.0])
-    got = face_zone(np.array([nx, ny, nz], np.int64), affine, factors, offsets, dist_sq, params)
-    assert np.array_equal(got, reference_face_zone((nx, ny, nz), affine, factors, offsets, dist_sq, params))
+    got, count = face_zone(np.array([nx, ny, nz], np.int64), affine, factors, offsets, start, dist_sq, head, params)
+    ref, ref_count = reference_face_zone((nx, ny, nz), affine, factors, offsets, start, dist_sq, head, params)
+    assert np.array_equal(got, ref) and count == ref_count

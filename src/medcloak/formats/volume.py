@@ -242,9 +242,10 @@ def deidentify_volume(path: Path, keyring: Keyring, *, fill: str = "background",
     if raw.ndim < 3 or raw.ndim > 4 and any(d > 1 for d in raw.shape[4:]):
         raise UnsupportedInputError("only 3-D and 4-D volumes are defaced")
     frames = raw.reshape(raw.shape[:3] + (-1,), order="F") if raw.ndim > 3 else raw[..., None]
-    reference = frames[..., 0].astype(np.float32) * vol.slope + vol.inter
-    modality = modality_of(path, sidecar_doc, reference)
-    result = deface_mask(reference, vol.affine, modality, ears=ears)
+    reference = frames[..., 0]  # stored values; the defacer scales its coarse grid only
+    sample = reference[::4, ::4, ::4].astype(np.float32) * vol.slope + vol.inter
+    modality = modality_of(path, sidecar_doc, sample)
+    result = deface_mask(reference, vol.affine, modality, ears=ears, scale=(vol.slope, vol.inter))
     if result.status == "defaced":
         assert result.mask is not None
         value = fill_value(frames[..., 0], result.mask, modality, vol.slope, vol.inter)
@@ -272,4 +273,6 @@ def deidentify_volume(path: Path, keyring: Keyring, *, fill: str = "background",
         extra.append((f"volumes/{token}.json", clean_sidecar(sidecar_path.read_bytes())))
     qc = {"status": result.status, "modality": modality, "brain_ml": round(result.brain_ml),
           "removed_ml": round(result.removed_ml), "token": token, "reason": result.details.get("reason", "")}
-    return VolumeRelease(released, extra, {**qc, "_before": reference, "_after_mask": result.mask, "_affine": vol.affine})
+    # the picture for the audit is made by the caller, from the stored values and their scaling
+    return VolumeRelease(released, extra, {**qc, "_stored": reference, "_scale": (vol.slope, vol.inter),
+                                           "_after_mask": result.mask, "_affine": vol.affine})

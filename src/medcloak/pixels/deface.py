@@ -256,8 +256,11 @@ def deface_mask(
     behind_pole_mm: float = 70.0,
     above_pole_mm: float = 15.0,
     ears: bool = False,
+    scale: tuple[float, float] = (1.0, 0.0),
 ) -> DefaceResult:
-    """The voxels of a head volume (``values`` in real-world units: HU for CT) to remove.
+    """The voxels of a head volume to remove. ``values`` are in real-world units (HU for CT)
+    once multiplied by ``scale[0]`` and added ``scale[1]`` (stored values may be passed as they
+    are, in any memory order: only the coarse grid is scaled).
 
     Raises :class:`DeidentificationError` when the brain estimate or the removed volume is
     implausible (the volume must then not be released)."""
@@ -270,7 +273,12 @@ def deface_mask(
     affine = np.asarray(affine, np.float64)
     zooms = zooms_of(affine)
     factors, offsets = _blocks(affine, zooms)
-    small = block_mean(np.ascontiguousarray(values, dtype=np.float32), factors, offsets)
+    if values.flags.f_contiguous and not values.flags.c_contiguous:
+        # walk the memory in order: the transposed view is C-ordered
+        small = block_mean(values.T, factors[::-1].copy(), offsets[::-1].copy()).T
+    else:
+        small = block_mean(np.ascontiguousarray(values), factors, offsets)
+    small = np.ascontiguousarray(small * np.float32(scale[0]) + np.float32(scale[1]), dtype=np.float32)
     small_zooms = zooms * factors
     # coarse voxel I holds the full indices i with (i + off) // f == I + off // f: its centre is
     # full index (I + off // f) * f - off + (f - 1) / 2
@@ -280,6 +288,16 @@ def deface_mask(
     voxel_ml = float(np.prod(small_zooms)) / 1000.0
     head = _head(small, modality, small_zooms)
     head_ml = float(head.sum()) * voxel_ml
+    # the analysis needs only the head's box (and a margin of 2 coarse voxels)
+    start = np.zeros(3, np.int64)
+    if head.any():
+        nonzero = np.argwhere(head)
+        start = np.maximum(nonzero.min(axis=0) - 2, 0)
+        stop = np.minimum(nonzero.max(axis=0) + 3, head.shape)
+        box = tuple(slice(a, b) for a, b in zip(start, stop))
+        small, head = np.ascontiguousarray(small[box]), np.ascontiguousarray(head[box])
+        small_affine = small_affine.copy()
+        small_affine[:3, 3] += small_affine[:3, :3] @ start
     found = _brain(small, head, modality, small_zooms, voxel_ml, small_affine)
     lo, hi = BRAIN_ML[modality]
     if found is None:
@@ -313,10 +331,8 @@ def deface_mask(
         centre[1] - 45.0, centre[1] + 15.0,
     ])
     dist = _dist_sq(brain, small_zooms).astype(np.float32)
-    mask = face_zone(np.array(values.shape, np.int64), affine, factors, offsets, dist, params)
-    grids = np.ogrid[: values.shape[0], : values.shape[1], : values.shape[2]]
-    head_full = head[tuple((grids[a] + offsets[a]) // factors[a] - offsets[a] // factors[a] for a in range(3))]
-    removed_ml = float((mask & head_full).sum()) * float(np.prod(zooms)) / 1000.0
+    mask, removed_head = face_zone(np.array(values.shape, np.int64), affine, factors, offsets, start, dist, head, params)
+    removed_ml = float(removed_head) * float(np.prod(zooms)) / 1000.0
     if not 5.0 <= removed_ml <= 0.6 * head_ml:
         raise DeidentificationError(f"implausible removed volume ({removed_ml:.0f} ml of a {head_ml:.0f} ml head)")
     return DefaceResult(
