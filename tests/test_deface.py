@@ -475,3 +475,27 @@ def test_nifti2(robex, tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert isinstance(got, nib.Nifti2Image) and b"Doe" not in result.released.data
     changed = np.asarray(got.dataobj) != raw
     assert changed.any() and not (changed & ~result.qc["_after_mask"]).any()
+
+
+def test_verify_checks_volumes(robex, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from medcloak.cli import main
+    from medcloak.verify import verify_release
+
+    data, affine, _ = robex
+    src = tmp_path / "in"
+    src.mkdir()
+    _write(src / "sub-01_T1w.nii.gz", data.astype(np.int16), affine)
+    (src / "sub-01_T1w.json").write_text(json.dumps({"Modality": "MR", "EchoTime": 0.003}))
+    key = tmp_path / "key"
+    key.write_bytes(SECRET)
+    key.chmod(0o600)
+    run([src], tmp_path / "out", secret_file=key)
+    assert main(["verify", str(tmp_path / "out")]) == 0
+    (nii,) = (tmp_path / "out" / "volumes").glob("*.nii.gz")
+    img = nib.load(nii)
+    img.header["descrip"] = b"Doe^John"
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), img.affine, img.header), nii)
+    (sidecar,) = (tmp_path / "out" / "volumes").glob("*.json")
+    sidecar.write_text(json.dumps({"PatientName": "Doe"}))
+    messages = {f.message for f in verify_release(tmp_path / "out") if f.level == "error"}
+    assert "header field descrip holds text" in messages and "sidecar still holds identifying keys" in messages

@@ -212,11 +212,41 @@ def verify_release(release: Path, audit: Path | None = None) -> list[Finding]:
         if path.suffix in (".jpg", ".png", ".tif") and rel.startswith("photos/"):
             findings.extend(verify_photo(path, rel))
             continue
+        if rel.startswith("volumes/"):
+            findings.extend(verify_volume(path, rel))
+            continue
         if path.suffix != ".dcm":
             findings.append(Finding(rel, "error", "file of no known released kind"))
             continue
         findings.extend(verify_file(path, profile, old_uids, old_ids, rel))
     return findings
+
+
+def verify_volume(path: Path, rel: str) -> list[Finding]:
+    """A released volume's header holds no text and no extension; a sidecar no identifying
+    key; nothing else lies among the volumes."""
+    from .errors import MedcloakError
+    from .formats.volume import TEXT_FIELDS, clean_sidecar, read_volume
+
+    name = path.name.lower()
+    try:
+        if name.endswith(".json"):
+            data = path.read_bytes()
+            return [] if clean_sidecar(data) == data else [Finding(rel, "error", "sidecar still holds identifying keys")]
+        if name.endswith(".img"):
+            return [] if path.with_suffix(".hdr").exists() else [Finding(rel, "error", "Analyze data without its header")]
+        if not (name.endswith(".nii") or name.endswith(".nii.gz") or name.endswith(".hdr")):
+            return [Finding(rel, "error", "file of no known released kind")]
+        vol = read_volume(path)
+    except (MedcloakError, OSError) as exc:
+        return [Finding(rel, "error", f"unreadable volume ({exc})")]
+    found = []
+    for field in TEXT_FIELDS:
+        if field in vol.header.structarr.dtype.names and bytes(vol.header.structarr[field].tobytes()).strip(b"\x00 "):
+            found.append(Finding(rel, "error", f"header field {field} holds text"))
+    if len(getattr(vol.header, "extensions", ()) or ()):
+        found.append(Finding(rel, "error", "header extensions present"))
+    return found
 
 
 def verify_photo(path: Path, rel: str) -> list[Finding]:
