@@ -499,3 +499,31 @@ def test_verify_checks_volumes(robex, tmp_path) -> None:  # type: ignore[no-unty
     sidecar.write_text(json.dumps({"PatientName": "Doe"}))
     messages = {f.message for f in verify_release(tmp_path / "out") if f.level == "error"}
     assert "header field descrip holds text" in messages and "sidecar still holds identifying keys" in messages
+
+
+def test_whole_body_ct_keeps_the_body_below_the_face(robex) -> None:  # type: ignore[no-untyped-def]
+    """The synthetic head CT on top of a 40 cm trunk (soft tissue with a spine): the head at the
+    superior end is found and defaced, and nothing more than 16 cm below the brows is removed."""
+    data, affine, brain = robex
+    head_ct = synthetic_ct(data, affine)
+    # the head's S axis is voxel axis 2 (LAS): stack a trunk below it
+    extra = int(400 / zooms(affine)[2])
+    body = np.full(head_ct.shape[:2] + (extra,), -1000.0, np.float32)
+    x, y = np.ogrid[: head_ct.shape[0], : head_ct.shape[1]]
+    cx, cy = head_ct.shape[0] / 2, head_ct.shape[1] / 2
+    trunk = ((x - cx) / (cx * 0.95)) ** 2 + ((y - cy) / (cy * 0.8)) ** 2 < 1
+    body[trunk] = 40.0
+    body[int(cx) - 4 : int(cx) + 4, int(cy * 0.4) : int(cy * 0.55)] = 700.0  # spine, behind
+    # the head's lowest slice with tissue, carried down as a neck that joins head and trunk
+    k0 = int(np.argmax((head_ct > -500).sum(axis=(0, 1)) > 1000))
+    head_ct[..., :k0] = head_ct[..., k0 : k0 + 1]
+    neck = int(60 / zooms(affine)[2])
+    body[..., -neck:] = np.maximum(body[..., -neck:], head_ct[..., k0 : k0 + 1])
+    whole = np.concatenate([body, head_ct], axis=2)
+    whole_affine = affine.copy()
+    whole_affine[:3, 3] -= affine[:3, 2] * extra
+    result = deface_mask(whole, whole_affine, "CT")
+    assert result.status == "defaced"
+    check_brain_kept(result.mask[..., extra:], brain, affine)
+    # the trunk's front is kept: nothing removed more than 10 cm below the head's volume
+    assert not result.mask[..., : extra - int(100 / zooms(affine)[2])].any()

@@ -68,7 +68,8 @@ def face_zone(
     plane ``mid_x``, between the axial planes ``ear_lo`` and ``ear_hi`` and the coronal planes
     ``ear_back`` and ``ear_front``.
 
-    ``params``: margin, front, top, ears (0/1), mid_x, ear_x, ear_lo, ear_hi, ear_back, ear_front.
+    ``params``: margin, front, top, ears (0/1), mid_x, ear_x, ear_lo, ear_hi, ear_back, ear_front,
+    bottom.
 
     Returns the mask and how many removed voxels lie in ``head`` (a coarse mask on the same
     cropped grid as ``dist_sq``).
@@ -82,6 +83,7 @@ def face_zone(
     front, top = params[1], params[2]
     ears = params[3] > 0.5
     mid_x, ear_x, ear_lo, ear_hi, ear_back, ear_front = params[4], params[5], params[6], params[7], params[8], params[9]
+    bottom = params[10]
     out = np.zeros((nx, ny, nz), np.bool_)
     counts = np.zeros(nx, np.int64)
     for i in numba.prange(nx):
@@ -96,7 +98,7 @@ def face_zone(
                 x = affine[0, 0] * i + affine[0, 1] * j + affine[0, 2] * k + affine[0, 3]
                 a = affine[1, 0] * i + affine[1, 1] * j + affine[1, 2] * k + affine[1, 3]
                 s = affine[2, 0] * i + affine[2, 1] * j + affine[2, 2] * k + affine[2, 3]
-                if (a > front and s < top) or (
+                if (a > front and bottom < s < top) or (
                     ears and abs(x - mid_x) > ear_x and ear_lo < s < ear_hi and ear_back < a < ear_front
                 ):
                     out[i, j, k] = True

@@ -145,7 +145,7 @@ def test_block_mean_matches_reference(vol, factors, offsets) -> None:  # type: i
 
 
 def reference_face_zone(shape, affine, factors, offsets, start, dist_sq, head, params):  # type: ignore[no-untyped-def]
-    margin, front, top, ears, mid_x, ear_x, ear_lo, ear_hi, ear_back, ear_front = params
+    margin, front, top, ears, mid_x, ear_x, ear_lo, ear_hi, ear_back, ear_front, bottom = params
     out = np.zeros(shape, bool)
     count = 0
     for idx in itertools.product(*(range(n) for n in shape)):
@@ -154,7 +154,7 @@ def reference_face_zone(shape, affine, factors, offsets, start, dist_sq, head, p
         if inside and dist_sq[coarse] <= margin**2:
             continue
         x, a, s = (affine @ np.array([*idx, 1.0]))[:3]
-        face = a > front and s < top
+        face = a > front and bottom < s < top
         ear = ears > 0.5 and abs(x - mid_x) > ear_x and ear_lo < s < ear_hi and ear_back < a < ear_front
         out[idx] = face or ear
         count += int((face or ear) and inside and bool(head[coarse]))
@@ -175,7 +175,8 @@ def test_face_zone_matches_reference(nx, ny, nz, f, seed, ears) -> None:  # type
     crop = tuple(max(1, c - int(s) - int(rng.integers(0, 2))) for c, s in zip(coarse, start))
     dist_sq = (rng.random(crop) * 30).astype(np.float32)
     head = rng.random(crop) < 0.5
-    params = np.array([2.0, rng.normal() * 3, rng.normal() * 3, float(ears), 0.0, 1.0, -5.0, 5.0, -5.0, 5.0])
+    params = np.array([2.0, rng.normal() * 3, rng.normal() * 3, float(ears), 0.0, 1.0, -5.0, 5.0, -5.0, 5.0,
+                       rng.normal() * 3 - 3])
     got, count = face_zone(np.array([nx, ny, nz], np.int64), affine, factors, offsets, start, dist_sq, head, params)
     ref, ref_count = reference_face_zone((nx, ny, nz), affine, factors, offsets, start, dist_sq, head, params)
     assert np.array_equal(got, ref) and count == ref_count

@@ -12,7 +12,9 @@ per voxel of the full grid, by :func:`medcloak_kernels.deface.face_zone`.
    orbits), grown back, holes filled. CT: 0-90 HU inside the skull, likewise. PET: the hot region
    (above 40 % of the 99.5th percentile), holes filled.
 3. **Face zone**: every voxel at least ``margin`` millimetres from the brain estimate that lies
-   in front of the coronal plane ``behind_pole_mm`` (70 mm) behind the frontal pole and
+   in front of the coronal plane ``behind_pole_mm`` (70 mm) behind the frontal pole,
+   above the axial plane ``below_pole_mm`` (160 mm) below it (the chin is 110-130 mm below the
+   brows: a whole-body scan keeps the front of its neck and trunk) and
    below the axial plane a little above the brain's frontal pole. The distance envelope, not a
    plane alone, is what removes the eyes under the frontal lobes while the brain keeps its margin.
    Optionally the ears: lateral to the brain by the margin, at the level of the temporal lobes.
@@ -255,6 +257,7 @@ def deface_mask(
     margin_mm: float = 5.0,
     behind_pole_mm: float = 70.0,
     above_pole_mm: float = 15.0,
+    below_pole_mm: float = 160.0,
     ears: bool = False,
     scale: tuple[float, float] = (1.0, 0.0),
 ) -> DefaceResult:
@@ -329,6 +332,7 @@ def deface_mask(
         centre[0], half_width + margin_mm,
         low, centre[2] + 10.0,
         centre[1] - 45.0, centre[1] + 15.0,
+        pole_height - below_pole_mm,
     ])
     dist = _dist_sq(brain, small_zooms).astype(np.float32)
     mask, removed_head = face_zone(np.array(values.shape, np.int64), affine, factors, offsets, start, dist, head, params)
