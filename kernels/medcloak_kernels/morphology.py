@@ -109,6 +109,28 @@ def edt_sq(mask: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     return d
 
 
+@numba.njit(inline="always")
+def _spread(mask, marks, value, stack, top):  # type: ignore[no-untyped-def]
+    """Depth-first spread from the voxels on ``stack`` (``top`` the last) to every 6-connected
+    voxel of ``mask`` not yet marked, marking it ``value``. Returns how many were taken off."""
+    nx, ny, nz = mask.shape
+    count = 0
+    while top >= 0:
+        idx = stack[top]
+        top -= 1
+        count += 1
+        k = idx % nz
+        j = (idx // nz) % ny
+        i = idx // (ny * nz)
+        for di, dj, dk in ((1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1)):
+            a, b, c = i + di, j + dj, k + dk
+            if 0 <= a < nx and 0 <= b < ny and 0 <= c < nz and mask[a, b, c] and not marks[a, b, c]:
+                marks[a, b, c] = value
+                top += 1
+                stack[top] = (a * ny + b) * nz + c
+    return count
+
+
 @kernel
 def label(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """6-connected components of ``mask``: (labels, 0 outside the mask and 1.. inside; sizes,
@@ -125,23 +147,8 @@ def label(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                     continue
                 current += 1
                 labels[i0, j0, k0] = current
-                top = 0
                 stack[0] = (i0 * ny + j0) * nz + k0
-                count = 0
-                while top >= 0:
-                    idx = stack[top]
-                    top -= 1
-                    count += 1
-                    k = idx % nz
-                    j = (idx // nz) % ny
-                    i = idx // (ny * nz)
-                    for di, dj, dk in ((1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1)):
-                        a, b, c = i + di, j + dj, k + dk
-                        if 0 <= a < nx and 0 <= b < ny and 0 <= c < nz and mask[a, b, c] and not labels[a, b, c]:
-                            labels[a, b, c] = current
-                            top += 1
-                            stack[top] = (a * ny + b) * nz + c
-                sizes.append(count)
+                sizes.append(_spread(mask, labels, current, stack, 0))
     return labels, np.array(sizes, np.int64)
 
 
@@ -159,16 +166,5 @@ def flood_from_border(mask: np.ndarray) -> np.ndarray:
                     out[i, j, k] = True
                     top += 1
                     stack[top] = (i * ny + j) * nz + k
-    while top >= 0:
-        idx = stack[top]
-        top -= 1
-        k = idx % nz
-        j = (idx // nz) % ny
-        i = idx // (ny * nz)
-        for di, dj, dk in ((1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1)):
-            a, b, c = i + di, j + dj, k + dk
-            if 0 <= a < nx and 0 <= b < ny and 0 <= c < nz and mask[a, b, c] and not out[a, b, c]:
-                out[a, b, c] = True
-                top += 1
-                stack[top] = (a * ny + b) * nz + c
+    _spread(mask, out, True, stack, top)
     return out
