@@ -38,7 +38,6 @@ class Batcher:
         self._tasks = tasks
         self._ahead: deque[Task] = deque()
         self.exhausted = False
-        self.taken = 0
 
     def _fill(self) -> None:
         while not self.exhausted and len(self._ahead) < READ_AHEAD:
@@ -65,7 +64,6 @@ class Batcher:
             size += task.size
             if not self._ahead:
                 self._fill()
-        self.taken += len(batch)
         return batch
 
 

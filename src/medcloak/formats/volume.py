@@ -75,10 +75,14 @@ class Volume:
     inter: float
     single_file: bool  # .nii (header and data together) or .hdr/.img
     source_kind: str  # nifti1 | nifti2 | analyze | minc
+    digest: str = ""  # SHA-256 of the (header) file as stored: keys the released name
 
 
-def _open(path: Path) -> bytes:
+def _open(path: Path, digests: list[str] | None = None) -> bytes:
+    """The file's bytes, gunzipped; its SHA-256 as stored is appended to ``digests``."""
     data = path.read_bytes()
+    if digests is not None:
+        digests.append(hashlib.sha256(data).hexdigest())
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
@@ -106,7 +110,8 @@ def read_volume(path: Path) -> Volume:
         raise MissingDependencyError("reading NIfTI/Analyze volumes needs nibabel") from exc
     if path.suffix.lower() == ".mnc":
         return _read_minc(path)
-    data = _open(path)
+    digests: list[str] = []
+    data = _open(path, digests)
     kind = sniff(data[:352])
     if kind is None:
         raise UnsupportedInputError("not a NIfTI or Analyze volume")
@@ -143,6 +148,7 @@ def read_volume(path: Path) -> Volume:
     return Volume(
         header, raw, affine, float(slope) if usable_slope else 1.0,
         float(inter) if usable_slope and inter is not None and np.isfinite(inter) else 0.0, single, source_kind,
+        digests[0],
     )
 
 
@@ -161,7 +167,8 @@ def _read_minc(path: Path) -> Volume:
     header.set_data_shape(raw.shape)
     header.set_qform(img.affine, code=1)
     header.set_sform(img.affine, code=1)
-    return Volume(header, raw, np.asarray(img.affine, float), 1.0, 0.0, True, "minc")
+    return Volume(header, raw, np.asarray(img.affine, float), 1.0, 0.0, True, "minc",
+                  hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 def clean_header(header: Any, kind: str) -> Any:
@@ -259,7 +266,7 @@ def deidentify_volume(path: Path, keyring: Keyring, *, fill: str = "background",
     else:
         new_raw = raw
     head, data = volume_bytes(vol, new_raw)
-    token = keyring.token("volume", hashlib.sha256(path.read_bytes()).hexdigest())
+    token = keyring.token("volume", vol.digest)
     if vol.single_file:
         blob = gzip.compress(head, compresslevel=1, mtime=0) if path.name.lower().endswith(".gz") or vol.source_kind == "minc" else head
         ext = ".nii.gz" if blob is not head else ".nii"

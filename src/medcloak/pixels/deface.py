@@ -339,10 +339,7 @@ def deface_mask(
     removed_ml = float(removed_head) * float(np.prod(zooms)) / 1000.0
     if not 5.0 <= removed_ml <= 0.6 * head_ml:
         raise DeidentificationError(f"implausible removed volume ({removed_ml:.0f} ml of a {head_ml:.0f} ml head)")
-    return DefaceResult(
-        "defaced", mask, brain_ml, head_ml, removed_ml,
-        {"factors": factors.tolist(), "margin_mm": margin_mm, "brain_centre": centre.round(1).tolist()},
-    )
+    return DefaceResult("defaced", mask, brain_ml, head_ml, removed_ml)
 
 
 def fill_value(raw: np.ndarray, removed: np.ndarray, modality: str, slope: float, inter: float) -> Any:
