@@ -7,9 +7,7 @@ preamble, no Data Set Trailing Padding, and the provenance attributes of PS3.15 
 
 from __future__ import annotations
 
-import itertools
 import os
-import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -292,8 +290,6 @@ _MADE: set[str] = set()  # folders this process has made: a cache of the file sy
 
 #: folder of the release where objects are written before they get their final names
 STAGING = ".medcloak-staging"
-_WRITER = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-_SERIAL = itertools.count()
 
 
 def publish(released: Released, out_root: Path, replace: bool = False) -> Path:
@@ -311,8 +307,8 @@ def publish(released: Released, out_root: Path, replace: bool = False) -> Path:
 
     target = out_root / released.relpath
     folder = str(target.parent)
-    # unique across the machines of a cluster, not only among this machine's processes
-    tmp = out_root / STAGING / f"{_WRITER}-{next(_SERIAL)}-{target.name}"
+    # a random name: unique across the processes and machines of a cluster (forked ones too)
+    tmp = out_root / STAGING / f"{uuid.uuid4().hex}-{target.name}"
     try:
         if folder not in _MADE:
             target.parent.mkdir(parents=True, exist_ok=True)
