@@ -527,3 +527,31 @@ def test_whole_body_ct_keeps_the_body_below_the_face(robex) -> None:  # type: ig
     check_brain_kept(result.mask[..., extra:], brain, affine)
     # the trunk's front is kept: nothing removed more than 10 cm below the head's volume
     assert not result.mask[..., : extra - int(100 / zooms(affine)[2])].any()
+
+
+def test_dicom_series_in_a_lossless_syntax(robex, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The same series stored as RLE Lossless: defaced and written back as RLE, every sample
+    outside the removed region unchanged."""
+    import pydicom
+    from pydicom.uid import RLELossless
+
+    from medcloak.formats.dicom_series import stack
+
+    data, affine, _ = robex
+    stored, _ = _mr_series(tmp_path / "in", data, affine)
+    for p in (tmp_path / "in").iterdir():
+        ds = pydicom.dcmread(p)
+        ds.compress(RLELossless, generate_instance_uid=False)
+        ds.save_as(p, enforce_file_format=True)
+    key = tmp_path / "key"
+    key.write_bytes(SECRET)
+    key.chmod(0o600)
+    summary = run([tmp_path / "in"], tmp_path / "out", secret_file=key, options=["clean-recognizable-visual-features"])
+    assert summary.ok == stored.shape[2]
+    out = sorted((pydicom.dcmread(p) for p in (tmp_path / "out").rglob("*.dcm")),
+                 key=lambda ds: float(ds.ImagePositionPatient[2]))
+    assert {str(ds.file_meta.TransferSyntaxUID) for ds in out} == {RLELossless}
+    changed = np.stack([ds.pixel_array for ds in out], axis=-1) != stored
+    _, _, series_affine = stack(out)
+    expected = deface_mask(stored.astype(np.float32), series_affine, "MR").mask
+    assert changed.any() and not (changed & ~expected).any()

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Sequence
 
@@ -155,13 +156,7 @@ def _jpeg(ds: Dataset, boxes: Sequence[Box], fill: str, frames: Sequence[int] | 
 
 
 def _reencode(ds: Dataset, ts: str, boxes: Sequence[Box], fill: str, frames: Sequence[int] | None) -> int:
-    import importlib.util
-
-    plugin = REENCODABLE[ts]
-    if plugin and importlib.util.find_spec(plugin) is None:
-        raise MissingDependencyError(f"redacting this transfer syntax needs the {_PACKAGES[plugin]} package")
-    from pydicom.pixels import get_encoder
-
+    _need_plugin(ts)  # before decoding, which would fail less clearly
     # raw: colour stays in its stored space (YBR stays YBR), so re-encoding keeps every sample
     ds.pixel_array_options(raw=True)
     arr = ds.pixel_array
@@ -171,22 +166,35 @@ def _reencode(ds: Dataset, ts: str, boxes: Sequence[Box], fill: str, frames: Seq
     touched = _paint(ds, shaped, boxes, fill, _frames_selected(frames, count))
     if not touched:
         return 0
+    encode_frames(ds, ts, [shaped[i] if shaped.shape[3] > 1 else shaped[i, :, :, 0] for i in range(count)])
+    return touched
+
+
+def _need_plugin(ts: str) -> None:
+    plugin = REENCODABLE[ts]
+    if plugin and importlib.util.find_spec(plugin) is None:
+        raise MissingDependencyError(f"re-encoding this transfer syntax needs the {_PACKAGES[plugin]} package")
+
+
+def encode_frames(ds: Dataset, ts: str, frames: Sequence[np.ndarray]) -> None:
+    """Encapsulate ``frames`` (stored values) as ``ds``'s Pixel Data in the lossless syntax
+    ``ts`` (JPEG-LS near-lossless with NEAR=0), then decode it again and compare: a route that
+    would not give back every sample exactly raises instead of releasing."""
+    from pydicom.pixels import get_encoder
+
+    _need_plugin(ts)
+    kwargs = _encode_kwargs(ds)
+    if ts == "1.2.840.10008.1.2.4.81":
+        kwargs["jls_error"] = 0
     encoder = get_encoder(ts)
-    encoded = []
     try:
-        for i in range(count):
-            frame = shaped[i] if shaped.shape[3] > 1 else shaped[i, :, :, 0]
-            kwargs = _encode_kwargs(ds)
-            if ts == "1.2.840.10008.1.2.4.81":
-                kwargs["jls_error"] = 0
-            encoded.append(encoder.encode(frame, **kwargs))
+        encoded = [encoder.encode(np.ascontiguousarray(frame), **kwargs) for frame in frames]
     except (ValueError, RuntimeError, NotImplementedError) as exc:
         raise UnsupportedInputError(f"this pixel layout cannot be re-encoded in its transfer syntax ({type(exc).__name__})") from None
     _encapsulate(ds, encoded)
-    check = ds.pixel_array.reshape(shaped.shape)
-    if not np.array_equal(check, shaped):
-        raise CorruptInputError("re-encoded Pixel Data does not decode to the redacted pixels")
-    return touched
+    check = ds.pixel_array
+    if not np.array_equal(check.reshape(-1), np.stack(frames).reshape(-1)):
+        raise CorruptInputError("re-encoded Pixel Data does not decode to the pixels it was given")
 
 
 def _encode_kwargs(ds: Dataset) -> dict[str, object]:
