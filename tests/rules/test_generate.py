@@ -5,19 +5,22 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from medcloak.rules import generate
-from medcloak.rules.generate import DATA_DIR, build_all, render
+from medcloak.rules.generate import DATA_DIR, SOURCE_DIR, build_all, render
 
-#: The standard's machine-readable tables; CI clones the repository with shared/ beside it.
-SOURCE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ps315"
-needs_source = pytest.mark.skipif(
-    not SOURCE.is_dir(), reason=f"the standard's tables are not present at {SOURCE}"
-)
+#: The standard's machine-readable tables, as carried in the repository (see their SOURCES.md).
+SOURCE = SOURCE_DIR
+#: The same tables beside the repository, where a checkout has them (compared when present).
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ps315"
+TABLES = ("ps315_table_E1-1_2025b.json", "ps315_safe_private_E3.10.csv", "tcia_private_tag_kb_2024.csv")
 DATA_FILES = ("ps315_e1_1.json", "ps315_e3_10.json", "tcia_private.json")
 CODES = {"X", "Z", "D", "U", "K", "C", "X/Z", "X/D", "Z/D", "X/Z/D", "X/Z/U*"}
 #: Table E.1-1 option columns (as named in the machine-readable table) -> command-line option.
@@ -51,7 +54,6 @@ def csv_rows(name: str) -> list[dict]:
 # ---- committed data equals the generator's output -------------------------------------------
 
 
-@needs_source
 def test_committed_data_equals_generated():
     built = build_all(SOURCE)
     assert set(built) == set(DATA_FILES)
@@ -70,7 +72,6 @@ def test_committed_data_is_in_render_form(name):
     assert render(json.loads(text)) == text
 
 
-@needs_source
 @pytest.mark.parametrize(
     "tamper",
     [
@@ -87,7 +88,6 @@ def test_tampering_is_detected(tamper):
     assert render(data) != committed("ps315_e1_1.json")
 
 
-@needs_source
 def test_check_mode_detects_stale_data(tmp_path, monkeypatch, capsys):
     for name in DATA_FILES:
         shutil.copy(DATA_DIR / name, tmp_path / name)
@@ -107,6 +107,79 @@ def test_check_mode_detects_stale_data(tmp_path, monkeypatch, capsys):
         assert (tmp_path / name).read_text(encoding="utf-8") == committed(name)
 
 
+def test_source_is_carried_in_the_repository():
+    assert {p.name for p in SOURCE.iterdir()} == {*TABLES, "SOURCES.md"}
+
+
+@pytest.mark.skipif(
+    not SHARED.is_dir() or os.environ.get("MEDCLOAK_TEST_NO_SHARED") == "1",
+    reason="no ../shared/data/ps315 beside the repository to compare with",
+)
+@pytest.mark.parametrize("name", TABLES)
+def test_carried_tables_equal_the_shared_ones(name):
+    assert (SOURCE / name).read_bytes() == (SHARED / name).read_bytes()
+
+
+def run_generator(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.run([sys.executable, "-m", "medcloak.rules.generate", *args],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_command_checks_against_the_carried_tables_by_default():
+    done = run_generator("--check")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    done = run_generator(str(SOURCE), "--check")
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+@pytest.mark.parametrize(
+    "make, expect",
+    [
+        (lambda tmp: [str(tmp / "absent")], "is not a folder"),
+        (lambda tmp: [str(tmp)], "ps315_table_E1-1_2025b.json is missing"),
+        (lambda tmp: ["--bogus"], "unrecognized arguments: --bogus"),
+        (lambda tmp: [str(tmp), str(tmp)], "unrecognized arguments"),
+    ],
+)
+def test_command_usage_errors_are_one_line_exit_2(tmp_path, make, expect):
+    done = run_generator(*make(tmp_path), "--check")
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("python -m medcloak.rules.generate: error: ") and expect in done.stderr
+
+
+@pytest.mark.parametrize(
+    "table, spoil",
+    [
+        ("ps315_table_E1-1_2025b.json", lambda text: text[: len(text) // 2]),  # cut short
+        ("ps315_table_E1-1_2025b.json", lambda text: text.replace('"basicProfile"', '"basic"')),
+        ("ps315_table_E1-1_2025b.json", lambda text: text.replace(':"X"', ':"Q"', 1)),  # no such code
+        ("ps315_safe_private_E3.10.csv", lambda text: text.replace("PrivateCreator", "Creator")),
+        ("tcia_private_tag_kb_2024.csv", lambda text: text.replace("\n2001,", "\n2000,", 1)),
+    ],
+)
+def test_malformed_tables_are_named_in_one_line(tmp_path, monkeypatch, capsys, table, spoil):
+    for name in TABLES:
+        shutil.copy(SOURCE / name, tmp_path / name)
+    target = tmp_path / table
+    target.write_text(spoil(target.read_text(encoding="utf-8")), encoding="utf-8")
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setattr(generate, "DATA_DIR", data)
+    assert generate.main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and table in err, err
+    assert not list(data.iterdir())  # nothing written
+
+
+def test_unwritable_data_folder_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(generate, "DATA_DIR", tmp_path / "absent")
+    assert generate.main([]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write" in err, err
+
+
 # ---- content of the data ---------------------------------------------------------------------
 
 
@@ -115,7 +188,6 @@ def test_release_is_2025b():
     assert json.loads(committed("ps315_e3_10.json"))["release"] == "2025b"
 
 
-@needs_source
 def test_source_has_647_rows_and_data_keeps_them_all():
     rows = source_rows()
     assert len(rows) == 647
@@ -126,7 +198,6 @@ def test_source_has_647_rows_and_data_keeps_them_all():
     assert len({a["tag"] for a in data["attributes"]}) == 646
 
 
-@needs_source
 def test_every_source_row_carried_over_faithfully():
     data = json.loads(committed("ps315_e1_1.json"))
     by_tag = {a["tag"]: a for a in data["attributes"]}
@@ -164,7 +235,6 @@ def test_attribute_tags_are_eight_hex_digits_or_patterns():
     assert {"50xxxxxx", "60xx3000", "60xx4000"} <= set(tags)
 
 
-@needs_source
 def test_e3_10_data_matches_csv():
     rows = csv_rows("ps315_safe_private_E3.10.csv")
     assert len(rows) == 87
@@ -175,7 +245,6 @@ def test_e3_10_data_matches_csv():
     assert len(data) == len(expected)
 
 
-@needs_source
 def test_tcia_data_is_the_keep_rows_of_the_csv():
     rows = csv_rows("tcia_private_tag_kb_2024.csv")
     keep = {(r["Private Creator"].strip(), r["Group"].lower(), r["Element"].lower()[2:])

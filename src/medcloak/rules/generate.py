@@ -2,11 +2,14 @@
 
 Usage::
 
-    python -m medcloak.rules.generate SOURCE_DIR [--check]
+    python -m medcloak.rules.generate [SOURCE_DIR] [--check]
 
 ``SOURCE_DIR`` holds the machine-readable tables (PS3.15 Table E.1-1 as JSON, Table E.3.10-1 as CSV,
-and the TCIA private tag knowledge base as CSV). ``--check`` writes nothing and exits 1 when the
-committed data differ from what the tables give.
+and the TCIA private tag knowledge base as CSV); by default the copy carried in the repository,
+``rules/data/source/`` (see its SOURCES.md; it is not installed with the package). ``--check``
+writes nothing and exits 1 when the committed data differ from what the tables give. A missing
+folder, a missing or malformed table and a data folder that cannot be written are reported in one
+line, exit 2.
 """
 
 from __future__ import annotations
@@ -16,13 +19,18 @@ import csv
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+from ..errors import ProfileError, UsageError
 
 RELEASE = "2025b"
 E1_1_FILE = "ps315_table_E1-1_2025b.json"
 E3_10_FILE = "ps315_safe_private_E3.10.csv"
 TCIA_FILE = "tcia_private_tag_kb_2024.csv"
 DATA_DIR = Path(__file__).with_name("data")
+#: The standard's tables as carried in the repository (the default ``SOURCE_DIR``).
+SOURCE_DIR = DATA_DIR / "source"
+PROG = "python -m medcloak.rules.generate"
 
 #: Column of Table E.1-1 -> option name of the command-line contract.
 OPTION_COLUMNS = {
@@ -135,32 +143,66 @@ def build_tcia(source: Path) -> dict[str, Any]:
 
 
 def build_all(source: Path) -> dict[str, dict[str, Any]]:
-    """All rule data files, by file name."""
-    return {
-        "ps315_e1_1.json": build_e1_1(source),
-        "ps315_e3_10.json": build_e3_10(source),
-        "tcia_private.json": build_tcia(source),
-    }
+    """All rule data files, by file name.
+
+    Raises :class:`ProfileError` naming the table when one is missing, unreadable or malformed.
+    """
+    out = {}
+    for name, build, table in (
+        ("ps315_e1_1.json", build_e1_1, E1_1_FILE),
+        ("ps315_e3_10.json", build_e3_10, E3_10_FILE),
+        ("tcia_private.json", build_tcia, TCIA_FILE),
+    ):
+        try:
+            out[name] = build(source)
+        except FileNotFoundError:
+            raise ProfileError(f"{table} is missing from {source}") from None
+        except OSError as exc:
+            raise ProfileError(f"cannot read {table} in {source}: {exc.strerror}") from None
+        except KeyError as exc:
+            raise ProfileError(f"{table} has no column {exc}") from None
+        except (ValueError, TypeError, AttributeError, csv.Error) as exc:
+            raise ProfileError(f"{table} is malformed: {exc}") from None
+    return out
 
 
 def render(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=1, sort_keys=True) + "\n"
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m medcloak.rules.generate")
-    parser.add_argument("source", type=Path, help="folder with the standard's tables")
+    """Regenerate (or ``--check``) the rule data; 0 done, 1 stale (``--check``), 2 usage error."""
+    parser = _Parser(prog=PROG, description="Regenerate medcloak's rule data from the standard's tables.")
+    parser.add_argument(
+        "source", type=Path, nargs="?", default=SOURCE_DIR,
+        help="folder with the standard's tables (default: the copy in the repository)",
+    )
     parser.add_argument("--check", action="store_true", help="compare, write nothing")
-    args = parser.parse_args(argv)
     stale = []
-    for name, data in build_all(args.source).items():
-        target = DATA_DIR / name
-        text = render(data)
-        if args.check:
-            if not target.exists() or target.read_text(encoding="utf-8") != text:
-                stale.append(name)
-        else:
-            target.write_text(text, encoding="utf-8")
+    try:
+        args = parser.parse_args(argv)
+        if not args.source.is_dir():
+            tables = ", ".join((E1_1_FILE, E3_10_FILE, TCIA_FILE))
+            raise UsageError(f"{args.source} is not a folder (it must hold {tables})")
+        for name, data in build_all(args.source).items():
+            target = DATA_DIR / name
+            text = render(data)
+            if args.check:
+                if not target.exists() or target.read_text(encoding="utf-8") != text:
+                    stale.append(name)
+            else:
+                try:
+                    target.write_text(text, encoding="utf-8")
+                except OSError as exc:
+                    raise UsageError(f"cannot write {target}: {exc.strerror}") from None
+    except (UsageError, ProfileError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
     if stale:
         print("out of date: " + ", ".join(stale), file=sys.stderr)
         return 1
