@@ -1,5 +1,6 @@
-"""Defacing on the real head volumes of ../shared/data/heads (see its SOURCES.md), on synthetic CT
-and PET made from them by the code below, in other axis orders, and through ``medcloak run``."""
+"""Defacing on real head volumes (pydeface's template and ROBEX's atlas, taken from their PyPI wheels
+by tests/shared_data.py, which says where each comes from), on synthetic CT and PET made from them
+by the code below, in other axis orders, and through ``medcloak run``."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import gzip
 import json
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 from conftest import SECRET
+from scipy import ndimage
+from shared_data import FetchError, head
 
 from medcloak.engine import run
 from medcloak.errors import DeidentificationError
@@ -18,15 +22,13 @@ from medcloak.formats.volume import clean_sidecar, deidentify_volume, read_volum
 from medcloak.pixels.deface import deface_mask
 from medcloak.pseudonym import Keyring
 
-nib = pytest.importorskip("nibabel")
-ndimage = pytest.importorskip("scipy.ndimage")
-HEADS = Path(__file__).resolve().parents[2] / "shared" / "data" / "heads"
-if not HEADS.is_dir():
-    pytest.skip("the shared head volumes are not beside the repository", allow_module_level=True)
-
 
 def load(name: str) -> tuple[np.ndarray, np.ndarray]:
-    img = nib.load(HEADS / name)
+    try:
+        path = head(name)
+    except FetchError as exc:  # no network, or the upstream file changed: fail, never skip
+        pytest.fail(str(exc), pytrace=False)
+    img = nib.load(path)
     data = np.asarray(img.dataobj, dtype=np.float32)
     return (data[..., 0] if data.ndim == 4 else data), img.affine
 
