@@ -1,6 +1,7 @@
 """Defacing time against I/O and against quickshear, in one run.
 
-- ``256^3``: pydeface's template head (../shared/data/heads, 176x256x256 int16) padded to
+- ``256^3``: pydeface's template head (176x256x256 int16; fetched and verified by the tests'
+  ``tests/shared_data.py``, which says where it comes from) padded to
   256x256x256 int16, with Rayleigh background noise (sigma 6) as a magnitude MR image has
   everywhere, stored as .nii.gz. Timed: nibabel loading the volume
   (``get_fdata``) and saving it again as .nii.gz (the I/O every defacer pays), and
@@ -21,12 +22,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import sys
+
 import numpy as np
 from _timing import best
 
-HEADS = Path(__file__).resolve().parents[2] / "shared" / "data" / "heads"
-
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from shared_data import head as head_volume  # noqa: E402 - the tests' verified copies of the heads
 
 
 def main() -> int:
@@ -41,7 +43,7 @@ def main() -> int:
     keyring = Keyring(b"benchmark-secret-0123456789")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        src = nib.load(HEADS / "pydeface_mean_reg2mean.nii.gz")
+        src = nib.load(head_volume("pydeface_mean_reg2mean.nii.gz"))
         data = np.asarray(src.dataobj)
         # background noise as a scanner leaves it (Rayleigh, like magnitude MR): a volume of
         # zeros would make gzip, and so every reader and writer, unrealistically fast
@@ -73,7 +75,7 @@ def main() -> int:
         # quickshear needs 3-D files: the atlas and its mask without their trailing axis of 1
         head, mask = root / "robex.nii.gz", root / "robex_mask.nii.gz"
         for name, out in (("robex_atlas.nii.gz", head), ("robex_atlas_brainmask.nii.gz", mask)):
-            img = nib.load(HEADS / name)
+            img = nib.load(head_volume(name))
             nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[..., 0], img.affine), out)
         t_robex = best(lambda: ours(head), args.repeat)
         quickshear = shutil.which("quickshear")
