@@ -71,6 +71,7 @@ ROUTES = {
     "native RGB": (lambda: _testdata("SC_rgb.dcm"), True),
     "native RGB planar": (lambda: _testdata("color-pl.dcm"), True),
     "native YBR_FULL": (lambda: _testdata("SC_ybr_full_uncompressed.dcm"), True),
+    "native YBR_FULL_422": (lambda: _testdata("SC_ybr_full_422_uncompressed.dcm"), True),
     "RLE RGB": (lambda: _testdata("SC_rgb_rle_2frame.dcm"), True),
     "RLE YBR_FULL": (lambda: _reencoded("SC_rgb.dcm", "1.2.840.10008.1.2.5", "YBR_FULL"), True),
     "JPEG-LS near-lossless RGB": (lambda: _testdata("SC_rgb_jls_lossy_line.dcm"), True),
@@ -119,6 +120,19 @@ def test_fill_decodes_to_its_colour(route: str, fill: str) -> None:
         outside[y0:y1, x0:x1] = False
     else:  # untouched blocks keep their coefficients; chroma upsampling may reach one MCU out
         outside[max(0, y0 - 16) : y1 + 16, max(0, x0 - 16) : x1 + 16] = False
+    assert np.array_equal(after[:, outside], before[:, outside])
+
+
+def test_native_ybr_full_422_in_pairs() -> None:
+    """Native 4:2:2 stores Y1 Y2 Cb Cr per pair of pixels, which share their chroma: a box is
+    rounded outward to even columns (it was refused before), and no other pair changes."""
+    ds = _testdata("SC_ybr_full_422_uncompressed.dcm")
+    before = _decoded(ds)
+    assert redact_dataset(ds, "1.2.840.10008.1.2.1", [(9, 5, 39, 20)], "black") == 1
+    after = _decoded(ds)
+    assert (after[:, 5:20, 8:40] == 0).all()
+    outside = np.ones(after.shape[1:3], bool)
+    outside[5:20, 8:40] = False
     assert np.array_equal(after[:, outside], before[:, outside])
 
 

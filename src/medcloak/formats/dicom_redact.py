@@ -1,6 +1,7 @@
 """Region redaction of DICOM Pixel Data, routed by transfer syntax.
 
-- Native (uncompressed) Pixel Data: the samples in the boxes are overwritten in place.
+- Native (uncompressed) Pixel Data: the samples in the boxes are overwritten in place (native
+  YBR_FULL_422 a pair of pixels at a time, as the pair shares its chroma).
 - JPEG baseline and extended (1.2.840.10008.1.2.4.50/.51): each frame is redacted in the
   compressed domain (:mod:`medcloak.pixels.jpeg_redact`), frames in parallel threads; the Pixel
   Data is re-encapsulated one fragment per frame with a rebuilt Basic Offset Table, and an
@@ -95,6 +96,21 @@ def _paint(ds: Dataset, arr: np.ndarray, boxes: Sequence[Box], fill: str, chosen
     return touched
 
 
+def _paint_pairs(ds: Dataset, arr: np.ndarray, boxes: Sequence[Box], fill: str, chosen: list[int]) -> int:
+    """:func:`_paint` for native YBR_FULL_422, ``arr`` (frames, rows, pairs, Y1 Y2 Cb Cr) and
+    boxes in pairs of columns."""
+    level, mid = _levels(ds, fill)
+    touched = 0
+    for x0, y0, x1, y1 in boxes:
+        x1, y1 = min(x1, arr.shape[2]), min(y1, arr.shape[1])
+        if x0 >= x1 or y0 >= y1:
+            continue
+        touched += 1
+        arr[chosen, y0:y1, x0:x1, :2] = level
+        arr[chosen, y0:y1, x0:x1, 2:] = mid
+    return touched
+
+
 def _native(ds: Dataset, ts: str, boxes: Sequence[Box], fill: str, frames: Sequence[int] | None) -> int:
     from pydicom.dataelem import DataElement
 
@@ -105,7 +121,9 @@ def _native(ds: Dataset, ts: str, boxes: Sequence[Box], fill: str, frames: Seque
     samples = _int(ds, "SamplesPerPixel", 1) or 1
     count = _int(ds, "NumberOfFrames", 1) or 1
     photometric = str(ds.get("PhotometricInterpretation", "")).strip()
-    if bits not in (8, 16, 32) or photometric.endswith("_422") or photometric.endswith("_420"):
+    planar = (_int(ds, "PlanarConfiguration", 0) or 0) == 1 and samples > 1
+    pairs = photometric == "YBR_FULL_422" and samples == 3 and not planar and cols % 2 == 0
+    if bits not in (8, 16, 32) or ((photometric.endswith("_422") or photometric.endswith("_420")) and not pairs):
         raise UnsupportedInputError(f"native Pixel Data of {bits}-bit {photometric} cannot be redacted")
     elem = ds.get_item(0x7FE00010)
     raw = bytes(elem.value)
@@ -113,12 +131,18 @@ def _native(ds: Dataset, ts: str, boxes: Sequence[Box], fill: str, frames: Seque
     signed = (_int(ds, "PixelRepresentation", 0) or 0) == 1
     big = ts == "1.2.840.10008.1.2.2"
     dtype = np.dtype(f"{'>' if big else '<'}{'i' if signed else 'u'}{bits // 8}")
-    planar = (_int(ds, "PlanarConfiguration", 0) or 0) == 1 and samples > 1
     arr = np.frombuffer(raw[:length], dtype).copy()
-    arr = arr.reshape((count, samples, rows, cols) if planar else (count, rows, cols, samples))
-    # planar data painted through a view with the samples last
-    view = arr.transpose(0, 2, 3, 1) if planar else arr
-    touched = _paint(ds, view, boxes, fill, _frames_selected(frames, count), photometric)
+    if pairs:
+        # two pixels share their chroma, stored Y1 Y2 Cb Cr: painted a pair at a time, boxes
+        # rounded outward to even columns
+        arr = arr.reshape(count, rows, cols // 2, 4)
+        boxes = [(x0 // 2, y0, (x1 + 1) // 2, y1) for x0, y0, x1, y1 in boxes]
+        touched = _paint_pairs(ds, arr, boxes, fill, _frames_selected(frames, count))
+    else:
+        arr = arr.reshape((count, samples, rows, cols) if planar else (count, rows, cols, samples))
+        # planar data painted through a view with the samples last
+        view = arr.transpose(0, 2, 3, 1) if planar else arr
+        touched = _paint(ds, view, boxes, fill, _frames_selected(frames, count), photometric)
     if touched:
         data = arr.tobytes() + raw[length:]
         ds[0x7FE00010] = DataElement(0x7FE00010, elem.VR or "OW", data)
