@@ -10,14 +10,16 @@
   when their plug-ins are installed): decoded, redacted and re-encoded losslessly in the same
   syntax, the result decoded again and compared. JPEG-LS near-lossless is re-encoded with NEAR=0,
   which keeps every decoded pixel exactly.
-
-Fills are painted in the colour space of the samples at hand, so that black, grey and white show
-as such after a standard decode: YCbCr (colour differences at mid value) for YBR_FULL samples, RGB
-for RGB samples and for JPEG 2000's YBR_RCT/YBR_ICT, which the decoder turns into RGB.
 - Anything else (the JPEG lossless processes, which have no encoder under a permissive licence
   here; lossy JPEG 2000, whose re-encoding is never exact; video): no exact route, so
   :class:`UnsupportedInputError`; during a run the object is quarantined. Unredacted pixels are
   never released.
+
+Fills are painted in the colour space of the samples at hand, so that black, grey and white show
+as such after a standard decode: YCbCr (colour differences at mid value) for YBR_FULL samples, RGB
+for RGB samples and for JPEG 2000's YBR_RCT/YBR_ICT, which the decoder turns into RGB; JPEG
+frames as DICOM readers decode them (:func:`medcloak.pixels.jpeg_redact.dicom_ycc`). Black is
+the highest value of MONOCHROME1.
 """
 
 from __future__ import annotations
