@@ -434,6 +434,11 @@ def run(
                 bar.add(outcome)
                 if outcome.status != "ok":
                     log.info("%s %s: %s", outcome.object_id, outcome.status, outcome.reason)
+                elif outcome.actions.get("pixel-whole-image-blanked"):
+                    log.warning(
+                        "%s: no usable SequenceOfUltrasoundRegions: outside_ultrasound_regions blanked the whole image",
+                        outcome.object_id,
+                    )
                 if on_outcome is not None:
                     on_outcome(outcome)
         _settle_duplicates(audit_path, job, keyring, book.record)

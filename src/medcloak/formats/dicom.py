@@ -200,21 +200,29 @@ def deidentify_dataset(
     return ctx, identity
 
 
-def _clean_pixels(ds: Dataset, transfer_syntax: str, profile: Profile, regions: Sequence[RegionTemplate]) -> int:
+def _clean_pixels(
+    ds: Dataset, transfer_syntax: str, profile: Profile, regions: Sequence[RegionTemplate]
+) -> dict[str, int]:
     """Redact the boxes of the region templates that match ``ds`` (Clean Pixel Data option);
-    returns the amount redacted, 0 when no template matches."""
+    returns the actions for the manifest, empty when no template matches. An
+    ``outside_ultrasound_regions`` template on an image without usable ultrasound regions
+    blanks the whole image: recorded as ``pixel-whole-image-blanked`` (the run logs a warning)."""
+    actions: dict[str, int] = {}
     if not profile.has("clean-pixel-data") or not regions or 0x7FE00010 not in ds:
-        return 0
-    from ..rules.regions import select
+        return actions
+    from ..rules.regions import blanks_whole_image, select
     from .dicom_redact import redact_dataset
 
     boxes, names, fill = select(ds, list(regions))
     if not names:
-        return 0
-    done = redact_dataset(ds, transfer_syntax, boxes, fill)
+        return actions
+    redact_dataset(ds, transfer_syntax, boxes, fill)
     # a matching template whose boxes miss the image still vouches for the image: text is
     # where the template says, and there is none inside the image
-    return max(done, 1)
+    actions["pixel-regions-redacted"] = 1
+    if blanks_whole_image(ds, list(regions)):
+        actions["pixel-whole-image-blanked"] = 1
+    return actions
 
 
 def deidentify_dicom(
@@ -240,8 +248,7 @@ def deidentify_dicom(
         originals = (_uid_of(ds, 0x0020000D), _uid_of(ds, 0x0020000E), _uid_of(ds, 0x00080018))
         cleaned = _clean_pixels(ds, transfer_syntax, profile, regions)
         ctx, identity = deidentify_dataset(ds, profile, keyring, pixels_cleaned=bool(cleaned), faces_cleaned=faces_cleaned)
-        if cleaned:
-            ctx.counts["pixel-regions-redacted"] += 1
+        ctx.counts.update(cleaned)
         if strip_jpeg_frames(ds, transfer_syntax):
             ctx.counts["jpeg-frames-stripped"] += 1
         if not UID(transfer_syntax).is_implicit_VR and any(ds.get_item(t).VR is None for t in ds.keys()):

@@ -1,6 +1,7 @@
 """Region redaction of DICOM Pixel Data, routed by transfer syntax.
 
-- Native (uncompressed) Pixel Data: the samples in the boxes are overwritten in place.
+- Native (uncompressed) Pixel Data: the samples in the boxes are overwritten in place (native
+  YBR_FULL_422 a pair of pixels at a time, as the pair shares its chroma).
 - JPEG baseline and extended (1.2.840.10008.1.2.4.50/.51): each frame is redacted in the
   compressed domain (:mod:`medcloak.pixels.jpeg_redact`), frames in parallel threads; the Pixel
   Data is re-encapsulated one fragment per frame with a rebuilt Basic Offset Table, and an
@@ -13,6 +14,12 @@
   here; lossy JPEG 2000, whose re-encoding is never exact; video): no exact route, so
   :class:`UnsupportedInputError`; during a run the object is quarantined. Unredacted pixels are
   never released.
+
+Fills are painted in the colour space of the samples at hand, so that black, grey and white show
+as such after a standard decode: YCbCr (colour differences at mid value) for YBR_FULL samples, RGB
+for RGB samples and for JPEG 2000's YBR_RCT/YBR_ICT, which the decoder turns into RGB; JPEG
+frames as DICOM readers decode them (:func:`medcloak.pixels.jpeg_redact.dicom_ycc`). Black is
+the highest value of MONOCHROME1.
 """
 
 from __future__ import annotations
@@ -66,11 +73,19 @@ def _levels(ds: Dataset, fill: str) -> tuple[int, int]:
     return level, mid
 
 
-def _paint(ds: Dataset, arr: np.ndarray, boxes: Sequence[Box], fill: str, chosen: list[int]) -> int:
+#: colour spaces of a decoded array whose second and third samples are colour differences, which
+#: a standard decode (pydicom's, a viewer's) converts to RGB
+YCC = frozenset({"YBR_FULL", "YBR_FULL_422"})
+
+
+def _paint(ds: Dataset, arr: np.ndarray, boxes: Sequence[Box], fill: str, chosen: list[int], space: str) -> int:
     """Fill ``boxes`` (clipped) of the ``chosen`` frames of ``arr`` (frames, rows, columns,
-    samples) in place; colour differences of YBR get the mid value. Returns the boxes that hit."""
+    samples) in place. ``space`` is the colour space ``arr`` is in (not always the Photometric
+    Interpretation: JPEG 2000 decoders undo YBR_RCT and YBR_ICT, giving RGB); in YBR_FULL the
+    colour differences get the mid value, so that black is black once converted to RGB. Returns
+    the boxes that hit."""
     level, mid = _levels(ds, fill)
-    chroma = str(ds.get("PhotometricInterpretation", "")).strip().startswith("YBR")
+    chroma = space in YCC
     rows, cols = arr.shape[1], arr.shape[2]
     touched = 0
     for x0, y0, x1, y1 in boxes:
@@ -80,6 +95,21 @@ def _paint(ds: Dataset, arr: np.ndarray, boxes: Sequence[Box], fill: str, chosen
         touched += 1
         for s in range(arr.shape[3]):
             arr[chosen, y0:y1, x0:x1, s] = mid if (chroma and s > 0) else level
+    return touched
+
+
+def _paint_pairs(ds: Dataset, arr: np.ndarray, boxes: Sequence[Box], fill: str, chosen: list[int]) -> int:
+    """:func:`_paint` for native YBR_FULL_422, ``arr`` (frames, rows, pairs, Y1 Y2 Cb Cr) and
+    boxes in pairs of columns."""
+    level, mid = _levels(ds, fill)
+    touched = 0
+    for x0, y0, x1, y1 in boxes:
+        x1, y1 = min(x1, arr.shape[2]), min(y1, arr.shape[1])
+        if x0 >= x1 or y0 >= y1:
+            continue
+        touched += 1
+        arr[chosen, y0:y1, x0:x1, :2] = level
+        arr[chosen, y0:y1, x0:x1, 2:] = mid
     return touched
 
 
@@ -93,7 +123,9 @@ def _native(ds: Dataset, ts: str, boxes: Sequence[Box], fill: str, frames: Seque
     samples = _int(ds, "SamplesPerPixel", 1) or 1
     count = _int(ds, "NumberOfFrames", 1) or 1
     photometric = str(ds.get("PhotometricInterpretation", "")).strip()
-    if bits not in (8, 16, 32) or photometric.endswith("_422") or photometric.endswith("_420"):
+    planar = (_int(ds, "PlanarConfiguration", 0) or 0) == 1 and samples > 1
+    pairs = photometric == "YBR_FULL_422" and samples == 3 and not planar and cols % 2 == 0
+    if bits not in (8, 16, 32) or ((photometric.endswith("_422") or photometric.endswith("_420")) and not pairs):
         raise UnsupportedInputError(f"native Pixel Data of {bits}-bit {photometric} cannot be redacted")
     elem = ds.get_item(0x7FE00010)
     raw = bytes(elem.value)
@@ -101,12 +133,18 @@ def _native(ds: Dataset, ts: str, boxes: Sequence[Box], fill: str, frames: Seque
     signed = (_int(ds, "PixelRepresentation", 0) or 0) == 1
     big = ts == "1.2.840.10008.1.2.2"
     dtype = np.dtype(f"{'>' if big else '<'}{'i' if signed else 'u'}{bits // 8}")
-    planar = (_int(ds, "PlanarConfiguration", 0) or 0) == 1 and samples > 1
     arr = np.frombuffer(raw[:length], dtype).copy()
-    arr = arr.reshape((count, samples, rows, cols) if planar else (count, rows, cols, samples))
-    # planar data painted through a view with the samples last
-    view = arr.transpose(0, 2, 3, 1) if planar else arr
-    touched = _paint(ds, view, boxes, fill, _frames_selected(frames, count))
+    if pairs:
+        # two pixels share their chroma, stored Y1 Y2 Cb Cr: painted a pair at a time, boxes
+        # rounded outward to even columns
+        arr = arr.reshape(count, rows, cols // 2, 4)
+        boxes = [(x0 // 2, y0, (x1 + 1) // 2, y1) for x0, y0, x1, y1 in boxes]
+        touched = _paint_pairs(ds, arr, boxes, fill, _frames_selected(frames, count))
+    else:
+        arr = arr.reshape((count, samples, rows, cols) if planar else (count, rows, cols, samples))
+        # planar data painted through a view with the samples last
+        view = arr.transpose(0, 2, 3, 1) if planar else arr
+        touched = _paint(ds, view, boxes, fill, _frames_selected(frames, count), photometric)
     if touched:
         data = arr.tobytes() + raw[length:]
         ds[0x7FE00010] = DataElement(0x7FE00010, elem.VR or "OW", data)
@@ -136,8 +174,12 @@ def _jpeg(ds: Dataset, boxes: Sequence[Box], fill: str, frames: Sequence[int] | 
         raise CorruptInputError(f"encapsulated JPEG holds {len(streams)} streams for {count} frames")
     chosen = _frames_selected(frames, count)
 
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip()
+    if photometric == "MONOCHROME1":  # displayed black is the highest value
+        fill = {"black": "white", "white": "black"}.get(fill, fill)
+
     def one(i: int) -> tuple[int, bytes, int]:
-        result = redact_jpeg_detailed(streams[i], boxes, fill)
+        result = redact_jpeg_detailed(streams[i], boxes, fill, photometric)
         return i, result.data, result.blocks
 
     out = list(streams)
@@ -156,14 +198,19 @@ def _jpeg(ds: Dataset, boxes: Sequence[Box], fill: str, frames: Sequence[int] | 
 
 
 def _reencode(ds: Dataset, ts: str, boxes: Sequence[Box], fill: str, frames: Sequence[int] | None) -> int:
+    from pydicom.pixels import get_decoder
+
     _need_plugin(ts)  # before decoding, which would fail less clearly
-    # raw: colour stays in its stored space (YBR stays YBR), so re-encoding keeps every sample
-    ds.pixel_array_options(raw=True)
-    arr = ds.pixel_array
+    # raw: no colour conversion by pydicom (YBR_FULL stays YBR_FULL), so re-encoding keeps every
+    # sample; the codec's own transform is undone all the same (JPEG 2000's RCT/ICT give RGB), and
+    # the decoder says which space the array is in: the fill is painted in that space
+    ds.pixel_array_options(raw=True)  # for the comparison after re-encoding
+    arr, meta = get_decoder(ts).as_array(ds, raw=True)
+    space = str(meta.get("photometric_interpretation", ds.get("PhotometricInterpretation", ""))).strip()
     count = _int(ds, "NumberOfFrames", 1) or 1
     rows, cols = arr.shape[-3:-1] if arr.ndim == 4 or (arr.ndim == 3 and count == 1) else arr.shape[-2:]
     shaped = arr.reshape(count, rows, cols, -1).copy()
-    touched = _paint(ds, shaped, boxes, fill, _frames_selected(frames, count))
+    touched = _paint(ds, shaped, boxes, fill, _frames_selected(frames, count), space)
     if not touched:
         return 0
     encode_frames(ds, ts, [shaped[i] if shaped.shape[3] > 1 else shaped[i, :, :, 0] for i in range(count)])

@@ -176,17 +176,33 @@ def _flags(layout: JpegLayout, geo: _Geometry, boxes: list[Box]) -> tuple[np.nda
     return np.ascontiguousarray(_coding_order(layout, geo, grids)), tuple(regions)
 
 
-def _fill_dc(layout: JpegLayout, fill: str, shift: int) -> np.ndarray | None:
+def dicom_ycc(layout: JpegLayout, photometric: str) -> bool:
+    """Whether a DICOM reader shows components 2 and 3 of a frame as colour differences: the
+    Photometric Interpretation decides (YBR_FULL, YBR_FULL_422), unless the stream says otherwise
+    as pydicom reads it: an Adobe marker with transform 1 (libjpeg converts whatever DICOM says),
+    component identifiers 'RGB' (taken as RGB), or a JFIF marker (taken as YCbCr). libjpeg's
+    guess from identifiers alone (:attr:`JpegLayout.ycc`) is not what DICOM readers follow."""
+    if len(layout.components) != 3:
+        return False
+    if layout.adobe_transform == 1:
+        return True
+    if tuple(c.ident for c in layout.components) in ((82, 71, 66), (114, 103, 98)):
+        return False
+    return layout.jfif or photometric.strip() in ("YBR_FULL", "YBR_FULL_422")
+
+
+def _fill_dc(layout: JpegLayout, fill: str, shift: int, ycc: bool) -> np.ndarray | None:
     """The DC of a flat block decoding to the fill's level (0, mid-grey, or the maximum) in each
-    component; colour-difference components get mid-grey. ``shift`` moves black further down and
-    white further up (the same decoded value once clamped); None when it leaves the DC range."""
+    component; colour-difference components (``ycc``) get mid-grey. ``shift`` moves black further
+    down and white further up (the same decoded value once clamped); None when it leaves the DC
+    range."""
     half = 1 << (layout.precision - 1)
     level = {"black": 0, "grey": half, "white": 2 * half - 1}[fill]
     # |DC x Q| / 8 stays within twice the sample range, which decoders' range limiting clamps
     limit = 16 * half
     out = np.zeros(len(layout.components), np.int64)
     for i, c in enumerate(layout.components):
-        target = half if (layout.ycc and i in (1, 2)) else level
+        target = half if (ycc and i in (1, 2)) else level
         q0 = layout.quant[c.tq][0]
         if q0 == 0:
             raise CorruptInputError("JPEG quantization table with a zero entry")
@@ -341,9 +357,13 @@ def _rebuild(data: bytes, src: np.ndarray, layout: JpegLayout, geo: _Geometry, f
     return b"".join(pieces)
 
 
-def redact_jpeg_detailed(data: bytes, boxes: Iterable[Sequence[int]], fill: str = "black") -> Redaction:
+def redact_jpeg_detailed(
+    data: bytes, boxes: Iterable[Sequence[int]], fill: str = "black", photometric: str | None = None
+) -> Redaction:
     """Redact ``boxes`` (pixel rectangles ``(x0, y0, x1, y1)``, ends exclusive) of one JPEG stream;
-    see the module documentation. Bytes after the EOI are kept as they are."""
+    see the module documentation. Bytes after the EOI are kept as they are. ``photometric``: the
+    Photometric Interpretation of a DICOM frame, which decides whether the fill is painted in
+    YCbCr (:func:`dicom_ycc`); without it, as libjpeg decodes a JPEG file."""
     from medcloak_kernels.jpeg_scan import CORRUPT, MISSING_DC, MISSING_EOB, TAIL, redact_scan
 
     if fill not in FILLS:
@@ -351,6 +371,7 @@ def redact_jpeg_detailed(data: bytes, boxes: Iterable[Sequence[int]], fill: str 
     data = bytes(data)
     checked = _check_boxes(boxes)
     layout = parse(data)
+    ycc = layout.ycc if photometric is None else dicom_ycc(layout, photometric)
     geo = _geometry(layout)
     flags, regions = _flags(layout, geo, checked)
     count = int(flags.sum())
@@ -364,7 +385,7 @@ def redact_jpeg_detailed(data: bytes, boxes: Iterable[Sequence[int]], fill: str 
     scan_len = layout.scan_end - layout.scan_start
     segs = np.zeros((len(layout.restarts) + 1, 3), np.int64)
     for shift in range(0, 33 if fill != "grey" else 1):
-        values = _fill_dc(layout, fill, shift)
+        values = _fill_dc(layout, fill, shift, ycc)
         if values is None:
             break
         n, out = _run(
@@ -386,7 +407,7 @@ def redact_jpeg_detailed(data: bytes, boxes: Iterable[Sequence[int]], fill: str 
             if n == CORRUPT:
                 raise CorruptInputError("JPEG entropy-coded data is corrupt or truncated")
             raise CorruptInputError("JPEG restart markers do not match the restart interval")
-    values = _fill_dc(layout, fill, 0)
+    values = _fill_dc(layout, fill, 0, ycc)
     assert values is not None
     return Redaction(_rebuild(data, src, layout, geo, flags, values), regions, count, "rebuilt-tables")
 

@@ -16,7 +16,9 @@ A TOML file of ``[[region]]`` tables::
 
 A predicate names a DICOM keyword and a value, or a list of alternatives; text compares without
 regard to case and may use ``*`` and ``?``; numbers compare as numbers. Every predicate of a
-template must hold. All matching templates apply, the union of their boxes is redacted.
+template must hold. All matching templates apply, the union of their boxes is redacted. An
+``outside_ultrasound_regions`` template on an image with no usable region redacts the whole image
+(:func:`blanks_whole_image`; the run records and logs it).
 """
 
 from __future__ import annotations
@@ -128,12 +130,11 @@ def load_regions(path: str | Path) -> list[RegionTemplate]:
     return parse_regions(doc, p.name)
 
 
-def outside_regions(ds: Dataset) -> list[Box]:
-    """Boxes covering the image outside every item of the Sequence of Ultrasound Regions (whose
-    maxima are inclusive), as horizontal bands; the whole image when there is no region."""
+def ultrasound_regions(ds: Dataset) -> list[Box]:
+    """The items of the Sequence of Ultrasound Regions as boxes (ends exclusive; the attributes'
+    maxima are inclusive), clipped to the image; incomplete items and items outside the image
+    are left out."""
     rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    if rows <= 0 or cols <= 0:
-        return []
     keep = []
     for item in ds.get("SequenceOfUltrasoundRegions", []) or []:
         try:
@@ -144,6 +145,16 @@ def outside_regions(ds: Dataset) -> list[Box]:
         x0, y0, x1, y1 = max(0, x0), max(0, y0), min(cols, x1), min(rows, y1)
         if x0 < x1 and y0 < y1:
             keep.append((x0, y0, x1, y1))
+    return keep
+
+
+def outside_regions(ds: Dataset) -> list[Box]:
+    """Boxes covering the image outside every item of the Sequence of Ultrasound Regions, as
+    horizontal bands; the whole image when there is no region (:func:`blanks_whole_image`)."""
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    if rows <= 0 or cols <= 0:
+        return []
+    keep = ultrasound_regions(ds)
     edges = sorted({0, rows, *(y for k in keep for y in (k[1], k[3]))})
     boxes: list[Box] = []
     for top, bottom in zip(edges, edges[1:]):
@@ -170,3 +181,11 @@ def select(ds: Dataset, templates: list[RegionTemplate]) -> tuple[list[Box], lis
             names.append(t.name)
             boxes += t.boxes_for(ds)
     return boxes, names, fill
+
+
+def blanks_whole_image(ds: Dataset, templates: list[RegionTemplate]) -> bool:
+    """Whether a matching ``outside_ultrasound_regions`` template finds no usable ultrasound
+    region in ``ds`` (none, or only incomplete ones or ones outside the image), so that it
+    redacts the whole image."""
+    outside = any(t.outside_ultrasound_regions and t.matches(ds) for t in templates)
+    return outside and not ultrasound_regions(ds)
