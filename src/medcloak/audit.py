@@ -125,6 +125,8 @@ class Audit:
         }
         if outcome.conflict:
             line["conflict"] = outcome.conflict
+        if outcome.rank:
+            line["rank"] = list(outcome.rank)
         self._manifest.write(json.dumps(line, sort_keys=True) + "\n")
         self._manifest.flush()
 

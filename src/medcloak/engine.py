@@ -92,7 +92,7 @@ def process(task: Task, job: Job) -> Outcome:
         raise
     except DuplicateObject as exc:
         return Outcome(src.path, task.object_id, "skipped", reason=str(exc), bytes_in=src.size,
-                       conflict=exc.relpath, digests=(exc.digest,))
+                       conflict=exc.relpath, digests=(exc.digest,), rank=exc.rank)
     except SkippedObject as exc:
         return Outcome(src.path, task.object_id, "skipped", reason=str(exc), bytes_in=src.size)
     except MedcloakError as exc:
@@ -113,6 +113,7 @@ def process(task: Task, job: Job) -> Outcome:
         actions=released.counts,
         digests=tuple(hashlib.sha256(d).hexdigest() for d in (released.data, *(d for _, d in extra))),
         bytes_in=src.size,
+        rank=released.rank,
     )
 
 
@@ -208,23 +209,32 @@ def _series(task: Task, job: Job) -> list[Outcome]:
             publish(released, Path(job.out), replace=job.replace)
         except DuplicateObject as exc:
             outcomes.append(Outcome(source.path, oid, "skipped", reason=str(exc), bytes_in=source.size,
-                                    conflict=exc.relpath, digests=(exc.digest,)))
+                                    conflict=exc.relpath, digests=(exc.digest,), rank=exc.rank))
             continue
         counts = dict(released.counts)
         counts["series-" + status.replace(" ", "-")] = 1
         outcomes.append(Outcome(
             source.path, oid, "ok", outputs=(released.relpath,), uid_pairs=tuple(sorted(released.uid_pairs.items())),
             patient_pair=released.patient_pair, actions=counts, digests=(hashlib.sha256(released.data).hexdigest(),),
-            bytes_in=source.size,
+            bytes_in=source.size, rank=released.rank,
         ))
     return outcomes
 
 
+def _claim_order(entry: dict[str, Any]) -> tuple[Any, ...]:
+    """Who keeps a contested output: the best copy (lowest rank, recorded when the object was
+    processed), then the input path that sorts first. A line without a rank (written by an older
+    release) comes after every ranked one."""
+    rank = entry.get("rank")
+    return (0, tuple(rank), entry["input"]) if rank else (1, (), entry["input"])
+
+
 def _settle_duplicates(audit: Path, job: Job, keyring: Keyring, record: Any) -> None:
-    """Make the holder of every contested output the claimant whose input path sorts first, so
-    the release does not depend on which worker finished first; a claimant whose content equals
-    the holder's is released (ok), the others are skipped. Claimants are read from the manifest
-    (this run's and, when resuming, earlier runs')."""
+    """Make the holder of every contested output the best copy among its claimants (see
+    :func:`_claim_order`), so the release does not depend on which worker finished first; a
+    claimant whose content equals the holder's is released (ok), the others are skipped.
+    Claimants, and their ranks, are read from the manifest (this run's and, when resuming,
+    earlier runs'): nothing is read again but the winner, when it does not hold the output yet."""
     lines = read_manifest(audit)
     contested: dict[str, list[dict[str, Any]]] = {e["conflict"]: [] for e in lines.values() if e.get("conflict")}
     if not contested:
@@ -236,7 +246,7 @@ def _settle_duplicates(audit: Path, job: Job, keyring: Keyring, record: Any) -> 
     settle = dataclasses.replace(job, replace=True)
     reason = "duplicate SOP Instance UID: another input object is released as this instance"
     for rel, claimants in sorted(contested.items()):
-        winner = min(claimants, key=lambda e: e["input"])
+        winner = min(claimants, key=_claim_order)
         if winner.get("status") != "ok":
             source = Source(winner["input"], _format_of(Path(winner["input"])), 0)
             outcome = process(Task(source, keyring.token("object", source.path, 12)), settle)
@@ -244,7 +254,7 @@ def _settle_duplicates(audit: Path, job: Job, keyring: Keyring, record: Any) -> 
             if outcome.status != "ok":
                 continue  # the winner fails now: the current holder stays as it is
             winner = {"input": outcome.source, "digests": list(outcome.digests), "status": "ok",
-                      "uids": [list(p) for p in outcome.uid_pairs],
+                      "uids": [list(p) for p in outcome.uid_pairs], "rank": list(outcome.rank),
                       "patient": list(outcome.patient_pair) if outcome.patient_pair else None}
         digest = winner["digests"][0]
         for entry in claimants:
@@ -254,10 +264,11 @@ def _settle_duplicates(audit: Path, job: Job, keyring: Keyring, record: Any) -> 
             if same and entry.get("status") != "ok":
                 record(Outcome(entry["input"], entry.get("id", ""), "ok", outputs=(rel,), digests=(digest,),
                                uid_pairs=tuple(tuple(p) for p in winner.get("uids", [])),  # type: ignore[misc]
-                               patient_pair=tuple(winner["patient"]) if winner.get("patient") else None))  # type: ignore[arg-type]
+                               patient_pair=tuple(winner["patient"]) if winner.get("patient") else None,  # type: ignore[arg-type]
+                               rank=tuple(entry.get("rank") or ())))
             elif not same and entry.get("status") == "ok":
                 record(Outcome(entry["input"], entry.get("id", ""), "skipped", reason=reason, conflict=rel,
-                               digests=tuple(entry.get("digests", []))))
+                               digests=tuple(entry.get("digests", [])), rank=tuple(entry.get("rank") or ())))
 
 
 def _format_of(path: Path) -> str:

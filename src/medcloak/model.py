@@ -56,10 +56,13 @@ class Outcome:
     bytes_in: int = 0
     #: for a duplicate: the output another object holds (the run decides who keeps it)
     conflict: str = ""
+    #: how good a copy of its instance the object is, lowest best (see ``formats.dicom.copy_rank``):
+    #: the run releases the best of the objects that share an output
+    rank: tuple[int, ...] = ()
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         return (Outcome, (self.source, self.object_id, self.status, self.outputs, self.reason, self.uid_pairs,
-                          self.patient_pair, self.actions, self.digests, self.bytes_in, self.conflict))
+                          self.patient_pair, self.actions, self.digests, self.bytes_in, self.conflict, self.rank))
 
 
 @dataclass(frozen=True)
