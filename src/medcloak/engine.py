@@ -76,8 +76,8 @@ def process(task: Task, job: Job) -> Outcome:
     fmt = src.format
     extra: list[tuple[str, bytes]] = []
     try:
-        if fmt.startswith("link-") or fmt == "companion":
-            raise SkippedObject(ACTIONS[fmt].split("(", 1)[1].rstrip(")"))
+        if ACTIONS.get(fmt, "").startswith("skip"):
+            raise SkippedObject(skip_reason(fmt))
         path = Path(src.path)
         if fmt in ("jpeg", "png", "tiff"):
             released = deidentify_photo(path, fmt, job.keyring)
@@ -297,17 +297,31 @@ def _write_documentation(out: Path, profile: Profile, summary: RunSummary) -> No
     (out / "DEIDENTIFICATION.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def skip_reason(fmt: str) -> str:
+    """The reason recorded for an object that discovery already knows to skip."""
+    return ACTIONS[fmt].split("(", 1)[1].rstrip(")")
+
+
 def _dry_run(sources: Iterable[Source]) -> RunSummary:
+    """Print the plan; the summary counts the objects that discovery already knows to skip as
+    skipped and every other as to be released, so that a plan that releases nothing exits as the
+    real run would."""
     counts: Counter[str] = Counter()
     sizes: Counter[str] = Counter()
+    summary = RunSummary()
     for s in sources:
         counts[s.format] += 1
         sizes[s.format] += s.size
+        action = ACTIONS[s.format]
+        if action.startswith("skip"):
+            summary.add(Outcome(s.path, "", "skipped", reason=skip_reason(s.format)))
+        else:
+            summary.add(Outcome(s.path, "", "ok"))
     total = sum(counts.values())
     print(f"plan: {total} objects, {sum(sizes.values()) / 1e6:.1f} MB")
     for fmt in sorted(counts):
         print(f"  {fmt:<13} {counts[fmt]:>9}  {sizes[fmt] / 1e6:>10.1f} MB  {ACTIONS[fmt]}")
-    return RunSummary()
+    return summary
 
 
 def _check_inputs(inputs: list[Path], out: Path, audit: Path) -> None:
@@ -371,13 +385,18 @@ def run(
     on_outcome: Any = None,
     deface_fill: str = "background",
     deface_ears: bool = False,
+    follow_links: bool = False,
 ) -> RunSummary:
     """De-identify ``inputs`` into the release tree ``out``. See the command-line contract.
 
     ``workers``: 1 runs inline; more starts a local Dask cluster of that many processes (a run of
     fewer than :data:`SMALL_RUN` objects runs inline anyway). ``scheduler``: the address of a Dask
     scheduler to use instead; ``client``: a ``distributed.Client`` the caller owns. The summary
-    counts the whole release, resumed objects included.
+    counts the whole release, resumed objects included; its ``exit_status`` is 2 when nothing was
+    released though nothing was quarantined (``nothing_released`` says why). Symbolic links to
+    files are followed when their targets lie inside the inputs, and anywhere with
+    ``follow_links``. Raises :class:`UsageError` when the inputs hold no object at all (before
+    anything is written).
     """
     from .executors import Batcher, make_executor
     from .formats.dicom import STAGING
@@ -397,8 +416,12 @@ def run(
         raise UsageError("--option clean-pixel-data needs region templates (--regions FILE)")
     if templates and not prof.has("clean-pixel-data"):
         raise UsageError("region templates apply under --option clean-pixel-data only")
+    sources = discover(input_paths, exclude=[out_path, audit_path], follow_links=follow_links)
+    head = list(islice(sources, SMALL_RUN))
+    if not head:
+        raise UsageError("no input object found: the inputs hold no file")
     if dry_run:
-        return _dry_run(discover(input_paths, exclude=[out_path, audit_path]))
+        return _dry_run(chain(head, sources))
     try:
         make_private_dir(audit_path)
         keyring = Keyring(load_or_create_secret(audit_path, Path(secret_file) if secret_file else None))
@@ -422,8 +445,6 @@ def run(
     bar = Progress(enabled=progress)
     bar.resumed = len(done)
     started = time.monotonic()
-    sources = discover(input_paths, exclude=[out_path, audit_path])
-    head = list(islice(sources, SMALL_RUN))
     stream = chain(head, sources)
 
     def pending() -> Iterator[Task]:

@@ -79,10 +79,28 @@ class RunSummary:
     ok: int = 0
     quarantined: int = 0
     skipped: int = 0
+    #: reason -> how many objects were skipped for it
+    skip_reasons: dict[str, int] = field(default_factory=dict)
 
     def add(self, outcome: Outcome) -> None:
         setattr(self, outcome.status, getattr(self, outcome.status) + 1)
+        if outcome.status == "skipped":
+            self.skip_reasons[outcome.reason] = self.skip_reasons.get(outcome.reason, 0) + 1
+
+    @property
+    def nothing_released(self) -> str:
+        """Why a run released nothing though it quarantined nothing either ("" otherwise)."""
+        if self.ok or self.quarantined:
+            return ""
+        if not self.skipped:
+            return "no input object found"
+        reasons = "; ".join(f"{n} {r}" for r, n in sorted(self.skip_reasons.items(), key=lambda i: (-i[1], i[0])))
+        found = f"{self.skipped} input object{'s' if self.skipped != 1 else ''}"
+        return f"nothing released: {found} found, all skipped ({reasons})"
 
     @property
     def exit_status(self) -> int:
+        """0: every input object is in the release; 1: some were quarantined; 2: nothing to release."""
+        if self.nothing_released:
+            return 2
         return 1 if self.quarantined else 0
