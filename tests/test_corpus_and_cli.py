@@ -111,6 +111,7 @@ def test_verify_flags_a_tampered_release(corpus_release, tmp_path, capsys):
 
 def test_exit_status_two_on_usage_errors(tmp_path, capsys):
     (tmp_path / "in").mkdir()
+    shutil.copy(pydicom_test_files() / "CT_small.dcm", tmp_path / "in" / "a.dcm")  # not empty: other errors
     assert main(["run", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--option", "no-such-option"]) == 2
     assert main(["run", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--option", "clean-pixel-data"]) == 2
     (tmp_path / "full").mkdir()

@@ -125,6 +125,8 @@ class Audit:
         }
         if outcome.conflict:
             line["conflict"] = outcome.conflict
+        if outcome.rank:
+            line["rank"] = list(outcome.rank)
         self._manifest.write(json.dumps(line, sort_keys=True) + "\n")
         self._manifest.flush()
 
@@ -142,6 +144,9 @@ class Audit:
             status = entry.get("status")
             if status in ("ok", "quarantined", "skipped"):
                 setattr(summary, status, getattr(summary, status) + 1)
+            if status == "skipped":
+                reason = str(entry.get("reason", ""))
+                summary.skip_reasons[reason] = summary.skip_reasons.get(reason, 0) + 1
             if status == "ok":
                 uids.update((a, b) for a, b in entry.get("uids", []))
                 if entry.get("patient"):

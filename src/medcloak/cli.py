@@ -1,8 +1,9 @@
 """The ``medcloak`` command: run, verify, profile show.
 
 Exit status: 0 when every input object is in the release, 1 when any was quarantined (or, for
-``verify``, any finding is an error), 2 on usage errors and when the run cannot go on (the
-release cannot be written), 130 when interrupted.
+``verify``, any finding is an error), 2 on usage errors, when the run cannot go on (the
+release cannot be written) and when it releases nothing (no input object, or every one
+skipped), 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
     run.add_argument("--regions", type=Path, help="region templates (.toml) for --option clean-pixel-data")
     run.add_argument("--dry-run", action="store_true", help="print the plan's summary, write nothing")
+    run.add_argument("--follow-links", action="store_true",
+                     help="follow symbolic links to files outside the inputs too (links inside are always followed)")
     resume = run.add_mutually_exclusive_group()
     resume.add_argument("--resume", action="store_true", help="continue an interrupted run into the same release")
     resume.add_argument("--overwrite", action="store_true", help="replace the release (a medcloak release) in OUT")
@@ -86,9 +89,12 @@ def _run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         deface_fill=args.deface_fill,
         deface_ears=args.deface_ears,
+        follow_links=args.follow_links,
     )
     if not args.dry_run:
         print(f"{summary.ok} released, {summary.quarantined} quarantined, {summary.skipped} skipped")
+    if summary.nothing_released:
+        print(f"medcloak: error: {summary.nothing_released}", file=sys.stderr)
     return summary.exit_status
 
 

@@ -76,8 +76,8 @@ def process(task: Task, job: Job) -> Outcome:
     fmt = src.format
     extra: list[tuple[str, bytes]] = []
     try:
-        if fmt.startswith("link-") or fmt == "companion":
-            raise SkippedObject(ACTIONS[fmt].split("(", 1)[1].rstrip(")"))
+        if ACTIONS.get(fmt, "").startswith("skip"):
+            raise SkippedObject(skip_reason(fmt))
         path = Path(src.path)
         if fmt in ("jpeg", "png", "tiff"):
             released = deidentify_photo(path, fmt, job.keyring)
@@ -92,7 +92,7 @@ def process(task: Task, job: Job) -> Outcome:
         raise
     except DuplicateObject as exc:
         return Outcome(src.path, task.object_id, "skipped", reason=str(exc), bytes_in=src.size,
-                       conflict=exc.relpath, digests=(exc.digest,))
+                       conflict=exc.relpath, digests=(exc.digest,), rank=exc.rank)
     except SkippedObject as exc:
         return Outcome(src.path, task.object_id, "skipped", reason=str(exc), bytes_in=src.size)
     except MedcloakError as exc:
@@ -113,6 +113,7 @@ def process(task: Task, job: Job) -> Outcome:
         actions=released.counts,
         digests=tuple(hashlib.sha256(d).hexdigest() for d in (released.data, *(d for _, d in extra))),
         bytes_in=src.size,
+        rank=released.rank,
     )
 
 
@@ -208,23 +209,32 @@ def _series(task: Task, job: Job) -> list[Outcome]:
             publish(released, Path(job.out), replace=job.replace)
         except DuplicateObject as exc:
             outcomes.append(Outcome(source.path, oid, "skipped", reason=str(exc), bytes_in=source.size,
-                                    conflict=exc.relpath, digests=(exc.digest,)))
+                                    conflict=exc.relpath, digests=(exc.digest,), rank=exc.rank))
             continue
         counts = dict(released.counts)
         counts["series-" + status.replace(" ", "-")] = 1
         outcomes.append(Outcome(
             source.path, oid, "ok", outputs=(released.relpath,), uid_pairs=tuple(sorted(released.uid_pairs.items())),
             patient_pair=released.patient_pair, actions=counts, digests=(hashlib.sha256(released.data).hexdigest(),),
-            bytes_in=source.size,
+            bytes_in=source.size, rank=released.rank,
         ))
     return outcomes
 
 
+def _claim_order(entry: dict[str, Any]) -> tuple[Any, ...]:
+    """Who keeps a contested output: the best copy (lowest rank, recorded when the object was
+    processed), then the input path that sorts first. A line without a rank (written by an older
+    release) comes after every ranked one."""
+    rank = entry.get("rank")
+    return (0, tuple(rank), entry["input"]) if rank else (1, (), entry["input"])
+
+
 def _settle_duplicates(audit: Path, job: Job, keyring: Keyring, record: Any) -> None:
-    """Make the holder of every contested output the claimant whose input path sorts first, so
-    the release does not depend on which worker finished first; a claimant whose content equals
-    the holder's is released (ok), the others are skipped. Claimants are read from the manifest
-    (this run's and, when resuming, earlier runs')."""
+    """Make the holder of every contested output the best copy among its claimants (see
+    :func:`_claim_order`), so the release does not depend on which worker finished first; a
+    claimant whose content equals the holder's is released (ok), the others are skipped.
+    Claimants, and their ranks, are read from the manifest (this run's and, when resuming,
+    earlier runs'): nothing is read again but the winner, when it does not hold the output yet."""
     lines = read_manifest(audit)
     contested: dict[str, list[dict[str, Any]]] = {e["conflict"]: [] for e in lines.values() if e.get("conflict")}
     if not contested:
@@ -236,7 +246,7 @@ def _settle_duplicates(audit: Path, job: Job, keyring: Keyring, record: Any) -> 
     settle = dataclasses.replace(job, replace=True)
     reason = "duplicate SOP Instance UID: another input object is released as this instance"
     for rel, claimants in sorted(contested.items()):
-        winner = min(claimants, key=lambda e: e["input"])
+        winner = min(claimants, key=_claim_order)
         if winner.get("status") != "ok":
             source = Source(winner["input"], _format_of(Path(winner["input"])), 0)
             outcome = process(Task(source, keyring.token("object", source.path, 12)), settle)
@@ -244,7 +254,7 @@ def _settle_duplicates(audit: Path, job: Job, keyring: Keyring, record: Any) -> 
             if outcome.status != "ok":
                 continue  # the winner fails now: the current holder stays as it is
             winner = {"input": outcome.source, "digests": list(outcome.digests), "status": "ok",
-                      "uids": [list(p) for p in outcome.uid_pairs],
+                      "uids": [list(p) for p in outcome.uid_pairs], "rank": list(outcome.rank),
                       "patient": list(outcome.patient_pair) if outcome.patient_pair else None}
         digest = winner["digests"][0]
         for entry in claimants:
@@ -254,10 +264,11 @@ def _settle_duplicates(audit: Path, job: Job, keyring: Keyring, record: Any) -> 
             if same and entry.get("status") != "ok":
                 record(Outcome(entry["input"], entry.get("id", ""), "ok", outputs=(rel,), digests=(digest,),
                                uid_pairs=tuple(tuple(p) for p in winner.get("uids", [])),  # type: ignore[misc]
-                               patient_pair=tuple(winner["patient"]) if winner.get("patient") else None))  # type: ignore[arg-type]
+                               patient_pair=tuple(winner["patient"]) if winner.get("patient") else None,  # type: ignore[arg-type]
+                               rank=tuple(entry.get("rank") or ())))
             elif not same and entry.get("status") == "ok":
                 record(Outcome(entry["input"], entry.get("id", ""), "skipped", reason=reason, conflict=rel,
-                               digests=tuple(entry.get("digests", []))))
+                               digests=tuple(entry.get("digests", [])), rank=tuple(entry.get("rank") or ())))
 
 
 def _format_of(path: Path) -> str:
@@ -286,17 +297,31 @@ def _write_documentation(out: Path, profile: Profile, summary: RunSummary) -> No
     (out / "DEIDENTIFICATION.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def skip_reason(fmt: str) -> str:
+    """The reason recorded for an object that discovery already knows to skip."""
+    return ACTIONS[fmt].split("(", 1)[1].rstrip(")")
+
+
 def _dry_run(sources: Iterable[Source]) -> RunSummary:
+    """Print the plan; the summary counts the objects that discovery already knows to skip as
+    skipped and every other as to be released, so that a plan that releases nothing exits as the
+    real run would."""
     counts: Counter[str] = Counter()
     sizes: Counter[str] = Counter()
+    summary = RunSummary()
     for s in sources:
         counts[s.format] += 1
         sizes[s.format] += s.size
+        action = ACTIONS[s.format]
+        if action.startswith("skip"):
+            summary.add(Outcome(s.path, "", "skipped", reason=skip_reason(s.format)))
+        else:
+            summary.add(Outcome(s.path, "", "ok"))
     total = sum(counts.values())
     print(f"plan: {total} objects, {sum(sizes.values()) / 1e6:.1f} MB")
     for fmt in sorted(counts):
         print(f"  {fmt:<13} {counts[fmt]:>9}  {sizes[fmt] / 1e6:>10.1f} MB  {ACTIONS[fmt]}")
-    return RunSummary()
+    return summary
 
 
 def _check_inputs(inputs: list[Path], out: Path, audit: Path) -> None:
@@ -360,13 +385,18 @@ def run(
     on_outcome: Any = None,
     deface_fill: str = "background",
     deface_ears: bool = False,
+    follow_links: bool = False,
 ) -> RunSummary:
     """De-identify ``inputs`` into the release tree ``out``. See the command-line contract.
 
     ``workers``: 1 runs inline; more starts a local Dask cluster of that many processes (a run of
     fewer than :data:`SMALL_RUN` objects runs inline anyway). ``scheduler``: the address of a Dask
     scheduler to use instead; ``client``: a ``distributed.Client`` the caller owns. The summary
-    counts the whole release, resumed objects included.
+    counts the whole release, resumed objects included; its ``exit_status`` is 2 when nothing was
+    released though nothing was quarantined (``nothing_released`` says why). Symbolic links to
+    files are followed when their targets lie inside the inputs, and anywhere with
+    ``follow_links``. Raises :class:`UsageError` when the inputs hold no object at all (before
+    anything is written).
     """
     from .executors import Batcher, make_executor
     from .formats.dicom import STAGING
@@ -386,8 +416,12 @@ def run(
         raise UsageError("--option clean-pixel-data needs region templates (--regions FILE)")
     if templates and not prof.has("clean-pixel-data"):
         raise UsageError("region templates apply under --option clean-pixel-data only")
+    sources = discover(input_paths, exclude=[out_path, audit_path], follow_links=follow_links)
+    head = list(islice(sources, SMALL_RUN))
+    if not head:
+        raise UsageError("no input object found: the inputs hold no file")
     if dry_run:
-        return _dry_run(discover(input_paths, exclude=[out_path, audit_path]))
+        return _dry_run(chain(head, sources))
     try:
         make_private_dir(audit_path)
         keyring = Keyring(load_or_create_secret(audit_path, Path(secret_file) if secret_file else None))
@@ -411,8 +445,6 @@ def run(
     bar = Progress(enabled=progress)
     bar.resumed = len(done)
     started = time.monotonic()
-    sources = discover(input_paths, exclude=[out_path, audit_path])
-    head = list(islice(sources, SMALL_RUN))
     stream = chain(head, sources)
 
     def pending() -> Iterator[Task]:

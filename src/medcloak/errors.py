@@ -53,13 +53,14 @@ class DuplicateObject(SkippedObject):
     """Another input object is already released under the same name with other content (the same
     SOP Instance UID). ``relpath`` names the contested output; the run settles who keeps it."""
 
-    def __init__(self, message: str, relpath: str, digest: str = "") -> None:
+    def __init__(self, message: str, relpath: str, digest: str = "", rank: tuple[int, ...] = ()) -> None:
         super().__init__(message)
         self.relpath = relpath
         self.digest = digest  # SHA-256 of the content this object would have released
+        self.rank = rank  # how good a copy this object is (lowest best), to settle who keeps it
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (DuplicateObject, (str(self), self.relpath, self.digest))
+        return (DuplicateObject, (str(self), self.relpath, self.digest, self.rank))
 
 
 class RunError(MedcloakError):

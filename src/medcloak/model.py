@@ -56,10 +56,13 @@ class Outcome:
     bytes_in: int = 0
     #: for a duplicate: the output another object holds (the run decides who keeps it)
     conflict: str = ""
+    #: how good a copy of its instance the object is, lowest best (see ``formats.dicom.copy_rank``):
+    #: the run releases the best of the objects that share an output
+    rank: tuple[int, ...] = ()
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         return (Outcome, (self.source, self.object_id, self.status, self.outputs, self.reason, self.uid_pairs,
-                          self.patient_pair, self.actions, self.digests, self.bytes_in, self.conflict))
+                          self.patient_pair, self.actions, self.digests, self.bytes_in, self.conflict, self.rank))
 
 
 @dataclass(frozen=True)
@@ -76,10 +79,28 @@ class RunSummary:
     ok: int = 0
     quarantined: int = 0
     skipped: int = 0
+    #: reason -> how many objects were skipped for it
+    skip_reasons: dict[str, int] = field(default_factory=dict)
 
     def add(self, outcome: Outcome) -> None:
         setattr(self, outcome.status, getattr(self, outcome.status) + 1)
+        if outcome.status == "skipped":
+            self.skip_reasons[outcome.reason] = self.skip_reasons.get(outcome.reason, 0) + 1
+
+    @property
+    def nothing_released(self) -> str:
+        """Why a run released nothing though it quarantined nothing either ("" otherwise)."""
+        if self.ok or self.quarantined:
+            return ""
+        if not self.skipped:
+            return "no input object found"
+        reasons = "; ".join(f"{n} {r}" for r, n in sorted(self.skip_reasons.items(), key=lambda i: (-i[1], i[0])))
+        found = f"{self.skipped} input object{'s' if self.skipped != 1 else ''}"
+        return f"nothing released: {found} found, all skipped ({reasons})"
 
     @property
     def exit_status(self) -> int:
+        """0: every input object is in the release; 1: some were quarantined; 2: nothing to release."""
+        if self.nothing_released:
+            return 2
         return 1 if self.quarantined else 0

@@ -27,7 +27,7 @@ from ..errors import (
 )
 from ..rules.actions import Context, Walker
 from ..verify import scan_for_needles
-from .dicom_pixels import check_pixel_data, strip_jpeg_frames
+from .dicom_pixels import check_pixel_data, jpeg_scan_defects, strip_jpeg_frames
 from .dicom_write import encode, file_meta_bytes
 
 if TYPE_CHECKING:
@@ -55,6 +55,8 @@ class Released:
     uid_pairs: dict[str, str]
     patient_pair: tuple[str, str] | None
     counts: dict[str, int]
+    #: how good a copy of its instance the input was, lowest best (:func:`copy_rank`)
+    rank: tuple[int, ...] = ()
 
 
 def sniff(head: bytes) -> str | None:
@@ -167,6 +169,41 @@ def _add_provenance(ds: Dataset, profile: Profile, pixels_cleaned: bool = False,
     ds[0x00280303] = DataElement(0x00280303, "CS", temporal)
 
 
+#: transfer syntaxes whose pixel data is exactly what was encoded: native, deflated, RLE, the
+#: lossless JPEG processes, JPEG-LS, JPEG 2000, HTJ2K and JPEG XL lossless. Every other one (JPEG
+#: baseline and extended, JPEG-LS near-lossless, JPEG 2000 and HTJ2K "lossless or lossy", video,
+#: JPEG XL, private ones) may have lost information.
+LOSSLESS_TRANSFER_SYNTAXES = frozenset({
+    "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.98", "1.2.840.10008.1.2.1.99",
+    "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.58",
+    "1.2.840.10008.1.2.4.65", "1.2.840.10008.1.2.4.66", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80",
+    "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.92", "1.2.840.10008.1.2.4.110", "1.2.840.10008.1.2.4.201",
+    "1.2.840.10008.1.2.4.202",
+})
+
+
+def copy_rank(ds: Dataset, transfer_syntax: str) -> tuple[int, ...]:
+    """How good a copy of its SOP instance the object is, as a curator chooses among copies that
+    share a SOP Instance UID; the lowest rank is released. In order: pixel data in a lossy transfer
+    syntax ranks after a lossless or native one (judged by the syntax: a copy decompressed from a
+    lossy one, Lossy Image Compression 01, still beats its lossy re-encodings); then Lossy Image
+    Compression 01 after 00 or none; then JPEG frames whose scan does not fit their coding
+    process; then fewer pixel bits (frames x rows x columns x samples x bits stored); then fewer
+    top-level elements. Ties go to the input path (the engine's settlement)."""
+    pixels = 0x7FE00010 in ds
+    lossy = int(pixels and transfer_syntax not in LOSSLESS_TRANSFER_SYNTAXES)
+    flagged = int(str(ds.get("LossyImageCompression", "") or "").strip() == "01")
+    amount = 0
+    if pixels:
+        amount = 1
+        for keyword in ("NumberOfFrames", "Rows", "Columns", "SamplesPerPixel", "BitsStored"):
+            try:
+                amount *= max(int(ds.get(keyword) or 1), 1)
+            except (TypeError, ValueError):
+                pass  # a value that is not a number counts as 1 (Pixel Data's own check judges it)
+    return (lossy, flagged, jpeg_scan_defects(ds, transfer_syntax), -amount, -len(ds))
+
+
 def _transfer_syntax(ds: Dataset) -> str:
     from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
@@ -245,6 +282,7 @@ def deidentify_dicom(
     transfer_syntax = _transfer_syntax(ds)
     try:
         check_pixel_data(ds, transfer_syntax)
+        rank = copy_rank(ds, transfer_syntax)
         originals = (_uid_of(ds, 0x0020000D), _uid_of(ds, 0x0020000E), _uid_of(ds, 0x00080018))
         cleaned = _clean_pixels(ds, transfer_syntax, profile, regions)
         ctx, identity = deidentify_dataset(ds, profile, keyring, pixels_cleaned=bool(cleaned), faces_cleaned=faces_cleaned)
@@ -280,7 +318,7 @@ def deidentify_dicom(
         )
     )
     original_id = identity[3:].rsplit("|", 1)[0] if identity.startswith("id:") else identity
-    return Released(data, relpath, ctx.uid_pairs, (original_id, new_patient), dict(ctx.counts))
+    return Released(data, relpath, ctx.uid_pairs, (original_id, new_patient), dict(ctx.counts), rank)
 
 
 def _native_pixel_length(ds: Dataset, transfer_syntax: str) -> int:
@@ -344,6 +382,7 @@ def publish(released: Released, out_root: Path, replace: bool = False) -> Path:
                 "duplicate SOP Instance UID: another input object is released as this instance",
                 released.relpath,
                 hashlib.sha256(released.data).hexdigest(),
+                released.rank,
             ) from None
         except FileNotFoundError:  # the folder went away between mkdir and link
             target.parent.mkdir(parents=True, exist_ok=True)

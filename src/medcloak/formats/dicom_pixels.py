@@ -100,6 +100,52 @@ def items(data: bytes) -> list[bytes]:
     return out
 
 
+def _scan_fits(stream: bytes) -> bool:
+    """Whether the first scan header of a JPEG stream fits its frame's coding process (ISO/IEC
+    10918-1 B.2.3): a sequential scan covers coefficients 0 to 63 without approximation, a
+    lossless one names a predictor. Other processes are not judged here."""
+    pos, n, process = 2, len(stream), 0
+    while pos + 4 <= n:
+        if stream[pos] != 0xFF:
+            return False
+        code = stream[pos + 1]
+        if code == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if code == 0x01 or 0xD0 <= code <= 0xD7:
+            pos += 2
+            continue
+        length = (stream[pos + 2] << 8) | stream[pos + 3]
+        payload = stream[pos + 4 : pos + 2 + length]
+        if 0xC0 <= code <= 0xCF and code not in (0xC4, 0xC8, 0xCC):
+            process = code
+        elif code == 0xDA:
+            ns = payload[0] if payload else 0
+            if len(payload) < 4 + 2 * ns:
+                return False
+            ss, se, ahal = payload[1 + 2 * ns : 4 + 2 * ns]
+            if process in (0xC0, 0xC1, 0xC9):
+                return ss == 0 and se == 63 and ahal == 0
+            if process in (0xC3, 0xCB):
+                return 1 <= ss <= 7 and se == 0 and ahal >> 4 == 0
+            return True
+        pos += 2 + length
+    return False
+
+
+def jpeg_scan_defects(ds: Dataset, transfer_syntax: str) -> int:
+    """How many frames of JPEG (ISO/IEC 10918) Pixel Data have a scan header that does not fit
+    their coding process (pydicom's ``JPEG-lossy.dcm``: a sequential scan ending at coefficient
+    0), which decoders read differently if at all: a well-formed copy of the instance is better.
+    Raises :class:`CorruptInputError` when the streams do not parse."""
+    if transfer_syntax not in JPEG_10918 or 0x7FE00010 not in ds:
+        return 0
+    from ..pixels.jpeg_meta import split_frames
+
+    value = ds.get_item(0x7FE00010).value
+    return sum(not _scan_fits(frame) for frame in split_frames(b"".join(items(bytes(value))[1:])))
+
+
 def strip_jpeg_frames(ds: Dataset, transfer_syntax: str) -> int:
     """Remove APPn/COM metadata from every JPEG frame of encapsulated Pixel Data.
 
