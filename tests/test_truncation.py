@@ -265,3 +265,27 @@ def test_new_quarantines_of_third_party_files_have_the_right_reason():
             counts["missing"] += 1
     assert counts["truncated"] == len(TRUNCATED)
     assert counts["ok"] >= 80 and counts["burned"] >= 70, counts
+
+
+def test_structural_faults_that_are_not_truncation():
+    from pydicom.filebase import DicomBytesIO
+
+    base = (pydicom_test_files() / "rtplan.dcm").read_bytes()
+    check_structure(base)
+    ds = pydicom.dcmread(DicomBytesIO(base))
+    assert ds.original_encoding[0]  # implicit VR little endian
+    beams = ds.get_item(0x300A00B0)
+    head = beams.value_tell - 8
+    # an item delimiter where an element should start
+    with pytest.raises(CorruptInputError, match="^malformed: an item delimiter outside any sequence$"):
+        check_structure(base[:head] + b"\xfe\xff\x0d\xe0\x00\x00\x00\x00" + base[head:])
+    # the first item of Beam Sequence made longer than the sequence holds
+    item = beams.value_tell
+    length = int.from_bytes(base[item + 4 : item + 8], "little")
+    longer = base[: item + 4] + (length + 2).to_bytes(4, "little") + base[item + 8 :]
+    with pytest.raises(CorruptInputError, match="^malformed: "):
+        check_structure(longer)
+    # sequences nested deeper than any reader follows
+    deep = b"\x08\x00\x15\x11\xff\xff\xff\xff\xfe\xff\x00\xe0\xff\xff\xff\xff" * 5000
+    with pytest.raises(CorruptInputError, match="^malformed: sequences nested too deep$"):
+        check_structure(base + deep)

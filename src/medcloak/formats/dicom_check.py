@@ -267,7 +267,10 @@ def check_structure(data: Any) -> None:
         if not inflater.eof:
             raise CorruptInputError("truncated: the deflated data set is cut by the end of the file")
         pos = 0
-    _Walk(data, little).dataset(pos, None, implicit, (), top=True)
+    try:
+        _Walk(data, little).dataset(pos, None, implicit, (), top=True)
+    except RecursionError:
+        raise CorruptInputError("malformed: sequences nested too deep") from None
 
 
 # ---- Type 1 attributes --------------------------------------------------------------------------
