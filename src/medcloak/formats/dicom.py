@@ -84,8 +84,15 @@ def read(path: Path) -> Dataset:
         kind = sniff(fh.read(132))
         if kind is None:
             raise UnsupportedInputError("not a DICOM file")
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
-            check_structure(view)  # pydicom reads a cut value or sequence as a shorter one
+        # pydicom reads a value or sequence cut by the end of the file as a shorter one
+        try:
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
+                check_structure(view)
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, CorruptInputError):
+                raise
+            fh.seek(0)
+            check_structure(fh.read())  # a file that cannot be mapped
         fh.seek(0)
         try:
             return pydicom.dcmread(fh, force=kind == "raw")
