@@ -96,6 +96,7 @@ def verify_file(path: Path, profile: Any, old_uids: set[str], old_ids: list[byte
     """Every finding for one released DICOM file."""
     import pydicom
 
+    from .formats.dicom_check import release_faults, structure_fault
     from .rules.actions import _is_class_uid
 
     findings: list[Finding] = []
@@ -109,11 +110,17 @@ def verify_file(path: Path, profile: Any, old_uids: set[str], old_ids: list[byte
         return findings
     if data[:128] != b"\x00" * 128:
         err("preamble is not zero")
+    fault = structure_fault(data)  # a file cut short reads as a shorter one: look at its bytes
+    if fault is not None:
+        err(fault)
+        return findings
     try:
         ds = pydicom.dcmread(path)
     except Exception as exc:  # noqa: BLE001 - any failure to read is a finding
         err(f"unreadable ({type(exc).__name__})")
         return findings
+    for fault in release_faults(ds):
+        err(fault)
     header = data
     pixels = ds.get_item(0x7FE00010) if 0x7FE00010 in ds else None
     if pixels is not None and not ds.file_meta.TransferSyntaxUID.is_encapsulated:

@@ -7,6 +7,7 @@ preamble, no Data Set Trailing Padding, and the provenance attributes of PS3.15 
 
 from __future__ import annotations
 
+import mmap
 import os
 import uuid
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from ..errors import (
 )
 from ..rules.actions import Context, Walker
 from ..verify import scan_for_needles
+from .dicom_check import burned_in_risk, check_structure, check_type1
 from .dicom_pixels import check_pixel_data, jpeg_scan_defects, strip_jpeg_frames
 from .dicom_write import encode, file_meta_bytes
 
@@ -75,7 +77,8 @@ def sniff(head: bytes) -> str | None:
 
 
 def read(path: Path) -> Dataset:
-    """Read a DICOM file for de-identification; errors are :mod:`medcloak.errors` types."""
+    """Read a DICOM file for de-identification; errors are :mod:`medcloak.errors` types (a file
+    cut short or with broken nesting: :class:`CorruptInputError`, ``truncated: ...``)."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -83,6 +86,15 @@ def read(path: Path) -> Dataset:
         kind = sniff(fh.read(132))
         if kind is None:
             raise UnsupportedInputError("not a DICOM file")
+        # pydicom reads a value or sequence cut by the end of the file as a shorter one
+        try:
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
+                check_structure(view)
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, CorruptInputError):
+                raise
+            fh.seek(0)
+            check_structure(fh.read())  # a file that cannot be mapped
         fh.seek(0)
         try:
             return pydicom.dcmread(fh, force=kind == "raw")
@@ -130,6 +142,14 @@ def _precheck(ds: Dataset, profile: Profile, pixels_cleaned: bool = False, faces
             "Burned In Annotation is not NO and no region template of clean-pixel-data matches"
             if profile.has("clean-pixel-data")
             else "Burned In Annotation is not NO: needs --option clean-pixel-data with region templates"
+        )
+    risk = burned_in_risk(ds) if not pixels_cleaned else None
+    if risk is not None:  # absent is not NO where burned-in text is common
+        why = f"Burned In Annotation is absent from {risk}, where burned-in text is common: counted as YES"
+        raise DeidentificationError(
+            f"{why}, and no region template of clean-pixel-data matches"
+            if profile.has("clean-pixel-data")
+            else f"{why}; needs --option clean-pixel-data with region templates"
         )
     faces = ds.get("RecognizableVisualFeatures")
     if faces is not None and str(faces).strip().upper() == "YES" and not faces_cleaned:
@@ -281,6 +301,7 @@ def deidentify_dicom(
         raise SkippedObject("media directory (DICOMDIR): indexes original paths, not released")
     transfer_syntax = _transfer_syntax(ds)
     try:
+        check_type1(ds)
         check_pixel_data(ds, transfer_syntax)
         rank = copy_rank(ds, transfer_syntax)
         originals = (_uid_of(ds, 0x0020000D), _uid_of(ds, 0x0020000E), _uid_of(ds, 0x00080018))
