@@ -182,6 +182,18 @@ def test_whole_words_in_text_are_found_parts_of_words_and_uids_are_not(tmp_path)
     assert find(data, [probe(UID_ROOT + "1.4711")]) == "PatientID"  # an original UID, whole
 
 
+@pytest.mark.parametrize("charset, encoding", [("ISO_IR 100", "latin-1"), ("ISO_IR 192", "utf-8")])
+def test_case_is_ignored_beyond_ascii(tmp_path, charset, encoding):
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.SpecificCharacterSet = charset
+    ds.PatientName = "Müller^Hans"
+    ds.Manufacturer = "MÜLLER MEDICAL"
+    path = write(ds, tmp_path / "a.dcm")
+    assert "MÜLLER".encode(encoding) in path.read_bytes()
+    with pytest.raises(VerificationError, match="PatientName"):
+        release(path)
+
+
 def test_coded_values_count_only_identifier_like_values(tmp_path):
     ds = base_dataset(UID_ROOT + "1", UID_ROOT + "2", UID_ROOT + "3")
     ds.ImageType = ["ORIGINAL", "PRIMARY", "PERFUSION", "QX778123"]
@@ -202,10 +214,12 @@ def test_dates_are_whole_values(tmp_path):
 
 def test_binary_values_count_only_distinctive_values(tmp_path):
     ds = base_dataset(UID_ROOT + "1", UID_ROOT + "2", UID_ROOT + "3")
-    ds.add(DataElement(0x00282000, "OB", b"\x01\x02acsp 4711 profile by QUENNELLHARRIET\x00\x07 Anon\x00"))
+    ds.add(DataElement(0x00282000, "OB", b"\x01\x02acsp 4711 profile by QUENNELLHARRIET\x00\x07 Anon\x00"
+                                         b"scale 0.123456789 id:87654321\x00"))
     data = write(ds, tmp_path / "a.dcm").read_bytes()
-    assert find(data, [probe("4711"), probe("Anon")]) is None
+    assert find(data, [probe("4711"), probe("Anon"), probe("12345678")]) is None
     assert find(data, [probe("Quennellharriet")]) == "PatientID"
+    assert find(data, [probe("87654321")]) == "PatientID"
 
 
 def test_an_unreadable_object_is_searched_byte_for_byte():

@@ -1,7 +1,8 @@
 """Residual identifiers in a written DICOM object, looked for the way a reader would look.
 
 The object is read element by element by a small parser of its own (independent of the code that
-wrote it: no pydicom, no decoding of numbers), and every value is judged by what it is:
+wrote it: pydicom serves only as the data dictionary of implicit VR), and every value is judged by
+what it is:
 
 - text (PN, LO, SH, LT, ST, UT, UC, AE, UR, and a value of unknown VR that reads as text) is split
   into tokens at spaces, ``^``, ``\\``, ``=`` and punctuation; an original value is found when its
@@ -12,11 +13,13 @@ wrote it: no pydicom, no decoding of numbers), and every value is judged by what
   there, so a name that equals a defined term (``Perfusion`` and Image Type's ``PERFUSION``) is
   no leak;
 - UIDs, dates and times are whole values: an original UID or date counts only as the whole value,
-  and a patient ID inside a new UID or a dummy date is no leak;
+  and a patient ID inside a new UID or a dummy date is no leak. A short or numeric identifier
+  (a four-digit Patient ID) is a leak as a word of a text value, and nowhere else;
 - numbers (IS, DS, binary numbers, native pixel data) hold no identifiers;
 - bytes that no element explains as text (the preamble, OB/OW values, encapsulated pixel data,
-  values that are neither text nor a sequence) are read as a ``strings`` dump would show them,
-  and only long, distinctive originals count there;
+  values that are neither text nor a sequence) are searched byte for byte, ignoring case, for
+  long, distinctive originals only (eight characters or more, four of them different; a number
+  only where it is not part of a longer one);
 - a part the parser cannot read is searched byte for byte for every original (fail closed).
 
 Values medcloak generated itself (new UIDs, shifted dates, dummies, pseudonyms) are passed in as
@@ -52,7 +55,6 @@ _IMPLICIT_TS = "1.2.840.10008.1.2"
 _BIG_TS = "1.2.840.10008.1.2.2"
 _DEFLATED_TS = "1.2.840.10008.1.2.1.99"
 _TOKEN = re.compile(r"\d+(?:\.\d+)+|[^\W_]+")
-_PRINTABLE = re.compile(rb"[\x20-\x7e]{6,}")
 _ASCII_WORD = re.compile(r"[a-z0-9]+")
 _LE = (struct.Struct("<HH"), struct.Struct("<H"), struct.Struct("<I"))
 _BE = (struct.Struct(">HH"), struct.Struct(">H"), struct.Struct(">I"))
@@ -135,11 +137,11 @@ class Fields:
     """What a reader sees in an object: its values by kind, and the bytes nothing explains."""
 
     values: list[tuple[int, str, str]] = field(default_factory=list)  # (kind, vr, text)
-    binary: list[Any] = field(default_factory=list)  # bytes-like, read as strings
+    binary: list[Any] = field(default_factory=list)  # bytes-like, searched for distinctive values
     unparsed: list[bytes] = field(default_factory=list)  # searched byte for byte
     _index: dict[int, tuple[list[tuple[str, ...]], dict[str, list[tuple[int, int]]]]] = field(default_factory=dict)
     _atoms: dict[int, tuple[list[set[str]], set[str]]] | None = None
-    _strings: tuple[tuple[list[tuple[str, ...]], dict[str, list[tuple[int, int]]]], str] | None = None
+    _lowered: list[bytes] | None = None
 
     # -- views, built on first use --------------------------------------------------------------
 
@@ -162,13 +164,11 @@ class Fields:
             self._atoms = atoms
         return self._atoms
 
-    def _binary_strings(self) -> tuple[tuple[list[tuple[str, ...]], dict[str, list[tuple[int, int]]]], str]:
-        """The printable runs of the unexplained bytes, as words and as one text."""
-        if self._strings is None:
-            runs = [m.group().decode("ascii").lower() for chunk in self.binary for m in _PRINTABLE.finditer(chunk)]
-            rows = [tokens(r) for r in runs]
-            self._strings = ((rows, _where(rows)), "\n".join(runs))
-        return self._strings
+    def _binary_lower(self) -> list[bytes]:
+        """The unexplained bytes in lower case (one copy, as a byte search needs)."""
+        if self._lowered is None:
+            self._lowered = [bytes(chunk).lower() for chunk in self.binary]
+        return self._lowered
 
     # -- counting ---------------------------------------------------------------------------------
 
@@ -188,16 +188,17 @@ class Fields:
             elif probe.key in all_dates:
                 n += sum(probe.key in values for values in dates)
         if probe.distinctive and self.binary:
-            words, text = self._binary_strings()
-            if probe.key.isascii():
-                if any(c.isalpha() for c in probe.key):
-                    n += text.count(probe.key) + (text.count(" ".join(probe.words)) if len(probe.words) > 1 else 0)
-                else:  # a number counts as a whole word only (not inside a longer number)
-                    n += _runs(words, probe.words)
-            else:
-                for chunk in self.binary:
-                    raw = bytes(chunk).lower()
-                    n += sum(raw.count(probe.key.encode(c)) for c in ("utf-8", "latin-1"))
+            forms = {probe.key, " ".join(probe.words)}
+            needles = {f.encode(c, "replace") for f in forms for c in ("utf-8", "latin-1")}
+            number = not any(c.isalpha() for c in probe.key)
+            for raw in self._binary_lower():
+                for needle in needles:
+                    if needle not in raw:
+                        continue
+                    if number:  # a number counts as a whole number only, not inside a longer one
+                        n += len(re.findall(rb"(?<![0-9a-z.])" + re.escape(needle) + rb"(?![0-9a-z]|\.[0-9])", raw))
+                    else:
+                        n += raw.count(needle)
         for raw in self.unparsed:
             lowered = raw.lower()
             n += sum(lowered.count(probe.key.encode(c, "replace")) for c in ("utf-8", "latin-1"))
