@@ -132,6 +132,7 @@ def test_verify_release_of_nibabel_and_sr_files(tmp_path):
     (tmp_path / "key").write_bytes(SECRET)
     summary = run([src], tmp_path / "out", secret_file=tmp_path / "key")
     assert summary.ok == 3
+    assert any(b"1234" in p.read_bytes() for p in (tmp_path / "out").rglob("*.dcm"))  # the SR's code
     assert verify_release(tmp_path / "out", tmp_path / "out.audit") == []
 
 
@@ -202,6 +203,23 @@ def test_coded_values_count_only_identifier_like_values(tmp_path):
     assert find(data, [probe("qx778123")]) == "PatientID"
 
 
+def test_a_low_risk_value_counts_only_beyond_what_the_input_kept(tmp_path):
+    """An institution's name that the input also holds in a kept attribute is no leak; one more
+    copy than the input's kept values explain is."""
+    ds = base_dataset(UID_ROOT + "91", UID_ROOT + "92", UID_ROOT + "93")
+    ds.InstitutionName = "Saint Quillon Hospital"
+    ds.Manufacturer = "Saint Quillon Hospital"
+    path = write(ds, tmp_path / "in.dcm")
+    release(path)  # the Manufacturer the profile keeps explains the one copy in the output
+    low = Probe.of("saint quillon hospital", "InstitutionName", False, removed=1)
+    del ds.InstitutionName  # what a release holds: the Manufacturer's copy only
+    once = write(ds, tmp_path / "once.dcm").read_bytes()
+    assert find(once, [low], original=path.read_bytes) is None
+    ds.StudyDescription = "Saint Quillon Hospital CT"
+    twice = write(ds, tmp_path / "twice.dcm").read_bytes()
+    assert find(twice, [low], original=path.read_bytes) == "InstitutionName"
+
+
 def test_dates_are_whole_values(tmp_path):
     ds = base_dataset(UID_ROOT + "1", UID_ROOT + "2", UID_ROOT + "3")
     ds.StudyDate = "19000101"
@@ -225,6 +243,20 @@ def test_binary_values_count_only_distinctive_values(tmp_path):
 def test_an_unreadable_object_is_searched_byte_for_byte():
     data = b"\x00" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\x40\x00" + b"\x00" * 8  # length past the end
     assert find(data + b"xx4711", [probe("4711")]) == "PatientID"
+
+
+@settings(max_examples=200, deadline=None)
+@given(cut=st.integers(0, 3000), flips=st.lists(st.tuples(st.integers(0, 3000), st.integers(0, 255)), max_size=3))
+def test_damaged_bytes_never_break_the_reader(cut, flips):
+    """Whatever the bytes, the reader answers (what it cannot parse it searches byte for byte)."""
+    data = bytearray(Path(get_testdata_file("CT_small.dcm")).read_bytes()[: 3000 - cut])
+    for at, value in flips:
+        if at < len(data):
+            data[at] = value
+    found = find(bytes(data) + b"\x00QUENNELL", [probe("quennell"), probe("4711")])
+    assert found in (None, "PatientID")
+    fields = read(bytes(data), own_output=False)
+    assert fields.values or fields.unparsed or fields.binary or not data
 
 
 def test_deflated_output_is_read_inflated(tmp_path):

@@ -412,7 +412,7 @@ def read(data: bytes, own_output: bool = True) -> Fields:
                     ts = data[pos + head : end_meta].rstrip(b"\x00 ").decode("ascii", "replace")
                 reader.dataset(buf, pos, end_meta, True, True, 0, False)
                 pos = end_meta
-        except _Malformed:
+        except (_Malformed, struct.error):
             out.unparsed.append(data[pos:])
             return out
         finally:
