@@ -240,6 +240,18 @@ def test_binary_values_count_only_distinctive_values(tmp_path):
     assert find(data, [probe("87654321")]) == "PatientID"
 
 
+def test_the_quick_pass_leaves_out_only_real_trailing_pixel_data(tmp_path):
+    from medcloak.residual import scan
+
+    ds = base_dataset(UID_ROOT + "1", UID_ROOT + "2", UID_ROOT + "3")
+    needles = {"quennell": probe("quennell")}
+    n = len(ds.PixelData)
+    assert scan(write(ds, tmp_path / "a.dcm").read_bytes(), needles, n) is None
+    ds.add(DataElement(0x7FE10010, "LO", "SITE PRIVATE 9"))  # an element after the Pixel Data
+    ds.add(DataElement(0x7FE11001, "LO", "QUENNELL"))
+    assert scan(write(ds, tmp_path / "b.dcm").read_bytes(), needles, n) == "PatientID"
+
+
 def test_an_unreadable_object_is_searched_byte_for_byte():
     data = b"\x00" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\x40\x00" + b"\x00" * 8  # length past the end
     assert find(data + b"xx4711", [probe("4711")]) == "PatientID"

@@ -470,7 +470,15 @@ def probes(needles: dict[str, Any]) -> list[Probe]:
 
 def _haystack(data: bytes, pixel_data_length: int) -> bytes | None:
     """The object's bytes in lower case, native pixels left out, for a quick first pass (``None``
-    when there is none: a deflated or a large object)."""
+    when there is none: a deflated or a large object). The last ``pixel_data_length`` bytes are
+    left out only when they are the value of the Pixel Data element that ends the object."""
+    if pixel_data_length:
+        start = len(data) - pixel_data_length
+        head = data[max(start - 12, 0) : start]
+        little = head[-4:] == pixel_data_length.to_bytes(4, "little") and b"\xe0\x7f\x10\x00" in head[:8]
+        big = head[-4:] == pixel_data_length.to_bytes(4, "big") and b"\x7f\xe0\x00\x10" in head[:8]
+        if not (little or big):
+            pixel_data_length = 0
     if len(data) - pixel_data_length > FAST_PATH_LIMIT or _DEFLATED_TS.encode() in data[132:1024]:
         return None
     return (data[: len(data) - pixel_data_length] if pixel_data_length else data).lower()
