@@ -428,11 +428,18 @@ def read(data: bytes, own_output: bool = True) -> Fields:
             out.unparsed.append(data[pos:])
             return out
         pos = 0
-    try:
-        reader.dataset(body, pos, len(body), ts != _IMPLICIT_TS, ts != _BIG_TS, 0, False)
-    except (_Malformed, struct.error, UnicodeDecodeError):
-        # fail closed: what cannot be read is searched byte for byte, all of it
-        out.unparsed.append(bytes(body[pos:]))
+    explicit, little = ts != _IMPLICIT_TS, ts != _BIG_TS
+    # a data set whose encoding differs from its transfer syntax (readers cope) is read the other way
+    for explicit in (explicit,) if own_output else (explicit, not explicit):
+        values, binary = len(out.values), len(out.binary)
+        try:
+            reader.mute = 0
+            reader.dataset(body, pos, len(body), explicit, little, 0, False)
+            return out
+        except (_Malformed, struct.error, UnicodeDecodeError):
+            del out.values[values:], out.binary[binary:]
+    # fail closed: what cannot be read is searched byte for byte, all of it
+    out.unparsed.append(bytes(body[pos:]))
     return out
 
 
