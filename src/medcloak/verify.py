@@ -11,7 +11,7 @@ import csv
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from .model import Finding
 
@@ -24,33 +24,27 @@ _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
 def scan_for_needles(
     data: bytes,
-    needles: dict[bytes, Any],
+    needles: dict[str, Any],
     pixel_data_length: int = 0,
     original: Callable[[], bytes] | None = None,
+    generated: Iterable[str] = (),
 ) -> str | None:
     """The attribute keyword of the first original value that survives in ``data``, or ``None``.
 
-    The search ignores case. Native Pixel Data (the last ``pixel_data_length`` bytes) holds
-    numbers, not text, and is not searched; encapsulated Pixel Data is. A *high-risk* needle
-    (names, IDs, dates, UIDs, anything of the patient) is a leak wherever it occurs. A low-risk one
-    (an institution, a description) is a leak only when it occurs more often than the input's
-    kept attributes explain: ``original()`` gives the input's bytes for that count.
+    ``data`` is read as a reader would (see :mod:`medcloak.residual`): original values are
+    compared with its values as whole words, never inside a UID, a date or a value that
+    medcloak wrote itself (``generated``), and in coded values only when they look like
+    identifiers. Native Pixel Data (the last ``pixel_data_length`` bytes, a hint for the quick
+    first pass) holds numbers, not text. A *high-risk* needle (names, IDs, dates, UIDs, anything
+    of the patient) is a leak wherever it counts. A low-risk one (an institution, a description)
+    is a leak only when it occurs in more values than the input's kept values explain:
+    ``original()`` gives the input's bytes for that count.
     """
+    from .residual import scan
+
     if not needles:
         return None
-    region = data[: len(data) - pixel_data_length] if pixel_data_length else data
-    haystack = region.lower()
-    source: bytes | None = None
-    for needle, info in needles.items():
-        if needle not in haystack:
-            continue
-        if info.high or original is None:
-            return str(info.keyword)
-        if source is None:
-            source = original().lower()
-        if haystack.count(needle) > source.count(needle) - info.removed:
-            return str(info.keyword)
-    return None
+    return scan(data, needles, pixel_data_length, original, generated)
 
 
 # ---- release verification -----------------------------------------------------------------------
@@ -71,10 +65,13 @@ def _load_doc(release: Path) -> dict[str, Any]:
     return json.loads(doc.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
-def _old_values(audit: Path | None) -> tuple[set[str], list[bytes]]:
-    """Original UIDs (exact match) and original patient IDs (substring) from the private audit."""
+def _old_values(audit: Path | None) -> tuple[set[str], list[Any]]:
+    """Original UIDs (exact match) and original patient IDs (as words) from the private audit."""
+    from .residual import Probe
+    from .rules.actions import PLACEHOLDERS
+
     uids: set[str] = set()
-    ids: list[bytes] = []
+    ids: list[Any] = []
     if audit is None:
         return uids, ids
     uid_map = audit / "uid_map.csv"
@@ -84,15 +81,16 @@ def _old_values(audit: Path | None) -> tuple[set[str], list[bytes]]:
     patient_map = audit / "patient_map.csv"
     if patient_map.is_file():
         with patient_map.open(newline="", encoding="utf-8") as fh:
-            ids = [
-                row["id_old"].encode("utf-8").lower()
-                for row in csv.DictReader(fh)
-                if len(row["id_old"]) >= 4 and not row["id_old"].startswith(("name:", "study:"))
-            ]
+            for row in csv.DictReader(fh):
+                old = row["id_old"]
+                if len(old) >= 4 and not old.startswith(("name:", "study:")) and old.lower() not in PLACEHOLDERS:
+                    probe = Probe.of(old, "PatientID", True)
+                    if probe is not None:
+                        ids.append(probe)
     return uids, ids
 
 
-def verify_file(path: Path, profile: Any, old_uids: set[str], old_ids: list[bytes], rel: str) -> list[Finding]:
+def verify_file(path: Path, profile: Any, old_uids: set[str], old_ids: list[Any], rel: str) -> list[Finding]:
     """Every finding for one released DICOM file."""
     import pydicom
 
@@ -121,22 +119,15 @@ def verify_file(path: Path, profile: Any, old_uids: set[str], old_ids: list[byte
         return findings
     for fault in release_faults(ds):
         err(fault)
-    header = data
-    pixels = ds.get_item(0x7FE00010) if 0x7FE00010 in ds else None
-    if pixels is not None and not ds.file_meta.TransferSyntaxUID.is_encapsulated:
-        header = data[: getattr(pixels, "value_tell", len(data))]  # native pixels hold no text
-    retained = "113110" in {str(i.get("CodeValue", "")) for i in ds.get("DeidentificationMethodCodeSequence", [])}
-    if retained:
-        # retained original UIDs may hold an ID's digits by coincidence: look at text values only
-        header = b"\n".join(
-            str(e.value).encode("utf-8", "replace") for e, _ in _walk(ds)
-            if e.VR not in ("UI", "SQ", "OB", "OW", "OF", "OD", "OL", "OV", "UN") and e.value is not None
-        )
-    lowered = header.lower()
-    for old in old_ids:
-        if old in lowered:
+    if old_ids:
+        from .residual import find
+
+        pixels = ds.get_item(0x7FE00010) if 0x7FE00010 in ds else None
+        native = 0
+        if pixels is not None and not ds.file_meta.TransferSyntaxUID.is_encapsulated:
+            native = len(data) - getattr(pixels, "value_tell", len(data))  # native pixels hold no text
+        if find(data, old_ids, native) is not None:
             err("an original Patient ID from the audit occurs in the file")
-            break
     meta = ds.file_meta
     if str(meta.get("MediaStorageSOPInstanceUID", "")) != str(ds.get("SOPInstanceUID", "")):
         err("Media Storage SOP Instance UID differs from SOP Instance UID")

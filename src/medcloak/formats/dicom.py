@@ -325,7 +325,8 @@ def deidentify_dicom(
         # pydicom decodes lazily: a malformed element surfaces only when touched
         raise CorruptInputError(f"malformed element ({type(exc).__name__})") from None
     hit = scan_for_needles(
-        data, ctx.needles, _native_pixel_length(ds, transfer_syntax), original=path.read_bytes
+        data, ctx.needles, _native_pixel_length(ds, transfer_syntax), original=path.read_bytes,
+        generated=ctx.generated,
     )
     if hit is not None:
         raise VerificationError(f"residual identifier from {hit} found in the written object")
@@ -343,7 +344,7 @@ def deidentify_dicom(
 
 
 def _native_pixel_length(ds: Dataset, transfer_syntax: str) -> int:
-    """Length of native (uncompressed) Pixel Data, which is not searched for text."""
+    """Length of native (uncompressed) Pixel Data, which holds no text (a hint for the scan)."""
     from pydicom.uid import UID
 
     if "PixelData" not in ds or UID(transfer_syntax).is_encapsulated:

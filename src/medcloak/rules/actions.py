@@ -2,7 +2,9 @@
 
 Elements that keep their value are never decoded: the decision is made from the tag (and VR), so
 a kept element is written back byte for byte. Every changed element's original value is recorded
-as a *needle* for the residual-identifier scan that runs on the written bytes.
+as a *needle* for the residual-identifier scan that reads the written object, and every value the
+walk writes itself (new UIDs, shifted dates, dummies, pseudonyms) as *generated*, which that scan
+never searches (see :mod:`medcloak.residual`).
 
 Sequence modes: inside a sequence whose action is D (replace with a dummy) every free-text, date
 and time element that the table does not name is given a dummy too (code triplets excepted); inside
@@ -20,6 +22,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import DeidentificationError
+from ..residual import CODE_TAGS, decode, tokens
 from .profile import Action, Profile
 from .values import BINARY_VRS, DATE_VRS, DUMMY_TEXT, TEXT_VRS, dummy_value, valid_uid, shift_da, shift_da_tm, shift_dt, shift_tm
 
@@ -29,28 +32,25 @@ if TYPE_CHECKING:
     from ..pseudonym import Keyring
 
 NORMAL, DUMMY, CLEAN = 0, 1, 2
-_NUMERIC = re.compile(rb"[0-9.]+")
+_NUMERIC = re.compile(r"[0-9.]+")
 #: Values that identify no one: placeholders of other tools and our own dummies. Never needles.
 PLACEHOLDERS = frozenset(
-    v.lower().encode() for v in (*DUMMY_TEXT.values(), "anonymous", "anonymized", "anonymised",
+    v.lower() for v in (*DUMMY_TEXT.values(), "anon", "anonymous", "anonymized", "anonymised",
     "unknown", "test", "none", "patient", "phantom", "research", "demo", "sample", "other",
-    "removed", "deidentified", "de-identified")
+    "removed", "deidentified", "de-identified", "noname", "unnamed")
 )
 
 
 @dataclass
 class Needle:
     """An original value that must not survive: where it came from, how sure we are that any
-    occurrence is a leak (``high``), and how many changed elements held it."""
+    occurrence is a leak (``high``), how many changed elements held it, and whether it was a
+    date (``date``: then it counts in date values too)."""
 
     keyword: str
     high: bool
     removed: int = 0
-#: Elements of coded entries: values from a coding scheme, never identifying, never replaced.
-CODE_TAGS = frozenset(
-    {0x00080100, 0x00080102, 0x00080103, 0x00080104, 0x00080119, 0x00080120, 0x00080105,
-     0x00080106, 0x0008010F, 0x00080117, 0x0040A040, 0x0040A010, 0x00080118}
-)
+    date: bool = False
 #: VRs whose original value is searched for in the written bytes.
 NEEDLE_VRS = frozenset({"PN", "LO", "SH", "LT", "ST", "UT", "UC", "AE", "UR", "DA", "DT", "UI"})
 REGISTRY_ROOT = "1.2.840.10008."
@@ -66,7 +66,8 @@ class Context:
     patient_identity: str
     days: int
     seconds: int
-    needles: dict[bytes, Needle] = field(default_factory=dict)
+    needles: dict[str, Needle] = field(default_factory=dict)  # original value (lower case) -> record
+    generated: set[str] = field(default_factory=set)  # values the walk wrote itself
     text_values: list[str] = field(default_factory=list)  # identifying values, for cleaning
     to_clean: list[tuple[Any, int, str, Callable[[str], str] | None]] = field(default_factory=list)
     uid_pairs: dict[str, str] = field(default_factory=dict)
@@ -185,7 +186,7 @@ class Walker:
         """Remember an element's original value before it is changed."""
         if vr not in NEEDLE_VRS:
             return
-        raw = _raw_bytes(elem).strip(b"\x00 ")
+        raw = decode(_raw_bytes(elem)).strip("\x00 ")
         if not raw:
             return
         kw = _keyword(tag)
@@ -194,18 +195,20 @@ class Walker:
         minimum = 4 if high else 6
         pieces = {raw}
         if vr == "PN":
-            pieces |= set(raw.replace(b"=", b"^").replace(b"\\", b"^").split(b"^"))
-        elif b"\\" in raw:
-            pieces |= set(raw.split(b"\\"))
+            pieces |= set(raw.replace("=", "^").replace("\\", "^").split("^"))
+        elif "\\" in raw:
+            pieces |= set(raw.split("\\"))
         for piece in pieces:
-            piece = piece.strip(b"\x00 ").lower()
-            if len(piece) < minimum or piece in PLACEHOLDERS:
+            piece = piece.strip("\x00 ").lower()
+            # the length that counts is the words' (``OB^^^^`` is the two letters ``ob``)
+            if len("".join(tokens(piece))) < minimum or piece in PLACEHOLDERS:
                 continue
             strict = high and not (relax and _NUMERIC.fullmatch(piece))
             needle = self.ctx.needles.get(piece)
             if needle is None:
                 needle = self.ctx.needles[piece] = Needle(kw, strict)
             needle.high = needle.high or strict
+            needle.date = needle.date or vr in ("DA", "DT")
             needle.removed += 1
         if self.need_text and vr not in ("UI", "DA", "DT"):
             try:
@@ -223,6 +226,7 @@ class Walker:
             return value  # an invalid UID is replaced even here: no invalid value is written
         new = self.ctx.keyring.uid(value)
         self.ctx.uid_pairs[value] = new
+        self.ctx.generated.add(new)
         return new
 
     def _replace_uid(self, ds: Any, tag: int, elem: Any) -> None:
@@ -265,6 +269,7 @@ class Walker:
                     self._record(ds, tag, "DA", elem, True)
                     ds[tag] = DataElement(tag, "DA", pair[0])
                     ds[partner] = DataElement(partner, "TM", pair[1])
+                    self.ctx.generated.update(pair)
                     handled.add(partner)
                     self.ctx.counts["shifted"] += 2
                     return
@@ -279,6 +284,7 @@ class Walker:
             return
         self._record(ds, tag, vr, elem, True)
         ds[tag] = DataElement(tag, vr, [v for v in new if v is not None] if len(new) > 1 else new[0])
+        self.ctx.generated.update(v for v in new if v is not None)
         self.ctx.counts["shifted"] += 1
 
     def _date_action(self, tag: int) -> str:
@@ -296,7 +302,10 @@ class Walker:
             self._replace_uid(ds, tag, elem)
             return
         self._record(ds, tag, vr, elem, tag >> 16 == 0x0010)
-        ds[tag] = DataElement(tag, vr, dummy_value(vr, tag))
+        value = dummy_value(vr, tag)
+        ds[tag] = DataElement(tag, vr, value)
+        if isinstance(value, str):
+            self.ctx.generated.add(value.lower())
         self.ctx.counts["D"] += 1
 
     def _set_empty(self, ds: Any, tag: int, vr: str, elem: Any) -> None:
@@ -426,6 +435,7 @@ class Walker:
 
             self._record(ds, tag, vr, elem, tag >> 16 == 0x0010)
             ds[tag] = DataElement(tag, vr, action.value)
+            self.ctx.generated.add(str(action.value).lower())
             self.ctx.counts["R"] += 1
         elif code == "E":
             import re
@@ -468,6 +478,7 @@ class Walker:
             self.ctx.keyring.patient_name(identity) if vr == "PN" else self.ctx.keyring.patient_id(identity)
         )
         ds[tag] = DataElement(tag, vr, value)
+        self.ctx.generated.add(str(value).lower())
         self.ctx.counts["P"] += 1
 
     def _walk_items(self, ds: Any, tag: int, mode: int, depth: int) -> None:
