@@ -81,8 +81,15 @@ def ct_small(folder: Path, name: str = "ct.dcm", **attrs) -> Path:
 
 
 def test_csa_slice_norm_anon_is_not_found_in_anonymized(tmp_path):
-    (path,) = [p for p in nibabel_dicom_files() if p.name == "csa_slice_norm.dcm"]
-    assert str(pydicom.dcmread(path).ReferringPhysicianName) == "Anon"
+    (orig,) = [p for p in nibabel_dicom_files() if p.name == "csa_slice_norm.dcm"]
+    ds = pydicom.dcmread(orig)
+    assert str(ds.ReferringPhysicianName) == "Anon"
+    # nibabel stripped the Pixel Data (an image without it is quarantined as incomplete): give
+    # the header back the zero pixels its Image Pixel attributes describe
+    assert "PixelData" not in ds
+    ds.PixelData = bytes(ds.Rows * ds.Columns * ds.SamplesPerPixel * ds.BitsAllocated // 8)
+    ds["PixelData"].VR = "OW"
+    path = write(ds, tmp_path / "csa_slice_norm.dcm")
     release(path)
     # under options that keep device and institution attributes (all "Anon" in this file) too
     release(path, load_profile(None, OPTIONS))
@@ -295,6 +302,7 @@ def test_deflated_output_is_read_inflated(tmp_path):
     ds = pydicom.dcmread(path)
     ds.PatientName = "Quennell^Harriet"
     ds.Manufacturer = "QUENNELL SCANNERS"
+    ds.BurnedInAnnotation = "NO"  # a secondary capture: released only when declared free of text
     ds.save_as(tmp_path / "dfl.dcm")
     assert str(pydicom.dcmread(tmp_path / "dfl.dcm").file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2.1.99"
     with pytest.raises(VerificationError, match="PatientName"):
@@ -446,7 +454,10 @@ def test_third_party_set_no_residual_quarantine_and_verify_clean(tmp_path, capsy
         args += ["--option", option]
     main(args)
     rows = [json.loads(line) for line in (tmp_path / "out.audit" / "manifest.jsonl").read_text().splitlines()]
-    assert sum(r["status"] == "ok" for r in rows) > 150
+    # the others are quarantined for what they are (truncated, incomplete, burned-in text that no
+    # template handles, a syntax that cannot be cleaned), never by an internal error
+    assert sum(r["status"] == "ok" for r in rows) >= 75
+    assert not [r["reason"] for r in rows if "internal error" in r["reason"]]
     flagged = [Path(r["input"]).relative_to(tmp_path / "in").as_posix() for r in rows
                if "residual" in r["reason"]]
     assert flagged == []
