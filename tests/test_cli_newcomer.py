@@ -76,8 +76,25 @@ def test_dead_scheduler_fails_fast_and_leaves_nothing(tmp_path, key) -> None:
     assert res.returncode == 2, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and "scheduler" in res.stderr and "Traceback" not in res.stderr
     assert not out.exists() and not (tmp_path / "rel.audit").exists()
+    dry = medcloak("run", src, "--out", out, "--secret-file", key, "--dry-run",
+                   "--scheduler", f"tcp://127.0.0.1:{_free_port()}")
+    assert dry.returncode == 2 and "scheduler" in dry.stderr
     # nothing blocks the next run
     assert medcloak("run", src, "--out", out, "--secret-file", key, "--workers", "1").returncode == 0
+
+
+def test_silent_port_is_no_scheduler(tmp_path, key) -> None:
+    """Something listens but never speaks (Dask's client would wait for ever)."""
+    src = ct_copies(tmp_path / "in", 1)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        started = time.monotonic()
+        res = medcloak("run", src, "--out", tmp_path / "rel", "--secret-file", key,
+                       "--scheduler", f"tcp://127.0.0.1:{listener.getsockname()[1]}")
+    assert time.monotonic() - started < 30
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and "scheduler" in res.stderr
+    assert not (tmp_path / "rel").exists() and not (tmp_path / "rel.audit").exists()
 
 
 def test_missing_secret_file_is_named_and_leaves_nothing(tmp_path) -> None:

@@ -418,6 +418,10 @@ def run(
     except OSError as exc:
         raise OutputError(f"cannot read the release or audit folder: {exc.strerror or exc}") from None
     if dry_run:
+        if scheduler is not None:
+            from .executors import check_scheduler
+
+            check_scheduler(scheduler)
         return _dry_run(discover(input_paths, exclude=[out_path, audit_path]))
     sources = discover(input_paths, exclude=[out_path, audit_path])
     head = list(islice(sources, SMALL_RUN))

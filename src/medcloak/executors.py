@@ -169,9 +169,11 @@ def dask_setup(worker: Any) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _reachable(address: str) -> None:
-    """Fail at once, naming the address, when nothing listens at a tcp:// or tls:// scheduler
-    address (Dask itself would retry for 30 s, then print a long traceback)."""
+def check_scheduler(address: str) -> None:
+    """Fail at once, with one line naming the address, when no Dask scheduler answers at a
+    ``tcp://`` address (Dask itself would retry for 30 s and end in a long traceback, or wait
+    forever on a port that accepts and stays silent): nothing listens, or what listens does not
+    open the conversation as a Dask scheduler does. For ``tls://``, only that something listens."""
     scheme, sep, rest = address.partition("://")
     if not sep:
         scheme, rest = "tcp", address
@@ -181,7 +183,13 @@ def _reachable(address: str) -> None:
     if not host or not port.isdigit():
         raise ClusterError(f"--scheduler takes an address like tcp://HOST:8786, not {address!r}")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS) as conn:
+            if scheme == "tcp":  # a Dask server sends its handshake first
+                conn.settimeout(CONNECT_SECONDS)
+                if not conn.recv(1):
+                    raise ClusterError(f"no Dask scheduler at {address} (the connection was closed)")
+    except socket.timeout:
+        raise ClusterError(f"no Dask scheduler answers at {address} (timed out)") from None
     except OSError as exc:
         raise ClusterError(f"cannot reach the Dask scheduler at {address} ({exc.strerror or exc})") from None
 
@@ -202,7 +210,7 @@ class Dask(Executor):
         if client is not None:
             self.client = client
         elif scheduler is not None:
-            _reachable(scheduler)
+            check_scheduler(scheduler)
             try:
                 self.client = Client(scheduler, set_as_default=False, timeout=CONNECT_SECONDS)
             except Exception as exc:  # noqa: BLE001 - whatever Dask raises, one line for the user
