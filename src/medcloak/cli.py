@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--audit", type=Path, help="private audit folder (default: OUT.audit beside OUT)")
     run.add_argument("--secret-file", type=Path, help="key for all keyed hashes")
     run.add_argument("--profile", help="basic, tcia-private, or a site override .toml file")
-    run.add_argument("--option", action="append", default=[], metavar="OPTION", help="a PS3.15 option (repeatable; the names are listed below)")
+    run.add_argument("--option", action="append", default=[], metavar="OPTION", help="a PS3.15 option (repeatable; listed below)")
     group = run.add_mutually_exclusive_group()
     group.add_argument("--workers", type=int, default=None,
                        help="worker processes on this machine (default: its cores; 1 runs inline)")

@@ -38,7 +38,6 @@ FIRST_BATCH = 4
 #: seconds to wait for a remote scheduler to answer (Dask's own default is 30)
 CONNECT_SECONDS = 10
 
-
 log = logging.getLogger("medcloak")
 
 
