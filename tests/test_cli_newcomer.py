@@ -178,6 +178,19 @@ def test_summary_says_where_the_audit_and_reasons_are(tmp_path, key) -> None:
     assert str(tmp_path) not in log  # paths on the terminal only
 
 
+def test_summary_says_where_the_qc_pictures_are(tmp_path, key) -> None:
+    head = ROOT.parent / "shared" / "data" / "heads" / "robex_atlas.nii.gz"
+    if not head.is_file():
+        pytest.skip("the shared head volumes are not beside the repository")
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "sub-01_T1w.nii.gz").write_bytes(head.read_bytes())
+    res = medcloak("run", src, "--out", tmp_path / "rel", "--secret-file", key, "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert f"QC pictures: {tmp_path / 'rel.audit' / 'qc'}" in res.stdout
+    assert list((tmp_path / "rel.audit" / "qc").glob("*.png"))
+
+
 def test_public_api_has_real_signatures() -> None:
     import medcloak
     from medcloak.engine import run
