@@ -137,7 +137,9 @@ def test_remote_scheduler_gives_the_same_release(corpus, inline_release, remote_
 def test_worker_killed_during_a_run(corpus, inline_release, tmp_path) -> None:
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    # no dashboard, and no fixed port (8787 may be taken by any other process)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as cluster, \
             Client(cluster) as client:
         pids = list(client.run(os.getpid).values())
         seen = []

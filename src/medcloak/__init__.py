@@ -6,6 +6,13 @@ effective rules, and :mod:`medcloak.errors` holds the one error hierarchy.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+
+if TYPE_CHECKING:
+    from .model import Outcome, RunSummary
+    from .rules.profile import Profile
+
 __version__ = "0.1.0"
 
 from .errors import (  # noqa: E402
@@ -22,36 +29,172 @@ from .errors import (  # noqa: E402
 )
 
 
-def load_profile(profile=None, options=()):  # type: ignore[no-untyped-def]
-    """Build the effective profile (see :func:`medcloak.rules.profile.load_profile`)."""
+def load_profile(profile: str | Path | None = None, options: Iterable[str] = ()) -> Profile:
+    """Build the effective rules: the PS3.15 Basic Profile, the options, site overrides.
+
+    Parameters
+    ----------
+    profile : str or Path, optional
+        ``None`` or ``"basic"`` for the standard alone; ``"tcia-private"`` to add TCIA's vetted
+        private attributes to the safe ones; or the path of a site override ``.toml`` file.
+    options : iterable of str
+        PS3.15 option names, as on the command line (``"retain-uids"``, ``"clean-descriptors"``,
+        ...; the list is :data:`medcloak.rules.profile.OPTIONS`).
+
+    Returns
+    -------
+    Profile
+        The resolved rules (:class:`medcloak.rules.profile.Profile`); ``profile.rows()`` lists them.
+
+    Raises
+    ------
+    ProfileError
+        An unknown profile or option, or an invalid site override.
+    """
     from .rules.profile import load_profile as _load
 
     return _load(profile, options)
 
 
 def strip_jpeg_metadata(data: bytes) -> bytes:
-    """A JPEG stream without APPn (but JFIF, thumbnail removed, and Adobe) and COM segments,
-    entropy-coded data untouched (see :mod:`medcloak.pixels.jpeg_meta`)."""
+    """Remove the metadata segments of a JPEG stream, leaving its image untouched.
+
+    Parameters
+    ----------
+    data : bytes
+        A JPEG stream.
+
+    Returns
+    -------
+    bytes
+        The stream without APPn segments (but JFIF, its thumbnail removed, and Adobe) and COM
+        segments; the entropy-coded data is untouched (see :mod:`medcloak.pixels.jpeg_meta`).
+    """
     from .pixels.jpeg_meta import strip_jpeg_metadata as _strip
 
     return _strip(data)
 
 
-def redact_jpeg(data: bytes, boxes, fill: str = "black") -> bytes:  # type: ignore[no-untyped-def]
-    """A sequential JPEG stream with the 8x8 blocks (whole MCUs where chroma is subsampled) that
-    ``boxes`` touch replaced by flat ``fill`` blocks ("black", "grey" or "white"); every other
-    block keeps its coefficients exactly. Boxes are ``(x0, y0, x1, y1)`` in pixels, ends exclusive
-    (see :mod:`medcloak.pixels.jpeg_redact`)."""
+def redact_jpeg(data: bytes, boxes: Iterable[Sequence[int]], fill: str = "black") -> bytes:
+    """Redact rectangles of a sequential JPEG stream in the compressed domain.
+
+    Parameters
+    ----------
+    data : bytes
+        A baseline or extended sequential JPEG stream.
+    boxes : iterable of (x0, y0, x1, y1)
+        Pixel rectangles, ends exclusive.
+    fill : {"black", "grey", "white"}
+        What the redacted blocks become.
+
+    Returns
+    -------
+    bytes
+        The stream with the 8x8 blocks (whole MCUs where chroma is subsampled) that ``boxes``
+        touch replaced by flat ``fill`` blocks; every other block keeps its coefficients exactly
+        (see :mod:`medcloak.pixels.jpeg_redact`).
+
+    Raises
+    ------
+    UnsupportedJpegError
+        A coding process that cannot be redacted so (progressive, arithmetic, lossless, ...).
+    """
     from .pixels.jpeg_redact import redact_jpeg as _redact
 
     return _redact(data, boxes, fill)
 
 
-def deidentify(inputs, out, **kwargs):  # type: ignore[no-untyped-def]
-    """Run a release (see :func:`medcloak.engine.run`)."""
+def deidentify(
+    inputs: Iterable[str | Path],
+    out: str | Path,
+    *,
+    audit: str | Path | None = None,
+    secret_file: str | Path | None = None,
+    profile: str | Path | None = None,
+    options: Iterable[str] = (),
+    workers: int = 1,
+    scheduler: str | None = None,
+    client: Any = None,
+    dry_run: bool = False,
+    regions: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    deface_fill: str = "background",
+    deface_ears: bool = False,
+) -> RunSummary:
+    """De-identify ``inputs`` into the release folder ``out``: what ``medcloak run`` does.
+
+    Parameters
+    ----------
+    inputs : iterable of str or Path
+        Files and folders to de-identify (folders are walked).
+    out : str or Path
+        The release folder: new or empty, unless ``resume`` or ``overwrite``.
+    audit : str or Path, optional
+        The private audit folder (manifest, identifier maps, run log); default ``OUT.audit``
+        beside ``out``. Never share it.
+    secret_file : str or Path, optional
+        The site key for every keyed pseudonym (at least 16 bytes). Default: ``secret.key`` in the
+        audit folder, made on the first run and reused by later runs into the same audit folder.
+    profile : str or Path, optional
+        ``"basic"`` (the default), ``"tcia-private"`` or a site override ``.toml`` file.
+    options : iterable of str
+        PS3.15 options by name (see :func:`load_profile`).
+    workers : int
+        Worker processes on this machine. The default, 1, runs everything in the calling
+        process; the command's default is the machine's cores. The API does not start a cluster
+        unasked: Dask's worker processes are spawned, which needs the calling script's work under
+        ``if __name__ == "__main__":``, and a library call inside a notebook, a service or a Dask
+        task should not take every core. Pass ``workers=os.cpu_count()`` for the command's
+        behaviour. A run of fewer than 64 objects runs in this process anyway.
+    scheduler : str, optional
+        Address of a running Dask scheduler (``tcp://HOST:8786``) whose workers do the work.
+    client : distributed.Client, optional
+        A Dask client the caller owns, instead of ``workers`` or ``scheduler``.
+    dry_run : bool
+        Print the plan's summary and write nothing (refusing what the run would refuse).
+    regions : str or Path, optional
+        Region templates (``.toml``) for the ``clean-pixel-data`` option.
+    resume : bool
+        Continue an interrupted run into the same release (same profile, options and secret).
+    overwrite : bool
+        Replace the medcloak release in ``out``.
+    progress : bool
+        Progress on standard error.
+    on_outcome : callable, optional
+        Called with each :class:`medcloak.model.Outcome` as it is recorded.
+    deface_fill : {"background", "noise"}
+        What removed face voxels become.
+    deface_ears : bool
+        Remove the ears too when defacing.
+
+    Returns
+    -------
+    RunSummary
+        Counts of the whole release (``ok``, ``quarantined``, ``skipped``; resumed objects
+        included) and ``exit_status``, the command's exit status.
+
+    Raises
+    ------
+    UsageError, ProfileError
+        The call is refused before anything is written (e.g. a release folder that is not empty,
+        a secret file that does not exist).
+    RunError
+        The run cannot go on (the release cannot be written, the cluster went away): every
+        object done so far is recorded; call again with ``resume=True``.
+    KeyboardInterrupt
+        Ctrl-C: the objects in progress were finished and recorded first (a second Ctrl-C stops
+        at once); call again with ``resume=True``.
+    """
     from .engine import run
 
-    return run(inputs, out, **kwargs)
+    return run(
+        inputs, out, audit=audit, secret_file=secret_file, profile=profile, options=options, workers=workers,
+        scheduler=scheduler, client=client, dry_run=dry_run, regions=regions, resume=resume, overwrite=overwrite,
+        progress=progress, on_outcome=on_outcome, deface_fill=deface_fill, deface_ears=deface_ears,
+    )
 
 
 __all__ = [

@@ -16,11 +16,13 @@ import json
 import logging
 import os
 import stat
+import sys
 from pathlib import Path
 from typing import IO, Any
 
+from .errors import ProfileError
 from .model import Outcome, RunSummary
-from .pseudonym import new_secret, read_secret
+from .pseudonym import MIN_SECRET_BYTES, new_secret
 
 SECRET_NAME = "secret.key"
 MANIFEST = "manifest.jsonl"
@@ -46,21 +48,56 @@ def open_private(path: Path, mode: str = "w") -> IO[str]:
     return os.fdopen(fd, mode, encoding="utf-8", newline="")
 
 
+def load_secret(audit: Path, secret_file: Path | None) -> tuple[bytes, bool]:
+    """The run's key, read without writing anything: the given file, or ``secret.key`` in the
+    audit folder; when neither exists, a new random key that :func:`save_secret` stores once the
+    audit folder is made. Returns (key, whether it is new). A secret file that cannot be used
+    raises :class:`ProfileError` naming it; one that other users can read gets a warning on
+    standard error."""
+    if secret_file is not None:
+        try:
+            mode = os.stat(secret_file).st_mode
+        except FileNotFoundError:
+            raise ProfileError(f"the secret file {secret_file} does not exist") from None
+        except OSError as exc:
+            raise ProfileError(f"the secret file {secret_file} cannot be read ({exc.strerror})") from None
+        if not stat.S_ISREG(mode):
+            raise ProfileError(f"the secret file {secret_file} cannot be read (not a regular file)")
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            print("medcloak: warning: the secret file can be read by other users (chmod 600 it)", file=sys.stderr)
+        return _read_secret(secret_file, f"the secret file {secret_file}"), False
+    path = audit / SECRET_NAME
+    if path.exists():
+        return _read_secret(path, f"the audit folder's {SECRET_NAME}"), False
+    return new_secret(), True
+
+
+def _read_secret(path: Path, what: str) -> bytes:
+    """A secret file's key (as :func:`medcloak.pseudonym.read_secret`), with errors that say which
+    secret is wrong."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ProfileError(f"{what} cannot be read ({exc.strerror})") from None
+    data = data.strip()  # as read_secret: surrounding white space is not part of the key
+    if len(data) < MIN_SECRET_BYTES:
+        raise ProfileError(f"{what} must hold at least {MIN_SECRET_BYTES} bytes")
+    return data
+
+
+def save_secret(audit: Path, secret: bytes) -> None:
+    """Store a new key as ``secret.key`` in the audit folder (never over an existing one)."""
+    fd = os.open(audit / SECRET_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(secret)
+
+
 def load_or_create_secret(audit: Path, secret_file: Path | None) -> bytes:
     """The run's key: the given file, or ``secret.key`` in the audit folder (made on first use)."""
-    if secret_file is not None:
-        mode = os.stat(secret_file).st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            message = "warning: the secret file can be read by other users (chmod 600 it)"
-            log.warning(message)
-            print(f"medcloak: {message}", file=__import__("sys").stderr)
-        return read_secret(secret_file)
-    path = audit / SECRET_NAME
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(new_secret())
-    return read_secret(path)
+    secret, new = load_secret(audit, secret_file)
+    if new:
+        save_secret(audit, secret)
+    return secret
 
 
 def secret_fingerprint(secret: bytes) -> str:

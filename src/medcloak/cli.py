@@ -21,13 +21,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"medcloak {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="de-identify inputs into a release tree")
+    run = sub.add_parser("run", help="de-identify inputs into a release tree", epilog=_run_epilog(),
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
     run.add_argument("--out", required=True, type=Path, help="the release tree (must be new or empty)")
     run.add_argument("--audit", type=Path, help="private audit folder (default: OUT.audit beside OUT)")
     run.add_argument("--secret-file", type=Path, help="key for all keyed hashes")
     run.add_argument("--profile", help="basic, tcia-private, or a site override .toml file")
-    run.add_argument("--option", action="append", default=[], metavar="OPTION", help="a PS3.15 option (repeatable)")
+    run.add_argument("--option", action="append", default=[], metavar="OPTION", help="a PS3.15 option (repeatable; listed below)")
     group = run.add_mutually_exclusive_group()
     group.add_argument("--workers", type=int, default=None,
                        help="worker processes on this machine (default: its cores; 1 runs inline)")
@@ -65,6 +66,30 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _run_epilog() -> str:
+    """The profiles and the PS3.15 options, from the rule layer's own lists."""
+    from .rules.profile import BUILTIN_PROFILES, CID_7050, OPTIONS
+
+    lines = [f"profiles (--profile): {', '.join(BUILTIN_PROFILES)}, or a site override FILE.toml", "",
+             "PS3.15 options (--option, repeatable):"]
+    lines += [f"  {name:<36}{CID_7050[name][1]}" for name in OPTIONS]
+    return "\n".join(lines)
+
+
+def _where(args: argparse.Namespace) -> None:
+    """Where the release, the private audit, the reasons and the QC pictures are (on the terminal
+    only: paths are never logged)."""
+    from .audit import MANIFEST, default_audit_dir
+
+    audit = args.audit if args.audit is not None else default_audit_dir(args.out)
+    print(f"release:     {args.out}")
+    print(f"audit:       {audit} (private: never share it)")
+    print(f"reasons:     {audit / MANIFEST} (status and reason of every input object)")
+    qc = audit / "qc"
+    if qc.is_dir() and any(qc.iterdir()):
+        print(f"QC pictures: {qc} (one per defaced volume)")
+
+
 def _run(args: argparse.Namespace) -> int:
     from .engine import run
 
@@ -93,6 +118,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     if not args.dry_run:
         print(f"{summary.ok} released, {summary.quarantined} quarantined, {summary.skipped} skipped")
+        _where(args)
     if summary.nothing_released:
         print(f"medcloak: error: {summary.nothing_released}", file=sys.stderr)
     return summary.exit_status
@@ -159,6 +185,21 @@ def _profile_show(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # the reader went away (`medcloak profile show | head`): stop quietly, as a process that
+        # SIGPIPE ends would, and keep the interpreter's final flush from complaining
+        import os
+        import signal
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "run":

@@ -29,10 +29,11 @@ from .audit import (
     Audit,
     default_audit_dir,
     intact,
-    load_or_create_secret,
+    load_secret,
     make_private_dir,
     open_private,
     read_manifest,
+    save_secret,
     secret_fingerprint,
 )
 from .discover import ACTIONS, discover
@@ -45,6 +46,8 @@ from .verify import DOC_NAME
 
 log = logging.getLogger("medcloak")
 
+#: the de-identification documentation in words, beside :data:`DOC_NAME`
+DOC_TEXT = "DEIDENTIFICATION.txt"
 #: a run that finds fewer objects than this runs inline: starting a cluster would cost more
 SMALL_RUN = 64
 
@@ -294,7 +297,7 @@ def _write_documentation(out: Path, profile: Profile, summary: RunSummary) -> No
         "Method codes (CID 7050): " + ", ".join(c for c, _ in profile.method_codes()) + ".",
         "Identifiers were replaced by keyed pseudonyms; the key is not part of this release.",
     ]
-    (out / "DEIDENTIFICATION.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out / DOC_TEXT).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def skip_reason(fmt: str) -> str:
@@ -338,8 +341,9 @@ def _run_record(profile: Profile, secret: bytes) -> dict[str, Any]:
     return {"profile": profile.describe(), "secret": secret_fingerprint(secret), "tool": __version__}
 
 
-def _prepare_release(out: Path, audit: Path, resume: bool, overwrite: bool, record: dict[str, Any]) -> None:
-    """Refuse, resume or overwrite a release folder that is not empty."""
+def _check_release(out: Path, audit: Path, resume: bool, overwrite: bool, record: dict[str, Any]) -> None:
+    """Refuse what the run would refuse about the release folder, writing nothing (a dry run
+    refuses the same)."""
     from .formats.dicom import STAGING
 
     occupied = out.exists() and any(out.iterdir())
@@ -355,6 +359,14 @@ def _prepare_release(out: Path, audit: Path, resume: bool, overwrite: bool, reco
     if overwrite and occupied:
         if not (out / DOC_NAME).exists() and not (out / STAGING).exists() and not (audit / MANIFEST).exists():
             raise UsageError("--overwrite refuses a folder that is not a medcloak release")
+
+
+def _prepare_release(out: Path, audit: Path, overwrite: bool) -> None:
+    """Empty a release folder to overwrite (checked by :func:`_check_release`); remove what a
+    killed run left in the staging folder."""
+    from .formats.dicom import STAGING
+
+    if overwrite and out.exists() and any(out.iterdir()):
         for child in out.iterdir():
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child)
@@ -364,6 +376,17 @@ def _prepare_release(out: Path, audit: Path, resume: bool, overwrite: bool, reco
         if manifest.exists():
             manifest.rename(audit / f"manifest.replaced-{int(time.time())}.jsonl")
     shutil.rmtree(out / STAGING, ignore_errors=True)  # what a killed run left
+
+
+def _remove_unrecorded(out: Path, audit: Path) -> None:
+    """After a stopped run (its workers stopped), remove every released file that the manifest
+    does not record as an output (an object whose outcome never came back), so that the release
+    holds nothing the manifest does not account for; ``--resume`` does those objects again."""
+    keep = {o for e in read_manifest(audit).values() if e.get("status") == "ok" for o in e.get("outputs", [])}
+    for path in sorted(out.rglob("*")):
+        rel = path.relative_to(out).as_posix()
+        if path.is_file() and rel not in keep and rel not in (DOC_NAME, DOC_TEXT):
+            path.unlink(missing_ok=True)
 
 
 def run(
@@ -398,7 +421,7 @@ def run(
     ``follow_links``. Raises :class:`UsageError` when the inputs hold no object at all (before
     anything is written).
     """
-    from .executors import Batcher, make_executor
+    from .executors import Batcher, Interrupt, make_executor
     from .formats.dicom import STAGING
     from .progress import Progress
 
@@ -416,32 +439,50 @@ def run(
         raise UsageError("--option clean-pixel-data needs region templates (--regions FILE)")
     if templates and not prof.has("clean-pixel-data"):
         raise UsageError("region templates apply under --option clean-pixel-data only")
+    # everything that can refuse the run comes before anything is written (a dry run refuses the same)
+    secret, fresh = load_secret(audit_path, Path(secret_file) if secret_file else None)
+    keyring = Keyring(secret)
+    record = _run_record(prof, keyring.secret)
+    try:
+        _check_release(out_path, audit_path, resume, overwrite, record)
+    except OSError as exc:
+        raise OutputError(f"cannot read the release or audit folder: {exc.strerror or exc}") from None
     sources = discover(input_paths, exclude=[out_path, audit_path], follow_links=follow_links)
     head = list(islice(sources, SMALL_RUN))
     if not head:
         raise UsageError("no input object found: the inputs hold no file")
     if dry_run:
+        if scheduler is not None:
+            from .executors import check_scheduler
+
+            check_scheduler(scheduler)
         return _dry_run(chain(head, sources))
+    # then the executor (a scheduler that cannot be reached leaves no folder behind)
+    executor = make_executor(workers, scheduler, client, small=len(head) < SMALL_RUN)
+    made = [p for p in (audit_path, out_path) if not p.exists()]
     try:
         make_private_dir(audit_path)
-        keyring = Keyring(load_or_create_secret(audit_path, Path(secret_file) if secret_file else None))
-        record = _run_record(prof, keyring.secret)
-        _prepare_release(out_path, audit_path, resume, overwrite, record)
+        if fresh:
+            save_secret(audit_path, secret)
+        _prepare_release(out_path, audit_path, overwrite)
         out_path.mkdir(parents=True, exist_ok=True)
         (out_path / STAGING).mkdir(exist_ok=True)
         with open_private(audit_path / RUN_RECORD) as fh:
             json.dump(record, fh, sort_keys=True)
+        done: set[str] = set()
+        if resume:
+            done = {key for key, entry in read_manifest(audit_path).items() if intact(out_path, entry)}
+        book = Audit(audit_path)
         handler = logging.FileHandler(audit_path / "run.log", encoding="utf-8")
         os.chmod(audit_path / "run.log", 0o600)
     except OSError as exc:
+        executor.close()
+        for p in made:
+            shutil.rmtree(p, ignore_errors=True)
         raise OutputError(f"cannot prepare the release or audit folder: {exc.strerror or exc}") from None
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
-    done: set[str] = set()
-    if resume:
-        done = {key for key, entry in read_manifest(audit_path).items() if intact(out_path, entry)}
-    book = Audit(audit_path)
     bar = Progress(enabled=progress)
     bar.resumed = len(done)
     started = time.monotonic()
@@ -454,35 +495,37 @@ def run(
                 yield task
         bar.discovery_done = True
 
-    executor = None
     stopped: BaseException | None = None
     try:
-        executor = make_executor(workers, scheduler, client, small=len(head) < SMALL_RUN)
         job = Job(prof, keyring, str(out_path), templates, audit=str(audit_path),
                   deface_fill=deface_fill, deface_ears=deface_ears)
-        for outcomes in executor.map(Batcher(pending()), job):
-            for outcome in outcomes:
-                book.record(outcome)
-                bar.add(outcome)
-                if outcome.status != "ok":
-                    log.info("%s %s: %s", outcome.object_id, outcome.status, outcome.reason)
-                elif outcome.actions.get("pixel-whole-image-blanked"):
-                    log.warning(
-                        "%s: no usable SequenceOfUltrasoundRegions: outside_ultrasound_regions blanked the whole image",
-                        outcome.object_id,
-                    )
-                if on_outcome is not None:
-                    on_outcome(outcome)
+        with Interrupt() as interrupt:
+            for outcomes in executor.map(Batcher(pending(), interrupt), job):
+                for outcome in outcomes:
+                    book.record(outcome)
+                    bar.add(outcome)
+                    if outcome.status != "ok":
+                        log.info("%s %s: %s", outcome.object_id, outcome.status, outcome.reason)
+                    elif outcome.actions.get("pixel-whole-image-blanked"):
+                        log.warning(
+                            "%s: no usable SequenceOfUltrasoundRegions: outside_ultrasound_regions blanked the whole image",
+                            outcome.object_id,
+                        )
+                    if on_outcome is not None:
+                        on_outcome(outcome)
+        if interrupt.requested:
+            raise KeyboardInterrupt
         _settle_duplicates(audit_path, job, keyring, book.record)
     except (RunError, KeyboardInterrupt) as exc:
         stopped = exc
-        if executor is not None and hasattr(executor, "cancel_all"):
+        if hasattr(executor, "cancel_all"):
             executor.cancel_all()
     finally:
-        if executor is not None:
-            executor.close()
+        executor.close()
         summary = book.close()
         shutil.rmtree(out_path / STAGING, ignore_errors=True)
+        if stopped is not None:
+            _remove_unrecorded(out_path, audit_path)
         bar.finish()
         if stopped is None:
             os.sync()  # every released object on disk before the documentation says so

@@ -75,4 +75,5 @@ class OutputError(RunError, OSError):
 
 class ClusterError(RunError):
     """A batch could not be run on the Dask cluster (its workers kept dying on it, or the
-    scheduler went away)."""
+    scheduler went away), or no Dask scheduler answers at the address given (then nothing is
+    written)."""

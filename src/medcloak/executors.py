@@ -2,6 +2,11 @@
 scheduler's workers. One interface: :meth:`Executor.map` takes a :class:`Batcher` and yields lists
 of outcomes as batches complete.
 
+A local cluster starts no dashboard and listens on free ports only (never Dask's default 8786 and
+8787), and its workers ignore SIGINT: Ctrl-C reaches the whole process group on a terminal, and
+the main process stops them itself. The first Ctrl-C (see :class:`Interrupt`) lets the batches
+in flight finish and be recorded; no new batch starts.
+
 Batches are sized by feedback, so scheduler overhead stays small whatever the objects: the first
 batches are small, then each batch aims at :data:`TARGET_SECONDS` of work by the measured time per
 object (at most :data:`MAX_OBJECTS` objects or :data:`MAX_BYTES` of input). A worker holds one
@@ -11,6 +16,10 @@ object in memory at a time; two batches per worker are in flight.
 from __future__ import annotations
 
 import logging
+import signal
+import socket
+import sys
+import threading
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Iterator
@@ -26,18 +35,52 @@ MAX_OBJECTS = 4096
 READ_AHEAD = 8192
 MAX_BYTES = 256 << 20
 FIRST_BATCH = 4
+#: seconds to wait for a remote scheduler to answer (Dask's own default is 30)
+CONNECT_SECONDS = 10
 
 log = logging.getLogger("medcloak")
 
 
+class Interrupt:
+    """Ctrl-C during a run, as a context manager: the first SIGINT sets :attr:`requested` (the
+    :class:`Batcher` then hands out no more tasks, so the batches in flight finish and are
+    recorded, and every released file has its manifest line); a second one raises
+    KeyboardInterrupt at once. Takes over only Python's default handler, in the main thread."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._installed = False
+
+    def __enter__(self) -> Interrupt:
+        if threading.current_thread() is threading.main_thread() \
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("medcloak: stopping once the objects in progress are done (Ctrl-C again to stop at once)",
+              file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self._installed = False
+
+
 class Batcher:
     """Pulls tasks from a stream into batches, reading up to :data:`READ_AHEAD` tasks ahead so
-    that the last batches of a run can be made small enough to keep every worker busy."""
+    that the last batches of a run can be made small enough to keep every worker busy. Once
+    ``interrupt.requested`` is set, it hands out nothing more."""
 
-    def __init__(self, tasks: Iterator[Task]) -> None:
+    def __init__(self, tasks: Iterator[Task], interrupt: Interrupt | None = None) -> None:
         self._tasks = tasks
         self._ahead: deque[Task] = deque()
         self.exhausted = False
+        self._interrupt = interrupt
 
     def _fill(self) -> None:
         while not self.exhausted and len(self._ahead) < READ_AHEAD:
@@ -53,6 +96,8 @@ class Batcher:
         return len(self._ahead) if self.exhausted else None
 
     def take(self, count: int, max_bytes: int = MAX_BYTES) -> list[Task]:
+        if self._interrupt is not None and self._interrupt.requested:
+            return []
         self._fill()
         batch: list[Task] = []
         size = 0
@@ -116,6 +161,38 @@ def _warm() -> None:
         pass
 
 
+def dask_setup(worker: Any) -> None:
+    """Run by Dask in each worker process of a local cluster (this module is its preload): Ctrl-C
+    is for the main process, which stops the workers itself."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def check_scheduler(address: str) -> None:
+    """Fail at once, with one line naming the address, when no Dask scheduler answers at a
+    ``tcp://`` address (Dask itself would retry for 30 s and end in a long traceback, or wait
+    forever on a port that accepts and stays silent): nothing listens, or what listens does not
+    open the conversation as a Dask scheduler does. For ``tls://``, only that something listens."""
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "tcp", address
+    if scheme not in ("tcp", "tls"):
+        return
+    host, _, port = rest.rstrip("/").rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"--scheduler takes an address like tcp://HOST:8786, not {address!r}")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS) as conn:
+            if scheme == "tcp":  # a Dask server sends its handshake first
+                conn.settimeout(CONNECT_SECONDS)
+                if not conn.recv(1):
+                    raise ClusterError(f"no Dask scheduler at {address} (the connection was closed)")
+    except socket.timeout:
+        raise ClusterError(f"no Dask scheduler answers at {address} (timed out)") from None
+    except OSError as exc:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address} ({exc.strerror or exc})") from None
+
+
 class Dask(Executor):
     """Batches as Dask tasks on a ``distributed.Client``: a local cluster of processes made here
     (``workers`` > 1), or a scheduler given by address, or a client the caller owns."""
@@ -132,10 +209,20 @@ class Dask(Executor):
         if client is not None:
             self.client = client
         elif scheduler is not None:
-            self.client = Client(scheduler, set_as_default=False)
+            check_scheduler(scheduler)
+            try:
+                self.client = Client(scheduler, set_as_default=False, timeout=CONNECT_SECONDS)
+            except Exception as exc:  # noqa: BLE001 - whatever Dask raises, one line for the user
+                first = (str(exc).splitlines() or [type(exc).__name__])[0]
+                raise ClusterError(f"cannot connect to the Dask scheduler at {scheduler} ({first})") from None
         else:
+            import dask
+
+            # no dashboard, and the scheduler's HTTP server on a free loopback port, never 8787
             self._own_cluster = LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                preload=[*dask.config.get("distributed.worker.preload", []), __name__],
                 silence_logs=logging.ERROR, memory_limit="auto",
             )
             self.client = Client(self._own_cluster, set_as_default=False)

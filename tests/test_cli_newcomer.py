@@ -1,0 +1,270 @@
+"""The command as a newcomer meets it, run as a separate process (``python -m medcloak``): a dead
+scheduler, Ctrl-C in a multi-worker run, secret files that are missing or readable by others,
+a closed pipe, the help, dry runs that refuse what the real run refuses, the end-of-run summary,
+the public API's signatures, and a machine whose Dask ports are taken."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SECRET, pydicom_test_files
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def medcloak(*args: str | Path, **kwargs) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
+    """``python -m medcloak ARGS`` on this checkout's code."""
+    return subprocess.run([sys.executable, "-m", "medcloak", *map(str, args)], capture_output=True, text=True,
+                          env=_env(), timeout=300, **kwargs)
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT / "kernels")]))
+
+
+def ct_copies(folder: Path, count: int) -> Path:
+    """``count`` copies of pydicom's CT_small.dcm, each with its own SOP Instance UID."""
+    import pydicom
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ds = pydicom.dcmread(pydicom_test_files() / "CT_small.dcm")
+    for i in range(count):
+        ds.SOPInstanceUID = f"1.2.826.0.1.3680043.10.999.31.{i}"
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.save_as(folder / f"ct{i:04d}.dcm")
+    return folder
+
+
+@pytest.fixture
+def key(tmp_path: Path) -> Path:
+    path = tmp_path / "site.key"
+    path.write_bytes(SECRET)
+    os.chmod(path, 0o600)
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def released(out: Path) -> set[str]:
+    return {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+
+
+def recorded(audit: Path) -> set[str]:
+    lines = [json.loads(line) for line in (audit / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    return {o for e in lines if e["status"] == "ok" for o in e["outputs"]}
+
+
+def test_dead_scheduler_fails_fast_and_leaves_nothing(tmp_path, key) -> None:
+    src = ct_copies(tmp_path / "in", 2)
+    out = tmp_path / "rel"
+    started = time.monotonic()
+    res = medcloak("run", src, "--out", out, "--secret-file", key, "--scheduler", f"tcp://127.0.0.1:{_free_port()}")
+    assert time.monotonic() - started < 15
+    assert res.returncode == 2, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and "scheduler" in res.stderr and "Traceback" not in res.stderr
+    assert not out.exists() and not (tmp_path / "rel.audit").exists()
+    dry = medcloak("run", src, "--out", out, "--secret-file", key, "--dry-run",
+                   "--scheduler", f"tcp://127.0.0.1:{_free_port()}")
+    assert dry.returncode == 2 and "scheduler" in dry.stderr
+    # nothing blocks the next run
+    assert medcloak("run", src, "--out", out, "--secret-file", key, "--workers", "1").returncode == 0
+
+
+def test_silent_port_is_no_scheduler(tmp_path, key) -> None:
+    """Something listens but never speaks (Dask's client would wait for ever)."""
+    src = ct_copies(tmp_path / "in", 1)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        started = time.monotonic()
+        res = medcloak("run", src, "--out", tmp_path / "rel", "--secret-file", key,
+                       "--scheduler", f"tcp://127.0.0.1:{listener.getsockname()[1]}")
+    assert time.monotonic() - started < 30
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and "scheduler" in res.stderr
+    assert not (tmp_path / "rel").exists() and not (tmp_path / "rel.audit").exists()
+
+
+def test_missing_secret_file_is_named_and_leaves_nothing(tmp_path) -> None:
+    src = ct_copies(tmp_path / "in", 1)
+    out = tmp_path / "rel"
+    for dry in ((), ("--dry-run",)):
+        res = medcloak("run", src, "--out", out, "--secret-file", tmp_path / "nope.key", *dry)
+        assert res.returncode == 2
+        assert "secret file" in res.stderr and "does not exist" in res.stderr
+        assert "release or audit folder" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+        assert not out.exists() and not (tmp_path / "rel.audit").exists()
+    short = tmp_path / "short.key"
+    short.write_bytes(b"tiny")
+    os.chmod(short, 0o600)
+    res = medcloak("run", src, "--out", out, "--secret-file", short)
+    assert res.returncode == 2 and "secret" in res.stderr
+    assert not out.exists() and not (tmp_path / "rel.audit").exists()
+
+
+def test_world_readable_secret_warned_once(tmp_path, key) -> None:
+    src = ct_copies(tmp_path / "in", 1)
+    os.chmod(key, 0o644)
+    res = medcloak("run", src, "--out", tmp_path / "rel", "--secret-file", key, "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.count("can be read by other users") == 1
+
+
+def test_closed_pipe_ends_quietly() -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "medcloak", "profile", "show"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=_env())
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader goes away at once, as `| head` does after its lines
+    with proc.stderr:
+        err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert err == ""
+    assert proc.returncode == 128 + signal.SIGPIPE
+
+
+def test_run_help_lists_options_and_profiles() -> None:
+    from medcloak.rules.profile import BUILTIN_PROFILES, OPTIONS
+
+    res = medcloak("run", "--help")
+    assert res.returncode == 0
+    for name in (*OPTIONS, *BUILTIN_PROFILES):
+        assert name in res.stdout, name
+
+
+def test_dry_run_refuses_what_the_run_refuses(tmp_path, key) -> None:
+    src = ct_copies(tmp_path / "in", 2)
+    out = tmp_path / "rel"
+    assert medcloak("run", src, "--out", out, "--secret-file", key, "--quiet").returncode == 0
+    before = released(out) | {"audit:" + p for p in released(tmp_path / "rel.audit")}
+    other = tmp_path / "other.key"
+    other.write_bytes(b"another-secret-0123456789")
+    os.chmod(other, 0o600)
+    for args in (
+        ("--secret-file", key),  # a release folder that is not empty
+        ("--secret-file", other, "--resume"),  # another secret than the run it continues
+        ("--secret-file", key, "--resume", "--option", "retain-uids"),  # other options
+        ("--secret-file", tmp_path / "nope.key", "--resume"),
+    ):
+        real = medcloak("run", src, "--out", out, *args)
+        dry = medcloak("run", src, "--out", out, *args, "--dry-run")
+        assert real.returncode == 2 and dry.returncode == 2, (args, dry.stdout, dry.stderr)
+        assert dry.stderr == real.stderr
+    fresh = medcloak("run", src, "--out", tmp_path / "new", "--secret-file", key, "--dry-run")
+    assert fresh.returncode == 0 and not (tmp_path / "new").exists() and not (tmp_path / "new.audit").exists()
+    assert medcloak("run", src, "--out", out, "--secret-file", key, "--resume", "--dry-run").returncode == 0
+    assert released(out) | {"audit:" + p for p in released(tmp_path / "rel.audit")} == before
+
+
+def test_summary_says_where_the_audit_and_reasons_are(tmp_path, key) -> None:
+    src = ct_copies(tmp_path / "in", 1)
+    out = tmp_path / "rel"
+    res = medcloak("run", src, "--out", out, "--secret-file", key, "--quiet")
+    assert res.returncode == 0
+    assert str(tmp_path / "rel.audit") in res.stdout
+    assert str(tmp_path / "rel.audit" / "manifest.jsonl") in res.stdout
+    log = (tmp_path / "rel.audit" / "run.log").read_text()
+    assert str(tmp_path) not in log  # paths on the terminal only
+
+
+def test_summary_says_where_the_qc_pictures_are(tmp_path, key) -> None:
+    head = ROOT.parent / "shared" / "data" / "heads" / "robex_atlas.nii.gz"
+    if not head.is_file():
+        pytest.skip("the shared head volumes are not beside the repository")
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "sub-01_T1w.nii.gz").write_bytes(head.read_bytes())
+    res = medcloak("run", src, "--out", tmp_path / "rel", "--secret-file", key, "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert f"QC pictures: {tmp_path / 'rel.audit' / 'qc'}" in res.stdout
+    assert list((tmp_path / "rel.audit" / "qc").glob("*.png"))
+
+
+def test_public_api_has_real_signatures() -> None:
+    import medcloak
+    from medcloak.engine import run
+
+    sig = inspect.signature(medcloak.deidentify)
+    assert all(p.kind is not p.VAR_KEYWORD for p in sig.parameters.values())
+    assert list(sig.parameters) == list(inspect.signature(run).parameters)
+    for name, p in inspect.signature(run).parameters.items():
+        assert sig.parameters[name].default == p.default, name
+    for fn in (medcloak.deidentify, medcloak.load_profile, medcloak.redact_jpeg, medcloak.strip_jpeg_metadata):
+        doc = inspect.getdoc(fn) or ""
+        assert "Parameters\n----------" in doc and "Returns\n-------" in doc, fn.__name__
+    assert "workers" in (inspect.getdoc(medcloak.deidentify) or "").split("Returns")[0]
+    res = subprocess.run([sys.executable, "-c", "import sys, medcloak; help(medcloak.deidentify); "
+                          "print(sorted(m for m in ('numba','dask','distributed','pydicom','skimage') if m in sys.modules))"],
+                         capture_output=True, text=True, env=_env())
+    assert res.returncode == 0 and res.stdout.strip().endswith("[]")
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_stops_cleanly_and_resume_completes(tmp_path, key, presses) -> None:
+    """Once: the batches in flight finish and are recorded; twice: the run stops at once and
+    removes what was released without a manifest line. Either way, no traceback from the Dask
+    workers (Ctrl-C reaches the whole process group), and every released file is recorded."""
+    pytest.importorskip("distributed")
+    count = 600
+    src = ct_copies(tmp_path / "in", count)
+    out = tmp_path / "rel"
+    args = [sys.executable, "-m", "medcloak", "run", str(src), "--out", str(out), "--secret-file", str(key),
+            "--workers", "2", "--quiet"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            if out.exists() and sum(1 for _ in out.rglob("*.dcm")) >= 20:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        for _ in range(presses):
+            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C on a terminal does
+            time.sleep(0.01)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    text = err.decode()
+    assert proc.returncode == 130, text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+    files = released(out)
+    assert files and files <= recorded(tmp_path / "rel.audit")
+    assert len(files) < count
+    res = medcloak("run", src, "--out", out, "--secret-file", key, "--workers", "2", "--resume", "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert len(recorded(tmp_path / "rel.audit")) == count
+    assert {f for f in released(out) if f.endswith(".dcm")} == recorded(tmp_path / "rel.audit")
+
+
+def test_taken_dask_ports_do_not_matter(tmp_path, key) -> None:
+    pytest.importorskip("distributed")
+    held = []
+    for port in (8786, 8787):
+        s = socket.socket()
+        try:
+            s.bind(("", port))
+            s.listen()
+            held.append(s)
+        except OSError:  # another process holds it already: just as good
+            s.close()
+    try:
+        src = ct_copies(tmp_path / "in", 70)  # more than a run that goes inline
+        res = medcloak("run", src, "--out", tmp_path / "rel", "--secret-file", key, "--workers", "2", "--quiet")
+    finally:
+        for s in held:
+            s.close()
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == ""
