@@ -123,6 +123,7 @@ def deidentify(
     on_outcome: Callable[[Outcome], None] | None = None,
     deface_fill: str = "background",
     deface_ears: bool = False,
+    follow_links: bool = False,
 ) -> RunSummary:
     """De-identify ``inputs`` into the release folder ``out``: what ``medcloak run`` does.
 
@@ -169,6 +170,9 @@ def deidentify(
         What removed face voxels become.
     deface_ears : bool
         Remove the ears too when defacing.
+    follow_links : bool
+        Follow symbolic links to files outside the inputs too (links whose targets lie inside
+        the inputs are always followed, each target processed once).
 
     Returns
     -------
@@ -180,7 +184,7 @@ def deidentify(
     ------
     UsageError, ProfileError
         The call is refused before anything is written (e.g. a release folder that is not empty,
-        a secret file that does not exist).
+        a secret file that does not exist, inputs that hold no file).
     RunError
         The run cannot go on (the release cannot be written, the cluster went away): every
         object done so far is recorded; call again with ``resume=True``.
@@ -194,6 +198,7 @@ def deidentify(
         inputs, out, audit=audit, secret_file=secret_file, profile=profile, options=options, workers=workers,
         scheduler=scheduler, client=client, dry_run=dry_run, regions=regions, resume=resume, overwrite=overwrite,
         progress=progress, on_outcome=on_outcome, deface_fill=deface_fill, deface_ears=deface_ears,
+        follow_links=follow_links,
     )
 
 
