@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SECRET, pydicom_test_files
+from conftest import pydicom_test_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,14 +44,6 @@ def ct_copies(folder: Path, count: int) -> Path:
     return folder
 
 
-@pytest.fixture
-def key(tmp_path: Path) -> Path:
-    path = tmp_path / "site.key"
-    path.write_bytes(SECRET)
-    os.chmod(path, 0o600)
-    return path
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -67,30 +59,30 @@ def recorded(audit: Path) -> set[str]:
     return {o for e in lines if e["status"] == "ok" for o in e["outputs"]}
 
 
-def test_dead_scheduler_fails_fast_and_leaves_nothing(tmp_path, key) -> None:
+def test_dead_scheduler_fails_fast_and_leaves_nothing(tmp_path, secret_file) -> None:
     src = ct_copies(tmp_path / "in", 2)
     out = tmp_path / "rel"
     started = time.monotonic()
-    res = medcloak("run", src, "--out", out, "--secret-file", key, "--scheduler", f"tcp://127.0.0.1:{_free_port()}")
+    res = medcloak("run", src, "--out", out, "--secret-file", secret_file, "--scheduler", f"tcp://127.0.0.1:{_free_port()}")
     assert time.monotonic() - started < 15
     assert res.returncode == 2, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and "scheduler" in res.stderr and "Traceback" not in res.stderr
     assert not out.exists() and not (tmp_path / "rel.audit").exists()
-    dry = medcloak("run", src, "--out", out, "--secret-file", key, "--dry-run",
+    dry = medcloak("run", src, "--out", out, "--secret-file", secret_file, "--dry-run",
                    "--scheduler", f"tcp://127.0.0.1:{_free_port()}")
     assert dry.returncode == 2 and "scheduler" in dry.stderr
     # nothing blocks the next run
-    assert medcloak("run", src, "--out", out, "--secret-file", key, "--workers", "1").returncode == 0
+    assert medcloak("run", src, "--out", out, "--secret-file", secret_file, "--workers", "1").returncode == 0
 
 
-def test_silent_port_is_no_scheduler(tmp_path, key) -> None:
+def test_silent_port_is_no_scheduler(tmp_path, secret_file) -> None:
     """Something listens but never speaks (Dask's client would wait for ever)."""
     src = ct_copies(tmp_path / "in", 1)
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         started = time.monotonic()
-        res = medcloak("run", src, "--out", tmp_path / "rel", "--secret-file", key,
+        res = medcloak("run", src, "--out", tmp_path / "rel", "--secret-file", secret_file,
                        "--scheduler", f"tcp://127.0.0.1:{listener.getsockname()[1]}")
     assert time.monotonic() - started < 30
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and "scheduler" in res.stderr
@@ -101,12 +93,12 @@ def test_missing_secret_file_is_named_and_leaves_nothing(tmp_path) -> None:
     src = ct_copies(tmp_path / "in", 1)
     out = tmp_path / "rel"
     for dry in ((), ("--dry-run",)):
-        res = medcloak("run", src, "--out", out, "--secret-file", tmp_path / "nope.key", *dry)
+        res = medcloak("run", src, "--out", out, "--secret-file", tmp_path / "nope.secret_file", *dry)
         assert res.returncode == 2
         assert "secret file" in res.stderr and "does not exist" in res.stderr
         assert "release or audit folder" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
         assert not out.exists() and not (tmp_path / "rel.audit").exists()
-    short = tmp_path / "short.key"
+    short = tmp_path / "short.secret_file"
     short.write_bytes(b"tiny")
     os.chmod(short, 0o600)
     res = medcloak("run", src, "--out", out, "--secret-file", short)
@@ -114,10 +106,10 @@ def test_missing_secret_file_is_named_and_leaves_nothing(tmp_path) -> None:
     assert not out.exists() and not (tmp_path / "rel.audit").exists()
 
 
-def test_world_readable_secret_warned_once(tmp_path, key) -> None:
+def test_world_readable_secret_warned_once(tmp_path, secret_file) -> None:
     src = ct_copies(tmp_path / "in", 1)
-    os.chmod(key, 0o644)
-    res = medcloak("run", src, "--out", tmp_path / "rel", "--secret-file", key, "--quiet")
+    os.chmod(secret_file, 0o644)
+    res = medcloak("run", src, "--out", tmp_path / "rel", "--secret-file", secret_file, "--quiet")
     assert res.returncode == 0, res.stderr
     assert res.stderr.count("can be read by other users") == 1
 
@@ -143,34 +135,34 @@ def test_run_help_lists_options_and_profiles() -> None:
         assert name in res.stdout, name
 
 
-def test_dry_run_refuses_what_the_run_refuses(tmp_path, key) -> None:
+def test_dry_run_refuses_what_the_run_refuses(tmp_path, secret_file) -> None:
     src = ct_copies(tmp_path / "in", 2)
     out = tmp_path / "rel"
-    assert medcloak("run", src, "--out", out, "--secret-file", key, "--quiet").returncode == 0
+    assert medcloak("run", src, "--out", out, "--secret-file", secret_file, "--quiet").returncode == 0
     before = released(out) | {"audit:" + p for p in released(tmp_path / "rel.audit")}
-    other = tmp_path / "other.key"
+    other = tmp_path / "other.secret_file"
     other.write_bytes(b"another-secret-0123456789")
     os.chmod(other, 0o600)
     for args in (
-        ("--secret-file", key),  # a release folder that is not empty
+        ("--secret-file", secret_file),  # a release folder that is not empty
         ("--secret-file", other, "--resume"),  # another secret than the run it continues
-        ("--secret-file", key, "--resume", "--option", "retain-uids"),  # other options
-        ("--secret-file", tmp_path / "nope.key", "--resume"),
+        ("--secret-file", secret_file, "--resume", "--option", "retain-uids"),  # other options
+        ("--secret-file", tmp_path / "nope.secret_file", "--resume"),
     ):
         real = medcloak("run", src, "--out", out, *args)
         dry = medcloak("run", src, "--out", out, *args, "--dry-run")
         assert real.returncode == 2 and dry.returncode == 2, (args, dry.stdout, dry.stderr)
         assert dry.stderr == real.stderr
-    fresh = medcloak("run", src, "--out", tmp_path / "new", "--secret-file", key, "--dry-run")
+    fresh = medcloak("run", src, "--out", tmp_path / "new", "--secret-file", secret_file, "--dry-run")
     assert fresh.returncode == 0 and not (tmp_path / "new").exists() and not (tmp_path / "new.audit").exists()
-    assert medcloak("run", src, "--out", out, "--secret-file", key, "--resume", "--dry-run").returncode == 0
+    assert medcloak("run", src, "--out", out, "--secret-file", secret_file, "--resume", "--dry-run").returncode == 0
     assert released(out) | {"audit:" + p for p in released(tmp_path / "rel.audit")} == before
 
 
-def test_summary_says_where_the_audit_and_reasons_are(tmp_path, key) -> None:
+def test_summary_says_where_the_audit_and_reasons_are(tmp_path, secret_file) -> None:
     src = ct_copies(tmp_path / "in", 1)
     out = tmp_path / "rel"
-    res = medcloak("run", src, "--out", out, "--secret-file", key, "--quiet")
+    res = medcloak("run", src, "--out", out, "--secret-file", secret_file, "--quiet")
     assert res.returncode == 0
     assert str(tmp_path / "rel.audit") in res.stdout
     assert str(tmp_path / "rel.audit" / "manifest.jsonl") in res.stdout
@@ -178,14 +170,14 @@ def test_summary_says_where_the_audit_and_reasons_are(tmp_path, key) -> None:
     assert str(tmp_path) not in log  # paths on the terminal only
 
 
-def test_summary_says_where_the_qc_pictures_are(tmp_path, key) -> None:
+def test_summary_says_where_the_qc_pictures_are(tmp_path, secret_file) -> None:
     head = ROOT.parent / "shared" / "data" / "heads" / "robex_atlas.nii.gz"
     if not head.is_file():
         pytest.skip("the shared head volumes are not beside the repository")
     src = tmp_path / "in"
     src.mkdir()
     (src / "sub-01_T1w.nii.gz").write_bytes(head.read_bytes())
-    res = medcloak("run", src, "--out", tmp_path / "rel", "--secret-file", key, "--quiet")
+    res = medcloak("run", src, "--out", tmp_path / "rel", "--secret-file", secret_file, "--quiet")
     assert res.returncode == 0, res.stderr
     assert f"QC pictures: {tmp_path / 'rel.audit' / 'qc'}" in res.stdout
     assert list((tmp_path / "rel.audit" / "qc").glob("*.png"))
@@ -211,7 +203,7 @@ def test_public_api_has_real_signatures() -> None:
 
 
 @pytest.mark.parametrize("presses", [1, 2])
-def test_ctrl_c_stops_cleanly_and_resume_completes(tmp_path, key, presses) -> None:
+def test_ctrl_c_stops_cleanly_and_resume_completes(tmp_path, secret_file, presses) -> None:
     """Once: the batches in flight finish and are recorded; twice: the run stops at once and
     removes what was released without a manifest line. Either way, no traceback from the Dask
     workers (Ctrl-C reaches the whole process group), and every released file is recorded."""
@@ -219,7 +211,7 @@ def test_ctrl_c_stops_cleanly_and_resume_completes(tmp_path, key, presses) -> No
     count = 600
     src = ct_copies(tmp_path / "in", count)
     out = tmp_path / "rel"
-    args = [sys.executable, "-m", "medcloak", "run", str(src), "--out", str(out), "--secret-file", str(key),
+    args = [sys.executable, "-m", "medcloak", "run", str(src), "--out", str(out), "--secret-file", str(secret_file),
             "--workers", "2", "--quiet"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), start_new_session=True)
     try:
@@ -243,13 +235,13 @@ def test_ctrl_c_stops_cleanly_and_resume_completes(tmp_path, key, presses) -> No
     files = released(out)
     assert files and files <= recorded(tmp_path / "rel.audit")
     assert len(files) < count
-    res = medcloak("run", src, "--out", out, "--secret-file", key, "--workers", "2", "--resume", "--quiet")
+    res = medcloak("run", src, "--out", out, "--secret-file", secret_file, "--workers", "2", "--resume", "--quiet")
     assert res.returncode == 0, res.stderr
     assert len(recorded(tmp_path / "rel.audit")) == count
     assert {f for f in released(out) if f.endswith(".dcm")} == recorded(tmp_path / "rel.audit")
 
 
-def test_taken_dask_ports_do_not_matter(tmp_path, key) -> None:
+def test_taken_dask_ports_do_not_matter(tmp_path, secret_file) -> None:
     pytest.importorskip("distributed")
     held = []
     for port in (8786, 8787):
@@ -262,7 +254,7 @@ def test_taken_dask_ports_do_not_matter(tmp_path, key) -> None:
             s.close()
     try:
         src = ct_copies(tmp_path / "in", 70)  # more than a run that goes inline
-        res = medcloak("run", src, "--out", tmp_path / "rel", "--secret-file", key, "--workers", "2", "--quiet")
+        res = medcloak("run", src, "--out", tmp_path / "rel", "--secret-file", secret_file, "--workers", "2", "--quiet")
     finally:
         for s in held:
             s.close()

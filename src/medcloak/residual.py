@@ -453,8 +453,18 @@ def scan(
     original: Callable[[], bytes] | None = None,
     generated: Iterable[str] = (),
 ) -> str | None:
-    """:func:`find` for the walk's needles (an original value -> its record): only those that
-    can occur in the object at all are prepared."""
+    """The attribute keyword of the first original value that survives in ``data``, or ``None``.
+
+    ``needles`` are the walk's (an original value -> its record); only those that can occur in
+    the object at all are prepared for :func:`find`. ``data`` is read as a reader would: original
+    values are compared with its values as whole words, never inside a UID, a date or a value that
+    medcloak wrote itself (``generated``), and in coded values only when they look like
+    identifiers. Native Pixel Data (the last ``pixel_data_length`` bytes, a hint for the quick
+    first pass) holds numbers, not text. A *high-risk* needle (names, IDs, dates, UIDs, anything
+    of the patient) is a leak wherever it counts. A low-risk one (an institution, a description)
+    is a leak only when it occurs in more values than the input's kept values explain:
+    ``original()`` gives the input's bytes for that count.
+    """
     haystack = _haystack(data, pixel_data_length)
     if haystack is not None:
         needles = {k: v for k, v in needles.items() if (a := _anchor(k)) == "" or a.encode() in haystack}

@@ -1,8 +1,9 @@
 """Independent checks of what medcloak writes.
 
-:func:`scan_for_needles` runs on every object's bytes before it is published: any original
-identifying value found quarantines the object. :func:`verify_release` re-reads a release tree on its
-own, with nothing but the release's documentation (and, if given, the private audit) to go on.
+:func:`verify_release` re-reads a release tree on its own, with nothing but the release's
+documentation (and, if given, the private audit) to go on. The residual-identifier scan that runs
+on every object before it is published is :func:`medcloak.residual.scan`; ``verify`` reads the
+audit's original Patient IDs the same way.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import csv
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .model import Finding
 
@@ -20,31 +21,6 @@ if TYPE_CHECKING:
 
 DOC_NAME = "DEIDENTIFICATION.json"
 _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
-
-
-def scan_for_needles(
-    data: bytes,
-    needles: dict[str, Any],
-    pixel_data_length: int = 0,
-    original: Callable[[], bytes] | None = None,
-    generated: Iterable[str] = (),
-) -> str | None:
-    """The attribute keyword of the first original value that survives in ``data``, or ``None``.
-
-    ``data`` is read as a reader would (see :mod:`medcloak.residual`): original values are
-    compared with its values as whole words, never inside a UID, a date or a value that
-    medcloak wrote itself (``generated``), and in coded values only when they look like
-    identifiers. Native Pixel Data (the last ``pixel_data_length`` bytes, a hint for the quick
-    first pass) holds numbers, not text. A *high-risk* needle (names, IDs, dates, UIDs, anything
-    of the patient) is a leak wherever it counts. A low-risk one (an institution, a description)
-    is a leak only when it occurs in more values than the input's kept values explain:
-    ``original()`` gives the input's bytes for that count.
-    """
-    from .residual import scan
-
-    if not needles:
-        return None
-    return scan(data, needles, pixel_data_length, original, generated)
 
 
 # ---- release verification -----------------------------------------------------------------------

@@ -26,8 +26,8 @@ from ..errors import (
     UnsupportedInputError,
     VerificationError,
 )
+from ..residual import scan
 from ..rules.actions import Context, Walker
-from ..verify import scan_for_needles
 from .dicom_check import burned_in_risk, check_structure, check_type1
 from .dicom_pixels import check_pixel_data, jpeg_scan_defects, strip_jpeg_frames
 from .dicom_write import encode, file_meta_bytes
@@ -324,7 +324,7 @@ def deidentify_dicom(
     except (ValueError, TypeError, KeyError, AttributeError, EOFError, OverflowError, LookupError) as exc:
         # pydicom decodes lazily: a malformed element surfaces only when touched
         raise CorruptInputError(f"malformed element ({type(exc).__name__})") from None
-    hit = scan_for_needles(
+    hit = scan(
         data, ctx.needles, _native_pixel_length(ds, transfer_syntax), original=path.read_bytes,
         generated=ctx.generated,
     )
