@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from .errors import ProfileError
 from .model import Outcome, RunSummary
-from .pseudonym import MIN_SECRET_BYTES, new_secret
+from .pseudonym import new_secret, read_secret
 
 SECRET_NAME = "secret.key"
 MANIFEST = "manifest.jsonl"
@@ -65,24 +65,11 @@ def load_secret(audit: Path, secret_file: Path | None) -> tuple[bytes, bool]:
             raise ProfileError(f"the secret file {secret_file} cannot be read (not a regular file)")
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             print("medcloak: warning: the secret file can be read by other users (chmod 600 it)", file=sys.stderr)
-        return _read_secret(secret_file, f"the secret file {secret_file}"), False
+        return read_secret(secret_file), False
     path = audit / SECRET_NAME
     if path.exists():
-        return _read_secret(path, f"the audit folder's {SECRET_NAME}"), False
+        return read_secret(path, f"the audit folder's {SECRET_NAME}"), False
     return new_secret(), True
-
-
-def _read_secret(path: Path, what: str) -> bytes:
-    """A secret file's key (as :func:`medcloak.pseudonym.read_secret`), with errors that say which
-    secret is wrong."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ProfileError(f"{what} cannot be read ({exc.strerror})") from None
-    data = data.strip()  # as read_secret: surrounding white space is not part of the key
-    if len(data) < MIN_SECRET_BYTES:
-        raise ProfileError(f"{what} must hold at least {MIN_SECRET_BYTES} bytes")
-    return data
 
 
 def save_secret(audit: Path, secret: bytes) -> None:

@@ -28,14 +28,16 @@ def new_secret() -> bytes:
     return secrets.token_hex(32).encode("ascii")
 
 
-def read_secret(path: Path) -> bytes:
-    """Read a secret file; surrounding white space is not part of the key."""
+def read_secret(path: Path, what: str | None = None) -> bytes:
+    """Read a secret file; surrounding white space is not part of the key. Errors name the
+    secret as ``what`` (default: the file's path)."""
+    what = what or f"the secret file {path}"
     try:
         data = path.read_bytes().strip()
     except OSError as exc:
-        raise ProfileError(f"cannot read the secret file: {exc.strerror}") from None
+        raise ProfileError(f"{what} cannot be read ({exc.strerror})") from None
     if len(data) < MIN_SECRET_BYTES:
-        raise ProfileError(f"the secret file must hold at least {MIN_SECRET_BYTES} bytes")
+        raise ProfileError(f"{what} must hold at least {MIN_SECRET_BYTES} bytes")
     return data
 
 
