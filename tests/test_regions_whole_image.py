@@ -97,3 +97,20 @@ def test_blanks_whole_image_predicate() -> None:
     assert not blanks_whole_image(ds, templates)
     ds.Modality = "CT"
     assert not blanks_whole_image(ds, templates)
+
+
+def test_command_warns_on_the_terminal(tmp_path, secret_file, capsys) -> None:  # type: ignore[no-untyped-def]
+    """The command's user sees it without opening the log: counted in the summary, one warning line
+    on standard error (no path, no value); an image with regions gives none."""
+    from medcloak.cli import main
+
+    (tmp_path / "in").mkdir()
+    shutil.copy(_testdata("US1_UNCR.dcm"), tmp_path / "in" / "a.dcm")
+    shutil.copy(_testdata("examples_ybr_color.dcm"), tmp_path / "in" / "b.dcm")
+    (tmp_path / "regions.toml").write_text(TEMPLATE)
+    code = main(["run", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--secret-file", str(secret_file),
+                 "--option", "clean-pixel-data", "--regions", str(tmp_path / "regions.toml"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 0
+    (warning,) = [t for t in err.splitlines() if "blanked whole" in t]
+    assert warning.startswith("medcloak: warning: 1 image(s) blanked whole") and str(tmp_path) not in warning

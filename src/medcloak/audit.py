@@ -166,11 +166,7 @@ class Audit:
             entry = lines[key]
             buf.write(json.dumps(entry, sort_keys=True) + "\n")
             status = entry.get("status")
-            if status in ("ok", "quarantined", "skipped"):
-                setattr(summary, status, getattr(summary, status) + 1)
-            if status == "skipped":
-                reason = str(entry.get("reason", ""))
-                summary.skip_reasons[reason] = summary.skip_reasons.get(reason, 0) + 1
+            summary.count(str(status), str(entry.get("reason", "")), entry.get("actions"))
             if status == "ok":
                 uids.update((a, b) for a, b in entry.get("uids", []))
                 if entry.get("patient"):

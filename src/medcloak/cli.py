@@ -91,9 +91,10 @@ def _where(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .engine import run
-
     import os
+
+    from .engine import run
+    from .model import NOTABLE
 
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
     if workers < 1:
@@ -119,6 +120,8 @@ def _run(args: argparse.Namespace) -> int:
     if not args.dry_run:
         print(f"{summary.ok} released, {summary.quarantined} quarantined, {summary.skipped} skipped")
         _where(args)
+    for action, n in sorted(summary.notable.items()):
+        print(f"medcloak: warning: {n} {NOTABLE[action]}", file=sys.stderr)
     if summary.nothing_released:
         print(f"medcloak: error: {summary.nothing_released}", file=sys.stderr)
     return summary.exit_status

@@ -74,6 +74,13 @@ class Finding:
     message: str
 
 
+#: actions a curator should look at, though the object was released (the run warns of them)
+NOTABLE = {
+    "pixel-whole-image-blanked": "image(s) blanked whole: an outside_ultrasound_regions template found "
+    "no Sequence of Ultrasound Regions (see the manifest's actions)",
+}
+
+
 @dataclass
 class RunSummary:
     ok: int = 0
@@ -81,11 +88,21 @@ class RunSummary:
     skipped: int = 0
     #: reason -> how many objects were skipped for it
     skip_reasons: dict[str, int] = field(default_factory=dict)
+    #: action of :data:`NOTABLE` -> how many released objects had it
+    notable: dict[str, int] = field(default_factory=dict)
 
     def add(self, outcome: Outcome) -> None:
-        setattr(self, outcome.status, getattr(self, outcome.status) + 1)
-        if outcome.status == "skipped":
-            self.skip_reasons[outcome.reason] = self.skip_reasons.get(outcome.reason, 0) + 1
+        self.count(outcome.status, outcome.reason, outcome.actions)
+
+    def count(self, status: str, reason: str = "", actions: dict[str, int] | None = None) -> None:
+        """Count one object (an outcome, or a line of the manifest)."""
+        if status not in ("ok", "quarantined", "skipped"):
+            return
+        setattr(self, status, getattr(self, status) + 1)
+        if status == "skipped":
+            self.skip_reasons[reason] = self.skip_reasons.get(reason, 0) + 1
+        for action in NOTABLE.keys() & (actions or {}).keys() if status == "ok" else ():
+            self.notable[action] = self.notable.get(action, 0) + 1
 
     @property
     def nothing_released(self) -> str:
