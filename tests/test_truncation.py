@@ -13,7 +13,7 @@ from pydicom.data import get_testdata_file
 from medcloak.engine import run
 from medcloak.errors import CorruptInputError, DeidentificationError, MedcloakError
 from medcloak.formats.dicom import deidentify_dicom
-from medcloak.formats.dicom_check import LONG_VRS, check_structure, missing_type1
+from medcloak.formats.dicom_check import LONG_VRS, check_structure, missing_type1, slide_label
 from medcloak.pseudonym import Keyring
 from medcloak.rules.profile import load_profile
 from medcloak.verify import verify_release
@@ -172,6 +172,44 @@ def test_verify_finds_an_unflagged_ultrasound_image_in_a_release(tmp_path, secre
     out.save_as(path)
     assert _codes(tmp_path / "out") == [
         "Burned In Annotation is absent from an ultrasound image, where burned-in text is common"]
+
+
+WSI_LABEL = Path(__file__).resolve().parents[2] / "shared" / "data" / "wsi" / "dicom_wsi_bpaec" / "2"
+
+
+@pytest.mark.parametrize("how", ["specimen-label", "image-type"])
+def test_slide_label_images_are_quarantined_unless_a_template_covers_them(tmp_path, secret_file, how):
+    """A slide's label names the specimen, and Burned In Annotation stays NO on it: the label's
+    own attributes decide. A template over the label releases it; verify flags an uncleaned one."""
+    ds = pydicom.dcmread(pydicom_test_files() / "CT_small.dcm")
+    ds.BurnedInAnnotation = "NO"
+    (tmp_path / "in").mkdir()
+    ds.save_as(tmp_path / "in" / "plain.dcm")
+    if how == "specimen-label":
+        ds.SpecimenLabelInImage = "YES"
+    else:
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "LABEL", "NONE"]
+    ds.SOPInstanceUID = ds.SOPInstanceUID + ".9"
+    ds.save_as(tmp_path / "in" / "label.dcm")
+    assert _reason(tmp_path / "in" / "label.dcm").startswith("the image shows a slide label (")
+    deidentify_dicom(tmp_path / "in" / "plain.dcm", PROFILE, KEYRING)  # the same image without it is released
+
+    regions = tmp_path / "regions.toml"
+    regions.write_text('[[region]]\nname = "label"\nwhere = { Modality = "CT" }\nboxes = [[0, 0, 128, 128]]\n')
+    summary = run([tmp_path / "in"], tmp_path / "out", secret_file=secret_file, options=["clean-pixel-data"],
+                  regions=regions)
+    assert summary.ok == 2 and _codes(tmp_path / "out") == []
+    (label,) = [p for p in (tmp_path / "out").rglob("*.dcm") if slide_label(pydicom.dcmread(p)) is not None]
+    out = pydicom.dcmread(label)
+    out.DeidentificationMethodCodeSequence = [i for i in out.DeidentificationMethodCodeSequence if i.CodeValue != "113101"]
+    out.save_as(label)
+    assert any(c.startswith("the image shows a slide label (") for c in _codes(tmp_path / "out"))
+
+
+@pytest.mark.skipif(not WSI_LABEL.is_file(), reason="the DICOM WSI sample of ../shared is not beside the checkout")
+def test_real_wsi_label_is_quarantined():
+    assert _reason(WSI_LABEL) == ("the image shows a slide label (Specimen Label in Image is YES): needs --option "
+                                  "clean-pixel-data with a region template that covers it")
 
 
 # ---- a file cut anywhere ------------------------------------------------------------------------

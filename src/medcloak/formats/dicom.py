@@ -28,7 +28,7 @@ from ..errors import (
 )
 from ..residual import scan
 from ..rules.actions import Context, Walker
-from .dicom_check import burned_in_risk, check_structure, check_type1
+from .dicom_check import burned_in_risk, check_structure, check_type1, slide_label
 from .dicom_pixels import check_pixel_data, jpeg_scan_defects, strip_jpeg_frames
 from .dicom_write import encode, file_meta_bytes
 
@@ -150,6 +150,12 @@ def _precheck(ds: Dataset, profile: Profile, pixels_cleaned: bool = False, faces
             f"{why}, and no region template of clean-pixel-data matches"
             if profile.has("clean-pixel-data")
             else f"{why}; needs --option clean-pixel-data with region templates"
+        )
+    label = slide_label(ds) if not pixels_cleaned else None
+    if label is not None:
+        raise DeidentificationError(
+            f"the image shows a slide label ({label}): needs --option clean-pixel-data with a region "
+            "template that covers it"
         )
     faces = ds.get("RecognizableVisualFeatures")
     if faces is not None and str(faces).strip().upper() == "YES" and not faces_cleaned:

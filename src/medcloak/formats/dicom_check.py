@@ -382,6 +382,20 @@ def burned_in_risk(ds: Dataset) -> str | None:
     return None
 
 
+def slide_label(ds: Dataset) -> str | None:
+    """Why the pixels of ``ds`` show a slide's label (which names the specimen, often the patient),
+    or ``None``: Specimen Label in Image YES, or an Image Type of LABEL (a whole-slide image's
+    label). Burned In Annotation does not cover a label: the standard leaves it NO there."""
+    if 0x7FE00010 not in ds:
+        return None
+    if _text(ds, 0x00480010) == "YES":
+        return "Specimen Label in Image is YES"
+    image_type = [v.strip() for v in _text(ds, 0x00080008).split("\\")]
+    if len(image_type) > 2 and image_type[2] == "LABEL":
+        return "Image Type is LABEL"
+    return None
+
+
 # ---- on a release -------------------------------------------------------------------------------
 
 
@@ -396,7 +410,8 @@ def structure_fault(data: Any) -> str | None:
 
 def release_faults(ds: Dataset) -> list[str]:
     """What a released object must not show: a missing Type 1 attribute, burned-in text declared,
-    or an absent Burned In Annotation where burned-in text is common."""
+    an absent Burned In Annotation where burned-in text is common, or a slide label whose pixels
+    no region template cleaned (method code 113101)."""
     faults = []
     missing = missing_type1(ds)
     if missing:
@@ -406,4 +421,8 @@ def release_faults(ds: Dataset) -> list[str]:
     risk = burned_in_risk(ds)
     if risk is not None:
         faults.append(f"Burned In Annotation is absent from {risk}, where burned-in text is common")
+    label = slide_label(ds)
+    codes = {_text(item, 0x00080100) for item in ds.get("DeidentificationMethodCodeSequence", None) or ()}
+    if label is not None and "113101" not in codes:
+        faults.append(f"the image shows a slide label ({label}) and its pixels were not cleaned")
     return faults
