@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -235,6 +236,9 @@ def test_ctrl_c_stops_cleanly_and_resume_completes(tmp_path, secret_file, presse
     files = released(out)
     assert files and files <= recorded(tmp_path / "rel.audit")
     assert len(files) < count
+    # verify says the release is incomplete, and how to finish it
+    check = medcloak("verify", out)
+    assert check.returncode == 1 and "incomplete" in check.stdout and "--resume" in check.stdout, check.stdout
     res = medcloak("run", src, "--out", out, "--secret-file", secret_file, "--workers", "2", "--resume", "--quiet")
     assert res.returncode == 0, res.stderr
     assert len(recorded(tmp_path / "rel.audit")) == count
@@ -260,3 +264,17 @@ def test_taken_dask_ports_do_not_matter(tmp_path, secret_file) -> None:
             s.close()
     assert res.returncode == 0, res.stderr
     assert res.stderr == ""
+
+
+def test_readers_warnings_never_reach_the_terminal(tmp_path, secret_file) -> None:
+    """pydicom warns about malformed inputs quoting their values (badVR.dcm's Number of Frames
+    '1A'): the command shows none of it; the object's reason is in the manifest."""
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(pydicom_test_files() / "badVR.dcm", src / "a.dcm")
+    shutil.copy(pydicom_test_files() / "CT_small.dcm", src / "b.dcm")
+    res = medcloak("run", src, "--out", tmp_path / "rel", "--secret-file", secret_file, "--quiet", "--workers", "1")
+    assert res.returncode == 1, res.stderr
+    assert "Warning" not in res.stderr and "'1A'" not in res.stderr, res.stderr
+    manifest = (tmp_path / "rel.audit" / "manifest.jsonl").read_text()
+    assert "quarantined" in manifest and "'1A'" not in manifest

@@ -201,7 +201,8 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     shutil.copy(pydicom_test_files() / "MR_small.dcm", src / "b.dcm")
     (src / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 20)
     (src / "notes.txt").write_text("Doe John")
-    assert main(["run", str(src), "--out", str(tmp_path / "o"), "--dry-run"]) == 0
+    # the text file would be quarantined (not a supported format): the plan exits as the run would
+    assert main(["run", str(src), "--out", str(tmp_path / "o"), "--dry-run"]) == 1
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("plan: 4 objects")
     counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()[1:]}

@@ -191,7 +191,8 @@ def annex_dataset(root: Path, count: int = 3) -> Path:
 
 def test_git_annex_dataset_releases_every_object_once(tmp_path, secret_file, capsys, monkeypatch) -> None:
     ds = annex_dataset(tmp_path / "ds")
-    assert main(["run", str(ds), "--out", str(tmp_path / "out"), "--secret-file", str(secret_file), "--quiet"]) == 0
+    # content not fetched is an input object missing from the release: exit 1, as for a quarantine
+    assert main(["run", str(ds), "--out", str(tmp_path / "out"), "--secret-file", str(secret_file), "--quiet"]) == 1
     rows = {Path(r["input"]).relative_to(ds).as_posix(): r for r in
             (json.loads(line) for line in (tmp_path / "out.audit" / "manifest.jsonl").read_text().splitlines())}
     ok = sorted(k for k, r in rows.items() if r["status"] == "ok")
@@ -200,6 +201,7 @@ def test_git_annex_dataset_releases_every_object_once(tmp_path, secret_file, cap
     assert not any(k.startswith(".git/") or k.startswith(".datalad/") for k in rows)
     assert rows["sub-00/anat/sub-00_copy.dcm"]["status"] == "skipped"
     assert "another path" in rows["sub-00/anat/sub-00_copy.dcm"]["reason"]
+    assert rows["sub-00/anat/sub-00_T2w.dcm"]["status"] == "quarantined"
     assert "missing file" in rows["sub-00/anat/sub-00_T2w.dcm"]["reason"]
     assert rows[".gitattributes"]["status"] == "skipped"
     assert len(list((tmp_path / "out").rglob("*.dcm"))) == 3
@@ -210,7 +212,7 @@ def test_git_annex_dataset_releases_every_object_once(tmp_path, secret_file, cap
     with monkeypatch.context() as patch:
         patch.setattr(medcloak.engine, "SMALL_RUN", 1)
         assert main(["run", str(ds), "--out", str(tmp_path / "two"), "--secret-file", str(secret_file),
-                     "--quiet", "--workers", "2"]) == 0
+                     "--quiet", "--workers", "2"]) == 1
     assert tree(tmp_path / "two") == tree(tmp_path / "out")
     # a subfolder's links lead outside the input: skipped, and the run says why; --follow-links takes them
     capsys.readouterr()
@@ -238,7 +240,8 @@ def test_links_outside_need_follow_links(tmp_path, secret_file) -> None:
     (src / "release_link.dcm").symlink_to(tmp_path / "out2.audit" / "secret.key")
 
     summary = run([src], tmp_path / "out", secret_file=secret_file)
-    assert (summary.ok, summary.skipped) == (1, 3)
+    # the link into out2.audit leads nowhere yet: a missing input object, quarantined
+    assert (summary.ok, summary.skipped, summary.quarantined) == (1, 2, 1)
     rows = manifest(tmp_path / "out.audit")
     assert all("outside the inputs" in rows[f"in/{n}_link.dcm"]["reason"] for n in "ab")
 
@@ -297,6 +300,12 @@ def test_all_skipped_exits_two_with_the_reasons(tmp_path, secret_file, capsys) -
                      *extra])
         err = capsys.readouterr().err
         assert code == 2 and expected in err and "1 version-control file" in err, err
+    # a run that released nothing leaves no release folder (nor documentation of an empty release),
+    # so the same command with --follow-links is not refused; the audit keeps the reasons
+    assert not (tmp_path / "out").exists() and (tmp_path / "out.audit" / "manifest.jsonl").is_file()
+    assert main(["run", str(src), "--out", str(tmp_path / "out"), "--secret-file", str(secret_file), "--quiet",
+                 "--follow-links"]) == 0
+    assert (tmp_path / "out" / "DEIDENTIFICATION.json").is_file()
     # a media directory alone is skipped too, which only the run can tell
     shutil.copy(pydicom_test_files() / "dicomdirtests" / "DICOMDIR", tmp_path / "DICOMDIR")
     assert main(["run", str(tmp_path / "DICOMDIR"), "--out", str(tmp_path / "o2"), "--quiet"]) == 2

@@ -283,7 +283,8 @@ def test_symbolic_links_never_lead_outside(tmp_path, secret_file) -> None:
     rows = {Path(r["input"]).name: r for r in manifest(tmp_path / "out.audit")}
     assert rows["link_out.dcm"]["status"] == "skipped" and "outside" in rows["link_out.dcm"]["reason"]
     assert rows["link_in.dcm"]["status"] == "skipped"
-    assert summary.ok == 2 and len(rows) == 4  # the linked folder is not walked
+    assert rows["dirlink"]["status"] == "skipped" and "folder" in rows["dirlink"]["reason"]
+    assert summary.ok == 2 and len(rows) == 5  # the linked folder is recorded, not walked
     assert len(list((tmp_path / "out").rglob("*.dcm"))) == 2
 
 

@@ -37,7 +37,8 @@ ACTIONS = {
     "unknown": "quarantine (not a supported format)",
     "link-outside": "skip (symbolic link leading outside the inputs: --follow-links follows it)",
     "link-inside": "skip (symbolic link to a file processed under another path)",
-    "link-broken": "skip (symbolic link to a missing file: git-annex content not fetched?)",
+    "link-broken": "quarantine (symbolic link to a missing file: git-annex content not fetched?)",
+    "link-folder": "skip (symbolic link to a folder: folders are never entered through links)",
     "link-release": "skip (symbolic link into the release or audit folder)",
     "vcs": "skip (version-control file)",
 }
@@ -153,8 +154,10 @@ class _Walk:
             target = path.resolve(strict=True)
         except (OSError, RuntimeError):
             return Source(str(path), "link-broken", 0)  # dangling or looping
+        if target.is_dir():
+            return Source(str(path), "link-folder", 0)  # never followed
         if not target.is_file():
-            return None  # a folder (never followed), a device, a fifo
+            return None  # a device, a fifo
         if _inside(target, self.excluded):
             return Source(str(path), "link-release", 0)
         if _walked(target, self.roots):
@@ -185,7 +188,11 @@ def discover(inputs: Iterable[Path], exclude: Iterable[Path] = (), follow_links:
             dirnames[:] = sorted(d for d in dirnames if d not in PRUNED and not _inside(here / d, excluded))
             if _inside(here, excluded):
                 continue
-            for name in sorted(filenames):
+            # os.walk lists links to folders among the folders (and does not enter them): they are
+            # recorded with the files, in name order
+            links = [d for d in dirnames if (here / d).is_symlink()]
+            dirnames[:] = [d for d in dirnames if d not in links]
+            for name in sorted(filenames + links):
                 path = here / name
                 if not (path.is_file() or path.is_symlink()):
                     continue  # sockets, fifos, devices

@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from itertools import chain, islice
@@ -37,7 +38,15 @@ from .audit import (
     secret_fingerprint,
 )
 from .discover import ACTIONS, discover
-from .errors import DuplicateObject, MedcloakError, OutputError, RunError, SkippedObject, UsageError
+from .errors import (
+    CorruptInputError,
+    DuplicateObject,
+    MedcloakError,
+    OutputError,
+    RunError,
+    SkippedObject,
+    UsageError,
+)
 from .model import Outcome, RunSummary, Source, Task
 from .pseudonym import Keyring
 from .rules.profile import Profile, load_profile
@@ -79,8 +88,11 @@ def process(task: Task, job: Job) -> Outcome:
     fmt = src.format
     extra: list[tuple[str, bytes]] = []
     try:
-        if ACTIONS.get(fmt, "").startswith("skip"):
-            raise SkippedObject(skip_reason(fmt))
+        action = ACTIONS.get(fmt, "")
+        if action.startswith("skip"):
+            raise SkippedObject(action_reason(fmt))
+        if fmt.startswith("link-"):  # known to fail before it is read (a link to a missing file)
+            raise CorruptInputError(action_reason(fmt))
         path = Path(src.path)
         if fmt in ("jpeg", "png", "tiff"):
             released = deidentify_photo(path, fmt, job.keyring)
@@ -179,10 +191,14 @@ def _series_key(source: Source) -> str | None:
 
 
 def process_task(task: Task, job: Job) -> list[Outcome]:
-    """The outcomes of a task: one per input object."""
-    if not task.members:
-        return [process(task, job)]
-    return _series(task, job)
+    """The outcomes of a task: one per input object. Readers' warnings about the input (pydicom
+    quotes the offending value) are silenced: they would put identifying values on the terminal;
+    what matters of them ends as the object's quarantine reason."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if not task.members:
+            return [process(task, job)]
+        return _series(task, job)
 
 
 def _series(task: Task, job: Job) -> list[Outcome]:
@@ -252,7 +268,7 @@ def _settle_duplicates(audit: Path, job: Job, keyring: Keyring, record: Any) -> 
         winner = min(claimants, key=_claim_order)
         if winner.get("status") != "ok":
             source = Source(winner["input"], _format_of(Path(winner["input"])), 0)
-            outcome = process(Task(source, keyring.token("object", source.path, 12)), settle)
+            (outcome,) = process_task(Task(source, keyring.token("object", source.path, 12)), settle)
             record(outcome)
             if outcome.status != "ok":
                 continue  # the winner fails now: the current holder stays as it is
@@ -300,15 +316,15 @@ def _write_documentation(out: Path, profile: Profile, summary: RunSummary) -> No
     (out / DOC_TEXT).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def skip_reason(fmt: str) -> str:
-    """The reason recorded for an object that discovery already knows to skip."""
+def action_reason(fmt: str) -> str:
+    """The reason recorded for an object that discovery already knows to skip or quarantine."""
     return ACTIONS[fmt].split("(", 1)[1].rstrip(")")
 
 
 def _dry_run(sources: Iterable[Source]) -> RunSummary:
-    """Print the plan; the summary counts the objects that discovery already knows to skip as
-    skipped and every other as to be released, so that a plan that releases nothing exits as the
-    real run would."""
+    """Print the plan; the summary counts the objects that discovery already knows to skip or to
+    quarantine as such and every other as to be released, so that a plan that releases nothing,
+    or that quarantines, exits as the real run would."""
     counts: Counter[str] = Counter()
     sizes: Counter[str] = Counter()
     summary = RunSummary()
@@ -317,7 +333,9 @@ def _dry_run(sources: Iterable[Source]) -> RunSummary:
         sizes[s.format] += s.size
         action = ACTIONS[s.format]
         if action.startswith("skip"):
-            summary.add(Outcome(s.path, "", "skipped", reason=skip_reason(s.format)))
+            summary.add(Outcome(s.path, "", "skipped", reason=action_reason(s.format)))
+        elif action.startswith("quarantine"):
+            summary.add(Outcome(s.path, "", "quarantined", reason=action_reason(s.format)))
         else:
             summary.add(Outcome(s.path, "", "ok"))
     total = sum(counts.values())
@@ -527,9 +545,16 @@ def run(
         if stopped is not None:
             _remove_unrecorded(out_path, audit_path)
         bar.finish()
-        if stopped is None:
+        if stopped is None and summary.ok:
             os.sync()  # every released object on disk before the documentation says so
             _write_documentation(out_path, prof, summary)
+        elif stopped is None:
+            # nothing released: no documentation of an empty release, and no empty folder that
+            # would refuse the next run (the audit keeps every reason)
+            try:
+                out_path.rmdir()
+            except OSError:
+                pass
         log.info(
             "%s: %d ok, %d quarantined, %d skipped in %.1f s",
             "stopped" if stopped else "done", summary.ok, summary.quarantined, summary.skipped,

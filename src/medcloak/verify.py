@@ -172,7 +172,9 @@ def verify_release(release: Path, audit: Path | None = None) -> list[Finding]:
     doc = _load_doc(release)
     profile = None
     if not doc:
-        findings.append(Finding(DOC_NAME, "error", "the release carries no de-identification document"))
+        findings.append(Finding(DOC_NAME, "error", "the release carries no de-identification document: a run "
+                                "writes it when it completes, so this release is incomplete (an interrupted run: "
+                                "continue it with `medcloak run ... --resume`)"))
     else:
         try:
             profile = profile_from_document(doc)
