@@ -133,3 +133,25 @@ def test_an_unknown_tag_cut_inside_the_tag_of_its_first_item_is_truncation():
     with pytest.raises(CorruptInputError, match=r"^truncated: sequence \(0009,1010\) has no delimiter"):
         check_structure(cut)
     assert read(cut, own_output=False).unparsed
+
+
+def test_an_item_of_implicit_vr_in_an_explicit_data_set_is_read_as_pydicom_reads_it():
+    """A writer that switches to implicit VR inside a sequence: pydicom reads the item, so do the
+    check and the leak scan's reader (which used to search the whole object byte for byte)."""
+    import io
+
+    ds = pydicom.dcmread(pydicom_test_files() / "CT_small.dcm")  # explicit VR little endian
+    item = Dataset()
+    item.RequestedProcedureID = "QX7781234"
+    ds.RequestAttributesSequence = [item]
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    explicit = b"\x40\x00\x01\x10SH\x0a\x00QX7781234 "
+    assert buf.getvalue().count(explicit) == 1
+    data = buf.getvalue().replace(explicit, b"\x40\x00\x01\x10\x0a\x00\x00\x00QX7781234 ")  # same size
+    assert pydicom.dcmread(io.BytesIO(data)).RequestAttributesSequence[0].RequestedProcedureID == "QX7781234"
+    check_structure(data)
+    for own_output in (True, False):
+        fields = read(data, own_output)
+        assert not fields.unparsed
+        assert ("SH", "QX7781234 ") in [(vr, text) for _kind, vr, text in fields.values]
