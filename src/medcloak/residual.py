@@ -1,6 +1,7 @@
 """Residual identifiers in a written DICOM object, looked for the way a reader would look.
 
-The object is read element by element by a small parser of its own (independent of the code that
+The object is read element by element by medcloak's own walker of raw bytes
+(:mod:`medcloak.formats.dicom_elements`, the structural check's too; independent of the code that
 wrote it: pydicom serves only as the data dictionary of implicit VR), and every value is judged by
 what it is:
 
@@ -32,16 +33,16 @@ from __future__ import annotations
 
 import re
 import struct
-import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable, Iterable
+
+from .formats.dicom_elements import DEFLATED, Fault, Walker, encoding, file_meta, inflate
 
 TEXT, CODED, UID, DATE = range(4)
 _TEXT_VRS = frozenset({"PN", "LO", "SH", "LT", "ST", "UT", "UC", "AE", "UR"})
 _SINGLE_VALUED = frozenset({"LT", "ST", "UT", "UR"})
 _BINARY_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV"})
-_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
 #: Elements of coded entries (Code Value, Coding Scheme Designator, ..., Code Meaning).
 CODE_TAGS = frozenset(
     {0x00080100, 0x00080102, 0x00080103, 0x00080104, 0x00080119, 0x00080120, 0x00080105,
@@ -50,15 +51,8 @@ CODE_TAGS = frozenset(
 #: Attributes medcloak writes after the walk (PS3.15 provenance): never searched in its output.
 PROVENANCE = frozenset({0x00120062, 0x00120063, 0x00120064, 0x00280301, 0x00280302, 0x00280303})
 _NATIVE_PIXELS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
-_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-_IMPLICIT_TS = "1.2.840.10008.1.2"
-_BIG_TS = "1.2.840.10008.1.2.2"
-_DEFLATED_TS = "1.2.840.10008.1.2.1.99"
 _TOKEN = re.compile(r"\d+(?:\.\d+)+|[^\W_]+")
 _ASCII_WORD = re.compile(r"[a-z0-9]+")
-_LE = (struct.Struct("<HH"), struct.Struct("<H"), struct.Struct("<I"))
-_BE = (struct.Struct(">HH"), struct.Struct(">H"), struct.Struct(">I"))
-_EXPLICIT_LE, _EXPLICIT_BE = struct.Struct("<HH2sH"), struct.Struct(">HH2sH")
 _VR_NAMES = {
     v.encode(): v for v in (
         "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF",
@@ -70,10 +64,6 @@ _NUMBER_VRS = frozenset({"AS", "AT", "DS", "FD", "FL", "IS", "SL", "SS", "SV", "
 _ATOM_KINDS = {"CS": CODED, "UI": UID, "DA": DATE, "DT": DATE, "TM": DATE}
 #: below this many bytes, a quick byte search decides whether the object needs reading at all
 FAST_PATH_LIMIT = 8 << 20
-
-
-class _Malformed(Exception):
-    pass
 
 
 def decode(raw: bytes) -> str:
@@ -251,111 +241,30 @@ def _texty(raw: bytes) -> bool:
     return not any(b < 0x20 and b not in (0x09, 0x0A, 0x0C, 0x0D, 0x1B) for b in body)
 
 
-class _Reader:
-    def __init__(self, out: Fields, skip_generated: bool) -> None:
+class _Reader(Walker):
+    """The walk's values, as :class:`Fields`: text, coded, UID and date values by kind, the binary
+    ones and encapsulated fragments as bytes; numbers and, with ``skip_generated``, provenance
+    attributes are left out."""
+
+    visit = True
+    skip = frozenset(v.encode() for v in _NUMBER_VRS)
+    max_depth = 64
+
+    def __init__(self, out: Fields, skip_generated: bool, data: Any, little: bool) -> None:
+        super().__init__(data, little)
         self.out = out
         self.skip_generated = skip_generated
-        self.mute = 0
 
-    def dataset(self, buf: Any, pos: int, end: int, explicit: bool, little: bool, depth: int, delimited: bool) -> int:
-        tag_s, _short, long_s = _LE if little else _BE
-        head_s = _EXPLICIT_LE if little else _EXPLICIT_BE
-        provenance = depth == 0 and self.skip_generated
-        while pos < end:
-            if pos + 8 > end:
-                raise _Malformed
-            if explicit:
-                group, element, vr_bytes, length = head_s.unpack_from(buf, pos)
-                if group == 0xFFFE:
-                    if element == 0xE00D and delimited:
-                        return pos + 8
-                    raise _Malformed
-                vr = _VR_NAMES.get(vr_bytes)
-                if vr is None:
-                    raise _Malformed
-                if vr_bytes in _LONG_VRS:
-                    if pos + 12 > end:
-                        raise _Malformed
-                    (length,) = long_s.unpack_from(buf, pos + 8)
-                    pos += 12
-                else:
-                    pos += 8
-                tag = group << 16 | element
-            else:
-                group, element = tag_s.unpack_from(buf, pos)
-                if group == 0xFFFE:
-                    if element == 0xE00D and delimited:
-                        return pos + 8
-                    raise _Malformed
-                (length,) = long_s.unpack_from(buf, pos + 4)
-                pos += 8
-                tag = group << 16 | element
-                vr = _implicit_vr(tag)
-            mute = provenance and tag in PROVENANCE
-            self.mute += mute
-            if length == 0xFFFFFFFF:
-                if tag in _NATIVE_PIXELS and vr != "SQ":
-                    pos = self.fragments(buf, pos, little)  # encapsulated Pixel Data
-                elif vr in ("SQ", "UN") or not explicit:
-                    pos = self.sequence(buf, pos, len(buf), explicit and vr == "SQ", little, depth + 1, True)
-                else:
-                    raise _Malformed
-            else:
-                if pos + length > end:
-                    raise _Malformed
-                if vr == "SQ":
-                    self.sequence(buf, pos, pos + length, explicit, little, depth + 1, False)
-                elif not self.mute and length and vr not in _NUMBER_VRS:
-                    self.value(tag, vr, buf, pos, length, little, depth)
-                pos += length
-            self.mute -= mute
-        if delimited:
-            raise _Malformed
-        return pos
+    def fragments(self, tag: int, items: list[tuple[int, int]], path: tuple[int, ...]) -> None:
+        if not (self.skip_generated and (path[0] if path else tag) in PROVENANCE):
+            view = memoryview(self.data)
+            self.out.binary.extend(view[pos : pos + length] for pos, length in items)
 
-    def sequence(self, buf: Any, pos: int, end: int, explicit: bool, little: bool, depth: int, delimited: bool) -> int:
-        if depth > 64:
-            raise _Malformed
-        tag_s, _short, long_s = _LE if little else _BE
-        while pos < end:
-            if pos + 8 > end:
-                raise _Malformed
-            group, element = tag_s.unpack_from(buf, pos)
-            tag = group << 16 | element
-            (length,) = long_s.unpack_from(buf, pos + 4)
-            pos += 8
-            if tag == _SEQ_END and delimited:
-                return pos
-            if tag != _ITEM:
-                raise _Malformed
-            if length == 0xFFFFFFFF:
-                pos = self.dataset(buf, pos, end, explicit, little, depth, True)
-            else:
-                if pos + length > end:
-                    raise _Malformed
-                self.dataset(buf, pos, pos + length, explicit, little, depth, False)
-                pos += length
-        if delimited:
-            raise _Malformed
-        return pos
-
-    def fragments(self, buf: Any, pos: int, little: bool) -> int:
-        tag_s, _short, long_s = _LE if little else _BE
-        while pos + 8 <= len(buf):
-            group, element = tag_s.unpack_from(buf, pos)
-            (length,) = long_s.unpack_from(buf, pos + 4)
-            pos += 8
-            if group << 16 | element == _SEQ_END:
-                return pos
-            if group << 16 | element != _ITEM or pos + length > len(buf):
-                raise _Malformed
-            if not self.mute:
-                self.out.binary.append(memoryview(buf)[pos : pos + length])
-            pos += length
-        raise _Malformed
-
-    def value(self, tag: int, vr: str, buf: Any, pos: int, length: int, little: bool, depth: int) -> None:
-        out = self.out
+    def value(self, tag: int, vr_bytes: bytes | None, pos: int, length: int, path: tuple[int, ...]) -> None:
+        vr = _implicit_vr(tag) if vr_bytes is None else _VR_NAMES.get(vr_bytes, "UN")
+        if not length or vr in _NUMBER_VRS or self.skip_generated and (path[0] if path else tag) in PROVENANCE:
+            return
+        out, buf = self.out, self.data
         if vr in _TEXT_VRS:
             creator = tag >> 16 & 1 and 0x0010 <= tag & 0xFFFF <= 0x00FF
             kind = CODED if creator or tag in CODE_TAGS else TEXT
@@ -367,13 +276,13 @@ class _Reader:
                 out.binary.append(memoryview(buf)[pos : pos + length])
         elif vr == "UN":
             value = bytes(buf[pos : pos + length])
-            if value[:4] == (b"\xfe\xff\x00\xe0" if little else b"\xff\xfe\xe0\x00"):
-                mute, values, binary = self.mute, len(out.values), len(out.binary)
+            if value[:4] == (b"\xfe\xff\x00\xe0" if self.little else b"\xff\xfe\xe0\x00"):
+                values, binary = len(out.values), len(out.binary)
                 try:  # a sequence whose VR the writer did not know: implicit VR inside
-                    self.sequence(value, 0, length, False, little, depth + 1, False)
+                    inner = _Reader(out, self.skip_generated, value, self.little)
+                    inner.sequence(0, length, True, path + (tag,))
                     return
-                except (_Malformed, struct.error):
-                    self.mute = mute
+                except Fault:
                     del out.values[values:], out.binary[binary:]
             if _texty(value):
                 out.values.append((TEXT, vr, decode(value)))
@@ -388,58 +297,37 @@ def read(data: bytes, own_output: bool = True) -> Fields:
     ``own_output``: the object is medcloak's output: its File Meta group and provenance
     attributes are medcloak's and are left out."""
     out = Fields()
-    reader = _Reader(out, own_output)
-    buf = data
-    pos, ts = 0, ""
+    pos = 0
     if len(data) >= 132 and data[128:132] == b"DICM":
-        out.binary.append(memoryview(buf)[:128])
+        out.binary.append(memoryview(data)[:128])
         pos = 132
-        reader.mute += own_output
+    meta: list[tuple[int, bytes | None, int, int]] = []
+    try:
+        pos, syntax = file_meta(data, pos, meta)
+    except Fault as fault:
+        pos, syntax = fault.at, None
+        out.unparsed.append(data[pos:])
+    if meta and not own_output:
+        reader = _Reader(out, False, data, True)
+        for tag, vr, at, length in meta:
+            reader.value(tag, vr, at, length, ())
+    if out.unparsed:
+        return out
+    body: Any = data
+    if syntax == DEFLATED:
         try:
-            while pos + 8 <= len(data) and data[pos : pos + 2] == b"\x02\x00":
-                # one element of the File Meta group (always explicit VR little endian)
-                vr_bytes = data[pos + 4 : pos + 6]
-                if vr_bytes in _LONG_VRS:
-                    (length,) = _LE[2].unpack_from(data, pos + 8)
-                    head = 12
-                else:
-                    (length,) = _LE[1].unpack_from(data, pos + 6)
-                    head = 8
-                end_meta = pos + head + length
-                if end_meta > len(data):
-                    raise _Malformed
-                if data[pos + 2 : pos + 4] == b"\x10\x00":
-                    ts = data[pos + head : end_meta].rstrip(b"\x00 ").decode("ascii", "replace")
-                reader.dataset(buf, pos, end_meta, True, True, 0, False)
-                pos = end_meta
-        except (_Malformed, struct.error):
+            body, pos = inflate(data, pos), 0
+        except Fault:
             out.unparsed.append(data[pos:])
             return out
-        finally:
-            reader.mute -= own_output
-    elif len(data) >= 8:
-        vr = data[4:6]
-        ts = "" if vr.isalpha() and vr.isupper() else _IMPLICIT_TS
-    body: Any = buf
-    if ts == _DEFLATED_TS:
-        try:
-            body = zlib.decompress(data[pos:], -zlib.MAX_WBITS)
-        except zlib.error:
-            out.unparsed.append(data[pos:])
-            return out
-        pos = 0
-    explicit, little = ts != _IMPLICIT_TS, ts != _BIG_TS
-    # a data set whose encoding differs from its transfer syntax (readers cope) is read the other way
-    for explicit in (explicit,) if own_output else (explicit, not explicit):
-        values, binary = len(out.values), len(out.binary)
-        try:
-            reader.mute = 0
-            reader.dataset(body, pos, len(body), explicit, little, 0, False)
-            return out
-        except (_Malformed, struct.error, UnicodeDecodeError):
-            del out.values[values:], out.binary[binary:]
-    # fail closed: what cannot be read is searched byte for byte, all of it
-    out.unparsed.append(bytes(body[pos:]))
+    little, implicit = encoding(body, pos, syntax)
+    values, binary = len(out.values), len(out.binary)
+    try:
+        _Reader(out, own_output, body, little).dataset(pos, None, implicit, (), top=True)
+    except (Fault, struct.error):
+        # fail closed: what cannot be read is searched byte for byte, all of it
+        del out.values[values:], out.binary[binary:]
+        out.unparsed.append(bytes(body[pos:]))
     return out
 
 
@@ -496,7 +384,7 @@ def _haystack(data: bytes, pixel_data_length: int) -> bytes | None:
         big = head[-4:] == pixel_data_length.to_bytes(4, "big") and b"\x7f\xe0\x00\x10" in head[:8]
         if not (little or big):
             pixel_data_length = 0
-    if len(data) - pixel_data_length > FAST_PATH_LIMIT or _DEFLATED_TS.encode() in data[132:1024]:
+    if len(data) - pixel_data_length > FAST_PATH_LIMIT or DEFLATED.encode() in data[132:1024]:
         return None
     return (data[: len(data) - pixel_data_length] if pixel_data_length else data).lower()
 

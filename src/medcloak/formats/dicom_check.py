@@ -8,6 +8,8 @@ Three checks, used both when reading an input (:func:`medcloak.formats.dicom.rea
   pydicom reads a value cut by the end of the file as a shorter value, and an unterminated
   sequence as a shorter one, without an error: this walk is what tells a truncated file.
   It reads only element headers (values are stepped over), so it costs a fraction of a read.
+  The walk is :mod:`medcloak.formats.dicom_elements`' (the leak scan's reader walks alike);
+  what is said of a fault, here.
 - :func:`missing_type1` names the Type 1 attributes an object lacks: Study and Series Instance
   UID and Modality of every object, and for an image (an image storage SOP class, or any object
   with Pixel Data) those of its Image Pixel module, Pixel Data included.
@@ -21,40 +23,34 @@ Errors are :class:`medcloak.errors.CorruptInputError` whose text names what is w
 
 from __future__ import annotations
 
-import struct
-import zlib
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CorruptInputError
+from .dicom_elements import DEFLATED, LONG_VRS, Fault, Walker, encoding, file_meta, inflate
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
-ITEM, ITEM_DELIM, SEQ_DELIM = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-UNDEFINED = 0xFFFFFFFF
-#: Explicit VRs with a four-byte length after two reserved bytes (PS3.5 7.1.2)
-LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
-KNOWN_VRS = LONG_VRS | {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT",
-                        b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"}
-IMPLICIT_LE, EXPLICIT_BE, DEFLATED = "1.2.840.10008.1.2", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"
-
-_SQ_TAGS: frozenset[int] | None = None
-
-
-def _sq_tags() -> frozenset[int]:
-    """Tags whose dictionary VR is SQ (what an implicit VR reader must take for a sequence)."""
-    global _SQ_TAGS
-    if _SQ_TAGS is None:
-        from pydicom.datadict import DicomDictionary
-
-        _SQ_TAGS = frozenset(tag for tag, entry in DicomDictionary.items() if entry[0] == "SQ")
-    return _SQ_TAGS
-
-
-def _known(tag: int) -> bool:
-    from pydicom.datadict import DicomDictionary
-
-    return tag in DicomDictionary
+#: What each :class:`~medcloak.formats.dicom_elements.Fault` says: ``where`` names the element and
+#: the sequences it is in, ``seq`` the sequence, ``after`` the element before a cut header.
+_MESSAGES = {
+    "header cut": "truncated: an element header{after} is cut by the end of the file",
+    "long header cut": "truncated: the header of {where} is cut by the end of the file",
+    "past end": "truncated: {where} runs past the end of the file",
+    "past item": "malformed: {where} runs past the end of its item",
+    "stray item delimiter": "malformed: an item delimiter outside any sequence",
+    "item open": "truncated: an item of {seq} has no delimiter before the end of the file",
+    "item past end": "truncated: an item of {seq} runs past the end of the file",
+    "item past sequence": "malformed: an item of {seq} runs past the end of its sequence",
+    "sequence open": "truncated: sequence {seq} has no delimiter before the end of the file",
+    "non-item": "malformed: sequence {seq} holds a non-item",
+    "no delimiter": "truncated: {where} has no delimiter before the end of the file",
+    "deep": "malformed: sequences nested too deep",
+    "meta cut": "truncated: the File Meta Information is cut by the end of the file",
+    "meta past end": "truncated: {where} runs past the end of the file",
+    "deflate": "malformed: the deflated data set does not inflate",
+    "deflate cut": "truncated: the deflated data set is cut by the end of the file",
+}
 
 
 def _name(tag: int) -> str:
@@ -63,182 +59,18 @@ def _name(tag: int) -> str:
     return keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
 
-def _looks_implicit(vr: bytes) -> bool:
-    """pydicom's test at the start of a data set: an explicit VR is two capital letters."""
-    return len(vr) == 2 and not (0x40 < vr[0] < 0x5B and 0x40 < vr[1] < 0x5B)
+def _where(tag: int, path: tuple[int, ...]) -> str:
+    inside = " > ".join(_name(t) for t in path)
+    return _name(tag) + (f" (in {inside})" if inside else "")
 
 
-class _Walk:
-    """One walk over a data set's bytes; raises :class:`CorruptInputError` at the first fault."""
-
-    def __init__(self, data: Any, little: bool) -> None:
-        self.data = data
-        self.end = len(data)
-        e = "<" if little else ">"
-        self.tag_len = struct.Struct(e + "HHI").unpack_from
-        self.explicit = struct.Struct(e + "HH2sH").unpack_from
-        self.u32 = struct.Struct(e + "I").unpack_from
-        self.delim = struct.pack(e + "HH", 0xFFFE, 0xE0DD)
-        self.sq = _sq_tags()
-
-    def _where(self, tag: int, path: tuple[int, ...]) -> str:
-        inside = " > ".join(_name(t) for t in path)
-        return _name(tag) + (f" (in {inside})" if inside else "")
-
-    def dataset(self, pos: int, stop: int | None, implicit: bool, path: tuple[int, ...], top: bool) -> int:
-        """Walk the elements from ``pos`` to ``stop`` (a defined-length item), to the end of the file
-        (``top``), or to an item delimiter; returns the position after them."""
-        data, end = self.data, self.end
-        if not (implicit and not top) and pos + 6 <= end:
-            implicit = _looks_implicit(bytes(data[pos + 4 : pos + 6]))
-        last = 0
-        while True:
-            if stop is not None and pos >= stop:
-                return pos
-            if pos + 8 > end:
-                if pos == end and top:
-                    return pos
-                if pos == end:
-                    raise CorruptInputError(
-                        f"truncated: an item of {self._where(path[-1], path[:-1])} has no delimiter before "
-                        "the end of the file"
-                    )
-                after = f" after {self._where(last, path)}" if last else ""
-                raise CorruptInputError(f"truncated: an element header{after} is cut by the end of the file")
-            if implicit:
-                group, elem, length = self.tag_len(data, pos)
-                vr = None
-                head = 8
-            else:
-                group, elem, vr, length = self.explicit(data, pos)
-                head = 8
-                if vr in KNOWN_VRS:
-                    if vr in LONG_VRS:
-                        if pos + 12 > end:
-                            raise CorruptInputError(
-                                f"truncated: the header of {self._where(group << 16 | elem, path)} is cut by the "
-                                "end of the file"
-                            )
-                        length = self.u32(data, pos + 8)[0]
-                        head = 12
-                elif not (b"AA" <= vr <= b"ZZ"):  # an implicit VR element among explicit ones
-                    group, elem, length = self.tag_len(data, pos)
-                    vr = None
-            tag = group << 16 | elem
-            if tag == ITEM_DELIM:
-                if top:
-                    raise CorruptInputError("malformed: an item delimiter outside any sequence")
-                return pos + 8
-            last = tag
-            pos += head
-            if length != UNDEFINED:
-                value_end = pos + length
-                is_sq = vr == b"SQ" or (vr is None and tag in self.sq)
-                if value_end > end:
-                    if is_sq:  # name the innermost element that the end of the file cuts
-                        self.sequence(pos, end, implicit, path + (tag,))
-                    raise CorruptInputError(f"truncated: {self._where(tag, path)} runs past the end of the file")
-                if stop is not None and value_end > stop:
-                    raise CorruptInputError(f"malformed: {self._where(tag, path)} runs past the end of its item")
-                if is_sq:
-                    self.sequence(pos, value_end, implicit, path + (tag,))
-                pos = value_end
-                continue
-            sequence = vr in (b"SQ", b"UN")
-            if vr is None:
-                if tag in self.sq:
-                    sequence = True
-                elif not _known(tag) and pos + 4 <= end:
-                    sequence = self.tag_len(data, pos)[0] == 0xFFFE and self.tag_len(data, pos)[1] == 0xE000
-            if sequence:
-                pos = self.sequence(pos, None, implicit, path + (tag,))
-            else:
-                pos = self.undefined_value(pos, tag, path)
-
-    def sequence(self, pos: int, stop: int | None, implicit: bool, path: tuple[int, ...]) -> int:
-        """Walk the items of a sequence (of defined length when ``stop`` is given)."""
-        data, end = self.data, self.end
-        while True:
-            if stop is not None and pos >= stop:
-                return pos
-            if pos + 8 > end:
-                raise CorruptInputError(
-                    f"truncated: sequence {self._where(path[-1], path[:-1])} has no delimiter before the end of the file"
-                )
-            group, elem, length = self.tag_len(data, pos)
-            tag = group << 16 | elem
-            if tag == SEQ_DELIM:
-                return pos + 8
-            if tag != ITEM:
-                raise CorruptInputError(f"malformed: sequence {self._where(path[-1], path[:-1])} holds a non-item")
-            pos += 8
-            if length == UNDEFINED:
-                pos = self.dataset(pos, None, implicit, path, top=False)
-                continue
-            item_end = pos + length
-            if item_end > end:
-                self.dataset(pos, end, implicit, path, top=False)  # the innermost element cut, if any
-                raise CorruptInputError(
-                    f"truncated: an item of {self._where(path[-1], path[:-1])} runs past the end of the file"
-                )
-            if stop is not None and item_end > stop:
-                raise CorruptInputError(
-                    f"malformed: an item of {self._where(path[-1], path[:-1])} runs past the end of its sequence"
-                )
-            pos = max(self.dataset(pos, item_end, implicit, path, top=False), item_end)
-
-    def undefined_value(self, pos: int, tag: int, path: tuple[int, ...]) -> int:
-        """An undefined-length value that is no sequence (encapsulated Pixel Data): items up to a
-        sequence delimiter, or, as pydicom does when they are no items, a search for the delimiter."""
-        data, end = self.data, self.end
-        p = pos
-        while p + 8 <= end:
-            group, elem, length = self.tag_len(data, p)
-            item = group << 16 | elem
-            if item == SEQ_DELIM:
-                return p + 8
-            if item != ITEM:
-                break
-            p += 8 + length
-            if p > end:
-                raise CorruptInputError(f"truncated: {self._where(tag, path)} runs past the end of the file")
-        else:
-            raise CorruptInputError(
-                f"truncated: {self._where(tag, path)} has no delimiter before the end of the file"
-            )
-        found = data.find(self.delim, pos)
-        if found < 0 or found + 8 > end:
-            raise CorruptInputError(f"truncated: {self._where(tag, path)} has no delimiter before the end of the file")
-        return int(found) + 8
-
-
-def _meta(data: Any, pos: int) -> tuple[int, str | None]:
-    """Step over File Meta (group 0002, explicit VR little endian) and Command (group 0000, implicit)
-    elements; returns the position after them and the Transfer Syntax UID."""
-    end = len(data)
-    syntax = None
-    implicit = _looks_implicit(bytes(data[pos + 4 : pos + 6])) if pos + 6 <= end else False
-    for group_wanted in (0x0002, 0x0000):
-        while pos + 8 <= end and int.from_bytes(data[pos : pos + 2], "little") == group_wanted:
-            elem = int.from_bytes(data[pos + 2 : pos + 4], "little")
-            vr = bytes(data[pos + 4 : pos + 6])
-            if group_wanted == 0x0002 and not implicit and vr in LONG_VRS:
-                if pos + 12 > end:
-                    raise CorruptInputError("truncated: the File Meta Information is cut by the end of the file")
-                length, head = int.from_bytes(data[pos + 8 : pos + 12], "little"), 12
-            elif group_wanted == 0x0002 and not implicit:
-                length, head = int.from_bytes(data[pos + 6 : pos + 8], "little"), 8
-            else:
-                length, head = int.from_bytes(data[pos + 4 : pos + 8], "little"), 8
-            if length == UNDEFINED or pos + head + length > end:
-                raise CorruptInputError(
-                    f"truncated: {_name(group_wanted << 16 | elem)} runs past the end of the file"
-                )
-            if group_wanted == 0x0002 and elem == 0x0010:
-                syntax = bytes(data[pos + head : pos + head + length]).decode("ascii", "replace").strip("\x00 ")
-            pos += head + length
-        implicit = True  # the command group is always implicit VR little endian
-    return pos, syntax
+def _message(fault: Fault) -> str:
+    tag, path = fault.tag, fault.path
+    return _MESSAGES[fault.kind].format(
+        where=_where(tag, path),
+        seq=_where(path[-1], path[:-1]) if path else "",
+        after=f" after {_where(tag, path)}" if tag else "",
+    )
 
 
 def check_structure(data: Any) -> None:
@@ -247,30 +79,18 @@ def check_structure(data: Any) -> None:
     ``truncated:`` when the end of the file came too early."""
     end = len(data)
     part10 = end >= 132 and bytes(data[128:132]) == b"DICM"
-    pos, syntax = _meta(data, 132 if part10 else 0)
-    if pos >= end:
-        raise CorruptInputError("truncated: no data set after the File Meta Information")
-    little, implicit = True, False
-    if syntax is None:  # as pydicom guesses: an explicit VR where one is expected, big endian by group
-        implicit = bytes(data[pos + 4 : pos + 6]) not in KNOWN_VRS
-        little = implicit or int.from_bytes(data[pos : pos + 2], "little") < 1024
-    elif syntax == IMPLICIT_LE:
-        implicit = True
-    elif syntax == EXPLICIT_BE:
-        little = False
-    elif syntax == DEFLATED:
-        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-        try:
-            data = inflater.decompress(bytes(data[pos:]))
-        except zlib.error:
-            raise CorruptInputError("malformed: the deflated data set does not inflate") from None
-        if not inflater.eof:
-            raise CorruptInputError("truncated: the deflated data set is cut by the end of the file")
-        pos = 0
     try:
-        _Walk(data, little).dataset(pos, None, implicit, (), top=True)
+        pos, syntax = file_meta(data, 132 if part10 else 0)
+        if pos >= end:
+            raise CorruptInputError("truncated: no data set after the File Meta Information")
+        little, implicit = encoding(data, pos, syntax)
+        if syntax == DEFLATED:
+            data, pos = inflate(data, pos), 0
+        Walker(data, little).dataset(pos, None, implicit, (), top=True)
+    except Fault as fault:
+        raise CorruptInputError(_message(fault)) from None
     except RecursionError:
-        raise CorruptInputError("malformed: sequences nested too deep") from None
+        raise CorruptInputError(_MESSAGES["deep"]) from None
 
 
 # ---- Type 1 attributes --------------------------------------------------------------------------
