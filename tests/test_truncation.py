@@ -13,7 +13,8 @@ from pydicom.data import get_testdata_file
 from medcloak.engine import run
 from medcloak.errors import CorruptInputError, DeidentificationError, MedcloakError
 from medcloak.formats.dicom import deidentify_dicom
-from medcloak.formats.dicom_check import LONG_VRS, check_structure, missing_type1, slide_label
+from medcloak.formats.dicom_check import check_structure, missing_type1, slide_label
+from medcloak.formats.dicom_elements import LONG_VRS
 from medcloak.pseudonym import Keyring
 from medcloak.rules.profile import load_profile
 from medcloak.verify import verify_release

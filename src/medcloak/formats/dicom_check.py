@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CorruptInputError
-from .dicom_elements import DEFLATED, LONG_VRS, Fault, Walker, encoding, file_meta, inflate
+from .dicom_elements import DEFLATED, Fault, Walker, encoding, file_meta, inflate
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
