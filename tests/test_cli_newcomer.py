@@ -172,9 +172,9 @@ def test_summary_says_where_the_audit_and_reasons_are(tmp_path, secret_file) -> 
 
 
 def test_summary_says_where_the_qc_pictures_are(tmp_path, secret_file) -> None:
-    head = ROOT.parent / "shared" / "data" / "heads" / "robex_atlas.nii.gz"
-    if not head.is_file():
-        pytest.skip("the shared head volumes are not beside the repository")
+    from shared_data import head as head_volume
+
+    head = head_volume("robex_atlas.nii.gz")  # ../shared or the verified cache (tests/shared_data.py)
     src = tmp_path / "in"
     src.mkdir()
     (src / "sub-01_T1w.nii.gz").write_bytes(head.read_bytes())

@@ -175,7 +175,8 @@ def test_verify_finds_an_unflagged_ultrasound_image_in_a_release(tmp_path, secre
         "Burned In Annotation is absent from an ultrasound image, where burned-in text is common"]
 
 
-WSI_LABEL = Path(__file__).resolve().parents[2] / "shared" / "data" / "wsi" / "dicom_wsi_bpaec" / "2"
+#: a real slide label (see tests/data/wsi/SOURCES.md)
+WSI_LABEL = Path(__file__).resolve().parent / "data" / "wsi" / "bpaec_label.dcm"
 
 
 @pytest.mark.parametrize("how", ["specimen-label", "image-type"])
@@ -207,7 +208,6 @@ def test_slide_label_images_are_quarantined_unless_a_template_covers_them(tmp_pa
     assert any(c.startswith("the image shows a slide label (") for c in _codes(tmp_path / "out"))
 
 
-@pytest.mark.skipif(not WSI_LABEL.is_file(), reason="the DICOM WSI sample of ../shared is not beside the checkout")
 def test_real_wsi_label_is_quarantined():
     assert _reason(WSI_LABEL) == ("the image shows a slide label (Specimen Label in Image is YES): needs --option "
                                   "clean-pixel-data with a region template that covers it")
