@@ -456,7 +456,7 @@ def test_third_party_set_no_residual_quarantine_and_verify_clean(tmp_path, capsy
     rows = [json.loads(line) for line in (tmp_path / "out.audit" / "manifest.jsonl").read_text().splitlines()]
     # the others are quarantined for what they are (truncated, incomplete, burned-in text that no
     # template handles, a syntax that cannot be cleaned), never by an internal error
-    assert sum(r["status"] == "ok" for r in rows) >= 75
+    assert sum(r["status"] == "ok" for r in rows) >= 65 + counts.get("wsi", 0) // 2
     assert not [r["reason"] for r in rows if "internal error" in r["reason"]]
     flagged = [Path(r["input"]).relative_to(tmp_path / "in").as_posix() for r in rows
                if "residual" in r["reason"]]

@@ -218,12 +218,15 @@ class Dask(Executor):
         else:
             import dask
 
-            # no dashboard, and the scheduler's HTTP server on a free loopback port, never 8787
+            # no dashboard, and the scheduler's HTTP server on a free loopback port, never 8787;
+            # Dask's own logs stay off the terminal, ERRORs included (a worker's heartbeat racing
+            # the scheduler's close at the end of a run logs a traceback): what fails, the run
+            # reports itself (ClusterError, the manifest)
             self._own_cluster = LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                 scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                 preload=[*dask.config.get("distributed.worker.preload", []), __name__],
-                silence_logs=logging.ERROR, memory_limit="auto",
+                silence_logs=logging.CRITICAL, memory_limit="auto",
             )
             self.client = Client(self._own_cluster, set_as_default=False)
         self.client.run(_warm)
