@@ -264,8 +264,9 @@ def redact_scan(
     segs: np.ndarray,
     out: np.ndarray,
 ) -> int:
-    """Rewrite the scan data ``src[start:end]`` with every flagged block replaced by a block of DC
-    ``fill[c]`` and no AC coefficient.
+    """Rewrite the scan data ``src[start:end]`` with every flagged block replaced by a block of no
+    AC coefficient and DC ``fill[k]``, ``k`` counting the flagged blocks in coding order (a flat
+    fill, or the DC sequence of :func:`.jpeg_fill.plan_fill`).
 
     The new scan data is the concatenation of segments written to ``segs`` (one row each:
     0 = bytes ``src[start:end]``, 1 = bytes ``out[start:end]``): restart intervals without a
@@ -286,6 +287,7 @@ def redact_scan(
     outpred = np.zeros(ns, np.int64)
     o = 0
     nseg = 0
+    kf = 0  # flagged blocks met so far
     for it in range(nint):
         a, b, m0, m1 = _interval(it, nint, start, end, rst, n_mcu, restart)
         dirty = False
@@ -340,7 +342,7 @@ def redact_scan(
                     if o + ((span_b - span_a) >> 2) + BLOCK_ROOM > out.shape[0]:
                         return OVERFLOW
                     o, acc, nacc = _copy_bits(scratch, span_a, span_b, out, o, acc, nacc)
-                    newdiff = (fill[c] if flags[blk - 1] else dc) - outpred[c]
+                    newdiff = (fill[kf] if flags[blk - 1] else dc) - outpred[c]
                     s = _category(newdiff)
                     if s > max_category or dc_size[dt, s] == 0:
                         return MISSING_DC
@@ -349,7 +351,8 @@ def redact_scan(
                         if ac_size[at, 0] == 0:
                             return MISSING_EOB
                         o, acc, nacc = _put(out, o, acc, nacc, ac_code[at, 0], ac_size[at, 0])
-                        outpred[c] = fill[c]
+                        outpred[c] = fill[kf]
+                        kf += 1
                         span_a = bp
                     else:  # a clean block after redacted ones: DC re-coded, AC bits as they are
                         outpred[c] = dc
@@ -418,6 +421,85 @@ def decode_scan(
                     pred[c] += diff
                     coef[blk, 0] = pred[c]
                     blk += 1
+    return 0
+
+
+@kernel
+def decode_dcs(
+    src: np.ndarray,
+    start: int,
+    end: int,
+    comp_blocks: np.ndarray,
+    dc_tab: np.ndarray,
+    ac_tab: np.ndarray,
+    dc_fast: np.ndarray,
+    dc_dec: np.ndarray,
+    ac_fast: np.ndarray,
+    ac_dec: np.ndarray,
+    n_mcu: int,
+    restart: int,
+    rst: np.ndarray,
+    flags: np.ndarray,
+    scratch: np.ndarray,
+    dcs: np.ndarray,
+) -> int:
+    """The absolute DC of the blocks that :func:`.jpeg_fill.plan_fill` reads into ``dcs`` (one
+    entry per block in coding order; the others are left as they are): in each restart interval
+    holding a flagged block, every block from the interval's start until each component has had
+    a clean block after the interval's last flagged block (or the interval ends); intervals
+    without a flagged block are not decoded. ``scratch`` holds at least ``end - start +``
+    :data:`TAIL` bytes. Returns 0 or a negative code."""
+    ns = comp_blocks.shape[0]
+    bpm = 0
+    for c in range(ns):
+        bpm += comp_blocks[c]
+    nint = _intervals(n_mcu, restart, rst)
+    if nint < 0:
+        return BAD_RESTARTS
+    dummy = np.empty((1, 64), np.int32)
+    pred = np.zeros(ns, np.int64)
+    pending = np.zeros(ns, np.bool_)
+    for it in range(nint):
+        a, b, m0, m1 = _interval(it, nint, start, end, rst, n_mcu, restart)
+        last = -1
+        for blk in range(m0 * bpm, m1 * bpm):
+            if flags[blk]:
+                last = blk
+        if last < 0:
+            continue
+        nbits = unstuff(src, a, b, scratch) * 8
+        pos = 0
+        racc = np.int64(0)
+        nb = 0
+        pred[:] = 0
+        pending[:] = False
+        blk = m0 * bpm
+        done = False
+        for _m in range(m0, m1):
+            for c in range(ns):
+                dcf = dc_fast[dc_tab[c]]
+                dcd = dc_dec[dc_tab[c]]
+                acf = ac_fast[ac_tab[c]]
+                acd = ac_dec[ac_tab[c]]
+                for _j in range(comp_blocks[c]):
+                    status, diff, _ac, pos, racc, nb = _decode_block(
+                        scratch, pos, racc, nb, dcf, dcd, acf, acd, dummy, 0, False
+                    )
+                    if status < 0 or pos * 8 - nb > nbits:
+                        return CORRUPT
+                    pred[c] += diff
+                    dcs[blk] = pred[c]
+                    pending[c] = flags[blk] != 0
+                    blk += 1
+                if blk > last:
+                    done = True
+                    for k in range(ns):
+                        if pending[k]:
+                            done = False
+                    if done:
+                        break
+            if done:
+                break
     return 0
 
 

@@ -70,7 +70,7 @@ def test_decode_matches_reference_on_edge_blocks(samp, precision, restart, width
     box = (int(rng.integers(0, width)), int(rng.integers(0, height)))
     box = (*box, box[0] + int(rng.integers(1, 20)), box[1] + int(rng.integers(1, 20)))
     result = redact_jpeg_detailed(data, [box], "black")
-    check_redaction(data, result.data, [box], "black", result.route)
+    check_redaction(data, result.data, [box], "black", result.route, result.ramp)
 
 
 def reference_counts(coef: np.ndarray, restart: int, blocks_per_mcu: int) -> tuple[dict[int, int], dict[int, int]]:
@@ -148,4 +148,4 @@ def test_redaction_random_boxes(samp, restart, optimize, raw_boxes, fill) -> Non
     if not boxes or result.blocks == 0:
         assert result.data == data
         return
-    check_redaction(data, result.data, boxes, fill, result.route)
+    check_redaction(data, result.data, boxes, fill, result.route, result.ramp)

@@ -6,10 +6,15 @@ block keeps its quantized coefficients exactly. The scan is rewritten by the ker
 :func:`medcloak_kernels.jpeg_scan.redact_scan`: restart intervals without a redacted block are
 copied byte for byte, and in the others each clean block is copied as a span of bits.
 
-When the file's Huffman tables lack a symbol the rewrite needs (a DC difference category, or the
-end-of-block code, which optimized tables may omit), another fill DC of the same decoded value is
-tried; failing that, the scan is decoded whole and re-encoded with new optimal tables, still
-keeping every coefficient of every clean block.
+When the file's DC table lacks a difference category the flat fill needs (optimized tables hold
+only the categories their image used), the redacted runs take a DC sequence the table codes,
+as near the fill as it allows (:mod:`medcloak_kernels.jpeg_fill`: the fill exactly in all but a
+block or two at the ends of a run, which step towards it; :attr:`Redaction.ramp` counts them),
+still copying clean blocks as bits. Tables too sparse for that (no categories 0 and 1, or gaps
+the jumps need) get another fill DC of the same decoded value; failing that, or when the AC
+table lacks the end-of-block code (a block of 63 zero AC coefficients has no other code), the
+scan is decoded whole and re-encoded with new optimal tables, still keeping every coefficient of
+every clean block.
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ class Redaction:
     blocks: int
     #: "none" (nothing to do), "bit-copy", or "rebuilt-tables"
     route: str
+    #: redacted blocks whose DC is not the fill's (a step towards it where the file's DC table
+    #: cannot code the jump from a clean neighbour: see :mod:`medcloak_kernels.jpeg_fill`)
+    ramp: int = 0
 
 
 @functools.lru_cache(maxsize=64)
@@ -357,6 +365,45 @@ def _rebuild(data: bytes, src: np.ndarray, layout: JpegLayout, geo: _Geometry, f
     return b"".join(pieces)
 
 
+def _dc_steps(layout: JpegLayout, dc_size: np.ndarray, max_category: int) -> np.ndarray:
+    """Per component, the largest DC difference magnitude below which every difference is
+    codable: 2**m - 1 for categories 0..m all in the table (0 without categories 0 and 1)."""
+    out = np.zeros(len(layout.components), np.int64)
+    for i, c in enumerate(layout.components):
+        m = -1
+        while m < max_category and dc_size[c.td, m + 1]:
+            m += 1
+        out[i] = (1 << m) - 1 if m >= 1 else 0
+    return out
+
+
+def _plan(
+    src: np.ndarray, layout: JpegLayout, geo: _Geometry, flags: np.ndarray, flagged: np.ndarray, values: np.ndarray,
+    dc: tuple, ac: tuple, dc_tab: np.ndarray, ac_tab: np.ndarray, max_category: int,
+) -> np.ndarray | None:
+    """DCs for the flagged blocks (in coding order) whose differences the DC tables code, as near
+    the fill as they allow (:mod:`medcloak_kernels.jpeg_fill`); None when there are none."""
+    from medcloak_kernels.jpeg_fill import plan_fill
+    from medcloak_kernels.jpeg_scan import TAIL, decode_dcs
+
+    steps = _dc_steps(layout, dc[2], max_category)
+    if not steps.all():
+        return None
+    n_blocks = flags.shape[0]
+    dcs = np.zeros(n_blocks, np.int64)
+    scan_len = layout.scan_end - layout.scan_start
+    status = decode_dcs(
+        src, layout.scan_start, layout.scan_end, geo.comp_blocks, dc_tab, ac_tab, dc[3], dc[0], ac[3], ac[0],
+        geo.n_mcu, layout.restart, layout.restarts, flags, _buffer("scratch", scan_len + TAIL), dcs,
+    )
+    if status < 0:
+        raise CorruptInputError("JPEG entropy-coded data is corrupt or truncated")
+    plan = dcs  # the planned DCs overwrite the flagged blocks' entries, which the plan never reads
+    if plan_fill(dcs, flags, geo.comp_blocks, geo.n_mcu, layout.restart, values, steps, plan) < 0:
+        return None
+    return plan[flagged]
+
+
 def redact_jpeg_detailed(
     data: bytes, boxes: Iterable[Sequence[int]], fill: str = "black", photometric: str | None = None
 ) -> Redaction:
@@ -384,15 +431,15 @@ def redact_jpeg_detailed(
     max_category = 11 if layout.precision == 8 else 15
     scan_len = layout.scan_end - layout.scan_start
     segs = np.zeros((len(layout.restarts) + 1, 3), np.int64)
-    for shift in range(0, 33 if fill != "grey" else 1):
-        values = _fill_dc(layout, fill, shift, ycc)
-        if values is None:
-            break
+    flagged = np.flatnonzero(flags)
+    comp_of_flagged = np.repeat(np.arange(len(layout.components)), geo.comp_blocks)[flagged % int(geo.comp_blocks.sum())]
+
+    def attempt(fill_seq: np.ndarray) -> tuple[int, bytes]:
         n, out = _run(
             redact_scan, scan_len + scan_len // 8 + 4096,
             src, layout.scan_start, layout.scan_end, geo.comp_blocks, dc_tab, ac_tab, dc[3], dc[0], ac[3], ac[0],
             dc[1], dc[2],
-            ac[1], ac[2], geo.n_mcu, layout.restart, layout.restarts, max_category, flags, values,
+            ac[1], ac[2], geo.n_mcu, layout.restart, layout.restarts, max_category, flags, fill_seq,
             _buffer("scratch", scan_len + TAIL), segs,
         )
         if n >= 0:
@@ -400,15 +447,34 @@ def redact_jpeg_detailed(
             pieces = [view[: layout.scan_start]]
             pieces += [(written if kind else view)[a:b] for kind, a, b in segs[:n].tolist()]
             pieces.append(view[layout.scan_end :])
-            return Redaction(b"".join(pieces), regions, count, "bit-copy")
-        if n == MISSING_EOB:
-            break
-        if n != MISSING_DC:
+            return n, b"".join(pieces)
+        if n not in (MISSING_DC, MISSING_EOB):
             if n == CORRUPT:
                 raise CorruptInputError("JPEG entropy-coded data is corrupt or truncated")
             raise CorruptInputError("JPEG restart markers do not match the restart interval")
+        return n, b""
+
     values = _fill_dc(layout, fill, 0, ycc)
     assert values is not None
+    n, out = attempt(values[comp_of_flagged])
+    if n >= 0:
+        return Redaction(out, regions, count, "bit-copy")
+    if n == MISSING_DC:
+        plan = _plan(src, layout, geo, flags, flagged, values, dc, ac, dc_tab, ac_tab, max_category)
+        if plan is not None:
+            n, out = attempt(plan)
+            if n >= 0:
+                ramp = int((plan != values[comp_of_flagged]).sum())
+                return Redaction(out, regions, count, "bit-copy", ramp)
+    for shift in range(1, 33 if fill != "grey" and n == MISSING_DC else 0):
+        shifted = _fill_dc(layout, fill, shift, ycc)
+        if shifted is None:
+            break
+        n, out = attempt(shifted[comp_of_flagged])
+        if n >= 0:
+            return Redaction(out, regions, count, "bit-copy")
+        if n == MISSING_EOB:
+            break
     return Redaction(_rebuild(data, src, layout, geo, flags, values), regions, count, "rebuilt-tables")
 
 
