@@ -23,6 +23,7 @@ import numba
 import numpy as np
 
 from .jit import kernel
+from .jpeg_scan import _category
 
 #: a run whose ends are too far apart for the table (or a table without categories 0 and 1)
 NO_PLAN = -2
@@ -38,11 +39,14 @@ def plan_fill(
     fill: np.ndarray,
     step: np.ndarray,
     plan: np.ndarray,
+    used: np.ndarray,
 ) -> int:
     """Write the DC of every flagged block into ``plan`` (one entry per block in coding order,
     like ``flags`` and ``dcs``; other entries are left alone). ``dcs`` holds the absolute DC of
     the blocks :func:`.jpeg_scan.decode_dcs` decodes, ``fill[c]`` and ``step[c]`` the fill value
-    and the codable step of component ``c``. Returns 0, or :data:`NO_PLAN`."""
+    and the codable step of component ``c``. ``used[c, s]`` (zeroed by the caller, 32 columns)
+    counts the differences of category ``s`` the plan makes component ``c`` code: into, within
+    and out of each run. Returns the number of runs, or :data:`NO_PLAN`."""
     ns = comp_blocks.shape[0]
     bpm = 0
     offset = np.zeros(ns, np.int64)
@@ -53,6 +57,7 @@ def plan_fill(
     prev_blk = np.full(ns, -1, np.int64)  # last clean block of the component in the interval
     run_first = np.zeros(ns, np.int64)  # index of the run's first block in the component's order
     run_len = np.zeros(ns, np.int64)
+    runs = 0
     for it in range(nint):
         m0 = 0 if restart == 0 else it * restart
         m1 = n_mcu if restart == 0 else min(n_mcu, m0 + restart)
@@ -70,26 +75,29 @@ def plan_fill(
                     else:
                         if run_len[c] > 0:
                             if _close(dcs, prev_blk[c], True, dcs[blk], run_first[c], run_len[c], cb, bpm,
-                                      offset[c], fill[c], step[c], plan) < 0:
+                                      offset[c], fill[c], step[c], plan, used[c]) < 0:
                                 return NO_PLAN
                             run_len[c] = 0
+                            runs += 1
                         prev_blk[c] = blk
                     blk += 1
         for c in range(ns):
             if run_len[c] > 0:
                 if _close(dcs, prev_blk[c], False, 0, run_first[c], run_len[c], comp_blocks[c], bpm, offset[c],
-                          fill[c], step[c], plan) < 0:
+                          fill[c], step[c], plan, used[c]) < 0:
                     return NO_PLAN
-    return 0
+                runs += 1
+    return runs
 
 
 @numba.njit(inline="always")
-def _close(dcs, prev_blk, has_next, q, first, k, cb, bpm, off, f, step, plan):  # type: ignore[no-untyped-def]
+def _close(dcs, prev_blk, has_next, q, first, k, cb, bpm, off, f, step, plan, used):  # type: ignore[no-untyped-def]
     """Plan one run of ``k`` blocks of a component (its blocks in coding order: the component's
     ``first``-th block onwards)."""
     if step < 1:
         return NO_PLAN
     p = dcs[prev_blk] if prev_blk >= 0 else 0
+    last = p
     if has_next and abs(q - p) > (k + 1) * step:
         return NO_PLAN
     for i in range(1, k + 1):
@@ -101,4 +109,8 @@ def _close(dcs, prev_blk, has_next, q, first, k, cb, bpm, off, f, step, plan):  
         v = min(max(f, lo), hi)
         s = first + i - 1
         plan[(s // cb) * bpm + off + s % cb] = v
+        used[_category(v - last)] += 1
+        last = v
+    if has_next:
+        used[_category(q - last)] += 1
     return 0
