@@ -543,12 +543,24 @@ def redact_jpeg_detailed(
         shifted = _fill_dc(layout, fill, shift, ycc)
         if shifted is None:
             break
+        tried = _plan(dcs, layout, geo, flags, flagged, shifted, np.full(len(values), (1 << max_category) - 1))
+        if tried is None or not _codable(tried[2], layout, _stacked(tables, 0)[2], max_category):
+            continue  # known from the DCs alone: no pass over the scan
         n, out = attempt(shifted[comp_of_flagged], tables)
         if n >= 0:
             return Redaction(out, regions, count, "bit-copy", 0, _added(layout.huffman, tables))
         if n == MISSING_EOB:
             break
     return Redaction(_rebuild(data, src, layout, geo, flags, values), regions, count, "rebuilt-tables")
+
+
+def _codable(used: np.ndarray, layout: JpegLayout, dc_size: np.ndarray, max_category: int) -> bool:
+    """Whether the DC tables code every category ``used[c, s]`` counts."""
+    for i, c in enumerate(layout.components):
+        for cat in np.flatnonzero(used[i]).tolist():
+            if cat > max_category or not dc_size[c.td, cat]:
+                return False
+    return True
 
 
 def _added(old: dict[tuple[int, int], tuple[bytes, bytes]], new: dict[tuple[int, int], tuple[bytes, bytes]]) -> int:
