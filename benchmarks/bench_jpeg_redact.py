@@ -189,6 +189,9 @@ def main() -> int:
             geo = J._geometry(layout)
             flags, _ = J._flags(layout, geo, [box])
             values = J._fill_dc(layout, "black", 0, layout.ycc)
+            flagged = np.flatnonzero(flags)
+            comps = np.repeat(np.arange(len(layout.components)), geo.comp_blocks)
+            values = values[comps[flagged % int(geo.comp_blocks.sum())]]
             out.write_bytes(J._rebuild(data, np.frombuffer(data, np.uint8), layout, geo, flags, values))
 
         rebuild(optimized)

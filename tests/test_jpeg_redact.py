@@ -515,3 +515,23 @@ def test_no_room_in_the_table_ramps_at_the_run_ends() -> None:
     out = decodes_cleanly(result.data, 8)
     assert out[:, 24:72].max() == 0
     assert 0 < out[:, 16:80].max() <= 511 * 3 // 8 - (200 * 3 // 8)  # measured deviation of a ramp block
+
+
+@pytest.mark.parametrize("sampling, restart", [(GREY, 0), (S420, 2), (S444, 1), (S422, 0)])
+@pytest.mark.parametrize("fill", FILLS)
+def test_re_encode_route(sampling, restart, fill) -> None:  # type: ignore[no-untyped-def]
+    """The fallback re-encode (which real optimized files no longer reach), run directly: clean
+    blocks keep their coefficients, the redacted ones are the fill, libjpeg reads it cleanly."""
+    from medcloak.pixels import jpeg_redact as J
+    from medcloak.pixels.jpeg_parse import parse
+
+    data = R.encode(image(61, 45, len(sampling), 8, 4), sampling=sampling, restart_interval=restart, optimize=True)
+    layout = parse(data)
+    geo = J._geometry(layout)
+    flags, _ = J._flags(layout, geo, BOXES)
+    values = J._fill_dc(layout, fill, 0, layout.ycc)
+    flagged = np.flatnonzero(flags)
+    comps = np.repeat(np.arange(len(layout.components)), geo.comp_blocks)[flagged % int(geo.comp_blocks.sum())]
+    out = J._rebuild(data, np.frombuffer(data, np.uint8), layout, geo, flags, values[comps])
+    check_redaction(data, out, BOXES, fill, "rebuilt-tables")
+    decodes_cleanly(out, 8)

@@ -47,7 +47,7 @@ def _peek(buf, bp):  # type: ignore[no-untyped-def]
 
 @numba.njit(inline="always")
 def _put(out, o, acc, nacc, value, size):  # type: ignore[no-untyped-def]
-    """Append the ``size`` (<= 16) low bits of ``value``; a 0xFF byte is followed by a stuffed 0."""
+    """Append the ``size`` (<= 32) low bits of ``value``; a 0xFF byte is followed by a stuffed 0."""
     acc = (acc << size) | value
     nacc += size
     while nacc >= 8:
@@ -501,6 +501,189 @@ def decode_dcs(
             if done:
                 break
     return 0
+
+
+@kernel
+def scan_symbols(
+    src: np.ndarray,
+    start: int,
+    end: int,
+    comp_blocks: np.ndarray,
+    dc_tab: np.ndarray,
+    ac_tab: np.ndarray,
+    dc_fast: np.ndarray,
+    dc_dec: np.ndarray,
+    ac_fast: np.ndarray,
+    ac_dec: np.ndarray,
+    n_mcu: int,
+    restart: int,
+    rst: np.ndarray,
+    flags: np.ndarray,
+    fill: np.ndarray,
+    scratch: np.ndarray,
+    syms: np.ndarray,
+    extra: np.ndarray,
+    dc_freq: np.ndarray,
+    ac_freq: np.ndarray,
+) -> int:
+    """The Huffman symbols of the scan with every flagged block replaced by DC ``fill[k]`` (``k``
+    counting flagged blocks in coding order) and an end-of-block, in one decoding pass: per block
+    its DC category, then its AC symbols as coded (run/size bytes, to the end-of-block or the
+    63rd coefficient), into ``syms``, each symbol's extra bits into ``extra``; ``dc_freq`` and
+    ``ac_freq`` (rows per table slot) count them. Clean blocks keep their AC symbols and bits as
+    they are; DC differences are taken again from the new predecessors. :func:`emit_symbols`
+    writes them with other tables. Returns the number of symbols, or a negative code
+    (:data:`OVERFLOW` when ``syms`` is too short)."""
+    ns = comp_blocks.shape[0]
+    nint = _intervals(n_mcu, restart, rst)
+    if nint < 0:
+        return BAD_RESTARTS
+    cap = syms.shape[0]
+    pred = np.zeros(ns, np.int64)
+    outpred = np.zeros(ns, np.int64)
+    n = 0
+    kf = 0
+    blk = 0
+    for it in range(nint):
+        a, b, m0, m1 = _interval(it, nint, start, end, rst, n_mcu, restart)
+        nbits = unstuff(src, a, b, scratch) * 8
+        pos = 0
+        acc = np.int64(0)
+        nb = 0
+        pred[:] = 0
+        outpred[:] = 0
+        for _m in range(m0, m1):
+            for c in range(ns):
+                dt = dc_tab[c]
+                at = ac_tab[c]
+                dcf = dc_fast[dt]
+                dcd = dc_dec[dt]
+                acf = ac_fast[at]
+                acd = ac_dec[at]
+                for _j in range(comp_blocks[c]):
+                    if n + 66 > cap:
+                        return OVERFLOW
+                    pos, acc, nb = _fill(scratch, pos, acc, nb)
+                    e = _symbol(acc, nb, dcf, dcd)
+                    s = e & 0xFF
+                    if e == 0 or s > 16:
+                        return CORRUPT
+                    nb -= e >> 8
+                    diff = 0
+                    if s:
+                        v = (acc >> (nb - s)) & ((1 << s) - 1)
+                        nb -= s
+                        diff = v if v >= (1 << (s - 1)) else v - (1 << s) + 1
+                    pred[c] += diff
+                    hit = flags[blk] != 0
+                    dc = fill[kf] if hit else pred[c]
+                    if hit:
+                        kf += 1
+                    newdiff = dc - outpred[c]
+                    outpred[c] = dc
+                    cat = _category(newdiff)
+                    syms[n] = cat
+                    extra[n] = (newdiff if newdiff >= 0 else newdiff + (1 << cat) - 1) & ((1 << cat) - 1)
+                    dc_freq[dt, cat] += 1
+                    n += 1
+                    k = 1
+                    while k < 64:
+                        pos, acc, nb = _fill(scratch, pos, acc, nb)
+                        e = _symbol(acc, nb, acf, acd)
+                        if e == 0:
+                            return CORRUPT
+                        nb -= e >> 8
+                        rs = e & 0xFF
+                        size = rs & 15
+                        v = 0
+                        if size:
+                            k += rs >> 4
+                            if k > 63:
+                                return CORRUPT
+                            v = (acc >> (nb - size)) & ((1 << size) - 1)
+                            nb -= size
+                            k += 1
+                        elif rs == 0xF0:
+                            k += 16
+                        if not hit:
+                            syms[n] = rs
+                            extra[n] = v
+                            ac_freq[at, rs] += 1
+                            n += 1
+                        if size == 0 and rs != 0xF0:
+                            break  # end of block
+                    if k > 64:
+                        return CORRUPT
+                    if hit:
+                        syms[n] = 0
+                        extra[n] = 0
+                        ac_freq[at, 0] += 1
+                        n += 1
+                    if pos * 8 - nb > nbits:
+                        return CORRUPT
+                    blk += 1
+    return n
+
+
+@kernel
+def emit_symbols(
+    syms: np.ndarray,
+    extra: np.ndarray,
+    comp_blocks: np.ndarray,
+    dc_tab: np.ndarray,
+    ac_tab: np.ndarray,
+    dc_code: np.ndarray,
+    dc_size: np.ndarray,
+    ac_code: np.ndarray,
+    ac_size: np.ndarray,
+    n_mcu: int,
+    restart: int,
+    out: np.ndarray,
+) -> int:
+    """Entropy-code the symbols of :func:`scan_symbols` with these tables into ``out``, with RST
+    markers every ``restart`` MCUs. Returns the length, or a negative code (:data:`CORRUPT` for
+    a symbol a table lacks)."""
+    ns = comp_blocks.shape[0]
+    o = 0
+    acc = np.int64(0)
+    nacc = 0
+    i = 0
+    for m in range(n_mcu):
+        if restart and m % restart == 0 and m > 0:
+            o, acc, nacc = _flush(out, o, acc, nacc)
+            out[o] = 0xFF
+            out[o + 1] = 0xD0 + ((m // restart - 1) & 7)
+            o += 2
+        for c in range(ns):
+            dt = dc_tab[c]
+            at = ac_tab[c]
+            for _j in range(comp_blocks[c]):
+                if o + BLOCK_ROOM > out.shape[0]:
+                    return OVERFLOW
+                s = syms[i]
+                if dc_size[dt, s] == 0:
+                    return CORRUPT
+                # a code and its extra bits in one append (32 bits at most)
+                o, acc, nacc = _put(out, o, acc, nacc, (np.int64(dc_code[dt, s]) << s) | np.int64(extra[i]),
+                                    dc_size[dt, s] + s)
+                i += 1
+                k = 1
+                while k < 64:
+                    rs = syms[i]
+                    if ac_size[at, rs] == 0:
+                        return CORRUPT
+                    size = rs & 15
+                    o, acc, nacc = _put(out, o, acc, nacc, (np.int64(ac_code[at, rs]) << size) | np.int64(extra[i]),
+                                        ac_size[at, rs] + size)
+                    if size:
+                        k += (rs >> 4) + 1
+                    elif rs == 0xF0:
+                        k += 16
+                    else:
+                        k = 64  # end of block
+                    i += 1
+    o, acc, nacc = _flush(out, o, acc, nacc)
+    return o
 
 
 @kernel

@@ -331,28 +331,41 @@ def coefficients(data: bytes) -> list[np.ndarray]:
 
 
 def _rebuild(data: bytes, src: np.ndarray, layout: JpegLayout, geo: _Geometry, flags: np.ndarray, fill: np.ndarray) -> bytes:
-    from medcloak_kernels.jpeg_scan import count_symbols, encode_scan
+    """The stream re-encoded with new optimal tables, ``fill`` holding the DC of each flagged block
+    in coding order: one decoding pass collects the symbols (clean blocks' AC symbols and bits as
+    they are), a second writes them with the new codes; no coefficient array."""
+    from medcloak_kernels.jpeg_scan import BAD_RESTARTS, OVERFLOW, TAIL, emit_symbols, scan_symbols
 
     dc, ac = _stacked(layout.huffman, 0), _stacked(layout.huffman, 1)
-    coef = _decode_all(src, layout, geo, dc, ac)
-    comp_of_block = np.repeat(np.arange(len(layout.components)), geo.comp_blocks)
-    comp_of_block = np.tile(comp_of_block, geo.n_mcu)
-    hit = flags.astype(bool)
-    coef[hit] = 0
-    coef[hit, 0] = fill[comp_of_block[hit]]
     dc_tab = np.array([c.td for c in layout.components], np.int32)
     ac_tab = np.array([c.ta for c in layout.components], np.int32)
-    dc_freq = np.zeros((4, 256), np.int64)
-    ac_freq = np.zeros((4, 256), np.int64)
-    count_symbols(coef, geo.comp_blocks, dc_tab, ac_tab, geo.n_mcu, layout.restart, dc_freq, ac_freq)
+    scan_len = layout.scan_end - layout.scan_start
+    cap = 2 * scan_len + 2 * flags.shape[0] + 4096
+    while True:
+        syms = _buffer("syms", cap)
+        extra = _buffer("extra", 2 * cap).view(np.uint16)
+        dc_freq = np.zeros((4, 256), np.int64)
+        ac_freq = np.zeros((4, 256), np.int64)
+        n = scan_symbols(
+            src, layout.scan_start, layout.scan_end, geo.comp_blocks, dc_tab, ac_tab, dc[3], dc[0], ac[3], ac[0],
+            geo.n_mcu, layout.restart, layout.restarts, flags, fill, _buffer("scratch", scan_len + TAIL),
+            syms, extra, dc_freq, ac_freq,
+        )
+        if n != OVERFLOW:
+            break
+        cap *= 2
+    if n < 0:
+        if n == BAD_RESTARTS:
+            raise CorruptInputError("JPEG restart markers do not match the restart interval")
+        raise CorruptInputError("JPEG entropy-coded data is corrupt or truncated")
     tables: dict[tuple[int, int], tuple[bytes, bytes]] = {}
     for c in layout.components:
         tables[(0, c.td)] = _optimal_table(dc_freq[c.td])
         tables[(1, c.ta)] = _optimal_table(ac_freq[c.ta])
     ndc, nac = _stacked(tables, 0), _stacked(tables, 1)
     n, out = _run(
-        encode_scan, layout.scan_end - layout.scan_start + 4096,
-        coef, geo.comp_blocks, dc_tab, ac_tab, ndc[1], ndc[2], nac[1], nac[2], geo.n_mcu, layout.restart,
+        emit_symbols, scan_len + scan_len // 8 + 4096,
+        syms, extra, geo.comp_blocks, dc_tab, ac_tab, ndc[1], ndc[2], nac[1], nac[2], geo.n_mcu, layout.restart,
     )
     if n < 0:  # cannot happen: the tables were made from these very symbols
         raise CorruptInputError("re-encoding the JPEG scan failed")
@@ -551,7 +564,7 @@ def redact_jpeg_detailed(
             return Redaction(out, regions, count, "bit-copy", 0, _added(layout.huffman, tables))
         if n == MISSING_EOB:
             break
-    return Redaction(_rebuild(data, src, layout, geo, flags, values), regions, count, "rebuilt-tables")
+    return Redaction(_rebuild(data, src, layout, geo, flags, flat), regions, count, "rebuilt-tables")
 
 
 def _codable(used: np.ndarray, layout: JpegLayout, dc_size: np.ndarray, max_category: int) -> bool:
