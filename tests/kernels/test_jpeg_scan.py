@@ -217,7 +217,7 @@ def test_symbols_of_redacted_blocks() -> None:
     coef[0, :, 1] = [5, -3, 7]
     data = R.encode_coefficients([coef], [np.full(64, 1, np.int64)], width=24, height=8)
     flags = np.array([0, 1, 0], np.uint8)
-    *_, n, syms, extra, dc_freq, ac_freq = _symbols(data, flags, np.array([-100], np.int64))
+    *_, n, syms, extra, _dc_freq, _ac_freq = _symbols(data, flags, np.array([-100], np.int64))
     # block 0: DC 10 (category 4), AC 5 (0x03), EOB; block 1: -110 (7), EOB; block 2: 130 (8), AC 7 (0x03), EOB
     assert syms[:n].tolist() == [4, 0x03, 0, 7, 0, 8, 0x03, 0]
     assert extra[:n].tolist() == [10, 5, 0, (-110 + 127) & 127, 0, 130, 7, 0]

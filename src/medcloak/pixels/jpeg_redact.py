@@ -11,8 +11,9 @@ DC difference categories their image used, and may lack end-of-block), the symbo
 the tables in the code space they leave free, every existing code kept, so clean blocks are
 still copied as bits and the fill stays exact (:attr:`Redaction.added`). A table without room
 (its longest code 16 bits) gets, instead, redacted runs whose DCs step towards the fill with the
-categories it has (:mod:`medcloak_kernels.jpeg_fill`: exactly the fill but for a block at each
-end of a run; :attr:`Redaction.ramp` counts them), or another fill DC of the same decoded value;
+categories it has (:mod:`medcloak_kernels.jpeg_fill`: exactly the fill but for step blocks at
+the ends of runs, taken when there are no more than two per run on average;
+:attr:`Redaction.ramp` counts them), or another fill DC of the same decoded value;
 failing those, the scan is decoded whole and re-encoded with new optimal tables, still keeping
 every coefficient of every clean block.
 """
@@ -548,7 +549,7 @@ def redact_jpeg_detailed(
         if ramped is not None:
             plan, runs, _used = ramped
             ramp = int((plan != flat).sum())
-            if ramp <= 2 * runs:  # a block at each end of a run at most: else a re-encode looks better
+            if ramp <= 2 * runs:  # a block at each end of a run, on average: longer ramps look worse than a re-encode
                 n, out = attempt(plan, tables)
                 if n >= 0:
                     return Redaction(out, regions, count, "bit-copy", ramp, _added(layout.huffman, tables))
