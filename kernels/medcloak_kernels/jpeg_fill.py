@@ -63,8 +63,21 @@ def plan_fill(
         m1 = n_mcu if restart == 0 else min(n_mcu, m0 + restart)
         prev_blk[:] = -1
         run_len[:] = 0
+        last = -1
+        for blk in range(m0 * bpm, m1 * bpm):
+            if flags[blk]:
+                last = blk
+        if last < 0:
+            continue
         blk = m0 * bpm
         for m in range(m0, m1):
+            if blk > last:  # past the interval's last flagged block: close its runs and stop
+                open_runs = False
+                for c in range(ns):
+                    if run_len[c] > 0:
+                        open_runs = True
+                if not open_runs:
+                    break
             for c in range(ns):
                 cb = comp_blocks[c]
                 for j in range(cb):

@@ -410,8 +410,8 @@ def _extend_table(counts: bytes, symbols: bytes, missing: Sequence[int]) -> tupl
 def _with_tables(
     tables: dict[tuple[int, int], tuple[bytes, bytes]], need: dict[tuple[int, int], list[int]]
 ) -> dict[tuple[int, int], tuple[bytes, bytes]] | None:
-    """``tables`` with the symbols ``need`` names added where they lack them; None when a table
-    has no room."""
+    """``tables`` with the symbols ``need`` names added where they lack them (``tables`` itself
+    when they lack none); None when a table has no room."""
     out = dict(tables)
     for slot, symbols in need.items():
         counts, have = out[slot]
@@ -421,7 +421,7 @@ def _with_tables(
             if extended is None:
                 return None
             out[slot] = extended
-    return out
+    return out if out != tables else tables
 
 
 def _dc_steps(layout: JpegLayout, dc_size: np.ndarray, max_category: int) -> np.ndarray:
@@ -526,9 +526,14 @@ def redact_jpeg_detailed(
     if any(ac[2][c.ta, 0] == 0 for c in layout.components):  # no end-of-block code: add one
         slots = {c.ta for i, c in enumerate(layout.components) if (comp_of_flagged == i).any()}
         tables = _with_tables(tables, {(1, ta): [0] for ta in slots}) or tables
-    n, out = attempt(flat, tables)
-    if n >= 0:
-        return Redaction(out, regions, count, "bit-copy", 0, _added(layout.huffman, tables))
+    n = MISSING_DC
+    # a DC table lacking a category (an optimized one) may not code the fill: the DCs around the
+    # redacted runs, decoded first, tell which codes it needs (a table with every category codes
+    # any fill, as before)
+    if all(dc[2][c.td, : max_category + 1].all() for c in layout.components):
+        n, out = attempt(flat, tables)
+        if n >= 0:
+            return Redaction(out, regions, count, "bit-copy", 0, _added(layout.huffman, tables))
     if n == MISSING_DC:
         dcs = _decode_dcs(src, layout, geo, flags, dc, ac, dc_tab, ac_tab)
         exact = _plan(dcs, layout, geo, flags, flagged, values, np.full(len(values), (1 << max_category) - 1))
