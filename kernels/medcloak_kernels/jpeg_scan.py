@@ -1,6 +1,7 @@
 """Entropy-coded data of one sequential Huffman JPEG scan (ISO/IEC 10918-1 F.1.2, F.2.2), over
 uint8 arrays: a bit reader that removes stuffed zeros, a bit writer that adds them, the block
-decoder, and the two scan rewriters built on them.
+decoder, and what is built on them: the bit-copying redaction, the coefficient and DC decoders,
+and the symbol collector and writer of the re-encode.
 
 ``rst`` holds the positions of the scan's RST markers (see
 :func:`.jpeg_markers.scan_markers`). Blocks are visited in coding order (MCU by MCU, component by component, ``comp_blocks[c]`` blocks
@@ -682,113 +683,5 @@ def emit_symbols(
                     else:
                         k = 64  # end of block
                     i += 1
-    o, acc, nacc = _flush(out, o, acc, nacc)
-    return o
-
-
-@kernel
-def count_symbols(
-    coef: np.ndarray,
-    comp_blocks: np.ndarray,
-    dc_tab: np.ndarray,
-    ac_tab: np.ndarray,
-    n_mcu: int,
-    restart: int,
-    dc_freq: np.ndarray,
-    ac_freq: np.ndarray,
-) -> None:
-    """Add the Huffman symbols that :func:`encode_scan` would write to ``dc_freq``/``ac_freq``
-    (one row of 256 per table slot)."""
-    ns = comp_blocks.shape[0]
-    pred = np.zeros(ns, np.int64)
-    blk = 0
-    for m in range(n_mcu):
-        if restart and m % restart == 0:
-            pred[:] = 0
-        for c in range(ns):
-            for _j in range(comp_blocks[c]):
-                diff = coef[blk, 0] - pred[c]
-                pred[c] = coef[blk, 0]
-                dc_freq[dc_tab[c], _category(diff)] += 1
-                run = 0
-                for k in range(1, 64):
-                    v = coef[blk, k]
-                    if v == 0:
-                        run += 1
-                        continue
-                    while run > 15:
-                        ac_freq[ac_tab[c], 0xF0] += 1
-                        run -= 16
-                    ac_freq[ac_tab[c], (run << 4) | _category(v)] += 1
-                    run = 0
-                if run > 0:
-                    ac_freq[ac_tab[c], 0] += 1
-                blk += 1
-
-
-@kernel
-def encode_scan(
-    coef: np.ndarray,
-    comp_blocks: np.ndarray,
-    dc_tab: np.ndarray,
-    ac_tab: np.ndarray,
-    dc_code: np.ndarray,
-    dc_size: np.ndarray,
-    ac_code: np.ndarray,
-    ac_size: np.ndarray,
-    n_mcu: int,
-    restart: int,
-    out: np.ndarray,
-) -> int:
-    """Entropy-code every block of ``coef`` (as :func:`decode_scan` fills it) into ``out``, with
-    RST markers every ``restart`` MCUs. Returns the length, or a negative code (a symbol missing
-    from a table: :data:`MISSING_DC`, or :data:`CORRUPT` for a missing AC symbol)."""
-    ns = comp_blocks.shape[0]
-    pred = np.zeros(ns, np.int64)
-    o = 0
-    acc = np.int64(0)
-    nacc = 0
-    blk = 0
-    for m in range(n_mcu):
-        if restart and m % restart == 0 and m > 0:
-            o, acc, nacc = _flush(out, o, acc, nacc)
-            out[o] = 0xFF
-            out[o + 1] = 0xD0 + ((m // restart - 1) & 7)
-            o += 2
-            pred[:] = 0
-        for c in range(ns):
-            dt = dc_tab[c]
-            at = ac_tab[c]
-            for _j in range(comp_blocks[c]):
-                if o + BLOCK_ROOM > out.shape[0]:
-                    return OVERFLOW
-                diff = coef[blk, 0] - pred[c]
-                pred[c] = coef[blk, 0]
-                s = _category(diff)
-                if dc_size[dt, s] == 0:
-                    return MISSING_DC
-                o, acc, nacc = _put_value(out, o, acc, nacc, dc_code[dt, s], dc_size[dt, s], diff, s)
-                run = 0
-                for k in range(1, 64):
-                    v = coef[blk, k]
-                    if v == 0:
-                        run += 1
-                        continue
-                    while run > 15:
-                        if ac_size[at, 0xF0] == 0:
-                            return CORRUPT
-                        o, acc, nacc = _put(out, o, acc, nacc, ac_code[at, 0xF0], ac_size[at, 0xF0])
-                        run -= 16
-                    s = _category(v)
-                    sym = (run << 4) | s
-                    if ac_size[at, sym] == 0:
-                        return CORRUPT
-                    o, acc, nacc = _put_value(out, o, acc, nacc, ac_code[at, sym], ac_size[at, sym], v, s)
-                    run = 0
-                if run > 0:
-                    if ac_size[at, 0] == 0:
-                        return MISSING_EOB
-                    o, acc, nacc = _put(out, o, acc, nacc, ac_code[at, 0], ac_size[at, 0])
-                blk += 1
     o, acc, nacc = _flush(out, o, acc, nacc)
     return o
