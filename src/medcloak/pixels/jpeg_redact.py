@@ -395,12 +395,11 @@ def _extend_table(counts: bytes, symbols: bytes, missing: Sequence[int]) -> tupl
     for j in range(len(missing)):
         bits[longest + j] += 1
     new = (bytes(bits), symbols + bytes(missing))
-    code, k, codes = 0, 0, {}
+    code, k = 0, 0
     for length in range(1, 17):
         for _ in range(bits[length - 1]):
             if code >= (1 << length) - (1 if new[1][k] in missing else 0):
                 return None  # the old table filled its code space: no room, or only all ones
-            codes[new[1][k]] = code
             code += 1
             k += 1
         code <<= 1
@@ -438,7 +437,8 @@ def _dc_steps(layout: JpegLayout, dc_size: np.ndarray, max_category: int) -> np.
 
 def _decode_dcs(src: np.ndarray, layout: JpegLayout, geo: _Geometry, flags: np.ndarray, dc: tuple, ac: tuple,
                 dc_tab: np.ndarray, ac_tab: np.ndarray) -> np.ndarray:
-    from medcloak_kernels.jpeg_scan import TAIL, decode_dcs
+    """The DCs :func:`medcloak_kernels.jpeg_fill.plan_fill` reads, one entry per block."""
+    from medcloak_kernels.jpeg_scan import BAD_RESTARTS, TAIL, decode_dcs
 
     dcs = np.zeros(flags.shape[0], np.int64)
     scan_len = layout.scan_end - layout.scan_start
@@ -446,6 +446,8 @@ def _decode_dcs(src: np.ndarray, layout: JpegLayout, geo: _Geometry, flags: np.n
         src, layout.scan_start, layout.scan_end, geo.comp_blocks, dc_tab, ac_tab, dc[3], dc[0], ac[3], ac[0],
         geo.n_mcu, layout.restart, layout.restarts, flags, _buffer("scratch", scan_len + TAIL), dcs,
     )
+    if status == BAD_RESTARTS:
+        raise CorruptInputError("JPEG restart markers do not match the restart interval")
     if status < 0:
         raise CorruptInputError("JPEG entropy-coded data is corrupt or truncated")
     return dcs
