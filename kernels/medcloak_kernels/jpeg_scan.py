@@ -1,6 +1,7 @@
 """Entropy-coded data of one sequential Huffman JPEG scan (ISO/IEC 10918-1 F.1.2, F.2.2), over
 uint8 arrays: a bit reader that removes stuffed zeros, a bit writer that adds them, the block
-decoder, and the two scan rewriters built on them.
+decoder, and what is built on them: the bit-copying redaction, the coefficient and DC decoders,
+and the symbol collector and writer of the re-encode.
 
 ``rst`` holds the positions of the scan's RST markers (see
 :func:`.jpeg_markers.scan_markers`). Blocks are visited in coding order (MCU by MCU, component by component, ``comp_blocks[c]`` blocks
@@ -47,7 +48,7 @@ def _peek(buf, bp):  # type: ignore[no-untyped-def]
 
 @numba.njit(inline="always")
 def _put(out, o, acc, nacc, value, size):  # type: ignore[no-untyped-def]
-    """Append the ``size`` (<= 16) low bits of ``value``; a 0xFF byte is followed by a stuffed 0."""
+    """Append the ``size`` (<= 32) low bits of ``value``; a 0xFF byte is followed by a stuffed 0."""
     acc = (acc << size) | value
     nacc += size
     while nacc >= 8:
@@ -264,8 +265,9 @@ def redact_scan(
     segs: np.ndarray,
     out: np.ndarray,
 ) -> int:
-    """Rewrite the scan data ``src[start:end]`` with every flagged block replaced by a block of DC
-    ``fill[c]`` and no AC coefficient.
+    """Rewrite the scan data ``src[start:end]`` with every flagged block replaced by a block of no
+    AC coefficient and DC ``fill[k]``, ``k`` counting the flagged blocks in coding order (a flat
+    fill, or the DC sequence of :func:`.jpeg_fill.plan_fill`).
 
     The new scan data is the concatenation of segments written to ``segs`` (one row each:
     0 = bytes ``src[start:end]``, 1 = bytes ``out[start:end]``): restart intervals without a
@@ -286,6 +288,7 @@ def redact_scan(
     outpred = np.zeros(ns, np.int64)
     o = 0
     nseg = 0
+    kf = 0  # flagged blocks met so far
     for it in range(nint):
         a, b, m0, m1 = _interval(it, nint, start, end, rst, n_mcu, restart)
         dirty = False
@@ -340,7 +343,7 @@ def redact_scan(
                     if o + ((span_b - span_a) >> 2) + BLOCK_ROOM > out.shape[0]:
                         return OVERFLOW
                     o, acc, nacc = _copy_bits(scratch, span_a, span_b, out, o, acc, nacc)
-                    newdiff = (fill[c] if flags[blk - 1] else dc) - outpred[c]
+                    newdiff = (fill[kf] if flags[blk - 1] else dc) - outpred[c]
                     s = _category(newdiff)
                     if s > max_category or dc_size[dt, s] == 0:
                         return MISSING_DC
@@ -349,7 +352,8 @@ def redact_scan(
                         if ac_size[at, 0] == 0:
                             return MISSING_EOB
                         o, acc, nacc = _put(out, o, acc, nacc, ac_code[at, 0], ac_size[at, 0])
-                        outpred[c] = fill[c]
+                        outpred[c] = fill[kf]
+                        kf += 1
                         span_a = bp
                     else:  # a clean block after redacted ones: DC re-coded, AC bits as they are
                         outpred[c] = dc
@@ -422,48 +426,210 @@ def decode_scan(
 
 
 @kernel
-def count_symbols(
-    coef: np.ndarray,
+def decode_dcs(
+    src: np.ndarray,
+    start: int,
+    end: int,
     comp_blocks: np.ndarray,
     dc_tab: np.ndarray,
     ac_tab: np.ndarray,
+    dc_fast: np.ndarray,
+    dc_dec: np.ndarray,
+    ac_fast: np.ndarray,
+    ac_dec: np.ndarray,
     n_mcu: int,
     restart: int,
-    dc_freq: np.ndarray,
-    ac_freq: np.ndarray,
-) -> None:
-    """Add the Huffman symbols that :func:`encode_scan` would write to ``dc_freq``/``ac_freq``
-    (one row of 256 per table slot)."""
+    rst: np.ndarray,
+    flags: np.ndarray,
+    scratch: np.ndarray,
+    dcs: np.ndarray,
+) -> int:
+    """The absolute DC of the blocks that :func:`.jpeg_fill.plan_fill` reads into ``dcs`` (one
+    entry per block in coding order; the others are left as they are): in each restart interval
+    holding a flagged block, every block from the interval's start until each component has had
+    a clean block after the interval's last flagged block (or the interval ends); intervals
+    without a flagged block are not decoded. ``scratch`` holds at least ``end - start +``
+    :data:`TAIL` bytes. Returns 0 or a negative code."""
     ns = comp_blocks.shape[0]
+    bpm = 0
+    for c in range(ns):
+        bpm += comp_blocks[c]
+    nint = _intervals(n_mcu, restart, rst)
+    if nint < 0:
+        return BAD_RESTARTS
+    dummy = np.empty((1, 64), np.int32)
     pred = np.zeros(ns, np.int64)
-    blk = 0
-    for m in range(n_mcu):
-        if restart and m % restart == 0:
-            pred[:] = 0
-        for c in range(ns):
-            for _j in range(comp_blocks[c]):
-                diff = coef[blk, 0] - pred[c]
-                pred[c] = coef[blk, 0]
-                dc_freq[dc_tab[c], _category(diff)] += 1
-                run = 0
-                for k in range(1, 64):
-                    v = coef[blk, k]
-                    if v == 0:
-                        run += 1
-                        continue
-                    while run > 15:
-                        ac_freq[ac_tab[c], 0xF0] += 1
-                        run -= 16
-                    ac_freq[ac_tab[c], (run << 4) | _category(v)] += 1
-                    run = 0
-                if run > 0:
-                    ac_freq[ac_tab[c], 0] += 1
-                blk += 1
+    pending = np.zeros(ns, np.bool_)
+    for it in range(nint):
+        a, b, m0, m1 = _interval(it, nint, start, end, rst, n_mcu, restart)
+        last = -1
+        for blk in range(m0 * bpm, m1 * bpm):
+            if flags[blk]:
+                last = blk
+        if last < 0:
+            continue
+        nbits = unstuff(src, a, b, scratch) * 8
+        pos = 0
+        racc = np.int64(0)
+        nb = 0
+        pred[:] = 0
+        pending[:] = False
+        blk = m0 * bpm
+        done = False
+        for _m in range(m0, m1):
+            for c in range(ns):
+                dcf = dc_fast[dc_tab[c]]
+                dcd = dc_dec[dc_tab[c]]
+                acf = ac_fast[ac_tab[c]]
+                acd = ac_dec[ac_tab[c]]
+                for _j in range(comp_blocks[c]):
+                    status, diff, _ac, pos, racc, nb = _decode_block(
+                        scratch, pos, racc, nb, dcf, dcd, acf, acd, dummy, 0, False
+                    )
+                    if status < 0 or pos * 8 - nb > nbits:
+                        return CORRUPT
+                    pred[c] += diff
+                    dcs[blk] = pred[c]
+                    pending[c] = flags[blk] != 0
+                    blk += 1
+                if blk > last:
+                    done = True
+                    for k in range(ns):
+                        if pending[k]:
+                            done = False
+                    if done:
+                        break
+            if done:
+                break
+    return 0
 
 
 @kernel
-def encode_scan(
-    coef: np.ndarray,
+def scan_symbols(
+    src: np.ndarray,
+    start: int,
+    end: int,
+    comp_blocks: np.ndarray,
+    dc_tab: np.ndarray,
+    ac_tab: np.ndarray,
+    dc_fast: np.ndarray,
+    dc_dec: np.ndarray,
+    ac_fast: np.ndarray,
+    ac_dec: np.ndarray,
+    n_mcu: int,
+    restart: int,
+    rst: np.ndarray,
+    flags: np.ndarray,
+    fill: np.ndarray,
+    scratch: np.ndarray,
+    syms: np.ndarray,
+    extra: np.ndarray,
+    dc_freq: np.ndarray,
+    ac_freq: np.ndarray,
+) -> int:
+    """The Huffman symbols of the scan with every flagged block replaced by DC ``fill[k]`` (``k``
+    counting flagged blocks in coding order) and an end-of-block, in one decoding pass: per block
+    its DC category, then its AC symbols as coded (run/size bytes, to the end-of-block or the
+    63rd coefficient), into ``syms``, each symbol's extra bits into ``extra``; ``dc_freq`` and
+    ``ac_freq`` (rows per table slot) count them. Clean blocks keep their AC symbols and bits as
+    they are; DC differences are taken again from the new predecessors. :func:`emit_symbols`
+    writes them with other tables. Returns the number of symbols, or a negative code
+    (:data:`OVERFLOW` when ``syms`` is too short)."""
+    ns = comp_blocks.shape[0]
+    nint = _intervals(n_mcu, restart, rst)
+    if nint < 0:
+        return BAD_RESTARTS
+    cap = syms.shape[0]
+    pred = np.zeros(ns, np.int64)
+    outpred = np.zeros(ns, np.int64)
+    n = 0
+    kf = 0
+    blk = 0
+    for it in range(nint):
+        a, b, m0, m1 = _interval(it, nint, start, end, rst, n_mcu, restart)
+        nbits = unstuff(src, a, b, scratch) * 8
+        pos = 0
+        acc = np.int64(0)
+        nb = 0
+        pred[:] = 0
+        outpred[:] = 0
+        for _m in range(m0, m1):
+            for c in range(ns):
+                dt = dc_tab[c]
+                at = ac_tab[c]
+                dcf = dc_fast[dt]
+                dcd = dc_dec[dt]
+                acf = ac_fast[at]
+                acd = ac_dec[at]
+                for _j in range(comp_blocks[c]):
+                    if n + 66 > cap:
+                        return OVERFLOW
+                    pos, acc, nb = _fill(scratch, pos, acc, nb)
+                    e = _symbol(acc, nb, dcf, dcd)
+                    s = e & 0xFF
+                    if e == 0 or s > 16:
+                        return CORRUPT
+                    nb -= e >> 8
+                    diff = 0
+                    if s:
+                        v = (acc >> (nb - s)) & ((1 << s) - 1)
+                        nb -= s
+                        diff = v if v >= (1 << (s - 1)) else v - (1 << s) + 1
+                    pred[c] += diff
+                    hit = flags[blk] != 0
+                    dc = fill[kf] if hit else pred[c]
+                    if hit:
+                        kf += 1
+                    newdiff = dc - outpred[c]
+                    outpred[c] = dc
+                    cat = _category(newdiff)
+                    syms[n] = cat
+                    extra[n] = (newdiff if newdiff >= 0 else newdiff + (1 << cat) - 1) & ((1 << cat) - 1)
+                    dc_freq[dt, cat] += 1
+                    n += 1
+                    k = 1
+                    while k < 64:
+                        pos, acc, nb = _fill(scratch, pos, acc, nb)
+                        e = _symbol(acc, nb, acf, acd)
+                        if e == 0:
+                            return CORRUPT
+                        nb -= e >> 8
+                        rs = e & 0xFF
+                        size = rs & 15
+                        v = 0
+                        if size:
+                            k += rs >> 4
+                            if k > 63:
+                                return CORRUPT
+                            v = (acc >> (nb - size)) & ((1 << size) - 1)
+                            nb -= size
+                            k += 1
+                        elif rs == 0xF0:
+                            k += 16
+                        if not hit:
+                            syms[n] = rs
+                            extra[n] = v
+                            ac_freq[at, rs] += 1
+                            n += 1
+                        if size == 0 and rs != 0xF0:
+                            break  # end of block
+                    if k > 64:
+                        return CORRUPT
+                    if hit:
+                        syms[n] = 0
+                        extra[n] = 0
+                        ac_freq[at, 0] += 1
+                        n += 1
+                    if pos * 8 - nb > nbits:
+                        return CORRUPT
+                    blk += 1
+    return n
+
+
+@kernel
+def emit_symbols(
+    syms: np.ndarray,
+    extra: np.ndarray,
     comp_blocks: np.ndarray,
     dc_tab: np.ndarray,
     ac_tab: np.ndarray,
@@ -475,55 +641,47 @@ def encode_scan(
     restart: int,
     out: np.ndarray,
 ) -> int:
-    """Entropy-code every block of ``coef`` (as :func:`decode_scan` fills it) into ``out``, with
-    RST markers every ``restart`` MCUs. Returns the length, or a negative code (a symbol missing
-    from a table: :data:`MISSING_DC`, or :data:`CORRUPT` for a missing AC symbol)."""
+    """Entropy-code the symbols of :func:`scan_symbols` with these tables into ``out``, with RST
+    markers every ``restart`` MCUs. Returns the length, or a negative code (:data:`CORRUPT` for
+    a symbol a table lacks)."""
     ns = comp_blocks.shape[0]
-    pred = np.zeros(ns, np.int64)
     o = 0
     acc = np.int64(0)
     nacc = 0
-    blk = 0
+    i = 0
     for m in range(n_mcu):
         if restart and m % restart == 0 and m > 0:
             o, acc, nacc = _flush(out, o, acc, nacc)
             out[o] = 0xFF
             out[o + 1] = 0xD0 + ((m // restart - 1) & 7)
             o += 2
-            pred[:] = 0
         for c in range(ns):
             dt = dc_tab[c]
             at = ac_tab[c]
             for _j in range(comp_blocks[c]):
                 if o + BLOCK_ROOM > out.shape[0]:
                     return OVERFLOW
-                diff = coef[blk, 0] - pred[c]
-                pred[c] = coef[blk, 0]
-                s = _category(diff)
+                s = syms[i]
                 if dc_size[dt, s] == 0:
-                    return MISSING_DC
-                o, acc, nacc = _put_value(out, o, acc, nacc, dc_code[dt, s], dc_size[dt, s], diff, s)
-                run = 0
-                for k in range(1, 64):
-                    v = coef[blk, k]
-                    if v == 0:
-                        run += 1
-                        continue
-                    while run > 15:
-                        if ac_size[at, 0xF0] == 0:
-                            return CORRUPT
-                        o, acc, nacc = _put(out, o, acc, nacc, ac_code[at, 0xF0], ac_size[at, 0xF0])
-                        run -= 16
-                    s = _category(v)
-                    sym = (run << 4) | s
-                    if ac_size[at, sym] == 0:
+                    return CORRUPT
+                # a code and its extra bits in one append (32 bits at most)
+                o, acc, nacc = _put(out, o, acc, nacc, (np.int64(dc_code[dt, s]) << s) | np.int64(extra[i]),
+                                    dc_size[dt, s] + s)
+                i += 1
+                k = 1
+                while k < 64:
+                    rs = syms[i]
+                    if ac_size[at, rs] == 0:
                         return CORRUPT
-                    o, acc, nacc = _put_value(out, o, acc, nacc, ac_code[at, sym], ac_size[at, sym], v, s)
-                    run = 0
-                if run > 0:
-                    if ac_size[at, 0] == 0:
-                        return MISSING_EOB
-                    o, acc, nacc = _put(out, o, acc, nacc, ac_code[at, 0], ac_size[at, 0])
-                blk += 1
+                    size = rs & 15
+                    o, acc, nacc = _put(out, o, acc, nacc, (np.int64(ac_code[at, rs]) << size) | np.int64(extra[i]),
+                                        ac_size[at, rs] + size)
+                    if size:
+                        k += (rs >> 4) + 1
+                    elif rs == 0xF0:
+                        k += 16
+                    else:
+                        k = 64  # end of block
+                    i += 1
     o, acc, nacc = _flush(out, o, acc, nacc)
     return o

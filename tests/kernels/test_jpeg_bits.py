@@ -1,5 +1,5 @@
 """Bit-level kernels of the scan (unstuffing, restart markers, the bit writer through
-``encode_scan``) against slow, obvious references."""
+``emit_symbols``) against slow, obvious references."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from medcloak_kernels.jpeg_markers import scan_markers
-from medcloak_kernels.jpeg_scan import encode_scan, unstuff
+from medcloak_kernels.jpeg_scan import emit_symbols, unstuff
 
 
 def reference_unstuff(data: bytes) -> bytes:
@@ -133,17 +133,53 @@ def _full_tables() -> tuple[dict[int, str], dict[int, str], np.ndarray, np.ndarr
     return dc_codes, ac_codes, dcc[None], dcs[None], acc[None], acs[None]
 
 
+def reference_symbols(coef: np.ndarray, restart: int) -> tuple[list[int], list[int]]:
+    """F.1.2 symbols of each block (DC category, then run/size, ZRL, end-of-block) and their
+    extra bits, one component."""
+    syms, extra = [], []
+    pred = 0
+    for i, block in enumerate(coef):
+        if restart and i % restart == 0:
+            pred = 0
+        diff = int(block[0]) - pred
+        pred = int(block[0])
+        s = abs(diff).bit_length()
+        syms.append(s)
+        extra.append(diff if diff >= 0 else diff + (1 << s) - 1)
+        last = max([k for k in range(1, 64) if block[k]], default=0)
+        run = 0
+        for k in range(1, last + 1):
+            v = int(block[k])
+            if v == 0:
+                run += 1
+                continue
+            while run > 15:
+                syms.append(0xF0)
+                extra.append(0)
+                run -= 16
+            size = abs(v).bit_length()
+            syms.append((run << 4) | size)
+            extra.append(v if v >= 0 else v + (1 << size) - 1)
+            run = 0
+        if last < 63:
+            syms.append(0)
+            extra.append(0)
+    return syms, extra
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 12), st.integers(0, 5), st.integers(0, 2**31))
-def test_encode_scan_matches_reference(blocks: int, restart: int, seed: int) -> None:
+def test_emit_symbols_matches_reference(blocks: int, restart: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     coef = np.zeros((blocks, 64), np.int32)
     coef[:, 0] = rng.integers(-1023, 1024, blocks)
     dense = rng.random((blocks, 63)) < rng.random()
     coef[:, 1:] = np.where(dense, rng.integers(-1023, 1024, (blocks, 63)), 0)
     dc_codes, ac_codes, dcc, dcs, acc, acs = _full_tables()
+    syms, extra = reference_symbols(coef, restart)
     out = np.empty(blocks * 700 + 64, np.uint8)
     zero = np.zeros(1, np.int32)
-    n = encode_scan(coef, np.ones(1, np.int32), zero, zero, dcc, dcs, acc, acs, blocks, restart, out)
+    n = emit_symbols(np.array(syms, np.uint8), np.array(extra, np.uint16), np.ones(1, np.int32), zero, zero,
+                     dcc, dcs, acc, acs, blocks, restart, out)
     assert n >= 0
     assert out[:n].tobytes() == reference_encode(coef, dc_codes, ac_codes, restart)

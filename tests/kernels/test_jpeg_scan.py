@@ -1,4 +1,4 @@
-"""Scan kernels (decode, symbol count, redaction, first-level table) against the slow reference
+"""Scan kernels (decode, symbol collection and writing, redaction, first-level table) against the slow reference
 codec of ``tests/jpegref.py`` on random and edge-case inputs."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from test_jpeg_huffman import reference_codes, reference_lookup  # noqa: E402
 from test_jpeg_redact import check_redaction, image  # noqa: E402
 
 from medcloak.pixels.jpeg_redact import _table, coefficients, redact_jpeg_detailed  # noqa: E402
-from medcloak_kernels.jpeg_scan import FAST_BITS, count_symbols  # noqa: E402
+from medcloak_kernels.jpeg_scan import FAST_BITS  # noqa: E402
 
 SAMPLINGS = [((1, 1),), ((1, 1),) * 3, ((2, 1), (1, 1), (1, 1)), ((2, 2), (1, 1), (1, 1)), ((1, 2), (1, 1), (1, 1))]
 
@@ -70,7 +70,7 @@ def test_decode_matches_reference_on_edge_blocks(samp, precision, restart, width
     box = (int(rng.integers(0, width)), int(rng.integers(0, height)))
     box = (*box, box[0] + int(rng.integers(1, 20)), box[1] + int(rng.integers(1, 20)))
     result = redact_jpeg_detailed(data, [box], "black")
-    check_redaction(data, result.data, [box], "black", result.route)
+    check_redaction(data, result.data, [box], "black", result.route, result.ramp)
 
 
 def reference_counts(coef: np.ndarray, restart: int, blocks_per_mcu: int) -> tuple[dict[int, int], dict[int, int]]:
@@ -99,22 +99,6 @@ def reference_counts(coef: np.ndarray, restart: int, blocks_per_mcu: int) -> tup
         if last < 63:
             ac[0] = ac.get(0, 0) + 1
     return dc, ac
-
-
-@settings(max_examples=40, deadline=None)
-@given(st.integers(1, 30), st.integers(0, 4), st.integers(0, 2**31))
-def test_count_symbols_matches_reference(blocks, restart, seed) -> None:  # type: ignore[no-untyped-def]
-    rng = np.random.default_rng(seed)
-    coef = np.zeros((blocks, 64), np.int32)
-    coef[:, 0] = rng.integers(-1000, 1000, blocks)
-    coef[:, 1:] = rng.integers(-40, 40, (blocks, 63)) * (rng.random((blocks, 63)) < rng.random())
-    dc_freq = np.zeros((4, 256), np.int64)
-    ac_freq = np.zeros((4, 256), np.int64)
-    zero = np.zeros(1, np.int32)
-    count_symbols(coef, np.ones(1, np.int32), zero, zero, blocks, restart, dc_freq, ac_freq)
-    dc, ac = reference_counts(coef, restart, 1)
-    assert {k: int(v) for k, v in enumerate(dc_freq[0]) if v} == dc
-    assert {k: int(v) for k, v in enumerate(ac_freq[0]) if v} == ac
 
 
 @settings(max_examples=40, deadline=None)
@@ -148,4 +132,76 @@ def test_redaction_random_boxes(samp, restart, optimize, raw_boxes, fill) -> Non
     if not boxes or result.blocks == 0:
         assert result.data == data
         return
-    check_redaction(data, result.data, boxes, fill, result.route)
+    check_redaction(data, result.data, boxes, fill, result.route, result.ramp)
+
+
+def _symbols(data: bytes, flags: np.ndarray | None = None, fill: np.ndarray | None = None):  # type: ignore[no-untyped-def]
+    from medcloak.pixels.jpeg_parse import parse
+    from medcloak.pixels.jpeg_redact import _geometry, _stacked
+    from medcloak_kernels.jpeg_scan import TAIL, scan_symbols
+
+    layout = parse(data)
+    geo = _geometry(layout)
+    dc, ac = _stacked(layout.huffman, 0), _stacked(layout.huffman, 1)
+    n_blocks = geo.n_mcu * int(geo.comp_blocks.sum())
+    flags = np.zeros(n_blocks, np.uint8) if flags is None else flags
+    fill = np.zeros(max(1, int(flags.sum())), np.int64) if fill is None else fill
+    cap = 64 * n_blocks + 16
+    syms, extra = np.zeros(cap, np.uint8), np.zeros(cap, np.uint16)
+    dc_freq, ac_freq = np.zeros((4, 256), np.int64), np.zeros((4, 256), np.int64)
+    dc_tab = np.array([c.td for c in layout.components], np.int32)
+    ac_tab = np.array([c.ta for c in layout.components], np.int32)
+    n = scan_symbols(
+        np.frombuffer(data, np.uint8), layout.scan_start, layout.scan_end, geo.comp_blocks, dc_tab, ac_tab,
+        dc[3], dc[0], ac[3], ac[0], geo.n_mcu, layout.restart, layout.restarts, flags, fill,
+        np.zeros(layout.scan_end - layout.scan_start + TAIL, np.uint8), syms, extra, dc_freq, ac_freq,
+    )
+    return layout, geo, dc, ac, dc_tab, ac_tab, n, syms, extra, dc_freq, ac_freq
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, len(SAMPLINGS) - 1), st.integers(0, 3), st.integers(1, 40), st.integers(1, 40),
+       st.integers(0, 2**31), st.sampled_from([8, 12]))
+def test_symbols_round_trip_and_counts(samp, restart, width, height, seed, precision) -> None:  # type: ignore[no-untyped-def]
+    """Symbols collected and written again with the file's own tables give the scan byte for byte
+    (the reference encoder codes canonically and pads with ones); their counts are the reference
+    counts of F.1.2 on the decoded coefficients."""
+    from medcloak_kernels.jpeg_scan import emit_symbols
+
+    sampling = SAMPLINGS[samp]
+    rng = np.random.default_rng(seed)
+    hmax, vmax = max(h for h, _ in sampling), max(v for _, v in sampling)
+    if len(sampling) == 1:
+        shapes = [(-(-height // 8), -(-width // 8))]
+    else:
+        my, mx = -(-height // (8 * vmax)), -(-width // (8 * hmax))
+        shapes = [(my * v, mx * h) for h, v in sampling]
+    coefs = [_edge_coefficients(s, rng, precision) for s in shapes]
+    data = R.encode_coefficients(
+        coefs, [np.full(64, 1, np.int64)] * 2, width=width, height=height, precision=precision, sampling=sampling,
+        tq=[0] + [1] * (len(sampling) - 1), restart_interval=restart, optimize=bool(seed % 2),
+    )
+    layout, geo, dc, ac, dc_tab, ac_tab, n, syms, extra, dc_freq, ac_freq = _symbols(data)
+    assert n > 0
+    out = np.zeros(len(data) * 2 + 4096, np.uint8)
+    m = emit_symbols(syms, extra, geo.comp_blocks, dc_tab, ac_tab, dc[1], dc[2], ac[1], ac[2], geo.n_mcu,
+                     layout.restart, out)
+    assert bytes(out[:m]) == data[layout.scan_start : layout.scan_end]
+    if len(sampling) == 1:
+        dc_ref, ac_ref = reference_counts(coefs[0].reshape(-1, 64), restart, 1)
+        assert {k: int(v) for k, v in enumerate(dc_freq[0]) if v} == dc_ref
+        assert {k: int(v) for k, v in enumerate(ac_freq[0]) if v} == ac_ref
+
+
+def test_symbols_of_redacted_blocks() -> None:
+    """A flagged block becomes its fill DC (difference from the new predecessor) and an
+    end-of-block; the next block's DC difference is taken from the fill."""
+    coef = np.zeros((1, 3, 64), np.int32)
+    coef[0, :, 0] = [10, 20, 30]
+    coef[0, :, 1] = [5, -3, 7]
+    data = R.encode_coefficients([coef], [np.full(64, 1, np.int64)], width=24, height=8)
+    flags = np.array([0, 1, 0], np.uint8)
+    *_, n, syms, extra, _dc_freq, _ac_freq = _symbols(data, flags, np.array([-100], np.int64))
+    # block 0: DC 10 (category 4), AC 5 (0x03), EOB; block 1: -110 (7), EOB; block 2: 130 (8), AC 7 (0x03), EOB
+    assert syms[:n].tolist() == [4, 0x03, 0, 7, 0, 8, 0x03, 0]
+    assert extra[:n].tolist() == [10, 5, 0, (-110 + 127) & 127, 0, 130, 7, 0]

@@ -6,10 +6,16 @@ block keeps its quantized coefficients exactly. The scan is rewritten by the ker
 :func:`medcloak_kernels.jpeg_scan.redact_scan`: restart intervals without a redacted block are
 copied byte for byte, and in the others each clean block is copied as a span of bits.
 
-When the file's Huffman tables lack a symbol the rewrite needs (a DC difference category, or the
-end-of-block code, which optimized tables may omit), another fill DC of the same decoded value is
-tried; failing that, the scan is decoded whole and re-encoded with new optimal tables, still
-keeping every coefficient of every clean block.
+When the file's Huffman tables lack a symbol the rewrite needs (optimized tables hold only the
+DC difference categories their image used, and may lack end-of-block), the symbols are added to
+the tables in the code space they leave free, every existing code kept, so clean blocks are
+still copied as bits and the fill stays exact (:attr:`Redaction.added`). A table without room
+(its longest code 16 bits) gets, instead, redacted runs whose DCs step towards the fill with the
+categories it has (:mod:`medcloak_kernels.jpeg_fill`: exactly the fill but for step blocks at
+the ends of runs, taken when there are no more than two per run on average;
+:attr:`Redaction.ramp` counts them), or another fill DC of the same decoded value;
+failing those, the scan is decoded whole and re-encoded with new optimal tables, still keeping
+every coefficient of every clean block.
 """
 
 from __future__ import annotations
@@ -40,6 +46,12 @@ class Redaction:
     blocks: int
     #: "none" (nothing to do), "bit-copy", or "rebuilt-tables"
     route: str
+    #: redacted blocks whose DC is not the fill's (a step towards it where the file's DC table
+    #: cannot code the jump from a clean neighbour: see :mod:`medcloak_kernels.jpeg_fill`)
+    ramp: int = 0
+    #: Huffman symbols the bit-copy route added to the file's tables (codes an optimized table
+    #: lacked: DC difference categories, end-of-block), every existing code kept
+    added: int = 0
 
 
 @functools.lru_cache(maxsize=64)
@@ -320,28 +332,41 @@ def coefficients(data: bytes) -> list[np.ndarray]:
 
 
 def _rebuild(data: bytes, src: np.ndarray, layout: JpegLayout, geo: _Geometry, flags: np.ndarray, fill: np.ndarray) -> bytes:
-    from medcloak_kernels.jpeg_scan import count_symbols, encode_scan
+    """The stream re-encoded with new optimal tables, ``fill`` holding the DC of each flagged block
+    in coding order: one decoding pass collects the symbols (clean blocks' AC symbols and bits as
+    they are), a second writes them with the new codes; no coefficient array."""
+    from medcloak_kernels.jpeg_scan import BAD_RESTARTS, OVERFLOW, TAIL, emit_symbols, scan_symbols
 
     dc, ac = _stacked(layout.huffman, 0), _stacked(layout.huffman, 1)
-    coef = _decode_all(src, layout, geo, dc, ac)
-    comp_of_block = np.repeat(np.arange(len(layout.components)), geo.comp_blocks)
-    comp_of_block = np.tile(comp_of_block, geo.n_mcu)
-    hit = flags.astype(bool)
-    coef[hit] = 0
-    coef[hit, 0] = fill[comp_of_block[hit]]
     dc_tab = np.array([c.td for c in layout.components], np.int32)
     ac_tab = np.array([c.ta for c in layout.components], np.int32)
-    dc_freq = np.zeros((4, 256), np.int64)
-    ac_freq = np.zeros((4, 256), np.int64)
-    count_symbols(coef, geo.comp_blocks, dc_tab, ac_tab, geo.n_mcu, layout.restart, dc_freq, ac_freq)
+    scan_len = layout.scan_end - layout.scan_start
+    cap = 2 * scan_len + 2 * flags.shape[0] + 4096
+    while True:
+        syms = _buffer("syms", cap)
+        extra = _buffer("extra", 2 * cap).view(np.uint16)
+        dc_freq = np.zeros((4, 256), np.int64)
+        ac_freq = np.zeros((4, 256), np.int64)
+        n = scan_symbols(
+            src, layout.scan_start, layout.scan_end, geo.comp_blocks, dc_tab, ac_tab, dc[3], dc[0], ac[3], ac[0],
+            geo.n_mcu, layout.restart, layout.restarts, flags, fill, _buffer("scratch", scan_len + TAIL),
+            syms, extra, dc_freq, ac_freq,
+        )
+        if n != OVERFLOW:
+            break
+        cap *= 2
+    if n < 0:
+        if n == BAD_RESTARTS:
+            raise CorruptInputError("JPEG restart markers do not match the restart interval")
+        raise CorruptInputError("JPEG entropy-coded data is corrupt or truncated")
     tables: dict[tuple[int, int], tuple[bytes, bytes]] = {}
     for c in layout.components:
         tables[(0, c.td)] = _optimal_table(dc_freq[c.td])
         tables[(1, c.ta)] = _optimal_table(ac_freq[c.ta])
     ndc, nac = _stacked(tables, 0), _stacked(tables, 1)
     n, out = _run(
-        encode_scan, layout.scan_end - layout.scan_start + 4096,
-        coef, geo.comp_blocks, dc_tab, ac_tab, ndc[1], ndc[2], nac[1], nac[2], geo.n_mcu, layout.restart,
+        emit_symbols, scan_len + scan_len // 8 + 4096,
+        syms, extra, geo.comp_blocks, dc_tab, ac_tab, ndc[1], ndc[2], nac[1], nac[2], geo.n_mcu, layout.restart,
     )
     if n < 0:  # cannot happen: the tables were made from these very symbols
         raise CorruptInputError("re-encoding the JPEG scan failed")
@@ -355,6 +380,92 @@ def _rebuild(data: bytes, src: np.ndarray, layout: JpegLayout, geo: _Geometry, f
     pieces.append(out[:n])
     pieces.append(data[layout.scan_end :])
     return b"".join(pieces)
+
+
+def _extend_table(counts: bytes, symbols: bytes, missing: Sequence[int]) -> tuple[bytes, bytes] | None:
+    """The table with the symbols ``missing`` added (in that order) and every symbol it has
+    keeping its code, or None when it has no room. Canonical codes of a length follow every
+    shorter code, so symbols given lengths beyond the longest existing one leave the old codes
+    alone; one per length, they take the code space the old table left free (an optimal table
+    leaves the all-ones code of its longest length, K.2), never an all-ones code themselves."""
+    bits = list(counts)
+    longest = max((i + 1 for i, n in enumerate(bits) if n), default=0)
+    if longest + len(missing) > 16:
+        return None
+    for j in range(len(missing)):
+        bits[longest + j] += 1
+    new = (bytes(bits), symbols + bytes(missing))
+    code, k = 0, 0
+    for length in range(1, 17):
+        for _ in range(bits[length - 1]):
+            if code >= (1 << length) - (1 if new[1][k] in missing else 0):
+                return None  # the old table filled its code space: no room, or only all ones
+            code += 1
+            k += 1
+        code <<= 1
+    return new
+
+
+def _with_tables(
+    tables: dict[tuple[int, int], tuple[bytes, bytes]], need: dict[tuple[int, int], list[int]]
+) -> dict[tuple[int, int], tuple[bytes, bytes]] | None:
+    """``tables`` with the symbols ``need`` names added where they lack them (``tables`` itself
+    when they lack none); None when a table has no room."""
+    out = dict(tables)
+    for slot, symbols in need.items():
+        counts, have = out[slot]
+        missing = [s for s in symbols if s not in have]
+        if missing:
+            extended = _extend_table(counts, have, missing)
+            if extended is None:
+                return None
+            out[slot] = extended
+    return out if out != tables else tables
+
+
+def _dc_steps(layout: JpegLayout, dc_size: np.ndarray, max_category: int) -> np.ndarray:
+    """Per component, the largest DC difference magnitude below which every difference is
+    codable: 2**m - 1 for categories 0..m all in the table (0 without categories 0 and 1)."""
+    out = np.zeros(len(layout.components), np.int64)
+    for i, c in enumerate(layout.components):
+        m = -1
+        while m < max_category and dc_size[c.td, m + 1]:
+            m += 1
+        out[i] = (1 << m) - 1 if m >= 1 else 0
+    return out
+
+
+def _decode_dcs(src: np.ndarray, layout: JpegLayout, geo: _Geometry, flags: np.ndarray, dc: tuple, ac: tuple,
+                dc_tab: np.ndarray, ac_tab: np.ndarray) -> np.ndarray:
+    """The DCs :func:`medcloak_kernels.jpeg_fill.plan_fill` reads, one entry per block."""
+    from medcloak_kernels.jpeg_scan import BAD_RESTARTS, TAIL, decode_dcs
+
+    dcs = np.zeros(flags.shape[0], np.int64)
+    scan_len = layout.scan_end - layout.scan_start
+    status = decode_dcs(
+        src, layout.scan_start, layout.scan_end, geo.comp_blocks, dc_tab, ac_tab, dc[3], dc[0], ac[3], ac[0],
+        geo.n_mcu, layout.restart, layout.restarts, flags, _buffer("scratch", scan_len + TAIL), dcs,
+    )
+    if status == BAD_RESTARTS:
+        raise CorruptInputError("JPEG restart markers do not match the restart interval")
+    if status < 0:
+        raise CorruptInputError("JPEG entropy-coded data is corrupt or truncated")
+    return dcs
+
+
+def _plan(dcs: np.ndarray, layout: JpegLayout, geo: _Geometry, flags: np.ndarray, flagged: np.ndarray,
+          values: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, int, np.ndarray] | None:
+    """(DCs of the flagged blocks in coding order, number of runs, DC categories each component
+    codes) of :func:`medcloak_kernels.jpeg_fill.plan_fill` with these steps; None when there
+    is no such plan."""
+    from medcloak_kernels.jpeg_fill import plan_fill
+
+    plan = dcs.copy()
+    used = np.zeros((len(layout.components), 32), np.int64)
+    runs = plan_fill(dcs, flags, geo.comp_blocks, geo.n_mcu, layout.restart, values, steps, plan, used)
+    if runs < 0:
+        return None
+    return plan[flagged], runs, used
 
 
 def redact_jpeg_detailed(
@@ -384,32 +495,111 @@ def redact_jpeg_detailed(
     max_category = 11 if layout.precision == 8 else 15
     scan_len = layout.scan_end - layout.scan_start
     segs = np.zeros((len(layout.restarts) + 1, 3), np.int64)
-    for shift in range(0, 33 if fill != "grey" else 1):
-        values = _fill_dc(layout, fill, shift, ycc)
-        if values is None:
-            break
+    flagged = np.flatnonzero(flags)
+    comp_of_flagged = np.repeat(np.arange(len(layout.components)), geo.comp_blocks)[flagged % int(geo.comp_blocks.sum())]
+
+    def attempt(fill_seq: np.ndarray, tables: dict[tuple[int, int], tuple[bytes, bytes]]) -> tuple[int, bytes]:
+        """Rewrite the scan with ``tables`` for the codes written (a superset of the file's);
+        (length or negative code, the new stream)."""
+        enc_dc, enc_ac = (dc, ac) if tables is layout.huffman else (_stacked(tables, 0), _stacked(tables, 1))
         n, out = _run(
             redact_scan, scan_len + scan_len // 8 + 4096,
             src, layout.scan_start, layout.scan_end, geo.comp_blocks, dc_tab, ac_tab, dc[3], dc[0], ac[3], ac[0],
-            dc[1], dc[2],
-            ac[1], ac[2], geo.n_mcu, layout.restart, layout.restarts, max_category, flags, values,
+            enc_dc[1], enc_dc[2],
+            enc_ac[1], enc_ac[2], geo.n_mcu, layout.restart, layout.restarts, max_category, flags, fill_seq,
             _buffer("scratch", scan_len + TAIL), segs,
         )
         if n >= 0:
             view, written = memoryview(data), memoryview(out)
-            pieces = [view[: layout.scan_start]]
+            pieces = _head(data, layout, tables)
             pieces += [(written if kind else view)[a:b] for kind, a, b in segs[:n].tolist()]
             pieces.append(view[layout.scan_end :])
-            return Redaction(b"".join(pieces), regions, count, "bit-copy")
-        if n == MISSING_EOB:
-            break
-        if n != MISSING_DC:
+            return n, b"".join(pieces)
+        if n not in (MISSING_DC, MISSING_EOB):
             if n == CORRUPT:
                 raise CorruptInputError("JPEG entropy-coded data is corrupt or truncated")
             raise CorruptInputError("JPEG restart markers do not match the restart interval")
+        return n, b""
+
     values = _fill_dc(layout, fill, 0, ycc)
     assert values is not None
-    return Redaction(_rebuild(data, src, layout, geo, flags, values), regions, count, "rebuilt-tables")
+    flat = values[comp_of_flagged]
+    tables = layout.huffman
+    if any(ac[2][c.ta, 0] == 0 for c in layout.components):  # no end-of-block code: add one
+        slots = {c.ta for i, c in enumerate(layout.components) if (comp_of_flagged == i).any()}
+        tables = _with_tables(tables, {(1, ta): [0] for ta in slots}) or tables
+    n = MISSING_DC
+    # a DC table lacking a category (an optimized one) may not code the fill: the DCs around the
+    # redacted runs, decoded first, tell which codes it needs (a table with every category codes
+    # any fill, as before)
+    if all(dc[2][c.td, : max_category + 1].all() for c in layout.components):
+        n, out = attempt(flat, tables)
+        if n >= 0:
+            return Redaction(out, regions, count, "bit-copy", 0, _added(layout.huffman, tables))
+    if n == MISSING_DC:
+        dcs = _decode_dcs(src, layout, geo, flags, dc, ac, dc_tab, ac_tab)
+        exact = _plan(dcs, layout, geo, flags, flagged, values, np.full(len(values), (1 << max_category) - 1))
+        if exact is not None and not exact[2][:, max_category + 1 :].any():
+            # the flat fill with the DC categories it needs added to the tables
+            need: dict[tuple[int, int], list[int]] = {}
+            for i, c in enumerate(layout.components):
+                order = sorted(np.flatnonzero(exact[2][i]).tolist(), key=lambda s: -exact[2][i][s])
+                need.setdefault((0, c.td), [])
+                need[(0, c.td)] += [s for s in order if s not in need[(0, c.td)]]
+            extended = _with_tables(tables, need)
+            if extended is not None:
+                n, out = attempt(flat, extended)
+                if n >= 0:
+                    return Redaction(out, regions, count, "bit-copy", 0, _added(layout.huffman, extended))
+        # no room in the table: step towards the fill with the categories it has
+        ramped = _plan(dcs, layout, geo, flags, flagged, values, _dc_steps(layout, _stacked(tables, 0)[2], max_category))
+        if ramped is not None:
+            plan, runs, _used = ramped
+            ramp = int((plan != flat).sum())
+            if ramp <= 2 * runs:  # a block at each end of a run, on average: longer ramps look worse than a re-encode
+                n, out = attempt(plan, tables)
+                if n >= 0:
+                    return Redaction(out, regions, count, "bit-copy", ramp, _added(layout.huffman, tables))
+    for shift in range(1, 33 if fill != "grey" and n == MISSING_DC else 0):
+        shifted = _fill_dc(layout, fill, shift, ycc)
+        if shifted is None:
+            break
+        tried = _plan(dcs, layout, geo, flags, flagged, shifted, np.full(len(values), (1 << max_category) - 1))
+        if tried is None or not _codable(tried[2], layout, _stacked(tables, 0)[2], max_category):
+            continue  # known from the DCs alone: no pass over the scan
+        n, out = attempt(shifted[comp_of_flagged], tables)
+        if n >= 0:
+            return Redaction(out, regions, count, "bit-copy", 0, _added(layout.huffman, tables))
+        if n == MISSING_EOB:
+            break
+    return Redaction(_rebuild(data, src, layout, geo, flags, flat), regions, count, "rebuilt-tables")
+
+
+def _codable(used: np.ndarray, layout: JpegLayout, dc_size: np.ndarray, max_category: int) -> bool:
+    """Whether the DC tables code every category ``used[c, s]`` counts."""
+    for i, c in enumerate(layout.components):
+        for cat in np.flatnonzero(used[i]).tolist():
+            if cat > max_category or not dc_size[c.td, cat]:
+                return False
+    return True
+
+
+def _added(old: dict[tuple[int, int], tuple[bytes, bytes]], new: dict[tuple[int, int], tuple[bytes, bytes]]) -> int:
+    return sum(len(new[slot][1]) - len(old[slot][1]) for slot in old)
+
+
+def _head(data: bytes, layout: JpegLayout, tables: dict[tuple[int, int], tuple[bytes, bytes]]) -> list:
+    """The stream up to the scan data, with ``tables`` in one DHT segment before the SOS when they
+    are not the file's own."""
+    view = memoryview(data)
+    if tables is layout.huffman:
+        return [view[: layout.scan_start]]
+    pieces, pos = [], 0
+    for start, end in layout.dht_segments:
+        pieces.append(view[pos:start])
+        pos = end
+    pieces += [view[pos : layout.sos_start], _dht(tables), view[layout.sos_start : layout.scan_start]]
+    return pieces
 
 
 def redact_jpeg(data: bytes, boxes: Iterable[Sequence[int]], fill: str = "black") -> bytes:
