@@ -122,3 +122,32 @@ def test_resume_removes_what_a_killed_run_placed_without_recording(tmp_path, sec
     run([src], out, secret_file=secret_file, workers=1, resume=True, on_outcome=seen.append)
     assert [o.status for o in seen] == ["ok"] * 4
     assert tree(out) == tree(reference)
+
+
+def test_a_failed_sync_records_nothing_and_stops(tmp_path, secret_file, monkeypatch) -> None:
+    """A sync that fails (EIO from write-back) stops the run: nothing of that group is recorded,
+    and no later sync of the same process is trusted (it could report success for pages the
+    failed one dropped) until a new run starts."""
+    import errno
+
+    from medcloak.errors import OutputError
+
+    src = make_objects(tmp_path / "in", 6)
+    calls = []
+
+    def failing(path: str) -> bool:
+        calls.append(path)
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(durable, "_syncfs", failing)
+    out = tmp_path / "out"
+    with pytest.raises(OutputError, match="EIO"):
+        run([src], out, secret_file=secret_file, workers=1)
+    assert manifest_outputs(tmp_path / "out.audit") == set()
+    assert not [p for p in out.rglob("*.dcm")]  # removed: never recorded
+    assert durable.PENDING.failed
+    with pytest.raises(OSError):
+        durable.PENDING.commit()
+    monkeypatch.undo()
+    summary = run([src], out, secret_file=secret_file, workers=1, resume=True)
+    assert summary.ok == 6 and not durable.PENDING.failed

@@ -89,6 +89,9 @@ class Pending:
         #: seconds the last sync took, and how many were made
         self.last = 0.0
         self.syncs = 0
+        #: a sync failed: what was written since is lost to us (a later sync may report success
+        #: for pages the failed one dropped), so every later commit fails too
+        self.failed = False
 
     def add(self, path: Path, new_name: bool = True) -> None:
         with self._lock:
@@ -108,20 +111,36 @@ class Pending:
     def commit(self) -> float:
         """Make every file written so far durable; the seconds it took. Raises ``OSError``."""
         with self._lock:
+            if self.failed:
+                raise OSError(errno.EIO, "an earlier sync of the release failed")
             if not self.files:
                 return 0.0
             started = time.monotonic()
             files, folders = sorted(self.files), sorted(self.folders)
-            if not _syncfs(files[0]):
-                for path in files:
-                    _fsync_path(path, os.O_RDONLY)
-                for folder in folders:
-                    _fsync_path(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            try:
+                if not _syncfs(files[0]):
+                    for path in files:
+                        _fsync_path(path, os.O_RDONLY)
+                    for folder in folders:
+                        _fsync_path(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            except OSError:
+                self.failed = True
+                raise
             self.files.clear()
             self.folders.clear()
             self.last = time.monotonic() - started
             self.syncs += 1
             return self.last
+
+
+    def forget(self) -> None:
+        """Start afresh after a failed sync (a new run, once the failed one removed what it could
+        not record)."""
+        with self._lock:
+            if self.failed:
+                self.files.clear()
+                self.folders.clear()
+                self.failed = False
 
 
 def _syncfs(path: str) -> bool:

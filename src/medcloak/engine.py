@@ -436,6 +436,7 @@ def run(
     ``follow_links``. Raises :class:`UsageError` when the inputs hold no object at all (before
     anything is written).
     """
+    from .durable import PENDING
     from .executors import Batcher, Interrupt, make_executor
     from .formats.dicom import STAGING
     from .progress import Progress
@@ -511,6 +512,7 @@ def run(
                 yield task
         bar.discovery_done = True
 
+    PENDING.forget()  # what an earlier run in this process failed to sync
     stopped: BaseException | None = None
     waiting: list[Outcome] = []  # outcomes whose files this process wrote and has not made durable
     try:
@@ -519,8 +521,6 @@ def run(
         def record(outcomes: list[Outcome], last: bool = False) -> None:
             """Manifest lines once the objects are durable: a group at a time (see
             :mod:`medcloak.durable`); outcomes from workers come durable already."""
-            from .durable import PENDING
-
             waiting.extend(outcomes)
             if not (last or PENDING.due()):
                 return
@@ -548,7 +548,7 @@ def run(
         _settle_duplicates(audit_path, job, keyring, lambda outcome: record([outcome], last=True))
     except (RunError, KeyboardInterrupt) as exc:
         stopped = exc
-        if isinstance(exc, OutputError) and waiting:
+        if isinstance(exc, OutputError) and waiting and not PENDING.failed:
             try:  # what was done before the release could not be written is kept and recorded
                 record([], last=True)
             except RunError:
