@@ -518,6 +518,7 @@ def run(
     try:
         job = Job(prof, keyring, str(out_path), templates, audit=str(audit_path),
                   deface_fill=deface_fill, deface_ears=deface_ears)
+
         def record(outcomes: list[Outcome], last: bool = False) -> None:
             """Manifest lines once the objects are durable: a group at a time (see
             :mod:`medcloak.durable`); outcomes from workers come durable already."""

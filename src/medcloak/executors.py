@@ -10,8 +10,8 @@ in flight finish and be recorded; no new batch starts.
 Batches are sized by feedback, so scheduler overhead stays small whatever the objects: the first
 batches are small, then each batch aims at :data:`TARGET_SECONDS` of work by the measured time per
 object (at most :data:`MAX_OBJECTS` objects or :data:`MAX_BYTES` of input), and longer where the
-one sync that makes a batch durable is slow (:data:`medcloak.durable.SYNC_SHARE`). A worker holds one object in
-memory at a time; two batches per worker are in flight.
+one sync that makes a batch durable is slow (:data:`medcloak.durable.SYNC_SHARE`). A worker holds
+one object in memory at a time; two batches per worker are in flight.
 """
 
 from __future__ import annotations
