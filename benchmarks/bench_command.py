@@ -185,6 +185,9 @@ def main() -> int:
             print(f"{prefix}: -w1 objects/s over pydicom read+write: {ratio(prefix + ' -w1', 'pydicom')}   goal >= 0.6x")
             if f"{prefix} -w2" in times:
                 print(f"{prefix}: -w2 over -w1:                         {ratio(prefix + ' -w2', prefix + ' -w1')}   goal >= 1.6x")
+        for w in (1, 2):
+            if f"before -w{w}" in times and f"medcloak -w{w}" in times:
+                print(f"this checkout over --before, -w{w}:              {ratio(f'medcloak -w{w}', f'before -w{w}')}")
         if args.profile:
             profile_run(root / "in", root / "out", key, env_for(ROOT), "this checkout")
             if args.before is not None:
