@@ -12,8 +12,8 @@ batch; the main process for the objects it does itself):
 - Linux: one ``syncfs`` on the release's file system: the data and the metadata (names, folders) of
   every file the group wrote, in one journal commit, instead of one per object. ``syncfs`` reports
   write-back errors since Linux 5.8.
-- elsewhere (or where ``syncfs`` fails as unsupported): ``fsync`` of each file written, then of each
-  folder that got a new name, as before but once per group.
+- elsewhere (or where ``syncfs`` fails as unsupported): ``fsync`` of each file written, then (on
+  POSIX systems) of each folder that got a new name, as before but once per group.
 
 Placing a file under its final name never replaces another object's file: ``renameat2`` with
 ``RENAME_NOREPLACE`` (Linux; one directory operation), else ``link`` then ``unlink`` of the
@@ -121,7 +121,7 @@ class Pending:
                 if not _syncfs(files[0]):
                     for path in files:
                         _fsync_path(path, os.O_RDONLY)
-                    for folder in folders:
+                    for folder in folders if os.name == "posix" else ():  # Windows opens no folder
                         _fsync_path(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
             except OSError:
                 self.failed = True
