@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -82,13 +81,17 @@ def test_manifest_lines_wait_for_the_group_sync(tmp_path, secret_file, monkeypat
 
 def test_fsync_per_file_where_there_is_no_syncfs(tmp_path, secret_file, monkeypatch) -> None:
     src = make_objects(tmp_path / "in", 5)
+    out = tmp_path / "out"
     monkeypatch.setattr(durable, "_no_syncfs", True)
-    synced: list[int] = []
-    real = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd))[1])
-    run([src], tmp_path / "out", secret_file=secret_file, workers=1)
-    # five files and their folders (one series of three folders' depth: at least one folder)
-    assert len(synced) >= 6
+    synced: list[str] = []
+    real = durable._fsync_path
+    monkeypatch.setattr(durable, "_fsync_path", lambda path, flags: (synced.append(path), real(path, flags))[1])
+    run([src], out, secret_file=secret_file, workers=1)
+    outputs = {(out / rel).as_posix() for rel in manifest_outputs(tmp_path / "out.audit")}
+    assert len(outputs) == 5
+    files = [p for p in synced if Path(p).is_file()]
+    assert sorted(files) == sorted(outputs)  # each file once
+    assert {str(Path(p).parent) for p in outputs} <= set(synced)  # and the folders of their names
 
 
 def test_a_worker_batch_is_durable_before_it_returns(tmp_path, secret_file) -> None:
