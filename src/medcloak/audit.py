@@ -2,8 +2,8 @@
 shared: the folder is made readable by its owner only, and so is every file in it.
 
 ``manifest.jsonl`` gets one line per input object as soon as the object is complete (its output
-written, synced and renamed), so a run killed at any point leaves a manifest that says exactly
-what was done. At the end of a run the manifest is compacted to the last line per input, and the
+written, renamed and made durable, a group at a time: see :mod:`medcloak.durable`), so a run killed
+at any point leaves a manifest that says exactly what was done. At the end of a run the manifest is compacted to the last line per input, and the
 identifier maps are rebuilt from it: a resumed run ends with the same audit as an uninterrupted one.
 """
 
@@ -136,6 +136,16 @@ class Audit:
         self._manifest = open_private(folder / MANIFEST, "a")
 
     def record(self, outcome: Outcome) -> None:
+        self.record_all([outcome])
+
+    def record_all(self, outcomes: list[Outcome]) -> None:
+        """One line per outcome, written together (the objects must be durable already)."""
+        if outcomes:
+            self._manifest.write("".join(self._line(o) for o in outcomes))
+            self._manifest.flush()
+
+    @staticmethod
+    def _line(outcome: Outcome) -> str:
         line = {
             "input": outcome.source,
             "id": outcome.object_id,
@@ -151,8 +161,7 @@ class Audit:
             line["conflict"] = outcome.conflict
         if outcome.rank:
             line["rank"] = list(outcome.rank)
-        self._manifest.write(json.dumps(line, sort_keys=True) + "\n")
-        self._manifest.flush()
+        return json.dumps(line, sort_keys=True) + "\n"
 
     def close(self) -> RunSummary:
         """Compact the manifest, rebuild the maps; the summary of the whole release."""

@@ -190,6 +190,18 @@ def _series_key(source: Source) -> str | None:
     return f"{ds.SeriesInstanceUID}|{ds.get('FrameOfReferenceUID', '')}"
 
 
+def commit() -> float:
+    """Make every object this process has written durable (see :mod:`medcloak.durable`); the
+    seconds it took. Raises :class:`OutputError` when the release cannot be written."""
+    from .durable import PENDING
+    from .formats.dicom import output_error
+
+    try:
+        return PENDING.commit()
+    except OSError as exc:
+        raise output_error(exc) from None
+
+
 def process_task(task: Task, job: Job) -> list[Outcome]:
     """The outcomes of a task: one per input object. Readers' warnings about the input (pydicom
     quotes the offending value) are silenced: they would put identifying values on the terminal;
@@ -396,11 +408,14 @@ def _prepare_release(out: Path, audit: Path, overwrite: bool) -> None:
     shutil.rmtree(out / STAGING, ignore_errors=True)  # what a killed run left
 
 
-def _remove_unrecorded(out: Path, audit: Path) -> None:
+def _remove_unrecorded(out: Path, audit: Path, inputs: set[str] | None = None) -> None:
     """After a stopped run (its workers stopped), remove every released file that the manifest
     does not record as an output (an object whose outcome never came back), so that the release
-    holds nothing the manifest does not account for; ``--resume`` does those objects again."""
-    keep = {o for e in read_manifest(audit).values() if e.get("status") == "ok" for o in e.get("outputs", [])}
+    holds nothing the manifest does not account for; ``--resume`` does those objects again (and
+    removes first what a killed run left: files of ``inputs`` only, those found intact, are kept,
+    since a file never recorded may not have been made durable)."""
+    keep = {o for k, e in read_manifest(audit).items() if e.get("status") == "ok"
+            and (inputs is None or k in inputs) for o in e.get("outputs", [])}
     for path in sorted(out.rglob("*")):
         rel = path.relative_to(out).as_posix()
         if path.is_file() and rel not in keep and rel not in (DOC_NAME, DOC_TEXT):
@@ -439,6 +454,7 @@ def run(
     ``follow_links``. Raises :class:`UsageError` when the inputs hold no object at all (before
     anything is written).
     """
+    from .durable import PENDING
     from .executors import Batcher, Interrupt, make_executor
     from .formats.dicom import STAGING
     from .progress import Progress
@@ -490,6 +506,7 @@ def run(
         done: set[str] = set()
         if resume:
             done = {key for key, entry in read_manifest(audit_path).items() if intact(out_path, entry)}
+            _remove_unrecorded(out_path, audit_path, done)  # what a killed run placed but did not record
         book = Audit(audit_path)
         handler = logging.FileHandler(audit_path / "run.log", encoding="utf-8")
         os.chmod(audit_path / "run.log", 0o600)
@@ -513,29 +530,48 @@ def run(
                 yield task
         bar.discovery_done = True
 
+    PENDING.forget()  # what an earlier run in this process failed to sync
     stopped: BaseException | None = None
+    waiting: list[Outcome] = []  # outcomes whose files this process wrote and has not made durable
     try:
         job = Job(prof, keyring, str(out_path), templates, audit=str(audit_path),
                   deface_fill=deface_fill, deface_ears=deface_ears)
+
+        def record(outcomes: list[Outcome], last: bool = False) -> None:
+            """Manifest lines once the objects are durable: a group at a time (see
+            :mod:`medcloak.durable`); outcomes from workers come durable already."""
+            waiting.extend(outcomes)
+            if not (last or PENDING.due()):
+                return
+            commit()
+            book.record_all(waiting)
+            for outcome in waiting:
+                bar.add(outcome)
+                if outcome.status != "ok":
+                    log.info("%s %s: %s", outcome.object_id, outcome.status, outcome.reason)
+                elif outcome.actions.get("pixel-whole-image-blanked"):
+                    log.warning(
+                        "%s: no usable SequenceOfUltrasoundRegions: outside_ultrasound_regions blanked the whole image",
+                        outcome.object_id,
+                    )
+                if on_outcome is not None:
+                    on_outcome(outcome)
+            waiting.clear()
+
         with Interrupt() as interrupt:
             for outcomes in executor.map(Batcher(pending(), interrupt), job):
-                for outcome in outcomes:
-                    book.record(outcome)
-                    bar.add(outcome)
-                    if outcome.status != "ok":
-                        log.info("%s %s: %s", outcome.object_id, outcome.status, outcome.reason)
-                    elif outcome.actions.get("pixel-whole-image-blanked"):
-                        log.warning(
-                            "%s: no usable SequenceOfUltrasoundRegions: outside_ultrasound_regions blanked the whole image",
-                            outcome.object_id,
-                        )
-                    if on_outcome is not None:
-                        on_outcome(outcome)
+                record(outcomes)
+            record([], last=True)
         if interrupt.requested:
             raise KeyboardInterrupt
-        _settle_duplicates(audit_path, job, keyring, book.record)
+        _settle_duplicates(audit_path, job, keyring, lambda outcome: record([outcome], last=True))
     except (RunError, KeyboardInterrupt) as exc:
         stopped = exc
+        if isinstance(exc, OutputError) and waiting and not PENDING.failed:
+            try:  # what was done before the release could not be written is kept and recorded
+                record([], last=True)
+            except RunError:
+                pass
         if hasattr(executor, "cancel_all"):
             executor.cancel_all()
     finally:
@@ -546,8 +582,7 @@ def run(
             _remove_unrecorded(out_path, audit_path)
         bar.finish()
         if stopped is None and summary.ok:
-            os.sync()  # every released object on disk before the documentation says so
-            _write_documentation(out_path, prof, summary)
+            _write_documentation(out_path, prof, summary)  # every released object is durable already
         elif stopped is None:
             # nothing released: no documentation of an empty release, and no empty folder that
             # would refuse the next run (the audit keeps every reason)

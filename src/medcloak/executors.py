@@ -9,8 +9,9 @@ in flight finish and be recorded; no new batch starts.
 
 Batches are sized by feedback, so scheduler overhead stays small whatever the objects: the first
 batches are small, then each batch aims at :data:`TARGET_SECONDS` of work by the measured time per
-object (at most :data:`MAX_OBJECTS` objects or :data:`MAX_BYTES` of input). A worker holds one
-object in memory at a time; two batches per worker are in flight.
+object (at most :data:`MAX_OBJECTS` objects or :data:`MAX_BYTES` of input), and longer where the
+one sync that makes a batch durable is slow (:data:`medcloak.durable.SYNC_SHARE`). A worker holds
+one object in memory at a time; two batches per worker are in flight.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Iterator
 
+from .durable import MAX_INTERVAL, SYNC_SHARE
 from .errors import ClusterError, RunError
 from .model import Outcome, Task
 
@@ -112,13 +114,16 @@ class Batcher:
         return batch
 
 
-def run_batch(tasks: list[Task], job: Job) -> tuple[list[Outcome], float]:
-    """Process a batch on a worker: (outcomes, seconds it took)."""
-    from .engine import process_task
+def run_batch(tasks: list[Task], job: Job) -> tuple[list[Outcome], float, float]:
+    """Process a batch on a worker: (outcomes, seconds of work, seconds of sync). The batch's
+    files are made durable (one sync for the batch, see :mod:`medcloak.durable`) before its
+    outcomes go back."""
+    from .engine import commit, process_task
 
     started = time.perf_counter()
     outcomes = [o for t in tasks for o in process_task(t, job)]
-    return outcomes, time.perf_counter() - started
+    work = time.perf_counter() - started
+    return outcomes, work, commit()
 
 
 class Executor:
@@ -237,13 +242,16 @@ class Dask(Executor):
 
         [job_future] = self.client.scatter([job], broadcast=True, hash=False)
         per_object = 0.0  # measured seconds per object, 0 until known
+        sync = 0.0  # measured seconds of a batch's sync
         window = 2 * self.workers
 
         def next_batch() -> list[Task]:
             if per_object <= 0:
                 count = FIRST_BATCH
             else:
-                count = int(min(MAX_OBJECTS, max(1, TARGET_SECONDS / per_object)))
+                # a batch's sync costs at most 1/SYNC_SHARE of its work (network file systems)
+                target = min(MAX_INTERVAL, max(TARGET_SECONDS, SYNC_SHARE * sync))
+                count = int(min(MAX_OBJECTS, max(1, target / per_object)))
             left = batcher.remaining()
             if left is not None:  # the end is in sight: share what is left among the workers
                 count = min(count, max(1, -(-left // (2 * self.workers))))
@@ -257,7 +265,7 @@ class Dask(Executor):
             pending.add(self.client.submit(run_batch, batch, job_future, pure=False))
         for future in pending:
             try:
-                outcomes, seconds = future.result()
+                outcomes, seconds, synced = future.result()
             except RunError:
                 raise
             except Exception as exc:  # noqa: BLE001 - whatever the cluster raises stops the run
@@ -267,6 +275,7 @@ class Dask(Executor):
             if outcomes:
                 sample = seconds / len(outcomes)
                 per_object = sample if per_object <= 0 else 0.7 * per_object + 0.3 * sample
+                sync = synced if sync <= 0 else 0.7 * sync + 0.3 * synced
             future.release()
             batch = next_batch()
             if batch:

@@ -366,17 +366,20 @@ STAGING = ".medcloak-staging"
 
 
 def publish(released: Released, out_root: Path, replace: bool = False) -> Path:
-    """Write a released object under ``out_root`` atomically and exclusively.
+    """Write a released object under ``out_root`` atomically and exclusively, durable once
+    :data:`medcloak.durable.PENDING` is committed (its manifest line must wait for that).
 
-    The bytes go to a temporary file in the release's staging folder first, are synced, and are
-    then linked to their final name, which fails if another object already holds it: a release
-    never has one file overwritten by another, and never a half-written file under a final name.
-    A worker killed midway leaves at most a temporary file in the staging folder, which the run
-    removes. Raises :class:`OutputError` when the release cannot be written (disk full,
-    read-only, no permission), and :class:`DuplicateObject` when another object holds the name
-    with other content; ``replace`` overwrites it (the run's settlement of duplicates).
+    The bytes go to a temporary file in the release's staging folder first, and the file is then
+    renamed to its final name without replacing anything (see :func:`medcloak.durable.place`),
+    which fails if another object already holds it: a release never has one file overwritten by
+    another, and never a half-written file under a final name. A worker killed midway leaves at
+    most a temporary file in the staging folder, which the run removes, and files under final
+    names without manifest lines, which ``--resume`` removes and does again. Raises
+    :class:`OutputError` when the release cannot be written (disk full, read-only, no permission),
+    and :class:`DuplicateObject` when another object holds the name with other content;
+    ``replace`` overwrites it (the run's settlement of duplicates).
     """
-    import errno
+    from ..durable import PENDING, place
 
     target = out_root / released.relpath
     folder = str(target.parent)
@@ -394,15 +397,20 @@ def publish(released: Released, out_root: Path, replace: bool = False) -> Path:
             fh = open(tmp, "wb")
         with fh:
             fh.write(released.data)
-            fh.flush()
-            os.fsync(fh.fileno())
         if replace:
             os.replace(tmp, target)
+            PENDING.add(target)
             return target
         try:
-            os.link(tmp, target)
+            try:
+                place(tmp, target)
+            except FileNotFoundError:  # the folder went away between mkdir and rename
+                target.parent.mkdir(parents=True, exist_ok=True)
+                place(tmp, target)
         except FileExistsError:
+            tmp.unlink(missing_ok=True)
             if target.read_bytes() == released.data:
+                PENDING.add(target)  # a killed worker's file, perhaps not yet durable
                 return target
             import hashlib
 
@@ -412,15 +420,19 @@ def publish(released: Released, out_root: Path, replace: bool = False) -> Path:
                 hashlib.sha256(released.data).hexdigest(),
                 released.rank,
             ) from None
-        except FileNotFoundError:  # the folder went away between mkdir and link
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.link(tmp, target)
+        PENDING.add(target)
     except OSError as exc:
-        name = errno.errorcode.get(exc.errno or 0, "")
-        raise OutputError(f"cannot write the release: {exc.strerror or exc} ({name})") from None
-    finally:
         try:
             tmp.unlink()
         except OSError:
             pass
+        raise output_error(exc) from None
     return target
+
+
+def output_error(exc: OSError) -> OutputError:
+    """The error that stops a run whose release cannot be written."""
+    import errno
+
+    name = errno.errorcode.get(exc.errno or 0, "")
+    return OutputError(f"cannot write the release: {exc.strerror or exc} ({name})")

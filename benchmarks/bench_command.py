@@ -1,0 +1,199 @@
+"""The ``medcloak`` command end to end, as a user runs it, writing to a real disk, against pydicom
+read+write of the same files in the same script; optionally against another checkout of medcloak
+(``--before``, e.g. the code with a sync per object) on the same corpus; and a profile of the
+main process of a ``--workers 1`` run, split into the parts that are serial there.
+
+Corpus (made once, not timed): ``--objects`` distinct small objects replicated from pydicom's test
+files with distinct UIDs (``bench_dicom.build_small``), in folders of the corpus root.
+
+Timed, each a fresh process writing to a fresh folder on the file system of ``--tmp`` (named in
+the output), interleaved over ``--rounds`` rounds:
+
+- ``pydicom``: a Python process doing ``dcmread`` + ``save_as`` of every file (the floor);
+- ``medcloak -w1`` / ``medcloak -w2``: ``medcloak run IN --out OUT --workers N --quiet``;
+- ``before -w1`` / ``before -w2``: the same with ``PYTHONPATH`` set to the ``--before`` checkout.
+
+Printed: seconds (best, median and worst of the rounds), objects/s, and the ratios the issue's
+goals are about (medcloak objects/s over pydicom's; 2 workers over 1). The machine is shared:
+read the spread, not one figure.
+
+Run: ``python benchmarks/bench_command.py [--objects 2000] [--rounds 3] [--tmp DIR]
+[--before /path/to/other/checkout] [--profile]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile  # noqa: F401 - run as ``python -m cProfile`` below
+import os
+import pstats
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+FLOOR = """
+import sys, pydicom
+from pathlib import Path
+src, out = Path(sys.argv[1]), Path(sys.argv[2])
+out.mkdir(parents=True)
+for i, p in enumerate(sorted(src.rglob("*.dcm"))):
+    pydicom.dcmread(p).save_as(out / f"{i}.dcm")
+"""
+
+
+def file_system(path: Path) -> str:
+    """The type and mount point of the file system holding ``path`` (from /proc/mounts)."""
+    best = ("?", "")
+    try:
+        with open("/proc/mounts", encoding="utf-8") as fh:
+            for line in fh:
+                _dev, mount, kind = line.split()[:3]
+                if str(path.resolve()).startswith(mount.rstrip("/") + "/") and len(mount) > len(best[1]):
+                    best = (kind, mount)
+    except OSError:
+        pass
+    return f"{best[0]} (mounted at {best[1] or '?'})"
+
+
+def env_for(checkout: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = f"{checkout / 'src'}{os.pathsep}{checkout / 'kernels'}"
+    return env
+
+
+def medcloak_cmd(src: Path, out: Path, key: Path, workers: int) -> list[str]:
+    return [sys.executable, "-m", "medcloak", "run", str(src), "--out", str(out), "--secret-file", str(key),
+            "--workers", str(workers), "--quiet"]
+
+
+def timed(cmd: list[str], env: dict[str, str], out: Path) -> float:
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(out.with_name(out.name + ".audit"), ignore_errors=True)
+    subprocess.run(["sync"], check=False)  # start every run from a clean page cache write-back
+    t = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - t
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"{cmd[2:4]} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return seconds
+
+
+#: what the profile's breakdown shows: label -> (file name ending, function name)
+PARTS = {
+    "whole run (main process)": ("cli.py", "main"),
+    "discovery (walk, stat, sniff)": ("discover.py", "discover"),
+    "  of which stat calls": ("~", "<built-in method posix.stat>"),
+    "  of which file opens (all)": ("~", "<built-in method io.open>"),
+    "resume check (intact)": ("audit.py", "intact"),
+    "per-object work (deidentify)": ("engine.py", "process_task"),
+    "  publish (write, rename)": ("dicom.py", "publish"),
+    "  group sync (syncfs/fsync)": ("durable.py", "commit"),
+    "  per-object fsync (before)": ("~", "<built-in method posix.fsync>"),
+    "manifest append": ("audit.py", "record_all"),
+    "manifest append (before)": ("audit.py", "record"),
+    "Audit.close (compaction, maps)": ("audit.py", "close"),
+    "_settle_duplicates": ("engine.py", "_settle_duplicates"),
+    "resume/stop cleanup": ("engine.py", "_remove_unrecorded"),
+    "release documentation": ("engine.py", "_write_documentation"),
+    "os.sync at the end (before)": ("~", "<built-in method posix.sync>"),
+    "executor start": ("executors.py", "make_executor"),
+}
+
+
+def profile_run(src: Path, out: Path, key: Path, env: dict[str, str], label: str) -> None:
+    prof = out.with_name(out.name + ".prof")
+    cmd = [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "medcloak", *medcloak_cmd(src, out, key, 1)[3:]]
+    timed(cmd, env, out)
+    stats = pstats.Stats(str(prof))
+    table = stats.stats  # type: ignore[attr-defined]
+    total = max(ct for (_f, _l, _n), (_cc, _nc, _tt, ct, _callers) in table.items())
+    print(f"\nprofile of the main process, --workers 1 ({label}); cumulative seconds, share of the run:")
+    for name, (file_end, func) in PARTS.items():
+        seconds = sum(ct for (f, _l, n), (_cc, _nc, _tt, ct, _callers) in table.items()
+                      if n == func and f.endswith(file_end))
+        calls = sum(nc for (f, _l, n), (_cc, nc, _tt, _ct, _callers) in table.items()
+                    if n == func and f.endswith(file_end))
+        if calls:
+            print(f"  {name:<34} {seconds:8.3f} s {100 * seconds / total:6.1f} %  ({calls} calls)")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--objects", type=int, default=2000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--tmp", type=Path, default=None, help="a folder on the disk to measure (not tmpfs)")
+    ap.add_argument("--before", type=Path, default=None, help="another medcloak checkout to compare with")
+    ap.add_argument("--profile", action="store_true", help="also profile the main process of a --workers 1 run")
+    ap.add_argument("--no-w2", action="store_true", help="skip the --workers 2 runs")
+    args = ap.parse_args()
+
+    sys.path.insert(0, str(HERE))
+    import bench_dicom  # the corpus builder
+    from medcloak.pseudonym import Keyring
+    from medcloak.rules.profile import load_profile
+
+    with tempfile.TemporaryDirectory(dir=args.tmp, prefix="bench-command-") as tmp:
+        root = Path(tmp)
+        fs = file_system(root)
+        if fs.startswith(("tmpfs", "ramfs")):
+            print(f"warning: {root} is on {fs}, not a disk", file=sys.stderr)
+        key = root / "key"
+        key.write_bytes(bench_dicom.SECRET)
+        key.chmod(0o600)
+        warnings.simplefilter("ignore")  # pydicom's complaints about its own odd test files
+        paths, note = bench_dicom.build_small(root / "in", args.objects, load_profile(), Keyring(bench_dicom.SECRET))
+        for p in (root / "in").rglob("*"):
+            if p.is_file() and p not in set(paths):
+                p.unlink()
+        count = len(paths)
+        load = os.getloadavg()[0]
+        runs: dict[str, tuple[list[str], dict[str, str]]] = {
+            "pydicom": ([sys.executable, "-c", FLOOR, str(root / "in"), str(root / "out")], dict(os.environ)),
+        }
+        for w in (1,) if args.no_w2 else (1, 2):
+            runs[f"medcloak -w{w}"] = (medcloak_cmd(root / "in", root / "out", key, w), env_for(ROOT))
+            if args.before is not None:
+                runs[f"before -w{w}"] = (medcloak_cmd(root / "in", root / "out", key, w), env_for(args.before))
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        names = list(runs)
+        for rnd in range(args.rounds):
+            for name in names[rnd % len(names):] + names[: rnd % len(names)]:
+                cmd, env = runs[name]
+                times[name].append(timed(cmd, env, root / "out"))
+        print(f"corpus: {count} objects ({note}); release on {fs}; cpus {os.cpu_count()}, "
+              f"load average {load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end; {args.rounds} rounds")
+        print(f"{'run':<16} {'best s':>8} {'median s':>9} {'worst s':>8} {'objects/s':>10}")
+        best = {}
+        for name, ts in times.items():
+            best[name] = min(ts)
+            print(f"{name:<16} {min(ts):8.2f} {statistics.median(ts):9.2f} {max(ts):8.2f} {count / min(ts):10.0f}")
+
+        def ratio(a: str, b: str) -> str:
+            per = [y / x for x, y in zip(times[a], times[b])]  # b's seconds over a's, round by round
+            return f"{best[b] / best[a]:.2f}x (rounds {min(per):.2f}-{max(per):.2f})"
+
+        for prefix in ("medcloak", "before"):
+            if f"{prefix} -w1" not in times:
+                continue
+            print(f"{prefix}: -w1 objects/s over pydicom read+write: {ratio(prefix + ' -w1', 'pydicom')}   goal >= 0.6x")
+            if f"{prefix} -w2" in times:
+                print(f"{prefix}: -w2 over -w1:                         {ratio(prefix + ' -w2', prefix + ' -w1')}   goal >= 1.6x")
+        for w in (1, 2):
+            if f"before -w{w}" in times and f"medcloak -w{w}" in times:
+                print(f"this checkout over --before, -w{w}:              {ratio(f'medcloak -w{w}', f'before -w{w}')}")
+        if args.profile:
+            profile_run(root / "in", root / "out", key, env_for(ROOT), "this checkout")
+            if args.before is not None:
+                profile_run(root / "in", root / "out", key, env_for(args.before), "--before")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
