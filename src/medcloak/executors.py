@@ -49,8 +49,9 @@ MAX_BYTES = 256 << 20
 FIRST_BATCH = 4
 #: seconds to wait for a remote scheduler to answer (Dask's own default is 30)
 CONNECT_SECONDS = 10
-#: a local cluster is started when the work left, estimated from the objects done in this process,
-#: exceeds this many seconds: about twice what starting one costs on a small machine
+#: a local cluster is started when the work left, estimated from the objects done in this process
+#: (see :meth:`Hybrid.worth_a_cluster`), exceeds this many seconds: about twice what starting one
+#: costs on a small machine
 START_SECONDS = 5.0
 #: the estimate takes the median of the last :data:`RECENT` tasks' times, once there are
 #: :data:`MEDIAN_OF` (the first task of a run, which pays for the imports, aside)
@@ -506,7 +507,10 @@ class Hybrid(Executor):
         """Whether the tasks still ahead make more than :data:`START_SECONDS` of work here, at the
         median of the ``recent`` tasks' seconds (the median, as an object that is the first of its
         kind pays for imports and kernels once); more tasks than the batcher reads ahead always
-        do. Needs :data:`MEDIAN_OF` tasks timed."""
+        do. Needs :data:`MEDIAN_OF` tasks timed. A task's seconds are the CPU time it took this
+        thread (what another core could take off it), or half its wall time when it waited more
+        than it computed (slow storage): a machine busy with other work, which slows every
+        object down but has no idle core to give, does not start a cluster by itself."""
         threshold = START_SECONDS if self.start_seconds is None else self.start_seconds
         left = batcher.remaining()
         if left is None:
@@ -529,11 +533,11 @@ class Hybrid(Executor):
             batch = batcher.take(1)
             if not batch:
                 return
-            started = time.perf_counter()
+            started, computing = time.perf_counter(), time.thread_time()
             outcomes = process_task(batch[0], job)
             elapsed = time.perf_counter() - started
             if self.inline:
-                recent.append(elapsed)
+                recent.append(max(time.thread_time() - computing, elapsed / 2))
                 objects += len(outcomes)
                 seconds += elapsed
             self.inline += len(outcomes)
