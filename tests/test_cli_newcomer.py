@@ -202,16 +202,35 @@ def test_public_api_has_real_signatures() -> None:
     assert res.returncode == 0 and res.stdout.strip().endswith("[]")
 
 
+#: the command, with the local cluster started as soon as the default executor can
+EAGER = ("import sys; import medcloak.executors as x; x.Hybrid.start_seconds = 0.0; "
+         "from medcloak.cli import main; sys.exit(main())")
+#: the command, with a local cluster from the first object on
+CLUSTER = ("import sys; import medcloak.executors as x; x.make_executor = lambda w, s, c: x.Dask(workers=w); "
+           "from medcloak.cli import main; sys.exit(main())")
+
+GATE = """import os, time
+from pathlib import Path
+
+def dask_setup(worker):
+    gate = Path(os.environ["MEDCLOAK_TEST_GATE"])
+    (gate / f"waiting-{os.getpid()}").touch()
+    while not (gate / "open").exists():
+        time.sleep(0.02)
+"""
+
+
 @pytest.mark.parametrize("presses", [1, 2])
 def test_ctrl_c_stops_cleanly_and_resume_completes(tmp_path, secret_file, presses) -> None:
-    """Once: the batches in flight finish and are recorded; twice: the run stops at once and
-    removes what was released without a manifest line. Either way, no traceback from the Dask
-    workers (Ctrl-C reaches the whole process group), and every released file is recorded."""
+    """On a local cluster from the first object on. Once: the batches in flight finish and are
+    recorded; twice: the run stops at once and removes what was released without a manifest line.
+    Either way, no traceback from the Dask workers (Ctrl-C reaches the whole process group), and
+    every released file is recorded."""
     pytest.importorskip("distributed")
     count = 600
     src = ct_copies(tmp_path / "in", count)
     out = tmp_path / "rel"
-    args = [sys.executable, "-m", "medcloak", "run", str(src), "--out", str(out), "--secret-file", str(secret_file),
+    args = [sys.executable, "-c", CLUSTER, "run", str(src), "--out", str(out), "--secret-file", str(secret_file),
             "--workers", "2", "--quiet"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), start_new_session=True)
     try:
@@ -239,24 +258,6 @@ def test_ctrl_c_stops_cleanly_and_resume_completes(tmp_path, secret_file, presse
     assert res.returncode == 0, res.stderr
     assert len(recorded(tmp_path / "rel.audit")) == count
     assert {f for f in released(out) if f.endswith(".dcm")} == recorded(tmp_path / "rel.audit")
-
-
-#: the command, with the local cluster started as soon as the default executor can
-EAGER = ("import sys; import medcloak.executors as x; x.Hybrid.start_seconds = 0.0; "
-         "from medcloak.cli import main; sys.exit(main())")
-#: the command, with a local cluster from the first object on
-CLUSTER = ("import sys; import medcloak.executors as x; x.make_executor = lambda w, s, c: x.Dask(workers=w); "
-           "from medcloak.cli import main; sys.exit(main())")
-
-GATE = """import os, time
-from pathlib import Path
-
-def dask_setup(worker):
-    gate = Path(os.environ["MEDCLOAK_TEST_GATE"])
-    (gate / f"waiting-{os.getpid()}").touch()
-    while not (gate / "open").exists():
-        time.sleep(0.02)
-"""
 
 
 @pytest.mark.parametrize("presses", [1, 2])
