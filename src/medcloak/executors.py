@@ -8,7 +8,8 @@ hundred small files. Once the objects done here show that the work left (counted
 still ahead) is worth it, the cluster is brought up in the background (:class:`LocalCluster`, a
 thread) and, once its workers are warm, takes over between two objects: the object in progress
 here is finished and recorded first, so no object is done twice. A run that ends first stops the
-cluster's start without waiting for it; a cluster that fails to start is logged and the run ends here.
+cluster's start without waiting for it; a cluster that fails to start is logged, and the run is
+finished in this process.
 
 A local cluster starts no dashboard and listens on free ports only (never Dask's default 8786 and
 8787), and its workers ignore SIGINT (from their first instruction on: they are started with SIGINT
