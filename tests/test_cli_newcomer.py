@@ -203,16 +203,35 @@ def test_public_api_has_real_signatures() -> None:
     assert res.returncode == 0 and res.stdout.strip().endswith("[]")
 
 
+#: the command, with the local cluster started as soon as the default executor can
+EAGER = ("import sys; import medcloak.executors as x; x.Hybrid.start_seconds = 0.0; "
+         "from medcloak.cli import main; sys.exit(main())")
+#: the command, with a local cluster from the first object on
+CLUSTER = ("import sys; import medcloak.executors as x; x.make_executor = lambda w, s, c: x.Dask(workers=w); "
+           "from medcloak.cli import main; sys.exit(main())")
+
+GATE = """import os, time
+from pathlib import Path
+
+def dask_setup(worker):
+    gate = Path(os.environ["MEDCLOAK_TEST_GATE"])
+    (gate / f"waiting-{os.getpid()}").touch()
+    while not (gate / "open").exists():
+        time.sleep(0.02)
+"""
+
+
 @pytest.mark.parametrize("presses", [1, 2])
 def test_ctrl_c_stops_cleanly_and_resume_completes(tmp_path, secret_file, presses) -> None:
-    """Once: the batches in flight finish and are recorded; twice: the run stops at once and
-    removes what was released without a manifest line. Either way, no traceback from the Dask
-    workers (Ctrl-C reaches the whole process group), and every released file is recorded."""
+    """On a local cluster from the first object on. Once: the batches in flight finish and are
+    recorded; twice: the run stops at once and removes what was released without a manifest line.
+    Either way, no traceback from the Dask workers (Ctrl-C reaches the whole process group), and
+    every released file is recorded."""
     pytest.importorskip("distributed")
     count = 600
     src = ct_copies(tmp_path / "in", count)
     out = tmp_path / "rel"
-    args = [sys.executable, "-m", "medcloak", "run", str(src), "--out", str(out), "--secret-file", str(secret_file),
+    args = [sys.executable, "-c", CLUSTER, "run", str(src), "--out", str(out), "--secret-file", str(secret_file),
             "--workers", "2", "--quiet"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), start_new_session=True)
     try:
@@ -245,6 +264,61 @@ def test_ctrl_c_stops_cleanly_and_resume_completes(tmp_path, secret_file, presse
     assert {f for f in released(out) if f.endswith(".dcm")} == recorded(tmp_path / "rel.audit")
 
 
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_while_the_cluster_warms_up(tmp_path, secret_file, presses) -> None:
+    """Ctrl-C while objects are done in the main process and the local cluster's workers are
+    still starting (held in their warm-up by a preload): the run stops as it does inline, no
+    worker says a word, and no process of the run is left."""
+    pytest.importorskip("distributed")
+    psutil = pytest.importorskip("psutil")
+    count = 1500
+    src = ct_copies(tmp_path / "in", count)
+    out = tmp_path / "rel"
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    (tmp_path / "gate_preload.py").write_text(GATE)
+    env = dict(_env(), MEDCLOAK_TEST_GATE=str(gate),
+               DASK_DISTRIBUTED__WORKER__PRELOAD=json.dumps([str(tmp_path / "gate_preload.py")]))
+    args = [sys.executable, "-c", EAGER, "run", str(src), "--out", str(out), "--secret-file", str(secret_file),
+            "--workers", "2", "--quiet"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(gate.glob("waiting-*")) and out.exists() and sum(1 for _ in out.rglob("*.dcm")) >= 5:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        assert any(gate.glob("waiting-*")), "no worker was starting"
+        for _ in range(presses):
+            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C on a terminal does
+            time.sleep(0.01)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        (gate / "open").touch()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    text = err.decode()
+    assert proc.returncode == 130, text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+    ours = []  # the processes of the run's session: each ends within moments (none is left running)
+    for p in psutil.process_iter():
+        try:
+            if os.getsid(p.pid) == proc.pid:
+                ours.append(p)
+        except (OSError, psutil.Error):
+            pass
+    _, alive = psutil.wait_procs(ours, timeout=20)
+    assert alive == []
+    files = released(out)
+    assert files and files <= recorded(tmp_path / "rel.audit")
+    assert len(files) < count
+    res = medcloak("run", src, "--out", out, "--secret-file", secret_file, "--workers", "2", "--resume", "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert len(recorded(tmp_path / "rel.audit")) == count
+
+
 def test_taken_dask_ports_do_not_matter(tmp_path, secret_file) -> None:
     pytest.importorskip("distributed")
     held = []
@@ -257,8 +331,10 @@ def test_taken_dask_ports_do_not_matter(tmp_path, secret_file) -> None:
         except OSError:  # another process holds it already: just as good
             s.close()
     try:
-        src = ct_copies(tmp_path / "in", 70)  # more than a run that goes inline
-        res = medcloak("run", src, "--out", tmp_path / "rel", "--secret-file", secret_file, "--workers", "2", "--quiet")
+        src = ct_copies(tmp_path / "in", 70)
+        res = subprocess.run([sys.executable, "-c", CLUSTER, "run", str(src), "--out", str(tmp_path / "rel"),
+                              "--secret-file", str(secret_file), "--workers", "2", "--quiet"],
+                             capture_output=True, text=True, env=_env(), timeout=300)
     finally:
         for s in held:
             s.close()

@@ -99,9 +99,10 @@ def test_the_better_copy_is_released_whatever_the_paths(pairs, tmp_path, order) 
 
 def test_the_better_copy_on_a_local_cluster(pairs, tmp_path, monkeypatch) -> None:
     pytest.importorskip("distributed")
-    import medcloak.engine
+    from medcloak import executors
 
-    monkeypatch.setattr(medcloak.engine, "SMALL_RUN", 1)  # start the cluster for a dozen objects
+    # a cluster from the first object on, for a dozen objects (the default would do them in this process)
+    monkeypatch.setattr(executors, "make_executor", lambda workers, scheduler, client: executors.Dask(workers=workers))
     out = tmp_path / "out"
     assert main(["run", str(pairs / "lossy-first"), "--out", str(out), "--secret-file", str(pairs / "key"),
                  "--workers", "2", "--quiet"]) == 0
@@ -207,10 +208,10 @@ def test_git_annex_dataset_releases_every_object_once(tmp_path, secret_file, cap
     assert len(list((tmp_path / "out").rglob("*.dcm"))) == 3
     # the same on a cluster of two workers
     pytest.importorskip("distributed")
-    import medcloak.engine
+    from medcloak import executors
 
-    with monkeypatch.context() as patch:
-        patch.setattr(medcloak.engine, "SMALL_RUN", 1)
+    with monkeypatch.context() as patch:  # a cluster from the first object on
+        patch.setattr(executors, "make_executor", lambda workers, scheduler, client: executors.Dask(workers=workers))
         assert main(["run", str(ds), "--out", str(tmp_path / "two"), "--secret-file", str(secret_file),
                      "--quiet", "--workers", "2"]) == 1
     assert tree(tmp_path / "two") == tree(tmp_path / "out")

@@ -82,7 +82,16 @@ def test_discovery_streams(tmp_path) -> None:
     assert len(sources) == 3 and {s.format for s in sources} == {"dicom"}
 
 
-def test_local_cluster_gives_the_same_release(corpus, inline_release, tmp_path) -> None:
+@pytest.fixture
+def cluster_from_the_start(monkeypatch):
+    """Several workers are a local cluster from the first object on (by default, the objects are
+    done in this process until the run proves long enough for a cluster)."""
+    from medcloak import executors
+
+    monkeypatch.setattr(executors, "make_executor", lambda workers, scheduler, client: executors.Dask(workers=workers))
+
+
+def test_local_cluster_gives_the_same_release(corpus, inline_release, tmp_path, cluster_from_the_start) -> None:
     out = tmp_path / "two"
     summary = run([corpus / "in"], out, secret_file=corpus / "key", workers=2)
     assert tree(out) == tree(inline_release)
@@ -352,3 +361,157 @@ def test_usage_errors(tmp_path) -> None:
         run([src], tmp_path / "notrelease", overwrite=True)
     assert (tmp_path / "notrelease" / "precious.txt").exists()
     assert issubclass(OutputError, OSError)
+
+
+# ---- the default for several workers: objects done here at once, a cluster from the background ------
+
+
+GATE = '''"""A worker preload that holds each worker in its warm-up until the file ``open`` appears in
+$MEDCLOAK_TEST_GATE (and says, by a file of its own, that a worker waits there)."""
+import os
+import time
+from pathlib import Path
+
+
+def dask_setup(worker):
+    gate = Path(os.environ["MEDCLOAK_TEST_GATE"])
+    (gate / f"waiting-{os.getpid()}").touch()
+    while not (gate / "open").exists():
+        time.sleep(0.02)
+'''
+
+
+@pytest.fixture
+def gate(tmp_path, monkeypatch):
+    """A folder whose file ``open`` lets the workers of a local cluster finish their start."""
+    folder = tmp_path / "gate"
+    folder.mkdir()
+    (tmp_path / "medcloak_test_gate.py").write_text(GATE)
+    monkeypatch.setenv("MEDCLOAK_TEST_GATE", str(folder))
+    import dask
+
+    with dask.config.set({"distributed.worker.preload": [str(tmp_path / "medcloak_test_gate.py")]}):
+        yield folder
+    (folder / "open").touch()
+
+
+def wait_for(condition, what: str, seconds: float = 120) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not happen"
+        time.sleep(0.02)
+
+
+def workers_left() -> list:
+    """Processes this one started that still run (multiprocessing's resource tracker aside, which
+    lives as long as this process)."""
+    import psutil
+
+    return [p for p in psutil.Process().children(recursive=True)
+            if p.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(p.cmdline())]
+
+
+@pytest.fixture
+def hybrids(monkeypatch):
+    """The executors the runs make (to look at them: ``yielded`` lists the input of every outcome
+    an executor gave), starting the cluster as soon as they can."""
+    from medcloak import executors
+
+    made = []
+    real = executors.make_executor
+
+    def capture(*args):  # type: ignore[no-untyped-def]
+        executor = real(*args)
+        executor.yielded = []
+        inner = executor.map
+
+        def counted(batcher, job):  # type: ignore[no-untyped-def]
+            for outcomes in inner(batcher, job):
+                executor.yielded.extend(o.source for o in outcomes)
+                yield outcomes
+
+        executor.map = counted
+        made.append(executor)
+        return executor
+
+    monkeypatch.setattr(executors, "make_executor", capture)
+    monkeypatch.setattr(executors.Hybrid, "start_seconds", 0.0)
+    return made
+
+
+def test_default_hands_over_to_the_cluster_and_records_each_object_once(corpus, inline_release, tmp_path,
+                                                                        hybrids, gate) -> None:
+    """The cluster is held in its start until a dozen objects are done here, then takes over
+    between two objects: the release is byte for byte the inline one, and every object is
+    processed and recorded once."""
+    seen: list[str] = []
+
+    def handover_midway(outcome) -> None:  # type: ignore[no-untyped-def]
+        seen.append(outcome.source)
+        if len(seen) == 12:
+            (gate / "open").touch()
+            wait_for(lambda: hybrids[0].cluster is not None and hybrids[0].cluster.ended.is_set(), "the cluster's start")
+
+    out = tmp_path / "hybrid"
+    summary = run([corpus / "in"], out, secret_file=corpus / "key", workers=2, on_outcome=handover_midway)
+    hybrid = hybrids[0]
+    assert hybrid.dask is not None and hybrid.dask.workers == 2, "the cluster did not take over"
+    inputs = sorted(str(p.resolve()) for p in (corpus / "in").rglob("*") if p.is_file())
+    assert 12 <= hybrid.inline < len(inputs)
+    assert sorted(hybrid.yielded) == inputs  # every object done once, none twice
+    rows = manifest(tmp_path / "hybrid.audit")
+    assert sorted(r["input"] for r in rows) == inputs
+    assert summary.ok + summary.quarantined + summary.skipped == len(inputs)
+    assert tree(out) == tree(inline_release)
+    assert (tmp_path / "hybrid.audit" / "uid_map.csv").read_bytes() == \
+        (corpus / "inline.audit" / "uid_map.csv").read_bytes()
+    assert "took over after" in (tmp_path / "hybrid.audit" / "run.log").read_text()
+    assert workers_left() == []
+
+
+def test_a_run_shorter_than_the_clusters_start_never_waits_for_it(tmp_path, secret_file, hybrids, gate) -> None:
+    """The workers are held in their warm-up for good: the run ends without them, and stops them."""
+    src = make_series(tmp_path / "in", 12)
+    waiting = lambda: any(gate.glob("waiting-*"))  # noqa: E731 - read twice
+
+    def until_a_worker_waits(outcome) -> None:  # type: ignore[no-untyped-def]
+        if hybrids[0].cluster is not None:
+            wait_for(waiting, "a worker's start")
+
+    summary = run([src], tmp_path / "out", secret_file=secret_file, workers=2, on_outcome=until_a_worker_waits)
+    assert not (gate / "open").exists()  # so the cluster never was up
+    hybrid = hybrids[0]
+    assert hybrid.cluster is not None and waiting() and hybrid.dask is None
+    assert summary.ok == 12 and hybrid.inline == 12
+    assert workers_left() == []
+    run([src], tmp_path / "inline", secret_file=secret_file, workers=1)
+    assert tree(tmp_path / "out") == tree(tmp_path / "inline")
+
+
+def test_a_cluster_that_cannot_start_leaves_the_run_here(tmp_path, secret_file, hybrids, monkeypatch) -> None:
+    from medcloak import executors
+
+    async def refuse(self) -> None:  # type: ignore[no-untyped-def]
+        raise OSError("no port free")
+
+    monkeypatch.setattr(executors.LocalCluster, "_serve", refuse)
+    src = make_series(tmp_path / "in", 30)
+    summary = run([src], tmp_path / "out", secret_file=secret_file, workers=2)
+    assert summary.ok == 30 and summary.exit_status == 0
+    assert hybrids[0].dask is None and hybrids[0].inline == 30
+    text = (tmp_path / "out.audit" / "run.log").read_text()
+    assert "the local cluster did not start (no port free): the run goes on in this process" in text
+    run([src], tmp_path / "inline", secret_file=secret_file, workers=1)
+    assert tree(tmp_path / "out") == tree(tmp_path / "inline")
+
+
+def test_no_cluster_for_a_short_run(tmp_path, secret_file, monkeypatch) -> None:
+    """By default, a run whose work left is small never starts a cluster."""
+    from medcloak import executors
+
+    made = []
+    real = executors.make_executor
+    monkeypatch.setattr(executors, "make_executor", lambda *a: made.append(real(*a)) or made[-1])
+    src = make_series(tmp_path / "in", 80)
+    assert run([src], tmp_path / "out", secret_file=secret_file, workers=2).ok == 80
+    assert isinstance(made[0], executors.Hybrid) and made[0].cluster is None

@@ -149,7 +149,8 @@ def deidentify(
         unasked: Dask's worker processes are spawned, which needs the calling script's work under
         ``if __name__ == "__main__":``, and a library call inside a notebook, a service or a Dask
         task should not take every core. Pass ``workers=os.cpu_count()`` for the command's
-        behaviour. A run of fewer than 64 objects runs in this process anyway.
+        behaviour: objects are done in this process at once, and a local cluster is started in
+        the background only when the work left proves worth it.
     scheduler : str, optional
         Address of a running Dask scheduler (``tcp://HOST:8786``) whose workers do the work.
     client : distributed.Client, optional

@@ -57,8 +57,6 @@ log = logging.getLogger("medcloak")
 
 #: the de-identification documentation in words, beside :data:`DOC_NAME`
 DOC_TEXT = "DEIDENTIFICATION.txt"
-#: a run that finds fewer objects than this runs inline: starting a cluster would cost more
-SMALL_RUN = 64
 
 
 @dataclass(frozen=True)
@@ -445,8 +443,9 @@ def run(
 ) -> RunSummary:
     """De-identify ``inputs`` into the release tree ``out``. See the command-line contract.
 
-    ``workers``: 1 runs inline; more starts a local Dask cluster of that many processes (a run of
-    fewer than :data:`SMALL_RUN` objects runs inline anyway). ``scheduler``: the address of a Dask
+    ``workers``: 1 runs inline; more starts at once in this process and brings up a local Dask
+    cluster of that many processes in the background when the run proves long enough (see
+    :class:`medcloak.executors.Hybrid`). ``scheduler``: the address of a Dask
     scheduler to use instead; ``client``: a ``distributed.Client`` the caller owns. The summary
     counts the whole release, resumed objects included; its ``exit_status`` is 2 when nothing was
     released though nothing was quarantined (``nothing_released`` says why). Symbolic links to
@@ -482,7 +481,7 @@ def run(
     except OSError as exc:
         raise OutputError(f"cannot read the release or audit folder: {exc.strerror or exc}") from None
     sources = discover(input_paths, exclude=[out_path, audit_path], follow_links=follow_links)
-    head = list(islice(sources, SMALL_RUN))
+    head = list(islice(sources, 1))
     if not head:
         raise UsageError("no input object found: the inputs hold no file")
     if dry_run:
@@ -492,7 +491,7 @@ def run(
             check_scheduler(scheduler)
         return _dry_run(chain(head, sources))
     # then the executor (a scheduler that cannot be reached leaves no folder behind)
-    executor = make_executor(workers, scheduler, client, small=len(head) < SMALL_RUN)
+    executor = make_executor(workers, scheduler, client)
     made = [p for p in (audit_path, out_path) if not p.exists()]
     try:
         make_private_dir(audit_path)

@@ -2,10 +2,20 @@
 scheduler's workers. One interface: :meth:`Executor.map` takes a :class:`Batcher` and yields lists
 of outcomes as batches complete.
 
+Several local workers (:class:`Hybrid`, the command's default) start in this process at once: a
+local cluster costs seconds before its first object is done, more than a whole run of a few
+hundred small files. Once the objects done here show that the work left (counted from the objects
+still ahead) is worth it, the cluster is brought up in the background (:class:`LocalCluster`, a
+thread) and, once its workers are warm, takes over between two objects: the object in progress
+here is finished and recorded first, so no object is done twice. A run that ends first stops the
+cluster's start without waiting for it; a cluster that fails to start is logged, and the run is
+finished in this process.
+
 A local cluster starts no dashboard and listens on free ports only (never Dask's default 8786 and
-8787), and its workers ignore SIGINT: Ctrl-C reaches the whole process group on a terminal, and
-the main process stops them itself. The first Ctrl-C (see :class:`Interrupt`) lets the batches
-in flight finish and be recorded; no new batch starts.
+8787), and its workers ignore SIGINT (from their first instruction on: they are started with SIGINT
+blocked): Ctrl-C reaches the whole process group on a terminal, and the main process stops them
+itself. The first Ctrl-C (see :class:`Interrupt`) lets the batches in flight finish and be
+recorded; no new batch starts.
 
 Batches are sized by feedback, so scheduler overhead stays small whatever the objects: the first
 batches are small, then each batch aims at :data:`TARGET_SECONDS` of work by the measured time per
@@ -16,13 +26,16 @@ one object in memory at a time; two batches per worker are in flight.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
 import threading
 import time
 from collections import deque
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Iterator
 
 from .durable import MAX_INTERVAL, SYNC_SHARE
@@ -39,6 +52,16 @@ MAX_BYTES = 256 << 20
 FIRST_BATCH = 4
 #: seconds to wait for a remote scheduler to answer (Dask's own default is 30)
 CONNECT_SECONDS = 10
+#: a local cluster is started when the work left, estimated from the objects done in this process
+#: (see :meth:`Hybrid.worth_a_cluster`), exceeds this many seconds: about twice what starting one
+#: costs on a small machine
+START_SECONDS = 5.0
+#: the estimate takes the median of the last :data:`RECENT` tasks' times, once there are
+#: :data:`MEDIAN_OF` (the first task of a run, which pays for the imports, aside)
+RECENT = 31
+MEDIAN_OF = 3
+#: seconds to wait for a local cluster to stop before leaving it to the end of the process
+STOP_SECONDS = 30
 
 log = logging.getLogger("medcloak")
 
@@ -150,8 +173,9 @@ class Inline(Executor):
 
 
 def _warm() -> None:
-    """Load the numba kernels (from the on-disk cache) once per worker process, and keep each
-    worker's kernels on one thread: the workers already share out the machine's cores."""
+    """Load what a worker needs before its first object: the modules of the formats (pydicom
+    among them) and the numba kernels (from the on-disk cache), and keep each worker's kernels on
+    one thread: the workers already share out the machine's cores."""
     try:
         import numba
 
@@ -159,6 +183,8 @@ def _warm() -> None:
     except Exception:  # noqa: BLE001 - an optimisation, never a failure
         pass
     try:
+        from .engine import process_task  # noqa: F401 - imported for its cost
+        from .formats import dicom, photo  # noqa: F401
         from .pixels.jpeg_meta import strip_jpeg_metadata
 
         strip_jpeg_metadata(b"\xff\xd8\xff\xd9")
@@ -168,9 +194,11 @@ def _warm() -> None:
 
 def dask_setup(worker: Any) -> None:
     """Run by Dask in each worker process of a local cluster (this module is its preload): Ctrl-C
-    is for the main process, which stops the workers itself."""
+    is for the main process, which stops the workers itself; then the worker warms up, before
+    the cluster counts as started."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _warm()
 
 
 def check_scheduler(address: str) -> None:
@@ -198,50 +226,224 @@ def check_scheduler(address: str) -> None:
         raise ClusterError(f"cannot reach the Dask scheduler at {address} ({exc.strerror or exc})") from None
 
 
+class LocalCluster:
+    """A Dask scheduler and ``workers`` single-threaded worker processes on this machine, started
+    in a thread of their own so that the caller goes on meanwhile. :attr:`ended` is set once the
+    start is over: :attr:`client` (a ``distributed.Client``) is then ready, or :attr:`error` says
+    why not. :meth:`stop` may come at any moment: during the start, it kills the worker processes
+    at once rather than waiting for them to be up.
+
+    The scheduler runs on the thread's own event loop; every worker has a nanny (a worker that
+    dies is started again, and its batch goes to another worker). The thread, and so every
+    process it starts, blocks SIGINT."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.ended = threading.Event()
+        self.client: Any = None
+        self.error = ""
+        self._up = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="medcloak-local-cluster", daemon=True)
+
+    def start(self) -> LocalCluster:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        from multiprocessing import resource_tracker
+
+        # multiprocessing's helper process first: starting it unblocks SIGINT in the thread that does
+        resource_tracker.ensure_running()
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        loop = asyncio.new_event_loop()
+        try:
+            with self._lock:
+                if self._stopping:
+                    return
+                self._loop = loop
+                self._task = loop.create_task(self._serve())
+            loop.run_until_complete(self._task)
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # noqa: BLE001 - a cluster that cannot start is reported, never raised here
+            self.error = self.error or _first_line(exc)
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.run_until_complete(loop.shutdown_default_executor())
+            finally:
+                with self._lock:
+                    loop.close()
+            self.ended.set()
+
+    async def _serve(self) -> None:
+        import dask
+        from distributed import Client, Nanny, Scheduler
+        from tornado.ioloop import IOLoop
+
+        loop = asyncio.get_running_loop()
+        nannies: list[Any] = []
+        connecting: asyncio.Future[Any] | None = None
+        # Dask's own logs stay off the terminal, ERRORs included (a worker's heartbeat racing the
+        # scheduler's close at the end of a run logs a traceback): what fails, the run reports
+        # itself (ClusterError, the manifest)
+        with _quiet(logging.CRITICAL):
+            # no dashboard, and the scheduler's HTTP server on a free loopback port, never 8787
+            scheduler = Scheduler(host="127.0.0.1", port=0, dashboard=False, dashboard_address="127.0.0.1:0")
+            try:
+                await scheduler
+                nannies = [
+                    Nanny(scheduler.address, host="127.0.0.1", nthreads=1, name=i, dashboard=False,
+                          memory_limit=_memory_limit(self.workers), silence_logs=logging.CRITICAL,
+                          preload=[*dask.config.get("distributed.worker.preload", []), __name__])
+                    for i in range(self.workers)
+                ]
+                await asyncio.gather(*nannies)
+                # the client shares this loop (one thread of this process for the scheduler and it)
+                here = IOLoop.current()
+                connecting = loop.run_in_executor(
+                    None, lambda: Client(scheduler.address, loop=here, set_as_default=False, timeout=CONNECT_SECONDS))
+                self.client = await connecting
+                self._up = True
+                self.ended.set()
+                await asyncio.Event().wait()  # until stop() cancels
+            finally:
+                # a start that is stopped halfway is no news, nor is a close: nothing of it is said
+                with _quiet(logging.CRITICAL):
+                    if not self._up:  # still starting: nothing to wait for, and no process may stay
+                        await _kill_workers(nannies)
+                    if connecting is not None:
+                        with suppress(Exception):
+                            self.client = self.client or await connecting
+                    if self.client is not None:
+                        with suppress(Exception):
+                            await loop.run_in_executor(None, self.client.close)
+                    if nannies:
+                        await asyncio.gather(*(n.close(timeout=5) for n in nannies), return_exceptions=True)
+                    await scheduler.close()
+
+    def stop(self) -> None:
+        """Stop the cluster, or its start, and wait (at most :data:`STOP_SECONDS`) for its
+        processes to end."""
+        with self._lock:
+            self._stopping = True
+            if self._loop is not None and self._task is not None and not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(self._task.cancel)  # the loop closes under the lock only
+        if self._thread.is_alive():
+            self._thread.join(STOP_SECONDS)
+            if self._thread.is_alive():
+                log.warning("the local cluster did not stop within %d s", STOP_SECONDS)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0] or type(exc).__name__
+
+
+class _quiet:
+    """Dask's messages on standard error at ``level`` and above only, for a while (as a local
+    cluster of Dask's own does)."""
+
+    def __init__(self, level: int) -> None:
+        self.level = level
+        self._saved: list[tuple[logging.Handler, int]] = []
+
+    def __enter__(self) -> None:
+        for handler in logging.getLogger("distributed").handlers:
+            if isinstance(handler, logging.StreamHandler):
+                self._saved.append((handler, handler.level))
+                handler.setLevel(self.level)
+
+    def __exit__(self, *exc: object) -> None:
+        for handler, level in reversed(self._saved):
+            handler.setLevel(level)
+
+
+def _memory_limit(workers: int) -> Any:
+    """The machine's memory shared out among the workers (Dask's ``"auto"`` for a local cluster)."""
+    try:
+        from distributed.worker_memory import parse_memory_limit
+
+        return parse_memory_limit("auto", 1, workers, logger=log)
+    except Exception:  # noqa: BLE001 - another Dask: let it decide
+        return "auto"
+
+
+async def _kill_workers(nannies: list[Any]) -> None:
+    """Kill the worker processes that the nannies have started so far, and wait until they are
+    gone: a nanny's own close would first wait for its worker to be up. A worker whose spawn was
+    asked for has its process id within moments (the spawn is a fork and an exec)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STOP_SECONDS
+    processes = []
+    for nanny in nannies:
+        worker = getattr(nanny, "process", None)  # the nanny's handle on its worker, once asked for
+        process = getattr(worker, "process", None)
+        if process is None:
+            continue
+        while process.pid is None and str(getattr(worker, "status", "")).endswith("starting") \
+                and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+        if process.pid is not None:
+            processes.append(process)
+    for process in processes:
+        try:
+            os.kill(process.pid, signal.SIGKILL)
+        except OSError:
+            pass
+    for process in processes:
+        with suppress(Exception):
+            await process.join(max(0.1, deadline - loop.time()))
+
+
 class Dask(Executor):
     """Batches as Dask tasks on a ``distributed.Client``: a local cluster of processes made here
-    (``workers`` > 1), or a scheduler given by address, or a client the caller owns."""
+    (``workers`` > 1, waiting for it to be up), or a scheduler given by address, or a client the
+    caller owns."""
 
     def __init__(self, workers: int = 0, scheduler: str | None = None, client: Any = None) -> None:
         try:
-            from distributed import Client, LocalCluster
+            import distributed  # noqa: F401
         except ImportError as exc:  # pragma: no cover - a dependency
             from .errors import MissingDependencyError
 
             raise MissingDependencyError("dask.distributed is needed for --workers > 1 and --scheduler") from exc
-        self._own_cluster = None
+        self._own_cluster: LocalCluster | None = None
         self._own_client = client is None
         if client is not None:
             self.client = client
         elif scheduler is not None:
+            from distributed import Client
+
             check_scheduler(scheduler)
             try:
                 self.client = Client(scheduler, set_as_default=False, timeout=CONNECT_SECONDS)
             except Exception as exc:  # noqa: BLE001 - whatever Dask raises, one line for the user
-                first = (str(exc).splitlines() or [type(exc).__name__])[0]
-                raise ClusterError(f"cannot connect to the Dask scheduler at {scheduler} ({first})") from None
+                raise ClusterError(f"cannot connect to the Dask scheduler at {scheduler} ({_first_line(exc)})") from None
         else:
-            import dask
-
-            # no dashboard, and the scheduler's HTTP server on a free loopback port, never 8787;
-            # Dask's own logs stay off the terminal, ERRORs included (a worker's heartbeat racing
-            # the scheduler's close at the end of a run logs a traceback): what fails, the run
-            # reports itself (ClusterError, the manifest)
-            self._own_cluster = LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                preload=[*dask.config.get("distributed.worker.preload", []), __name__],
-                silence_logs=logging.CRITICAL, memory_limit="auto",
-            )
-            self.client = Client(self._own_cluster, set_as_default=False)
+            self._own_cluster = LocalCluster(workers).start()
+            try:
+                self._own_cluster.ended.wait()
+            except BaseException:  # Ctrl-C while waiting
+                self._own_cluster.stop()
+                raise
+            if self._own_cluster.client is None:
+                self._own_cluster.stop()
+                raise ClusterError(f"the local cluster did not start ({self._own_cluster.error})")
+            self.client = self._own_cluster.client
+            self._own_client = False  # the cluster closes it
         self.client.run(_warm)
         self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
 
-    def map(self, batcher: Batcher, job: Job) -> Iterator[list[Outcome]]:
+    def map(self, batcher: Batcher, job: Job, per_object: float = 0.0) -> Iterator[list[Outcome]]:
+        """``per_object``: seconds per object measured elsewhere (by :class:`Hybrid`), to size
+        the first batches; measured here otherwise."""
         from distributed import as_completed
 
         [job_future] = self.client.scatter([job], broadcast=True, hash=False)
-        per_object = 0.0  # measured seconds per object, 0 until known
         sync = 0.0  # measured seconds of a batch's sync
         window = 2 * self.workers
 
@@ -292,14 +494,99 @@ class Dask(Executor):
         if self._own_client:
             self.client.close()
         if self._own_cluster is not None:
-            self._own_cluster.close()
+            self._own_cluster.stop()
 
 
-def make_executor(workers: int, scheduler: str | None, client: Any, small: bool) -> Executor:
-    """Inline for one worker (or a run too small to be worth starting a cluster), else Dask."""
+class Hybrid(Executor):
+    """Several workers on this machine without waiting for them: objects are done here, one at a
+    time, from the first one on, and a :class:`LocalCluster` of ``workers`` processes is started
+    in the background once the work left looks worth it (see :meth:`worth_a_cluster`); it takes
+    over between two objects once it is up. Until then, recording an outcome and doing the next
+    object take turns in this process (neither waits on the other)."""
+
+    #: estimated seconds of work left that are worth starting the cluster for (0: start at once)
+    start_seconds: float | None = None
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.cluster: LocalCluster | None = None
+        #: the executor that took over, once the cluster is up
+        self.dask: Dask | None = None
+        self._given_up = False
+        #: objects done in this process
+        self.inline = 0
+
+    def worth_a_cluster(self, batcher: Batcher, recent: deque[float]) -> bool:
+        """Whether the tasks still ahead make more than :data:`START_SECONDS` of work here, at the
+        median of the ``recent`` tasks' seconds (the median, as an object that is the first of its
+        kind pays for imports and kernels once); more tasks than the batcher reads ahead always
+        do. Needs :data:`MEDIAN_OF` tasks timed. A task's seconds are the CPU time it took this
+        thread (what another core could take off it), or half its wall time when it waited more
+        than it computed (slow storage): a machine busy with other work, which slows every
+        object down but has no idle core to give, does not start a cluster by itself."""
+        threshold = START_SECONDS if self.start_seconds is None else self.start_seconds
+        left = batcher.remaining()
+        if left is None:
+            return True
+        if len(recent) < MEDIAN_OF:
+            return False
+        return left * sorted(recent)[len(recent) // 2] > threshold
+
+    def map(self, batcher: Batcher, job: Job) -> Iterator[list[Outcome]]:
+        from .engine import process_task
+
+        recent: deque[float] = deque(maxlen=RECENT)  # seconds of the last tasks done here
+        objects, seconds = 0, 0.0  # and all of them, in objects, the first task aside
+        while True:
+            if self.cluster is not None and self.cluster.ended.is_set() and not self._given_up:
+                self.dask = self._take_over()
+                if self.dask is not None:
+                    yield from self.dask.map(batcher, job, per_object=seconds / objects if objects else 0.0)
+                    return
+            batch = batcher.take(1)
+            if not batch:
+                return
+            started, computing = time.perf_counter(), time.thread_time()
+            outcomes = process_task(batch[0], job)
+            elapsed = time.perf_counter() - started
+            if self.inline:
+                recent.append(max(time.thread_time() - computing, elapsed / 2))
+                objects += len(outcomes)
+                seconds += elapsed
+            self.inline += len(outcomes)
+            if self.cluster is None and self.worth_a_cluster(batcher, recent):
+                self.cluster = LocalCluster(self.workers).start()
+            yield outcomes
+
+    def _take_over(self) -> Dask | None:
+        assert self.cluster is not None
+        if self.cluster.client is not None:
+            try:
+                dask = Dask(client=self.cluster.client)
+            except Exception as exc:  # noqa: BLE001 - the run goes on here
+                self.cluster.error = _first_line(exc)
+            else:
+                log.info("a local cluster of %d workers took over after %d objects done in this process",
+                         dask.workers, self.inline)
+                return dask
+        log.warning("the local cluster did not start (%s): the run goes on in this process", self.cluster.error)
+        self._given_up = True
+        self.cluster.stop()
+        return None
+
+    def cancel_all(self) -> None:
+        if self.dask is not None:
+            self.dask.cancel_all()
+
+    def close(self) -> None:
+        if self.cluster is not None:
+            self.cluster.stop()
+
+
+def make_executor(workers: int, scheduler: str | None, client: Any) -> Executor:
+    """Inline for one worker, a :class:`Hybrid` for several, Dask for a scheduler or a client."""
     if client is not None or scheduler is not None:
         return Dask(scheduler=scheduler, client=client)
-    if workers <= 1 or small:
+    if workers <= 1:
         return Inline()
-    return Dask(workers=workers)
-
+    return Hybrid(workers)
