@@ -221,6 +221,32 @@ def dask_setup(worker):
 """
 
 
+def _interrupt(args: list[str], env: dict[str, str], ready, presses: int, cleanup=None) -> tuple[int, str, int]:  # type: ignore[no-untyped-def]
+    """Start the command in a session of its own, wait until ``ready()``, then press Ctrl-C
+    ``presses`` times (SIGINT to the process group, as a terminal does); its exit status, its
+    standard error and its session id. ``cleanup`` runs before the process is reaped, whatever
+    happens."""
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            if ready():
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        for _ in range(presses):
+            os.killpg(proc.pid, signal.SIGINT)
+            time.sleep(0.01)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if cleanup is not None:
+            cleanup()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, err.decode(), proc.pid
+
+
 @pytest.mark.parametrize("presses", [1, 2])
 def test_ctrl_c_stops_cleanly_and_resume_completes(tmp_path, secret_file, presses) -> None:
     """On a local cluster from the first object on. Once: the batches in flight finish and are
@@ -233,24 +259,9 @@ def test_ctrl_c_stops_cleanly_and_resume_completes(tmp_path, secret_file, presse
     out = tmp_path / "rel"
     args = [sys.executable, "-c", CLUSTER, "run", str(src), "--out", str(out), "--secret-file", str(secret_file),
             "--workers", "2", "--quiet"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), start_new_session=True)
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and proc.poll() is None:
-            if out.exists() and sum(1 for _ in out.rglob("*.dcm")) >= 20:
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        for _ in range(presses):
-            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C on a terminal does
-            time.sleep(0.01)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    text = err.decode()
-    assert proc.returncode == 130, text
+    code, text, _ = _interrupt(args, _env(), lambda: out.exists() and sum(1 for _ in out.rglob("*.dcm")) >= 20,
+                               presses)
+    assert code == 130, text
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
     files = released(out)
     assert files and files <= recorded(tmp_path / "rel.audit")
@@ -281,31 +292,18 @@ def test_ctrl_c_while_the_cluster_warms_up(tmp_path, secret_file, presses) -> No
                DASK_DISTRIBUTED__WORKER__PRELOAD=json.dumps([str(tmp_path / "gate_preload.py")]))
     args = [sys.executable, "-c", EAGER, "run", str(src), "--out", str(out), "--secret-file", str(secret_file),
             "--workers", "2", "--quiet"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and proc.poll() is None:
-            if any(gate.glob("waiting-*")) and out.exists() and sum(1 for _ in out.rglob("*.dcm")) >= 5:
-                break
-            time.sleep(0.02)
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        assert any(gate.glob("waiting-*")), "no worker was starting"
-        for _ in range(presses):
-            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C on a terminal does
-            time.sleep(0.01)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        (gate / "open").touch()
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    text = err.decode()
-    assert proc.returncode == 130, text
+
+    def ready() -> bool:
+        return any(gate.glob("waiting-*")) and out.exists() and sum(1 for _ in out.rglob("*.dcm")) >= 5
+
+    code, text, session = _interrupt(args, env, ready, presses, cleanup=lambda: (gate / "open").touch())
+    assert any(gate.glob("waiting-*")), "no worker was starting"
+    assert code == 130, text
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
     ours = []  # the processes of the run's session: each ends within moments (none is left running)
     for p in psutil.process_iter():
         try:
-            if os.getsid(p.pid) == proc.pid:
+            if os.getsid(p.pid) == session:
                 ours.append(p)
         except (OSError, psutil.Error):
             pass
