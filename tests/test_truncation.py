@@ -328,3 +328,21 @@ def test_structural_faults_that_are_not_truncation():
     deep = b"\x08\x00\x15\x11\xff\xff\xff\xff\xfe\xff\x00\xe0\xff\xff\xff\xff" * 5000
     with pytest.raises(CorruptInputError, match="^malformed: sequences nested too deep$"):
         check_structure(base + deep)
+
+
+def test_type1_presence_is_read_from_raw_values_without_decoding_them(tmp_path):
+    """Padding alone is no Modality; a binary value that happens to be spaces (Rows 0x2020) or
+    zeros (Pixel Representation 0) is a value; and the check decodes nothing it keeps."""
+    from pydicom.dataelem import RawDataElement
+
+    ds = pydicom.dcmread(pydicom_test_files() / "CT_small.dcm")
+    ds.Rows = 0x2020
+    ds.PixelRepresentation = 0
+    ds.save_as(tmp_path / "a.dcm")
+    read = pydicom.dcmread(tmp_path / "a.dcm")
+    assert missing_type1(read) == []
+    assert all(isinstance(read._dict[t], RawDataElement) for t in (0x00280010, 0x00280103, 0x00080060))
+    data = (tmp_path / "a.dcm").read_bytes()
+    at = data.index(b"CS\x02\x00CT", 132)  # Modality, explicit VR little endian
+    (tmp_path / "b.dcm").write_bytes(data[:at + 4] + b"  " + data[at + 6:])
+    assert missing_type1(pydicom.dcmread(tmp_path / "b.dcm")) == ["Modality"]

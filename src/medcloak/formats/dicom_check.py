@@ -96,15 +96,28 @@ def check_structure(data: Any) -> None:
 # ---- Type 1 attributes --------------------------------------------------------------------------
 
 #: Type 1 in every composite object (SOP Common, General Study, and every series module)
-COMMON_TYPE1 = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "Modality")
+COMMON_TYPE1 = {"SOPClassUID": 0x00080016, "SOPInstanceUID": 0x00080018, "StudyInstanceUID": 0x0020000D,
+                "SeriesInstanceUID": 0x0020000E, "Modality": 0x00080060}
 #: Type 1 attributes of the Image Pixel module (PS3.3 C.7.6.3) that Pixel Data needs to be read
-IMAGE_TYPE1 = ("Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", "SamplesPerPixel",
-               "PhotometricInterpretation", "PixelRepresentation")
+IMAGE_TYPE1 = {"Rows": 0x00280010, "Columns": 0x00280011, "BitsAllocated": 0x00280100, "BitsStored": 0x00280101,
+               "HighBit": 0x00280102, "SamplesPerPixel": 0x00280002, "PhotometricInterpretation": 0x00280004,
+               "PixelRepresentation": 0x00280103}
 
 
-def _present(ds: Dataset, keyword: str) -> bool:
-    value = ds.get(keyword)
-    return value is not None and value != "" and value != b""
+#: those of them that are text (UI, CS): padding alone is no value
+_TEXT_TYPE1 = frozenset({*COMMON_TYPE1.values(), 0x00280004})
+
+
+def _present(ds: Dataset, tag: int) -> bool:
+    """Whether ``ds`` holds a non-empty value at ``tag``, read from the raw element where it is
+    still raw (a kept element stays undecoded, and is written back byte for byte)."""
+    elem = ds.get_item(tag)
+    value = elem.value if elem is not None else None
+    if isinstance(value, bytes):
+        return bool(value.strip(b"\x00 ") if tag in _TEXT_TYPE1 else value)
+    if isinstance(value, str):
+        return bool(value.strip("\x00 "))
+    return value is not None
 
 
 def is_image_storage(sop_class: str) -> bool:
@@ -119,14 +132,14 @@ def missing_type1(ds: Dataset) -> list[str]:
     image storage SOP class, or any object with Pixel Data), those of its Image Pixel module,
     Pixel Data included. A file cut on an element boundary loses what came after the cut: this
     is what notices it."""
-    missing = [kw for kw in COMMON_TYPE1 if not _present(ds, kw)]
+    missing = [kw for kw, tag in COMMON_TYPE1.items() if not _present(ds, tag)]
     has_pixels = 0x7FE00010 in ds
     if not has_pixels:
         if 0x7FE00008 in ds or 0x7FE00009 in ds:  # Float and Double Float Pixel Data: other modules
             return missing
         if not is_image_storage(_text(ds, 0x00080016)):
             return missing
-    missing += [kw for kw in IMAGE_TYPE1 if not _present(ds, kw)]
+    missing += [kw for kw, tag in IMAGE_TYPE1.items() if not _present(ds, tag)]
     if not has_pixels:
         missing.append("PixelData")
     return missing
