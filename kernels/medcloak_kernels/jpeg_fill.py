@@ -23,7 +23,7 @@ import numba
 import numpy as np
 
 from .jit import kernel
-from .jpeg_scan import _category
+from .jpeg_scan import _category, _interval_count, _interval_mcus, _last_flagged
 
 #: a run whose ends are too far apart for the table (or a table without categories 0 and 1)
 NO_PLAN = -2
@@ -53,20 +53,16 @@ def plan_fill(
     for c in range(ns):
         offset[c] = bpm
         bpm += comp_blocks[c]
-    nint = 1 if restart == 0 else (n_mcu + restart - 1) // restart
+    nint = _interval_count(n_mcu, restart)
     prev_blk = np.full(ns, -1, np.int64)  # last clean block of the component in the interval
     run_first = np.zeros(ns, np.int64)  # index of the run's first block in the component's order
     run_len = np.zeros(ns, np.int64)
     runs = 0
     for it in range(nint):
-        m0 = 0 if restart == 0 else it * restart
-        m1 = n_mcu if restart == 0 else min(n_mcu, m0 + restart)
+        m0, m1 = _interval_mcus(it, n_mcu, restart)
         prev_blk[:] = -1
         run_len[:] = 0
-        last = -1
-        for blk in range(m0 * bpm, m1 * bpm):
-            if flags[blk]:
-                last = blk
+        last = _last_flagged(flags, m0 * bpm, m1 * bpm)
         if last < 0:
             continue
         blk = m0 * bpm

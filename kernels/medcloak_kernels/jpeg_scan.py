@@ -223,10 +223,24 @@ def _decode_block(buf, pos, acc, nb, dcf, dcd, acf, acd, coef, row, store):  # t
 
 
 @numba.njit(inline="always")
+def _interval_count(n_mcu, restart):  # type: ignore[no-untyped-def]
+    """Number of restart intervals of a scan of ``n_mcu`` MCUs (1 without restarts)."""
+    return 1 if restart == 0 else (n_mcu + restart - 1) // restart
+
+
+@numba.njit(inline="always")
 def _intervals(n_mcu, restart, rst):  # type: ignore[no-untyped-def]
     """Number of restart intervals, or -1 when the markers found do not match it."""
-    nint = 1 if restart == 0 else (n_mcu + restart - 1) // restart
+    nint = _interval_count(n_mcu, restart)
     return nint if rst.shape[0] == nint - 1 else -1
+
+
+@numba.njit(inline="always")
+def _interval_mcus(it, n_mcu, restart):  # type: ignore[no-untyped-def]
+    """MCUs [m0, m1) of restart interval ``it``."""
+    m0 = 0 if restart == 0 else it * restart
+    m1 = n_mcu if restart == 0 else min(n_mcu, m0 + restart)
+    return m0, m1
 
 
 @numba.njit(inline="always")
@@ -234,9 +248,18 @@ def _interval(it, nint, start, end, rst, n_mcu, restart):  # type: ignore[no-unt
     """Bytes [a, b) of restart interval ``it`` (its RST marker excluded) and its MCUs [m0, m1)."""
     a = start if it == 0 else rst[it - 1] + 2
     b = end if it == nint - 1 else rst[it]
-    m0 = 0 if restart == 0 else it * restart
-    m1 = n_mcu if restart == 0 else min(n_mcu, m0 + restart)
+    m0, m1 = _interval_mcus(it, n_mcu, restart)
     return a, b, m0, m1
+
+
+@numba.njit(inline="always")
+def _last_flagged(flags, lo, hi):  # type: ignore[no-untyped-def]
+    """The last block in [lo, hi) that ``flags`` marks, or -1."""
+    last = -1
+    for blk in range(lo, hi):
+        if flags[blk]:
+            last = blk
+    return last
 
 
 @kernel
@@ -462,10 +485,7 @@ def decode_dcs(
     pending = np.zeros(ns, np.bool_)
     for it in range(nint):
         a, b, m0, m1 = _interval(it, nint, start, end, rst, n_mcu, restart)
-        last = -1
-        for blk in range(m0 * bpm, m1 * bpm):
-            if flags[blk]:
-                last = blk
+        last = _last_flagged(flags, m0 * bpm, m1 * bpm)
         if last < 0:
             continue
         nbits = unstuff(src, a, b, scratch) * 8
