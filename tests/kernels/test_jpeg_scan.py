@@ -43,18 +43,22 @@ def _edge_coefficients(shape: tuple[int, int], rng: np.random.Generator, precisi
     return coef
 
 
+def _block_shapes(sampling, width: int, height: int) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
+    """Block rows and columns of each component of a scan (one component: no MCU padding)."""
+    if len(sampling) == 1:
+        return [(-(-height // 8), -(-width // 8))]
+    hmax, vmax = max(h for h, _ in sampling), max(v for _, v in sampling)
+    my, mx = -(-height // (8 * vmax)), -(-width // (8 * hmax))
+    return [(my * v, mx * h) for h, v in sampling]
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, len(SAMPLINGS) - 1), st.sampled_from([8, 12]), st.integers(0, 3), st.integers(1, 40),
        st.integers(1, 40), st.integers(0, 2**31))
 def test_decode_matches_reference_on_edge_blocks(samp, precision, restart, width, height, seed) -> None:  # type: ignore[no-untyped-def]
     sampling = SAMPLINGS[samp]
     rng = np.random.default_rng(seed)
-    hmax, vmax = max(h for h, _ in sampling), max(v for _, v in sampling)
-    if len(sampling) == 1:
-        shapes = [(-(-height // 8), -(-width // 8))]
-    else:
-        my, mx = -(-height // (8 * vmax)), -(-width // (8 * hmax))
-        shapes = [(my * v, mx * h) for h, v in sampling]
+    shapes = _block_shapes(sampling, width, height)
     coefs = [_edge_coefficients(s, rng, precision) for s in shapes]
     quant = [np.full(64, 1, np.int64)] * 2
     data = R.encode_coefficients(
@@ -170,12 +174,7 @@ def test_symbols_round_trip_and_counts(samp, restart, width, height, seed, preci
 
     sampling = SAMPLINGS[samp]
     rng = np.random.default_rng(seed)
-    hmax, vmax = max(h for h, _ in sampling), max(v for _, v in sampling)
-    if len(sampling) == 1:
-        shapes = [(-(-height // 8), -(-width // 8))]
-    else:
-        my, mx = -(-height // (8 * vmax)), -(-width // (8 * hmax))
-        shapes = [(my * v, mx * h) for h, v in sampling]
+    shapes = _block_shapes(sampling, width, height)
     coefs = [_edge_coefficients(s, rng, precision) for s in shapes]
     data = R.encode_coefficients(
         coefs, [np.full(64, 1, np.int64)] * 2, width=width, height=height, precision=precision, sampling=sampling,
