@@ -435,7 +435,8 @@ class Dask(Executor):
                 raise ClusterError(f"the local cluster did not start ({self._own_cluster.error})")
             self.client = self._own_cluster.client
             self._own_client = False  # the cluster closes it
-        self.client.run(_warm)
+        if self._own_cluster is None:  # a local cluster's workers warmed up as they started (dask_setup)
+            self.client.run(_warm)
         self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
 
     def map(self, batcher: Batcher, job: Job, per_object: float = 0.0) -> Iterator[list[Outcome]]:
