@@ -79,14 +79,6 @@ def save_secret(audit: Path, secret: bytes) -> None:
         fh.write(secret)
 
 
-def load_or_create_secret(audit: Path, secret_file: Path | None) -> bytes:
-    """The run's key: the given file, or ``secret.key`` in the audit folder (made on first use)."""
-    secret, new = load_secret(audit, secret_file)
-    if new:
-        save_secret(audit, secret)
-    return secret
-
-
 def secret_fingerprint(secret: bytes) -> str:
     """A keyed fingerprint that tells whether two runs used the same secret, revealing nothing."""
     import hmac
