@@ -43,8 +43,11 @@ import sys, pydicom
 from pathlib import Path
 src, out = Path(sys.argv[1]), Path(sys.argv[2])
 out.mkdir(parents=True)
-for i, p in enumerate(sorted(src.rglob("*.dcm"))):
+paths = sorted(p for p in src.rglob("*") if p.is_file())  # every object, whatever its name
+for i, p in enumerate(paths):
     pydicom.dcmread(p).save_as(out / f"{i}.dcm")
+if len(paths) != int(sys.argv[3]):
+    raise SystemExit(f"the floor read {len(paths)} files, not {sys.argv[3]}")
 """
 
 
@@ -155,7 +158,7 @@ def main() -> int:
         count = len(paths)
         load = os.getloadavg()[0]
         runs: dict[str, tuple[list[str], dict[str, str]]] = {
-            "pydicom": ([sys.executable, "-c", FLOOR, str(root / "in"), str(root / "out")], dict(os.environ)),
+            "pydicom": ([sys.executable, "-c", FLOOR, str(root / "in"), str(root / "out"), str(count)], dict(os.environ)),
         }
         for w in (1,) if args.no_w2 else (1, 2):
             runs[f"medcloak -w{w}"] = (medcloak_cmd(root / "in", root / "out", key, w), env_for(ROOT))
