@@ -10,6 +10,8 @@ Timed, each a fresh process writing to a fresh folder on the file system of ``--
 the output), interleaved over ``--rounds`` rounds:
 
 - ``pydicom``: a Python process doing ``dcmread`` + ``save_as`` of every file (the floor);
+- ``dicognito``: a Python process doing ``dcmread``, dicognito's ``Anonymizer.anonymize`` and
+  ``save_as`` of every file (left out when dicognito is not installed);
 - ``medcloak -w1`` / ``medcloak -w2``: ``medcloak run IN --out OUT --workers N --quiet``;
 - ``before -w1`` / ``before -w2``: the same with ``PYTHONPATH`` set to the ``--before`` checkout.
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile  # noqa: F401 - run as ``python -m cProfile`` below
+import importlib.util
 import os
 import pstats
 import shutil
@@ -48,6 +51,23 @@ for i, p in enumerate(paths):
     pydicom.dcmread(p).save_as(out / f"{i}.dcm")
 if len(paths) != int(sys.argv[3]):
     raise SystemExit(f"the floor read {len(paths)} files, not {sys.argv[3]}")
+"""
+
+#: dicognito's Python API on the same files (read, anonymize, write), as its documentation shows it
+DICOGNITO = """
+import sys, pydicom
+from pathlib import Path
+from dicognito.anonymizer import Anonymizer
+src, out = Path(sys.argv[1]), Path(sys.argv[2])
+out.mkdir(parents=True)
+anonymizer = Anonymizer()
+paths = sorted(p for p in src.rglob("*") if p.is_file())
+for i, p in enumerate(paths):
+    with pydicom.dcmread(p) as ds:
+        anonymizer.anonymize(ds)
+        ds.save_as(out / f"{i}.dcm")
+if len(paths) != int(sys.argv[3]):
+    raise SystemExit(f"dicognito read {len(paths)} files, not {sys.argv[3]}")
 """
 
 
@@ -160,6 +180,11 @@ def main() -> int:
         runs: dict[str, tuple[list[str], dict[str, str]]] = {
             "pydicom": ([sys.executable, "-c", FLOOR, str(root / "in"), str(root / "out"), str(count)], dict(os.environ)),
         }
+        if importlib.util.find_spec("dicognito") is not None:
+            runs["dicognito"] = ([sys.executable, "-c", DICOGNITO, str(root / "in"), str(root / "out"), str(count)],
+                                 dict(os.environ))
+        else:
+            print("dicognito is not installed: its row is left out (pip install dicognito)", file=sys.stderr)
         for w in (1,) if args.no_w2 else (1, 2):
             runs[f"medcloak -w{w}"] = (medcloak_cmd(root / "in", root / "out", key, w), env_for(ROOT))
             if args.before is not None:
@@ -186,6 +211,8 @@ def main() -> int:
             if f"{prefix} -w1" not in times:
                 continue
             print(f"{prefix}: -w1 objects/s over pydicom read+write: {ratio(prefix + ' -w1', 'pydicom')}   goal >= 0.6x")
+            if "dicognito" in times:
+                print(f"{prefix}: -w1 objects/s over dicognito's API:    {ratio(prefix + ' -w1', 'dicognito')}   goal >= 1.6x")
             if f"{prefix} -w2" in times:
                 print(f"{prefix}: -w2 over -w1:                         {ratio(prefix + ' -w2', prefix + ' -w1')}   goal >= 1.6x")
         for w in (1, 2):
