@@ -13,14 +13,16 @@ the output), interleaved over ``--rounds`` rounds:
 - ``dicognito``: a Python process doing ``dcmread``, dicognito's ``Anonymizer.anonymize`` and
   ``save_as`` of every file (left out when dicognito is not installed);
 - ``medcloak -w1`` / ``medcloak -w2``: ``medcloak run IN --out OUT --workers N --quiet``;
-- ``before -w1`` / ``before -w2``: the same with ``PYTHONPATH`` set to the ``--before`` checkout.
+- ``before -w1`` / ``before -w2``: the same with ``PYTHONPATH`` set to the ``--before`` checkout;
+- ``medcloak -w1 tmpfs`` (``--tmpfs``): ``--workers 1`` writing its release to /dev/shm, to say
+  what the disk costs (the input is read from the page cache in every run).
 
 Printed: seconds (best, median and worst of the rounds), objects/s, and the ratios the issue's
 goals are about (medcloak objects/s over pydicom's; 2 workers over 1). The machine is shared:
 read the spread, not one figure.
 
 Run: ``python benchmarks/bench_command.py [--objects 2000] [--rounds 3] [--tmp DIR]
-[--before /path/to/other/checkout] [--profile]``
+[--before /path/to/other/checkout] [--profile] [--no-w2] [--tmpfs]``
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def file_system(path: Path) -> str:
         with open("/proc/mounts", encoding="utf-8") as fh:
             for line in fh:
                 _dev, mount, kind = line.split()[:3]
-                if str(path.resolve()).startswith(mount.rstrip("/") + "/") and len(mount) > len(best[1]):
+                if (str(path.resolve()) + "/").startswith(mount.rstrip("/") + "/") and len(mount) > len(best[1]):
                     best = (kind, mount)
     except OSError:
         pass
@@ -155,6 +157,8 @@ def main() -> int:
     ap.add_argument("--before", type=Path, default=None, help="another medcloak checkout to compare with")
     ap.add_argument("--profile", action="store_true", help="also profile the main process of a --workers 1 run")
     ap.add_argument("--no-w2", action="store_true", help="skip the --workers 2 runs")
+    ap.add_argument("--tmpfs", action="store_true",
+                    help="also a --workers 1 run writing its release to /dev/shm (tmpfs), against the disk")
     args = ap.parse_args()
 
     sys.path.insert(0, str(HERE))
@@ -189,19 +193,32 @@ def main() -> int:
             runs[f"medcloak -w{w}"] = (medcloak_cmd(root / "in", root / "out", key, w), env_for(ROOT))
             if args.before is not None:
                 runs[f"before -w{w}"] = (medcloak_cmd(root / "in", root / "out", key, w), env_for(args.before))
+        outs = {name: root / "out" for name in runs}
+        shm = Path("/dev/shm")
+        shm_dir = None
+        if args.tmpfs and shm.is_dir() and file_system(shm).startswith("tmpfs"):
+            shm_dir = Path(tempfile.mkdtemp(dir=shm, prefix="bench-command-"))
+            runs["medcloak -w1 tmpfs"] = (medcloak_cmd(root / "in", shm_dir / "out", key, 1), env_for(ROOT))
+            outs["medcloak -w1 tmpfs"] = shm_dir / "out"
+        elif args.tmpfs:
+            print("no tmpfs at /dev/shm: the tmpfs row is left out", file=sys.stderr)
         times: dict[str, list[float]] = {name: [] for name in runs}
         names = list(runs)
-        for rnd in range(args.rounds):
-            for name in names[rnd % len(names):] + names[: rnd % len(names)]:
-                cmd, env = runs[name]
-                times[name].append(timed(cmd, env, root / "out"))
+        try:
+            for rnd in range(args.rounds):
+                for name in names[rnd % len(names):] + names[: rnd % len(names)]:
+                    cmd, env = runs[name]
+                    times[name].append(timed(cmd, env, outs[name]))
+        finally:
+            if shm_dir is not None:
+                shutil.rmtree(shm_dir, ignore_errors=True)
         print(f"corpus: {count} objects ({note}); release on {fs}; cpus {os.cpu_count()}, "
               f"load average {load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end; {args.rounds} rounds")
-        print(f"{'run':<16} {'best s':>8} {'median s':>9} {'worst s':>8} {'objects/s':>10}")
+        print(f"{'run':<19} {'best s':>8} {'median s':>9} {'worst s':>8} {'objects/s':>10}")
         best = {}
         for name, ts in times.items():
             best[name] = min(ts)
-            print(f"{name:<16} {min(ts):8.2f} {statistics.median(ts):9.2f} {max(ts):8.2f} {count / min(ts):10.0f}")
+            print(f"{name:<19} {min(ts):8.2f} {statistics.median(ts):9.2f} {max(ts):8.2f} {count / min(ts):10.0f}")
 
         def ratio(a: str, b: str) -> str:
             per = [y / x for x, y in zip(times[a], times[b])]  # b's seconds over a's, round by round
@@ -215,6 +232,9 @@ def main() -> int:
                 print(f"{prefix}: -w1 objects/s over dicognito's API:    {ratio(prefix + ' -w1', 'dicognito')}   goal >= 1.6x")
             if f"{prefix} -w2" in times:
                 print(f"{prefix}: -w2 over -w1:                         {ratio(prefix + ' -w2', prefix + ' -w1')}   goal >= 1.6x")
+        if "medcloak -w1 tmpfs" in times:
+            print(f"medcloak: -w1 time on the disk over tmpfs:    {ratio('medcloak -w1 tmpfs', 'medcloak -w1')}   "
+                  "goal <= 1.25x")
         for w in (1, 2):
             if f"before -w{w}" in times and f"medcloak -w{w}" in times:
                 print(f"this checkout over --before, -w{w}:              {ratio(f'medcloak -w{w}', f'before -w{w}')}")
