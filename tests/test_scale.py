@@ -440,11 +440,23 @@ def hybrids(monkeypatch):
 
 
 def test_default_hands_over_to_the_cluster_and_records_each_object_once(corpus, inline_release, tmp_path,
-                                                                        hybrids, gate) -> None:
-    """The cluster is held in its start until a dozen objects are done here, then takes over
-    between two objects: the release is byte for byte the inline one, and every object is
-    processed and recorded once."""
+                                                                        hybrids, gate, monkeypatch) -> None:
+    """The cluster is held in its start until a dozen objects are done here, then joins in
+    between two objects, and this process goes on as one of the two workers (the cluster has
+    one): the release is byte for byte the inline one, every object is processed and recorded
+    once, and both the cluster and this process did objects after the join."""
     seen: list[str] = []
+    here_after_join: list[str] = []  # objects done in this process once the cluster had joined
+    from medcloak import engine
+
+    real_task = engine.process_task
+
+    def process_here(task, job):  # type: ignore[no-untyped-def]
+        if hybrids[0].dask is not None:
+            here_after_join.append(task.source.path)
+        return real_task(task, job)
+
+    monkeypatch.setattr(engine, "process_task", process_here)
 
     def handover_midway(outcome) -> None:  # type: ignore[no-untyped-def]
         seen.append(outcome.source)
@@ -455,9 +467,10 @@ def test_default_hands_over_to_the_cluster_and_records_each_object_once(corpus, 
     out = tmp_path / "hybrid"
     summary = run([corpus / "in"], out, secret_file=corpus / "key", workers=2, on_outcome=handover_midway)
     hybrid = hybrids[0]
-    assert hybrid.dask is not None and hybrid.dask.workers == 2, "the cluster did not take over"
+    assert hybrid.dask is not None and hybrid.dask.workers == 1, "the cluster did not join"
     inputs = sorted(str(p.resolve()) for p in (corpus / "in").rglob("*") if p.is_file())
-    assert 12 <= hybrid.inline < len(inputs)
+    assert 12 <= hybrid.inline < len(inputs)  # the cluster did some
+    assert here_after_join, "this process did nothing after the cluster joined"
     assert sorted(hybrid.yielded) == inputs  # every object done once, none twice
     rows = manifest(tmp_path / "hybrid.audit")
     assert sorted(r["input"] for r in rows) == inputs
@@ -466,6 +479,36 @@ def test_default_hands_over_to_the_cluster_and_records_each_object_once(corpus, 
     assert (tmp_path / "hybrid.audit" / "uid_map.csv").read_bytes() == \
         (corpus / "inline.audit" / "uid_map.csv").read_bytes()
     assert "took over after" in (tmp_path / "hybrid.audit" / "run.log").read_text()
+    assert "which goes on as one more" in (tmp_path / "hybrid.audit" / "run.log").read_text()
+    assert workers_left() == []
+
+
+def test_beyond_works_too_this_process_only_hands_out_and_records(corpus, inline_release, tmp_path, hybrids,
+                                                                  monkeypatch) -> None:
+    """With more local workers than :data:`WORKS_TOO`, the cluster has them all and this process
+    does no object once it joined (a worker would wait for its next batch meanwhile)."""
+    from medcloak import executors
+
+    monkeypatch.setattr(executors, "WORKS_TOO", 1)
+    inline_at_join: list[int] = []
+    real_take_over = executors.Hybrid._take_over
+
+    def take_over(self):  # type: ignore[no-untyped-def]
+        inline_at_join.append(self.inline)
+        return real_take_over(self)
+
+    monkeypatch.setattr(executors.Hybrid, "_take_over", take_over)
+
+    def until_the_cluster_is_up(outcome) -> None:  # type: ignore[no-untyped-def]
+        if hybrids[0].cluster is not None:
+            wait_for(lambda: hybrids[0].cluster.ended.is_set(), "the cluster's start")
+
+    out = tmp_path / "coordinated"
+    run([corpus / "in"], out, secret_file=corpus / "key", workers=2, on_outcome=until_the_cluster_is_up)
+    hybrid = hybrids[0]
+    assert hybrid.dask is not None and hybrid.dask.workers == 2
+    assert inline_at_join == [hybrid.inline]
+    assert tree(out) == tree(inline_release)
     assert workers_left() == []
 
 

@@ -6,8 +6,10 @@ Several local workers (:class:`Hybrid`, the command's default) start in this pro
 local cluster costs seconds before its first object is done, more than a whole run of a few
 hundred small files. Once the objects done here show that the work left (counted from the objects
 still ahead) is worth it, the cluster is brought up in the background (:class:`LocalCluster`, a
-thread) and, once its workers are warm, takes over between two objects: the object in progress
-here is finished and recorded first, so no object is done twice. A run that ends first stops the
+thread) and, once its workers are warm, joins in between two objects: the object in progress here
+is finished and recorded first, so no object is done twice. Up to :data:`WORKS_TOO` workers this
+process stays one of them (the cluster has one process fewer), doing objects between collecting
+the cluster's outcomes. A run that ends first stops the
 cluster's start without waiting for it; a cluster that fails to start is logged, and the run is
 finished in this process.
 
@@ -62,6 +64,8 @@ RECENT = 31
 MEDIAN_OF = 3
 #: seconds to wait for a local cluster to stop before leaving it to the end of the process
 STOP_SECONDS = 30
+#: up to this many local workers, this process is one of them (see :class:`Hybrid`)
+WORKS_TOO = 4
 
 log = logging.getLogger("medcloak")
 
@@ -172,16 +176,19 @@ class Inline(Executor):
             yield process_task(batch[0], job)
 
 
-def _warm() -> None:
+def _warm(kernels: bool = True) -> None:
     """Load what a worker needs before its first object: the modules of the formats (pydicom
-    among them) and the numba kernels (from the on-disk cache), and keep each worker's kernels on
-    one thread: the workers already share out the machine's cores."""
-    try:
-        import numba
+    among them) and, with ``kernels``, numba (the kernels themselves load from the on-disk cache
+    when first used), keeping each worker's kernels on one thread: the workers already share out
+    the machine's cores. A local cluster's workers skip numba (about a third of a second of a
+    core each, for runs that may never need a kernel): their environment says one thread."""
+    if kernels:
+        try:
+            import numba
 
-        numba.set_num_threads(1)
-    except Exception:  # noqa: BLE001 - an optimisation, never a failure
-        pass
+            numba.set_num_threads(1)
+        except Exception:  # noqa: BLE001 - an optimisation, never a failure
+            pass
     try:
         from .engine import process_task  # noqa: F401 - imported for its cost
         from .formats import dicom, photo  # noqa: F401
@@ -198,7 +205,7 @@ def dask_setup(worker: Any) -> None:
     the cluster counts as started."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _warm()
+    _warm(kernels=False)
 
 
 def check_scheduler(address: str) -> None:
@@ -237,8 +244,10 @@ class LocalCluster:
     dies is started again, and its batch goes to another worker). The thread, and so every
     process it starts, blocks SIGINT."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, share: int = 0) -> None:
         self.workers = workers
+        #: the processes that share the machine's memory (this one too, when it does objects)
+        self.share = max(share, workers)
         self.ended = threading.Event()
         self.client: Any = None
         self.error = ""
@@ -298,7 +307,8 @@ class LocalCluster:
                 await scheduler
                 nannies = [
                     Nanny(scheduler.address, host="127.0.0.1", nthreads=1, name=i, dashboard=False,
-                          memory_limit=_memory_limit(self.workers), silence_logs=logging.CRITICAL,
+                          memory_limit=_memory_limit(self.share), silence_logs=logging.CRITICAL,
+                          env={"NUMBA_NUM_THREADS": "1"},
                           preload=[*dask.config.get("distributed.worker.preload", []), __name__])
                     for i in range(self.workers)
                 ]
@@ -442,48 +452,7 @@ class Dask(Executor):
     def map(self, batcher: Batcher, job: Job, per_object: float = 0.0) -> Iterator[list[Outcome]]:
         """``per_object``: seconds per object measured elsewhere (by :class:`Hybrid`), to size
         the first batches; measured here otherwise."""
-        from distributed import as_completed
-
-        [job_future] = self.client.scatter([job], broadcast=True, hash=False)
-        sync = 0.0  # measured seconds of a batch's sync
-        window = 2 * self.workers
-
-        def next_batch() -> list[Task]:
-            if per_object <= 0:
-                count = FIRST_BATCH
-            else:
-                # a batch's sync costs at most 1/SYNC_SHARE of its work (network file systems)
-                target = min(MAX_INTERVAL, max(TARGET_SECONDS, SYNC_SHARE * sync))
-                count = int(min(MAX_OBJECTS, max(1, target / per_object)))
-            left = batcher.remaining()
-            if left is not None:  # the end is in sight: share what is left among the workers
-                count = min(count, max(1, -(-left // (2 * self.workers))))
-            return batcher.take(count)
-
-        pending = as_completed(loop=self.client.loop)
-        for _ in range(window):
-            batch = next_batch()
-            if not batch:
-                break
-            pending.add(self.client.submit(run_batch, batch, job_future, pure=False))
-        for future in pending:
-            try:
-                outcomes, seconds, synced = future.result()
-            except RunError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - whatever the cluster raises stops the run
-                raise ClusterError(
-                    f"a batch could not be run on the cluster ({type(exc).__name__}); run again with --resume"
-                ) from None
-            if outcomes:
-                sample = seconds / len(outcomes)
-                per_object = sample if per_object <= 0 else 0.7 * per_object + 0.3 * sample
-                sync = synced if sync <= 0 else 0.7 * sync + 0.3 * synced
-            future.release()
-            batch = next_batch()
-            if batch:
-                pending.add(self.client.submit(run_batch, batch, job_future, pure=False))
-            yield outcomes
+        yield from Flow(self.client, self.workers, batcher, job, per_object).drain()
 
     def cancel_all(self) -> None:
         try:
@@ -498,20 +467,102 @@ class Dask(Executor):
             self._own_cluster.stop()
 
 
+class Flow:
+    """Batches of one run in flight on a Dask client: at most two per worker, each sized by the
+    measured time per object (see the module's docstring). :meth:`ready` gives the outcomes of the
+    batches done by now without waiting, :meth:`drain` waits for all of them; either submits new
+    batches in their place as long as the batcher has tasks. ``sharers``: the processes sharing
+    the work left (the workers, and this process when it works too), to size the last batches so
+    that all of them end together."""
+
+    def __init__(self, client: Any, workers: int, batcher: Batcher, job: Job, per_object: float = 0.0,
+                 sharers: int = 0) -> None:
+        from distributed import as_completed
+
+        self.client = client
+        self.batcher = batcher
+        self.per_object = per_object
+        self.sync = 0.0  # measured seconds of a batch's sync
+        self.window = 2 * workers
+        self.sharers = max(sharers, workers)
+        self.in_flight = 0
+        [self.job] = client.scatter([job], broadcast=True, hash=False)
+        self.pending = as_completed(loop=client.loop)
+        self.fill()
+
+    def _next_batch(self) -> list[Task]:
+        if self.per_object <= 0:
+            count = FIRST_BATCH
+        else:
+            # a batch's sync costs at most 1/SYNC_SHARE of its work (network file systems)
+            target = min(MAX_INTERVAL, max(TARGET_SECONDS, SYNC_SHARE * self.sync))
+            count = int(min(MAX_OBJECTS, max(1, target / self.per_object)))
+        left = self.batcher.remaining()
+        if left is not None:  # the end is in sight: share what is left
+            count = min(count, max(1, -(-left // (2 * self.sharers))))
+        return self.batcher.take(count)
+
+    def fill(self) -> None:
+        while self.in_flight < self.window:
+            batch = self._next_batch()
+            if not batch:
+                return
+            self.pending.add(self.client.submit(run_batch, batch, self.job, pure=False))
+            self.in_flight += 1
+
+    def _outcomes(self, future: Any) -> list[Outcome]:
+        try:
+            outcomes, seconds, synced = future.result()
+        except RunError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever the cluster raises stops the run
+            raise ClusterError(
+                f"a batch could not be run on the cluster ({type(exc).__name__}); run again with --resume"
+            ) from None
+        self.in_flight -= 1
+        if outcomes:
+            sample = seconds / len(outcomes)
+            self.per_object = sample if self.per_object <= 0 else 0.7 * self.per_object + 0.3 * sample
+            self.sync = synced if self.sync <= 0 else 0.7 * self.sync + 0.3 * synced
+        future.release()
+        self.fill()
+        return outcomes  # type: ignore[no-any-return]
+
+    def ready(self) -> Iterator[list[Outcome]]:
+        """The outcomes of the batches done by now, without waiting for the others."""
+        for future in self.pending.next_batch(block=False):
+            yield self._outcomes(future)
+
+    def drain(self) -> Iterator[list[Outcome]]:
+        """The outcomes of every batch, as each ends, until the batcher has no task left."""
+        for future in self.pending:
+            yield self._outcomes(future)
+
+
 class Hybrid(Executor):
     """Several workers on this machine without waiting for them: objects are done here, one at a
-    time, from the first one on, and a :class:`LocalCluster` of ``workers`` processes is started
-    in the background once the work left looks worth it (see :meth:`worth_a_cluster`); it takes
-    over between two objects once it is up. Until then, recording an outcome and doing the next
-    object take turns in this process (neither waits on the other)."""
+    time, from the first one on, and a :class:`LocalCluster` is started in the background once the
+    work left looks worth it (see :meth:`worth_a_cluster`); it joins in between two objects once it
+    is up. Until then, recording an outcome and doing the next object take turns in this process
+    (neither waits on the other).
+
+    Up to :data:`WORKS_TOO` workers, this process is one of them: the cluster has one process
+    fewer and this one goes on doing objects between collecting the cluster's outcomes (on two
+    cores, a second process beside an idle coordinator would leave a core to the coordinator's
+    few milliseconds; starting one process fewer also costs a process's imports less). With more
+    workers, this process only hands out batches and records them, so that no worker waits for a
+    batch while an object is done here."""
 
     #: estimated seconds of work left that are worth starting the cluster for (0: start at once)
     start_seconds: float | None = None
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
+        #: this process does objects alongside the cluster's workers
+        self.works_too = workers <= WORKS_TOO
+        self.cluster_size = workers - 1 if self.works_too else workers
         self.cluster: LocalCluster | None = None
-        #: the executor that took over, once the cluster is up
+        #: the executor that joined, once the cluster is up
         self.dask: Dask | None = None
         self._given_up = False
         #: objects done in this process
@@ -538,15 +589,21 @@ class Hybrid(Executor):
 
         recent: deque[float] = deque(maxlen=RECENT)  # seconds of the last tasks done here
         objects, seconds = 0, 0.0  # and all of them, in objects, the first task aside
+        flow: Flow | None = None
         while True:
-            if self.cluster is not None and self.cluster.ended.is_set() and not self._given_up:
+            if flow is None and self.cluster is not None and self.cluster.ended.is_set() and not self._given_up:
                 self.dask = self._take_over()
                 if self.dask is not None:
-                    yield from self.dask.map(batcher, job, per_object=seconds / objects if objects else 0.0)
-                    return
+                    sharers = self.dask.workers + (1 if self.works_too else 0)
+                    flow = Flow(self.dask.client, self.dask.workers, batcher, job,
+                                per_object=seconds / objects if objects else 0.0, sharers=sharers)
+                    if not self.works_too:
+                        break
+            if flow is not None:
+                yield from flow.ready()
             batch = batcher.take(1)
             if not batch:
-                return
+                break
             started, computing = time.perf_counter(), time.thread_time()
             outcomes = process_task(batch[0], job)
             elapsed = time.perf_counter() - started
@@ -556,8 +613,10 @@ class Hybrid(Executor):
                 seconds += elapsed
             self.inline += len(outcomes)
             if self.cluster is None and self.worth_a_cluster(batcher, recent):
-                self.cluster = LocalCluster(self.workers).start()
+                self.cluster = LocalCluster(self.cluster_size, share=self.workers).start()
             yield outcomes
+        if flow is not None:
+            yield from flow.drain()
 
     def _take_over(self) -> Dask | None:
         assert self.cluster is not None
@@ -567,8 +626,8 @@ class Hybrid(Executor):
             except Exception as exc:  # noqa: BLE001 - the run goes on here
                 self.cluster.error = _first_line(exc)
             else:
-                log.info("a local cluster of %d workers took over after %d objects done in this process",
-                         dask.workers, self.inline)
+                log.info("a local cluster of %d workers took over after %d objects done in this process%s",
+                         dask.workers, self.inline, ", which goes on as one more" if self.works_too else "")
                 return dask
         log.warning("the local cluster did not start (%s): the run goes on in this process", self.cluster.error)
         self._given_up = True
