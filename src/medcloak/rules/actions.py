@@ -360,7 +360,8 @@ class Walker:
                 continue
             action = self.profile.resolve(tag)
             if self._kept_as_is(tag, vr, action, mode):
-                kept_as_is.add((tag, raw_vr, mode))
+                if vr == raw_vr:  # an UN resolved by the dictionary is converted each time (above)
+                    kept_as_is.add((tag, raw_vr, mode))
                 continue
             self._apply(ds, tag, vr, elem, action, mode, depth, handled)
         for group in overlays:
