@@ -326,6 +326,36 @@ def test_a_cut_file_is_never_accepted_where_the_check_refuses_it(tmp_path, ds, i
         assert differences(read(path), slow) is None
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(ds=datasets(), implicit=st.booleans(), at=st.floats(0, 1, exclude_max=True), byte=st.integers(0, 255),
+       near_length=st.booleans())
+def test_a_corrupted_file_is_read_as_dcmread_or_left_to_it(tmp_path, ds, implicit, at, byte, near_length):
+    """One byte changed anywhere in the data set (or in a length, where faults are likeliest: an
+    element past its item, an item past its sequence, a non-item): what the reader accepts, the
+    check accepts too, and dcmread reads the same."""
+    data = bytearray(_synthetic(tmp_path, ds, implicit).read_bytes())
+    start = 132 + 12 + struct.unpack_from("<I", data, 140)[0]  # the data set, after the File Meta
+    if start >= len(data):
+        return
+    pos = start + int((len(data) - start) * at)
+    if near_length:  # the low byte of the nearest length field: at 4 (implicit, item) or 6 (explicit)
+        pos = min(pos - (pos - start) % 2 + (4 if implicit else 6), len(data) - 1)
+    data[pos] = byte
+    path = tmp_path / "corrupt.dcm"
+    path.write_bytes(bytes(data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with open(path, "rb") as fh:
+            fast = read_fast(bytes(data), fh)
+        if fast is None:
+            return
+        assert structure_fault(bytes(data)) is None
+        with open(path, "rb") as fh:
+            slow = pydicom.dcmread(fh)
+    assert differences(fast, slow) is None, differences(fast, slow)
+
+
 def test_undefined_length_flags_of_items_and_sequences_are_kept(tmp_path):
     """A sequence of undefined length with an item of each kind, and one of defined length: each
     flag as dcmread has it (a reader that lost one fails here, and so does the release)."""
@@ -353,6 +383,62 @@ def test_undefined_length_flags_of_items_and_sequences_are_kept(tmp_path):
     assert written[0] == written[1]
     fast[0x00081110].value[0].is_undefined_length_sequence_item = False
     assert differences(fast, slow) is not None  # the comparison sees a lost flag
+
+
+def _raw_file(tmp_path: Path, sequence_body: bytes, undefined: bool = True) -> Path:
+    """An explicit VR file whose Referenced Study Sequence holds ``sequence_body`` as it is."""
+    body = _element(0x00080018, "UI", b"1.2.3.9\x00", False)
+    if undefined:
+        body += _element(0x00081110, "SQ", sequence_body + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0), False, UNDEFINED)
+    else:
+        body += _element(0x00081110, "SQ", sequence_body, False)
+    body += _element(0x00100020, "LO", b"PID1", False)
+    path = tmp_path / "raw.dcm"
+    path.write_bytes(part10(body, EXPLICIT_TS))
+    return path
+
+
+INNER = _element(0x00081150, "UI", b"1.2.3\x00", False)
+DELIMITER = struct.pack("<HHI", 0xFFFE, 0xE00D, 0)
+
+
+@pytest.mark.parametrize("sequence_body", [
+    # a defined-length item with an item delimiter before its end: pydicom reads on from the delimiter
+    struct.pack("<HHI", 0xFFFE, 0xE000, len(INNER) * 2 + 8) + INNER + DELIMITER + INNER,
+    # an item delimiter with a length
+    struct.pack("<HHI", 0xFFFE, 0xE000, UNDEFINED) + INNER + struct.pack("<HHI", 0xFFFE, 0xE00D, 4),
+    # a sequence delimiter inside an item, where an element is expected
+    struct.pack("<HHI", 0xFFFE, 0xE000, UNDEFINED) + INNER + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0) + DELIMITER,
+], ids=["delimiter-inside-defined-item", "delimiter-with-length", "sequence-delimiter-in-item"])
+def test_odd_delimiters_are_left_to_dcmread(tmp_path, sequence_body):
+    path = _raw_file(tmp_path, sequence_body)
+    with open(path, "rb") as fh:
+        assert read_fast(path.read_bytes(), fh) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            slow = pydicom.dcmread(path)
+        except Exception:  # noqa: BLE001 - dcmread gives up: so does read
+            with pytest.raises(CorruptInputError):
+                read(path)
+            return
+        assert differences(read(path), slow) is None
+
+
+@pytest.mark.parametrize("sequence_body,undefined,fault", [
+    (INNER, True, "malformed: sequence ReferencedStudySequence holds a non-item"),
+    (struct.pack("<HHI", 0xFFFE, 0xE000, len(INNER) - 2) + INNER, True,
+     "malformed: ReferencedSOPClassUID (in ReferencedStudySequence) runs past the end of its item"),
+    (struct.pack("<HHI", 0xFFFE, 0xE000, len(INNER) + 2) + INNER, False,
+     "malformed: an item of ReferencedStudySequence runs past the end of its sequence"),
+], ids=["non-item", "past-item", "item-past-sequence"])
+def test_broken_nesting_is_refused_with_the_check_message(tmp_path, sequence_body, undefined, fault):
+    path = _raw_file(tmp_path, sequence_body, undefined)
+    with open(path, "rb") as fh:
+        assert read_fast(path.read_bytes(), fh) is None
+    with pytest.raises(CorruptInputError) as info:
+        read(path)
+    assert str(info.value) == fault
 
 
 def test_character_set_of_a_data_set_is_inherited_by_its_items(tmp_path):
