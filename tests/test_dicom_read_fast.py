@@ -215,11 +215,14 @@ def _element(tag: int, vr: str, body: bytes, implicit: bool, length: int | None 
 
 
 def encode_dataset(ds: list, implicit: bool) -> bytes:
-    """``ds``: sorted (tag, VR, value) where a sequence's value is (undefined, items) and an item
-    is (undefined, implicit, data set)."""
+    """``ds``: sorted (tag, VR, value) where a sequence's value is (undefined, items), an item is
+    (undefined, implicit, data set), and encapsulated Pixel Data's value a list of fragments."""
     out = b""
     for tag, vr, value in ds:
-        if vr == "SQ":
+        if vr == "OB" and isinstance(value, list):  # encapsulated: fragments of undefined length
+            body = b"".join(struct.pack("<HHI", 0xFFFE, 0xE000, len(f)) + f for f in value)
+            out += _element(tag, vr, body + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0), implicit, UNDEFINED)
+        elif vr == "SQ":
             undefined, items = value
             body = b"".join(_item(item, implicit) for item in items)
             if undefined:
@@ -268,10 +271,15 @@ def datasets(draw: Any, depth: int = 0) -> list:
     chosen = draw(st.lists(st.sampled_from(PLAIN + (SEQUENCES if depth < 3 else [])), max_size=6, unique=True))
     if draw(st.booleans()):
         chosen.append((0x00080005, "CS"))
+    if depth < 2 and draw(st.booleans()):  # encapsulated Pixel Data, also in items (an icon image)
+        chosen.append((0x7FE00010, "OB"))
     out = []
     for tag, vr in sorted(chosen):
         if tag == 0x00080005:
             out.append((tag, vr, draw(st.sampled_from([b"ISO_IR 100", b"ISO_IR 192", b"", b"\\ISO 2022 IR 87"]))))
+        elif tag == 0x7FE00010:
+            out.append((tag, vr, draw(st.lists(st.binary(max_size=6).map(lambda b: b + b"\x00" * (len(b) % 2)),
+                                               max_size=3))))
         elif vr == "SQ":
             items = draw(st.lists(st.tuples(st.booleans(), st.booleans(), datasets(depth + 1)), max_size=3))
             out.append((tag, vr, (draw(st.booleans()), items)))
