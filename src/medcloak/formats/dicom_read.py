@@ -18,9 +18,11 @@ with a length, a defined-length item that ends before its length, any structural
 error at all while reading (a warning of pydicom's is given as
 ``dcmread`` gives it: the calls that give it are the same). ``None`` costs the work done so far, no more.
 
-What it makes is pydicom's own classes, through their constructors, in the order ``dcmread`` calls
-them (the few elements ``dcmread`` decodes on the way, such as the Transfer Syntax UID and the
-Specific Character Set, are decoded here too): it builds no object pydicom would not.
+What it makes is pydicom's own classes, in the order ``dcmread`` makes them (the few elements
+``dcmread`` decodes on the way, such as the Transfer Syntax UID and the Specific Character Set,
+are decoded here too): through their constructors, but for the data sets, which get a copy of the
+state the constructor gives (checked against it once per process): it builds no object pydicom
+would not.
 """
 
 from __future__ import annotations
@@ -79,7 +81,12 @@ class _Pydicom:
     def __init__(self) -> None:
         from pydicom.charset import convert_encodings
         from pydicom.datadict import DicomDictionary, mask_match
-        from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element, empty_value_for_VR
+        from pydicom.dataelem import (
+            DataElement,
+            RawDataElement,
+            convert_raw_data_element,
+            empty_value_for_VR,
+        )
         from pydicom.dataset import Dataset
         from pydicom.sequence import Sequence
         from pydicom.tag import BaseTag
@@ -210,7 +217,7 @@ class _Reader:
                     length = _U32(data, pos + 8)[0]
                     head = 12
             if group == 0xFFFE:
-                if elem == 0xE00D and not top and length == 0 and vr is None:
+                if (group << 16 | elem) == ITEM_DELIM and not top and length == 0 and vr is None:
                     pos += 8
                     break
                 raise _Unsure  # an item or delimiter where an element is expected
@@ -321,6 +328,7 @@ class _Reader:
             raise _Unsure
         return data[pos:found], int(found) + 8
 
+
 _LONG = frozenset(vr.decode("ascii") for vr in LONG_VRS)
 
 
@@ -340,6 +348,7 @@ def _read(data: Any, fh: BinaryIO) -> Any:
     import pydicom.uid
     from pydicom.charset import default_encoding
     from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+
     end = len(data)
     if end < 140 or data[128:132] != b"DICM" or not _vrs():
         raise _Unsure
@@ -361,7 +370,7 @@ def _read(data: Any, fh: BinaryIO) -> Any:
     first.set_original_encoding(False, True, default_encoding)
     fmeta = FileMetaDataset(first)
     fmeta.set_original_encoding(is_implicit_vr=False, is_little_endian=True, character_encoding=default_encoding)
-    fmeta[list(fmeta.elements())[0].tag]
+    fmeta[next(iter(fmeta.elements())).tag]
     if "FileMetaInformationGroupLength" in fmeta:
         fmeta.FileMetaInformationGroupLength  # noqa: B018 - decoded by dcmread too
     transfer_syntax = fmeta.get("TransferSyntaxUID")
@@ -369,9 +378,8 @@ def _read(data: Any, fh: BinaryIO) -> Any:
         raise _Unsure
     if transfer_syntax == pydicom.uid.ImplicitVRLittleEndian:
         implicit = True
-    elif transfer_syntax in (pydicom.uid.ExplicitVRBigEndian, pydicom.uid.DeflatedExplicitVRLittleEndian):
-        raise _Unsure
-    elif transfer_syntax in pydicom.uid.PrivateTransferSyntaxes:
+    elif transfer_syntax in (pydicom.uid.ExplicitVRBigEndian, pydicom.uid.DeflatedExplicitVRLittleEndian,
+                             *pydicom.uid.PrivateTransferSyntaxes):
         raise _Unsure
     else:
         implicit = False
