@@ -76,20 +76,41 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
+#: files larger than this are mapped rather than read whole (their values are copied out anyway)
+MAP_ABOVE = 1 << 20
+
+
 def read(path: Path) -> Dataset:
     """Read a DICOM file for de-identification; errors are :mod:`medcloak.errors` types (a file
-    cut short or with broken nesting: :class:`CorruptInputError`, ``truncated: ...``)."""
+    cut short or with broken nesting: :class:`CorruptInputError`, ``truncated: ...``).
+
+    The result is what ``pydicom.dcmread`` gives: read in one pass over the bytes by
+    :func:`~medcloak.formats.dicom_read.read_fast` where it is sure of the file, else checked
+    by :func:`~medcloak.formats.dicom_check.check_structure` and read by ``dcmread``."""
     import pydicom
     from pydicom.errors import InvalidDicomError
+
+    from .dicom_read import read_fast
 
     with open(path, "rb") as fh:
         kind = sniff(fh.read(132))
         if kind is None:
             raise UnsupportedInputError("not a DICOM file")
-        # pydicom reads a value or sequence cut by the end of the file as a shorter one
         try:
-            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
-                check_structure(view)
+            if os.fstat(fh.fileno()).st_size > MAP_ABOVE:
+                with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
+                    ds = read_fast(view, fh) if kind == "part10" else None
+                    if ds is not None:
+                        return ds
+                    # pydicom reads a value or sequence cut by the end of the file as a shorter one
+                    check_structure(view)
+            else:
+                fh.seek(0)
+                data = fh.read()
+                ds = read_fast(data, fh) if kind == "part10" else None
+                if ds is not None:
+                    return ds
+                check_structure(data)
         except (OSError, ValueError) as exc:
             if isinstance(exc, CorruptInputError):
                 raise
