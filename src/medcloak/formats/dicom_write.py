@@ -125,6 +125,7 @@ class _Encoder:
         self.encoding = (implicit, little)
         self.layout = _LAYOUTS[little]
         self.pd = _pydicom()
+        self.converted: dict[Any, list[str]] = {}
 
     def _buffer(self) -> Any:
         buf = self.pd.DicomBytesIO()
@@ -133,14 +134,16 @@ class _Encoder:
 
     def dataset(self, ds: Any, parent_encoding: Any) -> bytes:
         """The encoded elements of ``ds``: ``write_dataset(fp, ds, parent_encoding)``."""
-        if ds.original_encoding != self.encoding or ds.original_character_set != ds._character_set:
-            # pydicom corrects ambiguous VRs and decodes raw elements first: encoded here only
-            # when that changes nothing
-            if not self._unaltered(ds, True):
-                buf = self._buffer()
-                self.pd.write_dataset(buf, ds, parent_encoding)
-                return buf.getvalue()
         elements = ds._dict
+        # ``_character_set`` is the parent's encoding unless the data set has a character set
+        charset = ds._character_set if 0x00080005 in elements else ds._parent_encoding
+        recoded = ds.original_encoding != self.encoding or ds.original_character_set != charset
+        # pydicom then corrects ambiguous VRs and decodes raw elements first: encoded here only
+        # when that changes nothing
+        if recoded and not self._left_as_is(ds, True):
+            buf = self._buffer()
+            self.pd.write_dataset(buf, ds, parent_encoding)
+            return buf.getvalue()
         dataset_encoding = parent_encoding
         if 0x00080005 in elements:
             dataset_encoding = ds.get("SpecificCharacterSet", parent_encoding)
@@ -183,7 +186,7 @@ class _Encoder:
                 chunk = None
             if not elem.is_raw:
                 if encodings is None:
-                    encodings = self.pd.convert_encodings(dataset_encoding or ["iso8859"])
+                    encodings = self.encodings(dataset_encoding)
                 chunk = self.element(elem, encodings)
             if chunk is None:
                 buf = self._buffer()
@@ -192,7 +195,21 @@ class _Encoder:
             append(chunk)
         return b"".join(out)
 
-    def _unaltered(self, ds: Any, top: bool) -> bool:
+    def encodings(self, dataset_encoding: Any) -> list[str]:
+        """pydicom's ``convert_encodings`` of a data set's character set (or its parent's), once
+        per value in an object."""
+        if isinstance(dataset_encoding, str):
+            key: Any = dataset_encoding
+        elif isinstance(dataset_encoding, self.pd.multi) and all(isinstance(v, str) for v in dataset_encoding):
+            key = tuple(dataset_encoding)
+        else:
+            return self.pd.convert_encodings(dataset_encoding or ["iso8859"])
+        encodings = self.converted.get(key)
+        if encodings is None:
+            encodings = self.converted[key] = self.pd.convert_encodings(dataset_encoding or ["iso8859"])
+        return encodings
+
+    def _left_as_is(self, ds: Any, top: bool) -> bool:
         """Whether pydicom's ``correct_ambiguous_vr`` and its decoding of raw elements before
         writing would leave ``ds`` as it is: no raw element at the top (it would be decoded), and
         at any depth none with an ambiguous VR, no raw sequence and no deferred value."""
@@ -208,7 +225,7 @@ class _Encoder:
                 if not isinstance(elem.value, self.pd.Sequence):
                     return False
                 for item in elem.value:
-                    if not isinstance(item, self.pd.Dataset) or not self._unaltered(item, False):
+                    if not isinstance(item, self.pd.Dataset) or not self._left_as_is(item, False):
                         return False
         return True
 
@@ -382,7 +399,11 @@ def write_dataset_fast(fp: Any, ds: Dataset) -> None:
     value, a VR pydicom corrects or changes, a data set pydicom would decode before writing) is
     left to pydicom's ``write_data_element`` or ``write_dataset`` for that element or data set.
     """
-    fp.write(_Encoder(fp.is_implicit_VR, fp.is_little_endian).dataset(ds, "iso8859"))
+    implicit, little = getattr(fp, "_implicit_vr", None), getattr(fp, "_little_endian", None)
+    if implicit is None or little is None:  # pydicom takes the encoding from the data set
+        _pydicom().write_dataset(fp, ds)
+        return
+    fp.write(_Encoder(implicit, little).dataset(ds, "iso8859"))
 
 
 def encode(ds: Dataset, transfer_syntax: str, meta: bytes) -> bytes:
