@@ -106,7 +106,7 @@ def _pydicom() -> Any:
             Sequence=Sequence, PersonName=PersonName, ambiguous=frozenset(str(v) for v in AMBIGUOUS_VR),
             lut_descriptors=frozenset(_LUT_DESCRIPTOR_TAGS), multi=(MultiValue, list, tuple),
             lists=(MultiValue, list),
-            # codecs that pydicom's ``encode_string`` applies as a plain ``str.encode`` when alone
+            # codecs pydicom's ``encode_string`` does more with than a plain ``str.encode``
             special_codecs=frozenset(custom_encoders) | frozenset(tail_escaped),
         )
     return _pd
