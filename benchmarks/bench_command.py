@@ -17,6 +17,12 @@ the output), interleaved over ``--rounds`` rounds:
 - ``medcloak -w1 tmpfs`` (``--tmpfs``): ``--workers 1`` writing its release to /dev/shm, to say
   what the disk costs (the input is read from the page cache in every run).
 
+Every run writes a new release folder, and all are removed at the end: ext4 allocates inodes
+slowly for one to six minutes after many files were removed nearby (it skips recently deleted
+inodes, scanning past each), so removing a run's release right before the next run charged the
+next for it (``--delete-between`` measures that way). A user who has just removed a large release
+meets that cost too; a user writing a new release on a quiet file system does not.
+
 Printed: seconds (best, median and worst of the rounds), objects/s, and the ratios the issue's
 goals are about (medcloak objects/s over pydicom's; 2 workers over 1). The machine is shared:
 read the spread, not one figure.
@@ -93,15 +99,21 @@ def env_for(checkout: Path) -> dict[str, str]:
     return env
 
 
-def medcloak_cmd(src: Path, out: Path, key: Path, workers: int) -> list[str]:
+def medcloak_cmd(src: Path, out: Path | str, key: Path, workers: int) -> list[str]:
     return [sys.executable, "-m", "medcloak", "run", str(src), "--out", str(out), "--secret-file", str(key),
             "--workers", str(workers), "--quiet"]
 
 
+#: stands for the release folder in a run's command
+OUT = "{OUT}"
+
+
 def timed(cmd: list[str], env: dict[str, str], out: Path) -> float:
+    """Seconds of one run of ``cmd`` writing to ``out`` (removed first if it exists)."""
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(out.with_name(out.name + ".audit"), ignore_errors=True)
     subprocess.run(["sync"], check=False)  # start every run from a clean page cache write-back
+    cmd = [str(out) if c == OUT else c for c in cmd]
     t = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - t
@@ -157,6 +169,9 @@ def main() -> int:
     ap.add_argument("--before", type=Path, default=None, help="another medcloak checkout to compare with")
     ap.add_argument("--profile", action="store_true", help="also profile the main process of a --workers 1 run")
     ap.add_argument("--no-w2", action="store_true", help="skip the --workers 2 runs")
+    ap.add_argument("--delete-between", action="store_true",
+                    help="remove each release before the next run writes the same folder (ext4 then "
+                         "allocates inodes slowly for a few minutes: the run after pays for the removal)")
     ap.add_argument("--tmpfs", action="store_true",
                     help="also a --workers 1 run writing its release to /dev/shm (tmpfs), against the disk")
     args = ap.parse_args()
@@ -182,23 +197,23 @@ def main() -> int:
         count = len(paths)
         load = os.getloadavg()[0]
         runs: dict[str, tuple[list[str], dict[str, str]]] = {
-            "pydicom": ([sys.executable, "-c", FLOOR, str(root / "in"), str(root / "out"), str(count)], dict(os.environ)),
+            "pydicom": ([sys.executable, "-c", FLOOR, str(root / "in"), OUT, str(count)], dict(os.environ)),
         }
         if importlib.util.find_spec("dicognito") is not None:
-            runs["dicognito"] = ([sys.executable, "-c", DICOGNITO, str(root / "in"), str(root / "out"), str(count)],
+            runs["dicognito"] = ([sys.executable, "-c", DICOGNITO, str(root / "in"), OUT, str(count)],
                                  dict(os.environ))
         else:
             print("dicognito is not installed: its row is left out (pip install dicognito)", file=sys.stderr)
         for w in (1,) if args.no_w2 else (1, 2):
-            runs[f"medcloak -w{w}"] = (medcloak_cmd(root / "in", root / "out", key, w), env_for(ROOT))
+            runs[f"medcloak -w{w}"] = (medcloak_cmd(root / "in", OUT, key, w), env_for(ROOT))
             if args.before is not None:
-                runs[f"before -w{w}"] = (medcloak_cmd(root / "in", root / "out", key, w), env_for(args.before))
+                runs[f"before -w{w}"] = (medcloak_cmd(root / "in", OUT, key, w), env_for(args.before))
         outs = {name: root / "out" for name in runs}
         shm = Path("/dev/shm")
         shm_dir = None
         if args.tmpfs and shm.is_dir() and file_system(shm).startswith("tmpfs"):
             shm_dir = Path(tempfile.mkdtemp(dir=shm, prefix="bench-command-"))
-            runs["medcloak -w1 tmpfs"] = (medcloak_cmd(root / "in", shm_dir / "out", key, 1), env_for(ROOT))
+            runs["medcloak -w1 tmpfs"] = (medcloak_cmd(root / "in", OUT, key, 1), env_for(ROOT))
             outs["medcloak -w1 tmpfs"] = shm_dir / "out"
         elif args.tmpfs:
             print("no tmpfs at /dev/shm: the tmpfs row is left out", file=sys.stderr)
@@ -206,13 +221,17 @@ def main() -> int:
         names = list(runs)
         try:
             for rnd in range(args.rounds):
-                for name in names[rnd % len(names):] + names[: rnd % len(names)]:
+                for i, name in enumerate(names[rnd % len(names):] + names[: rnd % len(names)]):
                     cmd, env = runs[name]
-                    times[name].append(timed(cmd, env, outs[name]))
+                    out = outs[name]
+                    if not args.delete_between:  # a new folder; every release is removed at the end
+                        out = out.with_name(f"{out.name}-{rnd}-{i}")
+                    times[name].append(timed(cmd, env, out))
         finally:
             if shm_dir is not None:
                 shutil.rmtree(shm_dir, ignore_errors=True)
-        print(f"corpus: {count} objects ({note}); release on {fs}; cpus {os.cpu_count()}, "
+        kept = "each run removed before the next" if args.delete_between else "every release kept until the end"
+        print(f"corpus: {count} objects ({note}); release on {fs} ({kept}); cpus {os.cpu_count()}, "
               f"load average {load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end; {args.rounds} rounds")
         print(f"{'run':<19} {'best s':>8} {'median s':>9} {'worst s':>8} {'objects/s':>10}")
         best = {}
