@@ -445,27 +445,25 @@ def test_default_hands_over_to_the_cluster_and_records_each_object_once(corpus, 
     between two objects, and this process goes on as one of the two workers (the cluster has
     one): the release is byte for byte the inline one, every object is processed and recorded
     once, and both the cluster and this process did objects after the join."""
-    seen: list[str] = []
-    here_after_join: list[str] = []  # objects done in this process once the cluster had joined
+    here: list[str] = []  # objects done in this process
+    here_after_join: list[str] = []  # of which once the cluster had joined
     from medcloak import engine
 
     real_task = engine.process_task
 
     def process_here(task, job):  # type: ignore[no-untyped-def]
+        if len(here) == 12:  # a dozen done here: the cluster may finish its start, and is waited for
+            (gate / "open").touch()
+            wait_for(lambda: hybrids[0].cluster is not None and hybrids[0].cluster.ended.is_set(), "the cluster's start")
         if hybrids[0].dask is not None:
             here_after_join.append(task.source.path)
+        here.append(task.source.path)
         return real_task(task, job)
 
     monkeypatch.setattr(engine, "process_task", process_here)
 
-    def handover_midway(outcome) -> None:  # type: ignore[no-untyped-def]
-        seen.append(outcome.source)
-        if len(seen) == 12:
-            (gate / "open").touch()
-            wait_for(lambda: hybrids[0].cluster is not None and hybrids[0].cluster.ended.is_set(), "the cluster's start")
-
     out = tmp_path / "hybrid"
-    summary = run([corpus / "in"], out, secret_file=corpus / "key", workers=2, on_outcome=handover_midway)
+    summary = run([corpus / "in"], out, secret_file=corpus / "key", workers=2)
     hybrid = hybrids[0]
     assert hybrid.dask is not None and hybrid.dask.workers == 1, "the cluster did not join"
     inputs = sorted(str(p.resolve()) for p in (corpus / "in").rglob("*") if p.is_file())
@@ -498,13 +496,18 @@ def test_beyond_works_too_this_process_only_hands_out_and_records(corpus, inline
         return real_take_over(self)
 
     monkeypatch.setattr(executors.Hybrid, "_take_over", take_over)
+    from medcloak import engine
 
-    def until_the_cluster_is_up(outcome) -> None:  # type: ignore[no-untyped-def]
+    real_task = engine.process_task
+
+    def until_the_cluster_is_up(task, job):  # type: ignore[no-untyped-def]
         if hybrids[0].cluster is not None:
             wait_for(lambda: hybrids[0].cluster.ended.is_set(), "the cluster's start")
+        return real_task(task, job)
 
+    monkeypatch.setattr(engine, "process_task", until_the_cluster_is_up)
     out = tmp_path / "coordinated"
-    run([corpus / "in"], out, secret_file=corpus / "key", workers=2, on_outcome=until_the_cluster_is_up)
+    run([corpus / "in"], out, secret_file=corpus / "key", workers=2)
     hybrid = hybrids[0]
     assert hybrid.dask is not None and hybrid.dask.workers == 2
     assert inline_at_join == [hybrid.inline]

@@ -403,18 +403,17 @@ def publish(released: Released, out_root: Path, replace: bool = False) -> Path:
     from ..durable import PENDING, place
 
     target = out_root / released.relpath
-    folder = str(target.parent)
-    # a random name: unique across the processes and machines of a cluster (forked ones too)
-    tmp = out_root / STAGING / f"{uuid.uuid4().hex}-{target.name}"
+    tmp: Path | None = None
     try:
-        if folder not in _MADE:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            _MADE.add(folder)
+        _make_folders(out_root, target.parent)
+        stage = _staging(out_root)
+        # a random name: unique across the processes and machines of a cluster (forked ones too)
+        tmp = stage / f"{uuid.uuid4().hex}-{target.name}"
         try:
             fh = open(tmp, "wb")
         except FileNotFoundError:  # a folder was removed since this process made it
             target.parent.mkdir(parents=True, exist_ok=True)
-            (out_root / STAGING).mkdir(exist_ok=True)
+            stage.mkdir(parents=True, exist_ok=True)
             fh = open(tmp, "wb")
         with fh:
             fh.write(released.data)
@@ -444,11 +443,51 @@ def publish(released: Released, out_root: Path, replace: bool = False) -> Path:
         PENDING.add(target)
     except OSError as exc:
         try:
-            tmp.unlink()
+            if tmp is not None:
+                tmp.unlink()
         except OSError:
             pass
         raise output_error(exc) from None
     return target
+
+
+def _make_folders(out_root: Path, folder: Path) -> None:
+    """Make ``folder`` and the folders between it and ``out_root``, one ``mkdir`` each for this
+    process (a failed ``mkdir`` of a folder whose parent is missing costs as much as one that
+    works, on a disk)."""
+    if str(folder) in _MADE:
+        return
+    parts = folder.relative_to(out_root).parts
+    try:
+        for i in range(1, len(parts) + 1):
+            path = out_root.joinpath(*parts[:i])
+            key = str(path)
+            if key in _MADE:
+                continue
+            try:
+                os.mkdir(path)
+            except FileExistsError:
+                pass
+            _MADE.add(key)
+    except FileNotFoundError:  # a folder this process made is gone (an earlier run's release)
+        folder.mkdir(parents=True, exist_ok=True)
+        _MADE.add(str(folder))
+
+
+_STAGES: dict[tuple[int, str], Path] = {}
+
+
+def _staging(out_root: Path) -> Path:
+    """This process's own folder inside the release's staging folder: creating a file locks its
+    folder, and on ext4 the new file's inode is found under that lock, which made processes that
+    shared one staging folder wait for each other."""
+    key = (os.getpid(), str(out_root))  # a forked process gets a folder of its own
+    stage = _STAGES.get(key)
+    if stage is None:
+        stage = out_root / STAGING / uuid.uuid4().hex[:16]
+        stage.mkdir(parents=True, exist_ok=True)
+        _STAGES[key] = stage
+    return stage
 
 
 def output_error(exc: OSError) -> OutputError:
