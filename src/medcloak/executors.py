@@ -414,7 +414,10 @@ class Dask(Executor):
     (``workers`` > 1, waiting for it to be up), or a scheduler given by address, or a client the
     caller owns."""
 
-    def __init__(self, workers: int = 0, scheduler: str | None = None, client: Any = None) -> None:
+    def __init__(self, workers: int = 0, scheduler: str | None = None, client: Any = None,
+                 warm: bool = True) -> None:
+        """``warm``: warm the workers of a client given here (a local cluster's workers warmed up
+        as they started)."""
         try:
             import distributed  # noqa: F401
         except ImportError as exc:  # pragma: no cover - a dependency
@@ -445,7 +448,7 @@ class Dask(Executor):
                 raise ClusterError(f"the local cluster did not start ({self._own_cluster.error})")
             self.client = self._own_cluster.client
             self._own_client = False  # the cluster closes it
-        if self._own_cluster is None:  # a local cluster's workers warmed up as they started (dask_setup)
+        if self._own_cluster is None and warm:  # a local cluster's workers warmed up as they started (dask_setup)
             self.client.run(_warm)
         self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
 
@@ -622,7 +625,7 @@ class Hybrid(Executor):
         assert self.cluster is not None
         if self.cluster.client is not None:
             try:
-                dask = Dask(client=self.cluster.client)
+                dask = Dask(client=self.cluster.client, warm=False)
             except Exception as exc:  # noqa: BLE001 - the run goes on here
                 self.cluster.error = _first_line(exc)
             else:
