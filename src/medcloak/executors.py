@@ -66,6 +66,11 @@ MEDIAN_OF = 3
 STOP_SECONDS = 30
 #: up to this many local workers, this process is one of them (see :class:`Hybrid`)
 WORKS_TOO = 4
+#: Dask settings of a local cluster, whose scheduler shares this process with objects being done:
+#: no statistical profiler in the workers (it stops a worker's task every 10 ms to sample its stack,
+#: for a dashboard a local cluster does not have) and no work stealing (batches are sized to end
+#: together)
+QUIET_DASK = {"distributed.worker.profile.enabled": False, "distributed.scheduler.work-stealing": False}
 
 log = logging.getLogger("medcloak")
 
@@ -300,7 +305,7 @@ class LocalCluster:
         # Dask's own logs stay off the terminal, ERRORs included (a worker's heartbeat racing the
         # scheduler's close at the end of a run logs a traceback): what fails, the run reports
         # itself (ClusterError, the manifest)
-        with _quiet(logging.CRITICAL):
+        with _quiet(logging.CRITICAL), dask.config.set(QUIET_DASK):
             # no dashboard, and the scheduler's HTTP server on a free loopback port, never 8787
             scheduler = Scheduler(host="127.0.0.1", port=0, dashboard=False, dashboard_address="127.0.0.1:0")
             try:
