@@ -14,6 +14,8 @@ import struct
 import zlib
 from typing import TYPE_CHECKING, Any
 
+from .dicom_elements import LONG_VRS as _LONG_VR_BYTES
+
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
@@ -55,7 +57,7 @@ def file_meta_bytes(
 
 
 #: Explicit VRs whose length field is four bytes after two reserved ones (PS3.5 7.1.2).
-LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
+LONG_VRS = frozenset(vr.decode("ascii") for vr in _LONG_VR_BYTES)
 _UNDEFINED = 0xFFFFFFFF
 
 #: padding of the VRs pydicom writes with ``write_string`` (and DA/DT/TM given as strings)
