@@ -150,9 +150,7 @@ class _Encoder:
         if 0x00080005 in elements:
             dataset_encoding = ds.get("SpecificCharacterSet", parent_encoding)
         encodings = None
-        implicit = self.implicit
-        layout = self.layout
-        pack_implicit, pack_short, pack_long = layout.implicit.pack, layout.short.pack, layout.long.pack
+        header = self.header
         out: list[bytes] = []
         append = out.append
         # plain ints sort without BaseTag's comparison methods; tags are unique, so the
@@ -164,18 +162,9 @@ class _Encoder:
                 value = elem.value
                 if type(value) is bytes and elem.length != _UNDEFINED:
                     # an element no rule touched: its bytes as read, with a header packed here
-                    n = len(value)
-                    if implicit:
-                        append(pack_implicit(tag >> 16, tag & 0xFFFF, n))
-                        append(value)
-                        continue
-                    vr = elem.VR
-                    if vr in LONG_VRS:
-                        append(pack_long(tag >> 16, tag & 0xFFFF, vr.encode("ascii"), n))
-                        append(value)
-                        continue
-                    if vr is not None and len(vr) == 2 and n <= 0xFFFF:
-                        append(pack_short(tag >> 16, tag & 0xFFFF, vr.encode("ascii"), n))
+                    head = header(tag, elem.VR, len(value))
+                    if head is not None:
+                        append(head)
                         append(value)
                         continue
                     chunk = None
