@@ -14,7 +14,7 @@ from medcloak.engine import run
 from medcloak.errors import CorruptInputError, DeidentificationError, MedcloakError
 from medcloak.formats.dicom import deidentify_dicom
 from medcloak.formats.dicom_check import check_structure, missing_type1, slide_label
-from medcloak.formats.dicom_elements import LONG_VRS
+from medcloak.formats.dicom_elements import LONG_VR_NAMES
 from medcloak.pseudonym import Keyring
 from medcloak.rules.profile import load_profile
 from medcloak.verify import verify_release
@@ -223,7 +223,7 @@ def _top_level_starts(path: Path) -> set[int]:
     starts = {path.stat().st_size}
     for tag in ds.keys():
         raw = ds.get_item(tag)
-        head = 8 if implicit or raw.VR not in {v.decode() for v in LONG_VRS} else 12
+        head = 8 if implicit or raw.VR not in LONG_VR_NAMES else 12
         tell = raw.value_tell if hasattr(raw, "value_tell") else raw.file_tell  # read eagerly: a sequence
         starts.add(tell - head)
     return starts

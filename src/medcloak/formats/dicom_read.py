@@ -37,6 +37,7 @@ from .dicom_elements import (
     ITEM,
     ITEM_DELIM,
     KNOWN_VRS,
+    LONG_VR_NAMES,
     LONG_VRS,
     SEQ_DELIM,
     UNDEFINED,
@@ -211,7 +212,7 @@ class _Reader:
                         group, elem, length = _TAG_LEN(data, pos)  # a delimiter has no VR
                     else:
                         raise _Unsure  # an unknown VR, or an implicit VR element among explicit ones
-                elif vr in _LONG:
+                elif vr in LONG_VR_NAMES:
                     if pos + 12 > end:
                         raise _Unsure
                     length = _U32(data, pos + 8)[0]
@@ -327,9 +328,6 @@ class _Reader:
         if found < 0 or found + 8 > end:
             raise _Unsure
         return data[pos:found], int(found) + 8
-
-
-_LONG = frozenset(vr.decode("ascii") for vr in LONG_VRS)
 
 
 def read_fast(data: Any, fh: BinaryIO) -> Any:

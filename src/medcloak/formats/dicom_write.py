@@ -14,7 +14,7 @@ import struct
 import zlib
 from typing import TYPE_CHECKING, Any
 
-from .dicom_elements import LONG_VRS as _LONG_VR_BYTES
+from .dicom_elements import LONG_VR_NAMES
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -57,7 +57,7 @@ def file_meta_bytes(
 
 
 #: Explicit VRs whose length field is four bytes after two reserved ones (PS3.5 7.1.2).
-LONG_VRS = frozenset(vr.decode("ascii") for vr in _LONG_VR_BYTES)
+LONG_VRS = LONG_VR_NAMES
 _UNDEFINED = 0xFFFFFFFF
 
 #: padding of the VRs pydicom writes with ``write_string`` (and DA/DT/TM given as strings)
