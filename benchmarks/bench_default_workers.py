@@ -40,9 +40,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 #: the shared WSI set beside the checkout, as the tests find it
 WSI = ROOT.parent / "shared" / "data" / "wsi"
-#: the command with the default's workers as a local cluster from the first object on
+#: the command with the default's workers as local worker processes from the first object on
 CLUSTER_AT_ONCE = ("import sys; import medcloak.executors as x; "
-                   "x.make_executor = lambda w, s, c: x.Dask(workers=w) if w > 1 else x.Inline(); "
+                   "x.make_executor = lambda w, s, c: x.Local(w) if w > 1 else x.Inline(); "
                    "from medcloak.cli import main; sys.exit(main())")
 
 

@@ -203,17 +203,19 @@ def test_public_api_has_real_signatures() -> None:
     assert res.returncode == 0 and res.stdout.strip().endswith("[]")
 
 
-#: the command, with the local cluster started as soon as the default executor can
-EAGER = ("import sys; import medcloak.executors as x; x.Hybrid.start_seconds = 0.0; "
+#: the command, with the local workers started as soon as the default executor can, each of them
+#: importing the module named in $MEDCLOAK_TEST_PRELOAD (if set) first
+EAGER = ("import os, sys; import medcloak.executors as x, medcloak.pool as p; x.Hybrid.start_seconds = 0.0; "
+         "p.Pool.preload = tuple(filter(None, [os.environ.get('MEDCLOAK_TEST_PRELOAD')])); "
          "from medcloak.cli import main; sys.exit(main())")
-#: the command, with a local cluster from the first object on
-CLUSTER = ("import sys; import medcloak.executors as x; x.make_executor = lambda w, s, c: x.Dask(workers=w); "
+#: the command, with local worker processes from the first object on
+CLUSTER = ("import sys; import medcloak.executors as x; x.make_executor = lambda w, s, c: x.Local(w); "
            "from medcloak.cli import main; sys.exit(main())")
 
 GATE = """import os, time
 from pathlib import Path
 
-def dask_setup(worker):
+def setup():
     gate = Path(os.environ["MEDCLOAK_TEST_GATE"])
     (gate / f"waiting-{os.getpid()}").touch()
     while not (gate / "open").exists():
@@ -249,11 +251,10 @@ def _interrupt(args: list[str], env: dict[str, str], ready, presses: int, cleanu
 
 @pytest.mark.parametrize("presses", [1, 2])
 def test_ctrl_c_stops_cleanly_and_resume_completes(tmp_path, secret_file, presses) -> None:
-    """On a local cluster from the first object on. Once: the batches in flight finish and are
-    recorded; twice: the run stops at once and removes what was released without a manifest line.
-    Either way, no traceback from the Dask workers (Ctrl-C reaches the whole process group), and
+    """On local worker processes from the first object on. Once: the batches in flight finish and
+    are recorded; twice: the run stops at once and removes what was released without a manifest
+    line. Either way, no traceback from the workers (Ctrl-C reaches the whole process group), and
     every released file is recorded."""
-    pytest.importorskip("distributed")
     count = 600
     src = ct_copies(tmp_path / "in", count)
     out = tmp_path / "rel"
@@ -276,11 +277,10 @@ def test_ctrl_c_stops_cleanly_and_resume_completes(tmp_path, secret_file, presse
 
 
 @pytest.mark.parametrize("presses", [1, 2])
-def test_ctrl_c_while_the_cluster_warms_up(tmp_path, secret_file, presses) -> None:
-    """Ctrl-C while objects are done in the main process and the local cluster's workers are
-    still starting (held in their warm-up by a preload): the run stops as it does inline, no
-    worker says a word, and no process of the run is left."""
-    pytest.importorskip("distributed")
+def test_ctrl_c_while_the_workers_warm_up(tmp_path, secret_file, presses) -> None:
+    """Ctrl-C while objects are done in the main process and the local workers are still
+    starting (held in their start by a preload): the run stops as it does inline, no worker
+    says a word, and no process of the run is left."""
     psutil = pytest.importorskip("psutil")
     count = 1500
     src = ct_copies(tmp_path / "in", count)
@@ -288,13 +288,15 @@ def test_ctrl_c_while_the_cluster_warms_up(tmp_path, secret_file, presses) -> No
     gate = tmp_path / "gate"
     gate.mkdir()
     (tmp_path / "gate_preload.py").write_text(GATE)
-    env = dict(_env(), MEDCLOAK_TEST_GATE=str(gate),
-               DASK_DISTRIBUTED__WORKER__PRELOAD=json.dumps([str(tmp_path / "gate_preload.py")]))
+    env = _env()
+    env.update(MEDCLOAK_TEST_GATE=str(gate), MEDCLOAK_TEST_PRELOAD="gate_preload",
+               PYTHONPATH=os.pathsep.join([env["PYTHONPATH"], str(tmp_path)]))
     args = [sys.executable, "-c", EAGER, "run", str(src), "--out", str(out), "--secret-file", str(secret_file),
             "--workers", "2", "--quiet"]
 
-    def ready() -> bool:
-        return any(gate.glob("waiting-*")) and out.exists() and sum(1 for _ in out.rglob("*.dcm")) >= 5
+    def ready() -> bool:  # a worker waits, and objects done here are recorded
+        manifest = tmp_path / "rel.audit" / "manifest.jsonl"
+        return any(gate.glob("waiting-*")) and manifest.exists() and manifest.read_text().count("\n") >= 5
 
     code, text, session = _interrupt(args, env, ready, presses, cleanup=lambda: (gate / "open").touch())
     assert any(gate.glob("waiting-*")), "no worker was starting"

@@ -1,5 +1,6 @@
-"""Scale and safety: a real dask.distributed cluster (local processes, and a scheduler and workers
-started as separate processes on loopback), a worker killed mid-run, the command killed with
+"""Scale and safety: local worker processes, a real dask.distributed cluster (local processes, and a
+scheduler and workers started as separate processes on loopback), a worker killed mid-run, an
+object that kills its worker, the command killed with
 SIGKILL and resumed, an output disk that is full or read-only, symbolic links, audit permissions."""
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ from medcloak.cli import main
 from medcloak.discover import discover
 from medcloak.engine import run
 from medcloak.errors import OutputError, UsageError
-
-pytest.importorskip("distributed")
 
 
 def tree(root: Path) -> dict[str, str]:
@@ -83,15 +82,16 @@ def test_discovery_streams(tmp_path) -> None:
 
 
 @pytest.fixture
-def cluster_from_the_start(monkeypatch):
-    """Several workers are a local cluster from the first object on (by default, the objects are
-    done in this process until the run proves long enough for a cluster)."""
+def workers_from_the_start(monkeypatch):
+    """Several workers are worker processes from the first object on (by default, the objects are
+    done in this process until the run proves long enough for them)."""
     from medcloak import executors
 
-    monkeypatch.setattr(executors, "make_executor", lambda workers, scheduler, client: executors.Dask(workers=workers))
+    monkeypatch.setattr(executors, "make_executor",
+                        lambda workers, scheduler, client: executors.Local(workers) if workers > 1 else executors.Inline())
 
 
-def test_local_cluster_gives_the_same_release(corpus, inline_release, tmp_path, cluster_from_the_start) -> None:
+def test_local_workers_give_the_same_release(corpus, inline_release, tmp_path, workers_from_the_start) -> None:
     out = tmp_path / "two"
     summary = run([corpus / "in"], out, secret_file=corpus / "key", workers=2)
     assert tree(out) == tree(inline_release)
@@ -166,6 +166,106 @@ def test_worker_killed_during_a_run(corpus, inline_release, tmp_path) -> None:
     assert sorted(r["input"] for r in rows) == inputs  # every input exactly once
     assert summary.ok + summary.quarantined + summary.skipped == len(inputs)
     assert tree(out) == tree(inline_release)  # no partial file, nothing lost
+
+
+POISON = '''"""A worker preload: the object whose name ends in the text of $MEDCLOAK_TEST_POISON is done,
+then its worker ends at once (its file is in the release, its outcome never comes back); every
+worker notes its data limit in a file of its own in $MEDCLOAK_TEST_NOTES."""
+import os
+import resource
+from pathlib import Path
+
+import medcloak.engine as engine
+
+
+def setup():
+    real = engine.process_task
+
+    def process_task(task, job):
+        notes = Path(os.environ["MEDCLOAK_TEST_NOTES"])
+        (notes / str(os.getpid())).write_text(str(resource.getrlimit(resource.RLIMIT_DATA)[0]))
+        outcomes = real(task, job)
+        if task.source.path.endswith(os.environ["MEDCLOAK_TEST_POISON"]):
+            os._exit(3)
+        return outcomes
+
+    engine.process_task = process_task
+'''
+
+
+@pytest.fixture
+def preload(tmp_path, monkeypatch):
+    """Writes a worker preload module and has the workers of :class:`medcloak.pool.Pool` import it."""
+    from medcloak import pool
+
+    def use(name: str, text: str) -> None:
+        (tmp_path / f"{name}.py").write_text(text)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.setattr(pool.Pool, "preload", (*pool.Pool.preload, name))
+
+    return use
+
+
+def test_a_pool_worker_killed_during_a_run(corpus, inline_release, tmp_path, monkeypatch) -> None:
+    """A worker process killed in the middle of a run: another one is started, its batches are
+    done again, and the release is the inline one, every object recorded once."""
+    from medcloak import executors
+
+    made: list = []
+    monkeypatch.setattr(executors, "make_executor",
+                        lambda workers, scheduler, client: made.append(executors.Local(workers)) or made[-1])
+    killed = []
+
+    def kill_one(outcome) -> None:  # type: ignore[no-untyped-def]
+        if not killed:  # the first outcome came from a worker, and both have more batches
+            pid = made[0].pool._workers[0].process.pid
+            killed.append(pid)
+            os.kill(pid, signal.SIGKILL)
+
+    out = tmp_path / "killed"
+    summary = run([corpus / "in"], out, secret_file=corpus / "key", workers=2, on_outcome=kill_one)
+    assert killed and not pid_alive(killed[0])
+    inputs = sorted(str(p.resolve()) for p in (corpus / "in").rglob("*") if p.is_file())
+    rows = manifest(tmp_path / "killed.audit")
+    assert sorted(r["input"] for r in rows) == inputs  # every input exactly once
+    assert summary.ok + summary.quarantined + summary.skipped == len(inputs)
+    assert tree(out) == tree(inline_release)  # no partial file, nothing lost
+    assert "a worker process ended (killed by SIGKILL)" in (tmp_path / "killed.audit" / "run.log").read_text()
+    assert workers_left() == []
+
+
+def test_an_object_that_kills_its_worker_is_quarantined_and_the_run_goes_on(
+        tmp_path, secret_file, preload, workers_from_the_start, monkeypatch) -> None:
+    """The worker doing one object ends each time, after placing its file: the object is
+    quarantined with the reason, its file is removed from the release, every other object is
+    released as inline; and each worker's data is held to its share of the machine's memory."""
+    from medcloak.pool import _machine_memory
+
+    src = make_series(tmp_path / "in", 40)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    monkeypatch.setenv("MEDCLOAK_TEST_POISON", "_0007.dcm")
+    monkeypatch.setenv("MEDCLOAK_TEST_NOTES", str(notes))
+    preload("medcloak_test_poison", POISON)
+    summary = run([src], tmp_path / "out", secret_file=secret_file, workers=2)
+    assert summary.ok == 39 and summary.quarantined == 1
+    rows = {Path(r["input"]).name: r for r in manifest(tmp_path / "out.audit")}
+    bad = rows["Surname0_0007.dcm"]
+    assert bad["status"] == "quarantined" and "worker process ended twice" in bad["reason"], bad
+    assert "exit code 3" in bad["reason"]
+    run([src], tmp_path / "inline", secret_file=secret_file, workers=1)
+    expected = tree(tmp_path / "inline")
+    inline_rows = {Path(r["input"]).name: r for r in manifest(tmp_path / "inline.audit")}
+    for output in inline_rows["Surname0_0007.dcm"]["outputs"]:
+        del expected[output]
+    documentation = [k for k in expected if "/" not in k]  # its counts differ: one object fewer
+    got = tree(tmp_path / "out")
+    assert {k: v for k, v in got.items() if k not in documentation} == \
+        {k: v for k, v in expected.items() if k not in documentation}
+    assert workers_left() == []
+    limits = [int(f.read_text()) for f in notes.iterdir()]
+    assert len(limits) >= 3  # the first worker, and two started after it ended
+    assert all(_machine_memory() // 2 <= limit < _machine_memory() for limit in limits), limits
 
 
 def pid_alive(pid: int) -> bool:
@@ -363,17 +463,17 @@ def test_usage_errors(tmp_path) -> None:
     assert issubclass(OutputError, OSError)
 
 
-# ---- the default for several workers: objects done here at once, a cluster from the background ------
+# ---- the default for several workers: objects done here at once, workers from the background ------
 
 
-GATE = '''"""A worker preload that holds each worker in its warm-up until the file ``open`` appears in
+GATE = '''"""A worker preload that holds each worker in its start until the file ``open`` appears in
 $MEDCLOAK_TEST_GATE (and says, by a file of its own, that a worker waits there)."""
 import os
 import time
 from pathlib import Path
 
 
-def dask_setup(worker):
+def setup():
     gate = Path(os.environ["MEDCLOAK_TEST_GATE"])
     (gate / f"waiting-{os.getpid()}").touch()
     while not (gate / "open").exists():
@@ -382,16 +482,13 @@ def dask_setup(worker):
 
 
 @pytest.fixture
-def gate(tmp_path, monkeypatch):
-    """A folder whose file ``open`` lets the workers of a local cluster finish their start."""
+def gate(tmp_path, monkeypatch, preload):
+    """A folder whose file ``open`` lets the local worker processes finish their start."""
     folder = tmp_path / "gate"
     folder.mkdir()
-    (tmp_path / "medcloak_test_gate.py").write_text(GATE)
     monkeypatch.setenv("MEDCLOAK_TEST_GATE", str(folder))
-    import dask
-
-    with dask.config.set({"distributed.worker.preload": [str(tmp_path / "medcloak_test_gate.py")]}):
-        yield folder
+    preload("medcloak_test_gate", GATE)
+    yield folder
     (folder / "open").touch()
 
 
@@ -414,7 +511,7 @@ def workers_left() -> list:
 @pytest.fixture
 def hybrids(monkeypatch):
     """The executors the runs make (to look at them: ``yielded`` lists the input of every outcome
-    an executor gave), starting the cluster as soon as they can."""
+    an executor gave), starting their workers as soon as they can."""
     from medcloak import executors
 
     made = []
@@ -439,23 +536,23 @@ def hybrids(monkeypatch):
     return made
 
 
-def test_default_hands_over_to_the_cluster_and_records_each_object_once(corpus, inline_release, tmp_path,
+def test_default_hands_over_to_the_workers_and_records_each_object_once(corpus, inline_release, tmp_path,
                                                                         hybrids, gate, monkeypatch) -> None:
-    """The cluster is held in its start until a dozen objects are done here, then joins in
-    between two objects, and this process goes on as one of the two workers (the cluster has
+    """The worker is held in its start until a dozen objects are done here, then joins in
+    between two objects, and this process goes on as one of the two workers (the pool has
     one): the release is byte for byte the inline one, every object is processed and recorded
-    once, and both the cluster and this process did objects after the join."""
+    once, and both the worker and this process did objects after the join."""
     here: list[str] = []  # objects done in this process
-    here_after_join: list[str] = []  # of which once the cluster had joined
+    here_after_join: list[str] = []  # of which once the worker had joined
     from medcloak import engine
 
     real_task = engine.process_task
 
     def process_here(task, job):  # type: ignore[no-untyped-def]
-        if len(here) == 12:  # a dozen done here: the cluster may finish its start, and is waited for
+        if len(here) == 12:  # a dozen done here: the worker may finish its start, and is waited for
             (gate / "open").touch()
-            wait_for(lambda: hybrids[0].cluster is not None and hybrids[0].cluster.ended.is_set(), "the cluster's start")
-        if hybrids[0].dask is not None:
+            wait_for(lambda: hybrids[0].pool is not None and hybrids[0].pool.ended.is_set(), "the workers' start")
+        if hybrids[0].joined:
             here_after_join.append(task.source.path)
         here.append(task.source.path)
         return real_task(task, job)
@@ -465,10 +562,10 @@ def test_default_hands_over_to_the_cluster_and_records_each_object_once(corpus, 
     out = tmp_path / "hybrid"
     summary = run([corpus / "in"], out, secret_file=corpus / "key", workers=2)
     hybrid = hybrids[0]
-    assert hybrid.dask is not None and hybrid.dask.workers == 1, "the cluster did not join"
+    assert hybrid.joined and hybrid.pool.size == 1, "the worker did not join"
     inputs = sorted(str(p.resolve()) for p in (corpus / "in").rglob("*") if p.is_file())
-    assert 12 <= hybrid.inline < len(inputs)  # the cluster did some
-    assert here_after_join, "this process did nothing after the cluster joined"
+    assert 12 <= hybrid.inline < len(inputs)  # the worker did some
+    assert here_after_join, "this process did nothing after the worker joined"
     assert sorted(hybrid.yielded) == inputs  # every object done once, none twice
     rows = manifest(tmp_path / "hybrid.audit")
     assert sorted(r["input"] for r in rows) == inputs
@@ -476,83 +573,83 @@ def test_default_hands_over_to_the_cluster_and_records_each_object_once(corpus, 
     assert tree(out) == tree(inline_release)
     assert (tmp_path / "hybrid.audit" / "uid_map.csv").read_bytes() == \
         (corpus / "inline.audit" / "uid_map.csv").read_bytes()
-    assert "took over after" in (tmp_path / "hybrid.audit" / "run.log").read_text()
+    assert "1 worker process joined after" in (tmp_path / "hybrid.audit" / "run.log").read_text()
     assert "which goes on as one more" in (tmp_path / "hybrid.audit" / "run.log").read_text()
     assert workers_left() == []
 
 
 def test_beyond_works_too_this_process_only_hands_out_and_records(corpus, inline_release, tmp_path, hybrids,
                                                                   monkeypatch) -> None:
-    """With more local workers than :data:`WORKS_TOO`, the cluster has them all and this process
-    does no object once it joined (a worker would wait for its next batch meanwhile)."""
+    """With more local workers than :data:`WORKS_TOO`, the pool has them all and this process
+    does no object once they joined (a worker would wait for its next batch meanwhile)."""
     from medcloak import executors
 
     monkeypatch.setattr(executors, "WORKS_TOO", 1)
     inline_at_join: list[int] = []
     real_take_over = executors.Hybrid._take_over
 
-    def take_over(self):  # type: ignore[no-untyped-def]
+    def take_over(self, *args):  # type: ignore[no-untyped-def]
         inline_at_join.append(self.inline)
-        return real_take_over(self)
+        return real_take_over(self, *args)
 
     monkeypatch.setattr(executors.Hybrid, "_take_over", take_over)
     from medcloak import engine
 
     real_task = engine.process_task
 
-    def until_the_cluster_is_up(task, job):  # type: ignore[no-untyped-def]
-        if hybrids[0].cluster is not None:
-            wait_for(lambda: hybrids[0].cluster.ended.is_set(), "the cluster's start")
+    def until_the_workers_are_up(task, job):  # type: ignore[no-untyped-def]
+        if hybrids[0].pool is not None:
+            wait_for(lambda: hybrids[0].pool.ended.is_set(), "the workers' start")
         return real_task(task, job)
 
-    monkeypatch.setattr(engine, "process_task", until_the_cluster_is_up)
+    monkeypatch.setattr(engine, "process_task", until_the_workers_are_up)
     out = tmp_path / "coordinated"
     run([corpus / "in"], out, secret_file=corpus / "key", workers=2)
     hybrid = hybrids[0]
-    assert hybrid.dask is not None and hybrid.dask.workers == 2
+    assert hybrid.joined and hybrid.pool.size == 2
     assert inline_at_join == [hybrid.inline]
     assert tree(out) == tree(inline_release)
     assert workers_left() == []
 
 
-def test_a_run_shorter_than_the_clusters_start_never_waits_for_it(tmp_path, secret_file, hybrids, gate) -> None:
+def test_a_run_shorter_than_the_workers_start_never_waits_for_it(tmp_path, secret_file, hybrids, gate) -> None:
     """The workers are held in their warm-up for good: the run ends without them, and stops them."""
     src = make_series(tmp_path / "in", 12)
     waiting = lambda: any(gate.glob("waiting-*"))  # noqa: E731 - read twice
 
     def until_a_worker_waits(outcome) -> None:  # type: ignore[no-untyped-def]
-        if hybrids[0].cluster is not None:
+        if hybrids[0].pool is not None:
             wait_for(waiting, "a worker's start")
 
     summary = run([src], tmp_path / "out", secret_file=secret_file, workers=2, on_outcome=until_a_worker_waits)
-    assert not (gate / "open").exists()  # so the cluster never was up
+    assert not (gate / "open").exists()  # so the workers never were up
     hybrid = hybrids[0]
-    assert hybrid.cluster is not None and waiting() and hybrid.dask is None
+    assert hybrid.pool is not None and waiting() and not hybrid.joined
     assert summary.ok == 12 and hybrid.inline == 12
     assert workers_left() == []
     run([src], tmp_path / "inline", secret_file=secret_file, workers=1)
     assert tree(tmp_path / "out") == tree(tmp_path / "inline")
 
 
-def test_a_cluster_that_cannot_start_leaves_the_run_here(tmp_path, secret_file, hybrids, monkeypatch) -> None:
-    from medcloak import executors
+def test_workers_that_cannot_start_leave_the_run_here(tmp_path, secret_file, hybrids, monkeypatch) -> None:
+    from medcloak import pool
 
-    async def refuse(self) -> None:  # type: ignore[no-untyped-def]
-        raise OSError("no port free")
+    def refuse(self) -> None:  # type: ignore[no-untyped-def]
+        raise OSError("no process free")
 
-    monkeypatch.setattr(executors.LocalCluster, "_serve", refuse)
+    monkeypatch.setattr(pool.Pool, "_launch", refuse)
     src = make_series(tmp_path / "in", 30)
     summary = run([src], tmp_path / "out", secret_file=secret_file, workers=2)
     assert summary.ok == 30 and summary.exit_status == 0
-    assert hybrids[0].dask is None and hybrids[0].inline == 30
+    assert not hybrids[0].joined and hybrids[0].inline == 30
     text = (tmp_path / "out.audit" / "run.log").read_text()
-    assert "the local cluster did not start (no port free): the run goes on in this process" in text
+    assert "the worker processes did not start (no process free): the run goes on in this process" in text
     run([src], tmp_path / "inline", secret_file=secret_file, workers=1)
     assert tree(tmp_path / "out") == tree(tmp_path / "inline")
 
 
-def test_no_cluster_for_a_short_run(tmp_path, secret_file, monkeypatch) -> None:
-    """By default, a run whose work left is small never starts a cluster."""
+def test_no_workers_for_a_short_run(tmp_path, secret_file, monkeypatch) -> None:
+    """By default, a run whose work left is small never starts worker processes."""
     from medcloak import executors
 
     made = []
@@ -560,4 +657,4 @@ def test_no_cluster_for_a_short_run(tmp_path, secret_file, monkeypatch) -> None:
     monkeypatch.setattr(executors, "make_executor", lambda *a: made.append(real(*a)) or made[-1])
     src = make_series(tmp_path / "in", 80)
     assert run([src], tmp_path / "out", secret_file=secret_file, workers=2).ok == 80
-    assert isinstance(made[0], executors.Hybrid) and made[0].cluster is None
+    assert isinstance(made[0], executors.Hybrid) and made[0].pool is None

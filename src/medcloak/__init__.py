@@ -145,11 +145,11 @@ def deidentify(
         PS3.15 options by name (see :func:`load_profile`).
     workers : int
         Worker processes on this machine. The default, 1, runs everything in the calling
-        process; the command's default is the machine's cores. The API does not start a cluster
-        unasked: Dask's worker processes are spawned, which needs the calling script's work under
+        process; the command's default is the machine's cores. The API does not start worker
+        processes unasked: they are spawned, which needs the calling script's work under
         ``if __name__ == "__main__":``, and a library call inside a notebook, a service or a Dask
         task should not take every core. Pass ``workers=os.cpu_count()`` for the command's
-        behaviour: objects are done in this process at once, and a local cluster is started in
+        behaviour: objects are done in this process at once, and worker processes are started in
         the background only when the work left proves worth it.
     scheduler : str, optional
         Address of a running Dask scheduler (``tcp://HOST:8786``) whose workers do the work.

@@ -1,5 +1,5 @@
-"""Running a release: discover (a stream), partition into batches, execute per object (inline, on
-a local Dask cluster, or on a remote Dask scheduler), audit as outcomes arrive, resume.
+"""Running a release: discover (a stream), partition into batches, execute per object (inline, in
+worker processes on this machine, or on a Dask scheduler's workers), audit as outcomes arrive, resume.
 
 Every object is independent (pseudonyms are keyed hashes), so the order and the executor do not
 change the release. An object that cannot be fully de-identified is quarantined: recorded in the
@@ -443,8 +443,8 @@ def run(
 ) -> RunSummary:
     """De-identify ``inputs`` into the release tree ``out``. See the command-line contract.
 
-    ``workers``: 1 runs inline; more starts at once in this process and brings up a local Dask
-    cluster of that many processes in the background when the run proves long enough (see
+    ``workers``: 1 runs inline; more starts at once in this process and brings up worker
+    processes in the background when the run proves long enough (see
     :class:`medcloak.executors.Hybrid`). ``scheduler``: the address of a Dask
     scheduler to use instead; ``client``: a ``distributed.Client`` the caller owns. The summary
     counts the whole release, resumed objects included; its ``exit_status`` is 2 when nothing was
@@ -577,7 +577,7 @@ def run(
         executor.close()
         summary = book.close()
         shutil.rmtree(out_path / STAGING, ignore_errors=True)
-        if stopped is not None:
+        if stopped is not None or executor.lost:  # a worker that ended may have placed files of its batch
             _remove_unrecorded(out_path, audit_path)
         bar.finish()
         if stopped is None and summary.ok:
