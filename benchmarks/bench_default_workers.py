@@ -4,18 +4,18 @@ its release to a real disk, on two corpora:
 
 - ``third-party``: the third-party DICOM files the test suite gathers (pydicom's test files,
   pydicom-data's files, nibabel's DICOM test data, and the shared WSI set's DICOM files when
-  present): a few hundred small objects, a run of a few seconds, where a cluster cannot pay for
-  its start;
+  present): a few hundred small objects, a run of a few seconds, where worker processes cannot
+  pay for their start;
 - ``ct``: ``--ct`` distinct copies of pydicom's CT_small.dcm (UIDs and patients made distinct per
   copy), a long run where two workers must beat one.
 
 Engines: ``workers-1`` (``--workers 1``), ``default`` (no ``--workers``: the machine's cores), and
-``cluster-at-once`` (the default's workers as a local cluster from the first object on, as the
-command did before it learnt to start in the main process; a reference, run through
+``workers-at-once`` (the default's workers as local worker processes from the first object on,
+as the command did before it learnt to start in the main process; a reference, run through
 ``python -c``). Each round runs every engine on every corpus into a fresh release (removed before,
 untimed), in an order that rotates per round. Printed: each engine's median and best seconds, the
 per-round ratios against ``workers-1`` of the same round (median, and the spread: lowest and
-highest), whether the cluster took over (from the audit's ``run.log``), the file system written
+highest), whether worker processes joined (from the audit's ``run.log``), the file system written
 to and the machine's load. The machine is shared: only the ratios mean anything.
 
 Run: ``python benchmarks/bench_default_workers.py [--ct 3000] [--rounds 5] [--tmp DIR]``
@@ -96,13 +96,13 @@ def gather_third_party(dest: Path) -> int:
 
 
 def command(engine: str) -> list[str]:
-    if engine == "cluster-at-once":
+    if engine == "workers-at-once":
         return [sys.executable, "-c", CLUSTER_AT_ONCE]
     return [sys.executable, "-m", "medcloak"]
 
 
 def timed_run(engine: str, src: Path, out: Path, key: Path) -> tuple[float, str]:
-    """Seconds of one run of the command, and what its run.log says about the cluster."""
+    """Seconds of one run of the command, and what its run.log says about its worker processes."""
     audit = out.with_name(out.name + ".audit")
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(audit, ignore_errors=True)
@@ -117,12 +117,12 @@ def timed_run(engine: str, src: Path, out: Path, key: Path) -> tuple[float, str]
     if done.returncode not in (0, 1):
         raise SystemExit(f"{engine} on {src.name} failed ({done.returncode}): {done.stderr[-2000:]}")
     log = (audit / "run.log").read_text(encoding="utf-8") if (audit / "run.log").exists() else ""
-    took = re.search(r"took over after (\d+) objects", log)
+    took = re.search(r"joined after (\d+) objects", log)
     if took:
-        return seconds, f"cluster took over after {took.group(1)}"
+        return seconds, f"workers joined after {took.group(1)}"
     if "did not start" in log:
-        return seconds, "cluster failed to start"
-    return seconds, "no cluster" if engine != "cluster-at-once" else "cluster from the start"
+        return seconds, "workers failed to start"
+    return seconds, "no workers" if engine != "workers-at-once" else "workers from the start"
 
 
 def main() -> int:
@@ -130,12 +130,12 @@ def main() -> int:
     ap.add_argument("--ct", type=int, default=3000, help="distinct CT_small copies of the long corpus")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--tmp", type=Path, default=None, help="where corpora and releases go (a disk)")
-    ap.add_argument("--no-cluster-at-once", action="store_true", help="skip the reference engine")
+    ap.add_argument("--no-workers-at-once", action="store_true", help="skip the reference engine")
     args = ap.parse_args()
     sys.path.insert(0, str(HERE))
     from bench_scale import make_files
 
-    engines = ["workers-1", "default"] + ([] if args.no_cluster_at_once else ["cluster-at-once"])
+    engines = ["workers-1", "default"] + ([] if args.no_workers_at_once else ["workers-at-once"])
     with tempfile.TemporaryDirectory(dir=args.tmp, prefix="medcloak-bench-default-") as tmp:
         root = Path(tmp)
         fs = filesystem(root)
@@ -162,7 +162,7 @@ def main() -> int:
     print()
     print(f"written to {fs}; {os.cpu_count()} cores; load average {load_before[0]:.1f} before, "
           f"{load_after[0]:.1f} after (a shared machine: only ratios within a round compare)")
-    print(f"{'corpus':<12} {'objects':>7} {'engine':<16} {'median s':>9} {'best s':>8}  cluster")
+    print(f"{'corpus':<12} {'objects':>7} {'engine':<16} {'median s':>9} {'best s':>8}  workers")
     for (corpus, engine), values in times.items():
         print(f"{corpus:<12} {counts[corpus]:>7} {engine:<16} {statistics.median(values):>9.2f} "
               f"{min(values):>8.2f}  {', '.join(sorted(notes[(corpus, engine)]))}")

@@ -1,7 +1,10 @@
 """An experiment, not the product: what ``--workers 2`` would give if this process's partner were a
 plain process pool (one worker forked from a preloaded fork server, no Dask scheduler, nanny or
 client in this process) instead of a local Dask cluster of one worker, against ``--workers 1`` and
-the product's ``--workers 2``, in the same rounds.
+the product's ``--workers 2``, in the same rounds. It measured the decision that made the
+product's local workers such processes (``medcloak.pool``): since then, ``w2`` below is the
+product's pool (spawned workers, restarted when they end, memory-bounded) and ``pool`` this bare
+one, so the two rows show what the pool's safety costs.
 
 Each run is ``medcloak.engine.run`` in a fresh Python process, writing a new release folder on the
 file system of ``--tmp`` (named in the output); the ``pool`` run replaces the executor the engine

@@ -1,7 +1,8 @@
 """The command as a newcomer meets it, run as a separate process (``python -m medcloak``): a dead
 scheduler, Ctrl-C in a multi-worker run, secret files that are missing or readable by others,
 a closed pipe, the help, dry runs that refuse what the real run refuses, the end-of-run summary,
-the public API's signatures, and a machine whose Dask ports are taken."""
+the public API's signatures, a machine whose Dask ports are taken, and worker processes whose
+command was killed."""
 
 from __future__ import annotations
 
@@ -314,6 +315,38 @@ def test_ctrl_c_while_the_workers_warm_up(tmp_path, secret_file, presses) -> Non
     files = released(out)
     assert files and files <= recorded(tmp_path / "rel.audit")
     assert len(files) < count
+    res = medcloak("run", src, "--out", out, "--secret-file", secret_file, "--workers", "2", "--resume", "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert len(recorded(tmp_path / "rel.audit")) == count
+
+
+def test_workers_end_when_the_command_is_killed(tmp_path, secret_file) -> None:
+    """The command killed with SIGKILL in the middle of a run on local worker processes: no
+    worker outlives it for more than moments (each ends once its pipe closes), and a resumed run
+    completes the release."""
+    psutil = pytest.importorskip("psutil")
+    count = 600
+    src = ct_copies(tmp_path / "in", count)
+    out = tmp_path / "rel"
+    proc = subprocess.Popen([sys.executable, "-c", CLUSTER, "run", str(src), "--out", str(out), "--secret-file",
+                             str(secret_file), "--workers", "2", "--quiet"], env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            if out.exists() and sum(1 for _ in out.rglob("*.dcm")) >= 20:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        workers = psutil.Process(proc.pid).children()
+        assert len(workers) >= 2  # multiprocessing's resource tracker and at least one worker
+        proc.kill()
+        proc.wait()
+        _, alive = psutil.wait_procs(workers, timeout=20)
+        assert alive == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     res = medcloak("run", src, "--out", out, "--secret-file", secret_file, "--workers", "2", "--resume", "--quiet")
     assert res.returncode == 0, res.stderr
     assert len(recorded(tmp_path / "rel.audit")) == count

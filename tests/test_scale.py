@@ -268,6 +268,34 @@ def test_an_object_that_kills_its_worker_is_quarantined_and_the_run_goes_on(
     assert all(_machine_memory() // 2 <= limit < _machine_memory() for limit in limits), limits
 
 
+def test_idle_workers_end_with_the_process_that_started_them(tmp_path) -> None:
+    """A process that started worker processes is killed while they wait for work: each of them
+    ends within moments (its pipe closed), none is left behind."""
+    psutil = pytest.importorskip("psutil")
+    code = ("import os, signal, sys; from medcloak.pool import Pool; pool = Pool(2, job=None).start(); "
+            "pool.ended.wait(); assert not pool.error, pool.error; "
+            "print(' '.join(str(w.process.pid) for w in pool._workers), flush=True); "
+            "os.kill(os.getpid(), signal.SIGKILL)")
+    src = Path(__file__).resolve().parents[1] / "src"
+    said = tmp_path / "pids"
+    with said.open("w") as fh:  # a file, not a pipe: a worker left behind would hold a pipe open
+        done = subprocess.run([sys.executable, "-c", code], stdout=fh, stderr=subprocess.DEVNULL, timeout=120,
+                              env=dict(os.environ, PYTHONPATH=str(src)))
+    assert done.returncode == -signal.SIGKILL
+    pids = [int(p) for p in said.read_text().split()]
+    assert len(pids) == 2
+    workers = []
+    for pid in pids:
+        try:
+            workers.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(workers, timeout=20)
+    for process in alive:
+        process.kill()
+    assert alive == []
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
