@@ -52,6 +52,7 @@ class PoolHybrid:
     """This process and one pool worker share the objects (see the module's docstring)."""
 
     workers = 2
+    lost = False
 
     def map(self, batcher, job):  # type: ignore[no-untyped-def]
         import multiprocessing
