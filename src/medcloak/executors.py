@@ -336,7 +336,25 @@ class Flow:
             yield outcomes
 
 
-class Local(Executor):
+class _Pooled(Executor):
+    """An executor whose workers are a :class:`medcloak.pool.Pool` (once it has one)."""
+
+    pool: Pool | None = None
+
+    @property
+    def lost(self) -> bool:
+        return self.pool is not None and self.pool.lost
+
+    def cancel_all(self) -> None:
+        if self.pool is not None:
+            self.pool.kill()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.stop()
+
+
+class Local(_Pooled):
     """Worker processes on this machine (a :class:`medcloak.pool.Pool`) from the first object on:
     this process waits for them to be up, then only hands out batches and records them."""
 
@@ -354,20 +372,8 @@ class Local(Executor):
         self.pool.begin(batcher, Sizer(sharers=self.workers))
         yield from self.pool.drain()
 
-    @property
-    def lost(self) -> bool:
-        return self.pool is not None and self.pool.lost
 
-    def cancel_all(self) -> None:
-        if self.pool is not None:
-            self.pool.kill()
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.stop()
-
-
-class Hybrid(Executor):
+class Hybrid(_Pooled):
     """Several workers on this machine without waiting for them: objects are done here, one at a
     time, from the first one on, and a :class:`medcloak.pool.Pool` of worker processes is started
     in the background once the work left looks worth it (see :meth:`worth_a_cluster`); it joins
@@ -455,18 +461,6 @@ class Hybrid(Executor):
         self.joined = True
         log.info("%d worker process%s joined after %d objects done in this process%s", self.pool.size,
                  "" if self.pool.size == 1 else "es", self.inline, ", which goes on as one more" if self.works_too else "")
-
-    @property
-    def lost(self) -> bool:
-        return self.pool is not None and self.pool.lost
-
-    def cancel_all(self) -> None:
-        if self.pool is not None:
-            self.pool.kill()
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.stop()
 
 
 def make_executor(workers: int, scheduler: str | None, client: Any) -> Executor:
