@@ -1,7 +1,8 @@
 """Walking the inputs: a stream of sources, never the whole list in memory.
 
 Every regular file below each input, in a stable order (inputs, directories and names sorted),
-each sniffed by its first bytes, not its extension. Inputs nested inside other inputs are walked
+each sniffed by its first bytes, not its extension, by the format handlers
+(:mod:`medcloak.handlers`). Inputs nested inside other inputs are walked
 once. ``.git`` and ``.datalad`` folders are never walked; git's own files (``.gitattributes``...)
 are recorded as skipped.
 
@@ -22,74 +23,14 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .errors import UsageError
+from .handlers import ACTIONS, sniff  # noqa: F401 - ACTIONS: where callers found it
+from .handlers.base import HEAD
 from .model import Source
-
-#: formats and what a run does with them (``--dry-run`` prints these)
-ACTIONS = {
-    "dicom": "de-identify",
-    "jpeg": "strip metadata",
-    "png": "strip metadata",
-    "tiff": "strip metadata",
-    "nifti": "deface, clean the header",
-    "analyze": "deface, clean the header",
-    "minc": "deface, write as NIfTI",
-    "companion": "skip (released with its volume: Analyze .img, BIDS .json sidecar)",
-    "unknown": "quarantine (not a supported format)",
-    "link-outside": "skip (symbolic link leading outside the inputs: --follow-links follows it)",
-    "link-inside": "skip (symbolic link to a file processed under another path)",
-    "link-broken": "quarantine (symbolic link to a missing file: git-annex content not fetched?)",
-    "link-folder": "skip (symbolic link to a folder: folders are never entered through links)",
-    "link-release": "skip (symbolic link into the release or audit folder)",
-    "vcs": "skip (version-control file)",
-}
 
 #: folders never walked: version control and DataLad's own (annexed content is reached by its links)
 PRUNED = frozenset({".git", ".datalad"})
 #: git's own files in a working tree (a ``.git`` file stands for the folder in submodules)
 VCS_FILES = frozenset({".git", ".gitattributes", ".gitignore", ".gitmodules"})
-
-
-def sniff(head: bytes) -> str:
-    """The format of a file from its first 132 bytes."""
-    if head[128:132] == b"DICM":
-        return "dicom"  # also when the preamble is a TIFF header (dual-personality files)
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        return "tiff"
-    if head[:4] == b"\x89HDF" or head[:4] in (b"CDF\x01", b"CDF\x02"):
-        return "minc"
-    from .formats.dicom import sniff as dicom_sniff
-
-    if dicom_sniff(head) is not None:
-        return "dicom"
-    return "unknown"
-
-
-VOLUME_SUFFIXES = (".nii.gz", ".nii", ".hdr", ".hdr.gz", ".mnc")
-
-
-def _volume_kind(path: Path, head: bytes) -> str | None:
-    from .formats.volume import sniff as volume_sniff
-
-    if head[:2] == b"\x1f\x8b" or len(head) >= 4 and 348 in (int.from_bytes(head[:4], "little"), int.from_bytes(head[:4], "big")) \
-            or head[4:7] in (b"n+2", b"ni2"):
-        with open(path, "rb") as fh:
-            return volume_sniff(fh.read(4096))
-    return None
-
-
-def _companion_of_volume(path: Path) -> bool:
-    """An Analyze .img beside its .hdr, or a JSON sidecar beside a volume."""
-    name = path.name
-    low = name.lower()
-    for ext, partners in ((".img", (".hdr",)), (".img.gz", (".hdr", ".hdr.gz")), (".json", VOLUME_SUFFIXES)):
-        if low.endswith(ext):
-            stem = name[: -len(ext)]
-            return any(path.with_name(stem + p).exists() for p in partners)
-    return False
 
 
 def _roots(inputs: Iterable[Path]) -> list[Path]:
@@ -118,23 +59,16 @@ def _walked(target: Path, roots: list[Path]) -> bool:
 
 
 def _file(path: Path) -> Source:
-    """A regular file, or the file a followed link leads to, sniffed."""
+    """A regular file, or the file a followed link leads to, sniffed by the handlers."""
     if path.name in VCS_FILES:
         return Source(str(path), "vcs", 0)
     try:
         size = path.stat().st_size
         with open(path, "rb") as fh:
-            head = fh.read(132)
+            head = fh.read(HEAD)
     except OSError:
         return Source(str(path), "unknown", 0)
-    kind = sniff(head)
-    if kind in ("unknown", "dicom"):
-        volume = _volume_kind(path, head) if kind == "unknown" else None
-        if volume is not None:
-            kind = volume
-        elif kind == "unknown" and _companion_of_volume(path):
-            kind = "companion"
-    return Source(str(path), kind, size)
+    return Source(str(path), sniff(head, path), size)
 
 
 class _Walk:

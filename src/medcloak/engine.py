@@ -10,7 +10,6 @@ be written (disk full, read-only) stops the run cleanly with :class:`OutputError
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -50,7 +49,7 @@ from .errors import (
 from .model import Outcome, RunSummary, Source, Task
 from .pseudonym import Keyring
 from .rules.profile import Profile, load_profile
-from .rules.regions import RegionTemplate, load_regions
+from .rules.regions import load_regions
 from .verify import DOC_NAME
 
 log = logging.getLogger("medcloak")
@@ -66,188 +65,112 @@ class Job:
     profile: Profile
     keyring: Keyring
     out: str
-    regions: tuple[RegionTemplate, ...] = ()
     #: overwrite an output another object holds (only when the run settles duplicates)
     replace: bool = False
     #: the private audit folder (QC pictures of defaced volumes go to its ``qc`` folder)
     audit: str = ""
-    #: defacing: what removed voxels become (``background`` or ``noise``), and the ears too
-    deface_fill: str = "background"
-    deface_ears: bool = False
+    #: each handler's own settings, by its name (see :mod:`medcloak.handlers.base`)
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def process(task: Task, job: Job) -> Outcome:
-    """De-identify one object; never raises for a bad object, only reports it. Raises
-    :class:`OutputError` when the release cannot be written."""
-    from .formats.dicom import deidentify_dicom, publish
-    from .formats.photo import deidentify_photo
+def make_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """Every handler's settings, made from the run's options."""
+    from .handlers import HANDLERS
 
-    src = task.source
-    fmt = src.format
-    extra: list[tuple[str, bytes]] = []
-    try:
-        action = ACTIONS.get(fmt, "")
-        if action.startswith("skip"):
-            raise SkippedObject(action_reason(fmt))
-        if fmt.startswith("link-"):  # known to fail before it is read (a link to a missing file)
-            raise CorruptInputError(action_reason(fmt))
-        path = Path(src.path)
-        if fmt in ("jpeg", "png", "tiff"):
-            released = deidentify_photo(path, fmt, job.keyring)
-        elif fmt in ("nifti", "analyze", "minc"):
-            released, extra = _volume(path, job)
-        else:  # DICOM, and anything unknown, which the DICOM reader refuses with its reason
-            released = deidentify_dicom(path, job.profile, job.keyring, job.regions)
-        publish(released, Path(job.out), replace=job.replace)
-        for relpath, data in extra:
-            publish(dataclasses.replace(released, data=data, relpath=relpath), Path(job.out), replace=job.replace)
-    except OutputError:
-        raise
-    except DuplicateObject as exc:
-        return Outcome(src.path, task.object_id, "skipped", reason=str(exc), bytes_in=src.size,
-                       conflict=exc.relpath, digests=(exc.digest,), rank=exc.rank)
-    except SkippedObject as exc:
-        return Outcome(src.path, task.object_id, "skipped", reason=str(exc), bytes_in=src.size)
-    except MedcloakError as exc:
-        return Outcome(src.path, task.object_id, "quarantined", reason=str(exc), bytes_in=src.size)
-    except RecursionError:
-        return Outcome(src.path, task.object_id, "quarantined", reason="nesting too deep", bytes_in=src.size)
-    except Exception as exc:  # noqa: BLE001 - fail closed: any unexpected error quarantines
-        return Outcome(
-            src.path, task.object_id, "quarantined", reason=f"internal error ({type(exc).__name__})", bytes_in=src.size
-        )
-    return Outcome(
-        src.path,
-        task.object_id,
-        "ok",
-        outputs=(released.relpath, *(rel for rel, _ in extra)),
-        uid_pairs=tuple(sorted(released.uid_pairs.items())),
-        patient_pair=released.patient_pair,
-        actions=released.counts,
-        digests=tuple(hashlib.sha256(d).hexdigest() for d in (released.data, *(d for _, d in extra))),
-        bytes_in=src.size,
-        rank=released.rank,
-    )
+    return {h.NAME: h.settings(options) for h in HANDLERS}
 
 
-def _volume(path: Path, job: Job) -> tuple[Any, list[tuple[str, bytes]]]:
-    """Deface one volume; its QC picture goes to the audit folder."""
-    from .formats.volume import deidentify_volume
+def process_task(task: Task, job: Job) -> list[Outcome]:
+    """The outcomes of a task, one per input object (the task's source, then its members): the
+    handler of its format de-identifies, and the released objects are written here. Never
+    raises for a bad object, only reports it; raises :class:`OutputError` when the release
+    cannot be written. Readers' warnings about the input (pydicom quotes the offending value)
+    are silenced: they would put identifying values on the terminal; what matters of them ends
+    as the object's quarantine reason."""
+    from .handlers import handler_for
+    from .publish import publish
 
-    result = deidentify_volume(path, job.keyring, fill=job.deface_fill, ears=job.deface_ears)
-    if job.audit and result.qc["status"] == "defaced":
+    sources = (task.source, *task.members)
+    ids = [task.object_id] + [job.keyring.token("object", m.path, 12) for m in task.members]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         try:
-            from .pixels.qc import qc_picture
+            fmt = task.source.format
+            if ACTIONS.get(fmt, "").startswith("skip"):
+                raise SkippedObject(action_reason(fmt))
+            handler = handler_for(fmt)
+            if handler is None:  # known to fail before it is read (a link to a missing file)
+                raise CorruptInputError(action_reason(fmt) if fmt in ACTIONS else "not a supported format")
+            results = handler.deidentify(task, job)
+            if len(results) != len(sources):
+                raise RuntimeError("a handler gave one result per object")
+        except Exception as exc:  # noqa: BLE001 - the whole task fails the same way
+            return [_failed(s, oid, exc) for s, oid in zip(sources, ids)]
+        outcomes = []
+        for source, oid, result in zip(sources, ids, results):
+            if isinstance(result, BaseException):
+                outcomes.append(_failed(source, oid, result))
+                continue
+            try:
+                digests = publish(result, Path(job.out), replace=job.replace)
+            except Exception as exc:  # noqa: BLE001 - OutputError stops the run, anything else quarantines
+                outcomes.append(_failed(source, oid, exc))
+                continue
+            outcomes.append(Outcome(
+                source.path, oid, "ok", outputs=(result.relpath, *(rel for rel, _ in result.extra)),
+                uid_pairs=tuple(sorted(result.uid_pairs.items())), patient_pair=result.patient_pair,
+                actions=dict(result.counts), digests=digests, bytes_in=source.size, rank=result.rank,
+            ))
+        return outcomes
 
-            folder = Path(job.audit) / "qc"
-            folder.mkdir(exist_ok=True, mode=0o700)
-            slope, inter = result.qc["_scale"]
-            before = result.qc["_stored"].astype("float32") * slope + inter
-            qc_picture(before, result.qc["_after_mask"], result.qc["_affine"], folder / f"{result.qc['token']}.png")
-        except ImportError:
-            log.warning("QC pictures need scikit-image and Pillow: none written")
-    counts = dict(result.released.counts)
-    counts["no-head" if result.qc["status"] == "no-head" else "defaced"] = 1
-    released = dataclasses.replace(result.released, counts=counts)
-    return released, result.extra
+
+def _failed(source: Source, oid: str, exc: BaseException) -> Outcome:
+    """The outcome of an object whose de-identification raised ``exc`` (fail closed: anything
+    unexpected quarantines); :class:`OutputError` is raised again, as it stops the run."""
+    if isinstance(exc, OutputError):
+        raise exc
+    if isinstance(exc, DuplicateObject):
+        return Outcome(source.path, oid, "skipped", reason=str(exc), bytes_in=source.size,
+                       conflict=exc.relpath, digests=(exc.digest,), rank=exc.rank)
+    if isinstance(exc, SkippedObject):
+        return Outcome(source.path, oid, "skipped", reason=str(exc), bytes_in=source.size)
+    if isinstance(exc, MedcloakError):
+        return Outcome(source.path, oid, "quarantined", reason=str(exc), bytes_in=source.size)
+    if isinstance(exc, RecursionError):
+        return Outcome(source.path, oid, "quarantined", reason="nesting too deep", bytes_in=source.size)
+    return Outcome(source.path, oid, "quarantined", reason=f"internal error ({type(exc).__name__})",
+                   bytes_in=source.size)
 
 
-def plan(sources: Iterable[Source], keyring: Keyring, group_series: bool = False) -> Iterator[Task]:
-    """A task per source, lazily; the object id is a keyed token of the path, safe to log.
+def plan(sources: Iterable[Source], keyring: Keyring, profile: Profile, settings: dict[str, Any]) -> Iterator[Task]:
+    """The tasks of a stream of sources, lazily; an object id is a keyed token of the path, safe
+    to log. A handler that groups files (see :mod:`medcloak.handlers.base`) gets its sources as
+    they come and gives their tasks when they are complete; every other source is a task at once."""
+    from .handlers import HANDLERS, handler_for
 
-    With ``group_series`` (the Clean Recognizable Visual Features option), the slices of each
-    CT, MR and PET series become one task, to be defaced as a volume: their headers are read
-    here, and the series are planned once discovery is complete (a series may be spread over
-    folders); every other object goes on at once."""
-    series: dict[str, list[Source]] = {}
+    groupers = {h.NAME: h.grouper(keyring, settings.get(h.NAME), profile) for h in HANDLERS}
     for s in sources:
-        key = _series_key(s) if group_series and s.format == "dicom" else None
-        if key is None:
+        handler = handler_for(s.format)
+        grouper = groupers.get(handler.NAME) if handler is not None else None
+        if grouper is None:
             yield Task(s, keyring.token("object", s.path, 12))
         else:
-            series.setdefault(key, []).append(s)
-    for _key, members in sorted(series.items()):
-        members.sort(key=lambda m: m.path)
-        head, rest = members[0], tuple(members[1:])
-        yield Task(head, keyring.token("object", head.path, 12), rest)
-
-
-def _series_key(source: Source) -> str | None:
-    """Series Instance UID (with the Frame of Reference) of a single-frame CT, MR or PET image."""
-    import pydicom
-
-    try:
-        ds = pydicom.dcmread(source.path, stop_before_pixels=True, force=True, specific_tags=[
-            "Modality", "SeriesInstanceUID", "FrameOfReferenceUID", "NumberOfFrames", "SOPClassUID"])
-    except Exception:  # noqa: BLE001 - unreadable: the object's own task will say why
-        return None
-    if str(ds.get("Modality", "")).upper() not in ("CT", "MR", "PT") or not ds.get("SeriesInstanceUID"):
-        return None
-    if int(ds.get("NumberOfFrames", 1) or 1) != 1:
-        return None
-    return f"{ds.SeriesInstanceUID}|{ds.get('FrameOfReferenceUID', '')}"
+            yield from grouper.add(s)
+    for grouper in groupers.values():
+        if grouper is not None:
+            yield from grouper.finish()
 
 
 def commit() -> float:
     """Make every object this process has written durable (see :mod:`medcloak.durable`); the
     seconds it took. Raises :class:`OutputError` when the release cannot be written."""
     from .durable import PENDING
-    from .formats.dicom import output_error
+    from .publish import output_error
 
     try:
         return PENDING.commit()
     except OSError as exc:
         raise output_error(exc) from None
-
-
-def process_task(task: Task, job: Job) -> list[Outcome]:
-    """The outcomes of a task: one per input object. Readers' warnings about the input (pydicom
-    quotes the offending value) are silenced: they would put identifying values on the terminal;
-    what matters of them ends as the object's quarantine reason."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if not task.members:
-            return [process(task, job)]
-        return _series(task, job)
-
-
-def _series(task: Task, job: Job) -> list[Outcome]:
-    from .formats.dicom import publish
-    from .formats.dicom_series import deface_series
-
-    sources = (task.source, *task.members)
-    ids = [task.object_id] + [job.keyring.token("object", m.path, 12) for m in task.members]
-    try:
-        results, report = deface_series(
-            [Path(s.path) for s in sources], job.profile, job.keyring, job.regions, ears=job.deface_ears
-        )
-    except MedcloakError as exc:
-        return [Outcome(s.path, oid, "quarantined", reason=f"series: {exc}", bytes_in=s.size) for s, oid in zip(sources, ids)]
-    except Exception as exc:  # noqa: BLE001 - fail closed
-        reason = f"series: internal error ({type(exc).__name__})"
-        return [Outcome(s.path, oid, "quarantined", reason=reason, bytes_in=s.size) for s, oid in zip(sources, ids)]
-    status = str(report.get("status", ""))
-    outcomes = []
-    for source, oid, result in zip(sources, ids, results):
-        if result.error is not None or result.released is None:
-            kind = "skipped" if isinstance(result.error, SkippedObject) else "quarantined"
-            outcomes.append(Outcome(source.path, oid, kind, reason=str(result.error), bytes_in=source.size))
-            continue
-        released = result.released
-        try:
-            publish(released, Path(job.out), replace=job.replace)
-        except DuplicateObject as exc:
-            outcomes.append(Outcome(source.path, oid, "skipped", reason=str(exc), bytes_in=source.size,
-                                    conflict=exc.relpath, digests=(exc.digest,), rank=exc.rank))
-            continue
-        counts = dict(released.counts)
-        counts["series-" + status.replace(" ", "-")] = 1
-        outcomes.append(Outcome(
-            source.path, oid, "ok", outputs=(released.relpath,), uid_pairs=tuple(sorted(released.uid_pairs.items())),
-            patient_pair=released.patient_pair, actions=counts, digests=(hashlib.sha256(released.data).hexdigest(),),
-            bytes_in=source.size, rank=released.rank,
-        ))
-    return outcomes
 
 
 def _claim_order(entry: dict[str, Any]) -> tuple[Any, ...]:
@@ -301,11 +224,12 @@ def _settle_duplicates(audit: Path, job: Job, keyring: Keyring, record: Any) -> 
 
 
 def _format_of(path: Path) -> str:
-    from .discover import sniff
+    from .handlers import sniff
+    from .handlers.base import HEAD
 
     try:
         with open(path, "rb") as fh:
-            return sniff(fh.read(132))
+            return sniff(fh.read(HEAD), path)
     except OSError:
         return "unknown"
 
@@ -372,7 +296,7 @@ def _run_record(profile: Profile, secret: bytes) -> dict[str, Any]:
 def _check_release(out: Path, audit: Path, resume: bool, overwrite: bool, record: dict[str, Any]) -> None:
     """Refuse what the run would refuse about the release folder, writing nothing (a dry run
     refuses the same)."""
-    from .formats.dicom import STAGING
+    from .publish import STAGING
 
     occupied = out.exists() and any(out.iterdir())
     if occupied and not (resume or overwrite):
@@ -392,7 +316,7 @@ def _check_release(out: Path, audit: Path, resume: bool, overwrite: bool, record
 def _prepare_release(out: Path, audit: Path, overwrite: bool) -> None:
     """Empty a release folder to overwrite (checked by :func:`_check_release`); remove what a
     killed run left in the staging folder."""
-    from .formats.dicom import STAGING
+    from .publish import STAGING
 
     if overwrite and out.exists() and any(out.iterdir()):
         for child in out.iterdir():
@@ -455,7 +379,7 @@ def run(
     """
     from .durable import PENDING
     from .executors import Batcher, Interrupt, make_executor
-    from .formats.dicom import STAGING
+    from .publish import STAGING
     from .progress import Progress
 
     out_path = Path(out)
@@ -480,6 +404,7 @@ def run(
         _check_release(out_path, audit_path, resume, overwrite, record)
     except OSError as exc:
         raise OutputError(f"cannot read the release or audit folder: {exc.strerror or exc}") from None
+    settings = make_settings({"regions": templates, "deface_fill": deface_fill, "deface_ears": deface_ears})
     sources = discover(input_paths, exclude=[out_path, audit_path], follow_links=follow_links)
     head = list(islice(sources, 1))
     if not head:
@@ -523,7 +448,7 @@ def run(
     stream = chain(head, sources)
 
     def pending() -> Iterator[Task]:
-        for task in plan(stream, keyring, group_series=prof.has("clean-recognizable-visual-features")):
+        for task in plan(stream, keyring, prof, settings):
             bar.found += 1 + len(task.members)
             if task.source.path not in done or any(m.path not in done for m in task.members):
                 yield task
@@ -533,8 +458,7 @@ def run(
     stopped: BaseException | None = None
     waiting: list[Outcome] = []  # outcomes whose files this process wrote and has not made durable
     try:
-        job = Job(prof, keyring, str(out_path), templates, audit=str(audit_path),
-                  deface_fill=deface_fill, deface_ears=deface_ears)
+        job = Job(prof, keyring, str(out_path), audit=str(audit_path), settings=settings)
 
         def record(outcomes: list[Outcome], last: bool = False) -> None:
             """Manifest lines once the objects are durable: a group at a time (see

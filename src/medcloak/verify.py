@@ -166,6 +166,8 @@ def _private_allowed(ds: Any, elem: Any, profile: Any) -> bool:
 
 def verify_release(release: Path, audit: Path | None = None) -> list[Finding]:
     """Check a release tree on its own; returns every finding (empty when clean)."""
+    from .handlers import handler_of_output
+    from .handlers.base import VerifyContext
     from .rules.profile import profile_from_document
 
     findings: list[Finding] = []
@@ -181,63 +183,14 @@ def verify_release(release: Path, audit: Path | None = None) -> list[Finding]:
         except Exception as exc:  # noqa: BLE001
             findings.append(Finding(DOC_NAME, "error", f"documented profile does not load: {exc}"))
     old_uids, old_ids = _old_values(audit)
+    context = VerifyContext(profile, frozenset(old_uids), tuple(old_ids))
     for path in sorted(release.rglob("*")):
         if not path.is_file() or path.name == DOC_NAME or path.name == "DEIDENTIFICATION.txt":
             continue
         rel = path.relative_to(release).as_posix()
-        if path.suffix in (".jpg", ".png", ".tif") and rel.startswith("photos/"):
-            findings.extend(verify_photo(path, rel))
-            continue
-        if rel.startswith("volumes/"):
-            findings.extend(verify_volume(path, rel))
-            continue
-        if path.suffix != ".dcm":
+        handler = handler_of_output(rel)
+        if handler is None:
             findings.append(Finding(rel, "error", "file of no known released kind"))
             continue
-        findings.extend(verify_file(path, profile, old_uids, old_ids, rel))
+        findings.extend(handler.verify(path, rel, context))
     return findings
-
-
-def verify_volume(path: Path, rel: str) -> list[Finding]:
-    """A released volume's header holds no text and no extension; a sidecar no identifying
-    key; nothing else lies among the volumes."""
-    from .errors import MedcloakError
-    from .formats.volume import TEXT_FIELDS, clean_sidecar, read_volume
-
-    name = path.name.lower()
-    try:
-        if name.endswith(".json"):
-            data = path.read_bytes()
-            return [] if clean_sidecar(data) == data else [Finding(rel, "error", "sidecar still holds identifying keys")]
-        if name.endswith(".img"):
-            return [] if path.with_suffix(".hdr").exists() else [Finding(rel, "error", "Analyze data without its header")]
-        if not (name.endswith(".nii") or name.endswith(".nii.gz") or name.endswith(".hdr")):
-            return [Finding(rel, "error", "file of no known released kind")]
-        vol = read_volume(path)
-    except (MedcloakError, OSError) as exc:
-        return [Finding(rel, "error", f"unreadable volume ({exc})")]
-    found = []
-    for field in TEXT_FIELDS:
-        if field in vol.header.structarr.dtype.names and bytes(vol.header.structarr[field].tobytes()).strip(b"\x00 "):
-            found.append(Finding(rel, "error", f"header field {field} holds text"))
-    if len(getattr(vol.header, "extensions", ()) or ()):
-        found.append(Finding(rel, "error", "header extensions present"))
-    return found
-
-
-def verify_photo(path: Path, rel: str) -> list[Finding]:
-    """A released photograph holds no metadata segment or chunk."""
-    from .errors import CorruptInputError
-    from .pixels.jpeg_meta import strip_jpeg_metadata
-    from .pixels.png_meta import strip_png_metadata
-    from .pixels.tiff_meta import strip_tiff_metadata
-
-    data = path.read_bytes()
-    strip = {".jpg": strip_jpeg_metadata, ".png": strip_png_metadata}.get(path.suffix, strip_tiff_metadata)
-    try:
-        clean = strip(data)
-    except CorruptInputError as exc:
-        return [Finding(rel, "error", f"unreadable photograph ({exc})")]
-    if clean != data:
-        return [Finding(rel, "error", "photograph still carries metadata")]
-    return []

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -20,16 +18,16 @@ from .. import __version__
 from ..errors import (
     CorruptInputError,
     DeidentificationError,
-    DuplicateObject,
-    OutputError,
     SkippedObject,
     UnsupportedInputError,
     VerificationError,
 )
+from ..handlers.base import Released
 from ..residual import scan
 from ..rules.actions import Context, Walker
 from .dicom_check import burned_in_risk, check_structure, check_type1, slide_label
 from .dicom_pixels import check_pixel_data, jpeg_scan_defects, strip_jpeg_frames
+from .dicom_sniff import sniff  # noqa: F401 - where callers found it
 from .dicom_write import encode, file_meta_bytes
 
 if TYPE_CHECKING:
@@ -43,39 +41,6 @@ if TYPE_CHECKING:
 IMPLEMENTATION_CLASS_UID = "2.25.207440150934658036155290236802447519621"
 IMPLEMENTATION_VERSION = "MEDCLOAK_" + __version__.replace(".", "")[:7]
 MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
-_VRS = {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"OB",
-        b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM",
-        b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV"}
-
-
-@dataclass(frozen=True)
-class Released:
-    """A de-identified object, in memory, ready to be published."""
-
-    data: bytes
-    relpath: str
-    uid_pairs: dict[str, str]
-    patient_pair: tuple[str, str] | None
-    counts: dict[str, int]
-    #: how good a copy of its instance the input was, lowest best (:func:`copy_rank`)
-    rank: tuple[int, ...] = ()
-
-
-def sniff(head: bytes) -> str | None:
-    """``"part10"`` for a file with preamble and ``DICM``, ``"raw"`` for a bare data set whose
-    first element is plausible, ``None`` otherwise."""
-    if len(head) >= 132 and head[128:132] == b"DICM":
-        return "part10"
-    if len(head) < 8:
-        return None
-    group_le = int.from_bytes(head[0:2], "little")
-    group_be = int.from_bytes(head[0:2], "big")
-    if group_le in (0x0002, 0x0008) or group_be in (0x0002, 0x0008):
-        if head[4:6] in _VRS or int.from_bytes(head[4:8], "little") < 0x10000:
-            return "raw"
-    return None
-
-
 #: files larger than this are mapped rather than read whole (their values are copied out anyway)
 MAP_ABOVE = 1 << 20
 
@@ -378,121 +343,3 @@ def _native_pixel_length(ds: Dataset, transfer_syntax: str) -> int:
         return 0
     value = ds.get_item(0x7FE00010).value
     return len(value) if value else 0
-
-
-_MADE: set[str] = set()  # folders this process has made: a cache of the file system, no state
-
-#: folder of the release where objects are written before they get their final names
-STAGING = ".medcloak-staging"
-
-
-def publish(released: Released, out_root: Path, replace: bool = False) -> Path:
-    """Write a released object under ``out_root`` atomically and exclusively, durable once
-    :data:`medcloak.durable.PENDING` is committed (its manifest line must wait for that).
-
-    The bytes go to a temporary file in the release's staging folder first, and the file is then
-    renamed to its final name without replacing anything (see :func:`medcloak.durable.place`),
-    which fails if another object already holds it: a release never has one file overwritten by
-    another, and never a half-written file under a final name. A worker killed midway leaves at
-    most a temporary file in the staging folder, which the run removes, and files under final
-    names without manifest lines, which ``--resume`` removes and does again. Raises
-    :class:`OutputError` when the release cannot be written (disk full, read-only, no permission),
-    and :class:`DuplicateObject` when another object holds the name with other content;
-    ``replace`` overwrites it (the run's settlement of duplicates).
-    """
-    from ..durable import PENDING, place
-
-    target = out_root / released.relpath
-    tmp: Path | None = None
-    try:
-        _make_folders(out_root, target.parent)
-        stage = _staging(out_root)
-        # a random name: unique across the processes and machines of a cluster (forked ones too)
-        tmp = stage / f"{uuid.uuid4().hex}-{target.name}"
-        try:
-            fh = open(tmp, "wb")
-        except FileNotFoundError:  # a folder was removed since this process made it
-            target.parent.mkdir(parents=True, exist_ok=True)
-            stage.mkdir(parents=True, exist_ok=True)
-            fh = open(tmp, "wb")
-        with fh:
-            fh.write(released.data)
-        if replace:
-            os.replace(tmp, target)
-            PENDING.add(target)
-            return target
-        try:
-            try:
-                place(tmp, target)
-            except FileNotFoundError:  # the folder went away between mkdir and rename
-                target.parent.mkdir(parents=True, exist_ok=True)
-                place(tmp, target)
-        except FileExistsError:
-            tmp.unlink(missing_ok=True)
-            if target.read_bytes() == released.data:
-                PENDING.add(target)  # a killed worker's file, perhaps not yet durable
-                return target
-            import hashlib
-
-            raise DuplicateObject(
-                "duplicate SOP Instance UID: another input object is released as this instance",
-                released.relpath,
-                hashlib.sha256(released.data).hexdigest(),
-                released.rank,
-            ) from None
-        PENDING.add(target)
-    except OSError as exc:
-        try:
-            if tmp is not None:
-                tmp.unlink()
-        except OSError:
-            pass
-        raise output_error(exc) from None
-    return target
-
-
-def _make_folders(out_root: Path, folder: Path) -> None:
-    """Make ``folder`` and the folders between it and ``out_root``, one ``mkdir`` each for this
-    process (a failed ``mkdir`` of a folder whose parent is missing costs as much as one that
-    works, on a disk)."""
-    if str(folder) in _MADE:
-        return
-    parts = folder.relative_to(out_root).parts
-    try:
-        for i in range(1, len(parts) + 1):
-            path = out_root.joinpath(*parts[:i])
-            key = str(path)
-            if key in _MADE:
-                continue
-            try:
-                os.mkdir(path)
-            except FileExistsError:
-                pass
-            _MADE.add(key)
-    except FileNotFoundError:  # a folder this process made is gone (an earlier run's release)
-        folder.mkdir(parents=True, exist_ok=True)
-        _MADE.add(str(folder))
-
-
-_STAGES: dict[tuple[int, str], Path] = {}
-
-
-def _staging(out_root: Path) -> Path:
-    """This process's own folder inside the release's staging folder: creating a file locks its
-    folder, and on ext4 the new file's inode is found under that lock, which made processes that
-    shared one staging folder wait for each other."""
-    key = (os.getpid(), str(out_root))  # a forked process gets a folder of its own
-    stage = _STAGES.get(key)
-    if stage is None:
-        stage = out_root / STAGING / uuid.uuid4().hex[:16]
-        stage.mkdir(parents=True, exist_ok=True)
-        _STAGES[key] = stage
-    return stage
-
-
-def output_error(exc: OSError) -> OutputError:
-    """The error that stops a run whose release cannot be written."""
-    import errno
-
-    name = errno.errorcode.get(exc.errno or 0, "")
-    return OutputError(f"cannot write the release: {exc.strerror or exc} ({name})")

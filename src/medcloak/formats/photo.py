@@ -15,7 +15,7 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .dicom import Released
+from ..handlers.base import Released
 
 if TYPE_CHECKING:
     from ..pseudonym import Keyring

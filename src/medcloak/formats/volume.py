@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import CorruptInputError, DeidentificationError, MissingDependencyError, UnsupportedInputError
-from .dicom import Released
+from ..handlers.base import Released
 
 if TYPE_CHECKING:
     from ..pseudonym import Keyring

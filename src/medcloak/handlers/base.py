@@ -1,0 +1,71 @@
+"""What every format handler is: the one interface between the engine and a format family.
+
+A handler is a module of :mod:`medcloak.handlers` that answers five questions and nothing else
+(the registry, :mod:`medcloak.handlers`, lists them in one table that discovery, the engine and
+``verify`` read):
+
+- ``KINDS``: the formats (``Source.format``) it takes, each with what a run does to it, as
+  ``--dry-run`` prints it;
+- ``sniff(head, path) -> kind | None``: is this file mine? From its first bytes (``head``, at
+  least :data:`HEAD` of them when the file has them), reading more of ``path`` only where the
+  first bytes are not enough; never from the extension alone;
+- ``grouper(keyring, settings, profile) -> Grouper | None``: which files are one task (the
+  slices of a series to deface, the files of a slide); ``None``: one task per file;
+- ``deidentify(task, job) -> Released``: the de-identified object, never written by the handler:
+  the engine writes it (staging, durability, manifest);
+- ``owns(relpath) -> bool`` and ``verify(path, relpath, context) -> findings``: what
+  ``medcloak verify`` checks on the files this handler writes;
+- ``settings(options) -> object``: the handler's own options, a frozen dataclass made from the
+  run's options (``Job`` carries one per handler, so it grows no field per format).
+
+Handler modules are light: they import their format's machinery (pydicom, nibabel, tifffile)
+inside their functions, so that discovery and ``import medcloak`` stay fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Mapping, Protocol
+
+if TYPE_CHECKING:
+    from ..model import Source, Task
+
+#: bytes of a file's beginning that discovery reads and gives every handler's ``sniff``
+HEAD = 132
+
+
+@dataclass(frozen=True)
+class Released:
+    """A de-identified object, ready to be written by the engine: its bytes (``data``), or, for
+    an object too large for memory, ``write``, which streams it into an open, empty, seekable
+    file and returns the counts of what it did (merged into ``counts``); ``extra`` holds the
+    files released beside it (an Analyze image beside its header, a sidecar)."""
+
+    data: bytes
+    relpath: str
+    uid_pairs: dict[str, str] = field(default_factory=dict)
+    patient_pair: tuple[str, str] | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    #: how good a copy of its instance the input was, lowest best (DICOM's ``copy_rank``)
+    rank: tuple[int, ...] = ()
+    extra: tuple[tuple[str, bytes], ...] = ()
+    write: Callable[[BinaryIO], Mapping[str, int]] | None = None
+
+
+class Grouper(Protocol):
+    """Turns the sources of one handler into tasks as discovery finds them: ``add`` gives the
+    tasks that are complete now, ``finish`` the rest once discovery has ended."""
+
+    def add(self, source: Source) -> Iterable[Task]: ...
+
+    def finish(self) -> Iterable[Task]: ...
+
+
+@dataclass(frozen=True)
+class VerifyContext:
+    """What ``verify`` knows of the release as a whole: its documented profile (``None`` when
+    it has none or it does not load) and, given the audit, the original UIDs and patient IDs."""
+
+    profile: Any = None
+    old_uids: frozenset[str] = frozenset()
+    old_ids: tuple[Any, ...] = ()
