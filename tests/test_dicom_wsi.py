@@ -138,6 +138,7 @@ def _plant(ds: Dataset, specimen: str = "CNRYSPECIMEN01", container: str = "CNRY
     ds.ContainerIdentifier = container
     alternate = Dataset()
     alternate.ContainerIdentifier = PLANTED["AlternateContainerIdentifierSequence"]
+    alternate.IssuerOfTheContainerIdentifierSequence = Sequence([])
     ds.AlternateContainerIdentifierSequence = Sequence([alternate])
     ds.ContainerDescription = PLANTED["ContainerDescription"]
     ds.ContainerTypeCodeSequence = Sequence([_code("433466003", "SCT", "Microscope slide")])
@@ -215,7 +216,7 @@ def _sparse(sop: str, tiles: list[bytes], positions: list[tuple[int, int]]) -> D
         position.YOffsetInSlideCoordinateSystem = f"{30 + column * 0.0005:.4f}"
         position.ZOffsetInSlideCoordinateSystem = "0"
         content = Dataset()
-        content.DimensionIndexValues = [row // 64 + 1, column // 64 + 1]
+        content.DimensionIndexValues = [row // 64 + 1, column // 64 + 1]  # rows, then columns (as boxes_0)
         content.FrameAcquisitionDateTime = "20120327165455"
         optical = Dataset()
         optical.OpticalPathIdentifier = "0"
@@ -230,7 +231,7 @@ def _sparse(sop: str, tiles: list[bytes], positions: list[tuple[int, int]]) -> D
     return ds
 
 
-SPARSE_AT = [(0, 0), (128, 0), (64, 64), (128, 64)]  # (column, row): two tiles of six absent
+SPARSE_AT = [(1, 1), (129, 1), (65, 65), (129, 65)]  # (column, row), from 1: two tiles of six absent
 
 
 def _write(ds: Dataset, path: Path) -> Path:
@@ -285,13 +286,21 @@ def test_real_label_instance_is_skipped_and_its_slide_released(tmp_path, secret_
     ("LABEL", "slide label image"), ("OVERVIEW", "slide overview image (shows the label)")])
 def test_label_and_overview_instances_are_skipped(tmp_path, value3, reason):
     """The OpenSlide VOLUME instance with Image Type value 3 made LABEL or OVERVIEW (and Specimen
-    Label in Image NO, as an overview that cut the label off would say): never released."""
+    Label in Image NO, as an overview that cut the label off would say): never released, also
+    when it declares burned-in text (skipped, not quarantined) or a region template covers it."""
     ds = pydicom.dcmread(BOXES / "boxes_0.dcm")
     ds.ImageType = ["ORIGINAL", "PRIMARY", value3, "NONE"]
+    ds.BurnedInAnnotation = "YES"
     path = _write(ds, tmp_path / "associated.dcm")
     with pytest.raises(SkippedObject) as info:
         deidentify_dicom(path, PROFILE, KEYRING)
     assert str(info.value) == f"{reason}: a whole slide's label is never released"
+    regions = tmp_path / "regions.toml"  # a template that covers the whole image does not release it
+    regions.write_text('[[region]]\nname = "all"\nwhere = { Modality = "SM" }\nboxes = [[0, 0, 64, 64]]\n')
+    from medcloak.rules.regions import load_regions
+
+    with pytest.raises(SkippedObject):
+        deidentify_dicom(path, load_profile(None, ["clean-pixel-data"]), KEYRING, regions=load_regions(regions))
 
 
 def test_a_level_that_shows_the_label_is_quarantined(tmp_path):
@@ -446,20 +455,20 @@ def test_concatenation_is_mapped_consistently(tmp_path, secret_file):
 # ---- a reader of slides -------------------------------------------------------------------------
 
 
-def test_released_bpaec_slide_opens_in_wsidicom_with_the_same_levels(tmp_path, secret_file):
-    """wsidicom (where installed) opens the released BPAEC slide with the levels of the input."""
+@pytest.mark.parametrize("slide", ["bpaec", "openslide_boxes"])
+def test_released_slide_opens_in_wsidicom_with_the_same_levels(tmp_path, secret_file, slide):
+    """wsidicom (where installed) opens each released slide with the levels of the input (size,
+    microns per pixel, tile size) and finds the BPAEC label in the input, none in the release."""
     wsidicom = pytest.importorskip("wsidicom")
-    inputs = tmp_path / "in"
-    shutil.copytree(BPAEC, inputs)
-    run([inputs], tmp_path / "out", secret_file=secret_file)
+    run([SAMPLES / slide], tmp_path / "out", secret_file=secret_file)
     (folder,) = {p.parent for p in (tmp_path / "out").rglob("*.dcm")}
-    source = tmp_path / "source"
-    source.mkdir()
-    for name in ("1_Map", "10_0", "11_0", "12_0"):
-        shutil.copy(BPAEC / f"{name}.dcm", source)
 
-    def levels(path: Path) -> list[tuple[int, int]]:
-        with wsidicom.WsiDicom.open(path) as slide:
-            return [(level.size.width, level.size.height) for level in slide.levels]
+    def read(path: Path) -> tuple[list[tuple[object, ...]], bool]:
+        with wsidicom.WsiDicom.open(path) as wsi:
+            levels = [(lv.size.width, lv.size.height, round(lv.mpp.width, 6), lv.tile_size.width) for lv in wsi.levels]
+            return levels, wsi.labels is not None
 
-    assert levels(folder) == levels(source)
+    levels_in, label_in = read(SAMPLES / slide)
+    levels_out, label_out = read(folder)
+    assert levels_out == levels_in and len(levels_in) == (3 if slide == "bpaec" else 1)
+    assert label_in == (slide == "bpaec") and not label_out

@@ -158,6 +158,12 @@ def _precheck(ds: Dataset, profile: Profile, pixels_cleaned: bool = False, faces
     or is not released by design (:class:`SkippedObject`: a whole slide's label and overview)."""
     if not _uid_of(ds, 0x00080016) or not _uid_of(ds, 0x00080018):
         raise DeidentificationError("no SOP Class UID or SOP Instance UID")
+    associated = wsi_associated_image(ds)
+    if associated is not None:
+        # removed by design, as the label and macro of every slide format, region templates or
+        # not: the slide's own images are released without it (a VOLUME or THUMBNAIL that shows
+        # the label is quarantined below)
+        raise SkippedObject(f"{associated}: a whole slide's label is never released")
     burned = ds.get("BurnedInAnnotation")
     if burned is not None and str(burned).strip().upper() != "NO" and not pixels_cleaned:
         raise DeidentificationError(
@@ -173,11 +179,6 @@ def _precheck(ds: Dataset, profile: Profile, pixels_cleaned: bool = False, faces
             if profile.has("clean-pixel-data")
             else f"{why}; needs --option clean-pixel-data with region templates"
         )
-    associated = wsi_associated_image(ds) if not pixels_cleaned else None
-    if associated is not None:
-        # removed by design, as the label and macro of every slide format: the slide's own images
-        # are released without it (a VOLUME or THUMBNAIL that shows the label is quarantined below)
-        raise SkippedObject(f"{associated}: a whole slide's label is never released")
     label = slide_label(ds) if not pixels_cleaned else None
     if label is not None:
         raise DeidentificationError(
