@@ -472,3 +472,15 @@ def test_released_slide_opens_in_wsidicom_with_the_same_levels(tmp_path, secret_
     levels_out, label_out = read(folder)
     assert levels_out == levels_in and len(levels_in) == (3 if slide == "bpaec" else 1)
     assert label_in == (slide == "bpaec") and not label_out
+
+
+def test_verify_flags_an_overview_in_a_release(tmp_path, secret_file):
+    """A released level made into an OVERVIEW after the run (a tampered release): verify fails on it."""
+    run([BOXES], tmp_path / "out", secret_file=secret_file)
+    assert [f.message for f in verify_release(tmp_path / "out") if f.level == "error"] == []
+    (path,) = [p for p in (tmp_path / "out").rglob("*.dcm") if pydicom.dcmread(p).ImageType[2] == "VOLUME"]
+    ds = pydicom.dcmread(path)
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "OVERVIEW", "NONE"]
+    ds.save_as(path)
+    errors = [f.message for f in verify_release(tmp_path / "out") if f.level == "error"]
+    assert any("shows a slide label (Image Type is OVERVIEW)" in e for e in errors), errors
