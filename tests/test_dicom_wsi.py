@@ -484,3 +484,25 @@ def test_verify_flags_an_overview_in_a_release(tmp_path, secret_file):
     ds.save_as(path)
     errors = [f.message for f in verify_release(tmp_path / "out") if f.level == "error"]
     assert any("shows a slide label (Image Type is OVERVIEW)" in e for e in errors), errors
+
+
+def test_released_tiled_sparse_instance_reads_the_same_in_wsidicom(tmp_path):
+    """wsidicom (where installed) reads the released synthetic TILED_SPARSE level as the input:
+    same size and tile size, the same pixels everywhere (absent tiles included, which it fills)."""
+    wsidicom = pytest.importorskip("wsidicom")
+    import numpy as np
+
+    tiles = [_tile(50 * i + 10, b"CNRYTILECOMMENT") for i in range(len(SPARSE_AT))]
+    source = _write(_sparse(ROOT + "60", tiles, SPARSE_AT), tmp_path / "in" / "sparse.dcm")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "level.dcm").write_bytes(deidentify_dicom(source, PROFILE, KEYRING).data)
+
+    def read(folder: Path) -> tuple[object, object, object]:
+        with wsidicom.WsiDicom.open(folder) as wsi:
+            level = wsi.levels[0]
+            return level.size, level.tile_size, np.asarray(wsi.read_region((0, 0), 0, (192, 128)))
+
+    size_in, tile_in, pixels_in = read(tmp_path / "in")
+    size_out, tile_out, pixels_out = read(tmp_path / "out")
+    assert (size_out, tile_out) == (size_in, tile_in) and (size_in.width, size_in.height) == (192, 128)
+    assert np.array_equal(pixels_out, pixels_in)
