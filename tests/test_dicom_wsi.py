@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from conftest import SECRET
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.sequence import Sequence
@@ -25,8 +26,6 @@ from medcloak.formats.dicom import deidentify_dicom
 from medcloak.pseudonym import Keyring
 from medcloak.rules.profile import load_profile
 from medcloak.verify import verify_release
-
-from conftest import SECRET
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data_samples" / "wsi" / "dicom"
 BPAEC = SAMPLES / "bpaec"

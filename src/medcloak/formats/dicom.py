@@ -28,7 +28,13 @@ from ..errors import (
 )
 from ..residual import scan
 from ..rules.actions import Context, Walker
-from .dicom_check import burned_in_risk, check_structure, check_type1, slide_label, wsi_associated_image
+from .dicom_check import (
+    burned_in_risk,
+    check_structure,
+    check_type1,
+    slide_label,
+    wsi_associated_image,
+)
 from .dicom_pixels import check_pixel_data, jpeg_scan_defects, strip_jpeg_frames
 from .dicom_write import encode, file_meta_bytes
 
