@@ -39,6 +39,7 @@ TEXT_VALUE, CONCEPT_NAME = 0x0040A160, 0x0040A043
 #: (a dummy, as Issuer of the Specimen Identifier Sequence is emptied)
 SPECIMEN_ID_CONCEPTS = frozenset({"121041", "111705"})
 ISSUER_CONCEPTS = frozenset({"111724", "111706"})
+_SPECIMEN_ITEM_CONCEPTS = SPECIMEN_ID_CONCEPTS | ISSUER_CONCEPTS
 _NUMERIC = re.compile(r"[0-9.]+")
 #: Values that identify no one: placeholders of other tools and our own dummies. Never needles.
 PLACEHOLDERS = frozenset(
@@ -512,7 +513,7 @@ class Walker:
             scheme = str(concept.get("CodingSchemeDesignator", "") or "").strip()
         except (IndexError, TypeError, AttributeError, KeyError):
             return  # not a coded concept name: the walk treats the item as any other
-        if scheme != "DCM" or code not in SPECIMEN_ID_CONCEPTS | ISSUER_CONCEPTS:
+        if scheme != "DCM" or code not in _SPECIMEN_ITEM_CONCEPTS:
             return
         elem = ds.get_item(TEXT_VALUE)
         self._record(ds, TEXT_VALUE, "UT", elem, True)
