@@ -11,7 +11,7 @@ from conftest import pydicom_test_files
 from pydicom.data import get_testdata_file
 
 from medcloak.engine import run
-from medcloak.errors import CorruptInputError, DeidentificationError, MedcloakError
+from medcloak.errors import CorruptInputError, DeidentificationError, MedcloakError, SkippedObject
 from medcloak.formats.dicom import deidentify_dicom
 from medcloak.formats.dicom_check import check_structure, missing_type1, slide_label
 from medcloak.formats.dicom_elements import LONG_VR_NAMES
@@ -208,9 +208,11 @@ def test_slide_label_images_are_quarantined_unless_a_template_covers_them(tmp_pa
     assert any(c.startswith("the image shows a slide label (") for c in _codes(tmp_path / "out"))
 
 
-def test_real_wsi_label_is_quarantined():
-    assert _reason(WSI_LABEL) == ("the image shows a slide label (Specimen Label in Image is YES): needs --option "
-                                  "clean-pixel-data with a region template that covers it")
+def test_real_wsi_label_is_skipped():
+    """A whole slide's LABEL instance is removed by design (see tests/test_dicom_wsi.py)."""
+    with pytest.raises(SkippedObject) as info:
+        deidentify_dicom(WSI_LABEL, PROFILE, KEYRING)
+    assert str(info.value) == "slide label image: a whole slide's label is never released"
 
 
 # ---- a file cut anywhere ------------------------------------------------------------------------

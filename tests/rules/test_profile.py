@@ -50,7 +50,7 @@ CID_7050 = {
     "retain-institution-identity": "113112",
 }
 RESOLVED = {"X/Z": "Z", "X/D": "D", "Z/D": "D", "X/Z/D": "D", "X/Z/U*": "U"}
-PSEUDONYM_TAGS = {0x00100010, 0x00100020}
+PSEUDONYM_TAGS = {0x00100010, 0x00100020, 0x00400512, 0x00400551}  # patient; container and specimen (keyed)
 PATTERN_SAMPLES = {
     "50xxxxxx": [0x50000000, 0x50003000, 0x501E0010, 0x50FE2000],
     "60xx3000": [0x60003000, 0x60023000, 0x601E3000],

@@ -25,7 +25,13 @@ from ..errors import (
 from ..handlers.base import Released
 from ..residual import scan
 from ..rules.actions import Context, Walker
-from .dicom_check import burned_in_risk, check_structure, check_type1, slide_label
+from .dicom_check import (
+    burned_in_risk,
+    check_structure,
+    check_type1,
+    slide_label,
+    wsi_associated_image,
+)
 from .dicom_pixels import check_pixel_data, jpeg_scan_defects, strip_jpeg_frames
 from .dicom_sniff import sniff  # noqa: F401 - where callers found it
 from .dicom_write import encode, file_meta_bytes
@@ -119,9 +125,16 @@ def _uid_of(ds: Dataset, tag: int) -> str:
 
 
 def _precheck(ds: Dataset, profile: Profile, pixels_cleaned: bool = False, faces_cleaned: bool = False) -> None:
-    """Conditions under which the object cannot be de-identified by this release (fail closed)."""
+    """Conditions under which the object cannot be de-identified by this release (fail closed),
+    or is not released by design (:class:`SkippedObject`: a whole slide's label and overview)."""
     if not _uid_of(ds, 0x00080016) or not _uid_of(ds, 0x00080018):
         raise DeidentificationError("no SOP Class UID or SOP Instance UID")
+    associated = wsi_associated_image(ds)
+    if associated is not None:
+        # removed by design, as the label and macro of every slide format, region templates or
+        # not: the slide's own images are released without it (a VOLUME or THUMBNAIL that shows
+        # the label is quarantined below)
+        raise SkippedObject(f"{associated}: a whole slide's label is never released")
     burned = ds.get("BurnedInAnnotation")
     if burned is not None and str(burned).strip().upper() != "NO" and not pixels_cleaned:
         raise DeidentificationError(

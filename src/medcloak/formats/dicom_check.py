@@ -217,16 +217,36 @@ def burned_in_risk(ds: Dataset) -> str | None:
 
 def slide_label(ds: Dataset) -> str | None:
     """Why the pixels of ``ds`` show a slide's label (which names the specimen, often the patient),
-    or ``None``: Specimen Label in Image YES, or an Image Type of LABEL (a whole-slide image's
-    label). Burned In Annotation does not cover a label: the standard leaves it NO there."""
+    or ``None``: Specimen Label in Image YES, or an Image Type of LABEL or OVERVIEW (a whole-slide
+    image's label, and its overview, a photograph of the whole slide, label included, whatever
+    Specimen Label in Image says). Burned In Annotation does not cover a label: the standard leaves
+    it NO there."""
     if 0x7FE00010 not in ds:
         return None
     if _text(ds, 0x00480010) == "YES":
         return "Specimen Label in Image is YES"
     image_type = [v.strip() for v in _text(ds, 0x00080008).split("\\")]
-    if len(image_type) > 2 and image_type[2] == "LABEL":
-        return "Image Type is LABEL"
+    if len(image_type) > 2 and image_type[2] in ("LABEL", "OVERVIEW"):
+        return f"Image Type is {image_type[2]}"
     return None
+
+
+#: VL Whole Slide Microscopy Image Storage
+WSI_STORAGE = "1.2.840.10008.5.1.4.1.1.77.1.6"
+#: The associated images of a whole slide (Image Type value 3 of its instances) that are never
+#: released, and why (the manifest's reason)
+WSI_ASSOCIATED = {"LABEL": "slide label image", "OVERVIEW": "slide overview image (shows the label)"}
+
+
+def wsi_associated_image(ds: Dataset) -> str | None:
+    """What ``ds`` is when it is an instance of a whole-slide image that only pictures the slide's
+    label ("slide label image") or the whole slide, label included ("slide overview image (shows the
+    label)"): Image Type value 3 LABEL or OVERVIEW in the VL Whole Slide Microscopy IOD; else
+    ``None`` (VOLUME, THUMBNAIL, LOCALIZER: the slide's own images)."""
+    if _text(ds, 0x00080016) != WSI_STORAGE:
+        return None
+    image_type = [v.strip() for v in _text(ds, 0x00080008).split("\\")]
+    return WSI_ASSOCIATED.get(image_type[2]) if len(image_type) > 2 else None
 
 
 # ---- on a release -------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import DeidentificationError
 from ..residual import CODE_TAGS, decode, tokens
-from .profile import Action, Profile
+from .profile import SPECIMEN_PSEUDONYMS, Action, Profile
 from .values import BINARY_VRS, DATE_VRS, DUMMY_TEXT, TEXT_VRS, dummy_value, valid_uid, shift_da, shift_da_tm, shift_dt, shift_tm
 
 if TYPE_CHECKING:
@@ -32,6 +32,14 @@ if TYPE_CHECKING:
     from ..pseudonym import Keyring
 
 NORMAL, DUMMY, CLEAN = 0, 1, 2
+TEXT_VALUE, CONCEPT_NAME = 0x0040A160, 0x0040A043
+#: Content items (TID 8001 Specimen Preparation, 8002 Specimen Sampling; DCM codes) whose TEXT
+#: value is a specimen's identifier: it becomes the pseudonym Specimen Identifier gets, so the
+#: preparation steps still name their specimen; and those whose TEXT value names its issuer
+#: (a dummy, as Issuer of the Specimen Identifier Sequence is emptied)
+SPECIMEN_ID_CONCEPTS = frozenset({"121041", "111705"})
+ISSUER_CONCEPTS = frozenset({"111724", "111706"})
+_SPECIMEN_ITEM_CONCEPTS = SPECIMEN_ID_CONCEPTS | ISSUER_CONCEPTS
 _NUMERIC = re.compile(r"[0-9.]+")
 #: Values that identify no one: placeholders of other tools and our own dummies. Never needles.
 PLACEHOLDERS = frozenset(
@@ -73,6 +81,12 @@ class Context:
     uid_pairs: dict[str, str] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
     overlay_seen: bool = False
+
+
+def specimen_pseudonym(keyring: Keyring, purpose: str, original: str) -> str:
+    """The keyed pseudonym of a specimen's or container's identifier (a valid LO):
+    ``MC``, the purpose's initial, 13 upper-case base32 characters."""
+    return "MC" + purpose[0].upper() + keyring.token(purpose, original.strip("\x00 "), 13).upper()
 
 
 @lru_cache(maxsize=None)
@@ -335,6 +349,8 @@ class Walker:
         kept_as_is = self.profile.kept_as_is
         items = list(ds._dict.items())
         overlays = [int(t) >> 16 for t, _ in items if int(t) >> 16 & 0xFF01 == 0x6000 and int(t) & 0xFFFF == 0x3000]
+        if TEXT_VALUE in ds._dict and CONCEPT_NAME in ds._dict:
+            self._specimen_item(ds, handled)
         # the data set's own element table: iterating it spares pydicom's per-tag lookups
         for tag, elem in items:
             tag = int(tag)
@@ -475,12 +491,41 @@ class Walker:
 
         self._record(ds, tag, vr, elem, True)
         identity = self.ctx.patient_identity
-        value = (
-            self.ctx.keyring.patient_name(identity) if vr == "PN" else self.ctx.keyring.patient_id(identity)
-        )
+        purpose = SPECIMEN_PSEUDONYMS.get(tag)
+        if purpose is not None:
+            value = specimen_pseudonym(self.ctx.keyring, purpose, decode(_raw_bytes(elem)))
+        elif vr == "PN":
+            value = self.ctx.keyring.patient_name(identity)
+        else:
+            value = self.ctx.keyring.patient_id(identity)
         ds[tag] = DataElement(tag, vr, value)
         self.ctx.generated.add(str(value).lower())
         self.ctx.counts["P"] += 1
+
+    def _specimen_item(self, ds: Any, handled: set[int]) -> None:
+        """A content item whose TEXT value identifies a specimen or its issuer (by its concept
+        name, whatever the mode of the walk): replaced, and left alone by the rest of the walk."""
+        from pydicom.dataelem import DataElement
+
+        try:
+            concept = ds[CONCEPT_NAME].value[0]
+            code = str(concept.get("CodeValue", "") or "").strip()
+            scheme = str(concept.get("CodingSchemeDesignator", "") or "").strip()
+        except (IndexError, TypeError, AttributeError, KeyError):
+            return  # not a coded concept name: the walk treats the item as any other
+        if scheme != "DCM" or code not in _SPECIMEN_ITEM_CONCEPTS:
+            return
+        elem = ds.get_item(TEXT_VALUE)
+        self._record(ds, TEXT_VALUE, "UT", elem, True)
+        if code in SPECIMEN_ID_CONCEPTS:
+            value = specimen_pseudonym(self.ctx.keyring, "specimen", decode(_raw_bytes(elem)))
+            self.ctx.counts["P"] += 1
+        else:
+            value = DUMMY_TEXT["UT"]
+            self.ctx.counts["D"] += 1
+        ds[TEXT_VALUE] = DataElement(TEXT_VALUE, "UT", value)
+        self.ctx.generated.add(value.lower())
+        handled.add(TEXT_VALUE)
 
     def _walk_items(self, ds: Any, tag: int, mode: int, depth: int) -> None:
         seq = ds[tag].value

@@ -63,6 +63,18 @@ BUILTIN_PROFILES = ("basic", "tcia-private")
 COMPOUND = {"X/Z": "Z", "X/D": "D", "Z/D": "D", "X/Z/D": "D", "X/Z/U*": "U"}
 #: Attributes whose value becomes a keyed pseudonym rather than the table's empty or dummy value.
 PSEUDONYMISED = {0x00100010: "Patient's Name", 0x00100020: "Patient ID"}
+#: Identifiers of a specimen and of its container (a slide), whose dummy (action D) is a keyed
+#: pseudonym of the value itself, by purpose: the instances of one whole slide keep one identifier
+#: between them, two slides keep two (a constant dummy would merge every slide of a release).
+SPECIMEN_PSEUDONYMS = {0x00400512: "container", 0x00400551: "specimen"}
+#: Attributes the standard's table does not name, with the rule medcloak gives them (Basic Profile
+#: code, option codes), used only while the table stays silent on them. Specimen Localization
+#: Content Item Sequence holds content items of free text (TID 8004: where the specimen lies, its
+#: visual marking), like its sibling Specimen Preparation Sequence (Z, C under Clean Structured
+#: Content); it may be Type 1C, so its items stay, their text replaced by dummies (D).
+EXTENSIONS: dict[int, tuple[str, str, dict[str, str]]] = {
+    0x00400620: ("Specimen Localization Content Item Sequence", "D", {"clean-structured-content": "C"}),
+}
 CURVE, OVERLAY_DATA, OVERLAY_COMMENTS = "50xxxxxx", "60xx3000", "60xx4000"
 
 
@@ -291,10 +303,15 @@ def load_profile(
             patterns[row["tag"]] = action
             continue
         tag = int(row["tag"], 16)
-        if tag in PSEUDONYMISED and code in ("Z", "D"):
+        if (tag in PSEUDONYMISED or tag in SPECIMEN_PSEUDONYMS) and code in ("Z", "D"):
             action = Action("P", "keyed pseudonym")
         exact[tag] = action
         names[tag] = row["name"]
+    for tag, (ext_name, basic, opts) in EXTENSIONS.items():
+        if tag not in exact:
+            code, source = _resolve_code(basic, opts, chosen)
+            exact[tag] = Action(code, "medcloak" if source == "basic" else source)
+            names[tag] = ext_name
     priv_row = table["private"]
     private = Action(*_resolve_code(priv_row["basic"], priv_row["options"], chosen))
 
