@@ -138,17 +138,19 @@ class _Tiff:
             return default
         return self.numbers(e)[0]
 
-    def pages(self) -> list[_Ifd]:
-        """The main IFD chain with each page's SubIFDs; a loop or an offset outside is corrupt."""
+    def pages(self, partial: list[_Ifd] | None = None) -> list[_Ifd]:
+        """The main IFD chain with each page's SubIFDs; a loop or an offset outside is corrupt.
+        Pages are appended to ``partial`` as they are read (what sniffing sees of a broken file)."""
         seen: set[int] = set()
-        out: list[_Ifd] = []
+        out: list[_Ifd] = [] if partial is None else partial
         off = self.first
         while off and len(out) < MAX_PAGES:
             page = self._visit(off, seen)
-            for sub_off in self._sub_offsets(page):
+            listed = self._sub_offsets(page)
+            for sub_off in listed:
                 sub = self._visit(sub_off, seen)
-                if sub.next or V.SUBIFDS in sub.entries:
-                    raise UnsupportedInputError("TIFF SubIFDs that chain or nest further")
+                if (sub.next and sub.next not in listed) or V.SUBIFDS in sub.entries:
+                    raise UnsupportedInputError("TIFF SubIFDs that chain or nest beyond their list")
                 page.subifds.append(sub)
             out.append(page)
             off = page.next
@@ -204,10 +206,15 @@ def _vendor(t: _Tiff, pages: list[_Ifd]) -> str | None:
 def sniff_slide(path: Path) -> str | None:
     """The kind of whole-slide image ``path`` is (see :data:`HANDLED` and :data:`RECOGNISED`), or
     None (not a TIFF, a TIFF that is no slide, or a structure too broken to tell)."""
+    pages: list[_Ifd] = []
     try:
         with open(path, "rb") as fh:
             t = _Tiff(fh.fileno(), os.fstat(fh.fileno()).st_size)
-            return _vendor(t, t.pages())
+            try:
+                t.pages(pages)
+            except (CorruptInputError, UnsupportedInputError):
+                pass  # a slide broken after its first page is still a slide: clean_slide says why
+            return _vendor(t, pages) if pages else None
     except (OSError, CorruptInputError, UnsupportedInputError, struct.error):
         return None
 
@@ -230,6 +237,11 @@ class _Plan:
         planes = int(t.number(ifd, 277, 1) or 1) if t.number(ifd, 284, 1) == 2 else 1
         if t.number(ifd, 32997, 1) not in (None, 1):
             raise UnsupportedInputError("TIFF page with an ImageDepth other than 1")
+        if t.number(ifd, 259, 1) == 6:
+            raise UnsupportedInputError("TIFF page with old-style JPEG compression (6)")
+        for tag in (273, 279, 324, 325):
+            if tag in e and e[tag].kind not in (3, 4, 16):
+                raise CorruptInputError("TIFF strip or tile offsets of an unexpected type")
         if 324 in e:
             tw, tl = t.number(ifd, 322), t.number(ifd, 323)
             if not tw or not tl or 325 not in e:
@@ -397,10 +409,11 @@ def clean_slide(src: Path, dst: BinaryIO, keyring: Keyring) -> SlideReport:
                 plan.check_data(sub, sub_keep)
                 if sub_keep:
                     subs.append(sub)
-                    plan.keep_page(sub, 0, None)
                     levels += 1
                 else:
                     removed += ("associated",)
+            for j, sub in enumerate(subs):  # chained as they were (libtiff chains them), past removed ones
+                plan.keep_page(sub, subs[j + 1].offset if sub.next and j + 1 < len(subs) else 0, None)
             if keep:
                 plan.keep_page(page, next_kept.get(i, 0), [s.offset for s in subs])
         gaps = plan.zero_ranges()

@@ -1,0 +1,376 @@
+"""TIFF-family slides: label and macro gone with their bytes, metadata cleaned by allow-list, every
+pyramid tile copied byte for byte, the slide still read by OpenSlide as before; broken slides are
+typed errors.
+
+Real samples come from data_samples/wsi (see data_samples/SOURCES.md). Synthetic slides are
+written here with tifffile, each builder saying how its file is laid out and where it plants
+identifiers."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medcloak.errors import CorruptInputError, DeidentificationError, UnsupportedInputError
+from medcloak.formats.slide_tiff import SlideReport, clean_slide, sniff_slide
+from medcloak.pseudonym import Keyring
+
+tifffile = pytest.importorskip("tifffile")
+openslide = pytest.importorskip("openslide")
+
+SAMPLES = Path(__file__).resolve().parent.parent / "data_samples" / "wsi"
+KEYRING = Keyring(b"test-secret-0123456789abcdef")
+PLANT = "QUIMBY"  # every planted identifier holds this, so one search finds any that survives
+
+#: identifiers the real samples carry (see data_samples/SOURCES.md)
+REAL = {
+    "CMU-1-Small-Region.svs": ("aperio", [b"CPAPERIOCS", b"Filename = CMU-1", b"12/29/09", b"09:59:15",
+                                          b"b414003d-95c6-48b0-9369-8010ed517ba7", b"1004486", b"USM Filter",
+                                          b"label 387x463", b"macro 1280x431"]),
+    "openslide-python_small.svs": ("aperio", [b"CPAPERIOCS", b"Filename = CMU-1", b"12/29/09",
+                                              b"b414003d-95c6-48b0-9369-8010ed517ba7", b"1004486"]),
+    "openslide-python_boxes.tiff": ("generic", []),
+    "slideio_test3-DAPI-2-387.ndpi": ("hamamatsu", [b"950291", b"950410", b"2011/05/23", b"2017/01/27",
+                                                    b"2017:02:07", b"roi.barcode.macro", b"SerialNumber"]),
+}
+
+
+def _clean(src: Path, dst: Path) -> SlideReport:
+    with open(dst, "wb") as fh:
+        return clean_slide(src, fh, KEYRING)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _tiles(path: Path) -> list[list[bytes]]:
+    """The raw bytes of every strip or tile of every page tifffile sees as a pyramid level."""
+    data = path.read_bytes()
+    out = []
+    with tifffile.TiffFile(path) as tf:
+        for page in list(tf.pages):
+            subs = []
+            for i, offset in enumerate(page.subifds or ()):
+                tf.filehandle.seek(offset)
+                subs.append(tifffile.TiffPage(tf, index=(page.index, i)))
+            for p in [page, *subs]:
+                out.append([data[o : o + c] for o, c in zip(p.dataoffsets, p.databytecounts)])
+    return out
+
+
+def _same_slide(before: Path, after: Path) -> None:
+    a, b = openslide.OpenSlide(before), openslide.OpenSlide(after)
+    try:
+        assert b.properties["openslide.vendor"] == a.properties["openslide.vendor"]
+        assert b.level_dimensions == a.level_dimensions
+        for key in ("openslide.mpp-x", "openslide.mpp-y", "openslide.objective-power"):
+            assert b.properties.get(key) == a.properties.get(key)
+        assert not {"label", "macro"} & set(b.associated_images)
+        assert set(b.associated_images) <= set(a.associated_images)
+        size = b.level_dimensions[-1]
+        assert b.read_region((0, 0), b.level_count - 1, size).tobytes() == \
+            a.read_region((0, 0), a.level_count - 1, size).tobytes()
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_real_slides(tmp_path: Path, name: str) -> None:
+    src = SAMPLES / name
+    vendor, identifiers = REAL[name]
+    before = _sha(src)
+    assert sniff_slide(src) == vendor
+    data = src.read_bytes()
+    assert all(i in data for i in identifiers)  # the test can fail: they are there before
+    report = _clean(src, tmp_path / "out.tif")
+    out = (tmp_path / "out.tif").read_bytes()
+    assert report.vendor == vendor and len(out) == len(data)
+    for ident in identifiers:
+        assert ident not in out, ident
+    _same_slide(src, tmp_path / "out.tif")
+    # every tile of every level kept is the input's, byte for byte (removed pages are not levels)
+    kept = _tiles(tmp_path / "out.tif")
+    original = _tiles(src)
+    assert all(tiles in original for tiles in kept)
+    assert report.levels == openslide.OpenSlide(src).level_count or vendor == "hamamatsu"
+    assert _sha(src) == before  # input untouched
+    # deterministic, also into a file object without a descriptor
+    buf = io.BytesIO()
+    clean_slide(src, buf, KEYRING)
+    assert buf.getvalue() == out
+    # cleaning a released slide changes nothing more
+    report2 = _clean(tmp_path / "out.tif", tmp_path / "again.tif")
+    assert (tmp_path / "again.tif").read_bytes() == out and report2.removed == ()
+
+
+def test_real_aperio_removes_label_and_macro(tmp_path: Path) -> None:
+    report = _clean(SAMPLES / "CMU-1-Small-Region.svs", tmp_path / "out.svs")
+    assert report.removed == ("label", "macro") and report.levels == 1
+    assert report.counts["pages-removed"] == 2 and report.counts["keys-dropped"] > 0
+    out = (tmp_path / "out.svs").read_bytes()
+    src = (SAMPLES / "CMU-1-Small-Region.svs").read_bytes()
+    with tifffile.TiffFile(SAMPLES / "CMU-1-Small-Region.svs") as tf:
+        for page in tf.pages[2:]:  # label (LZW strips) and macro (JPEG strips): every byte zero now
+            for o, c in zip(page.dataoffsets, page.databytecounts):
+                assert src[o : o + c].count(0) < c and out[o : o + c] == bytes(c)
+    with tifffile.TiffFile(tmp_path / "out.svs") as tf:
+        assert len(tf.pages) == 2
+        desc = tf.pages[0].description
+        assert desc.startswith("Aperio Image Library v11.2.1") and "MPP = 0.4990" in desc and "|AppMag = 20" in desc
+
+
+def test_real_ndpi_removes_macro_and_map(tmp_path: Path) -> None:
+    report = _clean(SAMPLES / "slideio_test3-DAPI-2-387.ndpi", tmp_path / "out.ndpi")
+    assert report.removed == ("macro", "map") and report.levels == 4
+    with tifffile.TiffFile(tmp_path / "out.ndpi") as tf:
+        assert len(tf.pages) == 4
+        for page in tf.pages:
+            assert 306 not in page.tags and 65442 not in page.tags and 65421 in page.tags
+            assert page.tags[65426].value is not None  # MCU starts kept
+            props = page.tags[65449].value
+            assert "Product=C9600-12" in props and "Created" not in props and "S/N" not in props
+
+
+# --- synthetic slides -------------------------------------------------------------------------
+
+def _rgb(h: int, w: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)
+    return np.repeat(np.repeat(small, 8, 0), 8, 1)[:h, :w]
+
+
+def _text_pixels(h: int, w: int, text: str) -> np.ndarray:
+    """Pixels whose raw bytes spell ``text`` again and again (stored uncompressed, so a byte
+    search finds them unless they are overwritten)."""
+    raw = (text.encode() * (h * w * 3 // len(text) + 1))[: h * w * 3]
+    return np.frombuffer(raw, np.uint8).reshape(h, w, 3)
+
+
+TEXT_TAGS = [  # (code, dtype, value): every identifying text tag of TIFF, each holding PLANT
+    (269, "s", f"DocumentName {PLANT}"), (271, "s", f"Make {PLANT}"), (272, "s", f"Model {PLANT}"),
+    (285, "s", f"PageName {PLANT}"), (305, "s", f"Software {PLANT}"), (306, "s", "2024:05:01 10:11:12"),
+    (315, "s", f"Artist {PLANT}"), (316, "s", f"HostComputer {PLANT}"), (33432, "s", f"Copyright {PLANT}"),
+    (700, "B", f"<x:xmpmeta>{PLANT}</x:xmpmeta>".encode()), (33723, "B", f"IPTC {PLANT}".encode()),
+    (34377, "B", f"8BIM {PLANT}".encode()), (42016, "s", f"ImageUniqueID {PLANT}"),
+    (65000, "s", f"unknown private tag {PLANT}"),
+]
+
+
+def _extratags() -> list[tuple]:
+    out = []
+    for code, dtype, value in TEXT_TAGS:
+        count = len(value) if dtype == "B" else 0
+        out.append((code, dtype, count, value, True))
+    return out
+
+
+APERIO_KEYS = (f"|AppMag = 20|StripeWidth = 1000|ScanScope ID = SS{PLANT}|Filename = {PLANT}-slide|"
+               f"Date = 05/01/24|Time = 10:11:12|Time Zone = GMT+01:00|User = {PLANT}-user|MPP = 0.4990|"
+               f"Left = 25.691574|Top = 23.449873|ImageID = 7{PLANT}|Barcode = {PLANT}-BC|"
+               f"DSR ID = {PLANT}-server|Rack = 3|Slide = 7|Unknown Key = {PLANT} free text|Exposure Time = 8")
+
+
+def make_svs(path: Path, big: bool) -> dict[str, np.ndarray]:
+    """An Aperio SVS as the scanners lay it out (OpenSlide's aperio format page): level 0 tiled
+    JPEG 512x384 in 128x128 tiles, the thumbnail (strips), level 1 (256x192, tiled), the label
+    (strips, NewSubfileType 1, "label WxH" on its description's second line, uncompressed pixels
+    spelling a planted name) and the macro (NewSubfileType 9, likewise). Every page carries every
+    text tag of :data:`TEXT_TAGS`; level 0 and the thumbnail carry the Aperio keys with planted
+    values, and garbage bytes with a planted name follow the last IFD."""
+    lib = "Aperio Image Library v12.0.15"
+    level0, level1, thumb = _rgb(384, 512, 1), _rgb(192, 256, 2), _rgb(96, 128, 3)
+    label, macro = _text_pixels(80, 100, f"LABEL {PLANT} "), _text_pixels(60, 160, f"MACRO {PLANT} ")
+    common = {"photometric": "rgb", "metadata": None, "software": False, "extratags": _extratags()}
+    with tifffile.TiffWriter(path, bigtiff=big) as w:
+        w.write(level0, tile=(128, 128), compression="jpeg",
+                description=f"{lib} \r\n46000x32914 [0,100 512x384] (128x128) JPEG/RGB Q=70" + APERIO_KEYS, **common)
+        w.write(thumb, rowsperstrip=16, compression="jpeg",
+                description=f"{lib} \n512x384 -> 128x96 - " + APERIO_KEYS, **common)
+        w.write(level1, tile=(128, 128), compression="jpeg", subfiletype=1,
+                description=f"{lib} \r\n46000x32914 [0,100 512x384] (128x128) -> 256x192 JPEG/RGB Q=70", **common)
+        w.write(label, rowsperstrip=20, subfiletype=1, description=f"{lib} \nlabel 100x80", **common)
+        w.write(macro, rowsperstrip=20, subfiletype=9, description=f"{lib} \nmacro 160x60", **common)
+    with open(path, "ab") as fh:
+        fh.write(f"stray bytes nothing points to {PLANT}".encode())
+    return {"level0": level0, "level1": level1}
+
+
+@pytest.mark.parametrize("big", [True, False], ids=["bigtiff", "classic"])
+def test_synthetic_svs(tmp_path: Path, big: bool) -> None:
+    src, dst = tmp_path / "in.svs", tmp_path / "out.svs"
+    make_svs(src, big)
+    data = src.read_bytes()
+    assert data[2] == (43 if big else 42) and data.count(PLANT.encode()) > 40
+    with tifffile.TiffFile(src) as tf:  # every text tag really was written
+        assert all(code in tf.pages[0].tags for code, _, _ in TEXT_TAGS)
+    a = openslide.OpenSlide(src)
+    assert a.properties["openslide.vendor"] == "aperio" and {"label", "macro", "thumbnail"} <= set(a.associated_images)
+    a.close()
+    assert sniff_slide(src) == "aperio"
+    report = _clean(src, dst)
+    assert report.vendor == "aperio" and report.levels == 2 and report.removed == ("label", "macro")
+    out = dst.read_bytes()
+    assert PLANT.encode() not in out and PLANT.lower().encode() not in out
+    assert b"2024:05:01" not in out and b"05/01/24" not in out and b"10:11:12" not in out
+    _same_slide(src, dst)
+    b = openslide.OpenSlide(dst)
+    assert set(b.associated_images) == {"thumbnail"} and b.properties["aperio.Exposure Time"] == "8"
+    assert "aperio.Rack" not in b.properties and "aperio.Date" not in b.properties
+    b.close()
+    kept, original = _tiles(dst), _tiles(src)
+    assert len(kept) == 3 and kept == original[:3]
+    with tifffile.TiffFile(dst) as tf:
+        for page in tf.pages:
+            assert not {code for code, _, _ in TEXT_TAGS} & set(page.tags.keys())
+
+
+def make_generic(path: Path) -> None:
+    """A generic pyramid as tifffile and libvips write them: level 0 (256x192 deflate tiles of 64)
+    with two reduced levels as SubIFDs, then a second page in the main chain that is a stripped
+    label (uncompressed pixels spelling a planted name), and every text tag planted on page 0."""
+    level0 = _rgb(192, 256, 4)
+    with tifffile.TiffWriter(path) as w:
+        w.write(level0, tile=(64, 64), compression="zlib", subifds=2, photometric="rgb", metadata=None,
+                software=False, description=f"generic pyramid of {PLANT}", resolution=(20000, 20000),
+                resolutionunit="CENTIMETER", extratags=_extratags())
+        for f in (2, 4):
+            w.write(level0[::f, ::f], tile=(64, 64), compression="zlib", subfiletype=1, photometric="rgb",
+                    metadata=None, software=False)
+        w.write(_text_pixels(40, 60, f"LABEL {PLANT} "), rowsperstrip=8, subfiletype=1, photometric="rgb",
+                metadata=None, software=False, description=f"label of {PLANT}")
+
+
+def test_synthetic_generic_with_subifds(tmp_path: Path) -> None:
+    src, dst = tmp_path / "in.tif", tmp_path / "out.tif"
+    make_generic(src)
+    assert sniff_slide(src) == "generic"
+    report = _clean(src, dst)
+    assert report.levels == 3 and report.removed == ("associated",)
+    out = dst.read_bytes()
+    assert PLANT.encode() not in out
+    with tifffile.TiffFile(dst) as tf, tifffile.TiffFile(src) as tf_in:
+        assert len(tf.pages) == 1 and len(tf.pages[0].subifds) == 2
+        assert 270 not in tf.pages[0].tags and 282 in tf.pages[0].tags
+        for lvl in range(3):
+            assert np.array_equal(tf.series[0].levels[lvl].asarray(), tf_in.series[0].levels[lvl].asarray())
+    assert _tiles(dst) == _tiles(src)[:3]
+    _same_slide(src, dst)
+
+
+# --- refusals -----------------------------------------------------------------------------------
+
+def test_not_slides(tmp_path: Path) -> None:
+    single = tmp_path / "photo.tif"
+    tifffile.imwrite(single, _rgb(64, 64, 5), tile=(32, 32))
+    stripped = tmp_path / "document.tif"
+    with tifffile.TiffWriter(stripped) as w:
+        w.write(_rgb(32, 32, 6))
+        w.write(_rgb(32, 32, 7))
+    jpeg = tmp_path / "x.jpg"
+    jpeg.write_bytes(b"\xff\xd8\xff\xe0" + bytes(100))
+    for path in (single, stripped, jpeg, tmp_path / "missing.tif"):
+        assert sniff_slide(path) is None
+    with pytest.raises(UnsupportedInputError):
+        _clean(single, tmp_path / "out.tif")
+
+
+def test_broken_slide_still_sniffed(tmp_path: Path) -> None:
+    """A slide whose IFD chain breaks after its first page is still a slide (so its quarantine
+    reason is the slide's), and cleaning it fails closed."""
+    data = (SAMPLES / "CMU-1-Small-Region.svs").read_bytes()
+    with tifffile.TiffFile(SAMPLES / "CMU-1-Small-Region.svs") as tf:
+        page = tf.pages[0]
+        next_at = page.offset + 2 + 12 * len(page.tags)
+    src = tmp_path / "broken.svs"
+    src.write_bytes(data[:next_at] + struct.pack("<I", len(data) + 4) + data[next_at + 4 :])
+    assert sniff_slide(src) == "aperio"
+    with pytest.raises(CorruptInputError):
+        _clean(src, tmp_path / "out.svs")
+
+
+def test_other_vendor_recognised_and_refused(tmp_path: Path) -> None:
+    """A Philips-like TIFF (Software "Philips ...", a tiled pyramid of two pages) is not cleaned."""
+    src = tmp_path / "philips.tiff"
+    with tifffile.TiffWriter(src) as w:
+        w.write(_rgb(128, 128, 8), tile=(64, 64), software="Philips DP v1.0", metadata=None,
+                description=f"<?xml version='1.0'?><DataObject>{PLANT}</DataObject>")
+        w.write(_rgb(64, 64, 9), tile=(64, 64), subfiletype=1, metadata=None, software=False)
+    assert sniff_slide(src) == "philips"
+    with pytest.raises(UnsupportedInputError):
+        _clean(src, tmp_path / "out.tiff")
+
+
+@pytest.mark.parametrize("name", ["CMU-1-Small-Region.svs", "slideio_test3-DAPI-2-387.ndpi",
+                                  "openslide-python_boxes.tiff"])
+@pytest.mark.parametrize("keep", [0.999, 0.9, 0.5, 0.01])
+def test_truncated_slide_is_corrupt(tmp_path: Path, name: str, keep: float) -> None:
+    data = (SAMPLES / name).read_bytes()
+    src = tmp_path / "cut.tif"
+    src.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(CorruptInputError):
+        _clean(src, tmp_path / "out.tif")
+
+
+def _patch_first_tile_offset(data: bytearray, value: int) -> None:
+    with tifffile.TiffFile(io.BytesIO(bytes(data))) as tf:
+        tag = tf.pages[0].tags[324]
+        fmt = "<Q" if tf.is_bigtiff else "<I"
+        struct.pack_into(fmt, data, tag.valueoffset, value)  # the first of several offsets
+
+
+@pytest.mark.parametrize("big", [True, False], ids=["bigtiff", "classic"])
+def test_offset_outside_the_file_is_corrupt(tmp_path: Path, big: bool) -> None:
+    src = tmp_path / "in.svs"
+    make_svs(src, big)
+    data = bytearray(src.read_bytes())
+    _patch_first_tile_offset(data, len(data) + 10)
+    src.write_bytes(bytes(data))
+    with pytest.raises(CorruptInputError):
+        _clean(src, tmp_path / "out.svs")
+
+
+def test_ifd_loop_is_corrupt(tmp_path: Path) -> None:
+    data = bytearray((SAMPLES / "openslide-python_boxes.tiff").read_bytes())
+    with tifffile.TiffFile(SAMPLES / "openslide-python_boxes.tiff") as tf:
+        last = tf.pages[-1]
+        first = tf.pages[0].offset
+        n = len(last.tags)
+        struct.pack_into("<I", data, last.offset + 2 + 12 * n, first)
+    src = tmp_path / "loop.tif"
+    src.write_bytes(bytes(data))
+    with pytest.raises(CorruptInputError):
+        _clean(src, tmp_path / "out.tif")
+
+
+def test_aperio_first_line_not_accounted_for(tmp_path: Path) -> None:
+    """The first line must stay (OpenSlide detects Aperio by it): one holding free text cannot be
+    cleaned, so the slide is refused rather than released."""
+    src = tmp_path / "in.svs"
+    with tifffile.TiffWriter(src) as w:
+        w.write(_rgb(128, 128, 10), tile=(64, 64), metadata=None, software=False,
+                description=f"Aperio Image Library v12 for Dr {PLANT}, St Mary's\r\n128x128|AppMag = 20")
+        w.write(_rgb(64, 64, 11), tile=(64, 64), subfiletype=1, metadata=None, software=False)
+    assert sniff_slide(src) == "aperio"
+    with pytest.raises(DeidentificationError):
+        _clean(src, tmp_path / "out.svs")
+
+
+def test_aperio_unknown_header_line_dropped(tmp_path: Path) -> None:
+    src, dst = tmp_path / "in.svs", tmp_path / "out.svs"
+    with tifffile.TiffWriter(src) as w:
+        w.write(_rgb(128, 128, 12), tile=(64, 64), metadata=None, software=False,
+                description=f"Aperio Image Library v12.0.15 \r\nscanned for {PLANT}|AppMag = 40|MPP = 0.25")
+        w.write(_rgb(64, 64, 13), tile=(64, 64), subfiletype=1, metadata=None, software=False)
+    _clean(src, dst)
+    with tifffile.TiffFile(dst) as tf:
+        assert tf.pages[0].description == "Aperio Image Library v12.0.15 |AppMag = 40|MPP = 0.25"
+    b = openslide.OpenSlide(dst)
+    assert b.properties["openslide.vendor"] == "aperio" and b.properties["openslide.mpp-x"] == "0.25"
+    b.close()
