@@ -49,11 +49,11 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _tiles(path: Path) -> list[list[bytes]]:
-    """The raw bytes of every strip or tile of every page tifffile sees as a pyramid level."""
+def _tiles(path: Path, **flags: bool) -> list[list[bytes]]:
+    """The raw bytes of every strip or tile of every page and SubIFD, in file order."""
     data = path.read_bytes()
     out = []
-    with tifffile.TiffFile(path) as tf:
+    with tifffile.TiffFile(path, **flags) as tf:
         for page in list(tf.pages):
             subs = []
             for i, offset in enumerate(page.subifds or ()):
@@ -374,3 +374,53 @@ def test_aperio_unknown_header_line_dropped(tmp_path: Path) -> None:
     b = openslide.OpenSlide(dst)
     assert b.properties["openslide.vendor"] == "aperio" and b.properties["openslide.mpp-x"] == "0.25"
     b.close()
+
+
+def make_ndpi(path: Path) -> None:
+    """An NDPI as the NanoZoomer lays it out (OpenSlide's hamamatsu format page), written with
+    tifffile: two levels (source lens 20 and 5; one JPEG strip each), the macro (source lens -1,
+    uncompressed pixels spelling a planted name) and the focus map (-2). Every page carries Make,
+    Model, DateTime, SlideLabel (65427), AuthCode (65428), the channel name (65434), the serial
+    (65442), the firmware (65448) and the property map (65449) with planted dates, serials and
+    barcode (tifffile writes each page's own copy, where real files share one by offset). The
+    first IFD is at offset 8 (tifffile's layout; the scanner leaves a zero high word there), so
+    tifffile reads these files back only as plain TIFF (``is_ndpi=False``); OpenSlide is checked
+    on the real NDPI sample."""
+    props = (f"Created=2011/05/23\r\nUpdated=2017/01/27\r\nProduct=C9600-12\r\nNDP.S/N={PLANT}1\r\n"
+             f"Macro.S/N={PLANT}2\r\nroi.barcode.macro=948,281,1253,682\r\nObjective.Lens.Magnificant=20\r\n"
+             f"slide.name={PLANT}3\r\n;NDP Shading Data;Date=2017/01/27;SerialNumber={PLANT}4\r\n")
+
+    def tags(lens: float) -> list[tuple]:
+        return [(271, "s", 0, "Hamamatsu", True), (272, "s", 0, "C9600-12", True),
+                (306, "s", 0, "2017:02:07 13:06:43", True), (65420, "H", 1, 1, True), (65421, "f", 1, lens, True),
+                (65427, "s", 0, f"slide label {PLANT}", True), (65428, "I", 1, 1560790560, True),
+                (65434, "s", 0, "DAPI", True), (65442, "s", 0, f"{PLANT}5", True),
+                (65448, "s", 0, f"firmware {PLANT}", True), (65449, "s", 0, props, True)]
+
+    level0 = _rgb(256, 320, 14)
+    with tifffile.TiffWriter(path) as w:
+        for lens, img in ((20.0, level0), (5.0, level0[::4, ::4].copy())):
+            w.write(img, compression="jpeg", rowsperstrip=img.shape[0], photometric="rgb", metadata=None,
+                    software=False, resolution=(43826, 43826), resolutionunit="CENTIMETER", extratags=tags(lens))
+        w.write(_text_pixels(40, 120, f"MACRO {PLANT} "), rowsperstrip=40, photometric="rgb", metadata=None,
+                software=False, extratags=tags(-1.0))
+        w.write(_text_pixels(20, 20, f"MAP {PLANT} "), rowsperstrip=20, photometric="rgb", metadata=None,
+                software=False, extratags=tags(-2.0))
+
+
+def test_synthetic_ndpi(tmp_path: Path) -> None:
+    src, dst = tmp_path / "in.ndpi", tmp_path / "out.ndpi"
+    make_ndpi(src)
+    assert src.read_bytes().count(PLANT.encode()) > 20
+    assert sniff_slide(src) == "hamamatsu"
+    report = _clean(src, dst)
+    assert report.levels == 2 and report.removed == ("macro", "map")
+    out = dst.read_bytes()
+    assert PLANT.encode() not in out and b"2011/05/23" not in out and b"2017:02:07" not in out
+    with tifffile.TiffFile(dst, is_ndpi=False) as tf:
+        assert len(tf.pages) == 2
+        for page in tf.pages:
+            assert page.tags[271].value == "Hamamatsu" and page.tags[65434].value == "DAPI"
+            assert page.tags[65449].value.rstrip() == "Product=C9600-12\r\nObjective.Lens.Magnificant=20"
+            assert not {306, 65427, 65428, 65442, 65448} & set(page.tags.keys())
+    assert _tiles(dst, is_ndpi=False) == _tiles(src, is_ndpi=False)[:2]
