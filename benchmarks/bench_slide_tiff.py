@@ -1,8 +1,9 @@
 """Cleaning a TIFF-family slide against a durable copy of the same file, measured in one run.
 
 Inputs: the real CMU-1-Small-Region.svs (1.9 MB, data_samples/wsi) and a synthetic BigTIFF
-Aperio SVS of about ``--mb`` MB (tifffile: level 0 of random pixels in uncompressed 512x512
-tiles, a thumbnail, level 1, a label and a macro; written once, not timed). For each, with the
+Aperio SVS of about ``--mb`` MB (tifffile: level 0 and level 1 in 128x128 abbreviated JPEG tiles
+of random pixels with shared JPEGTables, about 15 KB each, as in a real 20x slide, so 300 MB is some 20,000 tiles; a thumbnail, a
+label and a macro; written once, not timed). For each, with the
 page cache warm: ``medcloak.formats.slide_tiff.clean_slide`` into a new file then ``fsync``,
 against ``cp`` then ``sync`` of the copy (coreutils). Best and median of ``--repeat`` runs,
 alternating; the ratio of the bests is what compares. Peak RSS of one clean_slide run is taken in
@@ -38,21 +39,52 @@ print([l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")]
 """
 
 
+def abbreviate(jpeg: bytes) -> tuple[bytes, bytes]:
+    """An Aperio-style abbreviated tile (SOI, SOF, SOS, scan) and the tables it needs (SOI, DQT,
+    DHT, EOI), from a full JPEG (its JFIF APP0 dropped)."""
+    tile, tables, i = [jpeg[:2]], [jpeg[:2]], 2
+    while True:
+        marker, length = jpeg[i + 1], int.from_bytes(jpeg[i + 2 : i + 4], "big")
+        if marker == 0xDA:
+            tile.append(jpeg[i:])
+            return b"".join(tile), b"".join(tables) + b"\xff\xd9"
+        if marker in (0xDB, 0xC4):
+            tables.append(jpeg[i : i + 2 + length])
+        elif marker != 0xE0:
+            tile.append(jpeg[i : i + 2 + length])
+        i += 2 + length
+
+
 def make_big(path: Path, mb: int) -> None:
+    import imagecodecs
     import tifffile
 
-    side = int((mb * 1e6 / 3) ** 0.5) // 512 * 512
     rng = np.random.default_rng(0)
-    level0 = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+    full = [imagecodecs.jpeg8_encode(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8), level=90)
+            for _ in range(64)]  # ~15 KB each, as the tiles of a real 20x slide
+    pool, tables = zip(*(abbreviate(j) for j in full))
+    kw_tiles = {"jpegtables": tables[0]}
+    per_side = int((mb * 1e6 / (sum(map(len, pool)) / len(pool))) ** 0.5)
+    side = per_side * 128
     lib = "Aperio Image Library v12.0.15"
     kw = {"photometric": "rgb", "metadata": None, "software": False}
+
+    def tiles(n: int):  # type: ignore[no-untyped-def]
+        return (pool[i % len(pool)] for i in range(n))
+
+    small = rng.integers(0, 256, (400, 1200, 3), dtype=np.uint8)
     with tifffile.TiffWriter(path, bigtiff=True) as w:
-        w.write(level0, tile=(512, 512), description=f"{lib} \r\n{side}x{side} [0,0 {side}x{side}] (512x512) RAW|"
+        w.write(tiles(per_side**2), shape=(side, side, 3), dtype="uint8", tile=(128, 128), compression="jpeg",
+                **kw_tiles,
+                description=f"{lib} \r\n{side}x{side} [0,0 {side}x{side}] (128x128) JPEG/RGB Q=90|"
                 "AppMag = 20|MPP = 0.25|ScanScope ID = SS1|Filename = x|User = u", **kw)
-        w.write(level0[::32, ::32].copy(), rowsperstrip=64, description=f"{lib} \n{side}x{side} -> t - ", **kw)
-        w.write(level0[::4, ::4].copy(), tile=(512, 512), subfiletype=1, description=f"{lib} \nlevel", **kw)
-        w.write(level0[:400, :500].copy(), rowsperstrip=40, subfiletype=1, description=f"{lib} \nlabel 500x400", **kw)
-        w.write(level0[:400, :1200].copy(), rowsperstrip=40, subfiletype=9, description=f"{lib} \nmacro 1200x400", **kw)
+        w.write(small[:, :400], rowsperstrip=64, compression="jpeg", description=f"{lib} \n{side}x{side} -> t - ", **kw)
+        q = -(-per_side // 4)
+        w.write(tiles(q * q), shape=(q * 128, q * 128, 3), dtype="uint8", tile=(128, 128), compression="jpeg",
+                **kw_tiles,
+                subfiletype=1, description=f"{lib} \nlevel", **kw)
+        w.write(small[:, :500], rowsperstrip=40, subfiletype=1, description=f"{lib} \nlabel 500x400", **kw)
+        w.write(small, rowsperstrip=40, compression="jpeg", subfiletype=9, description=f"{lib} \nmacro 1200x400", **kw)
 
 
 def clean(src: Path, dst: Path) -> None:

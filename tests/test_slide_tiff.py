@@ -424,3 +424,41 @@ def test_synthetic_ndpi(tmp_path: Path) -> None:
             assert page.tags[65449].value.rstrip() == "Product=C9600-12\r\nObjective.Lens.Magnificant=20"
             assert not {306, 65427, 65428, 65442, 65448} & set(page.tags.keys())
     assert _tiles(dst, is_ndpi=False) == _tiles(src, is_ndpi=False)[:2]
+
+
+def _segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def test_text_segments_inside_jpeg_tiles_blanked(tmp_path: Path) -> None:
+    """Level 0 of an Aperio slide written from pre-encoded JPEG tiles (imagecodecs, baseline) into
+    each of which a COM segment and an APP1 (EXIF) segment naming someone were spliced after SOI,
+    beside a JFIF APP0 and an Adobe APP14 (both kept): the text is blanked in place, every tile
+    keeps its length, and decodes to the same pixels."""
+    imagecodecs = pytest.importorskip("imagecodecs")
+    image = _rgb(256, 256, 15)
+    tiles = []
+    for y in range(0, 256, 128):
+        for x in range(0, 256, 128):
+            jpeg = imagecodecs.jpeg8_encode(image[y : y + 128, x : x + 128], level=90)
+            extra = (_segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")
+                     + _segment(0xEE, b"Adobe\x00\x64\x00\x00\x00\x00\x01")
+                     + _segment(0xFE, f"scanned by {PLANT}".encode())
+                     + _segment(0xE1, f"Exif\x00\x00{PLANT}".encode()))
+            tiles.append(jpeg[:2] + extra + jpeg[2:])
+    src, dst = tmp_path / "in.svs", tmp_path / "out.svs"
+    with tifffile.TiffWriter(src) as w:
+        w.write(iter(tiles), shape=(256, 256, 3), dtype="uint8", tile=(128, 128), compression="jpeg",
+                photometric="rgb", metadata=None, software=False,
+                description="Aperio Image Library v12.0.15 \r\n256x256 [0,0 256x256] (128x128) JPEG/RGB Q=90|MPP = 0.5")
+        w.write(_rgb(64, 64, 16), tile=(64, 64), subfiletype=1, metadata=None, software=False)
+    assert src.read_bytes().count(PLANT.encode()) == 8
+    report = _clean(src, dst)
+    assert report.counts["jpeg-segments-blanked"] == 8
+    assert PLANT.encode() not in dst.read_bytes()
+    before, after = _tiles(src)[0], _tiles(dst)[0]
+    assert [len(t) for t in before] == [len(t) for t in after]
+    assert all(b"JFIF\x00" in t and b"Adobe" in t for t in after)
+    for a, b in zip(before, after):
+        assert np.array_equal(imagecodecs.jpeg8_decode(a), imagecodecs.jpeg8_decode(b))
+    _same_slide(src, dst)

@@ -226,6 +226,7 @@ class _Plan:
         self.t, self.vendor = t, vendor
         self.raw: list[tuple[int, int]] = [(0, t.header)]
         self.patches: dict[int, bytes] = {}
+        self.blanks: list[tuple[int, int]] = []  # APPn/COM payloads inside kept JPEG tiles
         self.counts: dict[str, int] = {"tags-dropped": 0, "values-rewritten": 0, "keys-dropped": 0}
 
     def check_data(self, ifd: _Ifd, keep: bool) -> None:
@@ -256,11 +257,14 @@ class _Plan:
             raise CorruptInputError("TIFF page without image data")
         if len(offsets) != expected or len(counts) != expected:
             raise CorruptInputError("TIFF page with a number of tiles or strips its size does not give")
+        jpeg = keep and t.number(ifd, 259, 1) == 7
         for o, c in zip(offsets, counts):
             if c and (o < t.header or o + c > t.size):
                 raise CorruptInputError("TIFF tile or strip outside the file")
             if c and keep:
                 self.raw.append((int(o), int(o + c)))
+                if jpeg:
+                    self.blanks.extend(_jpeg_blanks(t, int(o), int(c)))
 
     def keep_page(self, ifd: _Ifd, next_offset: int, kept_subifds: list[int] | None) -> None:
         """Rewrite the page's IFD with only the kept entries; keep their values."""
@@ -338,6 +342,46 @@ class _Plan:
         if pos < self.t.size:
             gaps.append((pos, self.t.size))
         return gaps
+
+
+def _jpeg_blanks(t: _Tiff, offset: int, size: int) -> list[tuple[int, int]]:
+    """The payloads of the COM and APPn segments before the scan of the JPEG tile at ``offset``
+    that may carry text (all but a JFIF header without thumbnail, Adobe's colour transform and
+    an ICC profile): blanked in place, so the tile keeps its length and every coefficient."""
+    window = min(size, 1024)
+    buf = t.read(offset, window)
+    if buf[:2] != b"\xff\xd8":
+        return []
+    out, i = [], 2
+    while True:
+        if i + 4 > len(buf):
+            if window >= size:
+                return out
+            window = min(size, window * 8)
+            buf = t.read(offset, window)
+            continue
+        if buf[i] != 0xFF:
+            return out
+        marker = buf[i + 1]
+        if marker == 0xFF:
+            i += 1
+        elif marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+        elif marker in (0xDA, 0xD9):
+            return out
+        else:
+            length = struct.unpack_from(">H", buf, i + 2)[0]
+            if length < 2:
+                return out
+            start, n = i + 4, length - 2
+            if (marker == 0xFE or 0xE0 <= marker <= 0xEF) and n and start + n <= size:
+                head = t.read(offset + start, min(n, 14))
+                benign = ((marker == 0xE0 and head[:5] == b"JFIF\x00" and n == 14)
+                          or (marker == 0xEE and head[:5] == b"Adobe" and n == 12)
+                          or (marker == 0xE2 and head[:12] == b"ICC_PROFILE\x00"))
+                if not benign:
+                    out.append((offset + start, n))
+            i += 2 + length
 
 
 def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -425,11 +469,15 @@ def clean_slide(src: Path, dst: BinaryIO, keyring: Keyring) -> SlideReport:
         for pos in range(a, b, CHUNK):
             dst.write(zeros[: min(CHUNK, b - pos)])
         zeroed += b - a
+    for pos, n in plan.blanks:
+        dst.seek(pos)
+        dst.write(bytes(n))
     for pos, data in sorted(plan.patches.items()):
         dst.seek(pos)
         dst.write(data)
     dst.flush()
-    counts = dict(plan.counts, **{"pages-removed": len(removed), "bytes-zeroed": zeroed})
+    counts = dict(plan.counts, **{"pages-removed": len(removed), "bytes-zeroed": zeroed,
+                                  "jpeg-segments-blanked": len(plan.blanks)})
     return SlideReport(vendor, levels, removed, counts)
 
 
