@@ -9,18 +9,21 @@ with their strips and tag values, the values of the tags dropped, EXIF and GPS I
 stray bytes nothing points to (such as the pixels of a label that another tool only unlinked).
 The kept pages' IFDs are rewritten in place with only the kept entries and chained past the
 removed pages; a text value that is cleaned is rewritten in place, shorter, NUL-padded, its
-count updated (a value that several pages share by offset is patched once). What is kept and
-dropped per vendor is decided in :mod:`.slide_vendors`.
+count updated (a value that several pages share by offset is patched once). In kept JPEG tiles
+the payloads of COM and APPn segments that may hold text are zeroed in place (the tile keeps its
+length and its coefficients). What is kept and dropped per vendor is decided in
+:mod:`.slide_vendors`.
 
-The structure is read here rather than with tifffile: patching needs each entry's position, and
-fail-closed needs every inconsistency to be an error (tifffile logs a broken IFD chain, tile
-offsets past the end or a loop, and reads on). A truncated file, offsets outside the file or a
+The structure is read by :mod:`.slide_ifd` rather than with tifffile: patching needs each
+entry's position, and fail-closed needs every inconsistency to be an error (tifffile logs a
+broken IFD chain, tile offsets past the end or a loop, and reads on). A truncated file, offsets outside the file or a
 loop raise :class:`CorruptInputError`; a layout not understood (nested SubIFDs, NDPI over 4 GiB,
 a value shared between a cleaned tag and another) :class:`UnsupportedInputError`.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import struct
@@ -31,6 +34,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from ..errors import CorruptInputError, UnsupportedInputError
 from ..pixels.tiff_meta import SIZES
 from . import slide_vendors as V
+from .slide_ifd import Entry, Ifd, TiffIfds, jpeg_text_segments
 
 if TYPE_CHECKING:
     from ..pseudonym import Keyring
@@ -38,10 +42,7 @@ if TYPE_CHECKING:
 #: slide kinds :func:`sniff_slide` returns; the last ones are recognised and refused by clean_slide
 HANDLED = ("aperio", "hamamatsu", "generic")
 RECOGNISED = ("philips", "ventana", "ome", "qptiff", "leica")
-MAX_PAGES = 4096
-MAX_ENTRIES = 4096
 CHUNK = 8 << 20
-_INT = {1: "B", 3: "H", 4: "I", 8: "h", 9: "i", 13: "I", 16: "Q", 17: "q", 18: "Q", 11: "f", 12: "d"}
 
 
 @dataclass(frozen=True)
@@ -52,135 +53,7 @@ class SlideReport:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass
-class _Entry:
-    tag: int
-    kind: int
-    count: int
-    at: int  # where the entry is
-    value_at: int  # where its value is (inside the entry when inline)
-    size: int
-    inline: bool
-
-
-@dataclass
-class _Ifd:
-    offset: int
-    entries: dict[int, _Entry]
-    next: int
-    size: int
-    subifds: list[_Ifd] = field(default_factory=list)
-
-
-class _Tiff:
-    def __init__(self, fd: int, size: int) -> None:
-        self.fd, self.size = fd, size
-        head = self.read(0, 8)
-        if head[:2] not in (b"II", b"MM"):
-            raise CorruptInputError("not a TIFF file")
-        self.bo = "<" if head[:2] == b"II" else ">"
-        magic = struct.unpack(self.bo + "H", head[2:4])[0]
-        if magic not in (42, 43):
-            raise CorruptInputError("not a TIFF file")
-        self.big = magic == 43
-        if self.big and struct.unpack(self.bo + "HH", head[4:8]) != (8, 0):
-            raise CorruptInputError("BigTIFF with an offset size other than 8")
-        self.off = "Q" if self.big else "I"
-        self.header = 16 if self.big else 8
-        self.first = self.unpack(8 if self.big else 4, self.off)
-
-    def read(self, pos: int, n: int) -> bytes:
-        if pos < 0 or n < 0 or pos + n > self.size:
-            raise CorruptInputError("TIFF structure points outside the file")
-        data = os.pread(self.fd, n, pos)
-        if len(data) != n:
-            raise CorruptInputError("TIFF file shorter than its structure says")
-        return data
-
-    def unpack(self, pos: int, fmt: str) -> int:
-        return struct.unpack(self.bo + fmt, self.read(pos, struct.calcsize(fmt)))[0]
-
-    def ifd(self, offset: int) -> _Ifd:
-        n = self.unpack(offset, "Q" if self.big else "H")
-        if n == 0 or n > MAX_ENTRIES:
-            raise CorruptInputError("TIFF IFD with no entries or implausibly many")
-        width, start, inline = (20, 8, 8) if self.big else (12, 2, 4)
-        block = self.read(offset + start, n * width + (8 if self.big else 4))
-        entries = {}
-        for i in range(n):
-            at = offset + start + i * width
-            tag, kind = struct.unpack_from(self.bo + "HH", block, i * width)
-            count = struct.unpack_from(self.bo + self.off, block, i * width + 4)[0]
-            size = SIZES.get(kind, 1) * count
-            if size <= inline:
-                value_at, is_inline = at + width - inline, True
-            else:
-                value_at = struct.unpack_from(self.bo + self.off, block, i * width + width - inline)[0]
-                is_inline = False
-                if value_at + size > self.size:
-                    raise CorruptInputError("TIFF tag value outside the file")
-            entries[tag] = _Entry(tag, kind, count, at, value_at, size, is_inline)
-        nxt = struct.unpack_from(self.bo + self.off, block, n * width)[0]
-        return _Ifd(offset, entries, nxt, start + len(block))
-
-    def value(self, e: _Entry) -> bytes:
-        return self.read(e.value_at, e.size)
-
-    def numbers(self, e: _Entry) -> tuple[float, ...]:
-        fmt = _INT.get(e.kind)
-        if fmt is None or e.size != struct.calcsize(fmt) * e.count:
-            raise CorruptInputError(f"TIFF tag {e.tag} of an unexpected type")
-        return struct.unpack(self.bo + fmt * e.count, self.value(e))
-
-    def number(self, ifd: _Ifd, tag: int, default: float | None = None) -> float | None:
-        e = ifd.entries.get(tag)
-        if e is None or e.count == 0:
-            return default
-        return self.numbers(e)[0]
-
-    def pages(self, partial: list[_Ifd] | None = None) -> list[_Ifd]:
-        """The main IFD chain with each page's SubIFDs; a loop or an offset outside is corrupt.
-        Pages are appended to ``partial`` as they are read (what sniffing sees of a broken file)."""
-        seen: set[int] = set()
-        out: list[_Ifd] = [] if partial is None else partial
-        off = self.first
-        while off and len(out) < MAX_PAGES:
-            page = self._visit(off, seen)
-            listed = self._sub_offsets(page)
-            for sub_off in listed:
-                sub = self._visit(sub_off, seen)
-                if (sub.next and sub.next not in listed) or V.SUBIFDS in sub.entries:
-                    raise UnsupportedInputError("TIFF SubIFDs that chain or nest beyond their list")
-                page.subifds.append(sub)
-            out.append(page)
-            off = page.next
-        if off:
-            raise CorruptInputError("TIFF with implausibly many pages")
-        if not out:
-            raise CorruptInputError("TIFF file without an image")
-        return out
-
-    def _visit(self, off: int, seen: set[int]) -> _Ifd:
-        if off in seen:
-            raise CorruptInputError("TIFF IFD chain loops")
-        seen.add(off)
-        return self.ifd(off)
-
-    def _sub_offsets(self, page: _Ifd) -> list[int]:
-        e = page.entries.get(V.SUBIFDS)
-        return [int(v) for v in self.numbers(e)] if e else []
-
-    def tiled(self, ifd: _Ifd) -> bool:
-        return 322 in ifd.entries and 324 in ifd.entries
-
-    def text(self, ifd: _Ifd, tag: int, limit: int | None = None) -> bytes:
-        e = ifd.entries.get(tag)
-        if e is None:
-            return b""
-        return self.read(e.value_at, e.size if limit is None else min(e.size, limit))
-
-
-def _vendor(t: _Tiff, pages: list[_Ifd]) -> str | None:
+def _vendor(t: TiffIfds, pages: list[Ifd]) -> str | None:
     p0 = pages[0]
     desc = t.text(p0, V.DESCRIPTION, 4096)
     if V.NDPI_FLAG in p0.entries:
@@ -191,7 +64,7 @@ def _vendor(t: _Tiff, pages: list[_Ifd]) -> str | None:
         return "philips"
     if 700 in p0.entries and b"iScan" in t.text(p0, 700, 1 << 20):
         return "ventana"
-    if desc.startswith(b"<?xml") or desc.startswith(b"<"):
+    if desc.startswith(b"<"):
         if b"PerkinElmer-QPI" in desc:
             return "qptiff"
         if b"OME" in desc:
@@ -206,10 +79,10 @@ def _vendor(t: _Tiff, pages: list[_Ifd]) -> str | None:
 def sniff_slide(path: Path) -> str | None:
     """The kind of whole-slide image ``path`` is (see :data:`HANDLED` and :data:`RECOGNISED`), or
     None (not a TIFF, a TIFF that is no slide, or a structure too broken to tell)."""
-    pages: list[_Ifd] = []
+    pages: list[Ifd] = []
     try:
         with open(path, "rb") as fh:
-            t = _Tiff(fh.fileno(), os.fstat(fh.fileno()).st_size)
+            t = TiffIfds(fh.fileno(), os.fstat(fh.fileno()).st_size)
             try:
                 t.pages(pages)
             except (CorruptInputError, UnsupportedInputError):
@@ -222,14 +95,14 @@ def sniff_slide(path: Path) -> str | None:
 class _Plan:
     """What the copy keeps raw (intervals), and what is written over it (patches)."""
 
-    def __init__(self, t: _Tiff, vendor: str) -> None:
+    def __init__(self, t: TiffIfds, vendor: str) -> None:
         self.t, self.vendor = t, vendor
         self.raw: list[tuple[int, int]] = [(0, t.header)]
         self.patches: dict[int, bytes] = {}
         self.blanks: list[tuple[int, int]] = []  # APPn/COM payloads inside kept JPEG tiles
         self.counts: dict[str, int] = {"tags-dropped": 0, "values-rewritten": 0, "keys-dropped": 0}
 
-    def check_data(self, ifd: _Ifd, keep: bool) -> None:
+    def check_data(self, ifd: Ifd, keep: bool) -> None:
         """Validate the page's strips or tiles (count and extent); keep them when ``keep``."""
         t, e = self.t, ifd.entries
         width, height = t.number(ifd, 256), t.number(ifd, 257)
@@ -264,9 +137,9 @@ class _Plan:
             if c and keep:
                 self.raw.append((int(o), int(o + c)))
                 if jpeg:
-                    self.blanks.extend(_jpeg_blanks(t, int(o), int(c)))
+                    self.blanks.extend(jpeg_text_segments(t, int(o), int(c)))
 
-    def keep_page(self, ifd: _Ifd, next_offset: int, kept_subifds: list[int] | None) -> None:
+    def keep_page(self, ifd: Ifd, next_offset: int, kept_subifds: list[int] | None) -> None:
         """Rewrite the page's IFD with only the kept entries; keep their values."""
         t = self.t
         entries = []
@@ -281,7 +154,7 @@ class _Plan:
         block = n + b"".join(entries) + struct.pack(t.bo + t.off, next_offset)
         self.patches[ifd.offset] = block.ljust(ifd.size, b"\x00")
 
-    def _decide(self, ifd: _Ifd, e: _Entry, kept_subifds: list[int] | None) -> bytes | bool | None:
+    def _decide(self, ifd: Ifd, e: Entry, kept_subifds: list[int] | None) -> bytes | bool | None:
         """True: keep as it is; bytes: the new value; None: drop."""
         t, tag = self.t, e.tag
         if tag == V.SUBIFDS:
@@ -306,7 +179,7 @@ class _Plan:
             return True
         return None
 
-    def _entry(self, e: _Entry, new: bytes | bool) -> bytes:
+    def _entry(self, e: Entry, new: bytes | bool) -> bytes:
         t = self.t
         raw = t.read(e.at, 20 if t.big else 12)
         if new is True:
@@ -344,46 +217,6 @@ class _Plan:
         return gaps
 
 
-def _jpeg_blanks(t: _Tiff, offset: int, size: int) -> list[tuple[int, int]]:
-    """The payloads of the COM and APPn segments before the scan of the JPEG tile at ``offset``
-    that may carry text (all but a JFIF header without thumbnail, Adobe's colour transform and
-    an ICC profile): blanked in place, so the tile keeps its length and every coefficient."""
-    window = min(size, 1024)
-    buf = t.read(offset, window)
-    if buf[:2] != b"\xff\xd8":
-        return []
-    out, i = [], 2
-    while True:
-        if i + 4 > len(buf):
-            if window >= size:
-                return out
-            window = min(size, window * 8)
-            buf = t.read(offset, window)
-            continue
-        if buf[i] != 0xFF:
-            return out
-        marker = buf[i + 1]
-        if marker == 0xFF:
-            i += 1
-        elif marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            i += 2
-        elif marker in (0xDA, 0xD9):
-            return out
-        else:
-            length = struct.unpack_from(">H", buf, i + 2)[0]
-            if length < 2:
-                return out
-            start, n = i + 4, length - 2
-            if (marker == 0xFE or 0xE0 <= marker <= 0xEF) and n and start + n <= size:
-                head = t.read(offset + start, min(n, 14))
-                benign = ((marker == 0xE0 and head[:5] == b"JFIF\x00" and n == 14)
-                          or (marker == 0xEE and head[:5] == b"Adobe" and n == 12)
-                          or (marker == 0xE2 and head[:12] == b"ICC_PROFILE\x00"))
-                if not benign:
-                    out.append((offset + start, n))
-            i += 2 + length
-
-
 def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     for a, b in sorted(ranges):
@@ -410,7 +243,7 @@ def _no_overlap(patched: list[tuple[int, int]], kept: list[tuple[int, int]]) -> 
                 raise UnsupportedInputError("TIFF value shared between a cleaned tag and kept data")
 
 
-def _roles(t: _Tiff, vendor: str, pages: list[_Ifd]) -> list[str]:
+def _roles(t: TiffIfds, vendor: str, pages: list[Ifd]) -> list[str]:
     roles = []
     for i, p in enumerate(pages):
         if vendor == "aperio":
@@ -429,7 +262,7 @@ def clean_slide(src: Path, dst: BinaryIO, keyring: Keyring) -> SlideReport:
     del keyring  # nothing in a released slide is pseudonymised: identifying values are dropped
     with open(src, "rb") as fh:
         fd = fh.fileno()
-        t = _Tiff(fd, os.fstat(fd).st_size)
+        t = TiffIfds(fd, os.fstat(fd).st_size)
         pages = t.pages()
         vendor = _vendor(t, pages)
         if vendor not in HANDLED:
@@ -441,7 +274,7 @@ def clean_slide(src: Path, dst: BinaryIO, keyring: Keyring) -> SlideReport:
         roles = _roles(t, vendor, pages)
         plan = _Plan(t, vendor)
         kept = [i for i, r in enumerate(roles) if r in ("level", "thumbnail")]
-        next_kept = {i: pages[j].offset for i, j in zip(kept, kept[1:])}
+        next_kept = {i: pages[j].offset for i, j in itertools.pairwise(kept)}
         removed = tuple(r for r in roles if r not in ("level", "thumbnail"))
         levels = roles.count("level")
         for i, (page, role) in enumerate(zip(pages, roles)):
@@ -506,4 +339,5 @@ def _copy(fd: int, size: int, dst: BinaryIO) -> None:
         dst.seek(done)
         dst.write(chunk)
         done += len(chunk)
+    dst.truncate(size)
     dst.seek(0)
