@@ -129,6 +129,7 @@ def test_real_aperio_removes_label_and_macro(tmp_path: Path) -> None:
 def test_real_ndpi_removes_macro_and_map(tmp_path: Path) -> None:
     report = _clean(SAMPLES / "slideio_test3-DAPI-2-387.ndpi", tmp_path / "out.ndpi")
     assert report.removed == ("macro", "map") and report.levels == 4
+    assert report.counts["values-rewritten"] == 1  # the property map all six pages share, patched once
     with tifffile.TiffFile(tmp_path / "out.ndpi") as tf:
         assert len(tf.pages) == 4
         for page in tf.pages:

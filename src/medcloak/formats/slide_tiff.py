@@ -29,7 +29,7 @@ import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from ..errors import CorruptInputError, UnsupportedInputError
 from ..pixels.tiff_meta import SIZES
@@ -100,6 +100,7 @@ class _Plan:
         self.raw: list[tuple[int, int]] = [(0, t.header)]
         self.patches: dict[int, bytes] = {}
         self.blanks: list[tuple[int, int]] = []  # APPn/COM payloads inside kept JPEG tiles
+        self.cleaned: dict[tuple[int, int], bytes] = {}
         self.counts: dict[str, int] = {"tags-dropped": 0, "values-rewritten": 0, "keys-dropped": 0}
 
     def check_data(self, ifd: Ifd, keep: bool) -> None:
@@ -164,20 +165,25 @@ class _Plan:
             return struct.pack(t.bo + fmt * len(kept_subifds), *kept_subifds)
         if tag in V.STRUCTURE:
             return True
-        if self.vendor == "aperio" and tag == V.DESCRIPTION:
-            text, dropped = V.clean_aperio_description(t.value(e).rstrip(b"\x00").decode("latin-1"))
-            self.counts["keys-dropped"] += dropped
-            return text.encode("latin-1") + b"\x00"
+        if self.vendor == "aperio" and tag == V.DESCRIPTION and e.kind == 2:
+            return self._clean_text(e, V.clean_aperio_description)
         if self.vendor == "hamamatsu":
             if tag in V.NDPI_KEEP:
                 return True
-            if tag == V.NDPI_PROPS:
-                text, dropped = V.clean_ndpi_properties(t.value(e).rstrip(b"\x00").decode("latin-1"))
-                self.counts["keys-dropped"] += dropped
-                return text.encode("latin-1") + b"\x00"
+            if tag == V.NDPI_PROPS and e.kind == 2:
+                return self._clean_text(e, V.clean_ndpi_properties)
         if tag in V.TEXT_KEEP.get(self.vendor, ()) and e.kind == 2 and V.short_text_ok(t.value(e)):
             return True
         return None
+
+    def _clean_text(self, e: Entry, cleaner: Callable[[str], tuple[str, int]]) -> bytes:
+        """The cleaned value, NUL-terminated; once per value however many pages share it."""
+        key = (e.value_at, e.size)
+        if key not in self.cleaned:
+            text, dropped = cleaner(self.t.value(e).rstrip(b"\x00").decode("latin-1"))
+            self.counts["keys-dropped"] += dropped
+            self.cleaned[key] = text.encode("latin-1") + b"\x00"
+        return self.cleaned[key]
 
     def _entry(self, e: Entry, new: bytes | bool) -> bytes:
         t = self.t
