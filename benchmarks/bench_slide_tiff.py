@@ -2,12 +2,13 @@
 
 Inputs: the real CMU-1-Small-Region.svs (1.9 MB, data_samples/wsi) and a synthetic BigTIFF
 Aperio SVS of about ``--mb`` MB (tifffile: level 0 and level 1 in 128x128 abbreviated JPEG tiles
-of random pixels with shared JPEGTables, about 15 KB each, as in a real 20x slide, so 300 MB is some 20,000 tiles; a thumbnail, a
-label and a macro; written once, not timed). For each, with the
-page cache warm: ``medcloak.formats.slide_tiff.clean_slide`` into a new file then ``fsync``,
+of random pixels with shared JPEGTables, about 15 KB each as in a real 20x slide, so 300 MB is
+some 26,000 tiles; a thumbnail, a label and a macro; written once, not timed). For each, with
+the page cache warm: ``medcloak.formats.slide_tiff.clean_slide`` into a new file then ``fsync``,
 against ``cp`` then ``sync`` of the copy (coreutils). Best and median of ``--repeat`` runs,
 alternating; the ratio of the bests is what compares. Peak RSS of one clean_slide run is taken in
-a child process (``VmHWM``: ru_maxrss would carry the parent's peak across exec), next to that of a child that only imports the module.
+a child process (``VmHWM``: ``ru_maxrss`` would carry the parent's peak across exec), next to
+that of a child that only imports the module.
 
 Run: ``python benchmarks/bench_slide_tiff.py [--mb 300] [--repeat 5] [--tmp DIR]``
 """

@@ -42,7 +42,8 @@ NDPI_KEEP = frozenset({
     65420, 65421, 65422, 65423, 65424,  # format flag, source lens, X/Y offset from the slide centre, focal plane
     65426,  # MCU starts (restart markers of the level's JPEG)
     65433, 65435, 65436, 65437, 65438,  # exposure ratio, colour multipliers
-    65441, 65444, 65445, 65446, 65447, 65451,  # capture mode, JPEG quality, refocus, focus offset, blank lines, wavelength
+    65441, 65444, 65445,  # capture mode, JPEG quality, refocus interval
+    65446, 65447, 65451,  # focus offset, blank lines, wavelength
 })
 NDPI_HIGH_WORDS = frozenset({65324, 65325, 65432})  # 64-bit offsets of files over 4 GiB
 #: short text tags kept per vendor, when printable and short
