@@ -178,26 +178,31 @@ APERIO_KEYS = (f"|AppMag = 20|StripeWidth = 1000|ScanScope ID = SS{PLANT}|Filena
                f"DSR ID = {PLANT}-server|Rack = 3|Slide = 7|Unknown Key = {PLANT} free text|Exposure Time = 8")
 
 
-def make_svs(path: Path, big: bool) -> dict[str, np.ndarray]:
+def make_svs(path: Path, big: bool, gt450: bool = False) -> dict[str, np.ndarray]:
     """An Aperio SVS as the scanners lay it out (OpenSlide's aperio format page): level 0 tiled
     JPEG 512x384 in 128x128 tiles, the thumbnail (strips), level 1 (256x192, tiled), the label
     (strips, NewSubfileType 1, "label WxH" on its description's second line, uncompressed pixels
     spelling a planted name) and the macro (NewSubfileType 9, likewise). Every page carries every
     text tag of :data:`TEXT_TAGS`; level 0 and the thumbnail carry the Aperio keys with planted
-    values, and garbage bytes with a planted name follow the last IFD."""
-    lib = "Aperio Image Library v12.0.15"
+    values, and garbage bytes with a planted name follow the last IFD. With ``gt450``, laid out
+    as the GT450 writes it (Aperio's GT450 line, an ICC profile on every level, and the label and
+    macro descriptions without the words "label" and "macro": they are known by position and
+    NewSubfileType only)."""
+    lib = "Aperio Leica Biosystems GT450 v1.0.1" if gt450 else "Aperio Image Library v12.0.15"
+    icc = {"iccprofile": b"\x00\x00\x01\x00ICC-PROFILE-BYTES" * 8} if gt450 else {}
+    assoc = ("", "") if gt450 else ("label 100x80", "macro 160x60")
     level0, level1, thumb = _rgb(384, 512, 1), _rgb(192, 256, 2), _rgb(96, 128, 3)
     label, macro = _text_pixels(80, 100, f"LABEL {PLANT} "), _text_pixels(60, 160, f"MACRO {PLANT} ")
     common = {"photometric": "rgb", "metadata": None, "software": False, "extratags": _extratags()}
     with tifffile.TiffWriter(path, bigtiff=big) as w:
-        w.write(level0, tile=(128, 128), compression="jpeg",
+        w.write(level0, tile=(128, 128), compression="jpeg", **icc,
                 description=f"{lib} \r\n46000x32914 [0,100 512x384] (128x128) JPEG/RGB Q=70" + APERIO_KEYS, **common)
         w.write(thumb, rowsperstrip=16, compression="jpeg",
                 description=f"{lib} \n512x384 -> 128x96 - " + APERIO_KEYS, **common)
-        w.write(level1, tile=(128, 128), compression="jpeg", subfiletype=1,
+        w.write(level1, tile=(128, 128), compression="jpeg", subfiletype=1, **icc,
                 description=f"{lib} \r\n46000x32914 [0,100 512x384] (128x128) -> 256x192 JPEG/RGB Q=70", **common)
-        w.write(label, rowsperstrip=20, subfiletype=1, description=f"{lib} \nlabel 100x80", **common)
-        w.write(macro, rowsperstrip=20, subfiletype=9, description=f"{lib} \nmacro 160x60", **common)
+        w.write(label, rowsperstrip=20, subfiletype=1, description=f"{lib} \n{assoc[0]}", **common)
+        w.write(macro, rowsperstrip=20, subfiletype=9, description=f"{lib} \n{assoc[1]}", **common)
     with open(path, "ab") as fh:
         fh.write(f"stray bytes nothing points to {PLANT}".encode())
     return {"level0": level0, "level1": level1}
@@ -230,6 +235,20 @@ def test_synthetic_svs(tmp_path: Path, big: bool) -> None:
     with tifffile.TiffFile(dst) as tf:
         for page in tf.pages:
             assert not {code for code, _, _ in TEXT_TAGS} & set(page.tags.keys())
+        assert tf.pages[2].description.endswith("-> 256x192 JPEG/RGB Q=70")  # a known header line stays
+
+
+def test_synthetic_gt450(tmp_path: Path) -> None:
+    src, dst = tmp_path / "in.svs", tmp_path / "out.svs"
+    make_svs(src, big=True, gt450=True)
+    report = _clean(src, dst)
+    assert report.levels == 2 and report.removed == ("associated", "macro")
+    out = dst.read_bytes()
+    assert PLANT.encode() not in out and out.count(b"ICC-PROFILE-BYTES") == 16
+    assert _tiles(dst) == _tiles(src)[:3]
+    _same_slide(src, dst)
+    with tifffile.TiffFile(dst) as tf:
+        assert tf.pages[0].description.startswith("Aperio Leica Biosystems GT450 v1.0.1 \r\n46000x32914")
 
 
 def make_generic(path: Path) -> None:

@@ -253,7 +253,7 @@ def _roles(t: TiffIfds, vendor: str, pages: list[Ifd]) -> list[str]:
     roles = []
     for i, p in enumerate(pages):
         if vendor == "aperio":
-            roles.append(V.aperio_role(i, t.tiled(p), t.text(p, V.DESCRIPTION, 4096)))
+            roles.append(V.aperio_role(i, t.tiled(p), t.text(p, V.DESCRIPTION, 4096), int(t.number(p, 254, 0) or 0)))
         elif vendor == "hamamatsu":
             roles.append(V.ndpi_role(t.number(p, V.NDPI_LENS)))
         else:

@@ -56,12 +56,12 @@ APERIO_KEYS = {
     "AppMag": _NUM, "MPP": _NUM, "StripeWidth": _NUM, "OriginalWidth": _NUM, "OriginalHeight": _NUM,
     "Originalheight": _NUM, "LineCameraSkew": _NUM, "LineAreaXOffset": _NUM, "LineAreaYOffset": _NUM,
     "Focus Offset": _NUM, "Filtered": _NUM, "Exposure Time": _NUM, "Exposure Scale": _NUM,
-    "Gamma": _NUM, "Compression Quality": _NUM, "ICC Profile": _TOKEN,
+    "Gamma": _NUM, "Compression Quality": _NUM, "ICC Profile": _TOKEN, "ScannerType": _TOKEN,
 }
 _APERIO_FIRST = re.compile(r"Aperio[A-Za-z0-9 .\-]{0,80}")
 _APERIO_LINES = [
     _APERIO_FIRST,
-    re.compile(r"\d+x\d+ \[\d+,\d+ \d+x\d+\] \(\d+x\d+\)(?: [A-Za-z0-9/]+)?(?: Q=\d+)?(?: [A-Za-z0-9/]+)? ?"),
+    re.compile(r"\d+x\d+ \[\d+,\d+[ ,]\d+x\d+\] \(\d+x\d+\)(?: -> \d+x\d+)?(?: [A-Za-z0-9/]+)?(?: Q=\d+)? ?"),
     re.compile(r"\d+x\d+ -> \d+x\d+ - ?"),
     re.compile(r"(?:label|macro) \d+x\d+ ?"),
 ]
@@ -73,17 +73,19 @@ NDPI_PROPERTIES = {
 }
 
 
-def aperio_role(index: int, tiled: bool, description: bytes) -> str:
-    """``level``, ``thumbnail``, ``label``, ``macro`` or ``associated`` for page ``index``."""
+def aperio_role(index: int, tiled: bool, description: bytes, subfile_type: int) -> str:
+    """``level``, ``thumbnail``, ``label``, ``macro`` or ``associated`` for page ``index``: by the
+    second line of the description, else by NewSubfileType (bit 8: macro); an untiled page after
+    the thumbnail is removed whatever it says it is."""
     if tiled:
         return "level"
     lines = description.split(b"\n")
     second = lines[1].strip().split(b" ")[0] if len(lines) > 1 else b""
     if second in (b"label", b"macro"):
         return second.decode()
-    if index == 1:
+    if index == 1 and not subfile_type & 8:
         return "thumbnail"
-    return "associated"
+    return "macro" if subfile_type & 8 else "associated"
 
 
 def ndpi_role(lens: float | None) -> str:
