@@ -188,3 +188,31 @@ def jpeg_text_segments(t: TiffIfds, offset: int, size: int) -> list[tuple[int, i
                 if not benign:
                     out.append((offset + start, n))
             i += 2 + length
+
+
+def j2k_text_segments(t: TiffIfds, offset: int, size: int) -> list[tuple[int, int]]:
+    """The text of the COM segments of the JPEG 2000 codestream (tile) at ``offset``, in its main
+    header and in every tile-part header; blanked in place like :func:`jpeg_text_segments`."""
+    if size < 4 or t.read(offset, 2) != b"\xff\x4f":
+        return []
+    out, i, next_part = [], 2, 0
+    while i + 4 <= size:
+        marker, length = struct.unpack(">HH", t.read(offset + i, 4))
+        if marker == 0xFF93:  # SOD: the tile-part's data follows; Psot says where the next one starts
+            if not next_part:
+                return out
+            if next_part <= i:
+                return out
+            i, next_part = next_part, 0
+            continue
+        if marker >> 8 != 0xFF or length < 2 or marker in (0xFF4F, 0xFFD9):
+            return out
+        if marker == 0xFF90:  # SOT
+            if length != 10 or i + 12 > size:
+                return out
+            psot = struct.unpack(">I", t.read(offset + i + 6, 4))[0]
+            next_part = i + psot if psot else 0
+        elif marker == 0xFF64 and length > 4 and i + 2 + length <= size:  # COM: Lcom, Rcom, text
+            out.append((offset + i + 6, length - 4))
+        i += 2 + length
+    return out

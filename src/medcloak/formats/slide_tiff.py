@@ -10,8 +10,8 @@ stray bytes nothing points to (such as the pixels of a label that another tool o
 The kept pages' IFDs are rewritten in place with only the kept entries and chained past the
 removed pages; a text value that is cleaned is rewritten in place, shorter, NUL-padded, its
 count updated (a value that several pages share by offset is patched once). In kept JPEG tiles
-the payloads of COM and APPn segments that may hold text are zeroed in place (the tile keeps its
-length and its coefficients). What is kept and dropped per vendor is decided in
+the payloads of COM and APPn segments that may hold text are zeroed in place, and so are the COM
+texts of JPEG 2000 tiles (the tile keeps its length and its coefficients). What is kept and dropped per vendor is decided in
 :mod:`.slide_vendors`.
 
 The structure is read by :mod:`.slide_ifd` rather than with tifffile: patching needs each
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, BinaryIO, Callable
 from ..errors import CorruptInputError, UnsupportedInputError
 from ..pixels.tiff_meta import SIZES
 from . import slide_vendors as V
-from .slide_ifd import Entry, Ifd, TiffIfds, jpeg_text_segments
+from .slide_ifd import Entry, Ifd, TiffIfds, j2k_text_segments, jpeg_text_segments
 
 if TYPE_CHECKING:
     from ..pseudonym import Keyring
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 HANDLED = ("aperio", "hamamatsu", "generic")
 RECOGNISED = ("philips", "ventana", "ome", "qptiff", "leica")
 CHUNK = 8 << 20
+J2K = frozenset({33003, 33004, 33005, 34712})  # JPEG 2000 (Aperio YCbCr and RGB, and the generic code)
 
 
 @dataclass(frozen=True)
@@ -131,14 +132,15 @@ class _Plan:
             raise CorruptInputError("TIFF page without image data")
         if len(offsets) != expected or len(counts) != expected:
             raise CorruptInputError("TIFF page with a number of tiles or strips its size does not give")
-        jpeg = keep and t.number(ifd, 259, 1) == 7
+        compression = t.number(ifd, 259, 1)
+        scan = jpeg_text_segments if compression == 7 else j2k_text_segments if compression in J2K else None
         for o, c in zip(offsets, counts):
             if c and (o < t.header or o + c > t.size):
                 raise CorruptInputError("TIFF tile or strip outside the file")
             if c and keep:
                 self.raw.append((int(o), int(o + c)))
-                if jpeg:
-                    self.blanks.extend(jpeg_text_segments(t, int(o), int(c)))
+                if scan is not None:
+                    self.blanks.extend(scan(t, int(o), int(c)))
 
     def keep_page(self, ifd: Ifd, next_offset: int, kept_subifds: list[int] | None) -> None:
         """Rewrite the page's IFD with only the kept entries; keep their values."""
@@ -316,7 +318,7 @@ def clean_slide(src: Path, dst: BinaryIO, keyring: Keyring) -> SlideReport:
         dst.write(data)
     dst.flush()
     counts = dict(plan.counts, **{"pages-removed": len(removed), "bytes-zeroed": zeroed,
-                                  "jpeg-segments-blanked": len(plan.blanks)})
+                                  "text-segments-blanked": len(plan.blanks)})
     return SlideReport(vendor, levels, removed, counts)
 
 
