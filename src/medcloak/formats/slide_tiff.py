@@ -11,14 +11,15 @@ The kept pages' IFDs are rewritten in place with only the kept entries and chain
 removed pages; a text value that is cleaned is rewritten in place, shorter, NUL-padded, its
 count updated (a value that several pages share by offset is patched once). In kept JPEG tiles
 the payloads of COM and APPn segments that may hold text are zeroed in place, and so are the COM
-texts of JPEG 2000 tiles (the tile keeps its length and its coefficients). What is kept and dropped per vendor is decided in
-:mod:`.slide_vendors`.
+texts of JPEG 2000 tiles (the tile keeps its length and its coefficients). What is kept and
+dropped per vendor is decided in :mod:`.slide_vendors`.
 
 The structure is read by :mod:`.slide_ifd` rather than with tifffile: patching needs each
 entry's position, and fail-closed needs every inconsistency to be an error (tifffile logs a
-broken IFD chain, tile offsets past the end or a loop, and reads on). A truncated file, offsets outside the file or a
-loop raise :class:`CorruptInputError`; a layout not understood (nested SubIFDs, NDPI over 4 GiB,
-a value shared between a cleaned tag and another) :class:`UnsupportedInputError`.
+broken IFD chain, tile offsets past the end or a loop, and reads on). A truncated file, offsets
+outside the file or a loop raise :class:`CorruptInputError`; a layout not understood (nested
+SubIFDs, NDPI over 4 GiB, a value shared between a cleaned tag and another)
+:class:`UnsupportedInputError`.
 """
 
 from __future__ import annotations
