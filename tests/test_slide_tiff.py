@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from medcloak.errors import CorruptInputError, DeidentificationError, UnsupportedInputError
-from medcloak.formats.slide_tiff import SlideReport, clean_slide, sniff_slide
+from medcloak.formats.slide_tiff import SlideReport, clean_slide, sniff_slide, verify_slide
 from medcloak.pseudonym import Keyring
 
 tifffile = pytest.importorskip("tifffile")
@@ -242,6 +242,7 @@ def test_synthetic_gt450(tmp_path: Path) -> None:
     src, dst = tmp_path / "in.svs", tmp_path / "out.svs"
     make_svs(src, big=True, gt450=True)
     report = _clean(src, dst)
+    assert verify_slide(dst) == []
     assert report.levels == 2 and report.removed == ("associated", "macro")
     out = dst.read_bytes()
     assert PLANT.encode() not in out and out.count(b"ICC-PROFILE-BYTES") == 16
@@ -272,6 +273,7 @@ def test_synthetic_generic_with_subifds(tmp_path: Path) -> None:
     make_generic(src)
     assert sniff_slide(src) == "generic"
     report = _clean(src, dst)
+    assert verify_slide(dst) == []
     assert report.levels == 3 and report.removed == ("associated",)
     out = dst.read_bytes()
     assert PLANT.encode() not in out
@@ -434,6 +436,7 @@ def test_synthetic_ndpi(tmp_path: Path) -> None:
     assert src.read_bytes().count(PLANT.encode()) > 20
     assert sniff_slide(src) == "hamamatsu"
     report = _clean(src, dst)
+    assert verify_slide(dst) == []
     assert report.levels == 2 and report.removed == ("macro", "map")
     out = dst.read_bytes()
     assert PLANT.encode() not in out and b"2011/05/23" not in out and b"2017:02:07" not in out
@@ -476,6 +479,8 @@ def test_text_segments_inside_jpeg_tiles_blanked(tmp_path: Path) -> None:
     report = _clean(src, dst)
     assert report.counts["text-segments-blanked"] == 8
     assert PLANT.encode() not in dst.read_bytes()
+    assert verify_slide(src) == ["text segments in the headers of JPEG or JPEG 2000 tiles"]
+    assert verify_slide(dst) == []
     before, after = _tiles(src)[0], _tiles(dst)[0]
     assert [len(t) for t in before] == [len(t) for t in after]
     assert all(b"JFIF\x00" in t and b"Adobe" in t for t in after)
@@ -542,6 +547,7 @@ def test_text_in_jpeg2000_tiles_blanked(tmp_path: Path) -> None:
     assert src.read_bytes().count(PLANT.encode()) == 4
     report = _clean(src, dst)
     assert report.counts["text-segments-blanked"] == 8  # each tile's two COM segments
+    assert verify_slide(dst) == []
     out = dst.read_bytes()
     assert PLANT.encode() not in out and b"OpenJPEG" not in out
     before, after = _tiles(src)[0], _tiles(dst)[0]
@@ -549,3 +555,26 @@ def test_text_in_jpeg2000_tiles_blanked(tmp_path: Path) -> None:
     for a, b in zip(before, after):
         assert np.array_equal(imagecodecs.jpeg2k_decode(a), imagecodecs.jpeg2k_decode(b))
     _same_slide(src, dst)
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_verify_slide_accepts_released_and_rejects_input(tmp_path: Path, name: str) -> None:
+    src, dst = SAMPLES / name, tmp_path / "out.tif"
+    _clean(src, dst)
+    assert verify_slide(dst) == []
+    if REAL[name][1]:  # a sample with identifiers: its input is not a released slide
+        assert verify_slide(src)
+
+
+def test_verify_slide_names_each_leftover(tmp_path: Path) -> None:
+    src, dst = tmp_path / "in.svs", tmp_path / "out.svs"
+    make_svs(src, big=False)
+    findings = verify_slide(src)
+    assert any("pages to remove: label, macro" in f for f in findings)
+    assert any("allow-list" in f for f in findings) and any("not zero" in f for f in findings)
+    _clean(src, dst)
+    assert verify_slide(dst) == []
+    tampered = bytearray(dst.read_bytes())
+    tampered[-5:] = b"QUIMB"  # bytes past the last structure: referenced by nothing
+    (tmp_path / "tampered.svs").write_bytes(bytes(tampered))
+    assert verify_slide(tmp_path / "tampered.svs") == ["bytes that no kept structure references are not zero"]

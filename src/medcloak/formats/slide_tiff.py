@@ -266,43 +266,48 @@ def _roles(t: TiffIfds, vendor: str, pages: list[Ifd]) -> list[str]:
     return roles
 
 
+def _prepare(t: TiffIfds) -> tuple[str, _Plan, tuple[str, ...], int, list[tuple[int, int]]]:
+    """Read and check the whole structure; decide every page, tag and byte (see the module)."""
+    pages = t.pages()
+    vendor = _vendor(t, pages)
+    if vendor not in HANDLED:
+        raise UnsupportedInputError(f"TIFF slide of a kind not handled ({vendor or 'no pyramid'})")
+    if vendor == "hamamatsu" and (t.size >= 1 << 32 or any(V.NDPI_HIGH_WORDS & p.entries.keys() for p in pages)):
+        raise UnsupportedInputError("NDPI of 4 GiB or more (64-bit offsets) is not handled yet")
+    if vendor != "generic" and any(p.subifds for p in pages):
+        raise UnsupportedInputError(f"{vendor} slide with SubIFDs")
+    roles = _roles(t, vendor, pages)
+    plan = _Plan(t, vendor)
+    kept = [i for i, r in enumerate(roles) if r in ("level", "thumbnail")]
+    next_kept = {i: pages[j].offset for i, j in itertools.pairwise(kept)}
+    removed = tuple(r for r in roles if r not in ("level", "thumbnail"))
+    levels = roles.count("level")
+    for i, (page, role) in enumerate(zip(pages, roles)):
+        keep = role in ("level", "thumbnail")
+        plan.check_data(page, keep)
+        subs = []
+        for sub in page.subifds:
+            sub_keep = keep and V.generic_role(t.tiled(sub), int(t.number(sub, 254, 0) or 0)) == "level"
+            plan.check_data(sub, sub_keep)
+            if sub_keep:
+                subs.append(sub)
+                levels += 1
+            else:
+                removed += ("associated",)
+        for j, sub in enumerate(subs):  # chained as they were (libtiff chains them), past removed ones
+            plan.keep_page(sub, subs[j + 1].offset if sub.next and j + 1 < len(subs) else 0, None)
+        if keep:
+            plan.keep_page(page, next_kept.get(i, 0), [s.offset for s in subs])
+    return vendor, plan, removed, levels, plan.zero_ranges()
+
+
 def clean_slide(src: Path, dst: BinaryIO, keyring: Keyring) -> SlideReport:
     """Write the released slide ``src`` into ``dst`` (empty, seekable); see the module."""
     del keyring  # nothing in a released slide is pseudonymised: identifying values are dropped
     with open(src, "rb") as fh:
         fd = fh.fileno()
         t = TiffIfds(fd, os.fstat(fd).st_size)
-        pages = t.pages()
-        vendor = _vendor(t, pages)
-        if vendor not in HANDLED:
-            raise UnsupportedInputError(f"TIFF slide of a kind not handled ({vendor or 'no pyramid'})")
-        if vendor == "hamamatsu" and (t.size >= 1 << 32 or any(V.NDPI_HIGH_WORDS & p.entries.keys() for p in pages)):
-            raise UnsupportedInputError("NDPI of 4 GiB or more (64-bit offsets) is not handled yet")
-        if vendor != "generic" and any(p.subifds for p in pages):
-            raise UnsupportedInputError(f"{vendor} slide with SubIFDs")
-        roles = _roles(t, vendor, pages)
-        plan = _Plan(t, vendor)
-        kept = [i for i, r in enumerate(roles) if r in ("level", "thumbnail")]
-        next_kept = {i: pages[j].offset for i, j in itertools.pairwise(kept)}
-        removed = tuple(r for r in roles if r not in ("level", "thumbnail"))
-        levels = roles.count("level")
-        for i, (page, role) in enumerate(zip(pages, roles)):
-            keep = role in ("level", "thumbnail")
-            plan.check_data(page, keep)
-            subs = []
-            for sub in page.subifds:
-                sub_keep = keep and V.generic_role(t.tiled(sub), int(t.number(sub, 254, 0) or 0)) == "level"
-                plan.check_data(sub, sub_keep)
-                if sub_keep:
-                    subs.append(sub)
-                    levels += 1
-                else:
-                    removed += ("associated",)
-            for j, sub in enumerate(subs):  # chained as they were (libtiff chains them), past removed ones
-                plan.keep_page(sub, subs[j + 1].offset if sub.next and j + 1 < len(subs) else 0, None)
-            if keep:
-                plan.keep_page(page, next_kept.get(i, 0), [s.offset for s in subs])
-        gaps = plan.zero_ranges()
+        vendor, plan, removed, levels, gaps = _prepare(t)
         _copy(fd, t.size, dst)
     zeroed = 0
     zeros = bytes(min(CHUNK, max((b - a for a, b in gaps), default=0)))
@@ -321,6 +326,29 @@ def clean_slide(src: Path, dst: BinaryIO, keyring: Keyring) -> SlideReport:
     counts = dict(plan.counts, **{"pages-removed": len(removed), "bytes-zeroed": zeroed,
                                   "text-segments-blanked": len(plan.blanks)})
     return SlideReport(vendor, levels, removed, counts)
+
+
+def verify_slide(path: Path) -> list[str]:
+    """What :func:`clean_slide` would still change in the slide at ``path`` (empty for a slide it
+    released): pages to remove, tags or keys outside the allow-lists, text in JPEG headers, bytes
+    nothing kept references that are not zero. Reads the structure and those bytes only, never
+    the tiles. Raises like :func:`clean_slide` on a slide it would refuse."""
+    findings = []
+    with open(path, "rb") as fh:
+        fd = fh.fileno()
+        t = TiffIfds(fd, os.fstat(fd).st_size)
+        _vendor_name, plan, removed, _levels, gaps = _prepare(t)
+        if removed:
+            findings.append(f"pages to remove: {', '.join(removed)}")
+        if any(t.read(pos, len(data)) != data for pos, data in plan.patches.items()):
+            findings.append("tags or metadata keys outside the allow-list")
+        if any(t.read(pos, n).count(0) != n for pos, n in plan.blanks):
+            findings.append("text segments in the headers of JPEG or JPEG 2000 tiles")
+        for a, b in gaps:
+            if any(t.read(p, min(CHUNK, b - p)).count(0) != min(CHUNK, b - p) for p in range(a, b, CHUNK)):
+                findings.append("bytes that no kept structure references are not zero")
+                break
+    return findings
 
 
 def _copy(fd: int, size: int, dst: BinaryIO) -> None:
