@@ -1,0 +1,218 @@
+"""Reading the IFD structure of a TIFF or BigTIFF file for patching in place, and finding text
+in the headers of JPEG tiles; used by :mod:`.slide_tiff`.
+
+Each entry keeps where it is and where its value is, since the released copy is patched at those
+positions. Every read is checked against the file's size, so a truncated file or an offset
+outside it is a :class:`CorruptInputError`, never a short read; reads go through ``pread``, so the
+file may change under us without a crash (no memory map, whose truncation would be SIGBUS).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+
+from ..errors import CorruptInputError, UnsupportedInputError
+from ..pixels.tiff_meta import SIZES
+
+MAX_PAGES = 4096
+MAX_ENTRIES = 4096
+SUBIFDS = 330
+_INT = {1: "B", 3: "H", 4: "I", 8: "h", 9: "i", 13: "I", 16: "Q", 17: "q", 18: "Q", 11: "f", 12: "d"}
+
+
+@dataclass
+class Entry:
+    tag: int
+    kind: int
+    count: int
+    at: int  # where the entry is
+    value_at: int  # where its value is (inside the entry when inline)
+    size: int
+    inline: bool
+
+
+@dataclass
+class Ifd:
+    offset: int
+    entries: dict[int, Entry]
+    next: int
+    size: int
+    subifds: list[Ifd] = field(default_factory=list)
+
+
+class TiffIfds:
+    def __init__(self, fd: int, size: int) -> None:
+        self.fd, self.size = fd, size
+        head = self.read(0, 8)
+        if head[:2] not in (b"II", b"MM"):
+            raise CorruptInputError("not a TIFF file")
+        self.bo = "<" if head[:2] == b"II" else ">"
+        magic = struct.unpack(self.bo + "H", head[2:4])[0]
+        if magic not in (42, 43):
+            raise CorruptInputError("not a TIFF file")
+        self.big = magic == 43
+        if self.big and struct.unpack(self.bo + "HH", head[4:8]) != (8, 0):
+            raise CorruptInputError("BigTIFF with an offset size other than 8")
+        self.off = "Q" if self.big else "I"
+        self.header = 16 if self.big else 8
+        self.first = self.unpack(8 if self.big else 4, self.off)
+
+    def read(self, pos: int, n: int) -> bytes:
+        if pos < 0 or n < 0 or pos + n > self.size:
+            raise CorruptInputError("TIFF structure points outside the file")
+        data = os.pread(self.fd, n, pos)
+        if len(data) != n:
+            raise CorruptInputError("TIFF file shorter than its structure says")
+        return data
+
+    def unpack(self, pos: int, fmt: str) -> int:
+        return struct.unpack(self.bo + fmt, self.read(pos, struct.calcsize(fmt)))[0]
+
+    def ifd(self, offset: int) -> Ifd:
+        n = self.unpack(offset, "Q" if self.big else "H")
+        if n == 0 or n > MAX_ENTRIES:
+            raise CorruptInputError("TIFF IFD with no entries or implausibly many")
+        width, start, inline = (20, 8, 8) if self.big else (12, 2, 4)
+        block = self.read(offset + start, n * width + (8 if self.big else 4))
+        entries = {}
+        for i in range(n):
+            at = offset + start + i * width
+            tag, kind = struct.unpack_from(self.bo + "HH", block, i * width)
+            count = struct.unpack_from(self.bo + self.off, block, i * width + 4)[0]
+            size = SIZES.get(kind, 1) * count
+            if size <= inline:
+                value_at, is_inline = at + width - inline, True
+            else:
+                value_at = struct.unpack_from(self.bo + self.off, block, i * width + width - inline)[0]
+                is_inline = False
+                if value_at + size > self.size:
+                    raise CorruptInputError("TIFF tag value outside the file")
+            entries[tag] = Entry(tag, kind, count, at, value_at, size, is_inline)
+        nxt = struct.unpack_from(self.bo + self.off, block, n * width)[0]
+        return Ifd(offset, entries, nxt, start + len(block))
+
+    def value(self, e: Entry) -> bytes:
+        return self.read(e.value_at, e.size)
+
+    def numbers(self, e: Entry) -> tuple[float, ...]:
+        fmt = _INT.get(e.kind)
+        if fmt is None or e.size != struct.calcsize(fmt) * e.count:
+            raise CorruptInputError(f"TIFF tag {e.tag} of an unexpected type")
+        return struct.unpack(self.bo + fmt * e.count, self.value(e))
+
+    def number(self, ifd: Ifd, tag: int, default: float | None = None) -> float | None:
+        e = ifd.entries.get(tag)
+        if e is None or e.count == 0:
+            return default
+        return self.numbers(e)[0]
+
+    def pages(self, partial: list[Ifd] | None = None) -> list[Ifd]:
+        """The main IFD chain with each page's SubIFDs; a loop or an offset outside is corrupt.
+        Pages are appended to ``partial`` as they are read (what sniffing sees of a broken file)."""
+        seen: set[int] = set()
+        out: list[Ifd] = [] if partial is None else partial
+        off = self.first
+        while off and len(out) < MAX_PAGES:
+            page = self._visit(off, seen)
+            listed = self._sub_offsets(page)
+            for sub_off in listed:
+                sub = self._visit(sub_off, seen)
+                if (sub.next and sub.next not in listed) or SUBIFDS in sub.entries:
+                    raise UnsupportedInputError("TIFF SubIFDs that chain or nest beyond their list")
+                page.subifds.append(sub)
+            out.append(page)
+            off = page.next
+        if off:
+            raise CorruptInputError("TIFF with implausibly many pages")
+        if not out:
+            raise CorruptInputError("TIFF file without an image")
+        return out
+
+    def _visit(self, off: int, seen: set[int]) -> Ifd:
+        if off in seen:
+            raise CorruptInputError("TIFF IFD chain loops")
+        seen.add(off)
+        return self.ifd(off)
+
+    def _sub_offsets(self, page: Ifd) -> list[int]:
+        e = page.entries.get(SUBIFDS)
+        return [int(v) for v in self.numbers(e)] if e else []
+
+    def tiled(self, ifd: Ifd) -> bool:
+        return 322 in ifd.entries and 324 in ifd.entries
+
+    def text(self, ifd: Ifd, tag: int, limit: int | None = None) -> bytes:
+        e = ifd.entries.get(tag)
+        if e is None:
+            return b""
+        return self.read(e.value_at, e.size if limit is None else min(e.size, limit))
+
+
+def jpeg_text_segments(t: TiffIfds, offset: int, size: int) -> list[tuple[int, int]]:
+    """The payloads of the COM and APPn segments before the scan of the JPEG tile at ``offset``
+    that may carry text (all but a JFIF header without thumbnail, Adobe's colour transform and
+    an ICC profile): blanked in place, so the tile keeps its length and every coefficient."""
+    window = min(size, 1024)
+    buf = t.read(offset, window)
+    if buf[:2] != b"\xff\xd8":
+        return []
+    out, i = [], 2
+    while True:
+        if i + 4 > len(buf):
+            if window >= size:
+                return out
+            window = min(size, window * 8)
+            buf = t.read(offset, window)
+            continue
+        if buf[i] != 0xFF:
+            return out
+        marker = buf[i + 1]
+        if marker == 0xFF:
+            i += 1
+        elif marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+        elif marker in (0xDA, 0xD9):
+            return out
+        else:
+            length = struct.unpack_from(">H", buf, i + 2)[0]
+            if length < 2:
+                return out
+            start, n = i + 4, length - 2
+            if (marker == 0xFE or 0xE0 <= marker <= 0xEF) and n and start + n <= size:
+                head = t.read(offset + start, min(n, 14))
+                benign = ((marker == 0xE0 and head[:5] == b"JFIF\x00" and n == 14)
+                          or (marker == 0xEE and head[:5] == b"Adobe" and n == 12)
+                          or (marker == 0xE2 and head[:12] == b"ICC_PROFILE\x00"))
+                if not benign:
+                    out.append((offset + start, n))
+            i += 2 + length
+
+
+def j2k_text_segments(t: TiffIfds, offset: int, size: int) -> list[tuple[int, int]]:
+    """The text of the COM segments of the JPEG 2000 codestream (tile) at ``offset``, in its main
+    header and in every tile-part header; blanked in place like :func:`jpeg_text_segments`."""
+    if size < 4 or t.read(offset, 2) != b"\xff\x4f":
+        return []
+    out, i, next_part = [], 2, 0
+    while i + 4 <= size:
+        marker, length = struct.unpack(">HH", t.read(offset + i, 4))
+        if marker == 0xFF93:  # SOD: the tile-part's data follows; Psot says where the next one starts
+            if not next_part:
+                return out
+            if next_part <= i:
+                return out
+            i, next_part = next_part, 0
+            continue
+        if marker >> 8 != 0xFF or length < 2 or marker in (0xFF4F, 0xFFD9):
+            return out
+        if marker == 0xFF90:  # SOT
+            if length != 10 or i + 12 > size:
+                return out
+            psot = struct.unpack(">I", t.read(offset + i + 6, 4))[0]
+            next_part = i + psot if psot else 0
+        elif marker == 0xFF64 and length > 4 and i + 2 + length <= size:  # COM: Lcom, Rcom, text
+            out.append((offset + i + 6, length - 4))
+        i += 2 + length
+    return out

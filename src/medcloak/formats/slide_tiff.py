@@ -1,0 +1,380 @@
+"""TIFF-family whole-slide images (Aperio SVS in classic TIFF and BigTIFF, Hamamatsu NDPI under
+4 GiB, generic tiled pyramids): labels and macros gone, metadata cleaned by allow-list, every
+tile of every level copied byte for byte.
+
+The released slide is the input copied, then patched; nothing is re-laid, so the cost is a copy
+and memory stays bounded by a few MB whatever the slide's size. Every byte of the copy that no
+kept structure references is overwritten with zeros: the pages removed (label, macro, focus map)
+with their strips and tag values, the values of the tags dropped, EXIF and GPS IFDs, and any
+stray bytes nothing points to (such as the pixels of a label that another tool only unlinked).
+The kept pages' IFDs are rewritten in place with only the kept entries and chained past the
+removed pages; a text value that is cleaned is rewritten in place, shorter, NUL-padded, its
+count updated (a value that several pages share by offset is patched once). In kept JPEG tiles
+the payloads of COM and APPn segments that may hold text are zeroed in place, and so are the COM
+texts of JPEG 2000 tiles (the tile keeps its length and its coefficients). What is kept and
+dropped per vendor is decided in :mod:`.slide_vendors`.
+
+The structure is read by :mod:`.slide_ifd` rather than with tifffile: patching needs each
+entry's position, and fail-closed needs every inconsistency to be an error (tifffile logs a
+broken IFD chain, tile offsets past the end or a loop, and reads on). A truncated file, offsets
+outside the file or a loop raise :class:`CorruptInputError`; a layout not understood (nested
+SubIFDs, NDPI over 4 GiB, a value shared between a cleaned tag and another)
+:class:`UnsupportedInputError`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Callable
+
+from ..errors import CorruptInputError, UnsupportedInputError
+from ..pixels.tiff_meta import SIZES
+from . import slide_vendors as V
+from .slide_ifd import Entry, Ifd, TiffIfds, j2k_text_segments, jpeg_text_segments
+
+if TYPE_CHECKING:
+    from ..pseudonym import Keyring
+
+#: slide kinds :func:`sniff_slide` returns; the last ones are recognised and refused by clean_slide
+HANDLED = ("aperio", "hamamatsu", "generic")
+RECOGNISED = ("philips", "ventana", "ome", "qptiff", "leica")
+CHUNK = 8 << 20
+J2K = frozenset({33003, 33004, 33005, 34712})  # JPEG 2000 (Aperio YCbCr and RGB, and the generic code)
+
+
+@dataclass(frozen=True)
+class SlideReport:
+    vendor: str
+    levels: int
+    removed: tuple[str, ...]
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _vendor(t: TiffIfds, pages: list[Ifd]) -> str | None:
+    p0 = pages[0]
+    desc = t.text(p0, V.DESCRIPTION, 4096)
+    if V.NDPI_FLAG in p0.entries:
+        return "hamamatsu"
+    if desc.startswith(b"Aperio"):
+        return "aperio"
+    if t.text(p0, 305, 64).startswith(b"Philips"):
+        return "philips"
+    if 700 in p0.entries and b"iScan" in t.text(p0, 700, 1 << 20):
+        return "ventana"
+    if desc.startswith(b"<"):
+        if b"PerkinElmer-QPI" in desc:
+            return "qptiff"
+        if b"OME" in desc:
+            return "ome"
+        if b"leica" in desc.lower():
+            return "leica"
+    if t.tiled(p0) and (len(pages) > 1 or V.SUBIFDS in p0.entries):
+        return "generic"
+    return None
+
+
+def sniff_slide(path: Path) -> str | None:
+    """The kind of whole-slide image ``path`` is (see :data:`HANDLED` and :data:`RECOGNISED`), or
+    None (not a TIFF, a TIFF that is no slide, or a structure too broken to tell)."""
+    pages: list[Ifd] = []
+    try:
+        with open(path, "rb") as fh:
+            t = TiffIfds(fh.fileno(), os.fstat(fh.fileno()).st_size)
+            try:
+                t.pages(pages)
+            except (CorruptInputError, UnsupportedInputError):
+                pass  # a slide broken after its first page is still a slide: clean_slide says why
+            return _vendor(t, pages) if pages else None
+    except (OSError, CorruptInputError, UnsupportedInputError, struct.error):
+        return None
+
+
+class _Plan:
+    """What the copy keeps raw (intervals), and what is written over it (patches)."""
+
+    def __init__(self, t: TiffIfds, vendor: str) -> None:
+        self.t, self.vendor = t, vendor
+        self.raw: list[tuple[int, int]] = [(0, t.header)]
+        self.patches: dict[int, bytes] = {}
+        self.blanks: list[tuple[int, int]] = []  # APPn/COM payloads inside kept JPEG tiles
+        self.cleaned: dict[tuple[int, int], bytes] = {}
+        self.counts: dict[str, int] = {"tags-dropped": 0, "values-rewritten": 0, "keys-dropped": 0}
+
+    def check_data(self, ifd: Ifd, keep: bool) -> None:
+        """Validate the page's strips or tiles (count and extent); keep them when ``keep``."""
+        t, e = self.t, ifd.entries
+        width, height = t.number(ifd, 256), t.number(ifd, 257)
+        if width is None or height is None:
+            raise CorruptInputError("TIFF page without dimensions")
+        planes = int(t.number(ifd, 277, 1) or 1) if t.number(ifd, 284, 1) == 2 else 1
+        if t.number(ifd, 32997, 1) not in (None, 1):
+            raise UnsupportedInputError("TIFF page with an ImageDepth other than 1")
+        if t.number(ifd, 259, 1) == 6:
+            raise UnsupportedInputError("TIFF page with old-style JPEG compression (6)")
+        for tag in (273, 279, 324, 325):
+            if tag in e and e[tag].kind not in (3, 4, 16):
+                raise CorruptInputError("TIFF strip or tile offsets of an unexpected type")
+        if 324 in e:
+            tw, tl = t.number(ifd, 322), t.number(ifd, 323)
+            if not tw or not tl or 325 not in e:
+                raise CorruptInputError("TIFF tiles without size or byte counts")
+            expected = math.ceil(width / tw) * math.ceil(height / tl) * planes
+            offsets, counts = t.numbers(e[324]), t.numbers(e[325])
+        elif 273 in e and 279 in e:
+            rows = t.number(ifd, 278, 2**32 - 1) or height
+            expected = math.ceil(height / min(rows, height or 1)) * planes if height else 0
+            offsets, counts = t.numbers(e[273]), t.numbers(e[279])
+        else:
+            raise CorruptInputError("TIFF page without image data")
+        if len(offsets) != expected or len(counts) != expected:
+            raise CorruptInputError("TIFF page with a number of tiles or strips its size does not give")
+        compression = t.number(ifd, 259, 1)
+        scan = jpeg_text_segments if compression == 7 else j2k_text_segments if compression in J2K else None
+        for o, c in zip(offsets, counts):
+            if c and (o < t.header or o + c > t.size):
+                raise CorruptInputError("TIFF tile or strip outside the file")
+            if c and keep:
+                self.raw.append((int(o), int(o + c)))
+                if scan is not None:
+                    self.blanks.extend(scan(t, int(o), int(c)))
+
+    def keep_page(self, ifd: Ifd, next_offset: int, kept_subifds: list[int] | None) -> None:
+        """Rewrite the page's IFD with only the kept entries; keep their values."""
+        t = self.t
+        entries = []
+        for tag in sorted(ifd.entries, key=lambda k: ifd.entries[k].at):
+            e = ifd.entries[tag]
+            new = self._decide(ifd, e, kept_subifds)
+            if new is None:
+                self.counts["tags-dropped"] += 1
+                continue
+            entries.append(self._entry(e, new))
+        n = struct.pack(t.bo + ("Q" if t.big else "H"), len(entries))
+        block = n + b"".join(entries) + struct.pack(t.bo + t.off, next_offset)
+        self.patches[ifd.offset] = block.ljust(ifd.size, b"\x00")
+
+    def _decide(self, ifd: Ifd, e: Entry, kept_subifds: list[int] | None) -> bytes | bool | None:
+        """True: keep as it is; bytes: the new value; None: drop."""
+        t, tag = self.t, e.tag
+        if tag == V.SUBIFDS:
+            if not kept_subifds:
+                return None
+            fmt = t.off if SIZES.get(e.kind) == 8 else "I"
+            return struct.pack(t.bo + fmt * len(kept_subifds), *kept_subifds)
+        if tag in V.STRUCTURE:
+            return True
+        if self.vendor == "aperio" and tag == V.DESCRIPTION and e.kind == 2:
+            return self._clean_text(e, V.clean_aperio_description)
+        if self.vendor == "hamamatsu":
+            if tag in V.NDPI_KEEP:
+                return True
+            if tag == V.NDPI_PROPS and e.kind == 2:
+                return self._clean_text(e, V.clean_ndpi_properties)
+        if tag in V.TEXT_KEEP.get(self.vendor, ()) and e.kind == 2 and V.short_text_ok(t.value(e)):
+            return True
+        return None
+
+    def _clean_text(self, e: Entry, cleaner: Callable[[str], tuple[str, int]]) -> bytes:
+        """The cleaned value, NUL-terminated; once per value however many pages share it."""
+        key = (e.value_at, e.size)
+        if key not in self.cleaned:
+            text, dropped = cleaner(self.t.value(e).rstrip(b"\x00").decode("latin-1"))
+            self.counts["keys-dropped"] += dropped
+            self.cleaned[key] = text.encode("latin-1") + b"\x00"
+        return self.cleaned[key]
+
+    def _entry(self, e: Entry, new: bytes | bool) -> bytes:
+        t = self.t
+        raw = t.read(e.at, 20 if t.big else 12)
+        if new is True:
+            if not e.inline:
+                self.raw.append((e.value_at, e.value_at + e.size))
+            return raw
+        assert isinstance(new, bytes)
+        inline = 8 if t.big else 4
+        count = len(new) // SIZES.get(e.kind, 1)
+        head = raw[:4] + struct.pack(t.bo + t.off, count)
+        if len(new) <= inline:
+            return head + new.ljust(inline, b"\x00")
+        if e.inline or len(new) > e.size:
+            raise UnsupportedInputError("TIFF value that grew when cleaned")
+        old = self.patches.get(e.value_at)
+        self.counts["values-rewritten"] += old is None and new != t.value(e)
+        padded = new.ljust(e.size, b"\x00")
+        if old is not None and old != padded:
+            raise UnsupportedInputError("TIFF value shared by tags cleaned differently")
+        self.patches[e.value_at] = padded
+        return head + raw[4 + inline :]
+
+    def zero_ranges(self) -> list[tuple[int, int]]:
+        """Every range of the file not kept raw nor patched, after checking patches overlap nothing."""
+        kept = _merge(self.raw)
+        patched = sorted((p, p + len(b)) for p, b in self.patches.items())
+        _no_overlap(patched, kept)
+        gaps, pos = [], 0
+        for a, b in _merge(kept + patched):
+            if a > pos:
+                gaps.append((pos, a))
+            pos = max(pos, b)
+        if pos < self.t.size:
+            gaps.append((pos, self.t.size))
+        return gaps
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(ranges):
+        if out and a <= out[-1][1]:
+            if b > out[-1][1]:
+                out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
+def _no_overlap(patched: list[tuple[int, int]], kept: list[tuple[int, int]]) -> None:
+    import bisect
+
+    starts = [a for a, _ in kept]
+    prev_end = -1
+    for a, b in patched:
+        if a < prev_end:
+            raise UnsupportedInputError("TIFF values that overlap in a way that cannot be patched")
+        prev_end = b
+        i = bisect.bisect_right(starts, a) - 1
+        for j in (i, i + 1):
+            if 0 <= j < len(kept) and kept[j][0] < b and a < kept[j][1]:
+                raise UnsupportedInputError("TIFF value shared between a cleaned tag and kept data")
+
+
+def _roles(t: TiffIfds, vendor: str, pages: list[Ifd]) -> list[str]:
+    roles = []
+    for i, p in enumerate(pages):
+        if vendor == "aperio":
+            roles.append(V.aperio_role(i, t.tiled(p), t.text(p, V.DESCRIPTION, 4096), int(t.number(p, 254, 0) or 0)))
+        elif vendor == "hamamatsu":
+            roles.append(V.ndpi_role(t.number(p, V.NDPI_LENS)))
+        else:
+            roles.append(V.generic_role(t.tiled(p), int(t.number(p, 254, 0) or 0)))
+    if roles[0] != "level":
+        raise UnsupportedInputError(f"{vendor} slide whose first page is not a pyramid level")
+    return roles
+
+
+def _prepare(t: TiffIfds) -> tuple[str, _Plan, tuple[str, ...], int, list[tuple[int, int]]]:
+    """Read and check the whole structure; decide every page, tag and byte (see the module)."""
+    pages = t.pages()
+    vendor = _vendor(t, pages)
+    if vendor not in HANDLED:
+        raise UnsupportedInputError(f"TIFF slide of a kind not handled ({vendor or 'no pyramid'})")
+    if vendor == "hamamatsu" and (t.size >= 1 << 32 or any(V.NDPI_HIGH_WORDS & p.entries.keys() for p in pages)):
+        raise UnsupportedInputError("NDPI of 4 GiB or more (64-bit offsets) is not handled yet")
+    if vendor != "generic" and any(p.subifds for p in pages):
+        raise UnsupportedInputError(f"{vendor} slide with SubIFDs")
+    roles = _roles(t, vendor, pages)
+    plan = _Plan(t, vendor)
+    kept = [i for i, r in enumerate(roles) if r in ("level", "thumbnail")]
+    next_kept = {i: pages[j].offset for i, j in itertools.pairwise(kept)}
+    removed = tuple(r for r in roles if r not in ("level", "thumbnail"))
+    levels = roles.count("level")
+    for i, (page, role) in enumerate(zip(pages, roles)):
+        keep = role in ("level", "thumbnail")
+        plan.check_data(page, keep)
+        subs = []
+        for sub in page.subifds:
+            sub_keep = keep and V.generic_role(t.tiled(sub), int(t.number(sub, 254, 0) or 0)) == "level"
+            plan.check_data(sub, sub_keep)
+            if sub_keep:
+                subs.append(sub)
+                levels += 1
+            else:
+                removed += ("associated",)
+        for j, sub in enumerate(subs):  # chained as they were (libtiff chains them), past removed ones
+            plan.keep_page(sub, subs[j + 1].offset if sub.next and j + 1 < len(subs) else 0, None)
+        if keep:
+            plan.keep_page(page, next_kept.get(i, 0), [s.offset for s in subs])
+    return vendor, plan, removed, levels, plan.zero_ranges()
+
+
+def clean_slide(src: Path, dst: BinaryIO, keyring: Keyring) -> SlideReport:
+    """Write the released slide ``src`` into ``dst`` (empty, seekable); see the module."""
+    del keyring  # nothing in a released slide is pseudonymised: identifying values are dropped
+    with open(src, "rb") as fh:
+        fd = fh.fileno()
+        t = TiffIfds(fd, os.fstat(fd).st_size)
+        vendor, plan, removed, levels, gaps = _prepare(t)
+        _copy(fd, t.size, dst)
+    zeroed = 0
+    zeros = bytes(min(CHUNK, max((b - a for a, b in gaps), default=0)))
+    for a, b in gaps:
+        dst.seek(a)
+        for pos in range(a, b, CHUNK):
+            dst.write(zeros[: min(CHUNK, b - pos)])
+        zeroed += b - a
+    for pos, n in plan.blanks:
+        dst.seek(pos)
+        dst.write(bytes(n))
+    for pos, data in sorted(plan.patches.items()):
+        dst.seek(pos)
+        dst.write(data)
+    dst.flush()
+    counts = dict(plan.counts, **{"pages-removed": len(removed), "bytes-zeroed": zeroed,
+                                  "text-segments-blanked": len(plan.blanks)})
+    return SlideReport(vendor, levels, removed, counts)
+
+
+def verify_slide(path: Path) -> list[str]:
+    """What :func:`clean_slide` would still change in the slide at ``path`` (empty for a slide it
+    released): pages to remove, tags or keys outside the allow-lists, text in JPEG headers, bytes
+    nothing kept references that are not zero. Reads the structure and those bytes only, never
+    the tiles. Raises like :func:`clean_slide` on a slide it would refuse."""
+    findings = []
+    with open(path, "rb") as fh:
+        fd = fh.fileno()
+        t = TiffIfds(fd, os.fstat(fd).st_size)
+        _vendor_name, plan, removed, _levels, gaps = _prepare(t)
+        if removed:
+            findings.append(f"pages to remove: {', '.join(removed)}")
+        if any(t.read(pos, len(data)) != data for pos, data in plan.patches.items()):
+            findings.append("tags or metadata keys outside the allow-list")
+        if any(t.read(pos, n).count(0) != n for pos, n in plan.blanks):
+            findings.append("text segments in the headers of JPEG or JPEG 2000 tiles")
+        for a, b in gaps:
+            if any(t.read(p, min(CHUNK, b - p)).count(0) != min(CHUNK, b - p) for p in range(a, b, CHUNK)):
+                findings.append("bytes that no kept structure references are not zero")
+                break
+    return findings
+
+
+def _copy(fd: int, size: int, dst: BinaryIO) -> None:
+    """Copy the whole input into ``dst`` in the kernel where it can, else in chunks."""
+    dst.seek(0)
+    dst.flush()
+    try:
+        out = dst.fileno()
+    except (AttributeError, OSError, ValueError):
+        out = -1
+    done = 0
+    if out >= 0 and hasattr(os, "copy_file_range"):
+        try:
+            while done < size:
+                n = os.copy_file_range(fd, out, min(size - done, 1 << 30), done, done)
+                if n <= 0:
+                    break
+                done += n
+        except OSError:
+            done = 0
+    while done < size:
+        chunk = os.pread(fd, min(CHUNK, size - done), done)
+        if not chunk:
+            raise CorruptInputError("TIFF file shorter than it was a moment ago")
+        dst.seek(done)
+        dst.write(chunk)
+        done += len(chunk)
+    dst.truncate(size)
+    dst.seek(0)
