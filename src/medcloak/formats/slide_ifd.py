@@ -153,21 +153,25 @@ class TiffIfds:
 def jpeg_text_segments(t: TiffIfds, offset: int, size: int) -> list[tuple[int, int]]:
     """The payloads of the COM and APPn segments before the scan of the JPEG tile at ``offset``
     that may carry text (all but a JFIF header without thumbnail, Adobe's colour transform and
-    an ICC profile): blanked in place, so the tile keeps its length and every coefficient."""
+    an ICC profile): blanked in place, so the tile keeps its length and every coefficient. A
+    tile that is not a JPEG stream, or whose header cannot be walked to its scan, could hide
+    anything there: :class:`CorruptInputError` (an empty tile of a sparse level is no tile)."""
+    if size == 0:
+        return []
     window = min(size, 1024)
     buf = t.read(offset, window)
     if buf[:2] != b"\xff\xd8":
-        return []
+        raise CorruptInputError("a JPEG tile is not a JPEG stream")
     out, i = [], 2
     while True:
         if i + 4 > len(buf):
             if window >= size:
-                return out
+                raise CorruptInputError("a JPEG tile ends before its scan")
             window = min(size, window * 8)
             buf = t.read(offset, window)
             continue
         if buf[i] != 0xFF:
-            return out
+            raise CorruptInputError("a JPEG tile's header is malformed")
         marker = buf[i + 1]
         if marker == 0xFF:
             i += 1
@@ -177,10 +181,10 @@ def jpeg_text_segments(t: TiffIfds, offset: int, size: int) -> list[tuple[int, i
             return out
         else:
             length = struct.unpack_from(">H", buf, i + 2)[0]
-            if length < 2:
-                return out
             start, n = i + 4, length - 2
-            if (marker == 0xFE or 0xE0 <= marker <= 0xEF) and n and start + n <= size:
+            if length < 2 or start + n > size:
+                raise CorruptInputError("a JPEG tile's header is malformed")
+            if (marker == 0xFE or 0xE0 <= marker <= 0xEF) and n:
                 head = t.read(offset + start, min(n, 14))
                 benign = ((marker == 0xE0 and head[:5] == b"JFIF\x00" and n == 14)
                           or (marker == 0xEE and head[:5] == b"Adobe" and n == 12)
@@ -193,8 +197,10 @@ def jpeg_text_segments(t: TiffIfds, offset: int, size: int) -> list[tuple[int, i
 def j2k_text_segments(t: TiffIfds, offset: int, size: int) -> list[tuple[int, int]]:
     """The text of the COM segments of the JPEG 2000 codestream (tile) at ``offset``, in its main
     header and in every tile-part header; blanked in place like :func:`jpeg_text_segments`."""
-    if size < 4 or t.read(offset, 2) != b"\xff\x4f":
+    if size == 0:
         return []
+    if size < 4 or t.read(offset, 2) != b"\xff\x4f":
+        raise CorruptInputError("a JPEG 2000 tile is not a codestream")
     out, i, next_part = [], 2, 0
     while i + 4 <= size:
         marker, length = struct.unpack(">HH", t.read(offset + i, 4))
@@ -202,14 +208,14 @@ def j2k_text_segments(t: TiffIfds, offset: int, size: int) -> list[tuple[int, in
             if not next_part:
                 return out
             if next_part <= i:
-                return out
+                raise CorruptInputError("a JPEG 2000 tile's header is malformed")
             i, next_part = next_part, 0
             continue
         if marker >> 8 != 0xFF or length < 2 or marker in (0xFF4F, 0xFFD9):
-            return out
+            raise CorruptInputError("a JPEG 2000 tile's header is malformed")
         if marker == 0xFF90:  # SOT
             if length != 10 or i + 12 > size:
-                return out
+                raise CorruptInputError("a JPEG 2000 tile's header is malformed")
             psot = struct.unpack(">I", t.read(offset + i + 6, 4))[0]
             next_part = i + psot if psot else 0
         elif marker == 0xFF64 and length > 4 and i + 2 + length <= size:  # COM: Lcom, Rcom, text

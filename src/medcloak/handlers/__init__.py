@@ -2,8 +2,9 @@
 :mod:`medcloak.handlers.base` for what a handler is). A new format is one more module here.
 
 Discovery asks the handlers in the order of :data:`HANDLERS`; the first that claims a file has it.
-DICOM comes first (a dual-personality file whose preamble is a TIFF header is DICOM), volumes
-last (they claim the companions of volumes, which nothing else does).
+DICOM comes first (a dual-personality file whose preamble is a TIFF header is DICOM), slides
+before photographs (both are TIFF files; a slide has several pages), volumes last (they claim the
+companions of volumes, which nothing else does).
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from . import dicom, photo, volume
+from . import dicom, photo, slide, volume
 
-HANDLERS: tuple[ModuleType, ...] = (dicom, photo, volume)
+HANDLERS: tuple[ModuleType, ...] = (dicom, slide, photo, volume)
 
 #: what discovery itself knows of a file that no handler takes, or that is not walked into
 DISCOVERY = {

@@ -57,6 +57,8 @@ def zooms_of(affine: np.ndarray) -> np.ndarray:
 
 
 def _otsu(values: np.ndarray, bins: int = 256) -> float:
+    if values.size == 0:  # nothing below the first split: a volume of two values
+        return 0.0
     lo, hi = float(values.min()), float(values.max())
     if hi <= lo:
         return lo
