@@ -557,3 +557,14 @@ def test_dicom_series_in_a_lossless_syntax(robex, tmp_path) -> None:  # type: ig
     _, _, series_affine = stack(out)
     expected = deface_mask(stored.astype(np.float32), series_affine, "MR").mask
     assert changed.any() and not (changed & ~expected).any()
+
+
+def test_a_volume_of_two_values_is_refused_with_a_reason(tmp_path) -> None:
+    """A bright ball in a dark box (two values: nothing lies below the first Otsu split) is no
+    head: refused with the defacer's reason, never a crash."""
+    grid = np.indices((40, 40, 40)).astype(np.float32) - 20
+    data = (np.sqrt((grid ** 2).sum(axis=0)) < 12).astype(np.int16) * 800
+    path = tmp_path / "ball.nii"
+    nib.save(nib.Nifti1Image(data, np.diag([2.0, 2.0, 2.0, 1.0])), path)
+    with pytest.raises(DeidentificationError, match="brain"):
+        deidentify_volume(path, Keyring(SECRET))
