@@ -35,14 +35,15 @@ from typing import TYPE_CHECKING, BinaryIO, Callable
 from ..errors import CorruptInputError, UnsupportedInputError
 from ..pixels.tiff_meta import SIZES
 from . import slide_vendors as V
+from . import slide_xml as X
 from .slide_ifd import Entry, Ifd, TiffIfds, j2k_text_segments, jpeg_text_segments
 
 if TYPE_CHECKING:
     from ..pseudonym import Keyring
 
 #: slide kinds :func:`sniff_slide` returns; the last ones are recognised and refused by clean_slide
-HANDLED = ("aperio", "hamamatsu", "generic")
-RECOGNISED = ("philips", "ventana", "ome", "qptiff", "leica")
+HANDLED = ("aperio", "hamamatsu", "generic", "philips")
+RECOGNISED = ("ventana", "ome", "qptiff", "leica")
 CHUNK = 8 << 20
 J2K = frozenset({33003, 33004, 33005, 34712})  # JPEG 2000 (Aperio YCbCr and RGB, and the generic code)
 
@@ -99,6 +100,7 @@ class _Plan:
 
     def __init__(self, t: TiffIfds, vendor: str) -> None:
         self.t, self.vendor = t, vendor
+        self.first = t.first  # the first page's IFD (always kept): where vendors put their XML
         self.raw: list[tuple[int, int]] = [(0, t.header)]
         self.patches: dict[int, bytes] = {}
         self.blanks: list[tuple[int, int]] = []  # APPn/COM payloads inside kept JPEG tiles
@@ -177,7 +179,21 @@ class _Plan:
                 return self._clean_text(e, V.clean_ndpi_properties)
         if tag in V.TEXT_KEEP.get(self.vendor, ()) and e.kind == 2 and V.short_text_ok(t.value(e)):
             return True
+        if self.vendor == "philips":
+            if tag == V.SOFTWARE and e.kind == 2 and V.philips_software_ok(t.value(e)):
+                return True
+            if tag == V.DESCRIPTION and e.kind == 2 and ifd.offset == self.first:
+                return self._clean_bytes(e, X.clean_philips)
         return None
+
+    def _clean_bytes(self, e: Entry, cleaner: Callable[[bytes], tuple[bytes, int]]) -> bytes:
+        """Like :meth:`_clean_text` for a cleaner of raw bytes (XML, which says its encoding)."""
+        key = (e.value_at, e.size)
+        if key not in self.cleaned:
+            data, dropped = cleaner(self.t.value(e))
+            self.counts["keys-dropped"] += dropped
+            self.cleaned[key] = data
+        return self.cleaned[key]
 
     def _clean_text(self, e: Entry, cleaner: Callable[[str], tuple[str, int]]) -> bytes:
         """The cleaned value, NUL-terminated; once per value however many pages share it."""
@@ -259,6 +275,8 @@ def _roles(t: TiffIfds, vendor: str, pages: list[Ifd]) -> list[str]:
             roles.append(V.aperio_role(i, t.tiled(p), t.text(p, V.DESCRIPTION, 4096), int(t.number(p, 254, 0) or 0)))
         elif vendor == "hamamatsu":
             roles.append(V.ndpi_role(t.number(p, V.NDPI_LENS)))
+        elif vendor == "philips":
+            roles.append(V.philips_role(t.tiled(p), t.text(p, V.DESCRIPTION, 16)))
         else:
             roles.append(V.generic_role(t.tiled(p), int(t.number(p, 254, 0) or 0)))
     if roles[0] != "level":

@@ -37,6 +37,7 @@ from ..pixels.tiff_meta import KEEP as PHOTO_KEEP
 STRUCTURE = frozenset(PHOTO_KEEP | {32997, 32998, 34675})
 SUBIFDS = 330
 DESCRIPTION = 270
+SOFTWARE = 305
 NDPI_FLAG, NDPI_LENS, NDPI_PROPS = 65420, 65421, 65449
 NDPI_KEEP = frozenset({
     65420, 65421, 65422, 65423, 65424,  # format flag, source lens, X/Y offset from the slide centre, focal plane
@@ -94,6 +95,19 @@ def ndpi_role(lens: float | None) -> str:
     if lens > 0:
         return "level"
     return {-1.0: "macro", -2.0: "map"}.get(lens, "associated")
+
+
+def philips_role(tiled: bool, description: bytes) -> str:
+    """Philips (OpenSlide's philips page): tiled pages are levels; stripped pages whose
+    description starts with ``Label`` or ``Macro`` are those images; any other page is removed."""
+    if tiled:
+        return "level"
+    return "label" if description.startswith(b"Label") else "macro" if description.startswith(b"Macro") else "associated"
+
+
+def philips_software_ok(raw: bytes) -> bool:
+    """Software must stay (OpenSlide detects Philips by its prefix); only a product and version."""
+    return re.fullmatch(rb"Philips[A-Za-z0-9 .\-]{0,40}\x00*", raw) is not None
 
 
 def generic_role(tiled: bool, subfile_type: int) -> str:

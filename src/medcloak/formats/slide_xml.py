@@ -1,0 +1,198 @@
+"""XML metadata of TIFF-family slides (Philips ImageDescription, Ventana XMP), cleaned by
+allow-list: the document is parsed, rebuilt with only the elements, attributes and values that
+describe the image, and serialised compactly, so the result is valid XML and (every value kept
+being one the input had) never longer than the input unless nothing could be dropped.
+
+An element or attribute not named here is dropped with everything under it; a kept name whose
+value has not the expected form (a number, a short token) is dropped too. The associated images
+that some vendors embed in their XML (Philips' label and macro as base64 JPEG) go with the
+element that holds them. A document with a DOCTYPE or entity declaration is refused (nothing a
+scanner writes has one, and entity expansion is how XML bombs work); one that does not parse is
+corrupt.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import xml.etree.ElementTree as ET
+from typing import Callable
+
+from ..errors import CorruptInputError, UnsupportedInputError
+
+NUM = r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+NUMS = r'[-+0-9.eE" ]{1,400}'  # one number or several, possibly quoted (Philips' IDoubleArray)
+TOKEN = r"[A-Za-z0-9 ._\-]{0,40}"
+QTOKENS = r'[A-Za-z0-9 ._\-"]{0,120}'  # quoted tokens ("1.6.5505" "20111209_R44")
+HEX16 = r"0x[0-9A-Fa-f]{4}"
+
+Form = str | Callable[[str], str | None]  # a regex the value must match, or a cleaner
+
+
+def parse(raw: bytes) -> ET.Element:
+    data = raw.rstrip(b"\x00")
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        raise UnsupportedInputError("slide XML metadata with a DOCTYPE or entity declaration")
+    try:
+        return ET.fromstring(data)
+    except (ET.ParseError, ValueError) as exc:
+        raise CorruptInputError("slide XML metadata that does not parse") from exc
+
+
+def serialise(root: ET.Element, declaration: bool) -> bytes:
+    body = ET.tostring(root, encoding="unicode", short_empty_elements=True).encode("utf-8")
+    return (b'<?xml version="1.0" encoding="UTF-8"?>' if declaration else b"") + body
+
+
+def _value(form: Form, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if callable(form):
+        return form(value)
+    return value if re.fullmatch(form, value) else None
+
+
+class Cleaner:
+    """Counts what it drops; ``dropped`` is reported as keys-dropped."""
+
+    def __init__(self) -> None:
+        self.dropped = 0
+
+    def attrs(self, src: ET.Element, dst: ET.Element, allowed: dict[str, Form]) -> None:
+        for name, value in src.attrib.items():
+            kept = _value(allowed[name], value) if name in allowed else None
+            if kept is None:
+                self.dropped += 1
+            else:
+                dst.set(name, kept)
+
+    def tree(self, src: ET.Element, schema: dict[str, tuple[dict[str, Form], Form | None]]) -> ET.Element | None:
+        """``src`` with only what ``schema`` names: element name (a regex) -> (attributes with
+        their forms, form of the element's text or None for no text). Elements not in the schema
+        are dropped with their children."""
+        rule = next((r for pattern, r in schema.items() if re.fullmatch(pattern, src.tag)), None)
+        if rule is None:
+            self.dropped += 1
+            return None
+        allowed, text_form = rule
+        out = ET.Element(src.tag)
+        self.attrs(src, out, allowed)
+        text = (src.text or "").strip()
+        if text:
+            kept = _value(text_form, text) if text_form is not None else None
+            if kept is None:
+                self.dropped += 1
+            else:
+                out.text = kept
+        for child in src:
+            sub = self.tree(child, schema)
+            if sub is not None:
+                out.append(sub)
+        return out
+
+
+# --- Philips ------------------------------------------------------------------------------------
+
+def _philips_derivation(value: str) -> str | None:
+    """DICOM_DERIVATION_DESCRIPTION (``tiff-useBigTIFF=1-useRgb=0-levels=20,40-processing=0-q80-
+    sourceFilename="..."``): OpenSlide reads the objective power from ``levels``; the items of
+    that form are kept, up to the source file name, which is dropped with whatever follows."""
+    kept = []
+    for item in value.split("-"):
+        if not re.fullmatch(r"[A-Za-z]{1,24}\d{0,3}(?:=[0-9,]{1,80})?", item):
+            break
+        kept.append(item)
+    return "-".join(kept) or None
+
+
+def _icc(value: str) -> str | None:
+    """A base64 ICC profile: kept only when it decodes to one (its signature ``acsp``)."""
+    try:
+        data = base64.b64decode(re.sub(r"\s+", "", value), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return value if len(data) >= 128 and data[36:40] == b"acsp" else None
+
+
+#: Philips attributes kept, by the DataObject they are in, with the form of their value
+PHILIPS = {
+    "DPUfsImport": {
+        "DICOM_MANUFACTURER": TOKEN, "DICOM_MANUFACTURERS_MODEL_NAME": TOKEN,
+        "DICOM_SOFTWARE_VERSIONS": QTOKENS, "PIM_DP_UFS_INTERFACE_VERSION": TOKEN,
+        "PIM_DP_SCANNED_IMAGES": "array",
+    },
+    "DPScannedImage": {
+        "PIM_DP_IMAGE_TYPE": r"WSI", "PIM_DP_IMAGE_COLUMNS": NUM, "PIM_DP_IMAGE_ROWS": NUM,
+        "DICOM_PIXEL_SPACING": NUMS, "DICOM_BITS_ALLOCATED": NUM, "DICOM_BITS_STORED": NUM,
+        "DICOM_HIGH_BIT": NUM, "DICOM_PIXEL_REPRESENTATION": NUM, "DICOM_SAMPLES_PER_PIXEL": NUM,
+        "DICOM_PLANAR_CONFIGURATION": NUM, "DICOM_PHOTOMETRIC_INTERPRETATION": TOKEN,
+        "DICOM_LOSSY_IMAGE_COMPRESSION": QTOKENS, "DICOM_LOSSY_IMAGE_COMPRESSION_METHOD": QTOKENS,
+        "DICOM_LOSSY_IMAGE_COMPRESSION_RATIO": NUMS, "DICOM_ICCPROFILE": _icc,
+        "DICOM_DERIVATION_DESCRIPTION": _philips_derivation,
+        "PIIM_PIXEL_DATA_REPRESENTATION_SEQUENCE": "array",
+    },
+    "PixelDataRepresentation": {
+        "DICOM_PIXEL_SPACING": NUMS, "PIIM_PIXEL_DATA_REPRESENTATION_NUMBER": NUM,
+        "PIIM_PIXEL_DATA_REPRESENTATION_COLUMNS": NUM, "PIIM_PIXEL_DATA_REPRESENTATION_ROWS": NUM,
+        "PIIM_DP_PIXEL_DATA_REPRESENTATION_POSITION": NUMS,
+    },
+}
+_PHILIPS_ATTR = {"Name": r"[A-Z0-9_]{1,80}", "Group": HEX16, "Element": HEX16, "PMSVR": r"[A-Za-z]{1,40}"}
+
+
+def clean_philips(raw: bytes) -> tuple[bytes, int]:
+    """The Philips XML ImageDescription with only what describes the image (see
+    :data:`PHILIPS`): scanned images other than the WSI (the label and macro, base64 JPEG in
+    ``PIM_DP_IMAGE_DATA``) are dropped whole, and so is every attribute not listed (patient,
+    study, dates, serial numbers, barcode, operator, slot and rack, source file)."""
+    root = parse(raw)
+    if root.tag != "DataObject" or root.get("ObjectType") != "DPUfsImport":
+        raise UnsupportedInputError("Philips slide whose XML is not a DPUfsImport DataObject")
+    c = Cleaner()
+    out = _philips_object(c, root)
+    return serialise(out, True) + b"\x00", c.dropped
+
+
+def _philips_object(c: Cleaner, src: ET.Element) -> ET.Element:
+    kind = src.get("ObjectType", "")
+    allowed = PHILIPS.get(kind, {})
+    out = ET.Element("DataObject", ObjectType=kind)
+    c.dropped += len(src.attrib) - 1
+    for attr in src:
+        name = attr.get("Name", "")
+        form = allowed.get(name) if attr.tag == "Attribute" else None
+        if form is None:
+            c.dropped += 1
+            continue
+        node = ET.Element("Attribute")
+        c.attrs(attr, node, _PHILIPS_ATTR)
+        if form == "array":
+            array = ET.SubElement(node, "Array")
+            items = attr.find("Array")
+            for obj in list(items) if items is not None else []:
+                if obj.tag != "DataObject":
+                    c.dropped += 1
+                    continue
+                if obj.get("ObjectType") == "DPScannedImage" and _philips_type(obj) != "WSI":
+                    c.dropped += 1  # the label and macro images, with their pixels
+                    continue
+                if obj.get("ObjectType") not in PHILIPS:
+                    c.dropped += 1
+                    continue
+                array.append(_philips_object(c, obj))
+        else:
+            kept = _value(form, (attr.text or "").strip())
+            if kept is None or len(attr):
+                c.dropped += 1
+                continue
+            node.text = kept
+        out.append(node)
+    return out
+
+
+def _philips_type(obj: ET.Element) -> str:
+    for attr in obj:
+        if attr.get("Name") == "PIM_DP_IMAGE_TYPE":
+            return (attr.text or "").strip()
+    return ""
