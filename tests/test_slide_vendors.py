@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import io
-import struct
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -216,4 +215,123 @@ def test_philips_xml_that_does_not_parse_is_corrupt(tmp_path: Path) -> None:
                 description=f'<DataObject ObjectType="DPUfsImport"><Attribute Name="X">{PLANT}</DataObject>')
         w.write(_rgb(64, 64, 23), tile=(64, 64), subfiletype=1, metadata=None, software="Philips DP v1.0")
     with pytest.raises(CorruptInputError):
+        _clean(src, tmp_path / "out.tiff")
+
+
+# --- Ventana ------------------------------------------------------------------------------------
+
+def _ventana_number(col: int, row: int, across: int, down: int) -> int:
+    """The 1-based tile number OpenSlide's ventana reader gives (col, row): rows counted from the
+    bottom, every second one right to left."""
+    r = down - 1 - row
+    c = col if r % 2 == 0 else across - 1 - col
+    return r * across + c + 1
+
+
+def ventana_encode_info(across: int, down: int, tile: int) -> str:
+    """The level-0 XMP of a BIF (OpenSlide's ventana reader: ``/EncodeInfo/SlideStitchInfo/ImageInfo``
+    with one ``TileJointInfo`` per joint, ``/EncodeInfo/AoiOrigin/AOI0``), one area, tiles that
+    abut (overlap 0), plus a planted SlideInfo and attribute."""
+    joints = []
+    for row in range(down):
+        for col in range(across):
+            if col + 1 < across:
+                joints.append(("RIGHT", _ventana_number(col, row, across, down), _ventana_number(col + 1, row, across, down)))
+            if row > 0:
+                joints.append(("UP", _ventana_number(col, row, across, down), _ventana_number(col, row - 1, across, down)))
+    tj = "".join(f'<TileJointInfo FlagJoined="1" Direction="{d}" Tile1="{a}" Tile2="{b}" OverlapX="0" '
+                 f'OverlapY="0" Confidence="10" Operator="{PLANT}"/>' for d, a, b in joints)
+    return (f'<?xml version="1.0" encoding="utf-8"?><EncodeInfo Ver="2" ScanDate="05/01/2024 10:11:12">'
+            f'<SlideInfo><AttachmentInfo Name="{PLANT}-barcode" /></SlideInfo>'
+            f'<SlideStitchInfo><ImageInfo AOIScanned="1" AOIIndex="0" Width="{tile}" Height="{tile}" '
+            f'NumRows="{down}" NumCols="{across}" Pos-X="0" Pos-Y="0" Comment="{PLANT}">{tj}</ImageInfo></SlideStitchInfo>'
+            f'<AoiOrigin><AOI0 OriginX="0" OriginY="0" /></AoiOrigin></EncodeInfo>')
+
+
+ISCAN = (f'<?xml version="1.0" encoding="utf-8"?><iScan BarCode1D="{PLANT}1" BarCode2D="{PLANT}2" '
+         f'BuildDate="05/01/2024" BuildVersion="3.3.1" Magnification="40" ScanRes="0.25" Z-layers="1" '
+         f'Z-spacing="1" ScannerModel="VENTANA DP 200" UnitNumber="SN{PLANT}" SlideAnnotation="case of {PLANT}" '
+         f'UserName="{PLANT}-user" ScanDate="05/01/2024" ScanTime="10:11:12">'
+         f'<AOI0 Left="10" Top="20" Right="200" Bottom="300" Name="{PLANT}-aoi" /></iScan>')
+
+
+def make_ventana(path: Path, metadata_root: bool = False) -> None:
+    """A Ventana BIF as OpenSlide's ventana page and reader lay it out, written with tifffile
+    (BigTIFF): page 0 the ``Label Image`` (stripped, uncompressed pixels spelling a planted name)
+    whose XMP (tag 700) is the iScan element (planted barcodes, unit number, annotation, user,
+    dates; with ``metadata_root`` wrapped in a ``Metadata`` root, as some slides have it), page 1
+    the ``Thumbnail`` (planted pixels likewise), then three tiled JPEG levels described
+    ``level=N mag=M quality=90`` (512x384, 256x192, 128x96 in 128x128 tiles), level 0 carrying the
+    EncodeInfo XMP of :func:`ventana_encode_info` and level 1 an XMP of unknown root, and last a
+    ``Probability Image``. DateTime and an unknown private tag are planted on every page."""
+    level0 = _rgb(384, 512, 31)
+    iscan = f"<Metadata>{ISCAN.split('?>', 1)[1]}</Metadata>" if metadata_root else ISCAN
+    extra = [(306, "s", 0, "2024:05:01 10:11:12", True), (65000, "s", 0, f"private {PLANT}", True)]
+
+    def xmp(text: str) -> list[tuple]:
+        return [(700, "B", len(text.encode()), text.encode(), True)]
+
+    common = {"photometric": "rgb", "metadata": None, "software": False}
+    with tifffile.TiffWriter(path, bigtiff=True) as w:
+        w.write(_text_pixels(60, 90, f"LABEL {PLANT} "), rowsperstrip=20, description="Label Image",
+                extratags=extra + xmp(iscan), **common)
+        w.write(_text_pixels(50, 150, f"THUMB {PLANT} "), rowsperstrip=25, description="Thumbnail",
+                extratags=extra, **common)
+        for i in range(3):
+            more = xmp(ventana_encode_info(4, 3, 128)) if i == 0 else xmp(f"<ScanInfo User='{PLANT}'/>") if i == 1 else []
+            w.write(level0[:: 2**i, :: 2**i], tile=(128, 128), compression="jpeg", subfiletype=0,
+                    description=f"level={i} mag={40 >> i} quality=90", extratags=extra + more, **common)
+        w.write(_text_pixels(16, 16, f"PROB {PLANT} "), rowsperstrip=16, description="Probability Image",
+                extratags=extra, **common)
+
+
+@pytest.mark.parametrize("metadata_root", [False, True], ids=["iscan-root", "metadata-root"])
+def test_ventana(tmp_path: Path, metadata_root: bool) -> None:
+    src, dst = tmp_path / "in.bif", tmp_path / "out.bif"
+    make_ventana(src, metadata_root)
+    assert src.read_bytes().count(PLANT.encode()) > 20
+    a = openslide.OpenSlide(src)  # the builder is faithful: OpenSlide reads it as Ventana
+    assert a.properties["openslide.vendor"] == "ventana" and a.level_count == 3
+    assert {"macro", "thumbnail"} <= set(a.associated_images) and a.properties["ventana.UnitNumber"] == f"SN{PLANT}"
+    a.close()
+    assert sniff_slide(src) == "ventana"
+    report = _clean(src, dst)
+    assert report.vendor == "ventana" and report.removed == ("label", "macro", "associated")
+    out = dst.read_bytes()
+    _no_plant(out)
+    assert b"05/01/2024" not in out and b"10:11:12" not in out and b"2024:05:01" not in out
+    _assert_common(src, dst, report, 3)
+    b = openslide.OpenSlide(dst)
+    assert not b.associated_images  # the label ("macro" to OpenSlide) and the thumbnail are gone
+    assert b.properties["ventana.ScanRes"] == "0.25" and b.properties["ventana.Magnification"] == "40"
+    assert not {k for k in b.properties if k.split(".", 1)[1] in ("BarCode1D", "UnitNumber", "UserName", "ScanDate")}
+    b.close()
+    assert _tiles(dst)[1:] == _tiles(src)[2:5]
+    with tifffile.TiffFile(dst) as tf:
+        stub = tf.pages[0]  # the label's place: a 1x1 zero pixel holding the cleaned iScan XMP
+        assert stub.shape[:2] == (1, 1) and not stub.asarray().any() and 270 not in stub.tags
+        assert len(tf.pages) == 4 and 700 not in tf.pages[2].tags and 306 not in tf.pages[1].tags
+        ET.fromstring(tf.pages[1].tags[700].value)  # level 0's EncodeInfo: still valid XML
+
+
+@pytest.mark.parametrize("keep", [0.999, 0.6, 0.02])
+def test_ventana_truncated_is_corrupt(tmp_path: Path, keep: float) -> None:
+    make_ventana(tmp_path / "in.bif")
+    data = (tmp_path / "in.bif").read_bytes()
+    (tmp_path / "cut.bif").write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(CorruptInputError):
+        _clean(tmp_path / "cut.bif", tmp_path / "out.bif")
+
+
+def test_philips_level_spacing_not_kept_is_refused(tmp_path: Path) -> None:
+    """A level's pixel spacing the allow-list cannot keep would leave OpenSlide without the level's
+    downsample: the slide is refused rather than released broken."""
+    from medcloak.errors import DeidentificationError
+
+    src = tmp_path / "in.tiff"
+    xml = philips_xml(2).replace('"0.0005" "0.0005"', f'"0.0005" "{PLANT}"')
+    with tifffile.TiffWriter(src) as w:
+        w.write(_rgb(128, 128, 24), tile=(64, 64), software="Philips DP v1.0", metadata=None, description=xml)
+        w.write(_rgb(64, 64, 25), tile=(64, 64), subfiletype=1, metadata=None, software="Philips DP v1.0")
+    with pytest.raises(DeidentificationError):
         _clean(src, tmp_path / "out.tiff")

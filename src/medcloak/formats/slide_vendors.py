@@ -30,14 +30,16 @@ from __future__ import annotations
 
 import re
 
-from ..errors import DeidentificationError
+from ..errors import DeidentificationError, UnsupportedInputError
 from ..pixels.tiff_meta import KEEP as PHOTO_KEEP
+from .slide_ifd import Ifd, TiffIfds
 
 #: tags that define an image, kept on every kept page of every vendor (ImageDepth, TileDepth, ICC)
 STRUCTURE = frozenset(PHOTO_KEEP | {32997, 32998, 34675})
 SUBIFDS = 330
 DESCRIPTION = 270
 SOFTWARE = 305
+XMP = 700
 NDPI_FLAG, NDPI_LENS, NDPI_PROPS = 65420, 65421, 65449
 NDPI_KEEP = frozenset({
     65420, 65421, 65422, 65423, 65424,  # format flag, source lens, X/Y offset from the slide centre, focal plane
@@ -110,6 +112,26 @@ def philips_software_ok(raw: bytes) -> bool:
     return re.fullmatch(rb"Philips[A-Za-z0-9 .\-]{0,40}\x00*", raw) is not None
 
 
+def ventana_role(tiled: bool, description: bytes, one_pixel: bool) -> str:
+    """Ventana BIF (OpenSlide's ventana page), by ImageDescription: ``level=N mag=M ...`` pages are
+    levels; ``Label Image`` / ``Label_Image`` is the label and ``Thumbnail`` the macro (it shows
+    the whole slide, label included); every other page (``Probability Image``, ...) is removed.
+    A 1x1 page without description is the stub a released slide keeps in the label's place."""
+    text = description.rstrip(b"\x00")
+    if tiled and ventana_level_ok(description):
+        return "level"
+    if text in (b"Label Image", b"Label_Image"):
+        return "label"
+    if text == b"Thumbnail":
+        return "macro"
+    return "stub" if one_pixel and not text and not tiled else "associated"
+
+
+def ventana_level_ok(raw: bytes) -> bool:
+    """A Ventana level description, kept as it is (OpenSlide reads level and magnification)."""
+    return re.fullmatch(rb"level=\d{1,2} mag=[0-9.]{1,8}(?: quality=\d{1,3})?\x00*", raw) is not None
+
+
 def generic_role(tiled: bool, subfile_type: int) -> str:
     if tiled and subfile_type in (0, 1):
         return "level"
@@ -153,3 +175,23 @@ def clean_ndpi_properties(text: str) -> tuple[str, int]:
 def short_text_ok(raw: bytes) -> bool:
     """A kept text tag must be short printable ASCII (a scanner model, a channel name)."""
     return re.fullmatch(rb"[\x20-\x7e]{0,40}\x00*", raw) is not None
+
+
+def roles(t: TiffIfds, vendor: str, pages: list[Ifd]) -> list[str]:
+    """The role of each page of a slide of ``vendor`` (see the module)."""
+    roles = []
+    for i, p in enumerate(pages):
+        if vendor == "aperio":
+            roles.append(aperio_role(i, t.tiled(p), t.text(p, DESCRIPTION, 4096), int(t.number(p, 254, 0) or 0)))
+        elif vendor == "hamamatsu":
+            roles.append(ndpi_role(t.number(p, NDPI_LENS)))
+        elif vendor == "philips":
+            roles.append(philips_role(t.tiled(p), t.text(p, DESCRIPTION, 16)))
+        elif vendor == "ventana":
+            one = t.number(p, 256) == 1 and t.number(p, 257) == 1
+            roles.append(ventana_role(t.tiled(p), t.text(p, DESCRIPTION, 64), one))
+        else:
+            roles.append(generic_role(t.tiled(p), int(t.number(p, 254, 0) or 0)))
+    if roles[0] != "level" and vendor != "ventana":  # Ventana's first page is the label: a stub stays
+        raise UnsupportedInputError(f"{vendor} slide whose first page is not a pyramid level")
+    return roles

@@ -19,7 +19,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Callable
 
-from ..errors import CorruptInputError, UnsupportedInputError
+from ..errors import CorruptInputError, DeidentificationError, UnsupportedInputError
 
 NUM = r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
 NUMS = r'[-+0-9.eE" ]{1,400}'  # one number or several, possibly quoted (Philips' IDoubleArray)
@@ -151,7 +151,14 @@ def clean_philips(raw: bytes) -> tuple[bytes, int]:
         raise UnsupportedInputError("Philips slide whose XML is not a DPUfsImport DataObject")
     c = Cleaner()
     out = _philips_object(c, root)
+    if _spacings(out) != _spacings(root):  # OpenSlide needs one per level: a dropped one breaks the slide
+        raise DeidentificationError("Philips level pixel spacing of a form the allow-list does not keep")
     return serialise(out, True) + b"\x00", c.dropped
+
+
+def _spacings(root: ET.Element) -> int:
+    return sum(a.get("Name") == "DICOM_PIXEL_SPACING" for o in root.iter("DataObject")
+               if o.get("ObjectType") == "PixelDataRepresentation" for a in o)
 
 
 def _philips_object(c: Cleaner, src: ET.Element) -> ET.Element:
@@ -196,3 +203,36 @@ def _philips_type(obj: ET.Element) -> str:
         if attr.get("Name") == "PIM_DP_IMAGE_TYPE":
             return (attr.text or "").strip()
     return ""
+
+
+# --- Ventana --------------------------------------------------------------------------------------
+
+_VENTANA_DIRECTION = r"RIGHT|UP|LEFT|DOWN"
+#: Ventana XMP elements kept (name regex -> attributes with forms, text form): the iScan element
+#: (first page) and the stitching geometry of level 0 (EncodeInfo), which OpenSlide needs to
+#: place the tiles; every other element and attribute is dropped
+VENTANA = {
+    "Metadata": ({}, None),
+    "iScan": ({"Magnification": NUM, "ScanRes": NUM, "Z-layers": NUM, "Z-spacing": NUM, "ScannerModel": TOKEN}, None),
+    r"AOI\d{1,3}": ({"Left": NUM, "Top": NUM, "Right": NUM, "Bottom": NUM, "OriginX": NUM, "OriginY": NUM}, None),
+    "EncodeInfo": ({"Ver": NUM}, None),
+    "SlideStitchInfo": ({}, None),
+    "AoiOrigin": ({}, None),
+    "ImageInfo": ({"AOIScanned": NUM, "AOIIndex": NUM, "Width": NUM, "Height": NUM, "NumRows": NUM,
+                   "NumCols": NUM, "Pos-X": NUM, "Pos-Y": NUM}, None),
+    "TileJointInfo": ({"FlagJoined": NUM, "Direction": _VENTANA_DIRECTION, "Tile1": NUM, "Tile2": NUM,
+                       "OverlapX": NUM, "OverlapY": NUM, "Confidence": NUM}, None),
+}
+
+
+def clean_ventana(raw: bytes) -> tuple[bytes, int]:
+    """A Ventana XMP packet with only what :data:`VENTANA` names (barcodes, dates, slide and
+    user names, the scanner's unit number, annotations dropped); empty when its root is none of
+    ``iScan``, ``Metadata`` (holding iScan) and ``EncodeInfo``, so the tag goes."""
+    root = parse(raw)
+    c = Cleaner()
+    if root.tag not in ("iScan", "Metadata", "EncodeInfo"):
+        return b"", 1
+    out = c.tree(root, VENTANA)
+    assert out is not None
+    return serialise(out, True), c.dropped
