@@ -335,3 +335,127 @@ def test_philips_level_spacing_not_kept_is_refused(tmp_path: Path) -> None:
         w.write(_rgb(64, 64, 25), tile=(64, 64), subfiletype=1, metadata=None, software="Philips DP v1.0")
     with pytest.raises(DeidentificationError):
         _clean(src, tmp_path / "out.tiff")
+
+
+# --- OME-TIFF -----------------------------------------------------------------------------------
+
+OME_NS = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
+
+
+def ome_xml() -> str:
+    """OME-XML (schema 2016-06) as Bio-Formats and the slide converters write it for a slide: an
+    Experimenter and ExperimenterGroup, an Instrument (microscope and objective with serial
+    numbers), the slide Image (name, acquisition date, description, experimenter reference,
+    Pixels 512x384 RGB with physical sizes, one named Channel, TiffData IFD 0, a Plane with stage
+    positions), the label and macro as Images named ``label`` and ``macro`` on pages 1 and 2, and
+    a CommentAnnotation; identifiers planted in each."""
+    def image(i: int, name: str, w: int, h: int, extra: str = "") -> str:
+        return (f'<Image ID="Image:{i}" Name="{name}">{extra}'
+                f'<Pixels ID="Pixels:{i}" DimensionOrder="XYCZT" Type="uint8" SizeX="{w}" SizeY="{h}" SizeC="3" '
+                f'SizeZ="1" SizeT="1" Interleaved="true" PhysicalSizeX="0.25" PhysicalSizeXUnit="&#181;m" '
+                f'PhysicalSizeY="0.25" PhysicalSizeYUnit="&#181;m">'
+                f'<Channel ID="Channel:{i}:0" Name="Brightfield" SamplesPerPixel="3"/>'
+                f'<TiffData IFD="{i}" PlaneCount="1"><UUID FileName="{PLANT}.ome.tif">urn:uuid:{PLANT}-0000</UUID></TiffData>'
+                f'<Plane TheZ="0" TheT="0" TheC="0" PositionX="12345.6" PositionY="7890.1" ExposureTime="2"/>'
+                f"</Pixels></Image>")
+    slide_extra = (f"<AcquisitionDate>2024-05-01T10:11:12</AcquisitionDate>"
+                   f'<ExperimenterRef ID="Experimenter:0"/><Description>biopsy of {PLANT}</Description>'
+                   f'<InstrumentRef ID="Instrument:0"/><ObjectiveSettings ID="Objective:0:0"/>'
+                   f'<AnnotationRef ID="Annotation:0"/>')
+    return (f'<?xml version="1.0" encoding="UTF-8"?>'
+            f'<OME xmlns="{OME_NS}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+            f'xsi:schemaLocation="{OME_NS} {OME_NS}/ome.xsd" UUID="urn:uuid:{PLANT}-0000" Creator="scanner of {PLANT}">'
+            f'<Experimenter ID="Experimenter:0" FirstName="John" LastName="{PLANT}" Email="{PLANT}@example.org"/>'
+            f'<ExperimenterGroup ID="ExperimenterGroup:0" Name="{PLANT} lab"/>'
+            f'<Instrument ID="Instrument:0"><Microscope Manufacturer="Acme" SerialNumber="{PLANT}-SN"/>'
+            f'<Objective ID="Objective:0:0" NominalMagnification="20" LensNA="0.8" SerialNumber="{PLANT}-OBJ"/>'
+            f"</Instrument>"
+            + image(0, f"{PLANT} slide.svs", 512, 384, slide_extra) + image(1, "label", 60, 40) + image(2, "macro", 60, 40)
+            + f'<StructuredAnnotations><CommentAnnotation ID="Annotation:0"><Value>patient {PLANT}</Value>'
+              f"</CommentAnnotation></StructuredAnnotations></OME>")
+
+
+def make_ome(path: Path) -> None:
+    """An OME-TIFF pyramid as the OME-TIFF specification (pyramids as SubIFDs since OME 6) and
+    the converters lay it out, written with tifffile (BigTIFF, the OME-XML of :func:`ome_xml`
+    given as the first page's description): page 0 level 0 (512x384 JPEG tiles of 128) with two
+    reduced levels as SubIFDs, page 1 the label and page 2 the macro (stripped, uncompressed
+    pixels spelling a planted name). DateTime and Artist carry planted values on every page."""
+    level0 = _rgb(384, 512, 41)
+    extra = [(306, "s", 0, "2024:05:01 10:11:12", True), (315, "s", 0, f"Artist {PLANT}", True)]
+    common = {"photometric": "rgb", "metadata": None, "software": False, "extratags": extra}
+    with tifffile.TiffWriter(path, bigtiff=True) as w:
+        w.write(level0, tile=(128, 128), compression="jpeg", subifds=2, description=ome_xml(), **common)
+        for f in (2, 4):
+            w.write(level0[::f, ::f], tile=(128, 128), compression="jpeg", subfiletype=1, **common)
+        for kind in ("LABEL", "MACRO"):
+            w.write(_text_pixels(40, 60, f"{kind} {PLANT} "), rowsperstrip=8, **common)
+
+
+def _subifd_tiles(path: Path) -> list[list[bytes]]:
+    data = path.read_bytes()
+    out = []
+    with tifffile.TiffFile(path) as tf:
+        for level in tf.series[0].levels:
+            page = level.keyframe
+            out.append([data[o : o + c] for o, c in zip(page.dataoffsets, page.databytecounts)])
+    return out
+
+
+def test_ome(tmp_path: Path) -> None:
+    src, dst = tmp_path / f"{PLANT}.ome.tif", tmp_path / "out.ome.tif"  # the name TiffData's UUID gives
+    make_ome(src)
+    with tifffile.TiffFile(src) as tf:  # the builder is faithful: tifffile reads it as OME with 3 series
+        assert tf.is_ome and len(tf.series) == 3 and len(tf.series[0].levels) == 3
+    assert sniff_slide(src) == "ome"
+    report = _clean(src, dst)
+    assert report.vendor == "ome" and report.removed == ("label", "macro") and report.levels == 3
+    out = dst.read_bytes()
+    _no_plant(out)
+    assert b"2024-05-01" not in out and b"2024:05:01" not in out and b"12345.6" not in out
+    with tifffile.TiffFile(dst) as tf, tifffile.TiffFile(src) as tf_in:
+        assert tf.is_ome and len(tf.series) == 1 and len(tf.pages) == 1
+        s, s_in = tf.series[0], tf_in.series[0]
+        assert [lv.shape for lv in s.levels] == [lv.shape for lv in s_in.levels]
+        for lv, lv_in in zip(s.levels, s_in.levels):
+            assert np.array_equal(lv.asarray(), lv_in.asarray())
+        root = ET.fromstring(tf.pages[0].description)  # valid, and consistent with the pages
+    ns = {"o": OME_NS}
+    assert [i.get("ID") for i in root.findall("o:Image", ns)] == ["Image:0"]
+    pixels = root.find("o:Image/o:Pixels", ns)
+    assert pixels.get("PhysicalSizeX") == "0.25" and pixels.get("SizeX") == "512"
+    assert pixels.find("o:Channel", ns).get("Name") == "Brightfield"
+    assert pixels.find("o:TiffData", ns).attrib == {"IFD": "0", "PlaneCount": "1"}
+    assert root.find("o:Instrument/o:Objective", ns).get("NominalMagnification") == "20"
+    for gone in ("Experimenter", "ExperimenterGroup", "StructuredAnnotations", "Image/o:AcquisitionDate",
+                 "Image/o:Description", "Instrument/o:Microscope"):
+        assert root.find(f"o:{gone}", ns) is None, gone
+    assert _subifd_tiles(dst) == _subifd_tiles(src)
+    assert verify_slide(dst) == []
+    buf, again = io.BytesIO(), io.BytesIO()
+    clean_slide(src, buf, KEYRING)
+    assert buf.getvalue() == out
+    assert clean_slide(dst, again, KEYRING).removed == () and again.getvalue() == out
+
+
+def test_ome_label_first_renumbers_tiffdata(tmp_path: Path) -> None:
+    """The label as page 1 and the slide's image on page 2 (the macro removed before it): the kept
+    image's TiffData IFD is renumbered to the page's place in the released chain."""
+    src, dst = tmp_path / f"{PLANT}.ome.tif", tmp_path / "out.ome.tif"
+    xml = ome_xml().replace('IFD="2"', 'IFD="9"').replace('IFD="0"', 'IFD="2"').replace('IFD="9"', 'IFD="0"')
+    xml = xml.replace('Name="macro"', 'Name="thumbnail"')  # page 0 is now the thumbnail (kept)
+    common = {"photometric": "rgb", "metadata": None, "software": False}
+    with tifffile.TiffWriter(src, bigtiff=True) as w:
+        w.write(_rgb(40, 60, 42), tile=(16, 16), description=xml, **common)
+        w.write(_text_pixels(40, 60, f"LABEL {PLANT} "), rowsperstrip=8, **common)
+        w.write(_rgb(384, 512, 43), tile=(128, 128), compression="jpeg", **common)
+    report = _clean(src, dst)
+    assert report.removed == ("label",)
+    _no_plant(dst.read_bytes())
+    with tifffile.TiffFile(dst) as tf:
+        assert len(tf.pages) == 2
+        root = ET.fromstring(tf.pages[0].description)
+        ifds = {i.get("ID"): i.find("o:Pixels/o:TiffData", {"o": OME_NS}).get("IFD")
+                for i in root.findall("o:Image", {"o": OME_NS})}
+        assert ifds == {"Image:0": "1", "Image:2": "0"}
+        assert tf.is_ome and [s.shape for s in tf.series] == [(384, 512, 3), (40, 60, 3)]

@@ -44,8 +44,8 @@ if TYPE_CHECKING:
     from ..pseudonym import Keyring
 
 #: slide kinds :func:`sniff_slide` returns; the last ones are recognised and refused by clean_slide
-HANDLED = ("aperio", "hamamatsu", "generic", "philips", "ventana")
-RECOGNISED = ("ome", "qptiff", "leica")
+HANDLED = ("aperio", "hamamatsu", "generic", "philips", "ventana", "ome")
+RECOGNISED = ("qptiff", "leica")
 CHUNK = 8 << 20
 J2K = frozenset({33003, 33004, 33005, 34712})  # JPEG 2000 (Aperio YCbCr and RGB, and the generic code)
 
@@ -103,6 +103,7 @@ class _Plan:
     def __init__(self, t: TiffIfds, vendor: str) -> None:
         self.t, self.vendor = t, vendor
         self.first = t.first  # the first page's IFD (always kept): where vendors put their XML
+        self.page_map: dict[int, int] = {}  # main-chain page index -> index in the released slide
         self.raw: list[tuple[int, int]] = [(0, t.header)]
         self.patches: dict[int, bytes] = {}
         self.blanks: list[tuple[int, int]] = []  # APPn/COM payloads inside kept JPEG tiles
@@ -186,6 +187,8 @@ class _Plan:
                 return True
             if tag == V.DESCRIPTION and e.kind == 2 and ifd.offset == self.first:
                 return self._clean_bytes(e, X.clean_philips)
+        if self.vendor == "ome" and tag == V.DESCRIPTION and e.kind == 2 and ifd.offset == self.first:
+            return self._clean_bytes(e, lambda raw: X.clean_ome(raw, self.page_map))
         if self.vendor == "ventana":
             if tag == V.DESCRIPTION and e.kind == 2 and V.ventana_level_ok(t.value(e)):
                 return True
@@ -275,15 +278,16 @@ def _prepare(t: TiffIfds) -> tuple[str, _Plan, tuple[str, ...], int, list[tuple[
         raise UnsupportedInputError(f"TIFF slide of a kind not handled ({vendor or 'no pyramid'})")
     if vendor == "hamamatsu" and (t.size >= 1 << 32 or any(V.NDPI_HIGH_WORDS & p.entries.keys() for p in pages)):
         raise UnsupportedInputError("NDPI of 4 GiB or more (64-bit offsets) is not handled yet")
-    if vendor != "generic" and any(p.subifds for p in pages):
+    if vendor not in ("generic", "ome") and any(p.subifds for p in pages):
         raise UnsupportedInputError(f"{vendor} slide with SubIFDs")
     roles = V.roles(t, vendor, pages)
     plan = _Plan(t, vendor)
-    stub = roles[0] != "level"  # (Ventana) the first page is rewritten as a stub holding the XMP
+    stub = vendor == "ventana" and roles[0] != "level"  # (Ventana) the first page is rewritten as a stub holding the XMP
     kept = [i for i, r in enumerate(roles) if r in ("level", "thumbnail") or (i == 0 and stub)]
     if len(kept) == stub:
         raise UnsupportedInputError(f"{vendor} slide without a pyramid level")
     next_kept = {i: pages[j].offset for i, j in itertools.pairwise(kept)}
+    plan.page_map = {i: n for n, i in enumerate(kept)}
     removed = tuple(r for r in roles if r not in ("level", "thumbnail", "stub"))
     levels = roles.count("level")
     for i, (page, role) in enumerate(zip(pages, roles)):

@@ -32,6 +32,7 @@ import re
 
 from ..errors import DeidentificationError, UnsupportedInputError
 from ..pixels.tiff_meta import KEEP as PHOTO_KEEP
+from . import slide_xml as X
 from .slide_ifd import Ifd, TiffIfds
 
 #: tags that define an image, kept on every kept page of every vendor (ImageDepth, TileDepth, ICC)
@@ -187,6 +188,8 @@ def roles(t: TiffIfds, vendor: str, pages: list[Ifd]) -> list[str]:
             roles.append(ndpi_role(t.number(p, NDPI_LENS)))
         elif vendor == "philips":
             roles.append(philips_role(t.tiled(p), t.text(p, DESCRIPTION, 16)))
+        elif vendor == "ome":
+            return _ome(t, pages)
         elif vendor == "ventana":
             one = t.number(p, 256) == 1 and t.number(p, 257) == 1
             roles.append(ventana_role(t.tiled(p), t.text(p, DESCRIPTION, 64), one))
@@ -194,4 +197,11 @@ def roles(t: TiffIfds, vendor: str, pages: list[Ifd]) -> list[str]:
             roles.append(generic_role(t.tiled(p), int(t.number(p, 254, 0) or 0)))
     if roles[0] != "level" and vendor != "ventana":  # Ventana's first page is the label: a stub stays
         raise UnsupportedInputError(f"{vendor} slide whose first page is not a pyramid level")
+    return roles
+
+
+def _ome(t: TiffIfds, pages: list[Ifd]) -> list[str]:
+    roles = X.ome_roles(t.text(pages[0], DESCRIPTION), len(pages))
+    if roles[0] not in ("level", "thumbnail"):  # the first page holds the OME-XML: it must stay
+        raise UnsupportedInputError("OME-TIFF whose first page is an associated image")
     return roles

@@ -40,8 +40,13 @@ def parse(raw: bytes) -> ET.Element:
         raise CorruptInputError("slide XML metadata that does not parse") from exc
 
 
-def serialise(root: ET.Element, declaration: bool) -> bytes:
-    body = ET.tostring(root, encoding="unicode", short_empty_elements=True).encode("utf-8")
+def serialise(root: ET.Element, declaration: bool, namespace: str | None = None) -> bytes:
+    if namespace is not None:  # one default namespace: names written bare, declared on the root
+        for el in root.iter():
+            el.tag = el.tag.rsplit("}", 1)[-1]
+        root.attrib = {"xmlns": namespace, **root.attrib}
+    # ASCII, other characters as references: TIFF text tags are ASCII
+    body = ET.tostring(root, encoding="us-ascii", short_empty_elements=True)
     return (b'<?xml version="1.0" encoding="UTF-8"?>' if declaration else b"") + body
 
 
@@ -71,7 +76,8 @@ class Cleaner:
         """``src`` with only what ``schema`` names: element name (a regex) -> (attributes with
         their forms, form of the element's text or None for no text). Elements not in the schema
         are dropped with their children."""
-        rule = next((r for pattern, r in schema.items() if re.fullmatch(pattern, src.tag)), None)
+        local = src.tag.rsplit("}", 1)[-1]  # matched without its namespace, kept with it
+        rule = next((r for pattern, r in schema.items() if re.fullmatch(pattern, local)), None)
         if rule is None:
             self.dropped += 1
             return None
@@ -236,3 +242,104 @@ def clean_ventana(raw: bytes) -> tuple[bytes, int]:
     out = c.tree(root, VENTANA)
     assert out is not None
     return serialise(out, True), c.dropped
+
+
+# --- OME-TIFF -------------------------------------------------------------------------------------
+
+_OME_NS = re.compile(r"\{(http://www\.openmicroscopy\.org/Schemas/OME/\d{4}-\d{2})\}OME")
+_ID = r"[A-Za-z]{1,20}:\d{1,6}(?::\d{1,6}){0,3}"
+_UNIT = r"[A-Za-z\u00b5\u00c5]{1,4}"
+_BOOL = r"true|false"
+#: OME elements kept (local name -> attributes with forms, text form): the pixels' geometry,
+#: type and physical size, channels with their names and wavelengths, how planes map to TIFF
+#: pages, the objective; everything else (Experimenter, ExperimenterGroup, image name and
+#: description, acquisition date, annotations, ROIs, microscope and detector with their serial
+#: numbers, stage positions, file names in TiffData's UUID) is dropped
+OME = {
+    "OME": ({}, None),
+    "Image": ({"ID": _ID}, None),
+    "InstrumentRef": ({"ID": _ID}, None),
+    "ObjectiveSettings": ({"ID": _ID, "RefractiveIndex": NUM, "Medium": TOKEN}, None),
+    "Instrument": ({"ID": _ID}, None),
+    "Objective": ({"ID": _ID, "NominalMagnification": NUM, "CalibratedMagnification": NUM, "LensNA": NUM,
+                   "Immersion": TOKEN, "Correction": TOKEN, "WorkingDistance": NUM, "WorkingDistanceUnit": _UNIT}, None),
+    "Pixels": ({"ID": _ID, "DimensionOrder": r"XY[ZCT]{3}", "Type": r"[a-z0-9\-]{1,12}", "SignificantBits": NUM,
+                "Interleaved": _BOOL, "BigEndian": _BOOL, "SizeX": NUM, "SizeY": NUM, "SizeZ": NUM, "SizeC": NUM,
+                "SizeT": NUM, "PhysicalSizeX": NUM, "PhysicalSizeY": NUM, "PhysicalSizeZ": NUM,
+                "PhysicalSizeXUnit": _UNIT, "PhysicalSizeYUnit": _UNIT, "PhysicalSizeZUnit": _UNIT,
+                "TimeIncrement": NUM, "TimeIncrementUnit": _UNIT}, None),
+    "Channel": ({"ID": _ID, "Name": r"[A-Za-z0-9 ._\-+/()]{0,40}", "SamplesPerPixel": NUM, "Color": NUM,
+                 "EmissionWavelength": NUM, "EmissionWavelengthUnit": _UNIT, "ExcitationWavelength": NUM,
+                 "ExcitationWavelengthUnit": _UNIT, "Fluor": TOKEN, "ContrastMethod": TOKEN,
+                 "IlluminationType": TOKEN, "AcquisitionMode": TOKEN, "NDFilter": NUM, "PinholeSize": NUM,
+                 "PinholeSizeUnit": _UNIT}, None),
+    "TiffData": ({"IFD": NUM, "FirstZ": NUM, "FirstT": NUM, "FirstC": NUM, "PlaneCount": NUM}, None),
+    "MetadataOnly": ({}, None),
+    "Plane": ({"TheZ": NUM, "TheT": NUM, "TheC": NUM, "ExposureTime": NUM, "ExposureTimeUnit": _UNIT}, None),
+}
+#: names by which OME images are known as associated images (Bio-Formats, QuPath and the
+#: converters name them so); the thumbnail is kept, as for every vendor
+OME_ASSOCIATED = {"label": "label", "macro": "macro", "overview": "macro", "slide label": "label"}
+
+
+def _ome_root(raw: bytes) -> tuple[ET.Element, str]:
+    root = parse(raw)
+    m = _OME_NS.fullmatch(root.tag)
+    if m is None:
+        raise UnsupportedInputError("OME-TIFF whose first description is not OME-XML")
+    return root, m.group(1)
+
+
+def _image_kind(image: ET.Element) -> str:
+    name = (image.get("Name") or "").strip().lower()
+    return OME_ASSOCIATED.get(name, "thumbnail" if name == "thumbnail" else "level")
+
+
+def ome_roles(raw: bytes, pages: int) -> list[str]:
+    """The role of each main-chain page of an OME-TIFF: the kind of the image whose TiffData
+    names it (``label`` and ``macro`` by the image's name, else ``level``); a page no TiffData
+    names is removed (``associated``). A TiffData without IFD is page 0; without PlaneCount, one
+    plane. TiffData naming other files (UUIDs of several FileNames) is refused."""
+    root, ns = _ome_root(raw)
+    roles = ["associated"] * pages
+    files = {u.get("FileName") for u in root.iter(f"{{{ns}}}UUID")}
+    if len(files - {None}) > 1:
+        raise UnsupportedInputError("OME-TIFF whose images are in several files")
+    for image in root.iter(f"{{{ns}}}Image"):
+        kind = _image_kind(image)
+        for td in image.iter(f"{{{ns}}}TiffData"):
+            try:
+                first, count = int(td.get("IFD", "0")), int(td.get("PlaneCount", "1"))
+            except ValueError as exc:
+                raise CorruptInputError("OME-TIFF TiffData that is not a number") from exc
+            if first < 0 or count < 0 or first + count > pages:
+                raise CorruptInputError("OME-TIFF TiffData naming pages the file does not have")
+            for i in range(first, first + count):
+                roles[i] = kind
+    return roles
+
+
+def clean_ome(raw: bytes, page_map: dict[int, int]) -> tuple[bytes, int]:
+    """The OME-XML with only what :data:`OME` names, without the label and macro images, and
+    with every TiffData's IFD renumbered by ``page_map`` (old page index -> index in the released
+    file, whose removed pages are unlinked)."""
+    root, ns = _ome_root(raw)
+    c = Cleaner()
+    out = ET.Element(root.tag)
+    for child in root:
+        if child.tag == f"{{{ns}}}Image" and _image_kind(child) in ("label", "macro"):
+            c.dropped += 1
+            continue
+        kept = c.tree(child, OME)
+        if kept is not None:
+            out.append(kept)
+    c.dropped += len(root.attrib)
+    for td in out.iter(f"{{{ns}}}TiffData"):
+        old = int(td.get("IFD", "0"))
+        if old not in page_map:
+            raise DeidentificationError("OME-TIFF image kept whose page is removed")
+        td.set("IFD", str(page_map[old]))
+    for el in out.iter():
+        if el.tag.rsplit("}", 1)[-1] in ("Image", "Pixels", "Channel", "Instrument", "Objective") and not el.get("ID"):
+            raise DeidentificationError("OME-XML element whose ID is of a form the allow-list does not keep")
+    return serialise(out, True, ns) + b"\x00", c.dropped
