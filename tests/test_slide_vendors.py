@@ -314,29 +314,6 @@ def test_ventana(tmp_path: Path, metadata_root: bool) -> None:
         ET.fromstring(tf.pages[1].tags[700].value)  # level 0's EncodeInfo: still valid XML
 
 
-@pytest.mark.parametrize("keep", [0.999, 0.6, 0.02])
-def test_ventana_truncated_is_corrupt(tmp_path: Path, keep: float) -> None:
-    make_ventana(tmp_path / "in.bif")
-    data = (tmp_path / "in.bif").read_bytes()
-    (tmp_path / "cut.bif").write_bytes(data[: int(len(data) * keep)])
-    with pytest.raises(CorruptInputError):
-        _clean(tmp_path / "cut.bif", tmp_path / "out.bif")
-
-
-def test_philips_level_spacing_not_kept_is_refused(tmp_path: Path) -> None:
-    """A level's pixel spacing the allow-list cannot keep would leave OpenSlide without the level's
-    downsample: the slide is refused rather than released broken."""
-    from medcloak.errors import DeidentificationError
-
-    src = tmp_path / "in.tiff"
-    xml = philips_xml(2).replace('"0.0005" "0.0005"', f'"0.0005" "{PLANT}"')
-    with tifffile.TiffWriter(src) as w:
-        w.write(_rgb(128, 128, 24), tile=(64, 64), software="Philips DP v1.0", metadata=None, description=xml)
-        w.write(_rgb(64, 64, 25), tile=(64, 64), subfiletype=1, metadata=None, software="Philips DP v1.0")
-    with pytest.raises(DeidentificationError):
-        _clean(src, tmp_path / "out.tiff")
-
-
 # --- OME-TIFF -----------------------------------------------------------------------------------
 
 OME_NS = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
@@ -459,3 +436,118 @@ def test_ome_label_first_renumbers_tiffdata(tmp_path: Path) -> None:
                 for i in root.findall("o:Image", {"o": OME_NS})}
         assert ifds == {"Image:0": "1", "Image:2": "0"}
         assert tf.is_ome and [s.shape for s in tf.series] == [(384, 512, 3), (40, 60, 3)]
+
+
+# --- QPTIFF -------------------------------------------------------------------------------------
+
+def qpi_xml(image_type: str, name: str = "") -> str:
+    """A page's ImageDescription as Akoya/PerkinElmer scanners (Vectra, Polaris) write it: the
+    ``PerkinElmer-QPI-ImageDescription`` element with its version, software, ImageType, the
+    channel's name and colour, exposure, objective, and the slide's SlideID, Barcode,
+    ComputerName, ValidationCode, camera settings and ScanProfile (planted); the declaration
+    says utf-16 over single-byte text, as in real files."""
+    return ('<?xml version="1.0" encoding="utf-16"?>\r\n<PerkinElmer-QPI-ImageDescription>\r\n'
+            "<DescriptionVersion>2</DescriptionVersion><AcquisitionSoftware>PerkinElmer-QPI</AcquisitionSoftware>"
+            f"<ImageType>{image_type}</ImageType><Identifier>4,5,2,1</Identifier>"
+            f"<SlideID>{PLANT}-S01</SlideID><Barcode>{PLANT}-BC</Barcode><ComputerName>PC-{PLANT}</ComputerName>"
+            f"<IsUnmixedComponent>False</IsUnmixedComponent><ExposureTime>400</ExposureTime><SignalUnits>64</SignalUnits>"
+            + (f"<Name>{name}</Name><Color>0,0,255</Color><Biomarker>CD8</Biomarker>" if name else "")
+            + f"<Objective>20x</Objective><ValidationCode>{PLANT}4711</ValidationCode>"
+            f"<CameraSettings><SerialNumber>{PLANT}-CAM</SerialNumber></CameraSettings>"
+            f"<ScanProfile>&lt;root&gt;&lt;Operator&gt;{PLANT}&lt;/Operator&gt;&lt;Date&gt;2024-05-01&lt;/Date&gt;"
+            f"&lt;/root&gt;</ScanProfile>\r\n</PerkinElmer-QPI-ImageDescription>")
+
+
+def make_qptiff(path: Path) -> None:
+    """A multiplexed QPTIFF as tifffile's QPI reader and Akoya's layout have it (every page with
+    Software ``PerkinElmer-QPI`` and its own QPI XML): three full-resolution channels (512x384
+    uint8, LZW tiles of 128), the RGB thumbnail (strips), two reduced resolutions of three
+    channels each (NewSubfileType 1), then the overview and the label (strips, uncompressed
+    pixels spelling a planted name). DateTime and Artist planted on every page."""
+    rng = np.random.default_rng(51)
+    channels = rng.integers(0, 256, (3, 384, 512), dtype=np.uint8)
+    names = ("DAPI", "FITC", "Cy5")
+    extra = [(306, "s", 0, "2024:05:01 10:11:12", True), (315, "s", 0, f"Artist {PLANT}", True)]
+    common = {"metadata": None, "software": "PerkinElmer-QPI", "extratags": extra}
+    with tifffile.TiffWriter(path, bigtiff=True) as w:
+        for c, name in enumerate(names):
+            w.write(channels[c], tile=(128, 128), compression="lzw", description=qpi_xml("FullResolution", name), **common)
+        w.write(_rgb(96, 128, 52), rowsperstrip=32, photometric="rgb", description=qpi_xml("Thumbnail"), **common)
+        for f in (2, 4):
+            for c, name in enumerate(names):
+                w.write(channels[c, ::f, ::f], tile=(128, 128), compression="lzw", subfiletype=1,
+                        description=qpi_xml("ReducedResolution", name), **common)
+        for kind in ("Overview", "Label"):
+            w.write(_text_pixels(40, 60, f"{kind} {PLANT} "), rowsperstrip=8, photometric="rgb",
+                    description=qpi_xml(kind), **common)
+
+
+def test_qptiff(tmp_path: Path) -> None:
+    src, dst = tmp_path / "in.qptiff", tmp_path / "out.qptiff"
+    make_qptiff(src)
+    with tifffile.TiffFile(src) as tf:  # the builder is faithful: tifffile reads the QPI series
+        assert tf.is_qpi and [s.name for s in tf.series] == ["Baseline", "Thumbnail", "Macro", "Label"]
+        assert len(tf.series[0].levels) == 3
+    assert sniff_slide(src) == "qptiff"
+    report = _clean(src, dst)
+    assert report.vendor == "qptiff" and report.removed == ("macro", "label") and report.levels == 9
+    out = dst.read_bytes()
+    _no_plant(out)
+    assert b"2024-05-01" not in out and b"2024:05:01" not in out
+    with tifffile.TiffFile(dst) as tf, tifffile.TiffFile(src) as tf_in:
+        assert tf.is_qpi and [s.name for s in tf.series] == ["Baseline", "Thumbnail"]
+        s, s_in = tf.series[0], tf_in.series[0]
+        assert [lv.shape for lv in s.levels] == [lv.shape for lv in s_in.levels]
+        for lv, lv_in in zip(s.levels, s_in.levels):
+            assert np.array_equal(lv.asarray(), lv_in.asarray())
+        assert len(tf.pages) == 10
+        for page in tf.pages:
+            assert 306 not in page.tags and 315 not in page.tags and page.software == "PerkinElmer-QPI"
+        root = ET.fromstring(tf.pages[1].description)
+        assert [root.findtext(k) for k in ("ImageType", "Name", "Color", "Biomarker", "ExposureTime", "Objective")] == \
+            ["FullResolution", "FITC", "0,0,255", "CD8", "400", "20x"]
+        for gone in ("SlideID", "Barcode", "ComputerName", "ValidationCode", "CameraSettings", "ScanProfile"):
+            assert root.find(gone) is None, gone
+    assert _tiles(dst) == _tiles(src)[:10]
+    assert verify_slide(dst) == []
+    buf, again = io.BytesIO(), io.BytesIO()
+    clean_slide(src, buf, KEYRING)
+    assert buf.getvalue() == out
+    assert clean_slide(dst, again, KEYRING).removed == () and again.getvalue() == out
+
+
+@pytest.mark.parametrize("make", [make_ome, make_qptiff, make_ventana], ids=["ome", "qptiff", "ventana"])
+@pytest.mark.parametrize("keep", [0.999, 0.6, 0.03])
+def test_other_vendors_truncated_are_corrupt(tmp_path: Path, make, keep: float) -> None:
+    make(tmp_path / "in.tif")
+    data = (tmp_path / "in.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(CorruptInputError):
+        _clean(tmp_path / "cut.tif", tmp_path / "out.tif")
+
+
+@pytest.mark.parametrize("make", [make_philips, make_ventana, make_ome, make_qptiff],
+                         ids=["philips", "ventana", "ome", "qptiff"])
+def test_garbled_give_typed_errors_only(tmp_path: Path, make) -> None:
+    """One to four random bytes overwritten, 150 times (fixed seed), often inside the XML: the
+    slide is released or refused with a medcloak error, never another exception."""
+    import random
+
+    from medcloak.errors import MedcloakError
+
+    make(tmp_path / "in.tif")
+    data = (tmp_path / "in.tif").read_bytes()
+    rng = random.Random(7)
+    src = tmp_path / "garbled.tif"
+    xml = [i for i in range(len(data)) if data.startswith(b"<?xml", i)]  # every other hit inside an XML
+    for n in range(150):
+        garbled = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(garbled)) if n % 2 else min(len(data) - 1, rng.choice(xml) + rng.randrange(600))
+            garbled[at] = rng.randrange(256)
+        src.write_bytes(bytes(garbled))
+        sniff_slide(src)
+        try:
+            clean_slide(src, io.BytesIO(), KEYRING)
+        except MedcloakError:
+            pass

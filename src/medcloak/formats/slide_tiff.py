@@ -44,8 +44,8 @@ if TYPE_CHECKING:
     from ..pseudonym import Keyring
 
 #: slide kinds :func:`sniff_slide` returns; the last ones are recognised and refused by clean_slide
-HANDLED = ("aperio", "hamamatsu", "generic", "philips", "ventana", "ome")
-RECOGNISED = ("qptiff", "leica")
+HANDLED = ("aperio", "hamamatsu", "generic", "philips", "ventana", "ome", "qptiff")
+RECOGNISED = ("leica",)
 CHUNK = 8 << 20
 J2K = frozenset({33003, 33004, 33005, 34712})  # JPEG 2000 (Aperio YCbCr and RGB, and the generic code)
 
@@ -189,6 +189,11 @@ class _Plan:
                 return self._clean_bytes(e, X.clean_philips)
         if self.vendor == "ome" and tag == V.DESCRIPTION and e.kind == 2 and ifd.offset == self.first:
             return self._clean_bytes(e, lambda raw: X.clean_ome(raw, self.page_map))
+        if self.vendor == "qptiff":
+            if tag == V.SOFTWARE and e.kind == 2 and V.qpi_software_ok(t.value(e)):
+                return True
+            if tag == V.DESCRIPTION and e.kind == 2:
+                return self._clean_bytes(e, X.clean_qpi)
         if self.vendor == "ventana":
             if tag == V.DESCRIPTION and e.kind == 2 and V.ventana_level_ok(t.value(e)):
                 return True

@@ -113,6 +113,11 @@ def philips_software_ok(raw: bytes) -> bool:
     return re.fullmatch(rb"Philips[A-Za-z0-9 .\-]{0,40}\x00*", raw) is not None
 
 
+def qpi_software_ok(raw: bytes) -> bool:
+    """Software must stay on QPTIFF pages (tifffile detects QPI by its prefix)."""
+    return re.fullmatch(rb"PerkinElmer-QPI[A-Za-z0-9 .\-]{0,40}\x00*", raw) is not None
+
+
 def ventana_role(tiled: bool, description: bytes, one_pixel: bool) -> str:
     """Ventana BIF (OpenSlide's ventana page), by ImageDescription: ``level=N mag=M ...`` pages are
     levels; ``Label Image`` / ``Label_Image`` is the label and ``Thumbnail`` the macro (it shows
@@ -190,6 +195,8 @@ def roles(t: TiffIfds, vendor: str, pages: list[Ifd]) -> list[str]:
             roles.append(philips_role(t.tiled(p), t.text(p, DESCRIPTION, 16)))
         elif vendor == "ome":
             return _ome(t, pages)
+        elif vendor == "qptiff":
+            roles.append(X.qpi_role(t.text(p, DESCRIPTION)))
         elif vendor == "ventana":
             one = t.number(p, 256) == 1 and t.number(p, 257) == 1
             roles.append(ventana_role(t.tiled(p), t.text(p, DESCRIPTION, 64), one))

@@ -343,3 +343,50 @@ def clean_ome(raw: bytes, page_map: dict[int, int]) -> tuple[bytes, int]:
         if el.tag.rsplit("}", 1)[-1] in ("Image", "Pixels", "Channel", "Instrument", "Objective") and not el.get("ID"):
             raise DeidentificationError("OME-XML element whose ID is of a form the allow-list does not keep")
     return serialise(out, True, ns) + b"\x00", c.dropped
+
+
+# --- Akoya / PerkinElmer QPTIFF ---------------------------------------------------------------------
+
+_QPI_ROOT = "PerkinElmer-QPI-ImageDescription"
+_DECLARATION = re.compile(rb"\s*<\?xml[^>]{0,200}\?>")
+#: QPI elements kept (each page's description): what the page is, the channel (name, marker,
+#: colour, exposure) and the objective; SlideID, Barcode, ComputerName, ScanProfile (the whole
+#: scan protocol, with names and paths), ValidationCode, camera settings and any other element
+#: are dropped
+QPI = {
+    _QPI_ROOT: ({}, None),
+    "DescriptionVersion": ({}, NUM), "AcquisitionSoftware": ({}, TOKEN), "ImageType": ({}, r"[A-Za-z]{1,30}"),
+    "Identifier": ({}, r"[0-9,.]{1,40}"), "IsUnmixedComponent": ({}, r"True|False"), "ExposureTime": ({}, NUM),
+    "SignalUnits": ({}, NUM), "Name": ({}, r"[A-Za-z0-9 ._\-+/()]{0,40}"), "Biomarker": ({}, TOKEN),
+    "Color": ({}, r"\d{1,3},\d{1,3},\d{1,3}"), "Objective": ({}, TOKEN),
+}
+#: QPI ImageType -> page role
+QPI_ROLES = {"FullResolution": "level", "ReducedResolution": "level", "Thumbnail": "thumbnail",
+             "Overview": "macro", "Macro": "macro", "Label": "label"}
+
+
+def _qpi_root(raw: bytes) -> ET.Element:
+    """The QPI XML: its declaration says utf-16 where the bytes are single-byte, so it is
+    parsed without it."""
+    data = raw.rstrip(b"\x00")
+    m = _DECLARATION.match(data)
+    root = parse(data[m.end():] if m else data)
+    if root.tag != _QPI_ROOT:
+        raise UnsupportedInputError("QPTIFF page whose description is not QPI XML")
+    return root
+
+
+def qpi_role(raw: bytes) -> str:
+    """The role of a QPTIFF page by its ImageType (``associated`` without a description)."""
+    if not raw.rstrip(b"\x00"):
+        return "associated"
+    kind = (_qpi_root(raw).findtext("ImageType") or "").strip()
+    return QPI_ROLES.get(kind, "associated")
+
+
+def clean_qpi(raw: bytes) -> tuple[bytes, int]:
+    """A page's QPI XML with only what :data:`QPI` names."""
+    c = Cleaner()
+    out = c.tree(_qpi_root(raw), QPI)
+    assert out is not None
+    return serialise(out, True) + b"\x00", c.dropped
