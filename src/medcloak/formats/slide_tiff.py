@@ -1,6 +1,6 @@
 """TIFF-family whole-slide images (Aperio SVS in classic TIFF and BigTIFF, Hamamatsu NDPI under
-4 GiB, generic tiled pyramids): labels and macros gone, metadata cleaned by allow-list, every
-tile of every level copied byte for byte.
+4 GiB, Philips TIFF, Ventana BIF, OME-TIFF, QPTIFF, generic tiled pyramids): labels and macros
+gone, metadata cleaned by allow-list, every tile of every level copied byte for byte.
 
 The released slide is the input copied, then patched; nothing is re-laid, so the cost is a copy
 and memory stays bounded by a few MB whatever the slide's size. Every byte of the copy that no
@@ -12,7 +12,9 @@ removed pages; a text value that is cleaned is rewritten in place, shorter, NUL-
 count updated (a value that several pages share by offset is patched once). In kept JPEG tiles
 the payloads of COM and APPn segments that may hold text are zeroed in place, and so are the COM
 texts of JPEG 2000 tiles (the tile keeps its length and its coefficients). What is kept and
-dropped per vendor is decided in :mod:`.slide_vendors`.
+dropped per vendor is decided in :mod:`.slide_vendors`, and in :mod:`.slide_xml` for metadata
+that is XML. A removed first page whose tags readers need on the first page (Ventana's label,
+holding the iScan XMP) is rewritten as a 1x1 stub image holding only those tags.
 
 The structure is read by :mod:`.slide_ifd` rather than with tifffile: patching needs each
 entry's position, and fail-closed needs every inconsistency to be an error (tifffile logs a

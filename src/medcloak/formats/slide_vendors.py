@@ -6,7 +6,11 @@ when it is not tiled, other pages are associated images (``label``, ``macro`` by
 of their ImageDescription) and are removed. Hamamatsu NDPI: pages whose source lens (65421) is
 positive are levels; the macro (-1), the focus map (-2) and any other page are removed. Generic
 pyramids: tiled full- or reduced-resolution pages (and SubIFDs) are levels; every other page
-(strips, masks, macro-flagged pages) is removed, since nothing says it is not a label.
+(strips, masks, macro-flagged pages) is removed, since nothing says it is not a label. Philips:
+tiled pages are levels, every other page (``Label``, ``Macro``) goes. Ventana: by description
+(``level=``, ``Label Image``, ``Thumbnail``); the label's IFD stays as a stub. OME-TIFF: by the
+OME-XML image whose TiffData names the page (``label``, ``macro``, ``overview`` by name). QPTIFF:
+by the ImageType of the page's QPI XML (``Overview`` and ``Label`` go).
 
 Tags. Every page keeps the tags that define its image (layout, compression, colour, resolution,
 ICC profile); every other tag is dropped, also the unknown ones. Per vendor, a few more tags are
@@ -23,6 +27,9 @@ kept or rewritten:
   :data:`NDPI_PROPERTIES`; unknown lines (dates, serial numbers, barcode regions, shading data)
   are dropped. Dropped: DateTime, the serial (65442), SlideLabel (65427), AuthCode (65428),
   focus points, firmware, lamp age, timings.
+- Philips: Software (a ``Philips`` product line, which OpenSlide detects) and the first page's
+  XML; Ventana: level descriptions and XMP; OME: the first page's OME-XML; QPTIFF: Software
+  (``PerkinElmer-QPI``) and every page's QPI XML. The XML is cleaned in :mod:`.slide_xml`.
 - Generic: nothing more; ImageDescription and every other text tag are dropped.
 """
 
