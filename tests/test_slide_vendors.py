@@ -175,7 +175,7 @@ def test_philips(tmp_path: Path) -> None:
     assert {"label", "macro"} <= set(a.associated_images) and a.properties["openslide.objective-power"] == "40"
     assert a.properties["openslide.mpp-x"] == "0.25"
     a.close()
-    assert sniff_slide(src) == "philips"
+    assert sniff_slide(src) == "philips" and verify_slide(src)
     report = _clean(src, dst)
     assert report.vendor == "philips" and report.removed == ("label", "macro")
     out = dst.read_bytes()
@@ -294,7 +294,7 @@ def test_ventana(tmp_path: Path, metadata_root: bool) -> None:
     assert a.properties["openslide.vendor"] == "ventana" and a.level_count == 3
     assert {"macro", "thumbnail"} <= set(a.associated_images) and a.properties["ventana.UnitNumber"] == f"SN{PLANT}"
     a.close()
-    assert sniff_slide(src) == "ventana"
+    assert sniff_slide(src) == "ventana" and verify_slide(src)
     report = _clean(src, dst)
     assert report.vendor == "ventana" and report.removed == ("label", "macro", "associated")
     out = dst.read_bytes()
@@ -347,7 +347,7 @@ def ome_xml() -> str:
             f'<Instrument ID="Instrument:0"><Microscope Manufacturer="Acme" SerialNumber="{PLANT}-SN"/>'
             f'<Objective ID="Objective:0:0" NominalMagnification="20" LensNA="0.8" SerialNumber="{PLANT}-OBJ"/>'
             f"</Instrument>"
-            + image(0, f"{PLANT} slide.svs", 512, 384, slide_extra) + image(1, "label", 60, 40) + image(2, "macro", 60, 40)
+            + image(0, f"{PLANT} slide.svs", 512, 384, slide_extra) + image(1, "label image", 60, 40) + image(2, "macro", 60, 40)
             + f'<StructuredAnnotations><CommentAnnotation ID="Annotation:0"><Value>patient {PLANT}</Value>'
               f"</CommentAnnotation></StructuredAnnotations></OME>")
 
@@ -384,7 +384,7 @@ def test_ome(tmp_path: Path) -> None:
     make_ome(src)
     with tifffile.TiffFile(src) as tf:  # the builder is faithful: tifffile reads it as OME with 3 series
         assert tf.is_ome and len(tf.series) == 3 and len(tf.series[0].levels) == 3
-    assert sniff_slide(src) == "ome"
+    assert sniff_slide(src) == "ome" and verify_slide(src)
     report = _clean(src, dst)
     assert report.vendor == "ome" and report.removed == ("label", "macro") and report.levels == 3
     out = dst.read_bytes()
@@ -488,7 +488,7 @@ def test_qptiff(tmp_path: Path) -> None:
     with tifffile.TiffFile(src) as tf:  # the builder is faithful: tifffile reads the QPI series
         assert tf.is_qpi and [s.name for s in tf.series] == ["Baseline", "Thumbnail", "Macro", "Label"]
         assert len(tf.series[0].levels) == 3
-    assert sniff_slide(src) == "qptiff"
+    assert sniff_slide(src) == "qptiff" and verify_slide(src)
     report = _clean(src, dst)
     assert report.vendor == "qptiff" and report.removed == ("macro", "label") and report.levels == 9
     out = dst.read_bytes()
@@ -551,3 +551,17 @@ def test_garbled_give_typed_errors_only(tmp_path: Path, make) -> None:
             clean_slide(src, io.BytesIO(), KEYRING)
         except MedcloakError:
             pass
+
+
+def test_xml_with_entity_declaration_refused(tmp_path: Path) -> None:
+    """An entity declaration (how XML bombs and external entities work) is never parsed."""
+    from medcloak.errors import UnsupportedInputError
+
+    src = tmp_path / "in.tiff"
+    xml = philips_xml(2).replace("<DataObject ObjectType=\"DPUfsImport\">",
+                                 '<!DOCTYPE d [<!ENTITY e "x">]><DataObject ObjectType="DPUfsImport">', 1)
+    with tifffile.TiffWriter(src) as w:
+        w.write(_rgb(128, 128, 26), tile=(64, 64), software="Philips DP v1.0", metadata=None, description=xml)
+        w.write(_rgb(64, 64, 27), tile=(64, 64), subfiletype=1, metadata=None, software="Philips DP v1.0")
+    with pytest.raises(UnsupportedInputError):
+        _clean(src, tmp_path / "out.tiff")

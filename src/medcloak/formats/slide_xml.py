@@ -277,9 +277,10 @@ OME = {
     "MetadataOnly": ({}, None),
     "Plane": ({"TheZ": NUM, "TheT": NUM, "TheC": NUM, "ExposureTime": NUM, "ExposureTimeUnit": _UNIT}, None),
 }
-#: names by which OME images are known as associated images (Bio-Formats, QuPath and the
-#: converters name them so); the thumbnail is kept, as for every vendor
-OME_ASSOCIATED = {"label": "label", "macro": "macro", "overview": "macro", "slide label": "label"}
+#: words by which OME images are known as associated images (Bio-Formats names them ``label
+#: image``, ``macro image``, ``overview``; QuPath and the converters ``label``, ``macro``); the
+#: thumbnail is kept, as for every vendor
+OME_ASSOCIATED = {"label": "label", "barcode": "label", "macro": "macro", "overview": "macro"}
 
 
 def _ome_root(raw: bytes) -> tuple[ET.Element, str]:
@@ -291,8 +292,9 @@ def _ome_root(raw: bytes) -> tuple[ET.Element, str]:
 
 
 def _image_kind(image: ET.Element) -> str:
-    name = (image.get("Name") or "").strip().lower()
-    return OME_ASSOCIATED.get(name, "thumbnail" if name == "thumbnail" else "level")
+    words = re.findall(r"[a-z]+", (image.get("Name") or "").lower())
+    kinds = [OME_ASSOCIATED[w] for w in words if w in OME_ASSOCIATED]
+    return kinds[0] if kinds else "thumbnail" if "thumbnail" in words else "level"
 
 
 def ome_roles(raw: bytes, pages: int) -> list[str]:
