@@ -144,18 +144,18 @@ def philips_xml(levels: int) -> str:
     return f'<?xml version="1.0" encoding="UTF-8" ?>\n<DataObject ObjectType="DPUfsImport">\n{top}\n</DataObject>\n'
 
 
-def make_philips(path: Path) -> None:
+def make_philips(path: Path, big: bool = True) -> None:
     """A Philips TIFF as OpenSlide's philips page lays it out, written with tifffile: Software
     ``Philips DP v1.0``, the XML of :func:`philips_xml` as the first page's ImageDescription,
     three tiled JPEG levels (512x384, 256x192, 128x96 in 128x128 tiles; the reduced ones with
-    NewSubfileType 1), then the label and macro also as stripped pages (descriptions starting
+    NewSubfileType 1), in BigTIFF or classic TIFF, then the label and macro also as stripped pages (descriptions starting
     ``Label`` and ``Macro``, uncompressed pixels spelling a planted name). DateTime, Artist and
     an unknown private tag carry planted values on every page."""
     level0 = _rgb(384, 512, 21)
     extra = [(306, "s", 0, "2024:05:01 10:11:12", True), (315, "s", 0, f"Artist {PLANT}", True),
              (65000, "s", 0, f"private {PLANT}", True)]
     common = {"photometric": "rgb", "metadata": None, "extratags": extra}
-    with tifffile.TiffWriter(path, bigtiff=True) as w:
+    with tifffile.TiffWriter(path, bigtiff=big) as w:
         w.write(level0, tile=(128, 128), compression="jpeg", software="Philips DP v1.0",
                 description=philips_xml(3), **common)
         for i in (1, 2):
@@ -166,9 +166,10 @@ def make_philips(path: Path) -> None:
                     description=f"{kind} image of {PLANT}", **common)
 
 
-def test_philips(tmp_path: Path) -> None:
+@pytest.mark.parametrize("big", [True, False], ids=["bigtiff", "classic"])
+def test_philips(tmp_path: Path, big: bool) -> None:
     src, dst = tmp_path / "in.tiff", tmp_path / "out.tiff"
-    make_philips(src)
+    make_philips(src, big)
     assert src.read_bytes().count(PLANT.encode()) > 20
     a = openslide.OpenSlide(src)  # the builder is faithful: OpenSlide reads it as Philips with both images
     assert a.properties["openslide.vendor"] == "philips" and a.level_count == 3
