@@ -9,6 +9,7 @@ file may change under us without a crash (no memory map, whose truncation would 
 
 from __future__ import annotations
 
+import bisect
 import os
 import struct
 from dataclasses import dataclass, field
@@ -222,3 +223,45 @@ def j2k_text_segments(t: TiffIfds, offset: int, size: int) -> list[tuple[int, in
             out.append((offset + i + 6, length - 4))
         i += 2 + length
     return out
+
+
+def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(ranges):
+        if out and a <= out[-1][1]:
+            if b > out[-1][1]:
+                out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
+def no_overlap(patched: list[tuple[int, int]], kept: list[tuple[int, int]]) -> None:
+    starts = [a for a, _ in kept]
+    prev_end = -1
+    for a, b in patched:
+        if a < prev_end:
+            raise UnsupportedInputError("TIFF values that overlap in a way that cannot be patched")
+        prev_end = b
+        i = bisect.bisect_right(starts, a) - 1
+        for j in (i, i + 1):
+            if 0 <= j < len(kept) and kept[j][0] < b and a < kept[j][1]:
+                raise UnsupportedInputError("TIFF value shared between a cleaned tag and kept data")
+
+
+def stub_ifd(t: TiffIfds, strip_at: int, extra: list[bytes], next_offset: int) -> bytes:
+    """An IFD of a 1x1 8-bit grey image whose one (zero) byte is at ``strip_at``, with the
+    ``extra`` entries (encoded, tags above 279, in order): what stands in for a removed first page
+    whose tags a reader needs on the first page (Ventana's XMP)."""
+    short, off_kind = 3, (16 if t.big else 4)
+    width = 8 if t.big else 4
+
+    def entry(tag: int, kind: int, value: int) -> bytes:
+        packed = struct.pack(t.bo + ("H" if kind == 3 else t.off), value).ljust(width, b"\x00")
+        return struct.pack(t.bo + "HH" + t.off, tag, kind, 1) + packed
+
+    entries = [entry(256, short, 1), entry(257, short, 1), entry(258, short, 8), entry(259, short, 1),
+               entry(262, short, 1), entry(273, off_kind, strip_at), entry(277, short, 1), entry(278, short, 1),
+               entry(279, off_kind, 1), *extra]
+    n = struct.pack(t.bo + ("Q" if t.big else "H"), len(entries))
+    return n + b"".join(entries) + struct.pack(t.bo + t.off, next_offset)

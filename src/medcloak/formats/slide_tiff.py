@@ -1,6 +1,6 @@
 """TIFF-family whole-slide images (Aperio SVS in classic TIFF and BigTIFF, Hamamatsu NDPI under
-4 GiB, generic tiled pyramids): labels and macros gone, metadata cleaned by allow-list, every
-tile of every level copied byte for byte.
+4 GiB, Philips TIFF, Ventana BIF, OME-TIFF, QPTIFF, generic tiled pyramids): labels and macros
+gone, metadata cleaned by allow-list, every tile of every level copied byte for byte.
 
 The released slide is the input copied, then patched; nothing is re-laid, so the cost is a copy
 and memory stays bounded by a few MB whatever the slide's size. Every byte of the copy that no
@@ -12,7 +12,9 @@ removed pages; a text value that is cleaned is rewritten in place, shorter, NUL-
 count updated (a value that several pages share by offset is patched once). In kept JPEG tiles
 the payloads of COM and APPn segments that may hold text are zeroed in place, and so are the COM
 texts of JPEG 2000 tiles (the tile keeps its length and its coefficients). What is kept and
-dropped per vendor is decided in :mod:`.slide_vendors`.
+dropped per vendor is decided in :mod:`.slide_vendors`, and in :mod:`.slide_xml` for metadata
+that is XML. A removed first page whose tags readers need on the first page (Ventana's label,
+holding the iScan XMP) is rewritten as a 1x1 stub image holding only those tags.
 
 The structure is read by :mod:`.slide_ifd` rather than with tifffile: patching needs each
 entry's position, and fail-closed needs every inconsistency to be an error (tifffile logs a
@@ -35,14 +37,17 @@ from typing import TYPE_CHECKING, BinaryIO, Callable
 from ..errors import CorruptInputError, UnsupportedInputError
 from ..pixels.tiff_meta import SIZES
 from . import slide_vendors as V
-from .slide_ifd import Entry, Ifd, TiffIfds, j2k_text_segments, jpeg_text_segments
+from . import slide_xml as X
+from .slide_ifd import Entry, Ifd, TiffIfds, j2k_text_segments, jpeg_text_segments, stub_ifd
+from .slide_ifd import merge_ranges as _merge
+from .slide_ifd import no_overlap as _no_overlap
 
 if TYPE_CHECKING:
     from ..pseudonym import Keyring
 
 #: slide kinds :func:`sniff_slide` returns; the last ones are recognised and refused by clean_slide
-HANDLED = ("aperio", "hamamatsu", "generic")
-RECOGNISED = ("philips", "ventana", "ome", "qptiff", "leica")
+HANDLED = ("aperio", "hamamatsu", "generic", "philips", "ventana", "ome", "qptiff")
+RECOGNISED = ("leica",)
 CHUNK = 8 << 20
 J2K = frozenset({33003, 33004, 33005, 34712})  # JPEG 2000 (Aperio YCbCr and RGB, and the generic code)
 
@@ -99,6 +104,8 @@ class _Plan:
 
     def __init__(self, t: TiffIfds, vendor: str) -> None:
         self.t, self.vendor = t, vendor
+        self.first = t.first  # the first page's IFD (always kept): where vendors put their XML
+        self.page_map: dict[int, int] = {}  # main-chain page index -> index in the released slide
         self.raw: list[tuple[int, int]] = [(0, t.header)]
         self.patches: dict[int, bytes] = {}
         self.blanks: list[tuple[int, int]] = []  # APPn/COM payloads inside kept JPEG tiles
@@ -177,7 +184,51 @@ class _Plan:
                 return self._clean_text(e, V.clean_ndpi_properties)
         if tag in V.TEXT_KEEP.get(self.vendor, ()) and e.kind == 2 and V.short_text_ok(t.value(e)):
             return True
+        if self.vendor == "philips":
+            if tag == V.SOFTWARE and e.kind == 2 and V.philips_software_ok(t.value(e)):
+                return True
+            if tag == V.DESCRIPTION and e.kind == 2 and ifd.offset == self.first:
+                return self._clean_bytes(e, X.clean_philips)
+        if self.vendor == "ome" and tag == V.DESCRIPTION and e.kind == 2 and ifd.offset == self.first:
+            return self._clean_bytes(e, lambda raw: X.clean_ome(raw, self.page_map))
+        if self.vendor == "qptiff":
+            if tag == V.SOFTWARE and e.kind == 2 and V.qpi_software_ok(t.value(e)):
+                return True
+            if tag == V.DESCRIPTION and e.kind == 2:
+                return self._clean_bytes(e, X.clean_qpi)
+        if self.vendor == "ventana":
+            if tag == V.DESCRIPTION and e.kind == 2 and V.ventana_level_ok(t.value(e)):
+                return True
+            if tag == V.XMP and e.kind in (1, 7):
+                return self._clean_bytes(e, X.clean_ventana) or None
         return None
+
+    def stub_page(self, ifd: Ifd, next_offset: int) -> None:
+        """Rewrite a removed first page as a 1x1 image of one zero byte (where its first strip or
+        tile was) that keeps only the page's cleaned XMP: Ventana readers look for the iScan
+        metadata on the first page, which is the label."""
+        e = ifd.entries.get(V.XMP)
+        xmp = self._clean_bytes(e, X.clean_ventana) if e is not None and e.kind in (1, 7) else b""
+        if e is None or not xmp:
+            raise UnsupportedInputError("Ventana slide whose first page holds no iScan metadata")
+        tags = (324, 325) if self.t.tiled(ifd) else (273, 279)
+        at = [int(o) for o, c in zip(*(self.t.numbers(ifd.entries[k]) for k in tags)) if c]
+        if not at:
+            raise UnsupportedInputError("Ventana slide whose first page has no image data")
+        self.patches[at[0]] = b"\x00"
+        block = stub_ifd(self.t, at[0], [self._entry(e, xmp)], next_offset)
+        if len(block) > ifd.size:
+            raise UnsupportedInputError("Ventana first page too small to stand in for the label")
+        self.patches[ifd.offset] = block.ljust(ifd.size, b"\x00")
+
+    def _clean_bytes(self, e: Entry, cleaner: Callable[[bytes], tuple[bytes, int]]) -> bytes:
+        """Like :meth:`_clean_text` for a cleaner of raw bytes (XML, which says its encoding)."""
+        key = (e.value_at, e.size)
+        if key not in self.cleaned:
+            data, dropped = cleaner(self.t.value(e))
+            self.counts["keys-dropped"] += dropped
+            self.cleaned[key] = data
+        return self.cleaned[key]
 
     def _clean_text(self, e: Entry, cleaner: Callable[[str], tuple[str, int]]) -> bytes:
         """The cleaned value, NUL-terminated; once per value however many pages share it."""
@@ -226,46 +277,6 @@ class _Plan:
         return gaps
 
 
-def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for a, b in sorted(ranges):
-        if out and a <= out[-1][1]:
-            if b > out[-1][1]:
-                out[-1] = (out[-1][0], b)
-        else:
-            out.append((a, b))
-    return out
-
-
-def _no_overlap(patched: list[tuple[int, int]], kept: list[tuple[int, int]]) -> None:
-    import bisect
-
-    starts = [a for a, _ in kept]
-    prev_end = -1
-    for a, b in patched:
-        if a < prev_end:
-            raise UnsupportedInputError("TIFF values that overlap in a way that cannot be patched")
-        prev_end = b
-        i = bisect.bisect_right(starts, a) - 1
-        for j in (i, i + 1):
-            if 0 <= j < len(kept) and kept[j][0] < b and a < kept[j][1]:
-                raise UnsupportedInputError("TIFF value shared between a cleaned tag and kept data")
-
-
-def _roles(t: TiffIfds, vendor: str, pages: list[Ifd]) -> list[str]:
-    roles = []
-    for i, p in enumerate(pages):
-        if vendor == "aperio":
-            roles.append(V.aperio_role(i, t.tiled(p), t.text(p, V.DESCRIPTION, 4096), int(t.number(p, 254, 0) or 0)))
-        elif vendor == "hamamatsu":
-            roles.append(V.ndpi_role(t.number(p, V.NDPI_LENS)))
-        else:
-            roles.append(V.generic_role(t.tiled(p), int(t.number(p, 254, 0) or 0)))
-    if roles[0] != "level":
-        raise UnsupportedInputError(f"{vendor} slide whose first page is not a pyramid level")
-    return roles
-
-
 def _prepare(t: TiffIfds) -> tuple[str, _Plan, tuple[str, ...], int, list[tuple[int, int]]]:
     """Read and check the whole structure; decide every page, tag and byte (see the module)."""
     pages = t.pages()
@@ -274,13 +285,17 @@ def _prepare(t: TiffIfds) -> tuple[str, _Plan, tuple[str, ...], int, list[tuple[
         raise UnsupportedInputError(f"TIFF slide of a kind not handled ({vendor or 'no pyramid'})")
     if vendor == "hamamatsu" and (t.size >= 1 << 32 or any(V.NDPI_HIGH_WORDS & p.entries.keys() for p in pages)):
         raise UnsupportedInputError("NDPI of 4 GiB or more (64-bit offsets) is not handled yet")
-    if vendor != "generic" and any(p.subifds for p in pages):
+    if vendor not in ("generic", "ome") and any(p.subifds for p in pages):
         raise UnsupportedInputError(f"{vendor} slide with SubIFDs")
-    roles = _roles(t, vendor, pages)
+    roles = V.roles(t, vendor, pages)
     plan = _Plan(t, vendor)
-    kept = [i for i, r in enumerate(roles) if r in ("level", "thumbnail")]
+    stub = vendor == "ventana" and roles[0] != "level"  # (Ventana) the first page is rewritten as a stub holding the XMP
+    kept = [i for i, r in enumerate(roles) if r in ("level", "thumbnail") or (i == 0 and stub)]
+    if len(kept) == stub:
+        raise UnsupportedInputError(f"{vendor} slide without a pyramid level")
     next_kept = {i: pages[j].offset for i, j in itertools.pairwise(kept)}
-    removed = tuple(r for r in roles if r not in ("level", "thumbnail"))
+    plan.page_map = {i: n for n, i in enumerate(kept)}
+    removed = tuple(r for r in roles if r not in ("level", "thumbnail", "stub"))
     levels = roles.count("level")
     for i, (page, role) in enumerate(zip(pages, roles)):
         keep = role in ("level", "thumbnail")
@@ -298,6 +313,8 @@ def _prepare(t: TiffIfds) -> tuple[str, _Plan, tuple[str, ...], int, list[tuple[
             plan.keep_page(sub, subs[j + 1].offset if sub.next and j + 1 < len(subs) else 0, None)
         if keep:
             plan.keep_page(page, next_kept.get(i, 0), [s.offset for s in subs])
+        elif i == 0 and stub:
+            plan.stub_page(page, next_kept.get(0, 0))
     return vendor, plan, removed, levels, plan.zero_ranges()
 
 

@@ -6,7 +6,11 @@ when it is not tiled, other pages are associated images (``label``, ``macro`` by
 of their ImageDescription) and are removed. Hamamatsu NDPI: pages whose source lens (65421) is
 positive are levels; the macro (-1), the focus map (-2) and any other page are removed. Generic
 pyramids: tiled full- or reduced-resolution pages (and SubIFDs) are levels; every other page
-(strips, masks, macro-flagged pages) is removed, since nothing says it is not a label.
+(strips, masks, macro-flagged pages) is removed, since nothing says it is not a label. Philips:
+tiled pages are levels, every other page (``Label``, ``Macro``) goes. Ventana: by description
+(``level=``, ``Label Image``, ``Thumbnail``); the label's IFD stays as a stub. OME-TIFF: by the
+OME-XML image whose TiffData names the page (``label``, ``macro``, ``overview`` by name). QPTIFF:
+by the ImageType of the page's QPI XML (``Overview`` and ``Label`` go).
 
 Tags. Every page keeps the tags that define its image (layout, compression, colour, resolution,
 ICC profile); every other tag is dropped, also the unknown ones. Per vendor, a few more tags are
@@ -23,6 +27,9 @@ kept or rewritten:
   :data:`NDPI_PROPERTIES`; unknown lines (dates, serial numbers, barcode regions, shading data)
   are dropped. Dropped: DateTime, the serial (65442), SlideLabel (65427), AuthCode (65428),
   focus points, firmware, lamp age, timings.
+- Philips: Software (a ``Philips`` product line, which OpenSlide detects) and the first page's
+  XML; Ventana: level descriptions and XMP; OME: the first page's OME-XML; QPTIFF: Software
+  (``PerkinElmer-QPI``) and every page's QPI XML. The XML is cleaned in :mod:`.slide_xml`.
 - Generic: nothing more; ImageDescription and every other text tag are dropped.
 """
 
@@ -30,13 +37,17 @@ from __future__ import annotations
 
 import re
 
-from ..errors import DeidentificationError
+from ..errors import DeidentificationError, UnsupportedInputError
 from ..pixels.tiff_meta import KEEP as PHOTO_KEEP
+from . import slide_xml as X
+from .slide_ifd import Ifd, TiffIfds
 
 #: tags that define an image, kept on every kept page of every vendor (ImageDepth, TileDepth, ICC)
 STRUCTURE = frozenset(PHOTO_KEEP | {32997, 32998, 34675})
 SUBIFDS = 330
 DESCRIPTION = 270
+SOFTWARE = 305
+XMP = 700
 NDPI_FLAG, NDPI_LENS, NDPI_PROPS = 65420, 65421, 65449
 NDPI_KEEP = frozenset({
     65420, 65421, 65422, 65423, 65424,  # format flag, source lens, X/Y offset from the slide centre, focal plane
@@ -96,6 +107,44 @@ def ndpi_role(lens: float | None) -> str:
     return {-1.0: "macro", -2.0: "map"}.get(lens, "associated")
 
 
+def philips_role(tiled: bool, description: bytes) -> str:
+    """Philips (OpenSlide's philips page): tiled pages are levels; stripped pages whose
+    description starts with ``Label`` or ``Macro`` are those images; any other page is removed."""
+    if tiled:
+        return "level"
+    return "label" if description.startswith(b"Label") else "macro" if description.startswith(b"Macro") else "associated"
+
+
+def philips_software_ok(raw: bytes) -> bool:
+    """Software must stay (OpenSlide detects Philips by its prefix); only a product and version."""
+    return re.fullmatch(rb"Philips[A-Za-z0-9 .\-]{0,40}\x00*", raw) is not None
+
+
+def qpi_software_ok(raw: bytes) -> bool:
+    """Software must stay on QPTIFF pages (tifffile detects QPI by its prefix)."""
+    return re.fullmatch(rb"PerkinElmer-QPI[A-Za-z0-9 .\-]{0,40}\x00*", raw) is not None
+
+
+def ventana_role(tiled: bool, description: bytes, one_pixel: bool) -> str:
+    """Ventana BIF (OpenSlide's ventana page), by ImageDescription: ``level=N mag=M ...`` pages are
+    levels; ``Label Image`` / ``Label_Image`` is the label and ``Thumbnail`` the macro (it shows
+    the whole slide, label included); every other page (``Probability Image``, ...) is removed.
+    A 1x1 page without description is the stub a released slide keeps in the label's place."""
+    text = description.rstrip(b"\x00")
+    if tiled and ventana_level_ok(description):
+        return "level"
+    if text in (b"Label Image", b"Label_Image"):
+        return "label"
+    if text == b"Thumbnail":
+        return "macro"
+    return "stub" if one_pixel and not text and not tiled else "associated"
+
+
+def ventana_level_ok(raw: bytes) -> bool:
+    """A Ventana level description, kept as it is (OpenSlide reads level and magnification)."""
+    return re.fullmatch(rb"level=\d{1,2} mag=[0-9.]{1,8}(?: quality=\d{1,3})?\x00*", raw) is not None
+
+
 def generic_role(tiled: bool, subfile_type: int) -> str:
     if tiled and subfile_type in (0, 1):
         return "level"
@@ -139,3 +188,34 @@ def clean_ndpi_properties(text: str) -> tuple[str, int]:
 def short_text_ok(raw: bytes) -> bool:
     """A kept text tag must be short printable ASCII (a scanner model, a channel name)."""
     return re.fullmatch(rb"[\x20-\x7e]{0,40}\x00*", raw) is not None
+
+
+def roles(t: TiffIfds, vendor: str, pages: list[Ifd]) -> list[str]:
+    """The role of each page of a slide of ``vendor`` (see the module)."""
+    roles = []
+    for i, p in enumerate(pages):
+        if vendor == "aperio":
+            roles.append(aperio_role(i, t.tiled(p), t.text(p, DESCRIPTION, 4096), int(t.number(p, 254, 0) or 0)))
+        elif vendor == "hamamatsu":
+            roles.append(ndpi_role(t.number(p, NDPI_LENS)))
+        elif vendor == "philips":
+            roles.append(philips_role(t.tiled(p), t.text(p, DESCRIPTION, 16)))
+        elif vendor == "ome":
+            return _ome(t, pages)
+        elif vendor == "qptiff":
+            roles.append(X.qpi_role(t.text(p, DESCRIPTION)))
+        elif vendor == "ventana":
+            one = t.number(p, 256) == 1 and t.number(p, 257) == 1
+            roles.append(ventana_role(t.tiled(p), t.text(p, DESCRIPTION, 64), one))
+        else:
+            roles.append(generic_role(t.tiled(p), int(t.number(p, 254, 0) or 0)))
+    if roles[0] != "level" and vendor != "ventana":  # Ventana's first page is the label: a stub stays
+        raise UnsupportedInputError(f"{vendor} slide whose first page is not a pyramid level")
+    return roles
+
+
+def _ome(t: TiffIfds, pages: list[Ifd]) -> list[str]:
+    roles = X.ome_roles(t.text(pages[0], DESCRIPTION), len(pages))
+    if roles[0] not in ("level", "thumbnail"):  # the first page holds the OME-XML: it must stay
+        raise UnsupportedInputError("OME-TIFF whose first page is an associated image")
+    return roles
