@@ -10,7 +10,6 @@ file may change under us without a crash (no memory map, whose truncation would 
 from __future__ import annotations
 
 import bisect
-import mmap
 import os
 import struct
 from dataclasses import dataclass, field
@@ -44,19 +43,9 @@ class Ifd:
     subifds: list[Ifd] = field(default_factory=list)
 
 
-#: files larger than this are mapped: the header of every tile is read, one small read each
-MAP_ABOVE = 1 << 20
-
-
 class TiffIfds:
     def __init__(self, fd: int, size: int) -> None:
         self.fd, self.size = fd, size
-        self._map: mmap.mmap | None = None
-        if size > MAP_ABOVE:
-            try:
-                self._map = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
-            except (OSError, ValueError):  # a file that cannot be mapped is read
-                self._map = None
         head = self.read(0, 8)
         if head[:2] not in (b"II", b"MM"):
             raise CorruptInputError("not a TIFF file")
@@ -74,7 +63,7 @@ class TiffIfds:
     def read(self, pos: int, n: int) -> bytes:
         if pos < 0 or n < 0 or pos + n > self.size:
             raise CorruptInputError("TIFF structure points outside the file")
-        data = self._map[pos:pos + n] if self._map is not None else os.pread(self.fd, n, pos)
+        data = os.pread(self.fd, n, pos)
         if len(data) != n:
             raise CorruptInputError("TIFF file shorter than its structure says")
         return data
