@@ -1,0 +1,70 @@
+"""Whole-slide images through ``medcloak run``, as a pathology lab meets it: the real samples of
+``data_samples/wsi`` (Aperio SVS, Hamamatsu NDPI, a generic pyramid, a DICOM slide with its label;
+see data_samples/SOURCES.md) released in one run, each TIFF-family slide opening in OpenSlide as
+its input did, without its label and macro, under a keyed name; ``verify`` passes the release."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import SECRET
+
+from medcloak.engine import run
+from medcloak.verify import verify_release
+
+openslide = pytest.importorskip("openslide")
+
+WSI = Path(__file__).resolve().parents[1] / "data_samples" / "wsi"
+SLIDES = ("CMU-1-Small-Region.svs", "openslide-python_small.svs", "openslide-python_boxes.tiff",
+          "slideio_test3-DAPI-2-387.ndpi")
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("slides")
+    src = root / "Surname_Givenname_case_0042"
+    shutil.copytree(WSI, src)
+    key = root / "key"
+    key.write_bytes(SECRET)
+    key.chmod(0o600)
+    summary = run([src], root / "out", secret_file=key)
+    rows = {Path(e["input"]).relative_to(src).as_posix(): e
+            for e in map(json.loads, (root / "out.audit" / "manifest.jsonl").read_text().splitlines())}
+    return root, src, summary, rows
+
+
+def _describe(path: Path) -> dict:
+    with openslide.OpenSlide(str(path)) as s:
+        return {"vendor": s.properties.get(openslide.PROPERTY_NAME_VENDOR),
+                "levels": s.level_dimensions,
+                "mpp": (s.properties.get(openslide.PROPERTY_NAME_MPP_X), s.properties.get(openslide.PROPERTY_NAME_MPP_Y)),
+                "associated": set(s.associated_images)}
+
+
+@pytest.mark.parametrize("name", SLIDES)
+def test_each_slide_opens_as_its_input_did_without_label_or_macro(release, name) -> None:  # type: ignore[no-untyped-def]
+    root, src, _, rows = release
+    row = rows[name]
+    assert row["status"] == "ok", row
+    (output,) = row["outputs"]
+    assert output.startswith("slides/") and "Surname" not in output and Path(name).stem not in output
+    before, after = _describe(src / name), _describe(root / "out" / output)
+    assert (after["vendor"], after["levels"], after["mpp"]) == (before["vendor"], before["levels"], before["mpp"])
+    assert not after["associated"] & {"label", "macro"}
+    assert after["associated"] <= before["associated"]
+    if "label" in before["associated"] or "macro" in before["associated"]:
+        assert row["actions"].get("label-removed", 0) + row["actions"].get("macro-removed", 0) >= 1, row
+
+
+def test_the_dicom_label_is_never_released_and_the_release_verifies(release) -> None:  # type: ignore[no-untyped-def]
+    root, _, summary, rows = release
+    label = rows["dicom/bpaec/2.dcm"]
+    assert label["status"] == "skipped" and "label" in label["reason"] and not label["outputs"]
+    assert summary.quarantined == 0
+    assert verify_release(root / "out", root / "out.audit") == []
+    released = b"".join(p.read_bytes() for p in (root / "out").rglob("*") if p.is_file())
+    for text in (b"Surname", b"CMU-1", b"ScanScope ID", b"b414003d-95c6-48b0-9369-8010ed517ba7"):
+        assert text not in released, text
