@@ -15,7 +15,7 @@ import hashlib
 import os
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Callable, Mapping
 
 from .errors import DuplicateObject, OutputError
 
@@ -38,13 +38,14 @@ def publish(released: Released, out_root: Path, replace: bool = False) -> tuple[
     the object's name with other content; ``replace`` overwrites it (the run's settlement of
     duplicates). An error of the object's own ``write`` (a streamed object found unfit midway)
     leaves nothing behind and is raised as it is."""
-    digests = [_place(out_root, released.relpath, released, replace)]
+    digests = [_place(out_root, released.relpath, released, replace, released.counts)]
     for relpath, data in released.extra:
-        digests.append(_place(out_root, relpath, data, replace))
+        digests.append(_place(out_root, relpath, data, replace, released.counts))
     return tuple(digests)
 
 
-def _place(out_root: Path, relpath: str, what: Released | bytes, replace: bool) -> str:
+def _place(out_root: Path, relpath: str, what: Released | bytes | Callable[[BinaryIO], Mapping[str, int]],
+           replace: bool, counts: dict[str, int]) -> str:
     from .durable import PENDING, place
 
     target = out_root / relpath
@@ -61,7 +62,7 @@ def _place(out_root: Path, relpath: str, what: Released | bytes, replace: bool) 
             stage.mkdir(parents=True, exist_ok=True)
             fh = open(tmp, "w+b")
         with fh:
-            digest = _write(fh, what)
+            digest = _write(fh, what, counts)
         if replace:
             os.replace(tmp, target)
             PENDING.add(target)
@@ -80,7 +81,7 @@ def _place(out_root: Path, relpath: str, what: Released | bytes, replace: bool) 
                 return digest
             raise DuplicateObject(
                 "duplicate SOP Instance UID: another input object is released as this instance",
-                relpath, digest, what.rank if not isinstance(what, bytes) else (),
+                relpath, digest, getattr(what, "rank", ()),
             ) from None
         PENDING.add(target)
         return digest
@@ -92,16 +93,18 @@ def _place(out_root: Path, relpath: str, what: Released | bytes, replace: bool) 
         raise
 
 
-def _write(fh: BinaryIO, what: Released | bytes) -> str:
-    """Write the object into ``fh``; its SHA-256."""
+def _write(fh: BinaryIO, what: Released | bytes | Callable[[BinaryIO], Mapping[str, int]], counts: dict[str, int]) -> str:
+    """Write the object (its bytes, or what its writer streams) into ``fh``; its SHA-256. A
+    writer's counts are added to ``counts``."""
     if isinstance(what, bytes):
         fh.write(what)
         return hashlib.sha256(what).hexdigest()
-    if what.write is None:
-        fh.write(what.data)
-        return hashlib.sha256(what.data).hexdigest()
-    counts = what.write(fh)
-    what.counts.update(counts)
+    if not callable(what):
+        if what.write is None:
+            return _write(fh, what.data, counts)
+        what = what.write
+    for key, value in what(fh).items():
+        counts[key] = counts.get(key, 0) + value
     fh.flush()
     fh.seek(0)
     return _hash(fh)

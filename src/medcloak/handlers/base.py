@@ -39,7 +39,8 @@ class Released:
     """A de-identified object, ready to be written by the engine: its bytes (``data``), or, for
     an object too large for memory, ``write``, which streams it into an open, empty, seekable
     file and returns the counts of what it did (merged into ``counts``); ``extra`` holds the
-    files released beside it (an Analyze image beside its header, a sidecar)."""
+    files released beside it (an Analyze image beside its header, a sidecar, the data files of a
+    slide in several files), each as bytes or as such a writer."""
 
     data: bytes
     relpath: str
@@ -48,7 +49,7 @@ class Released:
     counts: dict[str, int] = field(default_factory=dict)
     #: how good a copy of its instance the input was, lowest best (DICOM's ``copy_rank``)
     rank: tuple[int, ...] = ()
-    extra: tuple[tuple[str, bytes], ...] = ()
+    extra: tuple[tuple[str, bytes | Callable[[BinaryIO], Mapping[str, int]]], ...] = ()
     write: Callable[[BinaryIO], Mapping[str, int]] | None = None
 
 
