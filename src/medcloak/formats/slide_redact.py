@@ -34,13 +34,19 @@ import os
 import struct
 import zlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Sequence
+from typing import BinaryIO
 
 import numpy as np
 
-from ..errors import CorruptInputError, MissingDependencyError, UnsupportedInputError, UsageError
+from ..errors import (
+    CorruptInputError,
+    MissingDependencyError,
+    UnsupportedInputError,
+    UsageError,
+)
 from .slide_ifd import Ifd, TiffIfds
 from .slide_tiff import HANDLED, J2K, _copy, _roles, _vendor
 
