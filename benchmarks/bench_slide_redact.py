@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_slide_tiff import abbreviate  # noqa: E402
+from bench_slide_tiff import abbreviate
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = """
@@ -142,7 +142,7 @@ def main() -> int:
     assert len(box) == 4
     with tempfile.TemporaryDirectory(dir=args.tmp) as d:
         tmp = Path(d)
-        fs = subprocess.run(["df", "--output=fstype", str(tmp)], capture_output=True, text=True).stdout.split()[-1]
+        fs = subprocess.run(["df", "--output=fstype", str(tmp)], check=True, capture_output=True, text=True).stdout.split()[-1]
         print(f"file system of {tmp}: {fs}; {os.cpu_count()} cores; load {os.getloadavg()[0]:.1f}")
         src, dst = tmp / "big.svs", tmp / "out.svs"
         make_slide(src, args.mb)
