@@ -135,7 +135,7 @@ def main() -> int:
     ap.add_argument("--mb", type=int, default=300)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--ref-repeat", type=int, default=2)
-    ap.add_argument("--box", default="20000,20000,21000,21000")
+    ap.add_argument("--box", default="8000,8000,9000,9000")
     ap.add_argument("--tmp", default=None)
     args = ap.parse_args()
     box = tuple(int(v) for v in args.box.split(","))
