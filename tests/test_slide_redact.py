@@ -348,15 +348,58 @@ def test_usage_errors(tmp_path: Path) -> None:
     assert _sha(src) == digest
 
 
-def test_other_codecs_and_ndpi_refused(tmp_path: Path) -> None:
+def test_other_codecs_refused(tmp_path: Path) -> None:
     src = tmp_path / "in.tif"
     make_pyramid(src, "jpeg2000")
     out = tmp_path / "out.tif"
     with pytest.raises(UnsupportedInputError, match="JPEG 2000"):
         _redact(src, out, (0, 0, 10, 10))
     assert out.stat().st_size == 0
-    with pytest.raises(UnsupportedInputError, match="NDPI"):
-        _redact(SAMPLES / "slideio_test3-DAPI-2-387.ndpi", out, (0, 0, 10, 10))
+
+
+def _ndpi_levels(path: Path) -> list[tuple[int, list[int], bytes]]:
+    """Per NDPI level page: (strip offset, restart interval starts, the level's JPEG)."""
+    data = path.read_bytes()
+    with tifffile.TiffFile(path) as tf:
+        strips = [(p.tags[273].value[0], p.tags[279].value[0], list(p.tags[65426].value))
+                  for p in tf.pages if p.tags[65421].value > 0]
+    return [(o, starts, data[o : o + n]) for o, n, starts in strips]
+
+
+def test_real_ndpi_every_level(tmp_path: Path) -> None:
+    """Each level is one JPEG with a restart interval per MCU row: the touched intervals are
+    redacted in place (padded with fill bytes), every other byte of the file is unchanged."""
+    src, dst = SAMPLES / "slideio_test3-DAPI-2-387.ndpi", tmp_path / "out.ndpi"
+    digest = _sha(src)
+    box1 = (500, 600, 1000, 1000)  # level 1 (1984x2432)
+    counts = _redact(src, dst, box1, level=1, fill="white")
+    assert _sha(src) == digest and counts["pages"] == 4 and counts["tiles-moved"] == 0
+    assert dst.stat().st_size == src.stat().st_size
+    a, b = openslide.OpenSlide(str(src)), openslide.OpenSlide(str(dst))
+    assert b.level_dimensions == a.level_dimensions and b.properties["openslide.vendor"] == "hamamatsu"
+    for level in range(4):
+        size = a.level_dimensions[level]
+        before = np.asarray(a.read_region((0, 0), level, size))
+        after = np.asarray(b.read_region((0, 0), level, size))
+        _check_pixels(before, after, _mapped(box1, (1984, 2432), size), 255, 8, 3)
+    raw_b, raw_a = src.read_bytes(), dst.read_bytes()
+    changed = np.flatnonzero(np.frombuffer(raw_b, np.uint8) != np.frombuffer(raw_a, np.uint8))
+    touched = 0
+    for (offset, starts, jpeg_b), (_, starts_a, jpeg_a), f in zip(_ndpi_levels(src), _ndpi_levels(dst), (2, 1, 0.5, 0.25)):
+        assert starts == starts_a
+        y0, y1 = int(600 * f) // 8, -(-int(np.ceil(1000 * f)) // 8)  # the MCU rows the box reaches
+        lo, hi = offset + starts[y0], offset + (starts[y1] if y1 < len(starts) else len(jpeg_b))
+        touched += y1 - y0
+        inside = changed[(changed >= offset) & (changed < offset + len(jpeg_b))]
+        assert inside.size and inside.min() >= lo and inside.max() < hi
+    assert changed.size == sum(((changed >= o) & (changed < o + len(j))).sum() for o, _, j in _ndpi_levels(src))
+    assert counts["tiles-touched"] == touched
+    # the smallest level, decoded whole by the reference decoder: blocks outside the box keep
+    # their coefficients
+    _, _, jpeg_b = _ndpi_levels(src)[-1]
+    _, _, jpeg_a = _ndpi_levels(dst)[-1]
+    box3 = _mapped(box1, (1984, 2432), (496, 608))
+    _coefficients_kept(b"", jpeg_b, jpeg_a, box3, (8, 8))
 
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

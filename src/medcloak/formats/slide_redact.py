@@ -1,5 +1,5 @@
 """Redacting a box on every level of a TIFF-family slide (Aperio SVS in classic TIFF and BigTIFF,
-generic tiled pyramids), touching only the tiles the box covers.
+generic tiled pyramids, Hamamatsu NDPI), touching only the tiles the box covers.
 
 The box is given in one level's pixels and mapped to every pyramid level and to the thumbnail by
 the ratio of their sizes, rounded outward (a level's downsample is its size over level 0's, as
@@ -14,6 +14,8 @@ readers compute it; Aperio's are not exact powers of two). Where it lands:
 - Uncompressed, LZW and deflate tiles (with or without horizontal differencing) are decoded,
   filled and encoded again: lossless, so every pixel outside the box is unchanged (the bytes
   differ, since another encoder wrote them). LZW needs imagecodecs.
+- NDPI levels (one JPEG each, with restart intervals one MCU tall) are redacted interval by
+  interval with the same kernels, and stay the same length (see :class:`_NdpiLevel`).
 - Other codecs (JPEG 2000, ...) are refused before anything is written.
 
 The output is the input copied (in the kernel where it can) and then patched: a redacted tile
@@ -117,8 +119,6 @@ def slide_pages(t: TiffIfds) -> tuple[str, list[_Page], list[_Page]]:
     vendor = _vendor(t, pages)
     if vendor not in HANDLED:
         raise UnsupportedInputError(f"TIFF slide of a kind not handled ({vendor or 'no pyramid'})")
-    if vendor == "hamamatsu":
-        raise UnsupportedInputError("redacting Hamamatsu NDPI slides is not supported yet")
     roles = _roles(t, vendor, pages)
     levels, thumbs = [], []
     for ifd, role in zip(pages, roles):
@@ -291,7 +291,12 @@ def redact_slide_boxes(src: Path, dst: BinaryIO, boxes: Sequence[Box], level: in
         checked = [_check_box(b, base, level) for b in boxes]
         plan: dict[tuple[int, int], _Chunk] = {}
         extra: dict[tuple[int, int], list[Box]] = {}
+        ndpi: list[tuple[_NdpiLevel, list[tuple[int, Box]]]] = []
         for page in levels + thumbs:
+            if _vendor_name == "hamamatsu":
+                level_plan = _NdpiLevel(t, page)
+                ndpi.append((level_plan, level_plan.intervals([map_box(b, base, (page.width, page.height)) for b in checked])))
+                continue
             for b in checked:
                 mapped = map_box(b, base, (page.width, page.height))
                 for chunk in _chunks(page, mapped):
@@ -308,8 +313,10 @@ def redact_slide_boxes(src: Path, dst: BinaryIO, boxes: Sequence[Box], level: in
                 raise CorruptInputError("TIFF tile or strip outside the file")
         refs = Counter(o for p in levels + thumbs for o, n in zip(p.offsets, p.counts) if n)
         _copy(fd, t.size, dst)
-        counts = {"pages": len({k[0] for k in plan}), "tiles-touched": 0, "tiles-moved": 0,
+        counts = {"pages": len({k[0] for k in plan}) + len(ndpi), "tiles-touched": 0, "tiles-moved": 0,
                   "blocks-redacted": 0, "tiles-reencoded": 0}
+        for level_plan, intervals in ndpi:
+            level_plan.redact(dst, intervals, fill, counts)
         end = t.size
         for key, chunk in sorted(plan.items(), key=lambda kv: kv[1].page.offsets[kv[1].index]):
             page = chunk.page
@@ -346,6 +353,98 @@ def redact_slide_boxes(src: Path, dst: BinaryIO, boxes: Sequence[Box], level: in
             _repoint(t, dst, page, chunk.index, at, len(new))
     dst.flush()
     return counts
+
+
+class _NdpiLevel:
+    """A Hamamatsu NDPI level: one JPEG whose restart intervals (one MCU tall, their starts in tag
+    65426) are redacted one by one, each as a small JPEG of its own (the level's header with the
+    interval's size); an interval that comes out shorter is padded with 0xFF fill bytes before
+    its restart marker (which decoders skip), so the level keeps its length and every interval its
+    start. An interval that would grow, or whose fill the level's Huffman tables cannot code, is
+    refused."""
+
+    def __init__(self, t: TiffIfds, page: _Page) -> None:
+        self.t, self.page = t, page
+        if page.compression != JPEG or page.tiled or len(page.offsets) != 1 or 65426 not in page.ifd.entries:
+            raise UnsupportedInputError("NDPI level that is not one JPEG with its restart interval starts")
+        self.offset, self.size = page.offsets[0], page.counts[0]
+        head = t.read(self.offset, min(self.size, 1 << 16))
+        pos, sof, dri = 2, None, None
+        while True:
+            if pos + 4 > len(head) or head[pos] != 0xFF:
+                raise CorruptInputError("NDPI level whose JPEG header is broken or too long")
+            marker, length = head[pos + 1], int.from_bytes(head[pos + 2 : pos + 4], "big")
+            if marker in (0xC0, 0xC1):
+                sof = pos + 4
+            elif marker == 0xDD:
+                dri = pos + 4
+            elif marker == 0xDA:
+                self.scan_start = pos + 2 + length
+                break
+            elif marker in (0xC2, 0xC3, 0xC9, 0xCA, 0xCB):
+                raise UnsupportedInputError("NDPI level in a JPEG process other than sequential Huffman")
+            pos += 2 + length
+        if sof is None or dri is None or self.scan_start > len(head):
+            raise UnsupportedInputError("NDPI level without a frame header or restart interval")
+        header = bytearray(head[: self.scan_start])
+        height, width = int.from_bytes(header[sof + 1 : sof + 3], "big"), int.from_bytes(header[sof + 3 : sof + 5], "big")
+        comps = header[sof + 5]
+        sampling = [header[sof + 7 + 3 * i] for i in range(comps)]
+        self.mcu = (8 * max(s >> 4 for s in sampling), 8 * max(s & 15 for s in sampling))
+        self.restart = int.from_bytes(header[dri : dri + 2], "big")
+        if (width, height) != (page.width, page.height) or not self.restart:
+            raise UnsupportedInputError("NDPI level whose JPEG size is not the page's, or without restarts")
+        mx = -(-width // self.mcu[0])
+        if mx % self.restart:
+            raise UnsupportedInputError("NDPI level whose restart intervals do not tile its rows")
+        self.per_row = mx // self.restart
+        self.starts = [int(v) for v in t.numbers(page.ifd.entries[65426])]
+        if len(self.starts) != self.per_row * -(-height // self.mcu[1]):
+            raise CorruptInputError("NDPI restart interval starts that the level's size does not give")
+        iw, ih = self.restart * self.mcu[0], self.mcu[1]
+        header[sof + 1 : sof + 5] = ih.to_bytes(2, "big") + iw.to_bytes(2, "big")
+        header[dri : dri + 2] = b"\x00\x00"  # each interval alone: no restarts
+        self.header = bytes(header)
+        self.interval = (iw, ih)
+
+    def intervals(self, boxes: Sequence[Box]) -> list[tuple[int, Box]]:
+        iw, ih = self.interval
+        out = []
+        for x0, y0, x1, y1 in boxes:
+            for row in range(y0 // ih, -(-y1 // ih)):
+                for col in range(x0 // iw, -(-x1 // iw)):
+                    local = (max(0, x0 - col * iw), max(0, y0 - row * ih), min(iw, x1 - col * iw), min(ih, y1 - row * ih))
+                    out.append((row * self.per_row + col, local))
+        return out
+
+    def redact(self, dst: BinaryIO, intervals: list[tuple[int, Box]], fill: str, counts: dict[str, int]) -> None:
+        from ..pixels.jpeg_redact import redact_jpeg_detailed
+
+        by_interval: dict[int, list[Box]] = {}
+        for k, local in intervals:
+            by_interval.setdefault(k, []).append(local)
+        for k, boxes in sorted(by_interval.items()):
+            start = self.starts[k]
+            end = self.starts[k + 1] - 2 if k + 1 < len(self.starts) else self.size - 2
+            if not self.scan_start <= start < end <= self.size - 2:
+                raise CorruptInputError("NDPI restart interval starts out of order or outside the level")
+            tail = self.t.read(self.offset + end, 2)
+            if tail[0] != 0xFF or not (0xD0 <= tail[1] <= 0xD7 if k + 1 < len(self.starts) else tail[1] == 0xD9):
+                raise CorruptInputError("NDPI restart interval that does not end with its marker")
+            body = self.t.read(self.offset + start, end - start).rstrip(b"\xff")  # fill bytes of an earlier redaction
+            result = redact_jpeg_detailed(self.header + body + b"\xff\xd9", boxes, fill,
+                                          photometric=_photometric_name(self.page.photometric))
+            if not result.blocks:
+                continue
+            if result.route != "bit-copy" or result.added or not result.data.startswith(self.header):
+                raise UnsupportedInputError("NDPI level whose Huffman tables cannot code the fill")
+            new = result.data[len(self.header) : -2]
+            if len(new) > end - start:
+                raise UnsupportedInputError("an NDPI restart interval would grow when redacted")
+            dst.seek(self.offset + start)
+            dst.write(new + b"\xff" * (end - start - len(new)))
+            counts["tiles-touched"] += 1
+            counts["blocks-redacted"] += result.blocks
 
 
 def _repoint(t: TiffIfds, dst: BinaryIO, page: _Page, index: int, offset: int, size: int) -> None:
