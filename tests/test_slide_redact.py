@@ -1,11 +1,12 @@
 """A box redacted on every level and the thumbnail of a TIFF-family slide: the mapped box is the
 fill on every page, tiles the box does not touch keep their bytes and offsets, blocks outside the
-box in touched JPEG tiles keep their coefficients (checked with the reference decoder in
-``jpegref``), lossless tiles change only inside the box, and the slide still opens in OpenSlide.
+box in touched JPEG tiles (and NDPI restart intervals) keep their coefficients (checked with the
+reference decoder in ``jpegref``), lossless tiles change only inside the box, and the slide still opens in OpenSlide.
 
 Real samples come from data_samples/wsi (CMU-1-Small-Region.svs: one level of abbreviated JPEG
 tiles with JPEGTables and a thumbnail in JPEG strips; openslide-python_boxes.tiff: a deflate
-pyramid). Synthetic slides are written here with tifffile: :func:`make_abbreviated_svs` encodes
+pyramid; slideio_test3-DAPI-2-387.ndpi: four levels, each one JPEG with a restart interval
+per MCU row). Synthetic slides are written here with tifffile: :func:`make_abbreviated_svs` encodes
 each tile with libjpeg (imagecodecs) and splits its tables off into JPEGTables as Aperio does,
 :func:`make_pyramid` lets tifffile write whole JPEG or lossless tiles.
 """
