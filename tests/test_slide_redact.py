@@ -416,3 +416,30 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     jpeg = tmp_path / "a.jpg"
     jpeg.write_bytes(imagecodecs.jpeg8_encode(_smooth(32, 32, 3)))
     assert main(["redact", str(jpeg), "--box", "0,0,8,8", "--level", "1", "--out", str(tmp_path / "b.jpg")]) == 2
+
+
+def test_tile_shared_by_two_entries(tmp_path: Path) -> None:
+    """Writers that store a repeated tile once point several entries at it: redacting one of them
+    leaves the other's bytes (and pixels) alone, the redacted tile going to the end of the file."""
+    import struct
+
+    src, dst = tmp_path / "in.tif", tmp_path / "out.tif"
+    img = make_pyramid(src, "zlib")
+    with tifffile.TiffFile(src) as tf:
+        page = tf.pages[0]
+        tag_o, tag_n = page.tags["TileOffsets"], page.tags["TileByteCounts"]
+        o, n = page.dataoffsets[0], page.databytecounts[0]
+        assert tag_o.dtype == 4 and tag_n.dtype == 4  # LONG, offsets of their values
+        at_o, at_n = tag_o.valueoffset, tag_n.valueoffset
+    data = bytearray(src.read_bytes())
+    struct.pack_into("<I", data, at_o + 4 * 1, o)  # tile (1, 0) shows tile (0, 0)'s bytes
+    struct.pack_into("<I", data, at_n + 4 * 1, n)
+    src.write_bytes(bytes(data))
+    counts = _redact(src, dst, (0, 0, 10, 10))
+    assert counts["tiles-moved"] == 1
+    out = dst.read_bytes()
+    assert out[o : o + n] == data[o : o + n]
+    with tifffile.TiffFile(dst) as tb:
+        level0 = tb.pages[0].asarray()
+    assert not level0[:10, :10].any()
+    assert np.array_equal(level0[:64, 64:128], img[:64, :64]) and np.array_equal(level0[10:64, :64], img[10:64, :64])

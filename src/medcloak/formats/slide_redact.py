@@ -269,8 +269,10 @@ def redact_slide(src: Path, dst: BinaryIO, box: tuple[int, int, int, int], level
                  fill: str = "black") -> dict[str, int]:
     """Write the slide ``src`` into ``dst`` (empty, seekable) with ``box`` (pixels of level
     ``level``, ends exclusive) redacted on every level and the thumbnail; see the module.
-    Returns counts: pages, tiles touched, tiles moved to the end, JPEG blocks redacted,
-    lossless tiles re-encoded."""
+    Returns counts: pages, tiles touched (NDPI: restart intervals), tiles moved to the end, JPEG
+    blocks redacted, lossless tiles re-encoded. Usage errors, unsupported codecs and a broken
+    structure are raised before anything is written; a tile that turns out corrupt while it is
+    redacted leaves ``dst`` partial (:func:`medcloak.redact.redact_slide_file` then removes it)."""
     return redact_slide_boxes(src, dst, [box], level, fill)
 
 
@@ -312,11 +314,14 @@ def redact_slide_boxes(src: Path, dst: BinaryIO, boxes: Sequence[Box], level: in
             if n and (o < t.header or o + n > t.size):
                 raise CorruptInputError("TIFF tile or strip outside the file")
         refs = Counter(o for p in levels + thumbs for o, n in zip(p.offsets, p.counts) if n)
-        _copy(fd, t.size, dst)
         counts = {"pages": len({k[0] for k in plan}) + len(ndpi), "tiles-touched": 0, "tiles-moved": 0,
                   "blocks-redacted": 0, "tiles-reencoded": 0}
-        for level_plan, intervals in ndpi:
-            level_plan.redact(dst, intervals, fill, counts)
+        # NDPI intervals are redacted before the copy, so a refusal writes nothing (they are small)
+        ndpi_patches = [patch for level_plan, intervals in ndpi for patch in level_plan.redact(intervals, fill, counts)]
+        _copy(fd, t.size, dst)
+        for pos, data in ndpi_patches:
+            dst.seek(pos)
+            dst.write(data)
         end = t.size
         for key, chunk in sorted(plan.items(), key=lambda kv: kv[1].page.offsets[kv[1].index]):
             page = chunk.page
@@ -417,8 +422,11 @@ class _NdpiLevel:
                     out.append((row * self.per_row + col, local))
         return out
 
-    def redact(self, dst: BinaryIO, intervals: list[tuple[int, Box]], fill: str, counts: dict[str, int]) -> None:
+    def redact(self, intervals: list[tuple[int, Box]], fill: str, counts: dict[str, int]) -> list[tuple[int, bytes]]:
+        """The redacted intervals: (position in the file, bytes to write there)."""
         from ..pixels.jpeg_redact import redact_jpeg_detailed
+
+        out = []
 
         by_interval: dict[int, list[Box]] = {}
         for k, local in intervals:
@@ -441,10 +449,10 @@ class _NdpiLevel:
             new = result.data[len(self.header) : -2]
             if len(new) > end - start:
                 raise UnsupportedInputError("an NDPI restart interval would grow when redacted")
-            dst.seek(self.offset + start)
-            dst.write(new + b"\xff" * (end - start - len(new)))
+            out.append((self.offset + start, new + b"\xff" * (end - start - len(new))))
             counts["tiles-touched"] += 1
             counts["blocks-redacted"] += result.blocks
+        return out
 
 
 def _repoint(t: TiffIfds, dst: BinaryIO, page: _Page, index: int, offset: int, size: int) -> None:
