@@ -51,6 +51,7 @@ from ..errors import (
 )
 from .slide_ifd import Ifd, TiffIfds
 from .slide_tiff import HANDLED, J2K, _copy, _roles, _vendor
+from .slide_vendors import NDPI_HIGH_WORDS
 
 Box = tuple[int, int, int, int]
 FILLS = ("black", "grey", "white")
@@ -119,6 +120,8 @@ def slide_pages(t: TiffIfds) -> tuple[str, list[_Page], list[_Page]]:
     vendor = _vendor(t, pages)
     if vendor not in HANDLED:
         raise UnsupportedInputError(f"TIFF slide of a kind not handled ({vendor or 'no pyramid'})")
+    if vendor == "hamamatsu" and (t.size >= 1 << 32 or any(NDPI_HIGH_WORDS & p.entries.keys() for p in pages)):
+        raise UnsupportedInputError("NDPI of 4 GiB or more (64-bit offsets) is not handled yet")
     roles = _roles(t, vendor, pages)
     levels, thumbs = [], []
     for ifd, role in zip(pages, roles):
@@ -179,7 +182,7 @@ def _check_codec(t: TiffIfds, page: _Page) -> None:
         return
     if c not in LOSSLESS:
         name = _CODEC_NAMES.get(c, f"compression {c}")
-        what = "lossy JPEG 2000 is not redacted yet" if c in J2K else "not redacted"
+        what = "JPEG 2000 is not redacted yet" if c in J2K else "not redacted"
         raise UnsupportedInputError(f"slide tiles in {name}: {what}")
     if c == 5:
         try:
