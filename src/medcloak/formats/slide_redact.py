@@ -204,16 +204,16 @@ def _photometric_name(photometric: int) -> str:
     return {6: "YBR_FULL", 2: "RGB"}.get(photometric, "MONOCHROME2")
 
 
-def _redact_jpeg_chunk(data: bytes, tables: bytes | None, box: Box, fill: str, photometric: int) -> tuple[bytes, int]:
-    """The JPEG tile ``data`` (abbreviated when ``tables`` are given) with ``box`` redacted, and
-    the blocks redacted."""
+def _redact_jpeg_chunk(data: bytes, tables: bytes | None, boxes: list[Box], fill: str, photometric: int) -> tuple[bytes, int]:
+    """The JPEG tile ``data`` (abbreviated when ``tables`` are given) with ``boxes`` redacted,
+    and the blocks redacted."""
     from ..pixels.jpeg_redact import redact_jpeg_detailed
 
     head = None
     if tables and tables[:2] == b"\xff\xd8" and tables[-2:] == b"\xff\xd9" and data[:2] == b"\xff\xd8":
         head = tables[:-2]
         data = head + data[2:]
-    result = redact_jpeg_detailed(data, [box], fill, photometric=_photometric_name(photometric))
+    result = redact_jpeg_detailed(data, boxes, fill, photometric=_photometric_name(photometric))
     if head is None:
         return result.data, result.blocks
     if result.data.startswith(head):
@@ -332,13 +332,14 @@ def redact_slide_boxes(src: Path, dst: BinaryIO, boxes: Sequence[Box], level: in
             if not size:
                 continue  # a sparse tile: nothing stored, nothing shown
             data = t.read(offset, size)
-            new = data
-            for b in [chunk.box, *extra.get(key, [])]:
-                if page.compression == JPEG:
-                    tables = t.value(page.ifd.entries[347]) if 347 in page.ifd.entries else None
-                    new, blocks = _redact_jpeg_chunk(new, tables, b, fill, page.photometric)
-                    counts["blocks-redacted"] += blocks
-                else:
+            local = [chunk.box, *extra.get(key, [])]
+            if page.compression == JPEG:
+                tables = t.value(page.ifd.entries[347]) if 347 in page.ifd.entries else None
+                new, blocks = _redact_jpeg_chunk(data, tables, local, fill, page.photometric)
+                counts["blocks-redacted"] += blocks
+            else:
+                new = data
+                for b in local:
                     new = _refill(t, page, _Chunk(page, chunk.index, b), new, fill)
             if new == data:
                 continue
