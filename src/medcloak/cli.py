@@ -45,10 +45,15 @@ def _parser() -> argparse.ArgumentParser:
                      help="what removed face voxels become (default: the background's value)")
     run.add_argument("--deface-ears", action="store_true", help="remove the ears too when defacing")
 
-    red = sub.add_parser("redact", help="redact rectangles of a JPEG or DICOM file's pixels, losslessly elsewhere")
+    red = sub.add_parser("redact", help="redact rectangles of a JPEG, DICOM or slide file's pixels, losslessly elsewhere",
+                         description="Redact rectangles of one file's pixels; every other pixel is unchanged. The "
+                         "file's metadata is not de-identified (that is `medcloak run`'s job): a slide keeps its "
+                         "metadata, label and macro as they are.")
     red.add_argument("file", type=Path, metavar="FILE")
     red.add_argument("--box", action="append", required=True, metavar="X0,Y0,X1,Y1",
                      help="pixel rectangle, ends exclusive (repeatable)")
+    red.add_argument("--level", type=int, default=None,
+                     help="slides: the pyramid level the boxes are in (default 0); they are redacted on every level and the thumbnail")
     red.add_argument("--frames", help="DICOM frames to redact, 1-based: 1,3-5 (default: every frame)")
     red.add_argument("--fill", choices=("black", "grey", "white"), default="black")
     red.add_argument("--keep-metadata", action="store_true", help="keep JPEG APPn/COM segments")
@@ -156,7 +161,7 @@ def _redact(args: argparse.Namespace) -> int:
     boxes = [_parse_box(b) for b in args.box]
     blocks = redact_file(
         args.file, args.out, boxes, fill=args.fill, frames=_parse_frames(args.frames),
-        keep_metadata=args.keep_metadata,
+        keep_metadata=args.keep_metadata, level=args.level,
     )
     print(f"redacted {blocks} {'blocks' if blocks else '(the boxes miss the image)'}")
     return 0

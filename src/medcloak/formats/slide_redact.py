@@ -1,0 +1,472 @@
+"""Redacting a box on every level of a TIFF-family slide (Aperio SVS in classic TIFF and BigTIFF,
+generic tiled pyramids, Hamamatsu NDPI), touching only the tiles the box covers.
+
+The box is given in one level's pixels and mapped to every pyramid level and to the thumbnail by
+the ratio of their sizes, rounded outward (a level's downsample is its size over level 0's, as
+readers compute it; Aperio's are not exact powers of two). Where it lands:
+
+- JPEG tiles and strips (abbreviated streams completed by the shared JPEGTables) are redacted in
+  the compressed domain by :mod:`medcloak.pixels.jpeg_redact`: the blocks (MCUs when chroma is
+  subsampled) the box touches become flat blocks of the fill, every other block keeps its
+  coefficients. A tile goes back abbreviated when its tables did not change, else with its own
+  tables (which readers let override JPEGTables). The fill is painted in the colour space the
+  Photometric tag names, as OpenSlide and libtiff decode it.
+- Uncompressed, LZW and deflate tiles (with or without horizontal differencing) are decoded,
+  filled and encoded again: lossless, so every pixel outside the box is unchanged (the bytes
+  differ, since another encoder wrote them). LZW needs imagecodecs.
+- NDPI levels (one JPEG each, with restart intervals one MCU tall) are redacted interval by
+  interval with the same kernels, and stay the same length (see :class:`_NdpiLevel`).
+- Other codecs (JPEG 2000, ...) are refused before anything is written.
+
+The output is the input copied (in the kernel where it can) and then patched: a redacted tile
+that fits where it was is written there, its byte count updated and the rest of its old bytes
+zeroed; one that grew is appended at the end of the file and its offset repointed, its old bytes
+zeroed (unless another tile entry shares them). Tiles the box does not touch keep their bytes
+and offsets; the cost is that of the copy plus the tiles touched, and memory holds one tile.
+Every touched tile is decided and its codec checked before the copy starts.
+
+Labels and macros are not redacted (``medcloak run`` removes them), and nothing else changes:
+metadata stays as it is; de-identifying it is ``medcloak run``'s job.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+import zlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from ..errors import (
+    CorruptInputError,
+    MissingDependencyError,
+    UnsupportedInputError,
+    UsageError,
+)
+from .slide_ifd import Ifd, TiffIfds
+from .slide_tiff import HANDLED, J2K, _copy, _roles, _vendor
+from .slide_vendors import NDPI_HIGH_WORDS
+
+Box = tuple[int, int, int, int]
+FILLS = ("black", "grey", "white")
+JPEG = 7
+LOSSLESS = {1: "uncompressed", 5: "LZW", 8: "deflate", 32946: "deflate"}
+_CODEC_NAMES = {6: "old-style JPEG", 34712: "JPEG 2000", 33003: "Aperio JPEG 2000 (YCbCr)",
+                33005: "Aperio JPEG 2000 (RGB)", 33004: "JPEG 2000", 34887: "LERC", 50001: "WebP",
+                50000: "Zstandard", 34925: "LZMA", 32773: "PackBits", 50002: "JPEG XL"}
+_PACK = {3: "H", 4: "I", 16: "Q"}
+
+
+@dataclass
+class _Page:
+    """A kept page (pyramid level or thumbnail) as a grid of chunks (tiles, or strips the width
+    of the image)."""
+
+    ifd: Ifd
+    role: str
+    width: int
+    height: int
+    cw: int  # chunk width and height
+    ch: int
+    across: int
+    down: int
+    planes: int
+    offsets: tuple[int, ...]
+    counts: tuple[int, ...]
+    compression: int
+    photometric: int
+    tiled: bool
+
+
+def _page(t: TiffIfds, ifd: Ifd, role: str) -> _Page:
+    e = ifd.entries
+    width, height = int(t.number(ifd, 256) or 0), int(t.number(ifd, 257) or 0)
+    if not width or not height:
+        raise CorruptInputError("TIFF page without dimensions")
+    planes = int(t.number(ifd, 277, 1) or 1) if t.number(ifd, 284, 1) == 2 else 1
+    tiled = t.tiled(ifd)
+    if tiled:
+        if 325 not in e:
+            raise CorruptInputError("TIFF tiles without byte counts")
+        cw, ch = int(t.number(ifd, 322) or 0), int(t.number(ifd, 323) or 0)
+        if not cw or not ch:
+            raise CorruptInputError("TIFF tiles without a size")
+        offsets, counts = t.numbers(e[324]), t.numbers(e[325])
+    elif 273 in e and 279 in e:
+        cw, ch = width, min(int(t.number(ifd, 278, 2**32 - 1) or height), height)
+        offsets, counts = t.numbers(e[273]), t.numbers(e[279])
+    else:
+        raise CorruptInputError("TIFF page without image data")
+    for tag in (273, 279, 324, 325):
+        if tag in e and e[tag].kind not in _PACK:
+            raise CorruptInputError("TIFF strip or tile offsets of an unexpected type")
+    across, down = math.ceil(width / cw), math.ceil(height / ch)
+    if len(offsets) != across * down * planes or len(counts) != len(offsets):
+        raise CorruptInputError("TIFF page with a number of tiles or strips its size does not give")
+    return _Page(ifd, role, width, height, cw, ch, across, down, planes, tuple(int(o) for o in offsets),
+                 tuple(int(c) for c in counts), int(t.number(ifd, 259, 1) or 1), int(t.number(ifd, 262, 2) or 0),
+                 tiled)
+
+
+def slide_pages(t: TiffIfds) -> tuple[str, list[_Page], list[_Page]]:
+    """(vendor, pyramid levels largest first, thumbnails) of the slide ``t``."""
+    pages = t.pages()
+    vendor = _vendor(t, pages)
+    if vendor not in HANDLED:
+        raise UnsupportedInputError(f"TIFF slide of a kind not handled ({vendor or 'no pyramid'})")
+    if vendor == "hamamatsu" and (t.size >= 1 << 32 or any(NDPI_HIGH_WORDS & p.entries.keys() for p in pages)):
+        raise UnsupportedInputError("NDPI of 4 GiB or more (64-bit offsets) is not handled yet")
+    roles = _roles(t, vendor, pages)
+    levels, thumbs = [], []
+    for ifd, role in zip(pages, roles):
+        if role == "level":
+            levels.append(_page(t, ifd, role))
+            for sub in ifd.subifds:
+                if t.tiled(sub) and int(t.number(sub, 254, 0) or 0) in (0, 1):
+                    levels.append(_page(t, sub, "level"))
+        elif role == "thumbnail":
+            thumbs.append(_page(t, ifd, role))
+    levels.sort(key=lambda p: (-p.width, -p.height))
+    return vendor, levels, thumbs
+
+
+def map_box(box: Box, src: tuple[int, int], dst: tuple[int, int]) -> Box:
+    """``box`` in an image of size ``src`` (width, height) scaled to one of size ``dst``, rounded
+    outward and clipped."""
+    (x0, y0, x1, y1), (sw, sh), (dw, dh) = box, src, dst
+    return (x0 * dw // sw, y0 * dh // sh, min(dw, -(-x1 * dw // sw)), min(dh, -(-y1 * dh // sh)))
+
+
+def _check_box(box: Sequence[int], size: tuple[int, int], level: int) -> Box:
+    try:
+        x0, y0, x1, y1 = (int(v) for v in box)
+    except (TypeError, ValueError):
+        raise UsageError("a box is four integers (x0, y0, x1, y1)") from None
+    if x0 < 0 or y0 < 0 or x1 <= x0 or y1 <= y0:
+        raise UsageError("a box needs 0 <= x0 < x1 and 0 <= y0 < y1 (ends exclusive)")
+    w, h = size
+    if x0 >= w or y0 >= h:
+        raise UsageError(f"the box lies outside level {level} of the slide ({w}x{h} pixels)")
+    return x0, y0, min(x1, w), min(y1, h)
+
+
+@dataclass
+class _Chunk:
+    page: _Page
+    index: int
+    box: Box  # in the chunk's pixels
+
+
+def _chunks(page: _Page, box: Box) -> list[_Chunk]:
+    x0, y0, x1, y1 = box
+    out = []
+    for plane in range(page.planes):
+        for cy in range(y0 // page.ch, -(-y1 // page.ch)):
+            for cx in range(x0 // page.cw, -(-x1 // page.cw)):
+                ox, oy = cx * page.cw, cy * page.ch
+                rows = min(page.ch, page.height - oy) if not page.tiled else page.ch
+                local = (max(x0 - ox, 0), max(y0 - oy, 0), min(x1 - ox, page.cw), min(y1 - oy, rows))
+                out.append(_Chunk(page, plane * page.across * page.down + cy * page.across + cx, local))
+    return out
+
+
+def _check_codec(t: TiffIfds, page: _Page) -> None:
+    c = page.compression
+    if c == JPEG:
+        return
+    if c not in LOSSLESS:
+        name = _CODEC_NAMES.get(c, f"compression {c}")
+        what = "JPEG 2000 is not redacted yet" if c in J2K else "not redacted"
+        raise UnsupportedInputError(f"slide tiles in {name}: {what}")
+    if c == 5:
+        try:
+            import imagecodecs  # noqa: F401
+        except ImportError:
+            raise MissingDependencyError("redacting LZW tiles needs imagecodecs (pip install imagecodecs)") from None
+    if int(t.number(page.ifd, 317, 1) or 1) not in (1, 2):
+        raise UnsupportedInputError("slide tiles with a floating-point predictor are not redacted")
+    if page.photometric not in (0, 1, 2):
+        raise UnsupportedInputError(f"uncompressed or lossless slide tiles of photometric {page.photometric}")
+    bits = t.numbers(page.ifd.entries[258]) if 258 in page.ifd.entries else (1,)
+    fmt = int(t.number(page.ifd, 339, 1) or 1)
+    if len(set(bits)) != 1 or (fmt == 1 and bits[0] not in (8, 16, 32)) or (fmt == 3 and bits[0] not in (32, 64)) \
+            or fmt not in (1, 3):
+        raise UnsupportedInputError("lossless slide tiles of a sample format other than 8, 16 or 32-bit unsigned or float")
+
+
+def _photometric_name(photometric: int) -> str:
+    return {6: "YBR_FULL", 2: "RGB"}.get(photometric, "MONOCHROME2")
+
+
+def _redact_jpeg_chunk(data: bytes, tables: bytes | None, boxes: list[Box], fill: str, photometric: int) -> tuple[bytes, int]:
+    """The JPEG tile ``data`` (abbreviated when ``tables`` are given) with ``boxes`` redacted,
+    and the blocks redacted."""
+    from ..pixels.jpeg_redact import redact_jpeg_detailed
+
+    head = None
+    if tables and tables[:2] == b"\xff\xd8" and tables[-2:] == b"\xff\xd9" and data[:2] == b"\xff\xd8":
+        head = tables[:-2]
+        data = head + data[2:]
+    result = redact_jpeg_detailed(data, boxes, fill, photometric=_photometric_name(photometric))
+    if head is None:
+        return result.data, result.blocks
+    if result.data.startswith(head):
+        return b"\xff\xd8" + result.data[len(head) :], result.blocks
+    return result.data, result.blocks  # new Huffman tables: the tile carries its own
+
+
+def _refill(t: TiffIfds, page: _Page, chunk: _Chunk, data: bytes, fill: str) -> bytes:
+    """The lossless tile ``data`` decoded, ``chunk.box`` filled, encoded again."""
+    ifd = page.ifd
+    bits = int(t.numbers(ifd.entries[258])[0]) if 258 in ifd.entries else 1
+    fmt = int(t.number(ifd, 339, 1) or 1)
+    dtype = np.dtype(("f" if fmt == 3 else "u") + str(bits // 8)).newbyteorder(t.bo)
+    spp = 1 if page.planes > 1 else int(t.number(ifd, 277, 1) or 1)
+    plane = chunk.index // (page.across * page.down)
+    rows = page.ch if page.tiled else min(page.ch, page.height - (chunk.index % (page.across * page.down)) // page.across * page.ch)
+    if page.compression == 1:
+        raw = data
+    elif page.compression == 5:
+        import imagecodecs
+
+        raw = bytes(imagecodecs.lzw_decode(data))
+    else:
+        try:
+            raw = zlib.decompress(data)
+        except zlib.error as exc:
+            raise CorruptInputError("deflate tile of the slide does not decompress") from exc
+    need = rows * page.cw * spp * dtype.itemsize
+    if len(raw) < need:
+        raise CorruptInputError("slide tile shorter than its size says")
+    arr = np.frombuffer(raw, dtype, rows * page.cw * spp).reshape(rows, page.cw, spp).copy()
+    predictor = int(t.number(ifd, 317, 1) or 1)
+    if predictor == 2:
+        arr = np.cumsum(arr, axis=1, dtype=arr.dtype)
+    colours = 1 if page.photometric in (0, 1) else 3
+    top = 1.0 if fmt == 3 else float((1 << bits) - 1)
+    level = {"black": 0.0, "grey": top / 2 if fmt == 3 else float(1 << (bits - 1)), "white": top}[fill]
+    if page.photometric == 0:
+        level = top - level
+    values = [level if (plane if page.planes > 1 else s) < colours else top for s in range(spp)]
+    x0, y0, x1, y1 = chunk.box
+    arr[y0:y1, x0:x1] = np.array(values, dtype)
+    if predictor == 2:
+        arr[:, 1:] = arr[:, 1:] - arr[:, :-1]  # modular for unsigned integers, as the predictor is
+    out = arr.tobytes() + raw[need:]
+    if page.compression == 1:
+        return out
+    if page.compression == 5:
+        import imagecodecs
+
+        return bytes(imagecodecs.lzw_encode(out))
+    return zlib.compress(out, 6)
+
+
+def redact_slide(src: Path, dst: BinaryIO, box: tuple[int, int, int, int], level: int = 0,
+                 fill: str = "black") -> dict[str, int]:
+    """Write the slide ``src`` into ``dst`` (empty, seekable) with ``box`` (pixels of level
+    ``level``, ends exclusive) redacted on every level and the thumbnail; see the module.
+    Returns counts: pages, tiles touched (NDPI: restart intervals), tiles moved to the end, JPEG
+    blocks redacted, lossless tiles re-encoded. Usage errors, unsupported codecs and a broken
+    structure are raised before anything is written; a tile that turns out corrupt while it is
+    redacted leaves ``dst`` partial (:func:`medcloak.redact.redact_slide_file` then removes it)."""
+    return redact_slide_boxes(src, dst, [box], level, fill)
+
+
+def redact_slide_boxes(src: Path, dst: BinaryIO, boxes: Sequence[Box], level: int = 0,
+                       fill: str = "black") -> dict[str, int]:
+    """:func:`redact_slide` for several boxes at once (each tile rewritten once)."""
+    if fill not in FILLS:
+        raise UsageError(f"fill must be one of {', '.join(FILLS)}")
+    if not boxes:
+        raise UsageError("no box to redact")
+    with open(src, "rb") as fh:
+        fd = fh.fileno()
+        t = TiffIfds(fd, os.fstat(fd).st_size)
+        _vendor_name, levels, thumbs = slide_pages(t)
+        if not 0 <= level < len(levels):
+            raise UsageError(f"--level must be between 0 and {len(levels) - 1} for this slide")
+        base = (levels[level].width, levels[level].height)
+        checked = [_check_box(b, base, level) for b in boxes]
+        plan: dict[tuple[int, int], _Chunk] = {}
+        extra: dict[tuple[int, int], list[Box]] = {}
+        ndpi: list[tuple[_NdpiLevel, list[tuple[int, Box]]]] = []
+        for page in levels + thumbs:
+            if _vendor_name == "hamamatsu":
+                level_plan = _NdpiLevel(t, page)
+                ndpi.append((level_plan, level_plan.intervals([map_box(b, base, (page.width, page.height)) for b in checked])))
+                continue
+            for b in checked:
+                mapped = map_box(b, base, (page.width, page.height))
+                for chunk in _chunks(page, mapped):
+                    key = (page.ifd.offset, chunk.index)
+                    if key in plan:
+                        extra.setdefault(key, []).append(chunk.box)
+                    else:
+                        plan[key] = chunk
+        for page in {c.page.ifd.offset: c.page for c in plan.values()}.values():
+            _check_codec(t, page)
+        for c in plan.values():
+            o, n = c.page.offsets[c.index], c.page.counts[c.index]
+            if n and (o < t.header or o + n > t.size):
+                raise CorruptInputError("TIFF tile or strip outside the file")
+        refs = Counter(o for p in levels + thumbs for o, n in zip(p.offsets, p.counts) if n)
+        counts = {"pages": len({k[0] for k in plan}) + len(ndpi), "tiles-touched": 0, "tiles-moved": 0,
+                  "blocks-redacted": 0, "tiles-reencoded": 0}
+        # NDPI intervals are redacted before the copy, so a refusal writes nothing (they are small)
+        ndpi_patches = [patch for level_plan, intervals in ndpi for patch in level_plan.redact(intervals, fill, counts)]
+        _copy(fd, t.size, dst)
+        for pos, data in ndpi_patches:
+            dst.seek(pos)
+            dst.write(data)
+        end = t.size
+        for key, chunk in sorted(plan.items(), key=lambda kv: kv[1].page.offsets[kv[1].index]):
+            page = chunk.page
+            offset, size = page.offsets[chunk.index], page.counts[chunk.index]
+            if not size:
+                continue  # a sparse tile: nothing stored, nothing shown
+            data = t.read(offset, size)
+            local = [chunk.box, *extra.get(key, [])]
+            if page.compression == JPEG:
+                tables = t.value(page.ifd.entries[347]) if 347 in page.ifd.entries else None
+                new, blocks = _redact_jpeg_chunk(data, tables, local, fill, page.photometric)
+                counts["blocks-redacted"] += blocks
+            else:
+                new = data
+                for b in local:
+                    new = _refill(t, page, _Chunk(page, chunk.index, b), new, fill)
+            if new == data:
+                continue
+            counts["tiles-touched"] += 1
+            counts["tiles-reencoded"] += page.compression != JPEG
+            shared = refs[offset] > 1
+            if len(new) <= size and not shared:
+                dst.seek(offset)
+                dst.write(new + bytes(size - len(new)))
+                at = offset
+            else:
+                at = end + (end & 1)  # word-aligned, as TIFF asks
+                dst.seek(end)
+                dst.write(bytes(at - end) + new)
+                end = at + len(new)
+                counts["tiles-moved"] += 1
+                if not shared:
+                    dst.seek(offset)
+                    dst.write(bytes(size))
+            _repoint(t, dst, page, chunk.index, at, len(new))
+    dst.flush()
+    return counts
+
+
+class _NdpiLevel:
+    """A Hamamatsu NDPI level: one JPEG whose restart intervals (one MCU tall, their starts in tag
+    65426) are redacted one by one, each as a small JPEG of its own (the level's header with the
+    interval's size); an interval that comes out shorter is padded with 0xFF fill bytes before
+    its restart marker (which decoders skip), so the level keeps its length and every interval its
+    start. An interval that would grow, or whose fill the level's Huffman tables cannot code, is
+    refused."""
+
+    def __init__(self, t: TiffIfds, page: _Page) -> None:
+        self.t, self.page = t, page
+        if page.compression != JPEG or page.tiled or len(page.offsets) != 1 or 65426 not in page.ifd.entries:
+            raise UnsupportedInputError("NDPI level that is not one JPEG with its restart interval starts")
+        self.offset, self.size = page.offsets[0], page.counts[0]
+        head = t.read(self.offset, min(self.size, 1 << 16))
+        pos, sof, dri = 2, None, None
+        while True:
+            if pos + 4 > len(head) or head[pos] != 0xFF:
+                raise CorruptInputError("NDPI level whose JPEG header is broken or too long")
+            marker, length = head[pos + 1], int.from_bytes(head[pos + 2 : pos + 4], "big")
+            if marker in (0xC0, 0xC1):
+                sof = pos + 4
+            elif marker == 0xDD:
+                dri = pos + 4
+            elif marker == 0xDA:
+                self.scan_start = pos + 2 + length
+                break
+            elif marker in (0xC2, 0xC3, 0xC9, 0xCA, 0xCB):
+                raise UnsupportedInputError("NDPI level in a JPEG process other than sequential Huffman")
+            pos += 2 + length
+        if sof is None or dri is None or self.scan_start > len(head):
+            raise UnsupportedInputError("NDPI level without a frame header or restart interval")
+        header = bytearray(head[: self.scan_start])
+        height, width = int.from_bytes(header[sof + 1 : sof + 3], "big"), int.from_bytes(header[sof + 3 : sof + 5], "big")
+        comps = header[sof + 5]
+        sampling = [header[sof + 7 + 3 * i] for i in range(comps)]
+        self.mcu = (8 * max(s >> 4 for s in sampling), 8 * max(s & 15 for s in sampling))
+        self.restart = int.from_bytes(header[dri : dri + 2], "big")
+        if (width, height) != (page.width, page.height) or not self.restart:
+            raise UnsupportedInputError("NDPI level whose JPEG size is not the page's, or without restarts")
+        mx = -(-width // self.mcu[0])
+        if mx % self.restart:
+            raise UnsupportedInputError("NDPI level whose restart intervals do not tile its rows")
+        self.per_row = mx // self.restart
+        self.starts = [int(v) for v in t.numbers(page.ifd.entries[65426])]
+        if len(self.starts) != self.per_row * -(-height // self.mcu[1]):
+            raise CorruptInputError("NDPI restart interval starts that the level's size does not give")
+        iw, ih = self.restart * self.mcu[0], self.mcu[1]
+        header[sof + 1 : sof + 5] = ih.to_bytes(2, "big") + iw.to_bytes(2, "big")
+        header[dri : dri + 2] = b"\x00\x00"  # each interval alone: no restarts
+        self.header = bytes(header)
+        self.interval = (iw, ih)
+
+    def intervals(self, boxes: Sequence[Box]) -> list[tuple[int, Box]]:
+        iw, ih = self.interval
+        out = []
+        for x0, y0, x1, y1 in boxes:
+            for row in range(y0 // ih, -(-y1 // ih)):
+                for col in range(x0 // iw, -(-x1 // iw)):
+                    local = (max(0, x0 - col * iw), max(0, y0 - row * ih), min(iw, x1 - col * iw), min(ih, y1 - row * ih))
+                    out.append((row * self.per_row + col, local))
+        return out
+
+    def redact(self, intervals: list[tuple[int, Box]], fill: str, counts: dict[str, int]) -> list[tuple[int, bytes]]:
+        """The redacted intervals: (position in the file, bytes to write there)."""
+        from ..pixels.jpeg_redact import redact_jpeg_detailed
+
+        out = []
+
+        by_interval: dict[int, list[Box]] = {}
+        for k, local in intervals:
+            by_interval.setdefault(k, []).append(local)
+        for k, boxes in sorted(by_interval.items()):
+            start = self.starts[k]
+            end = self.starts[k + 1] - 2 if k + 1 < len(self.starts) else self.size - 2
+            if not self.scan_start <= start < end <= self.size - 2:
+                raise CorruptInputError("NDPI restart interval starts out of order or outside the level")
+            tail = self.t.read(self.offset + end, 2)
+            if tail[0] != 0xFF or not (0xD0 <= tail[1] <= 0xD7 if k + 1 < len(self.starts) else tail[1] == 0xD9):
+                raise CorruptInputError("NDPI restart interval that does not end with its marker")
+            body = self.t.read(self.offset + start, end - start).rstrip(b"\xff")  # fill bytes of an earlier redaction
+            result = redact_jpeg_detailed(self.header + body + b"\xff\xd9", boxes, fill,
+                                          photometric=_photometric_name(self.page.photometric))
+            if not result.blocks:
+                continue
+            if result.route != "bit-copy" or result.added or not result.data.startswith(self.header):
+                raise UnsupportedInputError("NDPI level whose Huffman tables cannot code the fill")
+            new = result.data[len(self.header) : -2]
+            if len(new) > end - start:
+                raise UnsupportedInputError("an NDPI restart interval would grow when redacted")
+            out.append((self.offset + start, new + b"\xff" * (end - start - len(new))))
+            counts["tiles-touched"] += 1
+            counts["blocks-redacted"] += result.blocks
+        return out
+
+
+def _repoint(t: TiffIfds, dst: BinaryIO, page: _Page, index: int, offset: int, size: int) -> None:
+    tags = (324, 325) if page.tiled else (273, 279)
+    for tag, value, old in zip(tags, (offset, size), (page.offsets[index], page.counts[index])):
+        if value == old:
+            continue
+        e = page.ifd.entries[tag]
+        fmt = _PACK[e.kind]
+        if value >= 1 << (8 * struct.calcsize(fmt)):
+            raise UnsupportedInputError("a redacted tile does not fit the slide's offsets (classic TIFF near 4 GiB)")
+        dst.seek(e.value_at + index * struct.calcsize(fmt))
+        dst.write(struct.pack(t.bo + fmt, value))
