@@ -50,8 +50,11 @@ from ..errors import (
     UsageError,
 )
 from .slide_ifd import Ifd, TiffIfds
-from .slide_tiff import HANDLED, J2K, _copy, _roles, _vendor
-from .slide_vendors import NDPI_HIGH_WORDS
+from .slide_tiff import J2K, _copy, _vendor
+from .slide_vendors import NDPI_HIGH_WORDS, roles
+
+#: the vendors whose slides are redacted (tested); others are refused
+REDACTABLE = ("aperio", "hamamatsu", "generic")
 
 Box = tuple[int, int, int, int]
 FILLS = ("black", "grey", "white")
@@ -118,13 +121,13 @@ def slide_pages(t: TiffIfds) -> tuple[str, list[_Page], list[_Page]]:
     """(vendor, pyramid levels largest first, thumbnails) of the slide ``t``."""
     pages = t.pages()
     vendor = _vendor(t, pages)
-    if vendor not in HANDLED:
-        raise UnsupportedInputError(f"TIFF slide of a kind not handled ({vendor or 'no pyramid'})")
+    if vendor not in REDACTABLE:
+        raise UnsupportedInputError(f"redaction of this kind of slide is not handled yet ({vendor or 'no pyramid'})")
     if vendor == "hamamatsu" and (t.size >= 1 << 32 or any(NDPI_HIGH_WORDS & p.entries.keys() for p in pages)):
         raise UnsupportedInputError("NDPI of 4 GiB or more (64-bit offsets) is not handled yet")
-    roles = _roles(t, vendor, pages)
+    page_roles = roles(t, vendor, pages)
     levels, thumbs = [], []
-    for ifd, role in zip(pages, roles):
+    for ifd, role in zip(pages, page_roles):
         if role == "level":
             levels.append(_page(t, ifd, role))
             for sub in ifd.subifds:
