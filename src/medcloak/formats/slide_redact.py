@@ -50,8 +50,8 @@ from ..errors import (
     UsageError,
 )
 from .slide_ifd import Ifd, TiffIfds
-from .slide_tiff import HANDLED, J2K, _copy, _roles, _vendor
-from .slide_vendors import NDPI_HIGH_WORDS
+from .slide_tiff import HANDLED, J2K, _copy, _vendor, check_ndpi
+from .slide_vendors import roles as _roles
 
 Box = tuple[int, int, int, int]
 FILLS = ("black", "grey", "white")
@@ -120,8 +120,7 @@ def slide_pages(t: TiffIfds) -> tuple[str, list[_Page], list[_Page]]:
     vendor = _vendor(t, pages)
     if vendor not in HANDLED:
         raise UnsupportedInputError(f"TIFF slide of a kind not handled ({vendor or 'no pyramid'})")
-    if vendor == "hamamatsu" and (t.size >= 1 << 32 or any(NDPI_HIGH_WORDS & p.entries.keys() for p in pages)):
-        raise UnsupportedInputError("NDPI of 4 GiB or more (64-bit offsets) is not handled yet")
+    check_ndpi(t, vendor, pages)
     roles = _roles(t, vendor, pages)
     levels, thumbs = [], []
     for ifd, role in zip(pages, roles):
@@ -408,6 +407,11 @@ class _NdpiLevel:
             raise UnsupportedInputError("NDPI level whose restart intervals do not tile its rows")
         self.per_row = mx // self.restart
         self.starts = [int(v) for v in t.numbers(page.ifd.entries[65426])]
+        if 65432 in page.ifd.entries:  # the high words of the starts (a level JPEG over 4 GiB)
+            highs = t.numbers(page.ifd.entries[65432])
+            if len(highs) != len(self.starts):
+                raise CorruptInputError("NDPI restart interval starts and their high words differ in number")
+            self.starts = [s | int(h) << 32 for s, h in zip(self.starts, highs)]
         if len(self.starts) != self.per_row * -(-height // self.mcu[1]):
             raise CorruptInputError("NDPI restart interval starts that the level's size does not give")
         iw, ih = self.restart * self.mcu[0], self.mcu[1]
