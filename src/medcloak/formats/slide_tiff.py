@@ -43,7 +43,15 @@ from ..errors import CorruptInputError, UnsupportedInputError
 from ..pixels.tiff_meta import SIZES
 from . import slide_vendors as V
 from . import slide_xml as X
-from .slide_ifd import Entry, Ifd, TiffIfds, data_ranges, j2k_text_segments, jpeg_text_segments, stub_ifd
+from .slide_ifd import (
+    Entry,
+    Ifd,
+    TiffIfds,
+    data_ranges,
+    j2k_text_segments,
+    jpeg_text_segments,
+    stub_ifd,
+)
 from .slide_ifd import merge_ranges as _merge
 from .slide_ifd import no_overlap as _no_overlap
 
@@ -227,7 +235,7 @@ class _Plan:
         if not at:
             raise UnsupportedInputError("Ventana slide whose first page has no image data")
         self.patches[at[0]] = b"\x00"
-        block = stub_ifd(self.t, at[0], [self._entry(e, xmp)], next_offset)
+        block = stub_ifd(self.t, at[0], [self._entry(e, xmp)[0]], next_offset)
         if len(block) > ifd.size:
             raise UnsupportedInputError("Ventana first page too small to stand in for the label")
         self.patches[ifd.offset] = block.ljust(ifd.size, b"\x00")
@@ -362,8 +370,7 @@ def clean_slide(src: Path, dst: BinaryIO, keyring: Keyring) -> SlideReport:
         for a, b in gaps:
             for c, d in data_ranges(fd, a, b):  # a hole of the input is a hole (zeros) of the copy
                 dst.seek(c)
-                for pos in range(c, d, CHUNK):
-                    dst.write(zeros[: min(CHUNK, d - pos)])
+                dst.writelines(zeros[: min(CHUNK, d - pos)] for pos in range(c, d, CHUNK))
             zeroed += b - a
     for pos, n in plan.blanks:
         dst.seek(pos)
