@@ -188,6 +188,9 @@ def _strip_tags(path: Path) -> list[tuple[int, int, float, dict[int, object]]]:
 def ndpi64(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
     path = tmp_path_factory.mktemp("ndpi64") / "in.ndpi"
     info = make_ndpi64(path)
+    if path.stat().st_blocks * 512 > 16 << 20:
+        path.unlink()
+        pytest.skip("the temporary file system does not keep files sparse")
     return path, info
 
 
@@ -240,7 +243,13 @@ def test_openslide_reads_the_cleaned_ndpi_as_before(ndpi64: tuple[Path, dict[str
     dst = tmp_path / "out.ndpi"
     with open(dst, "wb") as fh:
         clean_slide(src, fh, KEYRING)
-    a = openslide.OpenSlide(src)
+    try:
+        a = openslide.OpenSlide(src)
+    except openslide.OpenSlideError:
+        pytest.skip("this OpenSlide does not read NDPI over 4 GiB")
+    if a.properties.get("openslide.vendor") != "hamamatsu":
+        a.close()
+        pytest.skip("this OpenSlide does not read the synthetic NDPI as hamamatsu")
     b = openslide.OpenSlide(dst)
     try:
         assert a.properties["openslide.vendor"] == b.properties["openslide.vendor"] == "hamamatsu"

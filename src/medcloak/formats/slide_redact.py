@@ -1,5 +1,5 @@
 """Redacting a box on every level of a TIFF-family slide (Aperio SVS in classic TIFF and BigTIFF,
-generic tiled pyramids, Hamamatsu NDPI), touching only the tiles the box covers.
+generic tiled pyramids, Hamamatsu NDPI, also of 4 GiB or more), touching only the tiles the box covers.
 
 The box is given in one level's pixels and mapped to every pyramid level and to the thumbnail by
 the ratio of their sizes, rounded outward (a level's downsample is its size over level 0's, as
