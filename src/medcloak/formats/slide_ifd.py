@@ -5,11 +5,19 @@ Each entry keeps where it is and where its value is, since the released copy is 
 positions. Every read is checked against the file's size, so a truncated file or an offset
 outside it is a :class:`CorruptInputError`, never a short read; reads go through ``pread``, so the
 file may change under us without a crash (no memory map, whose truncation would be SIGBUS).
+
+Hamamatsu NDPI is classic TIFF with 64-bit offsets bolted on (OpenSlide's hamamatsu format page):
+the header's first-IFD offset and every IFD's next offset are 8 bytes, and after each IFD's next
+offset comes an array of one 4-byte high word per entry, completing the entry's value offset (or
+its inline LONG value: StripOffsets and StripByteCounts of a file over 4 GiB); ASCII values are
+always out of line. A file is read that way when, as OpenSlide decides, the header's 8-byte
+offset leads to an IFD holding the NDPI tag (65420); other TIFF readers see the low words only.
 """
 
 from __future__ import annotations
 
 import bisect
+import errno
 import os
 import struct
 from dataclasses import dataclass, field
@@ -20,6 +28,7 @@ from ..pixels.tiff_meta import SIZES
 MAX_PAGES = 4096
 MAX_ENTRIES = 4096
 SUBIFDS = 330
+NDPI_FLAG = 65420
 _INT = {1: "B", 3: "H", 4: "I", 8: "h", 9: "i", 13: "I", 16: "Q", 17: "q", 18: "Q", 11: "f", 12: "d"}
 
 
@@ -32,6 +41,7 @@ class Entry:
     value_at: int  # where its value is (inside the entry when inline)
     size: int
     inline: bool
+    high: int = 0  # NDPI: the high word of the value offset (or of an inline LONG)
 
 
 @dataclass
@@ -57,8 +67,27 @@ class TiffIfds:
         if self.big and struct.unpack(self.bo + "HH", head[4:8]) != (8, 0):
             raise CorruptInputError("BigTIFF with an offset size other than 8")
         self.off = "Q" if self.big else "I"
+        self.next_fmt = self.off  # the next-IFD offsets (8 bytes in NDPI)
         self.header = 16 if self.big else 8
         self.first = self.unpack(8 if self.big else 4, self.off)
+        self.ndpi = False
+        if not self.big and self.bo == "<" and size >= 12:
+            self._try_ndpi()
+
+    def _try_ndpi(self) -> None:
+        """Switch to NDPI's layout when the header's 8-byte offset leads to an NDPI IFD."""
+        first = self.unpack(4, "Q")
+        if not 12 <= first < self.size:
+            return
+        self.ndpi, self.next_fmt, self.header = True, "Q", 12
+        try:
+            e = self.ifd(first).entries.get(NDPI_FLAG)
+        except (CorruptInputError, UnsupportedInputError, struct.error):
+            e = None
+        if e is None or e.count == 0:
+            self.ndpi, self.next_fmt, self.header = False, "I", 8
+        else:
+            self.first = first
 
     def read(self, pos: int, n: int) -> bytes:
         if pos < 0 or n < 0 or pos + n > self.size:
@@ -76,22 +105,26 @@ class TiffIfds:
         if n == 0 or n > MAX_ENTRIES:
             raise CorruptInputError("TIFF IFD with no entries or implausibly many")
         width, start, inline = (20, 8, 8) if self.big else (12, 2, 4)
-        block = self.read(offset + start, n * width + (8 if self.big else 4))
+        block = self.read(offset + start, n * width + struct.calcsize(self.next_fmt) + (4 * n if self.ndpi else 0))
+        highs = struct.unpack_from(self.bo + "I" * n, block, n * width + 8) if self.ndpi else (0,) * n
         entries = {}
         for i in range(n):
             at = offset + start + i * width
             tag, kind = struct.unpack_from(self.bo + "HH", block, i * width)
             count = struct.unpack_from(self.bo + self.off, block, i * width + 4)[0]
             size = SIZES.get(kind, 1) * count
-            if size <= inline:
+            high = highs[i]
+            if size <= inline and not (self.ndpi and kind == 2):
                 value_at, is_inline = at + width - inline, True
+                if high and not (kind in (4, 13) and count == 1):
+                    raise UnsupportedInputError("NDPI inline value with high bits other than one LONG")
             else:
-                value_at = struct.unpack_from(self.bo + self.off, block, i * width + width - inline)[0]
+                value_at = struct.unpack_from(self.bo + self.off, block, i * width + width - inline)[0] | high << 32
                 is_inline = False
                 if value_at + size > self.size:
                     raise CorruptInputError("TIFF tag value outside the file")
-            entries[tag] = Entry(tag, kind, count, at, value_at, size, is_inline)
-        nxt = struct.unpack_from(self.bo + self.off, block, n * width)[0]
+            entries[tag] = Entry(tag, kind, count, at, value_at, size, is_inline, high)
+        nxt = struct.unpack_from(self.bo + self.next_fmt, block, n * width)[0]
         return Ifd(offset, entries, nxt, start + len(block))
 
     def value(self, e: Entry) -> bytes:
@@ -101,7 +134,10 @@ class TiffIfds:
         fmt = _INT.get(e.kind)
         if fmt is None or e.size != struct.calcsize(fmt) * e.count:
             raise CorruptInputError(f"TIFF tag {e.tag} of an unexpected type")
-        return struct.unpack(self.bo + fmt * e.count, self.value(e))
+        values = struct.unpack(self.bo + fmt * e.count, self.value(e))
+        if e.inline and e.high:  # NDPI: a LONG over 4 GiB (an offset or a byte count)
+            return (values[0] | e.high << 32,)
+        return values
 
     def number(self, ifd: Ifd, tag: int, default: float | None = None) -> float | None:
         e = ifd.entries.get(tag)
@@ -265,3 +301,24 @@ def stub_ifd(t: TiffIfds, strip_at: int, extra: list[bytes], next_offset: int) -
                entry(279, off_kind, 1), *extra]
     n = struct.pack(t.bo + ("Q" if t.big else "H"), len(entries))
     return n + b"".join(entries) + struct.pack(t.bo + t.off, next_offset)
+
+
+def data_ranges(fd: int, a: int, b: int) -> list[tuple[int, int]]:
+    """The parts of ``[a, b)`` of the file ``fd`` that may hold data: all of it, less the holes of
+    a sparse file (which read as zeros) where the file system says where they are."""
+    if not (hasattr(os, "SEEK_DATA") and hasattr(os, "SEEK_HOLE")):
+        return [(a, b)] if a < b else []
+    out, pos = [], a
+    try:
+        while pos < b:
+            start = os.lseek(fd, pos, os.SEEK_DATA)
+            if start >= b:
+                break
+            end = min(b, os.lseek(fd, start, os.SEEK_HOLE))
+            out.append((start, end))
+            pos = end
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # no data after pos
+            return out
+        return [(a, b)] if a < b else []  # the file system cannot say: all of it
+    return out

@@ -1,5 +1,5 @@
 """Redacting a box on every level of a TIFF-family slide (Aperio SVS in classic TIFF and BigTIFF,
-generic tiled pyramids, Hamamatsu NDPI), touching only the tiles the box covers.
+generic tiled pyramids, Hamamatsu NDPI, also of 4 GiB or more), touching only the tiles the box covers.
 
 The box is given in one level's pixels and mapped to every pyramid level and to the thumbnail by
 the ratio of their sizes, rounded outward (a level's downsample is its size over level 0's, as
@@ -50,8 +50,8 @@ from ..errors import (
     UsageError,
 )
 from .slide_ifd import Ifd, TiffIfds
-from .slide_tiff import J2K, _copy, _vendor
-from .slide_vendors import NDPI_HIGH_WORDS, roles
+from .slide_tiff import J2K, _copy, _vendor, check_ndpi
+from .slide_vendors import roles
 
 #: the vendors whose slides are redacted (tested); others are refused
 REDACTABLE = ("aperio", "hamamatsu", "generic")
@@ -123,8 +123,7 @@ def slide_pages(t: TiffIfds) -> tuple[str, list[_Page], list[_Page]]:
     vendor = _vendor(t, pages)
     if vendor not in REDACTABLE:
         raise UnsupportedInputError(f"redaction of this kind of slide is not handled yet ({vendor or 'no pyramid'})")
-    if vendor == "hamamatsu" and (t.size >= 1 << 32 or any(NDPI_HIGH_WORDS & p.entries.keys() for p in pages)):
-        raise UnsupportedInputError("NDPI of 4 GiB or more (64-bit offsets) is not handled yet")
+    check_ndpi(t, vendor, pages)
     page_roles = roles(t, vendor, pages)
     levels, thumbs = [], []
     for ifd, role in zip(pages, page_roles):
@@ -411,6 +410,11 @@ class _NdpiLevel:
             raise UnsupportedInputError("NDPI level whose restart intervals do not tile its rows")
         self.per_row = mx // self.restart
         self.starts = [int(v) for v in t.numbers(page.ifd.entries[65426])]
+        if 65432 in page.ifd.entries:  # the high words of the starts (a level JPEG over 4 GiB)
+            highs = t.numbers(page.ifd.entries[65432])
+            if len(highs) != len(self.starts):
+                raise CorruptInputError("NDPI restart interval starts and their high words differ in number")
+            self.starts = [s | int(h) << 32 for s, h in zip(self.starts, highs)]
         if len(self.starts) != self.per_row * -(-height // self.mcu[1]):
             raise CorruptInputError("NDPI restart interval starts that the level's size does not give")
         iw, ih = self.restart * self.mcu[0], self.mcu[1]

@@ -1,5 +1,5 @@
-"""TIFF-family whole-slide images (Aperio SVS in classic TIFF and BigTIFF, Hamamatsu NDPI under
-4 GiB, Philips TIFF, Ventana BIF, OME-TIFF, QPTIFF, generic tiled pyramids): labels and macros
+"""TIFF-family whole-slide images (Aperio SVS in classic TIFF and BigTIFF, Hamamatsu NDPI (also
+over 4 GiB, with its 64-bit offsets), Philips TIFF, Ventana BIF, OME-TIFF, QPTIFF, generic tiled pyramids): labels and macros
 gone, metadata cleaned by allow-list, every tile of every level copied byte for byte.
 
 The released slide is the input copied, then patched; nothing is re-laid, so the cost is a copy
@@ -20,8 +20,13 @@ The structure is read by :mod:`.slide_ifd` rather than with tifffile: patching n
 entry's position, and fail-closed needs every inconsistency to be an error (tifffile logs a
 broken IFD chain, tile offsets past the end or a loop, and reads on). A truncated file, offsets
 outside the file or a loop raise :class:`CorruptInputError`; a layout not understood (nested
-SubIFDs, NDPI over 4 GiB, a value shared between a cleaned tag and another)
-:class:`UnsupportedInputError`.
+SubIFDs, a file of 4 GiB or more that is not in NDPI's layout, a value shared between a cleaned
+tag and another) :class:`UnsupportedInputError`.
+
+An NDPI of 4 GiB or more keeps its layout: each kept IFD is rewritten with the high words of its
+kept entries after its 8-byte next offset, and a value rewritten in place keeps its 64-bit
+offset (low word in the entry, high word in that array). A sparse input stays sparse: the copy
+and the zeroing skip its holes, which read as zeros anyway.
 """
 
 from __future__ import annotations
@@ -38,7 +43,15 @@ from ..errors import CorruptInputError, UnsupportedInputError
 from ..pixels.tiff_meta import SIZES
 from . import slide_vendors as V
 from . import slide_xml as X
-from .slide_ifd import Entry, Ifd, TiffIfds, j2k_text_segments, jpeg_text_segments, stub_ifd
+from .slide_ifd import (
+    Entry,
+    Ifd,
+    TiffIfds,
+    data_ranges,
+    j2k_text_segments,
+    jpeg_text_segments,
+    stub_ifd,
+)
 from .slide_ifd import merge_ranges as _merge
 from .slide_ifd import no_overlap as _no_overlap
 
@@ -153,16 +166,22 @@ class _Plan:
     def keep_page(self, ifd: Ifd, next_offset: int, kept_subifds: list[int] | None) -> None:
         """Rewrite the page's IFD with only the kept entries; keep their values."""
         t = self.t
-        entries = []
+        entries, highs = [], []
         for tag in sorted(ifd.entries, key=lambda k: ifd.entries[k].at):
             e = ifd.entries[tag]
             new = self._decide(ifd, e, kept_subifds)
             if new is None:
                 self.counts["tags-dropped"] += 1
                 continue
-            entries.append(self._entry(e, new))
+            raw, high = self._entry(e, new)
+            entries.append(raw)
+            highs.append(high)
         n = struct.pack(t.bo + ("Q" if t.big else "H"), len(entries))
-        block = n + b"".join(entries) + struct.pack(t.bo + t.off, next_offset)
+        block = n + b"".join(entries) + struct.pack(t.bo + t.next_fmt, next_offset)
+        if t.ndpi:  # the high words of the kept entries, in their order
+            block += struct.pack(t.bo + "I" * len(highs), *highs)
+        if len(block) > ifd.size:
+            raise UnsupportedInputError("TIFF IFD that grew when cleaned")
         self.patches[ifd.offset] = block.ljust(ifd.size, b"\x00")
 
     def _decide(self, ifd: Ifd, e: Entry, kept_subifds: list[int] | None) -> bytes | bool | None:
@@ -216,7 +235,7 @@ class _Plan:
         if not at:
             raise UnsupportedInputError("Ventana slide whose first page has no image data")
         self.patches[at[0]] = b"\x00"
-        block = stub_ifd(self.t, at[0], [self._entry(e, xmp)], next_offset)
+        block = stub_ifd(self.t, at[0], [self._entry(e, xmp)[0]], next_offset)
         if len(block) > ifd.size:
             raise UnsupportedInputError("Ventana first page too small to stand in for the label")
         self.patches[ifd.offset] = block.ljust(ifd.size, b"\x00")
@@ -239,19 +258,20 @@ class _Plan:
             self.cleaned[key] = text.encode("latin-1") + b"\x00"
         return self.cleaned[key]
 
-    def _entry(self, e: Entry, new: bytes | bool) -> bytes:
+    def _entry(self, e: Entry, new: bytes | bool) -> tuple[bytes, int]:
+        """The entry as it is written, and (NDPI) its value offset's high word."""
         t = self.t
         raw = t.read(e.at, 20 if t.big else 12)
         if new is True:
             if not e.inline:
                 self.raw.append((e.value_at, e.value_at + e.size))
-            return raw
+            return raw, e.high
         assert isinstance(new, bytes)
         inline = 8 if t.big else 4
         count = len(new) // SIZES.get(e.kind, 1)
         head = raw[:4] + struct.pack(t.bo + t.off, count)
-        if len(new) <= inline:
-            return head + new.ljust(inline, b"\x00")
+        if len(new) <= inline and not (t.ndpi and e.kind == 2):  # NDPI keeps ASCII out of line
+            return head + new.ljust(inline, b"\x00"), 0
         if e.inline or len(new) > e.size:
             raise UnsupportedInputError("TIFF value that grew when cleaned")
         old = self.patches.get(e.value_at)
@@ -260,7 +280,7 @@ class _Plan:
         if old is not None and old != padded:
             raise UnsupportedInputError("TIFF value shared by tags cleaned differently")
         self.patches[e.value_at] = padded
-        return head + raw[4 + inline :]
+        return head + raw[4 + inline :], e.high  # written where it was: same offset, both words
 
     def zero_ranges(self) -> list[tuple[int, int]]:
         """Every range of the file not kept raw nor patched, after checking patches overlap nothing."""
@@ -277,14 +297,33 @@ class _Plan:
         return gaps
 
 
+def check_ndpi(t: TiffIfds, vendor: str, pages: list[Ifd]) -> None:
+    """A classic TIFF of 4 GiB or more is understood only in NDPI's layout (see
+    :mod:`.slide_ifd`); high-word tags outside it, or high words that disagree with the
+    OffsetHighBytes (65324) and ByteCountHighBytes (65325) tags, are a layout not understood."""
+    if t.big:
+        return
+    if not t.ndpi:
+        if t.size >= 1 << 32 or (vendor == "hamamatsu" and any(V.NDPI_HIGH_WORDS & p.entries.keys() for p in pages)):
+            raise UnsupportedInputError("classic TIFF of 4 GiB or more (or with NDPI high words) not in NDPI's layout")
+        return
+    for p in pages:
+        for tag, base in ((65324, 273), (65325, 279)):
+            if tag in p.entries:
+                if base not in p.entries:
+                    raise UnsupportedInputError("NDPI high-word tag without the strip tag it completes")
+                highs = {int(v) >> 32 for v in t.numbers(p.entries[base])}
+                if highs != {int(v) for v in t.numbers(p.entries[tag])}:
+                    raise UnsupportedInputError("NDPI high-word tags that disagree with its 64-bit offsets")
+
+
 def _prepare(t: TiffIfds) -> tuple[str, _Plan, tuple[str, ...], int, list[tuple[int, int]]]:
     """Read and check the whole structure; decide every page, tag and byte (see the module)."""
     pages = t.pages()
     vendor = _vendor(t, pages)
     if vendor not in HANDLED:
         raise UnsupportedInputError(f"TIFF slide of a kind not handled ({vendor or 'no pyramid'})")
-    if vendor == "hamamatsu" and (t.size >= 1 << 32 or any(V.NDPI_HIGH_WORDS & p.entries.keys() for p in pages)):
-        raise UnsupportedInputError("NDPI of 4 GiB or more (64-bit offsets) is not handled yet")
+    check_ndpi(t, vendor, pages)
     if vendor not in ("generic", "ome") and any(p.subifds for p in pages):
         raise UnsupportedInputError(f"{vendor} slide with SubIFDs")
     roles = V.roles(t, vendor, pages)
@@ -326,13 +365,13 @@ def clean_slide(src: Path, dst: BinaryIO, keyring: Keyring) -> SlideReport:
         t = TiffIfds(fd, os.fstat(fd).st_size)
         vendor, plan, removed, levels, gaps = _prepare(t)
         _copy(fd, t.size, dst)
-    zeroed = 0
-    zeros = bytes(min(CHUNK, max((b - a for a, b in gaps), default=0)))
-    for a, b in gaps:
-        dst.seek(a)
-        for pos in range(a, b, CHUNK):
-            dst.write(zeros[: min(CHUNK, b - pos)])
-        zeroed += b - a
+        zeroed = 0
+        zeros = bytes(min(CHUNK, max((b - a for a, b in gaps), default=0)))
+        for a, b in gaps:
+            for c, d in data_ranges(fd, a, b):  # a hole of the input is a hole (zeros) of the copy
+                dst.seek(c)
+                dst.writelines(zeros[: min(CHUNK, d - pos)] for pos in range(c, d, CHUNK))
+            zeroed += b - a
     for pos, n in plan.blanks:
         dst.seek(pos)
         dst.write(bytes(n))
@@ -361,7 +400,8 @@ def verify_slide(path: Path) -> list[str]:
             findings.append("tags or metadata keys outside the allow-list")
         if any(t.read(pos, n).count(0) != n for pos, n in plan.blanks):
             findings.append("text segments in the headers of JPEG or JPEG 2000 tiles")
-        for a, b in gaps:
+        ranges = [r for a, b in gaps for r in data_ranges(fd, a, b)]
+        for a, b in ranges:
             if any(t.read(p, min(CHUNK, b - p)).count(0) != min(CHUNK, b - p) for p in range(a, b, CHUNK)):
                 findings.append("bytes that no kept structure references are not zero")
                 break
@@ -369,29 +409,33 @@ def verify_slide(path: Path) -> list[str]:
 
 
 def _copy(fd: int, size: int, dst: BinaryIO) -> None:
-    """Copy the whole input into ``dst`` in the kernel where it can, else in chunks."""
+    """Copy the whole input into ``dst`` (empty) in the kernel where it can, else in chunks; only
+    the input's data, not its holes, so a sparse input gives a sparse copy (the holes read as
+    zeros in both)."""
     dst.seek(0)
+    dst.truncate(0)  # holes are not written: nothing may be under them
     dst.flush()
     try:
         out = dst.fileno()
     except (AttributeError, OSError, ValueError):
         out = -1
-    done = 0
-    if out >= 0 and hasattr(os, "copy_file_range"):
-        try:
-            while done < size:
-                n = os.copy_file_range(fd, out, min(size - done, 1 << 30), done, done)
-                if n <= 0:
-                    break
-                done += n
-        except OSError:
-            done = 0
-    while done < size:
-        chunk = os.pread(fd, min(CHUNK, size - done), done)
-        if not chunk:
-            raise CorruptInputError("TIFF file shorter than it was a moment ago")
-        dst.seek(done)
-        dst.write(chunk)
-        done += len(chunk)
+    for a, b in data_ranges(fd, 0, size):
+        done = a
+        if out >= 0 and hasattr(os, "copy_file_range"):
+            try:
+                while done < b:
+                    n = os.copy_file_range(fd, out, min(b - done, 1 << 30), done, done)
+                    if n <= 0:
+                        break
+                    done += n
+            except OSError:
+                done = a
+        while done < b:
+            chunk = os.pread(fd, min(CHUNK, b - done), done)
+            if not chunk:
+                raise CorruptInputError("TIFF file shorter than it was a moment ago")
+            dst.seek(done)
+            dst.write(chunk)
+            done += len(chunk)
     dst.truncate(size)
     dst.seek(0)

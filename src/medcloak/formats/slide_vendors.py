@@ -55,6 +55,7 @@ NDPI_KEEP = frozenset({
     65433, 65435, 65436, 65437, 65438,  # exposure ratio, colour multipliers
     65441, 65444, 65445,  # capture mode, JPEG quality, refocus interval
     65446, 65447, 65451,  # focus offset, blank lines, wavelength
+    65324, 65325, 65432,  # high words of the strip offsets and byte counts and of the MCU starts (over 4 GiB)
 })
 NDPI_HIGH_WORDS = frozenset({65324, 65325, 65432})  # 64-bit offsets of files over 4 GiB
 #: short text tags kept per vendor, when printable and short
