@@ -5,6 +5,7 @@ its input did, without its label and macro, under a keyed name; ``verify`` passe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -51,6 +52,8 @@ def test_each_slide_opens_as_its_input_did_without_label_or_macro(release, name)
     assert row["status"] == "ok", row
     (output,) = row["outputs"]
     assert output.startswith("slides/") and "Surname" not in output and Path(name).stem not in output
+    # the digest the slide's writer took on the way is the file's
+    assert hashlib.sha256((root / "out" / output).read_bytes()).hexdigest() == row["digests"][0]
     before, after = _describe(src / name), _describe(root / "out" / output)
     assert (after["vendor"], after["levels"], after["mpp"]) == (before["vendor"], before["levels"], before["mpp"])
     assert not after["associated"] & {"label", "macro"}

@@ -103,9 +103,13 @@ def _write(fh: BinaryIO, what: Released | bytes | Callable[[BinaryIO], Mapping[s
         if what.write is None:
             return _write(fh, what.data, counts)
         what = what.write
-    for key, value in what(fh).items():
+    result = what(fh)
+    given, digest = result if isinstance(result, tuple) else (result, "")
+    for key, value in given.items():
         counts[key] = counts.get(key, 0) + value
     fh.flush()
+    if digest:  # hashed by the writer as it wrote
+        return digest
     fh.seek(0)
     return _hash(fh)
 

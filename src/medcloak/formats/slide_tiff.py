@@ -37,7 +37,7 @@ import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Callable
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable
 
 from ..errors import CorruptInputError, UnsupportedInputError
 from ..pixels.tiff_meta import SIZES
@@ -62,6 +62,8 @@ if TYPE_CHECKING:
 HANDLED = ("aperio", "hamamatsu", "generic", "philips", "ventana", "ome", "qptiff")
 RECOGNISED = ("leica",)
 CHUNK = 8 << 20
+#: bytes copied, edited and handed to the hashing thread at a time (see :func:`_write`)
+WINDOW = 64 << 20
 J2K = frozenset({33003, 33004, 33005, 34712})  # JPEG 2000 (Aperio YCbCr and RGB, and the generic code)
 
 
@@ -71,6 +73,8 @@ class SlideReport:
     levels: int
     removed: tuple[str, ...]
     counts: dict[str, int] = field(default_factory=dict)
+    #: SHA-256 of the released slide as written ("" when the file it was written to cannot be read)
+    sha256: str = ""
 
 
 def _vendor(t: TiffIfds, pages: list[Ifd]) -> str | None:
@@ -364,24 +368,117 @@ def clean_slide(src: Path, dst: BinaryIO, keyring: Keyring) -> SlideReport:
         fd = fh.fileno()
         t = TiffIfds(fd, os.fstat(fd).st_size)
         vendor, plan, removed, levels, gaps = _prepare(t)
-        _copy(fd, t.size, dst)
-        zeroed = 0
-        zeros = bytes(min(CHUNK, max((b - a for a, b in gaps), default=0)))
-        for a, b in gaps:
-            for c, d in data_ranges(fd, a, b):  # a hole of the input is a hole (zeros) of the copy
-                dst.seek(c)
-                dst.writelines(zeros[: min(CHUNK, d - pos)] for pos in range(c, d, CHUNK))
-            zeroed += b - a
-    for pos, n in plan.blanks:
-        dst.seek(pos)
-        dst.write(bytes(n))
-    for pos, data in sorted(plan.patches.items()):
-        dst.seek(pos)
-        dst.write(data)
-    dst.flush()
-    counts = dict(plan.counts, **{"pages-removed": len(removed), "bytes-zeroed": zeroed,
+        edits: list[tuple[int, int, bytes | None]] = [(a, b, None) for a, b in gaps]
+        edits += [(pos, pos + n, None) for pos, n in plan.blanks]
+        edits += [(pos, pos + len(data), data) for pos, data in sorted(plan.patches.items())]
+        digest = _write(fd, t.size, dst, edits)
+    counts = dict(plan.counts, **{"pages-removed": len(removed), "bytes-zeroed": sum(b - a for a, b in gaps),
                                   "text-segments-blanked": len(plan.blanks)})
-    return SlideReport(vendor, levels, removed, counts)
+    return SlideReport(vendor, levels, removed, counts, digest)
+
+
+def _write(fd: int, size: int, dst: BinaryIO, edits: list[tuple[int, int, bytes | None]]) -> str:
+    """Copy the input into ``dst`` and apply ``edits`` (zeros where the data is ``None``; later
+    edits over earlier ones), a :data:`WINDOW` at a time; the SHA-256 of the result. Each window,
+    once copied and edited, is hashed by a thread of its own while the next one is copied, so the
+    digest the manifest needs costs no second pass over the slide. Zeros are written only over
+    the input's data: a hole of a sparse input stays a hole (it reads as zeros)."""
+    import hashlib
+    import queue
+    import threading
+
+    try:
+        out = dst.fileno()
+    except (AttributeError, OSError, ValueError):
+        out = -1
+    if out < 0 or not dst.readable():  # copy, edit, then hash what was written where it can be read
+        _copy(fd, size, dst)
+        _edit(fd, dst, edits)
+        dst.flush()
+        if not dst.readable():
+            return ""
+        dst.seek(0)
+        sha = hashlib.sha256()
+        while chunk := dst.read(CHUNK):
+            sha.update(chunk)
+        dst.seek(0)
+        return sha.hexdigest()
+    buckets: dict[int, list[tuple[int, int, bytes | None]]] = {}
+    for a, b, data in edits:
+        for w in range(a // WINDOW, (b - 1) // WINDOW + 1 if b > a else a // WINDOW):
+            lo, hi = max(a, w * WINDOW), min(b, (w + 1) * WINDOW)
+            buckets.setdefault(w, []).append((lo, hi, None if data is None else data[lo - a: hi - a]))
+    sha = hashlib.sha256()
+    done: queue.Queue[tuple[int, int] | None] = queue.Queue(maxsize=2)
+    failed: list[BaseException] = []
+
+    def hash_windows() -> None:
+        try:
+            while (window := done.get()) is not None:
+                for pos in range(window[0], window[1], CHUNK):
+                    chunk = os.pread(out, min(CHUNK, window[1] - pos), pos)
+                    sha.update(chunk)
+                    sha.update(bytes(min(CHUNK, window[1] - pos) - len(chunk)))  # a hole at the end
+        except BaseException as exc:  # noqa: BLE001 - given to the writer, which raises it
+            failed.append(exc)
+            while done.get() is not None:
+                pass
+
+    dst.seek(0)
+    dst.truncate(0)  # holes are not written: nothing may be under them
+    dst.flush()
+    hasher = threading.Thread(target=hash_windows, name="medcloak-slide-hash", daemon=True)
+    hasher.start()
+    try:
+        for w in range(0, -(-size // WINDOW)):
+            lo, hi = w * WINDOW, min(size, (w + 1) * WINDOW)
+            _copy_range(fd, out, lo, hi)
+            _edit(fd, dst, buckets.get(w, ()))
+            dst.flush()
+            done.put((lo, hi))
+    finally:
+        done.put(None)
+        hasher.join()
+    if failed:
+        raise failed[0]
+    dst.truncate(size)
+    dst.seek(0)
+    return sha.hexdigest()
+
+
+def _copy_range(fd: int, out: int, lo: int, hi: int) -> None:
+    """Copy ``[lo, hi)`` of the input's data (not its holes) to the same place of ``out``."""
+    for a, b in data_ranges(fd, lo, hi):
+        done = a
+        if hasattr(os, "copy_file_range"):
+            try:
+                while done < b:
+                    n = os.copy_file_range(fd, out, b - done, done, done)
+                    if n <= 0:
+                        break
+                    done += n
+            except OSError:
+                pass
+        while done < b:
+            chunk = os.pread(fd, min(CHUNK, b - done), done)
+            if not chunk:
+                raise CorruptInputError("TIFF file shorter than it was a moment ago")
+            os.pwrite(out, chunk, done)
+            done += len(chunk)
+
+
+def _edit(fd: int, dst: BinaryIO, edits: Iterable[tuple[int, int, bytes | None]]) -> None:
+    zeros = b""
+    for a, b, data in edits:
+        if data is not None:
+            dst.seek(a)
+            dst.write(data)
+            continue
+        for c, d in data_ranges(fd, a, b):  # a hole of the input is a hole (zeros) of the copy
+            if len(zeros) < min(CHUNK, d - c):
+                zeros = bytes(min(CHUNK, d - c))
+            dst.seek(c)
+            dst.writelines(zeros[: min(CHUNK, d - pos)] for pos in range(c, d, CHUNK))
 
 
 def verify_slide(path: Path) -> list[str]:

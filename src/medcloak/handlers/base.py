@@ -34,11 +34,17 @@ if TYPE_CHECKING:
 HEAD = 132
 
 
+#: streams an object into an open file: the counts of what it did, or those and the SHA-256 it wrote
+Writer = Callable[[BinaryIO], "Mapping[str, int] | tuple[Mapping[str, int], str]"]
+
+
 @dataclass(frozen=True)
 class Released:
     """A de-identified object, ready to be written by the engine: its bytes (``data``), or, for
     an object too large for memory, ``write``, which streams it into an open, empty, seekable
-    file and returns the counts of what it did (merged into ``counts``); ``extra`` holds the
+    file and returns the counts of what it did (merged into ``counts``), or those counts and the
+    SHA-256 of what it wrote, when it hashed it on the way (else the engine reads the file back
+    to hash it); ``extra`` holds the
     files released beside it (an Analyze image beside its header, a sidecar, the data files of a
     slide in several files), each as bytes or as such a writer."""
 
@@ -49,8 +55,8 @@ class Released:
     counts: dict[str, int] = field(default_factory=dict)
     #: how good a copy of its instance the input was, lowest best (DICOM's ``copy_rank``)
     rank: tuple[int, ...] = ()
-    extra: tuple[tuple[str, bytes | Callable[[BinaryIO], Mapping[str, int]]], ...] = ()
-    write: Callable[[BinaryIO], Mapping[str, int]] | None = None
+    extra: tuple[tuple[str, bytes | Writer], ...] = ()
+    write: Writer | None = None
 
 
 class Grouper(Protocol):

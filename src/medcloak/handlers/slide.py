@@ -56,13 +56,13 @@ def deidentify(task: Task, job: Job) -> list[Released]:
     vendor = sniff_slide(path) or "generic"
     token = job.keyring.token("slide", _fingerprint(path))
 
-    def write(fh: BinaryIO) -> dict[str, int]:
+    def write(fh: BinaryIO) -> tuple[dict[str, int], str]:
         report = clean_slide(path, fh, job.keyring)
         counts = dict(report.counts)
         counts[f"slide-{report.vendor}"] = 1
         for removed in report.removed:
             counts[f"{removed}-removed"] = counts.get(f"{removed}-removed", 0) + 1
-        return counts
+        return counts, report.sha256
 
     return [Released(b"", f"slides/{token}{EXTENSIONS.get(vendor, '.tiff')}", write=write)]
 
