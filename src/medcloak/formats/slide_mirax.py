@@ -483,26 +483,31 @@ def _zeros(fh: BinaryIO, n: int) -> None:
 
 # --- checking a released slide ---------------------------------------------------------------
 
-def verify_mirax(mrxs: Path) -> list[str]:
-    """What cleaning would still change in a released MIRAX slide: a non-empty ``.mrxs``, a
-    non-hierarchical record other than the position buffers, keys of ``Slidedat.ini`` outside
-    the allow-list, data or index file names not canonical, non-zero bytes that no kept record
-    points to."""
+def verify_mirax(mrxs: Path, member: str | None = None) -> list[str]:
+    """What cleaning would still change in a released MIRAX slide, for its ``.mrxs`` file
+    (``member`` ``None``: not empty) or one file of its folder: ``Slidedat.ini`` (a
+    non-hierarchical value other than the position buffers, keys or values outside the
+    allow-list), ``Index.dat`` (anything but what cleaning writes), a data file (a name not
+    canonical, non-zero bytes that no kept record points to). A slide that does not read is
+    an error (:class:`CorruptInputError`, :class:`UnsupportedInputError`) for every file."""
     problems = []
-    if mrxs.stat().st_size:
+    if member is None and mrxs.stat().st_size:
         problems.append("the .mrxs file is not empty (it may hold a picture of the slide)")
     slide = read_mirax(mrxs)
-    for v in slide.nonhier:
-        if v.layer_name not in KEPT_NONHIER:
-            problems.append(f"non-hierarchical record {REMOVED_KIND.get(v.name, 'of an unknown kind')} present")
     cleaned = clean_mirax(slide, slide.slide_id)
-    if cleaned.slidedat != (slide.folder / SLIDEDAT).read_bytes():
+    if member in (None, SLIDEDAT):
+        for v in slide.nonhier:
+            if v.layer_name not in KEPT_NONHIER:
+                problems.append(f"non-hierarchical record {REMOVED_KIND.get(v.name, 'of an unknown kind')} present")
+    if member == SLIDEDAT and cleaned.slidedat != (slide.folder / SLIDEDAT).read_bytes():
         problems.append("Slidedat.ini holds keys or values outside the allow-list")
-    if any(p.name != data_name(i) for i, p in enumerate(slide.data_files)):
-        problems.append("data files not named canonically")
-    for i, (path, size, kept) in enumerate(cleaned.data):
-        if _stray_bytes(path, kept):
-            problems.append(f"{data_name(i)}: non-zero bytes that no kept record points to")
+    if member == INDEX and cleaned.index != (slide.folder / INDEX).read_bytes():
+        problems.append("Index.dat holds more than the kept records")
+    for i, (path, _, kept) in enumerate(cleaned.data):
+        if member is None and path.name != data_name(i):
+            problems.append("data files not named canonically")
+        if member == path.name and _stray_bytes(path, kept):
+            problems.append("non-zero bytes that no kept record points to")
     return problems
 
 

@@ -83,22 +83,22 @@ def owns(relpath: str) -> bool:
 
 
 def verify(path: Path, relpath: str, context: VerifyContext) -> list[Finding]:
-    """The ``.mrxs`` is checked with its whole folder (no label, macro or preview record, only
-    allow-listed keys, nothing stray in the data files); a file of the folder only for being one
-    that a released slide holds."""
+    """Each file of a released slide is checked with the slide it belongs to: the ``.mrxs`` is
+    empty, ``Slidedat.ini`` holds no label, macro or preview record and only allow-listed keys,
+    ``Index.dat`` only the kept records, a data file nothing stray."""
     from ..errors import MedcloakError
     from ..formats.slide_mirax import INDEX, SLIDEDAT, verify_mirax
 
     if relpath.endswith(".mrxs"):
-        try:
-            return [Finding(relpath, "error", message) for message in verify_mirax(path)]
-        except (MedcloakError, OSError) as exc:
-            return [Finding(relpath, "error", f"unreadable MIRAX slide ({exc})")]
-    folder = path.parent
-    name = path.name
-    known = name in (SLIDEDAT, INDEX) or name.startswith("Data") and name.endswith(".dat") and name[4:-4].isdigit()
-    if not known:
-        return [Finding(relpath, "error", "file of no known kind in a MIRAX slide's folder")]
-    if not folder.with_name(folder.name + ".mrxs").is_file():
-        return [Finding(relpath, "error", "MIRAX folder without its .mrxs file")]
-    return []
+        mrxs, member = path, None
+    else:
+        mrxs, member = path.parent.with_name(path.parent.name + ".mrxs"), path.name
+        known = member in (SLIDEDAT, INDEX) or member.startswith("Data") and member.endswith(".dat")
+        if not known:
+            return [Finding(relpath, "error", "file of no known kind in a MIRAX slide's folder")]
+        if not mrxs.is_file():
+            return [Finding(relpath, "error", "MIRAX folder without its .mrxs file")]
+    try:
+        return [Finding(relpath, "error", message) for message in verify_mirax(mrxs, member)]
+    except (MedcloakError, OSError) as exc:
+        return [Finding(relpath, "error", f"unreadable MIRAX slide ({exc})")]
