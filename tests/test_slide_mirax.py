@@ -229,3 +229,31 @@ def test_a_broken_slide_is_quarantined_with_nothing_released(tmp_path, how) -> N
     expected = UnsupportedInputError if how in ("index-version", "not-zoom-first") else CorruptInputError
     with pytest.raises(expected):
         read_mirax(sample.mrxs)
+
+
+@pytest.mark.parametrize("kernel", [True, False])
+def test_a_data_file_is_its_kept_ranges_and_zeros(tmp_path, monkeypatch, kernel) -> None:  # type: ignore[no-untyped-def]
+    """Copied in the kernel (copy_file_range) or, where that fails, by reads and writes: the same bytes."""
+    import os
+
+    from medcloak.formats.slide_mirax import write_data
+
+    if not kernel:
+        def refuse(*args):  # type: ignore[no-untyped-def]
+            raise OSError(18, "cross-device")
+
+        monkeypatch.setattr(os, "copy_file_range", refuse)
+    src = tmp_path / "src.dat"
+    blob = bytes(range(256)) * 40000  # 10 MB: more than one chunk per range
+    src.write_bytes(blob)
+    ranges = [(3, 10), (100, 9_000_000), (9_500_000, len(blob) - 5)]
+    with open(tmp_path / "out.dat", "w+b") as fh:
+        write_data(src, len(blob), ranges, fh)
+    got = (tmp_path / "out.dat").read_bytes()
+    expected = bytearray(len(blob))
+    for a, b in ranges:
+        expected[a:b] = blob[a:b]
+    assert got == bytes(expected)
+    with pytest.raises(CorruptInputError):
+        with open(tmp_path / "out2.dat", "w+b") as fh:
+            write_data(src, len(blob) + 1, ranges, fh)

@@ -45,11 +45,12 @@ data files are then streamed (kept ranges copied, the rest left zero), never rea
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from ..errors import CorruptInputError, UnsupportedInputError
 
@@ -164,8 +165,8 @@ class Mirax:
     slide_id: str
     hier: list[Value]
     nonhier: list[Value]
-    #: per hierarchical value: its items (image, offset, length, file)
-    hier_items: list[list[tuple[int, int, int, int]]]
+    #: per hierarchical value: its items, an array of rows (image, offset, length, file)
+    hier_items: list[Any]
     #: per non-hierarchical value: its items (offset, length, file)
     nonhier_items: list[list[tuple[int, int, int]]]
     data_files: list[Path]
@@ -275,10 +276,13 @@ def _read_index(slide: Mirax, index: bytes) -> None:
         if offset + length > slide.data_sizes[fileno]:
             raise CorruptInputError("MIRAX record points outside its data file (truncated slide?)")
 
+    import numpy as np
+
     images_x = _int(slide.ini, "GENERAL", "IMAGENUMBER_X", 1)
     images_y = _int(slide.ini, "GENERAL", "IMAGENUMBER_Y", 1)
+    sizes = np.array(slide.data_sizes, dtype=np.int64)
     for k, value in enumerate(slide.hier):
-        items: list[tuple[int, int, int, int]] = []
+        pages = []
         page, seen = first_page(hier_table + 4 * k), set()
         while True:
             if page in seen:
@@ -287,14 +291,18 @@ def _read_index(slide: Mirax, index: bytes) -> None:
             count, nxt = word(page), word(page + 4)
             if not 0 <= count <= MAX_COUNT or page + 8 + 16 * count > size:
                 raise CorruptInputError("MIRAX Index.dat page cut short or of a negative count")
-            for image, offset, length, fileno in struct.iter_unpack("<4i", index[page + 8: page + 8 + 16 * count]):
-                check(offset, length, fileno)
-                if image < 0 or value.layer == 0 and image // images_x >= images_y:
-                    raise CorruptInputError("MIRAX Index.dat item of an image outside the slide's grid")
-                items.append((image, offset, length, fileno))
+            pages.append(np.frombuffer(index, dtype="<i4", count=4 * count, offset=page + 8).reshape(-1, 4))
             if nxt == 0:
                 break
             page = nxt
+        items = np.concatenate(pages) if len(pages) > 1 else pages[0]
+        image, offset, length, fileno = (items[:, i].astype(np.int64) for i in range(4))
+        if (offset < 0).any() or (length < 0).any() or (fileno < 0).any() or (fileno >= len(sizes)).any():
+            raise CorruptInputError("MIRAX Index.dat item with a negative value or an unknown file")
+        if len(items) and (offset + length > sizes[fileno]).any():
+            raise CorruptInputError("MIRAX record points outside its data file (truncated slide?)")
+        if (image < 0).any() or value.layer == 0 and (image // images_x >= images_y).any():
+            raise CorruptInputError("MIRAX Index.dat item of an image outside the slide's grid")
         slide.hier_items.append(items)
     for k in range(len(slide.nonhier)):
         page = first_page(nonhier_table + 4 * k)
@@ -396,33 +404,38 @@ def clean_mirax(slide: Mirax, new_id: str) -> Cleaned:
     counts["keys-dropped"] = dropped
 
     index = _write_index(new_id, slide.hier_items, [slide.nonhier_items[k] for k in kept_records])
-    ranges: list[list[tuple[int, int]]] = [[] for _ in slide.data_files]
-    for items in slide.hier_items:
-        for _, offset, length, fileno in items:
-            ranges[fileno].append((offset, offset + length))
-    for k in kept_records:
-        for offset, length, fileno in slide.nonhier_items[k]:
-            ranges[fileno].append((offset, offset + length))
+    import numpy as np
+
+    rows = [items[:, 1:].astype(np.int64) for items in slide.hier_items]
+    rows += [np.array(slide.nonhier_items[k], dtype=np.int64).reshape(-1, 3) for k in kept_records]
+    every = np.concatenate(rows) if rows else np.zeros((0, 3), np.int64)
     data = []
-    for path, size, spans in zip(slide.data_files, slide.data_sizes, ranges):
-        merged = _merge(spans)
+    for fileno, (path, size) in enumerate(zip(slide.data_files, slide.data_sizes)):
+        mine = every[every[:, 2] == fileno]
+        merged = _merge(mine[:, 0], mine[:, 0] + mine[:, 1])
         counts["bytes-zeroed"] = counts.get("bytes-zeroed", 0) + size - sum(b - a for a, b in merged)
         data.append((path, size, merged))
     counts["mirax-levels"] = slide.levels
     return Cleaned(write_ini(out), index, data, counts)
 
 
-def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[tuple[int, int]] = []
-    for a, b in sorted(s for s in spans if s[1] > s[0]):
-        if merged and a <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-        else:
-            merged.append((a, b))
-    return merged
+def _merge(starts: Any, ends: Any) -> list[tuple[int, int]]:
+    """The union of the ranges [start, end) as sorted, disjoint ranges (touching ones joined)."""
+    import numpy as np
+
+    keep = ends > starts
+    starts, ends = starts[keep], ends[keep]
+    if not len(starts):
+        return []
+    order = np.argsort(starts, kind="stable")
+    starts, ends = starts[order], np.maximum.accumulate(ends[order])
+    new = np.flatnonzero(starts[1:] > ends[:-1]) + 1
+    firsts = np.concatenate(([0], new))
+    lasts = np.concatenate((new - 1, [len(starts) - 1]))
+    return list(zip(starts[firsts].tolist(), ends[lasts].tolist()))
 
 
-def _write_index(slide_id: str, hier: list[list[tuple[int, int, int, int]]],
+def _write_index(slide_id: str, hier: list[Any],
                  nonhier: list[list[tuple[int, int, int]]]) -> bytes:
     """``Index.dat`` anew: version, ID, the two table offsets, the tables, then per record an empty
     page pointing to one data page holding all its items."""
@@ -436,7 +449,7 @@ def _write_index(slide_id: str, hier: list[list[tuple[int, int, int, int]]],
         pointers.append(at + len(pages))
         pages += struct.pack("<2i", 0, at + len(pages) + 8)
         pages += struct.pack("<2i", len(items), 0)
-        pages += b"".join(struct.pack("<4i", *item) for item in items)
+        pages += items.astype("<i4").tobytes()
     for items2 in nonhier:
         pointers.append(at + len(pages))
         pages += struct.pack("<2i", 0, at + len(pages) + 8)
@@ -448,37 +461,37 @@ def _write_index(slide_id: str, hier: list[list[tuple[int, int, int, int]]],
 
 
 def write_data(src: Path, size: int, ranges: list[tuple[int, int]], fh: BinaryIO) -> dict[str, int]:
-    """Stream a data file into ``fh``: the kept ranges copied at their offsets, every other byte
-    zero. A source that changed size since it was read is corrupt."""
+    """Stream a data file into ``fh`` (open and empty): the kept ranges copied at their offsets
+    (in the kernel where it can), the file then sized, so every other byte reads as zero (and
+    takes no room where the file system allows holes). A source that changed size since it was
+    read is corrupt."""
+    fh.flush()
+    out = fh.fileno()
     with open(src, "rb") as inp:
-        if inp.seek(0, 2) != size:
+        fd = inp.fileno()
+        if os.fstat(fd).st_size != size:
             raise CorruptInputError("MIRAX data file changed while it was read")
-        pos = 0
         for a, b in ranges:
-            if a > pos:
-                _zeros(fh, a - pos)
-            inp.seek(a)
-            left = b - a
-            while left:
-                chunk = inp.read(min(CHUNK, left))
-                if not chunk:
-                    raise CorruptInputError("MIRAX data file cut short while it was read")
-                fh.write(chunk)
-                left -= len(chunk)
-            pos = b
-        if size > pos:
-            _zeros(fh, size - pos)
+            _copy_range(fd, out, a, b)
+    fh.truncate(size)
     return {}
 
 
-_ZERO = bytes(1 << 20)
-
-
-def _zeros(fh: BinaryIO, n: int) -> None:
-    while n:
-        k = min(n, len(_ZERO))
-        fh.write(_ZERO[:k])
-        n -= k
+def _copy_range(fd: int, out: int, a: int, b: int) -> None:
+    pos = a
+    while pos < b:
+        try:
+            n = os.copy_file_range(fd, out, min(b - pos, CHUNK), pos, pos)
+        except (AttributeError, OSError):  # no such call, or not between these file systems
+            chunk = os.pread(fd, min(b - pos, CHUNK), pos)
+            n = len(chunk)
+            if n:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.pwrite(out, view, pos + n - len(view)):]
+        if n == 0:
+            raise CorruptInputError("MIRAX data file cut short while it was read")
+        pos += n
 
 
 # --- checking a released slide ---------------------------------------------------------------
