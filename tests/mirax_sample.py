@@ -76,13 +76,15 @@ def make_mirax(parent: Path, stem: str = NAME) -> Sample:
         hier_items.append(items)
         sample.tiles.append(tiles)
     data[1] += b"stray: Surname Givenname NF00482913 " * 3  # bytes nothing points to
-    hier_items.append([])  # the filter level's record: no items
+    hier_items.append([])  # the filter level's record: one page of no items
+    hier_items.append(None)  # the focus level's: none (its pointer 0, as scanners write)
     positions = b"".join(struct.pack("<Bii", 1, x * SIZE, y * SIZE) for y in range(GRID) for x in range(GRID))
     sample.macro = _jpeg((230, 230, 250), "Surname NF00482913", (160, 64), b"macro Surname Givenname")
     sample.label = _jpeg((250, 250, 210), "BARCODE-77431", (64, 64), b"label NF00482913 BARCODE-77431")
     sample.preview = _jpeg((220, 250, 220), "Surname", (96, 48), b"preview Surname")
     xml = b"<ScanInfo><Operator>Operator-Jones</Operator><Slide>Surname_Givenname_NF00482913</Slide></ScanInfo>"
-    nonhier = [put(1, sample.macro), put(1, sample.label), put(1, sample.preview), put(1, xml), put(1, positions)]
+    nonhier = [put(1, sample.macro), put(1, sample.label), put(1, sample.preview), put(1, xml), None,
+               put(1, positions)]
 
     slidedat = f"""[GENERAL]
 SLIDE_VERSION=01.02
@@ -100,17 +102,25 @@ OBJECTIVE_NAME=Plan-Apochromat
 OBJECTIVE_MAGNIFICATION=20
 CameraImageDivisionsPerSide=1
 [HIERARCHICAL]
-HIER_COUNT=2
+HIER_COUNT=3
 HIER_0_NAME=Slide zoom level
+HIER_0_SECTION=LAYER_0_SECTION
 HIER_0_COUNT={LEVELS}
 """ + "".join(f"HIER_0_VAL_{i}=ZoomLevel_{i}\nHIER_0_VAL_{i}_SECTION=LAYER_0_LEVEL_{i}_SECTION\n" for i in range(LEVELS)) + """\
 HIER_1_NAME=Slide filter level
+HIER_1_SECTION=LAYER_1_SECTION
 HIER_1_COUNT=1
 HIER_1_VAL_0=FilterLevel_0
 HIER_1_VAL_0_SECTION=LAYER_1_LEVEL_0_SECTION
+HIER_2_NAME=Microscope focus level
+HIER_2_SECTION=LAYER_2_SECTION
+HIER_2_COUNT=1
+HIER_2_VAL_0=FocusLevel_0
+HIER_2_VAL_0_SECTION=LAYER_2_LEVEL_0_SECTION
 NONHIER_COUNT=2
 NONHIER_0_NAME=Scan data layer
-NONHIER_0_COUNT=4
+NONHIER_0_SECTION=NONHIERLAYER_0_SECTION
+NONHIER_0_COUNT=5
 NONHIER_0_VAL_0=ScanDataLayer_SlideThumbnail
 NONHIER_0_VAL_0_SECTION=NONHIERLAYER_0_LEVEL_0_SECTION
 NONHIER_0_VAL_1=ScanDataLayer_SlideBarcode
@@ -119,7 +129,10 @@ NONHIER_0_VAL_2=ScanDataLayer_SlidePreview
 NONHIER_0_VAL_2_SECTION=NONHIERLAYER_0_LEVEL_2_SECTION
 NONHIER_0_VAL_3=ScanDataLayer_XMLInfoHeader
 NONHIER_0_VAL_3_SECTION=NONHIERLAYER_0_LEVEL_3_SECTION
+NONHIER_0_VAL_4=ScanDataLayer_WhiteBalance
+NONHIER_0_VAL_4_SECTION=NONHIERLAYER_0_LEVEL_4_SECTION
 NONHIER_1_NAME=VIMSLIDE_POSITION_BUFFER
+NONHIER_1_SECTION=NONHIERLAYER_1_SECTION
 NONHIER_1_COUNT=1
 NONHIER_1_VAL_0=default
 NONHIER_1_VAL_0_SECTION=NONHIERLAYER_1_LEVEL_0_SECTION
@@ -139,8 +152,15 @@ DIGITIZER_WIDTH={SIZE}
 DIGITIZER_HEIGHT={SIZE}
 IMAGE_CONCAT_FACTOR={0 if i == 0 else 1}
 SCAN_TIME=2024-03-05 10:25:00
-""" for i in range(LEVELS)) + """[LAYER_1_LEVEL_0_SECTION]
+""" for i in range(LEVELS)) + """[LAYER_0_SECTION]
+COMMENT=Surname
+[LAYER_1_SECTION]
+[LAYER_2_SECTION]
+[LAYER_2_LEVEL_0_SECTION]
+[LAYER_1_LEVEL_0_SECTION]
 FILTER_NAME=Brightfield
+[NONHIERLAYER_0_SECTION]
+SCANNER_SERIAL=SN-Surname
 [NONHIERLAYER_0_LEVEL_0_SECTION]
 THUMBNAIL_IMAGE_TYPE=JPEG
 [NONHIERLAYER_0_LEVEL_1_SECTION]
@@ -150,6 +170,7 @@ BARCODE_VALUE=BARCODE-77431
 PREVIEW_IMAGE_TYPE=JPEG
 [NONHIERLAYER_0_LEVEL_3_SECTION]
 XML_INFO=Surname
+[NONHIERLAYER_0_LEVEL_4_SECTION]
 [NONHIERLAYER_1_LEVEL_0_SECTION]
 VIMSLIDE_POSITION_DATA_FORMAT_VERSION=257
 [NONHIERLAYER_1_SECTION]
@@ -162,10 +183,11 @@ VIMSLIDE_POSITION_DATA_FORMAT_VERSION=257
     return sample
 
 
-def _index(hier: list[list[tuple[int, int, int, int]]], nonhier: list[tuple[int, int, int]]) -> bytes:
+def _index(hier: list[list[tuple[int, int, int, int]] | None], nonhier: list[tuple[int, int, int] | None]) -> bytes:
     """Index.dat as a scanner lays it out: the tables first, then the pages, level 0's items
     split over two chained pages, the non-hierarchical pages' ``next`` holding 1253 as some
-    scanners write (OpenSlide's note)."""
+    scanners write (OpenSlide's note), an empty value's record pointing to 0 (OpenSlide's
+    misc/parse-mirax.py reads these as empty)."""
     head = b"01.02" + SLIDE_ID.encode()
     hier_table = len(head) + 8
     nonhier_table = hier_table + 4 * len(hier)
@@ -173,6 +195,9 @@ def _index(hier: list[list[tuple[int, int, int, int]]], nonhier: list[tuple[int,
     body = bytearray()
     pointers = []
     for k, items in enumerate(hier):
+        if items is None:
+            pointers.append(0)
+            continue
         pointers.append(at + len(body))
         body += struct.pack("<2i", 0, at + len(body) + 8)
         parts = [items[:5], items[5:]] if k == 0 else [items]
@@ -180,7 +205,11 @@ def _index(hier: list[list[tuple[int, int, int, int]]], nonhier: list[tuple[int,
             last = n == len(parts) - 1
             nxt = 0 if last else at + len(body) + 8 + 16 * len(part)
             body += struct.pack("<2i", len(part), nxt) + b"".join(struct.pack("<4i", *it) for it in part)
-    for offset, length, fileno in nonhier:
+    for item in nonhier:
+        if item is None:
+            pointers.append(0)
+            continue
+        offset, length, fileno = item
         pointers.append(at + len(body))
         body += struct.pack("<2i", 0, at + len(body) + 8)
         body += struct.pack("<7i", 1, 1253, 0, 0, offset, length, fileno)

@@ -149,13 +149,14 @@ def _str(sections: dict[str, dict[str, str]], group: str, key: str) -> str:
 
 @dataclass(frozen=True)
 class Value:
-    """One value of a layer: its layer's index and name, its own index and name, its section."""
+    """One value of a layer: its layer's index, name and section, its own index, name and section."""
 
     layer: int
     layer_name: str
     index: int
     name: str
     section: str | None
+    layer_section: str | None = None
 
 
 @dataclass
@@ -165,10 +166,11 @@ class Mirax:
     slide_id: str
     hier: list[Value]
     nonhier: list[Value]
-    #: per hierarchical value: its items, an array of rows (image, offset, length, file)
+    #: per hierarchical value: its items, an array of rows (image, offset, length, file), or
+    #: ``None`` for a value without a record
     hier_items: list[Any]
-    #: per non-hierarchical value: its items (offset, length, file)
-    nonhier_items: list[list[tuple[int, int, int]]]
+    #: per non-hierarchical value: its items (offset, length, file), or ``None``
+    nonhier_items: list[list[tuple[int, int, int]] | None]
     data_files: list[Path]
     data_sizes: list[int]
     index_size: int = 0
@@ -191,7 +193,8 @@ def _values(ini: dict[str, dict[str, str]], prefix: str, count: int) -> list[Val
         n = _int(ini, "HIERARCHICAL", f"{prefix}_{i}_COUNT", 1)
         for j in range(n):
             values.append(Value(i, name, j, ini["HIERARCHICAL"].get(f"{prefix}_{i}_VAL_{j}", ""),
-                                ini["HIERARCHICAL"].get(f"{prefix}_{i}_VAL_{j}_SECTION")))
+                                ini["HIERARCHICAL"].get(f"{prefix}_{i}_VAL_{j}_SECTION"),
+                                ini["HIERARCHICAL"].get(f"{prefix}_{i}_SECTION")))
     if len(values) > MAX_COUNT:
         raise CorruptInputError("MIRAX Slidedat.ini counts more values than a slide holds")
     return values
@@ -264,8 +267,12 @@ def _read_index(slide: Mirax, index: bytes) -> None:
     root = 5 + len(ident)
     hier_table, nonhier_table = word(root), word(root + 4)
 
-    def first_page(record: int) -> int:
+    def first_page(record: int) -> int | None:
+        """The first data page of a record; ``None`` for a record of no page (its pointer is 0,
+        to the version string: what scanners write for an empty value)."""
         ptr = word(record)
+        if ptr == 0:
+            return None
         if word(ptr) != 0:
             raise CorruptInputError("MIRAX Index.dat record does not start with an empty page")
         return word(ptr + 4)
@@ -284,6 +291,11 @@ def _read_index(slide: Mirax, index: bytes) -> None:
     for k, value in enumerate(slide.hier):
         pages = []
         page, seen = first_page(hier_table + 4 * k), set()
+        if page is None:
+            if value.layer == 0:
+                raise CorruptInputError("MIRAX Index.dat zoom level without a record")
+            slide.hier_items.append(None)
+            continue
         while True:
             if page in seen:
                 raise CorruptInputError("MIRAX Index.dat page chain loops")
@@ -306,6 +318,9 @@ def _read_index(slide: Mirax, index: bytes) -> None:
         slide.hier_items.append(items)
     for k in range(len(slide.nonhier)):
         page = first_page(nonhier_table + 4 * k)
+        if page is None:
+            slide.nonhier_items.append(None)
+            continue
         count = word(page)
         if not 0 <= count <= MAX_COUNT or page + 8 + 20 * count > size:
             raise CorruptInputError("MIRAX Index.dat page cut short or of a negative count")
@@ -367,6 +382,9 @@ def clean_mirax(slide: Mirax, new_id: str) -> Cleaned:
         values = [v for v in slide.hier if v.layer == i]
         name = values[0].layer_name
         hierarchical[f"HIER_{i}_NAME"] = name if name in _HIER_NAMES else f"Layer_{i}"
+        if values[0].layer_section is not None:
+            hierarchical[f"HIER_{i}_SECTION"] = f"LAYER_{i}_SECTION"
+            section(values[0].layer_section, f"LAYER_{i}_SECTION", LEVEL_NUMBERS, LEVEL_WORDS)
         hierarchical[f"HIER_{i}_COUNT"] = str(len(values))
         for v in values:
             keep = _HIER_VAL.fullmatch(v.name) or name == "Slide filter level" and _CHANNEL.fullmatch(v.name)
@@ -380,8 +398,10 @@ def clean_mirax(slide: Mirax, new_id: str) -> Cleaned:
     kept_records: list[int] = []
     for i, name in enumerate(kept_layers):
         values = [(k, v) for k, v in enumerate(slide.nonhier) if v.layer_name == name]
-        old_layer = values[0][1].layer
         hierarchical[f"NONHIER_{i}_NAME"] = name
+        if values[0][1].layer_section is not None:
+            hierarchical[f"NONHIER_{i}_SECTION"] = f"NONHIERLAYER_{i}_SECTION"
+            section(values[0][1].layer_section, f"NONHIERLAYER_{i}_SECTION", NONHIER_NUMBERS, {})
         hierarchical[f"NONHIER_{i}_COUNT"] = str(len(values))
         for j, (k, v) in enumerate(values):
             kept_records.append(k)
@@ -390,8 +410,6 @@ def clean_mirax(slide: Mirax, new_id: str) -> Cleaned:
                 canonical = f"NONHIERLAYER_{i}_LEVEL_{j}_SECTION"
                 hierarchical[f"NONHIER_{i}_VAL_{j}_SECTION"] = canonical
                 section(v.section, canonical, NONHIER_NUMBERS, {})
-        if f"NONHIERLAYER_{old_layer}_SECTION" in ini:
-            section(f"NONHIERLAYER_{old_layer}_SECTION", f"NONHIERLAYER_{i}_SECTION", NONHIER_NUMBERS, {})
     for k, v in enumerate(slide.nonhier):
         if k not in kept_records:
             kind = REMOVED_KIND.get(v.name, "nonhier-record")
@@ -406,8 +424,8 @@ def clean_mirax(slide: Mirax, new_id: str) -> Cleaned:
     index = _write_index(new_id, slide.hier_items, [slide.nonhier_items[k] for k in kept_records])
     import numpy as np
 
-    rows = [items[:, 1:].astype(np.int64) for items in slide.hier_items]
-    rows += [np.array(slide.nonhier_items[k], dtype=np.int64).reshape(-1, 3) for k in kept_records]
+    rows = [items[:, 1:].astype(np.int64) for items in slide.hier_items if items is not None]
+    rows += [np.array(slide.nonhier_items[k] or [], dtype=np.int64).reshape(-1, 3) for k in kept_records]
     every = np.concatenate(rows) if rows else np.zeros((0, 3), np.int64)
     data = []
     for fileno, (path, size) in enumerate(zip(slide.data_files, slide.data_sizes)):
@@ -436,7 +454,7 @@ def _merge(starts: Any, ends: Any) -> list[tuple[int, int]]:
 
 
 def _write_index(slide_id: str, hier: list[Any],
-                 nonhier: list[list[tuple[int, int, int]]]) -> bytes:
+                 nonhier: list[list[tuple[int, int, int]] | None]) -> bytes:
     """``Index.dat`` anew: version, ID, the two table offsets, the tables, then per record an empty
     page pointing to one data page holding all its items."""
     head = INDEX_VERSION + slide_id.encode("ascii")
@@ -446,11 +464,17 @@ def _write_index(slide_id: str, hier: list[Any],
     pointers: list[int] = []
     pages = bytearray()
     for items in hier:
+        if items is None:
+            pointers.append(0)
+            continue
         pointers.append(at + len(pages))
         pages += struct.pack("<2i", 0, at + len(pages) + 8)
         pages += struct.pack("<2i", len(items), 0)
         pages += items.astype("<i4").tobytes()
     for items2 in nonhier:
+        if items2 is None:
+            pointers.append(0)
+            continue
         pointers.append(at + len(pages))
         pages += struct.pack("<2i", 0, at + len(pages) + 8)
         pages += struct.pack("<2i", len(items2), 0)
