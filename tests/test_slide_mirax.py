@@ -257,3 +257,17 @@ def test_a_data_file_is_its_kept_ranges_and_zeros(tmp_path, monkeypatch, kernel)
     with pytest.raises(CorruptInputError):
         with open(tmp_path / "out2.dat", "w+b") as fh:
             write_data(src, len(blob) + 1, ranges, fh)
+
+
+def test_verify_flags_a_slide_id_of_another_form(released, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _, out, _ = released
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    mrxs = next((copy / "slides").glob("*.mrxs"))
+    ini, index = mrxs.with_suffix("") / "Slidedat.ini", mrxs.with_suffix("") / "Index.dat"
+    old = read_ini(ini.read_bytes())["GENERAL"]["SLIDE_ID"].encode()
+    new = b"Surname-Givenname-NF00482913-XYZ"  # as long as the pseudonym: Index.dat keeps its offsets
+    ini.write_bytes(ini.read_bytes().replace(old, new))
+    index.write_bytes(index.read_bytes().replace(old, new))
+    assert verify_mirax(mrxs) == ["SLIDE_ID is not a pseudonym medcloak writes"]
+    assert verify_mirax(mrxs, "Data0000.dat") == []

@@ -239,6 +239,8 @@ def read_mirax(mrxs: Path) -> Mirax:
     index_name = _str(ini, "HIERARCHICAL", "INDEXFILE")
     if not _PLAIN_FILE.fullmatch(index_name) or index_name in (".", ".."):
         raise UnsupportedInputError("MIRAX index file named with a path")
+    if index_name == SLIDEDAT or index_name in (p.name for p in files) or SLIDEDAT in (p.name for p in files):
+        raise UnsupportedInputError("MIRAX index or data file named as another file of the slide")
     try:
         index = (folder / index_name).read_bytes()
     except FileNotFoundError:
@@ -531,7 +533,12 @@ def verify_mirax(mrxs: Path, member: str | None = None) -> list[str]:
     if member is None and mrxs.stat().st_size:
         problems.append("the .mrxs file is not empty (it may hold a picture of the slide)")
     slide = read_mirax(mrxs)
-    cleaned = clean_mirax(slide, slide.slide_id)
+    slide_id = slide.slide_id
+    if not re.fullmatch(r"[0-9a-f]{32}", slide_id):
+        if member in (None, SLIDEDAT):
+            problems.append("SLIDE_ID is not a pseudonym medcloak writes")
+        slide_id = "0" * 32
+    cleaned = clean_mirax(slide, slide_id)
     if member in (None, SLIDEDAT):
         for v in slide.nonhier:
             if v.layer_name not in KEPT_NONHIER:
