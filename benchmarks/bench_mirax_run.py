@@ -107,7 +107,7 @@ def main() -> int:
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT / 'kernels'}:{ROOT / 'tests'}"}
     with tempfile.TemporaryDirectory(dir=args.tmp, prefix="bench-mirax-") as tmp_:
         tmp = Path(tmp_)
-        fs = subprocess.run(["df", "-T", str(tmp)], capture_output=True, text=True).stdout.splitlines()[-1].split()[1]
+        fs = subprocess.run(["df", "-T", str(tmp)], capture_output=True, text=True, check=True).stdout.splitlines()[-1].split()[1]
         big = make_big(tmp / "in", args.mb, args.grid)
         size = sum(p.stat().st_size for p in big.rglob("*") if p.is_file())
         sys.path.insert(0, str(ROOT / "tests"))
@@ -144,7 +144,7 @@ def main() -> int:
             copies.append(got["cp"])
             ratios.append((got["run"] - got["start"]) / got["cp"])
         rss = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd(big, tmp / "out-rss")], env=env,
-                             capture_output=True, text=True).stderr.strip().splitlines()[-1]
+                             capture_output=True, text=True, check=True).stderr.strip().splitlines()[-1]
         print(f"file system: {fs}; slide {size / 1e6:.0f} MB in {len(list(big.rglob('Data*.dat')))} data files; "
               f"rounds {args.rounds}, page cache warm")
         print(f"run {statistics.median(runs):.2f} s, start-up {statistics.median(starts):.2f} s, "

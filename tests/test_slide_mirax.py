@@ -136,7 +136,7 @@ def test_openslide_opens_the_release_with_the_same_levels_and_no_associated_imag
 
 
 def test_verify_accepts_the_release_and_finds_what_cleaning_would_change(released, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    sample, out, _ = released
+    _, out, _ = released
     assert verify_release(out, out.parent / "out.audit") == []
     copy = tmp_path / "out"
     shutil.copytree(out, copy)
@@ -254,9 +254,8 @@ def test_a_data_file_is_its_kept_ranges_and_zeros(tmp_path, monkeypatch, kernel)
     for a, b in ranges:
         expected[a:b] = blob[a:b]
     assert got == bytes(expected)
-    with pytest.raises(CorruptInputError):
-        with open(tmp_path / "out2.dat", "w+b") as fh:
-            write_data(src, len(blob) + 1, ranges, fh)
+    with pytest.raises(CorruptInputError), open(tmp_path / "out2.dat", "w+b") as fh:
+        write_data(src, len(blob) + 1, ranges, fh)
 
 
 def test_verify_flags_a_slide_id_of_another_form(released, tmp_path) -> None:  # type: ignore[no-untyped-def]

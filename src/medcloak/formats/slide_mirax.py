@@ -11,7 +11,8 @@ table for the hierarchical values and one for the non-hierarchical ones, one rec
 the order of ``Slidedat.ini``; a record points to a page of no items whose ``next`` is the first
 data page; hierarchical pages hold items of (image, offset, length, file), non-hierarchical ones
 one item of (0, 0, offset, length, file) (the page's ``next`` is not always 0 there, and is not
-followed, as OpenSlide does not follow it).
+followed, as OpenSlide does not follow it). A record whose pointer is 0 (to the version string)
+is a value without data, as scanners write an empty one.
 
 What is decided here:
 
@@ -25,7 +26,8 @@ What is decided here:
   Their values leave ``Slidedat.ini`` (layers renumbered, a layer left empty removed), their
   records leave ``Index.dat``, and their bytes in the data files are zeroed.
 - **Bytes nothing kept points to** in a data file are zeroed too (unknown records, stray data).
-- ``Index.dat`` is written anew from the kept records (one data page per record);
+- ``Index.dat`` is written anew from the kept records (one data page per record, a record
+  without data pointing to 0 as it did);
   ``Slidedat.ini`` is written anew with only: ``SLIDE_VERSION``, ``SLIDE_ID`` (replaced by a keyed
   pseudonym, written into ``Index.dat`` too, since readers check that they agree), the grid, the
   objective's magnification, the layer and value structure (section and file names canonical),
@@ -105,7 +107,7 @@ def read_ini(data: bytes) -> dict[str, dict[str, str]]:
     current: dict[str, str] | None = None
     for line in text.splitlines():
         line = line.strip()
-        if not line or line.startswith("#") or line.startswith(";"):
+        if not line or line.startswith(("#", ";")):
             continue
         if line.startswith("[") and line.endswith("]"):
             current = sections.setdefault(line[1:-1].strip(), {})

@@ -49,7 +49,14 @@ def grouper(keyring: Any, settings: Any, profile: Any) -> None:
 
 
 def deidentify(task: Task, job: Job) -> list[Released]:
-    from ..formats.slide_mirax import INDEX, SLIDEDAT, clean_mirax, data_name, read_mirax, write_data
+    from ..formats.slide_mirax import (
+        INDEX,
+        SLIDEDAT,
+        clean_mirax,
+        data_name,
+        read_mirax,
+        write_data,
+    )
     from .base import Released
 
     slide = read_mirax(Path(task.source.path))
