@@ -67,10 +67,11 @@ def deidentify(task: Task, job: Job) -> list[Released]:
     def writer(src: Path, size: int, ranges: list[tuple[int, int]]):  # type: ignore[no-untyped-def]
         return lambda fh: write_data(src, size, ranges, fh)
 
-    extra: list[tuple[str, Any]] = [(f"slides/{token}/{SLIDEDAT}", cleaned.slidedat),
-                                    (f"slides/{token}/{INDEX}", cleaned.index)]
-    for i, (src, size, ranges) in enumerate(cleaned.data):
-        extra.append((f"slides/{token}/{data_name(i)}", writer(src, size, ranges)))
+    # the data files first: a writer that fails (a data file changed since it was read) leaves no
+    # Slidedat.ini or Index.dat behind it, so nothing that opens as a slide
+    extra: list[tuple[str, Any]] = [(f"slides/{token}/{data_name(i)}", writer(src, size, ranges))
+                                    for i, (src, size, ranges) in enumerate(cleaned.data)]
+    extra += [(f"slides/{token}/{INDEX}", cleaned.index), (f"slides/{token}/{SLIDEDAT}", cleaned.slidedat)]
     return [Released(b"", f"slides/{token}.mrxs", counts=dict(cleaned.counts), extra=tuple(extra))]
 
 
