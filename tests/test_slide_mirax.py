@@ -270,3 +270,10 @@ def test_verify_flags_a_slide_id_of_another_form(released, tmp_path) -> None:  #
     index.write_bytes(index.read_bytes().replace(old, new))
     assert verify_mirax(mrxs) == ["SLIDE_ID is not a pseudonym medcloak writes"]
     assert verify_mirax(mrxs, "Data0000.dat") == []
+
+
+def test_the_mrxs_file_alone_as_input_releases_the_slide(tmp_path) -> None:
+    sample = make_mirax(tmp_path / "in")
+    summary = run([sample.mrxs], tmp_path / "out", secret_file=_key(tmp_path))
+    assert (summary.ok, summary.quarantined) == (1, 0)
+    assert len(_slide_files(tmp_path / "out")) == 5
