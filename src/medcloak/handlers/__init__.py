@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from . import dicom, photo, slide, volume
+from . import dicom, mirax, photo, slide, volume
 
-HANDLERS: tuple[ModuleType, ...] = (dicom, slide, photo, volume)
+HANDLERS: tuple[ModuleType, ...] = (mirax, dicom, slide, photo, volume)
 
 #: what discovery itself knows of a file that no handler takes, or that is not walked into
 DISCOVERY = {
