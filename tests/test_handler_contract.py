@@ -197,3 +197,25 @@ def test_io_is_not_needed_to_sniff(tmp_path) -> None:
     stray = tmp_path / "notes.txt"
     stray.write_bytes(b"meeting notes" * 20)
     assert sniff(io.BytesIO(stray.read_bytes()).read(HEAD), stray) == "unknown"
+
+
+def test_an_object_of_several_files_is_released_whole_or_not_at_all(tmp_path) -> None:
+    """The engine writes an object's files one after the other: when a later one fails (its
+    writer finds the input unfit midway), the files placed before it are removed."""
+    from medcloak.errors import CorruptInputError
+    from medcloak.handlers.base import Released
+    from medcloak.publish import publish
+
+    def broken(fh):  # type: ignore[no-untyped-def]
+        fh.write(b"half")
+        raise CorruptInputError("the data file changed while it was read")
+
+    released = Released(b"index", "slides/tok.mrxs", extra=(("slides/tok/Slidedat.ini", b"[GENERAL]\n"),
+                                                              ("slides/tok/Data0000.dat", broken)))
+    with pytest.raises(CorruptInputError):
+        publish(released, tmp_path / "out")
+    assert [p for p in (tmp_path / "out").rglob("*") if p.is_file()] == []
+    ok = Released(b"index", "slides/tok.mrxs", extra=(("slides/tok/Slidedat.ini", b"[GENERAL]\n"),
+                                                        ("slides/tok/Data0000.dat", lambda fh: fh.write(b"d") and {})))
+    digests = publish(ok, tmp_path / "out")
+    assert digests == tuple(hashlib.sha256(b).hexdigest() for b in (b"index", b"[GENERAL]\n", b"d"))

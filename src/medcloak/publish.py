@@ -38,14 +38,25 @@ def publish(released: Released, out_root: Path, replace: bool = False) -> tuple[
     the object's name with other content; ``replace`` overwrites it (the run's settlement of
     duplicates). An error of the object's own ``write`` (a streamed object found unfit midway)
     leaves nothing behind and is raised as it is."""
-    digests = [_place(out_root, released.relpath, released, replace, released.counts)]
-    for relpath, data in released.extra:
-        digests.append(_place(out_root, relpath, data, replace, released.counts))
+    digests: list[str] = []
+    placed: list[Path] = []  # files of this object placed so far: an object is released whole or not at all
+    try:
+        for relpath, what in ((released.relpath, released), *released.extra):
+            digest, created = _place(out_root, relpath, what, replace, released.counts)
+            digests.append(digest)
+            if created:
+                placed.append(out_root / relpath)
+    except BaseException:
+        for path in placed:
+            path.unlink(missing_ok=True)
+        raise
     return tuple(digests)
 
 
 def _place(out_root: Path, relpath: str, what: Released | bytes | Callable[[BinaryIO], Mapping[str, int]],
-           replace: bool, counts: dict[str, int]) -> str:
+           replace: bool, counts: dict[str, int]) -> tuple[str, bool]:
+    """Write one file of an object; its SHA-256, and whether this call made it (a file with the
+    same bytes already there, from a killed worker, is taken as it is)."""
     from .durable import PENDING, place
 
     target = out_root / relpath
@@ -66,7 +77,7 @@ def _place(out_root: Path, relpath: str, what: Released | bytes | Callable[[Bina
         if replace:
             os.replace(tmp, target)
             PENDING.add(target)
-            return digest
+            return digest, True
         try:
             try:
                 place(tmp, target)
@@ -78,13 +89,13 @@ def _place(out_root: Path, relpath: str, what: Released | bytes | Callable[[Bina
             tmp.unlink(missing_ok=True)
             if held == digest:
                 PENDING.add(target)  # a killed worker's file, perhaps not yet durable
-                return digest
+                return digest, False
             raise DuplicateObject(
                 "duplicate SOP Instance UID: another input object is released as this instance",
                 relpath, digest, getattr(what, "rank", ()),
             ) from None
         PENDING.add(target)
-        return digest
+        return digest, True
     except OSError as exc:
         _remove(tmp)
         raise output_error(exc) from None

@@ -2,8 +2,10 @@
 :mod:`medcloak.handlers.base` for what a handler is). A new format is one more module here.
 
 Discovery asks the handlers in the order of :data:`HANDLERS`; the first that claims a file has it.
-DICOM comes first (a dual-personality file whose preamble is a TIFF header is DICOM), slides
-before photographs (both are TIFF files; a slide has several pages), volumes last (they claim the
+DICOM comes first (a dual-personality file whose preamble is a TIFF header is DICOM); MIRAX
+slides (a ``.mrxs`` file and the files of its folder) before TIFF-family slides (``verify`` asks
+the handlers in the same order, and MIRAX owns its files among ``slides/``); slides before
+photographs (both are TIFF files; a slide has several pages); volumes last (they claim the
 companions of volumes, which nothing else does).
 """
 
@@ -14,7 +16,7 @@ from types import ModuleType
 
 from . import dicom, mirax, photo, slide, volume
 
-HANDLERS: tuple[ModuleType, ...] = (mirax, dicom, slide, photo, volume)
+HANDLERS: tuple[ModuleType, ...] = (dicom, mirax, slide, photo, volume)
 
 #: what discovery itself knows of a file that no handler takes, or that is not walked into
 DISCOVERY = {
