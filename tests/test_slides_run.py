@@ -71,3 +71,21 @@ def test_the_dicom_label_is_never_released_and_the_release_verifies(release) -> 
     released = b"".join(p.read_bytes() for p in (root / "out").rglob("*") if p.is_file())
     for text in (b"Surname", b"CMU-1", b"ScanScope ID", b"b414003d-95c6-48b0-9369-8010ed517ba7"):
         assert text not in released, text
+
+
+@pytest.mark.parametrize("name", SLIDES)
+def test_each_slide_opens_in_tiffslide_as_its_input_did(release, name) -> None:  # type: ignore[no-untyped-def]
+    """tiffslide (tifffile underneath), the other reader labs use: the same levels, no label or
+    macro, where it reads the input at all."""
+    tiffslide = pytest.importorskip("tiffslide")
+    root, src, _, rows = release
+    if name.endswith(".ndpi"):
+        pytest.skip("tiffslide reads NDPI metadata only partly (it warns so)")
+    try:
+        before = tiffslide.TiffSlide(src / name)
+    except Exception:  # noqa: BLE001 - a format tiffslide does not read
+        pytest.skip(f"tiffslide does not read {name}")
+    with before, tiffslide.TiffSlide(root / "out" / rows[name]["outputs"][0]) as after:
+        assert after.level_dimensions == before.level_dimensions
+        assert after.properties.get("tiffslide.vendor") == before.properties.get("tiffslide.vendor")
+        assert not {"label", "macro"} & set(after.associated_images)
