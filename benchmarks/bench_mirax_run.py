@@ -30,8 +30,10 @@ import struct
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_slide_run import timed  # noqa: E402 - the benchmarks' folder first
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -89,12 +91,6 @@ def make_big(parent: Path, mb: int, grid: int) -> Path:
     mrxs = parent / "big.mrxs"
     mrxs.write_bytes(b"")
     return parent
-
-
-def timed(args: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    subprocess.run(args, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - started
 
 
 def main() -> int:

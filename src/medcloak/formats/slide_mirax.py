@@ -467,22 +467,18 @@ def _write_index(slide_id: str, hier: list[Any],
     at = nonhier_table + 4 * len(nonhier)
     pointers: list[int] = []
     pages = bytearray()
-    for items in hier:
-        if items is None:
+    records = [(len(items), items.astype("<i4").tobytes()) if items is not None else None for items in hier]
+    records += [(len(items2), b"".join(struct.pack("<5i", 0, 0, *item) for item in items2))
+                if items2 is not None else None for items2 in nonhier]
+    for record in records:  # one page per list: its header, then its items
+        if record is None:
             pointers.append(0)
             continue
+        count, body = record
         pointers.append(at + len(pages))
         pages += struct.pack("<2i", 0, at + len(pages) + 8)
-        pages += struct.pack("<2i", len(items), 0)
-        pages += items.astype("<i4").tobytes()
-    for items2 in nonhier:
-        if items2 is None:
-            pointers.append(0)
-            continue
-        pointers.append(at + len(pages))
-        pages += struct.pack("<2i", 0, at + len(pages) + 8)
-        pages += struct.pack("<2i", len(items2), 0)
-        pages += b"".join(struct.pack("<5i", 0, 0, *item) for item in items2)
+        pages += struct.pack("<2i", count, 0)
+        pages += body
     if at + len(pages) >= 1 << 31:
         raise UnsupportedInputError("MIRAX index too large for 32-bit offsets")
     return head + struct.pack(f"<{2 + len(pointers)}i", hier_table, nonhier_table, *pointers) + bytes(pages)

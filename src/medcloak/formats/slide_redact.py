@@ -146,12 +146,9 @@ def map_box(box: Box, src: tuple[int, int], dst: tuple[int, int]) -> Box:
 
 
 def _check_box(box: Sequence[int], size: tuple[int, int], level: int) -> Box:
-    try:
-        x0, y0, x1, y1 = (int(v) for v in box)
-    except (TypeError, ValueError):
-        raise UsageError("a box is four integers (x0, y0, x1, y1)") from None
-    if x0 < 0 or y0 < 0 or x1 <= x0 or y1 <= y0:
-        raise UsageError("a box needs 0 <= x0 < x1 and 0 <= y0 < y1 (ends exclusive)")
+    from ..pixels.jpeg_redact import _check_boxes
+
+    [(x0, y0, x1, y1)] = _check_boxes([box])
     w, h = size
     if x0 >= w or y0 >= h:
         raise UsageError(f"the box lies outside level {level} of the slide ({w}x{h} pixels)")
