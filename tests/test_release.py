@@ -342,12 +342,16 @@ def test_readme_demo_on_data_samples(tmp_path):
     by make_samples.py survives, and the release verifies."""
     from medcloak.cli import main
 
-    samples = Path(__file__).resolve().parents[1] / "data_samples" / "dicom"
+    samples = Path(__file__).resolve().parents[1] / "data_samples"
     out = tmp_path / "release"
-    code = main(["run", str(samples), "--out", str(out), "--option", "retain-long-modified-dates",
-                 "--option", "retain-safe-private"])
+    code = main(["run", str(samples / "dicom"), str(samples / "wsi"), "--out", str(out), "--option",
+                 "retain-long-modified-dates", "--option", "retain-safe-private"])
     assert code == 0
-    assert len(released(out)) == 6
+    wsi_dicom = [p for p in (samples / "wsi").rglob("*.dcm") if p.name != "2.dcm"]  # 2.dcm: the label, skipped
+    assert len(released(out)) == 6 + len(wsi_dicom)
+    assert len(list((out / "slides").iterdir())) == len([p for p in (samples / "wsi").iterdir() if p.is_file()])
+    out_dicom = [p for p in released(out) if pydicom.dcmread(p, stop_before_pixels=True).Modality in ("CT", "MR", "RTSTRUCT", "SR")]
+    assert len(out_dicom) == 6
     blob, names = all_bytes_and_names(out)
     for planted in ("sinclair", "maud", "elspeth", "nf00482913", "achterberg", "joost", "nf00777120",
                     "19470322", "19820611", "orchard lane", "1632 960 471", "northfield", "okafor",
@@ -355,7 +359,7 @@ def test_readme_demo_on_data_samples(tmp_path):
         assert planted not in names
         assert planted.encode() not in blob, planted
     assert main(["verify", str(out), "--audit", str(tmp_path / "release.audit")]) == 0
-    objs = [pydicom.dcmread(p) for p in released(out)]
+    objs = [pydicom.dcmread(p) for p in out_dicom]
     cts = [o for o in objs if o.Modality == "CT"]
     assert len({o.PatientID for o in cts}) == 1 and len(cts) == 3
     # the safe private block survives in both of its positions
