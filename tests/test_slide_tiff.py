@@ -597,3 +597,23 @@ def test_windows_of_any_size_give_the_same_slide_and_its_digest(tmp_path, monkey
     assert data == (tmp_path / "one").read_bytes()
     assert report.sha256 == whole.sha256 == hashlib.sha256(data).hexdigest()
     assert report.counts["bytes-zeroed"] > 0
+
+
+def test_verify_finds_a_date_or_name_in_a_kept_value_and_passes_clean_slides(tmp_path) -> None:
+    """The generic pyramid keeps its ICC profile as it is: a date and a person's name written into
+    the profile's description (ASCII over its UTF-16 text, same length, so the allow-lists see
+    nothing changed) are found, outside the tiles; the clean release of every real sample
+    passes."""
+    for sample in (p for p in SAMPLES.iterdir() if p.is_file()):
+        with open(tmp_path / "clean", "w+b") as fh:
+            clean_slide(sample, fh, Keyring(b"k" * 32))
+        assert verify_slide(tmp_path / "clean") == [], sample.name
+    with open(tmp_path / "out.tiff", "w+b") as fh:
+        clean_slide(SAMPLES / "openslide-python_boxes.tiff", fh, Keyring(b"k" * 32))
+    data = bytearray((tmp_path / "out.tiff").read_bytes())
+    at = data.index(b"mluc") + 28  # the text of the ICC profile's description, inside a kept value
+    for planted, said in ((b" 2019-03-14 ", "a date"), (b" Doe^John ", "a person's name")):
+        tampered = bytearray(data)
+        tampered[at: at + len(planted)] = planted
+        (tmp_path / "tampered.tiff").write_bytes(bytes(tampered))
+        assert any(said in f for f in verify_slide(tmp_path / "tampered.tiff")), planted
