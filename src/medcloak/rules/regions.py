@@ -44,9 +44,10 @@ from __future__ import annotations
 import fnmatch
 import math
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Union
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ProfileError
 
@@ -112,7 +113,7 @@ class SlideRegionTemplate:
         return out
 
 
-Template = Union[RegionTemplate, SlideRegionTemplate]
+Template = RegionTemplate | SlideRegionTemplate
 
 
 def _in_ranges(value: int, ranges: SizeRanges) -> bool:
@@ -200,13 +201,13 @@ def _parse_slide_region(i: int, entry: Any, source: str) -> SlideRegionTemplate:
         raise ProfileError(f"{where_at}: not a table")
     extra = set(entry) - {"name", "where", "boxes", "fill"}
     if extra:
-        raise ProfileError(f"{where_at}: unknown key {sorted(extra)[0]!r}")
+        raise ProfileError(f"{where_at}: unknown key {min(extra)!r}")
     where = entry.get("where", {})
     if not isinstance(where, dict) or not where:
         raise ProfileError(f"{where_at}: 'where' must name vendor, width or height (a template for every slide is a mistake)")
     unknown = set(where) - {"vendor", "width", "height"}
     if unknown:
-        raise ProfileError(f"{where_at}: {sorted(unknown)[0]!r} is not a slide predicate (vendor, width, height)")
+        raise ProfileError(f"{where_at}: {min(unknown)!r} is not a slide predicate (vendor, width, height)")
     vendors: tuple[str, ...] = ()
     if "vendor" in where:
         values = where["vendor"] if isinstance(where["vendor"], list) else [where["vendor"]]
