@@ -200,6 +200,14 @@ def test_a_match_on_tiles_whose_codec_redaction_refuses_quarantines(tmp_path: Pa
     _nothing_released(out)
 
 
+def test_a_truncated_slide_with_templates_is_quarantined(tmp_path: Path) -> None:
+    slide = tmp_path / "cut.svs"
+    slide.write_bytes(SVS.read_bytes()[: SVS.stat().st_size * 2 // 3])
+    out, row = _run(tmp_path, slide, SVS_TEMPLATE % "black", "cut")
+    assert row["status"] == "quarantined" and row["reason"]
+    _nothing_released(out)
+
+
 def test_the_temporary_file_is_removed_whatever_happens(tmp_path: Path) -> None:
     from medcloak.formats.slide_tiff import clean_slide
     from medcloak.handlers.slide import _redact_then_clean
