@@ -119,7 +119,7 @@ def _template_boxes(path: Path, job: Job) -> tuple[list[tuple[int, int, int, int
 def _level0(path: Path) -> tuple[str, int, int]:
     """(vendor, width, height of level 0: the largest pyramid level) of the slide at ``path``,
     read as :func:`medcloak.formats.slide_tiff.clean_slide` reads it (and refused as it would be)."""
-    from ..errors import UnsupportedInputError
+    from ..errors import CorruptInputError, UnsupportedInputError
     from ..formats.slide_ifd import TiffIfds
     from ..formats.slide_tiff import _vendor
     from ..formats.slide_vendors import roles
@@ -136,8 +136,6 @@ def _level0(path: Path) -> tuple[str, int, int]:
                 sizes += [(int(t.number(p, 256) or 0), int(t.number(p, 257) or 0)) for p in (page, *page.subifds)]
     width, height = max(sizes, key=lambda s: s[0] * s[1], default=(0, 0))
     if width <= 0 or height <= 0:
-        from ..errors import CorruptInputError
-
         raise CorruptInputError("slide without a pyramid level of known size")
     return vendor, width, height
 
