@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from medcloak.cli import main
 from medcloak.errors import UnsupportedInputError
 from medcloak.formats.slide_j2k import parse_header
 from medcloak.formats.slide_redact import redact_slide
@@ -251,3 +252,14 @@ def test_subsampled_components_refused(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedInputError, match="subsampled"):
         _redact(src, dst)
     assert dst.stat().st_size == 0
+
+
+def test_cli_notes_lossy_reencoding(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`medcloak redact` tells the user when irreversible tiles were re-encoded, and only then."""
+    for reversible in (True, False):
+        src, out = tmp_path / f"in{reversible}.svs", tmp_path / f"out{reversible}.svs"
+        make_j2k_svs(src, 33005, reversible)
+        assert main(["redact", str(src), "--box", ",".join(map(str, BOX)), "--out", str(out)]) == 0
+        captured = capsys.readouterr()
+        assert "redacted" in captured.out
+        assert ("irreversible JPEG 2000 tiles were re-encoded" in captured.err) == (not reversible)
