@@ -263,3 +263,58 @@ def test_cli_notes_lossy_reencoding(tmp_path: Path, capsys: pytest.CaptureFixtur
         captured = capsys.readouterr()
         assert "redacted" in captured.out
         assert ("irreversible JPEG 2000 tiles were re-encoded" in captured.err) == (not reversible)
+
+
+def test_truncated_reversible_tiles_grow_and_move(tmp_path: Path) -> None:
+    """5/3 tiles whose layers were truncated (imagecodecs: ``reversible=True`` at a PSNR target)
+    are lossy: written back losslessly they grow, go to the end of the file (offsets repointed,
+    old bytes zeroed), and outside the box keep exactly the pixels the input decoded to."""
+    src, dst = tmp_path / "in.svs", tmp_path / "out.svs"
+    img = _smooth(256, 256, 9)
+    tiles = [bytes(imagecodecs.jpeg2k_encode(img[y : y + TILE, x : x + TILE], level=35, reversible=True,
+                                             codecformat="J2K")) for y in (0, TILE) for x in (0, TILE)]
+    assert parse_header(tiles[0]).reversible
+    with tifffile.TiffWriter(src) as w:
+        w.write(iter(tiles), shape=img.shape, dtype="uint8", tile=(TILE, TILE), compression=33005,
+                photometric="rgb", metadata=None, software=False,
+                description=f"{APERIO}256x256 [0,0 256x256] ({TILE}x{TILE}) J2K/KDU Q=30|MPP = 0.5")
+    box = (10, 20, 60, 50)
+    counts = _redact(src, dst, box)
+    assert counts["j2k-tiles-reencoded-exact"] == counts["tiles-moved"] == 1
+    (a, chunks_a, raw_a, _), = _pages(src)
+    (b, chunks_b, raw_b, _), = _pages(dst)
+    assert chunks_b[0][0] >= src.stat().st_size and chunks_b[1:] == chunks_a[1:] and raw_b[1:] == raw_a[1:]
+    assert dst.read_bytes()[chunks_a[0][0] : sum(chunks_a[0])] == bytes(chunks_a[0][1])
+    mask = np.ones(a.shape[:2], bool)
+    mask[20:50, 10:60] = False
+    assert np.array_equal(a[mask], b[mask]) and b[20:50, 10:60].max() == 0
+    with openslide.OpenSlide(str(dst)) as s:
+        assert np.asarray(s.read_region((10, 20), 0, (50, 30)).convert("RGB")).max() == 0
+
+
+def test_grey_34712_pyramid(tmp_path: Path) -> None:
+    """One-component tiles (tifffile, reversible): the box is the fill, the rest exact."""
+    src, dst = tmp_path / "in.tif", tmp_path / "out.tif"
+    img = _smooth(400, 600, 3)[..., 1]
+    with tifffile.TiffWriter(src) as w:
+        for k, f in enumerate((1, 2, 4)):
+            w.write(img[::f, ::f], tile=(64, 64), compression="jpeg2000", photometric="minisblack",
+                    metadata=None, subfiletype=1 if k else 0)
+    counts = _redact(src, dst, fill="grey")
+    assert counts["j2k-tiles-reencoded-exact"] > 0
+    _check(src, dst, (128,), True)
+
+
+def test_codestream_tiles_refused(tmp_path: Path) -> None:
+    """A codestream split into tiles of its own (SIZ's XTsiz, YTsiz): refused, nothing written."""
+    src, dst = tmp_path / "in.svs", tmp_path / "out.svs"
+    make_j2k_svs(src, 33005, True)
+    data = bytearray(src.read_bytes())
+    with tifffile.TiffFile(src) as tf:
+        offset = tf.pages[0].dataoffsets[6]
+    assert data[offset + 24 : offset + 32] == (TILE).to_bytes(4, "big") * 2  # XTsiz, YTsiz
+    data[offset + 24 : offset + 32] = (64).to_bytes(4, "big") * 2
+    src.write_bytes(bytes(data))
+    with pytest.raises(UnsupportedInputError, match="codestream tiles"):
+        _redact(src, dst)
+    assert dst.stat().st_size == 0

@@ -5,12 +5,13 @@ pixels far from its place), so a touched tile is decoded, the box filled, and th
 again with imagecodecs (OpenJPEG), as a raw codestream (no JP2 boxes), which is what TIFF readers
 expect. What the encoder lets us keep from the tile's own codestream is kept: the wavelet
 (COD's transformation byte: 1 reversible 5/3, 0 irreversible 9/7), the multiple component
-transform, the number of resolution levels and the codestream's tile grid. OpenJPEG through
-imagecodecs writes one quality layer, 64x64 code-blocks, and the progression order it picks
-(LRCP lossless, RPCL lossy), whatever the input had; readers do not depend on these.
+transform and the number of resolution levels. OpenJPEG through imagecodecs writes one quality
+layer, 64x64 code-blocks, and the progression order it picks (LRCP lossless, RPCL lossy),
+whatever the input had; readers do not depend on these.
 
 - Reversible tiles are encoded losslessly: every pixel outside the box is exactly the decoded
   input's (checked after encoding: a tile that does not decode to the filled pixels is refused).
+  A reversible tile whose layers were truncated (lossy 5/3) grows, and goes to the end of the file.
 - Irreversible tiles are lossy already; they are encoded again at the highest quality (OpenJPEG's
   PSNR target, in whole decibels) whose codestream is no longer than the tile was, so the rate
   stays that of the input and the tile fits where it was. The pixels outside the box change by
@@ -20,9 +21,9 @@ The fill is painted in the colour space of the decoded components: for Aperio 33
 Y, Cb, Cr (the codestream carries no colour transform; OpenSlide converts to RGB after
 decoding), for 33005 and 34712 the photometric interpretation's. Codestreams whose components are
 subsampled (Aperio 33003 as Aperio's own encoder writes it: Cb and Cr at half width), not 8-bit
-unsigned, not one or three components, offset from the origin, or whose size is not the TIFF
-tile's are refused before anything is written: OpenJPEG through imagecodecs cannot write them
-back as they were.
+unsigned, not one or three components, offset from the origin, split into codestream tiles, or
+whose size is not the TIFF tile's are refused before anything is written: OpenJPEG through
+imagecodecs cannot write them back as they were.
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ def parse_header(data: bytes) -> J2kHeader:
         raise UnsupportedInputError("JPEG 2000 slide tiles with subsampled components are not redacted")
     if xo or yo or xto or yto:
         raise UnsupportedInputError("JPEG 2000 slide tiles offset from the origin are not redacted")
+    if (xt, yt) != (xsiz, ysiz):  # OpenJPEG through imagecodecs writes one codestream tile
+        raise UnsupportedInputError("JPEG 2000 slide tiles split into codestream tiles are not redacted")
     if cod[9] not in (0, 1):
         raise UnsupportedInputError("JPEG 2000 slide tiles with an unknown wavelet are not redacted")
     return J2kHeader(xsiz, ysiz, xt, yt, csiz, cod[9] == 1, bool(cod[4]), cod[5], cod[1],
@@ -128,10 +131,9 @@ def fill_values(fill: str, components: int, ycbcr: bool) -> list[int]:
 def _encode(arr: np.ndarray, head: J2kHeader, level: int) -> bytes:
     import imagecodecs
 
-    tile = None if (head.tile_width, head.tile_height) == (head.width, head.height) else (head.tile_height, head.tile_width)
     return bytes(imagecodecs.jpeg2k_encode(arr, level=level, codecformat="J2K", reversible=head.reversible,
                                            mct=head.mct and head.components == 3, resolutions=head.levels + 1,
-                                           tile=tile, numthreads=1))
+                                           numthreads=1))
 
 
 def redact_tile(data: bytes, head: J2kHeader, boxes: list[Box], fill: str, ycbcr: bool) -> tuple[bytes, bool]:
