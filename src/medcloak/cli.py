@@ -159,11 +159,14 @@ def _redact(args: argparse.Namespace) -> int:
     from .redact import redact_file
 
     boxes = [_parse_box(b) for b in args.box]
+    notes: list[str] = []
     blocks = redact_file(
         args.file, args.out, boxes, fill=args.fill, frames=_parse_frames(args.frames),
-        keep_metadata=args.keep_metadata, level=args.level,
+        keep_metadata=args.keep_metadata, level=args.level, notes=notes,
     )
     print(f"redacted {blocks} {'blocks' if blocks else '(the boxes miss the image)'}")
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 

@@ -80,10 +80,12 @@ def redact_file(
     frames: list[int] | None = None,
     keep_metadata: bool = False,
     level: int | None = None,
+    notes: list[str] | None = None,
 ) -> int:
     """Write ``src`` with ``boxes`` redacted to ``out``; returns the blocks (JPEG) or boxes
-    (other pixel data) redacted; for a slide, the JPEG blocks plus the lossless tiles redacted
-    (``level``: the slide level the boxes are in, default 0)."""
+    (other pixel data) redacted; for a slide, the JPEG blocks plus the tiles re-encoded
+    (``level``: the slide level the boxes are in, default 0). ``notes`` receives what the user
+    should know about the output (JPEG 2000 tiles re-encoded lossily)."""
     from .formats.dicom import sniff
     from .formats.slide_tiff import sniff_slide
 
@@ -97,6 +99,10 @@ def redact_file(
         if frames is not None:
             raise UsageError("--frames applies to DICOM files only")
         counts = redact_slide_file(src, out, boxes, level or 0, fill)
+        lossy = counts.get("j2k-tiles-reencoded-lossy", 0)
+        if lossy and notes is not None:
+            notes.append(f"{lossy} irreversible JPEG 2000 tiles were re-encoded: lossy outside the box too "
+                         "(a second generation of compression; see docs/slides.md)")
         return counts["blocks-redacted"] + counts["tiles-reencoded"]
     if level is not None:
         raise UsageError("--level applies to slides only")

@@ -16,7 +16,11 @@ readers compute it; Aperio's are not exact powers of two). Where it lands:
   differ, since another encoder wrote them). LZW needs imagecodecs.
 - NDPI levels (one JPEG each, with restart intervals one MCU tall) are redacted interval by
   interval with the same kernels, and stay the same length (see :class:`_NdpiLevel`).
-- Other codecs (JPEG 2000, ...) are refused before anything is written.
+- JPEG 2000 tiles (Aperio 33003 and 33005, generic 34712) are decoded, filled and encoded
+  again by :mod:`medcloak.formats.slide_j2k`: exactly for reversible (5/3) tiles, at the
+  tile's own rate for irreversible (9/7) ones, whose pixels outside the box then carry a second
+  generation of loss (the counts say which).
+- Other codecs are refused before anything is written.
 
 The output is the input copied (in the kernel where it can) and then patched: a redacted tile
 that fits where it was is written there, its byte count updated and the rest of its old bytes
@@ -50,6 +54,7 @@ from ..errors import (
     UsageError,
 )
 from .slide_ifd import Ifd, TiffIfds
+from .slide_j2k import J2K_REDACTABLE, YCBCR_CODES, J2kHeader, check_tile, redact_tile
 from .slide_tiff import J2K, _copy, _vendor, check_ndpi
 from .slide_vendors import roles
 
@@ -179,9 +184,13 @@ def _check_codec(t: TiffIfds, page: _Page) -> None:
     c = page.compression
     if c == JPEG:
         return
+    if c in J2K_REDACTABLE:
+        if c == 34712 and page.photometric not in (1, 2, 6):
+            raise UnsupportedInputError(f"JPEG 2000 slide tiles of photometric {page.photometric} are not redacted")
+        return  # the codestreams are checked tile by tile (slide_j2k.check_tile)
     if c not in LOSSLESS:
         name = _CODEC_NAMES.get(c, f"compression {c}")
-        what = "JPEG 2000 is not redacted yet" if c in J2K else "not redacted"
+        what = "this JPEG 2000 code is not redacted" if c in J2K else "not redacted"
         raise UnsupportedInputError(f"slide tiles in {name}: {what}")
     if c == 5:
         try:
@@ -272,7 +281,8 @@ def redact_slide(src: Path, dst: BinaryIO, box: tuple[int, int, int, int], level
     """Write the slide ``src`` into ``dst`` (empty, seekable) with ``box`` (pixels of level
     ``level``, ends exclusive) redacted on every level and the thumbnail; see the module.
     Returns counts: pages, tiles touched (NDPI: restart intervals), tiles moved to the end, JPEG
-    blocks redacted, lossless tiles re-encoded. Usage errors, unsupported codecs and a broken
+    blocks redacted, tiles re-encoded (lossless codecs and JPEG 2000), and of these the JPEG 2000
+    tiles re-encoded exactly (reversible) and lossily (irreversible). Usage errors, unsupported codecs and a broken
     structure are raised before anything is written; a tile that turns out corrupt while it is
     redacted leaves ``dst`` partial (:func:`medcloak.redact.redact_slide_file` then removes it)."""
     return redact_slide_boxes(src, dst, [box], level, fill)
@@ -315,9 +325,15 @@ def redact_slide_boxes(src: Path, dst: BinaryIO, boxes: Sequence[Box], level: in
             o, n = c.page.offsets[c.index], c.page.counts[c.index]
             if n and (o < t.header or o + n > t.size):
                 raise CorruptInputError("TIFF tile or strip outside the file")
+        j2k_heads: dict[tuple[int, int], J2kHeader] = {}
+        for key, c in plan.items():  # before the copy, so a refused tile writes nothing
+            if c.page.compression in J2K_REDACTABLE and c.page.counts[c.index]:
+                j2k_heads[key] = check_tile(t.read(c.page.offsets[c.index], c.page.counts[c.index]),
+                                            (c.page.cw, c.page.ch))
         refs = Counter(o for p in levels + thumbs for o, n in zip(p.offsets, p.counts) if n)
         counts = {"pages": len({k[0] for k in plan}) + len(ndpi), "tiles-touched": 0, "tiles-moved": 0,
-                  "blocks-redacted": 0, "tiles-reencoded": 0}
+                  "blocks-redacted": 0, "tiles-reencoded": 0, "j2k-tiles-reencoded-exact": 0,
+                  "j2k-tiles-reencoded-lossy": 0}
         # NDPI intervals are redacted before the copy, so a refusal writes nothing (they are small)
         ndpi_patches = [patch for level_plan, intervals in ndpi for patch in level_plan.redact(intervals, fill, counts)]
         _copy(fd, t.size, dst)
@@ -336,6 +352,10 @@ def redact_slide_boxes(src: Path, dst: BinaryIO, boxes: Sequence[Box], level: in
                 tables = t.value(page.ifd.entries[347]) if 347 in page.ifd.entries else None
                 new, blocks = _redact_jpeg_chunk(data, tables, local, fill, page.photometric)
                 counts["blocks-redacted"] += blocks
+            elif key in j2k_heads:
+                ycbcr = page.compression in YCBCR_CODES or page.photometric == 6
+                new, lossy = redact_tile(data, j2k_heads[key], local, fill, ycbcr)
+                counts["j2k-tiles-reencoded-lossy" if lossy else "j2k-tiles-reencoded-exact"] += 1
             else:
                 new = data
                 for b in local:
