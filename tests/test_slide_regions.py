@@ -7,7 +7,7 @@ byte-identical to a run without templates; a match on a slide that redaction doe
 quarantines it with the reason; template files that are wrong are refused before anything runs.
 
 Slides: data_samples/wsi/CMU-1-Small-Region.svs (real Aperio: one level of abbreviated JPEG tiles,
-a thumbnail, label and macro); a generic deflate pyramid and a JPEG 2000 one written by tifffile
+a thumbnail, label and macro); a generic deflate pyramid and a Zstandard one written by tifffile
 (:func:`test_slide_redact.make_pyramid`); a Philips TIFF (:func:`test_slide_vendors.make_philips`).
 """
 
@@ -193,10 +193,10 @@ def test_a_match_on_a_vendor_redaction_does_not_handle_quarantines(tmp_path: Pat
 
 
 def test_a_match_on_tiles_whose_codec_redaction_refuses_quarantines(tmp_path: Path) -> None:
-    slide = tmp_path / "j2k.tiff"
-    make_pyramid(slide, "jpeg2000")
-    out, row = _run(tmp_path, slide, '[[slide_region]]\nwhere = { width = 600 }\nboxes = [[0, 0, 0.5, 0.5]]\n', "j2k")
-    assert row["status"] == "quarantined" and "JPEG 2000" in row["reason"]
+    slide = tmp_path / "zstd.tiff"
+    make_pyramid(slide, "zstd")
+    out, row = _run(tmp_path, slide, '[[slide_region]]\nwhere = { width = 600 }\nboxes = [[0, 0, 0.5, 0.5]]\n', "zstd")
+    assert row["status"] == "quarantined" and "Zstandard" in row["reason"]
     _nothing_released(out)
 
 
@@ -224,10 +224,10 @@ def test_the_temporary_file_is_removed_whatever_happens(tmp_path: Path) -> None:
         counts, digest = _redact_then_clean(SVS, fh, [(10, 10, 200, 100)], "black", clean)
     assert counts["pixel-regions-redacted"] == 1 and digest
     assert os.listdir(stage) == ["staged.svs"]
-    j2k = tmp_path / "j2k.tiff"
-    make_pyramid(j2k, "jpeg2000")
-    with open(stage / "other.tiff", "w+b") as fh, pytest.raises(UnsupportedInputError, match="JPEG 2000"):
-        _redact_then_clean(j2k, fh, [(10, 10, 200, 100)], "black", clean)
+    zstd = tmp_path / "zstd.tiff"
+    make_pyramid(zstd, "zstd")
+    with open(stage / "other.tiff", "w+b") as fh, pytest.raises(UnsupportedInputError, match="Zstandard"):
+        _redact_then_clean(zstd, fh, [(10, 10, 200, 100)], "black", clean)
     assert sorted(os.listdir(stage)) == ["other.tiff", "staged.svs"]
 
 
