@@ -103,7 +103,7 @@ def process_task(task: Task, job: Job) -> list[Outcome]:
                 raise CorruptInputError(action_reason(fmt) if fmt in ACTIONS else "not a supported format")
             results = handler.deidentify(task, job)
             if len(results) != len(sources):
-                raise RuntimeError("a handler gave one result per object")
+                raise RuntimeError("a handler did not give one result per object")
         except Exception as exc:  # noqa: BLE001 - the whole task fails the same way
             return [_failed(s, oid, exc) for s, oid in zip(sources, ids)]
         outcomes = []

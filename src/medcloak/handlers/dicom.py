@@ -97,8 +97,12 @@ def deidentify(task: Task, job: Job) -> list[Released | MedcloakError]:
     try:
         results, report = deface_series([Path(s.path) for s in sources], job.profile, job.keyring, own.regions,
                                         ears=own.ears)
-    except MedcloakError as exc:
-        raise type(exc)(f"series: {exc}") from None
+    except MedcloakError as exc:  # every slice fails with the series' reason
+        try:
+            again = type(exc)(f"series: {exc}")
+        except TypeError:  # an error whose constructor takes more than its message
+            again = MedcloakError(f"series: {exc}")
+        raise again from None
     status = "series-" + str(report.get("status", "")).replace(" ", "-")
     out: list[Released | MedcloakError] = []
     for result in results:
