@@ -5,8 +5,9 @@ A photograph carries no header identity to pseudonymise; what identifies is its 
 with GPS and camera serials, XMP, IPTC, comments, PNG text, TIFF tags) and its file name. The
 released name is a keyed hash of the file's content: ``photos/<token>.jpg``, ``.png`` or ``.tif``.
 
-A TIFF of more than one page is refused: whole-slide images are multi-page TIFFs whose label and
-macro pages show the patient's name, and they need their own handling.
+A TIFF of more than one page is refused: a whole-slide image (several pages making a pyramid,
+with label and macro pages that show the patient's name) is a slide, which discovery gives to the
+slide handler (:mod:`medcloak.handlers.slide`); any other document's pages may show anything.
 """
 
 from __future__ import annotations
