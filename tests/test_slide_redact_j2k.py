@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_slide_redact import _smooth  # the same smooth, noisy test image
 
 from medcloak.cli import main
 from medcloak.errors import UnsupportedInputError
@@ -39,14 +40,6 @@ LOSSY_DB = 42
 PSNR_BOUND = 40.0  # measured outside the box in re-encoded irreversible tiles (lowest seen: see the docs)
 TILE = 128
 BOX = (150, 90, 330, 210)  # level 0; crosses tile borders on every level
-
-
-def _smooth(h: int, w: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w]
-    planes = [(np.sin(x / (9 + 4 * c)) + np.cos(y / (7 + 3 * c))) * 50 + 128 for c in range(3)]
-    arr = np.stack(planes, -1) + rng.normal(0, 12, (h, w, 3))
-    return np.clip(arr, 20, 235).astype(np.uint8)
 
 
 def _to_ycbcr(rgb: np.ndarray) -> np.ndarray:
