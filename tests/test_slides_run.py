@@ -89,3 +89,23 @@ def test_each_slide_opens_in_tiffslide_as_its_input_did(release, name) -> None: 
         assert after.level_dimensions == before.level_dimensions
         assert after.properties.get("tiffslide.vendor") == before.properties.get("tiffslide.vendor")
         assert not {"label", "macro"} & set(after.associated_images)
+
+
+@pytest.mark.parametrize(("maker", "name", "vendor"), [("make_ventana", "case.bif", "ventana"),
+                                                       ("make_philips", "case.tiff", "philips")])
+def test_a_vendor_slide_keeps_its_extension_and_opens_as_before(tmp_path, maker, name, vendor) -> None:  # type: ignore[no-untyped-def]
+    """Readers choose by extension too: a released slide keeps its input's (``.bif``, ``.tiff``)
+    under its keyed name, and OpenSlide still names its vendor (test_slide_vendors' builds)."""
+    import test_slide_vendors
+
+    src = tmp_path / "in" / "Surname_case"
+    src.mkdir(parents=True)
+    getattr(test_slide_vendors, maker)(src / name)
+    key = tmp_path / "key"
+    key.write_bytes(SECRET)
+    key.chmod(0o600)
+    assert run([src], tmp_path / "out", secret_file=key).ok == 1
+    (released,) = (tmp_path / "out" / "slides").iterdir()
+    assert released.suffix == Path(name).suffix and "case" not in released.name
+    before, after = _describe(src / name), _describe(released)
+    assert before["vendor"] == after["vendor"] == vendor and after["levels"] == before["levels"]

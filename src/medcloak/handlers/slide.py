@@ -41,6 +41,9 @@ KINDS = {"slide": "remove label and macro, clean vendor metadata, copy the pyram
 #: bytes of a slide's beginning and end that its released name is made from
 SAMPLE = 4 << 20
 EXTENSIONS = {"aperio": ".svs", "hamamatsu": ".ndpi"}
+#: the input's own extension is kept when it is one of these (readers pick formats by extension,
+#: and an extension identifies no one); otherwise the vendor's, or ``.tiff``
+KEPT_SUFFIXES = (".ome.tiff", ".ome.tif", ".svs", ".ndpi", ".bif", ".qptiff", ".tiff", ".tif")
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
@@ -92,7 +95,9 @@ def deidentify(task: Task, job: Job) -> list[Released]:
             return clean(path, fh)
         return _redact_then_clean(path, fh, boxes, fill, clean)
 
-    return [Released(b"", f"slides/{token}{EXTENSIONS.get(vendor, '.tiff')}", write=write)]
+    name = path.name.lower()
+    suffix = next((x for x in KEPT_SUFFIXES if name.endswith(x)), EXTENSIONS.get(vendor, ".tiff"))
+    return [Released(b"", f"slides/{token}{suffix}", write=write)]
 
 
 def _template_boxes(path: Path, job: Job) -> tuple[list[tuple[int, int, int, int]], str]:
