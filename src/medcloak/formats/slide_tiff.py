@@ -525,22 +525,12 @@ def _residue(t: TiffIfds, kept: list[tuple[int, int]]) -> str:
     """What :data:`RESIDUE` finds in the ``kept`` ranges of the slide (the IFDs and every value
     they keep: text, XML, ICC profiles; not the tiles): "a date" or "a person's name", or "". A
     date or name in a value the allow-lists keep is a leak they did not foresee."""
-    for a, b in _merge_ranges(kept):
+    for a, b in _merge(kept):
         for p in range(a, b, CHUNK):  # a window overlaps the next by 64 bytes: no match is cut
             m = RESIDUE.search(t.read(p, min(CHUNK + 64, b - p)))
             if m is not None:
                 return "a person's name" if b"^" in m.group() else "a date"
     return ""
-
-
-def _merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for a, b in sorted(ranges):
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
 
 
 def _copy(fd: int, size: int, dst: BinaryIO) -> None:
@@ -554,23 +544,17 @@ def _copy(fd: int, size: int, dst: BinaryIO) -> None:
         out = dst.fileno()
     except (AttributeError, OSError, ValueError):
         out = -1
-    for a, b in data_ranges(fd, 0, size):
-        done = a
-        if out >= 0 and hasattr(os, "copy_file_range"):
-            try:
-                while done < b:
-                    n = os.copy_file_range(fd, out, min(b - done, 1 << 30), done, done)
-                    if n <= 0:
-                        break
-                    done += n
-            except OSError:
-                done = a
-        while done < b:
-            chunk = os.pread(fd, min(CHUNK, b - done), done)
-            if not chunk:
-                raise CorruptInputError("TIFF file shorter than it was a moment ago")
-            dst.seek(done)
-            dst.write(chunk)
-            done += len(chunk)
+    if out >= 0:
+        _copy_range(fd, out, 0, size)
+    else:  # a file object without a descriptor (BytesIO)
+        for a, b in data_ranges(fd, 0, size):
+            done = a
+            while done < b:
+                chunk = os.pread(fd, min(CHUNK, b - done), done)
+                if not chunk:
+                    raise CorruptInputError("TIFF file shorter than it was a moment ago")
+                dst.seek(done)
+                dst.write(chunk)
+                done += len(chunk)
     dst.truncate(size)
     dst.seek(0)
