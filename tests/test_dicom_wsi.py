@@ -281,6 +281,99 @@ def test_real_label_instance_is_skipped_and_its_slide_released(tmp_path, secret_
     assert [f.message for f in verify_release(tmp_path / "out") if f.level == "error"] == []
 
 
+# ---- one slide, one task ------------------------------------------------------------------------
+
+
+def _plan(inputs: Path) -> list:
+    from medcloak.discover import discover
+    from medcloak.engine import make_settings, plan
+
+    return list(plan(discover([inputs]), KEYRING, PROFILE, make_settings({})))
+
+
+def test_a_slides_instances_are_one_task_and_other_dicom_is_not_grouped(tmp_path):
+    """Discovery tells a whole-slide instance by the SOP class of its file meta information; the
+    planner makes each slide (study and series) one task, its label included, whatever the folder;
+    an ordinary DICOM object, and a slide instance without file meta, stay tasks of their own."""
+    inputs = tmp_path / "in"
+    shutil.copytree(BPAEC, inputs / "a")
+    shutil.move(inputs / "a" / "12_0.dcm", inputs / "12_0.dcm")  # a slide spread over folders
+    shutil.copytree(BOXES, inputs / "b")
+    ordinary = Path(__file__).resolve().parents[1] / "data_samples" / "dicom"
+    one = next(p for p in sorted(ordinary.rglob("*.dcm")))
+    shutil.copy(one, inputs / "ordinary.dcm")
+    whole = (BOXES / "boxes_1.dcm").read_bytes()  # its data set alone, no preamble or file meta:
+    meta = pydicom.dcmread(BOXES / "boxes_1.dcm", stop_before_pixels=True).file_meta  # discovery cannot
+    assert meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian  # tell it a slide
+    (inputs / "bare.dcm").write_bytes(whole[132 + 12 + meta.FileMetaInformationGroupLength:])
+    tasks = _plan(inputs)
+    names = sorted(sorted(Path(s.path).name for s in (t.source, *t.members)) for t in tasks)
+    assert names == [["10_0.dcm", "11_0.dcm", "12_0.dcm", "1_Map.dcm", "2.dcm"], ["bare.dcm"],
+                     ["boxes_0.dcm", "boxes_1.dcm"], ["ordinary.dcm"]]
+    kinds = {Path(s.path).name: s.format for t in tasks for s in (t.source, *t.members)}
+    assert kinds["ordinary.dcm"] == kinds["bare.dcm"] == "dicom"
+    assert {kinds[n] for n in ("10_0.dcm", "2.dcm", "boxes_0.dcm")} == {"dicom-slide"}
+
+
+def test_media_class_reads_the_file_meta_or_says_it_cannot():
+    from medcloak.formats.dicom_sniff import media_class
+
+    head = (BOXES / "boxes_0.dcm").read_bytes()[:512]
+    assert media_class(head) == WSI
+    # the file meta cut short: no guess
+    for cut in (132, 140, 150, 160, 170):
+        assert media_class(head[:cut]) in (None, WSI)
+        if cut < 150:
+            assert media_class(head[:cut]) is None
+    assert media_class(b"\0" * 128 + b"DICM" + b"\x08\x00\x16\x00UI\x04\x001.2\0") is None  # no group 2
+
+
+def test_an_instance_that_fails_quarantines_its_whole_slide(tmp_path, secret_file):
+    """One level of the BPAEC slide truncated: nothing of that slide is released (the levels
+    written before it are taken back), every instance is recorded with the slide's reason but the
+    label, which is skipped anyway; OpenSlide's slide beside it is released whole."""
+    inputs = tmp_path / "in"
+    shutil.copytree(BPAEC, inputs / "a")
+    shutil.copytree(BOXES, inputs / "b")
+    level = inputs / "a" / "12_0.dcm"  # sorted last among the slide's levels: the others are written first
+    level.write_bytes(level.read_bytes()[: level.stat().st_size * 2 // 3])
+    summary = run([inputs], tmp_path / "out", secret_file=secret_file)
+    import json
+
+    lines = [json.loads(x) for x in (tmp_path / "out.audit" / "manifest.jsonl").read_text().splitlines()]
+    status = {Path(e["input"]).name: e["status"] for e in lines}
+    assert status == {"10_0.dcm": "quarantined", "11_0.dcm": "quarantined", "12_0.dcm": "quarantined",
+                      "1_Map.dcm": "quarantined", "2.dcm": "quarantined", "boxes_0.dcm": "ok", "boxes_1.dcm": "ok"}
+    reasons = {e["reason"] for e in lines if e["status"] == "quarantined"}
+    assert len(reasons) == 1 and next(iter(reasons)).startswith("slide: instance ")
+    released = _released(tmp_path / "out")
+    boxes = {str(pydicom.dcmread(p, stop_before_pixels=True).StudyInstanceUID) for p in BOXES.glob("*.dcm")}
+    assert len(released) == 2 and {KEYRING.uid(u) for u in boxes} == {str(ds.StudyInstanceUID) for ds in released}
+    assert summary.exit_status == 1
+    assert [f.message for f in verify_release(tmp_path / "out") if f.level == "error"] == []
+
+
+def test_a_slides_instances_are_written_one_at_a_time(tmp_path, secret_file, monkeypatch):
+    """A slide is never held whole: each instance is written before the next one is read."""
+    import medcloak.formats.dicom as dicom
+
+    inputs = tmp_path / "in"
+    shutil.copytree(BPAEC, inputs)
+    out = tmp_path / "out"
+    seen: list[int] = []
+    real = dicom.deidentify_dicom
+
+    def watched(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(len(list(out.rglob("*.dcm"))) if out.exists() else 0)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(dicom, "deidentify_dicom", watched)
+    summary = run([inputs], out, secret_file=secret_file)
+    assert (summary.ok, summary.skipped) == (4, 1)
+    # instances in path order: 10_0, 11_0, 12_0, 1_Map, 2 (the label, skipped, read last)
+    assert seen == [0, 1, 2, 3, 4]
+
+
 @pytest.mark.parametrize("value3, reason", [
     ("LABEL", "slide label image"), ("OVERVIEW", "slide overview image (shows the label)")])
 def test_label_and_overview_instances_are_skipped(tmp_path, value3, reason):

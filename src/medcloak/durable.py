@@ -101,6 +101,11 @@ class Pending:
             if new_name:
                 self.folders.add(str(path.parent))
 
+    def discard(self, path: Path) -> None:
+        """Forget ``path``: a file taken back before it was recorded."""
+        with self._lock:
+            self.files.discard(str(path))
+
     def due(self) -> bool:
         """Whether the group is old enough to be made durable: see :data:`MIN_INTERVAL`."""
         if not self.files:

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from itertools import chain, islice
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from . import __version__
 from .audit import (
@@ -51,6 +51,9 @@ from .pseudonym import Keyring
 from .rules.profile import Profile, load_profile
 from .rules.regions import load_regions
 from .verify import DOC_NAME
+
+if TYPE_CHECKING:
+    from .handlers.base import Released
 
 log = logging.getLogger("medcloak")
 
@@ -88,10 +91,10 @@ def process_task(task: Task, job: Job) -> list[Outcome]:
     are silenced: they would put identifying values on the terminal; what matters of them ends
     as the object's quarantine reason."""
     from .handlers import handler_for
-    from .publish import publish
 
     sources = (task.source, *task.members)
     ids = [task.object_id] + [job.keyring.token("object", m.path, 12) for m in task.members]
+    made: list[Path] = []  # files this task placed: taken back if its handler fails midway
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -101,27 +104,45 @@ def process_task(task: Task, job: Job) -> list[Outcome]:
             handler = handler_for(fmt)
             if handler is None:  # known to fail before it is read (a link to a missing file)
                 raise CorruptInputError(action_reason(fmt) if fmt in ACTIONS else "not a supported format")
-            results = handler.deidentify(task, job)
-            if len(results) != len(sources):
+            # a list, or an iterator whose results are written as they come (a slide of many
+            # instances is never held whole); an iterator that raises fails the whole task
+            results = iter(handler.deidentify(task, job))
+            outcomes = [_publish(source, oid, result, job, made)
+                        for source, oid, result in zip(sources, ids, results)]
+            if len(outcomes) != len(sources) or next(results, None) is not None:
                 raise RuntimeError("a handler did not give one result per object")
         except Exception as exc:  # noqa: BLE001 - the whole task fails the same way
+            _take_back(made)
             return [_failed(s, oid, exc) for s, oid in zip(sources, ids)]
-        outcomes = []
-        for source, oid, result in zip(sources, ids, results):
-            if isinstance(result, BaseException):
-                outcomes.append(_failed(source, oid, result))
-                continue
-            try:
-                digests = publish(result, Path(job.out), replace=job.replace)
-            except Exception as exc:  # noqa: BLE001 - OutputError stops the run, anything else quarantines
-                outcomes.append(_failed(source, oid, exc))
-                continue
-            outcomes.append(Outcome(
-                source.path, oid, "ok", outputs=(result.relpath, *(rel for rel, _ in result.extra)),
-                uid_pairs=tuple(sorted(result.uid_pairs.items())), patient_pair=result.patient_pair,
-                actions=dict(result.counts), digests=digests, bytes_in=source.size, rank=result.rank,
-            ))
         return outcomes
+
+
+def _take_back(made: list[Path]) -> None:
+    """Remove the files a task placed before it failed (nothing of it is released)."""
+    from .durable import PENDING
+
+    for path in made:
+        path.unlink(missing_ok=True)
+        PENDING.discard(path)
+
+
+def _publish(source: Source, oid: str, result: Released | BaseException, job: Job, made: list[Path]) -> Outcome:
+    """The outcome of one object of a task: ``result`` written, or why it was not."""
+    from .publish import publish
+
+    if isinstance(result, BaseException):
+        return _failed(source, oid, result)
+    try:
+        digests = publish(result, Path(job.out), replace=job.replace, made=made)
+    except OutputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - anything else quarantines
+        return _failed(source, oid, exc)
+    return Outcome(
+        source.path, oid, "ok", outputs=(result.relpath, *(rel for rel, _ in result.extra)),
+        uid_pairs=tuple(sorted(result.uid_pairs.items())), patient_pair=result.patient_pair,
+        actions=dict(result.counts), digests=digests, bytes_in=source.size, rank=result.rank,
+    )
 
 
 def _failed(source: Source, oid: str, exc: BaseException) -> Outcome:

@@ -30,14 +30,15 @@ CHUNK = 4 << 20
 _MADE: set[str] = set()  # folders this process has made: a cache of the file system, no state
 
 
-def publish(released: Released, out_root: Path, replace: bool = False) -> tuple[str, ...]:
+def publish(released: Released, out_root: Path, replace: bool = False, made: list[Path] | None = None) -> tuple[str, ...]:
     """Write ``released`` and the files released beside it (``extra``) under ``out_root``;
     the SHA-256 of each file written, in that order (so that ``--resume`` can tell an intact
     output from a damaged one). Raises :class:`OutputError` when the release cannot be written
     (disk full, read-only, no permission), and :class:`DuplicateObject` when another object holds
     the object's name with other content; ``replace`` overwrites it (the run's settlement of
     duplicates). An error of the object's own ``write`` (a streamed object found unfit midway)
-    leaves nothing behind and is raised as it is."""
+    leaves nothing behind and is raised as it is. ``made``: a list the files this call created are
+    added to (an object released with others, whole or not at all, is taken back with them)."""
     digests: list[str] = []
     placed: list[Path] = []  # files of this object placed so far: an object is released whole or not at all
     try:
@@ -50,6 +51,8 @@ def publish(released: Released, out_root: Path, replace: bool = False) -> tuple[
         for path in placed:
             path.unlink(missing_ok=True)
         raise
+    if made is not None:
+        made.extend(placed)
     return tuple(digests)
 
 

@@ -21,3 +21,27 @@ def sniff(head: bytes) -> str | None:
         if head[4:6] in _VRS or int.from_bytes(head[4:8], "little") < 0x10000:
             return "raw"
     return None
+
+
+def media_class(head: bytes) -> str | None:
+    """The Media Storage SOP Class UID (0002,0002) of a Part 10 file, read from its file meta
+    information in ``head`` (explicit VR little endian, as the standard requires it); ``None``
+    when ``head`` does not hold it whole."""
+    pos = 132
+    while pos + 8 <= len(head):
+        group, element = int.from_bytes(head[pos:pos + 2], "little"), int.from_bytes(head[pos + 2:pos + 4], "little")
+        if group != 0x0002:
+            return None
+        vr = head[pos + 4:pos + 6]
+        if vr in (b"OB", b"OW", b"OF", b"SQ", b"UN", b"UT", b"UC", b"UR", b"OD", b"OL", b"OV", b"SV", b"UV"):
+            length, start = int.from_bytes(head[pos + 8:pos + 12], "little"), pos + 12
+        else:
+            length, start = int.from_bytes(head[pos + 6:pos + 8], "little"), pos + 8
+        if element == 0x0002:
+            if start + length > len(head):
+                return None
+            return head[start:start + length].rstrip(b"\x00 ").decode("ascii", "replace")
+        if element > 0x0002 or length == 0xFFFFFFFF:
+            return None
+        pos = start + length
+    return None

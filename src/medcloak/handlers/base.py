@@ -11,8 +11,10 @@ A handler is a module of :mod:`medcloak.handlers` that answers five questions an
   first bytes are not enough; never from the extension alone;
 - ``grouper(keyring, settings, profile) -> Grouper | None``: which files are one task (the
   slices of a series to deface, the files of a slide); ``None``: one task per file;
-- ``deidentify(task, job) -> Released``: the de-identified object, never written by the handler:
-  the engine writes it (staging, durability, manifest);
+- ``deidentify(task, job) -> [Released | MedcloakError, ...]``: one result per object of the
+  task, never written by the handler: the engine writes them (staging, durability, manifest). A
+  list, or an iterator whose results the engine writes as they come (a task too large to hold
+  whole); an iterator that raises fails the whole task, and what it wrote of it is taken back;
 - ``owns(relpath) -> bool`` and ``verify(path, relpath, context) -> findings``: what
   ``medcloak verify`` checks on the files this handler writes;
 - ``settings(options) -> object``: the handler's own options, a frozen dataclass made from the
@@ -30,8 +32,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Mapping, Pr
 if TYPE_CHECKING:
     from ..model import Source, Task
 
-#: bytes of a file's beginning that discovery reads and gives every handler's ``sniff``
-HEAD = 132
+#: bytes of a file's beginning that discovery reads and gives every handler's ``sniff`` (a DICOM
+#: file's preamble and, mostly, its file meta information up to the SOP class: one read either way)
+HEAD = 512
 
 
 #: streams an object into an open file: the counts of what it did, or those and the SHA-256 it wrote

@@ -1,16 +1,20 @@
 """DICOM objects: de-identified by the profile (see :mod:`medcloak.formats.dicom`), released as
-``<patient>/<study>/<series>/<instance>.dcm``. Under the Clean Recognizable Visual Features
-option, the slices of a CT, MR or PET series are one task: they are defaced as a volume
-(:mod:`medcloak.formats.dicom_series`)."""
+``<patient>/<study>/<series>/<instance>.dcm``. Two kinds of object are one task of several files:
+
+- the instances of a whole-slide image (VL Whole Slide Microscopy, told by the SOP class of the
+  file meta information, which discovery reads anyway): one slide, released whole or not at all
+  (an instance that fails quarantines the slide), its label and overview instances never;
+- under the Clean Recognizable Visual Features option, the slices of a CT, MR or PET series: they
+  are defaced as a volume (:mod:`medcloak.formats.dicom_series`)."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from ..errors import MedcloakError
+from ..errors import MedcloakError, SkippedObject
 from ..model import Finding, Source, Task
 
 if TYPE_CHECKING:
@@ -20,7 +24,13 @@ if TYPE_CHECKING:
     from .base import Released, VerifyContext
 
 NAME = "dicom"
-KINDS = {"dicom": "de-identify"}
+KINDS = {
+    "dicom": "de-identify",
+    "dicom-slide": "de-identify with the other instances of its slide (released whole or not at all); "
+                   "label and overview instances removed",
+}
+#: VL Whole Slide Microscopy Image Storage
+WSI_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.6"
 
 
 @dataclass(frozen=True)
@@ -36,37 +46,63 @@ def settings(options: dict[str, Any]) -> Settings:
 
 
 def sniff(head: bytes, path: Path) -> str | None:
+    from ..formats.dicom_sniff import media_class
     from ..formats.dicom_sniff import sniff as dicom_sniff
 
-    return "dicom" if dicom_sniff(head) is not None else None
+    kind = dicom_sniff(head)
+    if kind is None:
+        return None
+    return "dicom-slide" if kind == "part10" and media_class(head) == WSI_CLASS else "dicom"
 
 
-def grouper(keyring: Keyring, settings: Settings, profile: Any) -> SeriesGrouper | None:
-    return SeriesGrouper(keyring) if profile.has("clean-recognizable-visual-features") else None
+def grouper(keyring: Keyring, settings: Settings, profile: Any) -> Grouper:
+    return Grouper(keyring, profile.has("clean-recognizable-visual-features"))
 
 
-class SeriesGrouper:
-    """The slices of each single-frame CT, MR and PET series become one task, to be defaced as a
-    volume: their headers are read as discovery finds them, and the series are planned once
-    discovery is complete (a series may be spread over folders); every other object goes on at
-    once."""
+class Grouper:
+    """Which DICOM files are one task: the instances of a whole-slide image (by study and series),
+    and, when ``series`` (defacing), the slices of each single-frame CT, MR and PET series. Their
+    headers are read as discovery finds them, and the groups are planned once discovery is
+    complete (a series may be spread over folders); every other object goes on at once, its
+    header unread here."""
 
-    def __init__(self, keyring: Keyring) -> None:
+    def __init__(self, keyring: Keyring, series: bool) -> None:
         self.keyring = keyring
-        self.series: dict[str, list[Source]] = {}
+        self.deface = series
+        self.groups: dict[str, list[Source]] = {}
 
     def add(self, source: Source) -> Iterable[Task]:
-        key = _series_key(source)
+        if source.format == "dicom-slide":
+            key = _slide_key(source)
+        elif self.deface:
+            key = _series_key(source)
+        else:
+            key = None
         if key is None:
             return [Task(source, self.keyring.token("object", source.path, 12))]
-        self.series.setdefault(key, []).append(source)
+        self.groups.setdefault(key, []).append(source)
         return []
 
     def finish(self) -> Iterable[Task]:
-        for _key, members in sorted(self.series.items()):
+        for _key, members in sorted(self.groups.items()):
             members.sort(key=lambda m: m.path)
             head, rest = members[0], tuple(members[1:])
             yield Task(head, self.keyring.token("object", head.path, 12), rest)
+
+
+def _slide_key(source: Source) -> str | None:
+    """The slide of an instance of a whole-slide image: its study and series (the pyramid's
+    levels share a series; a label in a series of its own is removed wherever it is)."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(source.path, stop_before_pixels=True, force=True, specific_tags=[
+            "StudyInstanceUID", "SeriesInstanceUID"])
+    except Exception:  # noqa: BLE001 - unreadable: the object's own task will say why
+        return None
+    if not ds.get("SeriesInstanceUID"):
+        return None
+    return f"slide|{ds.get('StudyInstanceUID', '')}|{ds.SeriesInstanceUID}"
 
 
 def _series_key(source: Source) -> str | None:
@@ -82,15 +118,17 @@ def _series_key(source: Source) -> str | None:
         return None
     if int(ds.get("NumberOfFrames", 1) or 1) != 1:
         return None
-    return f"{ds.SeriesInstanceUID}|{ds.get('FrameOfReferenceUID', '')}"
+    return f"series|{ds.SeriesInstanceUID}|{ds.get('FrameOfReferenceUID', '')}"
 
 
-def deidentify(task: Task, job: Job) -> list[Released | MedcloakError]:
+def deidentify(task: Task, job: Job) -> Iterable[Released | MedcloakError]:
     own: Settings = job.settings.get(NAME) or Settings()
     if not task.members:
         from ..formats.dicom import deidentify_dicom
 
         return [deidentify_dicom(Path(task.source.path), job.profile, job.keyring, own.regions)]
+    if task.source.format == "dicom-slide":
+        return _slide(task, job, own)
     from ..formats.dicom_series import deface_series
 
     sources = (task.source, *task.members)
@@ -98,11 +136,7 @@ def deidentify(task: Task, job: Job) -> list[Released | MedcloakError]:
         results, report = deface_series([Path(s.path) for s in sources], job.profile, job.keyring, own.regions,
                                         ears=own.ears)
     except MedcloakError as exc:  # every slice fails with the series' reason
-        try:
-            again = type(exc)(f"series: {exc}")
-        except TypeError:  # an error whose constructor takes more than its message
-            again = MedcloakError(f"series: {exc}")
-        raise again from None
+        raise _again(exc, f"series: {exc}") from None
     status = "series-" + str(report.get("status", "")).replace(" ", "-")
     out: list[Released | MedcloakError] = []
     for result in results:
@@ -111,6 +145,31 @@ def deidentify(task: Task, job: Job) -> list[Released | MedcloakError]:
         else:
             out.append(dataclasses.replace(result.released, counts={**result.released.counts, status: 1}))
     return out
+
+
+def _slide(task: Task, job: Job, own: Settings) -> Iterator[Released | MedcloakError]:
+    """The instances of a slide, one at a time (the engine writes each before the next is read,
+    so a slide is never held whole); an instance that cannot be de-identified raises, and the
+    engine then removes what it wrote of the slide: no slide is released in part. Its label and
+    overview instances are skipped, which is no failure."""
+    from ..formats.dicom import deidentify_dicom
+
+    for source in (task.source, *task.members):
+        try:
+            yield deidentify_dicom(Path(source.path), job.profile, job.keyring, own.regions)
+        except SkippedObject as exc:
+            yield exc
+        except MedcloakError as exc:
+            oid = job.keyring.token("object", source.path, 12)
+            raise _again(exc, f"slide: instance {oid} not de-identified: {exc}") from None
+
+
+def _again(exc: MedcloakError, message: str) -> MedcloakError:
+    """``exc``'s kind of error with ``message``."""
+    try:
+        return type(exc)(message)
+    except TypeError:  # an error whose constructor takes more than its message
+        return MedcloakError(message)
 
 
 def owns(relpath: str) -> bool:
