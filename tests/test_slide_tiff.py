@@ -601,8 +601,8 @@ def test_windows_of_any_size_give_the_same_slide_and_its_digest(tmp_path, monkey
 
 def test_verify_finds_a_date_or_name_in_a_kept_value_and_passes_clean_slides(tmp_path) -> None:
     """The generic pyramid keeps its ICC profile as it is: a date and a person's name written into
-    the profile's description (ASCII over its UTF-16 text, same length, so the allow-lists see
-    nothing changed) are found, outside the tiles; the clean release of every real sample
+    the profile's description (ASCII or UTF-16 over its UTF-16 text, same length, so the allow-lists
+    see nothing changed) are found, outside the tiles; the clean release of every real sample
     passes."""
     for sample in (p for p in SAMPLES.iterdir() if p.is_file()):
         with open(tmp_path / "clean", "w+b") as fh:
@@ -612,7 +612,9 @@ def test_verify_finds_a_date_or_name_in_a_kept_value_and_passes_clean_slides(tmp
         clean_slide(SAMPLES / "openslide-python_boxes.tiff", fh, Keyring(b"k" * 32))
     data = bytearray((tmp_path / "out.tiff").read_bytes())
     at = data.index(b"mluc") + 28  # the text of the ICC profile's description, inside a kept value
-    for planted, said in ((b" 2019-03-14 ", "a date"), (b" Doe^John ", "a person's name")):
+    for planted, said in ((b" 2019-03-14 ", "a date"), (b" Doe^John ", "a person's name"),
+                          (" 2019-03-14 ".encode("utf-16-be"), "a date"),  # as the profile's own text
+                          (" Doe^John ".encode("utf-16-le"), "a person's name")):
         tampered = bytearray(data)
         tampered[at: at + len(planted)] = planted
         (tmp_path / "tampered.tiff").write_bytes(bytes(tampered))

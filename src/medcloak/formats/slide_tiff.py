@@ -521,13 +521,21 @@ RESIDUE = re.compile(
     rb"|(?<![A-Za-z])[A-Z][A-Za-z]{2,}\^[A-Z][A-Za-z]{2,}(?![A-Za-z])")
 
 
+#: a run of printable text in UTF-16 (either byte order), as Windows writes XMP and EXIF's XP tags
+UTF16 = re.compile(rb"(?:[\x20-\x7e]\x00){6,}|(?:\x00[\x20-\x7e]){6,}")
+
+
 def _residue(t: TiffIfds, kept: list[tuple[int, int]]) -> str:
     """What :data:`RESIDUE` finds in the ``kept`` ranges of the slide (the IFDs and every value
-    they keep: text, XML, ICC profiles; not the tiles): "a date" or "a person's name", or "". A
-    date or name in a value the allow-lists keep is a leak they did not foresee."""
+    they keep: text, XML, ICC profiles; not the tiles), in single-byte text or in UTF-16: "a date"
+    or "a person's name", or "". A date or name in a value the allow-lists keep is a leak they did
+    not foresee."""
     for a, b in _merge(kept):
         for p in range(a, b, CHUNK):  # a window overlaps the next by 64 bytes: no match is cut
-            m = RESIDUE.search(t.read(p, min(CHUNK + 64, b - p)))
+            data = t.read(p, min(CHUNK + 64, b - p))
+            m = RESIDUE.search(data) or next(
+                (hit for run in UTF16.finditer(data) if (hit := RESIDUE.search(run.group().replace(b"\x00", b"")))),
+                None)
             if m is not None:
                 return "a person's name" if b"^" in m.group() else "a date"
     return ""
