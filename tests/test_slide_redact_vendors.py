@@ -16,7 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_slide_redact import _check_pixels, _coefficients_kept, _redact, _sha, _smooth, _write_abbreviated
+from test_slide_redact import (
+    _check_pixels,
+    _coefficients_kept,
+    _redact,
+    _sha,
+    _smooth,
+    _write_abbreviated,
+)
 from test_slide_vendors import _text_pixels, make_ome, make_qptiff, philips_xml
 
 from medcloak.errors import UnsupportedInputError, UsageError
@@ -123,10 +130,8 @@ def test_philips_level_count_must_match_the_xml(tmp_path: Path) -> None:
     with tifffile.TiffWriter(src) as w:
         _write_abbreviated(w, img, (128, 128), description=philips_xml(3), software="Philips DP v1.0")
         _write_abbreviated(w, img[::2, ::2], (128, 128), subfiletype=1, software="Philips DP v1.0")
-    with open(tmp_path / "out.tiff", "wb") as fh, pytest.raises(UnsupportedInputError, match="pixel spacing per level"):
-        from medcloak.formats.slide_redact import redact_slide
-
-        redact_slide(src, fh, (0, 0, 8, 8))
+    with pytest.raises(UnsupportedInputError, match="pixel spacing per level"):
+        _redact(src, tmp_path / "out.tiff", (0, 0, 8, 8))
     assert (tmp_path / "out.tiff").stat().st_size == 0
 
 
@@ -234,3 +239,39 @@ def test_qptiff_every_channel_level_and_thumbnail(tmp_path: Path) -> None:
     assert reached == counts["tiles-touched"]
     with pytest.raises(UsageError, match="between 0 and 2"):
         _redact(src, tmp_path / "again.qptiff", box1, level=3)
+
+
+# --- in a run, by a region template -------------------------------------------------------------
+
+@pytest.mark.parametrize("vendor", ["philips", "qptiff"])
+def test_a_template_redacts_these_vendors_in_a_run(tmp_path: Path, vendor: str) -> None:
+    """A template that matches a Philips or QPTIFF slide no longer quarantines it: the slide is
+    redacted (on every level, by the level's own downsample), cleaned and released, and the
+    release verifies."""
+    from test_slide_regions import _box, _released, _run
+
+    from medcloak.verify import verify_release
+
+    slide = tmp_path / ("case.tiff" if vendor == "philips" else "case.qptiff")
+    (make_philips_padded if vendor == "philips" else make_qptiff)(slide)
+    regions = f'[[slide_region]]\nwhere = {{ vendor = "{vendor}", width = 512, height = 384 }}\nboxes = [[0.25, 0.6, 0.6, 0.95]]\n'
+    out, row = _run(tmp_path, slide, regions, "redacted")
+    released = _released(out, row)
+    assert row["actions"]["pixel-regions-redacted"] == 1 and row["actions"]["redact-tiles-touched"] > 0
+    box0 = _box((0.25, 0.6, 0.6, 0.95), (512, 384))
+    if vendor == "philips":
+        with openslide.OpenSlide(str(slide)) as a, openslide.OpenSlide(str(released)) as b:
+            assert b.properties["openslide.vendor"] == "philips" and b.level_dimensions == a.level_dimensions
+            for k, size in enumerate(a.level_dimensions):
+                _check_pixels(np.asarray(a.read_region((0, 0), k, size)), np.asarray(b.read_region((0, 0), k, size)),
+                              _outward(box0, 1, 2**k), 0, 16, 3)
+    else:
+        with tifffile.TiffFile(slide) as ta, tifffile.TiffFile(released) as tb:
+            assert tb.is_qpi
+            for lv_a, lv_b in zip(ta.series[0].levels, tb.series[0].levels):
+                before, after = lv_a.asarray(), lv_b.asarray()  # channels, rows, columns
+                x0, y0, x1, y1 = _outward(box0, before.shape[2], 512)
+                expect = before.copy()
+                expect[:, y0:y1, x0:x1] = 0
+                assert np.array_equal(after, expect)
+    assert verify_release(out, tmp_path / "redacted.audit") == []
