@@ -275,3 +275,31 @@ def test_a_template_redacts_these_vendors_in_a_run(tmp_path: Path, vendor: str) 
                 expect[:, y0:y1, x0:x1] = 0
                 assert np.array_equal(after, expect)
     assert verify_release(out, tmp_path / "redacted.audit") == []
+
+
+@pytest.mark.parametrize("make", [make_philips_padded, make_ome_channels, make_qptiff], ids=["philips", "ome", "qptiff"])
+def test_garbled_give_typed_errors_only(tmp_path: Path, make) -> None:  # type: ignore[no-untyped-def]
+    """One to four random bytes overwritten, 80 times (fixed seed), every other time inside the
+    XML the mapping reads: the slide is redacted or refused with a medcloak error, never another
+    exception."""
+    import io
+    import random
+
+    from medcloak.errors import MedcloakError
+    from medcloak.formats.slide_redact import redact_slide
+
+    make(tmp_path / "in.tif")
+    data = (tmp_path / "in.tif").read_bytes()
+    xml = [i for i in range(len(data)) if data.startswith(b"<?xml", i)]
+    rng = random.Random(11)
+    src = tmp_path / "garbled.tif"
+    for n in range(80):
+        garbled = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(garbled)) if n % 2 else min(len(data) - 1, rng.choice(xml) + rng.randrange(3000))
+            garbled[at] = rng.randrange(256)
+        src.write_bytes(bytes(garbled))
+        try:
+            redact_slide(src, io.BytesIO(), (20, 30, 200, 170), 0)
+        except MedcloakError:
+            pass

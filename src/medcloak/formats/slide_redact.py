@@ -289,7 +289,10 @@ def _refill(t: TiffIfds, page: _Page, chunk: _Chunk, data: bytes, fill: str) -> 
     elif page.compression == 5:
         import imagecodecs
 
-        raw = bytes(imagecodecs.lzw_decode(data))
+        try:
+            raw = bytes(imagecodecs.lzw_decode(data))
+        except RuntimeError as exc:  # imagecodecs' ImcdError
+            raise CorruptInputError("LZW tile of the slide does not decompress") from exc
     else:
         try:
             raw = zlib.decompress(data)
