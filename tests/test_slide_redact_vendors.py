@@ -70,15 +70,16 @@ def _untouched(tiles_b: list[bytes], tiles_a: list[bytes], size, tile, box) -> i
 # --- Philips ------------------------------------------------------------------------------------
 
 def make_philips_padded(path: Path) -> np.ndarray:
-    """A Philips TIFF as scanners export it: level 0 512x384, levels 1 and 2 (downsamples 2 and 4
-    by the XML's pixel spacings) of 256x192 and 128x96 pixels stored in pages padded to whole
-    128x128 tiles (256x256 and 128x128, padding white), abbreviated JPEG tiles sharing
-    JPEGTables; then the label and macro as stripped pages."""
+    """A Philips TIFF as scanners export it: level 0 512x384, levels 1, 2 and 3 (downsamples 2, 4
+    and 8 by the XML's pixel spacings) of 256x192, 128x96 and 64x48 pixels stored in pages padded
+    to whole 128x128 tiles (256x256, 128x128 and 128x128: the two smallest pages are the same
+    size; padding white), abbreviated JPEG tiles sharing JPEGTables; then the label and macro as
+    stripped pages."""
     img = _smooth(384, 512, 61)
     philips = {"software": "Philips DP v1.0"}
     with tifffile.TiffWriter(path, bigtiff=True) as w:
-        _write_abbreviated(w, img, (128, 128), description=philips_xml(3), **philips)
-        for f in (2, 4):
+        _write_abbreviated(w, img, (128, 128), description=philips_xml(4), **philips)
+        for f in (2, 4, 8):
             level = img[::f, ::f]
             padded = np.full((-(-level.shape[0] // 128) * 128, -(-level.shape[1] // 128) * 128, 3), 255, np.uint8)
             padded[: level.shape[0], : level.shape[1]] = level
@@ -95,16 +96,16 @@ def test_philips_padded_levels_mapped_by_their_downsample(tmp_path: Path, level:
     make_philips_padded(src)
     digest = _sha(src)
     with tifffile.TiffFile(src) as tf:
-        assert [p.shape[:2] for p in tf.pages[:3]] == [(384, 512), (256, 256), (128, 128)]  # padded
+        assert [p.shape[:2] for p in tf.pages[:4]] == [(384, 512), (256, 256), (128, 128), (128, 128)]  # padded
         tables = tf.pages[1].jpegtables
     box0 = (130, 250, 300, 370)  # near the bottom, where padded sizes would shift the box on levels 1 and 2
     box = _outward(box0, 1, 2) if level else box0
     counts = _redact(src, dst, box, level=level)
-    assert _sha(src) == digest and counts["pages"] == 3 and counts["tiles-reencoded"] == 0
+    assert _sha(src) == digest and counts["pages"] == 4 and counts["tiles-reencoded"] == 0
     a, b = openslide.OpenSlide(str(src)), openslide.OpenSlide(str(dst))
     assert b.properties["openslide.vendor"] == "philips"
-    assert b.level_dimensions == a.level_dimensions == ((512, 384), (256, 192), (128, 96))
-    assert b.level_downsamples == (1.0, 2.0, 4.0)
+    assert b.level_dimensions == a.level_dimensions == ((512, 384), (256, 192), (128, 96), (64, 48))
+    assert b.level_downsamples == (1.0, 2.0, 4.0, 8.0)
     for k, size in enumerate(a.level_dimensions):
         mapped = _outward(box0, 1, 2**k)
         _check_pixels(np.asarray(a.read_region((0, 0), k, size)), np.asarray(b.read_region((0, 0), k, size)),
@@ -114,8 +115,8 @@ def test_philips_padded_levels_mapped_by_their_downsample(tmp_path: Path, level:
         raw = [[[data[o : o + n] for o, n in zip(p.dataoffsets, p.databytecounts)] for p in t.pages]
                for t, data in ((ta, before), (tb, after))]
         reached = sum(_untouched(raw[0][k], raw[1][k], (ta.pages[k].imagewidth, ta.pages[k].imagelength), (128, 128),
-                                 _outward(box0, 1, 2**k)) for k in range(3))
-        assert raw[0][3:] == raw[1][3:]  # label and macro: not redacted (run removes them)
+                                 _outward(box0, 1, 2**k)) for k in range(4))
+        assert raw[0][4:] == raw[1][4:]  # label and macro: not redacted (run removes them)
     assert reached == counts["tiles-touched"]
     # level 1, tile (0, 0): the box covers x 65..150, y 125..185 of the level; blocks outside keep
     # their coefficients and the tile stays abbreviated
