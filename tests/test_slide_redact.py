@@ -452,14 +452,13 @@ def test_tile_shared_by_two_entries(tmp_path: Path) -> None:
     assert np.array_equal(level0[:64, 64:128], img[:64, :64]) and np.array_equal(level0[10:64, :64], img[10:64, :64])
 
 
-@pytest.mark.parametrize("maker", ["make_philips", "make_ventana", "make_ome", "make_qptiff"])
-def test_slides_of_vendors_not_redacted_yet_are_refused_before_writing(tmp_path, maker) -> None:
-    """``run`` releases these vendors; redacting them is not done yet: refused with the reason,
-    nothing written (the slides are test_slide_vendors' faithful builds)."""
+def test_ventana_is_refused_before_writing(tmp_path) -> None:
+    """``run`` releases Ventana BIF; redacting it is refused with the reason (its level-0 tiles
+    overlap), nothing written (the slide is test_slide_vendors' faithful build)."""
     import test_slide_vendors
 
-    src = tmp_path / "slide.tiff"
-    getattr(test_slide_vendors, maker)(src)
-    with open(tmp_path / "out.tiff", "wb") as fh, pytest.raises(UnsupportedInputError, match="not handled yet"):
+    src = tmp_path / "slide.bif"
+    test_slide_vendors.make_ventana(src)
+    with open(tmp_path / "out.tiff", "wb") as fh, pytest.raises(UnsupportedInputError, match="tiles overlap"):
         redact_slide(src, fh, (0, 0, 8, 8))
     assert (tmp_path / "out.tiff").stat().st_size == 0

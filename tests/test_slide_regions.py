@@ -8,7 +8,7 @@ quarantines it with the reason; template files that are wrong are refused before
 
 Slides: data_samples/wsi/CMU-1-Small-Region.svs (real Aperio: one level of abbreviated JPEG tiles,
 a thumbnail, label and macro); a generic deflate pyramid and a Zstandard one written by tifffile
-(:func:`test_slide_redact.make_pyramid`); a Philips TIFF (:func:`test_slide_vendors.make_philips`).
+(:func:`test_slide_redact.make_pyramid`); a Ventana BIF (:func:`test_slide_vendors.make_ventana`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ tifffile = pytest.importorskip("tifffile")
 pytest.importorskip("imagecodecs")
 
 from test_slide_redact import _check_pixels, _mapped, make_pyramid
-from test_slide_vendors import make_philips
+from test_slide_vendors import make_ventana
 
 SVS = Path(__file__).resolve().parents[1] / "data_samples" / "wsi" / "CMU-1-Small-Region.svs"
 SVS_SIZE = (2220, 2967)
@@ -178,17 +178,17 @@ def _nothing_released(out: Path) -> None:
 
 
 def test_a_match_on_a_vendor_redaction_does_not_handle_quarantines(tmp_path: Path) -> None:
-    slide = tmp_path / "philips.tiff"
-    make_philips(slide)
-    regions = '[[slide_region]]\nwhere = { vendor = ["philips", "aperio"] }\nboxes = [[0, 0, 0.5, 0.5]]\n'
+    slide = tmp_path / "ventana.bif"
+    make_ventana(slide)
+    regions = '[[slide_region]]\nwhere = { vendor = ["ventana", "aperio"] }\nboxes = [[0, 0, 0.5, 0.5]]\n'
     _, plain_row = _run(tmp_path, slide, None, "plain", clean_pixels=False)
     assert plain_row["status"] == "ok"  # released without templates
     out, row = _run(tmp_path, slide, regions, "templated")
     assert row["status"] == "quarantined" and not row["outputs"]
-    assert "philips" in row["reason"] and "redaction" in row["reason"]
+    assert "ventana" in row["reason"] and "redaction" in row["reason"]
     _nothing_released(out)
     # a template for other slides leaves it released
-    _, row = _run(tmp_path, slide, regions.replace('"philips", ', ""), "other")
+    _, row = _run(tmp_path, slide, regions.replace('"ventana", ', ""), "other")
     assert row["status"] == "ok"
 
 

@@ -1,9 +1,15 @@
 """Redacting a box on every level of a TIFF-family slide (Aperio SVS in classic TIFF and BigTIFF,
-generic tiled pyramids, Hamamatsu NDPI, also of 4 GiB or more), touching only the tiles the box covers.
+generic tiled pyramids, Hamamatsu NDPI, also of 4 GiB or more, Philips TIFF, OME-TIFF, QPTIFF),
+touching only the tiles the box covers.
 
 The box is given in one level's pixels and mapped to every pyramid level and to the thumbnail by
-the ratio of their sizes, rounded outward (a level's downsample is its size over level 0's, as
-readers compute it; Aperio's are not exact powers of two). Where it lands:
+the ratio of their downsamples, rounded outward. A level's downsample is level 0's size over its
+size, as readers compute it (Aperio's are not exact powers of two), but for Philips TIFF, whose
+pages are padded to whole tiles: there it is the integer OpenSlide derives from the XML's pixel
+spacings, and a level's size is level 0's over it. A level may have several pages (OME-TIFF and
+QPTIFF channels and planes; OME levels in SubIFDs): the box is redacted on each, and ``--level``
+counts levels, not pages. Ventana BIF is refused: its level-0 tiles overlap, placed by the XMP's
+stitching data, so a box in pixels is not a tile-grid position. Where the box lands:
 
 - JPEG tiles and strips (abbreviated streams completed by the shared JPEGTables) are redacted in
   the compressed domain by :mod:`medcloak.pixels.jpeg_redact`: the blocks (MCUs when chroma is
@@ -41,7 +47,8 @@ import struct
 import zlib
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
 
@@ -56,10 +63,14 @@ from ..errors import (
 from .slide_ifd import Ifd, TiffIfds
 from .slide_j2k import J2K_REDACTABLE, YCBCR_CODES, J2kHeader, check_tile, redact_tile
 from .slide_tiff import J2K, _copy, _vendor, check_ndpi
-from .slide_vendors import roles
+from .slide_vendors import DESCRIPTION, roles
+from .slide_xml import philips_downsamples
 
 #: the vendors whose slides are redacted (tested); others are refused
-REDACTABLE = ("aperio", "hamamatsu", "generic")
+REDACTABLE = ("aperio", "hamamatsu", "generic", "philips", "ome", "qptiff")
+#: why the vendors that are refused are, where it is known
+REFUSED = {"ventana": "Ventana BIF slides are not redacted: their level-0 tiles overlap (the scanner stitches "
+                      "them by the XMP's TileJointInfo), so a box in pixels does not map to tiles simply"}
 
 Box = tuple[int, int, int, int]
 FILLS = ("black", "grey", "white")
@@ -90,6 +101,8 @@ class _Page:
     compression: int
     photometric: int
     tiled: bool
+    #: the page's downsample from level 0 (x, y), as readers give it
+    scale: tuple[Fraction, Fraction] = field(default=(Fraction(1), Fraction(1)))
 
 
 def _page(t: TiffIfds, ifd: Ifd, role: str) -> _Page:
@@ -123,9 +136,15 @@ def _page(t: TiffIfds, ifd: Ifd, role: str) -> _Page:
 
 
 def slide_pages(t: TiffIfds) -> tuple[str, list[_Page], list[_Page]]:
-    """(vendor, pyramid levels largest first, thumbnails) of the slide ``t``."""
+    """(vendor, pyramid level pages largest first, thumbnails) of the slide ``t``, each with its
+    downsample from level 0: the ratio of level 0's size to the page's, but for Philips, whose
+    pages are padded to whole tiles, the downsample of its XML (as OpenSlide reads it). A level
+    may have several pages (OME-TIFF and QPTIFF channels and planes, each with the same size);
+    label, macro and other associated pages are not returned (``medcloak run`` removes them)."""
     pages = t.pages()
     vendor = _vendor(t, pages)
+    if vendor in REFUSED:
+        raise UnsupportedInputError(REFUSED[vendor])
     if vendor not in REDACTABLE:
         raise UnsupportedInputError(f"redaction of this kind of slide is not handled yet ({vendor or 'no pyramid'})")
     check_ndpi(t, vendor, pages)
@@ -139,15 +158,42 @@ def slide_pages(t: TiffIfds) -> tuple[str, list[_Page], list[_Page]]:
                     levels.append(_page(t, sub, "level"))
         elif role == "thumbnail":
             thumbs.append(_page(t, ifd, role))
+    if not levels:
+        raise UnsupportedInputError("slide without a pyramid level to redact")
+    if vendor == "philips":  # in page order, as OpenSlide pairs them with the XML's levels
+        downsamples = philips_downsamples(t.text(pages[0], DESCRIPTION))
+        if len(downsamples) != len(levels):
+            raise UnsupportedInputError("Philips slide whose XML does not give one pixel spacing per level")
+        for page, d in zip(levels, downsamples):
+            page.scale = (Fraction(d), Fraction(d))
     levels.sort(key=lambda p: (-p.width, -p.height))
+    base = levels[0]
+    for page in levels + thumbs:
+        if vendor != "philips" or page.role == "thumbnail":
+            page.scale = (Fraction(base.width, page.width), Fraction(base.height, page.height))
+    if [p.scale for p in levels] != sorted(p.scale for p in levels):
+        raise UnsupportedInputError("slide whose levels do not shrink in order")
+    if vendor in ("ome", "qptiff") and any(abs(p.width * base.height - base.width * p.height) > base.width + base.height
+                                           for p in levels):
+        raise UnsupportedInputError(f"{vendor} slide with a level page whose shape is not level 0's (another image?)")
     return vendor, levels, thumbs
 
 
-def map_box(box: Box, src: tuple[int, int], dst: tuple[int, int]) -> Box:
-    """``box`` in an image of size ``src`` (width, height) scaled to one of size ``dst``, rounded
-    outward and clipped."""
-    (x0, y0, x1, y1), (sw, sh), (dw, dh) = box, src, dst
-    return (x0 * dw // sw, y0 * dh // sh, min(dw, -(-x1 * dw // sw)), min(dh, -(-y1 * dh // sh)))
+def pyramid(levels: list[_Page]) -> list[tuple[tuple[Fraction, Fraction], tuple[int, int]]]:
+    """(downsample, size as readers give it) of each distinct level of ``levels`` (largest
+    first): a level's channel and plane pages count once, so ``--level`` indexes levels."""
+    base = levels[0]
+    steps = sorted({p.scale for p in levels})
+    return [(s, (math.floor(base.width / s[0]), math.floor(base.height / s[1]))) for s in steps]
+
+
+def map_box(box: Box, src: tuple[Fraction, Fraction], dst: tuple[Fraction, Fraction], size: tuple[int, int]) -> Box:
+    """``box`` in a page of downsample ``src`` (x, y, from level 0) mapped to a page of downsample
+    ``dst`` and ``size`` (width, height), rounded outward and clipped; without padding (every
+    vendor but Philips) the ratio of the downsamples is the ratio of the page sizes."""
+    (x0, y0, x1, y1), (w, h) = box, size
+    rx, ry = src[0] / dst[0], src[1] / dst[1]
+    return (min(w, math.floor(x0 * rx)), min(h, math.floor(y0 * ry)), min(w, math.ceil(x1 * rx)), min(h, math.ceil(y1 * ry)))
 
 
 def _check_box(box: Sequence[int], size: tuple[int, int], level: int) -> Box:
@@ -243,7 +289,10 @@ def _refill(t: TiffIfds, page: _Page, chunk: _Chunk, data: bytes, fill: str) -> 
     elif page.compression == 5:
         import imagecodecs
 
-        raw = bytes(imagecodecs.lzw_decode(data))
+        try:
+            raw = bytes(imagecodecs.lzw_decode(data))
+        except RuntimeError as exc:  # imagecodecs' ImcdError
+            raise CorruptInputError("LZW tile of the slide does not decompress") from exc
     else:
         try:
             raw = zlib.decompress(data)
@@ -299,9 +348,10 @@ def redact_slide_boxes(src: Path, dst: BinaryIO, boxes: Sequence[Box], level: in
         fd = fh.fileno()
         t = TiffIfds(fd, os.fstat(fd).st_size)
         _vendor_name, levels, thumbs = slide_pages(t)
-        if not 0 <= level < len(levels):
-            raise UsageError(f"--level must be between 0 and {len(levels) - 1} for this slide")
-        base = (levels[level].width, levels[level].height)
+        steps = pyramid(levels)
+        if not 0 <= level < len(steps):
+            raise UsageError(f"--level must be between 0 and {len(steps) - 1} for this slide")
+        scale, base = steps[level]
         checked = [_check_box(b, base, level) for b in boxes]
         plan: dict[tuple[int, int], _Chunk] = {}
         extra: dict[tuple[int, int], list[Box]] = {}
@@ -309,10 +359,13 @@ def redact_slide_boxes(src: Path, dst: BinaryIO, boxes: Sequence[Box], level: in
         for page in levels + thumbs:
             if _vendor_name == "hamamatsu":
                 level_plan = _NdpiLevel(t, page)
-                ndpi.append((level_plan, level_plan.intervals([map_box(b, base, (page.width, page.height)) for b in checked])))
+                ndpi.append((level_plan, level_plan.intervals(
+                    [map_box(b, scale, page.scale, (page.width, page.height)) for b in checked])))
                 continue
             for b in checked:
-                mapped = map_box(b, base, (page.width, page.height))
+                mapped = map_box(b, scale, page.scale, (page.width, page.height))
+                if mapped[0] >= mapped[2] or mapped[1] >= mapped[3]:
+                    continue
                 for chunk in _chunks(page, mapped):
                     key = (page.ifd.offset, chunk.index)
                     if key in plan:

@@ -204,6 +204,37 @@ def _philips_object(c: Cleaner, src: ET.Element) -> ET.Element:
     return out
 
 
+def philips_downsamples(raw: bytes) -> list[int]:
+    """The downsample of each pyramid level of a Philips TIFF, largest level first, as OpenSlide
+    computes it: the WSI image's PixelDataRepresentation pixel spacings (rows, then columns) over
+    level 0's, averaged over the two axes and rounded to an integer. The pages' ImageWidth and
+    ImageLength (and the XML's columns and rows) are padded to whole tiles, so they do not give
+    it. Refused when a spacing is missing or not two positive numbers."""
+    root = parse(raw)
+    wsi = [o for o in root.iter("DataObject") if o.get("ObjectType") == "DPScannedImage" and _philips_type(o) == "WSI"]
+    if len(wsi) != 1:
+        raise UnsupportedInputError("Philips slide whose XML has not one WSI image")
+    spacings = []
+    for obj in wsi[0].iter("DataObject"):
+        if obj.get("ObjectType") != "PixelDataRepresentation":
+            continue
+        text = next(((a.text or "") for a in obj if a.get("Name") == "DICOM_PIXEL_SPACING"), "")
+        try:
+            row, col = (float(v.strip('"')) for v in text.split())
+        except ValueError:
+            raise UnsupportedInputError("Philips level whose pixel spacing is not two numbers") from None
+        if not (1e-9 < row < 1e9 and 1e-9 < col < 1e9):  # also NaN
+            raise UnsupportedInputError("Philips level whose pixel spacing is out of range")
+        spacings.append((col, row))
+    if not spacings:
+        raise UnsupportedInputError("Philips slide whose XML gives no level pixel spacing")
+    (x0, y0) = spacings[0]
+    downsamples = [round((x / x0 + y / y0) / 2) for x, y in spacings]
+    if downsamples[0] != 1 or any(not 1 <= d <= 1 << 20 for d in downsamples):
+        raise UnsupportedInputError("Philips level whose pixel spacing gives no downsample")
+    return downsamples
+
+
 def _philips_type(obj: ET.Element) -> str:
     for attr in obj:
         if attr.get("Name") == "PIM_DP_IMAGE_TYPE":
