@@ -511,3 +511,15 @@ def test_tile_found_corrupt_while_copying_leaves_nothing(tmp_path: Path, monkeyp
         redact_slide(src, fh, (0, 0, 10, 10))
     assert (tmp_path / "direct.tif").stat().st_size == 0
     assert _sha(src) == digest
+
+
+def test_durable_copy_writes_the_same_bytes(tmp_path: Path) -> None:
+    """``medcloak redact`` asks for the copy to go to the disk as it is made (it fsyncs): the
+    output is the same as one left in the page cache."""
+    from medcloak.redact import redact_slide_file
+
+    src = tmp_path / "in.tif"
+    make_pyramid(src, "zlib")
+    _redact(src, tmp_path / "cached.tif", (100, 50, 300, 250))
+    redact_slide_file(src, tmp_path / "durable.tif", [(100, 50, 300, 250)])
+    assert _sha(tmp_path / "durable.tif") == _sha(tmp_path / "cached.tif") != _sha(src)

@@ -284,7 +284,7 @@ def _refill(t: TiffIfds, page: _Page, chunk: _Chunk, data: bytes, fill: str) -> 
 
 
 def redact_slide(src: Path, dst: BinaryIO, box: tuple[int, int, int, int], level: int = 0,
-                 fill: str = "black") -> dict[str, int]:
+                 fill: str = "black", durable: bool = False) -> dict[str, int]:
     """Write the slide ``src`` into ``dst`` (empty, seekable) with ``box`` (pixels of level
     ``level``, ends exclusive) redacted on every level and the thumbnail; see the module.
     Returns counts: pages, tiles touched (NDPI: restart intervals), tiles moved to the end, JPEG
@@ -292,12 +292,14 @@ def redact_slide(src: Path, dst: BinaryIO, box: tuple[int, int, int, int], level
     tiles re-encoded exactly (reversible) and lossily (irreversible). On any error (a usage
     error, an unsupported codec, a broken structure, a tile that turns out corrupt while it is
     redacted) the copy is stopped and awaited and ``dst`` left empty
-    (:func:`medcloak.redact.redact_slide_file` then removes it)."""
-    return redact_slide_boxes(src, dst, [box], level, fill)
+    (:func:`medcloak.redact.redact_slide_file` then removes it). ``durable``: the caller fsyncs
+    ``dst`` afterwards, so the copy sends it to the disk as it goes (a temporary file that is
+    read and removed at once is better left in the page cache)."""
+    return redact_slide_boxes(src, dst, [box], level, fill, durable)
 
 
 def redact_slide_boxes(src: Path, dst: BinaryIO, boxes: Sequence[Box], level: int = 0,
-                       fill: str = "black") -> dict[str, int]:
+                       fill: str = "black", durable: bool = False) -> dict[str, int]:
     """:func:`redact_slide` for several boxes at once (each tile rewritten once)."""
     if fill not in FILLS:
         raise UsageError(f"fill must be one of {', '.join(FILLS)}")
@@ -306,7 +308,7 @@ def redact_slide_boxes(src: Path, dst: BinaryIO, boxes: Sequence[Box], level: in
     with open(src, "rb") as fh:
         fd = fh.fileno()
         size = os.fstat(fd).st_size
-        out = _Output(fd, size, dst)
+        out = _Output(fd, size, dst, durable)
         try:
             counts = _redact(TiffIfds(fd, size), out, boxes, level, fill)
             out.finish()
@@ -321,18 +323,18 @@ class _Output:
     """``dst`` filled with a copy of the input by a thread while the caller redacts: patches wait
     in memory (up to :data:`HELD` bytes, then for the copy) and are written once it is done."""
 
-    def __init__(self, fd: int, size: int, dst: BinaryIO) -> None:
+    def __init__(self, fd: int, size: int, dst: BinaryIO, durable: bool) -> None:
         self.dst = dst
         self.held: list[tuple[int, bytes]] | None = []
         self.nbytes = 0
         self.stop = threading.Event()
         self.failed: list[BaseException] = []
-        self.thread = threading.Thread(target=self._copy, args=(fd, size), name="medcloak-slide-copy", daemon=True)
+        self.thread = threading.Thread(target=self._copy, args=(fd, size, durable), name="medcloak-slide-copy", daemon=True)
         self.thread.start()
 
-    def _copy(self, fd: int, size: int) -> None:
+    def _copy(self, fd: int, size: int, durable: bool) -> None:
         try:
-            _copy(fd, size, self.dst, self.stop)
+            _copy(fd, size, self.dst, self.stop, durable)
         except BaseException as exc:  # noqa: BLE001 - raised by finish() in the caller's thread
             self.failed.append(exc)
 
