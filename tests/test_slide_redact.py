@@ -513,6 +513,31 @@ def test_tile_found_corrupt_while_copying_leaves_nothing(tmp_path: Path, monkeyp
     assert _sha(src) == digest
 
 
+def test_patches_past_the_memory_budget_wait_for_the_copy(tmp_path: Path, monkeypatch) -> None:
+    """Redacted tiles wait in memory for the copy up to a budget; past it (none here) the
+    redaction waits for the copy and writes each tile at once: the same output (the copy is
+    slowed so that a tile written before it ends would be copied over)."""
+    import time
+
+    import medcloak.formats.slide_redact as SR
+    import medcloak.formats.slide_tiff as ST
+
+    src = tmp_path / "in.tif"
+    make_pyramid(src, "zlib")
+    box = (100, 50, 300, 250)
+    _redact(src, tmp_path / "held.tif", box)
+    copy_range = ST._copy_range
+
+    def slow_copy(*args):  # type: ignore[no-untyped-def]
+        time.sleep(0.3)
+        copy_range(*args)
+
+    monkeypatch.setattr(ST, "_copy_range", slow_copy)
+    monkeypatch.setattr(SR, "HELD", 0)
+    _redact(src, tmp_path / "direct.tif", box)
+    assert _sha(tmp_path / "direct.tif") == _sha(tmp_path / "held.tif") != _sha(src)
+
+
 def test_durable_copy_writes_the_same_bytes(tmp_path: Path) -> None:
     """``medcloak redact`` asks for the copy to go to the disk as it is made (it fsyncs): the
     output is the same as one left in the page cache."""
