@@ -9,17 +9,19 @@ downsamples 4 and 16 in the same tiles, and a thumbnail in JPEG strips (see
 
 Timed, page cache warm, each ending with ``fsync`` of its output:
 - ``redact_slide``: a ``--box`` (level 0 pixels, default 1000x1000) redacted on every level and the
-  thumbnail (the copy in the kernel, then the touched tiles patched);
+  thumbnail as ``medcloak redact`` does it (:func:`medcloak.redact.redact_slide_file`: the copy in
+  the kernel in a thread while the touched tiles are redacted, then patched in, fsync, rename);
 - the reference, what a tool without compressed-domain redaction does: every tile of every level
   read, decoded with its tables, the box filled where it falls, encoded again (libjpeg through
   imagecodecs, quality 90) and written out in order (no TIFF structure is written, which only
   flatters the reference);
 - ``cp`` then ``sync`` of the slide, for scale.
-Best and median of ``--repeat`` runs for redact_slide and cp (the reference: ``--ref-repeat``);
-the ratio of the bests compares. The first redact_slide call in the process (compiling the
-numba kernels) is reported apart. Peak RSS of one redaction is taken in a child (``VmHWM``).
+``--rounds`` rounds, each timing the three in a rotating order; the ratios reference/redact_slide
+and redact_slide/(cp+sync) are taken within each round, and their best and median reported, with
+the times' best and median. The first redact_slide call in the process (compiling the numba
+kernels) is reported apart. Peak RSS of one redaction is taken in a child (``VmHWM``).
 
-Run: ``python benchmarks/bench_slide_redact.py [--mb 300] [--repeat 5] [--ref-repeat 2] [--tmp DIR]``
+Run: ``python benchmarks/bench_slide_redact.py [--mb 300] [--rounds 5] [--tmp DIR]``
 """
 
 from __future__ import annotations
@@ -77,13 +79,9 @@ def make_slide(path: Path, mb: int) -> None:
 
 
 def redact(src: Path, dst: Path, box: tuple[int, int, int, int]) -> dict[str, int]:
-    from medcloak.formats.slide_redact import redact_slide
+    from medcloak.redact import redact_slide_file
 
-    with open(dst, "wb") as fh:
-        counts = redact_slide(src, fh, box)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return counts
+    return redact_slide_file(src, dst, [box])
 
 
 def reference(src: Path, dst: Path, box: tuple[int, int, int, int]) -> int:
@@ -133,8 +131,7 @@ def timed(fn, src: Path, dst: Path, box, repeat: int) -> list[float]:  # type: i
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mb", type=int, default=300)
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--ref-repeat", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--box", default="8000,8000,9000,9000")
     ap.add_argument("--tmp", default=None)
     args = ap.parse_args()
@@ -151,24 +148,21 @@ def main() -> int:
         counts = redact(src, dst, box)  # type: ignore[arg-type]
         print(f"synthetic BigTIFF SVS ({src.stat().st_size / 1e6:.0f} MB), box {box} on level 0:")
         print(f"  first redact_slide call (numba kernels compiled or loaded): {time.perf_counter() - t:.2f} s; {counts}")
-        times = {"redact_slide+fsync": [], "cp+sync": [], "reference": []}
-        for i in range(args.repeat):
-            for name, fn in (("redact_slide+fsync", redact), ("cp+sync", copy))[:: 1 if i % 2 else -1]:
+        runs = (("redact_slide+fsync", redact), ("cp+sync", copy), ("reference", reference))
+        times: dict[str, list[float]] = {name: [] for name, _ in runs}
+        for i in range(args.rounds):
+            for name, fn in runs[i % 3:] + runs[: i % 3]:
                 times[name] += timed(fn, src, dst, box, 1)
-        tiles = 0
-        for _ in range(args.ref_repeat):
-            dst.unlink(missing_ok=True)
-            t = time.perf_counter()
-            tiles = reference(src, dst, box)  # type: ignore[arg-type]
-            times["reference"].append(time.perf_counter() - t)
-        print(f"  reference: {tiles} tiles decoded and encoded again")
+        print(f"  reference: {reference(src, dst, box)} tiles decoded and encoded again")  # type: ignore[arg-type]
         for name, ts in times.items():
             print(f"  {name:20s} best {min(ts):8.3f} s  median {statistics.median(ts):8.3f} s  "
                   f"spread {min(ts):.3f}-{max(ts):.3f} s")
-        best = min(times["reference"]) / min(times["redact_slide+fsync"])
-        med = statistics.median(times["reference"]) / statistics.median(times["redact_slide+fsync"])
-        print(f"  reference / redact_slide: {best:.1f}x (medians {med:.1f}x); "
-              f"redact_slide / durable copy: {min(times['redact_slide+fsync']) / min(times['cp+sync']):.2f}")
+        speedup = [r / w for r, w in zip(times["reference"], times["redact_slide+fsync"])]
+        overhead = [w / c for w, c in zip(times["redact_slide+fsync"], times["cp+sync"])]
+        print(f"  reference / redact_slide, per round: best {max(speedup):.1f}x, median {statistics.median(speedup):.1f}x "
+              f"(ratio of best times {min(times['reference']) / min(times['redact_slide+fsync']):.1f}x)")
+        print(f"  redact_slide / (cp+sync), per round: best {min(overhead):.2f}, median {statistics.median(overhead):.2f}; "
+              f"load {os.getloadavg()[0]:.1f}")
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT / "kernels")]))
         rss = [int(subprocess.run([sys.executable, "-c", CHILD, a, str(tmp / "rss.bin"), args.box], env=env,
                                   check=True, capture_output=True, text=True).stdout) for a in ("-", str(src))]

@@ -462,3 +462,88 @@ def test_ventana_is_refused_before_writing(tmp_path) -> None:
     with open(tmp_path / "out.tiff", "wb") as fh, pytest.raises(UnsupportedInputError, match="tiles overlap"):
         redact_slide(src, fh, (0, 0, 8, 8))
     assert (tmp_path / "out.tiff").stat().st_size == 0
+
+
+def test_tile_found_corrupt_while_copying_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
+    """The copy runs in a thread while the tiles are redacted: a tile found corrupt then (a deflate
+    tile overwritten with garbage here; the copy held back until the tile is read, and slowed
+    after) stops and awaits the copy, and neither the output nor its temporary file is left."""
+    import threading
+    import time
+
+    import medcloak.formats.slide_redact as SR
+    import medcloak.formats.slide_tiff as ST
+    from medcloak.errors import CorruptInputError
+    from medcloak.redact import redact_slide_file
+
+    src = tmp_path / "in.tif"
+    make_pyramid(src, "zlib")
+    with tifffile.TiffFile(src) as tf:
+        o, n = tf.pages[0].dataoffsets[0], tf.pages[0].databytecounts[0]
+    data = bytearray(src.read_bytes())
+    data[o : o + n] = b"\x00" * n  # not a deflate stream
+    src.write_bytes(bytes(data))
+    digest = _sha(src)
+    reading, copying = threading.Event(), []
+    copy_range, refill = ST._copy_range, SR._refill
+
+    def held_copy(*args):  # type: ignore[no-untyped-def]
+        assert reading.wait(30)
+        time.sleep(0.2)  # a copy not awaited would still run when the redaction returns
+        copy_range(*args)
+
+    def watched_refill(*args):  # type: ignore[no-untyped-def]
+        copying.append(any(t.name == "medcloak-slide-copy" for t in threading.enumerate()))
+        reading.set()
+        return refill(*args)
+
+    monkeypatch.setattr(ST, "_copy_range", held_copy)
+    monkeypatch.setattr(SR, "_refill", watched_refill)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with pytest.raises(CorruptInputError, match="does not decompress"):
+        redact_slide_file(src, folder / "red.tif", [(0, 0, 10, 10)])
+    assert copying == [True]  # refused while the copy ran
+    assert not any(t.name == "medcloak-slide-copy" for t in threading.enumerate())
+    assert list(folder.iterdir()) == []
+    with open(tmp_path / "direct.tif", "wb") as fh, pytest.raises(CorruptInputError):
+        redact_slide(src, fh, (0, 0, 10, 10))
+    assert (tmp_path / "direct.tif").stat().st_size == 0
+    assert _sha(src) == digest
+
+
+def test_patches_past_the_memory_budget_wait_for_the_copy(tmp_path: Path, monkeypatch) -> None:
+    """Redacted tiles wait in memory for the copy up to a budget; past it (none here) the
+    redaction waits for the copy and writes each tile at once: the same output (the copy is
+    slowed so that a tile written before it ends would be copied over)."""
+    import time
+
+    import medcloak.formats.slide_redact as SR
+    import medcloak.formats.slide_tiff as ST
+
+    src = tmp_path / "in.tif"
+    make_pyramid(src, "zlib")
+    box = (100, 50, 300, 250)
+    _redact(src, tmp_path / "held.tif", box)
+    copy_range = ST._copy_range
+
+    def slow_copy(*args):  # type: ignore[no-untyped-def]
+        time.sleep(0.3)
+        copy_range(*args)
+
+    monkeypatch.setattr(ST, "_copy_range", slow_copy)
+    monkeypatch.setattr(SR, "HELD", 0)
+    _redact(src, tmp_path / "direct.tif", box)
+    assert _sha(tmp_path / "direct.tif") == _sha(tmp_path / "held.tif") != _sha(src)
+
+
+def test_durable_copy_writes_the_same_bytes(tmp_path: Path) -> None:
+    """``medcloak redact`` asks for the copy to go to the disk as it is made (it fsyncs): the
+    output is the same as one left in the page cache."""
+    from medcloak.redact import redact_slide_file
+
+    src = tmp_path / "in.tif"
+    make_pyramid(src, "zlib")
+    _redact(src, tmp_path / "cached.tif", (100, 50, 300, 250))
+    redact_slide_file(src, tmp_path / "durable.tif", [(100, 50, 300, 250)])
+    assert _sha(tmp_path / "durable.tif") == _sha(tmp_path / "cached.tif") != _sha(src)

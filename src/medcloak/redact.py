@@ -64,7 +64,7 @@ def redact_slide_file(src: Path, out: Path, boxes: Sequence[Box], level: int = 0
     tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
     try:
         with open(tmp, "w+b") as fh:
-            counts = redact_slide_boxes(src, fh, boxes, level, fill)
+            counts = redact_slide_boxes(src, fh, boxes, level, fill, durable=True)
             os.fsync(fh.fileno())
         os.replace(tmp, out)
     finally:

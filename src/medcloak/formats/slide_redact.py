@@ -32,8 +32,12 @@ The output is the input copied (in the kernel where it can) and then patched: a 
 that fits where it was is written there, its byte count updated and the rest of its old bytes
 zeroed; one that grew is appended at the end of the file and its offset repointed, its old bytes
 zeroed (unless another tile entry shares them). Tiles the box does not touch keep their bytes
-and offsets; the cost is that of the copy plus the tiles touched, and memory holds one tile.
-Every touched tile is decided and its codec checked before the copy starts.
+and offsets. The copy runs in a thread from the start (``copy_file_range`` releases the GIL)
+while the structure is read and the tiles are redacted, so the cost is that of the copy, or of
+the tiles touched where they take longer, plus writing the patches; the patches wait in memory
+for the copy (up to :data:`HELD` bytes, then the redaction waits for it), so memory holds one
+tile beyond those. Whatever fails (a usage error, a codec refused, a tile found corrupt) stops
+the copy and leaves the output empty, as if nothing had been written.
 
 Labels and macros are not redacted (``medcloak run`` removes them), and nothing else changes:
 metadata stays as it is; de-identifying it is ``medcloak run``'s job.
@@ -44,6 +48,7 @@ from __future__ import annotations
 import math
 import os
 import struct
+import threading
 import zlib
 from collections import Counter
 from collections.abc import Sequence
@@ -80,6 +85,8 @@ _CODEC_NAMES = {6: "old-style JPEG", 34712: "JPEG 2000", 33003: "Aperio JPEG 200
                 33005: "Aperio JPEG 2000 (RGB)", 33004: "JPEG 2000", 34887: "LERC", 50001: "WebP",
                 50000: "Zstandard", 34925: "LZMA", 32773: "PackBits", 50002: "JPEG XL"}
 _PACK = {3: "H", 4: "I", 16: "Q"}
+#: bytes of redacted tiles held in memory while the copy runs
+HELD = 64 << 20
 
 
 @dataclass
@@ -326,19 +333,22 @@ def _refill(t: TiffIfds, page: _Page, chunk: _Chunk, data: bytes, fill: str) -> 
 
 
 def redact_slide(src: Path, dst: BinaryIO, box: tuple[int, int, int, int], level: int = 0,
-                 fill: str = "black") -> dict[str, int]:
+                 fill: str = "black", durable: bool = False) -> dict[str, int]:
     """Write the slide ``src`` into ``dst`` (empty, seekable) with ``box`` (pixels of level
     ``level``, ends exclusive) redacted on every level and the thumbnail; see the module.
     Returns counts: pages, tiles touched (NDPI: restart intervals), tiles moved to the end, JPEG
     blocks redacted, tiles re-encoded (lossless codecs and JPEG 2000), and of these the JPEG 2000
-    tiles re-encoded exactly (reversible) and lossily (irreversible). Usage errors, unsupported codecs and a broken
-    structure are raised before anything is written; a tile that turns out corrupt while it is
-    redacted leaves ``dst`` partial (:func:`medcloak.redact.redact_slide_file` then removes it)."""
-    return redact_slide_boxes(src, dst, [box], level, fill)
+    tiles re-encoded exactly (reversible) and lossily (irreversible). On any error (a usage
+    error, an unsupported codec, a broken structure, a tile that turns out corrupt while it is
+    redacted) the copy is stopped and awaited and ``dst`` left empty
+    (:func:`medcloak.redact.redact_slide_file` then removes it). ``durable``: the caller fsyncs
+    ``dst`` afterwards, so the copy sends it to the disk as it goes (a temporary file that is
+    read and removed at once is better left in the page cache)."""
+    return redact_slide_boxes(src, dst, [box], level, fill, durable)
 
 
 def redact_slide_boxes(src: Path, dst: BinaryIO, boxes: Sequence[Box], level: int = 0,
-                       fill: str = "black") -> dict[str, int]:
+                       fill: str = "black", durable: bool = False) -> dict[str, int]:
     """:func:`redact_slide` for several boxes at once (each tile rewritten once)."""
     if fill not in FILLS:
         raise UsageError(f"fill must be one of {', '.join(FILLS)}")
@@ -346,93 +356,147 @@ def redact_slide_boxes(src: Path, dst: BinaryIO, boxes: Sequence[Box], level: in
         raise UsageError("no box to redact")
     with open(src, "rb") as fh:
         fd = fh.fileno()
-        t = TiffIfds(fd, os.fstat(fd).st_size)
-        _vendor_name, levels, thumbs = slide_pages(t)
-        steps = pyramid(levels)
-        if not 0 <= level < len(steps):
-            raise UsageError(f"--level must be between 0 and {len(steps) - 1} for this slide")
-        scale, base = steps[level]
-        checked = [_check_box(b, base, level) for b in boxes]
-        plan: dict[tuple[int, int], _Chunk] = {}
-        extra: dict[tuple[int, int], list[Box]] = {}
-        ndpi: list[tuple[_NdpiLevel, list[tuple[int, Box]]]] = []
-        for page in levels + thumbs:
-            if _vendor_name == "hamamatsu":
-                level_plan = _NdpiLevel(t, page)
-                ndpi.append((level_plan, level_plan.intervals(
-                    [map_box(b, scale, page.scale, (page.width, page.height)) for b in checked])))
-                continue
-            for b in checked:
-                mapped = map_box(b, scale, page.scale, (page.width, page.height))
-                if mapped[0] >= mapped[2] or mapped[1] >= mapped[3]:
-                    continue
-                for chunk in _chunks(page, mapped):
-                    key = (page.ifd.offset, chunk.index)
-                    if key in plan:
-                        extra.setdefault(key, []).append(chunk.box)
-                    else:
-                        plan[key] = chunk
-        for page in {c.page.ifd.offset: c.page for c in plan.values()}.values():
-            _check_codec(t, page)
-        for c in plan.values():
-            o, n = c.page.offsets[c.index], c.page.counts[c.index]
-            if n and (o < t.header or o + n > t.size):
-                raise CorruptInputError("TIFF tile or strip outside the file")
-        j2k_heads: dict[tuple[int, int], J2kHeader] = {}
-        for key, c in plan.items():  # before the copy, so a refused tile writes nothing
-            if c.page.compression in J2K_REDACTABLE and c.page.counts[c.index]:
-                j2k_heads[key] = check_tile(t.read(c.page.offsets[c.index], c.page.counts[c.index]),
-                                            (c.page.cw, c.page.ch))
-        refs = Counter(o for p in levels + thumbs for o, n in zip(p.offsets, p.counts) if n)
-        counts = {"pages": len({k[0] for k in plan}) + len(ndpi), "tiles-touched": 0, "tiles-moved": 0,
-                  "blocks-redacted": 0, "tiles-reencoded": 0, "j2k-tiles-reencoded-exact": 0,
-                  "j2k-tiles-reencoded-lossy": 0}
-        # NDPI intervals are redacted before the copy, so a refusal writes nothing (they are small)
-        ndpi_patches = [patch for level_plan, intervals in ndpi for patch in level_plan.redact(intervals, fill, counts)]
-        _copy(fd, t.size, dst)
-        for pos, data in ndpi_patches:
-            dst.seek(pos)
-            dst.write(data)
-        end = t.size
-        for key, chunk in sorted(plan.items(), key=lambda kv: kv[1].page.offsets[kv[1].index]):
-            page = chunk.page
-            offset, size = page.offsets[chunk.index], page.counts[chunk.index]
-            if not size:
-                continue  # a sparse tile: nothing stored, nothing shown
-            data = t.read(offset, size)
-            local = [chunk.box, *extra.get(key, [])]
-            if page.compression == JPEG:
-                tables = t.value(page.ifd.entries[347]) if 347 in page.ifd.entries else None
-                new, blocks = _redact_jpeg_chunk(data, tables, local, fill, page.photometric)
-                counts["blocks-redacted"] += blocks
-            elif key in j2k_heads:
-                ycbcr = page.compression in YCBCR_CODES or page.photometric == 6
-                new, lossy = redact_tile(data, j2k_heads[key], local, fill, ycbcr)
-                counts["j2k-tiles-reencoded-lossy" if lossy else "j2k-tiles-reencoded-exact"] += 1
-            else:
-                new = data
-                for b in local:
-                    new = _refill(t, page, _Chunk(page, chunk.index, b), new, fill)
-            if new == data:
-                continue
-            counts["tiles-touched"] += 1
-            counts["tiles-reencoded"] += page.compression != JPEG
-            shared = refs[offset] > 1
-            if len(new) <= size and not shared:
-                dst.seek(offset)
-                dst.write(new + bytes(size - len(new)))
-                at = offset
-            else:
-                at = end + (end & 1)  # word-aligned, as TIFF asks
-                dst.seek(end)
-                dst.write(bytes(at - end) + new)
-                end = at + len(new)
-                counts["tiles-moved"] += 1
-                if not shared:
-                    dst.seek(offset)
-                    dst.write(bytes(size))
-            _repoint(t, dst, page, chunk.index, at, len(new))
+        size = os.fstat(fd).st_size
+        out = _Output(fd, size, dst, durable)
+        try:
+            counts = _redact(TiffIfds(fd, size), out, boxes, level, fill)
+            out.finish()
+        except BaseException:
+            out.abandon()
+            raise
     dst.flush()
+    return counts
+
+
+class _Output:
+    """``dst`` filled with a copy of the input by a thread while the caller redacts: patches wait
+    in memory (up to :data:`HELD` bytes, then for the copy) and are written once it is done."""
+
+    def __init__(self, fd: int, size: int, dst: BinaryIO, durable: bool) -> None:
+        self.dst = dst
+        self.held: list[tuple[int, bytes]] | None = []
+        self.nbytes = 0
+        self.stop = threading.Event()
+        self.failed: list[BaseException] = []
+        self.thread = threading.Thread(target=self._copy, args=(fd, size, durable), name="medcloak-slide-copy", daemon=True)
+        self.thread.start()
+
+    def _copy(self, fd: int, size: int, durable: bool) -> None:
+        try:
+            _copy(fd, size, self.dst, self.stop, durable)
+        except BaseException as exc:  # noqa: BLE001 - raised by finish() in the caller's thread
+            self.failed.append(exc)
+
+    def write(self, pos: int, data: bytes) -> None:
+        if self.held is not None and self.nbytes + len(data) <= HELD:
+            self.held.append((pos, data))
+            self.nbytes += len(data)
+            return
+        self.finish()
+        self.dst.seek(pos)
+        self.dst.write(data)
+
+    def finish(self) -> None:
+        """Wait for the copy (raising what it raised), then write the patches held."""
+        if self.held is None:
+            return
+        self.thread.join()
+        if self.failed:
+            raise self.failed[0]
+        held, self.held = self.held, None
+        for pos, data in held:
+            self.dst.seek(pos)
+            self.dst.write(data)
+
+    def abandon(self) -> None:
+        """Stop the copy, wait for it, and empty ``dst``."""
+        self.stop.set()
+        self.thread.join()
+        self.held = None
+        self.dst.seek(0)
+        self.dst.truncate(0)
+
+
+def _redact(t: TiffIfds, out: _Output, boxes: Sequence[Box], level: int, fill: str) -> dict[str, int]:
+    _vendor_name, levels, thumbs = slide_pages(t)
+    steps = pyramid(levels)
+    if not 0 <= level < len(steps):
+        raise UsageError(f"--level must be between 0 and {len(steps) - 1} for this slide")
+    scale, base = steps[level]
+    checked = [_check_box(b, base, level) for b in boxes]
+    plan: dict[tuple[int, int], _Chunk] = {}
+    extra: dict[tuple[int, int], list[Box]] = {}
+    ndpi: list[tuple[_NdpiLevel, list[tuple[int, Box]]]] = []
+    for page in levels + thumbs:
+        if _vendor_name == "hamamatsu":
+            level_plan = _NdpiLevel(t, page)
+            ndpi.append((level_plan, level_plan.intervals(
+                [map_box(b, scale, page.scale, (page.width, page.height)) for b in checked])))
+            continue
+        for b in checked:
+            mapped = map_box(b, scale, page.scale, (page.width, page.height))
+            if mapped[0] >= mapped[2] or mapped[1] >= mapped[3]:
+                continue
+            for chunk in _chunks(page, mapped):
+                key = (page.ifd.offset, chunk.index)
+                if key in plan:
+                    extra.setdefault(key, []).append(chunk.box)
+                else:
+                    plan[key] = chunk
+    for page in {c.page.ifd.offset: c.page for c in plan.values()}.values():
+        _check_codec(t, page)
+    for c in plan.values():
+        o, n = c.page.offsets[c.index], c.page.counts[c.index]
+        if n and (o < t.header or o + n > t.size):
+            raise CorruptInputError("TIFF tile or strip outside the file")
+    j2k_heads: dict[tuple[int, int], J2kHeader] = {}
+    for key, c in plan.items():  # before any tile is redacted, so a refused codestream costs no work
+        if c.page.compression in J2K_REDACTABLE and c.page.counts[c.index]:
+            j2k_heads[key] = check_tile(t.read(c.page.offsets[c.index], c.page.counts[c.index]),
+                                        (c.page.cw, c.page.ch))
+    refs = Counter(o for p in levels + thumbs for o, n in zip(p.offsets, p.counts) if n)
+    counts = {"pages": len({k[0] for k in plan}) + len(ndpi), "tiles-touched": 0, "tiles-moved": 0,
+              "blocks-redacted": 0, "tiles-reencoded": 0, "j2k-tiles-reencoded-exact": 0,
+              "j2k-tiles-reencoded-lossy": 0}
+    for level_plan, intervals in ndpi:
+        for pos, data in level_plan.redact(intervals, fill, counts):
+            out.write(pos, data)
+    end = t.size
+    for key, chunk in sorted(plan.items(), key=lambda kv: kv[1].page.offsets[kv[1].index]):
+        page = chunk.page
+        offset, size = page.offsets[chunk.index], page.counts[chunk.index]
+        if not size:
+            continue  # a sparse tile: nothing stored, nothing shown
+        data = t.read(offset, size)
+        local = [chunk.box, *extra.get(key, [])]
+        if page.compression == JPEG:
+            tables = t.value(page.ifd.entries[347]) if 347 in page.ifd.entries else None
+            new, blocks = _redact_jpeg_chunk(data, tables, local, fill, page.photometric)
+            counts["blocks-redacted"] += blocks
+        elif key in j2k_heads:
+            ycbcr = page.compression in YCBCR_CODES or page.photometric == 6
+            new, lossy = redact_tile(data, j2k_heads[key], local, fill, ycbcr)
+            counts["j2k-tiles-reencoded-lossy" if lossy else "j2k-tiles-reencoded-exact"] += 1
+        else:
+            new = data
+            for b in local:
+                new = _refill(t, page, _Chunk(page, chunk.index, b), new, fill)
+        if new == data:
+            continue
+        counts["tiles-touched"] += 1
+        counts["tiles-reencoded"] += page.compression != JPEG
+        shared = refs[offset] > 1
+        if len(new) <= size and not shared:
+            out.write(offset, new + bytes(size - len(new)))
+            at = offset
+        else:
+            at = end + (end & 1)  # word-aligned, as TIFF asks
+            out.write(end, bytes(at - end) + new)
+            end = at + len(new)
+            counts["tiles-moved"] += 1
+            if not shared:
+                out.write(offset, bytes(size))
+        _repoint(t, out, page, chunk.index, at, len(new))
     return counts
 
 
@@ -536,7 +600,7 @@ class _NdpiLevel:
         return out
 
 
-def _repoint(t: TiffIfds, dst: BinaryIO, page: _Page, index: int, offset: int, size: int) -> None:
+def _repoint(t: TiffIfds, out: _Output, page: _Page, index: int, offset: int, size: int) -> None:
     tags = (324, 325) if page.tiled else (273, 279)
     for tag, value, old in zip(tags, (offset, size), (page.offsets[index], page.counts[index])):
         if value == old:
@@ -545,5 +609,4 @@ def _repoint(t: TiffIfds, dst: BinaryIO, page: _Page, index: int, offset: int, s
         fmt = _PACK[e.kind]
         if value >= 1 << (8 * struct.calcsize(fmt)):
             raise UnsupportedInputError("a redacted tile does not fit the slide's offsets (classic TIFF near 4 GiB)")
-        dst.seek(e.value_at + index * struct.calcsize(fmt))
-        dst.write(struct.pack(t.bo + fmt, value))
+        out.write(e.value_at + index * struct.calcsize(fmt), struct.pack(t.bo + fmt, value))

@@ -31,6 +31,7 @@ and the zeroing skip its holes, which read as zeros anyway.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -57,6 +58,8 @@ from .slide_ifd import merge_ranges as _merge
 from .slide_ifd import no_overlap as _no_overlap
 
 if TYPE_CHECKING:
+    import threading
+
     from ..pseudonym import Keyring
 
 #: slide kinds :func:`sniff_slide` returns; the last ones are recognised and refused by clean_slide
@@ -541,10 +544,12 @@ def _residue(t: TiffIfds, kept: list[tuple[int, int]]) -> str:
     return ""
 
 
-def _copy(fd: int, size: int, dst: BinaryIO) -> None:
+def _copy(fd: int, size: int, dst: BinaryIO, stop: threading.Event | None = None, durable: bool = False) -> None:
     """Copy the whole input into ``dst`` (empty) in the kernel where it can, else in chunks; only
     the input's data, not its holes, so a sparse input gives a sparse copy (the holes read as
-    zeros in both)."""
+    zeros in both). Once ``stop`` is set, returns at the next window (``dst`` then partial).
+    ``durable``: the caller will fsync ``dst``, so each window is sent to the disk once copied
+    (``POSIX_FADV_DONTNEED`` starts its writeback on Linux) and the fsync has less to wait for."""
     dst.seek(0)
     dst.truncate(0)  # holes are not written: nothing may be under them
     dst.flush()
@@ -553,7 +558,13 @@ def _copy(fd: int, size: int, dst: BinaryIO) -> None:
     except (AttributeError, OSError, ValueError):
         out = -1
     if out >= 0:
-        _copy_range(fd, out, 0, size)
+        for lo in range(0, size, WINDOW):
+            if stop is not None and stop.is_set():
+                return
+            _copy_range(fd, out, lo, min(size, lo + WINDOW))
+            if durable and hasattr(os, "posix_fadvise"):
+                with contextlib.suppress(OSError):  # advice only
+                    os.posix_fadvise(out, lo, min(size, lo + WINDOW) - lo, os.POSIX_FADV_DONTNEED)
     else:  # a file object without a descriptor (BytesIO)
         for a, b in data_ranges(fd, 0, size):
             done = a
