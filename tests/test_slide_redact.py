@@ -485,7 +485,7 @@ def test_tile_found_corrupt_while_copying_leaves_nothing(tmp_path: Path, monkeyp
     src.write_bytes(bytes(data))
     digest = _sha(src)
     reading, copying = threading.Event(), []
-    copy_range, refill = ST._copy_range, SR._refill
+    copy_range, refill = ST.copy_range, SR._refill
 
     def held_copy(*args):  # type: ignore[no-untyped-def]
         assert reading.wait(30)
@@ -497,7 +497,7 @@ def test_tile_found_corrupt_while_copying_leaves_nothing(tmp_path: Path, monkeyp
         reading.set()
         return refill(*args)
 
-    monkeypatch.setattr(ST, "_copy_range", held_copy)
+    monkeypatch.setattr(ST, "copy_range", held_copy)
     monkeypatch.setattr(SR, "_refill", watched_refill)
     folder = tmp_path / "out"
     folder.mkdir()
@@ -525,13 +525,13 @@ def test_patches_past_the_memory_budget_wait_for_the_copy(tmp_path: Path, monkey
     make_pyramid(src, "zlib")
     box = (100, 50, 300, 250)
     _redact(src, tmp_path / "held.tif", box)
-    copy_range = ST._copy_range
+    copy_range = ST.copy_range
 
     def slow_copy(*args):  # type: ignore[no-untyped-def]
         time.sleep(0.3)
         copy_range(*args)
 
-    monkeypatch.setattr(ST, "_copy_range", slow_copy)
+    monkeypatch.setattr(ST, "copy_range", slow_copy)
     monkeypatch.setattr(SR, "HELD", 0)
     _redact(src, tmp_path / "direct.tif", box)
     assert _sha(tmp_path / "direct.tif") == _sha(tmp_path / "held.tif") != _sha(src)

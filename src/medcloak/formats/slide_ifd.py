@@ -303,6 +303,10 @@ def stub_ifd(t: TiffIfds, strip_at: int, extra: list[bytes], next_offset: int) -
     return n + b"".join(entries) + struct.pack(t.bo + t.off, next_offset)
 
 
+#: bytes read at a time where the kernel cannot copy
+COPY_CHUNK = 8 << 20
+
+
 def data_ranges(fd: int, a: int, b: int) -> list[tuple[int, int]]:
     """The parts of ``[a, b)`` of the file ``fd`` that may hold data: all of it, less the holes of
     a sparse file (which read as zeros) where the file system says where they are."""
@@ -322,3 +326,25 @@ def data_ranges(fd: int, a: int, b: int) -> list[tuple[int, int]]:
             return out
         return [(a, b)] if a < b else []  # the file system cannot say: all of it
     return out
+
+
+def copy_range(fd: int, out: int, lo: int, hi: int, what: str) -> None:
+    """Copy ``[lo, hi)`` of the file ``fd``'s data (not its holes) to the same place of ``out``, in
+    the kernel where it can; ``what`` the file is, for the error when it turns out shorter."""
+    for a, b in data_ranges(fd, lo, hi):
+        done = a
+        if hasattr(os, "copy_file_range"):
+            try:
+                while done < b:
+                    n = os.copy_file_range(fd, out, b - done, done, done)
+                    if n <= 0:
+                        break
+                    done += n
+            except OSError:
+                pass
+        while done < b:
+            chunk = os.pread(fd, min(COPY_CHUNK, b - done), done)
+            if not chunk:
+                raise CorruptInputError(f"{what} shorter than it was a moment ago")
+            os.pwrite(out, chunk, done)
+            done += len(chunk)

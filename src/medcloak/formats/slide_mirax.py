@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import CorruptInputError, UnsupportedInputError
+from .slide_ifd import copy_range
 
 SLIDEDAT = "Slidedat.ini"
 INDEX = "Index.dat"
@@ -496,26 +497,9 @@ def write_data(src: Path, size: int, ranges: list[tuple[int, int]], fh: BinaryIO
         if os.fstat(fd).st_size != size:
             raise CorruptInputError("MIRAX data file changed while it was read")
         for a, b in ranges:
-            _copy_range(fd, out, a, b)
+            copy_range(fd, out, a, b, "MIRAX data file")
     fh.truncate(size)
     return {}
-
-
-def _copy_range(fd: int, out: int, a: int, b: int) -> None:
-    pos = a
-    while pos < b:
-        try:
-            n = os.copy_file_range(fd, out, min(b - pos, CHUNK), pos, pos)
-        except (AttributeError, OSError):  # no such call, or not between these file systems
-            chunk = os.pread(fd, min(b - pos, CHUNK), pos)
-            n = len(chunk)
-            if n:
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.pwrite(out, view, pos + n - len(view)):]
-        if n == 0:
-            raise CorruptInputError("MIRAX data file cut short while it was read")
-        pos += n
 
 
 # --- checking a released slide ---------------------------------------------------------------

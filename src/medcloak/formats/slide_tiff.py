@@ -37,9 +37,10 @@ import math
 import os
 import re
 import struct
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable
+from typing import TYPE_CHECKING, BinaryIO
 
 from ..errors import CorruptInputError, UnsupportedInputError
 from ..pixels.tiff_meta import SIZES
@@ -49,6 +50,7 @@ from .slide_ifd import (
     Entry,
     Ifd,
     TiffIfds,
+    copy_range,
     data_ranges,
     j2k_text_segments,
     jpeg_text_segments,
@@ -436,9 +438,9 @@ def _write(fd: int, size: int, dst: BinaryIO, edits: list[tuple[int, int, bytes 
     hasher = threading.Thread(target=hash_windows, name="medcloak-slide-hash", daemon=True)
     hasher.start()
     try:
-        for w in range(0, -(-size // WINDOW)):
+        for w in range(-(-size // WINDOW)):
             lo, hi = w * WINDOW, min(size, (w + 1) * WINDOW)
-            _copy_range(fd, out, lo, hi)
+            copy_range(fd, out, lo, hi, "TIFF file")
             _edit(fd, dst, buckets.get(w, ()))
             dst.flush()
             done.put((lo, hi))
@@ -450,27 +452,6 @@ def _write(fd: int, size: int, dst: BinaryIO, edits: list[tuple[int, int, bytes 
     dst.truncate(size)
     dst.seek(0)
     return sha.hexdigest()
-
-
-def _copy_range(fd: int, out: int, lo: int, hi: int) -> None:
-    """Copy ``[lo, hi)`` of the input's data (not its holes) to the same place of ``out``."""
-    for a, b in data_ranges(fd, lo, hi):
-        done = a
-        if hasattr(os, "copy_file_range"):
-            try:
-                while done < b:
-                    n = os.copy_file_range(fd, out, b - done, done, done)
-                    if n <= 0:
-                        break
-                    done += n
-            except OSError:
-                pass
-        while done < b:
-            chunk = os.pread(fd, min(CHUNK, b - done), done)
-            if not chunk:
-                raise CorruptInputError("TIFF file shorter than it was a moment ago")
-            os.pwrite(out, chunk, done)
-            done += len(chunk)
 
 
 def _edit(fd: int, dst: BinaryIO, edits: Iterable[tuple[int, int, bytes | None]]) -> None:
@@ -561,7 +542,7 @@ def _copy(fd: int, size: int, dst: BinaryIO, stop: threading.Event | None = None
         for lo in range(0, size, WINDOW):
             if stop is not None and stop.is_set():
                 return
-            _copy_range(fd, out, lo, min(size, lo + WINDOW))
+            copy_range(fd, out, lo, min(size, lo + WINDOW), "TIFF file")
             if durable and hasattr(os, "posix_fadvise"):
                 with contextlib.suppress(OSError):  # advice only
                     os.posix_fadvise(out, lo, min(size, lo + WINDOW) - lo, os.POSIX_FADV_DONTNEED)

@@ -17,7 +17,7 @@ import base64
 import binascii
 import re
 import xml.etree.ElementTree as ET
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import CorruptInputError, DeidentificationError, UnsupportedInputError
 
