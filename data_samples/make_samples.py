@@ -209,7 +209,7 @@ def bids_dataset(out: Path) -> None:
     _json(out / "dataset_description.json", {
         "Name": "medcloak synthetic BIDS sample", "BIDSVersion": "1.9.0", "DatasetType": "raw",
         "License": "CC0", "Authors": ["A. Researcher", "B. Researcher"],
-        "Funding": ["Northfield Imaging Fund NF-2024-17"],
+        "Funding": ["Imaging Research Fund IRF-2024-17"],
         "EthicsApprovals": ["Northfield Research Ethics Committee 24/NF/0113"],
         "GeneratedBy": [{"Name": "dcm2niix", "Version": "v1.0.20230411"}],
         "SourceDatasets": [{"URL": "file:///data/northfield/mri/NF00482913"}],
