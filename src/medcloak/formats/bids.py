@@ -167,10 +167,10 @@ def kind_of(path: Path) -> tuple[str, str] | None:
         return None
     parts, name = place.parts, path.name
     if _is_derivative(place):
-        return "bids-derivative", "derivatives are not released"
+        return "bids-derived", "derivatives are not released"
     if len(parts) == 1:
         if name == DESCRIPTION:
-            return "bids-description", ""
+            return "bids-dataset", ""
         if name in ROOT_TEXT:
             return "bids-text", ""
         if name.endswith((".tsv", ".json")) and _entities_ok(name):
@@ -203,7 +203,7 @@ def kind_of(path: Path) -> tuple[str, str] | None:
         return "bids-image", ""
     if name.endswith(COMPANION_EXTS):
         if _image_of(path) is not None:
-            return "bids-companion", ""
+            return "bids-sidecar", ""
         return ("bids-json", "") if name.endswith(".json") else ("bids-text", "")
     if name.endswith((".tsv", ".tsv.gz")):
         return "bids-table", ""

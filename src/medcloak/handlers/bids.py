@@ -34,12 +34,12 @@ if TYPE_CHECKING:
 NAME = "bids"
 KINDS = {
     "bids-image": "deface (anat) or clean the header (func, dwi, fmap, perf), keyed subject labels (BIDS)",
-    "bids-companion": "skip (released with its BIDS image: .json sidecar, .bval, .bvec)",
+    "bids-sidecar": "skip (released with its BIDS image: .json sidecar, .bval, .bvec)",
     "bids-table": "keyed subject labels, columns and dates by the profile (BIDS .tsv)",
     "bids-json": "clean, keyed subject labels (BIDS .json)",
     "bids-text": "keyed subject labels (BIDS README, CHANGES, LICENSE, .bidsignore)",
-    "bids-description": "stamp the de-identification (BIDS dataset_description.json)",
-    "bids-derivative": "skip (BIDS derivatives are not released: derive them again from the release)",
+    "bids-dataset": "stamp the de-identification (BIDS dataset_description.json)",
+    "bids-derived": "skip (BIDS derivatives are not released: derive them again from the release)",
     "bids-unknown": "quarantine (a file of no kind medcloak releases inside a BIDS dataset)",
 }
 
@@ -73,7 +73,7 @@ def deidentify(task: Task, job: Job) -> list[Released]:
     kind, why = found
     if kind == "bids-unknown":
         raise UnsupportedInputError(why)
-    if kind in ("bids-derivative", "bids-companion"):
+    if kind in ("bids-derived", "bids-sidecar"):
         from ..errors import SkippedObject
 
         raise SkippedObject(why or "released with its BIDS image")
@@ -88,7 +88,7 @@ def deidentify(task: Task, job: Job) -> list[Released]:
     if kind == "bids-image":
         return [_image(task, job, path, relpath, dataset, pair)]
     data = path.read_bytes()
-    if kind == "bids-description":
+    if kind == "bids-dataset":
         out = bids.description(data, profile, keyring, dataset, __version__)
     elif kind == "bids-table":
         out = bids.table(data, name, place.subject, profile, keyring, dataset)
