@@ -328,10 +328,15 @@ def test_verify_accepts_the_release_and_flags_planted_identifiers(released, tmp_
     with (folder / "participants.tsv").open("a") as fh:
         fh.write("sub-NF00482913\n")
     (folder / "README").write_text("Subject NF00777120 was scanned twice.\n")
+    epi = next(folder.rglob("*_epi.json"))
+    doc = json.loads(epi.read_text())
+    doc["IntendedFor"] = ["bids::sub-pilot/ses-1/func/sub-pilot_ses-1_task-rest_bold.nii.gz"]
+    epi.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     findings = verify_release(copy, audit)
     flagged = {f.path.split("/", 2)[2] for f in findings if f.level == "error"}
     rel = sidecar.relative_to(folder).as_posix()
-    assert {rel, "participants.tsv", "README"} <= flagged, findings
+    assert {rel, "participants.tsv", "README", epi.relative_to(folder).as_posix()} <= flagged, findings
+    assert len(flagged) == 4, findings
 
 
 def test_each_file_is_its_own_task_and_the_release_is_deterministic(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -360,6 +365,12 @@ def test_labels_rewritten_in_paths_and_text_even_when_short() -> None:
         f"{bids.pseudonym(keyring, dataset, 'NF00482913')} xNF00482913")
     assert bids.release_path(keyring, dataset, "sub-01/ses-1/anat/sub-01_ses-1_acq-mp2_run-2_T1w.nii.gz").endswith(
         f"/sub-{new}/ses-1/anat/sub-{new}_ses-1_acq-mp2_run-2_T1w.nii.gz")
+    # a word of text is no label, unless it is a subject's folder or holds a digit; in a path it is
+    pilot = bids.pseudonym(keyring, dataset, "pilot")
+    assert bids.relabel("sub-cortical sub-pilot sub-7b", keyring, dataset) == \
+        f"sub-cortical sub-pilot sub-{bids.pseudonym(keyring, dataset, '7b')}"
+    assert bids.relabel("sub-pilot", keyring, bids.Dataset("ds|name", frozenset({"pilot"}))) == f"sub-{pilot}"
+    assert bids.release_path(keyring, dataset, "sub-pilot/anat/sub-pilot_T1w.nii.gz").endswith(f"sub-{pilot}/anat/sub-{pilot}_T1w.nii.gz")
 
 
 @pytest.mark.parametrize("where, damage", [
@@ -376,3 +387,13 @@ def test_a_broken_file_is_quarantined_with_a_typed_reason(tmp_path, where, damag
     lines = [json.loads(line) for line in (tmp_path / "out.audit" / "manifest.jsonl").read_text().splitlines()]
     (entry,) = [e for e in lines if e["input"] == str(src / where)]
     assert entry["status"] == "quarantined" and entry["reason"] and not entry["reason"].startswith("internal error")
+
+
+def test_a_site_profile_names_bids_columns_only_as_a_list() -> None:
+    from medcloak.errors import ProfileError
+    from medcloak.rules.profile import load_profile
+
+    assert bids.site_columns(load_profile(None, overrides={"bids": {"keep_columns": ["group"]}})) == {"group"}
+    for bad in ({"keep_columns": "group"}, {"keep": ["group"]}, ["group"]):
+        with pytest.raises(ProfileError):
+            load_profile(None, overrides={"bids": bad})

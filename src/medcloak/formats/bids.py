@@ -238,10 +238,18 @@ def pseudonym(keyring: Keyring, dataset: Dataset, label: str) -> str:
     return keyring.patient_id(dataset.identity(label))
 
 
-def relabel(text: str, keyring: Keyring, dataset: Dataset) -> str:
-    """``text`` with every ``sub-<label>`` replaced, and every distinctive bare label of the
-    dataset's subjects (see the module's docstring)."""
-    text = SUB.sub(lambda m: "sub-" + pseudonym(keyring, dataset, m.group(1)), text)
+def relabel(text: str, keyring: Keyring, dataset: Dataset, force: bool = False) -> str:
+    """``text`` with ``sub-<label>`` replaced, and every distinctive bare label of the dataset's
+    subjects (see the module's docstring). In a path or an identifier (``force``) every
+    ``sub-<label>`` is a label; in text, one that is a subject's folder or holds a digit (so
+    that "sub-cortical" stays a word)."""
+    def one(m: re.Match[str]) -> str:
+        label = m.group(1)
+        if force or label in dataset.labels or any(c.isdigit() for c in label):
+            return "sub-" + pseudonym(keyring, dataset, label)
+        return m.group(0)
+
+    text = SUB.sub(one, text)
     for label in dataset.labels:
         if _distinctive(label) and label.lower() in text.lower():
             new = pseudonym(keyring, dataset, label)
@@ -254,16 +262,18 @@ def _distinctive(label: str) -> bool:
 
 
 def release_path(keyring: Keyring, dataset: Dataset, rel: str) -> str:
-    return f"bids/{token(keyring, dataset)}/" + "/".join(relabel(p, keyring, dataset) for p in rel.split("/"))
+    return f"bids/{token(keyring, dataset)}/" + "/".join(relabel(p, keyring, dataset, True) for p in rel.split("/"))
 
 
-def _relabel_json(value: Any, keyring: Keyring, dataset: Dataset) -> Any:
+def _relabel_json(value: Any, keyring: Keyring, dataset: Dataset, force: bool = False) -> Any:
+    """Every string of a JSON document relabelled; ``IntendedFor`` entries are paths."""
     if isinstance(value, dict):
-        return {relabel(k, keyring, dataset): _relabel_json(v, keyring, dataset) for k, v in value.items()}
+        return {relabel(k, keyring, dataset): _relabel_json(v, keyring, dataset, force or k == "IntendedFor")
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [_relabel_json(v, keyring, dataset) for v in value]
+        return [_relabel_json(v, keyring, dataset, force) for v in value]
     if isinstance(value, str):
-        return relabel(value, keyring, dataset)
+        return relabel(value, keyring, dataset, force)
     return value
 
 
@@ -387,7 +397,7 @@ def table(data: bytes, name: str, subject: str | None, profile: Any, keyring: Ke
                         raise CorruptInputError("a date in a table of no subject")
                     days, seconds = keyring.date_offset(dataset.identity(who))
                     cell = shift_datetime(cell, days, seconds)
-                new.append(relabel(cell, keyring, dataset))
+                new.append(relabel(cell, keyring, dataset, header[i] == ident))
             out_rows.append(new)
         header = [header[i] for i in keep]
         if kind == "participants":

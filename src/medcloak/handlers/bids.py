@@ -120,7 +120,7 @@ def _image(task: Task, job: Job, path: Path, relpath: str, dataset: Any, pair: A
         if companion.is_file():
             data = companion.read_bytes()
             out = bids.sidecar(data, job.keyring, dataset) if ext == ".json" else bids.numeric_text(data)
-            extra.append((relpath.rsplit("/", 1)[0] + "/" + bids.relabel(companion.name, job.keyring, dataset), out))
+            extra.append((relpath.rsplit("/", 1)[0] + "/" + bids.relabel(companion.name, job.keyring, dataset, True), out))
     if datatype in bids.DEFACED_TYPES:
         (released,) = volume.deidentify(task, job)
         if not released.relpath.endswith(".nii.gz" if path.name.endswith(".nii.gz") else ".nii"):
@@ -170,10 +170,8 @@ def verify(path: Path, relpath: str, context: VerifyContext) -> list[Finding]:
         text = data.decode("utf-8")
     except (OSError, EOFError, UnicodeDecodeError):
         return found + [Finding(relpath, "error", "unreadable text file")]
-    for label in bids.SUB.findall(text):
-        if not bids.PSEUDONYM.fullmatch(label) and (any(c.isdigit() for c in label) or name.endswith((".tsv", ".json", ".tsv.gz"))):
-            err("a subject label that is not a pseudonym")
-            break
+    if any(not bids.PSEUDONYM.fullmatch(label) and any(c.isdigit() for c in label) for label in bids.SUB.findall(text)):
+        err("a subject label that is not a pseudonym")
     for probe in context.old_ids:
         label = probe.key[4:] if probe.key.startswith("sub-") else probe.key
         if len(label) >= 4 and re.search(rf"(?i)(?<![a-z0-9]){re.escape(label)}(?![a-z0-9])", text + "\n" + rel):
@@ -202,6 +200,12 @@ def verify(path: Path, relpath: str, context: VerifyContext) -> list[Finding]:
             if kind is not None and context.profile is not None:
                 if any(not bids.keep_column(kind, c, context.profile) for c in header):
                     err(f"{kind}.tsv holds a column the profile removes")
+            if kind == "participants" and "participant_id" in header and any(
+                    not re.fullmatch("sub-" + bids.PSEUDONYM.pattern, r[header.index("participant_id")]) for r in rows):
+                err("a participant_id that is not a pseudonym")
+            if kind == "scans" and "filename" in header and any(
+                    not bids.PSEUDONYM.fullmatch(label) for r in rows for label in bids.SUB.findall(r[header.index("filename")])):
+                err("a subject label in scans.tsv that is not a pseudonym")
             if kind == "scans" and "filename" in header:
                 col = header.index("filename")
                 if any(not (path.parent / r[col]).is_file() for r in rows):
@@ -215,11 +219,15 @@ def verify(path: Path, relpath: str, context: VerifyContext) -> list[Finding]:
 
 def _intended(doc: Any, root: Path, path: Path, err: Any) -> None:
     """``IntendedFor`` entries must point at released files (``bids::`` from the dataset's root,
-    others from the subject's folder)."""
+    others from the subject's folder), and name subjects by their pseudonyms."""
+    from ..formats import bids
+
     targets = doc.get("IntendedFor", []) if isinstance(doc, dict) else []
     for target in [targets] if isinstance(targets, str) else targets:
         if not isinstance(target, str):
             continue
+        if any(not bids.PSEUDONYM.fullmatch(label) for label in bids.SUB.findall(target)):
+            err("IntendedFor holds a subject label that is not a pseudonym")
         if target.startswith("bids::"):
             where = root / target[len("bids::"):]
         else:
