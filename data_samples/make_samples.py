@@ -149,7 +149,7 @@ def head_phantom(voxel_mm: float = 2.0, scale: float = 1.0):  # type: ignore[no-
 
     lo = np.array([-86.0, -112.0, -150.0]) * scale
     hi = np.array([86.0, 132.0, 104.0]) * scale
-    shape = tuple(int(round(v)) for v in (hi - lo) / voxel_mm)
+    shape = tuple(round(float(v)) for v in (hi - lo) / voxel_mm)
     affine = np.diag([voxel_mm, voxel_mm, voxel_mm, 1.0])
     affine[:3, 3] = lo + voxel_mm / 2
     x, y, z = (lo[a] + voxel_mm * (np.arange(n) + 0.5) for a, n in enumerate(shape))

@@ -114,13 +114,14 @@ def _image(task: Task, job: Job, path: Path, relpath: str, dataset: Any, pair: A
 
     datatype = path.parent.name
     extra: list[tuple[str, bytes]] = []
+    stem = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.name[: -len(".nii")]
     for ext in bids.COMPANION_EXTS:
-        stem = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.name[: -len(".nii")]
         companion = path.with_name(stem + ext)
         if companion.is_file():
             data = companion.read_bytes()
             out = bids.sidecar(data, job.keyring, dataset) if ext == ".json" else bids.numeric_text(data)
-            extra.append((relpath.rsplit("/", 1)[0] + "/" + bids.relabel(companion.name, job.keyring, dataset, True), out))
+            name = bids.relabel(companion.name, job.keyring, dataset, True)
+            extra.append((relpath.rsplit("/", 1)[0] + "/" + name, out))
     if datatype in bids.DEFACED_TYPES:
         (released,) = volume.deidentify(task, job)
         if not released.relpath.endswith(".nii.gz" if path.name.endswith(".nii.gz") else ".nii"):
@@ -173,7 +174,7 @@ def verify(path: Path, relpath: str, context: VerifyContext) -> list[Finding]:
     if any(not bids.PSEUDONYM.fullmatch(label) and any(c.isdigit() for c in label) for label in bids.SUB.findall(text)):
         err("a subject label that is not a pseudonym")
     for probe in context.old_ids:
-        label = probe.key[4:] if probe.key.startswith("sub-") else probe.key
+        label = probe.key.removeprefix("sub-")
         if len(label) >= 4 and re.search(rf"(?i)(?<![a-z0-9]){re.escape(label)}(?![a-z0-9])", text + "\n" + rel):
             err("an original subject label from the audit occurs in the file")
             break
@@ -184,11 +185,13 @@ def verify(path: Path, relpath: str, context: VerifyContext) -> list[Finding]:
                 err("dataset_description.json holds keys that are not released")
             if not any(isinstance(e, dict) and e.get("Name") == "medcloak" for e in doc.get("GeneratedBy", [])):
                 err("dataset_description.json does not record the de-identification")
-            if "EthicsApprovals" in doc and context.profile is not None and not context.profile.has("retain-institution-identity"):
+            institution = context.profile is not None and context.profile.has("retain-institution-identity")
+            if "EthicsApprovals" in doc and context.profile is not None and not institution:
                 err("dataset_description.json keeps EthicsApprovals")
         elif name.endswith(".json") and bids.table_kind(name) is not None:
             doc = json.loads(text)
-            if context.profile is not None and any(not bids.keep_column(bids.table_kind(name) or "", k, context.profile) for k in doc):
+            kind = bids.table_kind(name) or ""
+            if context.profile is not None and any(not bids.keep_column(kind, k, context.profile) for k in doc):
                 err("a table's dictionary describes a column that is not released")
         elif name.endswith(".json"):
             if volume.verify(path, relpath, context):
@@ -197,14 +200,14 @@ def verify(path: Path, relpath: str, context: VerifyContext) -> list[Finding]:
         elif name.endswith((".tsv", ".tsv.gz")):
             kind = bids.table_kind(name)
             header, rows = bids.read_tsv(data)
-            if kind is not None and context.profile is not None:
-                if any(not bids.keep_column(kind, c, context.profile) for c in header):
-                    err(f"{kind}.tsv holds a column the profile removes")
+            if kind is not None and context.profile is not None and any(
+                    not bids.keep_column(kind, c, context.profile) for c in header):
+                err(f"{kind}.tsv holds a column the profile removes")
             if kind == "participants" and "participant_id" in header and any(
                     not re.fullmatch("sub-" + bids.PSEUDONYM.pattern, r[header.index("participant_id")]) for r in rows):
                 err("a participant_id that is not a pseudonym")
-            if kind == "scans" and "filename" in header and any(
-                    not bids.PSEUDONYM.fullmatch(label) for r in rows for label in bids.SUB.findall(r[header.index("filename")])):
+            named = [r[header.index("filename")] for r in rows] if kind == "scans" and "filename" in header else []
+            if any(not bids.PSEUDONYM.fullmatch(label) for cell in named for label in bids.SUB.findall(cell)):
                 err("a subject label in scans.tsv that is not a pseudonym")
             if kind == "scans" and "filename" in header:
                 col = header.index("filename")
