@@ -290,6 +290,10 @@ def test_unknown_files_quarantined_derivatives_skipped_dicom_released_as_dicom(t
     (src / "sourcedata").mkdir()
     shutil.copy(ROOT / "data_samples" / "dicom" / "Sinclair_Maud_NF00482913" / "CT_HEAD_1.dcm", src / "sourcedata" / "1.dcm")
     (src / "sourcedata" / "scan.PAR").write_text("# patient name: Sinclair\n")
+    nested = src / "sourcedata" / "raw"
+    (nested / "sub-NF00482913" / "anat").mkdir(parents=True)
+    (nested / "dataset_description.json").write_text('{"Name": "raw", "BIDSVersion": "1.9.0"}')
+    (nested / "sub-NF00482913" / "anat" / "sub-NF00482913_T1w.json").write_text('{"PatientName": "Sinclair"}')
     # an image that does not read: quarantined, and its sidecar with it
     (anat / "sub-NF00482913_ses-1_T1w.nii.gz").write_bytes(
         (SAMPLE / "sub-NF00482913" / "ses-1" / "anat" / "sub-NF00482913_ses-1_T1w.nii.gz").read_bytes()[:2000])
@@ -300,7 +304,9 @@ def test_unknown_files_quarantined_derivatives_skipped_dicom_released_as_dicom(t
     quarantined = {k for k, (s, _) in status.items() if s == "quarantined"}
     assert quarantined == {"sub-NF00482913/ses-1/anat/sub-NF00482913_ses-1_notes.txt", "code/convert.sh",
                            "sub-NF00482913/ses-1/eeg/sub-NF00482913_ses-1_task-rest_eeg.edf",
-                           "sourcedata/scan.PAR", "sub-NF00482913/ses-1/anat/sub-NF00482913_ses-1_T1w.nii.gz"}
+                           "sourcedata/scan.PAR", "sub-NF00482913/ses-1/anat/sub-NF00482913_ses-1_T1w.nii.gz",
+                           "sourcedata/raw/dataset_description.json",
+                           "sourcedata/raw/sub-NF00482913/anat/sub-NF00482913_T1w.json"}
     assert all(status[k][1] and not status[k][1].startswith("internal error") for k in quarantined)
     assert "eeg" in status["sub-NF00482913/ses-1/eeg/sub-NF00482913_ses-1_task-rest_eeg.edf"][1]
     assert {status[k][0] for k in status if k.startswith("derivatives/")} == {"skipped"}
@@ -312,6 +318,7 @@ def test_unknown_files_quarantined_derivatives_skipped_dicom_released_as_dicom(t
     first = "sub-" + bids.pseudonym(Keyring(SECRET), bids.Dataset.of(src), "NF00482913")
     assert not [g for g in anat_out if first in g]  # the refused image's sidecar is not released alone
     assert all(not g.startswith(("derivatives", "code")) and "/derivatives/" not in g for g in got)
+    assert len(list((out / "bids").iterdir())) == 1  # the dataset inside sourcedata/ is not released
 
 
 def test_verify_accepts_the_release_and_flags_planted_identifiers(released, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -72,6 +72,7 @@ DESCRIPTION_KEEP = frozenset({
 GENERATED_BY_KEYS = frozenset({"Name", "Version", "Description", "CodeURL", "Container"})
 #: what a pseudonymous subject label looks like (the keyring's patient pseudonym)
 PSEUDONYM = re.compile(r"MC[A-Z2-7]{14}")
+SOURCEDATA = "sourcedata: only its DICOM files are released (as DICOM, outside the dataset)"
 SUB = re.compile(r"(?<![A-Za-z0-9])sub-([A-Za-z0-9]+)")
 _ENTITY = re.compile(r"^[a-zA-Z]+-[a-zA-Z0-9]+$")
 _NUMERIC_TEXT = re.compile(rb"^[0-9eE+\-.\s]*$")
@@ -133,12 +134,19 @@ def place_of(path: Path) -> Place | None:
     return Place(root, rel, subject)
 
 
+@lru_cache(maxsize=256)
+def _nested_in(root: str) -> str | None:
+    """``derivatives`` or ``sourcedata`` for a dataset inside such a folder of another dataset."""
+    for folder in Path(root).parents:
+        if folder.name in ("derivatives", "sourcedata") and (folder.parent / DESCRIPTION).is_file():
+            return folder.name
+    return None
+
+
 def _is_derivative(place: Place) -> bool:
-    if place.parts[0] == "derivatives":
+    if place.parts[0] == "derivatives" or _nested_in(str(place.root)) == "derivatives":
         return True
-    if str(_description(str(place.root)).get("DatasetType", "raw")).lower() == "derivative":
-        return True
-    return place.root.parent.name == "derivatives" and (place.root.parent.parent / DESCRIPTION).is_file()
+    return str(_description(str(place.root)).get("DatasetType", "raw")).lower() == "derivative"
 
 
 def _image_of(path: Path) -> Path | None:
@@ -168,6 +176,8 @@ def kind_of(path: Path) -> tuple[str, str] | None:
     parts, name = place.parts, path.name
     if _is_derivative(place):
         return "bids-derived", "derivatives are not released"
+    if _nested_in(str(place.root)) == "sourcedata":
+        return "bids-unknown", SOURCEDATA
     if len(parts) == 1:
         if name == DESCRIPTION:
             return "bids-dataset", ""
@@ -178,7 +188,7 @@ def kind_of(path: Path) -> tuple[str, str] | None:
         return "bids-unknown", "a file of no kind medcloak releases at the dataset's root"
     if place.subject is None:
         top = parts[0]
-        why = {"sourcedata": "sourcedata: only its DICOM files are released (as DICOM, outside the dataset)",
+        why = {"sourcedata": SOURCEDATA,
                "code": "code/ is not released (scripts name paths and people)",
                "phenotype": "phenotype/ is not released (its measures have no rule in the profile)",
                "stimuli": "stimuli/ is not released"}.get(top, "a folder of no kind medcloak releases")
