@@ -47,7 +47,7 @@ SIDECAR_KEEP = frozenset({"RepetitionTime", "EchoTime", "InversionTime", "SliceT
                           "DelayTime", "FrameTimesStart", "FrameDuration", "ScanStart", "InjectionStart",
                           "EffectiveEchoSpacing", "TotalReadoutTime", "DwellTime", "MixingTime",
                           "ReconMethodName", "TracerName", "PulseSequenceName", "SequenceName",
-                          "DecayCorrectionTime"})
+                          "DecayCorrectionTime", "TaskName", "StartTime"})
 
 
 def sniff(head: bytes) -> str | None:

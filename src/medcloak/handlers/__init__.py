@@ -2,7 +2,9 @@
 :mod:`medcloak.handlers.base` for what a handler is). A new format is one more module here.
 
 Discovery asks the handlers in the order of :data:`HANDLERS`; the first that claims a file has it.
-DICOM comes first (a dual-personality file whose preamble is a TIFF header is DICOM); MIRAX
+DICOM comes first (a dual-personality file whose preamble is a TIFF header is DICOM); then every
+other file inside a BIDS dataset is the BIDS handler's (released in the dataset, or quarantined:
+never flattened into ``slides/``, ``photos/`` or ``volumes/``); MIRAX
 slides (a ``.mrxs`` file and the files of its folder) before TIFF-family slides (``verify`` asks
 the handlers in the same order, and MIRAX owns its files among ``slides/``); slides before
 photographs (both are TIFF files; a slide has several pages); volumes last (they claim the
@@ -14,9 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from . import dicom, mirax, photo, slide, volume
+from . import bids, dicom, mirax, photo, slide, volume
 
-HANDLERS: tuple[ModuleType, ...] = (dicom, mirax, slide, photo, volume)
+HANDLERS: tuple[ModuleType, ...] = (dicom, bids, mirax, slide, photo, volume)
 
 #: what discovery itself knows of a file that no handler takes, or that is not walked into
 DISCOVERY = {

@@ -19,6 +19,9 @@ Example::
     [[private.remove]]
     creator = "SIEMENS MR HEADER"
     group = "0019"
+
+    [bids]                                # BIDS tables: columns kept besides the profile's
+    keep_columns = ["handedness", "group"]
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any
 from ..errors import ProfileError
 from .profile import TAG_TEXT, Action, PrivateBlockRule
 
-TOP_KEYS = {"name", "options", "private_lists", "attributes", "private"}
+TOP_KEYS = {"name", "options", "private_lists", "attributes", "private", "bids"}
 PRIVATE_LISTS = {"tcia"}
 
 
@@ -149,4 +152,9 @@ def parse_overrides(data: dict[str, Any]) -> SiteOverrides:
         raise ProfileError("[private] takes keep and remove lists")
     site.private_keep = _blocks(private.get("keep", []), "keep")
     site.private_remove = _blocks(private.get("remove", []), "remove")
+    bids = data.get("bids", {})
+    columns = bids.get("keep_columns", []) if isinstance(bids, dict) else None
+    if not isinstance(bids, dict) or set(bids) - {"keep_columns"} or not isinstance(columns, list) \
+            or not all(isinstance(c, str) and c for c in columns):
+        raise ProfileError("[bids] takes keep_columns, a list of column names")
     return site
