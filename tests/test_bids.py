@@ -263,6 +263,40 @@ def test_dates_removed_shifted_per_subject_or_kept(tmp_path) -> None:  # type: i
     assert _verified(out) == []
 
 
+def _dated(src: Path, label: str) -> None:
+    """The sample with ``label``'s session renamed ``ses-20240305`` in its folder: folder and file
+    names, tables, IntendedFor."""
+    for path in sorted((src / f"sub-{label}").rglob("*"), key=lambda p: -len(p.parts)):
+        if path.is_file() and path.suffix in (".tsv", ".json"):
+            path.write_text(re.sub(r"ses-1(?![0-9])", "ses-20240305", path.read_text()))
+        if "ses-1" in path.name:
+            path.rename(path.with_name(path.name.replace("ses-1", "ses-20240305")))
+
+
+def test_a_session_label_that_is_a_date_is_quarantined_unless_dates_are_kept(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``ses-20240305`` tells the scan's date: every file that names it is quarantined with the reason
+    (the other subject is released), and released as it is where the profile keeps full dates."""
+    src = _copy(tmp_path / "in" / "Study", images=False)
+    _dated(src, LABELS[0])
+    assert any("ses-20240305" in p.name for p in src.rglob("*"))
+    out = tmp_path / "out"
+    summary = run([src], out, secret_file=_key(tmp_path))
+    import json as _json
+
+    lines = [_json.loads(x) for x in (tmp_path / "out.audit" / "manifest.jsonl").read_text().splitlines()]
+    held = {Path(e["input"]).relative_to(src).as_posix() for e in lines if e["status"] == "quarantined"}
+    assert held and all(LABELS[0] in h for h in held)
+    assert {e["reason"] for e in lines if e["status"] == "quarantined"} == {
+        "a session label holds a date (ses-YYYYMMDD...): the scan's date, which the profile removes; rename the "
+        "sessions (ses-1, ses-2...) before release"}
+    assert summary.exit_status == 1
+    assert b"20240305" not in b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+    out2 = tmp_path / "out2"
+    summary = run([src], out2, secret_file=_key(tmp_path), options=("retain-long-full-dates",))
+    assert summary.quarantined == 0
+    assert any("ses-20240305" in p.name for p in out2.rglob("*"))
+
+
 def test_a_folder_of_volumes_without_dataset_description_is_released_as_before(tmp_path) -> None:  # type: ignore[no-untyped-def]
     src = tmp_path / "in" / "heads"
     src.mkdir(parents=True)

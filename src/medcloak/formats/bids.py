@@ -317,6 +317,17 @@ def table_kind(name: str) -> str | None:
     return None
 
 
+#: a session label that holds a date (``ses-20240305``, ``ses-2024``... with a year, month and day)
+_DATED = re.compile(r"(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])")
+
+
+def dated_session(rel: str, text: bytes = b"") -> bool:
+    """Whether a session label in the path ``rel`` (or in ``text``, a table's or sidecar's) holds a
+    date: the scan's date, which no rewriting of labels removes."""
+    labels = re.findall(r"(?<![A-Za-z0-9])ses-([A-Za-z0-9]+)", rel + "\n" + text.decode("utf-8", "replace"))
+    return any(_DATED.search(label) for label in labels)
+
+
 def date_rule(profile: Any) -> str:
     """``keep``, ``shift`` or ``remove``: what the profile does to dates."""
     if profile.has("retain-long-full-dates"):

@@ -78,6 +78,12 @@ def deidentify(task: Task, job: Job) -> list[Released]:
 
         raise SkippedObject(why or "released with its BIDS image")
     keyring, profile = job.keyring, job.profile
+    if bids.date_rule(profile) != "keep" and bids.dated_session(
+            place.rel, b"" if kind == "bids-image" else path.read_bytes()):
+        from ..errors import DeidentificationError
+
+        raise DeidentificationError("a session label holds a date (ses-YYYYMMDD...): the scan's date, which the "
+                                    "profile removes; rename the sessions (ses-1, ses-2...) before release")
     dataset = bids.Dataset.of(place.root)
     relpath = bids.release_path(keyring, dataset, place.rel)
     name = path.name
