@@ -344,9 +344,13 @@ def test_readme_demo_on_data_samples(tmp_path):
 
     samples = Path(__file__).resolve().parents[1] / "data_samples"
     out = tmp_path / "release"
-    code = main(["run", str(samples / "dicom"), str(samples / "wsi"), "--out", str(out), "--option",
-                 "retain-long-modified-dates", "--option", "retain-safe-private"])
+    code = main(["run", str(samples / "dicom"), str(samples / "wsi"), str(samples / "bids"), "--out", str(out),
+                 "--option", "retain-long-modified-dates", "--option", "retain-safe-private"])
     assert code == 0
+    bids_files = [p for p in (samples / "bids").rglob("*") if p.is_file()]
+    (dataset,) = (out / "bids").iterdir()
+    assert len([p for p in dataset.rglob("*") if p.is_file()]) == len(bids_files)
+    assert not [p for p in dataset.rglob("*") if "NF00" in p.name]
     wsi_dicom = [p for p in (samples / "wsi").rglob("*.dcm") if p.name != "2.dcm"]  # 2.dcm: the label, skipped
     assert len(released(out)) == 6 + len(wsi_dicom)
     assert len(list((out / "slides").iterdir())) == len([p for p in (samples / "wsi").iterdir() if p.is_file()])
