@@ -438,3 +438,21 @@ def test_a_site_profile_names_bids_columns_only_as_a_list() -> None:
     for bad in ({"keep_columns": "group"}, {"keep": ["group"]}, ["group"]):
         with pytest.raises(ProfileError):
             load_profile(None, overrides={"bids": bad})
+
+
+def test_two_copies_of_a_dataset_that_differ_are_settled_with_a_reason_that_fits(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The same dataset under two folders (same name, same description) gives the same keyed names:
+    identical files are released once, a file that differs is skipped with a duplicate reason that
+    speaks of names, not of DICOM instances."""
+    import json as _json
+
+    a = _copy(tmp_path / "a" / "Study", images=False)
+    b = _copy(tmp_path / "b" / "Study", images=False)
+    (b / "README").write_text((b / "README").read_text() + "\nA second copy.\n")
+    summary = run([a, b], tmp_path / "out", secret_file=_key(tmp_path))
+    lines = [_json.loads(x) for x in (tmp_path / "out.audit" / "manifest.jsonl").read_text().splitlines()]
+    readme = [e for e in lines if Path(e["input"]).name == "README"]
+    assert sorted(e["status"] for e in readme) == ["ok", "skipped"]
+    (loser,) = [e for e in readme if e["status"] == "skipped"]
+    assert loser["reason"] == "duplicate: another input object is released under the same keyed name, with other content"
+    assert summary.quarantined == 0

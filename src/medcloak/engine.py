@@ -217,8 +217,10 @@ def _settle_duplicates(audit: Path, job: Job, keyring: Keyring, record: Any) -> 
         if rel in contested:
             contested[rel].append(entry)
     settle = dataclasses.replace(job, replace=True)
-    reason = "duplicate SOP Instance UID: another input object is released as this instance"
+    from .publish import duplicate_reason
+
     for rel, claimants in sorted(contested.items()):
+        reason = duplicate_reason(rel)
         winner = min(claimants, key=_claim_order)
         if winner.get("status") != "ok":
             source = Source(winner["input"], _format_of(Path(winner["input"])), 0)

@@ -30,6 +30,13 @@ CHUNK = 4 << 20
 _MADE: set[str] = set()  # folders this process has made: a cache of the file system, no state
 
 
+def duplicate_reason(relpath: str) -> str:
+    """Why an object is not released when another holds its output with other content."""
+    if relpath.endswith(".dcm"):
+        return "duplicate SOP Instance UID: another input object is released as this instance"
+    return "duplicate: another input object is released under the same keyed name, with other content"
+
+
 def publish(released: Released, out_root: Path, replace: bool = False, made: list[Path] | None = None) -> tuple[str, ...]:
     """Write ``released`` and the files released beside it (``extra``) under ``out_root``;
     the SHA-256 of each file written, in that order (so that ``--resume`` can tell an intact
@@ -94,7 +101,7 @@ def _place(out_root: Path, relpath: str, what: Released | bytes | Callable[[Bina
                 PENDING.add(target)  # a killed worker's file, perhaps not yet durable
                 return digest, False
             raise DuplicateObject(
-                "duplicate SOP Instance UID: another input object is released as this instance",
+                duplicate_reason(relpath),
                 relpath, digest, getattr(what, "rank", ()),
             ) from None
         PENDING.add(target)
