@@ -88,10 +88,11 @@ def test_picture_shows_the_removed_region_front_and_low(head, tmp_path) -> None:
         return int((panel[int(h * 0.65):int(h * 0.85), int(w * 0.75):int(w * 0.9)].sum(axis=2) > 0).sum())
 
     assert corner(side) < 0.1 * corner(whole)
-    # a sagittal slice at 1 px per mm: the head is 160 mm long there, 140 mm high (or a bit less)
+    # the middle sagittal slice in square pixels of the finest voxel size (1.5 mm): the head is
+    # 160 mm long there and 140 mm high (or a bit less)
     drawn = panels[1].sum(axis=2) > 0
     rows, cols = np.flatnonzero(drawn.any(axis=1)), np.flatnonzero(drawn.any(axis=0))
-    assert 150 <= cols[-1] - cols[0] <= 165 and 130 <= rows[-1] - rows[0] <= 145
+    assert 150 <= (cols[-1] - cols[0]) * 1.5 <= 165 and 130 <= (rows[-1] - rows[0]) * 1.5 <= 145
 
 
 def test_picture_without_removal_has_no_red(head, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,8 @@ part: no copy of the volume is made to compress it.
 from __future__ import annotations
 
 import zlib
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ..errors import CorruptInputError
 

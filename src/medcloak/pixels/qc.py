@@ -6,17 +6,20 @@ of the head and 20 % of its width either side of it, so that the orbits and temp
 seen, not only the midline) with the removed region tinted red over the original, then the
 defaced head's surface seen from the front and from the subject's right (the parts whose line of
 sight crossed the removed region tinted red too). Anterior is to the right on the sagittal
-slices and the side view, superior up; each panel has one pixel per millimetre.
+slices and the side view, superior up; the panels have square pixels of the finest voxel size,
+between 1 and 1.5 mm (a coarse volume's picture is enlarged only that far: the PNG's encoding
+is a good part of the cost).
 
 It must cost little beside the defacing it documents, so nothing is recomputed at full
 resolution and nothing is meshed: the volume is only reoriented by views (no resampling), the
 surfaces are the first voxel above the head's threshold along each line of sight on a grid of
-about 2 mm (strided, not averaged), shaded by the slope of that depth map, and the slices are
-read as they are.
+about 3 mm (strided, not averaged), shaded by the slope of that depth map, and the slices are
+read as they are. Removed tissue is red; removed background (the rest of the face zone) dark red.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,8 @@ import numpy as np
 
 #: voxel size (mm) of the grid the surfaces are rendered from
 RENDER_MM = 3.0
+#: the largest pixel size (mm) of the picture
+PIXEL_MM = 1.5
 #: positions of the sagittal slices across the head's width (0 its right side, 1 its left)
 SLICES = (0.3, 0.5, 0.7)
 #: the tint of removed voxels (RGB added to the dimmed grey value)
@@ -99,12 +104,13 @@ def _upright(plane: np.ndarray) -> np.ndarray:
     return np.swapaxes(plane, 0, 1)[::-1]
 
 
-def _panel(rgb: np.ndarray, mm: tuple[float, float]) -> Any:
-    """An (rows, columns, 3) picture whose pixels are ``mm`` (height, width), at 1 px per mm."""
+def _panel(rgb: np.ndarray, mm: tuple[float, float], pixel_mm: float) -> Any:
+    """An (rows, columns, 3) picture whose pixels are ``mm`` (height, width), resized to square
+    pixels of ``pixel_mm``."""
     from PIL import Image
 
     img = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
-    size = (max(1, round(img.width * mm[1])), max(1, round(img.height * mm[0])))
+    size = (max(1, round(img.width * mm[1] / pixel_mm)), max(1, round(img.height * mm[0] / pixel_mm)))
     return img.resize(size, Image.NEAREST) if size != img.size else img
 
 
@@ -147,6 +153,7 @@ def qc_picture(stored: np.ndarray, removed: np.ndarray | None, affine: np.ndarra
     ras = _ras(stored, affine)
     gone = _ras(removed, affine) if removed is not None else None
     zooms = ras_zooms(affine)
+    pixel_mm = float(np.clip(zooms.min(), 1.0, PIXEL_MM))
     steps = np.maximum(1, np.ceil(RENDER_MM / zooms - 0.25)).astype(int)  # 1 mm -> 3, 1.5 mm -> 2
     grid = tuple(slice(None, None, int(s)) for s in steps)
     small = ras[grid].astype(np.float32) * np.float32(slope) + np.float32(inter)
@@ -162,23 +169,25 @@ def qc_picture(stored: np.ndarray, removed: np.ndarray | None, affine: np.ndarra
     lo, hi = float(np.percentile(kept, 1)), float(np.percentile(kept, 99.5))
     panels = []
     for frac in SLICES:
-        x = int(round(right - frac * (right - left)))  # from the subject's right
+        x = round(right - frac * (right - left))  # from the subject's right
         plane = np.asarray(ras[x], np.float32) * np.float32(slope) + np.float32(inter)
         rgb = _tint_removed(_grey(plane, lo, hi), np.asarray(gone[x]) if gone is not None else None, plane > threshold)
-        panels.append(_panel(_upright(rgb), (zooms[2], zooms[1])))
+        panels.append(_panel(_upright(rgb), (zooms[2], zooms[1]), pixel_mm))
     render_mm = zooms * steps
     # the front seen from the anterior end (the subject's right on the viewer's left), the side
     # from the subject's right (anterior on the viewer's right)
     front = _surface(solid, small_gone, 1, render_mm)[::-1]
     side = _surface(solid, small_gone, 0, render_mm)
-    panels.append(_panel(_upright(front), (render_mm[2], render_mm[0])))
-    panels.append(_panel(_upright(side), (render_mm[2], render_mm[1])))
+    panels.append(_panel(_upright(front), (render_mm[2], render_mm[0]), pixel_mm))
+    panels.append(_panel(_upright(side), (render_mm[2], render_mm[1]), pixel_mm))
     height = max(p.height for p in panels)
     sheet = Image.new("RGB", (sum(p.width + 4 for p in panels), height))
     x = 0
     for p in panels:
         sheet.paste(p, (x, height - p.height))
         x += p.width + 4
-    sheet.save(out, compress_level=1)
-    out.chmod(0o600)
+    # owner-only from its creation: the picture shows the face
+    with open(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
+        sheet.save(fh, format="PNG", compress_level=1)
+    out.chmod(0o600)  # a file that was there before keeps its mode through O_CREAT
     return out
