@@ -20,7 +20,6 @@ import hashlib
 import io
 import json
 import re
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ import numpy as np
 
 from ..errors import CorruptInputError, DeidentificationError, MissingDependencyError, UnsupportedInputError
 from ..handlers.base import Released
+from . import gz
 
 if TYPE_CHECKING:
     from ..pseudonym import Keyring
@@ -85,10 +85,7 @@ def _open(path: Path, digests: list[str] | None = None) -> bytes:
     if digests is not None:
         digests.append(hashlib.sha256(data).hexdigest())
     if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise CorruptInputError(f"the gzip stream is broken ({type(exc).__name__})") from None
+        data = gz.decompress(data)
     return data
 
 
@@ -182,18 +179,33 @@ def clean_header(header: Any, kind: str) -> Any:
     return header
 
 
-def volume_bytes(vol: Volume, raw: np.ndarray) -> tuple[bytes, bytes | None]:
-    """(header file, data file or None): a single NIfTI file, or an Analyze pair."""
+def volume_parts(vol: Volume, raw: np.ndarray) -> tuple[bytes, memoryview | bytes, bool]:
+    """(cleaned header block, the stored values in file order, whether they follow the header in
+    one file): the values are a view of ``raw``'s memory where it is in file (Fortran) order, a
+    copy only where it is not."""
     header = clean_header(vol.header, vol.source_kind)
-    data = np.asarray(raw, dtype=vol.raw.dtype).tobytes(order="F")
+    values = np.asarray(raw, dtype=vol.raw.dtype)
+    data: memoryview | bytes
+    if values.flags.f_contiguous:
+        # the transpose of a Fortran array is C-ordered: its bytes, in any dtype and byte order
+        data = memoryview(values.T.reshape(-1).view(np.uint8))
+    else:
+        data = values.tobytes(order="F")
     if vol.single_file:
         offset = 544 if vol.source_kind == "nifti2" else 352
         header["vox_offset"] = offset
-        block = header.binaryblock
-        body = block + b"\x00\x00\x00\x00"  # no extensions
-        return body.ljust(offset, b"\x00") + data, None
+        block = header.binaryblock + b"\x00\x00\x00\x00"  # no extensions
+        return block.ljust(offset, b"\x00"), data, True
     header["vox_offset"] = 0
-    return header.binaryblock, data
+    return header.binaryblock, data, False
+
+
+def volume_bytes(vol: Volume, raw: np.ndarray) -> tuple[bytes, bytes | None]:
+    """(header file, data file or None): a single NIfTI file, or an Analyze pair."""
+    head, data, single = volume_parts(vol, raw)
+    if single:
+        return b"".join((head, data)), None
+    return head, bytes(data)
 
 
 def clean_sidecar(text: bytes) -> bytes:
@@ -266,17 +278,17 @@ def deidentify_volume(path: Path, keyring: Keyring, *, fill: str = "background",
         new_raw = out.reshape(raw.shape, order="F")
     else:
         new_raw = raw
-    head, data = volume_bytes(vol, new_raw)
+    head, data, single = volume_parts(vol, new_raw)
     token = keyring.token("volume", vol.digest)
-    if vol.single_file:
-        blob = gzip.compress(head, compresslevel=1, mtime=0) if path.name.lower().endswith(".gz") or vol.source_kind == "minc" else head
-        ext = ".nii.gz" if blob is not head else ".nii"
+    if single:
+        gzipped = path.name.lower().endswith(".gz") or vol.source_kind == "minc"
+        blob = gz.compress((head, data)) if gzipped else b"".join((head, data))
+        ext = ".nii.gz" if gzipped else ".nii"
         released = Released(blob, f"volumes/{token}{ext}", {}, None, {"defaced": int(result.status == "defaced")})
         extra: list[tuple[str, bytes]] = []
     else:
         released = Released(head, f"volumes/{token}.hdr", {}, None, {"defaced": int(result.status == "defaced")})
-        assert data is not None
-        extra = [(f"volumes/{token}.img", data)]
+        extra = [(f"volumes/{token}.img", bytes(data))]
     if sidecar_path is not None:
         extra.append((f"volumes/{token}.json", clean_sidecar(sidecar_path.read_bytes())))
     qc = {"status": result.status, "modality": modality, "brain_ml": round(result.brain_ml),

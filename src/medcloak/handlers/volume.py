@@ -89,11 +89,10 @@ def deidentify(task: Task, job: Job) -> list[Released]:
 
             folder = Path(job.audit) / "qc"
             folder.mkdir(exist_ok=True, mode=0o700)
-            slope, inter = result.qc["_scale"]
-            before = result.qc["_stored"].astype("float32") * slope + inter
-            qc_picture(before, result.qc["_after_mask"], result.qc["_affine"], folder / f"{result.qc['token']}.png")
+            qc_picture(result.qc["_stored"], result.qc["_after_mask"], result.qc["_affine"],
+                       folder / f"{result.qc['token']}.png", scale=result.qc["_scale"], modality=result.qc["modality"])
         except ImportError:
-            log.warning("QC pictures need scikit-image and Pillow: none written")
+            log.warning("QC pictures need Pillow: none written")
     counts = dict(result.released.counts)
     counts["no-head" if result.qc["status"] == "no-head" else "defaced"] = 1
     return [dataclasses.replace(result.released, counts=counts, extra=tuple(result.extra))]
