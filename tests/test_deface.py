@@ -125,7 +125,10 @@ def test_oblique_grid(robex) -> None:  # type: ignore[no-untyped-def]
     reference = deface_mask(data, affine, "MR").mask
     inside = ndimage.affine_transform(np.ones(data.shape, np.float32), inverse, offset=centre - inverse @ centre, order=0) > 0.5
     dice = 2 * (back & reference & inside).sum() / ((back & inside).sum() + (reference & inside).sum())
-    assert dice >= 0.99, dice
+    # this 1.5 mm head is analysed on a grid of 3 mm blocks (it was analysed voxel by voxel until
+    # the blocks were made nearest to 3 mm): the face zone's planes, placed from the coarse brain
+    # estimate, move by up to half a block with the tilt (full grid: 0.994; 3 mm blocks: 0.985)
+    assert dice >= 0.98, dice
     check_brain_kept(back & inside, brain, affine)
 
 

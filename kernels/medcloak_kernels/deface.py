@@ -68,8 +68,11 @@ def face_zone(
     plane ``mid_x``, between the axial planes ``ear_lo`` and ``ear_hi`` and the coronal planes
     ``ear_back`` and ``ear_front``.
 
+    Whatever the margin, a voxel within one of the balls that follow in ``params`` (the eyes) is
+    removed too.
+
     ``params``: margin, front, top, ears (0/1), mid_x, ear_x, ear_lo, ear_hi, ear_back, ear_front,
-    bottom.
+    bottom, then for each ball its centre (world x, y, z) and radius.
 
     Returns the mask and how many removed voxels lie in ``head`` (a coarse mask on the same
     cropped grid as ``dist_sq``).
@@ -84,6 +87,7 @@ def face_zone(
     ears = params[3] > 0.5
     mid_x, ear_x, ear_lo, ear_hi, ear_back, ear_front = params[4], params[5], params[6], params[7], params[8], params[9]
     bottom = params[10]
+    balls = (params.shape[0] - 11) // 4
     out = np.zeros((nx, ny, nz), np.bool_)
     counts = np.zeros(nx, np.int64)
     for i in numba.prange(nx):
@@ -93,12 +97,17 @@ def face_zone(
             for k in range(nz):
                 bk = block_of(k, fz, gz) - sz
                 inside = 0 <= bi < cx and 0 <= bj < cy and 0 <= bk < cz
-                if inside and dist_sq[bi, bj, bk] <= margin_sq:
-                    continue
                 x = affine[0, 0] * i + affine[0, 1] * j + affine[0, 2] * k + affine[0, 3]
                 a = affine[1, 0] * i + affine[1, 1] * j + affine[1, 2] * k + affine[1, 3]
                 s = affine[2, 0] * i + affine[2, 1] * j + affine[2, 2] * k + affine[2, 3]
-                if (a > front and bottom < s < top) or (
+                ball = False
+                for b in range(balls):
+                    p = params[11 + 4 * b : 15 + 4 * b]
+                    if (x - p[0]) ** 2 + (a - p[1]) ** 2 + (s - p[2]) ** 2 <= p[3] * p[3]:
+                        ball = True
+                if not ball and inside and dist_sq[bi, bj, bk] <= margin_sq:
+                    continue
+                if ball or (a > front and bottom < s < top) or (
                     ears and abs(x - mid_x) > ear_x and ear_lo < s < ear_hi and ear_back < a < ear_front
                 ):
                     out[i, j, k] = True
