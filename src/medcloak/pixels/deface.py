@@ -175,6 +175,9 @@ MIN_SHARE = 0.25
 MARGIN_MM = {"MR": 9.0, "CT": 5.0, "PT": 5.0}
 #: radius of the eye globe removed (mm, times the head's size): an adult globe is 24 mm across
 EYE_MM = 12.0
+#: the part of the brain estimate no eye ball may reach into by more than 2 mm: the estimate shrunk
+#: by this (mm; see :func:`_eyes`)
+EYE_GUARD_MM = 8.0
 #: tissue thresholds tried, as fractions of the second Otsu split, from the most inclusive
 FRACTIONS = (0.6, 0.8, 1.0, 1.2, 1.4, 1.6)
 #: the most of its surface a brain estimate may have within 3 mm of the outside of the head
@@ -235,6 +238,7 @@ def _brain(
         return _fill(_grow(hot, 6.0, zooms) & head), ml
     if modality == "CT":
         tissues = [head & (v > -10) & (v < 90)]
+        second = 0.0
         tissue_floor = -20.0  # the take-back below: fluid and soft tissue, not air or fat
     else:
         # two Otsu splits: the first parts white from grey matter, the second (below it) grey
@@ -243,11 +247,64 @@ def _brain(
         second = _otsu(inside[inside < _otsu(inside)])
         tissues = [head & (v > f * second) for f in FRACTIONS]
         tissue_floor = 0.5 * FRACTIONS[0] * second
+    start = (0, 0)
+    if modality == "MR" and float(zooms.max()) <= 3.5 and v.size > 100_000:
+        # find the first plausible candidate on a grid twice as coarse (an eighth of the voxels),
+        # then start there (one erosion less) on this grid: most of the search's distance
+        # transforms are done on the small grid
+        v2, head2, zooms2, affine2 = _halve(v, head, zooms, affine)
+        tissues2 = [head2 & (v2 > f * second) for f in FRACTIONS]
+        hit = _first(v2, head2, tissues2, zooms2, voxel_ml * 8, affine2, lo, hi, size, (0, 0))
+        if hit is not None:
+            start = (max(0, hit[0] - 1), 0)
+    found = _first(v, head, tissues, zooms, voxel_ml, affine, lo, hi, size, start, outside_sq)
+    if found is None and start != (0, 0):
+        found = _first(v, head, tissues, zooms, voxel_ml, affine, lo, hi, size, (0, 0), outside_sq)
+    if found is None:
+        return None
+    brain, ml = found[2], found[3]
+    # the erosion cost the thin parts of the cortex: take back the tissue within 3 mm of the
+    # estimate (the skull keeps the scalp further away than that)
+    near = (_dist_sq(brain, zooms) <= 9.0) & head & (v > tissue_floor)
+    return _fill(brain | near), ml
+
+
+def _halve(
+    v: np.ndarray, head: np.ndarray, zooms: np.ndarray, affine: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``v`` and ``head`` on a grid of blocks of 2 x 2 x 2 voxels (means; a head block is at least
+    half head), with its voxel size and affine."""
+    pad = [(0, n % 2) for n in v.shape]
+    vv = np.pad(v, pad, mode="edge")
+    hh = np.pad(head.astype(np.float32), pad)
+    shape = [n // 2 for n in vv.shape]
+
+    def mean(a: np.ndarray) -> np.ndarray:
+        return a.reshape(shape[0], 2, shape[1], 2, shape[2], 2).mean(axis=(1, 3, 5))
+
+    affine2 = affine @ np.diag([2.0, 2.0, 2.0, 1.0])
+    affine2[:3, 3] = affine[:3, :3] @ np.full(3, 0.5) + affine[:3, 3]
+    return np.ascontiguousarray(mean(vv), np.float32), np.ascontiguousarray(mean(hh) >= 0.5), zooms * 2, affine2
+
+
+def _first(
+    v: np.ndarray, head: np.ndarray, tissues: list[np.ndarray], zooms: np.ndarray, voxel_ml: float,
+    affine: np.ndarray, lo: float, hi: float, size: float, start: tuple[int, int],
+    outside_sq: np.ndarray | None = None,
+) -> tuple[int, int, np.ndarray, float] | None:
+    """The first plausible brain candidate, from threshold ``start[0]`` and, on it, erosion
+    ``start[1]`` on: (threshold index, erosion index, candidate, ml), or None. A candidate is
+    the largest component of the tissue deeper than the erosion, grown back by it inside the
+    tissue, holes filled; it is plausible when its volume lies in [lo, hi] and little of its
+    surface comes near the outside of the head (:data:`TOUCH`)."""
+    if outside_sq is None:
+        outside_sq = _dist_sq(~head, zooms)
     anterior = _coordinate(v.shape, affine, 1)
-    for tissue in tissues:
+    for t in range(start[0], len(tissues)):
+        tissue = tissues[t]
         depth = _dist_sq(~tissue, zooms)
-        for erode in EROSIONS:
-            erode = erode * max(size, 0.75)
+        for e in range(start[1] if t == start[0] else 0, len(EROSIONS)):
+            erode = EROSIONS[e] * max(size, 0.75)
             core = _largest(depth > erode * erode)
             core_ml = core.sum() * voxel_ml
             if core_ml < 0.25 * lo:
@@ -262,10 +319,7 @@ def _brain(
                 break  # eroded too far: try the next threshold
             centre = float(anterior[brain].mean())
             if _touch_fraction(brain, outside_sq, zooms, anterior > centre) <= TOUCH:
-                # the erosion cost the thin parts of the cortex: take back the tissue within
-                # 3 mm of the estimate (the skull keeps the scalp further away than that)
-                near = (_dist_sq(brain, zooms) <= 9.0) & head & (v > tissue_floor)
-                return _fill(brain | near), float(ml)
+                return t, e, brain, float(ml)
     return None
 
 
@@ -316,7 +370,13 @@ def _eyes(
     inner = _box_mean(v, np.maximum(1, np.round(5.0 * size / zooms)))
     outer = _box_mean(v, np.maximum(2, np.round(11.0 * size / zooms)))
     level = float(np.median(v[brain]))
-    box = head & (y > pole - 35 * size) & (y < pole + 5 * size)
+    # a globe lies outside the brain. The estimate reaches into the orbits (on a 3 mm grid the
+    # orbital roof is blurred away), so a globe may lie within it, but only at its edge: a dark
+    # spot whose ball would reach the estimate shrunk by EYE_GUARD_MM by more than 2 mm (a
+    # ventricle, a sulcus, a sinus against the brain) is not taken for an eye
+    core = _shrink(brain, EYE_GUARD_MM, zooms)
+    clear = _dist_sq(core, zooms) >= max(0.0, EYE_MM * size - 2.0) ** 2
+    box = head & clear & (y > pole - 35 * size) & (y < pole + 5 * size)
     box &= (z > pole_height - 65 * size) & (z < pole_height - 20 * size)
     found = []
     for side in (1.0, -1.0):
