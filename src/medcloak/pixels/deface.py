@@ -364,20 +364,28 @@ def _eyes(
     from the mid-sagittal plane, 35 mm behind to 5 mm in front of the frontal pole, 20-65 mm
     below the pole's height, all times ``size``), kept when it is clearly darker than both its
     surroundings and the brain."""
+    level = float(np.median(v[brain]))
     x = _coordinate(v.shape, affine, 0) - mid_x
     y = _coordinate(v.shape, affine, 1)
     z = _coordinate(v.shape, affine, 2)
+    box = head & (y > pole - 35 * size) & (y < pole + 5 * size)
+    box &= (z > pole_height - 65 * size) & (z < pole_height - 20 * size) & (np.abs(x) < 50 * size)
+    if not box.any():
+        return []
+    # the search needs only the orbits' box and the reach of the surroundings' mean around it
+    outer_r = np.maximum(2, np.round(11.0 * size / zooms)).astype(np.int64)
+    where = np.argwhere(box)
+    crop = tuple(slice(max(0, int(a) - int(r)), int(b) + int(r) + 1)
+                 for a, b, r in zip(where.min(axis=0), where.max(axis=0), outer_r))
+    v, head, brain, box, x, y, z = (a[crop] for a in (v, head, brain, box, x, y, z))
     inner = _box_mean(v, np.maximum(1, np.round(5.0 * size / zooms)))
-    outer = _box_mean(v, np.maximum(2, np.round(11.0 * size / zooms)))
-    level = float(np.median(v[brain]))
+    outer = _box_mean(v, outer_r)
     # a globe lies outside the brain. The estimate reaches into the orbits (on a 3 mm grid the
     # orbital roof is blurred away), so a globe may lie within it, but only at its edge: a dark
     # spot whose ball would reach the estimate shrunk by EYE_GUARD_MM by more than 2 mm (a
     # ventricle, a sulcus, a sinus against the brain) is not taken for an eye
     core = _shrink(brain, EYE_GUARD_MM, zooms)
-    clear = _dist_sq(core, zooms) >= max(0.0, EYE_MM * size - 2.0) ** 2
-    box = head & clear & (y > pole - 35 * size) & (y < pole + 5 * size)
-    box &= (z > pole_height - 65 * size) & (z < pole_height - 20 * size)
+    box &= _dist_sq(core, zooms) >= max(0.0, EYE_MM * size - 2.0) ** 2
     found = []
     for side in (1.0, -1.0):
         here = box & (side * x > 15 * size) & (side * x < 50 * size)
