@@ -250,8 +250,9 @@ def _brain(
     start = (0, 0)
     if modality == "MR" and float(zooms.max()) <= 3.5 and v.size > 100_000:
         # find the first plausible candidate on a grid twice as coarse (an eighth of the voxels),
-        # then start there (one erosion less) on this grid: most of the search's distance
-        # transforms are done on the small grid
+        # then search this grid from the threshold before it (the coarser grid finds its
+        # candidate a threshold late at most on the heads tried): fewer distance transforms on
+        # this grid; a search that finds nothing from there starts again from the first
         v2, head2, zooms2, affine2 = _halve(v, head, zooms, affine)
         tissues2 = [head2 & (v2 > f * second) for f in FRACTIONS]
         hit = _first(v2, head2, tissues2, zooms2, voxel_ml * 8, affine2, lo, hi, size, (0, 0))
@@ -443,6 +444,10 @@ def deface_mask(
     """The voxels of a head volume to remove. ``values`` are in real-world units (HU for CT)
     once multiplied by ``scale[0]`` and added ``scale[1]`` (stored values may be passed as they
     are, in any memory order: only the coarse grid is scaled).
+
+    Lengths (``behind_pole_mm``, ``above_pole_mm``, ``below_pole_mm``) are an adult's: they are
+    scaled by the head's size (``details["size"]`` of the result); ``margin_mm`` (by default
+    :data:`MARGIN_MM` of the modality) is not.
 
     Raises :class:`DeidentificationError` when the brain estimate or the removed volume is
     implausible (the volume must then not be released)."""
