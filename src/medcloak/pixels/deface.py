@@ -312,7 +312,14 @@ def _first(
                 break
             if core_ml > hi:
                 continue  # the estimate holds its core: too large already
-            brain = _fill(_largest((_dist_sq(core, zooms) <= erode * erode) & tissue))
+            # the regrown candidate lies within ``erode`` of the core: grow, label and fill in
+            # the core's box widened by that (and a voxel), the same as on the whole grid
+            where = np.argwhere(core)
+            reach = np.ceil(erode / zooms).astype(np.int64) + 1
+            box = tuple(slice(max(0, int(a - r)), int(b + r + 1))
+                        for a, b, r in zip(where.min(axis=0), where.max(axis=0), reach))
+            brain = np.zeros_like(core)
+            brain[box] = _fill(_largest((_dist_sq(core[box], zooms) <= erode * erode) & tissue[box]))
             ml = brain.sum() * voxel_ml
             if ml > hi:
                 continue  # still joined to the scalp: erode more
