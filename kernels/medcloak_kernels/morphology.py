@@ -97,15 +97,27 @@ def _edt_axis1(d: np.ndarray, step: float) -> None:
                 d[a, b, c] = out[b]
 
 
+#: the same passes compiled without threads: on a small volume (a coarse analysis grid) starting
+#: and joining threads costs more than the work, and far more on a busy machine
+_binary_last_axis_serial = kernel(_binary_last_axis.py_func)
+_edt_axis1_serial = kernel(_edt_axis1.py_func)
+#: volumes of fewer voxels than this take the serial passes
+SERIAL_BELOW = 1 << 20
+
+
 def edt_sq(mask: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     """Squared Euclidean distance (in the units of ``spacing``) from every voxel to the nearest
     True voxel of ``mask`` (0 on it); :data:`INF` everywhere when the mask is empty.
 
     One pass per axis: the first, along the contiguous last axis of the binary mask, is a plain
-    scan; the others take the lower envelope of parabolas along each line."""
-    d = _binary_last_axis(np.ascontiguousarray(mask, dtype=np.bool_), float(spacing[2]))
-    _edt_axis1(d, float(spacing[1]))
-    _edt_axis1(d.transpose(1, 0, 2), float(spacing[0]))  # a view: axis 0 becomes axis 1
+    scan; the others take the lower envelope of parabolas along each line. Volumes smaller than
+    :data:`SERIAL_BELOW` voxels are done on one thread (the same code)."""
+    serial = mask.size < SERIAL_BELOW
+    first = _binary_last_axis_serial if serial else _binary_last_axis
+    other = _edt_axis1_serial if serial else _edt_axis1
+    d = first(np.ascontiguousarray(mask, dtype=np.bool_), float(spacing[2]))
+    other(d, float(spacing[1]))
+    other(d.transpose(1, 0, 2), float(spacing[0]))  # a view: axis 0 becomes axis 1
     return d
 
 

@@ -83,6 +83,25 @@ def test_edt_matches_brute_force(vol, spacing) -> None:  # type: ignore[no-untyp
         assert np.allclose(got, ref, rtol=1e-9, atol=1e-9)
 
 
+@settings(max_examples=30, deadline=None)
+@given(volumes, st.tuples(st.floats(0.3, 3.0), st.floats(0.3, 3.0), st.floats(0.3, 3.0)))
+def test_edt_threaded_passes_match_brute_force(vol, spacing) -> None:  # type: ignore[no-untyped-def]
+    """Small volumes take the serial passes; the threaded ones (large volumes) give the same."""
+    from medcloak_kernels import morphology
+
+    mask, _ = _random(vol)
+    saved = morphology.SERIAL_BELOW
+    morphology.SERIAL_BELOW = 0
+    try:
+        got = edt_sq(mask, np.array(spacing))
+    finally:
+        morphology.SERIAL_BELOW = saved
+    if mask.any():
+        assert np.allclose(got, reference_edt_sq(mask, spacing), rtol=1e-9, atol=1e-9)
+    else:
+        assert (got >= INF).all()
+
+
 @pytest.mark.parametrize("shape", [(1, 1, 1), (1, 5, 1), (9, 1, 1), (3, 3, 3)])
 def test_edt_edges(shape) -> None:  # type: ignore[no-untyped-def]
     full = np.ones(shape, bool)
@@ -145,19 +164,22 @@ def test_block_mean_matches_reference(vol, factors, offsets) -> None:  # type: i
 
 
 def reference_face_zone(shape, affine, factors, offsets, start, dist_sq, head, params):  # type: ignore[no-untyped-def]
-    margin, front, top, ears, mid_x, ear_x, ear_lo, ear_hi, ear_back, ear_front, bottom = params
+    margin, front, top, ears, mid_x, ear_x, ear_lo, ear_hi, ear_back, ear_front, bottom = params[:11]
+    balls = np.asarray(params[11:]).reshape(-1, 4)
     out = np.zeros(shape, bool)
     count = 0
     for idx in itertools.product(*(range(n) for n in shape)):
         coarse = tuple((i + o) // f - o // f - s for i, f, o, s in zip(idx, factors, offsets, start))
         inside = all(0 <= c < n for c, n in zip(coarse, dist_sq.shape))
-        if inside and dist_sq[coarse] <= margin**2:
+        point = (affine @ np.array([*idx, 1.0]))[:3]
+        ball = any(((point - b[:3]) ** 2).sum() <= b[3] ** 2 for b in balls)
+        if not ball and inside and dist_sq[coarse] <= margin**2:
             continue
-        x, a, s = (affine @ np.array([*idx, 1.0]))[:3]
+        x, a, s = point
         face = a > front and bottom < s < top
         ear = ears > 0.5 and abs(x - mid_x) > ear_x and ear_lo < s < ear_hi and ear_back < a < ear_front
-        out[idx] = face or ear
-        count += int((face or ear) and inside and bool(head[coarse]))
+        out[idx] = face or ear or ball
+        count += int((face or ear or ball) and inside and bool(head[coarse]))
     return out, count
 
 
@@ -175,8 +197,9 @@ def test_face_zone_matches_reference(nx, ny, nz, f, seed, ears) -> None:  # type
     crop = tuple(max(1, c - int(s) - int(rng.integers(0, 2))) for c, s in zip(coarse, start))
     dist_sq = (rng.random(crop) * 30).astype(np.float32)
     head = rng.random(crop) < 0.5
+    balls = [[*(rng.normal(size=3) * 4), abs(rng.normal()) * 4] for _ in range(int(rng.integers(0, 3)))]
     params = np.array([2.0, rng.normal() * 3, rng.normal() * 3, float(ears), 0.0, 1.0, -5.0, 5.0, -5.0, 5.0,
-                       rng.normal() * 3 - 3])
+                       rng.normal() * 3 - 3, *(v for b in balls for v in b)])
     got, count = face_zone(np.array([nx, ny, nz], np.int64), affine, factors, offsets, start, dist_sq, head, params)
     ref, ref_count = reference_face_zone((nx, ny, nz), affine, factors, offsets, start, dist_sq, head, params)
     assert np.array_equal(got, ref) and count == ref_count

@@ -2,7 +2,7 @@
 
 The image is never resampled: directions come from the affine (voxel indices to world RAS
 millimetres), so any axis order, oblique or gantry-tilted grid is handled as it is. The analysis
-runs on a coarse grid (blocks of about 2 mm, by block means); only the final face zone is decided
+runs on a coarse grid (blocks of about 3 mm, by block means); only the final face zone is decided
 per voxel of the full grid, by :func:`medcloak_kernels.deface.face_zone`.
 
 1. **Head**: voxels above a head threshold, minus the background connected to the volume's
@@ -12,12 +12,20 @@ per voxel of the full grid, by :func:`medcloak_kernels.deface.face_zone`.
    orbits), grown back, holes filled. CT: 0-90 HU inside the skull, likewise. PET: the hot region
    (above 40 % of the 99.5th percentile), holes filled.
 3. **Face zone**: every voxel at least ``margin`` millimetres from the brain estimate that lies
-   in front of the coronal plane ``behind_pole_mm`` (70 mm) behind the frontal pole,
+   in front of the coronal plane ``behind_pole_mm`` (55 mm: further back, the zone's back
+   plane cuts the temporal poles and the floor of the brain that a slightly small estimate
+   misses) behind the frontal pole,
    above the axial plane ``below_pole_mm`` (160 mm) below it (the chin is 110-130 mm below the
    brows: a whole-body scan keeps the front of its neck and trunk) and
-   below the axial plane a little above the brain's frontal pole. The distance envelope, not a
-   plane alone, is what removes the eyes under the frontal lobes while the brain keeps its margin.
+   below the axial plane a little above the brain's frontal pole. The margin (9 mm on MR, 5 mm
+   on CT and PET) is wide enough for an estimate that misses a little of the blurred underside
+   of the frontal lobe; the eye globe, which lies only 1-5 mm under the orbitofrontal cortex, is
+   then removed on its own (MR): on each side, the darkest spot against its surroundings in the
+   orbit's box below and behind the frontal pole (vitreous in orbital fat), a ball of 12 mm.
    Optionally the ears: lateral to the brain by the margin, at the level of the temporal lobes.
+   Lengths along the head (these planes, the brain's reach below the vertex, the erosions) and
+   the plausible brain volumes scale with the head's breadth: a child's head (head circumference
+   from 40 cm) is defaced by a child's measures, not refused by an adult's.
 4. **Fail closed**: a brain estimate of implausible volume, one touching the head's surface, or a
    removed volume out of range raises :class:`DeidentificationError`. A CT or PET volume with
    nothing brain-like (a body without its head in the field of view) is reported ``no-head``.
@@ -33,13 +41,19 @@ import numpy as np
 from ..errors import DeidentificationError
 
 MODALITIES = ("MR", "CT", "PT")
-#: plausible brain estimate (ml); the lower bound for PET is the hot grey matter only
-BRAIN_ML = {"MR": (700.0, 1700.0), "CT": (600.0, 1700.0), "PT": (350.0, 2500.0)}
+#: plausible brain estimate (ml) of an adult-sized head (scaled by the cube of the head's size,
+#: :func:`_size`); the lower bound for PET is the hot grey matter only
+BRAIN_ML = {"MR": (550.0, 2100.0), "CT": (550.0, 2100.0), "PT": (350.0, 2500.0)}
 ANALYSIS_MM = 3.0
 CLOSING_MM = 8.0
 #: the brain lies within this distance below the top of the head (vertex to foramen magnum is
 #: about 120-130 mm in adults)
 BRAIN_REACH_MM = 150.0
+#: an adult head's breadth (mm) in the slab :data:`BREADTH_SLAB_MM` below its top; lengths and
+#: volumes of the analysis scale with the head's breadth over this
+ADULT_BREADTH_MM = 155.0
+BREADTH_SLAB_MM = 60.0
+SIZE_RANGE = (0.5, 1.3)
 
 
 @dataclass
@@ -151,6 +165,19 @@ def _touch_fraction(
     return float(near[surface].mean())
 
 
+#: the least share of the head's top (within the brain's reach) an MR or CT brain estimate fills
+#: (adults and the child's head here: 0.4-0.6)
+MIN_SHARE = 0.25
+#: the least distance (mm) of the face zone from the brain estimate: wide on MR, whose estimate can
+#: miss the blurred underside of the frontal lobe (the eyes, found on their own, go whatever
+#: the margin); CT and PET estimates (0-90 HU inside the skull; the hot region grown by the
+#: scanner's blur) reach the brain's surface
+MARGIN_MM = {"MR": 9.0, "CT": 5.0, "PT": 5.0}
+#: radius of the eye globe removed (mm, times the head's size): an adult globe is 24 mm across
+EYE_MM = 12.0
+#: the part of the brain estimate no eye ball may reach into by more than 2 mm: the estimate shrunk
+#: by this (mm; see :func:`_eyes`)
+EYE_GUARD_MM = 8.0
 #: tissue thresholds tried, as fractions of the second Otsu split, from the most inclusive
 FRACTIONS = (0.6, 0.8, 1.0, 1.2, 1.4, 1.6)
 #: the most of its surface a brain estimate may have within 3 mm of the outside of the head
@@ -168,16 +195,40 @@ def _coordinate(shape: tuple[int, ...], affine: np.ndarray, axis: int) -> np.nda
     return (row[0] * i + row[1] * j + row[2] * k + row[3]).astype(np.float32)
 
 
+def _size(head: np.ndarray, affine: np.ndarray) -> float:
+    """The head's size relative to an adult's: its left-right breadth (world x extent) within
+    :data:`BREADTH_SLAB_MM` below its top, over :data:`ADULT_BREADTH_MM`, within
+    :data:`SIZE_RANGE` (the slab is scaled by a first estimate of the size). A child's head
+    (head circumference 40 cm) gives about 0.7; the body below a head (shoulders) lies further down
+    than the slab."""
+    if not head.any():
+        return 1.0
+    height = _coordinate(head.shape, affine, 2)
+    top = float(height[head].max())
+    x = _coordinate(head.shape, affine, 0)
+    size = 1.0
+    for _ in range(2):  # the slab scales with the head too
+        inside = x[head & (height > top - BREADTH_SLAB_MM * size)]
+        size = float(np.clip((inside.max() - inside.min()) / ADULT_BREADTH_MM, *SIZE_RANGE))
+    return size
+
+
 def _brain(
-    v: np.ndarray, head: np.ndarray, modality: str, zooms: np.ndarray, voxel_ml: float, affine: np.ndarray
+    v: np.ndarray, head: np.ndarray, modality: str, zooms: np.ndarray, voxel_ml: float, affine: np.ndarray,
+    size: float = 1.0,
 ) -> tuple[np.ndarray, float] | None:
     """The brain estimate and the volume (ml) that passed the plausibility test (before the
     thin cortex is taken back), or None when no candidate is plausible. Candidates lie within
-    :data:`BRAIN_REACH_MM` below the top of the head: the neck never joins them."""
-    lo, hi = BRAIN_ML[modality]
+    :data:`BRAIN_REACH_MM` below the top of the head: the neck never joins them. Volume bounds,
+    reach and erosions scale with the head's ``size`` (see :func:`_size`): a child's head is
+    judged by a child's measures."""
+    lo, hi = (b * size**3 for b in BRAIN_ML[modality])
     outside_sq = _dist_sq(~head, zooms)
     height = _coordinate(v.shape, affine, 2)
-    head = head & (height > float(height[head].max()) - BRAIN_REACH_MM) if head.any() else head
+    head = head & (height > float(height[head].max()) - BRAIN_REACH_MM * size) if head.any() else head
+    if modality != "PT":
+        # the brain fills a good part of the head's top: a blob deep in a block of tissue does not
+        lo = max(lo, MIN_SHARE * float(head.sum()) * voxel_ml)
     if modality == "PT":
         # the hot region, grown by 6 mm: the scanner's resolution (6-8 mm) blurs the brain's
         # edge, so a threshold at 40 % of the peak lies inside it
@@ -187,6 +238,7 @@ def _brain(
         return _fill(_grow(hot, 6.0, zooms) & head), ml
     if modality == "CT":
         tissues = [head & (v > -10) & (v < 90)]
+        second = 0.0
         tissue_floor = -20.0  # the take-back below: fluid and soft tissue, not air or fat
     else:
         # two Otsu splits: the first parts white from grey matter, the second (below it) grey
@@ -195,17 +247,79 @@ def _brain(
         second = _otsu(inside[inside < _otsu(inside)])
         tissues = [head & (v > f * second) for f in FRACTIONS]
         tissue_floor = 0.5 * FRACTIONS[0] * second
+    start = (0, 0)
+    if modality == "MR" and float(zooms.max()) <= 3.5 and v.size > 100_000:
+        # find the first plausible candidate on a grid twice as coarse (an eighth of the voxels),
+        # then search this grid from the threshold before it (the coarser grid finds its
+        # candidate a threshold late at most on the heads tried): fewer distance transforms on
+        # this grid; a search that finds nothing from there starts again from the first
+        v2, head2, zooms2, affine2 = _halve(v, head, zooms, affine)
+        tissues2 = [head2 & (v2 > f * second) for f in FRACTIONS]
+        hit = _first(v2, head2, tissues2, zooms2, voxel_ml * 8, affine2, lo, hi, size, (0, 0))
+        if hit is not None:
+            start = (max(0, hit[0] - 1), 0)
+    found = _first(v, head, tissues, zooms, voxel_ml, affine, lo, hi, size, start, outside_sq)
+    if found is None and start != (0, 0):
+        found = _first(v, head, tissues, zooms, voxel_ml, affine, lo, hi, size, (0, 0), outside_sq)
+    if found is None:
+        return None
+    brain, ml = found[2], found[3]
+    # the erosion cost the thin parts of the cortex: take back the tissue within 3 mm of the
+    # estimate (the skull keeps the scalp further away than that)
+    near = (_dist_sq(brain, zooms) <= 9.0) & head & (v > tissue_floor)
+    return _fill(brain | near), ml
+
+
+def _halve(
+    v: np.ndarray, head: np.ndarray, zooms: np.ndarray, affine: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``v`` and ``head`` on a grid of blocks of 2 x 2 x 2 voxels (means; a head block is at least
+    half head), with its voxel size and affine."""
+    pad = [(0, n % 2) for n in v.shape]
+    vv = np.pad(v, pad, mode="edge")
+    hh = np.pad(head.astype(np.float32), pad)
+    shape = [n // 2 for n in vv.shape]
+
+    def mean(a: np.ndarray) -> np.ndarray:
+        return a.reshape(shape[0], 2, shape[1], 2, shape[2], 2).mean(axis=(1, 3, 5))
+
+    affine2 = affine @ np.diag([2.0, 2.0, 2.0, 1.0])
+    affine2[:3, 3] = affine[:3, :3] @ np.full(3, 0.5) + affine[:3, 3]
+    return np.ascontiguousarray(mean(vv), np.float32), np.ascontiguousarray(mean(hh) >= 0.5), zooms * 2, affine2
+
+
+def _first(
+    v: np.ndarray, head: np.ndarray, tissues: list[np.ndarray], zooms: np.ndarray, voxel_ml: float,
+    affine: np.ndarray, lo: float, hi: float, size: float, start: tuple[int, int],
+    outside_sq: np.ndarray | None = None,
+) -> tuple[int, int, np.ndarray, float] | None:
+    """The first plausible brain candidate, from threshold ``start[0]`` and, on it, erosion
+    ``start[1]`` on: (threshold index, erosion index, candidate, ml), or None. A candidate is
+    the largest component of the tissue deeper than the erosion, grown back by it inside the
+    tissue, holes filled; it is plausible when its volume lies in [lo, hi] and little of its
+    surface comes near the outside of the head (:data:`TOUCH`)."""
+    if outside_sq is None:
+        outside_sq = _dist_sq(~head, zooms)
     anterior = _coordinate(v.shape, affine, 1)
-    for tissue in tissues:
+    for t in range(start[0], len(tissues)):
+        tissue = tissues[t]
         depth = _dist_sq(~tissue, zooms)
-        for erode in EROSIONS:
+        for e in range(start[1] if t == start[0] else 0, len(EROSIONS)):
+            erode = EROSIONS[e] * max(size, 0.75)
             core = _largest(depth > erode * erode)
             core_ml = core.sum() * voxel_ml
             if core_ml < 0.25 * lo:
                 break
             if core_ml > hi:
                 continue  # the estimate holds its core: too large already
-            brain = _fill(_largest((_dist_sq(core, zooms) <= erode * erode) & tissue))
+            # the regrown candidate lies within ``erode`` of the core: grow, label and fill in
+            # the core's box widened by that (and a voxel), the same as on the whole grid
+            where = np.argwhere(core)
+            reach = np.ceil(erode / zooms).astype(np.int64) + 1
+            box = tuple(slice(max(0, int(a - r)), int(b + r + 1))
+                        for a, b, r in zip(where.min(axis=0), where.max(axis=0), reach))
+            brain = np.zeros_like(core)
+            brain[box] = _fill(_largest((_dist_sq(core[box], zooms) <= erode * erode) & tissue[box]))
             ml = brain.sum() * voxel_ml
             if ml > hi:
                 continue  # still joined to the scalp: erode more
@@ -213,10 +327,7 @@ def _brain(
                 break  # eroded too far: try the next threshold
             centre = float(anterior[brain].mean())
             if _touch_fraction(brain, outside_sq, zooms, anterior > centre) <= TOUCH:
-                # the erosion cost the thin parts of the cortex: take back the tissue within
-                # 3 mm of the estimate (the skull keeps the scalp further away than that)
-                near = (_dist_sq(brain, zooms) <= 9.0) & head & (v > tissue_floor)
-                return _fill(brain | near), float(ml)
+                return t, e, brain, float(ml)
     return None
 
 
@@ -233,21 +344,95 @@ def _brain_like(v: np.ndarray, head: np.ndarray, modality: str) -> bool:
     return bool(_largest(head & (v > 0.4 * top)).sum() > 0)
 
 
+def _box_mean(v: np.ndarray, radius: np.ndarray) -> np.ndarray:
+    """Mean of ``v`` over the box of ``radius`` voxels either side (clipped at the edges), by
+    cumulative sums along each axis."""
+    out = v.astype(np.float64)
+    for axis in range(3):
+        r = int(radius[axis])
+        if r == 0:
+            continue
+        n = out.shape[axis]
+        c = np.cumsum(out, axis=axis)
+        c = np.concatenate([np.zeros_like(np.take(c, [0], axis=axis)), c], axis=axis)
+        hi = np.minimum(np.arange(n) + r + 1, n)
+        lo = np.maximum(np.arange(n) - r, 0)
+        shape = [1, 1, 1]
+        shape[axis] = n
+        out = (np.take(c, hi, axis=axis) - np.take(c, lo, axis=axis)) / (hi - lo).reshape(shape)
+    return out
+
+
+def _eyes(
+    v: np.ndarray, head: np.ndarray, brain: np.ndarray, affine: np.ndarray, zooms: np.ndarray,
+    mid_x: float, pole: float, pole_height: float, size: float,
+) -> list[tuple[float, float, float]]:
+    """The centres (world mm) of the eye globes of a T1-weighted head: on each side, the darkest
+    spot (mean over about 10 mm) against its surroundings (about 20 mm) in the orbit's box (15-50 mm
+    from the mid-sagittal plane, 35 mm behind to 5 mm in front of the frontal pole, 20-65 mm
+    below the pole's height, all times ``size``), kept when it is clearly darker than both its
+    surroundings and the brain."""
+    level = float(np.median(v[brain]))
+    x = _coordinate(v.shape, affine, 0) - mid_x
+    y = _coordinate(v.shape, affine, 1)
+    z = _coordinate(v.shape, affine, 2)
+    box = head & (y > pole - 35 * size) & (y < pole + 5 * size)
+    box &= (z > pole_height - 65 * size) & (z < pole_height - 20 * size) & (np.abs(x) < 50 * size)
+    if not box.any():
+        return []
+    # the search needs only the orbits' box and the reach of the surroundings' mean around it
+    outer_r = np.maximum(2, np.round(11.0 * size / zooms)).astype(np.int64)
+    where = np.argwhere(box)
+    crop = tuple(slice(max(0, int(a) - int(r)), int(b) + int(r) + 1)
+                 for a, b, r in zip(where.min(axis=0), where.max(axis=0), outer_r))
+    v, head, brain, box, x, y, z = (a[crop] for a in (v, head, brain, box, x, y, z))
+    inner = _box_mean(v, np.maximum(1, np.round(5.0 * size / zooms)))
+    outer = _box_mean(v, outer_r)
+    # a globe lies outside the brain. The estimate reaches into the orbits (on a 3 mm grid the
+    # orbital roof is blurred away), so a globe may lie within it, but only at its edge: a dark
+    # spot whose ball would reach the estimate shrunk by EYE_GUARD_MM by more than 2 mm (a
+    # ventricle, a sulcus, a sinus against the brain) is not taken for an eye
+    core = _shrink(brain, EYE_GUARD_MM, zooms)
+    box &= _dist_sq(core, zooms) >= max(0.0, EYE_MM * size - 2.0) ** 2
+    found = []
+    for side in (1.0, -1.0):
+        here = box & (side * x > 15 * size) & (side * x < 50 * size)
+        if not here.any():
+            continue
+        score = np.where(here, inner - outer, np.inf)
+        at = np.unravel_index(int(np.argmin(score)), v.shape)
+        if not 0.2 * level < inner[at] < min(0.8 * outer[at], 0.7 * level):  # vitreous, not air
+            continue
+        # the centre between voxels: the darkness-weighted mean of the 3x3x3 voxels around
+        near = tuple(slice(max(0, c - 1), c + 2) for c in at)
+        weight = np.clip(-score[near], 0, None)
+        weight = np.where(np.isfinite(weight), weight, 0.0)
+        total = float(weight.sum()) or 1.0
+        found.append(tuple(float((c[near] * weight).sum() / total) for c in (x + mid_x, y, z)))
+    return found
+
+
 def _blocks(affine: np.ndarray, zooms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Block sizes and offsets of the coarse analysis grid.
 
-    Sizes are odd (the largest odd number of voxels within :data:`ANALYSIS_MM`) and blocks are
-    anchored in world space: along each axis, voxel i lies at w = p0 / zoom + i voxels from the
-    world origin (p0 the origin's projection on the axis), and block boundaries lie at
-    w = k f - f / 2. That set of boundaries is the same when the axis is stored the other way
-    round (w becomes -w), and with odd f it never falls on a voxel centre, so a flipped or
-    permuted copy of a volume is cut into exactly the same blocks."""
-    raw = np.floor(ANALYSIS_MM / zooms + 1e-6).astype(np.int64)
-    factors = np.maximum(1, raw - (1 - raw % 2))  # the largest odd number not above
-    factors[raw < 1] = 1
+    Sizes are the number of voxels nearest to :data:`ANALYSIS_MM` (so 1.5 and 2 mm voxels are
+    analysed in blocks of 3 and 4 mm, not one by one), and blocks are anchored in world space:
+    along each axis, voxel i lies at w = p0 / zoom + i voxels from the world origin (p0 the
+    origin's projection on the axis), and block boundaries lie at w = k f - f / 2. That set of
+    boundaries is the same when the axis is stored the other way round (w becomes -w), so a
+    flipped or permuted copy of a volume is cut into the same blocks. A boundary can fall on voxel
+    centres only with an even f; those voxels then go to the block on the side the axis's main
+    world direction (R, A or S) points to, whichever way the axis is stored."""
+    factors = np.maximum(1, np.round(ANALYSIS_MM / zooms)).astype(np.int64)
     directions = affine[:3, :3] / zooms
     p0 = (directions * affine[:3, 3][:, None]).sum(axis=0) / zooms  # origin along each axis, in voxels
-    offsets = np.floor(p0 + factors / 2.0).astype(np.int64)
+    edge = p0 + factors / 2.0
+    offsets = np.floor(edge + 1e-6).astype(np.int64)
+    # voxel i is in block (i + offset) // f: a voxel on a boundary goes up the axis; for an axis
+    # stored against its main world direction, one offset less sends it down the axis instead
+    tie = np.abs(edge - np.round(edge)) < 1e-6
+    against = directions[np.abs(directions).argmax(axis=0), np.arange(3)] < 0
+    offsets -= (tie & against).astype(np.int64)
     return factors, offsets
 
 
@@ -256,8 +441,8 @@ def deface_mask(
     affine: np.ndarray,
     modality: str,
     *,
-    margin_mm: float = 5.0,
-    behind_pole_mm: float = 70.0,
+    margin_mm: float | None = None,
+    behind_pole_mm: float = 55.0,
     above_pole_mm: float = 15.0,
     below_pole_mm: float = 160.0,
     ears: bool = False,
@@ -267,12 +452,18 @@ def deface_mask(
     once multiplied by ``scale[0]`` and added ``scale[1]`` (stored values may be passed as they
     are, in any memory order: only the coarse grid is scaled).
 
+    Lengths (``behind_pole_mm``, ``above_pole_mm``, ``below_pole_mm``) are an adult's: they are
+    scaled by the head's size (``details["size"]`` of the result); ``margin_mm`` (by default
+    :data:`MARGIN_MM` of the modality) is not.
+
     Raises :class:`DeidentificationError` when the brain estimate or the removed volume is
     implausible (the volume must then not be released)."""
     from medcloak_kernels.deface import block_mean, face_zone
 
     if modality not in MODALITIES:
         raise DeidentificationError(f"defacing needs the modality MR, CT or PT, not {modality!r}")
+    if margin_mm is None:
+        margin_mm = MARGIN_MM[modality]
     if values.ndim != 3 or min(values.shape) < 8:
         raise DeidentificationError("defacing needs a 3-D volume of at least 8 voxels per axis")
     affine = np.asarray(affine, np.float64)
@@ -303,8 +494,9 @@ def deface_mask(
         small, head = np.ascontiguousarray(small[box]), np.ascontiguousarray(head[box])
         small_affine = small_affine.copy()
         small_affine[:3, 3] += small_affine[:3, :3] @ start
-    found = _brain(small, head, modality, small_zooms, voxel_ml, small_affine)
-    lo, hi = BRAIN_ML[modality]
+    size = _size(head, small_affine)
+    found = _brain(small, head, modality, small_zooms, voxel_ml, small_affine, size)
+    lo, hi = (b * size**3 for b in BRAIN_ML[modality])
     if found is None:
         if modality in ("CT", "PT") and not _brain_like(small, head, modality):
             return DefaceResult("no-head", None, 0.0, head_ml, 0.0, {"reason": "nothing brain-like in the field of view"})
@@ -326,22 +518,24 @@ def deface_mask(
     half_width = float(np.percentile(np.abs(world[:, 0] - centre[0]), 99))
     low = float(world[:, 2].min())
     diag = float(np.sqrt((small_zooms**2).sum()))
+    eyes = _eyes(small, head, brain, small_affine, small_zooms, centre[0], pole, pole_height, size) if modality == "MR" else []
     params = np.array([
         margin_mm + diag / 2,  # the coarse distance is off by half a coarse voxel at most
-        pole - behind_pole_mm,
-        pole_height + above_pole_mm,
+        pole - behind_pole_mm * size,
+        pole_height + above_pole_mm * size,
         1.0 if ears else 0.0,
         centre[0], half_width + margin_mm,
-        low, centre[2] + 10.0,
-        centre[1] - 45.0, centre[1] + 15.0,
-        pole_height - below_pole_mm,
+        low, centre[2] + 10.0 * size,
+        centre[1] - 45.0 * size, centre[1] + 15.0 * size,
+        pole_height - below_pole_mm * size,
+        *(v for eye in eyes for v in (*eye, EYE_MM * size)),
     ])
     dist = _dist_sq(brain, small_zooms).astype(np.float32)
     mask, removed_head = face_zone(np.array(values.shape, np.int64), affine, factors, offsets, start, dist, head, params)
     removed_ml = float(removed_head) * float(np.prod(zooms)) / 1000.0
     if not 5.0 <= removed_ml <= 0.6 * head_ml:
         raise DeidentificationError(f"implausible removed volume ({removed_ml:.0f} ml of a {head_ml:.0f} ml head)")
-    return DefaceResult("defaced", mask, brain_ml, head_ml, removed_ml)
+    return DefaceResult("defaced", mask, brain_ml, head_ml, removed_ml, {"size": size})
 
 
 def fill_value(raw: np.ndarray, removed: np.ndarray, modality: str, slope: float, inter: float) -> Any:
