@@ -175,6 +175,9 @@ MIN_SHARE = 0.25
 MARGIN_MM = {"MR": 9.0, "CT": 5.0, "PT": 5.0}
 #: radius of the eye globe removed (mm, times the head's size): an adult globe is 24 mm across
 EYE_MM = 12.0
+#: how far (mm, times the head's size) in front of the globe's centre a second ball of
+#: :data:`EYE_MM` removes the cornea and the lids (the corneal apex lies about 12 mm in front of it)
+EYE_FRONT_MM = 12.0
 #: the part of the brain estimate no eye ball may reach into by more than 2 mm: the estimate shrunk
 #: by this (mm; see :func:`_eyes`)
 EYE_GUARD_MM = 8.0
@@ -366,12 +369,15 @@ def _box_mean(v: np.ndarray, radius: np.ndarray) -> np.ndarray:
 def _eyes(
     v: np.ndarray, head: np.ndarray, brain: np.ndarray, affine: np.ndarray, zooms: np.ndarray,
     mid_x: float, pole: float, pole_height: float, size: float,
-) -> list[tuple[float, float, float]]:
-    """The centres (world mm) of the eye globes of a T1-weighted head: on each side, the darkest
-    spot (mean over about 10 mm) against its surroundings (about 20 mm) in the orbit's box (15-50 mm
-    from the mid-sagittal plane, 35 mm behind to 5 mm in front of the frontal pole, 20-65 mm
-    below the pole's height, all times ``size``), kept when it is clearly darker than both its
-    surroundings and the brain."""
+) -> list[tuple[float, float, float, float]]:
+    """The balls (world centre and radius, mm) that remove the eyes of a T1-weighted head. The
+    globe: on each side, the darkest spot (mean over about 10 mm) against its surroundings (about
+    20 mm) in the orbit's box (15-50 mm from the mid-sagittal plane, 35 mm behind to 5 mm in front
+    of the frontal pole, 20-65 mm below the pole's height, all times ``size``), kept when it is
+    clearly darker than both its surroundings and the brain; a ball of :data:`EYE_MM` about it.
+    Then the cornea and the lids: the same ball :data:`EYE_FRONT_MM` in front of the globe's centre
+    (where the estimate reaches into the orbit, as on a blurred average head, the face zone keeps
+    them), kept under the same guard as the globe's."""
     level = float(np.median(v[brain]))
     x = _coordinate(v.shape, affine, 0) - mid_x
     y = _coordinate(v.shape, affine, 1)
@@ -409,7 +415,17 @@ def _eyes(
         weight = np.where(np.isfinite(weight), weight, 0.0)
         total = float(weight.sum()) or 1.0
         found.append(tuple(float((c[near] * weight).sum() / total) for c in (x + mid_x, y, z)))
-    return found
+    radius = EYE_MM * size
+    balls = [(*eye, radius) for eye in found]
+    # the front ball lies further from the brain than the globe's, but its guard is measured too:
+    # the distance from its centre to the guarded core's voxels (in the crop: a core voxel beyond
+    # it lies further than the globe's guard reaches)
+    guard = (np.stack([x[core] + mid_x, y[core], z[core]], axis=1) if core.any() else np.zeros((0, 3)))
+    for eye in found:
+        centre = np.array([eye[0], eye[1] + EYE_FRONT_MM * size, eye[2]])
+        if guard.size == 0 or float(((guard - centre) ** 2).sum(axis=1).min()) >= max(0.0, radius - 2.0) ** 2:
+            balls.append((*(float(c) for c in centre), radius))
+    return balls
 
 
 def _blocks(affine: np.ndarray, zooms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -528,7 +544,7 @@ def deface_mask(
         low, centre[2] + 10.0 * size,
         centre[1] - 45.0 * size, centre[1] + 15.0 * size,
         pole_height - below_pole_mm * size,
-        *(v for eye in eyes for v in (*eye, EYE_MM * size)),
+        *(v for ball in eyes for v in ball),
     ])
     dist = _dist_sq(brain, small_zooms).astype(np.float32)
     mask, removed_head = face_zone(np.array(values.shape, np.int64), affine, factors, offsets, start, dist, head, params)
