@@ -412,8 +412,12 @@ def _eyes(
     # orbital roof is blurred away), so a globe may lie within it, but only at its edge: a dark
     # spot whose ball would reach the estimate shrunk by EYE_GUARD_MM by more than 2 mm (a
     # ventricle, a sulcus, a sinus against the brain) is not taken for an eye
-    core = _shrink(brain, EYE_GUARD_MM, zooms)
-    box &= _dist_sq(core, zooms) >= max(0.0, EYE_MM * size - 2.0) ** 2
+    if modality == "CT":  # (a CT estimate holds no orbit: the globe lies outside it)
+        core = np.zeros_like(brain)
+        box &= ~brain
+    else:
+        core = _shrink(brain, EYE_GUARD_MM, zooms)
+        box &= _dist_sq(core, zooms) >= max(0.0, EYE_MM * size - 2.0) ** 2
     found = []
     for side in (1.0, -1.0):
         here = box & (side * x > 15 * size) & (side * x < 50 * size)
