@@ -717,7 +717,7 @@ def test_ct_and_pet_heads_lose_their_eyes(name) -> None:  # type: ignore[no-unty
     for modality, volume in (("CT", synthetic_ct(data, affine, EYES[name])), ("PT", synthetic_pet(data, affine, brain))):
         result = deface_mask(volume, affine, modality)
         check_eyes_removed(result.mask, affine, EYES[name])
-        if not (name, modality) == ("pydeface", "CT"):  # (that CT, made of a blurred average, loses
+        if (name, modality) != ("pydeface", "CT"):  # (that CT, made of a blurred average, loses
             check_brain_kept(result.mask, brain, affine)  # brain at its floor, with or without its eyes)
 
 

@@ -20,8 +20,11 @@ per voxel of the full grid, by :func:`medcloak_kernels.deface.face_zone`.
    below the axial plane a little above the brain's frontal pole. The margin (9 mm on MR, 5 mm
    on CT and PET) is wide enough for an estimate that misses a little of the blurred underside
    of the frontal lobe; the eye globe, which lies only 1-5 mm under the orbitofrontal cortex, is
-   then removed on its own (MR): on each side, the darkest spot against its surroundings in the
-   orbit's box below and behind the frontal pole (vitreous in orbital fat), a ball of 12 mm.
+   then removed on its own: on each side, in the orbit's box below and behind the frontal pole,
+   the darkest spot against its surroundings (MR: vitreous in orbital fat) or the spot most like
+   vitreous amid fat (CT), a ball of 12 mm, and the same ball 12 mm in front of it (cornea and
+   lids). MR balls may reach into the estimate's edge (it holds the orbits of a blurred head),
+   CT balls stop short of the estimate. PET shows no globe: its eyes go with the face zone.
    Optionally the ears: lateral to the brain by the margin, at the level of the temporal lobes.
    Lengths along the head (these planes, the brain's reach below the vertex, the erosions) and
    the plausible brain volumes scale with the head's breadth: a child's head (head circumference
