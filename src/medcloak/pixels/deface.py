@@ -421,7 +421,8 @@ def _eyes(
     else:
         core = _shrink(brain, EYE_GUARD_MM, zooms)
         box &= _dist_sq(core, zooms) >= max(0.0, EYE_MM * size - 2.0) ** 2
-    found = []
+    found: list[tuple[float, ...]] = []
+    scores: list[float] = []
     for side in (1.0, -1.0):
         here = box & (side * x > 15 * size) & (side * x < 50 * size)
         if not here.any():
@@ -442,6 +443,19 @@ def _eyes(
         weight = np.where(np.isfinite(weight), weight, 0.0)
         total = float(weight.sum()) or 1.0
         found.append(tuple(float((c[near] * weight).sum() / total) for c in (x + mid_x, y, z)))
+        scores.append(float(score[at]))
+    if len(found) == 2 and not (
+        abs(found[0][1] - found[1][1]) <= 10 * size and abs(found[0][2] - found[1][2]) <= 10 * size
+        and abs(found[0][0] + found[1][0] - 2 * mid_x) <= 15 * size
+    ):
+        # the globes lie level and either side of the midline: of two spots that do not, the
+        # clearer is the globe (the other side's globe hidden, its darkest spot elsewhere)
+        found = [found[int(np.argmin(scores))]]
+    trusted = len(found)
+    if len(found) == 1:
+        # one globe found, the other not (a lid shut over it, a prosthesis, an artefact): the other
+        # lies across the mid-sagittal plane, and its balls are guarded as a front ball is
+        found.append((2 * mid_x - found[0][0], found[0][1], found[0][2]))
     radius = EYE_MM * size
     centres = [np.array(eye) for eye in found]
     centres += [eye + (0.0, EYE_FRONT_MM * size, 0.0) for eye in centres]
@@ -460,7 +474,7 @@ def _eyes(
     # it lies further than the globe's guard reaches)
     guard = np.stack([x[core] + mid_x, y[core], z[core]], axis=1) if core.any() else np.zeros((0, 3))
     for n, centre in enumerate(centres):
-        if n < len(found) or guard.size == 0 or float(((guard - centre) ** 2).sum(axis=1).min()) >= max(0.0, radius - 2.0) ** 2:
+        if n < trusted or guard.size == 0 or float(((guard - centre) ** 2).sum(axis=1).min()) >= max(0.0, radius - 2.0) ** 2:
             balls.append((*(float(c) for c in centre), radius))
     return balls
 
