@@ -114,15 +114,22 @@ def face_zone(
         cks[k] = block_of(k, fz, gz) - sz
     for i in numba.prange(nx):
         bi = block_of(i, fx, gx) - sx
+        # the balls whose box holds the row (i, j): only those are measured along it
+        active = np.empty(max(balls, 1), np.int64)
         for j in range(ny):
             bj = block_of(j, fy, gy) - sy
+            n_active = 0
+            for b in range(balls):
+                if boxes[b, 0] <= i <= boxes[b, 1] and boxes[b, 2] <= j <= boxes[b, 3]:
+                    active[n_active] = b
+                    n_active += 1
             for k in range(nz):
                 bk = cks[k]
                 inside = 0 <= bi < cx and 0 <= bj < cy and 0 <= bk < cz
                 ball = False
-                for b in range(balls):
-                    if (boxes[b, 0] <= i <= boxes[b, 1] and boxes[b, 2] <= j <= boxes[b, 3]
-                            and boxes[b, 4] <= k <= boxes[b, 5]):
+                for t in range(n_active):
+                    b = active[t]
+                    if boxes[b, 4] <= k <= boxes[b, 5]:
                         o = 11 + 4 * b
                         dx = affine[0, 0] * i + affine[0, 1] * j + affine[0, 2] * k + affine[0, 3] - params[o]
                         dy = affine[1, 0] * i + affine[1, 1] * j + affine[1, 2] * k + affine[1, 3] - params[o + 1]

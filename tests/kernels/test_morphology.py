@@ -197,7 +197,7 @@ def test_face_zone_matches_reference(nx, ny, nz, f, seed, ears) -> None:  # type
     crop = tuple(max(1, c - int(s) - int(rng.integers(0, 2))) for c, s in zip(coarse, start))
     dist_sq = (rng.random(crop) * 30).astype(np.float32)
     head = rng.random(crop) < 0.5
-    balls = [[*(rng.normal(size=3) * 4), abs(rng.normal()) * 4] for _ in range(int(rng.integers(0, 3)))]
+    balls = [[*(rng.normal(size=3) * 4), abs(rng.normal()) * 4] for _ in range(int(rng.integers(0, 5)))]
     params = np.array([2.0, rng.normal() * 3, rng.normal() * 3, float(ears), 0.0, 1.0, -5.0, 5.0, -5.0, 5.0,
                        rng.normal() * 3 - 3, *(v for b in balls for v in b)])
     got, count = face_zone(np.array([nx, ny, nz], np.int64), affine, factors, offsets, start, dist_sq, head, params)

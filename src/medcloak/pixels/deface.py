@@ -20,8 +20,11 @@ per voxel of the full grid, by :func:`medcloak_kernels.deface.face_zone`.
    below the axial plane a little above the brain's frontal pole. The margin (9 mm on MR, 5 mm
    on CT and PET) is wide enough for an estimate that misses a little of the blurred underside
    of the frontal lobe; the eye globe, which lies only 1-5 mm under the orbitofrontal cortex, is
-   then removed on its own (MR): on each side, the darkest spot against its surroundings in the
-   orbit's box below and behind the frontal pole (vitreous in orbital fat), a ball of 12 mm.
+   then removed on its own: on each side, in the orbit's box below and behind the frontal pole,
+   the darkest spot against its surroundings (MR: vitreous in orbital fat) or the spot most like
+   vitreous amid fat (CT), a ball of 12 mm, and the same ball 12 mm in front of it (cornea and
+   lids). MR balls may reach into the estimate's edge (it holds the orbits of a blurred head),
+   CT balls stop short of the estimate. PET shows no globe: its eyes go with the face zone.
    Optionally the ears: lateral to the brain by the margin, at the level of the temporal lobes.
    Lengths along the head (these planes, the brain's reach below the vertex, the erosions) and
    the plausible brain volumes scale with the head's breadth: a child's head (head circumference
@@ -175,6 +178,9 @@ MIN_SHARE = 0.25
 MARGIN_MM = {"MR": 9.0, "CT": 5.0, "PT": 5.0}
 #: radius of the eye globe removed (mm, times the head's size): an adult globe is 24 mm across
 EYE_MM = 12.0
+#: how far (mm, times the head's size) in front of the globe's centre a second ball of
+#: :data:`EYE_MM` removes the cornea and the lids (the corneal apex lies about 12 mm in front of it)
+EYE_FRONT_MM = 12.0
 #: the part of the brain estimate no eye ball may reach into by more than 2 mm: the estimate shrunk
 #: by this (mm; see :func:`_eyes`)
 EYE_GUARD_MM = 8.0
@@ -365,19 +371,31 @@ def _box_mean(v: np.ndarray, radius: np.ndarray) -> np.ndarray:
 
 def _eyes(
     v: np.ndarray, head: np.ndarray, brain: np.ndarray, affine: np.ndarray, zooms: np.ndarray,
-    mid_x: float, pole: float, pole_height: float, size: float,
-) -> list[tuple[float, float, float]]:
-    """The centres (world mm) of the eye globes of a T1-weighted head: on each side, the darkest
-    spot (mean over about 10 mm) against its surroundings (about 20 mm) in the orbit's box (15-50 mm
-    from the mid-sagittal plane, 35 mm behind to 5 mm in front of the frontal pole, 20-65 mm
-    below the pole's height, all times ``size``), kept when it is clearly darker than both its
-    surroundings and the brain."""
+    mid_x: float, pole: float, pole_height: float, size: float, modality: str = "MR",
+) -> list[tuple[float, float, float, float]]:
+    """The balls (world centre and radius, mm) that remove the eyes of a T1-weighted head (MR) or a
+    head CT. The globe, on each side, in the orbit's box (15-50 mm from the mid-sagittal plane,
+    35 mm behind to 5 mm in front of the frontal pole, 20-65 mm below the pole's height (CT: from
+    20 mm above it), all times ``size``). MR: the darkest spot (mean over about 10 mm) against its surroundings (about 20 mm),
+    kept when it is clearly darker than both its surroundings and the brain. CT: the spot most
+    like vitreous (-10..50 HU) amid orbital fat (-150..-40 HU), kept when it is mostly vitreous
+    and fat makes a good part of its surroundings (a blob of soft tissue in an air sinus has none).
+    A ball of :data:`EYE_MM` about the globe; then the cornea and the lids: the same ball
+    :data:`EYE_FRONT_MM` in front of the globe's centre (where the estimate reaches into the orbit,
+    as on a blurred average head, the face zone keeps them).
+
+    MR balls are guarded by the estimate shrunk by :data:`EYE_GUARD_MM` (the estimate reaches into
+    the orbits); a CT estimate ends at the orbital roof, so a CT ball is made small enough to
+    stay out of the estimate itself."""
     level = float(np.median(v[brain]))
     x = _coordinate(v.shape, affine, 0) - mid_x
     y = _coordinate(v.shape, affine, 1)
     z = _coordinate(v.shape, affine, 2)
     box = head & (y > pole - 35 * size) & (y < pole + 5 * size)
-    box &= (z > pole_height - 65 * size) & (z < pole_height - 20 * size) & (np.abs(x) < 50 * size)
+    # a CT estimate may hold the soft tissue between the orbits, which lowers the pole's height:
+    # its vitreous-in-fat signature is searched up to 20 mm above that height
+    above = 20.0 if modality == "CT" else -20.0
+    box &= (z > pole_height - 65 * size) & (z < pole_height + above * size) & (np.abs(x) < 50 * size)
     if not box.any():
         return []
     # the search needs only the orbits' box and the reach of the surroundings' mean around it
@@ -386,30 +404,79 @@ def _eyes(
     crop = tuple(slice(max(0, int(a) - int(r)), int(b) + int(r) + 1)
                  for a, b, r in zip(where.min(axis=0), where.max(axis=0), outer_r))
     v, head, brain, box, x, y, z = (a[crop] for a in (v, head, brain, box, x, y, z))
-    inner = _box_mean(v, np.maximum(1, np.round(5.0 * size / zooms)))
-    outer = _box_mean(v, outer_r)
+    inner_r = np.maximum(1, np.round(5.0 * size / zooms))
+    if modality == "CT":
+        inner = _box_mean(((v > -10) & (v < 50)).astype(np.float32), inner_r)  # vitreous
+        outer = _box_mean(((v > -150) & (v < -40)).astype(np.float32), outer_r)  # fat
+    else:
+        inner = _box_mean(v, inner_r)
+        outer = _box_mean(v, outer_r)
     # a globe lies outside the brain. The estimate reaches into the orbits (on a 3 mm grid the
     # orbital roof is blurred away), so a globe may lie within it, but only at its edge: a dark
     # spot whose ball would reach the estimate shrunk by EYE_GUARD_MM by more than 2 mm (a
     # ventricle, a sulcus, a sinus against the brain) is not taken for an eye
-    core = _shrink(brain, EYE_GUARD_MM, zooms)
-    box &= _dist_sq(core, zooms) >= max(0.0, EYE_MM * size - 2.0) ** 2
-    found = []
+    if modality == "CT":  # (a CT estimate holds no orbit: the globe lies outside it)
+        core = np.zeros_like(brain)
+        box &= ~brain
+    else:
+        core = _shrink(brain, EYE_GUARD_MM, zooms)
+        box &= _dist_sq(core, zooms) >= max(0.0, EYE_MM * size - 2.0) ** 2
+    found: list[tuple[float, ...]] = []
+    scores: list[float] = []
     for side in (1.0, -1.0):
         here = box & (side * x > 15 * size) & (side * x < 50 * size)
         if not here.any():
             continue
-        score = np.where(here, inner - outer, np.inf)
-        at = np.unravel_index(int(np.argmin(score)), v.shape)
-        if not 0.2 * level < inner[at] < min(0.8 * outer[at], 0.7 * level):  # vitreous, not air
-            continue
+        if modality == "CT":
+            score = np.where(here, -inner * outer, np.inf)
+            at = np.unravel_index(int(np.argmin(score)), v.shape)
+            if not (inner[at] > 0.5 and outer[at] > 0.15):
+                continue
+        else:
+            score = np.where(here, inner - outer, np.inf)
+            at = np.unravel_index(int(np.argmin(score)), v.shape)
+            if not 0.2 * level < inner[at] < min(0.8 * outer[at], 0.7 * level):  # vitreous, not air
+                continue
         # the centre between voxels: the darkness-weighted mean of the 3x3x3 voxels around
         near = tuple(slice(max(0, c - 1), c + 2) for c in at)
         weight = np.clip(-score[near], 0, None)
         weight = np.where(np.isfinite(weight), weight, 0.0)
         total = float(weight.sum()) or 1.0
         found.append(tuple(float((c[near] * weight).sum() / total) for c in (x + mid_x, y, z)))
-    return found
+        scores.append(float(score[at]))
+    if len(found) == 2 and not (
+        abs(found[0][1] - found[1][1]) <= 10 * size and abs(found[0][2] - found[1][2]) <= 10 * size
+        and abs(found[0][0] + found[1][0] - 2 * mid_x) <= 15 * size
+    ):
+        # the globes lie level and either side of the midline: of two spots that do not, the
+        # clearer is the globe (the other side's globe hidden, its darkest spot elsewhere)
+        found = [found[int(np.argmin(scores))]]
+    trusted = len(found)
+    if len(found) == 1:
+        # one globe found, the other not (a lid shut over it, a prosthesis, an artefact): the other
+        # lies across the mid-sagittal plane, and its balls are guarded as a front ball is
+        found.append((2 * mid_x - found[0][0], found[0][1], found[0][2]))
+    radius = EYE_MM * size
+    centres = [np.array(eye) for eye in found]
+    centres += [eye + (0.0, EYE_FRONT_MM * size, 0.0) for eye in centres]
+    balls = []
+    if modality == "CT":
+        # each ball ends short of the estimate's nearest voxel by half a coarse voxel's diagonal
+        near = np.stack([x[brain] + mid_x, y[brain], z[brain]], axis=1) if brain.any() else np.zeros((0, 3))
+        clear = float(np.sqrt((zooms**2).sum())) / 2
+        for centre in centres:
+            reach = float(np.sqrt(((near - centre) ** 2).sum(axis=1).min())) - clear if near.size else radius
+            if min(radius, reach) > 2.0:
+                balls.append((*(float(c) for c in centre), min(radius, reach)))
+        return balls
+    # the front ball lies further from the brain than the globe's, but its guard is measured too:
+    # the distance from its centre to the guarded core's voxels (in the crop: a core voxel beyond
+    # it lies further than the globe's guard reaches)
+    guard = np.stack([x[core] + mid_x, y[core], z[core]], axis=1) if core.any() else np.zeros((0, 3))
+    for n, centre in enumerate(centres):
+        if n < trusted or guard.size == 0 or float(((guard - centre) ** 2).sum(axis=1).min()) >= max(0.0, radius - 2.0) ** 2:
+            balls.append((*(float(c) for c in centre), radius))
+    return balls
 
 
 def _blocks(affine: np.ndarray, zooms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -518,7 +585,8 @@ def deface_mask(
     half_width = float(np.percentile(np.abs(world[:, 0] - centre[0]), 99))
     low = float(world[:, 2].min())
     diag = float(np.sqrt((small_zooms**2).sum()))
-    eyes = _eyes(small, head, brain, small_affine, small_zooms, centre[0], pole, pole_height, size) if modality == "MR" else []
+    eyes = (_eyes(small, head, brain, small_affine, small_zooms, centre[0], pole, pole_height, size, modality)
+            if modality in ("MR", "CT") else [])
     params = np.array([
         margin_mm + diag / 2,  # the coarse distance is off by half a coarse voxel at most
         pole - behind_pole_mm * size,
@@ -528,7 +596,7 @@ def deface_mask(
         low, centre[2] + 10.0 * size,
         centre[1] - 45.0 * size, centre[1] + 15.0 * size,
         pole_height - below_pole_mm * size,
-        *(v for eye in eyes for v in (*eye, EYE_MM * size)),
+        *(v for ball in eyes for v in ball),
     ])
     dist = _dist_sq(brain, small_zooms).astype(np.float32)
     mask, removed_head = face_zone(np.array(values.shape, np.int64), affine, factors, offsets, start, dist, head, params)
