@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from medcloak_kernels.deface import block_mean, face_zone
+from medcloak_kernels.deface import _block_mean_serial, _face_zone_serial, block_mean, face_zone
 from medcloak_kernels.morphology import INF, edt_sq, flood_from_border, label
 
 
@@ -156,6 +156,8 @@ def test_block_mean_matches_reference(vol, factors, offsets) -> None:  # type: i
     _, rng = _random(vol)
     data = rng.normal(size=vol[:3]).astype(np.float32)
     got = block_mean(data, np.array(factors, np.int64), np.array(offsets, np.int64))
+    # the serial copy (small volumes) is the same code: the same sums
+    assert np.array_equal(got, _block_mean_serial(data, np.array(factors, np.int64), np.array(offsets, np.int64)))
     axes = [reference_blocks(n, f, o) for n, f, o in zip(data.shape, factors, offsets)]
     assert got.shape == tuple(len(a) for a in axes)
     for (i, bi), (j, bj), (k, bk) in itertools.product(*(enumerate(a) for a in axes)):
@@ -202,4 +204,7 @@ def test_face_zone_matches_reference(nx, ny, nz, f, seed, ears) -> None:  # type
                        rng.normal() * 3 - 3, *(v for b in balls for v in b)])
     got, count = face_zone(np.array([nx, ny, nz], np.int64), affine, factors, offsets, start, dist_sq, head, params)
     ref, ref_count = reference_face_zone((nx, ny, nz), affine, factors, offsets, start, dist_sq, head, params)
+    assert np.array_equal(got, ref) and count == ref_count
+    got, count = _face_zone_serial(np.array([nx, ny, nz], np.int64), affine, factors, offsets, start, dist_sq, head,
+                                   params)
     assert np.array_equal(got, ref) and count == ref_count

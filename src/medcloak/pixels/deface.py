@@ -318,8 +318,11 @@ def _first(
             reach = np.ceil(erode / zooms).astype(np.int64) + 1
             box = tuple(slice(max(0, int(a - r)), int(b + r + 1))
                         for a, b, r in zip(where.min(axis=0), where.max(axis=0), reach))
+            grown = _largest((_dist_sq(core[box], zooms) <= erode * erode) & tissue[box])
+            if grown.sum() * voxel_ml > hi:
+                continue  # still joined to the scalp (filling holes only adds): erode more
             brain = np.zeros_like(core)
-            brain[box] = _fill(_largest((_dist_sq(core[box], zooms) <= erode * erode) & tissue[box]))
+            brain[box] = _fill(grown)
             ml = brain.sum() * voxel_ml
             if ml > hi:
                 continue  # still joined to the scalp: erode more
@@ -458,7 +461,7 @@ def deface_mask(
 
     Raises :class:`DeidentificationError` when the brain estimate or the removed volume is
     implausible (the volume must then not be released)."""
-    from medcloak_kernels.deface import block_mean, face_zone
+    from medcloak_kernels.deface import block_mean_sized as block_mean, face_zone_sized as face_zone
 
     if modality not in MODALITIES:
         raise DeidentificationError(f"defacing needs the modality MR, CT or PT, not {modality!r}")
