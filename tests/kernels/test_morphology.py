@@ -102,6 +102,26 @@ def test_edt_threaded_passes_match_brute_force(vol, spacing) -> None:  # type: i
         assert (got >= INF).all()
 
 
+@settings(max_examples=60, deadline=None)
+@given(volumes, st.tuples(st.floats(0.3, 3.0), st.floats(0.3, 3.0), st.floats(0.3, 3.0)), st.floats(0.0, 40.0),
+       st.booleans())
+def test_bounded_edt_matches_brute_force_within_the_bound(vol, spacing, bound, threads) -> None:  # type: ignore[no-untyped-def]
+    """With a bound: the exact squared distance where it is at most the bound, INF elsewhere."""
+    from medcloak_kernels import morphology
+
+    mask, _ = _random(vol)
+    saved = morphology.SERIAL_BELOW
+    morphology.SERIAL_BELOW = 0 if threads else saved
+    try:
+        got = edt_sq(mask, np.array(spacing), bound)
+    finally:
+        morphology.SERIAL_BELOW = saved
+    ref = reference_edt_sq(mask, spacing) if mask.any() else np.full(mask.shape, INF)
+    within = ref <= bound
+    assert np.allclose(got[within], ref[within], rtol=1e-9, atol=1e-9)
+    assert (got[~within] >= INF).all()
+
+
 @pytest.mark.parametrize("shape", [(1, 1, 1), (1, 5, 1), (9, 1, 1), (3, 3, 3)])
 def test_edt_edges(shape) -> None:  # type: ignore[no-untyped-def]
     full = np.ones(shape, bool)

@@ -102,18 +102,20 @@ def _fill(mask: np.ndarray) -> np.ndarray:
     return ~flood_from_border(np.ascontiguousarray(~mask))
 
 
-def _dist_sq(mask: np.ndarray, zooms: np.ndarray) -> np.ndarray:
+def _dist_sq(mask: np.ndarray, zooms: np.ndarray, bound: float = float("inf")) -> np.ndarray:
+    """Squared distance (mm^2) to ``mask``; beyond ``bound``, only known to lie beyond it (a
+    bounded transform skips the lines and partial sums beyond it: see ``edt_sq``)."""
     from medcloak_kernels.morphology import edt_sq
 
-    return edt_sq(np.ascontiguousarray(mask), zooms.astype(np.float64))
+    return edt_sq(np.ascontiguousarray(mask), zooms.astype(np.float64), bound)
 
 
 def _grow(mask: np.ndarray, mm: float, zooms: np.ndarray) -> np.ndarray:
-    return _dist_sq(mask, zooms) <= mm * mm
+    return _dist_sq(mask, zooms, mm * mm) <= mm * mm
 
 
 def _shrink(mask: np.ndarray, mm: float, zooms: np.ndarray) -> np.ndarray:
-    return _dist_sq(~mask, zooms) > mm * mm
+    return _dist_sq(~mask, zooms, mm * mm) > mm * mm
 
 
 def _head(v: np.ndarray, modality: str, zooms: np.ndarray) -> np.ndarray:
@@ -130,7 +132,7 @@ def _head(v: np.ndarray, modality: str, zooms: np.ndarray) -> np.ndarray:
         threshold = 0.5 * _otsu(np.clip(v, 0, top)) if modality == "MR" else 0.05 * top
     bright = _largest(v > threshold)
     closed = _fill(_grow(bright, CLOSING_MM, zooms))
-    head = _dist_sq(~closed, zooms) > CLOSING_MM * CLOSING_MM
+    head = _shrink(closed, CLOSING_MM, zooms)
     return _fill(_largest(head | bright))
 
 
@@ -161,7 +163,7 @@ def _touch_fraction(
         return 1.0
     near = outside_sq < 9.0
     if front is not None:
-        near |= front & (outside_sq < 36.0)
+        near |= front & (outside_sq < TOUCH_BOUND_SQ)
     return float(near[surface].mean())
 
 
@@ -184,6 +186,9 @@ FRACTIONS = (0.6, 0.8, 1.0, 1.2, 1.4, 1.6)
 TOUCH = 0.005
 #: the same for PET, whose estimate is grown by the scanner's blur and comes closer to the scalp
 PET_TOUCH = 0.05
+#: the farthest squared distance (mm^2) from the outside of the head that :func:`_touch_fraction`
+#: looks at: its distance transform need not go further
+TOUCH_BOUND_SQ = 36.0
 #: erosions tried (mm) to part the brain from the scalp, from the least
 EROSIONS = (3.0, 4.5, 6.0, 7.5, 9.0, 11.0, 13.0)
 
@@ -223,7 +228,7 @@ def _brain(
     reach and erosions scale with the head's ``size`` (see :func:`_size`): a child's head is
     judged by a child's measures."""
     lo, hi = (b * size**3 for b in BRAIN_ML[modality])
-    outside_sq = _dist_sq(~head, zooms)
+    outside_sq = _dist_sq(~head, zooms, TOUCH_BOUND_SQ)
     height = _coordinate(v.shape, affine, 2)
     head = head & (height > float(height[head].max()) - BRAIN_REACH_MM * size) if head.any() else head
     if modality != "PT":
@@ -266,7 +271,7 @@ def _brain(
     brain, ml = found[2], found[3]
     # the erosion cost the thin parts of the cortex: take back the tissue within 3 mm of the
     # estimate (the skull keeps the scalp further away than that)
-    near = (_dist_sq(brain, zooms) <= 9.0) & head & (v > tissue_floor)
+    near = _grow(brain, 3.0, zooms) & head & (v > tissue_floor)
     return _fill(brain | near), ml
 
 
@@ -299,11 +304,12 @@ def _first(
     tissue, holes filled; it is plausible when its volume lies in [lo, hi] and little of its
     surface comes near the outside of the head (:data:`TOUCH`)."""
     if outside_sq is None:
-        outside_sq = _dist_sq(~head, zooms)
+        outside_sq = _dist_sq(~head, zooms, TOUCH_BOUND_SQ)
     anterior = _coordinate(v.shape, affine, 1)
+    deepest = EROSIONS[-1] * max(size, 0.75)
     for t in range(start[0], len(tissues)):
         tissue = tissues[t]
-        depth = _dist_sq(~tissue, zooms)
+        depth = _dist_sq(~tissue, zooms, deepest * deepest)
         for e in range(start[1] if t == start[0] else 0, len(EROSIONS)):
             erode = EROSIONS[e] * max(size, 0.75)
             core = _largest(depth > erode * erode)
@@ -318,7 +324,7 @@ def _first(
             reach = np.ceil(erode / zooms).astype(np.int64) + 1
             box = tuple(slice(max(0, int(a - r)), int(b + r + 1))
                         for a, b, r in zip(where.min(axis=0), where.max(axis=0), reach))
-            grown = _largest((_dist_sq(core[box], zooms) <= erode * erode) & tissue[box])
+            grown = _largest(_grow(core[box], erode, zooms) & tissue[box])
             if grown.sum() * voxel_ml > hi:
                 continue  # still joined to the scalp (filling holes only adds): erode more
             brain = np.zeros_like(core)
