@@ -10,7 +10,7 @@ import numpy as np
 
 import numba
 
-from .jit import kernel, parallel_kernel
+from .jit import kernel, parallel_kernel, serial_copy
 
 
 @kernel
@@ -147,8 +147,8 @@ def face_zone(
 #: 3 mm head) starting and joining threads costs more than the work, and on a busy machine the
 #: threads wait for each other (measured 4 ms serial against 31 ms on two threads for a 2 mm head's
 #: face zone, load 2 on 2 cores)
-_block_mean_serial = kernel(block_mean.py_func)
-_face_zone_serial = kernel(face_zone.py_func)
+_block_mean_serial = serial_copy(block_mean)
+_face_zone_serial = serial_copy(face_zone)
 #: volumes of fewer voxels than this take the serial kernels
 SERIAL_BELOW = 1 << 22
 

@@ -8,7 +8,7 @@ import numpy as np
 
 import numba
 
-from .jit import kernel, parallel_kernel
+from .jit import kernel, parallel_kernel, serial_copy
 
 INF = 1e30
 
@@ -106,8 +106,8 @@ def _edt_axis1(d: np.ndarray, step: float, bound: float) -> None:
 
 #: the same passes compiled without threads: on a small volume (a coarse analysis grid) starting
 #: and joining threads costs more than the work, and far more on a busy machine
-_binary_last_axis_serial = kernel(_binary_last_axis.py_func)
-_edt_axis1_serial = kernel(_edt_axis1.py_func)
+_binary_last_axis_serial = serial_copy(_binary_last_axis)
+_edt_axis1_serial = serial_copy(_edt_axis1)
 #: volumes of fewer voxels than this take the serial passes
 SERIAL_BELOW = 1 << 20
 

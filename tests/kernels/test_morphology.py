@@ -228,3 +228,16 @@ def test_face_zone_matches_reference(nx, ny, nz, f, seed, ears) -> None:  # type
     got, count = _face_zone_serial(np.array([nx, ny, nz], np.int64), affine, factors, offsets, start, dist_sq, head,
                                    params)
     assert np.array_equal(got, ref) and count == ref_count
+
+
+def test_serial_copies_are_cached_under_their_own_names() -> None:
+    """numba's disk cache keys a function by module, name and line, not by its options: a serial
+    copy under the parallel kernel's name would load the threaded code (or the reverse)."""
+    from medcloak_kernels import deface, morphology
+
+    for parallel, serial in ((deface.block_mean, deface._block_mean_serial),
+                             (deface.face_zone, deface._face_zone_serial),
+                             (morphology._edt_axis1, morphology._edt_axis1_serial),
+                             (morphology._binary_last_axis, morphology._binary_last_axis_serial)):
+        assert parallel.targetoptions.get("parallel") and not serial.targetoptions.get("parallel")
+        assert serial.py_func.__qualname__ == parallel.py_func.__qualname__ + "_serial"
