@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from medcloak_kernels.deface import _block_mean_serial, _face_zone_serial, block_mean, face_zone
+from medcloak_kernels.deface import _block_mean_serial, _face_zone_serial, block_mean, face_zone, row_span
 from medcloak_kernels.morphology import INF, edt_sq, flood_from_border, label
 
 
@@ -205,12 +205,15 @@ def reference_face_zone(shape, affine, factors, offsets, start, dist_sq, head, p
     return out, count
 
 
-@settings(max_examples=30, deadline=None)
-@given(st.integers(2, 6), st.integers(2, 6), st.integers(2, 6), st.integers(1, 2), st.integers(0, 2**31), st.booleans())
-def test_face_zone_matches_reference(nx, ny, nz, f, seed, ears) -> None:  # type: ignore[no-untyped-def]
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 9), st.integers(2, 9), st.integers(2, 9), st.integers(1, 2), st.integers(0, 2**31), st.booleans(),
+       st.booleans())
+def test_face_zone_matches_reference(nx, ny, nz, f, seed, ears, aligned) -> None:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(seed)
     affine = np.eye(4)
     affine[:3, :3] = rng.normal(size=(3, 3)) * 2  # oblique, any axis order
+    if aligned:  # a permuted, flipped diagonal: the rows' slopes along the last axis are 0 or not
+        affine[:3, :3] = np.eye(3)[rng.permutation(3)] * rng.choice([-1.0, 1.0], 3) * rng.uniform(0.5, 3, 3)
     affine[:3, 3] = rng.normal(size=3) * 5
     factors = np.array([f, f, 1], np.int64)
     offsets = rng.integers(-4, 5, 3).astype(np.int64)
@@ -241,3 +244,12 @@ def test_serial_copies_are_cached_under_their_own_names() -> None:
                              (morphology._binary_last_axis, morphology._binary_last_axis_serial)):
         assert parallel.targetoptions.get("parallel") and not serial.targetoptions.get("parallel")
         assert serial.py_func.__qualname__ == parallel.py_func.__qualname__ + "_serial"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(-50, 50), st.floats(-3, 3), st.floats(-60, 60), st.floats(0, 60), st.integers(0, 40))
+def test_row_span_holds_every_index_inside_the_planes(base, slope, lo, width, n) -> None:  # type: ignore[no-untyped-def]
+    k0, k1 = row_span(base, slope, lo, lo + width, n)
+    inside = [k for k in range(n) if lo < base + slope * k < lo + width]
+    assert all(k0 <= k < k1 for k in inside)
+    assert 0 <= k0 and k1 <= n or (k0, k1) == (n, 0)
