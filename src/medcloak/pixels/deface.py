@@ -318,26 +318,36 @@ def _first(
                 break
             if core_ml > hi:
                 continue  # the estimate holds its core: too large already
-            # the regrown candidate lies within ``erode`` of the core: grow, label and fill in
-            # the core's box widened by that (and a voxel), the same as on the whole grid
-            where = np.argwhere(core)
+            # the regrown candidate lies within ``erode`` of the core: grow, label, fill and judge
+            # it in the core's box widened by that and a voxel (its surface is then the same as
+            # on the whole grid), the same as on the whole grid
             reach = np.ceil(erode / zooms).astype(np.int64) + 1
-            box = tuple(slice(max(0, int(a - r)), int(b + r + 1))
-                        for a, b, r in zip(where.min(axis=0), where.max(axis=0), reach))
+            box = tuple(slice(max(0, int(a - r)), int(b + r + 1)) for (a, b), r in zip(_extent(core), reach))
             grown = _largest(_grow(core[box], erode, zooms) & tissue[box])
             if grown.sum() * voxel_ml > hi:
                 continue  # still joined to the scalp (filling holes only adds): erode more
-            brain = np.zeros_like(core)
-            brain[box] = _fill(grown)
-            ml = brain.sum() * voxel_ml
+            filled = _fill(grown)
+            ml = filled.sum() * voxel_ml
             if ml > hi:
                 continue  # still joined to the scalp: erode more
             if ml < lo:
                 break  # eroded too far: try the next threshold
-            centre = float(anterior[brain].mean())
-            if _touch_fraction(brain, outside_sq, zooms, anterior > centre) <= TOUCH:
+            front = anterior[box]
+            centre = float(front[filled].mean())
+            if _touch_fraction(filled, outside_sq[box], zooms, front > centre) <= TOUCH:
+                brain = np.zeros_like(core)
+                brain[box] = filled
                 return t, e, brain, float(ml)
     return None
+
+
+def _extent(mask: np.ndarray) -> list[tuple[int, int]]:
+    """The first and last index of ``mask``'s True voxels along each axis (``mask`` not empty)."""
+    out = []
+    for axis in range(3):
+        along = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        out.append((int(along[0]), int(along[-1])))
+    return out
 
 
 def _brain_like(v: np.ndarray, head: np.ndarray, modality: str) -> bool:
