@@ -31,22 +31,27 @@ def block_mean(data: np.ndarray, factors: np.ndarray, offsets: np.ndarray) -> np
     oy = block_of(ny - 1, fy, gy) + 1
     oz = block_of(nz - 1, fz, gz) + 1
     cks = np.empty(nz, np.int64)
+    # how many indices each block holds along the last two axes (partial blocks at the edges)
+    nks = np.zeros(oz, np.int64)
     for k in range(nz):
         cks[k] = block_of(k, fz, gz)
+        nks[cks[k]] += 1
+    njs = np.zeros(oy, np.int64)
+    for j in range(ny):
+        njs[block_of(j, fy, gy)] += 1
     out = np.empty((ox, oy, oz), np.float32)
     for bi in numba.prange(ox):
         acc = np.zeros((oy, oz), np.float64)
-        cnt = np.zeros((oy, oz), np.float64)
         first = (bi + gx // fx) * fx - gx  # the first index of block bi (before clipping)
-        for i in range(max(first, 0), min(first + fx, nx)):
+        lo, hi = max(first, 0), min(first + fx, nx)
+        for i in range(lo, hi):
             for j in range(ny):
                 bj = block_of(j, fy, gy)
                 for k in range(nz):
                     acc[bj, cks[k]] += data[i, j, k]
-                    cnt[bj, cks[k]] += 1.0
         for j in range(oy):
             for k in range(oz):
-                out[bi, j, k] = acc[j, k] / cnt[j, k]
+                out[bi, j, k] = acc[j, k] / float((hi - lo) * njs[j] * nks[k])
     return out
 
 
