@@ -133,23 +133,55 @@ def edt_sq(mask: np.ndarray, spacing: np.ndarray, bound: float = INF) -> np.ndar
 
 
 @numba.njit(inline="always")
-def _spread(mask, marks, value, stack, top, sy, sx):  # type: ignore[no-untyped-def]
+def _spread(state, value, stack, top, sy, sx):  # type: ignore[no-untyped-def]
     """Depth-first spread from the flat indices on ``stack`` (``top`` the last) to every
-    6-connected voxel of ``mask`` not yet marked, marking it ``value``. ``mask`` and ``marks``
-    are flat copies of a volume padded by a layer that ``mask`` leaves False, with strides ``sy``
-    (second axis) and ``sx`` (first axis): a neighbour is an index plus or minus 1, ``sy`` or
-    ``sx``, with no bounds to check and no division. Returns how many were taken off."""
+    6-connected voxel whose ``state`` is negative (not yet reached), setting it to ``value``.
+    ``state`` is a flat copy of a volume padded by a layer of 0, with strides ``sy`` (second axis)
+    and ``sx`` (first axis): a neighbour is an index plus or minus 1, ``sy`` or ``sx``, with no
+    bounds to check, no division and one load. Returns how many were taken off."""
     count = 0
     while top >= 0:
         idx = stack[top]
         top -= 1
         count += 1
         for n in (idx + 1, idx - 1, idx + sy, idx - sy, idx + sx, idx - sx):
-            if mask[n] and marks[n] == 0:
-                marks[n] = value
+            if state[n] < 0:
+                state[n] = value
                 top += 1
                 stack[top] = n
     return count
+
+
+@numba.njit(inline="always")
+def _components(mask):  # type: ignore[no-untyped-def]
+    """The labelling of :func:`label` on the padded flat copy: (state, labels 1.. of the mask's
+    voxels and 0 elsewhere; sizes; strides sy, sx)."""
+    nx, ny, nz = mask.shape
+    sy = nz + 2
+    sx = (ny + 2) * sy
+    state = np.zeros((nx + 2) * sx, np.int32)
+    n = 0
+    for i in range(nx):
+        for j in range(ny):
+            base = (i + 1) * sx + (j + 1) * sy + 1
+            for k in range(nz):
+                if mask[i, j, k]:
+                    state[base + k] = -1
+                    n += 1
+    stack = np.empty(max(n, 1), np.int64)  # each voxel is pushed once
+    sizes = [0]
+    current = 0
+    for i in range(nx):
+        for j in range(ny):
+            base = (i + 1) * sx + (j + 1) * sy + 1
+            for k in range(nz):
+                idx = base + k
+                if state[idx] < 0:
+                    current += 1
+                    state[idx] = current
+                    stack[0] = idx
+                    sizes.append(_spread(state, current, stack, 0, sy, sx))
+    return state, np.array(sizes, np.int64), sy, sx
 
 
 @kernel
@@ -158,65 +190,62 @@ def label(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     in the order of their first voxel; sizes, where sizes[l] counts the voxels of label l and
     sizes[0] is 0)."""
     nx, ny, nz = mask.shape
-    sy = nz + 2
-    sx = (ny + 2) * sy
-    padded = np.zeros((nx + 2) * sx, np.bool_)
-    n = 0
-    for i in range(nx):
-        for j in range(ny):
-            base = (i + 1) * sx + (j + 1) * sy + 1
-            for k in range(nz):
-                if mask[i, j, k]:
-                    padded[base + k] = True
-                    n += 1
-    marks = np.zeros((nx + 2) * sx, np.int32)
-    stack = np.empty(max(n, 1), np.int64)  # each voxel is pushed once
+    state, sizes, sy, sx = _components(mask)
     labels = np.empty((nx, ny, nz), np.int32)
-    sizes = [0]
-    current = 0
     for i in range(nx):
         for j in range(ny):
             base = (i + 1) * sx + (j + 1) * sy + 1
             for k in range(nz):
-                idx = base + k
-                if padded[idx] and marks[idx] == 0:
-                    current += 1
-                    marks[idx] = current
-                    stack[0] = idx
-                    sizes.append(_spread(padded, marks, current, stack, 0, sy, sx))
-                labels[i, j, k] = marks[idx]
-    return labels, np.array(sizes, np.int64)
+                labels[i, j, k] = state[base + k]
+    return labels, sizes
+
+
+@kernel
+def largest(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """The largest 6-connected component of ``mask`` (the first in the order of :func:`label`
+    among equals) and its size; all False and 0 for an empty mask."""
+    nx, ny, nz = mask.shape
+    state, sizes, sy, sx = _components(mask)
+    out = np.zeros((nx, ny, nz), np.bool_)
+    if sizes.shape[0] <= 1:
+        return out, 0
+    best = np.int32(np.argmax(sizes))
+    for i in range(nx):
+        for j in range(ny):
+            base = (i + 1) * sx + (j + 1) * sy + 1
+            for k in range(nz):
+                out[i, j, k] = state[base + k] == best
+    return out, int(sizes[best])
 
 
 @kernel
 def flood_from_border(mask: np.ndarray) -> np.ndarray:
     """The voxels of ``mask`` 6-connected to a voxel of ``mask`` on the volume's border.
 
-    The volume is padded by two layers: the inner one is True and joins every border voxel of
-    ``mask`` to one seed, the outer one False (no bounds to check)."""
+    The volume is padded by two layers: the inner one is part of the mask and joins every
+    border voxel of ``mask`` to one seed, the outer one not (no bounds to check)."""
     nx, ny, nz = mask.shape
     sy = nz + 4
     sx = (ny + 4) * sy
     total = (nx + 4) * sx
-    padded = np.zeros(total, np.bool_)
+    state = np.zeros(total, np.int8)
     n = 0
     for i in range(-1, nx + 1):
         for j in range(-1, ny + 1):
             base = (i + 2) * sx + (j + 2) * sy + 2
             for k in range(-1, nz + 1):
                 if i < 0 or j < 0 or k < 0 or i >= nx or j >= ny or k >= nz or mask[i, j, k]:
-                    padded[base + k] = True
+                    state[base + k] = -1
                     n += 1
-    marks = np.zeros(total, np.bool_)
     stack = np.empty(n, np.int64)
     seed = sx + sy + 1  # a corner of the inner layer
-    marks[seed] = True
+    state[seed] = 1
     stack[0] = seed
-    _spread(padded, marks, True, stack, 0, sy, sx)
+    _spread(state, np.int8(1), stack, 0, sy, sx)
     out = np.empty((nx, ny, nz), np.bool_)
     for i in range(nx):
         for j in range(ny):
             base = (i + 2) * sx + (j + 2) * sy + 2
             for k in range(nz):
-                out[i, j, k] = marks[base + k]
+                out[i, j, k] = state[base + k] == 1
     return out

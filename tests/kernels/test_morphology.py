@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from medcloak_kernels.deface import _block_mean_serial, _face_zone_serial, block_mean, face_zone, row_span
-from medcloak_kernels.morphology import INF, edt_sq, flood_from_border, label
+from medcloak_kernels.morphology import INF, edt_sq, flood_from_border, label, largest
 
 
 def reference_edt_sq(mask: np.ndarray, spacing) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -253,3 +253,29 @@ def test_row_span_holds_every_index_inside_the_planes(base, slope, lo, width, n)
     inside = [k for k in range(n) if lo < base + slope * k < lo + width]
     assert all(k0 <= k < k1 for k in inside)
     assert 0 <= k0 and k1 <= n or (k0, k1) == (n, 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(volumes)
+def test_largest_is_the_biggest_component_first_among_equals(vol) -> None:  # type: ignore[no-untyped-def]
+    mask, _ = _random(vol)
+    got, size = largest(mask)
+    parts = reference_components(mask)
+    if not parts:
+        assert not got.any() and size == 0
+        return
+    # the biggest; among equals the one whose first voxel (C order) comes first
+    best = max(parts, key=lambda part: (len(part), -int(np.ravel_multi_index(min(part), mask.shape))))
+    want = np.zeros(mask.shape, bool)
+    for v in best:
+        want[v] = True
+    assert size == len(best) and np.array_equal(got, want)
+
+
+def test_largest_edges() -> None:
+    assert largest(np.zeros((1, 1, 1), bool))[1] == 0
+    assert largest(np.ones((1, 1, 1), bool))[1] == 1
+    two = np.zeros((1, 1, 5), bool)
+    two[0, 0, [0, 2]] = True  # two single voxels: the first wins
+    got, size = largest(two)
+    assert size == 1 and got[0, 0, 0] and not got[0, 0, 2]

@@ -88,12 +88,9 @@ def _otsu(values: np.ndarray, bins: int = 256) -> float:
 
 
 def _largest(mask: np.ndarray) -> np.ndarray:
-    from medcloak_kernels.morphology import label
+    from medcloak_kernels.morphology import largest
 
-    labels, sizes = label(np.ascontiguousarray(mask))
-    if len(sizes) <= 1:
-        return np.zeros_like(mask)
-    return labels == int(np.argmax(sizes))
+    return largest(np.ascontiguousarray(mask))[0]
 
 
 def _fill(mask: np.ndarray) -> np.ndarray:
