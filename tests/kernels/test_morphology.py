@@ -105,7 +105,7 @@ def test_edt_threaded_passes_match_brute_force(vol, spacing) -> None:  # type: i
 @settings(max_examples=60, deadline=None)
 @given(volumes, st.tuples(st.floats(0.3, 3.0), st.floats(0.3, 3.0), st.floats(0.3, 3.0)), st.floats(0.0, 40.0),
        st.booleans())
-def test_bounded_edt_matches_brute_force_within_the_bound(vol, spacing, bound, threads) -> None:  # type: ignore[no-untyped-def]
+def test_bounded_edt_matches_brute_force(vol, spacing, bound, threads) -> None:  # type: ignore[no-untyped-def]
     """With a bound: the exact squared distance where it is at most the bound, INF elsewhere."""
     from medcloak_kernels import morphology
 
@@ -248,7 +248,7 @@ def test_serial_copies_are_cached_under_their_own_names() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(st.floats(-50, 50), st.floats(-3, 3), st.floats(-60, 60), st.floats(0, 60), st.integers(0, 40))
-def test_row_span_holds_every_index_inside_the_planes(base, slope, lo, width, n) -> None:  # type: ignore[no-untyped-def]
+def test_row_span_holds_the_indices_inside(base, slope, lo, width, n) -> None:  # type: ignore[no-untyped-def]
     k0, k1 = row_span(base, slope, lo, lo + width, n)
     inside = [k for k in range(n) if lo < base + slope * k < lo + width]
     assert all(k0 <= k < k1 for k in inside)

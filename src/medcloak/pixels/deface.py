@@ -474,7 +474,8 @@ def deface_mask(
 
     Raises :class:`DeidentificationError` when the brain estimate or the removed volume is
     implausible (the volume must then not be released)."""
-    from medcloak_kernels.deface import block_mean_sized as block_mean, face_zone_sized as face_zone
+    from medcloak_kernels.deface import block_mean_sized as block_mean
+    from medcloak_kernels.deface import face_zone_sized as face_zone
 
     if modality not in MODALITIES:
         raise DeidentificationError(f"defacing needs the modality MR, CT or PT, not {modality!r}")
