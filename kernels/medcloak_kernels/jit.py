@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from typing import Any, Callable
 
 import numba
@@ -21,3 +22,16 @@ PARALLEL: dict[str, Any] = {**OPTIONS, "parallel": True}
 
 def parallel_kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
     return numba.jit(**PARALLEL)(fn)
+
+
+def serial_copy(parallel: Any) -> Callable[..., Any]:
+    """The code of a :func:`parallel_kernel` compiled without threads, under its own name
+    (``<name>_serial``). numba's on-disk cache keys a function by its module, name and line and
+    its argument types, not by its options: a copy under the same name would load whichever of
+    the two was compiled first (measured: a "serial" face zone running the threaded code)."""
+    fn = parallel.py_func
+    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
+                              fn.__closure__)
+    copy.__qualname__ = fn.__qualname__ + "_serial"
+    copy.__doc__ = fn.__doc__
+    return kernel(copy)

@@ -8,7 +8,7 @@ import numpy as np
 
 import numba
 
-from .jit import kernel, parallel_kernel
+from .jit import kernel, parallel_kernel, serial_copy
 
 INF = 1e30
 
@@ -54,9 +54,10 @@ def _edt_line(f: np.ndarray, n: int, step: float, out: np.ndarray, v: np.ndarray
 
 
 @parallel_kernel
-def _binary_last_axis(mask: np.ndarray, step: float) -> np.ndarray:
+def _binary_last_axis(mask: np.ndarray, step: float, bound: float) -> np.ndarray:
     """The first pass, on a binary mask: squared distance to the nearest True voxel along the
-    last axis by a forward and a backward scan (no parabolas needed)."""
+    last axis by a forward and a backward scan (no parabolas needed); :data:`INF` beyond
+    ``bound``."""
     nx, ny, nz = mask.shape
     d = np.empty((nx, ny, nz), np.float64)
     for i in numba.prange(nx):
@@ -75,14 +76,15 @@ def _binary_last_axis(mask: np.ndarray, step: float) -> np.ndarray:
                     if gap < d[i, j, k]:
                         d[i, j, k] = gap
                 dist = d[i, j, k]
-                d[i, j, k] = dist * dist if dist < INF else INF
+                d[i, j, k] = dist * dist if dist < INF and dist * dist <= bound else INF
     return d
 
 
 @parallel_kernel
-def _edt_axis1(d: np.ndarray, step: float) -> None:
+def _edt_axis1(d: np.ndarray, step: float, bound: float) -> None:
     """One pass along axis 1 of ``d`` (any strides: the other passes use transposed views), in
-    place, each line gathered into a buffer; independent lines on several threads."""
+    place, each line gathered into a buffer (:data:`INF` beyond ``bound``; a line of
+    :data:`INF` only is left as it is); independent lines on several threads."""
     na, nb, nc = d.shape
     for a in numba.prange(na):
         f = np.empty(nb, np.float64)
@@ -90,24 +92,32 @@ def _edt_axis1(d: np.ndarray, step: float) -> None:
         v = np.empty(nb, np.int64)
         z = np.empty(nb + 1, np.float64)
         for c in range(nc):
+            empty = True
             for b in range(nb):
                 f[b] = d[a, b, c]
+                if f[b] < INF:
+                    empty = False
+            if empty:
+                continue
             _edt_line(f, nb, step, out, v, z)
             for b in range(nb):
-                d[a, b, c] = out[b]
+                d[a, b, c] = out[b] if out[b] <= bound else INF
 
 
 #: the same passes compiled without threads: on a small volume (a coarse analysis grid) starting
 #: and joining threads costs more than the work, and far more on a busy machine
-_binary_last_axis_serial = kernel(_binary_last_axis.py_func)
-_edt_axis1_serial = kernel(_edt_axis1.py_func)
+_binary_last_axis_serial = serial_copy(_binary_last_axis)
+_edt_axis1_serial = serial_copy(_edt_axis1)
 #: volumes of fewer voxels than this take the serial passes
 SERIAL_BELOW = 1 << 20
 
 
-def edt_sq(mask: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+def edt_sq(mask: np.ndarray, spacing: np.ndarray, bound: float = INF) -> np.ndarray:
     """Squared Euclidean distance (in the units of ``spacing``) from every voxel to the nearest
-    True voxel of ``mask`` (0 on it); :data:`INF` everywhere when the mask is empty.
+    True voxel of ``mask`` (0 on it); :data:`INF` everywhere when the mask is empty, and wherever
+    it exceeds ``bound`` (a caller that compares distances with a radius needs none beyond it:
+    each pass adds to the last, so a partial sum beyond the bound is dropped early, and lines
+    beyond it everywhere are skipped).
 
     One pass per axis: the first, along the contiguous last axis of the binary mask, is a plain
     scan; the others take the lower envelope of parabolas along each line. Volumes smaller than
@@ -115,68 +125,127 @@ def edt_sq(mask: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     serial = mask.size < SERIAL_BELOW
     first = _binary_last_axis_serial if serial else _binary_last_axis
     other = _edt_axis1_serial if serial else _edt_axis1
-    d = first(np.ascontiguousarray(mask, dtype=np.bool_), float(spacing[2]))
-    other(d, float(spacing[1]))
-    other(d.transpose(1, 0, 2), float(spacing[0]))  # a view: axis 0 becomes axis 1
+    bound = min(float(bound), INF)
+    d = first(np.ascontiguousarray(mask, dtype=np.bool_), float(spacing[2]), bound)
+    other(d, float(spacing[1]), bound)
+    other(d.transpose(1, 0, 2), float(spacing[0]), bound)  # a view: axis 0 becomes axis 1
     return d
 
 
 @numba.njit(inline="always")
-def _spread(mask, marks, value, stack, top):  # type: ignore[no-untyped-def]
-    """Depth-first spread from the voxels on ``stack`` (``top`` the last) to every 6-connected
-    voxel of ``mask`` not yet marked, marking it ``value``. Returns how many were taken off."""
-    nx, ny, nz = mask.shape
+def _spread(state, value, stack, top, sy, sx):  # type: ignore[no-untyped-def]
+    """Depth-first spread from the flat indices on ``stack`` (``top`` the last) to every
+    6-connected voxel whose ``state`` is negative (not yet reached), setting it to ``value``.
+    ``state`` is a flat copy of a volume padded by a layer of 0, with strides ``sy`` (second axis)
+    and ``sx`` (first axis): a neighbour is an index plus or minus 1, ``sy`` or ``sx``, with no
+    bounds to check, no division and one load. Returns how many were taken off."""
     count = 0
     while top >= 0:
         idx = stack[top]
         top -= 1
         count += 1
-        k = idx % nz
-        j = (idx // nz) % ny
-        i = idx // (ny * nz)
-        for di, dj, dk in ((1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1)):
-            a, b, c = i + di, j + dj, k + dk
-            if 0 <= a < nx and 0 <= b < ny and 0 <= c < nz and mask[a, b, c] and not marks[a, b, c]:
-                marks[a, b, c] = value
+        for n in (idx + 1, idx - 1, idx + sy, idx - sy, idx + sx, idx - sx):
+            if state[n] < 0:
+                state[n] = value
                 top += 1
-                stack[top] = (a * ny + b) * nz + c
+                stack[top] = n
     return count
+
+
+@numba.njit(inline="always")
+def _components(mask):  # type: ignore[no-untyped-def]
+    """The labelling of :func:`label` on the padded flat copy: (state, labels 1.. of the mask's
+    voxels and 0 elsewhere; sizes; strides sy, sx)."""
+    nx, ny, nz = mask.shape
+    sy = nz + 2
+    sx = (ny + 2) * sy
+    state = np.zeros((nx + 2) * sx, np.int32)
+    n = 0
+    for i in range(nx):
+        for j in range(ny):
+            base = (i + 1) * sx + (j + 1) * sy + 1
+            for k in range(nz):
+                if mask[i, j, k]:
+                    state[base + k] = -1
+                    n += 1
+    stack = np.empty(max(n, 1), np.int64)  # each voxel is pushed once
+    sizes = [0]
+    current = 0
+    for i in range(nx):
+        for j in range(ny):
+            base = (i + 1) * sx + (j + 1) * sy + 1
+            for k in range(nz):
+                idx = base + k
+                if state[idx] < 0:
+                    current += 1
+                    state[idx] = current
+                    stack[0] = idx
+                    sizes.append(_spread(state, current, stack, 0, sy, sx))
+    return state, np.array(sizes, np.int64), sy, sx
 
 
 @kernel
 def label(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """6-connected components of ``mask``: (labels, 0 outside the mask and 1.. inside; sizes,
-    where sizes[l] counts the voxels of label l and sizes[0] is 0)."""
+    """6-connected components of ``mask``: (labels, 0 outside the mask and 1.. inside, numbered
+    in the order of their first voxel; sizes, where sizes[l] counts the voxels of label l and
+    sizes[0] is 0)."""
     nx, ny, nz = mask.shape
-    labels = np.zeros((nx, ny, nz), np.int32)
-    stack = np.empty(nx * ny * nz, np.int64)
-    sizes = [0]
-    current = 0
-    for i0 in range(nx):
-        for j0 in range(ny):
-            for k0 in range(nz):
-                if not mask[i0, j0, k0] or labels[i0, j0, k0]:
-                    continue
-                current += 1
-                labels[i0, j0, k0] = current
-                stack[0] = (i0 * ny + j0) * nz + k0
-                sizes.append(_spread(mask, labels, current, stack, 0))
-    return labels, np.array(sizes, np.int64)
+    state, sizes, sy, sx = _components(mask)
+    labels = np.empty((nx, ny, nz), np.int32)
+    for i in range(nx):
+        for j in range(ny):
+            base = (i + 1) * sx + (j + 1) * sy + 1
+            for k in range(nz):
+                labels[i, j, k] = state[base + k]
+    return labels, sizes
+
+
+@kernel
+def largest(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """The largest 6-connected component of ``mask`` (the first in the order of :func:`label`
+    among equals) and its size; all False and 0 for an empty mask."""
+    nx, ny, nz = mask.shape
+    state, sizes, sy, sx = _components(mask)
+    out = np.zeros((nx, ny, nz), np.bool_)
+    if sizes.shape[0] <= 1:
+        return out, 0
+    best = np.int32(np.argmax(sizes))
+    for i in range(nx):
+        for j in range(ny):
+            base = (i + 1) * sx + (j + 1) * sy + 1
+            for k in range(nz):
+                out[i, j, k] = state[base + k] == best
+    return out, int(sizes[best])
 
 
 @kernel
 def flood_from_border(mask: np.ndarray) -> np.ndarray:
-    """The voxels of ``mask`` 6-connected to a voxel of ``mask`` on the volume's border."""
+    """The voxels of ``mask`` 6-connected to a voxel of ``mask`` on the volume's border.
+
+    The volume is padded by two layers: the inner one is part of the mask and joins every
+    border voxel of ``mask`` to one seed, the outer one not (no bounds to check)."""
     nx, ny, nz = mask.shape
-    out = np.zeros((nx, ny, nz), np.bool_)
-    stack = np.empty(nx * ny * nz, np.int64)
-    top = -1
+    sy = nz + 4
+    sx = (ny + 4) * sy
+    total = (nx + 4) * sx
+    state = np.zeros(total, np.int8)
+    n = 0
+    for i in range(-1, nx + 1):
+        for j in range(-1, ny + 1):
+            base = (i + 2) * sx + (j + 2) * sy + 2
+            for k in range(-1, nz + 1):
+                if i < 0 or j < 0 or k < 0 or i >= nx or j >= ny or k >= nz or mask[i, j, k]:
+                    state[base + k] = -1
+                    n += 1
+    stack = np.empty(n, np.int64)
+    seed = sx + sy + 1  # a corner of the inner layer
+    state[seed] = 1
+    stack[0] = seed
+    _spread(state, np.int8(1), stack, 0, sy, sx)
+    out = np.empty((nx, ny, nz), np.bool_)
     for i in range(nx):
         for j in range(ny):
+            base = (i + 2) * sx + (j + 2) * sy + 2
             for k in range(nz):
-                if (i == 0 or j == 0 or k == 0 or i == nx - 1 or j == ny - 1 or k == nz - 1) and mask[i, j, k]:
-                    out[i, j, k] = True
-                    top += 1
-                    stack[top] = (i * ny + j) * nz + k
-    _spread(mask, out, True, stack, top)
+                out[i, j, k] = state[base + k] == 1
     return out

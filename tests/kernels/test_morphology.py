@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from medcloak_kernels.deface import block_mean, face_zone
-from medcloak_kernels.morphology import INF, edt_sq, flood_from_border, label
+from medcloak_kernels.deface import _block_mean_serial, _face_zone_serial, block_mean, face_zone, row_span
+from medcloak_kernels.morphology import INF, edt_sq, flood_from_border, label, largest
 
 
 def reference_edt_sq(mask: np.ndarray, spacing) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -102,6 +102,26 @@ def test_edt_threaded_passes_match_brute_force(vol, spacing) -> None:  # type: i
         assert (got >= INF).all()
 
 
+@settings(max_examples=60, deadline=None)
+@given(volumes, st.tuples(st.floats(0.3, 3.0), st.floats(0.3, 3.0), st.floats(0.3, 3.0)), st.floats(0.0, 40.0),
+       st.booleans())
+def test_bounded_edt_matches_brute_force(vol, spacing, bound, threads) -> None:  # type: ignore[no-untyped-def]
+    """With a bound: the exact squared distance where it is at most the bound, INF elsewhere."""
+    from medcloak_kernels import morphology
+
+    mask, _ = _random(vol)
+    saved = morphology.SERIAL_BELOW
+    morphology.SERIAL_BELOW = 0 if threads else saved
+    try:
+        got = edt_sq(mask, np.array(spacing), bound)
+    finally:
+        morphology.SERIAL_BELOW = saved
+    ref = reference_edt_sq(mask, spacing) if mask.any() else np.full(mask.shape, INF)
+    within = ref <= bound
+    assert np.allclose(got[within], ref[within], rtol=1e-9, atol=1e-9)
+    assert (got[~within] >= INF).all()
+
+
 @pytest.mark.parametrize("shape", [(1, 1, 1), (1, 5, 1), (9, 1, 1), (3, 3, 3)])
 def test_edt_edges(shape) -> None:  # type: ignore[no-untyped-def]
     full = np.ones(shape, bool)
@@ -156,6 +176,8 @@ def test_block_mean_matches_reference(vol, factors, offsets) -> None:  # type: i
     _, rng = _random(vol)
     data = rng.normal(size=vol[:3]).astype(np.float32)
     got = block_mean(data, np.array(factors, np.int64), np.array(offsets, np.int64))
+    # the serial copy (small volumes) is the same code: the same sums
+    assert np.array_equal(got, _block_mean_serial(data, np.array(factors, np.int64), np.array(offsets, np.int64)))
     axes = [reference_blocks(n, f, o) for n, f, o in zip(data.shape, factors, offsets)]
     assert got.shape == tuple(len(a) for a in axes)
     for (i, bi), (j, bj), (k, bk) in itertools.product(*(enumerate(a) for a in axes)):
@@ -183,12 +205,15 @@ def reference_face_zone(shape, affine, factors, offsets, start, dist_sq, head, p
     return out, count
 
 
-@settings(max_examples=30, deadline=None)
-@given(st.integers(2, 6), st.integers(2, 6), st.integers(2, 6), st.integers(1, 2), st.integers(0, 2**31), st.booleans())
-def test_face_zone_matches_reference(nx, ny, nz, f, seed, ears) -> None:  # type: ignore[no-untyped-def]
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 9), st.integers(2, 9), st.integers(2, 9), st.integers(1, 2), st.integers(0, 2**31), st.booleans(),
+       st.booleans())
+def test_face_zone_matches_reference(nx, ny, nz, f, seed, ears, aligned) -> None:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(seed)
     affine = np.eye(4)
     affine[:3, :3] = rng.normal(size=(3, 3)) * 2  # oblique, any axis order
+    if aligned:  # a permuted, flipped diagonal: the rows' slopes along the last axis are 0 or not
+        affine[:3, :3] = np.eye(3)[rng.permutation(3)] * rng.choice([-1.0, 1.0], 3) * rng.uniform(0.5, 3, 3)
     affine[:3, 3] = rng.normal(size=3) * 5
     factors = np.array([f, f, 1], np.int64)
     offsets = rng.integers(-4, 5, 3).astype(np.int64)
@@ -203,3 +228,54 @@ def test_face_zone_matches_reference(nx, ny, nz, f, seed, ears) -> None:  # type
     got, count = face_zone(np.array([nx, ny, nz], np.int64), affine, factors, offsets, start, dist_sq, head, params)
     ref, ref_count = reference_face_zone((nx, ny, nz), affine, factors, offsets, start, dist_sq, head, params)
     assert np.array_equal(got, ref) and count == ref_count
+    got, count = _face_zone_serial(np.array([nx, ny, nz], np.int64), affine, factors, offsets, start, dist_sq, head,
+                                   params)
+    assert np.array_equal(got, ref) and count == ref_count
+
+
+def test_serial_copies_are_cached_under_their_own_names() -> None:
+    """numba's disk cache keys a function by module, name and line, not by its options: a serial
+    copy under the parallel kernel's name would load the threaded code (or the reverse)."""
+    from medcloak_kernels import deface, morphology
+
+    for parallel, serial in ((deface.block_mean, deface._block_mean_serial),
+                             (deface.face_zone, deface._face_zone_serial),
+                             (morphology._edt_axis1, morphology._edt_axis1_serial),
+                             (morphology._binary_last_axis, morphology._binary_last_axis_serial)):
+        assert parallel.targetoptions.get("parallel") and not serial.targetoptions.get("parallel")
+        assert serial.py_func.__qualname__ == parallel.py_func.__qualname__ + "_serial"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(-50, 50), st.floats(-3, 3), st.floats(-60, 60), st.floats(0, 60), st.integers(0, 40))
+def test_row_span_holds_the_indices_inside(base, slope, lo, width, n) -> None:  # type: ignore[no-untyped-def]
+    k0, k1 = row_span(base, slope, lo, lo + width, n)
+    inside = [k for k in range(n) if lo < base + slope * k < lo + width]
+    assert all(k0 <= k < k1 for k in inside)
+    assert 0 <= k0 and k1 <= n or (k0, k1) == (n, 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(volumes)
+def test_largest_is_the_biggest_component_first_among_equals(vol) -> None:  # type: ignore[no-untyped-def]
+    mask, _ = _random(vol)
+    got, size = largest(mask)
+    parts = reference_components(mask)
+    if not parts:
+        assert not got.any() and size == 0
+        return
+    # the biggest; among equals the one whose first voxel (C order) comes first
+    best = max(parts, key=lambda part: (len(part), -int(np.ravel_multi_index(min(part), mask.shape))))
+    want = np.zeros(mask.shape, bool)
+    for v in best:
+        want[v] = True
+    assert size == len(best) and np.array_equal(got, want)
+
+
+def test_largest_edges() -> None:
+    assert largest(np.zeros((1, 1, 1), bool))[1] == 0
+    assert largest(np.ones((1, 1, 1), bool))[1] == 1
+    two = np.zeros((1, 1, 5), bool)
+    two[0, 0, [0, 2]] = True  # two single voxels: the first wins
+    got, size = largest(two)
+    assert size == 1 and got[0, 0, 0] and not got[0, 0, 2]

@@ -91,12 +91,9 @@ def _otsu(values: np.ndarray, bins: int = 256) -> float:
 
 
 def _largest(mask: np.ndarray) -> np.ndarray:
-    from medcloak_kernels.morphology import label
+    from medcloak_kernels.morphology import largest
 
-    labels, sizes = label(np.ascontiguousarray(mask))
-    if len(sizes) <= 1:
-        return np.zeros_like(mask)
-    return labels == int(np.argmax(sizes))
+    return largest(np.ascontiguousarray(mask))[0]
 
 
 def _fill(mask: np.ndarray) -> np.ndarray:
@@ -105,18 +102,20 @@ def _fill(mask: np.ndarray) -> np.ndarray:
     return ~flood_from_border(np.ascontiguousarray(~mask))
 
 
-def _dist_sq(mask: np.ndarray, zooms: np.ndarray) -> np.ndarray:
+def _dist_sq(mask: np.ndarray, zooms: np.ndarray, bound: float = float("inf")) -> np.ndarray:
+    """Squared distance (mm^2) to ``mask``; beyond ``bound``, only known to lie beyond it (a
+    bounded transform skips the lines and partial sums beyond it: see ``edt_sq``)."""
     from medcloak_kernels.morphology import edt_sq
 
-    return edt_sq(np.ascontiguousarray(mask), zooms.astype(np.float64))
+    return edt_sq(np.ascontiguousarray(mask), zooms.astype(np.float64), bound)
 
 
 def _grow(mask: np.ndarray, mm: float, zooms: np.ndarray) -> np.ndarray:
-    return _dist_sq(mask, zooms) <= mm * mm
+    return _dist_sq(mask, zooms, mm * mm) <= mm * mm
 
 
 def _shrink(mask: np.ndarray, mm: float, zooms: np.ndarray) -> np.ndarray:
-    return _dist_sq(~mask, zooms) > mm * mm
+    return _dist_sq(~mask, zooms, mm * mm) > mm * mm
 
 
 def _head(v: np.ndarray, modality: str, zooms: np.ndarray) -> np.ndarray:
@@ -133,7 +132,7 @@ def _head(v: np.ndarray, modality: str, zooms: np.ndarray) -> np.ndarray:
         threshold = 0.5 * _otsu(np.clip(v, 0, top)) if modality == "MR" else 0.05 * top
     bright = _largest(v > threshold)
     closed = _fill(_grow(bright, CLOSING_MM, zooms))
-    head = _dist_sq(~closed, zooms) > CLOSING_MM * CLOSING_MM
+    head = _shrink(closed, CLOSING_MM, zooms)
     return _fill(_largest(head | bright))
 
 
@@ -164,7 +163,7 @@ def _touch_fraction(
         return 1.0
     near = outside_sq < 9.0
     if front is not None:
-        near |= front & (outside_sq < 36.0)
+        near |= front & (outside_sq < TOUCH_BOUND_SQ)
     return float(near[surface].mean())
 
 
@@ -190,6 +189,9 @@ FRACTIONS = (0.6, 0.8, 1.0, 1.2, 1.4, 1.6)
 TOUCH = 0.005
 #: the same for PET, whose estimate is grown by the scanner's blur and comes closer to the scalp
 PET_TOUCH = 0.05
+#: the farthest squared distance (mm^2) from the outside of the head that :func:`_touch_fraction`
+#: looks at: its distance transform need not go further
+TOUCH_BOUND_SQ = 36.0
 #: erosions tried (mm) to part the brain from the scalp, from the least
 EROSIONS = (3.0, 4.5, 6.0, 7.5, 9.0, 11.0, 13.0)
 
@@ -229,7 +231,7 @@ def _brain(
     reach and erosions scale with the head's ``size`` (see :func:`_size`): a child's head is
     judged by a child's measures."""
     lo, hi = (b * size**3 for b in BRAIN_ML[modality])
-    outside_sq = _dist_sq(~head, zooms)
+    outside_sq = _dist_sq(~head, zooms, TOUCH_BOUND_SQ)
     height = _coordinate(v.shape, affine, 2)
     head = head & (height > float(height[head].max()) - BRAIN_REACH_MM * size) if head.any() else head
     if modality != "PT":
@@ -272,7 +274,7 @@ def _brain(
     brain, ml = found[2], found[3]
     # the erosion cost the thin parts of the cortex: take back the tissue within 3 mm of the
     # estimate (the skull keeps the scalp further away than that)
-    near = (_dist_sq(brain, zooms) <= 9.0) & head & (v > tissue_floor)
+    near = _grow(brain, 3.0, zooms) & head & (v > tissue_floor)
     return _fill(brain | near), ml
 
 
@@ -305,11 +307,12 @@ def _first(
     tissue, holes filled; it is plausible when its volume lies in [lo, hi] and little of its
     surface comes near the outside of the head (:data:`TOUCH`)."""
     if outside_sq is None:
-        outside_sq = _dist_sq(~head, zooms)
+        outside_sq = _dist_sq(~head, zooms, TOUCH_BOUND_SQ)
     anterior = _coordinate(v.shape, affine, 1)
+    deepest = EROSIONS[-1] * max(size, 0.75)
     for t in range(start[0], len(tissues)):
         tissue = tissues[t]
-        depth = _dist_sq(~tissue, zooms)
+        depth = _dist_sq(~tissue, zooms, deepest * deepest)
         for e in range(start[1] if t == start[0] else 0, len(EROSIONS)):
             erode = EROSIONS[e] * max(size, 0.75)
             core = _largest(depth > erode * erode)
@@ -318,23 +321,36 @@ def _first(
                 break
             if core_ml > hi:
                 continue  # the estimate holds its core: too large already
-            # the regrown candidate lies within ``erode`` of the core: grow, label and fill in
-            # the core's box widened by that (and a voxel), the same as on the whole grid
-            where = np.argwhere(core)
+            # the regrown candidate lies within ``erode`` of the core: grow, label, fill and judge
+            # it in the core's box widened by that and a voxel (its surface is then the same as
+            # on the whole grid), the same as on the whole grid
             reach = np.ceil(erode / zooms).astype(np.int64) + 1
-            box = tuple(slice(max(0, int(a - r)), int(b + r + 1))
-                        for a, b, r in zip(where.min(axis=0), where.max(axis=0), reach))
-            brain = np.zeros_like(core)
-            brain[box] = _fill(_largest((_dist_sq(core[box], zooms) <= erode * erode) & tissue[box]))
-            ml = brain.sum() * voxel_ml
+            box = tuple(slice(max(0, int(a - r)), int(b + r + 1)) for (a, b), r in zip(_extent(core), reach))
+            grown = _largest(_grow(core[box], erode, zooms) & tissue[box])
+            if grown.sum() * voxel_ml > hi:
+                continue  # still joined to the scalp (filling holes only adds): erode more
+            filled = _fill(grown)
+            ml = filled.sum() * voxel_ml
             if ml > hi:
                 continue  # still joined to the scalp: erode more
             if ml < lo:
                 break  # eroded too far: try the next threshold
-            centre = float(anterior[brain].mean())
-            if _touch_fraction(brain, outside_sq, zooms, anterior > centre) <= TOUCH:
+            front = anterior[box]
+            centre = float(front[filled].mean())
+            if _touch_fraction(filled, outside_sq[box], zooms, front > centre) <= TOUCH:
+                brain = np.zeros_like(core)
+                brain[box] = filled
                 return t, e, brain, float(ml)
     return None
+
+
+def _extent(mask: np.ndarray) -> list[tuple[int, int]]:
+    """The first and last index of ``mask``'s True voxels along each axis (``mask`` not empty)."""
+    out = []
+    for axis in range(3):
+        along = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        out.append((int(along[0]), int(along[-1])))
+    return out
 
 
 def _brain_like(v: np.ndarray, head: np.ndarray, modality: str) -> bool:
@@ -525,7 +541,8 @@ def deface_mask(
 
     Raises :class:`DeidentificationError` when the brain estimate or the removed volume is
     implausible (the volume must then not be released)."""
-    from medcloak_kernels.deface import block_mean, face_zone
+    from medcloak_kernels.deface import block_mean_sized as block_mean
+    from medcloak_kernels.deface import face_zone_sized as face_zone
 
     if modality not in MODALITIES:
         raise DeidentificationError(f"defacing needs the modality MR, CT or PT, not {modality!r}")
