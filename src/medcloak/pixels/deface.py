@@ -460,7 +460,8 @@ def _eyes(
         box &= ~brain
     else:
         core = _shrink(brain, EYE_GUARD_MM, zooms)
-        box &= _dist_sq(core, zooms) >= max(0.0, EYE_MM * size - 2.0) ** 2
+        guard_sq = max(0.0, EYE_MM * size - 2.0) ** 2
+        box &= _dist_sq(core, zooms, guard_sq) >= guard_sq
     found: list[tuple[float, ...]] = []
     scores: list[float] = []
     for side in (1.0, -1.0):
@@ -614,7 +615,7 @@ def deface_mask(
     brain, brain_ml = found
     if not lo <= brain_ml <= hi:
         raise DeidentificationError(f"implausible brain estimate ({brain_ml:.0f} ml, expected {lo:.0f}-{hi:.0f} ml)")
-    if modality == "PT" and _touch_fraction(brain, _dist_sq(~head, small_zooms), small_zooms) > PET_TOUCH:
+    if modality == "PT" and _touch_fraction(brain, _dist_sq(~head, small_zooms, TOUCH_BOUND_SQ), small_zooms) > PET_TOUCH:
         raise DeidentificationError("the brain estimate touches the head's surface")
     ijk = np.argwhere(brain).astype(float)
     world = ijk @ small_affine[:3, :3].T + small_affine[:3, 3]
@@ -639,7 +640,9 @@ def deface_mask(
         pole_height - below_pole_mm * size,
         *(v for ball in eyes for v in ball),
     ])
-    dist = _dist_sq(brain, small_zooms).astype(np.float32)
+    # the face zone compares the distance with the margin only: none beyond it is needed (bounded a
+    # little above it, so that no distance that float32 rounds down to the margin is dropped)
+    dist = _dist_sq(brain, small_zooms, params[0] * params[0] * 1.001 + 1.0).astype(np.float32)
     mask, removed_head = face_zone(np.array(values.shape, np.int64), affine, factors, offsets, start, dist, head, params)
     removed_ml = float(removed_head) * float(np.prod(zooms)) / 1000.0
     if not 5.0 <= removed_ml <= 0.6 * head_ml:
