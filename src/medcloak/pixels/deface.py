@@ -370,11 +370,9 @@ def _first(
 
 def _extent(mask: np.ndarray) -> list[tuple[int, int]]:
     """The first and last index of ``mask``'s True voxels along each axis (``mask`` not empty)."""
-    out = []
-    for axis in range(3):
-        along = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
-        out.append((int(along[0]), int(along[-1])))
-    return out
+    from medcloak_kernels.morphology import extent
+
+    return [(int(a), int(b)) for a, b in extent(np.ascontiguousarray(mask))]
 
 
 def _brain_like(v: np.ndarray, head: np.ndarray, modality: str) -> bool:
