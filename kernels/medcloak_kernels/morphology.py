@@ -249,3 +249,33 @@ def flood_from_border(mask: np.ndarray) -> np.ndarray:
             for k in range(nz):
                 out[i, j, k] = state[base + k] == 1
     return out
+
+
+@kernel
+def extent(mask: np.ndarray) -> np.ndarray:
+    """The first and last index of ``mask``'s True voxels along each axis, as rows (first, last)
+    of a 3 x 2 array, in one pass over the volume; rows (-1, -1) for an empty mask."""
+    nx, ny, nz = mask.shape
+    out = np.empty((3, 2), np.int64)
+    out[:, 0] = np.iinfo(np.int64).max
+    out[:, 1] = -1
+    for i in range(nx):
+        for j in range(ny):
+            first = -1
+            last = -1
+            for k in range(nz):
+                if mask[i, j, k]:
+                    if first < 0:
+                        first = k
+                    last = k
+            if first < 0:
+                continue
+            out[0, 0] = min(out[0, 0], i)
+            out[0, 1] = max(out[0, 1], i)
+            out[1, 0] = min(out[1, 0], j)
+            out[1, 1] = max(out[1, 1], j)
+            out[2, 0] = min(out[2, 0], first)
+            out[2, 1] = max(out[2, 1], last)
+    if out[0, 1] < 0:
+        out[:, 0] = -1
+    return out

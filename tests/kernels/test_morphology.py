@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from medcloak_kernels.deface import _block_mean_serial, _face_zone_serial, block_mean, face_zone, row_span
-from medcloak_kernels.morphology import INF, edt_sq, flood_from_border, label, largest
+from medcloak_kernels.morphology import INF, edt_sq, extent, flood_from_border, label, largest
 
 
 def reference_edt_sq(mask: np.ndarray, spacing) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -279,3 +279,29 @@ def test_largest_edges() -> None:
     two[0, 0, [0, 2]] = True  # two single voxels: the first wins
     got, size = largest(two)
     assert size == 1 and got[0, 0, 0] and not got[0, 0, 2]
+
+
+def reference_extent(mask: np.ndarray) -> np.ndarray:
+    """The least and greatest index of the True voxels along each axis, from their list."""
+    points = np.argwhere(mask)
+    if len(points) == 0:
+        return np.full((3, 2), -1)
+    return np.stack([points.min(axis=0), points.max(axis=0)], axis=1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(volumes)
+def test_extent_matches_reference(vol) -> None:  # type: ignore[no-untyped-def]
+    mask, _ = _random(vol)
+    assert np.array_equal(extent(mask), reference_extent(mask))
+
+
+def test_extent_edges() -> None:
+    assert np.array_equal(extent(np.zeros((3, 4, 5), bool)), np.full((3, 2), -1))
+    one = np.zeros((3, 4, 5), bool)
+    one[2, 0, 4] = True
+    assert np.array_equal(extent(one), [[2, 2], [0, 0], [4, 4]])
+    assert np.array_equal(extent(np.ones((1, 1, 1), bool)), [[0, 0], [0, 0], [0, 0]])
+    corners = np.zeros((4, 5, 6), bool)
+    corners[0, 4, 2] = corners[3, 1, 0] = corners[1, 0, 5] = True
+    assert np.array_equal(extent(corners), [[0, 3], [0, 4], [0, 5]])

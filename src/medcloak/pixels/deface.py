@@ -37,6 +37,7 @@ per voxel of the full grid, by :func:`medcloak_kernels.deface.face_zone`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -91,9 +92,14 @@ def _otsu(values: np.ndarray, bins: int = 256) -> float:
 
 
 def _largest(mask: np.ndarray) -> np.ndarray:
+    return _largest_sized(mask)[0]
+
+
+def _largest_sized(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """The largest component and its voxel count (the labelling counts it: no pass to sum it)."""
     from medcloak_kernels.morphology import largest
 
-    return largest(np.ascontiguousarray(mask))[0]
+    return largest(np.ascontiguousarray(mask))
 
 
 def _fill(mask: np.ndarray) -> np.ndarray:
@@ -131,9 +137,19 @@ def _head(v: np.ndarray, modality: str, zooms: np.ndarray) -> np.ndarray:
         top = float(np.percentile(nonzero, 99.5))
         threshold = 0.5 * _otsu(np.clip(v, 0, top)) if modality == "MR" else 0.05 * top
     bright = _largest(v > threshold)
+    out = np.zeros(v.shape, bool)
+    if not bright.any():
+        return out
+    # the closing reaches CLOSING_MM beyond the bright voxels: it is worked out in their box
+    # widened by that and a voxel, whose outer layer is then background (as is all beyond it,
+    # joined to the border), so the fills and distances in the box are those of the whole grid
+    reach = np.ceil(CLOSING_MM / zooms).astype(np.int64) + 1
+    box = tuple(slice(max(0, int(a - r)), int(b + r + 1)) for (a, b), r in zip(_extent(bright), reach))
+    bright = np.ascontiguousarray(bright[box])
     closed = _fill(_grow(bright, CLOSING_MM, zooms))
     head = _shrink(closed, CLOSING_MM, zooms)
-    return _fill(_largest(head | bright))
+    out[box] = _fill(_largest(head | bright))
+    return out
 
 
 def _shrink_one(mask: np.ndarray) -> np.ndarray:
@@ -197,10 +213,18 @@ EROSIONS = (3.0, 4.5, 6.0, 7.5, 9.0, 11.0, 13.0)
 
 
 def _coordinate(shape: tuple[int, ...], affine: np.ndarray, axis: int) -> np.ndarray:
-    """World coordinate ``axis`` (0 right, 1 anterior, 2 superior; mm) of every voxel."""
+    """World coordinate ``axis`` (0 right, 1 anterior, 2 superior; mm) of every voxel (read-only:
+    the analysis asks for the same grids several times, and gets the one computed first)."""
+    row = np.asarray(affine, np.float64)[axis]
+    return _coordinate_of(tuple(int(n) for n in shape), tuple(float(c) for c in row[:4]))
+
+
+@lru_cache(maxsize=8)
+def _coordinate_of(shape: tuple[int, ...], row: tuple[float, ...]) -> np.ndarray:
     i, j, k = np.ogrid[: shape[0], : shape[1], : shape[2]]
-    row = affine[axis]
-    return (row[0] * i + row[1] * j + row[2] * k + row[3]).astype(np.float32)
+    out = (row[0] * i + row[1] * j + row[2] * k + row[3]).astype(np.float32)
+    out.flags.writeable = False
+    return out
 
 
 def _size(head: np.ndarray, affine: np.ndarray) -> float:
@@ -236,13 +260,13 @@ def _brain(
     head = head & (height > float(height[head].max()) - BRAIN_REACH_MM * size) if head.any() else head
     if modality != "PT":
         # the brain fills a good part of the head's top: a blob deep in a block of tissue does not
-        lo = max(lo, MIN_SHARE * float(head.sum()) * voxel_ml)
+        lo = max(lo, MIN_SHARE * float(np.count_nonzero(head)) * voxel_ml)
     if modality == "PT":
         # the hot region, grown by 6 mm: the scanner's resolution (6-8 mm) blurs the brain's
         # edge, so a threshold at 40 % of the peak lies inside it
         top = float(np.percentile(v[head], 99.5)) if head.any() else 0.0
         hot = _fill(_largest(head & (v > 0.4 * top)))
-        ml = float(hot.sum()) * voxel_ml
+        ml = float(np.count_nonzero(hot)) * voxel_ml
         return _fill(_grow(hot, 6.0, zooms) & head), ml
     if modality == "CT":
         tissues = [head & (v > -10) & (v < 90)]
@@ -315,8 +339,8 @@ def _first(
         depth = _dist_sq(~tissue, zooms, deepest * deepest)
         for e in range(start[1] if t == start[0] else 0, len(EROSIONS)):
             erode = EROSIONS[e] * max(size, 0.75)
-            core = _largest(depth > erode * erode)
-            core_ml = core.sum() * voxel_ml
+            core, count = _largest_sized(depth > erode * erode)
+            core_ml = count * voxel_ml
             if core_ml < 0.25 * lo:
                 break
             if core_ml > hi:
@@ -326,11 +350,11 @@ def _first(
             # on the whole grid), the same as on the whole grid
             reach = np.ceil(erode / zooms).astype(np.int64) + 1
             box = tuple(slice(max(0, int(a - r)), int(b + r + 1)) for (a, b), r in zip(_extent(core), reach))
-            grown = _largest(_grow(core[box], erode, zooms) & tissue[box])
-            if grown.sum() * voxel_ml > hi:
+            grown, count = _largest_sized(_grow(core[box], erode, zooms) & tissue[box])
+            if count * voxel_ml > hi:
                 continue  # still joined to the scalp (filling holes only adds): erode more
             filled = _fill(grown)
-            ml = filled.sum() * voxel_ml
+            ml = np.count_nonzero(filled) * voxel_ml
             if ml > hi:
                 continue  # still joined to the scalp: erode more
             if ml < lo:
@@ -346,11 +370,9 @@ def _first(
 
 def _extent(mask: np.ndarray) -> list[tuple[int, int]]:
     """The first and last index of ``mask``'s True voxels along each axis (``mask`` not empty)."""
-    out = []
-    for axis in range(3):
-        along = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
-        out.append((int(along[0]), int(along[-1])))
-    return out
+    from medcloak_kernels.morphology import extent
+
+    return [(int(a), int(b)) for a, b in extent(np.ascontiguousarray(mask))]
 
 
 def _brain_like(v: np.ndarray, head: np.ndarray, modality: str) -> bool:
@@ -436,7 +458,8 @@ def _eyes(
         box &= ~brain
     else:
         core = _shrink(brain, EYE_GUARD_MM, zooms)
-        box &= _dist_sq(core, zooms) >= max(0.0, EYE_MM * size - 2.0) ** 2
+        guard_sq = max(0.0, EYE_MM * size - 2.0) ** 2
+        box &= _dist_sq(core, zooms, guard_sq) >= guard_sq
     found: list[tuple[float, ...]] = []
     scores: list[float] = []
     for side in (1.0, -1.0):
@@ -567,7 +590,7 @@ def deface_mask(
     small_affine = affine @ scale
     voxel_ml = float(np.prod(small_zooms)) / 1000.0
     head = _head(small, modality, small_zooms)
-    head_ml = float(head.sum()) * voxel_ml
+    head_ml = float(np.count_nonzero(head)) * voxel_ml
     # the analysis needs only the head's box (and a margin of 2 coarse voxels)
     start = np.zeros(3, np.int64)
     if head.any():
@@ -590,7 +613,7 @@ def deface_mask(
     brain, brain_ml = found
     if not lo <= brain_ml <= hi:
         raise DeidentificationError(f"implausible brain estimate ({brain_ml:.0f} ml, expected {lo:.0f}-{hi:.0f} ml)")
-    if modality == "PT" and _touch_fraction(brain, _dist_sq(~head, small_zooms), small_zooms) > PET_TOUCH:
+    if modality == "PT" and _touch_fraction(brain, _dist_sq(~head, small_zooms, TOUCH_BOUND_SQ), small_zooms) > PET_TOUCH:
         raise DeidentificationError("the brain estimate touches the head's surface")
     ijk = np.argwhere(brain).astype(float)
     world = ijk @ small_affine[:3, :3].T + small_affine[:3, 3]
@@ -615,7 +638,9 @@ def deface_mask(
         pole_height - below_pole_mm * size,
         *(v for ball in eyes for v in ball),
     ])
-    dist = _dist_sq(brain, small_zooms).astype(np.float32)
+    # the face zone compares the distance with the margin only: none beyond it is needed (bounded a
+    # little above it, so that no distance that float32 rounds down to the margin is dropped)
+    dist = _dist_sq(brain, small_zooms, params[0] * params[0] * 1.001 + 1.0).astype(np.float32)
     mask, removed_head = face_zone(np.array(values.shape, np.int64), affine, factors, offsets, start, dist, head, params)
     removed_ml = float(removed_head) * float(np.prod(zooms)) / 1000.0
     if not 5.0 <= removed_ml <= 0.6 * head_ml:
