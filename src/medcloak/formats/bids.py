@@ -391,10 +391,9 @@ def table(data: bytes, name: str, subject: str | None, profile: Any, keyring: Ke
     """A TSV file of the dataset for release (see the module's docstring)."""
     gz = name.endswith(".gz")
     if gz:
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise CorruptInputError(f"the gzip stream is broken ({type(exc).__name__})") from None
+        from .gz import decompress
+
+        data = decompress(data)
     header, rows = read_tsv(data)
     kind = table_kind(name)
     if kind is not None:

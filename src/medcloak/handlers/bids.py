@@ -18,7 +18,6 @@ is released flattened outside it.
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import json
 import re
 from pathlib import Path
@@ -113,8 +112,8 @@ def _image(task: Task, job: Job, path: Path, relpath: str, dataset: Any, pair: A
     """An image and its companions: defaced through the volume handler (``anat``), or its
     header cleaned with its data kept."""
     from ..errors import UnsupportedInputError
-    from ..formats import bids
-    from ..formats.volume import read_volume, volume_bytes
+    from ..formats import bids, gz
+    from ..formats.volume import read_volume, volume_parts
     from . import volume
     from .base import Released
 
@@ -137,8 +136,8 @@ def _image(task: Task, job: Job, path: Path, relpath: str, dataset: Any, pair: A
     vol = read_volume(path)
     if vol.source_kind not in ("nifti1", "nifti2") or not vol.single_file:
         raise UnsupportedInputError("a BIDS image that is not a single-file NIfTI")
-    head, _ = volume_bytes(vol, vol.raw)
-    blob = gzip.compress(head, compresslevel=1, mtime=0) if path.name.endswith(".gz") else head
+    head, data, _single = volume_parts(vol, vol.raw)
+    blob = gz.compress((head, data)) if path.name.endswith(".gz") else b"".join((head, data))
     return Released(blob, relpath, patient_pair=pair, counts={"header-cleaned": 1, "bids-relabelled": 1},
                     extra=tuple(extra))
 
@@ -153,7 +152,7 @@ def verify(path: Path, relpath: str, context: VerifyContext) -> list[Finding]:
     tables with the profile's columns only, ``dataset_description.json`` stamped, image headers
     without text; with the audit, no original label anywhere."""
     from ..errors import MedcloakError
-    from ..formats import bids
+    from ..formats import bids, gz
     from . import volume
 
     parts = relpath.split("/")
@@ -173,9 +172,9 @@ def verify(path: Path, relpath: str, context: VerifyContext) -> list[Finding]:
     try:
         data = path.read_bytes()
         if name.endswith(".gz"):
-            data = gzip.decompress(data)
+            data = gz.decompress(data)
         text = data.decode("utf-8")
-    except (OSError, EOFError, UnicodeDecodeError):
+    except (OSError, MedcloakError, UnicodeDecodeError):
         return found + [Finding(relpath, "error", "unreadable text file")]
     if any(not bids.PSEUDONYM.fullmatch(label) and any(c.isdigit() for c in label) for label in bids.SUB.findall(text)):
         err("a subject label that is not a pseudonym")
