@@ -26,7 +26,7 @@ stitching data, so a box in pixels is not a tile-grid position. Where the box la
   again by :mod:`medcloak.formats.slide_j2k`: exactly for reversible (5/3) tiles, at the
   tile's own rate for irreversible (9/7) ones, whose pixels outside the box then carry a second
   generation of loss (the counts say which).
-- Other codecs are refused before anything is written.
+- Other codecs are refused, and the output is left empty (see below).
 
 The output is the input copied (in the kernel where it can) and then patched: a redacted tile
 that fits where it was is written there, its byte count updated and the rest of its old bytes

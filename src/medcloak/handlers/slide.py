@@ -149,8 +149,8 @@ def _redact_then_clean(path: Path, fh: BinaryIO, boxes: list[tuple[int, int, int
                        clean: Any) -> tuple[dict[str, int], str]:
     """The boxes redacted on every level into a temporary file beside ``fh`` (in the release's
     staging folder, removed at once), which is then cleaned into ``fh``: the counts of both, and
-    the digest cleaning took of what it wrote. Redaction refuses (a codec it does not handle)
-    before it writes anything."""
+    the digest cleaning took of what it wrote. A redaction that fails (a codec it does not
+    handle, a corrupt tile) stops its copy and leaves the temporary file empty, and it is removed."""
     from ..formats.slide_redact import redact_slide_boxes
 
     name = getattr(fh, "name", None)
