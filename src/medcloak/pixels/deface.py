@@ -345,12 +345,15 @@ def _first(
                 break
             if core_ml > hi:
                 continue  # the estimate holds its core: too large already
-            # the regrown candidate lies within ``erode`` of the core: grow, label, fill and judge
-            # it in the core's box widened by that and a voxel (its surface is then the same as
-            # on the whole grid), the same as on the whole grid
+            # the regrown candidate lies within ``erode`` of the core: grow, fill and judge it in
+            # the core's box widened by that and a voxel (its surface is then the same as on the
+            # whole grid). It needs no labelling: every core voxel lies deeper than ``erode`` in the
+            # tissue, so the ball of that radius about it is tissue (the ``& tissue`` only guards
+            # against rounding), and the balls about a connected core form one component
             reach = np.ceil(erode / zooms).astype(np.int64) + 1
             box = tuple(slice(max(0, int(a - r)), int(b + r + 1)) for (a, b), r in zip(_extent(core), reach))
-            grown, count = _largest_sized(_grow(core[box], erode, zooms) & tissue[box])
+            grown = _grow(core[box], erode, zooms) & tissue[box]
+            count = int(np.count_nonzero(grown))
             if count * voxel_ml > hi:
                 continue  # still joined to the scalp (filling holes only adds): erode more
             filled = _fill(grown)
