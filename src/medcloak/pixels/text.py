@@ -21,9 +21,12 @@ The detector looks for exactly that, on stored values of any bit depth:
    line is kept when it has at least three glyphs, most of them on one baseline and of one
    height, letter-shaped (a glyph much wider than tall must cross several strokes: letters that
    touch, not a streak of speckle), filling enough of the line's box, and is not a row of ticks.
-   A rejected chain gets a second look at its core (glyphs of one height on one line: text that
-   texture or colour flow joined). Glyphs left over are chained the same way down the columns
-   (text rotated by 90 degrees).
+   A faint line (median contrast under 40 levels) needs four glyphs and a width of three heights
+   (noise makes short faint chains). A rejected chain gets a second look at its core (glyphs of
+   one height on one line: text that texture or colour flow joined). An accepted line takes in
+   the glyphs of its band and colour up to two heights beyond its ends (a word chained apart,
+   glyphs too few to be a line on their own). Glyphs left over are chained the same way down the
+   columns (text rotated by 90 degrees).
 5. **Boxes** around each line, padded by a little more than the stroke halo.
 
 All pixel work is in numba kernels (:mod:`medcloak_kernels.text`); this module holds the
@@ -40,11 +43,11 @@ import numpy as np
 #: bold font's strokes are about 7 px)
 RADIUS = 5
 #: stroke contrast (8-bit levels) of a glyph's pixels, and of its strongest pixel
-LOW, HIGH = 10, 28
+LOW, HIGH = 6, 12
 #: a glyph's colour: the level with the most of its pixels within DELTA
 DELTA = 6
 #: glyphs are looked for at these levels of stroke contrast
-LEVELS = (LOW, 40, 100)
+LEVELS = (LOW, 20, 50, 120)
 #: the stroke contrast of texture (noise, speckle) is measured as its median in blocks of this
 #: side, and this many times it is taken off the contrast in the block
 BLOCK, NOISE = 64, 2.0
@@ -59,8 +62,13 @@ GAP, OVERLAP, RATIO, ALIGN = 1.2, 0.5, 2.5, 0.15
 #: BOTH with both, within ALIGN_TOL x the median height of the line's; the glyphs' area at least
 #: MIN_FILL of the line's box; the share LETTERS of them letter-shaped (see WIDE)
 MIN_GLYPHS, ALIGN_TOL, ALIGNED, BOTH, MIN_FILL, LETTERS = 3, 0.12, 0.6, 0.4, 0.15, 0.5
+#: an accepted line takes in glyphs of its band and colour up to GROW x its height from its ends
+GROW = 2.0
 #: a rejected chain's core: glyphs within CORE_RATIO of one height (chains of at most MAX_CORE)
 CORE_RATIO, MAX_CORE = 1.5, 400
+#: a faint line (median glyph contrast below WEAK levels) needs WEAK_GLYPHS glyphs and a width of
+#: WEAK_ASPECT x its height
+WEAK, WEAK_GLYPHS, WEAK_ASPECT = 40, 4, 3.0
 #: letters are about as wide as tall: glyphs wider than WIDE x their height must cross
 #: RUNS x width / height strokes on their middle row (letters that touch)
 WIDE, RUNS = 1.6, 0.5
@@ -153,7 +161,8 @@ def _aligned(boxes: np.ndarray, tol: float) -> float:
 
 
 def _chains(table: np.ndarray, idx: np.ndarray) -> list[np.ndarray]:
-    """The rows ``idx`` of the glyph table chained into horizontal lines (each chain's rows)."""
+    """The rows ``idx`` of the glyph table chained into horizontal lines (each chain's rows),
+    those with fewer than MIN_GLYPHS glyphs or no glyph MIN_LINE tall left out."""
     from medcloak_kernels import text as k
 
     boxes = table[idx, :4]
@@ -166,7 +175,15 @@ def _chains(table: np.ndarray, idx: np.ndarray) -> list[np.ndarray]:
     roots_sorted = roots[order]
     starts = np.flatnonzero(np.r_[True, roots_sorted[1:] != roots_sorted[:-1]])
     ends = np.r_[starts[1:], len(order)]
-    return [idx[order[s:e]] for s, e in zip(starts, ends)]
+    # most chains are a glyph or two of texture (found at several levels): the glyphs of each
+    # chain's most populous level are counted, and the tallest, before any closer look
+    chain = np.repeat(np.arange(len(starts)), ends - starts)
+    levels = int(table[:, -2].max()) + 1
+    per_level = np.bincount(chain * levels + table[idx[order], -2], minlength=len(starts) * levels)
+    count = per_level.reshape(len(starts), levels).max(axis=1)
+    tall = np.maximum.reduceat((table[idx[order], 3] - table[idx[order], 1]), starts)
+    keep = (count >= MIN_GLYPHS) & (tall >= MIN_LINE)
+    return [idx[order[s:e]] for s, e, ok in zip(starts, ends, keep) if ok]
 
 
 def _measure(table: np.ndarray, members: np.ndarray) -> tuple[tuple[int, int, int, int], dict]:
@@ -219,9 +236,11 @@ def _core(table: np.ndarray, members: np.ndarray) -> np.ndarray:
 
 def _accept(f: dict) -> bool:
     """Whether a chain of glyphs is a line of text (its measures from :func:`_measure`)."""
+    weak = f["peak"] < WEAK  # faint lines are judged harder: noise makes short faint chains
     return bool(
         f["top"] >= MIN_LINE
         and f["n"] >= MIN_GLYPHS  # texture makes pairs; a line of text has several glyphs
+        and (not weak or (f["n"] >= WEAK_GLYPHS and f["width"] >= WEAK_ASPECT * f["top"]))
         and f["aligned"] >= ALIGNED and f["both"] >= BOTH  # on one baseline, most of one height
         and f["fill"] >= MIN_FILL  # strokes, not a sparse scatter of dots and edges
         and f["letters"] >= LETTERS  # letter-shaped, not streaks of speckle
@@ -230,27 +249,74 @@ def _accept(f: dict) -> bool:
     )
 
 
+def _grow(table: np.ndarray, members: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """A line's glyphs with the glyphs of ``pool`` (row indices) that continue it: within the
+    band of its rows, at least half its median glyph height (or any size within half a height:
+    punctuation), no further than GROW heights from its ends, as strongly contrasted and of its
+    colour (a word that was chained apart, glyphs too few to be a line on their own)."""
+    from medcloak_kernels import text as k
+
+    rows = table[members]
+    y0, y1 = int(rows[:, 1].min()), int(rows[:, 3].max())
+    height = y1 - y0
+    mh = float(np.median(rows[:, 3] - rows[:, 1]))
+    tol = max(1.0, ALIGN_TOL * height)
+    colour = float(np.median(rows[:, k.MODE]))
+    peak = float(np.median(rows[:, k.PEAK]))
+    cand = table[pool]
+    ch = cand[:, 3] - cand[:, 1]
+    cw = cand[:, 2] - cand[:, 0]
+    ok = (cand[:, 1] >= y0 - tol) & (cand[:, 3] <= y1 + tol)
+    ok &= (np.abs(cand[:, 1] - y0) <= tol) | (np.abs(cand[:, 3] - y1) <= tol) | (ch < 0.5 * mh)
+    ok &= (cw <= WIDE * ch) | (cand[:, k.RUNS_H] >= np.maximum(2, RUNS * cw / np.maximum(ch, 1)))
+    ok &= (np.abs(cand[:, k.MODE] - colour) <= 2 * DELTA) & (cand[:, k.PEAK] >= 0.5 * peak)
+    pool, cand, ch = pool[ok], cand[ok], ch[ok]
+    x0, x1 = int(rows[:, 0].min()), int(rows[:, 2].max())
+    taken = np.zeros(len(pool), bool)
+    while True:
+        gap = np.maximum(cand[:, 0] - x1, x0 - cand[:, 2])
+        near = ~taken & (((ch >= 0.5 * mh) & (gap <= GROW * height)) | (gap <= 0.5 * height))
+        if not near.any():
+            break
+        taken |= near
+        x0 = min(x0, int(cand[near, 0].min()))
+        x1 = max(x1, int(cand[near, 2].max()))
+    return np.concatenate([members, pool[taken]])
+
+
 def _lines(table: np.ndarray) -> tuple[list[tuple[int, int, int, int]], np.ndarray]:
     """Horizontal lines among the glyphs, each polarity and plane on its own (the dark gaps
     between bright letters are glyph-like too, and would blur the letters' measures): the
     accepted lines' boxes, and a mask of the glyphs used by them. A rejected chain gets a second
-    look at its core (:func:`_core`)."""
+    look at its core (:func:`_core`); an accepted line takes in the glyphs that continue it
+    (:func:`_grow`)."""
     used = np.zeros(len(table), bool)
     out = []
     for src in np.unique(table[:, -1]):
-        for members in _chains(table, np.flatnonzero(table[:, -1] == src)):
+        mine = np.flatnonzero(table[:, -1] == src)
+        lines = []
+        for members in _chains(table, mine):
+            if len(members) < MIN_GLYPHS:  # most chains: a glyph or two of texture
+                continue
             box, f = _measure(table, members)
             if _accept(f):
-                out.append(box)
-                used[members] = True
+                lines.append(members)
             elif MIN_GLYPHS <= len(members) <= MAX_CORE:
                 core = _core(table, members)
                 if len(core) < len(members):
                     for part in _chains(table, core):
+                        if len(part) < MIN_GLYPHS:
+                            continue
                         box, f = _measure(table, part)
                         if _accept(f):
-                            out.append(box)
-                            used[part] = True
+                            lines.append(part)
+        for members in lines:
+            used[members] = True
+        for members in lines:
+            members = _grow(table, members, mine[~used[mine]])
+            used[members] = True
+            rows = table[members]
+            out.append((int(rows[:, 0].min()), int(rows[:, 1].min()), int(rows[:, 2].max()), int(rows[:, 3].max())))
     return out, used
 
 
