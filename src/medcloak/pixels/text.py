@@ -72,12 +72,14 @@ WEAK, WEAK_GLYPHS, WEAK_ASPECT = 40, 4, 3.0
 #: letters are about as wide as tall: glyphs wider than WIDE x their height must cross
 #: RUNS x width / height strokes on their middle row (letters that touch)
 WIDE, RUNS = 1.6, 0.5
-#: glyphs at least THICK px in both directions whose box is filled beyond MAX_FILL are blobs
+#: glyphs at least THICK px in both directions, less than twice as long as wide (not a bar: a
+#: bold I or 1), whose box is filled beyond MAX_FILL are blobs
 MAX_FILL, THICK = 0.85, 5
 #: a glyph's pixels at least half as contrasted as its strongest: at least this fraction
 CORE = 0.5
-#: box padding: this fraction of the line's height, and at least PAD px
-PAD_FRACTION, PAD = 0.15, 2
+#: box padding: across the line, this fraction of the line's height, and at least PAD px; at its
+#: ends, END_FRACTION of its height (a last glyph lost on a background of its own colour)
+PAD_FRACTION, PAD, END_FRACTION = 0.15, 2, 0.5
 #: robust extremes of deep frames: this many pixels (at least) lie beyond each
 TAIL_FRACTION = 2e-4
 
@@ -127,7 +129,7 @@ def _glyph_like(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     fill = area / np.maximum(w * h, 1)
     strong = t[:, k.PEAK] >= HIGH
     small = np.minimum(w, h) <= MAX_GLYPH
-    thin = (fill <= MAX_FILL) | (np.minimum(w, h) < THICK)
+    thin = (fill <= MAX_FILL) | (np.minimum(w, h) < THICK) | (np.maximum(w, h) >= 2 * np.minimum(w, h))
     good = strong & small & thin & (np.maximum(w, h) >= MIN_GLYPH) & (t[:, k.CORE] >= CORE * area)
     return good, strong & ~(small & thin)
 
@@ -355,9 +357,15 @@ def detect_text(image: Any, *, photometric: str | None = None,
         turned[:, :4] = rest[:, [1, 0, 3, 2]]  # columns as rows: text rotated by 90 degrees
         turned[:, [k.RUNS_H, k.RUNS_V]] = rest[:, [k.RUNS_V, k.RUNS_H]]
         vertical, _ = _lines(turned)
-        found += [(y0, x0, y1, x1) for x0, y0, x1, y1 in vertical]
+    else:
+        vertical = []
     out = []
-    for x0, y0, x1, y1 in found:
-        pad = max(PAD, int(round(PAD_FRACTION * min(x1 - x0, y1 - y0))))
-        out.append((max(0, x0 - pad), max(0, y0 - pad), min(nx, x1 + pad), min(ny, y1 + pad)))
+    for turn, lines in ((False, found), (True, vertical)):
+        for x0, y0, x1, y1 in lines:  # in the line's own frame: x along it, y across
+            across = max(PAD, int(round(PAD_FRACTION * (y1 - y0))))
+            along = max(PAD, int(round(END_FRACTION * (y1 - y0))))
+            box = (x0 - along, y0 - across, x1 + along, y1 + across)
+            if turn:
+                box = (box[1], box[0], box[3], box[2])
+            out.append((max(0, box[0]), max(0, box[1]), min(nx, box[2]), min(ny, box[3])))
     return out
