@@ -56,7 +56,7 @@ How a frame is made (``make_frame(i, seed, size)``; ``make_frames(n)`` is frames
    ``ruler`` (a depth ruler with major and minor tick marks, a scale bar with end ticks, calliper
    crosses and dotted measurement lines on a screen layout), ``ecg`` (an ECG trace with its
    baseline and a grid strip under the image, green or yellow), ``doppler`` (synthetic flow: smoothed
-   noise thresholded into vessels inside a sector, coloured red/blue or orange/yellow by its sign,
+   noise (bicubic from a 24 px grid) thresholded into vessels and jets inside a sector, coloured red/blue or orange/yellow by its sign,
    over a real B-mode background; or the real power Doppler of US1; ``Frame.flow`` holds the flow
    pixels) and ``graphics`` (grey wedges and colour bars, circles, cross-hairs, arrows, a sector
    outline, image_dfl's squares).
@@ -253,11 +253,11 @@ def _window_of(src: _Source) -> tuple[float, float]:
     return src.window
 
 
-def _resize(a: np.ndarray, w: int, h: int) -> np.ndarray:
+def _resize(a: np.ndarray, w: int, h: int, resample=Image.Resampling.BILINEAR) -> np.ndarray:
     if a.ndim == 3:
-        return np.stack([_resize(a[..., c], w, h) for c in range(a.shape[2])], axis=2)
+        return np.stack([_resize(a[..., c], w, h, resample) for c in range(a.shape[2])], axis=2)
     im = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32), mode="F")
-    return np.asarray(im.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)
+    return np.asarray(im.resize((w, h), resample), dtype=np.float32)
 
 
 def _fit(a: np.ndarray, w: int, h: int, tile: bool, rng: np.random.Generator) -> np.ndarray:
@@ -570,17 +570,17 @@ def _flow(cv: _Canvas, rng) -> np.ndarray:
     """Synthetic colour flow inside a sector of the image area; returns the flow mask."""
     x0, y0, x1, y1 = cv.view
     h, w = y1 - y0, x1 - x0
-    small = rng.normal(size=(max(h // 28, 4), max(w // 28, 4))).astype(np.float32)
-    field_ = _resize(small, w, h)  # smooth blobs about 30 px across
+    small = rng.normal(size=(max(h // 24, 4), max(w // 24, 4))).astype(np.float32)
+    field_ = _resize(small, w, h, Image.Resampling.BICUBIC)  # smooth blobs about 25 px across
     field_ = field_ / (np.abs(field_).max() + 1e-6)
     yy, xx = np.mgrid[0:h, 0:w]
     cx, apex = w / 2 + rng.uniform(-w / 6, w / 6), -h * 0.2
     ang = np.arctan2(xx - cx, yy - apex)
     rad = np.hypot(xx - cx, yy - apex)
-    half = rng.uniform(0.25, 0.5)
-    r0, r1 = rng.uniform(0.3, 0.5) * h, rng.uniform(0.8, 1.1) * h
+    half = rng.uniform(0.3, 0.6)
+    r0, r1 = rng.uniform(0.25, 0.45) * h, rng.uniform(0.85, 1.15) * h
     sector = (np.abs(ang) < half) & (rad > r0) & (rad < r1)
-    thr = rng.uniform(0.25, 0.45)
+    thr = rng.uniform(0.1, 0.3)
     flow = sector & (np.abs(field_) > thr)
     t = np.clip((np.abs(field_) - thr) / (1 - thr), 0, 1)
     power = bool(rng.integers(0, 2))
