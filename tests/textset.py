@@ -256,7 +256,7 @@ def _window_of(src: _Source) -> tuple[float, float]:
 def _resize(a: np.ndarray, w: int, h: int, resample=Image.Resampling.BILINEAR) -> np.ndarray:
     if a.ndim == 3:
         return np.stack([_resize(a[..., c], w, h, resample) for c in range(a.shape[2])], axis=2)
-    im = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32), mode="F")
+    im = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32))
     return np.asarray(im.resize((w, h), resample), dtype=np.float32)
 
 
