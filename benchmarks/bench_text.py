@@ -223,6 +223,15 @@ def main() -> None:
             print(f"goal {key} {'>=' if key in ('glyph_pixels_covered', 'lines_98') else '<='} {goal}: "
                   f"{r[key]:.4f} {'MET' if ok else 'MISSED'}")
 
+    kinds = sorted({k for r in results.values() for k in r["false_area_by_kind"]})
+    print("\nfalse area by kind of frame: mean / max (frames)")
+    print("| detector | " + " | ".join(kinds) + " |")
+    print("|---|" + "---|" * len(kinds))
+    for name, r in results.items():
+        cells = [f"{pct(g['mean'])} / {pct(g['max'])} ({g['frames']})" if (g := r["false_area_by_kind"].get(k)) else "-"
+                 for k in kinds]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
     for group in ("size", "contrast", "rotation", "colour", "place", "antialias", "representation"):
         keys = sorted({k for r in results.values() for k in r["by"][group]},
                       key=lambda k: (int(k.split("-")[0]) if k[:1].isdigit() else 0, k))

@@ -187,6 +187,7 @@ def test_false_area_of_frames_without_text_mean_and_median():
     assert r["false_area_free_mean"] == pytest.approx((1 + 0 + 0.01) / 3)
     assert r["false_area_free_median"] == pytest.approx(0.01)
     assert r["false_area_free_max"] == 1.0
+    assert r["false_area_by_kind"]["anatomy"] == {"mean": pytest.approx(1.01 / 3), "max": 1.0, "frames": 3}
 
 
 def test_breakdowns_split_lines_by_their_attributes():
