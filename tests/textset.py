@@ -731,7 +731,7 @@ def make_frame(i: int, seed: int = 0, size: tuple[int, int] = (1024, 768)) -> Fr
         src = bmode[int(rng.integers(len(bmode)))]
         rep, layout = "rgb", "screen"
     else:
-        src = sources[(i * 7 + int(rng.integers(0, 3))) % len(sources)]
+        src = sources[int(rng.integers(len(sources)))]
         r = rng.random()
         rep = "display" if r < 0.35 else "rgb" if r < 0.7 else "stored"
         if rep == "stored":  # every source of more than 8 bits alike (or every grey one)
