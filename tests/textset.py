@@ -50,8 +50,8 @@ How a frame is made (``make_frame(i, seed, size)``; ``make_frames(n)`` is frames
    bounding box of every pixel the glyphs touch (coverage > 0); ``mask`` (the box's shape) holds
    the glyph pixels: coverage >= 1/4 of a pixel (all drawn pixels for non-anti-aliased text).
    Compositing is ``value = background * (1 - coverage) + text * coverage``, in the frame's own
-   values. ``contrast`` is the measured difference, in display levels, between the median of the
-   glyph pixels and the median of the box's other pixels.
+   values. ``contrast`` is how much the text changed its glyph pixels: the median over them of
+   the change, in display levels (0-255).
 6. Frames without text (1 in 6, in turn): ``anatomy`` (full background, any representation),
    ``ruler`` (a depth ruler with major and minor tick marks, a scale bar with end ticks, calliper
    crosses and dotted measurement lines on a screen layout), ``ecg`` (an ECG trace with its
@@ -701,14 +701,15 @@ def _draw_line(cv: _Canvas, rng, taken, identifying: bool, fonts, rotated=None) 
         rgb = np.full(3, 0.0 if bg > 127 else 255.0, dtype=np.float32)
         colour = "black" if bg > 127 else "white"
     value = cv.native(rgb if cv.rep == "rgb" else float(rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)))
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + gw, cv.w), min(y + gh, cv.h)
+    before = np.array(cv.display(cv.v[y0:y1, x0:x1]))  # a copy
     cv.paint(alpha, x, y, value)
     # ground truth, clipped to the frame
-    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + gw, cv.w), min(y + gh, cv.h)
     a = alpha[y0 - y:y1 - y, x0 - x:x1 - x]
     taken.append((x0, y0, x1, y1))
     mask = a >= GLYPH_COVERAGE
-    disp = cv.display(cv.v[y0:y1, x0:x1])
-    contrast = float(abs(np.median(disp[mask]) - np.median(disp[a == 0]))) if mask.any() and (a == 0).any() else 0.0
+    change = np.abs(cv.display(cv.v[y0:y1, x0:x1]) - before)
+    contrast = float(np.median(change[mask])) if mask.any() else 0.0
     return Line((x0, y0, x1, y1), mask, text, identifying, size, os.path.basename(font), antialias, colour,
                 place, rotated, low, contrast)
 
