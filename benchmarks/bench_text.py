@@ -3,7 +3,8 @@ detector on the frames of ``tests/textset.py`` (1024 x 768, seeded), in one run.
 
 Detectors (each called once per frame, on the frame alone):
 - ``medcloak``: ``medcloak.detect_text(image)`` on the frame's own values (uint8 grey, uint8
-  RGB, or uint16 stored values at 10-16 bits, MONOCHROME1 as stored). Imported lazily: when this
+  RGB, or uint16 stored values at 10-16 bits, MONOCHROME1 as stored; with ``photometric`` and
+  ``bits_stored`` for stored frames when it takes them, as a DICOM pipeline would). Imported lazily: when this
   checkout has no ``detect_text`` the row is skipped and the script says so;
 - ``tesseract``: ``pytesseract.image_to_data`` (tesseract's default page segmentation, English),
   the boxes of the words with text (a non-empty string and a confidence >= 0), as
@@ -90,7 +91,18 @@ def make_medcloak():
     fn = getattr(medcloak, "detect_text", None)
     if fn is None:
         return None, "this checkout's medcloak has no detect_text"
-    return (lambda f: [tuple(int(v) for v in b) for b in fn(f.image)]), ""
+    import inspect
+
+    params = inspect.signature(fn).parameters
+    extra = "photometric" in params and "bits_stored" in params
+
+    def run(f):
+        if extra and f.representation == "stored":  # what a DICOM pipeline knows of the frame
+            boxes = fn(f.image, photometric=f.photometric, bits_stored=f.bits)
+        else:
+            boxes = fn(f.image)
+        return [tuple(int(v) for v in b) for b in boxes]
+    return run, "detect_text" + (" (stored frames with their photometric and bits stored)" if extra else "")
 
 
 def make_tesseract():
