@@ -19,10 +19,12 @@ How a frame is made (``make_frame(i, seed, size)``; ``make_frames(n)`` is frames
    examples_overlay, JPEG2000, examples_rgb_color, image_dfl), and MONOCHROME1 and 10/15-bit
    frames are made from them (see 3). There is no XA file in either set: XA/RF-like frames are the
    CR and NM sources shown as fluoroscopy screens.
-2. Each frame is ``size`` (default 1024 x 768). Its layout is either ``screen`` (a dark border,
-   levels 0-24 with faint noise, around a viewport that holds the background resized to fit, as
-   ultrasound and fluoroscopy consoles show) or ``full`` (the background resized and tiled by
-   mirroring to fill the frame). Backgrounds are resized with bilinear filtering as float values.
+2. Each frame is ``size`` (default 1024 x 768), its background drawn uniformly from the sources
+   (stored frames: from those of more than 8 bits; Doppler frames: from the US ones). Its
+   layout is ``screen`` (for US, NM and OT, and half of the others: a dark border, levels 0-24
+   with faint noise, around a viewport that holds the background resized to fit, as ultrasound
+   and fluoroscopy consoles show) or ``full`` (the background resized and tiled by mirroring to
+   fill the frame). Backgrounds are resized with bilinear filtering as float values.
 3. Representations: ``display`` frames are uint8 2-D, the background windowed to its 1st-99.5th
    percentile; ``rgb`` frames are uint8 H x W x 3 (grey backgrounds repeated over the channels,
    colour ones as they are); ``stored`` frames are uint16 2-D at the source's own bit depth
@@ -42,9 +44,10 @@ How a frame is made (``make_frame(i, seed, size)``; ``make_frames(n)`` is frames
    dark border; ``anatomy``: inside the image area; ``box``: on a filled box of 1-4 px padding;
    ``edge``: touching the frame's edge), 1 in 8 rotated by 90 degrees (either way), 1 in 5 low
    contrast (the text 12-32 display levels of 255 above or below the median of the background
-   under it). Over anatomy, a line that is not low contrast and would differ by less than 60
-   levels from the background under it is drawn black or white instead, whichever differs more.
-   Lines never overlap one another (boxes kept 8 px apart). Some text frames also get a ruler or an
+   under it; a low-contrast box is filled with that median). A line that is not low contrast and
+   would differ by less than 60 levels from the background under it is drawn black or white
+   instead, whichever differs more. A line that does not fit its place (a border too narrow, a
+   full-frame layout) goes over the image area. Lines never overlap (boxes kept 8 px apart). Some text frames also get a ruler or an
    ECG trace (below), as real screens do.
 5. Ground truth per line (:class:`Line`): ``box`` (x0, y0, x1, y1; ends exclusive) is the
    bounding box of every pixel the glyphs touch (coverage > 0); ``mask`` (the box's shape) holds
@@ -52,14 +55,15 @@ How a frame is made (``make_frame(i, seed, size)``; ``make_frames(n)`` is frames
    Compositing is ``value = background * (1 - coverage) + text * coverage``, in the frame's own
    values. ``contrast`` is how much the text changed its glyph pixels: the median over them of
    the change, in display levels (0-255).
-6. Frames without text (1 in 6, in turn): ``anatomy`` (full background, any representation),
+6. Frames without text (1 in 6, in turn): ``anatomy`` (the background alone, either layout),
    ``ruler`` (a depth ruler with major and minor tick marks, a scale bar with end ticks, calliper
    crosses and dotted measurement lines on a screen layout), ``ecg`` (an ECG trace with its
-   baseline and a grid strip under the image, green or yellow), ``doppler`` (synthetic flow: smoothed
-   noise (bicubic from a 24 px grid) thresholded into vessels and jets inside a sector, coloured red/blue or orange/yellow by its sign,
-   over a real B-mode background; or the real power Doppler of US1; ``Frame.flow`` holds the flow
-   pixels) and ``graphics`` (grey wedges and colour bars, circles, cross-hairs, arrows, a sector
-   outline, image_dfl's squares).
+   baseline and a grid strip under the image, green or yellow), ``doppler`` (synthetic flow:
+   smooth noise, bicubic from a 24 px grid, thresholded into vessels and jets inside a sector,
+   coloured red/blue by its sign or orange/yellow as power Doppler, over a real B-mode
+   background; or the real power Doppler of US1; ``Frame.flow`` holds the flow pixels) and
+   ``graphics`` (grey wedges and colour bars, circles, cross-hairs, arrows, a sector outline;
+   image_dfl's squares when it is the background).
 
 Everything is drawn with numpy and Pillow; ``make_frames(360)`` takes a few seconds (the file
 reads once, about 0.5 s, then 13-25 ms a frame on this 2-core machine). :func:`small_set` is 24 frames of 512 x 384 for unit tests.
