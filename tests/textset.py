@@ -47,8 +47,8 @@ How a frame is made (``make_frame(i, seed, size)``; ``make_frames(n)`` is frames
    under it; a low-contrast box is filled with that median). A line that is not low contrast and
    would differ by less than 60 levels from the background under it is drawn black or white
    instead, whichever differs more. A line that does not fit its place (a border too narrow, a
-   full-frame layout) goes over the image area. Lines never overlap (boxes kept 8 px apart). Some text frames also get a ruler or an
-   ECG trace (below), as real screens do.
+   full-frame layout) goes over the image area. Lines never overlap (boxes kept 8 px apart).
+   Some text frames also get a ruler or an ECG trace (below), as real screens do.
 5. Ground truth per line (:class:`Line`): ``box`` (x0, y0, x1, y1; ends exclusive) is the
    bounding box of every pixel the glyphs touch (coverage > 0); ``mask`` (the box's shape) holds
    the glyph pixels: coverage >= 1/4 of a pixel (all drawn pixels for non-anti-aliased text).
@@ -65,11 +65,11 @@ How a frame is made (``make_frame(i, seed, size)``; ``make_frames(n)`` is frames
    ``graphics`` (grey wedges and colour bars, circles, cross-hairs, arrows, a sector outline;
    image_dfl's squares when it is the background).
 
-Everything is drawn with numpy and Pillow; ``make_frames(360)`` takes a few seconds (the file
-reads once, about 0.5 s, then 13-25 ms a frame on this 2-core machine). :func:`small_set` is 24 frames of 512 x 384 for unit tests.
-The measures (coverage, false area, breakdowns) are in ``tests/textmetrics.py``;
-``python tests/textset.py OUTDIR [N]`` writes PNG previews of frames 0..N-1 with their lines
-outlined (:func:`preview`).
+Everything is drawn with numpy and Pillow; ``make_frames(360)`` takes 5-15 s on this shared
+2-core machine (the files are read once, about 0.5 s, then 13-40 ms a frame with the load). :func:`small_set` is
+24 frames of 512 x 384 for unit tests. The measures (coverage, false area, breakdowns) are in
+``tests/textmetrics.py``; ``python tests/textset.py OUTDIR [N]`` writes PNG previews of frames
+0..N-1 with their lines outlined (:func:`preview`).
 """
 
 from __future__ import annotations
