@@ -24,10 +24,11 @@ The detector looks for exactly that, on stored values of any bit depth:
    A faint line (median contrast under 40 levels) needs four glyphs and a width of three heights
    (noise makes short faint chains). A rejected chain gets a second look at its core (glyphs of
    one height on one line: text that texture or colour flow joined). An accepted line takes in
-   the glyphs of its band and colour up to two heights beyond its ends (a word chained apart,
+   the glyphs of its band and colour up to three heights beyond its ends (a word chained apart,
    glyphs too few to be a line on their own). Glyphs left over are chained the same way down the
    columns (text rotated by 90 degrees).
-5. **Boxes** around each line, padded by a little more than the stroke halo.
+5. **Boxes** around each line, padded by a little more than the stroke halo across it and by a
+   height at its ends (a last glyph lost on a background of its own colour).
 
 All pixel work is in numba kernels (:mod:`medcloak_kernels.text`); this module holds the
 decisions and their thresholds.
@@ -63,7 +64,7 @@ GAP, OVERLAP, RATIO, ALIGN = 1.2, 0.5, 2.5, 0.15
 #: MIN_FILL of the line's box; the share LETTERS of them letter-shaped (see WIDE)
 MIN_GLYPHS, ALIGN_TOL, ALIGNED, BOTH, MIN_FILL, LETTERS = 3, 0.12, 0.6, 0.4, 0.15, 0.5
 #: an accepted line takes in glyphs of its band and colour up to GROW x its height from its ends
-GROW = 2.0
+GROW = 3.0
 #: a rejected chain's core: glyphs within CORE_RATIO of one height (chains of at most MAX_CORE)
 CORE_RATIO, MAX_CORE = 1.5, 400
 #: a faint line (median glyph contrast below WEAK levels) needs WEAK_GLYPHS glyphs and a width of
@@ -79,7 +80,7 @@ MAX_FILL, THICK = 0.85, 5
 CORE = 0.5
 #: box padding: across the line, this fraction of the line's height, and at least PAD px; at its
 #: ends, END_FRACTION of its height (a last glyph lost on a background of its own colour)
-PAD_FRACTION, PAD, END_FRACTION = 0.15, 2, 0.5
+PAD_FRACTION, PAD, END_FRACTION = 0.15, 2, 1.0
 #: robust extremes of deep frames: this many pixels (at least) lie beyond each
 TAIL_FRACTION = 2e-4
 
@@ -246,7 +247,7 @@ def _accept(f: dict) -> bool:
         and f["aligned"] >= ALIGNED and f["both"] >= BOTH  # on one baseline, most of one height
         and f["fill"] >= MIN_FILL  # strokes, not a sparse scatter of dots and edges
         and f["letters"] >= LETTERS  # letter-shaped, not streaks of speckle
-        and f["height"] <= 1.8 * f["top"]  # not a chain drifting across texture
+        and f["height"] <= 1.8 * f["top"] and f["height"] <= 2.4 * f["mh"]  # not drifting across texture
         and f["ticks"] <= 0.67  # not a ruler's ticks
     )
 
