@@ -155,6 +155,7 @@ def test_tophats_are_frame_less_opening_and_closing_less_frame(spec, r) -> None:
     white, black = k.tophats(img, r)
     assert np.array_equal(white, img.astype(int) - opened)
     assert np.array_equal(black, closed.astype(int) - img)
+    assert np.array_equal(k.white_tophat(img, r), white)
 
 
 def test_tophat_keeps_thin_strokes_and_drops_blobs() -> None:

@@ -143,24 +143,23 @@ def _glyphs(planes: list[np.ndarray]) -> np.ndarray:
 
     tables = []
     for i, plane in enumerate(planes):
-        white, black = k.tophats(plane, RADIUS)
-        # each polarity on its own: the gaps between bright glyphs are dark details themselves
-        for j, strength in enumerate((white, black) if i == 0 else (white,)):  # chroma: coloured on grey
+        if i == 0:
+            # each polarity on its own: the gaps between bright glyphs are dark details themselves
+            contrasts = k.tophats(plane, RADIUS)
+        elif int(plane.max()) >= HIGH:  # chroma: coloured text on grey (none on a grey frame)
+            contrasts = (k.white_tophat(plane, RADIUS),)
+        else:
+            continue
+        for j, strength in enumerate(contrasts):
             level = k.block_median(strength, BLOCK)
             excess = k.above_level(strength, level, BLOCK, NOISE)
             for n, lo in enumerate(LEVELS):  # text touching bright anatomy parts from it higher up
                 t = k.components(excess, lo, plane, DELTA)[1]
                 good, _ = _glyph_like(t)
                 tables.append(np.c_[t[good], np.full((np.count_nonzero(good), 2), (n, 2 * i + j))])
+                if n + 1 < len(LEVELS) and (len(t) == 0 or t[:, k.PEAK].max() < LEVELS[n + 1]):
+                    break  # nothing reaches the next level
     return np.concatenate(tables)
-
-
-def _aligned(boxes: np.ndarray, tol: float) -> float:
-    """The share of glyphs that sit on one line: on the line's top (capitals, digits,
-    ascenders) or its baseline (all but descenders), within ``tol`` px."""
-    tops = np.abs(boxes[:, 1] - np.median(boxes[:, 1])) <= tol
-    bottoms = np.abs(boxes[:, 3] - np.median(boxes[:, 3])) <= tol
-    return np.count_nonzero(tops | bottoms) / len(boxes)
 
 
 def _chains(table: np.ndarray, idx: np.ndarray) -> list[np.ndarray]:
@@ -190,33 +189,29 @@ def _chains(table: np.ndarray, idx: np.ndarray) -> list[np.ndarray]:
 
 
 def _measure(table: np.ndarray, members: np.ndarray) -> tuple[tuple[int, int, int, int], dict]:
-    """A chain's box and the measures :func:`_accept` judges it by."""
+    """A chain's box and the measures :func:`_accept` judges it by, taken on the glyphs of the
+    chain's most populous level (each glyph counted once)."""
     from medcloak_kernels import text as k
 
     rows = table[members]
-    hh = rows[:, 3] - rows[:, 1]
-    ww = rows[:, 2] - rows[:, 0]
     box = (int(rows[:, 0].min()), int(rows[:, 1].min()), int(rows[:, 2].max()), int(rows[:, 3].max()))
     lev = rows[:, -2]
-    same = rows[lev == np.bincount(lev).argmax()]  # the level with most glyphs: each counted once
+    same = rows[lev == np.bincount(lev).argmax()]
     sh = same[:, 3] - same[:, 1]
     sw = same[:, 2] - same[:, 0]
     letter = (sw <= WIDE * sh) | (same[:, k.RUNS_H] >= np.maximum(2, RUNS * sw / np.maximum(sh, 1)))
-    modes = same[:, k.MODE]
     mh = float(np.median(sh))
+    tol = max(1.0, ALIGN_TOL * mh)
+    tops = np.abs(same[:, 1] - np.median(same[:, 1])) <= tol
+    bottoms = np.abs(same[:, 3] - np.median(same[:, 3])) <= tol
     sbox = (same[:, 0].min(), same[:, 1].min(), same[:, 2].max(), same[:, 3].max())
     f = {
         "n": len(same), "top": int(sh.max()), "mh": mh, "height": box[3] - box[1], "width": box[2] - box[0],
-        "aligned": _aligned(same, max(1.0, ALIGN_TOL * mh)),
-        "peak": float(np.median(same[:, k.PEAK])), "maxpeak": int(rows[:, k.PEAK].max()),
-        "colour": float(np.mean(np.abs(modes - np.median(modes)) <= 2 * DELTA)),
-        "flat": float(np.median(same[:, k.FLAT] / same[:, k.AREA])),
-        "ticks": float(np.mean(sw < 0.3 * sh)), "levels": len(np.unique(lev)),
+        "aligned": float(np.mean(tops | bottoms)), "both": float(np.mean(tops & bottoms)),
+        "peak": float(np.median(same[:, k.PEAK])),
+        "ticks": float(np.mean(sw < 0.3 * sh)),
         "fill": float(same[:, k.AREA].sum() / max(1, (sbox[2] - sbox[0]) * (sbox[3] - sbox[1]))),
-        "letters": float(np.mean(letter)), "nall": len(members),
-        "hcons": float(np.mean((sh >= 0.7 * mh) & (sh <= 1.4 * mh))),
-        "both": float(np.mean((np.abs(same[:, 1] - np.median(same[:, 1])) <= max(1.0, ALIGN_TOL * mh))
-                              & (np.abs(same[:, 3] - np.median(same[:, 3])) <= max(1.0, ALIGN_TOL * mh)))),
+        "letters": float(np.mean(letter)),
     }
     return box, f
 
