@@ -3,8 +3,8 @@ drawn on them, and on the same frames without text."""
 
 from __future__ import annotations
 
-import sys
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,8 +12,8 @@ import pytest
 import medcloak
 
 pydicom = pytest.importorskip("pydicom")
-from PIL import Image, ImageDraw, ImageFont  # noqa: E402
-from pydicom.data import get_testdata_file  # noqa: E402
+from PIL import Image, ImageDraw, ImageFont
+from pydicom.data import get_testdata_file
 
 FONTS = ["DejaVuSans.ttf", "DejaVuSansMono.ttf", "DejaVuSerif-Bold.ttf"]
 

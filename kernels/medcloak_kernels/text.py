@@ -9,9 +9,8 @@ thresholds, which lines are text) are taken by :mod:`medcloak.pixels.text`.
 
 from __future__ import annotations
 
-import numpy as np
-
 import numba
+import numpy as np
 
 from .jit import kernel
 
@@ -64,8 +63,8 @@ def value_chroma(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 @numba.njit(inline="always")
 def _better(a, b, is_max):  # type: ignore[no-untyped-def]
     if is_max:
-        return a if a > b else b
-    return a if a < b else b
+        return max(b, a)
+    return min(b, a)
 
 
 @kernel
@@ -173,7 +172,7 @@ def strongest(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.empty((ny, nx), np.uint8)
     for y in range(ny):
         for x in range(nx):
-            out[y, x] = a[y, x] if a[y, x] > b[y, x] else b[y, x]
+            out[y, x] = max(b[y, x], a[y, x])
     return out
 
 
@@ -214,8 +213,7 @@ def components(strength: np.ndarray, lo: int, values: np.ndarray, delta: int) ->
                 y = idx // nx
                 x = idx - y * nx
                 s = strength[y, x]
-                if s > peak:
-                    peak = s
+                peak = max(peak, s)
                 x0 = min(x0, x)
                 x1 = max(x1, x + 1)
                 y1 = max(y1, y + 1)

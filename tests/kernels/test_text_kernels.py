@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from medcloak_kernels import text as k
 
 
@@ -199,7 +198,7 @@ def test_components_match_reference(spec, sparse, lo, seed, delta) -> None:  # t
 @pytest.mark.parametrize("img", EDGES[:3])
 def test_components_on_edge_frames(img) -> None:  # type: ignore[no-untyped-def]
     for values in (img, 255 - img):
-        labels, table = k.components(img, 1, values, 4)
+        _labels, table = k.components(img, 1, values, 4)
         assert np.array_equal(table, reference_table(img, 1, values, 4))
 
 

@@ -296,7 +296,7 @@ def _lines(table: np.ndarray) -> tuple[list[tuple[int, int, int, int]], np.ndarr
         for members in _chains(table, mine):
             if len(members) < MIN_GLYPHS:  # most chains: a glyph or two of texture
                 continue
-            box, f = _measure(table, members)
+            _box, f = _measure(table, members)
             if _accept(f):
                 lines.append(members)
             elif MIN_GLYPHS <= len(members) <= MAX_CORE:
@@ -305,7 +305,7 @@ def _lines(table: np.ndarray) -> tuple[list[tuple[int, int, int, int]], np.ndarr
                     for part in _chains(table, core):
                         if len(part) < MIN_GLYPHS:
                             continue
-                        box, f = _measure(table, part)
+                        _box, f = _measure(table, part)
                         if _accept(f):
                             lines.append(part)
         for members in lines:
@@ -358,8 +358,8 @@ def detect_text(image: Any, *, photometric: str | None = None,
     out = []
     for turn, lines in ((False, found), (True, vertical)):
         for x0, y0, x1, y1 in lines:  # in the line's own frame: x along it, y across
-            across = max(PAD, int(round(PAD_FRACTION * (y1 - y0))))
-            along = max(PAD, int(round(END_FRACTION * (y1 - y0))))
+            across = max(PAD, round(PAD_FRACTION * (y1 - y0)))
+            along = max(PAD, round(END_FRACTION * (y1 - y0)))
             box = (x0 - along, y0 - across, x1 + along, y1 + across)
             if turn:
                 box = (box[1], box[0], box[3], box[2])
