@@ -11,8 +11,9 @@ install or at run time), each box is read and a box is kept unredacted only when
 - the text read is, in whole, a sequence of safe tokens: whitespace-separated spans each equal to
   a listed word (case-insensitively, spaces inside a listed word optional: "5 cm" also matches
   "5cm") or matching a listed pattern in full; "LARA" is not "L" + "ARA", so it is redacted;
-- the PP-OCR detector, run on the box's crop, confirms a single line of text spanning most of the
-  box (a box whose recognised text covers only part of what is drawn in it is redacted).
+- the PP-OCR detector, run on the box's crop, finds no second line there, and its line spans most
+  of what is drawn in the box (a box whose recognised text covers only part of it is redacted).
+  It does not see isolated single glyphs: where it finds no line, the recogniser's reading decides.
 
 Everything else is redacted as the detector found it. The second opinion only ever removes boxes
 from the redaction, never adds or moves one, and it fails closed: a box that OCR cannot read, reads
@@ -29,7 +30,7 @@ Safe lists are TOML::
     [ocr]
     safe = ["L", "R", "A", "P", "H", "F", "cm", "5 cm", "10", "LIVER"]
     safe_patterns = ['^\\d{1,2}(\\.\\d)? ?cm$']
-    min_confidence = 0.9
+    min_confidence = 0.8
 
 A pattern that would match an identifier (a long number, a date, a time, a name-like word) is
 refused when the list is loaded: see :data:`CANARIES`.
@@ -50,7 +51,7 @@ from ..errors import MissingDependencyError, ProfileError
 Box = tuple[int, int, int, int]
 
 #: the default least confidence (the recogniser's mean character probability) of a kept box
-MIN_CONFIDENCE = 0.9
+MIN_CONFIDENCE = 0.8
 #: values that no safe pattern may match in full: identifiers in the forms they are burned in
 CANARIES = (
     "12345678", "1234567", "123456", "A1234567", "20240131", "2024-01-31", "31/01/2024", "01.31.2024",
@@ -327,10 +328,15 @@ def read_boxes(frame: Any, boxes: Sequence[Box], safe: SafeList) -> list[Reading
 
 
 def _one_line(ocr: _Engine, crop: np.ndarray, inner: tuple[int, int, int, int]) -> bool:
-    """Whether the PP-OCR detector sees exactly one line in the crop, spanning most of the box."""
+    """Whether the PP-OCR detector agrees that the crop holds one line, spanning most of what is
+    drawn in the box: two lines or more, or one line over part of the box, are refused. A crop in
+    which it finds no line at all is left to the recogniser's reading: the detector does not see
+    isolated single glyphs (an "R" over speckle), the very annotations safe lists name."""
     found = ocr.lines(crop)
-    if len(found) != 1:
+    if len(found) > 1:
         return False
+    if not found:
+        return True
     x0, _, x1, _ = found[0]
     ix0, _, ix1, _ = inner
     return min(x1, ix1) - max(x0, ix0) >= SPAN * _ink_width(crop, inner)
