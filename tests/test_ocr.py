@@ -228,3 +228,8 @@ def test_two_lines_in_one_box_are_redacted(monkeypatch) -> None:
     # nor where its one line covers only part of the box
     monkeypatch.setattr(engine, "lines", lambda crop: [(0.0, 0.0, 20.0, 20.0)])
     assert ocr.keep_safe(frame, boxes, SAFE) == (boxes, [])
+
+
+def test_full_width_forms_read_as_their_letters() -> None:
+    """The recogniser also reads Chinese, and sometimes returns a letter's full-width form."""
+    assert SAFE.accepts("Ｒ") and SAFE.accepts("５ｃｍ") and not SAFE.accepts("ＬＡＲＡ")
