@@ -18,8 +18,8 @@ Rows:
 Also printed: how many safe boxes were kept and how many identifying boxes were kept (must be 0).
 
 Timing: each row's best of ``--repeat`` rounds over all frames (rounds alternate between the rows);
-the spread (worst / best) is printed. ``--threads N`` sets onnxruntime's threads per session (the
-default, 0, lets onnxruntime use every core). Nothing is written to disk. Only ratios mean
+the spread (worst / best) is printed. ``--threads N`` sets onnxruntime's threads per session (1 by
+default, as medcloak runs it; 0 lets onnxruntime use every core). Nothing is written to disk. Only ratios mean
 anything on a shared machine.
 
 Run: ``python benchmarks/bench_ocr.py [--frames 24] [--lines 12] [--repeat 3] [--threads 0]``
@@ -98,7 +98,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--lines", type=int, default=12)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
 
     from medcloak.pixels import ocr

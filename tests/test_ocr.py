@@ -23,13 +23,13 @@ SAFE = ocr.SafeList.of(["L", "R", "A", "P", "H", "F", "cm", "5 cm", "10"], [r"^\
 
 # ------------------------------------------------------------------------------- safe lists
 
-@pytest.mark.parametrize("text", ["L", "l", "R", "5 cm", "5cm", "5  CM", "10", "L 5 cm", "2.5 cm", "12cm", "A P"])
+@pytest.mark.parametrize("text", ["L", "l", "R", "5 cm", "5cm", "5  CM", "10", "L 5 cm", "2.5 cm", "12cm", "A P", "R5cm", "L10"])
 def test_safe_text_is_accepted(text: str) -> None:
     assert SAFE.accepts(text)
 
 
 @pytest.mark.parametrize("text", ["", " ", "LARA", "LR", "Larsen", "L.", "5 cm SMITH", "SMITH", "100", "123 cm",
-                                  "12345678", "DOE^JOHN", "R:", "5 mm"])
+                                  "12345678", "DOE^JOHN", "R:", "5 mm", "LARA5cm", "R1234567", "RL"])
 def test_unsafe_text_is_refused(text: str) -> None:
     assert not SAFE.accepts(text)
 

@@ -8,9 +8,11 @@ whose ONNX models ship inside the PyPI wheel of ``rapidocr_onnxruntime``: nothin
 install or at run time), each box is read and a box is kept unredacted only when all of these hold:
 
 - the recogniser reads it with a confidence of at least the list's ``min_confidence``;
-- the text read is, in whole, a sequence of safe tokens: whitespace-separated spans each equal to
-  a listed word (case-insensitively, spaces inside a listed word optional: "5 cm" also matches
-  "5cm") or matching a listed pattern in full; "LARA" is not "L" + "ARA", so it is redacted;
+- the text read is, in whole, a sequence of safe tokens: spans of whole tokens (separated by
+  spaces, or where digits and letters meet: "R5cm" is R, 5, cm) each equal to a listed word
+  (case-insensitively, spaces inside a listed word optional: "5 cm" also matches "5cm") or
+  matching a listed pattern in full; letters are never split from letters, so "LARA" is not
+  "L" + "ARA" and is redacted;
 - the PP-OCR detector, run on the box's crop, finds no second line there, and its line spans most
   of what is drawn in the box (a box whose recognised text covers only part of it is redacted).
   It does not see isolated single glyphs: where it finds no line, the recogniser's reading decides.
@@ -41,7 +43,7 @@ from __future__ import annotations
 import re
 import tomllib
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -65,6 +67,9 @@ LINE_HEIGHT = 48
 #: the recogniser's least input width (PP-OCR pads lines to 320 px; 160 reads as well here at
 #: half the cost)
 READ_WIDTH = 160
+#: onnxruntime threads per model: one (the run gives each worker a core; more threads than cores
+#: cost four times as much on a busy machine)
+THREADS = 1
 #: margin added around a crop, as a fraction of its height
 MARGIN = 0.35
 #: a box at least this many times taller than wide is read turned by 90 degrees
@@ -81,19 +86,16 @@ class SafeList:
     words: frozenset[str] = frozenset()
     patterns: tuple[re.Pattern[str], ...] = ()
     min_confidence: float = MIN_CONFIDENCE
-    #: the longest listed word, in tokens (bounds the spans tried)
-    _longest: int = field(default=1, repr=False, compare=False)
 
     @classmethod
     def of(cls, words: Iterable[str] = (), patterns: Iterable[str] = (),
            min_confidence: float = MIN_CONFIDENCE) -> "SafeList":
         """A safe list from words and regular expressions (checked as :func:`parse_safe_list` does)."""
-        keys, longest = set(), 1
+        keys = set()
         for w in words:
             if not isinstance(w, str) or not w.split():
                 raise ProfileError("[ocr] safe: every entry must be a non-empty string")
             keys.add(_key(w))
-            longest = max(longest, len(w.split()))
         compiled = []
         for p in patterns:
             if not isinstance(p, str) or not p:
@@ -109,14 +111,14 @@ class SafeList:
         if isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float)) \
                 or not 0.5 <= float(min_confidence) <= 1.0:
             raise ProfileError("[ocr] min_confidence must be a number between 0.5 and 1")
-        return cls(frozenset(keys), tuple(compiled), float(min_confidence), longest)
+        return cls(frozenset(keys), tuple(compiled), float(min_confidence))
 
     def __bool__(self) -> bool:
         return bool(self.words or self.patterns)
 
     def accepts(self, text: str) -> bool:
         """Whether ``text`` is, in whole, a sequence of safe tokens (see the module's docstring)."""
-        tokens = unicodedata.normalize("NFKC", text).split()  # the model's full-width "Ｒ" is R
+        tokens = _tokens(text)
         if not tokens:
             return False
         n = len(tokens)
@@ -128,15 +130,30 @@ class SafeList:
                     break
         return ok[n]
 
-    def _span(self, tokens: Sequence[str]) -> bool:
-        if "".join(tokens).casefold() in self.words:
+    def _span(self, tokens: Sequence[tuple[str, bool]]) -> bool:
+        if "".join(t for t, _ in tokens).casefold() in self.words:
             return True
-        spaced = " ".join(tokens)
-        return any(rx.fullmatch(spaced) for rx in self.patterns)
+        text = "".join((" " + t) if spaced else t for t, spaced in tokens).lstrip()  # as read
+        return any(rx.fullmatch(text) for rx in self.patterns)
+
+
+def _tokens(text: str) -> list[tuple[str, bool]]:
+    """Tokens (with whether a space came before each): whitespace-separated words, each also cut
+    where digits and other characters meet ("R5cm" is R, 5, cm: the recogniser often drops the
+    spaces of tight annotations); letters next to letters are never cut ("LARA" stays one token).
+    Full-width forms (the model also reads Chinese, and sometimes returns "Ｒ") are read as their
+    ASCII letters."""
+    out = []
+    for word in unicodedata.normalize("NFKC", text).split():
+        out += [(m.group(), i == 0) for i, m in enumerate(_RUNS.finditer(word))]
+    return out
+
+
+_RUNS = re.compile(r"\d+|[^\d]+")
 
 
 def _key(word: str) -> str:
-    return "".join(word.split()).casefold()
+    return "".join(unicodedata.normalize("NFKC", word).split()).casefold()
 
 
 def parse_safe_list(doc: dict[str, Any], source: str = "safe list") -> SafeList:
@@ -176,7 +193,7 @@ _ENGINE: "_Engine | None" = None
 class _Engine:
     """The PP-OCR recogniser and detector of ``rapidocr_onnxruntime``, loaded once per process."""
 
-    def __init__(self, threads: int = -1) -> None:
+    def __init__(self, threads: int = THREADS) -> None:
         try:
             from rapidocr_onnxruntime.ch_ppocr_det import TextDetector
             from rapidocr_onnxruntime.ch_ppocr_rec import TextRecognizer
