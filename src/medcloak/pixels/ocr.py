@@ -43,9 +43,10 @@ from __future__ import annotations
 import re
 import tomllib
 import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -89,7 +90,7 @@ class SafeList:
 
     @classmethod
     def of(cls, words: Iterable[str] = (), patterns: Iterable[str] = (),
-           min_confidence: float = MIN_CONFIDENCE) -> "SafeList":
+           min_confidence: float = MIN_CONFIDENCE) -> SafeList:
         """A safe list from words and regular expressions (checked as :func:`parse_safe_list` does)."""
         keys = set()
         for w in words:
@@ -187,7 +188,7 @@ def load_safe_list(path: str | Path) -> SafeList:
 
 # ------------------------------------------------------------------------------- the models
 
-_ENGINE: "_Engine | None" = None
+_ENGINE: _Engine | None = None
 
 
 class _Engine:
