@@ -233,3 +233,42 @@ def test_two_lines_in_one_box_are_redacted(monkeypatch) -> None:
 def test_full_width_forms_read_as_their_letters() -> None:
     """The recogniser also reads Chinese, and sometimes returns a letter's full-width form."""
     assert SAFE.accepts("Ｒ") and SAFE.accepts("５ｃｍ") and not SAFE.accepts("ＬＡＲＡ")
+
+
+@needs_ocr
+def test_with_the_detector() -> None:
+    """End to end with medcloak's detector: on the ultrasound's own burned-in text (the site's
+    name, codes, the time) and drawn lines, only the listed annotations are left unredacted, and
+    every pixel of every name is inside a redacted box."""
+    from medcloak.pixels.text import detect_text
+
+    frame = _us()
+    items = [("5 cm", 12, (100, 390), False), ("SMITH^JOHN", 16, (200, 300), False), ("LARA", 14, (400, 390), False)]
+    glyphs = []
+    for item in items:
+        before = frame.copy()
+        _draw(frame, [item])
+        glyphs.append((frame != before).any(axis=2))
+    boxes = detect_text(frame)
+    redact, kept = ocr.keep_safe(frame, boxes, SAFE)
+    assert sorted(redact + [b for b, _ in kept]) == sorted(boxes)
+    covered = np.zeros(frame.shape[:2], bool)
+    for x0, y0, x1, y1 in redact:
+        covered[y0:y1, x0:x1] = True
+    for (text, *_), mask in zip(items, glyphs):
+        share = covered[mask].mean()
+        assert share == 1.0 if text != "5 cm" else share == 0.0, (text, share)
+    assert all(SAFE.accepts(text) for _, text in kept)
+    # the machine's own text stays redacted: BAPTIST MED CTR, 630P630, the time
+    for x, y in [(30, 32), (120, 32), (30, 48), (300, 48)]:
+        assert covered[y, x]
+
+
+@needs_ocr
+def test_a_box_inside_a_redacted_box_is_not_read() -> None:
+    frame = _us()
+    (name,) = _draw(frame, [("LEE", 16, (200, 300), False)])
+    letter = (name[0], name[1], name[0] + (name[2] - name[0]) // 3 + 1, name[3])  # about the "L"
+    readings = ocr.read_boxes(frame, [letter, name], SAFE)
+    assert [r.kept for r in readings] == [False, False] and readings[0].text == "" and readings[1].text
+    assert ocr.keep_safe(frame, [letter, name], SAFE) == ([letter, name], [])

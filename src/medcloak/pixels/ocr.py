@@ -326,31 +326,38 @@ class Reading:
 
 
 def read_boxes(frame: Any, boxes: Sequence[Box], safe: SafeList) -> list[Reading]:
-    """Read every box of ``frame`` and decide which the safe list keeps (see the module's docstring)."""
+    """Read the boxes of ``frame`` and decide which the safe list keeps (see the module's
+    docstring), in the order given. A box that lies inside a larger box already to be redacted
+    is not read (whatever it holds is redacted anyway): its reading is empty, and it is redacted.
+    """
     frame = np.asarray(frame)
     boxes = [tuple(int(v) for v in b) for b in boxes]
     if not boxes:
         return []
     ocr = engine()
-    views: list[tuple[int, np.ndarray, tuple[int, int, int, int]]] = []
-    for i, box in enumerate(boxes):
-        prepared = prepare(frame, box)
-        if prepared is not None:
-            views += [(i, crop, inner) for crop, inner in _turns(*prepared)]
-    texts = ocr.read([crop for _, crop, _ in views])
-    best: dict[int, tuple[str, float, np.ndarray, tuple[int, int, int, int]]] = {}
-    for (i, crop, inner), (text, score) in zip(views, texts):
-        if i not in best or score > best[i][1]:
-            best[i] = (text, score, crop, inner)
-    out = []
-    for i, box in enumerate(boxes):
-        if i not in best:
-            out.append(Reading(box, "", 0.0, False))
+    out: list[Reading | None] = [None] * len(boxes)
+    redacted: list[Box] = []
+    by_area = sorted(range(len(boxes)), key=lambda i: -max(0, boxes[i][2] - boxes[i][0]) * max(0, boxes[i][3] - boxes[i][1]))
+    for i in by_area:
+        box = boxes[i]
+        prepared = None if any(_inside(box, r) for r in redacted) else prepare(frame, box)
+        if prepared is None:
+            out[i] = Reading(box, "", 0.0, False)
+            redacted.append(box)
             continue
-        text, score, crop, inner = best[i]
+        views = _turns(*prepared)
+        readings = ocr.read([crop for crop, _ in views])
+        j = max(range(len(views)), key=lambda k: readings[k][1])
+        (crop, inner), (text, score) = views[j], readings[j]
         kept = bool(score >= safe.min_confidence and safe.accepts(text) and _one_line(ocr, crop, inner))
-        out.append(Reading(box, text, score, kept))
-    return out
+        out[i] = Reading(box, text, score, kept)
+        if not kept:
+            redacted.append(box)
+    return [r for r in out if r is not None]
+
+
+def _inside(box: Box, outer: Box) -> bool:
+    return outer[0] <= box[0] and outer[1] <= box[1] and box[2] <= outer[2] and box[3] <= outer[3]
 
 
 def _one_line(ocr: _Engine, crop: np.ndarray, inner: tuple[int, int, int, int]) -> bool:
