@@ -15,14 +15,22 @@ Rows:
 - ``rapidocr``: ``RapidOCR()(frame)`` on the same frames (8-bit display: the RGB frame, or the
   CT frame stretched as medcloak stretches it): what running PP-OCR over whole frames costs.
 
-Also printed: how many safe boxes were kept and how many identifying boxes were kept (must be 0).
+Also printed: how many safe boxes were kept and how many identifying boxes were kept (must be 0),
+and per drawn line: safe lines left untouched by every redacted box, identifying lines at least
+95 % inside redacted boxes (their padded box; the detector's boxes, with ``--detector``, cover
+less than the drawn padding: that is the detector's figure), and identifying lines with a pixel
+that some box covered but the boxes left to redact do not (what OCR took back: must be 0).
 
 Timing: each row's best of ``--repeat`` rounds over all frames (rounds alternate between the rows);
 the spread (worst / best) is printed. ``--threads N`` sets onnxruntime's threads per session (1 by
 default, as medcloak runs it; 0 lets onnxruntime use every core). Nothing is written to disk. Only ratios mean
 anything on a shared machine.
 
-Run: ``python benchmarks/bench_ocr.py [--frames 24] [--lines 12] [--repeat 3] [--threads 0]``
+``--detector`` gives ``keep_safe`` the boxes of ``medcloak.detect_text`` (more boxes, overlapping,
+and the backgrounds' own text); a kept box then counts as safe when it lies within a safe line's
+box enlarged by half.
+
+Run: ``python benchmarks/bench_ocr.py [--frames 24] [--lines 12] [--repeat 3] [--threads 1] [--detector]``
 """
 
 from __future__ import annotations
@@ -86,6 +94,14 @@ def make_frames(n: int, lines: int, seed: int = 13):
     return out
 
 
+def _within_safe(box, drawn, is_safe) -> bool:
+    for (x0, y0, x1, y1), s in zip(drawn, is_safe):
+        px, py = (x1 - x0) // 2, (y1 - y0) // 2
+        if s and x0 - px <= box[0] and y0 - py <= box[1] and box[2] <= x1 + px and box[3] <= y1 + py:
+            return True
+    return False
+
+
 def _display(frame: np.ndarray) -> np.ndarray:
     from medcloak.pixels.ocr import _to8
 
@@ -99,6 +115,8 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=12)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--detector", action="store_true",
+                    help="give keep_safe the boxes of medcloak.detect_text instead of the drawn lines' boxes")
     args = ap.parse_args()
 
     from medcloak.pixels import ocr
@@ -110,6 +128,16 @@ def main() -> None:
     threads = args.threads or -1
     safe = ocr.SafeList.of(["L", "R", "A", "P", "H", "F", "5 cm", "10", "2 cm"])
     frames = make_frames(args.frames, args.lines)
+    lines = [(b, s) for _, b, s in frames]  # the drawn lines: box, safe or not
+    if args.detector:
+        from medcloak.pixels.text import detect_text
+
+        t = time.perf_counter()
+        found = [detect_text(f) for f, _, _ in frames]
+        detect_s = time.perf_counter() - t
+        ndrawn_lines = sum(len(b) for _, b, _ in frames)
+        # kept boxes are counted as safe when they lie within a safe line's box (padded 50 %)
+        frames = [(f, b, [_within_safe(x, bs, ss) for x in b]) for (f, bs, ss), b in zip(frames, found)]
     displays = [_display(f) for f, _, _ in frames]
     nboxes = sum(len(b) for _, b, _ in frames)
 
@@ -118,9 +146,23 @@ def main() -> None:
     load = time.perf_counter() - t
     full = RapidOCR(intra_op_num_threads=threads)
 
-    kept_safe = kept_id = 0
-    for (frame, boxes, is_safe) in frames:  # warm-up, and the decisions
-        _, kept = ocr.keep_safe(frame, boxes, safe)
+    kept_safe = kept_id = lines_whole = lines_covered = lines_bared = lines_touched = lines_restored = 0
+    for (frame, boxes, is_safe), (drawn, drawn_safe) in zip(frames, lines):  # warm-up, and the decisions
+        redact, kept = ocr.keep_safe(frame, boxes, safe)
+        mask, every = np.zeros(frame.shape[:2], bool), np.zeros(frame.shape[:2], bool)
+        for x0, y0, x1, y1 in redact:
+            mask[y0:y1, x0:x1] = True
+        for x0, y0, x1, y1 in boxes:
+            every[y0:y1, x0:x1] = True
+        for (x0, y0, x1, y1), s in zip(drawn, drawn_safe):
+            if s:
+                lines_whole += not mask[y0:y1, x0:x1].any()
+                touched = every[y0:y1, x0:x1].any()
+                lines_touched += touched
+                lines_restored += touched and not mask[y0:y1, x0:x1].any()
+            else:
+                lines_covered += mask[y0:y1, x0:x1].mean() >= 0.95
+                lines_bared += (every[y0:y1, x0:x1] & ~mask[y0:y1, x0:x1]).any()
         kept_boxes = {b for b, _ in kept}
         kept_safe += sum(1 for b, s in zip(boxes, is_safe) if s and b in kept_boxes)
         kept_id += sum(1 for b, s in zip(boxes, is_safe) if not s and b in kept_boxes)
@@ -140,6 +182,15 @@ def main() -> None:
     nsafe = sum(sum(s) for _, _, s in frames)
     print(f"{len(frames)} frames 1024x768, {nboxes} boxes ({nsafe} safe, {nboxes - nsafe} identifying); "
           f"onnxruntime threads: {args.threads or 'all'}; cores: {os.cpu_count()}; load of the models {load:.2f} s")
+    if args.detector:
+        print(f"detector boxes: {nboxes} for {ndrawn_lines} drawn lines plus the backgrounds' own text; detect_text "
+              f"{1000 * detect_s / len(frames):.0f} ms/frame (first call includes numba's start-up)")
+    ndrawn_safe = sum(sum(s) for _, s in lines)
+    ndrawn = sum(len(s) for _, s in lines)
+    print(f"drawn lines: {lines_whole}/{ndrawn_safe} safe ones left untouched by any redacted box "
+          f"({lines_restored} of the {lines_touched} that boxes touched), "
+          f"{lines_covered}/{ndrawn - ndrawn_safe} identifying ones >= 95 % inside redacted boxes, "
+          f"{lines_bared} identifying ones with a pixel a box covered left unredacted by OCR")
     print(f"kept: {kept_safe}/{nsafe} safe boxes, {kept_id}/{nboxes - nsafe} identifying boxes")
     print(f"{'row':<10} {'ms/frame':>9} {'ms/box':>8} {'frames/s':>9} {'spread':>7}")
     for name, ts in times.items():
