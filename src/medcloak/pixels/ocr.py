@@ -19,7 +19,8 @@ install or at run time), each box is read and a box is kept unredacted only when
 
 Everything else is redacted as the detector found it. The second opinion only ever removes boxes
 from the redaction, never adds or moves one, and it fails closed: a box that OCR cannot read, reads
-with low confidence, reads as anything not listed, or in which it sees no line, stays redacted.
+with low confidence (or as nothing), reads as anything not listed, or in which PP-OCR's detector
+sees a second line, stays redacted.
 
 Crops are prepared as the detector sees frames: stored values of any bit depth (grey or RGB) are
 stretched to 8 bits between robust percentiles of the crop, a margin of the crop's background is
