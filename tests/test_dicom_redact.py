@@ -16,7 +16,7 @@ from pydicom.encaps import parse_basic_offsets
 
 from medcloak.cli import main
 from medcloak.engine import run
-from medcloak.errors import UnsupportedInputError
+from medcloak.errors import UnsupportedInputError, UsageError
 from medcloak.formats.dicom_pixels import items
 from medcloak.formats.dicom_redact import redact_dataset
 from medcloak.pixels.jpeg_meta import split_frames
@@ -80,6 +80,47 @@ def test_frames_selected() -> None:
     new = _frames(ds)
     for i, (o, n) in enumerate(zip(old, new)):
         _assert_frame_redacted(o, n, (0, 0, 50, 50), i in (1, 4))
+
+
+def test_boxes_per_frame_jpeg() -> None:
+    ds = pydicom.dcmread(US)
+    ts = str(ds.file_meta.TransferSyntaxUID)
+    old = _frames(ds)
+    per = [[] for _ in old]
+    per[0], per[3] = [(0, 0, 50, 50)], [(100, 40, 180, 90), (8, 200, 60, 230)]
+    assert redact_dataset(ds, ts, [], frame_boxes=per) > 0
+    new = _frames(ds)
+    for i, (o, n) in enumerate(zip(old, new)):
+        if i == 3:
+            before, after = coefficients(o), coefficients(n)
+            grids = [a | b for a, b in zip(_hit_grids(o, per[3][0]), _hit_grids(o, per[3][1]))]
+            for b, a, grid in zip(before, after, grids):
+                assert np.array_equal(a[~grid], b[~grid]) and not a[grid][:, 1:].any()
+        else:
+            _assert_frame_redacted(o, n, (0, 0, 50, 50), i == 0)
+    with pytest.raises(UsageError, match="lists of boxes"):
+        redact_dataset(ds, ts, [], frame_boxes=[[(0, 0, 8, 8)]])
+    assert redact_dataset(ds, ts, [], frame_boxes=[[] for _ in old]) == 0
+
+
+def test_boxes_per_frame_native_and_reencoded() -> None:
+    ds, arr = _native_ds("MONOCHROME2", 16, False, frames=3)
+    per = [[(0, 0, 4, 4)], [], [(10, 5, 20, 9), (0, 0, 4, 4)]]
+    assert redact_dataset(ds, "1.2.840.10008.1.2.1", [], frame_boxes=per) == 3
+    out = np.frombuffer(ds.PixelData, arr.dtype).reshape(arr.shape)
+    expected = arr.copy()
+    expected[0, :4, :4] = 0
+    expected[2, 5:9, 10:20] = 0
+    expected[2, :4, :4] = 0
+    assert np.array_equal(out, expected)
+    ds = pydicom.dcmread(pydicom_test_files() / "SC_rgb_rle_2frame.dcm")
+    ds.pixel_array_options(raw=True)
+    before = ds.pixel_array.copy()
+    assert redact_dataset(ds, str(ds.file_meta.TransferSyntaxUID), [], frame_boxes=[[], [(2, 3, 9, 7)]]) == 1
+    after = ds.pixel_array
+    assert np.array_equal(after[0], before[0]) and (after[1, 3:7, 2:9] == 0).all()
+    before[1, 3:7, 2:9] = 0
+    assert np.array_equal(after, before)
 
 
 def test_color3d_jpeg_baseline() -> None:
