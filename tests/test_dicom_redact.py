@@ -1,9 +1,11 @@
 """Region redaction of DICOM Pixel Data by transfer syntax, the ``redact`` command, and the Clean
-Pixel Data option of ``run`` with region templates."""
+Pixel Data option of ``run`` with region templates (see test_burned_in_run.py for the frames
+scanned for text)."""
 
 from __future__ import annotations
 
 import io
+import json
 import struct
 from pathlib import Path
 
@@ -329,11 +331,14 @@ def test_run_clean_pixel_data_with_template(tmp_path, secret_file) -> None:  # t
 
 
 def test_run_clean_pixel_data_without_match(tmp_path, secret_file) -> None:  # type: ignore[no-untyped-def]
+    """A template that does not match applies no box; the frames are scanned all the same."""
     inp = _us_input(tmp_path, "YES")
     (tmp_path / "regions.toml").write_text(REGIONS.replace('Rows = 240', 'Rows = 480'))
     summary = run([inp], tmp_path / "out", secret_file=secret_file, options=["clean-pixel-data"],
                   regions=tmp_path / "regions.toml")
-    assert summary.quarantined == 1 and summary.ok == 0
+    assert summary.ok == 1
+    (line,) = [json.loads(t) for t in (tmp_path / "out.audit" / "manifest.jsonl").read_text().splitlines()]
+    assert "pixel-regions-redacted" not in line["actions"] and line["actions"]["pixel-frames-scanned"] == 30
 
 
 def test_run_template_on_unflagged_image_sets_code_only_when_applied(tmp_path, secret_file) -> None:  # type: ignore[no-untyped-def]
@@ -393,8 +398,10 @@ def test_bad_region_files_are_usage_errors(tmp_path, text) -> None:  # type: ign
                  "--regions", str(tmp_path / "regions.toml")]) == 2
 
 
-def test_regions_and_option_go_together(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_regions_need_the_option_but_not_the_reverse(tmp_path) -> None:  # type: ignore[no-untyped-def]
     inp = _us_input(tmp_path, None)
     (tmp_path / "regions.toml").write_text(REGIONS)
     assert main(["run", str(inp), "--out", str(tmp_path / "o"), "--regions", str(tmp_path / "regions.toml")]) == 2
-    assert main(["run", str(inp), "--out", str(tmp_path / "o"), "--option", "clean-pixel-data"]) == 2
+    assert not (tmp_path / "o").exists()
+    # the option alone scans the frames for burned-in text (no template needed)
+    assert main(["run", str(inp), "--out", str(tmp_path / "o"), "--option", "clean-pixel-data", "--quiet"]) == 0

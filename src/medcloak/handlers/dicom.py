@@ -126,7 +126,8 @@ def deidentify(task: Task, job: Job) -> Iterable[Released | MedcloakError]:
     if not task.members:
         from ..formats.dicom import deidentify_dicom
 
-        return [deidentify_dicom(Path(task.source.path), job.profile, job.keyring, own.regions)]
+        return [deidentify_dicom(Path(task.source.path), job.profile, job.keyring, own.regions,
+                                 review=review_writer(job, task.object_id))]
     if task.source.format == "dicom-slide":
         return _slide(task, job, own)
     from ..formats.dicom_series import deface_series
@@ -145,6 +146,23 @@ def deidentify(task: Task, job: Job) -> Iterable[Released | MedcloakError]:
         else:
             out.append(dataclasses.replace(result.released, counts={**result.released.counts, status: 1}))
     return out
+
+
+def review_writer(job: Job, object_id: str) -> Any:
+    """What writes the review picture of an object whose burned-in text was redacted: the audit's
+    ``qc/<object id>-text.png`` (the object id is the manifest's), or ``None`` without an audit
+    folder. Never into the release: the picture shows the text."""
+    if not job.audit:
+        return None
+
+    def write(frame: Any, boxes: list[tuple[int, int, int, int]], photometric: str) -> None:
+        from ..pixels.burned_in import review_picture
+
+        folder = Path(job.audit) / "qc"
+        folder.mkdir(exist_ok=True, mode=0o700)
+        review_picture(frame, boxes, folder / f"{object_id}-text.png", photometric)
+
+    return write
 
 
 def _slide(task: Task, job: Job, own: Settings) -> Iterator[Released | MedcloakError]:
