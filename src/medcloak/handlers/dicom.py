@@ -125,9 +125,10 @@ def deidentify(task: Task, job: Job) -> Iterable[Released | MedcloakError]:
     own: Settings = job.settings.get(NAME) or Settings()
     if not task.members:
         from ..formats.dicom import deidentify_dicom
+        from ..pixels.burned_in import review_writer
 
         return [deidentify_dicom(Path(task.source.path), job.profile, job.keyring, own.regions,
-                                 review=review_writer(job, task.object_id))]
+                                 review=review_writer(job.audit, task.object_id))]
     if task.source.format == "dicom-slide":
         return _slide(task, job, own)
     from ..formats.dicom_series import deface_series
@@ -148,33 +149,18 @@ def deidentify(task: Task, job: Job) -> Iterable[Released | MedcloakError]:
     return out
 
 
-def review_writer(job: Job, object_id: str) -> Any:
-    """What writes the review picture of an object whose burned-in text was redacted: the audit's
-    ``qc/<object id>-text.png`` (the object id is the manifest's), or ``None`` without an audit
-    folder. Never into the release: the picture shows the text."""
-    if not job.audit:
-        return None
-
-    def write(frame: Any, boxes: list[tuple[int, int, int, int]], photometric: str) -> None:
-        from ..pixels.burned_in import review_picture
-
-        folder = Path(job.audit) / "qc"
-        folder.mkdir(exist_ok=True, mode=0o700)
-        review_picture(frame, boxes, folder / f"{object_id}-text.png", photometric)
-
-    return write
-
-
 def _slide(task: Task, job: Job, own: Settings) -> Iterator[Released | MedcloakError]:
     """The instances of a slide, one at a time (the engine writes each before the next is read,
     so a slide is never held whole); an instance that cannot be de-identified raises, and the
     engine then removes what it wrote of the slide: no slide is released in part. Its label and
     overview instances are skipped, which is no failure."""
     from ..formats.dicom import deidentify_dicom
+    from ..pixels.burned_in import review_writer
 
     for source in (task.source, *task.members):
         try:
-            yield deidentify_dicom(Path(source.path), job.profile, job.keyring, own.regions)
+            yield deidentify_dicom(Path(source.path), job.profile, job.keyring, own.regions,
+                                   review=review_writer(job.audit, job.keyring.token("object", source.path, 12)))
         except SkippedObject as exc:
             yield exc
         except MedcloakError as exc:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -128,3 +128,18 @@ def review_picture(frame: np.ndarray, boxes: Sequence[Box], out: Path, photometr
         img.save(fh, format="PNG", compress_level=6)
     out.chmod(0o600)  # a file that was there before keeps its mode through O_CREAT
     return out
+
+
+def review_writer(audit: str, object_id: str) -> Callable[[Any, list[Box], str], None] | None:
+    """What writes the review picture of an object whose burned-in text was redacted to the audit
+    folder ``audit``: ``qc/<object id>-text.png`` (the object id is the manifest's); ``None``
+    without an audit folder. Never into the release: the picture shows the text."""
+    if not audit:
+        return None
+
+    def write(frame: Any, boxes: list[Box], photometric: str) -> None:
+        folder = Path(audit) / "qc"
+        folder.mkdir(exist_ok=True, mode=0o700)
+        review_picture(frame, boxes, folder / f"{object_id}-text.png", photometric)
+
+    return write
