@@ -354,3 +354,62 @@ def test_verify_113101_both_ways(tmp_path, secret_file, stand_in) -> None:  # ty
     ds.BurnedInAnnotation = "YES"
     ds.save_as(path)
     assert main(["verify", str(tmp_path / "out")]) == 1
+
+
+# ---- end to end, with the real detector ---------------------------------------------------------
+
+
+@pytest.fixture
+def detector():  # type: ignore[no-untyped-def]
+    return pytest.importorskip("medcloak.pixels.text")
+
+
+def test_end_to_end_multiframe_jpeg_ultrasound(tmp_path, secret_file, detector) -> None:  # type: ignore[no-untyped-def]
+    """The issue's goal: names, IDs and dates burned into several frames of a multi-frame JPEG
+    ultrasound, run without a template, released, decoded with the text gone, and every block
+    outside the padded boxes coefficient-identical (frames without a box byte-identical)."""
+    from medcloak.pixels.burned_in import detect
+
+    inp = _input(tmp_path)
+    masks = us_with_text(inp / "us.dcm")
+    code = main(["run", str(inp), "--out", str(tmp_path / "out"), "--secret-file", str(secret_file),
+                 "--option", "clean-pixel-data", "--quiet"])
+    assert code == 0
+    (line,) = _manifest(tmp_path / "out")
+    assert line["status"] == "ok" and line["actions"]["pixel-frames-scanned"] == 30
+    assert line["actions"]["pixel-text-boxes-redacted"] >= sum(len(v) for v in LINES.values())
+    (path,) = (tmp_path / "out").rglob("*.dcm")
+    out = pydicom.dcmread(path)
+    assert out.BurnedInAnnotation == "NO" and "113101" in _codes(out)
+    src = pydicom.dcmread(inp / "us.dcm")
+    decoded, rgb = src.pixel_array, out.pixel_array
+    for i, (o, n) in enumerate(zip(_frames(src), _frames(out))):
+        if i in masks:
+            assert rgb[i][masks[i]].max() <= 40, f"text left in frame {i}"
+        boxes = detect(decoded[i])  # what the run found: the same decode, the same detector
+        if boxes:
+            _assert_blocks(o, n, boxes)
+        else:
+            assert o.rstrip(b"\x00") == n.rstrip(b"\x00")
+    assert (tmp_path / "out.audit" / "qc" / f"{line['id']}-text.png").exists()
+    assert main(["verify", str(tmp_path / "out"), "--audit", str(tmp_path / "out.audit")]) == 0
+
+
+def test_end_to_end_rgb_sc_and_monochrome1(tmp_path, secret_file, detector) -> None:  # type: ignore[no-untyped-def]
+    from medcloak.pixels.burned_in import detect
+
+    inp = _input(tmp_path)
+    sc, sc_mask = _rgb_sc(inp / "sc.dcm", (255, 255, 255))
+    cr, cr_mask = _mono1(inp / "cr.dcm", 0)  # stored 0 is white in MONOCHROME1
+    summary = run([inp], tmp_path / "out", secret_file=secret_file, options=["clean-pixel-data"])
+    assert summary.ok == 2
+    by_modality = {pydicom.dcmread(p).Modality: pydicom.dcmread(p) for p in (tmp_path / "out").rglob("*.dcm")}
+    for out, before, mask, black in ((by_modality["OT"].pixel_array, sc, sc_mask, (0, 0, 0)),
+                                     (by_modality["CR"].pixel_array, cr, cr_mask, 4095)):
+        assert (out[mask] == black).all()
+        changed = np.any(out != before, axis=-1) if out.ndim == 3 else out != before
+        inside = np.zeros(mask.shape, bool)
+        for x0, y0, x1, y1 in detect(before, "MONOCHROME1" if out.ndim == 2 else "RGB"):
+            inside[y0:y1, x0:x1] = True
+        assert not (changed & ~inside).any()
+    assert main(["verify", str(tmp_path / "out")]) == 0
