@@ -114,7 +114,7 @@ def _codes(ds) -> set[str]:  # type: ignore[no-untyped-def]
 # ---- a stand-in detector ------------------------------------------------------------------------
 
 
-def _stand_in(frame: np.ndarray) -> list[tuple[int, int, int, int]]:
+def _stand_in(frame: np.ndarray, **_options) -> list[tuple[int, int, int, int]]:  # type: ignore[no-untyped-def]
     """Boxes around the pixels of the drawn colour (magenta in RGB, 7 in grey), one per band of
     rows (a line of text)."""
     if frame.ndim == 3:
@@ -163,13 +163,11 @@ def test_scan_reason() -> None:
 def test_pad_and_detector_input() -> None:
     assert pad([(0, 0, 5, 5), (10, 10, 20, 12)], 16, 40) == [(0, 0, 5 + PAD, 5 + PAD), (10 - PAD, 10 - PAD, 16, 12 + PAD)]
     assert pad([(0, 0, 5, 5)], 4, 4, by=0) == [(0, 0, 4, 4)]
-    signed = np.array([[-1000, 0], [1000, 3000]], np.int16)
-    out = detector_input(signed)
-    assert out.dtype == np.uint16 and np.array_equal(np.argsort(out, axis=None), np.argsort(signed, axis=None))
-    rgb16 = np.array([[[0, 1000, 65535]]], np.uint16)
-    assert detector_input(rgb16).dtype == np.uint8 and detector_input(rgb16)[0, 0, 2] == 255
     grey12 = np.arange(4096, dtype=np.uint16).reshape(64, 64)
     assert detector_input(grey12) is grey12  # stored values as they are
+    assert detector_input(grey12[:, :, None]).shape == (64, 64)
+    with pytest.raises(ValueError, match="4 samples"):
+        detector_input(np.zeros((4, 4, 4), np.uint8))
 
 
 def test_multiframe_us_each_frame_its_boxes(tmp_path, secret_file, stand_in) -> None:  # type: ignore[no-untyped-def]
@@ -269,13 +267,13 @@ def test_text_without_a_route_quarantines(tmp_path, secret_file, stand_in) -> No
     """Lossy JPEG 2000 (no exact route): released when nothing is found, quarantined when text is."""
     inp = _input(tmp_path)
     shutil.copy(_testdata("US1_J2KI.dcm"), inp / "us.dcm")
-    stand_in.detect_text = lambda frame: []
+    stand_in.detect_text = lambda frame, **_: []
     summary = run([inp], tmp_path / "out", secret_file=secret_file, options=["clean-pixel-data"])
     assert summary.ok == 1
     (path,) = (tmp_path / "out").rglob("*.dcm")
     out = pydicom.dcmread(path)
     assert "113101" in _codes(out) and out.PixelData == pydicom.dcmread(inp / "us.dcm").PixelData
-    stand_in.detect_text = lambda frame: [(10, 10, 50, 30)]
+    stand_in.detect_text = lambda frame, **_: [(10, 10, 50, 30)]
     summary = run([inp], tmp_path / "out2", secret_file=secret_file, options=["clean-pixel-data"])
     assert summary.quarantined == 1
     (line,) = _manifest(tmp_path / "out2")
@@ -413,3 +411,18 @@ def test_end_to_end_rgb_sc_and_monochrome1(tmp_path, secret_file, detector) -> N
             inside[y0:y1, x0:x1] = True
         assert not (changed & ~inside).any()
     assert main(["verify", str(tmp_path / "out")]) == 0
+
+
+def test_detector_told_photometric_and_bits(tmp_path, stand_in) -> None:  # type: ignore[no-untyped-def]
+    from medcloak.formats.dicom_burned import scan_frames
+
+    calls = []
+    stand_in.detect_text = lambda frame, **options: calls.append((frame.shape, frame.dtype, options)) or []
+    _mono1(tmp_path / "cr.dcm", 7)
+    ds = pydicom.dcmread(tmp_path / "cr.dcm")
+    assert scan_frames(ds, str(ds.file_meta.TransferSyntaxUID)).boxes == [[]]
+    assert calls == [((440, 440), np.dtype(np.uint16), {"photometric": "MONOCHROME1", "bits_stored": 12})]
+    calls.clear()
+    found = scan_frames(pydicom.dcmread(US), "1.2.840.10008.1.2.4.50")
+    assert len(found.boxes) == 30 and found.review_frame is None
+    assert calls[0] == ((240, 320, 3), np.dtype(np.uint8), {"photometric": "RGB"})  # YBR decoded to RGB

@@ -81,6 +81,10 @@ def scan_frames(ds: Dataset, transfer_syntax: str) -> FrameScan:
         count = int(ds.get("NumberOfFrames", 1) or 1)
     except (TypeError, ValueError):
         count = 1
+    try:
+        bits = int(ds.get("BitsStored", 0) or 0) or None
+    except (TypeError, ValueError):
+        bits = None
     result = FrameScan(photometric=photometric)
     try:
         decoder = get_decoder(transfer_syntax)
@@ -90,7 +94,7 @@ def scan_frames(ds: Dataset, transfer_syntax: str) -> FrameScan:
                 from pydicom.pixels import apply_color_lut
 
                 arr = apply_color_lut(arr, ds)
-            boxes = detect(arr, photometric)
+            boxes = detect(arr, photometric if arr.ndim == 2 else "RGB", bits if arr.ndim == 2 else None)
             result.boxes.append(boxes)
             best = len(result.boxes[result.review_index]) if result.review_index >= 0 else 0
             if len(boxes) > best:

@@ -2,12 +2,11 @@
 and the picture of a redacted frame for the curator's review.
 
 The detector (:func:`medcloak.pixels.text.detect_text`) takes a 2-D grey frame of stored values
-(8 or 16 bits, MONOCHROME1 or 2) or an H x W x 3 RGB frame; :func:`detector_input` brings what a
-decoder gives to that: signed values shifted to unsigned (their order kept), grey of more than 16
-bits and colour of more than 8 shifted down to the detector's depth, palette and other colour
-decoded to RGB by the caller. Its boxes fit the glyphs closely: each is grown by :data:`PAD`
-pixels on every side (anti-aliased edges, a stroke the detector's contrast test cut short) and
-clipped to the frame.
+(any depth, signed or not, MONOCHROME1 or 2) or an H x W x 3 colour frame (palette and YBR
+decoded to RGB by the caller); :func:`detector_input` only gives a frame of one sample its two
+dimensions. Each box it returns is grown by :data:`PAD` more pixels on every side (anti-aliased
+edges, a stroke its contrast test cut short: a missed pixel of a name is a leak, a few more
+pixels of border are not) and clipped to the frame.
 
 The review picture goes to the private audit folder, never into the release (it shows the text):
 the frame before redaction, scaled to 8 bits for display (MONOCHROME1 inverted), no larger than
@@ -33,27 +32,22 @@ PAD = 3
 REVIEW_SIDE = 1024
 
 
-def detector_input(frame: np.ndarray, photometric: str = "") -> np.ndarray:
-    """``frame`` (rows x columns, or rows x columns x samples) as the detector takes it: uint8 or
-    uint16 grey, or uint8 RGB. ``photometric`` says how a grey frame is displayed (MONOCHROME1
-    is kept as it is: the detector finds bright and dark text alike)."""
+def detector_input(frame: np.ndarray) -> np.ndarray:
+    """``frame`` (rows x columns, or rows x columns x samples) as the detector takes it: 2-D grey
+    of its stored type and depth, or rows x columns x 3 colour."""
     arr = np.asarray(frame)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
-    if arr.ndim == 3:
-        if arr.shape[2] != 3:
-            raise ValueError(f"a frame of {arr.shape[2]} samples per pixel")
-        if arr.dtype == np.uint8:
-            return arr
-        return _to_depth(arr, 8).astype(np.uint8)
-    if arr.dtype in (np.uint8, np.uint16):
-        return arr
-    return _to_depth(arr, 16).astype(np.uint16)
+    if arr.ndim == 3 and arr.shape[2] != 3:
+        raise ValueError(f"a frame of {arr.shape[2]} samples per pixel")
+    if arr.dtype.kind == "b":
+        arr = arr.astype(np.uint8)
+    return arr
 
 
 def _to_depth(arr: np.ndarray, bits: int) -> np.ndarray:
-    """``arr`` as unsigned values of ``bits`` bits: signed values shifted by their type's lowest,
-    floats spread over the range, wider integers shifted right by what their range needs."""
+    """``arr`` as unsigned values of ``bits`` bits (for display): signed values shifted by their
+    lowest, floats spread over the range, wider integers shifted right by what their range needs."""
     if arr.dtype.kind == "f":
         lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
         scale = ((1 << bits) - 1) / (hi - lo) if hi > lo else 0.0
@@ -66,16 +60,22 @@ def _to_depth(arr: np.ndarray, bits: int) -> np.ndarray:
     return wide >> shift
 
 
-def detect(frame: np.ndarray, photometric: str = "") -> list[Box]:
-    """The padded boxes of the text the detector finds in ``frame`` (a decoded frame, see
-    :func:`detector_input`), clipped to it; raises :class:`MissingDependencyError` when the
-    detector cannot be loaded."""
+def detect(frame: np.ndarray, photometric: str = "", bits_stored: int | None = None) -> list[Box]:
+    """The padded boxes of the text the detector finds in ``frame`` (a decoded frame of stored
+    values, see :func:`detector_input`; ``bits_stored``: a DICOM frame's Bits Stored, the bits
+    above it ignored), clipped to it; raises :class:`MissingDependencyError` when the detector
+    cannot be loaded."""
     try:
         from .text import detect_text
     except ImportError as exc:
         raise MissingDependencyError(f"the burned-in text detector cannot be loaded ({exc.name or exc})") from None
-    arr = detector_input(frame, photometric)
-    return pad(detect_text(arr), arr.shape[1], arr.shape[0])
+    arr = detector_input(frame)
+    kwargs: dict[str, Any] = {}
+    if photometric:
+        kwargs["photometric"] = photometric
+    if bits_stored and arr.ndim == 2:
+        kwargs["bits_stored"] = int(bits_stored)
+    return pad(detect_text(arr, **kwargs), arr.shape[1], arr.shape[0])
 
 
 def pad(boxes: Sequence[Sequence[int]], width: int, height: int, by: int = PAD) -> list[Box]:
