@@ -133,10 +133,14 @@ def deidentify(task: Task, job: Job) -> Iterable[Released | MedcloakError]:
         return _slide(task, job, own)
     from ..formats.dicom_series import deface_series
 
+    from ..pixels.burned_in import review_writer
+
     sources = (task.source, *task.members)
+    ids = [task.object_id] + [job.keyring.token("object", m.path, 12) for m in task.members]
+    reviews = {Path(s.path): review_writer(job.audit, oid) for s, oid in zip(sources, ids)}
     try:
         results, report = deface_series([Path(s.path) for s in sources], job.profile, job.keyring, own.regions,
-                                        ears=own.ears)
+                                        ears=own.ears, reviews=reviews)
     except MedcloakError as exc:  # every slice fails with the series' reason
         raise _again(exc, f"series: {exc}") from None
     status = "series-" + str(report.get("status", "")).replace(" ", "-")
