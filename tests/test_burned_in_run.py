@@ -129,12 +129,17 @@ def _stand_in(frame: np.ndarray, **_options) -> list[tuple[int, int, int, int]]:
     return boxes
 
 
-@pytest.fixture
-def stand_in(monkeypatch):  # type: ignore[no-untyped-def]
+def install_stand_in(monkeypatch) -> types.ModuleType:  # type: ignore[no-untyped-def]
+    """The stand-in in the detector's place for one test."""
     module = types.ModuleType("medcloak.pixels.text")
     module.detect_text = _stand_in  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "medcloak.pixels.text", module)
     return module
+
+
+@pytest.fixture
+def stand_in(monkeypatch):  # type: ignore[no-untyped-def]
+    return install_stand_in(monkeypatch)
 
 
 def test_scan_reason() -> None:

@@ -12,13 +12,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_burned_in_run import MAGENTA, _assert_blocks, _draw, _stand_in, stand_in  # noqa: F401 - a fixture
+from test_burned_in_run import (
+    MAGENTA,
+    _assert_blocks,
+    _draw,
+    _stand_in,
+    install_stand_in,
+)
 
 from medcloak.cli import main
 from medcloak.engine import run
 from medcloak.pixels.burned_in import pad
 
 LINES = [(12, 10, "JANE ROE 1970-01-02"), (150, 170, "ID 4455")]
+
+
+@pytest.fixture
+def stand_in(monkeypatch):  # type: ignore[no-untyped-def]
+    return install_stand_in(monkeypatch)
 
 
 def _photo(rng_seed: int = 3) -> np.ndarray:
@@ -108,7 +119,7 @@ def test_png_painted_and_reencoded(tmp_path, secret_file, stand_in, mode) -> Non
     else:
         assert (shown[mask] == 0).all()
     changed = np.any(shown != before, axis=-1) if shown.ndim == 3 else shown != before
-    ys, xs = np.nonzero(changed)
+    ys, _xs = np.nonzero(changed)
     assert changed.any() and ys.max() < 200 and not changed[60:160].any()  # between the lines: untouched
     assert main(["verify", str(out)]) == 0
 
@@ -125,7 +136,7 @@ def test_refused_when_text_has_no_exact_route(tmp_path, secret_file, stand_in) -
     tifffile.imwrite(tif, rgb, photometric="rgb")
     plain = io.BytesIO()
     tifffile.imwrite(plain, _photo(), photometric="rgb")
-    summary, out, lines = _run(tmp_path, secret_file, {"deep.png": deep, "t.tif": tif.getvalue(), "plain.tif": plain.getvalue()})
+    summary, _out, lines = _run(tmp_path, secret_file, {"deep.png": deep, "t.tif": tif.getvalue(), "plain.tif": plain.getvalue()})
     assert summary.quarantined == 2 and summary.ok == 1
     assert "16-bit colour PNG" in lines["deep.png"]["reason"]
     assert "TIFF" in lines["t.tif"]["reason"]

@@ -132,7 +132,6 @@ def deidentify(task: Task, job: Job) -> Iterable[Released | MedcloakError]:
     if task.source.format == "dicom-slide":
         return _slide(task, job, own)
     from ..formats.dicom_series import deface_series
-
     from ..pixels.burned_in import review_writer
 
     sources = (task.source, *task.members)
