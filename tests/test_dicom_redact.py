@@ -312,7 +312,16 @@ def _us_input(tmp_path: Path, burned: str | None) -> Path:
     return tmp_path / "in"
 
 
-def test_run_clean_pixel_data_with_template(tmp_path, secret_file) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def no_text(monkeypatch):  # type: ignore[no-untyped-def]
+    """A detector that finds no text: what a template alone does (the frames of an ultrasound are
+    scanned under the option too, see test_burned_in_run.py)."""
+    from test_burned_in_run import install_stand_in
+
+    install_stand_in(monkeypatch).detect_text = lambda frame, **_: []
+
+
+def test_run_clean_pixel_data_with_template(tmp_path, secret_file, no_text) -> None:  # type: ignore[no-untyped-def]
     inp = _us_input(tmp_path, "YES")
     (tmp_path / "regions.toml").write_text(REGIONS)
     summary = run([inp], tmp_path / "out", secret_file=secret_file, options=["clean-pixel-data"],
@@ -357,7 +366,7 @@ def test_run_template_on_unflagged_image_sets_code_only_when_applied(tmp_path, s
     assert main(["verify", str(tmp_path / "out")]) == 0
 
 
-def test_outside_ultrasound_regions(tmp_path, secret_file) -> None:  # type: ignore[no-untyped-def]
+def test_outside_ultrasound_regions(tmp_path, secret_file, no_text) -> None:  # type: ignore[no-untyped-def]
     from pydicom.dataset import Dataset
 
     ds = pydicom.dcmread(US)
