@@ -128,19 +128,73 @@ def test_refused_when_text_has_no_exact_route(tmp_path, secret_file, stand_in) -
     import tifffile
 
     rgb, _mask = _draw(_photo(), LINES, MAGENTA)
-    deep = io.BytesIO()
-    Image.fromarray(rgb).save(deep, format="PNG")
-    # 16-bit RGB, written by hand (the decoder here reduces it to 8 bits)
-    deep = _png16(rgb.astype(np.uint16) * 257)
-    tif = io.BytesIO()
-    tifffile.imwrite(tif, rgb, photometric="rgb")
+    deep = _png16(rgb.astype(np.uint16) * 257)  # 16-bit RGB (the decoder here reduces it to 8 bits)
+    jpeg_tif = io.BytesIO()
+    tifffile.imwrite(jpeg_tif, rgb, photometric="rgb", compression="jpeg")
     plain = io.BytesIO()
-    tifffile.imwrite(plain, _photo(), photometric="rgb")
-    summary, _out, lines = _run(tmp_path, secret_file, {"deep.png": deep, "t.tif": tif.getvalue(), "plain.tif": plain.getvalue()})
+    tifffile.imwrite(plain, _photo(), photometric="rgb", compression="jpeg")
+    summary, _out, lines = _run(tmp_path, secret_file, {"deep.png": deep, "t.tif": jpeg_tif.getvalue(),
+                                                       "plain.tif": plain.getvalue()})
     assert summary.quarantined == 2 and summary.ok == 1
     assert "16-bit colour PNG" in lines["deep.png"]["reason"]
     assert "TIFF" in lines["t.tif"]["reason"]
     assert lines["plain.tif"]["actions"]["pixel-text-boxes-redacted"] == 0
+
+
+@pytest.mark.parametrize("layout", ["rgb-lzw", "rgb-planar-deflate-tiled", "grey16-deflate-predictor",
+                                    "miniswhite-packbits", "rgba-none", "palette-lzw"])
+def test_tiff_painted_and_reencoded(tmp_path, secret_file, stand_in, layout) -> None:  # type: ignore[no-untyped-def]
+    import tifffile
+
+    rgb, mask = _draw(_photo(), LINES, MAGENTA)
+    grey = (rgb[:, :, 1].astype(np.uint16) << 4) | 8
+    grey[mask] = 7
+    kwargs: dict = {}
+    if layout == "rgb-lzw":
+        arr, kwargs = rgb, {"photometric": "rgb", "compression": "lzw", "rowsperstrip": 16}
+    elif layout == "rgb-planar-deflate-tiled":
+        arr, kwargs = np.ascontiguousarray(np.moveaxis(rgb, 2, 0)), {
+            "photometric": "rgb", "planarconfig": "separate", "compression": "deflate", "tile": (64, 64)}
+    elif layout == "grey16-deflate-predictor":
+        arr, kwargs = grey, {"photometric": "minisblack", "compression": "deflate", "predictor": 2}
+    elif layout == "miniswhite-packbits":
+        arr = (grey >> 4).astype(np.uint8)
+        arr[mask] = 7
+        kwargs = {"photometric": "miniswhite", "compression": "packbits"}
+    elif layout == "rgba-none":
+        arr, kwargs = np.dstack([rgb, np.full(rgb.shape[:2], 200, np.uint8)]), {"photometric": "rgb", "extrasamples": (2,)}
+    else:
+        quant = Image.fromarray(rgb).quantize(64)
+        entries = (quant.getpalette()[: 64 * 3] + [255] * 3 * 192)  # the rest white: the darkest is used
+        pal = np.asarray(entries, np.uint16).reshape(256, 3).T * 257
+        arr, kwargs = np.asarray(quant), {"photometric": "palette", "colormap": pal, "compression": "lzw"}
+        shown = np.asarray(quant.convert("RGB")).astype(int)
+        mask = (shown[:, :, 0] > 150) & (shown[:, :, 1] < 120) & (shown[:, :, 2] > 150)
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, arr, **kwargs)
+    summary, out, lines = _run(tmp_path, secret_file, {"a.tif": buf.getvalue()})
+    assert summary.ok == 1, lines
+    line = lines["a.tif"]
+    assert line["actions"]["pixel-text-boxes-redacted"] == 2
+    with tifffile.TiffFile(out / line["outputs"][0]) as tif:
+        page = tif.pages.first
+        done = page.asarray()
+        assert int(page.compression) == int(tifffile.TiffFile(io.BytesIO(buf.getvalue())).pages.first.compression)
+    samples_last = np.moveaxis(done, 0, -1) if layout.startswith("rgb-planar") else done
+    before = np.moveaxis(arr, 0, -1) if layout.startswith("rgb-planar") else arr
+    text = samples_last[mask]
+    if layout.startswith("rgb"):
+        assert (text[:, :3] == 0).all() and (layout != "rgba-none" or (text[:, 3] == 255).all())
+    elif layout == "miniswhite-packbits":
+        assert (text == 255).all()
+    elif layout == "palette-lzw":
+        darkest = int(np.asarray(kwargs["colormap"], np.int64).sum(axis=0).argmin())
+        assert (text == darkest).all()
+    else:
+        assert (text == 0).all()
+    changed = np.any(samples_last != before, axis=-1) if samples_last.ndim == 3 else samples_last != before
+    assert changed.any() and not changed[60:160].any()  # between the lines: untouched
+    assert main(["verify", str(out)]) == 0
 
 
 def _png16(arr: np.ndarray) -> bytes:
