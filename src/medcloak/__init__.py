@@ -104,6 +104,32 @@ def redact_jpeg(data: bytes, boxes: Iterable[Sequence[int]], fill: str = "black"
     return _redact(data, boxes, fill)
 
 
+def detect_text(image: Any, *, photometric: str | None = None,
+                bits_stored: int | None = None) -> list[tuple[int, int, int, int]]:
+    """Find the lines of text burned into a frame.
+
+    Parameters
+    ----------
+    image : array
+        A 2-D grey frame of stored values (uint8, uint16, int16, ...: any bit depth, MONOCHROME1
+        or MONOCHROME2) or an H x W x 3 RGB frame.
+    photometric : str, optional
+        The frame's Photometric Interpretation (both bright and dark text are searched, so
+        MONOCHROME1 needs no inversion).
+    bits_stored : int, optional
+        Bits Stored of a DICOM frame: higher bits are ignored.
+
+    Returns
+    -------
+    list of (x0, y0, x1, y1)
+        One box per line of text (horizontal or turned by 90 degrees), slightly padded, ends
+        exclusive (see :mod:`medcloak.pixels.text`).
+    """
+    from .pixels.text import detect_text as _detect
+
+    return _detect(image, photometric=photometric, bits_stored=bits_stored)
+
+
 def deidentify(
     inputs: Iterable[str | Path],
     out: str | Path,
@@ -217,6 +243,7 @@ __all__ = [
     "VerificationError",
     "__version__",
     "deidentify",
+    "detect_text",
     "load_profile",
     "redact_jpeg",
     "strip_jpeg_metadata",

@@ -1,0 +1,384 @@
+"""Burned-in text detection kernels on 2-D frames: contrast stretching, the frame's value and
+chroma (RGB), square minimum and maximum filters (van Herk / Gil-Werman: three comparisons a
+pixel whatever the size), the white and black top-hats they make, 8-connected components with
+their boxes, and the grouping of character-sized components into lines of text.
+
+Every function is pure: arrays and scalars in, arrays out. The decisions (which scale, which
+thresholds, which lines are text) are taken by :mod:`medcloak.pixels.text`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import numba
+
+from .jit import kernel
+
+# columns of the component table made by :func:`components`
+X0, Y0, X1, Y1, AREA, PEAK, CORE, MODE, FLAT, RUNS_H, RUNS_V = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+NSTAT = 11
+
+
+@kernel
+def stretch(img: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``img`` (2-D, any numeric type) mapped linearly from [lo, hi] to [0, 255] and clipped, as
+    uint8 (rounded half up); all 0 when ``hi <= lo``."""
+    ny, nx = img.shape
+    out = np.zeros((ny, nx), np.uint8)
+    if hi <= lo:
+        return out
+    scale = 255.0 / (hi - lo)
+    for y in range(ny):
+        for x in range(nx):
+            v = (float(img[y, x]) - lo) * scale + 0.5
+            if v <= 0.0:
+                out[y, x] = 0
+            elif v >= 255.0:
+                out[y, x] = 255
+            else:
+                out[y, x] = np.uint8(v)
+    return out
+
+
+@kernel
+def value_chroma(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The value (largest of R, G, B) and the chroma (largest minus smallest) of an
+    H x W x 3 uint8 frame: white, grey and coloured text are bright in the value, coloured text
+    over grey anatomy stands out in the chroma."""
+    ny, nx, _ = rgb.shape
+    v = np.empty((ny, nx), np.uint8)
+    c = np.empty((ny, nx), np.uint8)
+    for y in range(ny):
+        for x in range(nx):
+            r = rgb[y, x, 0]
+            g = rgb[y, x, 1]
+            b = rgb[y, x, 2]
+            hi = max(r, max(g, b))
+            lo = min(r, min(g, b))
+            v[y, x] = hi
+            c[y, x] = hi - lo
+    return v, c
+
+
+@numba.njit(inline="always")
+def _better(a, b, is_max):  # type: ignore[no-untyped-def]
+    if is_max:
+        return a if a > b else b
+    return a if a < b else b
+
+
+@kernel
+def _rows(img: np.ndarray, r: int, is_max: bool) -> np.ndarray:
+    """Minimum (maximum) over the window [x - r, x + r] of each row, the window cut at the
+    frame's edges. van Herk / Gil-Werman: the padded row is cut into blocks of the window's size;
+    a window spans the end of one block and the start of the next, whose running extremes from
+    the block's start (g) and to its end (h) are kept."""
+    ny, nx = img.shape
+    out = np.empty((ny, nx), np.uint8)
+    if nx == 0 or ny == 0:
+        return out
+    k = 2 * r + 1
+    m = nx + 2 * r
+    pad = np.uint8(0) if is_max else np.uint8(255)
+    p = np.empty(m, np.uint8)
+    g = np.empty(m, np.uint8)
+    h = np.empty(m, np.uint8)
+    for y in range(ny):
+        for j in range(m):
+            p[j] = img[y, j - r] if r <= j < nx + r else pad
+        for j in range(m):
+            g[j] = p[j] if j % k == 0 else _better(g[j - 1], p[j], is_max)
+        for j in range(m - 1, -1, -1):
+            h[j] = p[j] if (j % k == k - 1 or j == m - 1) else _better(h[j + 1], p[j], is_max)
+        for x in range(nx):
+            out[y, x] = _better(h[x], g[x + k - 1], is_max)
+    return out
+
+
+@kernel
+def _cols(img: np.ndarray, r: int, is_max: bool) -> np.ndarray:
+    """:func:`_rows` down the columns, whole rows at a time (contiguous)."""
+    ny, nx = img.shape
+    out = np.empty((ny, nx), np.uint8)
+    if nx == 0 or ny == 0:
+        return out
+    k = 2 * r + 1
+    m = ny + 2 * r
+    pad = np.uint8(0) if is_max else np.uint8(255)
+    g = np.empty((m, nx), np.uint8)
+    h = np.empty((m, nx), np.uint8)
+    for j in range(m):
+        inside = r <= j < ny + r
+        start = j % k == 0
+        for x in range(nx):
+            v = img[j - r, x] if inside else pad
+            g[j, x] = v if start else _better(g[j - 1, x], v, is_max)
+    for j in range(m - 1, -1, -1):
+        inside = r <= j < ny + r
+        end = j % k == k - 1 or j == m - 1
+        for x in range(nx):
+            v = img[j - r, x] if inside else pad
+            h[j, x] = v if end else _better(h[j + 1, x], v, is_max)
+    for y in range(ny):
+        for x in range(nx):
+            out[y, x] = _better(h[y, x], g[y + k - 1, x], is_max)
+    return out
+
+
+@kernel
+def min_filter(img: np.ndarray, r: int) -> np.ndarray:
+    """Grey erosion of a uint8 frame by the (2r+1) x (2r+1) square, cut at the edges."""
+    return _cols(_rows(img, r, False), r, False)
+
+
+@kernel
+def max_filter(img: np.ndarray, r: int) -> np.ndarray:
+    """Grey dilation of a uint8 frame by the (2r+1) x (2r+1) square, cut at the edges."""
+    return _cols(_rows(img, r, True), r, True)
+
+
+@kernel
+def tophats(img: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
+    """White top-hat (the frame minus its opening: bright details narrower than 2r+1) and black
+    top-hat (its closing minus the frame: dark details) by the (2r+1) square, uint8."""
+    opened = max_filter(min_filter(img, r), r)
+    closed = min_filter(max_filter(img, r), r)
+    ny, nx = img.shape
+    white = np.empty((ny, nx), np.uint8)
+    black = np.empty((ny, nx), np.uint8)
+    for y in range(ny):
+        for x in range(nx):
+            white[y, x] = img[y, x] - opened[y, x]
+            black[y, x] = closed[y, x] - img[y, x]
+    return white, black
+
+
+@kernel
+def strongest(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The larger of two uint8 frames, pixel by pixel."""
+    ny, nx = a.shape
+    out = np.empty((ny, nx), np.uint8)
+    for y in range(ny):
+        for x in range(nx):
+            out[y, x] = a[y, x] if a[y, x] > b[y, x] else b[y, x]
+    return out
+
+
+@kernel
+def components(strength: np.ndarray, lo: int, values: np.ndarray, delta: int) -> tuple[np.ndarray, np.ndarray]:
+    """8-connected components of ``strength >= lo``: (labels, int32, 0 outside and 1.. inside
+    in the order of each component's first pixel in row order; table, one row per component:
+    its box x0, y0, x1, y1 (ends exclusive), area, peak strength; its core: the count of its
+    pixels at least half as strong as the peak, rounded up (a glyph's strokes are flat, so most
+    of a glyph is core, while a speckle's or a noise grain's strength falls off from its peak);
+    its mode: the level v of ``values`` (uint8, the frame's shape) for which most of its pixels
+    lie in [v - delta, v + delta] (the least such v), and flat: how many do (text is drawn in one
+    colour); the runs of its pixels along its box's middle row (row (y0 + y1 - 1) // 2) and
+    middle column: strokes crossed, several in a word whose letters touch, one in a streak)."""
+    ny, nx = strength.shape
+    labels = np.zeros((ny, nx), np.int32)
+    stack = np.empty(max(ny * nx, 1), np.int64)
+    seen = np.empty(max(ny * nx, 1), np.int64)
+    hist = np.zeros(256 + 2 * delta + 1, np.int64)
+    rows = []
+    n = 0
+    for sy in range(ny):
+        for sx in range(nx):
+            if labels[sy, sx] != 0 or strength[sy, sx] < lo:
+                continue
+            n += 1
+            labels[sy, sx] = n
+            stack[0] = sy * nx + sx
+            top = 0
+            x0, y0, x1, y1 = sx, sy, sx + 1, sy + 1
+            area = 0
+            peak = 0
+            while top >= 0:
+                idx = stack[top]
+                top -= 1
+                seen[area] = idx
+                area += 1
+                y = idx // nx
+                x = idx - y * nx
+                s = strength[y, x]
+                if s > peak:
+                    peak = s
+                x0 = min(x0, x)
+                x1 = max(x1, x + 1)
+                y1 = max(y1, y + 1)
+                for dy in range(-1, 2):
+                    yy = y + dy
+                    if yy < 0 or yy >= ny:
+                        continue
+                    for dx in range(-1, 2):
+                        xx = x + dx
+                        if xx < 0 or xx >= nx:
+                            continue
+                        if labels[yy, xx] == 0 and strength[yy, xx] >= lo:
+                            labels[yy, xx] = n
+                            top += 1
+                            stack[top] = yy * nx + xx
+            half = (peak + 1) // 2
+            core = 0
+            vlo = 255
+            vhi = 0
+            for i in range(area):
+                idx = seen[i]
+                y = idx // nx
+                x = idx - y * nx
+                if strength[y, x] >= half:
+                    core += 1
+                v = values[y, x]
+                hist[v] += 1
+                vlo = min(vlo, v)
+                vhi = max(vhi, v)
+            # window sums: hist[v - delta .. v + delta] for v from vlo - delta up
+            mode = 0
+            flat = -1
+            run = 0
+            for v in range(max(0, vlo - delta), min(255, vhi + delta) + 1):
+                if v == max(0, vlo - delta):
+                    run = 0
+                    for u in range(max(0, v - delta), min(255, v + delta) + 1):
+                        run += hist[u]
+                else:
+                    if v + delta <= 255:
+                        run += hist[v + delta]
+                    if v - delta - 1 >= 0:
+                        run -= hist[v - delta - 1]
+                if run > flat:
+                    flat = run
+                    mode = v
+            for v in range(vlo, vhi + 1):
+                hist[v] = 0
+            runs_h = 0
+            ym = (y0 + y1 - 1) // 2
+            inside = False
+            for x in range(x0, x1):
+                now = labels[ym, x] == n
+                if now and not inside:
+                    runs_h += 1
+                inside = now
+            runs_v = 0
+            xm = (x0 + x1 - 1) // 2
+            inside = False
+            for y in range(y0, y1):
+                now = labels[y, xm] == n
+                if now and not inside:
+                    runs_v += 1
+                inside = now
+            rows.append((x0, y0, x1, y1, area, peak, core, mode, flat, runs_h, runs_v))
+    table = np.empty((n, NSTAT), np.int64)
+    for i in range(n):
+        row = rows[i]
+        table[i, 0] = row[0]
+        table[i, 1] = row[1]
+        table[i, 2] = row[2]
+        table[i, 3] = row[3]
+        table[i, 4] = row[4]
+        table[i, 5] = row[5]
+        table[i, 6] = row[6]
+        table[i, 7] = row[7]
+        table[i, 8] = row[8]
+        table[i, 9] = row[9]
+        table[i, 10] = row[10]
+    return labels, table
+
+
+@numba.njit(inline="always")
+def _root(parent, i):  # type: ignore[no-untyped-def]
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+@kernel
+def link_lines(boxes: np.ndarray, gap: float, overlap: float, ratio: float, align: float) -> np.ndarray:
+    """Chain boxes (rows x0, y0, x1, y1, ends exclusive) into horizontal lines: two boxes are
+    linked when the horizontal gap between them is at most ``gap`` times the taller one's height
+    (overlapping boxes have a negative gap), their rows overlap by at least ``overlap`` times the
+    shorter one's height, the taller is at most ``ratio`` times the shorter, and their tops or
+    their bottoms are at most ``align`` times the taller's height apart (and at least 1 px:
+    letters share the baseline or the top). Returns each box's line: the smallest index among the
+    boxes linked to it, directly or through others."""
+    n = boxes.shape[0]
+    parent = np.arange(n)
+    order = np.argsort(boxes[:, 0], kind="mergesort")
+    reach = 0.0
+    for i in range(n):
+        h = boxes[i, 3] - boxes[i, 1]
+        reach = max(reach, gap * h)
+    for a in range(n):
+        i = order[a]
+        hi_ = boxes[i, 3] - boxes[i, 1]
+        for b in range(a + 1, n):
+            j = order[b]
+            if boxes[j, 0] - boxes[i, 2] > reach:
+                break
+            hj = boxes[j, 3] - boxes[j, 1]
+            tall = max(hi_, hj)
+            short = min(hi_, hj)
+            if short <= 0 or tall > ratio * short:
+                continue
+            g = max(boxes[j, 0] - boxes[i, 2], boxes[i, 0] - boxes[j, 2])
+            if g > gap * tall:
+                continue
+            ov = min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1])
+            if ov < overlap * short:
+                continue
+            tol = max(1.0, align * tall)
+            if abs(boxes[i, 1] - boxes[j, 1]) > tol and abs(boxes[i, 3] - boxes[j, 3]) > tol:
+                continue
+            ri = _root(parent, i)
+            rj = _root(parent, j)
+            if ri != rj:
+                if ri < rj:
+                    parent[rj] = ri
+                else:
+                    parent[ri] = rj
+    out = np.empty(n, np.int64)
+    for i in range(n):
+        out[i] = _root(parent, i)
+    return out
+
+
+@kernel
+def block_median(img: np.ndarray, b: int) -> np.ndarray:
+    """The median (the lower of the two middle values) of each b x b block of a uint8 frame,
+    blocks at the right and bottom edges cut short; shape (ceil(ny / b), ceil(nx / b))."""
+    ny, nx = img.shape
+    by = (ny + b - 1) // b
+    bx = (nx + b - 1) // b
+    out = np.zeros((by, bx), np.uint8)
+    hist = np.zeros(256, np.int64)
+    for i in range(by):
+        for j in range(bx):
+            hist[:] = 0
+            ya, yb = i * b, min(ny, (i + 1) * b)
+            xa, xb = j * b, min(nx, (j + 1) * b)
+            for y in range(ya, yb):
+                for x in range(xa, xb):
+                    hist[img[y, x]] += 1
+            rank = ((yb - ya) * (xb - xa) - 1) // 2
+            acc = 0
+            for v in range(256):
+                acc += hist[v]
+                if acc > rank:
+                    out[i, j] = v
+                    break
+    return out
+
+
+@kernel
+def above_level(img: np.ndarray, level: np.ndarray, b: int, factor: float) -> np.ndarray:
+    """``img`` less ``factor`` times the level of its b x b block (``level`` as made by
+    :func:`block_median`), floored at 0 and rounded down, uint8."""
+    ny, nx = img.shape
+    out = np.empty((ny, nx), np.uint8)
+    for y in range(ny):
+        for x in range(nx):
+            v = float(img[y, x]) - factor * float(level[y // b, x // b])
+            out[y, x] = np.uint8(v) if v > 0.0 else np.uint8(0)
+    return out

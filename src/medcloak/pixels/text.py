@@ -1,0 +1,297 @@
+"""Burned-in text detection: boxes around every line of text in a frame.
+
+Text burned into medical frames is thin strokes of one colour at character scale, set in lines.
+The detector looks for exactly that, on stored values of any bit depth:
+
+1. **Display values.** 8-bit frames are used as they are. Deeper ones (10- to 16-bit, signed or
+   not) are stretched to 8 bits between robust extremes (the values a few hundred pixels beyond:
+   a handful of hot pixels do not squash the rest, text at the top of the range stays on top).
+   MONOCHROME1 needs no inversion: bright and dark text are both searched. RGB frames give their
+   value (brightest channel: white, grey and coloured text) and their chroma (coloured text over
+   grey anatomy).
+2. **Strokes.** White and black top-hats by a square larger than any stroke keep details narrower
+   than a glyph's stroke scale and drop everything wider (anatomy, the black border, colour Doppler's
+   blobs, filled boxes): what is left is the contrast of thin things with their surroundings.
+3. **Glyphs.** 8-connected components of each stroke contrast (bright, dark, chroma) less the
+   texture level of its block (the median contrast in 64 px blocks, twice over), at a few levels
+   (text touching bright anatomy parts from it higher up), kept when character-sized and strong
+   enough (neither a long straight line such as a ruler or an ECG trace nor a large blob).
+4. **Lines.** Glyphs of one plane and polarity whose rows overlap, that share their top or their
+   baseline and follow each other within about a character's height are chained into lines. A
+   line is kept when it has at least three glyphs, most of them on one baseline and of one
+   height, letter-shaped (a glyph much wider than tall must cross several strokes: letters that
+   touch, not a streak of speckle), filling enough of the line's box, and is not a row of ticks.
+   A rejected chain gets a second look at its core (glyphs of one height on one line: text that
+   texture or colour flow joined). Glyphs left over are chained the same way down the columns
+   (text rotated by 90 degrees).
+5. **Boxes** around each line, padded by a little more than the stroke halo.
+
+All pixel work is in numba kernels (:mod:`medcloak_kernels.text`); this module holds the
+decisions and their thresholds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+#: half the side of the top-hat's square: strokes up to 2 * RADIUS px wide are kept (a 40 px
+#: bold font's strokes are about 7 px)
+RADIUS = 5
+#: stroke contrast (8-bit levels) of a glyph's pixels, and of its strongest pixel
+LOW, HIGH = 10, 28
+#: a glyph's colour: the level with the most of its pixels within DELTA
+DELTA = 6
+#: glyphs are looked for at these levels of stroke contrast
+LEVELS = (LOW, 40, 100)
+#: the stroke contrast of texture (noise, speckle) is measured as its median in blocks of this
+#: side, and this many times it is taken off the contrast in the block
+BLOCK, NOISE = 64, 2.0
+#: glyph heights (px) a line can be made of, and the tallest box of a glyph (merged words are wide)
+MIN_GLYPH, MAX_GLYPH = 3, 64
+#: a line's tallest glyph at least this (a 7 px font's capitals are about 5 px)
+MIN_LINE = 4
+#: linking: gap at most GAP x the taller glyph's height, rows overlapping by OVERLAP x the
+#: shorter's, heights within RATIO, tops or bottoms within ALIGN x the taller's height
+GAP, OVERLAP, RATIO, ALIGN = 1.2, 0.5, 2.5, 0.15
+#: a line: at least MIN_GLYPHS glyphs; the share ALIGNED of them with their top or bottom, and
+#: BOTH with both, within ALIGN_TOL x the median height of the line's; the glyphs' area at least
+#: MIN_FILL of the line's box; the share LETTERS of them letter-shaped (see WIDE)
+MIN_GLYPHS, ALIGN_TOL, ALIGNED, BOTH, MIN_FILL, LETTERS = 3, 0.12, 0.6, 0.4, 0.15, 0.5
+#: a rejected chain's core: glyphs within CORE_RATIO of one height (chains of at most MAX_CORE)
+CORE_RATIO, MAX_CORE = 1.5, 400
+#: letters are about as wide as tall: glyphs wider than WIDE x their height must cross
+#: RUNS x width / height strokes on their middle row (letters that touch)
+WIDE, RUNS = 1.6, 0.5
+#: glyphs at least THICK px in both directions whose box is filled beyond MAX_FILL are blobs
+MAX_FILL, THICK = 0.85, 5
+#: a glyph's pixels at least half as contrasted as its strongest: at least this fraction
+CORE = 0.5
+#: box padding: this fraction of the line's height, and at least PAD px
+PAD_FRACTION, PAD = 0.15, 2
+#: robust extremes of deep frames: this many pixels (at least) lie beyond each
+TAIL_FRACTION = 2e-4
+
+
+def _display(image: np.ndarray, bits_stored: int | None) -> list[np.ndarray]:
+    """The 8-bit planes searched for text: one for grey, value and chroma for RGB."""
+    from medcloak_kernels import text as k
+
+    if image.ndim == 3:
+        if image.shape[2] != 3:
+            raise ValueError("a colour frame must be H x W x 3")
+        rgb = image if image.dtype == np.uint8 else np.stack([_to8(image[..., c], bits_stored) for c in range(3)], -1)
+        value, chroma = k.value_chroma(np.ascontiguousarray(rgb))
+        return [value, chroma]
+    if image.ndim != 2:
+        raise ValueError("a frame must be 2-D grey or H x W x 3 colour")
+    if image.dtype == np.uint8:
+        return [np.ascontiguousarray(image)]
+    return [_to8(image, bits_stored)]
+
+
+def _to8(plane: np.ndarray, bits_stored: int | None) -> np.ndarray:
+    from medcloak_kernels import text as k
+
+    if plane.dtype == np.bool_:
+        plane = plane.astype(np.uint8)
+    if bits_stored and np.issubdtype(plane.dtype, np.unsignedinteger) and bits_stored < plane.dtype.itemsize * 8:
+        plane = plane & np.asarray((1 << bits_stored) - 1, plane.dtype)  # bits above are not the image's
+    flat = plane[:: max(1, plane.shape[0] // 512), :: max(1, plane.shape[1] // 512)].ravel()
+    if flat.size == 0:
+        return np.zeros(plane.shape, np.uint8)
+    q = TAIL_FRACTION * 100.0
+    lo, hi = (float(v) for v in np.percentile(flat, [q, 100.0 - q]))
+    if hi <= lo:  # almost flat: whatever stands out is detail, keep all of it
+        lo, hi = float(plane.min()), float(plane.max())
+    return k.stretch(np.ascontiguousarray(plane), lo, hi)
+
+
+def _glyph_like(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Of a component table: (rows that are glyph-like; rows too large or too solid to be a
+    glyph, but strong enough, worth a look at a higher level)."""
+    from medcloak_kernels import text as k
+
+    w = t[:, k.X1] - t[:, k.X0]
+    h = t[:, k.Y1] - t[:, k.Y0]
+    area = t[:, k.AREA]
+    fill = area / np.maximum(w * h, 1)
+    strong = t[:, k.PEAK] >= HIGH
+    small = np.minimum(w, h) <= MAX_GLYPH
+    thin = (fill <= MAX_FILL) | (np.minimum(w, h) < THICK)
+    good = strong & small & thin & (np.maximum(w, h) >= MIN_GLYPH) & (t[:, k.CORE] >= CORE * area)
+    return good, strong & ~(small & thin)
+
+
+def _glyphs(planes: list[np.ndarray]) -> np.ndarray:
+    """The component table of the frame's stroke contrast, glyph-like rows only, with two more
+    columns: the level (index in :data:`LEVELS`) and where each came from (0: bright on the value
+    or grey plane, 1: dark, 2: bright on the chroma plane)."""
+    from medcloak_kernels import text as k
+
+    tables = []
+    for i, plane in enumerate(planes):
+        white, black = k.tophats(plane, RADIUS)
+        # each polarity on its own: the gaps between bright glyphs are dark details themselves
+        for j, strength in enumerate((white, black) if i == 0 else (white,)):  # chroma: coloured on grey
+            level = k.block_median(strength, BLOCK)
+            excess = k.above_level(strength, level, BLOCK, NOISE)
+            for n, lo in enumerate(LEVELS):  # text touching bright anatomy parts from it higher up
+                t = k.components(excess, lo, plane, DELTA)[1]
+                good, _ = _glyph_like(t)
+                tables.append(np.c_[t[good], np.full((np.count_nonzero(good), 2), (n, 2 * i + j))])
+    return np.concatenate(tables)
+
+
+def _aligned(boxes: np.ndarray, tol: float) -> float:
+    """The share of glyphs that sit on one line: on the line's top (capitals, digits,
+    ascenders) or its baseline (all but descenders), within ``tol`` px."""
+    tops = np.abs(boxes[:, 1] - np.median(boxes[:, 1])) <= tol
+    bottoms = np.abs(boxes[:, 3] - np.median(boxes[:, 3])) <= tol
+    return np.count_nonzero(tops | bottoms) / len(boxes)
+
+
+def _chains(table: np.ndarray, idx: np.ndarray) -> list[np.ndarray]:
+    """The rows ``idx`` of the glyph table chained into horizontal lines (each chain's rows)."""
+    from medcloak_kernels import text as k
+
+    boxes = table[idx, :4]
+    h = boxes[:, 3] - boxes[:, 1]
+    idx = idx[(h >= MIN_GLYPH) & (h <= MAX_GLYPH)]
+    if idx.size == 0:
+        return []
+    roots = k.link_lines(np.ascontiguousarray(table[idx, :4]), GAP, OVERLAP, RATIO, ALIGN)
+    order = np.argsort(roots, kind="stable")
+    roots_sorted = roots[order]
+    starts = np.flatnonzero(np.r_[True, roots_sorted[1:] != roots_sorted[:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    return [idx[order[s:e]] for s, e in zip(starts, ends)]
+
+
+def _measure(table: np.ndarray, members: np.ndarray) -> tuple[tuple[int, int, int, int], dict]:
+    """A chain's box and the measures :func:`_accept` judges it by."""
+    from medcloak_kernels import text as k
+
+    rows = table[members]
+    hh = rows[:, 3] - rows[:, 1]
+    ww = rows[:, 2] - rows[:, 0]
+    box = (int(rows[:, 0].min()), int(rows[:, 1].min()), int(rows[:, 2].max()), int(rows[:, 3].max()))
+    lev = rows[:, -2]
+    same = rows[lev == np.bincount(lev).argmax()]  # the level with most glyphs: each counted once
+    sh = same[:, 3] - same[:, 1]
+    sw = same[:, 2] - same[:, 0]
+    letter = (sw <= WIDE * sh) | (same[:, k.RUNS_H] >= np.maximum(2, RUNS * sw / np.maximum(sh, 1)))
+    modes = same[:, k.MODE]
+    mh = float(np.median(sh))
+    sbox = (same[:, 0].min(), same[:, 1].min(), same[:, 2].max(), same[:, 3].max())
+    f = {
+        "n": len(same), "top": int(sh.max()), "mh": mh, "height": box[3] - box[1], "width": box[2] - box[0],
+        "aligned": _aligned(same, max(1.0, ALIGN_TOL * mh)),
+        "peak": float(np.median(same[:, k.PEAK])), "maxpeak": int(rows[:, k.PEAK].max()),
+        "colour": float(np.mean(np.abs(modes - np.median(modes)) <= 2 * DELTA)),
+        "flat": float(np.median(same[:, k.FLAT] / same[:, k.AREA])),
+        "ticks": float(np.mean(sw < 0.3 * sh)), "levels": len(np.unique(lev)),
+        "fill": float(same[:, k.AREA].sum() / max(1, (sbox[2] - sbox[0]) * (sbox[3] - sbox[1]))),
+        "letters": float(np.mean(letter)), "nall": len(members),
+        "hcons": float(np.mean((sh >= 0.7 * mh) & (sh <= 1.4 * mh))),
+        "both": float(np.mean((np.abs(same[:, 1] - np.median(same[:, 1])) <= max(1.0, ALIGN_TOL * mh))
+                              & (np.abs(same[:, 3] - np.median(same[:, 3])) <= max(1.0, ALIGN_TOL * mh)))),
+    }
+    return box, f
+
+
+def _core(table: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """The glyphs of a rejected chain that look like one line's letters: those of about the
+    height of, and on the top or baseline of, the glyph that most others agree with (a line of
+    text that texture or colour flow joined through chance neighbours)."""
+    rows = table[members]
+    y0 = rows[:, 1].astype(float)
+    y1 = rows[:, 3].astype(float)
+    h = y1 - y0
+    ratio = np.maximum(h[:, None], h[None, :]) / np.maximum(np.minimum(h[:, None], h[None, :]), 1.0)
+    tol = np.maximum(1.0, ALIGN_TOL * np.maximum(h[:, None], h[None, :]))
+    on = (np.abs(y0[:, None] - y0[None, :]) <= tol) | (np.abs(y1[:, None] - y1[None, :]) <= tol)
+    agree = on & (ratio <= CORE_RATIO)
+    best = int(np.argmax(agree.sum(axis=1)))
+    return members[agree[best]]
+
+
+def _accept(f: dict) -> bool:
+    """Whether a chain of glyphs is a line of text (its measures from :func:`_measure`)."""
+    return bool(
+        f["top"] >= MIN_LINE
+        and f["n"] >= MIN_GLYPHS  # texture makes pairs; a line of text has several glyphs
+        and f["aligned"] >= ALIGNED and f["both"] >= BOTH  # on one baseline, most of one height
+        and f["fill"] >= MIN_FILL  # strokes, not a sparse scatter of dots and edges
+        and f["letters"] >= LETTERS  # letter-shaped, not streaks of speckle
+        and f["height"] <= 1.8 * f["top"]  # not a chain drifting across texture
+        and f["ticks"] <= 0.67  # not a ruler's ticks
+    )
+
+
+def _lines(table: np.ndarray) -> tuple[list[tuple[int, int, int, int]], np.ndarray]:
+    """Horizontal lines among the glyphs, each polarity and plane on its own (the dark gaps
+    between bright letters are glyph-like too, and would blur the letters' measures): the
+    accepted lines' boxes, and a mask of the glyphs used by them. A rejected chain gets a second
+    look at its core (:func:`_core`)."""
+    used = np.zeros(len(table), bool)
+    out = []
+    for src in np.unique(table[:, -1]):
+        for members in _chains(table, np.flatnonzero(table[:, -1] == src)):
+            box, f = _measure(table, members)
+            if _accept(f):
+                out.append(box)
+                used[members] = True
+            elif MIN_GLYPHS <= len(members) <= MAX_CORE:
+                core = _core(table, members)
+                if len(core) < len(members):
+                    for part in _chains(table, core):
+                        box, f = _measure(table, part)
+                        if _accept(f):
+                            out.append(box)
+                            used[part] = True
+    return out, used
+
+
+def detect_text(image: Any, *, photometric: str | None = None,
+                bits_stored: int | None = None) -> list[tuple[int, int, int, int]]:
+    """Boxes around the lines of text burned into a frame (see the module's docstring).
+
+    Parameters
+    ----------
+    image : array
+        A 2-D grey frame (uint8, uint16, int16, ... of any bit depth; MONOCHROME1 or 2) or an
+        H x W x 3 RGB frame.
+    photometric : str, optional
+        The frame's Photometric Interpretation; accepted for the record: bright and dark text
+        are both searched, so MONOCHROME1 needs no inversion.
+    bits_stored : int, optional
+        Bits Stored of a DICOM frame: bits above it (overlays of old files) are ignored.
+
+    Returns
+    -------
+    list of (x0, y0, x1, y1)
+        One box per line of text, padded, ends exclusive, within the frame.
+    """
+    image = np.asarray(image)
+    if image.size == 0:
+        return []
+    ny, nx = image.shape[:2]
+    from medcloak_kernels import text as k
+
+    planes = _display(image, bits_stored)
+    table = _glyphs(planes)
+    found, used = _lines(table)
+    rest = table[~used]
+    if len(rest):
+        turned = rest.copy()
+        turned[:, :4] = rest[:, [1, 0, 3, 2]]  # columns as rows: text rotated by 90 degrees
+        turned[:, [k.RUNS_H, k.RUNS_V]] = rest[:, [k.RUNS_V, k.RUNS_H]]
+        vertical, _ = _lines(turned)
+        found += [(y0, x0, y1, x1) for x0, y0, x1, y1 in vertical]
+    out = []
+    for x0, y0, x1, y1 in found:
+        pad = max(PAD, int(round(PAD_FRACTION * min(x1 - x0, y1 - y0))))
+        out.append((max(0, x0 - pad), max(0, y0 - pad), min(nx, x1 + pad), min(ny, y1 + pad)))
+    return out

@@ -1,0 +1,269 @@
+"""Text detection kernels against slow, obvious references on random and edge-case frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from medcloak_kernels import text as k
+
+
+def reference_stretch(img, lo, hi):  # type: ignore[no-untyped-def]
+    out = np.zeros(img.shape, np.uint8)
+    if hi <= lo:
+        return out
+    for idx in np.ndindex(img.shape):
+        v = (float(img[idx]) - lo) * (255.0 / (hi - lo)) + 0.5
+        out[idx] = 0 if v <= 0 else 255 if v >= 255 else int(v)
+    return out
+
+
+def reference_filter(img, r, fn):  # type: ignore[no-untyped-def]
+    ny, nx = img.shape
+    out = np.empty_like(img)
+    for y in range(ny):
+        for x in range(nx):
+            out[y, x] = fn(img[max(0, y - r):y + r + 1, max(0, x - r):x + r + 1])
+    return out
+
+
+def reference_components(mask):  # type: ignore[no-untyped-def]
+    """8-connected components by breadth-first search over a set of pixels, in the order of
+    their first pixel in row order."""
+    left = {tuple(p) for p in np.argwhere(mask)}
+    parts = []
+    for p in sorted(left):
+        if p not in left:
+            continue
+        left.remove(p)
+        part, frontier = [p], [p]
+        while frontier:
+            y, x = frontier.pop()
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    n = (y + dy, x + dx)
+                    if n in left:
+                        left.remove(n)
+                        part.append(n)
+                        frontier.append(n)
+        parts.append(part)
+    return parts
+
+
+def reference_table(strength, lo, values, delta):  # type: ignore[no-untyped-def]
+    rows = []
+    parts = reference_components(strength >= lo)
+    for part in parts:
+        ys = [p[0] for p in part]
+        xs = [p[1] for p in part]
+        vals = [int(strength[p]) for p in part]
+        peak = max(vals)
+        levels = [int(values[p]) for p in part]
+        flat, mode = max((sum(abs(v - m) <= delta for v in levels), -m) for m in range(256))
+        x0, y0, x1, y1 = min(xs), min(ys), max(xs) + 1, max(ys) + 1
+        pix = set(part)
+        ym, xm = (y0 + y1 - 1) // 2, (x0 + x1 - 1) // 2
+        cells_h = [(ym, x) in pix for x in range(x0, x1)]
+        cells_v = [(y, xm) in pix for y in range(y0, y1)]
+        runs_h = sum(1 for i, c in enumerate(cells_h) if c and (i == 0 or not cells_h[i - 1]))
+        runs_v = sum(1 for i, c in enumerate(cells_v) if c and (i == 0 or not cells_v[i - 1]))
+        rows.append((x0, y0, x1, y1, len(part), peak, sum(v >= (peak + 1) // 2 for v in vals), -mode, flat,
+                     runs_h, runs_v))
+    return np.array(rows, np.int64).reshape(-1, k.NSTAT)
+
+
+def reference_link(boxes, gap, overlap, ratio, align):  # type: ignore[no-untyped-def]
+    """Every pair tested, lines grown by breadth-first search, each named by its least index."""
+    n = len(boxes)
+
+    def linked(i, j):  # type: ignore[no-untyped-def]
+        x0, y0, x1, y1 = boxes[i]
+        u0, v0, u1, v1 = boxes[j]
+        tall, short = max(y1 - y0, v1 - v0), min(y1 - y0, v1 - v0)
+        if short <= 0 or tall > ratio * short:
+            return False
+        if max(u0 - x1, x0 - u1) > gap * tall:
+            return False
+        tol = max(1.0, align * tall)
+        if abs(y0 - v0) > tol and abs(y1 - v1) > tol:
+            return False
+        return min(y1, v1) - max(y0, v0) >= overlap * short
+
+    out = np.full(n, -1)
+    for s in range(n):
+        if out[s] >= 0:
+            continue
+        out[s] = s
+        frontier = [s]
+        while frontier:
+            i = frontier.pop()
+            for j in range(n):
+                if out[j] < 0 and linked(i, j):
+                    out[j] = s
+                    frontier.append(j)
+    return out
+
+
+frames = st.tuples(st.integers(1, 12), st.integers(1, 12), st.integers(0, 2**31))
+
+
+def _frame(spec, sparse=False):  # type: ignore[no-untyped-def]
+    ny, nx, seed = spec
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 256, (ny, nx)).astype(np.uint8)
+    if sparse:  # a few flat levels, so components and ties happen
+        img = (rng.integers(0, 4, (ny, nx)) * 60).astype(np.uint8)
+    return img
+
+
+EDGES = [np.zeros((1, 1), np.uint8), np.full((1, 1), 255, np.uint8), np.full((5, 7), 77, np.uint8),
+         np.zeros((0, 4), np.uint8), np.zeros((3, 0), np.uint8)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(frames, st.integers(0, 4))
+def test_min_max_filters_match_window_extremes(spec, r) -> None:  # type: ignore[no-untyped-def]
+    img = _frame(spec)
+    assert np.array_equal(k.min_filter(img, r), reference_filter(img, r, np.min))
+    assert np.array_equal(k.max_filter(img, r), reference_filter(img, r, np.max))
+
+
+@pytest.mark.parametrize("img", EDGES[:3])
+@pytest.mark.parametrize("r", [0, 1, 5])
+def test_filters_on_edge_frames(img, r) -> None:  # type: ignore[no-untyped-def]
+    assert np.array_equal(k.min_filter(img, r), reference_filter(img, r, np.min))
+    assert np.array_equal(k.max_filter(img, r), reference_filter(img, r, np.max))
+
+
+@pytest.mark.parametrize("img", EDGES[3:])
+def test_kernels_on_empty_frames(img) -> None:  # type: ignore[no-untyped-def]
+    assert k.min_filter(img, 2).shape == img.shape
+    white, black = k.tophats(img, 2)
+    assert white.shape == black.shape == img.shape
+    labels, table = k.components(img, 1, img, 3)
+    assert labels.shape == img.shape and table.shape == (0, k.NSTAT)
+
+
+@settings(max_examples=60, deadline=None)
+@given(frames, st.integers(0, 3))
+def test_tophats_are_frame_less_opening_and_closing_less_frame(spec, r) -> None:  # type: ignore[no-untyped-def]
+    img = _frame(spec)
+    opened = reference_filter(reference_filter(img, r, np.min), r, np.max)
+    closed = reference_filter(reference_filter(img, r, np.max), r, np.min)
+    white, black = k.tophats(img, r)
+    assert np.array_equal(white, img.astype(int) - opened)
+    assert np.array_equal(black, closed.astype(int) - img)
+
+
+def test_tophat_keeps_thin_strokes_and_drops_blobs() -> None:
+    img = np.zeros((40, 40), np.uint8)
+    img[5:25, 5:7] = 200  # a stroke 2 px wide
+    img[10:35, 15:40] = 200  # a blob wider than the square
+    white, black = k.tophats(img, 2)
+    assert (white[5:25, 5:7] == 200).all()
+    assert (white[10:35, 15:40] == 0).all()
+    assert not black.any()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.tuples(st.integers(1, 8), st.integers(1, 8), st.integers(0, 2**31)), st.floats(-100, 400),
+       st.floats(-100, 400))
+def test_stretch_matches_reference(spec, lo, hi) -> None:  # type: ignore[no-untyped-def]
+    ny, nx, seed = spec
+    img = np.random.default_rng(seed).integers(-50, 4096, (ny, nx)).astype(np.int16)
+    assert np.array_equal(k.stretch(img, lo, hi), reference_stretch(img, lo, hi))
+
+
+def test_value_chroma() -> None:
+    rgb = np.array([[[255, 255, 0], [0, 0, 0], [10, 200, 30]]], np.uint8)
+    v, c = k.value_chroma(rgb)
+    assert v.tolist() == [[255, 0, 200]] and c.tolist() == [[255, 0, 190]]
+
+
+@settings(max_examples=80, deadline=None)
+@given(frames, st.booleans(), st.integers(1, 200), st.integers(0, 2**31), st.integers(0, 12))
+def test_components_match_reference(spec, sparse, lo, seed, delta) -> None:  # type: ignore[no-untyped-def]
+    strength = _frame(spec, sparse)
+    values = _frame((spec[0], spec[1], seed), sparse)
+    labels, table = k.components(strength, lo, values, delta)
+    ref = reference_table(strength, lo, values, delta)
+    assert np.array_equal(table, ref)
+    for i, part in enumerate(reference_components(strength >= lo), 1):
+        assert all(labels[p] == i for p in part)
+    assert np.count_nonzero(labels) == np.count_nonzero(strength >= lo)
+
+
+@pytest.mark.parametrize("img", EDGES[:3])
+def test_components_on_edge_frames(img) -> None:  # type: ignore[no-untyped-def]
+    for values in (img, 255 - img):
+        labels, table = k.components(img, 1, values, 4)
+        assert np.array_equal(table, reference_table(img, 1, values, 4))
+
+
+def test_components_join_diagonals() -> None:
+    s = np.zeros((4, 4), np.uint8)
+    s[0, 0] = s[1, 1] = s[2, 2] = 50
+    s[3, 0] = 20
+    _, table = k.components(s, 10, s, 0)
+    assert table.tolist() == [[0, 0, 3, 3, 3, 50, 3, 50, 3, 1, 1], [0, 3, 1, 4, 1, 20, 1, 20, 1, 1, 1]]
+
+
+def test_components_measure_colour_and_strokes() -> None:
+    s = np.zeros((5, 9), np.uint8)
+    s[0:5, 0] = s[0:5, 4] = s[0:5, 8] = 90  # three strokes joined at the bottom
+    s[4, :] = 90
+    values = np.where(s > 0, 200, 0).astype(np.uint8)
+    values[4, 2] = 120  # one pixel off the text's colour
+    _, table = k.components(s, 10, values, 5)
+    (row,) = table.tolist()
+    assert row[k.MODE] == 195 and row[k.FLAT] == row[k.AREA] - 1
+    assert row[k.RUNS_H] == 3 and row[k.RUNS_V] == 1
+
+
+boxes_st = st.lists(st.tuples(st.integers(0, 60), st.integers(0, 40), st.integers(1, 20), st.integers(1, 15)),
+                    max_size=25)
+
+
+@settings(max_examples=100, deadline=None)
+@given(boxes_st, st.floats(0.0, 2.0), st.floats(0.0, 1.0), st.floats(1.0, 4.0), st.floats(0.0, 1.0))
+def test_link_lines_matches_all_pairs(spec, gap, overlap, ratio, align) -> None:  # type: ignore[no-untyped-def]
+    boxes = np.array([(x, y, x + w, y + h) for x, y, w, h in spec], np.int64).reshape(-1, 4)
+    got = k.link_lines(boxes, gap, overlap, ratio, align)
+    assert np.array_equal(got, reference_link(boxes, gap, overlap, ratio, align))
+
+
+def test_link_lines_chains_a_row_and_not_the_next() -> None:
+    boxes = np.array([[0, 0, 8, 10], [10, 0, 18, 10], [20, 1, 28, 10], [0, 30, 8, 40], [60, 0, 68, 10],
+                      [30, 3, 38, 13]])  # the last one neither on the top nor on the baseline
+    assert k.link_lines(boxes, 1.0, 0.5, 3.0, 0.15).tolist() == [0, 0, 0, 3, 4, 5]
+
+
+def reference_block_median(img, b):  # type: ignore[no-untyped-def]
+    ny, nx = img.shape
+    out = np.zeros(((ny + b - 1) // b, (nx + b - 1) // b), np.uint8)
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            vals = sorted(img[i * b:(i + 1) * b, j * b:(j + 1) * b].ravel())
+            out[i, j] = vals[(len(vals) - 1) // 2]
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(frames, st.integers(1, 5), st.floats(0.0, 3.0))
+def test_block_median_and_level(spec, b, factor) -> None:  # type: ignore[no-untyped-def]
+    img = _frame(spec)
+    level = k.block_median(img, b)
+    assert np.array_equal(level, reference_block_median(img, b))
+    want = np.zeros_like(img)
+    for y, x in np.ndindex(img.shape):
+        v = float(img[y, x]) - factor * float(level[y // b, x // b])
+        want[y, x] = int(v) if v > 0 else 0
+    assert np.array_equal(k.above_level(img, level, b, factor), want)
+
+
+def test_strongest() -> None:
+    a = np.array([[1, 9]], np.uint8)
+    b = np.array([[5, 2]], np.uint8)
+    assert k.strongest(a, b).tolist() == [[5, 9]]

@@ -1,0 +1,173 @@
+"""medcloak.detect_text on real frames (pydicom's and pydicom-data's test files) with lines of text
+drawn on them, and on the same frames without text."""
+
+from __future__ import annotations
+
+import sys
+import subprocess
+
+import numpy as np
+import pytest
+
+import medcloak
+
+pydicom = pytest.importorskip("pydicom")
+from PIL import Image, ImageDraw, ImageFont  # noqa: E402
+from pydicom.data import get_testdata_file  # noqa: E402
+
+FONTS = ["DejaVuSans.ttf", "DejaVuSansMono.ttf", "DejaVuSerif-Bold.ttf"]
+
+
+def _font(i: int, size: int):  # type: ignore[no-untyped-def]
+    try:
+        return ImageFont.truetype(FONTS[i % len(FONTS)], size)
+    except OSError:
+        return ImageFont.load_default(size)
+
+
+def frame(name: str) -> np.ndarray:
+    path = get_testdata_file(name)
+    assert path is not None, f"{name}: pydicom-data is needed"
+    ds = pydicom.dcmread(path)
+    a = ds.pixel_array
+    if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+        a = a[0]
+    if ds.PhotometricInterpretation == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+
+        a = apply_color_lut(a, ds)
+        a = (a >> 8).astype(np.uint8) if a.dtype != np.uint8 else a
+    return np.ascontiguousarray(a)
+
+
+def glyph_mask(shape, xy, text, size, font=0, turned=False):  # type: ignore[no-untyped-def]
+    """The pixels of ``text`` drawn at ``xy`` (turned by 90 degrees on request), as booleans."""
+    f = _font(font, size)
+    if not turned:
+        m = Image.new("L", (shape[1], shape[0]), 0)
+        draw = ImageDraw.Draw(m)
+        draw.fontmode = "1"  # whole pixels, as consoles draw small text
+        draw.text(xy, text, fill=255, font=f)
+        return np.array(m) > 127
+    box = f.getbbox(text)
+    strip = Image.new("L", (box[2] + 2, box[3] + 2), 0)
+    draw = ImageDraw.Draw(strip)
+    draw.fontmode = "1"
+    draw.text((0, 0), text, fill=255, font=f)
+    strip = np.array(strip.rotate(90, expand=True)) > 127
+    out = np.zeros(shape, bool)
+    y, x = xy[1], xy[0]
+    out[y:y + strip.shape[0], x:x + strip.shape[1]] = strip[:shape[0] - y, :shape[1] - x]
+    return out
+
+
+def coverage(boxes, mask) -> float:  # type: ignore[no-untyped-def]
+    covered = np.zeros(mask.shape, bool)
+    for x0, y0, x1, y1 in boxes:
+        covered[y0:y1, x0:x1] = True
+    return float((covered & mask).sum() / max(1, mask.sum()))
+
+
+def area(boxes, shape) -> float:  # type: ignore[no-untyped-def]
+    covered = np.zeros(shape[:2], bool)
+    for x0, y0, x1, y1 in boxes:
+        covered[y0:y1, x0:x1] = True
+    return float(covered.mean())
+
+
+LINES = [  # (x, y as fractions of the frame, text, size, font, turned): on the dark surroundings
+    (0.04, 0.02, "DOE^JOHN 1962-03-14", 14, 0, False),
+    (0.45, 0.93, "ID 4711-0815", 22, 1, False),
+    (0.975, 0.25, "ST MARY HOSPITAL", 11, 2, True),
+    (0.03, 0.955, "Acc 20231105 12:44", 9, 0, False),
+]
+
+
+def _draw_grey(img: np.ndarray, value: int | None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The lines drawn at ``value``, or (None) at whichever end of the frame's range is further
+    from the values under each."""
+    out = img.copy()
+    masks = []
+    lo, hi = int(img.min()), int(img.max())
+    for fx, fy, text, size, font, turned in LINES:
+        m = glyph_mask(img.shape, (int(fx * img.shape[1]), int(fy * img.shape[0])), text, size, font, turned)
+        under = float(np.median(img[m]))
+        out[m] = value if value is not None else (lo if under - lo > hi - under else hi)
+        masks.append(m)
+    return out, masks
+
+
+@pytest.mark.parametrize("name", [
+    "MR2_UNCR.dcm",  # 12-bit MR
+    "693_UNCR.dcm",  # 14-bit CT
+    "RG1_UNCR.dcm",  # 15-bit MONOCHROME1
+])
+def test_text_drawn_on_deep_frames_is_found(name) -> None:  # type: ignore[no-untyped-def]
+    img = frame(name)
+    drawn, masks = _draw_grey(img, None)
+    boxes = medcloak.detect_text(drawn)
+    assert masks
+    for m in masks:
+        assert coverage(boxes, m) >= 0.98
+    for x0, y0, x1, y1 in boxes:
+        assert 0 <= x0 < x1 <= img.shape[1] and 0 <= y0 < y1 <= img.shape[0]
+
+
+def test_hot_pixels_do_not_hide_text() -> None:
+    img = frame("MR2_UNCR.dcm").astype(np.uint16)
+    value = int(np.percentile(img, 99.5))
+    drawn, masks = _draw_grey(img, value)
+    drawn[::97, ::89] = 65535  # a scatter of hot pixels far above the text
+    boxes = medcloak.detect_text(drawn)
+    for m in masks:
+        assert coverage(boxes, m) >= 0.98
+
+
+@pytest.mark.parametrize("colour", [(255, 255, 255), (160, 160, 160), (255, 255, 0), (0, 255, 0), (0, 255, 255)])
+def test_coloured_text_on_ultrasound_is_found(colour) -> None:  # type: ignore[no-untyped-def]
+    img = frame("US1_UNCR.dcm")
+    masks = []
+    out = img.copy()
+    for x, y, text, size, font in [(420, 392, "SMITH^ANNA", 16, 0), (330, 298, "MRN 0042 17", 12, 1),
+                                   (20, 312, "2024-01-02", 20, 2)]:
+        m = glyph_mask(img.shape, (x, y), text, size, font)
+        out[m] = colour
+        masks.append(m)
+    boxes = medcloak.detect_text(out)
+    for m in masks:
+        assert coverage(boxes, m) >= 0.98
+
+
+@pytest.mark.parametrize("name", ["MR2_UNCR.dcm", "693_UNCR.dcm", "RG1_UNCR.dcm", "CT_small.dcm", "MR_small.dcm"])
+def test_frames_without_text_give_little_area(name) -> None:  # type: ignore[no-untyped-def]
+    img = frame(name)
+    assert area(medcloak.detect_text(img), img.shape) <= 0.005
+
+
+def test_existing_ultrasound_annotations_are_found() -> None:
+    img = frame("US1_UNCR.dcm")  # "BAPTIST MED CTR" at the top left, "LYMPH NODE" below the image
+    boxes = medcloak.detect_text(img)
+    found = np.zeros(img.shape[:2], bool)
+    for x0, y0, x1, y1 in boxes:
+        found[y0:y1, x0:x1] = True
+    for x0, y0, x1, y1 in [(20, 26, 165, 40), (250, 362, 298, 376), (320, 362, 358, 376)]:  # BAPTIST.., LYMPH, NODE
+        assert found[y0:y1, x0:x1].mean() > 0.98
+
+
+@pytest.mark.parametrize("img", [np.zeros((0, 0), np.uint8), np.zeros((1, 1), np.uint16), np.full((30, 40), 7, np.int16),
+                                 np.zeros((5, 6, 3), np.uint8), np.full((64, 64), 4095, np.uint16)])
+def test_edge_frames_give_no_boxes(img) -> None:  # type: ignore[no-untyped-def]
+    assert medcloak.detect_text(img) == []
+
+
+def test_bad_shapes_are_refused() -> None:
+    with pytest.raises(ValueError):
+        medcloak.detect_text(np.zeros((4, 4, 4), np.uint8))
+    with pytest.raises(ValueError):
+        medcloak.detect_text(np.zeros((2, 2, 2, 2), np.uint8))
+
+
+def test_import_does_not_load_numba() -> None:
+    code = "import sys, medcloak; medcloak.detect_text; print('numba' in sys.modules)"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "False"
