@@ -288,7 +288,7 @@ def test_text_without_a_route_quarantines(tmp_path, secret_file, stand_in) -> No
 def test_rgb_secondary_capture_and_monochrome1_native(tmp_path, secret_file, stand_in) -> None:  # type: ignore[no-untyped-def]
     inp = _input(tmp_path)
     sc, sc_mask = _rgb_sc(inp / "sc.dcm", MAGENTA)
-    cr, cr_mask = _mono1(inp / "cr.dcm", 7)
+    cr, cr_mask = _mono1(inp / "cr.dcm", (7, 7))
     summary = run([inp], tmp_path / "out", secret_file=secret_file, options=["clean-pixel-data"])
     assert summary.ok == 2
     by_modality = {pydicom.dcmread(p).Modality: pydicom.dcmread(p) for p in (tmp_path / "out").rglob("*.dcm")}
@@ -307,18 +307,20 @@ def _rgb_sc(path: Path, colour) -> tuple[np.ndarray, np.ndarray]:  # type: ignor
     return rgb, mask
 
 
-def _mono1(path: Path, value: int) -> tuple[np.ndarray, np.ndarray]:
-    """A 12-bit MONOCHROME1 radiograph made from pydicom's, with text of stored ``value``."""
+def _mono1(path: Path, values: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A 12-bit MONOCHROME1 radiograph made from pydicom's, with a name on the border (stored
+    ``values[0]``) and a date over the anatomy (``values[1]``)."""
     ds = pydicom.dcmread(_testdata("RG3_UNCR.dcm"))  # CR, MONOCHROME1, 10 bits
-    grey = (ds.pixel_array[::4, ::4].astype(np.uint16) << 2) | 1  # 440 x 440, 12 bits, never 7
-    lines = [(30, 20, "PATIENT: ROE^RICHARD"), (250, 400, "12.03.2019")]
+    grey = (ds.pixel_array[::4, ::4].astype(np.uint16) << 2) | 1  # 440 x 440, 12 bits, never 0, 7 or 4095
+    lines = [(4, 20, "ROE^RICHARD", values[0], 12), (232, 400, "12.03.2019", values[1], 18)]
     img = Image.fromarray(grey.astype(np.int32), mode="I")
-    mask = Image.new("L", img.size, 0)
-    for x, y, text in lines:
-        ImageDraw.Draw(img).text((x, y), text, fill=value, font=_font(18))
-        ImageDraw.Draw(mask).text((x, y), text, fill=255, font=_font(18))
+    mask = np.zeros(grey.shape, bool)
+    for x, y, text, value, size in lines:
+        ImageDraw.Draw(img).text((x, y), text, fill=value, font=_font(size))
+        line = Image.new("L", img.size, 0)
+        ImageDraw.Draw(line).text((x, y), text, fill=255, font=_font(size))
+        mask |= np.asarray(line) > 127
     arr = np.asarray(img).astype(np.uint16)
-    arr[np.asarray(mask) > 127] = value
     ds.Rows, ds.Columns = arr.shape
     ds.BitsStored, ds.HighBit = 12, 11
     ds.PixelData = arr.tobytes()
@@ -326,7 +328,8 @@ def _mono1(path: Path, value: int) -> tuple[np.ndarray, np.ndarray]:
         if keyword in ds:
             delattr(ds, keyword)
     ds.save_as(path)
-    return arr, arr == value  # the glyphs' every pixel (a mode "I" drawing is not anti-aliased)
+    # the glyphs' every pixel (a mode "I" drawing is not anti-aliased)
+    return arr, mask | (arr == values[0]) | (arr == values[1])
 
 
 def _check_native(out: np.ndarray, before: np.ndarray, mask: np.ndarray, black) -> None:  # type: ignore[no-untyped-def]
@@ -403,7 +406,8 @@ def test_end_to_end_rgb_sc_and_monochrome1(tmp_path, secret_file, detector) -> N
 
     inp = _input(tmp_path)
     sc, sc_mask = _rgb_sc(inp / "sc.dcm", (255, 255, 255))
-    cr, cr_mask = _mono1(inp / "cr.dcm", 0)  # stored 0 is white in MONOCHROME1
+    # black on the border (stored 4095 in MONOCHROME1), white over the anatomy (stored 0)
+    cr, cr_mask = _mono1(inp / "cr.dcm", (4095, 0))
     summary = run([inp], tmp_path / "out", secret_file=secret_file, options=["clean-pixel-data"])
     assert summary.ok == 2
     by_modality = {pydicom.dcmread(p).Modality: pydicom.dcmread(p) for p in (tmp_path / "out").rglob("*.dcm")}
@@ -423,7 +427,7 @@ def test_detector_told_photometric_and_bits(tmp_path, stand_in) -> None:  # type
 
     calls = []
     stand_in.detect_text = lambda frame, **options: calls.append((frame.shape, frame.dtype, options)) or []
-    _mono1(tmp_path / "cr.dcm", 7)
+    _mono1(tmp_path / "cr.dcm", (7, 7))
     ds = pydicom.dcmread(tmp_path / "cr.dcm")
     assert scan_frames(ds, str(ds.file_meta.TransferSyntaxUID)).boxes == [[]]
     assert calls == [((440, 440), np.dtype(np.uint16), {"photometric": "MONOCHROME1", "bits_stored": 12})]
