@@ -74,11 +74,9 @@ def test_ground_truth_is_where_the_text_is(many):
             x0, y0, x1, y1 = ln.box
             assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
             assert ln.mask.shape == (y1 - y0, x1 - x0) and ln.mask.any()
-            # the line is visible: its glyphs differ from what is around them (anti-aliased small
-            # glyphs and busy anatomy lower the measured figure; see below for the bulk)
+            # the text changed its glyph pixels (by 12-32 levels against the background's
+            # median when low contrast: more or less on a busy background; see below for the bulk)
             assert ln.contrast >= 4, (f.source, ln.text, ln.contrast)
-            if ln.low_contrast:
-                assert ln.contrast <= 40, (f.source, ln.text, ln.contrast)
             if ln.rotated:
                 assert y1 - y0 > x1 - x0 or len(ln.text) <= 2
             if ln.place == "edge":
@@ -92,8 +90,8 @@ def test_ground_truth_is_where_the_text_is(many):
 def test_normal_lines_stand_out_and_low_contrast_ones_do_not(many):
     normal = [ln.contrast for f in many for ln in f.lines if not ln.low_contrast]
     low = [ln.contrast for f in many for ln in f.lines if ln.low_contrast]
-    assert np.percentile(normal, 5) > 30 and np.median(normal) > 80
-    assert np.percentile(low, 95) <= 36 and len(low) > 0.1 * (len(low) + len(normal))
+    assert np.percentile(normal, 5) > 40 and np.median(normal) > 80
+    assert np.median(low) <= 25 and np.percentile(low, 90) <= 36 and len(low) > 0.1 * (len(low) + len(normal))
 
 
 def test_without_pydicom_data_the_bundled_files_stand_in(monkeypatch):
@@ -187,6 +185,7 @@ def test_false_area_of_frames_without_text_mean_and_median():
     assert r["false_area_free_mean"] == pytest.approx((1 + 0 + 0.01) / 3)
     assert r["false_area_free_median"] == pytest.approx(0.01)
     assert r["false_area_free_max"] == 1.0
+    assert r["false_area_by_kind"]["anatomy"] == {"mean": pytest.approx(1.01 / 3), "max": 1.0, "frames": 3}
 
 
 def test_breakdowns_split_lines_by_their_attributes():

@@ -13,6 +13,8 @@ cover nothing. What is measured:
   reported as the mean over frames with text, and the mean, median and maximum over frames
   without text;
 - ``flow_covered``: on colour Doppler frames, the share of flow pixels inside the boxes (mean);
+- ``false_area_by_kind``: the false area's mean and maximum per kind of frame (text, anatomy,
+  ruler, ecg, doppler, graphics);
 - breakdowns of the identifying lines (glyph pixels covered, lines >= 98 %, count) by size
   bucket (7-9, 10-14, 15-24, 25-40 px), contrast (low / normal), rotation, colour, place,
   anti-aliasing and representation (display, rgb, stored).
@@ -114,6 +116,9 @@ def summarise(frames: Sequence[Frame], scores: Sequence[FrameScore]) -> dict:
     with_text = [sc.false_area for fr, sc in zip(frames, scores) if fr.has_text]
     without = [sc.false_area for fr, sc in zip(frames, scores) if not fr.has_text]
     flows = [sc.flow_covered for sc in scores if sc.flow_covered is not None]
+    by_kind: dict[str, list[float]] = {}
+    for fr, sc in zip(frames, scores):
+        by_kind.setdefault(fr.kind, []).append(sc.false_area)
     keys = {
         "size": lambda ln, fr: size_bucket(ln.size),
         "contrast": lambda ln, fr: "low" if ln.low_contrast else "normal",
@@ -134,6 +139,8 @@ def summarise(frames: Sequence[Frame], scores: Sequence[FrameScore]) -> dict:
         "false_area_free_median": float(np.median(without)) if without else 0.0,
         "false_area_free_max": float(np.max(without)) if without else 0.0,
         "flow_covered_mean": float(np.mean(flows)) if flows else None,
+        "false_area_by_kind": {k: {"mean": float(np.mean(v)), "max": float(np.max(v)), "frames": len(v)}
+                               for k, v in sorted(by_kind.items())},
         "by": {name: _group((f(ln, fr), n, c, cov) for ln, fr, n, c, cov in ident) for name, f in keys.items()},
     }
 

@@ -19,10 +19,12 @@ How a frame is made (``make_frame(i, seed, size)``; ``make_frames(n)`` is frames
    examples_overlay, JPEG2000, examples_rgb_color, image_dfl), and MONOCHROME1 and 10/15-bit
    frames are made from them (see 3). There is no XA file in either set: XA/RF-like frames are the
    CR and NM sources shown as fluoroscopy screens.
-2. Each frame is ``size`` (default 1024 x 768). Its layout is either ``screen`` (a dark border,
-   levels 0-24 with faint noise, around a viewport that holds the background resized to fit, as
-   ultrasound and fluoroscopy consoles show) or ``full`` (the background resized and tiled by
-   mirroring to fill the frame). Backgrounds are resized with bilinear filtering as float values.
+2. Each frame is ``size`` (default 1024 x 768), its background drawn uniformly from the sources
+   (stored frames: from those of more than 8 bits; Doppler frames: from the US ones). Its
+   layout is ``screen`` (for US, NM and OT, and half of the others: a dark border, levels 0-24
+   with faint noise, around a viewport that holds the background resized to fit, as ultrasound
+   and fluoroscopy consoles show) or ``full`` (the background resized and tiled by mirroring to
+   fill the frame). Backgrounds are resized with bilinear filtering as float values.
 3. Representations: ``display`` frames are uint8 2-D, the background windowed to its 1st-99.5th
    percentile; ``rgb`` frames are uint8 H x W x 3 (grey backgrounds repeated over the channels,
    colour ones as they are); ``stored`` frames are uint16 2-D at the source's own bit depth
@@ -42,28 +44,32 @@ How a frame is made (``make_frame(i, seed, size)``; ``make_frames(n)`` is frames
    dark border; ``anatomy``: inside the image area; ``box``: on a filled box of 1-4 px padding;
    ``edge``: touching the frame's edge), 1 in 8 rotated by 90 degrees (either way), 1 in 5 low
    contrast (the text 12-32 display levels of 255 above or below the median of the background
-   under it). Over anatomy, a line that is not low contrast and would differ by less than 60
-   levels from the background under it is drawn black or white instead, whichever differs more.
-   Lines never overlap one another (boxes kept 8 px apart). Some text frames also get a ruler or an
-   ECG trace (below), as real screens do.
+   under it; a low-contrast box is filled with that median). A line that is not low contrast and
+   would differ by less than 60 levels from the background under it is drawn black or white
+   instead, whichever differs more. A line that does not fit its place (a border too narrow, a
+   full-frame layout) goes over the image area. Lines never overlap (boxes kept 8 px apart).
+   Some text frames also get a ruler or an ECG trace (below), as real screens do.
 5. Ground truth per line (:class:`Line`): ``box`` (x0, y0, x1, y1; ends exclusive) is the
    bounding box of every pixel the glyphs touch (coverage > 0); ``mask`` (the box's shape) holds
    the glyph pixels: coverage >= 1/4 of a pixel (all drawn pixels for non-anti-aliased text).
    Compositing is ``value = background * (1 - coverage) + text * coverage``, in the frame's own
-   values. ``contrast`` is the measured difference, in display levels, between the median of the
-   glyph pixels and the median of the box's other pixels.
-6. Frames without text (1 in 6, in turn): ``anatomy`` (full background, any representation),
+   values. ``contrast`` is how much the text changed its glyph pixels: the median over them of
+   the change, in display levels (0-255).
+6. Frames without text (1 in 6, in turn): ``anatomy`` (the background alone, either layout),
    ``ruler`` (a depth ruler with major and minor tick marks, a scale bar with end ticks, calliper
    crosses and dotted measurement lines on a screen layout), ``ecg`` (an ECG trace with its
-   baseline and a grid strip under the image, green or yellow), ``doppler`` (synthetic flow: smoothed
-   noise thresholded into vessels inside a sector, coloured red/blue or orange/yellow by its sign,
-   over a real B-mode background; or the real power Doppler of US1; ``Frame.flow`` holds the flow
-   pixels) and ``graphics`` (grey wedges and colour bars, circles, cross-hairs, arrows, a sector
-   outline, image_dfl's squares).
+   baseline and a grid strip under the image, green or yellow), ``doppler`` (synthetic flow:
+   smooth noise, bicubic from a 24 px grid, thresholded into vessels and jets inside a sector,
+   coloured red/blue by its sign or orange/yellow as power Doppler, over a real B-mode
+   background; or the real power Doppler of US1; ``Frame.flow`` holds the flow pixels) and
+   ``graphics`` (grey wedges and colour bars, circles, cross-hairs, arrows, a sector outline;
+   image_dfl's squares when it is the background).
 
-Everything is drawn with numpy and Pillow; ``make_frames(360)`` takes a few seconds (the file
-reads once, about 0.5 s, then 13-25 ms a frame on this 2-core machine). :func:`small_set` is 24 frames of 512 x 384 for unit tests.
-The measures (coverage, false area, breakdowns) are in ``tests/textmetrics.py``.
+Everything is drawn with numpy and Pillow; ``make_frames(360)`` takes 5-15 s on this shared
+2-core machine (the files are read once, about 0.5 s, then 13-40 ms a frame with the load). :func:`small_set` is
+24 frames of 512 x 384 for unit tests. The measures (coverage, false area, breakdowns) are in
+``tests/textmetrics.py``; ``python tests/textset.py OUTDIR [N]`` writes PNG previews of frames
+0..N-1 with their lines outlined (:func:`preview`).
 """
 
 from __future__ import annotations
@@ -253,11 +259,11 @@ def _window_of(src: _Source) -> tuple[float, float]:
     return src.window
 
 
-def _resize(a: np.ndarray, w: int, h: int) -> np.ndarray:
+def _resize(a: np.ndarray, w: int, h: int, resample=Image.Resampling.BILINEAR) -> np.ndarray:
     if a.ndim == 3:
-        return np.stack([_resize(a[..., c], w, h) for c in range(a.shape[2])], axis=2)
-    im = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32), mode="F")
-    return np.asarray(im.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)
+        return np.stack([_resize(a[..., c], w, h, resample) for c in range(a.shape[2])], axis=2)
+    im = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32))
+    return np.asarray(im.resize((w, h), resample), dtype=np.float32)
 
 
 def _fit(a: np.ndarray, w: int, h: int, tile: bool, rng: np.random.Generator) -> np.ndarray:
@@ -570,17 +576,17 @@ def _flow(cv: _Canvas, rng) -> np.ndarray:
     """Synthetic colour flow inside a sector of the image area; returns the flow mask."""
     x0, y0, x1, y1 = cv.view
     h, w = y1 - y0, x1 - x0
-    small = rng.normal(size=(max(h // 28, 4), max(w // 28, 4))).astype(np.float32)
-    field_ = _resize(small, w, h)  # smooth blobs about 30 px across
+    small = rng.normal(size=(max(h // 24, 4), max(w // 24, 4))).astype(np.float32)
+    field_ = _resize(small, w, h, Image.Resampling.BICUBIC)  # smooth blobs about 25 px across
     field_ = field_ / (np.abs(field_).max() + 1e-6)
     yy, xx = np.mgrid[0:h, 0:w]
     cx, apex = w / 2 + rng.uniform(-w / 6, w / 6), -h * 0.2
     ang = np.arctan2(xx - cx, yy - apex)
     rad = np.hypot(xx - cx, yy - apex)
-    half = rng.uniform(0.25, 0.5)
-    r0, r1 = rng.uniform(0.3, 0.5) * h, rng.uniform(0.8, 1.1) * h
+    half = rng.uniform(0.3, 0.6)
+    r0, r1 = rng.uniform(0.25, 0.45) * h, rng.uniform(0.85, 1.15) * h
     sector = (np.abs(ang) < half) & (rad > r0) & (rad < r1)
-    thr = rng.uniform(0.25, 0.45)
+    thr = rng.uniform(0.1, 0.3)
     flow = sector & (np.abs(field_) > thr)
     t = np.clip((np.abs(field_) - thr) / (1 - thr), 0, 1)
     power = bool(rng.integers(0, 2))
@@ -701,14 +707,15 @@ def _draw_line(cv: _Canvas, rng, taken, identifying: bool, fonts, rotated=None) 
         rgb = np.full(3, 0.0 if bg > 127 else 255.0, dtype=np.float32)
         colour = "black" if bg > 127 else "white"
     value = cv.native(rgb if cv.rep == "rgb" else float(rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)))
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + gw, cv.w), min(y + gh, cv.h)
+    before = np.array(cv.display(cv.v[y0:y1, x0:x1]))  # a copy
     cv.paint(alpha, x, y, value)
     # ground truth, clipped to the frame
-    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + gw, cv.w), min(y + gh, cv.h)
     a = alpha[y0 - y:y1 - y, x0 - x:x1 - x]
     taken.append((x0, y0, x1, y1))
     mask = a >= GLYPH_COVERAGE
-    disp = cv.display(cv.v[y0:y1, x0:x1])
-    contrast = float(abs(np.median(disp[mask]) - np.median(disp[a == 0]))) if mask.any() and (a == 0).any() else 0.0
+    change = np.abs(cv.display(cv.v[y0:y1, x0:x1]) - before)
+    contrast = float(np.median(change[mask])) if mask.any() else 0.0
     return Line((x0, y0, x1, y1), mask, text, identifying, size, os.path.basename(font), antialias, colour,
                 place, rotated, low, contrast)
 
@@ -731,7 +738,7 @@ def make_frame(i: int, seed: int = 0, size: tuple[int, int] = (1024, 768)) -> Fr
         src = bmode[int(rng.integers(len(bmode)))]
         rep, layout = "rgb", "screen"
     else:
-        src = sources[(i * 7 + int(rng.integers(0, 3))) % len(sources)]
+        src = sources[int(rng.integers(len(sources)))]
         r = rng.random()
         rep = "display" if r < 0.35 else "rgb" if r < 0.7 else "stored"
         if rep == "stored":  # every source of more than 8 bits alike (or every grey one)
@@ -778,3 +785,32 @@ def make_frames(n: int = 360, seed: int = 0, size: tuple[int, int] = (1024, 768)
 def small_set(seed: int = 0) -> list[Frame]:
     """24 frames of 512 x 384 (20 with text, one of each text-free kind and a second anatomy)."""
     return make_frames(24, seed, (512, 384))
+
+
+def preview(frame: Frame, boxes=()) -> Image.Image:
+    """An 8-bit RGB picture of the frame (stored values windowed, MONOCHROME1 inverted) with its
+    lines outlined (magenta: identifying, cyan: known-safe) and ``boxes`` (yellow), for a look."""
+    a = frame.image.astype(np.float32)
+    if frame.representation == "stored":
+        lo, hi = np.percentile(a[::2, ::2], [1, 99.5])
+        a = np.clip((a - lo) / max(hi - lo, 1.0) * 255.0, 0, 255)
+        if frame.photometric == "MONOCHROME1":
+            a = 255.0 - a
+    im = Image.fromarray(np.rint(a).astype(np.uint8)).convert("RGB")
+    draw = ImageDraw.Draw(im)
+    for ln in frame.lines:
+        x0, y0, x1, y1 = ln.box
+        draw.rectangle((x0 - 1, y0 - 1, x1, y1), outline=(255, 0, 255) if ln.identifying else (0, 255, 255))
+    for x0, y0, x1, y1 in boxes:
+        draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=(255, 255, 0))
+    return im
+
+
+if __name__ == "__main__":  # python tests/textset.py OUTDIR [N]: PNG previews of frames 0..N-1
+    import sys
+
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    for k in range(int(sys.argv[2]) if len(sys.argv) > 2 else 24):
+        fr = make_frame(k)
+        preview(fr).save(os.path.join(out, f"{k:03d}_{fr.kind}_{fr.representation}.png"))

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from medcloak_kernels import text as k
 
 
@@ -155,6 +154,7 @@ def test_tophats_are_frame_less_opening_and_closing_less_frame(spec, r) -> None:
     white, black = k.tophats(img, r)
     assert np.array_equal(white, img.astype(int) - opened)
     assert np.array_equal(black, closed.astype(int) - img)
+    assert np.array_equal(k.white_tophat(img, r), white)
 
 
 def test_tophat_keeps_thin_strokes_and_drops_blobs() -> None:
@@ -198,7 +198,7 @@ def test_components_match_reference(spec, sparse, lo, seed, delta) -> None:  # t
 @pytest.mark.parametrize("img", EDGES[:3])
 def test_components_on_edge_frames(img) -> None:  # type: ignore[no-untyped-def]
     for values in (img, 255 - img):
-        labels, table = k.components(img, 1, values, 4)
+        _labels, table = k.components(img, 1, values, 4)
         assert np.array_equal(table, reference_table(img, 1, values, 4))
 
 

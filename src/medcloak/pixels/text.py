@@ -21,10 +21,14 @@ The detector looks for exactly that, on stored values of any bit depth:
    line is kept when it has at least three glyphs, most of them on one baseline and of one
    height, letter-shaped (a glyph much wider than tall must cross several strokes: letters that
    touch, not a streak of speckle), filling enough of the line's box, and is not a row of ticks.
-   A rejected chain gets a second look at its core (glyphs of one height on one line: text that
-   texture or colour flow joined). Glyphs left over are chained the same way down the columns
-   (text rotated by 90 degrees).
-5. **Boxes** around each line, padded by a little more than the stroke halo.
+   A faint line (median contrast under 40 levels) needs four glyphs and a width of three heights
+   (noise makes short faint chains). A rejected chain gets a second look at its core (glyphs of
+   one height on one line: text that texture or colour flow joined). An accepted line takes in
+   the glyphs of its band and colour up to three heights beyond its ends (a word chained apart,
+   glyphs too few to be a line on their own). Glyphs left over are chained the same way down the
+   columns (text rotated by 90 degrees).
+5. **Boxes** around each line, padded by a little more than the stroke halo across it and by a
+   height at its ends (a last glyph lost on a background of its own colour).
 
 All pixel work is in numba kernels (:mod:`medcloak_kernels.text`); this module holds the
 decisions and their thresholds.
@@ -40,11 +44,11 @@ import numpy as np
 #: bold font's strokes are about 7 px)
 RADIUS = 5
 #: stroke contrast (8-bit levels) of a glyph's pixels, and of its strongest pixel
-LOW, HIGH = 10, 28
+LOW, HIGH = 6, 12
 #: a glyph's colour: the level with the most of its pixels within DELTA
 DELTA = 6
 #: glyphs are looked for at these levels of stroke contrast
-LEVELS = (LOW, 40, 100)
+LEVELS = (LOW, 20, 50, 120)
 #: the stroke contrast of texture (noise, speckle) is measured as its median in blocks of this
 #: side, and this many times it is taken off the contrast in the block
 BLOCK, NOISE = 64, 2.0
@@ -59,17 +63,24 @@ GAP, OVERLAP, RATIO, ALIGN = 1.2, 0.5, 2.5, 0.15
 #: BOTH with both, within ALIGN_TOL x the median height of the line's; the glyphs' area at least
 #: MIN_FILL of the line's box; the share LETTERS of them letter-shaped (see WIDE)
 MIN_GLYPHS, ALIGN_TOL, ALIGNED, BOTH, MIN_FILL, LETTERS = 3, 0.12, 0.6, 0.4, 0.15, 0.5
+#: an accepted line takes in glyphs of its band and colour up to GROW x its height from its ends
+GROW = 3.0
 #: a rejected chain's core: glyphs within CORE_RATIO of one height (chains of at most MAX_CORE)
 CORE_RATIO, MAX_CORE = 1.5, 400
+#: a faint line (median glyph contrast below WEAK levels) needs WEAK_GLYPHS glyphs and a width of
+#: WEAK_ASPECT x its height
+WEAK, WEAK_GLYPHS, WEAK_ASPECT = 40, 4, 3.0
 #: letters are about as wide as tall: glyphs wider than WIDE x their height must cross
 #: RUNS x width / height strokes on their middle row (letters that touch)
 WIDE, RUNS = 1.6, 0.5
-#: glyphs at least THICK px in both directions whose box is filled beyond MAX_FILL are blobs
+#: glyphs at least THICK px in both directions, less than twice as long as wide (not a bar: a
+#: bold I or 1), whose box is filled beyond MAX_FILL are blobs
 MAX_FILL, THICK = 0.85, 5
 #: a glyph's pixels at least half as contrasted as its strongest: at least this fraction
 CORE = 0.5
-#: box padding: this fraction of the line's height, and at least PAD px
-PAD_FRACTION, PAD = 0.15, 2
+#: box padding: across the line, this fraction of the line's height, and at least PAD px; at its
+#: ends, END_FRACTION of its height (a last glyph lost on a background of its own colour)
+PAD_FRACTION, PAD, END_FRACTION = 0.15, 2, 1.0
 #: robust extremes of deep frames: this many pixels (at least) lie beyond each
 TAIL_FRACTION = 2e-4
 
@@ -119,7 +130,7 @@ def _glyph_like(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     fill = area / np.maximum(w * h, 1)
     strong = t[:, k.PEAK] >= HIGH
     small = np.minimum(w, h) <= MAX_GLYPH
-    thin = (fill <= MAX_FILL) | (np.minimum(w, h) < THICK)
+    thin = (fill <= MAX_FILL) | (np.minimum(w, h) < THICK) | (np.maximum(w, h) >= 2 * np.minimum(w, h))
     good = strong & small & thin & (np.maximum(w, h) >= MIN_GLYPH) & (t[:, k.CORE] >= CORE * area)
     return good, strong & ~(small & thin)
 
@@ -132,28 +143,28 @@ def _glyphs(planes: list[np.ndarray]) -> np.ndarray:
 
     tables = []
     for i, plane in enumerate(planes):
-        white, black = k.tophats(plane, RADIUS)
-        # each polarity on its own: the gaps between bright glyphs are dark details themselves
-        for j, strength in enumerate((white, black) if i == 0 else (white,)):  # chroma: coloured on grey
+        if i == 0:
+            # each polarity on its own: the gaps between bright glyphs are dark details themselves
+            contrasts = k.tophats(plane, RADIUS)
+        elif int(plane.max()) >= HIGH:  # chroma: coloured text on grey (none on a grey frame)
+            contrasts = (k.white_tophat(plane, RADIUS),)
+        else:
+            continue
+        for j, strength in enumerate(contrasts):
             level = k.block_median(strength, BLOCK)
             excess = k.above_level(strength, level, BLOCK, NOISE)
             for n, lo in enumerate(LEVELS):  # text touching bright anatomy parts from it higher up
                 t = k.components(excess, lo, plane, DELTA)[1]
                 good, _ = _glyph_like(t)
                 tables.append(np.c_[t[good], np.full((np.count_nonzero(good), 2), (n, 2 * i + j))])
+                if n + 1 < len(LEVELS) and (len(t) == 0 or t[:, k.PEAK].max() < LEVELS[n + 1]):
+                    break  # nothing reaches the next level
     return np.concatenate(tables)
 
 
-def _aligned(boxes: np.ndarray, tol: float) -> float:
-    """The share of glyphs that sit on one line: on the line's top (capitals, digits,
-    ascenders) or its baseline (all but descenders), within ``tol`` px."""
-    tops = np.abs(boxes[:, 1] - np.median(boxes[:, 1])) <= tol
-    bottoms = np.abs(boxes[:, 3] - np.median(boxes[:, 3])) <= tol
-    return np.count_nonzero(tops | bottoms) / len(boxes)
-
-
 def _chains(table: np.ndarray, idx: np.ndarray) -> list[np.ndarray]:
-    """The rows ``idx`` of the glyph table chained into horizontal lines (each chain's rows)."""
+    """The rows ``idx`` of the glyph table chained into horizontal lines (each chain's rows),
+    those with fewer than MIN_GLYPHS glyphs or no glyph MIN_LINE tall left out."""
     from medcloak_kernels import text as k
 
     boxes = table[idx, :4]
@@ -166,37 +177,41 @@ def _chains(table: np.ndarray, idx: np.ndarray) -> list[np.ndarray]:
     roots_sorted = roots[order]
     starts = np.flatnonzero(np.r_[True, roots_sorted[1:] != roots_sorted[:-1]])
     ends = np.r_[starts[1:], len(order)]
-    return [idx[order[s:e]] for s, e in zip(starts, ends)]
+    # most chains are a glyph or two of texture (found at several levels): the glyphs of each
+    # chain's most populous level are counted, and the tallest, before any closer look
+    chain = np.repeat(np.arange(len(starts)), ends - starts)
+    levels = int(table[:, -2].max()) + 1
+    per_level = np.bincount(chain * levels + table[idx[order], -2], minlength=len(starts) * levels)
+    count = per_level.reshape(len(starts), levels).max(axis=1)
+    tall = np.maximum.reduceat((table[idx[order], 3] - table[idx[order], 1]), starts)
+    keep = (count >= MIN_GLYPHS) & (tall >= MIN_LINE)
+    return [idx[order[s:e]] for s, e, ok in zip(starts, ends, keep) if ok]
 
 
 def _measure(table: np.ndarray, members: np.ndarray) -> tuple[tuple[int, int, int, int], dict]:
-    """A chain's box and the measures :func:`_accept` judges it by."""
+    """A chain's box and the measures :func:`_accept` judges it by, taken on the glyphs of the
+    chain's most populous level (each glyph counted once)."""
     from medcloak_kernels import text as k
 
     rows = table[members]
-    hh = rows[:, 3] - rows[:, 1]
-    ww = rows[:, 2] - rows[:, 0]
     box = (int(rows[:, 0].min()), int(rows[:, 1].min()), int(rows[:, 2].max()), int(rows[:, 3].max()))
     lev = rows[:, -2]
-    same = rows[lev == np.bincount(lev).argmax()]  # the level with most glyphs: each counted once
+    same = rows[lev == np.bincount(lev).argmax()]
     sh = same[:, 3] - same[:, 1]
     sw = same[:, 2] - same[:, 0]
     letter = (sw <= WIDE * sh) | (same[:, k.RUNS_H] >= np.maximum(2, RUNS * sw / np.maximum(sh, 1)))
-    modes = same[:, k.MODE]
     mh = float(np.median(sh))
+    tol = max(1.0, ALIGN_TOL * mh)
+    tops = np.abs(same[:, 1] - np.median(same[:, 1])) <= tol
+    bottoms = np.abs(same[:, 3] - np.median(same[:, 3])) <= tol
     sbox = (same[:, 0].min(), same[:, 1].min(), same[:, 2].max(), same[:, 3].max())
     f = {
         "n": len(same), "top": int(sh.max()), "mh": mh, "height": box[3] - box[1], "width": box[2] - box[0],
-        "aligned": _aligned(same, max(1.0, ALIGN_TOL * mh)),
-        "peak": float(np.median(same[:, k.PEAK])), "maxpeak": int(rows[:, k.PEAK].max()),
-        "colour": float(np.mean(np.abs(modes - np.median(modes)) <= 2 * DELTA)),
-        "flat": float(np.median(same[:, k.FLAT] / same[:, k.AREA])),
-        "ticks": float(np.mean(sw < 0.3 * sh)), "levels": len(np.unique(lev)),
+        "aligned": float(np.mean(tops | bottoms)), "both": float(np.mean(tops & bottoms)),
+        "peak": float(np.median(same[:, k.PEAK])),
+        "ticks": float(np.mean(sw < 0.3 * sh)),
         "fill": float(same[:, k.AREA].sum() / max(1, (sbox[2] - sbox[0]) * (sbox[3] - sbox[1]))),
-        "letters": float(np.mean(letter)), "nall": len(members),
-        "hcons": float(np.mean((sh >= 0.7 * mh) & (sh <= 1.4 * mh))),
-        "both": float(np.mean((np.abs(same[:, 1] - np.median(same[:, 1])) <= max(1.0, ALIGN_TOL * mh))
-                              & (np.abs(same[:, 3] - np.median(same[:, 3])) <= max(1.0, ALIGN_TOL * mh)))),
+        "letters": float(np.mean(letter)),
     }
     return box, f
 
@@ -219,38 +234,87 @@ def _core(table: np.ndarray, members: np.ndarray) -> np.ndarray:
 
 def _accept(f: dict) -> bool:
     """Whether a chain of glyphs is a line of text (its measures from :func:`_measure`)."""
+    weak = f["peak"] < WEAK  # faint lines are judged harder: noise makes short faint chains
     return bool(
         f["top"] >= MIN_LINE
         and f["n"] >= MIN_GLYPHS  # texture makes pairs; a line of text has several glyphs
+        and (not weak or (f["n"] >= WEAK_GLYPHS and f["width"] >= WEAK_ASPECT * f["top"]))
         and f["aligned"] >= ALIGNED and f["both"] >= BOTH  # on one baseline, most of one height
         and f["fill"] >= MIN_FILL  # strokes, not a sparse scatter of dots and edges
         and f["letters"] >= LETTERS  # letter-shaped, not streaks of speckle
-        and f["height"] <= 1.8 * f["top"]  # not a chain drifting across texture
+        and f["height"] <= 1.8 * f["top"] and f["height"] <= 2.4 * f["mh"]  # not drifting across texture
         and f["ticks"] <= 0.67  # not a ruler's ticks
     )
+
+
+def _grow(table: np.ndarray, members: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """A line's glyphs with the glyphs of ``pool`` (row indices) that continue it: within the
+    band of its rows, at least half its median glyph height (or any size within half a height:
+    punctuation), no further than GROW heights from its ends, as strongly contrasted and of its
+    colour (a word that was chained apart, glyphs too few to be a line on their own)."""
+    from medcloak_kernels import text as k
+
+    rows = table[members]
+    y0, y1 = int(rows[:, 1].min()), int(rows[:, 3].max())
+    height = y1 - y0
+    mh = float(np.median(rows[:, 3] - rows[:, 1]))
+    tol = max(1.0, ALIGN_TOL * height)
+    colour = float(np.median(rows[:, k.MODE]))
+    peak = float(np.median(rows[:, k.PEAK]))
+    cand = table[pool]
+    ch = cand[:, 3] - cand[:, 1]
+    cw = cand[:, 2] - cand[:, 0]
+    ok = (cand[:, 1] >= y0 - tol) & (cand[:, 3] <= y1 + tol)
+    ok &= (np.abs(cand[:, 1] - y0) <= tol) | (np.abs(cand[:, 3] - y1) <= tol) | (ch < 0.5 * mh)
+    ok &= (cw <= WIDE * ch) | (cand[:, k.RUNS_H] >= np.maximum(2, RUNS * cw / np.maximum(ch, 1)))
+    ok &= (np.abs(cand[:, k.MODE] - colour) <= 2 * DELTA) & (cand[:, k.PEAK] >= 0.5 * peak)
+    pool, cand, ch = pool[ok], cand[ok], ch[ok]
+    x0, x1 = int(rows[:, 0].min()), int(rows[:, 2].max())
+    taken = np.zeros(len(pool), bool)
+    while True:
+        gap = np.maximum(cand[:, 0] - x1, x0 - cand[:, 2])
+        near = ~taken & (((ch >= 0.5 * mh) & (gap <= GROW * height)) | (gap <= 0.5 * height))
+        if not near.any():
+            break
+        taken |= near
+        x0 = min(x0, int(cand[near, 0].min()))
+        x1 = max(x1, int(cand[near, 2].max()))
+    return np.concatenate([members, pool[taken]])
 
 
 def _lines(table: np.ndarray) -> tuple[list[tuple[int, int, int, int]], np.ndarray]:
     """Horizontal lines among the glyphs, each polarity and plane on its own (the dark gaps
     between bright letters are glyph-like too, and would blur the letters' measures): the
     accepted lines' boxes, and a mask of the glyphs used by them. A rejected chain gets a second
-    look at its core (:func:`_core`)."""
+    look at its core (:func:`_core`); an accepted line takes in the glyphs that continue it
+    (:func:`_grow`)."""
     used = np.zeros(len(table), bool)
     out = []
     for src in np.unique(table[:, -1]):
-        for members in _chains(table, np.flatnonzero(table[:, -1] == src)):
-            box, f = _measure(table, members)
+        mine = np.flatnonzero(table[:, -1] == src)
+        lines = []
+        for members in _chains(table, mine):
+            if len(members) < MIN_GLYPHS:  # most chains: a glyph or two of texture
+                continue
+            _box, f = _measure(table, members)
             if _accept(f):
-                out.append(box)
-                used[members] = True
+                lines.append(members)
             elif MIN_GLYPHS <= len(members) <= MAX_CORE:
                 core = _core(table, members)
                 if len(core) < len(members):
                     for part in _chains(table, core):
-                        box, f = _measure(table, part)
+                        if len(part) < MIN_GLYPHS:
+                            continue
+                        _box, f = _measure(table, part)
                         if _accept(f):
-                            out.append(box)
-                            used[part] = True
+                            lines.append(part)
+        for members in lines:
+            used[members] = True
+        for members in lines:
+            members = _grow(table, members, mine[~used[mine]])
+            used[members] = True
+            rows = table[members]
+            out.append((int(rows[:, 0].min()), int(rows[:, 1].min()), int(rows[:, 2].max()), int(rows[:, 3].max())))
     return out, used
 
 
@@ -289,9 +353,15 @@ def detect_text(image: Any, *, photometric: str | None = None,
         turned[:, :4] = rest[:, [1, 0, 3, 2]]  # columns as rows: text rotated by 90 degrees
         turned[:, [k.RUNS_H, k.RUNS_V]] = rest[:, [k.RUNS_V, k.RUNS_H]]
         vertical, _ = _lines(turned)
-        found += [(y0, x0, y1, x1) for x0, y0, x1, y1 in vertical]
+    else:
+        vertical = []
     out = []
-    for x0, y0, x1, y1 in found:
-        pad = max(PAD, int(round(PAD_FRACTION * min(x1 - x0, y1 - y0))))
-        out.append((max(0, x0 - pad), max(0, y0 - pad), min(nx, x1 + pad), min(ny, y1 + pad)))
+    for turn, lines in ((False, found), (True, vertical)):
+        for x0, y0, x1, y1 in lines:  # in the line's own frame: x along it, y across
+            across = max(PAD, round(PAD_FRACTION * (y1 - y0)))
+            along = max(PAD, round(END_FRACTION * (y1 - y0)))
+            box = (x0 - along, y0 - across, x1 + along, y1 + across)
+            if turn:
+                box = (box[1], box[0], box[3], box[2])
+            out.append((max(0, box[0]), max(0, box[1]), min(nx, box[2]), min(ny, box[3])))
     return out
