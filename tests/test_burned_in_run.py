@@ -435,3 +435,13 @@ def test_detector_told_photometric_and_bits(tmp_path, stand_in) -> None:  # type
     found = scan_frames(pydicom.dcmread(US), "1.2.840.10008.1.2.4.50")
     assert len(found.boxes) == 30 and found.review_frame is None
     assert calls[0] == ((240, 320, 3), np.dtype(np.uint8), {"photometric": "RGB"})  # YBR decoded to RGB
+
+
+def test_cli_points_at_the_review_pictures(tmp_path, secret_file, stand_in, capsys) -> None:  # type: ignore[no-untyped-def]
+    inp = _input(tmp_path)
+    us_with_text(inp / "us.dcm", colour=MAGENTA)
+    assert main(["run", str(inp), "--out", str(tmp_path / "out"), "--secret-file", str(secret_file),
+                 "--option", "clean-pixel-data", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert f"QC pictures: {tmp_path / 'out.audit' / 'qc'} (<id>-text.png: burned-in text redacted" in out
+    assert "defaced volume" not in out

@@ -92,7 +92,11 @@ def _where(args: argparse.Namespace) -> None:
     print(f"reasons:     {audit / MANIFEST} (status and reason of every input object)")
     qc = audit / "qc"
     if qc.is_dir() and any(qc.iterdir()):
-        print(f"QC pictures: {qc} (one per defaced volume)")
+        text = any(p.name.endswith("-text.png") for p in qc.iterdir())
+        volumes = any(not p.name.endswith("-text.png") for p in qc.iterdir())
+        what = [w for w, there in (("one per defaced volume", volumes),
+                                   ("<id>-text.png: burned-in text redacted, boxes in red", text)) if there]
+        print(f"QC pictures: {qc} ({'; '.join(what)})")
 
 
 def _run(args: argparse.Namespace) -> int:
