@@ -202,7 +202,7 @@ def test_multiframe_us_each_frame_its_boxes(tmp_path, secret_file, stand_in) -> 
     picture = tmp_path / "out.audit" / "qc" / f"{line['id']}-text.png"
     assert picture.exists() and (picture.stat().st_mode & 0o777) == 0o600
     with Image.open(picture) as img:
-        assert img.format == "PNG" and img.size == (320, 240)
+        assert img.format == "PNG" and img.size == (640, 480)  # a small frame doubled
         assert (np.asarray(img.convert("RGB")) == (255, 0, 0)).all(axis=2).any()  # boxes outlined
     assert not [p for p in (tmp_path / "out").rglob("*") if p.suffix == ".png"]
     assert main(["verify", str(tmp_path / "out"), "--audit", str(tmp_path / "out.audit")]) == 0

@@ -10,8 +10,8 @@ pixels of border are not) and clipped to the frame.
 
 The review picture goes to the private audit folder, never into the release (it shows the text):
 the frame before redaction, scaled to 8 bits for display (MONOCHROME1 inverted), no larger than
-:data:`REVIEW_SIDE` pixels, each box outlined in red, so that the curator sees what was covered
-and any text left outside a box.
+:data:`REVIEW_SIDE` pixels (a frame of half that or less is doubled), each box outlined in red
+just outside it, so that the curator sees what was covered and any text left outside a box.
 """
 
 from __future__ import annotations
@@ -116,14 +116,18 @@ def review_picture(frame: np.ndarray, boxes: Sequence[Box], out: Path, photometr
     from PIL import Image, ImageDraw
 
     img = Image.fromarray(display(frame, photometric)).convert("RGB")
-    scale = min(1.0, REVIEW_SIDE / max(img.width, img.height))
-    if scale < 1.0:
-        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BILINEAR)
+    side = max(img.width, img.height)
+    # small frames doubled (their text legible), large ones brought down to REVIEW_SIDE
+    scale = 2.0 if side * 2 <= REVIEW_SIDE else min(1.0, REVIEW_SIDE / side)
+    if scale != 1.0:
+        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        img = img.resize(size, Image.NEAREST if scale > 1 else Image.BILINEAR)
     draw = ImageDraw.Draw(img)
     for x0, y0, x1, y1 in boxes:
-        a, b = int(x0 * scale), int(y0 * scale)
-        c, d = max(a, int(np.ceil(x1 * scale)) - 1), max(b, int(np.ceil(y1 * scale)) - 1)
-        draw.rectangle((a, b, c, d), outline=(255, 0, 0), width=1 if scale < 1.0 else 2)
+        # the outline just outside the box: what the box covers stays visible
+        a, b = int(x0 * scale) - 1, int(y0 * scale) - 1
+        c, d = int(np.ceil(x1 * scale)), int(np.ceil(y1 * scale))
+        draw.rectangle((a, b, c, d), outline=(255, 0, 0), width=1)
     with open(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
         img.save(fh, format="PNG", compress_level=6)
     out.chmod(0o600)  # a file that was there before keeps its mode through O_CREAT
