@@ -26,7 +26,8 @@ The detector looks for exactly that, on stored values of any bit depth:
    one height on one line: text that texture or colour flow joined). An accepted line takes in
    the glyphs of its band and colour up to three heights beyond its ends (a word chained apart,
    glyphs too few to be a line on their own). Glyphs left over are chained the same way down the
-   columns (text rotated by 90 degrees).
+   columns (text rotated by 90 degrees), where more of a line's glyphs must share both its top
+   and its baseline (columns of texture, vessels and flow line up more often than rows).
 5. **Boxes** around each line, padded by a little more than the stroke halo across it and by a
    height at its ends (a last glyph lost on a background of its own colour).
 
@@ -67,6 +68,9 @@ MIN_GLYPHS, ALIGN_TOL, ALIGNED, BOTH, MIN_FILL, LETTERS = 3, 0.12, 0.6, 0.4, 0.1
 GROW = 3.0
 #: a rejected chain's core: glyphs within CORE_RATIO of one height (chains of at most MAX_CORE)
 CORE_RATIO, MAX_CORE = 1.5, 400
+#: lines down the columns need this share of glyphs on both their top and baseline (columns
+#: of texture, vessels and flow line up more often than rows)
+TURNED_BOTH = 0.6
 #: a faint line (median glyph contrast below WEAK levels) needs WEAK_GLYPHS glyphs and a width of
 #: WEAK_ASPECT x its height
 WEAK, WEAK_GLYPHS, WEAK_ASPECT = 40, 4, 3.0
@@ -232,14 +236,15 @@ def _core(table: np.ndarray, members: np.ndarray) -> np.ndarray:
     return members[agree[best]]
 
 
-def _accept(f: dict) -> bool:
-    """Whether a chain of glyphs is a line of text (its measures from :func:`_measure`)."""
+def _accept(f: dict, both: float = 0.0) -> bool:
+    """Whether a chain of glyphs is a line of text (its measures from :func:`_measure`; ``both``
+    raises BOTH)."""
     weak = f["peak"] < WEAK  # faint lines are judged harder: noise makes short faint chains
     return bool(
         f["top"] >= MIN_LINE
         and f["n"] >= MIN_GLYPHS  # texture makes pairs; a line of text has several glyphs
         and (not weak or (f["n"] >= WEAK_GLYPHS and f["width"] >= WEAK_ASPECT * f["top"]))
-        and f["aligned"] >= ALIGNED and f["both"] >= BOTH  # on one baseline, most of one height
+        and f["aligned"] >= ALIGNED and f["both"] >= max(BOTH, both)  # on one baseline, most of one height
         and f["fill"] >= MIN_FILL  # strokes, not a sparse scatter of dots and edges
         and f["letters"] >= LETTERS  # letter-shaped, not streaks of speckle
         and f["height"] <= 1.8 * f["top"] and f["height"] <= 2.4 * f["mh"]  # not drifting across texture
@@ -282,7 +287,7 @@ def _grow(table: np.ndarray, members: np.ndarray, pool: np.ndarray) -> np.ndarra
     return np.concatenate([members, pool[taken]])
 
 
-def _lines(table: np.ndarray) -> tuple[list[tuple[int, int, int, int]], np.ndarray]:
+def _lines(table: np.ndarray, both: float = 0.0) -> tuple[list[tuple[int, int, int, int]], np.ndarray]:
     """Horizontal lines among the glyphs, each polarity and plane on its own (the dark gaps
     between bright letters are glyph-like too, and would blur the letters' measures): the
     accepted lines' boxes, and a mask of the glyphs used by them. A rejected chain gets a second
@@ -297,7 +302,7 @@ def _lines(table: np.ndarray) -> tuple[list[tuple[int, int, int, int]], np.ndarr
             if len(members) < MIN_GLYPHS:  # most chains: a glyph or two of texture
                 continue
             _box, f = _measure(table, members)
-            if _accept(f):
+            if _accept(f, both):
                 lines.append(members)
             elif MIN_GLYPHS <= len(members) <= MAX_CORE:
                 core = _core(table, members)
@@ -306,7 +311,7 @@ def _lines(table: np.ndarray) -> tuple[list[tuple[int, int, int, int]], np.ndarr
                         if len(part) < MIN_GLYPHS:
                             continue
                         _box, f = _measure(table, part)
-                        if _accept(f):
+                        if _accept(f, both):
                             lines.append(part)
         for members in lines:
             used[members] = True
@@ -352,7 +357,7 @@ def detect_text(image: Any, *, photometric: str | None = None,
         turned = rest.copy()
         turned[:, :4] = rest[:, [1, 0, 3, 2]]  # columns as rows: text rotated by 90 degrees
         turned[:, [k.RUNS_H, k.RUNS_V]] = rest[:, [k.RUNS_V, k.RUNS_H]]
-        vertical, _ = _lines(turned)
+        vertical, _ = _lines(turned, TURNED_BOTH)
     else:
         vertical = []
     out = []
