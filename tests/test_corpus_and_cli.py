@@ -129,7 +129,9 @@ def test_exit_status_two_on_usage_errors(tmp_path, capsys):
     (tmp_path / "in").mkdir()
     shutil.copy(pydicom_test_files() / "CT_small.dcm", tmp_path / "in" / "a.dcm")  # not empty: other errors
     assert main(["run", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--option", "no-such-option"]) == 2
-    assert main(["run", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--option", "clean-pixel-data"]) == 2
+    (tmp_path / "regions.toml").write_text('[[region]]\nwhere = { Modality = "CT" }\nboxes = [[0, 0, 4, 4]]\n')
+    # region templates without the option they serve
+    assert main(["run", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--regions", str(tmp_path / "regions.toml")]) == 2
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")
     assert main(["run", str(tmp_path / "in"), "--out", str(tmp_path / "full")]) == 2

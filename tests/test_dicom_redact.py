@@ -1,9 +1,11 @@
 """Region redaction of DICOM Pixel Data by transfer syntax, the ``redact`` command, and the Clean
-Pixel Data option of ``run`` with region templates."""
+Pixel Data option of ``run`` with region templates (see test_burned_in_run.py for the frames
+scanned for text)."""
 
 from __future__ import annotations
 
 import io
+import json
 import struct
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from pydicom.encaps import parse_basic_offsets
 
 from medcloak.cli import main
 from medcloak.engine import run
-from medcloak.errors import UnsupportedInputError
+from medcloak.errors import UnsupportedInputError, UsageError
 from medcloak.formats.dicom_pixels import items
 from medcloak.formats.dicom_redact import redact_dataset
 from medcloak.pixels.jpeg_meta import split_frames
@@ -80,6 +82,47 @@ def test_frames_selected() -> None:
     new = _frames(ds)
     for i, (o, n) in enumerate(zip(old, new)):
         _assert_frame_redacted(o, n, (0, 0, 50, 50), i in (1, 4))
+
+
+def test_boxes_per_frame_jpeg() -> None:
+    ds = pydicom.dcmread(US)
+    ts = str(ds.file_meta.TransferSyntaxUID)
+    old = _frames(ds)
+    per = [[] for _ in old]
+    per[0], per[3] = [(0, 0, 50, 50)], [(100, 40, 180, 90), (8, 200, 60, 230)]
+    assert redact_dataset(ds, ts, [], frame_boxes=per) > 0
+    new = _frames(ds)
+    for i, (o, n) in enumerate(zip(old, new)):
+        if i == 3:
+            before, after = coefficients(o), coefficients(n)
+            grids = [a | b for a, b in zip(_hit_grids(o, per[3][0]), _hit_grids(o, per[3][1]))]
+            for b, a, grid in zip(before, after, grids):
+                assert np.array_equal(a[~grid], b[~grid]) and not a[grid][:, 1:].any()
+        else:
+            _assert_frame_redacted(o, n, (0, 0, 50, 50), i == 0)
+    with pytest.raises(UsageError, match="lists of boxes"):
+        redact_dataset(ds, ts, [], frame_boxes=[[(0, 0, 8, 8)]])
+    assert redact_dataset(ds, ts, [], frame_boxes=[[] for _ in old]) == 0
+
+
+def test_boxes_per_frame_native_and_reencoded() -> None:
+    ds, arr = _native_ds("MONOCHROME2", 16, False, frames=3)
+    per = [[(0, 0, 4, 4)], [], [(10, 5, 20, 9), (0, 0, 4, 4)]]
+    assert redact_dataset(ds, "1.2.840.10008.1.2.1", [], frame_boxes=per) == 3
+    out = np.frombuffer(ds.PixelData, arr.dtype).reshape(arr.shape)
+    expected = arr.copy()
+    expected[0, :4, :4] = 0
+    expected[2, 5:9, 10:20] = 0
+    expected[2, :4, :4] = 0
+    assert np.array_equal(out, expected)
+    ds = pydicom.dcmread(pydicom_test_files() / "SC_rgb_rle_2frame.dcm")
+    ds.pixel_array_options(raw=True)
+    before = ds.pixel_array.copy()
+    assert redact_dataset(ds, str(ds.file_meta.TransferSyntaxUID), [], frame_boxes=[[], [(2, 3, 9, 7)]]) == 1
+    after = ds.pixel_array
+    assert np.array_equal(after[0], before[0]) and (after[1, 3:7, 2:9] == 0).all()
+    before[1, 3:7, 2:9] = 0
+    assert np.array_equal(after, before)
 
 
 def test_color3d_jpeg_baseline() -> None:
@@ -269,7 +312,16 @@ def _us_input(tmp_path: Path, burned: str | None) -> Path:
     return tmp_path / "in"
 
 
-def test_run_clean_pixel_data_with_template(tmp_path, secret_file) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def no_text(monkeypatch):  # type: ignore[no-untyped-def]
+    """A detector that finds no text: what a template alone does (the frames of an ultrasound are
+    scanned under the option too, see test_burned_in_run.py)."""
+    from test_burned_in_run import install_stand_in
+
+    install_stand_in(monkeypatch).detect_text = lambda frame, **_: []
+
+
+def test_run_clean_pixel_data_with_template(tmp_path, secret_file, no_text) -> None:  # type: ignore[no-untyped-def]
     inp = _us_input(tmp_path, "YES")
     (tmp_path / "regions.toml").write_text(REGIONS)
     summary = run([inp], tmp_path / "out", secret_file=secret_file, options=["clean-pixel-data"],
@@ -288,11 +340,14 @@ def test_run_clean_pixel_data_with_template(tmp_path, secret_file) -> None:  # t
 
 
 def test_run_clean_pixel_data_without_match(tmp_path, secret_file) -> None:  # type: ignore[no-untyped-def]
+    """A template that does not match applies no box; the frames are scanned all the same."""
     inp = _us_input(tmp_path, "YES")
     (tmp_path / "regions.toml").write_text(REGIONS.replace('Rows = 240', 'Rows = 480'))
     summary = run([inp], tmp_path / "out", secret_file=secret_file, options=["clean-pixel-data"],
                   regions=tmp_path / "regions.toml")
-    assert summary.quarantined == 1 and summary.ok == 0
+    assert summary.ok == 1
+    (line,) = [json.loads(t) for t in (tmp_path / "out.audit" / "manifest.jsonl").read_text().splitlines()]
+    assert "pixel-regions-redacted" not in line["actions"] and line["actions"]["pixel-frames-scanned"] == 30
 
 
 def test_run_template_on_unflagged_image_sets_code_only_when_applied(tmp_path, secret_file) -> None:  # type: ignore[no-untyped-def]
@@ -311,7 +366,7 @@ def test_run_template_on_unflagged_image_sets_code_only_when_applied(tmp_path, s
     assert main(["verify", str(tmp_path / "out")]) == 0
 
 
-def test_outside_ultrasound_regions(tmp_path, secret_file) -> None:  # type: ignore[no-untyped-def]
+def test_outside_ultrasound_regions(tmp_path, secret_file, no_text) -> None:  # type: ignore[no-untyped-def]
     from pydicom.dataset import Dataset
 
     ds = pydicom.dcmread(US)
@@ -352,8 +407,10 @@ def test_bad_region_files_are_usage_errors(tmp_path, text) -> None:  # type: ign
                  "--regions", str(tmp_path / "regions.toml")]) == 2
 
 
-def test_regions_and_option_go_together(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_regions_need_the_option_but_not_the_reverse(tmp_path) -> None:  # type: ignore[no-untyped-def]
     inp = _us_input(tmp_path, None)
     (tmp_path / "regions.toml").write_text(REGIONS)
     assert main(["run", str(inp), "--out", str(tmp_path / "o"), "--regions", str(tmp_path / "regions.toml")]) == 2
-    assert main(["run", str(inp), "--out", str(tmp_path / "o"), "--option", "clean-pixel-data"]) == 2
+    assert not (tmp_path / "o").exists()
+    # the option alone scans the frames for burned-in text (no template needed)
+    assert main(["run", str(inp), "--out", str(tmp_path / "o"), "--option", "clean-pixel-data", "--quiet"]) == 0

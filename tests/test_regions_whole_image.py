@@ -56,7 +56,16 @@ def test_no_regions_blanks_whole_image_and_says_so(tmp_path, secret_file, caplog
     assert any("whole image" in t and line["id"] in t for t in (tmp_path / "out.audit" / "run.log").read_text().splitlines())
 
 
-def test_with_regions_only_outside_and_no_record(tmp_path, secret_file, caplog) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def no_text(monkeypatch):  # type: ignore[no-untyped-def]
+    """A detector that finds no text: what a template alone does (the frames of an ultrasound are
+    scanned under the option too, see test_burned_in_run.py)."""
+    from test_burned_in_run import install_stand_in
+
+    install_stand_in(monkeypatch).detect_text = lambda frame, **_: []
+
+
+def test_with_regions_only_outside_and_no_record(tmp_path, secret_file, caplog, no_text) -> None:  # type: ignore[no-untyped-def]
     src = _testdata("examples_ybr_color.dcm")  # a real Sequence of Ultrasound Regions
     ds = pydicom.dcmread(src)
     (region,) = ds.SequenceOfUltrasoundRegions

@@ -93,7 +93,7 @@ def test_ultrasound_without_burned_in_annotation_counts_as_burned_in(name, tmp_p
         deidentify_dicom(path, PROFILE, KEYRING)
     assert str(info.value) == (
         "Burned In Annotation is absent from an ultrasound image, where burned-in text is common: counted as "
-        "YES; needs --option clean-pixel-data with region templates"
+        "YES; needs --option clean-pixel-data"
     )
     # declared free of text, it is released
     ds = pydicom.dcmread(path)
@@ -114,13 +114,17 @@ def test_ultrasound_without_burned_in_annotation_released_by_a_template(tmp_path
     (path,) = (tmp_path / "out").rglob("*.dcm")
     assert pydicom.dcmread(path).BurnedInAnnotation == "NO"
     assert _codes(tmp_path / "out") == []
-    # with a template that does not match, the reason says so
+    # with a template that does not match, its frames are scanned for text instead; without
+    # the option, it stays quarantined
     regions.write_text('[[region]]\nname = "banner"\nwhere = { Modality = "XA" }\nboxes = [[0, 0, 640, 40]]\n')
     summary = run([tmp_path / "in"], tmp_path / "out2", secret_file=secret_file, options=["clean-pixel-data"],
                   regions=regions)
+    assert summary.ok == 1
+    manifest = (tmp_path / "out2.audit" / "manifest.jsonl").read_text()
+    assert '"pixel-frames-scanned": 1' in manifest and "pixel-regions-redacted" not in manifest
+    summary = run([tmp_path / "in"], tmp_path / "out3", secret_file=secret_file)
     assert summary.quarantined == 1
-    assert "counted as YES, and no region template of clean-pixel-data matches" in (
-        tmp_path / "out2.audit" / "manifest.jsonl").read_text()
+    assert "counted as YES; needs --option clean-pixel-data" in (tmp_path / "out3.audit" / "manifest.jsonl").read_text()
 
 
 def test_radiograph_screenshots_count_as_burned_in(tmp_path):

@@ -184,7 +184,8 @@ def deidentify(
     dry_run : bool
         Print the plan's summary and write nothing (refusing what the run would refuse).
     regions : str or Path, optional
-        Region templates (``.toml``) for the ``clean-pixel-data`` option.
+        Region templates (``.toml``) for the ``clean-pixel-data`` option, whose boxes are added to
+        the burned-in text it finds (not required: the option scans without them).
     resume : bool
         Continue an interrupted run into the same release (same profile, options and secret).
     overwrite : bool

@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--workers", type=int, default=None,
                        help="worker processes on this machine (default: its cores; 1 runs inline)")
     group.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
-    run.add_argument("--regions", type=Path, help="region templates (.toml) for --option clean-pixel-data")
+    run.add_argument("--regions", type=Path, help="region templates (.toml) for --option clean-pixel-data: boxes added to the text it finds")
     run.add_argument("--dry-run", action="store_true", help="print the plan's summary, write nothing")
     run.add_argument("--follow-links", action="store_true",
                      help="follow symbolic links to files outside the inputs too (links inside are always followed)")
@@ -92,7 +92,11 @@ def _where(args: argparse.Namespace) -> None:
     print(f"reasons:     {audit / MANIFEST} (status and reason of every input object)")
     qc = audit / "qc"
     if qc.is_dir() and any(qc.iterdir()):
-        print(f"QC pictures: {qc} (one per defaced volume)")
+        text = any(p.name.endswith("-text.png") for p in qc.iterdir())
+        volumes = any(not p.name.endswith("-text.png") for p in qc.iterdir())
+        what = [w for w, there in (("one per defaced volume", volumes),
+                                   ("<id>-text.png: burned-in text redacted, boxes in red", text)) if there]
+        print(f"QC pictures: {qc} ({'; '.join(what)})")
 
 
 def _run(args: argparse.Namespace) -> int:

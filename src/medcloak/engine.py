@@ -415,8 +415,6 @@ def run(
         raise UsageError("--deface-fill is background or noise")
     prof = load_profile(profile, options)
     templates = tuple(load_regions(regions)) if regions is not None else ()
-    if prof.has("clean-pixel-data") and not templates:
-        raise UsageError("--option clean-pixel-data needs region templates (--regions FILE)")
     if templates and not prof.has("clean-pixel-data"):
         raise UsageError("region templates apply under --option clean-pixel-data only")
     # everything that can refuse the run comes before anything is written (a dry run refuses the same)

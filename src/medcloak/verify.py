@@ -120,6 +120,12 @@ def verify_file(path: Path, profile: Any, old_uids: set[str], old_ids: list[Any]
             err("De-identification Method Code Sequence differs from the documented profile")
     if "113101" in codes and str(ds.get("BurnedInAnnotation", "")).strip() != "NO":
         err("Clean Pixel Data code without Burned In Annotation = NO")
+    if profile is not None and profile.has("clean-pixel-data") and "113101" not in codes:
+        from .formats.dicom_burned import scan_reason
+
+        reason = scan_reason(ds)
+        if reason is not None:  # every frame of it is scanned under the option
+            err(f"{reason}, whose frames clean-pixel-data scans for burned-in text, without the Clean Pixel Data code")
     if "113102" in codes and str(ds.get("RecognizableVisualFeatures", "")).strip() != "NO":
         err("Clean Recognizable Visual Features code without Recognizable Visual Features = NO")
     retain_uids = "113110" in codes

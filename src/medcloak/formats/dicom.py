@@ -10,7 +10,7 @@ from __future__ import annotations
 import mmap
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from pydicom.uid import UID
 
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
     from ..rules.profile import Profile
     from ..rules.regions import RegionTemplate
 
+#: receives the frame whose burned-in text was redacted (decoded, before redaction), its boxes and
+#: the Photometric Interpretation, for the audit's review picture
+Review = Callable[[Any, list[tuple[int, int, int, int]], str], None]
 #: medcloak's Implementation Class UID (a UUID-derived UID of its own) and version name.
 IMPLEMENTATION_CLASS_UID = "2.25.207440150934658036155290236802447519621"
 IMPLEMENTATION_VERSION = "MEDCLOAK_" + __version__.replace(".", "")[:7]
@@ -124,9 +127,17 @@ def _uid_of(ds: Dataset, tag: int) -> str:
     return str(value).strip("\x00 ")
 
 
-def _precheck(ds: Dataset, profile: Profile, pixels_cleaned: bool = False, faces_cleaned: bool = False) -> None:
+def _precheck(
+    ds: Dataset, profile: Profile, pixels_cleaned: bool = False, faces_cleaned: bool = False,
+    label_cleaned: bool | None = None,
+) -> None:
     """Conditions under which the object cannot be de-identified by this release (fail closed),
-    or is not released by design (:class:`SkippedObject`: a whole slide's label and overview)."""
+    or is not released by design (:class:`SkippedObject`: a whole slide's label and overview).
+    ``pixels_cleaned``: burned-in text was redacted (scanned for, or a region template applied);
+    ``label_cleaned``: a region template applied (a slide label needs one: its barcode and
+    handwriting are no text the detector vouches for); by default as ``pixels_cleaned``."""
+    if label_cleaned is None:
+        label_cleaned = pixels_cleaned
     if not _uid_of(ds, 0x00080016) or not _uid_of(ds, 0x00080018):
         raise DeidentificationError("no SOP Class UID or SOP Instance UID")
     associated = wsi_associated_image(ds)
@@ -138,19 +149,19 @@ def _precheck(ds: Dataset, profile: Profile, pixels_cleaned: bool = False, faces
     burned = ds.get("BurnedInAnnotation")
     if burned is not None and str(burned).strip().upper() != "NO" and not pixels_cleaned:
         raise DeidentificationError(
-            "Burned In Annotation is not NO and no region template of clean-pixel-data matches"
+            "Burned In Annotation is not NO and its pixels were not cleaned"
             if profile.has("clean-pixel-data")
-            else "Burned In Annotation is not NO: needs --option clean-pixel-data with region templates"
+            else "Burned In Annotation is not NO: needs --option clean-pixel-data"
         )
     risk = burned_in_risk(ds) if not pixels_cleaned else None
     if risk is not None:  # absent is not NO where burned-in text is common
         why = f"Burned In Annotation is absent from {risk}, where burned-in text is common: counted as YES"
         raise DeidentificationError(
-            f"{why}, and no region template of clean-pixel-data matches"
+            f"{why}, and its pixels were not cleaned"
             if profile.has("clean-pixel-data")
-            else f"{why}; needs --option clean-pixel-data with region templates"
+            else f"{why}; needs --option clean-pixel-data"
         )
-    label = slide_label(ds) if not pixels_cleaned else None
+    label = slide_label(ds) if not label_cleaned else None
     if label is not None:
         raise DeidentificationError(
             f"the image shows a slide label ({label}): needs --option clean-pixel-data with a region "
@@ -243,11 +254,13 @@ def _transfer_syntax(ds: Dataset) -> str:
 
 
 def deidentify_dataset(
-    ds: Dataset, profile: Profile, keyring: Keyring, pixels_cleaned: bool = False, faces_cleaned: bool = False
+    ds: Dataset, profile: Profile, keyring: Keyring, pixels_cleaned: bool = False, faces_cleaned: bool = False,
+    label_cleaned: bool | None = None,
 ) -> tuple[Context, str]:
     """Apply the profile to a dataset in place; returns the walk's context and the original
-    patient identity. ``pixels_cleaned``: burned-in text was redacted by region templates."""
-    _precheck(ds, profile, pixels_cleaned, faces_cleaned)
+    patient identity. ``pixels_cleaned``: burned-in text was scanned for and redacted, or region
+    templates redacted; ``label_cleaned``: region templates did (see :func:`_precheck`)."""
+    _precheck(ds, profile, pixels_cleaned, faces_cleaned, label_cleaned)
     identity = patient_identity(ds)
     days, seconds = keyring.date_offset(identity)
     ctx = Context(profile, keyring, identity, days, seconds)
@@ -263,27 +276,44 @@ def deidentify_dataset(
 
 
 def _clean_pixels(
-    ds: Dataset, transfer_syntax: str, profile: Profile, regions: Sequence[RegionTemplate]
+    ds: Dataset, transfer_syntax: str, profile: Profile, regions: Sequence[RegionTemplate],
+    review: Review | None = None,
 ) -> dict[str, int]:
-    """Redact the boxes of the region templates that match ``ds`` (Clean Pixel Data option);
-    returns the actions for the manifest, empty when no template matches. An
-    ``outside_ultrasound_regions`` template on an image without usable ultrasound regions
-    blanks the whole image: recorded as ``pixel-whole-image-blanked`` (the run logs a warning)."""
+    """Clean Pixel Data: scan every frame of an object where burned-in text is expected (see
+    :mod:`medcloak.formats.dicom_burned`) and redact the padded boxes found, with the boxes of
+    the region templates that match ``ds``; on any other object, the templates' boxes alone.
+    Returns the actions for the manifest, empty when nothing was scanned and no template matches:
+    ``pixel-frames-scanned`` and ``pixel-text-boxes-redacted`` (boxes found, over all frames) for
+    a scanned object, even when no text was found; ``pixel-regions-redacted`` when a template
+    matched. An ``outside_ultrasound_regions`` template on an image without usable ultrasound
+    regions blanks the whole image: recorded as ``pixel-whole-image-blanked`` (the run logs a
+    warning). ``review`` is given the frame with the most boxes (decoded, before redaction),
+    its boxes and the Photometric Interpretation, when text was found."""
     actions: dict[str, int] = {}
-    if not profile.has("clean-pixel-data") or not regions or 0x7FE00010 not in ds:
+    if not profile.has("clean-pixel-data") or 0x7FE00010 not in ds:
         return actions
     from ..rules.regions import blanks_whole_image, select
+    from .dicom_burned import scan_frames, scan_reason
     from .dicom_redact import redact_dataset
 
-    boxes, names, fill = select(ds, list(regions))
-    if not names:
-        return actions
-    redact_dataset(ds, transfer_syntax, boxes, fill)
-    # a matching template whose boxes miss the image still vouches for the image: text is
-    # where the template says, and there is none inside the image
-    actions["pixel-regions-redacted"] = 1
-    if blanks_whole_image(ds, list(regions)):
-        actions["pixel-whole-image-blanked"] = 1
+    boxes, names, fill = select(ds, list(regions)) if regions else ([], [], "black")
+    if scan_reason(ds) is not None:
+        found = scan_frames(ds, transfer_syntax)  # before anything is painted
+        per = [frame + boxes for frame in found.boxes]
+        # text found and no exact route for this transfer syntax raises: quarantined
+        redact_dataset(ds, transfer_syntax, [], fill, frame_boxes=per)
+        actions["pixel-frames-scanned"] = len(per)
+        actions["pixel-text-boxes-redacted"] = found.found
+        if review is not None and found.review_frame is not None:
+            review(found.review_frame, per[found.review_index], found.photometric)
+    elif names:
+        redact_dataset(ds, transfer_syntax, boxes, fill)
+    if names:
+        # a matching template whose boxes miss the image still vouches for the image: text is
+        # where the template says, and there is none inside the image
+        actions["pixel-regions-redacted"] = 1
+        if blanks_whole_image(ds, list(regions)):
+            actions["pixel-whole-image-blanked"] = 1
     return actions
 
 
@@ -294,10 +324,12 @@ def deidentify_dicom(
     regions: Sequence[RegionTemplate] = (),
     dataset: Dataset | None = None,
     faces_cleaned: bool = False,
+    review: Review | None = None,
 ) -> Released:
     """De-identify one DICOM file in memory. Raises a :class:`medcloak.errors.MedcloakError`
     subclass when the object must be quarantined or skipped. ``dataset``: the file already read
-    (and defaced, ``faces_cleaned``, as part of its series)."""
+    (and defaced, ``faces_cleaned``, as part of its series); ``review``: called with the frame
+    whose burned-in text was redacted, for the audit's picture (see :func:`_clean_pixels`)."""
     ds = read(path) if dataset is None else dataset
     meta = getattr(ds, "file_meta", None)
     if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == MEDIA_DIRECTORY:
@@ -310,8 +342,9 @@ def deidentify_dicom(
         check_pixel_data(ds, transfer_syntax)
         rank = copy_rank(ds, transfer_syntax)
         originals = (_uid_of(ds, 0x0020000D), _uid_of(ds, 0x0020000E), _uid_of(ds, 0x00080018))
-        cleaned = _clean_pixels(ds, transfer_syntax, profile, regions)
-        ctx, identity = deidentify_dataset(ds, profile, keyring, pixels_cleaned=bool(cleaned), faces_cleaned=faces_cleaned)
+        cleaned = _clean_pixels(ds, transfer_syntax, profile, regions, review)
+        ctx, identity = deidentify_dataset(ds, profile, keyring, pixels_cleaned=bool(cleaned), faces_cleaned=faces_cleaned,
+                                           label_cleaned="pixel-regions-redacted" in cleaned)
         ctx.counts.update(cleaned)
         if strip_jpeg_frames(ds, transfer_syntax):
             ctx.counts["jpeg-frames-stripped"] += 1

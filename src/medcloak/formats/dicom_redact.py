@@ -1,4 +1,5 @@
-"""Region redaction of DICOM Pixel Data, routed by transfer syntax.
+"""Region redaction of DICOM Pixel Data, routed by transfer syntax, with the same boxes on the
+chosen frames (region templates) or each frame's own boxes (burned-in text found frame by frame).
 
 - Native (uncompressed) Pixel Data: the samples in the boxes are overwritten in place (native
   YBR_FULL_422 a pair of pixels at a time, as the pair shares its chroma).
@@ -113,7 +114,7 @@ def _paint_pairs(ds: Dataset, arr: np.ndarray, boxes: Sequence[Box], fill: str, 
     return touched
 
 
-def _native(ds: Dataset, ts: str, boxes: Sequence[Box], fill: str, frames: Sequence[int] | None) -> int:
+def _native(ds: Dataset, ts: str, per: list[list[Box]], fill: str) -> int:
     from pydicom.dataelem import DataElement
 
     from .dicom_pixels import expected_native_length
@@ -138,13 +139,15 @@ def _native(ds: Dataset, ts: str, boxes: Sequence[Box], fill: str, frames: Seque
         # two pixels share their chroma, stored Y1 Y2 Cb Cr: painted a pair at a time, boxes
         # rounded outward to even columns
         arr = arr.reshape(count, rows, cols // 2, 4)
-        boxes = [(x0 // 2, y0, (x1 + 1) // 2, y1) for x0, y0, x1, y1 in boxes]
-        touched = _paint_pairs(ds, arr, boxes, fill, _frames_selected(frames, count))
+        touched = sum(
+            _paint_pairs(ds, arr, [(x0 // 2, y0, (x1 + 1) // 2, y1) for x0, y0, x1, y1 in boxes], fill, chosen)
+            for boxes, chosen in _groups(per)
+        )
     else:
         arr = arr.reshape((count, samples, rows, cols) if planar else (count, rows, cols, samples))
         # planar data painted through a view with the samples last
         view = arr.transpose(0, 2, 3, 1) if planar else arr
-        touched = _paint(ds, view, boxes, fill, _frames_selected(frames, count), photometric)
+        touched = sum(_paint(ds, view, boxes, fill, chosen, photometric) for boxes, chosen in _groups(per))
     if touched:
         data = arr.tobytes() + raw[length:]
         ds[0x7FE00010] = DataElement(0x7FE00010, elem.VR or "OW", data)
@@ -163,23 +166,23 @@ def _encapsulate(ds: Dataset, frames: list[bytes]) -> None:
             del ds[tag]
 
 
-def _jpeg(ds: Dataset, boxes: Sequence[Box], fill: str, frames: Sequence[int] | None, threads: int) -> int:
+def _jpeg(ds: Dataset, per: list[list[Box]], fill: str, threads: int) -> int:
     from ..pixels.jpeg_meta import split_frames
     from ..pixels.jpeg_redact import redact_jpeg_detailed
 
     value = ds.get_item(0x7FE00010).value
     streams = split_frames(b"".join(items(bytes(value))[1:]))
-    count = _int(ds, "NumberOfFrames", 1) or 1
+    count = len(per)
     if len(streams) != count:
         raise CorruptInputError(f"encapsulated JPEG holds {len(streams)} streams for {count} frames")
-    chosen = _frames_selected(frames, count)
+    chosen = [i for i, boxes in enumerate(per) if boxes]
 
     photometric = str(ds.get("PhotometricInterpretation", "")).strip()
     if photometric == "MONOCHROME1":  # displayed black is the highest value
         fill = {"black": "white", "white": "black"}.get(fill, fill)
 
     def one(i: int) -> tuple[int, bytes, int]:
-        result = redact_jpeg_detailed(streams[i], boxes, fill, photometric)
+        result = redact_jpeg_detailed(streams[i], per[i], fill, photometric)
         return i, result.data, result.blocks
 
     out = list(streams)
@@ -197,7 +200,7 @@ def _jpeg(ds: Dataset, boxes: Sequence[Box], fill: str, frames: Sequence[int] | 
     return total
 
 
-def _reencode(ds: Dataset, ts: str, boxes: Sequence[Box], fill: str, frames: Sequence[int] | None) -> int:
+def _reencode(ds: Dataset, ts: str, per: list[list[Box]], fill: str) -> int:
     from pydicom.pixels import get_decoder
 
     _need_plugin(ts)  # before decoding, which would fail less clearly
@@ -207,10 +210,10 @@ def _reencode(ds: Dataset, ts: str, boxes: Sequence[Box], fill: str, frames: Seq
     ds.pixel_array_options(raw=True)  # for the comparison after re-encoding
     arr, meta = get_decoder(ts).as_array(ds, raw=True)
     space = str(meta.get("photometric_interpretation", ds.get("PhotometricInterpretation", ""))).strip()
-    count = _int(ds, "NumberOfFrames", 1) or 1
+    count = len(per)
     rows, cols = arr.shape[-3:-1] if arr.ndim == 4 or (arr.ndim == 3 and count == 1) else arr.shape[-2:]
     shaped = arr.reshape(count, rows, cols, -1).copy()
-    touched = _paint(ds, shaped, boxes, fill, _frames_selected(frames, count), space)
+    touched = sum(_paint(ds, shaped, boxes, fill, chosen, space) for boxes, chosen in _groups(per))
     if not touched:
         return 0
     encode_frames(ds, ts, [shaped[i] if shaped.shape[3] > 1 else shaped[i, :, :, 0] for i in range(count)])
@@ -256,6 +259,16 @@ def _encode_kwargs(ds: Dataset) -> dict[str, object]:
     }
 
 
+def _groups(per: list[list[Box]]) -> list[tuple[list[Box], list[int]]]:
+    """The frames of ``per`` (one list of boxes per frame) grouped by their boxes, frames without
+    any left out: frames that share their boxes are painted in one step."""
+    groups: dict[tuple[Box, ...], list[int]] = {}
+    for i, boxes in enumerate(per):
+        if boxes:
+            groups.setdefault(tuple(boxes), []).append(i)
+    return [(list(boxes), chosen) for boxes, chosen in groups.items()]
+
+
 def redact_dataset(
     ds: Dataset,
     transfer_syntax: str,
@@ -263,22 +276,36 @@ def redact_dataset(
     fill: str = "black",
     frames: Sequence[int] | None = None,
     threads: int = 1,
+    frame_boxes: Sequence[Sequence[Box]] | None = None,
 ) -> int:
-    """Redact ``boxes`` on the chosen frames (0-based; all by default) of ``ds`` in place.
-    Returns how much was redacted (boxes or blocks; 0 when the boxes miss the image)."""
+    """Redact ``boxes`` on the chosen frames (0-based; all by default) of ``ds`` in place, or,
+    given ``frame_boxes`` (one list per frame, in place of ``boxes`` and ``frames``), each frame's
+    own boxes (burned-in text found frame by frame). Returns how much was redacted (boxes or
+    blocks; 0 when the boxes miss the image). Frames without a box keep their bytes."""
     from ..pixels.jpeg_redact import FILLS, _check_boxes
 
     if fill not in FILLS:
         raise UsageError(f"fill must be one of {', '.join(FILLS)}")
-    checked = _check_boxes(boxes)
-    if 0x7FE00010 not in ds or not checked:
-        return 0
+    if frame_boxes is not None:
+        per = [_check_boxes(b) for b in frame_boxes]
+        if 0x7FE00010 not in ds or not any(per):
+            return 0
+        count = _int(ds, "NumberOfFrames", 1) or 1
+        if len(per) != count:
+            raise UsageError(f"{len(per)} lists of boxes for {count} frames")
+    else:
+        checked = _check_boxes(boxes)
+        if 0x7FE00010 not in ds or not checked:
+            return 0
+        count = _int(ds, "NumberOfFrames", 1) or 1
+        chosen = set(_frames_selected(frames, count))
+        per = [checked if i in chosen else [] for i in range(count)]
     if transfer_syntax in NATIVE:
-        return _native(ds, transfer_syntax, checked, fill, frames)
+        return _native(ds, transfer_syntax, per, fill)
     if transfer_syntax in JPEG_SEQUENTIAL:
-        return _jpeg(ds, checked, fill, frames, threads)
+        return _jpeg(ds, per, fill, threads)
     if transfer_syntax in REENCODABLE:
-        return _reencode(ds, transfer_syntax, checked, fill, frames)
+        return _reencode(ds, transfer_syntax, per, fill)
     raise UnsupportedInputError(
         "Pixel Data in this transfer syntax has no exact redaction route (JPEG lossless processes, "
         "lossy JPEG 2000, HTJ2K, video): not released"

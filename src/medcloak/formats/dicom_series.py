@@ -118,9 +118,12 @@ def deface_series(
     keyring: Keyring,
     regions: Sequence[RegionTemplate] = (),
     ears: bool = False,
+    reviews: dict[Path, Any] | None = None,
 ) -> tuple[list[SliceResult], dict[str, Any]]:
     """Deface and de-identify the slices of one series. Raises a :class:`MedcloakError` when
-    the series as a whole cannot be defaced (every slice is then quarantined with that reason)."""
+    the series as a whole cannot be defaced (every slice is then quarantined with that reason).
+    ``reviews``: each slice's writer of its burned-in text review picture (see
+    :func:`medcloak.formats.dicom.deidentify_dicom`)."""
     from ..pixels.deface import deface_mask, fill_value
 
     datasets = [read(p) for p in paths]
@@ -160,7 +163,8 @@ def deface_series(
     results = []
     for path, ds in zip(paths, datasets):
         try:
-            released = deidentify_dicom(path, profile, keyring, regions, dataset=ds, faces_cleaned=faces)
+            released = deidentify_dicom(path, profile, keyring, regions, dataset=ds, faces_cleaned=faces,
+                                        review=(reviews or {}).get(path))
             results.append(SliceResult(path, released, None))
         except MedcloakError as exc:
             results.append(SliceResult(path, None, exc))

@@ -1,5 +1,6 @@
-"""Photographs (standalone JPEG, PNG and TIFF): metadata stripped, image data untouched, keyed
-names.
+"""Photographs (standalone JPEG, PNG and TIFF): metadata stripped, image data untouched (but for
+burned-in text redacted under the Clean Pixel Data option, see :mod:`medcloak.formats.photo_text`),
+keyed names.
 
 A photograph carries no header identity to pseudonymise; what identifies is its metadata (EXIF
 with GPS and camera serials, XMP, IPTC, comments, PNG text, TIFF tags) and its file name. The
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..handlers.base import Released
 
@@ -37,7 +38,10 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-def deidentify_photo(path: Path, kind: str, keyring: Keyring) -> Released:
+def deidentify_photo(path: Path, kind: str, keyring: Keyring, scan_text: bool = False, review: Any = None) -> Released:
+    """``scan_text`` (Clean Pixel Data): the image is scanned for burned-in text and the text
+    redacted (:mod:`medcloak.formats.photo_text`); ``review`` is then given the decoded image,
+    its boxes and "" when text was found, for the audit's picture."""
     data = path.read_bytes()
     if kind == "jpeg":
         from ..pixels.jpeg_meta import strip_jpeg_metadata
@@ -57,5 +61,15 @@ def deidentify_photo(path: Path, kind: str, keyring: Keyring) -> Released:
                 "labels): not handled as a photograph"
             )
         out, ext = strip_tiff_metadata(data), "tif"
+    counts = {"metadata-stripped": int(out != data)}
+    if scan_text:
+        from .photo_text import scan_photo
+
+        found = scan_photo(out, kind)
+        out = found.data
+        counts["pixel-frames-scanned"] = 1
+        counts["pixel-text-boxes-redacted"] = len(found.boxes)
+        if review is not None and found.boxes:
+            review(found.frame, found.boxes, "")
     token = keyring.token("photo", hashlib.sha256(data).hexdigest())
-    return Released(out, f"photos/{token}.{ext}", {}, None, {"metadata-stripped": int(out != data)})
+    return Released(out, f"photos/{token}.{ext}", {}, None, counts)

@@ -125,16 +125,21 @@ def deidentify(task: Task, job: Job) -> Iterable[Released | MedcloakError]:
     own: Settings = job.settings.get(NAME) or Settings()
     if not task.members:
         from ..formats.dicom import deidentify_dicom
+        from ..pixels.burned_in import review_writer
 
-        return [deidentify_dicom(Path(task.source.path), job.profile, job.keyring, own.regions)]
+        return [deidentify_dicom(Path(task.source.path), job.profile, job.keyring, own.regions,
+                                 review=review_writer(job.audit, task.object_id))]
     if task.source.format == "dicom-slide":
         return _slide(task, job, own)
     from ..formats.dicom_series import deface_series
+    from ..pixels.burned_in import review_writer
 
     sources = (task.source, *task.members)
+    ids = [task.object_id] + [job.keyring.token("object", m.path, 12) for m in task.members]
+    reviews = {Path(s.path): review_writer(job.audit, oid) for s, oid in zip(sources, ids)}
     try:
         results, report = deface_series([Path(s.path) for s in sources], job.profile, job.keyring, own.regions,
-                                        ears=own.ears)
+                                        ears=own.ears, reviews=reviews)
     except MedcloakError as exc:  # every slice fails with the series' reason
         raise _again(exc, f"series: {exc}") from None
     status = "series-" + str(report.get("status", "")).replace(" ", "-")
@@ -153,10 +158,12 @@ def _slide(task: Task, job: Job, own: Settings) -> Iterator[Released | MedcloakE
     engine then removes what it wrote of the slide: no slide is released in part. Its label and
     overview instances are skipped, which is no failure."""
     from ..formats.dicom import deidentify_dicom
+    from ..pixels.burned_in import review_writer
 
     for source in (task.source, *task.members):
         try:
-            yield deidentify_dicom(Path(source.path), job.profile, job.keyring, own.regions)
+            yield deidentify_dicom(Path(source.path), job.profile, job.keyring, own.regions,
+                                   review=review_writer(job.audit, job.keyring.token("object", source.path, 12)))
         except SkippedObject as exc:
             yield exc
         except MedcloakError as exc:

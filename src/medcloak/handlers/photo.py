@@ -1,5 +1,6 @@
 """Photographs (standalone JPEG, PNG and single-page TIFF): metadata stripped, image data
-untouched, a keyed name (see :mod:`medcloak.formats.photo`)."""
+untouched but for burned-in text redacted under the Clean Pixel Data option, a keyed name (see
+:mod:`medcloak.formats.photo`)."""
 
 from __future__ import annotations
 
@@ -38,8 +39,11 @@ def grouper(keyring: Any, settings: Any, profile: Any) -> None:
 
 def deidentify(task: Task, job: Job) -> list[Released]:
     from ..formats.photo import deidentify_photo
+    from ..pixels.burned_in import review_writer
 
-    return [deidentify_photo(Path(task.source.path), task.source.format, job.keyring)]
+    scan = job.profile.has("clean-pixel-data")
+    return [deidentify_photo(Path(task.source.path), task.source.format, job.keyring, scan_text=scan,
+                             review=review_writer(job.audit, task.object_id) if scan else None)]
 
 
 def owns(relpath: str) -> bool:
