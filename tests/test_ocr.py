@@ -272,3 +272,74 @@ def test_a_box_inside_a_redacted_box_is_not_read() -> None:
     readings = ocr.read_boxes(frame, [letter, name], SAFE)
     assert [r.kept for r in readings] == [False, False] and readings[0].text == "" and readings[1].text
     assert ocr.keep_safe(frame, [letter, name], SAFE) == ([letter, name], [])
+
+
+# ------------------------------------------------------------------------------- in a run
+
+def _us_file(path, items) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
+    """pydicom's native RGB ultrasound (US1_UNCR) with ``items`` drawn in, written to ``path``
+    (Burned In Annotation absent: scanned under clean-pixel-data); each item's glyph mask."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    ds = pydicom.dcmread(get_testdata_file("US1_UNCR.dcm"))
+    frame = ds.pixel_array.copy()
+    masks = []
+    for item in items:
+        before = frame.copy()
+        _draw(frame, [item])
+        masks.append((frame != before).any(axis=2))
+    ds.PixelData = frame.tobytes()
+    if "BurnedInAnnotation" in ds:
+        del ds.BurnedInAnnotation
+    ds.save_as(path)
+    return masks
+
+
+def test_ocr_safe_needs_clean_pixel_data(tmp_path) -> None:
+    """--ocr-safe without the option that scans is a usage error, before anything is written
+    (with or without the extra)."""
+    from medcloak.engine import run
+    from medcloak.errors import UsageError
+
+    (tmp_path / "in").mkdir()
+    _us_file(tmp_path / "in" / "us.dcm", [])
+    safe = tmp_path / "safe.toml"
+    safe.write_text('[ocr]\nsafe = ["L"]\n')
+    with pytest.raises(UsageError, match="clean-pixel-data"):
+        run([tmp_path / "in"], tmp_path / "out", ocr_safe=safe)
+    assert not (tmp_path / "out").exists()
+
+
+@needs_ocr
+def test_a_run_keeps_the_safe_annotation_and_redacts_the_name(tmp_path) -> None:
+    """``medcloak run --option clean-pixel-data --ocr-safe``: on an ultrasound with "5 cm" and a
+    name drawn in, every pixel of the name is redacted, the "5 cm" is released as it was, and the
+    manifest counts the box kept; without the safe list the "5 cm" is redacted too."""
+    import json
+
+    import pydicom
+
+    from medcloak.engine import run
+
+    (tmp_path / "in").mkdir()
+    masks = _us_file(tmp_path / "in" / "us.dcm", [("5 cm", 12, (100, 390), False), ("SMITH^JOHN", 16, (200, 300), False)])
+    original = pydicom.dcmread(tmp_path / "in" / "us.dcm").pixel_array
+    safe = tmp_path / "safe.toml"
+    safe.write_text('[ocr]\nsafe = ["L", "R", "cm"]\nsafe_patterns = [\'^\\d{1,2} ?cm$\']\n')
+    for name, listed in (("with", safe), ("without", None)):
+        out = tmp_path / name
+        summary = run([tmp_path / "in"], out, options=["clean-pixel-data"], ocr_safe=listed)
+        assert summary.ok == 1 and summary.quarantined == 0
+        (line,) = [json.loads(t) for t in (tmp_path / (name + ".audit") / "manifest.jsonl").read_text().splitlines()]
+        (path,) = out.rglob("*.dcm")
+        pixels = pydicom.dcmread(path).pixel_array
+        name_mask, safe_mask = masks[1], masks[0]
+        assert not (pixels[name_mask] == original[name_mask]).all(axis=1).any()  # every pixel of the name changed
+        unchanged = (pixels[safe_mask] == original[safe_mask]).all(axis=1)
+        if listed is not None:
+            assert unchanged.all()
+            assert line["actions"].get("pixel-text-boxes-kept-safe", 0) >= 1
+        else:
+            assert not unchanged.any()
+            assert "pixel-text-boxes-kept-safe" not in line["actions"]

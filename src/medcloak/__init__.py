@@ -150,6 +150,7 @@ def deidentify(
     deface_fill: str = "background",
     deface_ears: bool = False,
     follow_links: bool = False,
+    ocr_safe: str | Path | None = None,
 ) -> RunSummary:
     """De-identify ``inputs`` into the release folder ``out``: what ``medcloak run`` does.
 
@@ -186,6 +187,9 @@ def deidentify(
     regions : str or Path, optional
         Region templates (``.toml``) for the ``clean-pixel-data`` option, whose boxes are added to
         the burned-in text it finds (not required: the option scans without them).
+    ocr_safe : str or Path, optional
+        A site's safe annotations (``.toml``, see ``docs/ocr.md``): with the ``ocr`` extra, boxes
+        whose text reads, in whole and confidently, as these are left unredacted.
     resume : bool
         Continue an interrupted run into the same release (same profile, options and secret).
     overwrite : bool
@@ -226,7 +230,7 @@ def deidentify(
         inputs, out, audit=audit, secret_file=secret_file, profile=profile, options=options, workers=workers,
         scheduler=scheduler, client=client, dry_run=dry_run, regions=regions, resume=resume, overwrite=overwrite,
         progress=progress, on_outcome=on_outcome, deface_fill=deface_fill, deface_ears=deface_ears,
-        follow_links=follow_links,
+        follow_links=follow_links, ocr_safe=ocr_safe,
     )
 
 

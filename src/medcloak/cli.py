@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="worker processes on this machine (default: its cores; 1 runs inline)")
     group.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
     run.add_argument("--regions", type=Path, help="region templates (.toml) for --option clean-pixel-data: boxes added to the text it finds")
+    run.add_argument("--ocr-safe", type=Path, metavar="FILE",
+                     help="safe annotations (.toml) that the OCR second opinion (the ocr extra) leaves "
+                     "unredacted under --option clean-pixel-data")
     run.add_argument("--dry-run", action="store_true", help="print the plan's summary, write nothing")
     run.add_argument("--follow-links", action="store_true",
                      help="follow symbolic links to files outside the inputs too (links inside are always followed)")
@@ -119,6 +122,7 @@ def _run(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         dry_run=args.dry_run,
         regions=args.regions,
+        ocr_safe=args.ocr_safe,
         resume=args.resume,
         overwrite=args.overwrite,
         progress=not args.quiet,

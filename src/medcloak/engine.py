@@ -367,6 +367,20 @@ def _remove_unrecorded(out: Path, audit: Path, inputs: set[str] | None = None) -
             path.unlink(missing_ok=True)
 
 
+def _safe_list(path: str | Path | None, prof: Any) -> Any:
+    """The OCR safe list of ``--ocr-safe``, its models loaded once here (a missing ``ocr`` extra
+    or an unreadable list refuses the run before anything is written); None without one."""
+    if path is None:
+        return None
+    if not prof.has("clean-pixel-data"):
+        raise UsageError("--ocr-safe applies under --option clean-pixel-data only")
+    from .pixels.ocr import engine, load_safe_list
+
+    safe = load_safe_list(path)
+    engine()  # MissingDependencyError without the ocr extra
+    return safe
+
+
 def run(
     inputs: Iterable[str | Path],
     out: str | Path,
@@ -387,6 +401,7 @@ def run(
     deface_fill: str = "background",
     deface_ears: bool = False,
     follow_links: bool = False,
+    ocr_safe: str | Path | None = None,
 ) -> RunSummary:
     """De-identify ``inputs`` into the release tree ``out``. See the command-line contract.
 
@@ -397,8 +412,9 @@ def run(
     counts the whole release, resumed objects included; its ``exit_status`` is 2 when nothing was
     released though nothing was quarantined (``nothing_released`` says why). Symbolic links to
     files are followed when their targets lie inside the inputs, and anywhere with
-    ``follow_links``. Raises :class:`UsageError` when the inputs hold no object at all (before
-    anything is written).
+    ``follow_links``. ``ocr_safe``: a site's list of safe annotations (``.toml``) that the OCR
+    second opinion (the ``ocr`` extra) leaves unredacted under ``clean-pixel-data``. Raises
+    :class:`UsageError` when the inputs hold no object at all (before anything is written).
     """
     from .durable import PENDING
     from .executors import Batcher, Interrupt, make_executor
@@ -417,6 +433,7 @@ def run(
     templates = tuple(load_regions(regions)) if regions is not None else ()
     if templates and not prof.has("clean-pixel-data"):
         raise UsageError("region templates apply under --option clean-pixel-data only")
+    safe = _safe_list(ocr_safe, prof)
     # everything that can refuse the run comes before anything is written (a dry run refuses the same)
     secret, fresh = load_secret(audit_path, Path(secret_file) if secret_file else None)
     keyring = Keyring(secret)
@@ -425,7 +442,9 @@ def run(
         _check_release(out_path, audit_path, resume, overwrite, record)
     except OSError as exc:
         raise OutputError(f"cannot read the release or audit folder: {exc.strerror or exc}") from None
-    settings = make_settings({"regions": templates, "deface_fill": deface_fill, "deface_ears": deface_ears})
+    settings = make_settings(
+        {"regions": templates, "deface_fill": deface_fill, "deface_ears": deface_ears, "ocr_safe": safe}
+    )
     sources = discover(input_paths, exclude=[out_path, audit_path], follow_links=follow_links)
     head = list(islice(sources, 1))
     if not head:

@@ -277,7 +277,7 @@ def deidentify_dataset(
 
 def _clean_pixels(
     ds: Dataset, transfer_syntax: str, profile: Profile, regions: Sequence[RegionTemplate],
-    review: Review | None = None,
+    review: Review | None = None, safe: Any = None,
 ) -> dict[str, int]:
     """Clean Pixel Data: scan every frame of an object where burned-in text is expected (see
     :mod:`medcloak.formats.dicom_burned`) and redact the padded boxes found, with the boxes of
@@ -288,7 +288,8 @@ def _clean_pixels(
     matched. An ``outside_ultrasound_regions`` template on an image without usable ultrasound
     regions blanks the whole image: recorded as ``pixel-whole-image-blanked`` (the run logs a
     warning). ``review`` is given the frame with the most boxes (decoded, before redaction),
-    its boxes and the Photometric Interpretation, when text was found."""
+    its boxes and the Photometric Interpretation, when text was found. ``safe``: a site's OCR safe
+    list: boxes read as its safe annotations are kept (``pixel-text-boxes-kept-safe``)."""
     actions: dict[str, int] = {}
     if not profile.has("clean-pixel-data") or 0x7FE00010 not in ds:
         return actions
@@ -298,12 +299,14 @@ def _clean_pixels(
 
     boxes, names, fill = select(ds, list(regions)) if regions else ([], [], "black")
     if scan_reason(ds) is not None:
-        found = scan_frames(ds, transfer_syntax)  # before anything is painted
+        found = scan_frames(ds, transfer_syntax, safe)  # before anything is painted
         per = [frame + boxes for frame in found.boxes]
         # text found and no exact route for this transfer syntax raises: quarantined
         redact_dataset(ds, transfer_syntax, [], fill, frame_boxes=per)
         actions["pixel-frames-scanned"] = len(per)
         actions["pixel-text-boxes-redacted"] = found.found
+        if found.kept:
+            actions["pixel-text-boxes-kept-safe"] = found.kept
         if review is not None and found.review_frame is not None:
             review(found.review_frame, per[found.review_index], found.photometric)
     elif names:
@@ -325,11 +328,13 @@ def deidentify_dicom(
     dataset: Dataset | None = None,
     faces_cleaned: bool = False,
     review: Review | None = None,
+    safe: Any = None,
 ) -> Released:
     """De-identify one DICOM file in memory. Raises a :class:`medcloak.errors.MedcloakError`
     subclass when the object must be quarantined or skipped. ``dataset``: the file already read
     (and defaced, ``faces_cleaned``, as part of its series); ``review``: called with the frame
-    whose burned-in text was redacted, for the audit's picture (see :func:`_clean_pixels`)."""
+    whose burned-in text was redacted, for the audit's picture; ``safe``: a site's OCR safe list
+    (see :func:`_clean_pixels`)."""
     ds = read(path) if dataset is None else dataset
     meta = getattr(ds, "file_meta", None)
     if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == MEDIA_DIRECTORY:
@@ -342,7 +347,7 @@ def deidentify_dicom(
         check_pixel_data(ds, transfer_syntax)
         rank = copy_rank(ds, transfer_syntax)
         originals = (_uid_of(ds, 0x0020000D), _uid_of(ds, 0x0020000E), _uid_of(ds, 0x00080018))
-        cleaned = _clean_pixels(ds, transfer_syntax, profile, regions, review)
+        cleaned = _clean_pixels(ds, transfer_syntax, profile, regions, review, safe)
         ctx, identity = deidentify_dataset(ds, profile, keyring, pixels_cleaned=bool(cleaned), faces_cleaned=faces_cleaned,
                                            label_cleaned="pixel-regions-redacted" in cleaned)
         ctx.counts.update(cleaned)

@@ -17,7 +17,7 @@ decoded fails the object (fail closed: its text was never looked for).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -63,15 +63,18 @@ class FrameScan:
     review_frame: np.ndarray | None = None
     review_index: int = -1
     photometric: str = ""
+    #: boxes the OCR second opinion read as a site's safe annotations, left unredacted
+    kept: int = 0
 
     @property
     def found(self) -> int:
         return sum(len(b) for b in self.boxes)
 
 
-def scan_frames(ds: Dataset, transfer_syntax: str) -> FrameScan:
-    """Decode every frame of ``ds`` and find its text. Raises :class:`DeidentificationError`
-    when a frame cannot be decoded, or the frames decoded are not the frames declared."""
+def scan_frames(ds: Dataset, transfer_syntax: str, safe: Any = None) -> FrameScan:
+    """Decode every frame of ``ds`` and find its text (``safe``: a site's OCR safe list, see
+    :func:`medcloak.pixels.burned_in.detect`). Raises :class:`DeidentificationError` when a frame
+    cannot be decoded, or the frames decoded are not the frames declared."""
     from pydicom.pixels import get_decoder
 
     from ..pixels.burned_in import detect
@@ -94,7 +97,10 @@ def scan_frames(ds: Dataset, transfer_syntax: str) -> FrameScan:
                 from pydicom.pixels import apply_color_lut
 
                 arr = apply_color_lut(arr, ds)
-            boxes = detect(arr, photometric if arr.ndim == 2 else "RGB", bits if arr.ndim == 2 else None)
+            kept: list[Any] = []
+            boxes = detect(arr, photometric if arr.ndim == 2 else "RGB", bits if arr.ndim == 2 else None,
+                           safe, kept)
+            result.kept += len(kept)
             result.boxes.append(boxes)
             best = len(result.boxes[result.review_index]) if result.review_index >= 0 else 0
             if len(boxes) > best:

@@ -119,6 +119,7 @@ def deface_series(
     regions: Sequence[RegionTemplate] = (),
     ears: bool = False,
     reviews: dict[Path, Any] | None = None,
+    safe: Any = None,
 ) -> tuple[list[SliceResult], dict[str, Any]]:
     """Deface and de-identify the slices of one series. Raises a :class:`MedcloakError` when
     the series as a whole cannot be defaced (every slice is then quarantined with that reason).
@@ -164,7 +165,7 @@ def deface_series(
     for path, ds in zip(paths, datasets):
         try:
             released = deidentify_dicom(path, profile, keyring, regions, dataset=ds, faces_cleaned=faces,
-                                        review=(reviews or {}).get(path))
+                                        review=(reviews or {}).get(path), safe=safe)
             results.append(SliceResult(path, released, None))
         except MedcloakError as exc:
             results.append(SliceResult(path, None, exc))

@@ -38,10 +38,13 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-def deidentify_photo(path: Path, kind: str, keyring: Keyring, scan_text: bool = False, review: Any = None) -> Released:
+def deidentify_photo(
+    path: Path, kind: str, keyring: Keyring, scan_text: bool = False, review: Any = None, safe: Any = None
+) -> Released:
     """``scan_text`` (Clean Pixel Data): the image is scanned for burned-in text and the text
     redacted (:mod:`medcloak.formats.photo_text`); ``review`` is then given the decoded image,
-    its boxes and "" when text was found, for the audit's picture."""
+    its boxes and "" when text was found, for the audit's picture; ``safe``: a site's OCR safe
+    list (boxes read as its safe annotations are kept)."""
     data = path.read_bytes()
     if kind == "jpeg":
         from ..pixels.jpeg_meta import strip_jpeg_metadata
@@ -65,10 +68,12 @@ def deidentify_photo(path: Path, kind: str, keyring: Keyring, scan_text: bool = 
     if scan_text:
         from .photo_text import scan_photo
 
-        found = scan_photo(out, kind)
+        found = scan_photo(out, kind, safe)
         out = found.data
         counts["pixel-frames-scanned"] = 1
         counts["pixel-text-boxes-redacted"] = len(found.boxes)
+        if found.kept:
+            counts["pixel-text-boxes-kept-safe"] = found.kept
         if review is not None and found.boxes:
             review(found.frame, found.boxes, "")
     token = keyring.token("photo", hashlib.sha256(data).hexdigest())

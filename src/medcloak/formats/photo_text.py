@@ -36,6 +36,8 @@ class PhotoScan:
     boxes: list[Box]
     #: the decoded image (before redaction) when text was found, for the review picture
     frame: Any = None
+    #: boxes the OCR second opinion read as a site's safe annotations, left unredacted
+    kept: int = 0
 
 
 def _decode(data: bytes, kind: str) -> np.ndarray:
@@ -76,15 +78,16 @@ def _decode(data: bytes, kind: str) -> np.ndarray:
         raise CorruptInputError(f"the photograph cannot be decoded for the burned-in text scan ({type(exc).__name__})") from None
 
 
-def scan_photo(data: bytes, kind: str) -> PhotoScan:
+def scan_photo(data: bytes, kind: str, safe: Any = None) -> PhotoScan:
     """Find the text of the photograph ``data`` (metadata already stripped) and redact it;
     raises :class:`UnsupportedInputError` when text was found and there is no exact route."""
     from ..pixels.burned_in import detect
 
     frame = _decode(data, kind)
-    boxes = detect(frame)
+    kept: list[Any] = []
+    boxes = detect(frame, safe=safe, kept=kept)
     if not boxes:
-        return PhotoScan(data, [])
+        return PhotoScan(data, [], kept=len(kept))
     if kind == "jpeg":
         from ..pixels.jpeg_redact import redact_jpeg_detailed
 
@@ -93,7 +96,7 @@ def scan_photo(data: bytes, kind: str) -> PhotoScan:
         out = _redact_png(data, boxes)
     else:
         out = _redact_tiff(data, boxes)
-    return PhotoScan(out, boxes, frame)
+    return PhotoScan(out, boxes, frame, len(kept))
 
 
 def _redact_png(data: bytes, boxes: list[Box]) -> bytes:

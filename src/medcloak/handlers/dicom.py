@@ -39,10 +39,12 @@ class Settings:
 
     regions: tuple[RegionTemplate, ...] = ()
     ears: bool = False
+    #: the site's OCR safe list (``--ocr-safe``), or None
+    safe: Any = None
 
 
 def settings(options: dict[str, Any]) -> Settings:
-    return Settings(tuple(options.get("regions", ())), bool(options.get("deface_ears", False)))
+    return Settings(tuple(options.get("regions", ())), bool(options.get("deface_ears", False)), options.get("ocr_safe"))
 
 
 def sniff(head: bytes, path: Path) -> str | None:
@@ -128,7 +130,7 @@ def deidentify(task: Task, job: Job) -> Iterable[Released | MedcloakError]:
         from ..pixels.burned_in import review_writer
 
         return [deidentify_dicom(Path(task.source.path), job.profile, job.keyring, own.regions,
-                                 review=review_writer(job.audit, task.object_id))]
+                                 review=review_writer(job.audit, task.object_id), safe=own.safe)]
     if task.source.format == "dicom-slide":
         return _slide(task, job, own)
     from ..formats.dicom_series import deface_series
@@ -139,7 +141,7 @@ def deidentify(task: Task, job: Job) -> Iterable[Released | MedcloakError]:
     reviews = {Path(s.path): review_writer(job.audit, oid) for s, oid in zip(sources, ids)}
     try:
         results, report = deface_series([Path(s.path) for s in sources], job.profile, job.keyring, own.regions,
-                                        ears=own.ears, reviews=reviews)
+                                        ears=own.ears, reviews=reviews, safe=own.safe)
     except MedcloakError as exc:  # every slice fails with the series' reason
         raise _again(exc, f"series: {exc}") from None
     status = "series-" + str(report.get("status", "")).replace(" ", "-")
@@ -163,7 +165,8 @@ def _slide(task: Task, job: Job, own: Settings) -> Iterator[Released | MedcloakE
     for source in (task.source, *task.members):
         try:
             yield deidentify_dicom(Path(source.path), job.profile, job.keyring, own.regions,
-                                   review=review_writer(job.audit, job.keyring.token("object", source.path, 12)))
+                                   review=review_writer(job.audit, job.keyring.token("object", source.path, 12)),
+                                   safe=own.safe)
         except SkippedObject as exc:
             yield exc
         except MedcloakError as exc:

@@ -29,8 +29,9 @@ def sniff(head: bytes, path: Path) -> str | None:
     return None
 
 
-def settings(options: dict[str, Any]) -> None:
-    return None
+def settings(options: dict[str, Any]) -> Any:
+    """The site's OCR safe list (``--ocr-safe``), or None."""
+    return options.get("ocr_safe")
 
 
 def grouper(keyring: Any, settings: Any, profile: Any) -> None:
@@ -43,7 +44,8 @@ def deidentify(task: Task, job: Job) -> list[Released]:
 
     scan = job.profile.has("clean-pixel-data")
     return [deidentify_photo(Path(task.source.path), task.source.format, job.keyring, scan_text=scan,
-                             review=review_writer(job.audit, task.object_id) if scan else None)]
+                             review=review_writer(job.audit, task.object_id) if scan else None,
+                             safe=job.settings.get(NAME))]
 
 
 def owns(relpath: str) -> bool:

@@ -60,11 +60,16 @@ def _to_depth(arr: np.ndarray, bits: int) -> np.ndarray:
     return wide >> shift
 
 
-def detect(frame: np.ndarray, photometric: str = "", bits_stored: int | None = None) -> list[Box]:
+def detect(
+    frame: np.ndarray, photometric: str = "", bits_stored: int | None = None, safe: Any = None,
+    kept: list[tuple[Box, str]] | None = None,
+) -> list[Box]:
     """The padded boxes of the text the detector finds in ``frame`` (a decoded frame of stored
     values, see :func:`detector_input`; ``bits_stored``: a DICOM frame's Bits Stored, the bits
     above it ignored), clipped to it; raises :class:`MissingDependencyError` when the detector
-    cannot be loaded."""
+    cannot be loaded. ``safe``: a site's :class:`medcloak.pixels.ocr.SafeList`; the boxes the OCR
+    second opinion reads, in whole and confidently, as safe annotations are left out (and added,
+    with their text, to ``kept``); every other box stays."""
     try:
         from .text import detect_text
     except ImportError as exc:
@@ -75,7 +80,14 @@ def detect(frame: np.ndarray, photometric: str = "", bits_stored: int | None = N
         kwargs["photometric"] = photometric
     if bits_stored and arr.ndim == 2:
         kwargs["bits_stored"] = int(bits_stored)
-    return pad(detect_text(arr, **kwargs), arr.shape[1], arr.shape[0])
+    boxes = detect_text(arr, **kwargs)
+    if safe:
+        from .ocr import keep_safe
+
+        boxes, safe_boxes = keep_safe(arr, boxes, safe)
+        if kept is not None:
+            kept.extend(safe_boxes)
+    return pad(boxes, arr.shape[1], arr.shape[0])
 
 
 def pad(boxes: Sequence[Sequence[int]], width: int, height: int, by: int = PAD) -> list[Box]:
