@@ -15,7 +15,8 @@ The detector looks for exactly that, on stored values of any bit depth:
 3. **Glyphs.** 8-connected components of each stroke contrast (bright, dark, chroma) less the
    texture level of its block (the median contrast in 64 px blocks, twice over), at a few levels
    (text touching bright anatomy parts from it higher up), kept when character-sized and strong
-   enough (neither a long straight line such as a ruler or an ECG trace nor a large blob).
+   enough (12 levels, 8 in a quiet block of the grey or value plane; neither a long straight
+   line such as a ruler or an ECG trace nor a large blob).
 4. **Lines.** Glyphs of one plane and polarity whose rows overlap, that share their top or their
    baseline and follow each other within about a character's height are chained into lines. A
    line is kept when it has at least three glyphs, most of them on one baseline and of one
@@ -53,6 +54,10 @@ LEVELS = (LOW, 20, 50, 120)
 #: the stroke contrast of texture (noise, speckle) is measured as its median in blocks of this
 #: side, and this many times it is taken off the contrast in the block
 BLOCK, NOISE = 64, 2.0
+#: on a quiet background (a block whose texture level is at most QUIET, grey or value plane
+#: only: the chroma plane is quiet wherever there is no colour) a glyph's strongest pixel needs
+#: only QUIET_HIGH (a faint glyph on a flat border is unmistakable, on textured anatomy it is not)
+QUIET, QUIET_HIGH = 1, 10
 #: glyph heights (px) a line can be made of, and the tallest box of a glyph (merged words are wide)
 MIN_GLYPH, MAX_GLYPH = 3, 64
 #: a line's tallest glyph at least this (a 7 px font's capitals are about 5 px)
@@ -123,9 +128,11 @@ def _to8(plane: np.ndarray, bits_stored: int | None) -> np.ndarray:
     return k.stretch(np.ascontiguousarray(plane), lo, hi)
 
 
-def _glyph_like(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _glyph_like(t: np.ndarray, level: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Of a component table: (rows that are glyph-like; rows too large or too solid to be a
-    glyph, but strong enough, worth a look at a higher level)."""
+    glyph, but strong enough, worth a look at a higher level). With ``level`` (the texture level
+    of each BLOCK, as from ``block_median``), a glyph at the centre of a quiet block needs only
+    QUIET_HIGH."""
     from medcloak_kernels import text as k
 
     w = t[:, k.X1] - t[:, k.X0]
@@ -133,6 +140,9 @@ def _glyph_like(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     area = t[:, k.AREA]
     fill = area / np.maximum(w * h, 1)
     strong = t[:, k.PEAK] >= HIGH
+    if level is not None and len(t):
+        quiet = level[((t[:, k.Y0] + t[:, k.Y1]) // 2) // BLOCK, ((t[:, k.X0] + t[:, k.X1]) // 2) // BLOCK] <= QUIET
+        strong |= quiet & (t[:, k.PEAK] >= QUIET_HIGH)
     small = np.minimum(w, h) <= MAX_GLYPH
     thin = (fill <= MAX_FILL) | (np.minimum(w, h) < THICK) | (np.maximum(w, h) >= 2 * np.minimum(w, h))
     good = strong & small & thin & (np.maximum(w, h) >= MIN_GLYPH) & (t[:, k.CORE] >= CORE * area)
@@ -159,7 +169,7 @@ def _glyphs(planes: list[np.ndarray]) -> np.ndarray:
             excess = k.above_level(strength, level, BLOCK, NOISE)
             for n, lo in enumerate(LEVELS):  # text touching bright anatomy parts from it higher up
                 t = k.components(excess, lo, plane, DELTA)[1]
-                good, _ = _glyph_like(t)
+                good, _ = _glyph_like(t, level if i == 0 else None)
                 tables.append(np.c_[t[good], np.full((np.count_nonzero(good), 2), (n, 2 * i + j))])
                 if n + 1 < len(LEVELS) and (len(t) == 0 or t[:, k.PEAK].max() < LEVELS[n + 1]):
                     break  # nothing reaches the next level
