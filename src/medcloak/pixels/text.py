@@ -26,7 +26,8 @@ The detector looks for exactly that, on stored values of any bit depth:
    (noise makes short faint chains). A rejected chain gets a second look at its core (glyphs of
    one height on one line: text that texture or colour flow joined). An accepted line takes in
    the glyphs of its band and colour up to three heights beyond its ends (a word chained apart,
-   glyphs too few to be a line on their own). Glyphs left over are chained the same way down the
+   glyphs too few to be a line on their own), of either polarity (text over anatomy is brighter
+   than some of it and darker than the rest). Glyphs left over are chained the same way down the
    columns (text rotated by 90 degrees), where more of a line's glyphs must share both its top
    and its baseline (columns of texture, vessels and flow line up more often than rows).
 5. **Boxes** around each line, padded by a little more than the stroke halo across it and by a
@@ -69,8 +70,10 @@ GAP, OVERLAP, RATIO, ALIGN = 1.2, 0.5, 2.5, 0.15
 #: BOTH with both, within ALIGN_TOL x the median height of the line's; the glyphs' area at least
 #: MIN_FILL of the line's box; the share LETTERS of them letter-shaped (see WIDE)
 MIN_GLYPHS, ALIGN_TOL, ALIGNED, BOTH, MIN_FILL, LETTERS = 3, 0.12, 0.6, 0.4, 0.15, 0.5
-#: an accepted line takes in glyphs of its band and colour up to GROW x its height from its ends
-GROW = 3.0
+#: an accepted line takes in glyphs of its band and colour (either polarity: text over anatomy is
+#: brighter than some of it, darker than the rest) up to GROW x its height from its ends, at
+#: least GROW_PEAK x as contrasted (the colour is the strong cue)
+GROW, GROW_PEAK = 3.0, 0.1
 #: a rejected chain's core: glyphs within CORE_RATIO of one height (chains of at most MAX_CORE)
 CORE_RATIO, MAX_CORE = 1.5, 400
 #: lines down the columns need this share of glyphs on both their top and baseline (columns
@@ -265,8 +268,9 @@ def _accept(f: dict, both: float = 0.0) -> bool:
 def _grow(table: np.ndarray, members: np.ndarray, pool: np.ndarray) -> np.ndarray:
     """A line's glyphs with the glyphs of ``pool`` (row indices) that continue it: within the
     band of its rows, at least half its median glyph height (or any size within half a height:
-    punctuation), no further than GROW heights from its ends, as strongly contrasted and of its
-    colour (a word that was chained apart, glyphs too few to be a line on their own)."""
+    punctuation), no further than GROW heights from its ends, of its colour (within DELTA) and
+    not much fainter (GROW_PEAK): a word that was chained apart, glyphs too few to be a line on
+    their own, the part of a line where anatomy turns its contrast over."""
     from medcloak_kernels import text as k
 
     rows = table[members]
@@ -282,7 +286,7 @@ def _grow(table: np.ndarray, members: np.ndarray, pool: np.ndarray) -> np.ndarra
     ok = (cand[:, 1] >= y0 - tol) & (cand[:, 3] <= y1 + tol)
     ok &= (np.abs(cand[:, 1] - y0) <= tol) | (np.abs(cand[:, 3] - y1) <= tol) | (ch < 0.5 * mh)
     ok &= (cw <= WIDE * ch) | (cand[:, k.RUNS_H] >= np.maximum(2, RUNS * cw / np.maximum(ch, 1)))
-    ok &= (np.abs(cand[:, k.MODE] - colour) <= 2 * DELTA) & (cand[:, k.PEAK] >= 0.5 * peak)
+    ok &= (np.abs(cand[:, k.MODE] - colour) <= DELTA) & (cand[:, k.PEAK] >= GROW_PEAK * peak)
     pool, cand, ch = pool[ok], cand[ok], ch[ok]
     x0, x1 = int(rows[:, 0].min()), int(rows[:, 2].max())
     taken = np.zeros(len(pool), bool)
@@ -326,7 +330,7 @@ def _lines(table: np.ndarray, both: float = 0.0) -> tuple[list[tuple[int, int, i
         for members in lines:
             used[members] = True
         for members in lines:
-            members = _grow(table, members, mine[~used[mine]])
+            members = _grow(table, members, np.flatnonzero((table[:, -1] // 2 == src // 2) & ~used))
             used[members] = True
             rows = table[members]
             out.append((int(rows[:, 0].min()), int(rows[:, 1].min()), int(rows[:, 2].max()), int(rows[:, 3].max())))
