@@ -176,3 +176,15 @@ def test_import_does_not_load_numba() -> None:
     code = "import sys, medcloak; medcloak.detect_text; print('numba' in sys.modules)"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "False"
+
+
+def test_faint_text_on_a_flat_border_is_found() -> None:
+    # 12 levels above a flat, lightly grained border: below the contrast asked of glyphs on
+    # textured anatomy, unmistakable where nothing else moves
+    rng = np.random.default_rng(3)
+    img = (30 + rng.integers(0, 2, (256, 384))).astype(np.uint8)
+    m = glyph_mask(img.shape, (40, 100), "DOE^JANE 1970", 14, 0)
+    img[m] = 42
+    boxes = medcloak.detect_text(img)
+    assert coverage(boxes, m) >= 0.98
+    assert area(boxes, img.shape) <= 0.05

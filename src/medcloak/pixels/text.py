@@ -15,7 +15,8 @@ The detector looks for exactly that, on stored values of any bit depth:
 3. **Glyphs.** 8-connected components of each stroke contrast (bright, dark, chroma) less the
    texture level of its block (the median contrast in 64 px blocks, twice over), at a few levels
    (text touching bright anatomy parts from it higher up), kept when character-sized and strong
-   enough (neither a long straight line such as a ruler or an ECG trace nor a large blob).
+   enough (12 levels, 8 in a quiet block of the grey or value plane; neither a long straight
+   line such as a ruler or an ECG trace nor a large blob).
 4. **Lines.** Glyphs of one plane and polarity whose rows overlap, that share their top or their
    baseline and follow each other within about a character's height are chained into lines. A
    line is kept when it has at least three glyphs, most of them on one baseline and of one
@@ -25,7 +26,8 @@ The detector looks for exactly that, on stored values of any bit depth:
    (noise makes short faint chains). A rejected chain gets a second look at its core (glyphs of
    one height on one line: text that texture or colour flow joined). An accepted line takes in
    the glyphs of its band and colour up to three heights beyond its ends (a word chained apart,
-   glyphs too few to be a line on their own). Glyphs left over are chained the same way down the
+   glyphs too few to be a line on their own), of either polarity (text over anatomy is brighter
+   than some of it and darker than the rest). Glyphs left over are chained the same way down the
    columns (text rotated by 90 degrees), where more of a line's glyphs must share both its top
    and its baseline (columns of texture, vessels and flow line up more often than rows).
 5. **Boxes** around each line, padded by a little more than the stroke halo across it and by a
@@ -53,6 +55,10 @@ LEVELS = (LOW, 20, 50, 120)
 #: the stroke contrast of texture (noise, speckle) is measured as its median in blocks of this
 #: side, and this many times it is taken off the contrast in the block
 BLOCK, NOISE = 64, 2.0
+#: on a quiet background (a block whose texture level is at most QUIET, grey or value plane
+#: only: the chroma plane is quiet wherever there is no colour) a glyph's strongest pixel needs
+#: only QUIET_HIGH (a faint glyph on a flat border is unmistakable, on textured anatomy it is not)
+QUIET, QUIET_HIGH = 1, 10
 #: glyph heights (px) a line can be made of, and the tallest box of a glyph (merged words are wide)
 MIN_GLYPH, MAX_GLYPH = 3, 64
 #: a line's tallest glyph at least this (a 7 px font's capitals are about 5 px)
@@ -64,8 +70,10 @@ GAP, OVERLAP, RATIO, ALIGN = 1.2, 0.5, 2.5, 0.15
 #: BOTH with both, within ALIGN_TOL x the median height of the line's; the glyphs' area at least
 #: MIN_FILL of the line's box; the share LETTERS of them letter-shaped (see WIDE)
 MIN_GLYPHS, ALIGN_TOL, ALIGNED, BOTH, MIN_FILL, LETTERS = 3, 0.12, 0.6, 0.4, 0.15, 0.5
-#: an accepted line takes in glyphs of its band and colour up to GROW x its height from its ends
-GROW = 3.0
+#: an accepted line takes in glyphs of its band and colour (either polarity: text over anatomy is
+#: brighter than some of it, darker than the rest) up to GROW x its height from its ends, at
+#: least GROW_PEAK x as contrasted (the colour is the strong cue)
+GROW, GROW_PEAK = 3.0, 0.1
 #: a rejected chain's core: glyphs within CORE_RATIO of one height (chains of at most MAX_CORE)
 CORE_RATIO, MAX_CORE = 1.5, 400
 #: lines down the columns need this share of glyphs on both their top and baseline (columns
@@ -123,9 +131,11 @@ def _to8(plane: np.ndarray, bits_stored: int | None) -> np.ndarray:
     return k.stretch(np.ascontiguousarray(plane), lo, hi)
 
 
-def _glyph_like(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _glyph_like(t: np.ndarray, level: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Of a component table: (rows that are glyph-like; rows too large or too solid to be a
-    glyph, but strong enough, worth a look at a higher level)."""
+    glyph, but strong enough, worth a look at a higher level). With ``level`` (the texture level
+    of each BLOCK, as from ``block_median``), a glyph at the centre of a quiet block needs only
+    QUIET_HIGH."""
     from medcloak_kernels import text as k
 
     w = t[:, k.X1] - t[:, k.X0]
@@ -133,6 +143,9 @@ def _glyph_like(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     area = t[:, k.AREA]
     fill = area / np.maximum(w * h, 1)
     strong = t[:, k.PEAK] >= HIGH
+    if level is not None and len(t):
+        quiet = level[((t[:, k.Y0] + t[:, k.Y1]) // 2) // BLOCK, ((t[:, k.X0] + t[:, k.X1]) // 2) // BLOCK] <= QUIET
+        strong |= quiet & (t[:, k.PEAK] >= QUIET_HIGH)
     small = np.minimum(w, h) <= MAX_GLYPH
     thin = (fill <= MAX_FILL) | (np.minimum(w, h) < THICK) | (np.maximum(w, h) >= 2 * np.minimum(w, h))
     good = strong & small & thin & (np.maximum(w, h) >= MIN_GLYPH) & (t[:, k.CORE] >= CORE * area)
@@ -159,7 +172,7 @@ def _glyphs(planes: list[np.ndarray]) -> np.ndarray:
             excess = k.above_level(strength, level, BLOCK, NOISE)
             for n, lo in enumerate(LEVELS):  # text touching bright anatomy parts from it higher up
                 t = k.components(excess, lo, plane, DELTA)[1]
-                good, _ = _glyph_like(t)
+                good, _ = _glyph_like(t, level if i == 0 else None)
                 tables.append(np.c_[t[good], np.full((np.count_nonzero(good), 2), (n, 2 * i + j))])
                 if n + 1 < len(LEVELS) and (len(t) == 0 or t[:, k.PEAK].max() < LEVELS[n + 1]):
                     break  # nothing reaches the next level
@@ -255,8 +268,9 @@ def _accept(f: dict, both: float = 0.0) -> bool:
 def _grow(table: np.ndarray, members: np.ndarray, pool: np.ndarray) -> np.ndarray:
     """A line's glyphs with the glyphs of ``pool`` (row indices) that continue it: within the
     band of its rows, at least half its median glyph height (or any size within half a height:
-    punctuation), no further than GROW heights from its ends, as strongly contrasted and of its
-    colour (a word that was chained apart, glyphs too few to be a line on their own)."""
+    punctuation), no further than GROW heights from its ends, of its colour (within DELTA) and
+    not much fainter (GROW_PEAK): a word that was chained apart, glyphs too few to be a line on
+    their own, the part of a line where anatomy turns its contrast over."""
     from medcloak_kernels import text as k
 
     rows = table[members]
@@ -272,7 +286,7 @@ def _grow(table: np.ndarray, members: np.ndarray, pool: np.ndarray) -> np.ndarra
     ok = (cand[:, 1] >= y0 - tol) & (cand[:, 3] <= y1 + tol)
     ok &= (np.abs(cand[:, 1] - y0) <= tol) | (np.abs(cand[:, 3] - y1) <= tol) | (ch < 0.5 * mh)
     ok &= (cw <= WIDE * ch) | (cand[:, k.RUNS_H] >= np.maximum(2, RUNS * cw / np.maximum(ch, 1)))
-    ok &= (np.abs(cand[:, k.MODE] - colour) <= 2 * DELTA) & (cand[:, k.PEAK] >= 0.5 * peak)
+    ok &= (np.abs(cand[:, k.MODE] - colour) <= DELTA) & (cand[:, k.PEAK] >= GROW_PEAK * peak)
     pool, cand, ch = pool[ok], cand[ok], ch[ok]
     x0, x1 = int(rows[:, 0].min()), int(rows[:, 2].max())
     taken = np.zeros(len(pool), bool)
@@ -316,7 +330,7 @@ def _lines(table: np.ndarray, both: float = 0.0) -> tuple[list[tuple[int, int, i
         for members in lines:
             used[members] = True
         for members in lines:
-            members = _grow(table, members, mine[~used[mine]])
+            members = _grow(table, members, np.flatnonzero((table[:, -1] // 2 == src // 2) & ~used))
             used[members] = True
             rows = table[members]
             out.append((int(rows[:, 0].min()), int(rows[:, 1].min()), int(rows[:, 2].max()), int(rows[:, 3].max())))
