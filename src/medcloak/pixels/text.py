@@ -24,7 +24,8 @@ The detector looks for exactly that, on stored values of any bit depth:
    touch, not a streak of speckle), filling enough of the line's box, and is not a row of ticks.
    A faint line (median contrast under 40 levels) needs four glyphs and a width of three heights
    (noise makes short faint chains). A rejected chain gets a second look at its core (glyphs of
-   one height on one line: text that texture or colour flow joined). An accepted line takes in
+   one height on one line: text that texture or colour flow joined; a tall core must fill enough
+   of its box, or it is colour flow's blobs). An accepted line takes in
    the glyphs of its band and colour up to three heights beyond its ends (a word chained apart,
    glyphs too few to be a line on their own), of either polarity (text over anatomy is brighter
    than some of it and darker than the rest). Glyphs left over are chained the same way down the
@@ -79,6 +80,9 @@ CORE_RATIO, MAX_CORE = 1.5, 400
 #: lines down the columns need this share of glyphs on both their top and baseline (columns
 #: of texture, vessels and flow line up more often than rows)
 TURNED_BOTH = 0.6
+#: a core taller than TALL_CORE px must fill at least CORE_FILL of its box: chains of colour
+#: Doppler's flow blobs (saturated, as bright as text) leave large, sparse cores of a few blobs
+TALL_CORE, CORE_FILL = 24, 0.25
 #: a faint line (median glyph contrast below WEAK levels) needs WEAK_GLYPHS glyphs and a width of
 #: WEAK_ASPECT x its height
 WEAK, WEAK_GLYPHS, WEAK_ASPECT = 40, 4, 3.0
@@ -325,7 +329,7 @@ def _lines(table: np.ndarray, both: float = 0.0) -> tuple[list[tuple[int, int, i
                         if len(part) < MIN_GLYPHS:
                             continue
                         _box, f = _measure(table, part)
-                        if _accept(f, both):
+                        if _accept(f, both) and not (f["top"] > TALL_CORE and f["fill"] < CORE_FILL):
                             lines.append(part)
         for members in lines:
             used[members] = True
