@@ -47,6 +47,8 @@ import time
 import warnings
 from pathlib import Path
 
+from _timing import file_system
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 FLOOR = """
@@ -77,20 +79,6 @@ for i, p in enumerate(paths):
 if len(paths) != int(sys.argv[3]):
     raise SystemExit(f"dicognito read {len(paths)} files, not {sys.argv[3]}")
 """
-
-
-def file_system(path: Path) -> str:
-    """The type and mount point of the file system holding ``path`` (from /proc/mounts)."""
-    best = ("?", "")
-    try:
-        with open("/proc/mounts", encoding="utf-8") as fh:
-            for line in fh:
-                _dev, mount, kind = line.split()[:3]
-                if (str(path.resolve()) + "/").startswith(mount.rstrip("/") + "/") and len(mount) > len(best[1]):
-                    best = (kind, mount)
-    except OSError:
-        pass
-    return f"{best[0]} (mounted at {best[1] or '?'})"
 
 
 def env_for(checkout: Path) -> dict[str, str]:

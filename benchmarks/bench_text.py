@@ -48,6 +48,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _timing import file_system
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -56,19 +57,6 @@ import textset
 
 GOALS = {"glyph_pixels_covered": 0.995, "lines_98": 1.0, "false_area_text_mean": 0.01,
          "false_area_free_median": 0.005}
-
-
-def file_system(path: Path) -> str:
-    best = ("?", "")
-    try:
-        with open("/proc/mounts", encoding="utf-8") as fh:
-            for line in fh:
-                _dev, mount, kind = line.split()[:3]
-                if (str(path.resolve()) + "/").startswith(mount.rstrip("/") + "/") and len(mount) > len(best[1]):
-                    best = (kind, mount)
-    except OSError:
-        pass
-    return f"{best[0]} (mounted at {best[1] or '?'})"
 
 
 def display8(frame: textset.Frame) -> np.ndarray:
