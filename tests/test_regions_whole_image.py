@@ -123,3 +123,21 @@ def test_command_warns_on_the_terminal(tmp_path, secret_file, capsys) -> None:  
     assert code == 0
     (warning,) = [t for t in err.splitlines() if "blanked whole" in t]
     assert warning.startswith("medcloak: warning: 1 image(s) blanked whole") and str(tmp_path) not in warning
+
+
+@pytest.mark.parametrize("body, message", [(None, "region template file cannot be read"),
+                                           ("[[region]\n", "region template file is not valid TOML"),
+                                           (b"\xff\xfe[[region]]", "region template file is not valid TOML")])
+def test_unreadable_region_files_are_refused(tmp_path, body, message) -> None:  # type: ignore[no-untyped-def]
+    """A region file that is missing, broken TOML or not UTF-8 is a profile error naming the file's
+    role (never a traceback, never its contents)."""
+    from medcloak.errors import ProfileError
+    from medcloak.rules.regions import load_regions
+
+    path = tmp_path / "regions.toml"
+    if isinstance(body, str):
+        path.write_text(body)
+    elif body is not None:
+        path.write_bytes(body)
+    with pytest.raises(ProfileError, match=message):
+        load_regions(path)

@@ -42,7 +42,6 @@ refused when the list is loaded: see :data:`CANARIES`.
 from __future__ import annotations
 
 import re
-import tomllib
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -177,14 +176,9 @@ def parse_safe_list(doc: dict[str, Any], source: str = "safe list") -> SafeList:
 
 def load_safe_list(path: str | Path) -> SafeList:
     """The safe list of a TOML file (``[ocr] safe = [...]``, ``safe_patterns``, ``min_confidence``)."""
-    p = Path(path)
-    try:
-        doc = tomllib.loads(p.read_text(encoding="utf-8"))
-    except OSError:
-        raise ProfileError("the OCR safe list cannot be read") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"the OCR safe list is not valid TOML: {exc}") from None
-    return parse_safe_list(doc, p.name)
+    from ..rules.site_file import read_site_toml
+
+    return parse_safe_list(read_site_toml(path, "the OCR safe list"), Path(path).name)
 
 
 # ------------------------------------------------------------------------------- the models

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import fnmatch
 import math
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -276,14 +275,9 @@ def parse_regions(doc: dict[str, Any], source: str = "regions") -> list[Template
 
 
 def load_regions(path: str | Path) -> list[Template]:
-    p = Path(path)
-    try:
-        doc = tomllib.loads(p.read_text(encoding="utf-8"))
-    except OSError:
-        raise ProfileError("the region template file cannot be read") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"the region template file is not valid TOML: {exc}") from None
-    return parse_regions(doc, p.name)
+    from .site_file import read_site_toml
+
+    return parse_regions(read_site_toml(path, "the region template file"), Path(path).name)
 
 
 def ultrasound_regions(ds: Dataset) -> list[Box]:
