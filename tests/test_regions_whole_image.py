@@ -141,3 +141,26 @@ def test_unreadable_region_files_are_refused(tmp_path, body, message) -> None:  
         path.write_bytes(body)
     with pytest.raises(ProfileError, match=message):
         load_regions(path)
+
+
+def test_an_object_redacted_by_a_template_alone_gets_its_review_picture(tmp_path, secret_file) -> None:  # type: ignore[no-untyped-def]
+    """A CT (not scanned for text) that a region template redacts gets the same review picture as
+    a scanned object: its first frame before redaction, the template's box outlined in red (a
+    128 x 128 frame is doubled)."""
+    from PIL import Image
+
+    (tmp_path / "in").mkdir()
+    shutil.copy(_testdata("CT_small.dcm"), tmp_path / "in" / "ct.dcm")
+    (tmp_path / "regions.toml").write_text('[[region]]\nname = "banner"\nwhere = { Modality = "CT" }\nboxes = [[10, 20, 60, 40]]\n')
+    summary = run([tmp_path / "in"], tmp_path / "out", secret_file=secret_file, options=["clean-pixel-data"],
+                  regions=tmp_path / "regions.toml")
+    assert summary.ok == 1
+    (line,) = [json.loads(t) for t in (tmp_path / "out.audit" / "manifest.jsonl").read_text().splitlines()]
+    assert line["actions"]["pixel-regions-redacted"] == 1 and "pixel-frames-scanned" not in line["actions"]
+    picture = tmp_path / "out.audit" / "qc" / f"{line['id']}-text.png"
+    with Image.open(picture) as img:
+        rgb = np.asarray(img.convert("RGB"))
+    assert rgb.shape == (256, 256, 3)
+    red = (rgb[..., 0] == 255) & (rgb[..., 1] == 0) & (rgb[..., 2] == 0)
+    ys, xs = np.nonzero(red)
+    assert (xs.min(), ys.min(), xs.max(), ys.max()) == (19, 39, 120, 80)  # the box x2, just outside it

@@ -294,7 +294,7 @@ def _clean_pixels(
     if not profile.has("clean-pixel-data") or 0x7FE00010 not in ds:
         return actions
     from ..rules.regions import blanks_whole_image, select
-    from .dicom_burned import scan_frames, scan_reason
+    from .dicom_burned import first_frame, scan_frames, scan_reason
     from .dicom_redact import redact_dataset
 
     boxes, names, fill = select(ds, list(regions)) if regions else ([], [], "black")
@@ -309,8 +309,13 @@ def _clean_pixels(
             actions["pixel-text-boxes-kept-safe"] = found.kept
         if review is not None and found.review_frame is not None:
             review(found.review_frame, per[found.review_index], found.photometric)
+        elif review is not None and boxes:  # the templates' boxes alone: pictured on frame 1
+            review(found.first_frame, boxes, found.photometric)
     elif names:
+        first = first_frame(ds, transfer_syntax) if review is not None and boxes else None  # before painting
         redact_dataset(ds, transfer_syntax, boxes, fill)
+        if first is not None:
+            review(first, boxes, str(ds.get("PhotometricInterpretation", "")).strip().upper())
     if names:
         # a matching template whose boxes miss the image still vouches for the image: text is
         # where the template says, and there is none inside the image

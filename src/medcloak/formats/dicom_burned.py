@@ -65,6 +65,9 @@ class FrameScan:
     photometric: str = ""
     #: boxes the OCR second opinion read as a site's safe annotations, left unredacted
     kept: int = 0
+    #: the first frame (decoded, before redaction): the review picture of the templates' boxes
+    #: when the detector found nothing
+    first_frame: np.ndarray | None = None
 
     @property
     def found(self) -> int:
@@ -102,6 +105,8 @@ def scan_frames(ds: Dataset, transfer_syntax: str, safe: Any = None) -> FrameSca
                            safe, kept)
             result.kept += len(kept)
             result.boxes.append(boxes)
+            if i == 0:
+                result.first_frame = np.array(arr, copy=True)
             best = len(result.boxes[result.review_index]) if result.review_index >= 0 else 0
             if len(boxes) > best:
                 result.review_frame, result.review_index = np.array(arr, copy=True), i
@@ -115,3 +120,20 @@ def scan_frames(ds: Dataset, transfer_syntax: str, safe: Any = None) -> FrameSca
     if len(result.boxes) != count:
         raise DeidentificationError(f"{len(result.boxes)} frames decoded of {count} declared: burned-in text not scanned")
     return result
+
+
+def first_frame(ds: Dataset, transfer_syntax: str) -> np.ndarray:
+    """The first frame of ``ds`` as :func:`scan_frames` decodes it (palette colour looked up), for
+    the review picture of an object that region templates alone redacted. Raises
+    :class:`DeidentificationError` when it cannot be decoded."""
+    from pydicom.pixels import get_decoder
+
+    try:
+        arr, _meta = next(iter(get_decoder(transfer_syntax).iter_array(ds)))
+        if str(ds.get("PhotometricInterpretation", "")).strip().upper() == "PALETTE COLOR":
+            from pydicom.pixels import apply_color_lut
+
+            arr = apply_color_lut(arr, ds)
+    except Exception as exc:  # noqa: BLE001 - fail closed, as the scan does
+        raise DeidentificationError(f"the first frame cannot be decoded for the review picture ({type(exc).__name__})") from None
+    return np.array(arr, copy=True)
