@@ -298,8 +298,11 @@ def _clean_pixels(
     from .dicom_redact import redact_dataset
 
     boxes, names, fill = select(ds, list(regions)) if regions else ([], [], "black")
-    if scan_reason(ds) is not None:
-        found = scan_frames(ds, transfer_syntax, safe)  # before anything is painted
+    found = scan_frames(ds, transfer_syntax, safe) if scan_reason(ds) is not None else None  # before painting
+    # with no text found to picture, the templates' boxes are pictured on frame 1, before painting
+    first = (first_frame(ds, transfer_syntax)
+             if review is not None and boxes and (found is None or found.review_frame is None) else None)
+    if found is not None:
         per = [frame + boxes for frame in found.boxes]
         # text found and no exact route for this transfer syntax raises: quarantined
         redact_dataset(ds, transfer_syntax, [], fill, frame_boxes=per)
@@ -309,13 +312,10 @@ def _clean_pixels(
             actions["pixel-text-boxes-kept-safe"] = found.kept
         if review is not None and found.review_frame is not None:
             review(found.review_frame, per[found.review_index], found.photometric)
-        elif review is not None and boxes:  # the templates' boxes alone: pictured on frame 1
-            review(found.first_frame, boxes, found.photometric)
     elif names:
-        first = first_frame(ds, transfer_syntax) if review is not None and boxes else None  # before painting
         redact_dataset(ds, transfer_syntax, boxes, fill)
-        if first is not None:
-            review(first, boxes, str(ds.get("PhotometricInterpretation", "")).strip().upper())
+    if first is not None:
+        review(first, boxes, str(ds.get("PhotometricInterpretation", "")).strip().upper())
     if names:
         # a matching template whose boxes miss the image still vouches for the image: text is
         # where the template says, and there is none inside the image

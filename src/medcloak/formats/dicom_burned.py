@@ -16,6 +16,7 @@ decoded fails the object (fail closed: its text was never looked for).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -65,21 +66,30 @@ class FrameScan:
     photometric: str = ""
     #: boxes the OCR second opinion read as a site's safe annotations, left unredacted
     kept: int = 0
-    #: the first frame (decoded, before redaction): the review picture of the templates' boxes
-    #: when the detector found nothing
-    first_frame: np.ndarray | None = None
 
     @property
     def found(self) -> int:
         return sum(len(b) for b in self.boxes)
 
 
+def _decoded(ds: Dataset, transfer_syntax: str) -> Iterator[np.ndarray]:
+    """Each frame of ``ds`` as pydicom decodes it (stored values, YBR as RGB), palette colour
+    looked up."""
+    from pydicom.pixels import get_decoder
+
+    palette = str(ds.get("PhotometricInterpretation", "")).strip().upper() == "PALETTE COLOR"
+    for arr, _meta in get_decoder(transfer_syntax).iter_array(ds):
+        if palette:
+            from pydicom.pixels import apply_color_lut
+
+            arr = apply_color_lut(arr, ds)
+        yield arr
+
+
 def scan_frames(ds: Dataset, transfer_syntax: str, safe: Any = None) -> FrameScan:
     """Decode every frame of ``ds`` and find its text (``safe``: a site's OCR safe list, see
     :func:`medcloak.pixels.burned_in.detect`). Raises :class:`DeidentificationError` when a frame
     cannot be decoded, or the frames decoded are not the frames declared."""
-    from pydicom.pixels import get_decoder
-
     from ..pixels.burned_in import detect
 
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
@@ -93,20 +103,12 @@ def scan_frames(ds: Dataset, transfer_syntax: str, safe: Any = None) -> FrameSca
         bits = None
     result = FrameScan(photometric=photometric)
     try:
-        decoder = get_decoder(transfer_syntax)
-        frames = decoder.iter_array(ds)
-        for i, (arr, _meta) in enumerate(frames):
-            if photometric == "PALETTE COLOR":
-                from pydicom.pixels import apply_color_lut
-
-                arr = apply_color_lut(arr, ds)
+        for i, arr in enumerate(_decoded(ds, transfer_syntax)):
             kept: list[Any] = []
             boxes = detect(arr, photometric if arr.ndim == 2 else "RGB", bits if arr.ndim == 2 else None,
                            safe, kept)
             result.kept += len(kept)
             result.boxes.append(boxes)
-            if i == 0:
-                result.first_frame = np.array(arr, copy=True)
             best = len(result.boxes[result.review_index]) if result.review_index >= 0 else 0
             if len(boxes) > best:
                 result.review_frame, result.review_index = np.array(arr, copy=True), i
@@ -123,17 +125,11 @@ def scan_frames(ds: Dataset, transfer_syntax: str, safe: Any = None) -> FrameSca
 
 
 def first_frame(ds: Dataset, transfer_syntax: str) -> np.ndarray:
-    """The first frame of ``ds`` as :func:`scan_frames` decodes it (palette colour looked up), for
-    the review picture of an object that region templates alone redacted. Raises
-    :class:`DeidentificationError` when it cannot be decoded."""
-    from pydicom.pixels import get_decoder
-
+    """The first frame of ``ds`` as :func:`scan_frames` decodes it, for the review picture of the
+    region templates' boxes alone. Raises :class:`DeidentificationError` when it cannot be
+    decoded."""
     try:
-        arr, _meta = next(iter(get_decoder(transfer_syntax).iter_array(ds)))
-        if str(ds.get("PhotometricInterpretation", "")).strip().upper() == "PALETTE COLOR":
-            from pydicom.pixels import apply_color_lut
-
-            arr = apply_color_lut(arr, ds)
+        arr = next(_decoded(ds, transfer_syntax))
     except Exception as exc:  # noqa: BLE001 - fail closed, as the scan does
         raise DeidentificationError(f"the first frame cannot be decoded for the review picture ({type(exc).__name__})") from None
     return np.array(arr, copy=True)
