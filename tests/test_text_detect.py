@@ -205,3 +205,20 @@ def test_faint_text_on_a_flat_border_is_found() -> None:
     boxes = medcloak.detect_text(img)
     assert coverage(boxes, m) >= 0.98
     assert area(boxes, img.shape) <= 0.05
+
+
+@pytest.mark.parametrize("seed, index, line", [(1, 118, 0), (0, 314, 2), (1, 261, 2)])
+def test_lines_whose_glyphs_change_colour_along_them_are_covered(seed, index, line) -> None:  # type: ignore[no-untyped-def]
+    # frames of the benchmark's set (seed 0) and of another seed where a line's glyphs differ in
+    # colour along it (a 7 px grey ID on a stored CT, black capitals over CT bone, a cyan ID over
+    # a radiograph): its end is taken in by glyphs on both its top and its baseline
+    import textset
+
+    fr = textset.make_frame(index, seed=seed)
+    ln = fr.lines[line]
+    boxes = medcloak.detect_text(fr.image, bits_stored=fr.bits if fr.representation == "stored" else None)
+    covered = np.zeros(fr.image.shape[:2], bool)
+    for x0, y0, x1, y1 in boxes:
+        covered[y0:y1, x0:x1] = True
+    x0, y0, x1, y1 = ln.box
+    assert (covered[y0:y1, x0:x1] & ln.mask).sum() >= 0.98 * ln.mask.sum()

@@ -28,9 +28,11 @@ The detector looks for exactly that, on stored values of any bit depth:
    of its box, or it is colour flow's blobs). An accepted line takes in
    the glyphs of its band and colour up to three heights beyond its ends (a word chained apart,
    glyphs too few to be a line on their own), of either polarity (text over anatomy is brighter
-   than some of it and darker than the rest). Glyphs left over are chained the same way down the
-   columns (text rotated by 90 degrees), where more of a line's glyphs must share both its top
-   and its baseline (columns of texture, vessels and flow line up more often than rows).
+   than some of it and darker than the rest), and glyphs of any colour on both its top and its
+   baseline up to two heights beyond (its end over a background that changes its colour).
+   Glyphs left over are chained the same way down the columns (text rotated by 90 degrees),
+   where more of a line's glyphs must share both its top and its baseline (columns of texture,
+   vessels and flow line up more often than rows).
 5. **Boxes** around each line, padded by a little more than the stroke halo across it and by a
    height at its ends (a last glyph lost on a background of its own colour).
 
@@ -75,6 +77,9 @@ MIN_GLYPHS, ALIGN_TOL, ALIGNED, BOTH, MIN_FILL, LETTERS = 3, 0.12, 0.6, 0.4, 0.1
 #: brighter than some of it, darker than the rest) up to GROW x its height from its ends, at
 #: least GROW_PEAK x as contrasted (the colour is the strong cue)
 GROW, GROW_PEAK = 3.0, 0.1
+#: ... and glyphs of any colour on both its top and its baseline up to GROW_ANY x its height (a
+#: line's end over a background that changes the colour its glyphs are displayed in)
+GROW_ANY = 2.0
 #: a rejected chain's core: glyphs within CORE_RATIO of one height (chains of at most MAX_CORE)
 CORE_RATIO, MAX_CORE = 1.5, 400
 #: lines down the columns need this share of glyphs on both their top and baseline (columns
@@ -274,7 +279,9 @@ def _grow(table: np.ndarray, members: np.ndarray, pool: np.ndarray) -> np.ndarra
     band of its rows, at least half its median glyph height (or any size within half a height:
     punctuation), no further than GROW heights from its ends, of its colour (within DELTA) and
     not much fainter (GROW_PEAK): a word that was chained apart, glyphs too few to be a line on
-    their own, the part of a line where anatomy turns its contrast over."""
+    their own, the part of a line where anatomy turns its contrast over; and glyphs of any
+    colour on both its top and its baseline no further than GROW_ANY heights (the line's end
+    over a background that changes its glyphs' colour)."""
     from medcloak_kernels import text as k
 
     rows = table[members]
@@ -290,13 +297,16 @@ def _grow(table: np.ndarray, members: np.ndarray, pool: np.ndarray) -> np.ndarra
     ok = (cand[:, 1] >= y0 - tol) & (cand[:, 3] <= y1 + tol)
     ok &= (np.abs(cand[:, 1] - y0) <= tol) | (np.abs(cand[:, 3] - y1) <= tol) | (ch < 0.5 * mh)
     ok &= (cw <= WIDE * ch) | (cand[:, k.RUNS_H] >= np.maximum(2, RUNS * cw / np.maximum(ch, 1)))
-    ok &= (np.abs(cand[:, k.MODE] - colour) <= DELTA) & (cand[:, k.PEAK] >= GROW_PEAK * peak)
-    pool, cand, ch = pool[ok], cand[ok], ch[ok]
+    same = (np.abs(cand[:, k.MODE] - colour) <= DELTA) & (cand[:, k.PEAK] >= GROW_PEAK * peak)
+    both = (np.abs(cand[:, 1] - y0) <= tol) & (np.abs(cand[:, 3] - y1) <= tol)
+    ok &= same | both
+    pool, cand, ch, same = pool[ok], cand[ok], ch[ok], same[ok]
     x0, x1 = int(rows[:, 0].min()), int(rows[:, 2].max())
     taken = np.zeros(len(pool), bool)
     while True:
         gap = np.maximum(cand[:, 0] - x1, x0 - cand[:, 2])
-        near = ~taken & (((ch >= 0.5 * mh) & (gap <= GROW * height)) | (gap <= 0.5 * height))
+        near = ~taken & (((ch >= 0.5 * mh) & (gap <= np.where(same, GROW, GROW_ANY) * height))
+                         | (same & (gap <= 0.5 * height)))
         if not near.any():
             break
         taken |= near
