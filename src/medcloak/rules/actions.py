@@ -11,6 +11,11 @@ and time element that the table does not name is given a dummy too (code triplet
 a sequence whose action is C (clean) such elements are cleaned. Elsewhere, elements the table does
 not name are kept, except UIDs (replaced unless they are of the standard's registry), elements of
 no data dictionary (removed), group lengths and padding (removed).
+
+Content items are judged by their concept too, in every mode: a value whose concept names a
+person, an organisation, a device's identity or the subject (observer and subject context of a
+structured report) gets a dummy, and a specimen's identifier its pseudonym (see
+:mod:`medcloak.rules.sr_context`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..errors import DeidentificationError
 from ..residual import CODE_TAGS, decode, tokens
 from .profile import SPECIMEN_PSEUDONYMS, Action, Profile
+from .sr_context import BIRTH_DATE, PERSON, RETAINED_BY, SUBJECT, concept_of, identifying_kind
 from .values import BINARY_VRS, DATE_VRS, DUMMY_TEXT, TEXT_VRS, dummy_value, valid_uid, shift_da, shift_da_tm, shift_dt, shift_tm
 
 if TYPE_CHECKING:
@@ -32,7 +38,7 @@ if TYPE_CHECKING:
     from ..pseudonym import Keyring
 
 NORMAL, DUMMY, CLEAN = 0, 1, 2
-TEXT_VALUE, CONCEPT_NAME = 0x0040A160, 0x0040A043
+TEXT_VALUE, CONCEPT_NAME, DATE_VALUE = 0x0040A160, 0x0040A043, 0x0040A121
 #: Content items (TID 8001 Specimen Preparation, 8002 Specimen Sampling; DCM codes) whose TEXT
 #: value is a specimen's identifier: it becomes the pseudonym Specimen Identifier gets, so the
 #: preparation steps still name their specimen; and those whose TEXT value names its issuer
@@ -309,13 +315,13 @@ class Walker:
 
     # -- setters -----------------------------------------------------------------------------
 
-    def _set_dummy(self, ds: Any, tag: int, vr: str, elem: Any) -> None:
+    def _set_dummy(self, ds: Any, tag: int, vr: str, elem: Any, high_risk: bool = False) -> None:
         from pydicom.dataelem import DataElement
 
         if vr == "UI":
             self._replace_uid(ds, tag, elem)
             return
-        self._record(ds, tag, vr, elem, tag >> 16 == 0x0010)
+        self._record(ds, tag, vr, elem, high_risk or tag >> 16 == 0x0010)
         value = dummy_value(vr, tag)
         ds[tag] = DataElement(tag, vr, value)
         if isinstance(value, str):
@@ -349,8 +355,8 @@ class Walker:
         kept_as_is = self.profile.kept_as_is
         items = list(ds._dict.items())
         overlays = [int(t) >> 16 for t, _ in items if int(t) >> 16 & 0xFF01 == 0x6000 and int(t) & 0xFFFF == 0x3000]
-        if TEXT_VALUE in ds._dict and CONCEPT_NAME in ds._dict:
-            self._specimen_item(ds, handled)
+        if CONCEPT_NAME in ds._dict:
+            self._content_item(ds, handled)
         # the data set's own element table: iterating it spares pydicom's per-tag lookups
         for tag, elem in items:
             tag = int(tag)
@@ -502,19 +508,34 @@ class Walker:
         self.ctx.generated.add(str(value).lower())
         self.ctx.counts["P"] += 1
 
-    def _specimen_item(self, ds: Any, handled: set[int]) -> None:
-        """A content item whose TEXT value identifies a specimen or its issuer (by its concept
-        name, whatever the mode of the walk): replaced, and left alone by the rest of the walk."""
+    def _content_item(self, ds: Any, handled: set[int]) -> None:
+        """A content item whose value identifies by its concept name, whatever the mode of the
+        walk (see :mod:`medcloak.rules.sr_context`): replaced, and left alone by the rest of the
+        walk. A specimen's identifier becomes its pseudonym, its issuer a dummy."""
+        concept = concept_of(ds)
+        if concept is None:
+            return  # not a coded concept name: the walk treats the item as any other
+        code, scheme, meaning = concept
+        if TEXT_VALUE in ds._dict and scheme == "DCM" and code in _SPECIMEN_ITEM_CONCEPTS:
+            self._specimen_item(ds, code, handled)
+            return
+        kind = identifying_kind(code, scheme, meaning)
+        if kind is None or self.profile.has(RETAINED_BY.get(kind, "")):
+            return
+        tag, vr = (DATE_VALUE, "DA") if kind == BIRTH_DATE else (TEXT_VALUE, "UT")
+        elem = ds.get_item(tag)
+        if elem is None or tag in handled:
+            return
+        if elem.VR not in (vr, "UN", None):
+            vr = elem.VR  # an odd VR (a private implementation's LO): a dummy valid for it
+        self._set_dummy(ds, tag, vr, elem, high_risk=kind in (PERSON, SUBJECT, BIRTH_DATE))
+        self.ctx.counts["context-items"] += 1
+        handled.add(tag)
+
+    def _specimen_item(self, ds: Any, code: str, handled: set[int]) -> None:
+        """A content item whose TEXT value identifies a specimen or its issuer: replaced."""
         from pydicom.dataelem import DataElement
 
-        try:
-            concept = ds[CONCEPT_NAME].value[0]
-            code = str(concept.get("CodeValue", "") or "").strip()
-            scheme = str(concept.get("CodingSchemeDesignator", "") or "").strip()
-        except (IndexError, TypeError, AttributeError, KeyError):
-            return  # not a coded concept name: the walk treats the item as any other
-        if scheme != "DCM" or code not in _SPECIMEN_ITEM_CONCEPTS:
-            return
         elem = ds.get_item(TEXT_VALUE)
         self._record(ds, TEXT_VALUE, "UT", elem, True)
         if code in SPECIMEN_ID_CONCEPTS:
