@@ -147,7 +147,9 @@ def _precheck(
         # the label is quarantined below)
         raise SkippedObject(f"{associated}: a whole slide's label is never released")
     burned = ds.get("BurnedInAnnotation")
-    if burned is not None and str(burned).strip().upper() != "NO" and not pixels_cleaned:
+    if burned is not None and str(burned).strip().upper() != "NO" and not pixels_cleaned and not (
+        0x7FE00010 not in ds and 0x00420011 in ds and _action_code(profile, 0x00420011) == "D"
+    ):  # an encapsulated document's flag: the document is replaced by an empty one (see walk)
         raise DeidentificationError(
             "Burned In Annotation is not NO and its pixels were not cleaned"
             if profile.has("clean-pixel-data")
@@ -173,6 +175,11 @@ def _precheck(
             "Recognizable Visual Features = YES: needs --option clean-recognizable-visual-features "
             "and a CT, MR or PET series that can be defaced"
         )
+
+
+def _action_code(profile: Profile, tag: int) -> str:
+    action = profile.resolve(tag)
+    return action.code if action is not None else ""
 
 
 def _add_provenance(ds: Dataset, profile: Profile, pixels_cleaned: bool = False, faces_cleaned: bool = False) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import DeidentificationError
+from ..errors import DeidentificationError, SkippedObject
 from ..residual import CODE_TAGS, decode, tokens
 from .profile import SPECIMEN_PSEUDONYMS, Action, Profile
 from .sr_context import BIRTH_DATE, PERSON, RETAINED_BY, SUBJECT, concept_of, identifying_kind
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 NORMAL, DUMMY, CLEAN = 0, 1, 2
 TEXT_VALUE, CONCEPT_NAME, DATE_VALUE = 0x0040A160, 0x0040A043, 0x0040A121
+ENCAPSULATED_DOCUMENT, MIME_TYPE, DOCUMENT_LENGTH = 0x00420011, 0x00420012, 0x00420015
+BURNED_IN, PIXEL_DATA = 0x00280301, 0x7FE00010
 #: Content items (TID 8001 Specimen Preparation, 8002 Specimen Sampling; DCM codes) whose TEXT
 #: value is a specimen's identifier: it becomes the pseudonym Specimen Identifier gets, so the
 #: preparation steps still name their specimen; and those whose TEXT value names its issuer
@@ -321,12 +323,41 @@ class Walker:
         if vr == "UI":
             self._replace_uid(ds, tag, elem)
             return
+        if tag == ENCAPSULATED_DOCUMENT:
+            self._dummy_document(ds)
+            return
         self._record(ds, tag, vr, elem, high_risk or tag >> 16 == 0x0010)
         value = dummy_value(vr, tag)
         ds[tag] = DataElement(tag, vr, value)
         if isinstance(value, str):
             self.ctx.generated.add(value.lower())
         self.ctx.counts["D"] += 1
+
+    def _dummy_document(self, ds: Any) -> None:
+        """Encapsulated Document's dummy: an empty document of the MIME type the object declares,
+        with Encapsulated Document Length set to match (see :mod:`medcloak.rules.documents`)."""
+        from pydicom.dataelem import DataElement
+
+        from .documents import empty_document, mime_type
+
+        declared = ds.get_item(MIME_TYPE)
+        mime = decode(_raw_bytes(declared)) if declared is not None else ""
+        document = empty_document(mime)
+        if document is None:
+            kind = mime_type(mime)
+            if not re.fullmatch(r"[a-z0-9.+-]{1,40}/[a-z0-9.+-]{1,40}", kind):
+                kind = "none" if not kind else "unrecognised"  # free text is never logged
+            raise SkippedObject(
+                f"Encapsulated Document of MIME type {kind}: no valid empty document of "
+                "that type to replace it with, and its dummy would make an invalid object"
+            )
+        ds[ENCAPSULATED_DOCUMENT] = DataElement(ENCAPSULATED_DOCUMENT, "OB", document)
+        ds[DOCUMENT_LENGTH] = DataElement(DOCUMENT_LENGTH, "UL", len(document))
+        if BURNED_IN in ds and PIXEL_DATA not in ds:
+            # the Encapsulated Document module's flag speaks of the document, now empty
+            ds[BURNED_IN] = DataElement(BURNED_IN, "CS", "NO")
+        self.ctx.counts["D"] += 1
+        self.ctx.counts["empty-document"] += 1
 
     def _set_empty(self, ds: Any, tag: int, vr: str, elem: Any) -> None:
         from pydicom.dataelem import DataElement
