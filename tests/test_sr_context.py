@@ -90,6 +90,8 @@ def planted_sr(tmp_path, private_scheme: bool = False):
     nested.ContentSequence = Sequence([*_context(), *nested.ContentSequence, _finding()])
     if private_scheme:
         top.insert(0, _item("7001", "TEXT", "Thaddeus Wrenfield", "99MEDCLOAK", "Operator name"))
+        top.insert(0, _item("7002", "TEXT", "seventeenth of March in nineteen fifty-two", "99MEDCLOAK",
+                            "Date of birth"))
     ds.ContentSequence = Sequence(top)
     path = tmp_path / "sr.dcm"
     ds.save_as(path, enforce_file_format=True)
@@ -169,6 +171,7 @@ def test_organisation_named_in_findings_text_is_cleaned_too(tmp_path):
 def test_private_scheme_concept_judged_by_its_meaning(tmp_path):
     released, _ = _release(planted_sr(tmp_path, private_scheme=True), ["clean-structured-content"])
     assert b"wrenfield" not in released.data.lower()
+    assert b"seventeenth of march" not in released.data.lower()
 
 
 @pytest.mark.parametrize(("option", "kept"), [("retain-institution-identity", ORGANISATION),

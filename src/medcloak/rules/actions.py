@@ -41,6 +41,8 @@ NORMAL, DUMMY, CLEAN = 0, 1, 2
 TEXT_VALUE, CONCEPT_NAME, DATE_VALUE = 0x0040A160, 0x0040A043, 0x0040A121
 ENCAPSULATED_DOCUMENT, MIME_TYPE, DOCUMENT_LENGTH = 0x00420011, 0x00420012, 0x00420015
 BURNED_IN, PIXEL_DATA = 0x00280301, 0x7FE00010
+_BIRTH_VALUES = ((DATE_VALUE, "DA"), (0x0040A120, "DT"), (TEXT_VALUE, "UT"))
+_VALUE_TAGS = frozenset(tag for tag, _ in _BIRTH_VALUES)
 #: Content items (TID 8001 Specimen Preparation, 8002 Specimen Sampling; DCM codes) whose TEXT
 #: value is a specimen's identifier: it becomes the pseudonym Specimen Identifier gets, so the
 #: preparation steps still name their specimen; and those whose TEXT value names its issuer
@@ -386,7 +388,7 @@ class Walker:
         kept_as_is = self.profile.kept_as_is
         items = list(ds._dict.items())
         overlays = [int(t) >> 16 for t, _ in items if int(t) >> 16 & 0xFF01 == 0x6000 and int(t) & 0xFFFF == 0x3000]
-        if CONCEPT_NAME in ds._dict:
+        if CONCEPT_NAME in ds._dict and not _VALUE_TAGS.isdisjoint(ds._dict):
             self._content_item(ds, handled)
         # the data set's own element table: iterating it spares pydicom's per-tag lookups
         for tag, elem in items:
@@ -553,15 +555,17 @@ class Walker:
         kind = identifying_kind(code, scheme, meaning)
         if kind is None or self.profile.has(RETAINED_BY.get(kind, "")):
             return
-        tag, vr = (DATE_VALUE, "DA") if kind == BIRTH_DATE else (TEXT_VALUE, "UT")
-        elem = ds.get_item(tag)
-        if elem is None or tag in handled:
-            return
-        if elem.VR not in (vr, "UN", None):
-            vr = elem.VR  # an odd VR (a private implementation's LO): a dummy valid for it
-        self._set_dummy(ds, tag, vr, elem, high_risk=kind in (PERSON, SUBJECT, BIRTH_DATE))
-        self.ctx.counts["context-items"] += 1
-        handled.add(tag)
+        # a birth date is a DATE item, or a TEXT or DATETIME one where a scheme has it so
+        values = _BIRTH_VALUES if kind == BIRTH_DATE else ((TEXT_VALUE, "UT"),)
+        for tag, vr in values:
+            elem = ds.get_item(tag)
+            if elem is None or tag in handled:
+                continue
+            if elem.VR not in (vr, "UN", None):
+                vr = elem.VR  # an odd VR (a private implementation's LO): a dummy valid for it
+            self._set_dummy(ds, tag, vr, elem, high_risk=kind in (PERSON, SUBJECT, BIRTH_DATE))
+            self.ctx.counts["context-items"] += 1
+            handled.add(tag)
 
     def _specimen_item(self, ds: Any, code: str, handled: set[int]) -> None:
         """A content item whose TEXT value identifies a specimen or its issuer: replaced."""
