@@ -215,3 +215,18 @@ def test_released_sr_still_valid(tmp_path):
                        if line.startswith("Error")})
     new = [e for e in errors(after) if e not in errors(before)]
     assert not new, new
+
+
+def test_model_name_dummied_but_free_text_not_cleaned_of_it(tmp_path):
+    """A model's name identifies a kind of device: its words are no identifying values of the
+    object, so findings text that shares them (``Pro`` in ``prostate``) keeps them."""
+    path = planted_sr(tmp_path)
+    ds = pydicom.dcmread(path)
+    for it in ds.ContentSequence[:len(PLANTED)]:
+        if it.ConceptNameCodeSequence[0].CodeValue == "121015":
+            it.TextValue = "Vista Pro 64"
+    ds.ContentSequence[len(PLANTED) + 1].ContentSequence[0].TextValue = "Enlarged prostate, vista normal"
+    ds.save_as(path)
+    released, out = _release(path, ["clean-structured-content"])
+    assert b"Vista Pro 64" not in released.data
+    assert str(out.ContentSequence[len(PLANTED) + 1].ContentSequence[0].TextValue) == "Enlarged prostate, vista normal"

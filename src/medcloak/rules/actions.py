@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..errors import DeidentificationError, SkippedObject
 from ..residual import CODE_TAGS, decode, tokens
 from .profile import SPECIMEN_PSEUDONYMS, Action, Profile
-from .sr_context import BIRTH_DATE, PERSON, RETAINED_BY, SUBJECT, concept_of, identifying_kind
+from .sr_context import BIRTH_DATE, DEVICE_MODEL, PERSON, RETAINED_BY, SUBJECT, concept_of, identifying_kind
 from .values import BINARY_VRS, DATE_VRS, DUMMY_TEXT, TEXT_VRS, dummy_value, valid_uid, shift_da, shift_da_tm, shift_dt, shift_tm
 
 if TYPE_CHECKING:
@@ -206,8 +206,9 @@ class Walker:
 
     # -- recording ---------------------------------------------------------------------------
 
-    def _record(self, ds: Any, tag: int, vr: str, elem: Any, high_risk: bool) -> None:
-        """Remember an element's original value before it is changed."""
+    def _record(self, ds: Any, tag: int, vr: str, elem: Any, high_risk: bool, clean_text: bool = True) -> None:
+        """Remember an element's original value before it is changed; ``clean_text``: and clean
+        free text of it."""
         if vr not in NEEDLE_VRS:
             return
         raw = decode(_raw_bytes(elem)).strip("\x00 ")
@@ -234,7 +235,7 @@ class Walker:
             needle.high = needle.high or strict
             needle.date = needle.date or vr in ("DA", "DT")
             needle.removed += 1
-        if self.need_text and vr not in ("UI", "DA", "DT"):
+        if self.need_text and clean_text and vr not in ("UI", "DA", "DT"):
             try:
                 self.ctx.text_values.extend(_text(ds, tag))
             except Exception:  # an undecodable value: its bytes are already a needle
@@ -319,7 +320,9 @@ class Walker:
 
     # -- setters -----------------------------------------------------------------------------
 
-    def _set_dummy(self, ds: Any, tag: int, vr: str, elem: Any, high_risk: bool = False) -> None:
+    def _set_dummy(
+        self, ds: Any, tag: int, vr: str, elem: Any, high_risk: bool = False, clean_text: bool = True,
+    ) -> None:
         from pydicom.dataelem import DataElement
 
         if vr == "UI":
@@ -328,7 +331,7 @@ class Walker:
         if tag == ENCAPSULATED_DOCUMENT:
             self._dummy_document(ds)
             return
-        self._record(ds, tag, vr, elem, high_risk or tag >> 16 == 0x0010)
+        self._record(ds, tag, vr, elem, high_risk or tag >> 16 == 0x0010, clean_text)
         value = dummy_value(vr, tag)
         ds[tag] = DataElement(tag, vr, value)
         if isinstance(value, str):
@@ -563,7 +566,8 @@ class Walker:
                 continue
             if elem.VR not in (vr, "UN", None):
                 vr = elem.VR  # an odd VR (a private implementation's LO): a dummy valid for it
-            self._set_dummy(ds, tag, vr, elem, high_risk=kind in (PERSON, SUBJECT, BIRTH_DATE))
+            self._set_dummy(ds, tag, vr, elem, high_risk=kind in (PERSON, SUBJECT, BIRTH_DATE),
+                            clean_text=kind != DEVICE_MODEL)
             self.ctx.counts["context-items"] += 1
             handled.add(tag)
 

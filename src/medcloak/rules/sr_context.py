@@ -15,7 +15,9 @@ Here the concept decides, whatever the depth and the mode of the walk: a TEXT va
 names a person, an organisation, a device's identity or the subject gets a dummy, and a Subject
 Birth Date its dummy date (Patient's Birth Date is emptied under every option). Organisations
 follow Retain Institution Identity and devices Retain Device Identity, as Institution Name and
-Device Serial Number do. Concepts are DCM codes of TID 1002-1010 (observer and subject
+Device Serial Number do. A manufacturer's or model's name identifies a kind of device, not one
+device or anyone: its value gets a dummy but is not one of the values that free text is cleaned
+of (``Pro`` of a model name would mask ``prostate``). Concepts are DCM codes of TID 1002-1010 (observer and subject
 context), TID 1020/1021 (person and device participants) and the few others listed below; a
 concept of another scheme (a private ``99...`` code, a site's local one) is judged by its code
 meaning, so that ``Operator name`` of a private scheme goes too. Clean content items
@@ -27,8 +29,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-PERSON, ORGANISATION, DEVICE, SUBJECT, BIRTH_DATE = (
-    "person", "organisation", "device", "subject", "birth-date"
+PERSON, ORGANISATION, DEVICE, DEVICE_MODEL, SUBJECT, BIRTH_DATE = (
+    "person", "organisation", "device", "device-model", "subject", "birth-date"
 )
 #: DCM concepts whose TEXT (or DATE) value identifies, by kind.
 DCM_CONCEPTS: dict[str, str] = {
@@ -47,18 +49,18 @@ DCM_CONCEPTS: dict[str, str] = {
     # TID 1010 Subject Context, Device
     "121012": DEVICE,  # Device Observer UID
     "121013": DEVICE,  # Device Observer Name
-    "121014": DEVICE,  # Device Observer Manufacturer
-    "121015": DEVICE,  # Device Observer Model Name
+    "121014": DEVICE_MODEL,  # Device Observer Manufacturer
+    "121015": DEVICE_MODEL,  # Device Observer Model Name
     "121016": DEVICE,  # Device Observer Serial Number
     "121017": DEVICE,  # Device Observer Physical Location During Observation
     "113877": DEVICE,  # Device Name
-    "113878": DEVICE,  # Device Manufacturer
-    "113879": DEVICE,  # Device Model Name
+    "113878": DEVICE_MODEL,  # Device Manufacturer
+    "113879": DEVICE_MODEL,  # Device Model Name
     "113880": DEVICE,  # Device Serial Number
     "121148": DEVICE,  # Unit Serial Identifier
     "121193": DEVICE,  # Device Subject Name
-    "121194": DEVICE,  # Device Subject Manufacturer
-    "121195": DEVICE,  # Device Subject Model Name
+    "121194": DEVICE_MODEL,  # Device Subject Manufacturer
+    "121195": DEVICE_MODEL,  # Device Subject Model Name
     "121196": DEVICE,  # Device Subject Serial Number
     "121197": DEVICE,  # Device Subject Physical Location during observation
     "121198": DEVICE,  # Device Subject UID
@@ -76,17 +78,19 @@ DCM_CONCEPTS: dict[str, str] = {
     "121031": BIRTH_DATE,  # Subject Birth Date
 }
 #: The option that keeps a kind's values, as it keeps the matching header attribute.
-RETAINED_BY = {ORGANISATION: "retain-institution-identity", DEVICE: "retain-device-identity"}
+RETAINED_BY = {ORGANISATION: "retain-institution-identity", DEVICE: "retain-device-identity",
+               DEVICE_MODEL: "retain-device-identity"}
 #: Code meanings of other schemes that name an identifying concept (the first word found decides).
 _MEANING = re.compile(
     r"\b(?:(?P<organisation>organi[sz]ation|institution|hospital|facility|department)"
-    r"|(?P<device>device|station|serial\s+number|manufacturer|model\s+name)"
+    r"|(?P<device>device|station|serial\s+number)|(?P<model>manufacturer|model\s+name)"
     r"|(?P<birth>birth\s*date|date\s+of\s+birth)"
     r"|(?P<person>name|address|telephone|phone|e-?mail|login|patient\s+id|subject\s+id"
     r"|accession\s+number|identifier))\b",
     re.IGNORECASE,
 )
-_GROUP_KIND = {"organisation": ORGANISATION, "device": DEVICE, "birth": BIRTH_DATE, "person": PERSON}
+_GROUP_KIND = {"organisation": ORGANISATION, "device": DEVICE, "model": DEVICE_MODEL, "birth": BIRTH_DATE,
+               "person": PERSON}
 
 
 def concept_of(item: Any) -> tuple[str, str, str] | None:
