@@ -230,3 +230,27 @@ def test_model_name_dummied_but_free_text_not_cleaned_of_it(tmp_path):
     released, out = _release(path, ["clean-structured-content"])
     assert b"Vista Pro 64" not in released.data
     assert str(out.ContentSequence[len(PLANTED) + 1].ContentSequence[0].TextValue) == "Enlarged prostate, vista normal"
+
+
+@pytest.mark.parametrize(("options", "kept"), [([], False), (["clean-structured-content"], False),
+                                               (["clean-structured-content", "retain-long-modified-dates"], False),
+                                               (["clean-structured-content", "retain-long-full-dates"], True)])
+def test_date_and_datetime_items_follow_the_dates_rule(tmp_path, options, kept):
+    """DATE and DATETIME items of any concept (here Study Date, 111060, at depth 3) are the table's
+    Date and DateTime: a dummy, shifted, or kept under Retain Longitudinal Full Dates; a Subject
+    Birth Date is a dummy under every option (Patient's Birth Date is emptied under every one)."""
+    path = planted_sr(tmp_path)
+    ds = pydicom.dcmread(path)
+    nested = ds.ContentSequence[len(PLANTED) + 1].ContentSequence[-1]
+    date = _item("111060", "DATE", "20230704")
+    stamp = _item("111526", "DATE", "20230704")
+    del stamp.Date
+    stamp.ValueType, stamp.DateTime = "DATETIME", "20230704083000"
+    nested.ContentSequence.extend([date, stamp])
+    ds.save_as(path)
+    _, out = _release(path, options)
+    nested = out.ContentSequence[len(PLANTED) + 1].ContentSequence[-1].ContentSequence
+    assert (nested[-2].Date == "20230704") is kept and (nested[-1].DateTime == "20230704083000") is kept
+    births = [it.Date for _, it in _walk(out.ContentSequence)
+              if "ConceptNameCodeSequence" in it and it.ConceptNameCodeSequence[0].CodeValue == "121031"]
+    assert births and all(b != "19520317" for b in births)
