@@ -355,3 +355,28 @@ def test_a_run_releases_the_cleaned_object_and_records_it(tmp_path, secret_file)
     assert b"QUENNELL" not in path.read_bytes()
     rows = [json.loads(line) for line in (tmp_path / "out.audit" / "manifest.jsonl").read_text().splitlines()]
     assert "jpeg-2000-frames-stripped" in json.dumps(rows)
+
+
+def test_a_broken_codestream_is_refused_never_misread():
+    """Every cut of a planted codestream, and every Psot made wrong, fails closed with medcloak's
+    errors (the object is quarantined), never with an IndexError or a half-cleaned frame."""
+    openjpeg = pytest.importorskip("openjpeg")
+    from medcloak.errors import CorruptInputError
+
+    pixels = (np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) * 5) % 1024
+    code = _plant_j2k(_split_tile(openjpeg.encode(pixels, add_tlm=True, add_plt=True), 2), b"QUENNELL", OPERATOR)
+    for cut in range(len(code) - 1):
+        with pytest.raises((CorruptInputError, UnsupportedInputError)):
+            clean_frame(code[:cut])
+    a, _ = _tile_parts(code)[0]
+    for psot in (1, 13, len(code)):
+        with pytest.raises(CorruptInputError):
+            strip_comments(code[: a + 6] + psot.to_bytes(4, "big") + code[a + 10 :])
+
+
+def test_bytes_after_eoc_go():
+    ds = _testdata("MR_small_jp2klossless.dcm")
+    (frame,) = _frames(ds)
+    clean, removed = clean_frame(frame.rstrip(b"\x00") + b"QUENNELL")
+    assert removed == 2 and clean.endswith(EOC) and b"QUENNELL" not in clean  # the encoder's COM, the tail
+    assert clean_frame(clean + b"\x00") == (clean, 0)
