@@ -208,7 +208,7 @@ def test_tile_parts_and_tlm_are_rewritten(psot_zero):
     assert np.array_equal(_decode_j2k(clean), pixels)
 
 
-def test_tlm_that_does_not_list_every_tile_part_is_refused():
+def test_tlm_that_does_not_list_every_tile_part_is_refused(tmp_path, secret_file):
     openjpeg = pytest.importorskip("openjpeg")
     pixels = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 7) % 4096
     code = _plant_j2k(_split_tile(openjpeg.encode(pixels, add_tlm=True, add_plt=True), 2), None, OPERATOR)
@@ -217,16 +217,23 @@ def test_tlm_that_does_not_list_every_tile_part_is_refused():
     short = code[:at] + b"\xff\x55\x00\x09" + code[at + 4 : at + 11] + code[at + 16 :]
     with pytest.raises(UnsupportedInputError):
         strip_comments(short)
+    ds = _testdata("MR_small_jp2klossless.dcm")  # in a run: quarantined, and the reason says why
+    (tmp_path / "in").mkdir()
+    _with_frames(ds, [short]).save_as(tmp_path / "in" / "mr.dcm", enforce_file_format=True)
+    summary = run([tmp_path / "in"], tmp_path / "out", secret_file=secret_file)
+    (row,) = [json.loads(line) for line in (tmp_path / "out.audit" / "manifest.jsonl").read_text().splitlines()]
+    assert summary.quarantined == 1 and "TLM" in row["reason"] and not list((tmp_path / "out").rglob("*.dcm"))
 
 
-def test_htj2k_comments_are_removed(tmp_path):
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.203"])
+def test_htj2k_comments_are_removed(tmp_path, syntax):
     imagecodecs = pytest.importorskip("imagecodecs")
     ds = _testdata("MR_small_jp2klossless.dcm")
     pixels = ds.pixel_array.copy()
     text = _patient_text(ds)
     code = imagecodecs.htj2k_encode(pixels, level=0)
     planted = _plant_j2k(code, text, OPERATOR)
-    ds = _with_frames(ds, [planted], "1.2.840.10008.1.2.4.201")
+    ds = _with_frames(ds, [planted], syntax)
     released, out = _release(ds, tmp_path)
     assert b"QUENNELL" not in released.data and released.counts.get("jpeg-2000-frames-stripped") == 1
     (cleaned,) = _frames(out)
