@@ -67,6 +67,19 @@ def _segment(data: bytes, pos: int) -> tuple[int, int]:
     return marker, pos + 2 + length
 
 
+def main_header(data: bytes, start: int = 0) -> tuple[list[tuple[int, int, int]], int]:
+    """The marker segments (marker, start, end) of the main header of the codestream at
+    ``start``, and the position of its first SOT."""
+    if _u16(data, start) != SOC:
+        raise CorruptInputError("not a JPEG 2000 codestream (no SOC)")
+    pos, main = start + 2, []
+    while _u16(data, pos) != SOT:
+        marker, end = _segment(data, pos)
+        main.append((marker, pos, end))
+        pos = end
+    return main, pos
+
+
 def walk(data: bytes, start: int = 0, last: bool = True) -> Codestream:
     """The structure of the codestream at ``start`` in ``data``.
 
@@ -77,13 +90,7 @@ def walk(data: bytes, start: int = 0, last: bool = True) -> Codestream:
     """
     if data[start : start + 12] == JP2_SIGNATURE:
         raise UnsupportedInputError("JPEG 2000 frames joined in one fragment are JP2 files: not cleaned")
-    if _u16(data, start) != SOC:
-        raise CorruptInputError("not a JPEG 2000 codestream (no SOC)")
-    pos, main = start + 2, []
-    while _u16(data, pos) != SOT:
-        marker, end = _segment(data, pos)
-        main.append((marker, pos, end))
-        pos = end
+    main, pos = main_header(data, start)
     parts: list[TilePart] = []
     while True:
         marker = _u16(data, pos)
