@@ -89,7 +89,7 @@ def walk(data: bytes, start: int = 0, last: bool = True) -> Codestream:
     :class:`UnsupportedInputError` for a JP2 file (boxes around the codestream).
     """
     if data[start : start + 12] == JP2_SIGNATURE:
-        raise UnsupportedInputError("JPEG 2000 frames joined in one fragment are JP2 files: not cleaned")
+        raise UnsupportedInputError("a JP2 file where a JPEG 2000 codestream should stand (frames sharing fragments): not cleaned")
     main, pos = main_header(data, start)
     parts: list[TilePart] = []
     while True:
