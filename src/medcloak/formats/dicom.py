@@ -32,7 +32,7 @@ from .dicom_check import (
     slide_label,
     wsi_associated_image,
 )
-from .dicom_pixels import check_pixel_data, jpeg_scan_defects, strip_jpeg_frames
+from .dicom_pixels import STRIPPED_COUNT, check_pixel_data, jpeg_scan_defects, strip_jpeg_frames
 from .dicom_sniff import sniff  # noqa: F401 - where callers found it
 from .dicom_write import encode, file_meta_bytes
 
@@ -364,7 +364,7 @@ def deidentify_dicom(
                                            label_cleaned="pixel-regions-redacted" in cleaned)
         ctx.counts.update(cleaned)
         if strip_jpeg_frames(ds, transfer_syntax):
-            ctx.counts["jpeg-frames-stripped"] += 1
+            ctx.counts[STRIPPED_COUNT[transfer_syntax]] += 1
         if not UID(transfer_syntax).is_implicit_VR and any(ds.get_item(t).VR is None for t in ds.keys()):
             # encoded against its own transfer syntax: resolve every VR so it is written right
             for _elem in ds.iterall():

@@ -75,11 +75,26 @@ def check_pixel_data(ds: Dataset, transfer_syntax: str) -> None:
         ds[0x7FE00010] = DataElement(0x7FE00010, elem.VR or "OW", bytes(value[:expected]) + b"\x00" * (expected & 1))
 
 
-#: Transfer syntaxes of ISO/IEC 10918 (JPEG) whose frames may carry APPn/COM metadata.
+#: Transfer syntaxes of ISO/IEC 10918 (JPEG), the retired ones included (extended, spectral
+#: selection, progressive, hierarchical: .52 to .56 and .58 to .66), whose frames may carry
+#: APPn/COM metadata, between scans too.
 JPEG_10918 = frozenset(
-    {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
-     "1.2.840.10008.1.2.4.70"}
+    {*(f"1.2.840.10008.1.2.4.{n}" for n in range(50, 67)), "1.2.840.10008.1.2.4.70"}
 )
+#: JPEG-LS lossless and near-lossless (ISO/IEC 14495-1): the same APPn/COM segments.
+JPEG_LS = frozenset({"1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"})
+#: JPEG 2000 and HTJ2K (ISO/IEC 15444-1 and -15) with pixel data: COM segments of codestreams.
+JPEG_2000 = frozenset(
+    {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.92",
+     "1.2.840.10008.1.2.4.93", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202",
+     "1.2.840.10008.1.2.4.203"}
+)
+#: The count a run records, in the manifest, for an object whose frames lost metadata.
+STRIPPED_COUNT = {
+    **dict.fromkeys(JPEG_10918, "jpeg-frames-stripped"),
+    **dict.fromkeys(JPEG_LS, "jpeg-ls-frames-stripped"),
+    **dict.fromkeys(JPEG_2000, "jpeg-2000-frames-stripped"),
+}
 
 
 def items(data: bytes) -> list[bytes]:
@@ -146,16 +161,44 @@ def jpeg_scan_defects(ds: Dataset, transfer_syntax: str) -> int:
     return sum(not _scan_fits(frame) for frame in split_frames(b"".join(items(bytes(value))[1:])))
 
 
-def strip_jpeg_frames(ds: Dataset, transfer_syntax: str) -> int:
-    """Remove APPn/COM metadata from every JPEG frame of encapsulated Pixel Data.
+def _jpeg_2000_frames(fragments: list[bytes], expected: int) -> list[tuple[bytes, bytes]]:
+    """(original, stripped) of each JPEG 2000 frame: one per fragment, all fragments for a single
+    frame, or else the codestreams walked one after another over the joined fragments."""
+    from ..pixels.j2k_meta import clean_frame, strip_comments
 
-    Frames are found by parsing JPEG structure over the joined fragments (never by a trailing
-    FFD9). When anything was removed, the Pixel Data is re-encapsulated one fragment per frame
-    with a rebuilt Basic Offset Table, and an Extended Offset Table (now wrong) is removed.
-    Returns the number of frames changed; raises :class:`CorruptInputError` when the streams
-    do not parse or their count differs from Number of Frames.
+    if len(fragments) == expected or expected == 1:
+        frames = fragments if len(fragments) == expected else [b"".join(fragments)]
+        out = []
+        for frame in frames:
+            clean, removed = clean_frame(frame)
+            out.append((frame, clean if removed else frame))
+        return out
+    joined, pos, pairs = b"".join(fragments), 0, []
+    while pos < len(joined):
+        if joined[pos] == 0x00:  # padding of an odd fragment
+            pos += 1
+            continue
+        clean, _, end = strip_comments(joined, pos, last=False)
+        pairs.append((joined[pos:end], clean))
+        pos = end
+    return pairs
+
+
+def strip_jpeg_frames(ds: Dataset, transfer_syntax: str) -> int:
+    """Remove the metadata of every JPEG, JPEG-LS, JPEG 2000 or HTJ2K frame of encapsulated Pixel
+    Data: APPn/COM segments (:mod:`medcloak.pixels.jpeg_meta`), codestream COM segments
+    (:mod:`medcloak.pixels.j2k_meta`). The coded image data are copied byte for byte.
+
+    JPEG frames are found by parsing JPEG structure over the joined fragments (never by a trailing
+    FFD9); JPEG 2000 frames are fragments, or codestreams walked by their tile-part lengths. When
+    anything was removed, the Pixel Data is re-encapsulated one fragment per frame with a rebuilt
+    Basic Offset Table, and an Extended Offset Table (now wrong) is removed. Returns the number of
+    frames changed (:data:`STRIPPED_COUNT` names the count a run records); raises
+    :class:`CorruptInputError` when the streams do not parse or their count differs from Number of
+    Frames, and :class:`~medcloak.errors.UnsupportedInputError` for a codestream whose structure
+    cannot be rewritten safely.
     """
-    if transfer_syntax not in JPEG_10918 or 0x7FE00010 not in ds:
+    if transfer_syntax not in STRIPPED_COUNT or 0x7FE00010 not in ds:
         return 0
     from pydicom.dataelem import DataElement
     from pydicom.encaps import encapsulate
@@ -163,10 +206,14 @@ def strip_jpeg_frames(ds: Dataset, transfer_syntax: str) -> int:
     from ..pixels.jpeg_meta import streams
 
     value = ds.get_item(0x7FE00010).value
-    pairs = list(streams(b"".join(items(bytes(value))[1:])))
+    fragments = items(bytes(value))[1:]
     expected = _int(ds, "NumberOfFrames", 1) or 1
+    if transfer_syntax in JPEG_2000:
+        pairs = _jpeg_2000_frames(fragments, expected)
+    else:
+        pairs = list(streams(b"".join(fragments), ls=transfer_syntax in JPEG_LS))
     if len(pairs) != expected:
-        raise CorruptInputError(f"encapsulated JPEG holds {len(pairs)} streams for {expected} frames")
+        raise CorruptInputError(f"encapsulated Pixel Data holds {len(pairs)} codestreams for {expected} frames")
     stripped = [clean for _, clean in pairs]
     changed = sum(original != clean for original, clean in pairs)
     if changed:

@@ -64,25 +64,11 @@ def parse_header(data: bytes) -> J2kHeader:
         if data[4:8] == b"jP  ":
             raise UnsupportedInputError("JPEG 2000 tile in a JP2 file, not a raw codestream")
         raise CorruptInputError("JPEG 2000 tile that does not start with SOC and SIZ")
-    pos, siz, cod, qcd = 2, None, None, None
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            raise CorruptInputError("JPEG 2000 tile whose main header is broken")
-        marker, length = data[pos + 1], int.from_bytes(data[pos + 2 : pos + 4], "big")
-        if marker == 0x90:  # SOT: the main header ends
-            break
-        if length < 2 or pos + 2 + length > len(data):
-            raise CorruptInputError("JPEG 2000 tile whose main header is broken")
-        body = data[pos + 4 : pos + 2 + length]
-        if marker == 0x51:
-            siz = body
-        elif marker == 0x52:
-            cod = body
-        elif marker == 0x5C:
-            qcd = body
-        pos += 2 + length
-    else:
-        raise CorruptInputError("JPEG 2000 tile without tile data")
+    from ..pixels.j2k_meta import main_header
+
+    segments, _ = main_header(data)
+    body = {marker: data[a + 4 : b] for marker, a, b in segments}
+    siz, cod, qcd = body.get(0xFF51), body.get(0xFF52), body.get(0xFF5C)
     if siz is None or cod is None or qcd is None or len(siz) < 36 or len(cod) < 10 or not qcd:
         raise CorruptInputError("JPEG 2000 tile without SIZ, COD or QCD")
     xsiz, ysiz, xo, yo, xt, yt, xto, yto = (int.from_bytes(siz[2 + 4 * i : 6 + 4 * i], "big") for i in range(8))

@@ -4,6 +4,12 @@ Every APPn segment goes except a JFIF APP0 (rewritten without its thumbnail) and
 (its colour transform flag is needed to decode colour right); every COM goes; wherever they
 stand, also between scans. Segments that define the image (SOF, DHT, DQT, DRI, SOS, DNL, ...) and
 the entropy-coded data are copied byte for byte. Bytes after EOI are dropped.
+
+JPEG-LS (ISO/IEC 14495-1) shares the marker syntax and is stripped alike (``ls=True``); only its
+entropy-coded data differ: after a 0xFF byte the encoder stuffs a zero bit, so a marker is a 0xFF
+followed by a byte of 0x80 or more (C.1.5), and 0xFF followed by anything below is data. A JPEG-LS
+colour transform APP8 (``mrfx`` and one byte: nothing else fits in it) is kept, since decoding
+needs it.
 """
 
 from __future__ import annotations
@@ -28,6 +34,25 @@ def _entropy_end(data: bytes, start: int) -> int:
     return end
 
 
+def _entropy_end_ls(data: bytes, start: int) -> int:
+    """Position of the marker (other than RST0-RST7) that ends the JPEG-LS scan data at ``start``,
+    searched in windows so that a scan ending early in a long buffer is found quickly."""
+    import numpy as np
+
+    buf = np.frombuffer(data, dtype=np.uint8)
+    window = 1 << 16
+    pos = start
+    while pos < len(buf) - 1:
+        chunk = buf[pos : pos + window + 1]
+        code = chunk[1:]
+        hits = np.flatnonzero((chunk[:-1] == 0xFF) & (code >= 0x80) & ((code < 0xD0) | (code > 0xD7)))
+        if hits.size:
+            return pos + int(hits[0])
+        pos += window
+        window *= 2
+    raise CorruptInputError("JPEG-LS scan data runs to the end without a marker")
+
+
 def _jfif_without_thumbnail(payload: bytes) -> bytes:
     """A JFIF APP0 payload (after the length) with its thumbnail removed."""
     if len(payload) < 14:
@@ -36,9 +61,9 @@ def _jfif_without_thumbnail(payload: bytes) -> bytes:
     return head
 
 
-def parse_stream(data: bytes, start: int = 0) -> tuple[bytes, int]:
+def parse_stream(data: bytes, start: int = 0, ls: bool = False) -> tuple[bytes, int]:
     """One JPEG stream from ``start`` (at its SOI): the stream with metadata stripped and the
-    position just after its EOI.
+    position just after its EOI. ``ls``: the stream is JPEG-LS.
 
     Raises :class:`CorruptInputError` for anything that is not a whole JPEG stream.
     """
@@ -78,10 +103,12 @@ def parse_stream(data: bytes, start: int = 0) -> tuple[bytes, int]:
                 out.append(b"\xff\xe0" + (len(kept) + 2).to_bytes(2, "big") + kept)
             elif code == APP14 and payload.startswith(b"Adobe") and len(payload) >= 12:
                 out.append(b"\xff\xee\x00\x0e" + payload[:12])
+            elif ls and code == 0xE8 and len(payload) == 5 and payload[:4] == b"mrfx":
+                out.append(segment)
             continue
         out.append(segment)
         if code == SOS:
-            end = _entropy_end(data, pos)
+            end = _entropy_end_ls(data, pos) if ls else _entropy_end(data, pos)
             out.append(data[pos:end])
             pos = end
 
@@ -98,10 +125,10 @@ def strip_jpeg_metadata(data: bytes) -> bytes:
     return stripped
 
 
-def streams(stream: bytes) -> Iterator[tuple[bytes, bytes]]:
+def streams(stream: bytes, ls: bool = False) -> Iterator[tuple[bytes, bytes]]:
     """(original, stripped) of each of the consecutive JPEG streams in ``stream`` (the frames of
     encapsulated Pixel Data, fragments joined), found by parsing their structure once, never by
-    looking for FFD9 (an EXIF thumbnail holds one)."""
+    looking for FFD9 (an EXIF thumbnail holds one). ``ls``: the streams are JPEG-LS."""
     pos, n = 0, len(stream)
     while pos < n:
         byte = stream[pos]
@@ -110,7 +137,7 @@ def streams(stream: bytes) -> Iterator[tuple[bytes, bytes]]:
         if byte == 0x00 or (byte == 0xFF and stream[pos + 1 : pos + 2] != b"\xd8"):
             pos += 1
             continue
-        stripped, end = parse_stream(stream, pos)
+        stripped, end = parse_stream(stream, pos, ls)
         yield stream[pos:end], stripped
         pos = end
 
