@@ -87,7 +87,7 @@ def allow_list(sop_class: str) -> AllowList | None:
     if iod is None:
         return None
     tags = _tags()
-    top: dict[int, str] = {}
+    top: dict[int, str] = {tags[k]: kind for k, kind in data["always"].items() if k in tags}
     items: dict[int, set[int]] = {}
     for key in data["iods"][iod]["modules"]:
         module = data["modules"][key]
@@ -115,30 +115,77 @@ def _retained(profile: Profile, tag: int) -> bool:
 Remove = Callable[[Any, int, str, Any], None]
 
 
-def prune(ds: Any, profile: Profile, remove: Remove) -> AllowList:
-    """Remove from ``ds`` every standard attribute its IOD's allow-list and the profile's options
-    do not keep; ``remove(ds, tag, vr, elem)`` removes one (and records its value for the
-    residual scan). Raises :class:`DeidentificationError` for a SOP Class without an allow-list."""
+def _allow_of(ds: Any) -> tuple[str, AllowList | None]:
     elem = ds.get_item(0x00080016)
     value = elem.value if elem is not None else None
     if isinstance(value, bytes):
         value = value.decode("ascii", "replace")
     sop_class = str(value or "").strip("\x00 ")
-    allow = allow_list(sop_class)
+    return sop_class, allow_list(sop_class)
+
+
+def _top(ds: Any, allow: AllowList) -> set[int]:
+    """The top-level allow-list of one object: its IOD's, and the attributes its Frame Increment
+    Pointer names (what its frames vary by; without them the frames cannot be told apart)."""
+    allowed = set(allow.top)
+    if 0x00280009 in ds:
+        try:
+            value = ds[0x00280009].value
+            values = value if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else [value]
+            allowed.update(int(v) for v in values if v is not None)
+        except (TypeError, ValueError):
+            pass  # an unreadable pointer points at nothing
+    return allowed
+
+
+def prune(ds: Any, profile: Profile, remove: Remove) -> AllowList:
+    """Remove from ``ds`` every standard attribute its IOD's allow-list and the profile's options
+    do not keep; ``remove(ds, tag, vr, elem)`` removes one (and records its value for the
+    residual scan). Raises :class:`DeidentificationError` for a SOP Class without an allow-list."""
+    from pydicom.sequence import Sequence
+
+    sop_class, allow = _allow_of(ds)
     if allow is None:
         raise DeidentificationError(
             f"the strict profile has no allow-list for SOP Class {sop_class or '(none)'}: "
             "not released (use the basic profile for it)"
         )
-    _prune(ds, allow.top.keys(), allow, profile, remove, 0)
+
+    def empty(item: Any, tag: int) -> None:
+        item[tag].value = Sequence()
+
+    _prune(ds, _top(ds, allow), allow, profile, remove, empty, 0)
     return allow
 
 
-def _prune(ds: Any, allowed: Any, allow: AllowList, profile: Profile, remove: Remove, depth: int) -> None:
+def outside(ds: Any, profile: Profile, ignore: frozenset[int] = frozenset()) -> list[str]:
+    """What :func:`prune` would remove from a written object (``medcloak verify``): the keywords
+    of standard attributes outside the allow-list, at any depth, ``ignore`` aside (the
+    provenance medcloak writes after the walk); one entry naming the SOP Class when it has no
+    allow-list."""
+    sop_class, allow = _allow_of(ds)
+    if allow is None:
+        return [f"SOP Class {sop_class or '(none)'} (no allow-list)"]
+    found: list[str] = []
+
+    def remove(_ds: Any, tag: int, _vr: str, elem: Any) -> None:
+        if tag not in ignore:
+            found.append(getattr(elem, "keyword", "") or f"({tag >> 16:04X},{tag & 0xFFFF:04X})")
+
+    def empty(item: Any, tag: int) -> None:
+        if item[tag].value:
+            remove(item, tag, "SQ", item[tag])
+
+    _prune(ds, _top(ds, allow), allow, profile, remove, empty, 0)
+    return found
+
+
+def _prune(
+    ds: Any, allowed: Any, allow: AllowList, profile: Profile, remove: Remove,
+    empty: Callable[[Any, int], None], depth: int,
+) -> None:
     if depth > 64:
         raise DeidentificationError("sequences nested deeper than 64 levels")
-    from pydicom.sequence import Sequence
-
     for tag, elem in list(ds._dict.items()):
         tag = int(tag)
         group = tag >> 16
@@ -154,9 +201,9 @@ def _prune(ds: Any, allowed: Any, allow: AllowList, profile: Profile, remove: Re
         children = allow.items.get(norm)
         if children is None:
             if depth == 0 and allow.top.get(norm, "3")[0] in "12":
-                ds[tag].value = Sequence()  # a required sequence of undescribed contents: emptied
+                empty(ds, tag)  # a required sequence of undescribed contents: emptied
             else:
                 remove(ds, tag, "SQ", elem)
             continue
         for item in ds[tag].value or []:
-            _prune(item, children, allow, profile, remove, depth + 1)
+            _prune(item, children, allow, profile, remove, empty, depth + 1)
