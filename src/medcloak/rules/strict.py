@@ -168,9 +168,11 @@ def outside(ds: Any, profile: Profile, ignore: frozenset[int] = frozenset()) -> 
         return [f"SOP Class {sop_class or '(none)'} (no allow-list)"]
     found: list[str] = []
 
-    def remove(_ds: Any, tag: int, _vr: str, elem: Any) -> None:
+    from pydicom.datadict import keyword_for_tag
+
+    def remove(_ds: Any, tag: int, _vr: str, _elem: Any) -> None:
         if tag not in ignore:
-            found.append(getattr(elem, "keyword", "") or f"({tag >> 16:04X},{tag & 0xFFFF:04X})")
+            found.append(keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})")
 
     def empty(item: Any, tag: int) -> None:
         if item[tag].value:
