@@ -196,6 +196,9 @@ def _profile_show(args: argparse.Namespace) -> int:
 
     profile = load_profile(args.profile, args.option)
     print(f"# profile {profile.name}, PS3.15 release {profile.release}, options: {', '.join(profile.options) or 'none'}")
+    if profile.strict:
+        print("# strict: before these rules, every standard attribute outside the object's IOD allow-list "
+              "(PS3.3 modules, docs/profiles.md) is removed unless an option or override below keeps it")
     print("tag\taction\tsource\tname")
     for tag, name, action in profile.rows():
         extra = f"={action.value}" if action.value is not None else (f"~{action.pattern}" if action.pattern else "")
