@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, type=Path, help="the release tree (must be new or empty)")
     run.add_argument("--audit", type=Path, help="private audit folder (default: OUT.audit beside OUT)")
     run.add_argument("--secret-file", type=Path, help="key for all keyed hashes")
-    run.add_argument("--profile", help="basic, tcia-private, or a site override .toml file")
+    run.add_argument("--profile", help="basic, tcia-private, strict, or a site override .toml file")
     run.add_argument("--option", action="append", default=[], metavar="OPTION", help="a PS3.15 option (repeatable; listed below)")
     group = run.add_mutually_exclusive_group()
     group.add_argument("--workers", type=int, default=None,
@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     prof = sub.add_parser("profile", help="profiles")
     prof_sub = prof.add_subparsers(dest="profile_command", required=True)
     show = prof_sub.add_parser("show", help="print the effective rules")
-    show.add_argument("--profile", help="basic, tcia-private, or a site override .toml file")
+    show.add_argument("--profile", help="basic, tcia-private, strict, or a site override .toml file")
     show.add_argument("--option", action="append", default=[], metavar="OPTION")
     return p
 
@@ -196,6 +196,9 @@ def _profile_show(args: argparse.Namespace) -> int:
 
     profile = load_profile(args.profile, args.option)
     print(f"# profile {profile.name}, PS3.15 release {profile.release}, options: {', '.join(profile.options) or 'none'}")
+    if profile.strict:
+        print("# strict: before these rules, every standard attribute outside the object's IOD allow-list "
+              "(PS3.3 modules, docs/profiles.md) is removed unless an option or override below keeps it")
     print("tag\taction\tsource\tname")
     for tag, name, action in profile.rows():
         extra = f"={action.value}" if action.value is not None else (f"~{action.pattern}" if action.pattern else "")

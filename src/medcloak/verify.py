@@ -128,6 +128,12 @@ def verify_file(path: Path, profile: Any, old_uids: set[str], old_ids: list[Any]
             err(f"{reason}, whose frames clean-pixel-data scans for burned-in text, without the Clean Pixel Data code")
     if "113102" in codes and str(ds.get("RecognizableVisualFeatures", "")).strip() != "NO":
         err("Clean Recognizable Visual Features code without Recognizable Visual Features = NO")
+    if profile is not None and profile.strict:
+        from .residual import PROVENANCE
+        from .rules.strict import outside
+
+        for name in outside(ds, profile, PROVENANCE | {0x00120062, 0x00120063, 0x00120064}):
+            err(f"{name} is outside the strict profile's allow-list")
     retain_uids = "113110" in codes
     for elem, _depth in _walk(ds):
         tag = int(elem.tag)

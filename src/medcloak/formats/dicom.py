@@ -272,6 +272,10 @@ def deidentify_dataset(
     days, seconds = keyring.date_offset(identity)
     ctx = Context(profile, keyring, identity, days, seconds)
     walker = Walker(ctx)
+    if profile.strict:
+        from ..rules.strict import prune
+
+        prune(ds, profile, walker._remove)  # the IOD's allow-list first; the walk judges the rest
     walker.walk(ds)
     walker.finish()
     if ctx.overlay_seen:

@@ -5,6 +5,7 @@ Example::
     name = "site-a"
     options = ["retain-safe-private"]
     private_lists = ["tcia"]              # add TCIA's vetted list to E.3.10
+    strict = false                        # true: keep only what the IOD needs (rules/strict.py)
 
     [attributes]
     PatientAge = "keep"                   # keep | remove
@@ -33,7 +34,7 @@ from typing import Any
 from ..errors import ProfileError
 from .profile import TAG_TEXT, Action, PrivateBlockRule
 
-TOP_KEYS = {"name", "options", "private_lists", "attributes", "private", "bids"}
+TOP_KEYS = {"name", "options", "private_lists", "attributes", "private", "bids", "strict"}
 PRIVATE_LISTS = {"tcia"}
 
 
@@ -45,6 +46,7 @@ class SiteOverrides:
     names: dict[int, str] = field(default_factory=dict)
     private_keep: tuple[PrivateBlockRule, ...] = ()
     private_remove: tuple[PrivateBlockRule, ...] = ()
+    strict: bool = False
 
 
 def _tag_of(key: str) -> tuple[int, str]:
@@ -136,6 +138,10 @@ def parse_overrides(data: dict[str, Any]) -> SiteOverrides:
     if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
         raise ProfileError("options must be a list of option names")
     site.options = list(options)
+    strict = data.get("strict", False)
+    if not isinstance(strict, bool):
+        raise ProfileError("strict must be true or false")
+    site.strict = strict
     lists = data.get("private_lists", [])
     if not isinstance(lists, list) or set(lists) - PRIVATE_LISTS:
         raise ProfileError(f"private_lists takes names from: {', '.join(sorted(PRIVATE_LISTS))}")

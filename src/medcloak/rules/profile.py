@@ -59,7 +59,7 @@ CID_7050 = {
     "retain-safe-private": ("113111", "Retain Safe Private Option"),
     "retain-institution-identity": ("113112", "Retain Institution Identity Option"),
 }
-BUILTIN_PROFILES = ("basic", "tcia-private")
+BUILTIN_PROFILES = ("basic", "tcia-private", "strict")
 COMPOUND = {"X/Z": "Z", "X/D": "D", "Z/D": "D", "X/Z/D": "D", "X/Z/U*": "U"}
 #: Attributes whose value becomes a keyed pseudonym rather than the table's empty or dummy value.
 PSEUDONYMISED = {0x00100010: "Patient's Name", 0x00100020: "Patient ID"}
@@ -75,6 +75,12 @@ SPECIMEN_PSEUDONYMS = {0x00400512: "container", 0x00400551: "specimen"}
 EXTENSIONS: dict[int, tuple[str, str, dict[str, str]]] = {
     0x00400620: ("Specimen Localization Content Item Sequence", "D", {"clean-structured-content": "C"}),
 }
+#: What the de-identification document says of the strict profile's allow-list.
+STRICT_DOC = (
+    "strict: every standard attribute outside the object's IOD modules (PS3.3: mandatory, conditional, "
+    "and the optional ones that display the pixels) removed unless an option or site override keeps it; "
+    "private attributes removed unless a site private list keeps them; then the Basic Profile"
+)
 CURVE, OVERLAY_DATA, OVERLAY_COMMENTS = "50xxxxxx", "60xx3000", "60xx4000"
 
 
@@ -114,6 +120,8 @@ class Profile:
     private_remove: tuple[PrivateBlockRule, ...] = ()
     overrides_digest: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    #: the strict profile: only what the object's IOD needs is kept (:mod:`medcloak.rules.strict`)
+    strict: bool = False
     #: (tag, VR, sequence mode) triples known to be kept as they are: a cache, filled as objects
     #: are walked, so a kept element costs one set lookup
     kept_as_is: set[tuple[int, str | None, int]] = field(default_factory=set, repr=False, compare=False)
@@ -173,6 +181,7 @@ class Profile:
             "method_codes": [{"code": c, "scheme": "DCM", "meaning": m} for c, m in self.method_codes()],
             "site_overrides_sha256": self.overrides_digest,
             "site_overrides": self.overrides,
+            **({"allow_list": STRICT_DOC} if self.strict else {}),
         }
 
     def rows(self) -> Iterable[tuple[str, str, Action]]:
@@ -252,11 +261,14 @@ def load_profile(
     ----------
     profile
         ``None`` or ``"basic"`` for the standard alone; ``"tcia-private"`` to add TCIA's vetted
-        private tag list to the safe private attributes; or the path of a site override TOML file.
+        private tag list to the safe private attributes; ``"strict"`` for the IOD allow-list
+        before the standard (:mod:`medcloak.rules.strict`); or the path of a site override TOML
+        file (``strict = true`` in it for the allow-list).
     options
         Option names of the command-line contract (see :data:`OPTIONS`).
     """
     extra_lists: list[str] = []
+    strict = False
     if overrides is not None:
         name = name or str(overrides.get("name", "site"))
     else:
@@ -283,10 +295,12 @@ def load_profile(
         name = str(profile)
         if name == "tcia-private":
             extra_lists.append("tcia")
+        strict = name == "strict"
 
     from .overrides import parse_overrides
 
     site = parse_overrides(overrides)
+    strict = strict or site.strict
     chosen = _check_options([*site.options, *options])
     extra_lists += site.lists
     if extra_lists and "retain-safe-private" not in chosen:
@@ -340,6 +354,7 @@ def load_profile(
         private_remove=site.private_remove,
         overrides_digest=digest,
         overrides=overrides,
+        strict=strict,
     )
 
 
