@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 BIG_ENDIAN = "1.2.840.10008.1.2.2"
 OVERLAY_DATA = 0x3000
+#: cells judged at a time
+CHUNK = 1 << 21
 
 
 def overlays_in_pixel_data(ds: Dataset) -> list[int]:
@@ -92,13 +94,19 @@ def _frames(ds: Dataset, transfer_syntax: str, bits: int) -> Iterator[tuple[int,
 
 
 def _state(cells: np.ndarray, stored: int, signed: bool) -> tuple[bool, bool]:
-    """(a bit above High Bit is set, a signed sample is not sign-extended) for one frame."""
-    set_above = bool(np.any(cells >> stored))
-    if not signed:
-        return set_above, False
+    """(a bit above High Bit is set, a signed sample is not sign-extended) for one frame, judged
+    :data:`CHUNK` cells at a time (the temporaries stay small whatever the frame's size)."""
+    set_above = unextended = False
     shift = cells.dtype.itemsize * 8 - stored
-    values = cells.view(cells.dtype.str.replace("u", "i"))
-    return set_above, bool(np.any(((values << shift) >> shift) != values))
+    for start in range(0, cells.size, CHUNK):
+        part = cells[start : start + CHUNK]
+        set_above = set_above or bool(np.any(part >> stored))
+        if signed and not unextended:
+            values = part.view(part.dtype.str.replace("u", "i"))
+            unextended = bool(np.any(((values << shift) >> shift) != values))
+        if set_above and (unextended or not signed):
+            break
+    return set_above, unextended
 
 
 def _canonical(cells: np.ndarray, stored: int, signed: bool) -> np.ndarray:
@@ -164,6 +172,8 @@ def high_bits_fault(ds: Dataset, transfer_syntax: str) -> str | None:
         layout, dirty = _dirty(ds, transfer_syntax)
     except (CorruptInputError, UnsupportedInputError) as exc:
         return str(exc)
+    except ValueError:  # Pixel Data shorter than its attributes (its own check says so)
+        return None
     if dirty:
         what = "neither 0 nor copies of the sign bit" if layout and layout[2] else "set"
         return f"bits above High Bit are {what} in {len(dirty)} frame{'s' if len(dirty) > 1 else ''} of native Pixel Data"
