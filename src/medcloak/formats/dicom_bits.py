@@ -28,7 +28,8 @@ stores; its bits are left to the codec (see ``docs/formats.md``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -172,8 +173,8 @@ def high_bits_fault(ds: Dataset, transfer_syntax: str) -> str | None:
         layout, dirty = _dirty(ds, transfer_syntax)
     except (CorruptInputError, UnsupportedInputError) as exc:
         return str(exc)
-    except ValueError:  # Pixel Data shorter than its attributes (its own check says so)
-        return None
+    except ValueError:  # fail closed: bits that cannot be looked at are not vouched for
+        return "native Pixel Data is shorter than its attributes imply"
     if dirty:
         what = "neither 0 nor copies of the sign bit" if layout and layout[2] else "set"
         return f"bits above High Bit are {what} in {len(dirty)} frame{'s' if len(dirty) > 1 else ''} of native Pixel Data"
