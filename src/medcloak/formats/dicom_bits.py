@@ -41,8 +41,6 @@ if TYPE_CHECKING:
 
 BIG_ENDIAN = "1.2.840.10008.1.2.2"
 OVERLAY_DATA = 0x3000
-#: cells judged at a time
-CHUNK = 1 << 21
 
 
 def overlays_in_pixel_data(ds: Dataset) -> list[int]:
@@ -95,19 +93,16 @@ def _frames(ds: Dataset, transfer_syntax: str, bits: int) -> Iterator[tuple[int,
 
 
 def _state(cells: np.ndarray, stored: int, signed: bool) -> tuple[bool, bool]:
-    """(a bit above High Bit is set, a signed sample is not sign-extended) for one frame, judged
-    :data:`CHUNK` cells at a time (the temporaries stay small whatever the frame's size)."""
-    set_above = unextended = False
-    shift = cells.dtype.itemsize * 8 - stored
-    for start in range(0, cells.size, CHUNK):
-        part = cells[start : start + CHUNK]
-        set_above = set_above or bool(np.any(part >> stored))
-        if signed and not unextended:
-            values = part.view(part.dtype.str.replace("u", "i"))
-            unextended = bool(np.any(((values << shift) >> shift) != values))
-        if set_above and (unextended or not signed):
-            break
-    return set_above, unextended
+    """(a bit above High Bit is set, a signed sample is not sign-extended) for one frame, told
+    by the extremes alone (reductions, no temporary the size of the frame): no bit above High Bit
+    is set when the largest cell, read unsigned, is below 2**Bits Stored; every sample is
+    sign-extended when every cell, read signed, is in the range of Bits Stored."""
+    set_above = int(cells.max()) >> stored != 0
+    if not signed:
+        return set_above, False
+    values = cells.view(cells.dtype.str.replace("u", "i"))
+    half = 1 << (stored - 1)
+    return set_above, int(values.min()) < -half or int(values.max()) >= half
 
 
 def _canonical(cells: np.ndarray, stored: int, signed: bool) -> np.ndarray:
