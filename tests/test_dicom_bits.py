@@ -304,6 +304,27 @@ def test_real_overlay_data_still_handled_by_the_profile(tmp_path, secret_file) -
     assert _overlay_tags(_released(tmp_path / "out")) == []  # Overlay Data removed, its group with it
 
 
+def test_both_encodings_in_one_object(tmp_path, secret_file) -> None:  # type: ignore[no-untyped-def]
+    # pydicom-data's Siemens MR has an overlay with its own Overlay Data in group 6000; a second
+    # one, in bit 13 of Pixel Data, is declared in group 6002
+    name = "MR-SIEMENS-DICOM-WithOverlays.dcm"
+    clean = pydicom.dcmread(_testdata(name))
+    ds = pydicom.dcmread(_testdata(name))
+    assert 0x60003000 in ds
+    _plant(ds, 13)
+    _declare_overlay(ds, 0x6002, 13)
+    _write(ds, tmp_path / "in" / "mr.dcm")
+    summary = run([tmp_path / "in"], tmp_path / "out", secret_file=secret_file)
+    assert summary.ok == 1
+    (line,) = _manifest(tmp_path / "out")
+    assert line["actions"]["overlays-in-pixel-data-removed"] == 1
+    assert line["actions"]["pixel-high-bits-cleared"] == 1
+    out = _released(tmp_path / "out")
+    assert _overlay_tags(out) == []  # 6000 by the profile (Overlay Data removed), 6002 by this step
+    assert out.PixelData == clean.PixelData
+    assert main(["verify", str(tmp_path / "out")]) == 0
+
+
 def test_high_bit_in_doubt_quarantined(tmp_path, secret_file) -> None:  # type: ignore[no-untyped-def]
     ds = pydicom.dcmread(_testdata("MR2_UNCI.dcm"))
     ds.HighBit = 15
