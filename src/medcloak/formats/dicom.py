@@ -2,7 +2,8 @@
 
 One call, :func:`deidentify_dicom`, takes one input file to one released file (or to quarantine).
 The input is never modified. The output gets a fresh File Meta Information group, a zeroed
-preamble, no Data Set Trailing Padding, and the provenance attributes of PS3.15 E.1.
+preamble, no Data Set Trailing Padding, and the provenance attributes of PS3.15 E.1; its native
+Pixel Data keeps no bits above High Bit, and no overlay points into it (:mod:`.dicom_bits`).
 """
 
 from __future__ import annotations
