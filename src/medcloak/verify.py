@@ -95,6 +95,11 @@ def verify_file(path: Path, profile: Any, old_uids: set[str], old_ids: list[Any]
         return findings
     for fault in release_faults(ds):
         err(fault)
+    from .formats.dicom_bits import high_bits_fault
+
+    bits_fault = high_bits_fault(ds, str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2.1")))
+    if bits_fault is not None:
+        err(bits_fault)
     if old_ids:
         from .residual import find
 

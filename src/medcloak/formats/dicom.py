@@ -2,7 +2,8 @@
 
 One call, :func:`deidentify_dicom`, takes one input file to one released file (or to quarantine).
 The input is never modified. The output gets a fresh File Meta Information group, a zeroed
-preamble, no Data Set Trailing Padding, and the provenance attributes of PS3.15 E.1.
+preamble, no Data Set Trailing Padding, and the provenance attributes of PS3.15 E.1; its native
+Pixel Data keeps no bits above High Bit, and no overlay points into it (:mod:`.dicom_bits`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .dicom_check import (
     slide_label,
     wsi_associated_image,
 )
+from .dicom_bits import clear_high_bits, high_bits_fault, remove_overlays_in_pixel_data
 from .dicom_pixels import STRIPPED_COUNT, check_pixel_data, jpeg_scan_defects, strip_jpeg_frames
 from .dicom_sniff import sniff  # noqa: F401 - where callers found it
 from .dicom_write import encode, file_meta_bytes
@@ -361,12 +363,19 @@ def deidentify_dicom(
     try:
         check_type1(ds)
         check_pixel_data(ds, transfer_syntax)
+        # not the image: cleared under every option, before anything reads the pixels
+        bits_cleared = clear_high_bits(ds, transfer_syntax)
+        overlays_removed = remove_overlays_in_pixel_data(ds)
         rank = copy_rank(ds, transfer_syntax)
         originals = (_uid_of(ds, 0x0020000D), _uid_of(ds, 0x0020000E), _uid_of(ds, 0x00080018))
         cleaned = _clean_pixels(ds, transfer_syntax, profile, regions, review, safe)
         ctx, identity = deidentify_dataset(ds, profile, keyring, pixels_cleaned=bool(cleaned), faces_cleaned=faces_cleaned,
                                            label_cleaned="pixel-regions-redacted" in cleaned)
         ctx.counts.update(cleaned)
+        if bits_cleared:
+            ctx.counts["pixel-high-bits-cleared"] = bits_cleared
+        if overlays_removed:
+            ctx.counts["overlays-in-pixel-data-removed"] = overlays_removed
         if strip_jpeg_frames(ds, transfer_syntax):
             ctx.counts[STRIPPED_COUNT[transfer_syntax]] += 1
         if not UID(transfer_syntax).is_implicit_VR and any(ds.get_item(t).VR is None for t in ds.keys()):
@@ -378,11 +387,14 @@ def deidentify_dicom(
             IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION,
         )
         data = encode(ds, transfer_syntax, meta)
+        fault = high_bits_fault(ds, transfer_syntax)  # as written: no later step may set them
     except (CorruptInputError, DeidentificationError, UnsupportedInputError):
         raise
     except (ValueError, TypeError, KeyError, AttributeError, EOFError, OverflowError, LookupError) as exc:
         # pydicom decodes lazily: a malformed element surfaces only when touched
         raise CorruptInputError(f"malformed element ({type(exc).__name__})") from None
+    if fault is not None:
+        raise VerificationError(f"{fault} in the written object")
     hit = scan(
         data, ctx.needles, _native_pixel_length(ds, transfer_syntax), original=path.read_bytes,
         generated=ctx.generated,
