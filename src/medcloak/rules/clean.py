@@ -2,7 +2,10 @@
 
 Two sources of identifying parts: the identifying values of the object's own header (names, IDs,
 institution, ... wherever they appear in the text, any case) and patterns (dates, phone numbers,
-e-mail addresses, ID-like tokens, street addresses, postcodes). Each part found becomes ``***``;
+e-mail addresses, ID-like tokens, street addresses, postcodes). A header value is found however
+the text breaks it: the separators between its words (spaces, ``^``, ``-``, ``.``, ``,``, ``/``)
+match any run of separators in the text, line breaks (CR, LF, CRLF) and tabs included, so a name
+wrapped onto a second line goes whole (:func:`needle_pattern`). Each part found becomes ``***``;
 parts shorter than three characters are never matched, so a cleaned value is never longer than the
 original and stays within its VR's length limit.
 """
@@ -39,6 +42,25 @@ PATTERNS = [
 ]
 
 
+#: separators between the words of a header value, as they are written in values and texts
+_SEPARATOR = r"[\s^,./\\_-]+"
+_INNER_SEPARATORS = re.compile(r"(?<=[^\W_])" + _SEPARATOR + r"(?=[^\W_])")
+
+
+def needle_pattern(part: str) -> str:
+    """The regular expression of one header value: its characters literally, except that each run
+    of separators between two words matches any run of separators, line breaks included
+    (``ST JUDE`` finds ``St\\r\\nJude``; ``DOE^JOHN`` finds ``Doe John``). Separators at either end
+    stay literal, so ``ST.`` never becomes the two letters ``st``."""
+    out, at = [], 0
+    for m in _INNER_SEPARATORS.finditer(part):
+        out.append(re.escape(part[at : m.start()]))
+        out.append(_SEPARATOR)
+        at = m.end()
+    out.append(re.escape(part[at:]))
+    return "".join(out)
+
+
 def identifying_parts(values: Iterable[str]) -> list[str]:
     """Needles from header values: each whole value and each name component / word of it."""
     out: set[str] = set()
@@ -58,7 +80,7 @@ class TextCleaner:
     def __init__(self, needles: Iterable[str], extra: Iterable[str] = ()) -> None:
         parts = [p for p in identifying_parts(needles) if len(p) >= MIN_NEEDLE]
         self._values = (
-            re.compile("|".join(re.escape(p) for p in parts), re.IGNORECASE) if parts else None
+            re.compile("|".join(needle_pattern(p) for p in parts), re.IGNORECASE) if parts else None
         )
         self._extra = [re.compile(p) for p in extra]
 
