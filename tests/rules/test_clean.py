@@ -218,6 +218,12 @@ def test_every_pattern_matches_at_least_three_characters():
         "ep2d_diff_3scan_trace_p2",
         "CTA HEAD AND NECK 0.625MM",
         "Mammo L CC",
+        # technical values of attributes the table does not name (issue 14, item 3)
+        "EPIQ 7C_1.7.1.24",
+        "Sel Drum 500x500",
+        "syngo MR E11 4.0.2",
+        "RITMO SINUSALE",
+        "Lead I (Einthoven)",
     ],
 )
 def test_clinical_text_without_identifiers_survives(text):

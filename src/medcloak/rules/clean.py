@@ -28,7 +28,8 @@ _STREET = (
 PATTERNS = [
     re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),  # e-mail
     re.compile(r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b"),  # 2020-01-31
-    re.compile(r"\b\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\b"),  # 31/01/2020
+    # 31/01/2020; not inside a dotted version number (EPIQ 7C_1.7.1.24)
+    re.compile(r"(?<![\w.])\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}(?!\w|\.\d)"),
     re.compile(r"\b(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\b"),  # 20200131
     re.compile(rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTHS}\.?,?\s+\d{{2,4}}\b", re.I),
     re.compile(rf"\b{_MONTHS}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{2,4}}\b", re.I),
@@ -37,8 +38,8 @@ PATTERNS = [
     re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b"),  # UK postcode
     re.compile(r"\b[0-9]{5,}\b"),  # long numbers: record numbers, postcodes
     # ID-like tokens: six or more characters of which five or more are digits (MRN QX7781234);
-    # short technical tokens (B1000, T2W, 3D) are not identifiers
-    re.compile(r"\b(?=(?:[A-Za-z-]*[0-9]){5})[A-Za-z0-9-]{6,}\b"),
+    # short technical tokens (B1000, T2W, 3D) are not identifiers, nor are dimensions (500x500)
+    re.compile(r"\b(?![0-9]+[xX][0-9]+\b)(?=(?:[A-Za-z-]*[0-9]){5})[A-Za-z0-9-]{6,}\b"),
 ]
 
 
