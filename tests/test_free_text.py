@@ -76,7 +76,9 @@ def plant(ds: Dataset) -> None:
 
 
 def test_an_untouched_ecg_is_released_with_its_free_text(tmp_path):
-    """The annotations, group labels and code meanings of a real ECG hold no identifier: kept."""
+    """The annotations, group labels and code meanings of a real ECG hold no identifier: kept.
+    Its Study Description is ``ECG``: removed, but a description is not an identifier, so its
+    word is no needle and ``ECG NORMALE`` stays whole."""
     original = pydicom.dcmread(get_testdata_file("waveform_ecg.dcm"))
     released = release(write(original, tmp_path / "ecg.dcm"))
     out = read(released.data)

@@ -670,7 +670,8 @@ class Walker:
 @lru_cache(maxsize=None)
 def _descriptive(tag: int) -> bool:
     """Does an option of the standard's table clean this attribute (C): free text, not an
-    identifier in itself?"""
+    identifier in itself? (Retain Device Identity's C, on AE titles, does not count: an AE title
+    names a device.)"""
     if tag >> 16 & 0xFF01 == 0x6000 and tag & 0xFFFF == 0x4000:
         tag = 0x60004000  # Overlay Comments, the table's 60xx,4000
     return tag in _cleaned_by_options()
@@ -682,7 +683,7 @@ def _cleaned_by_options() -> frozenset[int]:
 
     out = set()
     for row in rule_data("ps315_e1_1.json")["attributes"]:
-        if "C" in row["options"].values():
+        if any(code == "C" for option, code in row["options"].items() if option != "retain-device-identity"):
             out.add(int(row["tag"].lower().replace("x", "0"), 16))
     return frozenset(out)
 
