@@ -183,3 +183,18 @@ def test_the_manifest_records_the_cleaned_free_text(tmp_path):
     assert row["actions"]["C-free-text"] == 5
     (target,) = (tmp_path / "out").rglob("*.dcm")
     assert not re.search(rb"(?i)bramwell|qx7781234", target.read_bytes())
+
+
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"])
+def test_kept_private_free_text_read_as_un_is_cleaned_as_its_listed_vr(tmp_path, syntax):
+    """A kept private text whose VR the reader does not know (implicit VR, or written as UN) is
+    cleaned as the VR the private lists give it (ELSCINT1 07A1,xx8E: ST in TCIA's list)."""
+    ds = ecg()
+    ds.add(DataElement(0x07A10010, "LO", "ELSCINT1"))
+    ds.add(DataElement(0x07A1108E, "UN", b"FAST QX7781234 "))
+    ds.file_meta.TransferSyntaxUID = syntax
+    path = tmp_path / "ecg.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    out = read(release(path, load_profile("tcia-private")).data)
+    value = out[0x07A1108E].value
+    assert (value if isinstance(value, str) else value.decode()).rstrip("\x00 ") == "FAST ***"

@@ -187,6 +187,8 @@ def _text(ds: Any, tag: int) -> list[str]:
     value = ds[tag].value
     if value is None:
         return []
+    if isinstance(value, (bytes, bytearray)):  # UN: its text, as a reader would decode it
+        return [decode(bytes(value)).rstrip("\x00 ")]
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
         return [str(v) for v in value]
     return [str(value)]
@@ -642,8 +644,10 @@ class Walker:
             self._replace_uid(ds, tag, elem)
         elif vr == "PN":
             self._set_dummy(ds, tag, vr, elem)
-        elif ds[tag].VR in FREE_TEXT_VRS:  # free text of a kept block: cleaned as the table's unnamed text
-            self._schedule_clean(ds, tag, ds[tag].VR, unnamed=True)
+        elif vr in FREE_TEXT_VRS:
+            # free text of a kept block, cleaned as the table's unnamed text; a value read as UN
+            # whose VR the private lists give is cleaned as that VR (and written so, if it changes)
+            self._schedule_clean(ds, tag, vr, unnamed=True)
 
     def finish(self) -> None:
         """Clean the scheduled text elements, now that every identifying value is known."""
