@@ -13,7 +13,9 @@ import json
 import os
 import shutil
 import string
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pydicom
 import pytest
@@ -29,12 +31,23 @@ from medcloak.errors import VerificationError
 from medcloak.formats.dicom import deidentify_dicom
 from medcloak.pseudonym import Keyring
 from medcloak.residual import TEXT, Probe, find, read, tokens
+from medcloak.rules.clean import TextCleaner
 from medcloak.rules.profile import load_profile
 
 WSI = Path(__file__).resolve().parents[2] / "shared" / "data" / "wsi"
 BASIC = load_profile()
 OPTIONS = ["retain-safe-private", "retain-long-modified-dates", "clean-descriptors", "clean-structured-content",
            "retain-device-identity", "retain-institution-identity", "retain-patient-characteristics"]
+
+
+@contextmanager
+def cleaning_bypassed() -> Iterator[None]:
+    """The free-text cleaner switched off: free text the table does not name (Manufacturer, a LUT
+    Explanation, a kept private text) is then released as it is, and the residual scan alone,
+    the last line of defence, must find what it holds."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TextCleaner, "__call__", lambda self, text: text)
+        yield
 
 
 def is_part10(path: Path) -> bool:
@@ -155,10 +168,12 @@ def test_a_shifted_date_equal_to_a_removed_date_is_no_leak(tmp_path):
     ds.add(DataElement(0x00411001, "DA", shifted))  # removed with its block: a needle
     out = pydicom.dcmread(io.BytesIO(release(write(ds, tmp_path / "b.dcm"), profile).data))
     assert out.StudyDate == shifted and 0x00411001 not in out
-    # the same date kept unshifted in a text value is a leak
+    # the same date kept unshifted in a text value is a leak (a text the site keeps as it is:
+    # by default the cleaner would mask it)
     ds.Manufacturer = f"ACME {shifted}"
+    keeping = load_profile(None, ["retain-long-modified-dates"], overrides={"attributes": {"Manufacturer": "keep"}})
     with pytest.raises(VerificationError, match="residual identifier from 00411001"):
-        release(write(ds, tmp_path / "c.dcm"), profile)
+        release(write(ds, tmp_path / "c.dcm"), keeping)
 
 
 # ---- what a reader sees: both ways ---------------------------------------------------------------
@@ -198,8 +213,10 @@ def test_case_is_ignored_beyond_ascii(tmp_path, charset, encoding):
     ds.Manufacturer = "MÜLLER MEDICAL"
     path = write(ds, tmp_path / "a.dcm")
     assert "MÜLLER".encode(encoding) in path.read_bytes()
-    with pytest.raises(VerificationError, match="PatientName"):
+    with cleaning_bypassed(), pytest.raises(VerificationError, match="PatientName"):
         release(path)
+    released = pydicom.dcmread(io.BytesIO(release(path).data))  # the cleaner masks it, in any case
+    assert released.Manufacturer == "*** MEDICAL"
 
 
 def test_coded_values_count_only_identifier_like_values(tmp_path):
@@ -305,7 +322,7 @@ def test_deflated_output_is_read_inflated(tmp_path):
     ds.BurnedInAnnotation = "NO"  # a secondary capture: released only when declared free of text
     ds.save_as(tmp_path / "dfl.dcm")
     assert str(pydicom.dcmread(tmp_path / "dfl.dcm").file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2.1.99"
-    with pytest.raises(VerificationError, match="PatientName"):
+    with cleaning_bypassed(), pytest.raises(VerificationError, match="PatientName"):
         release(tmp_path / "dfl.dcm")
 
 
@@ -406,7 +423,7 @@ def test_a_distinctive_identifier_planted_anywhere_quarantines(tmp_path_factory,
     else:
         ds.Manufacturer = f"(by:{copy.title()})"
     path = write(ds, folder / "leak.dcm")
-    with pytest.raises(VerificationError, match="residual identifier from (PatientID|PatientName)"):
+    with cleaning_bypassed(), pytest.raises(VerificationError, match="residual identifier from (PatientID|PatientName)"):
         release(path, profile, secret=secret)
 
 

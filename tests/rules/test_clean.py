@@ -86,6 +86,36 @@ def test_header_values_with_regex_metacharacters_are_literal():
     assert "AxBxCxD" in out  # '.' in a header value is not a wildcard
 
 
+# ---- values split by line breaks (issue 14, item 5) ------------------------------------------
+
+BREAKS = {"LF": "\n", "CR": "\r", "CRLF": "\r\n", "tab": "\t", "spaces": "   ", "LF and indent": "\n    "}
+
+
+@pytest.mark.parametrize("brk", BREAKS.values(), ids=BREAKS.keys())
+@pytest.mark.parametrize("upper", [False, True])
+def test_a_value_split_by_a_line_break_goes_whole(brk, upper):
+    """An institution's name wrapped onto a second line: its short words (``St``, a number) are no
+    needles on their own, so only the whole value, found across the break, removes them."""
+    clean = TextCleaner(["ST LUKE 12 CLINIC", "OU^LI"])
+    text = f"Patient seen at St{brk}Luke{brk}12 Clinic, by Ou{brk}Li. Sinus rhythm."
+    text = text.upper() if upper else text
+    out = clean(text)
+    assert out.lower() == "patient seen at ***, by ***. sinus rhythm."
+    for word in ("st", "luke", "12", "clinic", "ou", "li"):
+        assert word not in re.findall(r"[a-z0-9]+", out.lower()), (word, out)
+
+
+@pytest.mark.parametrize("brk", ["\n", "\r\n", "\r"])
+def test_separators_of_a_value_match_any_separator_run(brk):
+    """``DOE^JO`` (a name with a two-letter component), ``AB-1-XY``: the value's own separators
+    match spaces, punctuation and line breaks between the same words."""
+    clean = TextCleaner(["DOE^JO", "AB-1-XY"])
+    assert clean(f"Doe,{brk}Jo") == "***"
+    assert clean(f"ref ab 1{brk}xy") == "ref ***"
+    # separators at a value's ends stay literal: ``ST.`` never masks every "st"
+    assert TextCleaner(["ST.", "AB-"])("first stage abc") == "first stage abc"
+
+
 def test_no_needles_leaves_text_to_patterns_only():
     assert TextCleaner([])("LEFT KNEE 3 VIEWS") == "LEFT KNEE 3 VIEWS"
 
@@ -188,6 +218,12 @@ def test_every_pattern_matches_at_least_three_characters():
         "ep2d_diff_3scan_trace_p2",
         "CTA HEAD AND NECK 0.625MM",
         "Mammo L CC",
+        # technical values of attributes the table does not name (issue 14, item 3)
+        "EPIQ 7C_1.7.1.24",
+        "Sel Drum 500x500",
+        "syngo MR E11 4.0.2",
+        "RITMO SINUSALE",
+        "Lead I (Einthoven)",
     ],
 )
 def test_clinical_text_without_identifiers_survives(text):

@@ -10,7 +10,14 @@ Sequence modes: inside a sequence whose action is D (replace with a dummy) every
 and time element that the table does not name is given a dummy too (code triplets excepted); inside
 a sequence whose action is C (clean) such elements are cleaned. Elsewhere, elements the table does
 not name are kept, except UIDs (replaced unless they are of the standard's registry), elements of
-no data dictionary (removed), group lengths and padding (removed).
+no data dictionary (removed), group lengths and padding (removed), and free text: the table lists
+attributes, not every free-text attribute a modality carries (waveform annotations, channel
+labels, the issuer qualifiers of an ID), so every LT, ST, UT, LO, SH and UC value it does not name,
+at any depth and in kept private blocks too, goes through the Clean Descriptors cleaner (names and
+IDs of the header, dates, contact details go; the rest stays), and a person name it does not name
+gets a dummy. Coded values are not free text and are kept: the elements of code entries and of
+coding scheme identifications, and private creator references (:data:`CODED`). A site keeps such
+an attribute verbatim with a ``keep`` override.
 
 Content items are judged by their concept too, in every mode: a value whose concept names a
 person, an organisation, a device's identity or the subject (observer and subject context of a
@@ -69,6 +76,15 @@ class Needle:
     high: bool
     removed: int = 0
     date: bool = False
+#: Free-text VRs cleaned by default where the table does not name the attribute.
+FREE_TEXT_VRS = frozenset({"LT", "ST", "UT", "LO", "SH", "UC"})
+#: Text elements that hold codes, not prose: the elements of code entries (Code Value, Coding
+#: Scheme Designator and Version, Code Meaning, ...), those that identify a coding scheme, and the
+#: private creator a Private Data Element Characteristics item refers to. A mask in them would
+#: break the code (or the block's declaration) and they name terms, not people.
+CODED = CODE_TAGS | frozenset(
+    {0x00080112, 0x00080114, 0x00080115, 0x00080116, 0x00080122, 0x00080302}
+)
 #: VRs whose original value is searched for in the written bytes.
 NEEDLE_VRS = frozenset({"PN", "LO", "SH", "LT", "ST", "UT", "UC", "AE", "UR", "DA", "DT", "UI"})
 REGISTRY_ROOT = "1.2.840.10008."
@@ -87,7 +103,8 @@ class Context:
     needles: dict[str, Needle] = field(default_factory=dict)  # original value (lower case) -> record
     generated: set[str] = field(default_factory=set)  # values the walk wrote itself
     text_values: list[str] = field(default_factory=list)  # identifying values, for cleaning
-    to_clean: list[tuple[Any, int, str, Callable[[str], str] | None]] = field(default_factory=list)
+    #: (data set, tag, VR, a cleaner of its own or None, the table does not name the element)
+    to_clean: list[tuple[Any, int, str, Callable[[str], str] | None, bool]] = field(default_factory=list)
     uid_pairs: dict[str, str] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
     overlay_seen: bool = False
@@ -180,6 +197,8 @@ def _text(ds: Any, tag: int) -> list[str]:
     value = ds[tag].value
     if value is None:
         return []
+    if isinstance(value, (bytes, bytearray)):  # UN: its text, as a reader would decode it
+        return [decode(bytes(value)).rstrip("\x00 ")]
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
         return [str(v) for v in value]
     return [str(value)]
@@ -200,9 +219,9 @@ class Walker:
         # options such needles (digits and dots) are leaks only when they occur more often in the
         # output than the input's kept attributes account for.
         self.numeric_by_count = self.keep_uids or self.keep_dates
-        self.need_text = any(
-            o in opts for o in ("clean-descriptors", "clean-structured-content", "clean-graphics")
-        ) or any(a.code in ("C", "E") for a in ctx.profile.exact.values() if a.source == "site override")
+        # free text the table does not name is cleaned under every profile: the identifying
+        # values of the header are always wanted
+        self.need_text = True
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -235,11 +254,24 @@ class Walker:
             needle.high = needle.high or strict
             needle.date = needle.date or vr in ("DA", "DT")
             needle.removed += 1
-        if self.need_text and clean_text and vr not in ("UI", "DA", "DT"):
+        if self.need_text and clean_text and vr not in ("UI", "DA", "DT") and self._identifier(tag, vr):
             try:
                 self.ctx.text_values.extend(_text(ds, tag))
             except Exception:  # an undecodable value: its bytes are already a needle
                 pass
+
+    def _identifier(self, tag: int, vr: str) -> bool:
+        """Is the value of this attribute an identifier in itself (a name, an ID, an institution,
+        an address), so that its words are masked wherever the cleaner meets them? Free text is
+        not: the attributes the standard's options clean (descriptions, comments, history) and the
+        free text the table does not name hold identifiers sometimes, but their words ("Liver",
+        "Segmentation", "mass") are clinical terms, and as needles they would mask those terms
+        in every other text of the object."""
+        if tag & 0x10000:  # a private value: recorded only when it is a name (see _private)
+            return True
+        if _descriptive(tag):
+            return False
+        return not (vr in FREE_TEXT_VRS and self.profile.resolve(tag) is None)
 
     # -- uid ---------------------------------------------------------------------------------
 
@@ -377,9 +409,11 @@ class Walker:
         del ds[tag]
         self.ctx.counts["X"] += 1
 
-    def _schedule_clean(self, ds: Any, tag: int, vr: str, cleaner: Callable[[str], str] | None = None) -> None:
+    def _schedule_clean(
+        self, ds: Any, tag: int, vr: str, cleaner: Callable[[str], str] | None = None, unnamed: bool = False,
+    ) -> None:
         if vr in TEXT_VRS:  # coded strings (CS) are kept: a mask is not a valid CS value
-            self.ctx.to_clean.append((ds, tag, vr, cleaner))
+            self.ctx.to_clean.append((ds, tag, vr, cleaner, unnamed))
 
     # -- the walk ----------------------------------------------------------------------------
 
@@ -437,7 +471,9 @@ class Walker:
         if vr in ("SQ", "UI", "UN") or _dict_vr(tag) is None:
             return False
         if action is None:
-            return mode == NORMAL or tag in CODE_TAGS or not (
+            if mode == NORMAL:  # free text and person names the table does not name are not kept as is
+                return tag in CODED or not (vr in FREE_TEXT_VRS or vr == "PN")
+            return tag in CODE_TAGS or not (
                 vr in TEXT_VRS or vr in DATE_VRS or vr == "AS"
             )
         return action.code == "K"
@@ -461,6 +497,10 @@ class Walker:
                 self._schedule_clean(ds, tag, vr)
             elif mode == CLEAN and vr in DATE_VRS:
                 self._date(ds, tag, vr, elem, handled)
+            elif mode == NORMAL and vr in FREE_TEXT_VRS and tag not in CODED:
+                self._schedule_clean(ds, tag, vr, unnamed=True)
+            elif mode == NORMAL and vr == "PN" and _raw_bytes(elem).strip(b"\x00 "):
+                self._set_dummy(ds, tag, vr, elem)  # a person's name is never free text to keep
             return
         code = action.code
         if code == "K":
@@ -664,6 +704,10 @@ class Walker:
             self._replace_uid(ds, tag, elem)
         elif vr == "PN":
             self._set_dummy(ds, tag, vr, elem)
+        elif vr in FREE_TEXT_VRS:
+            # free text of a kept block, cleaned as the table's unnamed text; a value read as UN
+            # whose VR the private lists give is cleaned as that VR (and written so, if it changes)
+            self._schedule_clean(ds, tag, vr, unnamed=True)
 
     def finish(self) -> None:
         """Clean the scheduled text elements, now that every identifying value is known."""
@@ -674,7 +718,7 @@ class Walker:
         from .clean import TextCleaner
 
         cleaner = TextCleaner(self.ctx.text_values)
-        for ds, tag, vr, custom in self.ctx.to_clean:
+        for ds, tag, vr, custom, unnamed in self.ctx.to_clean:
             if tag not in ds:
                 continue
             values = _text(ds, tag)
@@ -682,7 +726,30 @@ class Walker:
             new = [fn(v) for v in values]
             if new != values:
                 self.ctx.counts["C"] += 1
+                if unnamed:  # the manifest tells the table's C apart from free text it does not name
+                    self.ctx.counts["C-free-text"] += 1
                 ds[tag] = DataElement(tag, vr, new if len(new) > 1 else (new[0] if new else None))
+
+
+@lru_cache(maxsize=None)
+def _descriptive(tag: int) -> bool:
+    """Does an option of the standard's table clean this attribute (C): free text, not an
+    identifier in itself? (Retain Device Identity's C, on AE titles, does not count: an AE title
+    names a device.)"""
+    if tag >> 16 & 0xFF01 == 0x6000 and tag & 0xFFFF == 0x4000:
+        tag = 0x60004000  # Overlay Comments, the table's 60xx,4000
+    return tag in _cleaned_by_options()
+
+
+@lru_cache(maxsize=None)
+def _cleaned_by_options() -> frozenset[int]:
+    from .profile import rule_data
+
+    out = set()
+    for row in rule_data("ps315_e1_1.json")["attributes"]:
+        if any(code == "C" for option, code in row["options"].items() if option != "retain-device-identity"):
+            out.add(int(row["tag"].lower().replace("x", "0"), 16))
+    return frozenset(out)
 
 
 @lru_cache(maxsize=None)

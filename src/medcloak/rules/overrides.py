@@ -9,6 +9,7 @@ Example::
 
     [attributes]
     PatientAge = "keep"                   # keep | remove
+    UnformattedTextValue = "keep"         # free text the table does not name: verbatim, not cleaned
     "(0008,1030)" = { replace = "STUDY" } # a fixed value, checked against the VR
     SeriesDescription = { regex-clean = "\\b[A-Z]{2}[0-9]{6}\\b" }
 

@@ -192,6 +192,8 @@ class Profile:
         yield "(60xx,3000)", "Overlay Data", self.overlay_data
         yield "(60xx,4000)", "Overlay Comments", self.overlay_comments
         yield "(gggg,eeee) odd", "Private Attributes", self.private
+        # medcloak's rule for free text of no row (see medcloak.rules.actions), kept private text too
+        yield "(gggg,eeee) other", "Free text the table does not name (LT ST UT LO SH UC)", Action("C", "medcloak")
 
 
 def _block_match(rule: PrivateBlockRule, creator: str, group: int, offset: int) -> bool:
