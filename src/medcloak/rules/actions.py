@@ -225,9 +225,10 @@ class Walker:
 
     # -- recording ---------------------------------------------------------------------------
 
-    def _record(self, ds: Any, tag: int, vr: str, elem: Any, high_risk: bool, clean_text: bool = True) -> None:
+    def _record(self, ds: Any, tag: int, vr: str, elem: Any, high_risk: bool, clean_text: bool | None = None) -> None:
         """Remember an element's original value before it is changed; ``clean_text``: and clean
-        free text of it."""
+        free text of it (True), or not (False), or when the attribute is an identifier in itself
+        (None: :meth:`_identifier`)."""
         if vr not in NEEDLE_VRS:
             return
         raw = decode(_raw_bytes(elem)).strip("\x00 ")
@@ -254,7 +255,9 @@ class Walker:
             needle.high = needle.high or strict
             needle.date = needle.date or vr in ("DA", "DT")
             needle.removed += 1
-        if self.need_text and clean_text and vr not in ("UI", "DA", "DT") and self._identifier(tag, vr):
+        if clean_text is None:
+            clean_text = self._identifier(tag, vr)
+        if self.need_text and clean_text and vr not in ("UI", "DA", "DT"):
             try:
                 self.ctx.text_values.extend(_text(ds, tag))
             except Exception:  # an undecodable value: its bytes are already a needle
@@ -353,7 +356,7 @@ class Walker:
     # -- setters -----------------------------------------------------------------------------
 
     def _set_dummy(
-        self, ds: Any, tag: int, vr: str, elem: Any, high_risk: bool = False, clean_text: bool = True,
+        self, ds: Any, tag: int, vr: str, elem: Any, high_risk: bool = False, clean_text: bool | None = None,
     ) -> None:
         from pydicom.dataelem import DataElement
 
@@ -607,7 +610,7 @@ class Walker:
             if elem.VR not in (vr, "UN", None):
                 vr = elem.VR  # an odd VR (a private implementation's LO): a dummy valid for it
             self._set_dummy(ds, tag, vr, elem, high_risk=kind in (PERSON, SUBJECT, BIRTH_DATE),
-                            clean_text=kind != DEVICE_MODEL)
+                            clean_text=kind != DEVICE_MODEL)  # identifying by its concept
             self.ctx.counts["context-items"] += 1
             handled.add(tag)
 
