@@ -392,3 +392,173 @@ def above_level(img: np.ndarray, level: np.ndarray, b: int, factor: float) -> np
             v = float(img[y, x]) - factor * float(level[y // b, x // b])
             out[y, x] = np.uint8(v) if v > 0.0 else np.uint8(0)
     return out
+
+
+@kernel
+def forest(x: np.ndarray, feature: np.ndarray, threshold: np.ndarray, left: np.ndarray,
+           right: np.ndarray, value: np.ndarray, roots: np.ndarray) -> np.ndarray:
+    """The sum over the trees of an ensemble of binary decision trees of the leaf each row of
+    ``x`` (samples x features, float64) falls in. The nodes of every tree are in flat arrays:
+    an inner node sends a sample left when its ``feature`` is at most ``threshold`` (right
+    otherwise, and right when it is NaN); a leaf has ``feature`` -1 and its ``value``; ``roots``
+    holds each tree's first node."""
+    n = x.shape[0]
+    out = np.zeros(n, np.float64)
+    for i in range(n):
+        s = 0.0
+        for t in range(roots.shape[0]):
+            node = roots[t]
+            while feature[node] >= 0:
+                if x[i, feature[node]] <= threshold[node]:
+                    node = left[node]
+                else:
+                    node = right[node]
+            s += value[node]
+        out[i] = s
+    return out
+
+
+#: the columns of :func:`chain_features`, in order (see :mod:`medcloak.pixels.text`)
+CHAIN_FEATURES = ("n", "top", "mh", "height", "width", "aligned", "both", "peak", "ticks", "fill", "letters",
+                  "heights", "colours", "weakest", "strongest", "gap", "widest_gap", "source", "level", "glyphs",
+                  "solid", "runs", "flat", "texture", "turned", "snr", "stretch", "drift", "aspect")
+
+
+@kernel
+def chain_features(table: np.ndarray, members: np.ndarray, starts: np.ndarray, turned: int, wide: float,
+                   runs: float, align_tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """The box and the measures (:data:`CHAIN_FEATURES`) of each chain of glyphs: chain ``c`` is
+    the rows ``members[starts[c]:starts[c + 1]]`` of ``table`` (the component table of
+    :func:`components` with three more columns: the texture level of the glyph's block, its
+    level, its source). The measures are taken on the glyphs of the chain's most populous level
+    (the lowest of equals); the box and "glyphs" on all of them."""
+    nc = starts.shape[0] - 1
+    out = np.zeros((nc, len(CHAIN_FEATURES)), np.float64)
+    boxes = np.zeros((nc, 4), np.int64)
+    ncol = table.shape[1]
+    tex_col, lev_col, src_col = ncol - 3, ncol - 2, ncol - 1
+    for c in range(nc):
+        idx = members[starts[c]:starts[c + 1]]
+        m = idx.shape[0]
+        if m == 0:
+            continue
+        bx0, by0, bx1, by1 = table[idx[0], 0], table[idx[0], 1], table[idx[0], 2], table[idx[0], 3]
+        maxlev = 0
+        for i in range(m):
+            r = idx[i]
+            bx0 = min(bx0, table[r, 0])
+            by0 = min(by0, table[r, 1])
+            bx1 = max(bx1, table[r, 2])
+            by1 = max(by1, table[r, 3])
+            maxlev = max(maxlev, table[r, lev_col])
+        counts = np.zeros(maxlev + 1, np.int64)
+        for i in range(m):
+            counts[table[idx[i], lev_col]] += 1
+        level = 0
+        for v in range(maxlev + 1):
+            if counts[v] > counts[level]:
+                level = v
+        ns = counts[level]
+        same = np.empty(ns, np.int64)
+        j = 0
+        for i in range(m):
+            if table[idx[i], lev_col] == level:
+                same[j] = idx[i]
+                j += 1
+        sh = np.empty(ns, np.float64)
+        sw = np.empty(ns, np.float64)
+        y0s = np.empty(ns, np.float64)
+        y1s = np.empty(ns, np.float64)
+        x0s = np.empty(ns, np.float64)
+        peaks = np.empty(ns, np.float64)
+        modes = np.empty(ns, np.float64)
+        textures = np.empty(ns, np.float64)
+        solids = np.empty(ns, np.float64)
+        area_sum = 0.0
+        runs_sum = 0.0
+        flat_sum = 0.0
+        letters = 0
+        ticks = 0
+        sx0, sy0, sx1, sy1 = table[same[0], 0], table[same[0], 1], table[same[0], 2], table[same[0], 3]
+        for i in range(ns):
+            r = same[i]
+            sh[i] = table[r, 3] - table[r, 1]
+            sw[i] = table[r, 2] - table[r, 0]
+            y0s[i] = table[r, 1]
+            y1s[i] = table[r, 3]
+            x0s[i] = table[r, 0]
+            peaks[i] = table[r, PEAK]
+            modes[i] = table[r, MODE]
+            textures[i] = table[r, tex_col]
+            solids[i] = table[r, AREA] / max(1.0, sh[i] * sw[i])
+            area_sum += table[r, AREA]
+            runs_sum += table[r, RUNS_H]
+            flat_sum += table[r, FLAT]
+            if sw[i] <= wide * sh[i] or table[r, RUNS_H] >= max(2.0, runs * sw[i] / max(sh[i], 1.0)):
+                letters += 1
+            if sw[i] < 0.3 * sh[i]:
+                ticks += 1
+            sx0 = min(sx0, table[r, 0])
+            sy0 = min(sy0, table[r, 1])
+            sx1 = max(sx1, table[r, 2])
+            sy1 = max(sy1, table[r, 3])
+        mh = np.median(sh)
+        tol = max(1.0, align_tol * mh)
+        mt = np.median(y0s)
+        mb = np.median(y1s)
+        aligned = 0
+        both = 0
+        for i in range(ns):
+            t = abs(y0s[i] - mt) <= tol
+            b = abs(y1s[i] - mb) <= tol
+            if t or b:
+                aligned += 1
+            if t and b:
+                both += 1
+        if ns > 1:
+            order = np.argsort(x0s, kind="mergesort")
+            gaps = np.empty(ns - 1, np.float64)
+            end = table[same[order[0]], 2]
+            for i in range(1, ns):
+                r = same[order[i]]
+                gaps[i - 1] = (table[r, 0] - end) / max(mh, 1.0)
+                end = max(end, table[r, 2])
+        else:
+            gaps = np.zeros(1, np.float64)
+        peak = np.median(peaks)
+        texture = np.median(textures)
+        height = by1 - by0
+        width = bx1 - bx0
+        top = sh.max()
+        boxes[c, 0], boxes[c, 1], boxes[c, 2], boxes[c, 3] = bx0, by0, bx1, by1
+        f = out[c]
+        f[0] = ns
+        f[1] = top
+        f[2] = mh
+        f[3] = height
+        f[4] = width
+        f[5] = aligned / ns
+        f[6] = both / ns
+        f[7] = peak
+        f[8] = ticks / ns
+        f[9] = area_sum / max(1, (sx1 - sx0) * (sy1 - sy0))
+        f[10] = letters / ns
+        f[11] = np.std(sh) / max(np.mean(sh), 1.0)
+        f[12] = np.std(modes)
+        f[13] = peaks.min()
+        f[14] = peaks.max()
+        f[15] = np.median(gaps)
+        f[16] = gaps.max()
+        f[17] = table[idx[0], src_col]
+        f[18] = level
+        f[19] = m
+        f[20] = np.median(solids)
+        f[21] = runs_sum / ns
+        f[22] = flat_sum / ns
+        f[23] = texture
+        f[24] = turned
+        f[25] = peak / (1.0 + texture)
+        f[26] = height / max(top, 1.0)
+        f[27] = height / max(mh, 1.0)
+        f[28] = width / max(top, 1.0)
+    return boxes, out

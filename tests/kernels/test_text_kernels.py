@@ -267,3 +267,176 @@ def test_strongest() -> None:
     a = np.array([[1, 9]], np.uint8)
     b = np.array([[5, 2]], np.uint8)
     assert k.strongest(a, b).tolist() == [[5, 9]]
+
+
+def reference_forest(x, trees):  # type: ignore[no-untyped-def]
+    """Each tree a nested tuple: (feature, threshold, left, right) or a leaf value."""
+    out = []
+    for row in x:
+        s = 0.0
+        for tree in trees:
+            node = tree
+            while isinstance(node, tuple):
+                f, thr, lo, hi = node
+                node = lo if row[f] <= thr else hi
+            s += node
+        out.append(s)
+    return np.array(out)
+
+
+def _random_tree(rng, depth, nfeat):  # type: ignore[no-untyped-def]
+    if depth == 0 or rng.random() < 0.25:
+        return float(rng.normal())
+    return (int(rng.integers(nfeat)), float(rng.normal()), _random_tree(rng, depth - 1, nfeat),
+            _random_tree(rng, depth - 1, nfeat))
+
+
+def _flatten(trees):  # type: ignore[no-untyped-def]
+    feature, threshold, left, right, value, roots = [], [], [], [], [], []
+
+    def add(node):  # type: ignore[no-untyped-def]
+        i = len(feature)
+        feature.append(-1)
+        threshold.append(0.0)
+        left.append(-1)
+        right.append(-1)
+        value.append(0.0)
+        if isinstance(node, tuple):
+            feature[i], threshold[i] = node[0], node[1]
+            left[i] = add(node[2])
+            right[i] = add(node[3])
+        else:
+            value[i] = node
+        return i
+
+    for tree in trees:
+        roots.append(add(tree))
+    return (np.array(feature, np.int32), np.array(threshold), np.array(left, np.int32),
+            np.array(right, np.int32), np.array(value), np.array(roots, np.int32))
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31), ntrees=st.integers(0, 12), depth=st.integers(0, 6),
+       nrows=st.integers(0, 40), nfeat=st.integers(1, 5))
+def test_forest_matches_a_walk_down_each_tree(seed, ntrees, depth, nrows, nfeat) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(seed)
+    trees = [_random_tree(rng, depth, nfeat) for _ in range(ntrees)]
+    x = rng.normal(size=(nrows, nfeat))
+    x[rng.random(x.shape) < 0.1] = 0.0  # on a threshold's side exactly, now and then
+    got = k.forest(x, *_flatten(trees))
+    assert np.allclose(got, reference_forest(x, trees))
+
+
+def test_forest_sends_equal_values_left_and_nan_right() -> None:
+    trees = [(0, 0.5, -1.0, 1.0)]
+    x = np.array([[0.5], [0.4999], [0.5001], [np.nan]])
+    assert k.forest(x, *_flatten(trees)).tolist() == [-1.0, -1.0, 1.0, 1.0]
+
+
+def reference_chain_features(table, members, turned, wide, runs, align_tol):  # type: ignore[no-untyped-def]
+    """A chain's box and its measures, one numpy step at a time."""
+    rows = table[members]
+    box = (int(rows[:, 0].min()), int(rows[:, 1].min()), int(rows[:, 2].max()), int(rows[:, 3].max()))
+    lev = rows[:, -2]
+    level = int(np.bincount(lev).argmax())
+    same = rows[lev == level]
+    sh = same[:, 3] - same[:, 1]
+    sw = same[:, 2] - same[:, 0]
+    letter = (sw <= wide * sh) | (same[:, k.RUNS_H] >= np.maximum(2, runs * sw / np.maximum(sh, 1)))
+    mh = float(np.median(sh))
+    tol = max(1.0, align_tol * mh)
+    tops = np.abs(same[:, 1] - np.median(same[:, 1])) <= tol
+    bottoms = np.abs(same[:, 3] - np.median(same[:, 3])) <= tol
+    sbox = (same[:, 0].min(), same[:, 1].min(), same[:, 2].max(), same[:, 3].max())
+    order = np.argsort(same[:, 0], kind="stable")
+    ends = np.maximum.accumulate(same[order, 2])
+    gaps = (same[order[1:], 0] - ends[:-1]) / max(mh, 1.0) if len(same) > 1 else np.zeros(1)
+    peak = float(np.median(same[:, k.PEAK]))
+    height, width = box[3] - box[1], box[2] - box[0]
+    top = int(sh.max())
+    f = {
+        "n": len(same), "top": top, "mh": mh, "height": height, "width": width,
+        "aligned": float(np.mean(tops | bottoms)), "both": float(np.mean(tops & bottoms)),
+        "peak": peak, "ticks": float(np.mean(sw < 0.3 * sh)),
+        "fill": float(same[:, k.AREA].sum() / max(1, (sbox[2] - sbox[0]) * (sbox[3] - sbox[1]))),
+        "letters": float(np.mean(letter)),
+        "heights": float(np.std(sh) / max(float(np.mean(sh)), 1.0)),
+        "colours": float(np.std(same[:, k.MODE])),
+        "weakest": float(same[:, k.PEAK].min()), "strongest": float(same[:, k.PEAK].max()),
+        "gap": float(np.median(gaps)), "widest_gap": float(gaps.max()),
+        "source": int(rows[0, -1]), "level": level, "glyphs": len(members),
+        "solid": float(np.median(same[:, k.AREA] / np.maximum(1, sh * sw))),
+        "runs": float(np.mean(same[:, k.RUNS_H])), "flat": float(np.mean(same[:, k.FLAT])),
+        "texture": float(np.median(same[:, -3])), "turned": int(turned),
+        "snr": peak / (1.0 + float(np.median(same[:, -3]))),
+        "stretch": height / max(top, 1), "drift": height / max(mh, 1.0), "aspect": width / max(top, 1),
+    }
+    return box, f
+
+
+def _random_table(rng, n):  # type: ignore[no-untyped-def]
+    x0 = rng.integers(0, 200, n)
+    y0 = rng.integers(0, 50, n)
+    w = rng.integers(1, 30, n)
+    h = rng.integers(1, 30, n)
+    area = np.minimum(w * h, rng.integers(1, 400, n))
+    t = np.zeros((n, k.NSTAT + 3), np.int64)
+    t[:, k.X0], t[:, k.Y0], t[:, k.X1], t[:, k.Y1] = x0, y0, x0 + w, y0 + h
+    t[:, k.AREA] = area
+    t[:, k.PEAK] = rng.integers(6, 256, n)
+    t[:, k.CORE] = area
+    t[:, k.MODE] = rng.integers(0, 256, n)
+    t[:, k.FLAT] = rng.integers(0, 100, n)
+    t[:, k.RUNS_H] = rng.integers(1, 6, n)
+    t[:, k.RUNS_V] = rng.integers(1, 6, n)
+    t[:, -3] = rng.integers(0, 30, n)
+    t[:, -2] = rng.integers(0, 4, n)
+    t[:, -1] = rng.integers(0, 3, n)
+    if rng.random() < 0.3:  # ties: equal starts, equal heights
+        t[:, k.X0] = t[0, k.X0]
+        t[:, k.Y1] = t[:, k.Y0] + h[0]
+    return t
+
+
+def _check_chains(table, chains, turned):  # type: ignore[no-untyped-def]
+    from medcloak.pixels import text as mt
+
+    starts = np.zeros(len(chains) + 1, np.int64)
+    np.cumsum([len(c) for c in chains], out=starts[1:])
+    members = np.concatenate(chains).astype(np.int64) if chains else np.zeros(0, np.int64)
+    boxes, x = k.chain_features(table, members, starts, turned, mt.WIDE, mt.RUNS, mt.ALIGN_TOL)
+    assert x.shape == (len(chains), len(k.CHAIN_FEATURES))
+    for c, chain in enumerate(chains):
+        box, f = reference_chain_features(table, chain, bool(turned), mt.WIDE, mt.RUNS, mt.ALIGN_TOL)
+        assert tuple(boxes[c]) == box
+        assert np.allclose(x[c], [float(f[name]) for name in k.CHAIN_FEATURES]), c
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(1, 40), nchains=st.integers(0, 6), turned=st.integers(0, 1))
+def test_chain_features_match_reference(seed, n, nchains, turned) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(seed)
+    table = _random_table(rng, n)
+    chains = [rng.choice(n, size=int(rng.integers(1, n + 1)), replace=False) for _ in range(nchains)]
+    _check_chains(table, chains, turned)
+
+
+def test_chain_features_on_a_real_frame() -> None:
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.data import get_testdata_file
+
+    from medcloak.pixels import text as mt
+
+    img = pydicom.dcmread(get_testdata_file("US1_UNCR.dcm")).pixel_array
+    table = mt._glyphs(mt._display(np.ascontiguousarray(img), None))
+    chains = []
+    for src in np.unique(table[:, -1]):
+        chains += mt._chains(table, np.flatnonzero(table[:, -1] == src))
+    assert len(chains) > 10
+    _check_chains(table, chains, 0)
+
+
+def test_chain_features_names_are_the_detectors() -> None:
+    from medcloak.pixels import text as mt
+
+    assert mt.FEATURES == k.CHAIN_FEATURES
