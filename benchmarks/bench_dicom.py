@@ -77,8 +77,9 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from medcloak.durable import PENDING
 from medcloak.errors import MedcloakError
-from medcloak.formats.dicom import deidentify_dicom, publish
+from medcloak.formats.dicom import deidentify_dicom
 from medcloak.pseudonym import Keyring, _digest
+from medcloak.publish import publish
 from medcloak.rules.profile import load_profile
 
 SECRET = b"benchmark-secret-0123456789"
