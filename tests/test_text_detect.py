@@ -235,6 +235,7 @@ def test_colour_flow_is_thick_saturated_colour_and_not_coloured_strokes() -> Non
     chroma = img.max(axis=2).astype(int) - img.min(axis=2)
     summed = mt._colour_flow(chroma.astype(np.uint8))
     flow = np.diff(np.diff(summed, axis=0), axis=1).astype(bool)  # the mask back from its sums
+    assert mt._colour_flow(np.where(strokes, 255, 0).astype(np.uint8)) is None  # text alone: none
     assert flow[20:60, 20:70].all() and flow[30:34, 70:73].all()
     assert not flow[strokes].any()
     boxes = medcloak.detect_text(img)

@@ -70,34 +70,18 @@ def _better(a, b, is_max):  # type: ignore[no-untyped-def]
 @kernel
 def _rows(img: np.ndarray, r: int, is_max: bool) -> np.ndarray:
     """Minimum (maximum) over the window [x - r, x + r] of each row, the window cut at the
-    frame's edges. van Herk / Gil-Werman: the padded row is cut into blocks of the window's size;
-    a window spans the end of one block and the start of the next, whose running extremes from
-    the block's start (g) and to its end (h) are kept."""
-    ny, nx = img.shape
-    out = np.empty((ny, nx), np.uint8)
-    if nx == 0 or ny == 0:
-        return out
-    k = 2 * r + 1
-    m = nx + 2 * r
-    pad = np.uint8(0) if is_max else np.uint8(255)
-    p = np.empty(m, np.uint8)
-    g = np.empty(m, np.uint8)
-    h = np.empty(m, np.uint8)
-    for y in range(ny):
-        for j in range(m):
-            p[j] = img[y, j - r] if r <= j < nx + r else pad
-        for j in range(m):
-            g[j] = p[j] if j % k == 0 else _better(g[j - 1], p[j], is_max)
-        for j in range(m - 1, -1, -1):
-            h[j] = p[j] if (j % k == k - 1 or j == m - 1) else _better(h[j + 1], p[j], is_max)
-        for x in range(nx):
-            out[y, x] = _better(h[x], g[x + k - 1], is_max)
-    return out
+    frame's edges: :func:`_cols` on the transposed frame (down the columns the running extremes
+    are taken for a whole row of pixels at a time, which the compiler vectorises; along a row
+    each pixel waits for the one before it: three times slower)."""
+    return np.ascontiguousarray(_cols(np.ascontiguousarray(img.T), r, is_max).T)
 
 
 @kernel
 def _cols(img: np.ndarray, r: int, is_max: bool) -> np.ndarray:
-    """:func:`_rows` down the columns, whole rows at a time (contiguous)."""
+    """Minimum (maximum) over the window [y - r, y + r] of each column, the window cut at the
+    frame's edges. van Herk / Gil-Werman: the padded column is cut into blocks of the window's
+    size; a window spans the end of one block and the start of the next, whose running extremes
+    from the block's start (g) and to its end (h) are kept; whole rows at a time (contiguous)."""
     ny, nx = img.shape
     out = np.empty((ny, nx), np.uint8)
     if nx == 0 or ny == 0:

@@ -184,7 +184,7 @@ def _glyph_like(t: np.ndarray, level: np.ndarray | None = None) -> tuple[np.ndar
     return good, strong & ~(small & thin)
 
 
-def _colour_flow(chroma: np.ndarray) -> np.ndarray:
+def _colour_flow(chroma: np.ndarray) -> np.ndarray | None:
     """The summed-area table (one more row and column, of zeros, first) of the colour flow
     (Doppler) in a frame's chroma plane: saturated pixels (chroma at least FLOW_CHROMA) of
     regions wider than any stroke (what an opening by a square of side 2 * FLOW_RADIUS + 1 keeps:
@@ -194,13 +194,19 @@ def _colour_flow(chroma: np.ndarray) -> np.ndarray:
     varied in size, chain like words: a glyph whose box is FLOW_SHARE flow is left out (so is
     text drawn over flow, or low-contrast coloured text in a box filled with saturated colour:
     the set loses 5 of its 1,060 lines' coverage to this; pydicom's real power Doppler frame
-    US1 has 10 % of its flow boxed instead of 40 %)."""
+    US1 has 10 % of its flow boxed instead of 40 %). ``None`` when there is no flow."""
     from medcloak_kernels import text as k
 
     saturated = np.where(chroma >= FLOW_CHROMA, np.uint8(255), np.uint8(0))
-    thick = k.max_filter(k.min_filter(saturated, FLOW_RADIUS), FLOW_RADIUS)
+    cores = k.min_filter(saturated, FLOW_RADIUS)
+    if not cores.any():  # no saturated square that wide: coloured text, or no colour at all
+        return None
+    thick = k.max_filter(cores, FLOW_RADIUS)
     flow = (k.max_filter(thick, FLOW_REACH) > 0) & (saturated > 0)
-    return np.pad(flow, ((1, 0), (1, 0))).cumsum(0).cumsum(1)  # summed, for box sums
+    summed = np.zeros((flow.shape[0] + 1, flow.shape[1] + 1), np.int32)
+    np.cumsum(flow, axis=0, dtype=np.int32, out=summed[1:, 1:])
+    np.cumsum(summed[1:, 1:], axis=1, out=summed[1:, 1:])
+    return summed
 
 
 def _share(summed: np.ndarray, t: np.ndarray) -> np.ndarray:
