@@ -241,3 +241,17 @@ def test_colour_flow_is_thick_saturated_colour_and_not_coloured_strokes() -> Non
     boxes = medcloak.detect_text(img)
     assert coverage(boxes, strokes) >= 0.98
     assert area(boxes, img.shape) < 0.2
+
+
+def test_big_endian_frames_are_read_as_their_values() -> None:
+    # pydicom gives the frames of Explicit VR Big Endian files in their own byte order
+    rgb = frame("SC_rgb_expb_16bit.dcm")
+    assert not rgb.dtype.isnative
+    medcloak.detect_text(rgb, bits_stored=16)  # typed for the kernels, not refused
+    drawn, masks = _draw_grey(frame("MR2_UNCR.dcm"), None)
+    big = drawn.astype(drawn.dtype.newbyteorder(">"))
+    assert not big.dtype.isnative and big.tobytes() != drawn.tobytes()
+    boxes = medcloak.detect_text(big)
+    assert boxes == medcloak.detect_text(drawn)
+    for m in masks:
+        assert coverage(boxes, m) >= 0.98

@@ -432,7 +432,10 @@ def detect_text(image: Any, *, photometric: str | None = None,
     list of (x0, y0, x1, y1)
         One box per line of text, padded, ends exclusive, within the frame.
     """
-    return _detect(np.asarray(image), bits_stored)
+    image = np.asarray(image)
+    if not image.dtype.isnative:  # big-endian stored values (pydicom gives them as they are)
+        image = image.astype(image.dtype.newbyteorder("="))
+    return _detect(image, bits_stored)
 
 
 def _detect(image: np.ndarray, bits_stored: int | None, record: list | None = None) -> list[tuple[int, int, int, int]]:
