@@ -21,7 +21,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from medcloak.errors import DeidentificationError, SkippedObject
 from medcloak.formats.dicom import deidentify_dicom
 from medcloak.pseudonym import Keyring
-from medcloak.rules.documents import EMPTY_DOCUMENTS, empty_document
+from medcloak.rules.documents import EMPTY_DOCUMENTS, empty_document, pdf
 from medcloak.rules.profile import load_profile
 
 KEYRING = Keyring(SECRET)
@@ -43,16 +43,7 @@ def _pdf_with_text(text: str) -> bytes:
         b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return pdf(objects)
 
 
 def _stl_with_name(name: str) -> bytes:

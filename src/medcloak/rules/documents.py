@@ -16,14 +16,9 @@ and any other type is unknown here.
 from __future__ import annotations
 
 
-def _pdf() -> bytes:
-    """A PDF 1.4 of one blank US Letter page, with a cross-reference table whose offsets are
-    computed (readers check them)."""
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << >> >>",
-    ]
+def pdf(objects: list[bytes]) -> bytes:
+    """A PDF 1.4 of ``objects`` (numbered from 1; the first the catalog), with a cross-reference
+    table whose offsets are computed (readers check them), of even length."""
     out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")  # the binary comment line: a binary file
     offsets = []
     for number, body in enumerate(objects, 1):
@@ -37,6 +32,15 @@ def _pdf() -> bytes:
     if len(out) % 2:
         out += b"\n"  # an empty line after the end-of-file marker: even length, as OB wants
     return bytes(out)
+
+
+def _pdf() -> bytes:
+    """A PDF of one blank US Letter page."""
+    return pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << >> >>",
+    ])
 
 
 #: The empty documents, by MIME type (lower case).
