@@ -219,8 +219,8 @@ def _share(summed: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 def _glyphs(planes: list[np.ndarray]) -> np.ndarray:
     """The component table of the frame's stroke contrast, glyph-like rows only, with three more
-    columns: the texture level of its block (:data:`TEXTURE`), the level (index in
-    :data:`LEVELS`) and where each came from (0: bright on the value or grey plane, 1: dark, 2:
+    columns: the texture level of its block (the median stroke contrast of its BLOCK), the level
+    (index in :data:`LEVELS`) and where each came from (0: bright on the value or grey plane, 1: dark, 2:
     bright on the chroma plane)."""
     from medcloak_kernels import text as k
 
