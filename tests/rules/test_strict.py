@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pydicom
 import pytest
+from conftest import dciodvfy_errors
 from pydicom.data import get_testdata_file
-from pydicom.dataset import Dataset
 from pydicom.datadict import tag_for_keyword
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from medcloak.cli import main
@@ -66,18 +65,6 @@ def _plant(ds: Dataset) -> None:
     region.CodeValue, region.CodingSchemeDesignator, region.CodeMeaning = "T-A0100", "SRT", "Brain"
     region.TextValue = TECH
     ds.AnatomicRegionSequence = Sequence([region])
-
-
-def _errors(path: Path) -> set[str]:
-    """dciodvfy's error messages, values and positions taken out."""
-    res = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
-    out = set()
-    for line in (res.stdout + res.stderr).splitlines():
-        if line.startswith("Error"):
-            line = re.sub(r"<[^>]*>", "<>", line)
-            line = re.sub(r"\"[^\"]*\"", '""', line)
-            out.add(re.sub(r"\d+(\.\d+)*", "N", line))
-    return out
 
 
 def _run(src: Path, out: Path, key: Path, *extra: str) -> tuple[int, dict[str, dict]]:
@@ -193,7 +180,7 @@ def test_dciodvfy_finds_no_new_error_under_strict(releases, dciodvfy):
     root, (_, brows), (_, srows), _ = releases
     new = {}
     for name, row in srows.items():
-        added = _errors(_out(root, "strict", row)) - _errors(_out(root, "basic", brows[name]))
+        added = dciodvfy_errors(_out(root, "strict", row)) - dciodvfy_errors(_out(root, "basic", brows[name]))
         if added:
             new[name] = sorted(added)
     assert new == {}
