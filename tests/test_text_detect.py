@@ -224,23 +224,34 @@ def test_lines_whose_glyphs_change_colour_along_them_are_covered(seed, index, li
     assert (covered[y0:y1, x0:x1] & ln.mask).sum() >= 0.98 * ln.mask.sum()
 
 
-def test_colour_flow_is_thick_saturated_colour_and_not_coloured_strokes() -> None:
+def test_colour_flow_is_shaded_saturated_colour_wider_than_a_stroke() -> None:
     from medcloak.pixels import text as mt
 
-    img = np.full((120, 200, 3), 60, np.uint8)
-    img[20:60, 20:70] = (230, 140, 20)  # a blob of power Doppler orange
-    img[30:34, 70:73] = (230, 160, 20)  # a thin tendril of it
+    img = np.full((120, 260, 3), 60, np.uint8)
+    shade = np.linspace(120, 250, 50).astype(np.uint8)
+    img[20:60, 20:70, 0] = shade  # a blob of power Doppler, dark orange to bright yellow
+    img[20:60, 20:70, 1] = shade // 2 + 60
+    img[20:60, 20:70, 2] = 10
+    img[30:34, 70:73] = (240, 170, 10)  # a thin tendril of it
     strokes = glyph_mask(img.shape[:2], (100, 70), "AB 12", 20, 2)  # bold yellow text
     img[strokes] = (255, 255, 0)
-    chroma = img.max(axis=2).astype(int) - img.min(axis=2)
-    summed = mt._colour_flow(chroma.astype(np.uint8))
+    img[5:35, 150:250] = (40, 40, 160)  # a filled blue banner, white text in it
+    banner = glyph_mask(img.shape[:2], (155, 10), "DOE 1970", 14, 0)
+    img[banner] = 255
+    _value, chroma, luma = mt._display(img, None)
+    summed = mt._colour_flow(chroma, luma)
     flow = np.diff(np.diff(summed, axis=0), axis=1).astype(bool)  # the mask back from its sums
-    assert mt._colour_flow(np.where(strokes, 255, 0).astype(np.uint8)) is None  # text alone: none
     assert flow[20:60, 20:70].all() and flow[30:34, 70:73].all()
-    assert not flow[strokes].any()
+    assert not flow[strokes].any() and not flow[5:35, 150:250].any()
+    only_text = np.where(strokes, 255, 0).astype(np.uint8)
+    assert mt._colour_flow(only_text, only_text) is None  # text alone: no flow
     boxes = medcloak.detect_text(img)
     assert coverage(boxes, strokes) >= 0.98
-    assert area(boxes, img.shape) < 0.2
+    assert coverage(boxes, banner) >= 0.98
+    found = np.zeros(img.shape[:2], bool)
+    for x0, y0, x1, y1 in boxes:
+        found[y0:y1, x0:x1] = True
+    assert found[20:60, 20:70].mean() < 0.2
 
 
 def test_big_endian_frames_are_read_as_their_values() -> None:

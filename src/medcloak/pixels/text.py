@@ -17,8 +17,8 @@ The detector looks for exactly that, on stored values of any bit depth:
    (text touching bright anatomy parts from it higher up), kept when character-sized and strong
    enough (12 levels, 10 in a quiet block of the grey or value plane; neither a long straight
    line such as a ruler or an ECG trace nor a large blob), and not on colour flow (in an RGB
-   frame, a glyph whose box is partly saturated colour of a region wider than a stroke: Doppler's
-   blobs, as bright as text and as varied in size, chain like words).
+   frame, a glyph whose box is partly saturated, shaded colour of a region wider than a stroke:
+   Doppler's blobs, as bright as text and as varied in size, chain like words).
 4. **Lines.** Glyphs of one plane and polarity whose rows overlap, that share their top or their
    baseline and follow each other within about a character's height are chained. A chain of at
    least three glyphs is judged by a classifier trained on the test set's generator (a boosted
@@ -111,6 +111,9 @@ CORE_RATIO, MAX_CORE = 1.5, 400
 FLOW_CHROMA, FLOW_RADIUS, FLOW_REACH = 60, 4, 3
 #: a glyph whose box is at least FLOW_SHARE colour flow is flow
 FLOW_SHARE = 0.15
+#: ... and flow is shaded: a saturated region where at least FLOW_UNIFORM of the pixels are of one
+#: brightness (the mean of the channels, within FLOW_DELTA) is a filled box or a banner, not flow
+FLOW_UNIFORM, FLOW_DELTA = 0.7, 3
 #: a core taller than TALL_CORE px must fill at least CORE_FILL of its box: chains of colour
 #: Doppler's flow blobs (saturated, as bright as text) leave large, sparse cores of a few blobs
 TALL_CORE, CORE_FILL = 24, 0.25
@@ -130,7 +133,8 @@ TAIL_FRACTION = 2e-4
 
 
 def _display(image: np.ndarray, bits_stored: int | None) -> list[np.ndarray]:
-    """The 8-bit planes searched for text: one for grey, value and chroma for RGB."""
+    """The 8-bit planes searched for text: one for grey; value and chroma for RGB, and the mean
+    of the channels (where colour flow's shading shows)."""
     from medcloak_kernels import text as k
 
     if image.ndim == 3:
@@ -138,7 +142,8 @@ def _display(image: np.ndarray, bits_stored: int | None) -> list[np.ndarray]:
             raise ValueError("a colour frame must be H x W x 3")
         rgb = image if image.dtype == np.uint8 else np.stack([_to8(image[..., c], bits_stored) for c in range(3)], -1)
         value, chroma = k.value_chroma(np.ascontiguousarray(rgb))
-        return [value, chroma]
+        luma = (rgb.sum(axis=2, dtype=np.uint16) // 3).astype(np.uint8)
+        return [value, chroma, luma]
     if image.ndim != 2:
         raise ValueError("a frame must be 2-D grey or H x W x 3 colour")
     if image.dtype == np.uint8:
@@ -184,17 +189,18 @@ def _glyph_like(t: np.ndarray, level: np.ndarray | None = None) -> tuple[np.ndar
     return good, strong & ~(small & thin)
 
 
-def _colour_flow(chroma: np.ndarray) -> np.ndarray | None:
+def _colour_flow(chroma: np.ndarray, luma: np.ndarray) -> np.ndarray | None:
     """The summed-area table (one more row and column, of zeros, first) of the colour flow
-    (Doppler) in a frame's chroma plane: saturated pixels (chroma at least FLOW_CHROMA) of
-    regions wider than any stroke (what an opening by a square of side 2 * FLOW_RADIUS + 1 keeps:
-    a 40 px bold font's strokes are about 7 px), and the saturated pixels within FLOW_REACH of
-    them (the thin edges and tendrils of the same blobs). Coloured text is thin strokes of
-    saturated colour on their own: none of it is flow. Flow's blobs, as bright as text and as
-    varied in size, chain like words: a glyph whose box is FLOW_SHARE flow is left out (so is
-    text drawn over flow, or low-contrast coloured text in a box filled with saturated colour:
-    the set loses 5 of its 1,060 lines' coverage to this; pydicom's real power Doppler frame
-    US1 has 10 % of its flow boxed instead of 40 %). ``None`` when there is no flow."""
+    (Doppler) of an RGB frame, from its chroma and the mean of its channels (``luma``):
+    saturated pixels (chroma at least FLOW_CHROMA) of regions wider than any stroke (what an
+    opening by a square of side 2 * FLOW_RADIUS + 1 keeps: a 40 px bold font's strokes are about
+    7 px) and shaded (flow's blobs are shaded from dark to bright; a box or banner filled with
+    one colour is not: most of its pixels have one brightness), and the saturated pixels within
+    FLOW_REACH of them (the thin edges and tendrils of the same blobs). Coloured text is thin
+    strokes of saturated colour on their own: none of it is flow. Flow's blobs, as bright as text
+    and as varied in size, chain like words: a glyph whose box is FLOW_SHARE flow is left out (so
+    is text drawn over flow; pydicom's real power Doppler frame US1 has 10 % of its flow boxed
+    instead of 40 %). ``None`` when there is no flow."""
     from medcloak_kernels import text as k
 
     saturated = np.where(chroma >= FLOW_CHROMA, np.uint8(255), np.uint8(0))
@@ -202,6 +208,11 @@ def _colour_flow(chroma: np.ndarray) -> np.ndarray | None:
     if not cores.any():  # no saturated square that wide: coloured text, or no colour at all
         return None
     thick = k.max_filter(cores, FLOW_RADIUS)
+    labels, regions = k.components(thick, 1, luma, FLOW_DELTA)
+    shaded = regions[:, k.FLAT] < FLOW_UNIFORM * regions[:, k.AREA]  # not a filled box or banner
+    if not shaded.any():
+        return None
+    thick = np.where(np.r_[False, shaded][labels], np.uint8(255), np.uint8(0))
     flow = (k.max_filter(thick, FLOW_REACH) > 0) & (saturated > 0)
     summed = np.zeros((flow.shape[0] + 1, flow.shape[1] + 1), np.int32)
     np.cumsum(flow, axis=0, dtype=np.int32, out=summed[1:, 1:])
@@ -225,8 +236,8 @@ def _glyphs(planes: list[np.ndarray]) -> np.ndarray:
     from medcloak_kernels import text as k
 
     tables = []
-    flow = _colour_flow(planes[1]) if len(planes) > 1 else None
-    for i, plane in enumerate(planes):
+    flow = _colour_flow(planes[1], planes[2]) if len(planes) > 2 else None
+    for i, plane in enumerate(planes[:2]):
         if i == 0:
             # each polarity on its own: the gaps between bright glyphs are dark details themselves
             contrasts = k.tophats(plane, RADIUS)
