@@ -173,7 +173,7 @@ def test_real_power_doppler_flow_is_not_blanked() -> None:
     found = np.zeros(flow.shape, bool)
     for x0, y0, x1, y1 in medcloak.detect_text(img):
         found[y0:y1, x0:x1] = True
-    assert found[flow].mean() < 0.2  # 0.40 without the colour-flow rule, 0.10 with it
+    assert found[flow].mean() < 0.2  # 0.40 without the colour-flow rule, 0.13 with it
 
 
 @pytest.mark.parametrize("img", [np.zeros((0, 0), np.uint8), np.zeros((1, 1), np.uint16), np.full((30, 40), 7, np.int16),
