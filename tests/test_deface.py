@@ -414,11 +414,11 @@ def test_dicom_series_defaced_as_a_volume(robex, tmp_path, dciodvfy) -> None:  #
     check_brain_kept(changed, brain_slices, series_affine)
     assert main_verify(tmp_path / "out") == 0
     if dciodvfy:  # a valid series still: no error dciodvfy did not find in the input
-        from test_corpus_and_cli import _errors
+        from conftest import dciodvfy_errors
 
         rows = [json.loads(line) for line in (tmp_path / "out.audit" / "manifest.jsonl").read_text().splitlines()]
         for row in rows[::40]:
-            assert _errors(tmp_path / "out" / row["outputs"][0]) - _errors(Path(row["input"])) == set()
+            assert dciodvfy_errors(tmp_path / "out" / row["outputs"][0]) - dciodvfy_errors(Path(row["input"])) == set()
 
 
 def main_verify(folder: Path) -> int:
