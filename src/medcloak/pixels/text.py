@@ -168,11 +168,17 @@ def _to8(plane: np.ndarray, bits_stored: int | None) -> np.ndarray:
     return k.stretch(np.ascontiguousarray(plane), lo, hi)
 
 
-def _glyph_like(t: np.ndarray, level: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Of a component table: (rows that are glyph-like; rows too large or too solid to be a
-    glyph, but strong enough, worth a look at a higher level). With ``level`` (the texture level
-    of each BLOCK, as from ``block_median``), a glyph at the centre of a quiet block needs only
-    QUIET_HIGH."""
+def _texture(level: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The texture level (``level``: one per BLOCK, as from ``block_median``) of the block at
+    the centre of each row of a component table."""
+    from medcloak_kernels import text as k
+
+    return level[((t[:, k.Y0] + t[:, k.Y1]) // 2) // BLOCK, ((t[:, k.X0] + t[:, k.X1]) // 2) // BLOCK]
+
+
+def _glyph_like(t: np.ndarray, texture: np.ndarray | None = None) -> np.ndarray:
+    """The rows of a component table that are glyph-like. With ``texture`` (each row's, from
+    :func:`_texture`), a glyph in a quiet block needs only QUIET_HIGH."""
     from medcloak_kernels import text as k
 
     w = t[:, k.X1] - t[:, k.X0]
@@ -180,13 +186,11 @@ def _glyph_like(t: np.ndarray, level: np.ndarray | None = None) -> tuple[np.ndar
     area = t[:, k.AREA]
     fill = area / np.maximum(w * h, 1)
     strong = t[:, k.PEAK] >= HIGH
-    if level is not None and len(t):
-        quiet = level[((t[:, k.Y0] + t[:, k.Y1]) // 2) // BLOCK, ((t[:, k.X0] + t[:, k.X1]) // 2) // BLOCK] <= QUIET
-        strong |= quiet & (t[:, k.PEAK] >= QUIET_HIGH)
+    if texture is not None:
+        strong |= (texture <= QUIET) & (t[:, k.PEAK] >= QUIET_HIGH)
     small = np.minimum(w, h) <= MAX_GLYPH
     thin = (fill <= MAX_FILL) | (np.minimum(w, h) < THICK) | (np.maximum(w, h) >= 2 * np.minimum(w, h))
-    good = strong & small & thin & (np.maximum(w, h) >= MIN_GLYPH) & (t[:, k.CORE] >= CORE * area)
-    return good, strong & ~(small & thin)
+    return strong & small & thin & (np.maximum(w, h) >= MIN_GLYPH) & (t[:, k.CORE] >= CORE * area)
 
 
 def _colour_flow(chroma: np.ndarray, luma: np.ndarray) -> np.ndarray | None:
@@ -250,12 +254,11 @@ def _glyphs(planes: list[np.ndarray]) -> np.ndarray:
             excess = k.above_level(strength, level, BLOCK, NOISE)
             for n, lo in enumerate(LEVELS):  # text touching bright anatomy parts from it higher up
                 t = k.components(excess, lo, plane, DELTA)[1]
-                good, _ = _glyph_like(t, level if i == 0 else None)
+                texture = _texture(level, t)
+                good = _glyph_like(t, texture if i == 0 else None)
                 if flow is not None and len(t):
                     good &= _share(flow, t) < FLOW_SHARE
-                g = t[good]
-                texture = level[((g[:, k.Y0] + g[:, k.Y1]) // 2) // BLOCK, ((g[:, k.X0] + g[:, k.X1]) // 2) // BLOCK]
-                tables.append(np.c_[g, texture, np.full((len(g), 2), (n, 2 * i + j))])
+                tables.append(np.c_[t[good], texture[good], np.full((np.count_nonzero(good), 2), (n, 2 * i + j))])
                 if n + 1 < len(LEVELS) and (len(t) == 0 or t[:, k.PEAK].max() < LEVELS[n + 1]):
                     break  # nothing reaches the next level
     return np.concatenate(tables)
