@@ -46,6 +46,7 @@ from .errors import (
     SkippedObject,
     UsageError,
 )
+from .limits import Limits, applied
 from .model import Outcome, RunSummary, Source, Task
 from .pseudonym import Keyring
 from .rules.profile import Profile, load_profile
@@ -74,6 +75,8 @@ class Job:
     audit: str = ""
     #: each handler's own settings, by its name (see :mod:`medcloak.handlers.base`)
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: what one object may cost (see :mod:`medcloak.limits`), current while its task runs
+    limits: Limits = dataclasses.field(default_factory=Limits)
 
 
 def make_settings(options: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +98,7 @@ def process_task(task: Task, job: Job) -> list[Outcome]:
     sources = (task.source, *task.members)
     ids = [task.object_id] + [job.keyring.token("object", m.path, 12) for m in task.members]
     made: list[Path] = []  # files this task placed: taken back if its handler fails midway
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), applied(job.limits):
         warnings.simplefilter("ignore")
         try:
             fmt = task.source.format

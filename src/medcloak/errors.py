@@ -77,3 +77,9 @@ class ClusterError(RunError):
     """A batch could not be run on the Dask cluster (its workers kept dying on it, or the
     scheduler went away), or no Dask scheduler answers at the address given (then nothing is
     written)."""
+
+
+class LimitError(DeidentificationError):
+    """An object would cost more than a limit of the run allows (its declared size against the
+    file's own size or the per-object ceiling, an expansion ratio, the time per object): it is
+    quarantined, with a reason that names the limit and how to raise it, before the cost is paid."""

@@ -1,0 +1,110 @@
+"""What one object may cost: the limits of a run, and the checks readers make against them
+before they allocate or inflate anything.
+
+An archive's folders are not curated, and one crafted file (a volume whose header declares
+gigabytes of zeros, a deflated DICOM that inflates a thousandfold) must not take a worker or a
+machine down. Every reader checks what a file *declares* (a volume's shape times its data type,
+a frame's rows x columns x samples x frames, a slide's tiles) against:
+
+- the file's own size: data stored uncompressed cannot be larger than the file that holds it;
+  compressed data cannot expand beyond :attr:`Limits.max_ratio` (1:200 by default: gzip and
+  deflate of real images stay far below; zeros reach 1:1000);
+- the per-object ceiling :attr:`Limits.max_object_bytes` (``--max-object-size``).
+
+A refusal is a :class:`~medcloak.errors.LimitError` (a quarantine) whose reason names the limit
+and the option that raises it; it costs milliseconds, as nothing was inflated.
+
+The limits of the task in progress are a context variable, set by the engine around each task
+(:func:`applied`), so that readers deep in a format's code read them with :func:`current`
+without each call passing them along; outside a run the defaults apply.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from dataclasses import dataclass
+from typing import Iterator
+
+from .errors import LimitError
+
+#: default expansion bound of compressed data (gzip, deflate): inflated bytes per stored byte
+MAX_RATIO = 200
+#: default ceiling of one object's declared size when the machine's memory is not known
+MAX_OBJECT_BYTES = 4 << 30
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one object may cost (see the module's docstring); ``0`` turns a limit off."""
+
+    #: bytes an object may declare (pixels, a volume's voxels, inflated data)
+    max_object_bytes: int = MAX_OBJECT_BYTES
+    #: inflated bytes per stored byte of compressed data
+    max_ratio: float = MAX_RATIO
+    #: seconds one object may take (``--object-timeout``); 0: no limit
+    timeout: float = 0.0
+
+
+_CURRENT: contextvars.ContextVar[Limits] = contextvars.ContextVar("medcloak_limits", default=Limits())
+
+
+def current() -> Limits:
+    """The limits of the task in progress (the defaults outside a run)."""
+    return _CURRENT.get()
+
+
+@contextlib.contextmanager
+def applied(limits: Limits) -> Iterator[Limits]:
+    """Make ``limits`` :func:`current` within the block."""
+    token = _CURRENT.set(limits)
+    try:
+        yield limits
+    finally:
+        _CURRENT.reset(token)
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{int(n)} bytes"
+
+
+def check_declared(declared: int, *, what: str, stored: int | None = None, compressed: bool = False,
+                   limits: Limits | None = None) -> None:
+    """Refuse (:class:`LimitError`) an object that declares ``declared`` bytes of ``what`` (for
+    example ``"voxel data"``) held in ``stored`` bytes of the file: more than stored when
+    uncompressed, more than the expansion ratio allows when ``compressed``, or more than the
+    per-object ceiling. ``stored`` ``None``: only the ceiling is checked."""
+    lim = limits or current()
+    if declared < 0:
+        raise LimitError(f"{what}: a negative size is declared")
+    if lim.max_object_bytes and declared > lim.max_object_bytes:
+        raise LimitError(f"{what}: {_size(declared)} declared, beyond the per-object limit of "
+                         f"{_size(lim.max_object_bytes)} (--max-object-size)")
+    if stored is None:
+        return
+    if not compressed:
+        if declared > stored:
+            raise LimitError(f"{what}: {_size(declared)} declared, but the file holds only {_size(stored)}")
+    elif lim.max_ratio and declared > lim.max_ratio * max(stored, 1):
+        raise LimitError(f"{what}: {_size(declared)} declared from {_size(stored)} compressed, an expansion "
+                         f"beyond 1:{lim.max_ratio:g} (--max-expansion)")
+
+
+def inflate_limit(stored: int, limits: Limits | None = None) -> int:
+    """How many bytes ``stored`` bytes of compressed data may inflate to (0: no limit): what a
+    streaming inflater stops at, with :func:`refuse_inflated` as its reason."""
+    lim = limits or current()
+    bounds = [b for b in (lim.max_object_bytes, int(lim.max_ratio * max(stored, 1)) if lim.max_ratio else 0) if b]
+    return min(bounds) if bounds else 0
+
+
+def refuse_inflated(what: str, stored: int, limits: Limits | None = None) -> LimitError:
+    """The error of compressed data that inflated beyond :func:`inflate_limit` (raise it)."""
+    lim = limits or current()
+    limit = inflate_limit(stored, lim)
+    if lim.max_object_bytes and limit == lim.max_object_bytes:
+        return LimitError(f"{what}: inflates beyond the per-object limit of {_size(limit)} (--max-object-size)")
+    return LimitError(f"{what}: inflates beyond 1:{lim.max_ratio:g} of its {_size(stored)} (--max-expansion)")

@@ -1,0 +1,36 @@
+"""The limits of a run (medcloak.limits): refusals name the limit, the defaults apply outside a
+run, and a task's limits are current while it runs and only then."""
+
+import pytest
+
+from medcloak import limits
+from medcloak.errors import DeidentificationError, LimitError
+
+
+def test_uncompressed_data_cannot_exceed_the_file():
+    limits.check_declared(1000, what="voxel data", stored=1000)
+    with pytest.raises(LimitError, match="file holds only"):
+        limits.check_declared(1001, what="voxel data", stored=1000)
+
+
+def test_expansion_ratio_and_ceiling_name_their_option():
+    limits.check_declared(200 * 1000, what="data", stored=1000, compressed=True)
+    with pytest.raises(LimitError, match="--max-expansion"):
+        limits.check_declared(200 * 1000 + 1, what="data", stored=1000, compressed=True)
+    with pytest.raises(LimitError, match="--max-object-size"):
+        limits.check_declared(limits.MAX_OBJECT_BYTES + 1, what="data")
+    assert issubclass(LimitError, DeidentificationError)  # a quarantine, not an internal error
+
+
+def test_applied_limits_are_current_only_within_their_block():
+    loose = limits.Limits(max_object_bytes=0, max_ratio=0)
+    with limits.applied(loose):
+        assert limits.current() is loose
+        limits.check_declared(1 << 50, what="data", stored=1, compressed=True)  # off
+        assert limits.inflate_limit(10) == 0
+    assert limits.current() == limits.Limits()
+    assert limits.inflate_limit(10) == 2000
+    tight = limits.Limits(max_object_bytes=500)
+    assert limits.inflate_limit(10, tight) == 500
+    assert "--max-object-size" in str(limits.refuse_inflated("data", 10, tight))
+    assert "--max-expansion" in str(limits.refuse_inflated("data", 1, tight))
