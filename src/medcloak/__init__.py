@@ -27,6 +27,7 @@ from .errors import (  # noqa: E402
     UsageError,
     VerificationError,
 )
+from .limits import MAX_RATIO, TIMEOUT  # noqa: E402
 
 
 def load_profile(profile: str | Path | None = None, options: Iterable[str] = ()) -> Profile:
@@ -151,6 +152,9 @@ def deidentify(
     deface_ears: bool = False,
     follow_links: bool = False,
     ocr_safe: str | Path | None = None,
+    max_object_size: int | None = None,
+    max_expansion: float = MAX_RATIO,
+    object_timeout: float = TIMEOUT,
 ) -> RunSummary:
     """De-identify ``inputs`` into the release folder ``out``: what ``medcloak run`` does.
 
@@ -205,6 +209,14 @@ def deidentify(
     follow_links : bool
         Follow symbolic links to files outside the inputs too (links whose targets lie inside
         the inputs are always followed, each target processed once).
+    max_object_size : int, optional
+        Bytes one object may declare (pixels, voxels, inflated data); beyond, it is quarantined
+        before anything is allocated. Default: a worker's share of the machine's memory (see
+        ``docs/operations.md``); 0: no limit.
+    max_expansion : float
+        Bytes compressed data (gzip, deflate) may inflate to per stored byte; 0: no limit.
+    object_timeout : float
+        Seconds one object may take before it is stopped and quarantined; 0: no limit.
 
     Returns
     -------
@@ -230,7 +242,8 @@ def deidentify(
         inputs, out, audit=audit, secret_file=secret_file, profile=profile, options=options, workers=workers,
         scheduler=scheduler, client=client, dry_run=dry_run, regions=regions, resume=resume, overwrite=overwrite,
         progress=progress, on_outcome=on_outcome, deface_fill=deface_fill, deface_ears=deface_ears,
-        follow_links=follow_links, ocr_safe=ocr_safe,
+        follow_links=follow_links, ocr_safe=ocr_safe, max_object_size=max_object_size,
+        max_expansion=max_expansion, object_timeout=object_timeout,
     )
 
 

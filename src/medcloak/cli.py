@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import MedcloakError, ProfileError, UsageError
+from .limits import MAX_RATIO, TIMEOUT
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,6 +48,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--deface-fill", choices=("background", "noise"), default="background",
                      help="what removed face voxels become (default: the background's value)")
     run.add_argument("--deface-ears", action="store_true", help="remove the ears too when defacing")
+    lim = run.add_argument_group("what one object may cost (an object beyond a limit is quarantined; 0: no limit)")
+    lim.add_argument("--max-object-size", metavar="SIZE",
+                     help="bytes an object may declare (pixels, voxels, inflated data), e.g. 2G or 500M "
+                     "(default: each worker's share of the machine's memory)")
+    lim.add_argument("--max-expansion", metavar="RATIO", default=str(MAX_RATIO),
+                     help=f"bytes compressed data may inflate to per stored byte (default {MAX_RATIO})")
+    lim.add_argument("--object-timeout", metavar="SECONDS", default=f"{TIMEOUT:g}",
+                     help=f"seconds one object may take (default {TIMEOUT:g})")
 
     red = sub.add_parser("redact", help="redact rectangles of a JPEG, DICOM or slide file's pixels, losslessly elsewhere",
                          description="Redact rectangles of one file's pixels; every other pixel is unchanged. The "
@@ -111,6 +120,7 @@ def _run(args: argparse.Namespace) -> int:
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
     if workers < 1:
         raise UsageError("--workers must be at least 1")
+    size, expansion, timeout = _limits(args)
     summary = run(
         args.inputs,
         args.out,
@@ -129,6 +139,9 @@ def _run(args: argparse.Namespace) -> int:
         deface_fill=args.deface_fill,
         deface_ears=args.deface_ears,
         follow_links=args.follow_links,
+        max_object_size=size,
+        max_expansion=expansion,
+        object_timeout=timeout,
     )
     if not args.dry_run:
         print(f"{summary.ok} released, {summary.quarantined} quarantined, {summary.skipped} skipped")
@@ -138,6 +151,32 @@ def _run(args: argparse.Namespace) -> int:
     if summary.nothing_released:
         print(f"medcloak: error: {summary.nothing_released}", file=sys.stderr)
     return summary.exit_status
+
+
+def _limits(args: argparse.Namespace) -> tuple[int | None, float, float]:
+    """``--max-object-size``, ``--max-expansion`` and ``--object-timeout`` as numbers."""
+    import math
+
+    from .limits import parse_size
+
+    size = None
+    if args.max_object_size is not None:
+        try:
+            size = parse_size(args.max_object_size)
+        except ValueError:
+            raise UsageError(f"--max-object-size takes a size such as 2G, 500M or 0 (no limit), "
+                             f"not {args.max_object_size!r}") from None
+    numbers = []
+    for option, text, minimum in (("--max-expansion", args.max_expansion, 1), ("--object-timeout", args.object_timeout, 0)):
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or (value != 0 and value < minimum) or value < 0:
+            what = "a ratio of at least 1 (200 allows 1:200)" if minimum else "a number of seconds"
+            raise UsageError(f"{option} takes {what} or 0 (no limit), not {text!r}")
+        numbers.append(value)
+    return size, numbers[0], numbers[1]
 
 
 def _parse_box(text: str) -> tuple[int, int, int, int]:

@@ -40,13 +40,16 @@ from .discover import ACTIONS, discover
 from .errors import (
     CorruptInputError,
     DuplicateObject,
+    LimitError,
     MedcloakError,
     OutputError,
     RunError,
     SkippedObject,
     UsageError,
 )
-from .limits import Limits, applied
+from .limits import MAX_RATIO, TIMEOUT, Limits, applied
+from .watch import Deadline, ObjectTimeout
+from .watch import reason as timeout_reason
 from .model import Outcome, RunSummary, Source, Task
 from .pseudonym import Keyring
 from .rules.profile import Profile, load_profile
@@ -92,28 +95,35 @@ def process_task(task: Task, job: Job) -> list[Outcome]:
     raises for a bad object, only reports it; raises :class:`OutputError` when the release
     cannot be written. Readers' warnings about the input (pydicom quotes the offending value)
     are silenced: they would put identifying values on the terminal; what matters of them ends
-    as the object's quarantine reason."""
+    as the object's quarantine reason. An object that takes longer than ``job.limits.timeout`` is
+    stopped where it can be (see :mod:`medcloak.watch`) and quarantined."""
     from .handlers import handler_for
 
     sources = (task.source, *task.members)
     ids = [task.object_id] + [job.keyring.token("object", m.path, 12) for m in task.members]
     made: list[Path] = []  # files this task placed: taken back if its handler fails midway
+    deadline = Deadline(job.limits.timeout)
     with warnings.catch_warnings(), applied(job.limits):
         warnings.simplefilter("ignore")
         try:
-            fmt = task.source.format
-            if ACTIONS.get(fmt, "").startswith("skip"):
-                raise SkippedObject(action_reason(fmt))
-            handler = handler_for(fmt)
-            if handler is None:  # known to fail before it is read (a link to a missing file)
-                raise CorruptInputError(action_reason(fmt) if fmt in ACTIONS else "not a supported format")
-            # a list, or an iterator whose results are written as they come (a slide of many
-            # instances is never held whole); an iterator that raises fails the whole task
-            results = iter(handler.deidentify(task, job))
-            outcomes = [_publish(source, oid, result, job, made)
-                        for source, oid, result in zip(sources, ids, results)]
-            if len(outcomes) != len(sources) or next(results, None) is not None:
-                raise RuntimeError("a handler did not give one result per object")
+            with deadline:
+                fmt = task.source.format
+                if ACTIONS.get(fmt, "").startswith("skip"):
+                    raise SkippedObject(action_reason(fmt))
+                handler = handler_for(fmt)
+                if handler is None:  # known to fail before it is read (a link to a missing file)
+                    raise CorruptInputError(action_reason(fmt) if fmt in ACTIONS else "not a supported format")
+                # a list, or an iterator whose results are written as they come (a slide of many
+                # instances is never held whole); an iterator that raises fails the whole task
+                results = iter(handler.deidentify(task, job))
+                outcomes = [_publish(source, oid, result, job, made)
+                            for source, oid, result in zip(sources, ids, results)]
+                if len(outcomes) != len(sources) or next(results, None) is not None:
+                    raise RuntimeError("a handler did not give one result per object")
+        except ObjectTimeout:  # it escaped the deadline's end (see medcloak.watch)
+            deadline.close()
+            _take_back(made)
+            return [_failed(s, oid, LimitError(timeout_reason(deadline.seconds))) for s, oid in zip(sources, ids)]
         except Exception as exc:  # noqa: BLE001 - the whole task fails the same way
             _take_back(made)
             return [_failed(s, oid, exc) for s, oid in zip(sources, ids)]
@@ -315,6 +325,17 @@ def _check_inputs(inputs: list[Path], out: Path, audit: Path) -> None:
                 raise UsageError("the release and audit folders must lie outside every input")
 
 
+def _check_limits(max_object_size: int | None, max_expansion: float, object_timeout: float) -> None:
+    import math
+
+    if max_object_size is not None and max_object_size < 0:
+        raise UsageError("--max-object-size is a size such as 2G or 500M, or 0 for no limit")
+    if not (max_expansion == 0 or (max_expansion >= 1 and math.isfinite(max_expansion))):
+        raise UsageError("--max-expansion is a ratio of at least 1 (200 allows 1:200), or 0 for no limit")
+    if not (object_timeout >= 0 and math.isfinite(object_timeout)):
+        raise UsageError("--object-timeout is a number of seconds, or 0 for no limit")
+
+
 def _run_record(profile: Profile, secret: bytes) -> dict[str, Any]:
     return {"profile": profile.describe(), "secret": secret_fingerprint(secret), "tool": __version__}
 
@@ -405,6 +426,9 @@ def run(
     deface_ears: bool = False,
     follow_links: bool = False,
     ocr_safe: str | Path | None = None,
+    max_object_size: int | None = None,
+    max_expansion: float = MAX_RATIO,
+    object_timeout: float = TIMEOUT,
 ) -> RunSummary:
     """De-identify ``inputs`` into the release tree ``out``. See the command-line contract.
 
@@ -418,6 +442,11 @@ def run(
     ``follow_links``. ``ocr_safe``: a site's list of safe annotations (``.toml``) that the OCR
     second opinion (the ``ocr`` extra) leaves unredacted under ``clean-pixel-data``. Raises
     :class:`UsageError` when the inputs hold no object at all (before anything is written).
+
+    What one object may cost (see :mod:`medcloak.limits`; 0 turns a limit off):
+    ``max_object_size`` bytes declared (default: a worker's share of the machine's memory,
+    :meth:`Executor.object_bytes`), ``max_expansion`` inflated bytes per compressed byte, and
+    ``object_timeout`` seconds, after which the object is quarantined and the run goes on.
     """
     from .durable import PENDING
     from .executors import Batcher, Interrupt, make_executor
@@ -432,6 +461,7 @@ def run(
         raise UsageError("--resume and --overwrite exclude each other")
     if deface_fill not in ("background", "noise"):
         raise UsageError("--deface-fill is background or noise")
+    _check_limits(max_object_size, max_expansion, object_timeout)
     prof = load_profile(profile, options)
     templates = tuple(load_regions(regions)) if regions is not None else ()
     if templates and not prof.has("clean-pixel-data"):
@@ -460,6 +490,9 @@ def run(
         return _dry_run(chain(head, sources))
     # then the executor (a scheduler that cannot be reached leaves no folder behind)
     executor = make_executor(workers, scheduler, client)
+    limits = Limits(max_object_bytes=executor.object_bytes() if max_object_size is None else int(max_object_size),
+                    max_ratio=float(max_expansion), timeout=float(object_timeout))
+    record["limits"] = dataclasses.asdict(limits)  # recorded, not compared: --resume may raise them
     made = [p for p in (audit_path, out_path) if not p.exists()]
     try:
         make_private_dir(audit_path)
@@ -501,7 +534,11 @@ def run(
     stopped: BaseException | None = None
     waiting: list[Outcome] = []  # outcomes whose files this process wrote and has not made durable
     try:
-        job = Job(prof, keyring, str(out_path), audit=str(audit_path), settings=settings)
+        job = Job(prof, keyring, str(out_path), audit=str(audit_path), settings=settings, limits=limits)
+        log.info("limits: %s per object, expansion %s, %s per object",
+                 f"{limits.max_object_bytes} bytes" if limits.max_object_bytes else "no size limit",
+                 f"1:{limits.max_ratio:g}" if limits.max_ratio else "unbounded",
+                 f"{limits.timeout:g} s" if limits.timeout else "no time limit")
 
         def record(outcomes: list[Outcome], last: bool = False) -> None:
             """Manifest lines once the objects are durable: a group at a time (see

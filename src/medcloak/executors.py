@@ -156,6 +156,15 @@ class Executor:
     def close(self) -> None:
         pass
 
+    def object_bytes(self) -> int:
+        """The default per-object ceiling (``--max-object-size``): a worker's share of the
+        machine's memory (the cgroup's limit where smaller) among the :attr:`workers`, what each
+        local worker's data is held to (see :mod:`medcloak.pool`)."""
+        from .limits import default_object_bytes
+        from .pool import _machine_memory
+
+        return default_object_bytes(_machine_memory(), self.workers)
+
 
 class Inline(Executor):
     """Every task in this process, one after the other."""
@@ -248,6 +257,16 @@ class Dask(Executor):
                 raise ClusterError(f"cannot connect to the Dask scheduler at {scheduler} ({_first_line(exc)})") from None
         self.client.run(_warm)
         self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
+
+    def object_bytes(self) -> int:
+        """The smallest memory limit of the scheduler's workers shared among its threads (each
+        thread does an object), or :data:`medcloak.limits.MAX_OBJECT_BYTES` when the workers
+        have none."""
+        from .limits import MAX_OBJECT_BYTES, default_object_bytes
+
+        shares = [default_object_bytes(int(w.get("memory_limit") or 0), int(w.get("nthreads") or 1))
+                  for w in self.client.scheduler_info().get("workers", {}).values() if w.get("memory_limit")]
+        return min(shares, default=MAX_OBJECT_BYTES)
 
     def map(self, batcher: Batcher, job: Job) -> Iterator[list[Outcome]]:
         yield from Flow(self.client, self.workers, batcher, job).drain()

@@ -32,6 +32,10 @@ from .errors import LimitError
 MAX_RATIO = 200
 #: default ceiling of one object's declared size when the machine's memory is not known
 MAX_OBJECT_BYTES = 4 << 30
+#: default seconds one object may take (``--object-timeout``): about 20 times the slowest
+#: legitimate objects measured (defacing a 2 mm head on a loaded 2-core machine, 80 s), and a
+#: 10 GB slide copied at 10 MB/s from a slow network file system (1000 s)
+TIMEOUT = 1800.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,28 @@ def applied(limits: Limits) -> Iterator[Limits]:
         yield limits
     finally:
         _CURRENT.reset(token)
+
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes of a size such as ``2G``, ``500M``, ``1.5GB``, ``750MiB`` or ``4096`` (binary units:
+    1K is 1024 bytes); ``0`` turns the limit off. Raises ValueError for anything else."""
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = t[-1:] if t[-1:] in _UNITS and t[-1:] else ""
+    number = float(t[: len(t) - len(unit)].strip() or "nan")
+    if not number >= 0 or number == float("inf"):
+        raise ValueError(text)
+    return int(number * _UNITS[unit])
+
+
+def default_object_bytes(memory: int, sharers: int) -> int:
+    """The default per-object ceiling: a worker's share of ``memory`` (the machine's, or its
+    cgroup's) among the ``sharers`` processes that do objects at once, what each local worker's
+    data is held to (``RLIMIT_DATA``, :mod:`medcloak.pool`): an object that declares more could
+    not be done anyway, and is refused before anything is allocated."""
+    return max(1, memory // max(1, sharers))
 
 
 def _size(n: float) -> str:
