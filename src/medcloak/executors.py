@@ -27,6 +27,7 @@ worker holds one object in memory at a time; two batches per worker are in fligh
 from __future__ import annotations
 
 import logging
+import pickle
 import signal
 import socket
 import sys
@@ -59,6 +60,9 @@ RECENT = 31
 MEDIAN_OF = 3
 #: up to this many local workers, this process is one of them (see :class:`Hybrid`)
 WORKS_TOO = 4
+#: the quarantine reason of an object whose Dask workers ended while doing it, in its batch and alone
+DASK_ENDED = ("its worker process ended while doing it, in its batch and alone (a crash, memory, or code "
+              "that could not be interrupted past --object-timeout)")
 log = logging.getLogger("medcloak")
 
 
@@ -133,16 +137,82 @@ class Batcher:
         return batch
 
 
-def run_batch(tasks: list[Task], job: Job) -> tuple[list[Outcome], float, float]:
+def run_batch(tasks: list[Task], job: Job, begin: Any = None) -> tuple[list[Outcome], float, float]:
     """Process a batch on a worker: (outcomes, seconds of work, seconds of sync). The batch's
     files are made durable (one sync for the batch, see :mod:`medcloak.durable`) before its
-    outcomes go back."""
+    outcomes go back. ``begin``, when given, is called with each task's position in the batch
+    before the task is done (a local worker says so to its main process, see :mod:`medcloak.pool`)."""
     from .engine import commit, process_task
 
     started = time.perf_counter()
-    outcomes = [o for t in tasks for o in process_task(t, job)]
+    outcomes: list[Outcome] = []
+    for position, task in enumerate(tasks):
+        if begin is not None:
+            begin(position)
+        outcomes.extend(process_task(task, job))
     work = time.perf_counter() - started
     return outcomes, work, commit()
+
+
+def run_dask_batch(tasks: list[Task], payload: bytes) -> tuple[list[Outcome], float, float]:
+    """:func:`run_batch` on a Dask worker. Python code past the time limit is interrupted in the
+    worker's thread as anywhere (:mod:`medcloak.watch`); a worker with a single thread (as
+    ``--nthreads 1`` starts it) is also ended when an object goes on
+    :data:`medcloak.pool.OVERTIME` seconds past the limit, by faulthandler's timer, a thread of
+    its own that needs no interpreter lock (a numba kernel or a C codec holds it): its nanny
+    starts it again, and the scheduler reports the batch's worker lost (see :class:`Flow`).
+    ``payload``: the pickled job, unpickled once per worker."""
+    import faulthandler
+
+    from .pool import OVERTIME
+
+    job = _job(payload)
+    hard = job.limits.timeout > 0 and _single_threaded()
+
+    def begin(position: int) -> None:
+        faulthandler.dump_traceback_later(job.limits.timeout + OVERTIME, exit=True, file=_devnull())
+
+    try:
+        return run_batch(tasks, job, begin if hard else None)
+    finally:
+        if hard:
+            faulthandler.cancel_dump_traceback_later()
+
+
+_JOB: list[tuple[bytes, Any]] = [(b"", None)]  # the digest of the last job's payload, and the job
+
+
+def _job(payload: bytes) -> Job:
+    import hashlib
+
+    digest = hashlib.sha256(payload).digest()
+    known, job = _JOB[0]
+    if known != digest:
+        job = pickle.loads(payload)
+        _JOB[0] = (digest, job)
+    return job  # type: ignore[no-any-return]
+
+
+def _single_threaded() -> bool:
+    try:
+        from distributed import get_worker
+
+        return int(get_worker().state.nthreads) == 1
+    except Exception:  # noqa: BLE001 - not on a Dask worker, or another version's layout
+        return False
+
+
+_DEVNULL: list[Any] = []
+
+
+def _devnull() -> Any:
+    """Where faulthandler writes the worker's stacks before it ends it (nowhere: the stack
+    names only medcloak's functions, but the terminal of a remote worker is not ours)."""
+    if not _DEVNULL:
+        import os
+
+        _DEVNULL.append(open(os.devnull, "w"))  # noqa: SIM115 - kept open for the process's life
+    return _DEVNULL[0]
 
 
 class Executor:
@@ -243,6 +313,7 @@ class Dask(Executor):
 
             raise MissingDependencyError("dask.distributed is needed for --scheduler") from exc
         self._own_client = client is None
+        self.flow: Flow | None = None
         if client is not None:
             self.client = client
         else:
@@ -269,7 +340,12 @@ class Dask(Executor):
         return min(shares, default=MAX_OBJECT_BYTES)
 
     def map(self, batcher: Batcher, job: Job) -> Iterator[list[Outcome]]:
-        yield from Flow(self.client, self.workers, batcher, job).drain()
+        self.flow = Flow(self.client, self.workers, batcher, job)
+        yield from self.flow.drain()
+
+    @property
+    def lost(self) -> bool:  # type: ignore[override]
+        return self.flow is not None and self.flow.lost
 
     def cancel_all(self) -> None:
         try:
@@ -316,7 +392,14 @@ class Sizer:
 class Flow:
     """Batches of one run in flight on a Dask client, at most two per worker, sized by a
     :class:`Sizer`; :meth:`drain` gives their outcomes as each ends, submitting new batches in
-    their place as long as the batcher has tasks."""
+    their place as long as the batcher has tasks.
+
+    A batch whose workers ended while it was assigned to them (the scheduler's
+    ``KilledWorker``, once they ended as many times as its ``allowed-failures`` allows) may hold
+    an object that ends its worker, or only have waited on a worker that another batch's object
+    ended: each of its objects becomes a suspect. Suspects are then tried alone, one at a time,
+    with nothing else in flight (new batches wait): a suspect whose worker ends then is the
+    culprit, and is quarantined (:data:`DASK_ENDED`); the others are released as usual."""
 
     def __init__(self, client: Any, workers: int, batcher: Batcher, job: Job) -> None:
         from distributed import as_completed
@@ -326,30 +409,65 @@ class Flow:
         self.sizer = Sizer(sharers=workers)
         self.window = 2 * workers
         self.in_flight = 0
-        [self.job] = client.scatter([job], broadcast=True, hash=False)
+        #: a worker ended with a batch in progress: files it placed may have no manifest line
+        self.lost = False
+        # the tasks of each batch in flight by its key, and whether it runs alone
+        self.batches: dict[Any, tuple[list[Task], bool]] = {}
+        self.suspects: deque[Task] = deque()
+        # the job goes with every batch (some 40 kB): a copy scattered to the workers is lost
+        # with the last worker that holds it, and an object that ends its workers may end each
+        self.job = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
         self.pending = as_completed(loop=client.loop)
         self.fill()
 
     def fill(self) -> None:
+        if self.suspects:
+            if not self.in_flight:
+                self.submit([self.suspects.popleft()], alone=True)
+            return
         while self.in_flight < self.window:
             batch = self.sizer.take(self.batcher)
             if not batch:
                 return
-            self.pending.add(self.client.submit(run_batch, batch, self.job, pure=False))
-            self.in_flight += 1
+            self.submit(batch)
+
+    def submit(self, batch: list[Task], alone: bool = False) -> None:
+        future = self.client.submit(run_dask_batch, batch, self.job, pure=False)
+        self.batches[future.key] = (batch, alone)
+        self.pending.add(future)
+        self.in_flight += 1
 
     def drain(self) -> Iterator[list[Outcome]]:
+        from distributed import KilledWorker
+
         for future in self.pending:
+            batch, alone = self.batches.pop(future.key)
             try:
                 outcomes, seconds, synced = future.result()
             except RunError:
                 raise
+            except KilledWorker:
+                self.in_flight -= 1
+                self.lost = True
+                future.release()
+                if alone:
+                    from .pool import _quarantine
+
+                    log.warning("a Dask worker ended while doing one object alone: it is quarantined")
+                    self.fill()
+                    yield _quarantine(batch[0], DASK_ENDED)
+                else:
+                    log.warning("a Dask worker ended with a batch of %d objects: each is tried again alone", len(batch))
+                    self.suspects.extend(batch)
+                    self.fill()
+                continue
             except Exception as exc:  # noqa: BLE001 - whatever the cluster raises stops the run
                 raise ClusterError(
                     f"a batch could not be run on the cluster ({type(exc).__name__}); run again with --resume"
                 ) from None
             self.in_flight -= 1
-            self.sizer.learn(len(outcomes), seconds, synced)
+            if not alone:
+                self.sizer.learn(len(outcomes), seconds, synced)
             future.release()
             self.fill()
             yield outcomes

@@ -14,6 +14,13 @@ What the pool keeps of a local cluster's safety:
   was doing is split into single objects, and an object whose worker ends again while doing it
   alone is quarantined with the reason (:data:`TRIES`); the run goes on. A file such a worker
   may have placed in the release has no manifest line, and the run removes it at its end.
+- **Time**: an object that goes on :data:`OVERTIME` seconds past its time limit
+  (``--object-timeout``) in a worker is stopped by killing its worker (the worker interrupts
+  the Python code of an object at the limit itself, :mod:`medcloak.watch`; code that holds the
+  interpreter's lock, a numba kernel or a C codec, only a kill stops). Each worker notes in
+  memory shared with this process which object of its batch it is doing and since when; the
+  object is quarantined ("took longer than N s"), its batch-mates are sent again, and another
+  worker takes its place.
 - **Memory**: each worker may hold at most its share of the machine's memory (the cgroup's limit
   where there is one) in data (``RLIMIT_DATA``, set once the worker has warmed up): an object that
   needs more fails in its worker with MemoryError, and is quarantined, instead of the machine
@@ -36,12 +43,14 @@ import os
 import pickle
 import signal
 import threading
+import time
 from collections import deque
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Iterator
 
 from .errors import ClusterError, RunError
 from .model import Outcome, Task
+from .watch import reason as timeout_reason
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -60,6 +69,11 @@ STOP_SECONDS = 10
 WINDOW = 2
 #: data a worker may use beyond what it holds after warming up, when its share is smaller
 HEADROOM = 512 << 20
+#: seconds past an object's time limit after which its worker is killed (the worker's own
+#: interruption at the limit did not stop it)
+OVERTIME = 5.0
+#: longest wait, in seconds, between two looks at the workers' objects' times
+LOOK = 1.0
 
 log = logging.getLogger("medcloak")
 
@@ -77,12 +91,27 @@ class _Batch:
 class _Worker:
     """A worker process, the pipes to and from it, and the batches sent it and not yet answered."""
 
-    def __init__(self, process: Any, tasks: Connection, results: Connection) -> None:
+    def __init__(self, process: Any, tasks: Connection, results: Connection, doing: Any) -> None:
         self.process = process
         self.tasks = tasks
         self.results = results
         self.ready = False
         self.sent: deque[tuple[int, _Batch]] = deque()
+        #: shared with the worker: the number of the batch it is doing, the position of the task
+        #: in progress (-1: none) and when it began (time.monotonic, the same clock in every process)
+        self.doing = doing
+        #: the position, in its first batch, of the task it was killed for taking too long
+        self.overdue: int | None = None
+
+    def overdue_task(self, timeout: float, now: float) -> int | None:
+        """The position in its first batch of the task it has been doing for longer than
+        ``timeout`` seconds, if any."""
+        if not self.sent:
+            return None
+        first = tuple(self.doing)
+        if first[0] != self.sent[0][0] or first[1] < 0 or now - first[2] <= timeout:
+            return None
+        return int(first[1]) if tuple(self.doing) == first else None  # not read while it changed
 
 
 class Pool:
@@ -115,6 +144,7 @@ class Pool:
         self._batcher: Batcher | None = None
         self._sizer: Sizer | None = None
         self._thread = threading.Thread(target=self._start_all, name="medcloak-workers", daemon=True)
+        self._timeout = job.limits.timeout if job is not None else 0.0
 
     # ---- start and stop -----------------------------------------------------------------------
 
@@ -148,15 +178,16 @@ class Pool:
         task_reader, task_writer = context.Pipe(duplex=False)
         result_reader, result_writer = context.Pipe(duplex=False)
         limit = _machine_memory() // self.share
+        doing = context.RawArray("d", (-1.0, -1.0, 0.0))
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             with self._lock:
                 if self._stopping:
                     raise ClusterError("stopped")
-                process = context.Process(target=_serve, args=(task_reader, result_writer, self.preload, limit),
+                process = context.Process(target=_serve, args=(task_reader, result_writer, self.preload, limit, doing),
                                           name="medcloak-worker", daemon=True)
                 process.start()
-                worker = _Worker(process, task_writer, result_reader)
+                worker = _Worker(process, task_writer, result_reader, doing)
                 self._workers.append(worker)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
@@ -261,6 +292,8 @@ class Pool:
         for worker in self._workers:
             owners[worker.results] = worker
             owners[worker.process.sentinel] = worker
+        if self._timeout:  # look at the objects' times at least every LOOK seconds
+            timeout = min(timeout, LOOK) if timeout is not None else LOOK
         for ready in wait(list(owners), timeout):
             worker = owners[ready]
             if worker not in self._workers:
@@ -275,6 +308,7 @@ class Pool:
                     yield outcomes
             if not worker.process.is_alive():
                 self._ended(worker)
+        self._stop_overdue()
         self._fill()
         if self._quarantined:
             outcomes, self._quarantined = self._quarantined, []
@@ -300,6 +334,19 @@ class Pool:
         self._fill()
         return outcomes  # type: ignore[no-any-return]
 
+    def _stop_overdue(self) -> None:
+        """Kill every worker that goes on with an object :data:`OVERTIME` seconds past the time
+        limit (its end is then seen as any other's, and :meth:`_ended` quarantines the object)."""
+        if not self._timeout:
+            return
+        now = time.monotonic()
+        for worker in self._workers:
+            if worker.overdue is None:
+                worker.overdue = worker.overdue_task(self._timeout + OVERTIME, now)
+                if worker.overdue is not None:
+                    with suppress(OSError, ValueError):
+                        worker.process.kill()
+
     def _ended(self, worker: _Worker) -> None:
         """A worker ended during the run: its batches go to the workers again (see the module's
         docstring), and another worker takes its place."""
@@ -311,16 +358,27 @@ class Pool:
         worker.results.close()
         if not worker.ready:
             self._failures += 1
-        log.warning("a worker process ended (%s); another one is started", how)
+        if worker.overdue is not None:
+            log.warning("a worker process was killed: its object took longer than %g s; another one is started",
+                        self._timeout)
+        else:
+            log.warning("a worker process ended (%s); another one is started", how)
         for position, (_, batch) in enumerate(worker.sent):
             if position > 0:  # not begun
                 self._retry.append(batch)
                 continue
             self.lost = True
-            if len(batch.tasks) > 1:
+            if worker.overdue is not None and worker.overdue < len(batch.tasks):
+                # that object is quarantined at once (done again, it would take as long); the
+                # others were not at fault: they go again as they were
+                self._quarantined.extend(_quarantine(batch.tasks[worker.overdue], timeout_reason(self._timeout)))
+                rest = batch.tasks[:worker.overdue] + batch.tasks[worker.overdue + 1:]
+                if rest:
+                    self._retry.append(_Batch(rest, batch.tries))
+            elif len(batch.tasks) > 1:
                 self._retry.extend(_Batch([task], batch.tries + 1) for task in batch.tasks)
             elif batch.tries + 1 >= TRIES:
-                self._quarantined.extend(_quarantine(batch.tasks[0], how))
+                self._quarantined.extend(_quarantine(batch.tasks[0], f"its worker process ended twice while doing it ({how})"))
             else:
                 self._retry.append(_Batch(batch.tasks, batch.tries + 1))
         worker.sent.clear()
@@ -332,8 +390,7 @@ class Pool:
             raise ClusterError(f"cannot start a worker process ({exc.strerror or exc}); run again with --resume") from None
 
 
-def _quarantine(task: Task, how: str) -> list[Outcome]:
-    reason = f"its worker process ended twice while doing it ({how})"
+def _quarantine(task: Task, reason: str) -> list[Outcome]:
     return [Outcome(s.path, task.object_id if s is task.source else "", "quarantined", reason=reason, bytes_in=s.size)
             for s in (task.source, *task.members)]
 
@@ -374,9 +431,10 @@ def _machine_memory() -> int:
 # ---- in the worker process ----------------------------------------------------------------------
 
 
-def _serve(tasks: Connection, results: Connection, preload: tuple[str, ...], limit: int) -> None:
+def _serve(tasks: Connection, results: Connection, preload: tuple[str, ...], limit: int, doing: Any) -> None:
     """A worker's life: ignore Ctrl-C, take the job, warm up, say so, then do the batches that
-    come until the pipe closes. Whatever ends it, it ends without a word (this process reports)."""
+    come until the pipe closes, noting in ``doing`` which task it is doing and since when (see
+    :class:`_Worker`). Whatever ends it, it ends without a word (this process reports)."""
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
@@ -397,10 +455,17 @@ def _serve(tasks: Connection, results: Connection, preload: tuple[str, ...], lim
         results.send_bytes(pickle.dumps(("ready", None)))
         while (message := inbox.get()) is not None:
             number, batch = pickle.loads(message)
+
+            def begin(position: int, number: int = number) -> None:
+                doing[2] = time.monotonic()
+                doing[1] = position
+                doing[0] = number
+
             try:
-                answer: Any = run_batch(batch, job)
+                answer: Any = run_batch(batch, job, begin)
             except Exception as exc:  # noqa: BLE001 - reported to the main process, which decides
                 answer = exc if _picklable(exc) else RuntimeError(type(exc).__name__)
+            doing[1] = -1
             results.send_bytes(pickle.dumps((number, answer), protocol=pickle.HIGHEST_PROTOCOL))
     except BaseException:  # noqa: BLE001 - the main process sees the end and says it
         os._exit(1)
