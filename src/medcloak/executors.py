@@ -22,6 +22,13 @@ first batches are small, then each batch aims at :data:`TARGET_SECONDS` of work 
 time per object (at most :data:`MAX_OBJECTS` objects or :data:`MAX_BYTES` of input), and longer
 where the one sync that makes a batch durable is slow (:data:`medcloak.durable.SYNC_SHARE`). A
 worker holds one object in memory at a time; two batches per worker are in flight.
+
+What one object may cost is bounded in every executor (``Job.limits``, :mod:`medcloak.limits`):
+an object past ``--object-timeout`` is interrupted where it runs (:mod:`medcloak.watch`), and
+its worker process is ended when it cannot be (a local worker by the pool, a single-threaded
+Dask worker by faulthandler's timer: :func:`run_dask_batch`); an object that ends its worker is
+quarantined after one retry alone (:mod:`medcloak.pool`, :class:`Flow`). The main process cannot
+end itself: the objects it does have only the interruption.
 """
 
 from __future__ import annotations
