@@ -8,7 +8,7 @@ of a fault or of a value is the caller's:
 - :func:`file_meta` steps over the File Meta group (explicit VR little endian, or implicit where a
   writer got it wrong) and Command group (implicit VR) and gives the Transfer Syntax UID;
   :func:`encoding` tells the data set's encoding from it (or guesses, as pydicom does, without
-  it); :func:`inflate` inflates a deflated data set.
+  it); :func:`inflate` inflates a deflated data set, in bounded chunks, up to a limit.
 - :class:`Walker` walks a data set: explicit and implicit VR, little and big endian; an implicit VR
   element among explicit ones, and an item whose data set is implicit VR, read the way pydicom
   reads them; sequences and items of defined and undefined length; an implicit VR sequence known by
@@ -57,6 +57,7 @@ FAULTS = frozenset({
     "meta past end",  # a File Meta (or Command) element runs past the end of the file
     "deflate",  # the deflated data set does not inflate
     "deflate cut",  # the deflated data set ends before its last block
+    "deflate limit",  # the deflated data set inflates beyond the limit given to :func:`inflate`
 })
 
 
@@ -298,13 +299,43 @@ def encoding(data: Any, pos: int, syntax: str | None) -> tuple[bool, bool]:
     return syntax != EXPLICIT_BE, syntax == IMPLICIT_LE
 
 
-def inflate(data: Any, pos: int) -> bytes:
-    """The deflated data set that starts at ``pos``, inflated."""
+#: compressed bytes given to the inflater at a time, and inflated bytes it may give back at a time
+INFLATE_STEP = 1 << 16
+INFLATE_CHUNK = 1 << 20
+
+
+def inflate(data: Any, pos: int, limit: int = 0, keep: bool = True) -> bytes:
+    """The deflated data set that starts at ``pos``, inflated in bounded chunks (never all at
+    once): a :class:`Fault` ``"deflate limit"`` as soon as it grows beyond ``limit`` bytes (0: no
+    limit). ``keep`` false: nothing is kept (the check of a limit before inflating for real costs
+    a chunk of memory, not the inflated data set); the result is then empty."""
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out: list[bytes] = []
+    size, end = 0, len(data)
+    start = pos
     try:
-        body = inflater.decompress(bytes(data[pos:]))
+        while start < end and not inflater.eof:
+            piece = bytes(data[start : start + INFLATE_STEP])
+            start += INFLATE_STEP
+            while piece and not inflater.eof:
+                chunk = inflater.decompress(piece, INFLATE_CHUNK if not limit else min(INFLATE_CHUNK, limit - size + 1))
+                size += len(chunk)
+                if limit and size > limit:
+                    raise Fault("deflate limit", 0, (), pos)
+                if keep:
+                    out.append(chunk)
+                piece = inflater.unconsumed_tail
+        while not inflater.eof:  # what the inflater holds back once its input is all given
+            chunk = inflater.decompress(b"", INFLATE_CHUNK)
+            if not chunk:
+                break
+            size += len(chunk)
+            if limit and size > limit:
+                raise Fault("deflate limit", 0, (), pos)
+            if keep:
+                out.append(chunk)
     except zlib.error:
         raise Fault("deflate", 0, (), pos) from None
     if not inflater.eof:
         raise Fault("deflate cut", 0, (), pos)
-    return body
+    return b"".join(out)
