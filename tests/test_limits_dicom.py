@@ -88,10 +88,11 @@ def _head(meta: FileMetaDataset) -> bytes:
     return b"\x00" * 128 + b"DICM" + buf.getvalue()
 
 
-def _deflated(ds: Dataset, zeros: int = 0, patch: tuple[bytes, bytes] | None = None) -> bytes:
+def _deflated(ds: Dataset, zeros: int = 0, patch: tuple[bytes, bytes] | None = None, hidden: bool = False) -> bytes:
     """``ds`` in the Deflated Explicit VR Little Endian transfer syntax, with a private OB of
-    ``zeros`` zero bytes before its Pixel Data (deflated in pieces: never held inflated), and
-    ``patch`` (old, new) applied to the data set's bytes before they are deflated."""
+    ``zeros`` zero bytes before its Pixel Data (deflated in pieces: never held inflated), inside
+    an item of a private sequence of undefined length when ``hidden``, and ``patch`` (old, new)
+    applied to the data set's bytes before they are deflated."""
     pixels = ds.PixelData
     del ds.PixelData
     body = DicomBytesIO()
@@ -107,10 +108,15 @@ def _deflated(ds: Dataset, zeros: int = 0, patch: tuple[bytes, bytes] | None = N
     out.write(deflater.compress(inner))
     if zeros:
         out.write(deflater.compress(struct.pack("<HH2sH", 0x7FD1, 0x0010, b"LO", 8) + b"ACME 1.0"))
+        if hidden:
+            out.write(deflater.compress(struct.pack("<HH2sHI", 0x7FD1, 0x1001, b"SQ", 0, 0xFFFFFFFF)
+                                        + struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF)))
         out.write(deflater.compress(struct.pack("<HH2sHI", 0x7FD1, 0x1000, b"OB", 0, zeros)))
         block = b"\x00" * (1 << 20)
         for start in range(0, zeros, len(block)):
             out.write(deflater.compress(block[: min(len(block), zeros - start)]))
+        if hidden:
+            out.write(deflater.compress(struct.pack("<HHIHHI", 0xFFFE, 0xE00D, 0, 0xFFFE, 0xE0DD, 0)))
     out.write(deflater.compress(struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OB", 0, len(pixels)) + pixels))
     out.write(deflater.flush())
     if out.tell() % 2:
@@ -151,15 +157,16 @@ def _run(tmp_path: Path, files: dict[str, bytes], secret_file: Path) -> dict[str
 
 
 def test_deflate_bomb_is_quarantined_naming_the_expansion_limit(tmp_path, secret_file):
-    """The issue's case, smaller: a private OB of zeros that inflates 1:1000 and more."""
+    """The issue's case, smaller: a private OB of zeros that inflates 1:1000 and more, refused at
+    its header, where it declares its length."""
     data = _deflated(_dataset(), zeros=40 << 20)
     assert len(data) < 100 << 10
     path = _write(tmp_path, data)
     with pytest.raises(LimitError) as info:
         deidentify_dicom(path, PROFILE, KEYRING)
-    assert str(info.value).startswith("the deflated data set: inflates beyond 1:200 of its")
-    assert str(info.value).endswith("(--max-expansion)")
-    with pytest.raises(LimitError, match="the deflated data set: inflates beyond the per-object limit"), \
+    assert str(info.value).startswith("(7FD1,1000) of the deflated data set: 40.0 MB declared from ")
+    assert str(info.value).endswith("compressed, an expansion beyond 1:200 (--max-expansion)")
+    with pytest.raises(LimitError, match=r"^\(7FD1,1000\) of the deflated data set: .*beyond the per-object limit"), \
             limits.applied(limits.Limits(max_object_bytes=1 << 20, max_ratio=0)):
         check_structure(data)
     # refused before pydicom (which inflates it whole) is given it, when discovery reads headers too
@@ -171,6 +178,36 @@ def test_deflate_bomb_is_quarantined_naming_the_expansion_limit(tmp_path, secret
     rows = _run(tmp_path, {"bomb.dcm": data}, secret_file)
     assert rows["bomb.dcm"]["status"] == "quarantined"
     assert "(--max-expansion)" in rows["bomb.dcm"]["reason"]
+
+
+def test_deflate_bomb_inside_a_sequence_is_refused_as_it_inflates(tmp_path):
+    """Where the headers cannot be followed (an item of a sequence of undefined length), the
+    running count refuses it, once it has inflated beyond the limit."""
+    data = _deflated(_dataset(), zeros=40 << 20, hidden=True)
+    with pytest.raises(LimitError) as info:
+        deidentify_dicom(_write(tmp_path, data), PROFILE, KEYRING)
+    assert str(info.value).startswith("the deflated data set: inflates beyond 1:200 of its ")
+    assert str(info.value).endswith(" (--max-expansion)")
+    with pytest.raises(LimitError, match=r"^the deflated data set: inflates beyond the per-object limit of 1.0 MB"), \
+            limits.applied(limits.Limits(max_object_bytes=1 << 20, max_ratio=0)):
+        check_structure(data)
+    with limits.applied(limits.Limits(max_ratio=5000)):
+        check_structure(data)
+
+
+def test_declared_lengths_are_followed_across_chunks():
+    """A header cut by the end of an inflated chunk is read whole from the next one."""
+    for before in range(13):
+        first = INFLATE_CHUNK - 12 - before  # the second header starts ``before`` bytes before the chunk's end
+        body = struct.pack("<HH2sHI", 0x0009, 0x1011, b"OB", 0, first) + bytes(first)
+        body += struct.pack("<HH2sHI", 0x0009, 0x1012, b"OB", 0, 1 << 30) + bytes(4096)
+        deflater = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+        data = deflater.compress(body) + deflater.flush()
+        with pytest.raises(Fault) as info:
+            inflate(data, 0, limit=10 << 20, keep=False)
+        assert (info.value.kind, info.value.tag, info.value.at) == ("deflate declared", 0x00091012,
+                                                                    len(body) - 4096 + (1 << 30))
+        assert inflate(data, 0) == body  # without a limit, the headers are not read
 
 
 def test_deflated_data_set_within_the_limits_is_released_as_without_limits(tmp_path):
@@ -251,6 +288,12 @@ def test_element_length_past_the_end_inside_a_deflated_data_set_is_quarantined(t
     ds = _dataset()
     outcome = _outcome(_write(tmp_path, _deflated(ds, patch=(b"\x09\x00\x11\x10OB\x00\x00\x90\x01\x00\x00",
                                                               b"\x09\x00\x11\x10OB\x00\x00\xf0\xff\xff\xff"))))
+    # refused at its header, as it inflates: the length is a declared size like any other
+    assert isinstance(outcome, LimitError)
+    assert str(outcome) == ("(0009,1011) of the deflated data set: 4.0 GB declared, beyond the per-object limit of "
+                            "4.0 GB (--max-object-size)")
+    with limits.applied(NO_LIMITS):  # and without limits, the walk finds it runs past the end
+        outcome = _outcome(tmp_path / "x.dcm")
     assert isinstance(outcome, CorruptInputError)
     assert str(outcome) == "truncated: (0009,1011) runs past the end of the file"
 

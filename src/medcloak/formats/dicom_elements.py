@@ -58,6 +58,7 @@ FAULTS = frozenset({
     "deflate",  # the deflated data set does not inflate
     "deflate cut",  # the deflated data set ends before its last block
     "deflate limit",  # the deflated data set inflates beyond the limit given to :func:`inflate`
+    "deflate declared",  # an element of the deflated data set declares a value beyond that limit
 })
 
 
@@ -304,36 +305,79 @@ INFLATE_STEP = 1 << 16
 INFLATE_CHUNK = 1 << 20
 
 
+class _Declared:
+    """The top-level element headers of an inflating data set (explicit VR little endian), read
+    as its chunks come: a value that declares more than the limit is refused at its header, not
+    after the limit's worth of inflating. Followed up to the first element of undefined length
+    (a sequence, encapsulated Pixel Data) or anything else that is no explicit VR header."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.next = 0  # where the next header starts, in the inflated data
+        self.head = b""  # its first bytes, from chunks already given
+        self.done = not limit
+
+    def feed(self, chunk: bytes, start: int) -> None:
+        """Read the headers in ``chunk``, which starts at ``start`` in the inflated data."""
+        end = start + len(chunk)
+        while not self.done and self.next + len(self.head) < end:
+            at = self.next + len(self.head) - start
+            self.head += chunk[at : at + 12 - len(self.head)]
+            if len(self.head) < 8:
+                return
+            group, elem, vr = struct.unpack_from("<HH2s", self.head)
+            if group == 0xFFFE or vr not in KNOWN_VRS:
+                self.done = True
+                return
+            if vr in LONG_VRS:
+                if len(self.head) < 12:
+                    return
+                length, size = struct.unpack_from("<I", self.head, 8)[0], 12
+            else:
+                length, size = struct.unpack_from("<H", self.head, 6)[0], 8
+            if length == UNDEFINED:
+                self.done = True
+                return
+            value_end = self.next + size + length
+            if value_end > self.limit:
+                raise Fault("deflate declared", group << 16 | elem, (), value_end)
+            self.next, self.head = value_end, b""
+
+
 def inflate(data: Any, pos: int, limit: int = 0, keep: bool = True) -> bytes:
     """The deflated data set that starts at ``pos``, inflated in bounded chunks (never all at
     once): a :class:`Fault` ``"deflate limit"`` as soon as it grows beyond ``limit`` bytes (0: no
-    limit). ``keep`` false: nothing is kept (the check of a limit before inflating for real costs
-    a chunk of memory, not the inflated data set); the result is then empty."""
+    limit), ``"deflate declared"`` as soon as a top-level element declares a value that ends
+    beyond it (the fault's ``at``: where it would end). ``keep`` false: nothing is kept (the
+    check of a limit before inflating for real costs a chunk of memory, not the inflated data
+    set); the result is then empty."""
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     out: list[bytes] = []
-    size, end = 0, len(data)
-    start = pos
+    declared = _Declared(limit)
+    size = 0
+
+    def take(chunk: bytes) -> None:
+        nonlocal size
+        declared.feed(chunk, size)
+        size += len(chunk)
+        if limit and size > limit:
+            raise Fault("deflate limit", 0, (), pos)
+        if keep:
+            out.append(chunk)
+
+    start, end = pos, len(data)
     try:
         while start < end and not inflater.eof:
             piece = bytes(data[start : start + INFLATE_STEP])
             start += INFLATE_STEP
             while piece and not inflater.eof:
-                chunk = inflater.decompress(piece, INFLATE_CHUNK if not limit else min(INFLATE_CHUNK, limit - size + 1))
-                size += len(chunk)
-                if limit and size > limit:
-                    raise Fault("deflate limit", 0, (), pos)
-                if keep:
-                    out.append(chunk)
+                take(inflater.decompress(piece, min(INFLATE_CHUNK, limit - size + 1) if limit else INFLATE_CHUNK))
                 piece = inflater.unconsumed_tail
         while not inflater.eof:  # what the inflater holds back once its input is all given
             chunk = inflater.decompress(b"", INFLATE_CHUNK)
             if not chunk:
                 break
-            size += len(chunk)
-            if limit and size > limit:
-                raise Fault("deflate limit", 0, (), pos)
-            if keep:
-                out.append(chunk)
+            take(chunk)
     except zlib.error:
         raise Fault("deflate", 0, (), pos) from None
     if not inflater.eof:
