@@ -470,3 +470,20 @@ def test_large_multi_frame_objects_are_released_as_without_limits(tmp_path):
         expected = _outcome(path)
     assert isinstance(expected, bytes)
     assert _outcome(path) == expected
+
+
+def test_discovery_does_not_give_a_deflate_bomb_to_pydicom(tmp_path, monkeypatch):
+    """Grouping the slices of a series (or the instances of a slide) reads headers with pydicom,
+    which inflates a deflated data set whole: a bomb is not given to it (its task refuses it)."""
+    from medcloak.handlers import dicom as handler
+    from medcloak.model import Source
+
+    bomb = _write(tmp_path, _deflated(_dataset(), zeros=40 << 20, hidden=True), "bomb.dcm")
+    fine = _write(tmp_path, _deflated(_dataset()), "fine.dcm")
+    read: list[str] = []
+    dcmread = pydicom.dcmread
+    monkeypatch.setattr(pydicom, "dcmread", lambda path, **kw: read.append(Path(path).name) or dcmread(path, **kw))
+    for key in (handler._series_key, handler._slide_key):
+        assert key(Source(str(bomb), "dicom")) is None
+        key(Source(str(fine), "dicom"))
+    assert read == ["fine.dcm", "fine.dcm"]
