@@ -88,11 +88,13 @@ def _head(meta: FileMetaDataset) -> bytes:
     return b"\x00" * 128 + b"DICM" + buf.getvalue()
 
 
-def _deflated(ds: Dataset, zeros: int = 0, patch: tuple[bytes, bytes] | None = None, hidden: bool = False) -> bytes:
+def _deflated(ds: Dataset, zeros: int = 0, patch: tuple[bytes, bytes] | None = None, hidden: bool = False,
+              items: int = 0, unknown: bool = False) -> bytes:
     """``ds`` in the Deflated Explicit VR Little Endian transfer syntax, with a private OB of
     ``zeros`` zero bytes before its Pixel Data (deflated in pieces: never held inflated), inside
-    an item of a private sequence of undefined length when ``hidden``, and ``patch`` (old, new)
-    applied to the data set's bytes before they are deflated."""
+    an item of a private sequence of undefined length when ``hidden``, or spread over ``items``
+    items of that sequence (of VR UN, implicit VR inside, when ``unknown``), and ``patch`` (old,
+    new) applied to the data set's bytes before they are deflated."""
     pixels = ds.PixelData
     del ds.PixelData
     body = DicomBytesIO()
@@ -106,7 +108,17 @@ def _deflated(ds: Dataset, zeros: int = 0, patch: tuple[bytes, bytes] | None = N
     out.write(_head(_meta(ds, DeflatedExplicitVRLittleEndian)))
     deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
     out.write(deflater.compress(inner))
-    if zeros:
+    if zeros and items:
+        out.write(deflater.compress(struct.pack("<HH2sH", 0x7FD1, 0x0010, b"LO", 8) + b"ACME 1.0"))
+        out.write(deflater.compress(struct.pack("<HH2sHI", 0x7FD1, 0x1001, b"UN" if unknown else b"SQ", 0, 0xFFFFFFFF)))
+        each = zeros // items
+        element = (lambda: struct.pack("<HHI", 0x7FD1, 0x1000, each)) if unknown else (
+            lambda: struct.pack("<HH2sHI", 0x7FD1, 0x1000, b"OB", 0, each))
+        for _ in range(items):
+            head = element()
+            out.write(deflater.compress(struct.pack("<HHI", 0xFFFE, 0xE000, each + len(head)) + head + bytes(each)))
+        out.write(deflater.compress(struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)))
+    elif zeros:
         out.write(deflater.compress(struct.pack("<HH2sH", 0x7FD1, 0x0010, b"LO", 8) + b"ACME 1.0"))
         if hidden:
             out.write(deflater.compress(struct.pack("<HH2sHI", 0x7FD1, 0x1001, b"SQ", 0, 0xFFFFFFFF)
@@ -180,10 +192,19 @@ def test_deflate_bomb_is_quarantined_naming_the_expansion_limit(tmp_path, secret
     assert "(--max-expansion)" in rows["bomb.dcm"]["reason"]
 
 
-def test_deflate_bomb_inside_a_sequence_is_refused_as_it_inflates(tmp_path):
-    """Where the headers cannot be followed (an item of a sequence of undefined length), the
-    running count refuses it, once it has inflated beyond the limit."""
+def test_deflate_bomb_inside_a_sequence_is_refused_at_its_header():
     data = _deflated(_dataset(), zeros=40 << 20, hidden=True)
+    with pytest.raises(LimitError, match=r"^\(7FD1,1000\) of the deflated data set: 40.0 MB declared from .* "
+                                         r"\(--max-expansion\)$"):
+        check_structure(data)
+    with limits.applied(limits.Limits(max_ratio=5000)):
+        check_structure(data)
+
+
+def test_deflate_bomb_of_many_small_values_is_refused_as_it_inflates(tmp_path):
+    """Where the headers cannot be followed (a thousand items of 40 KB of zeros in a UN sequence,
+    implicit VR inside), the running count refuses it once it has inflated beyond the limit."""
+    data = _deflated(_dataset(), zeros=40 << 20, items=1000, unknown=True)
     with pytest.raises(LimitError) as info:
         deidentify_dicom(_write(tmp_path, data), PROFILE, KEYRING)
     assert str(info.value).startswith("the deflated data set: inflates beyond 1:200 of its ")
@@ -193,6 +214,13 @@ def test_deflate_bomb_inside_a_sequence_is_refused_as_it_inflates(tmp_path):
         check_structure(data)
     with limits.applied(limits.Limits(max_ratio=5000)):
         check_structure(data)
+    # in a sequence, a defined-length item that declares too much is refused at its header, and
+    # as many items of that many zeros before the count reaches the limit
+    with pytest.raises(LimitError, match=r"^an item of the deflated data set: .* declared"):
+        check_structure(_deflated(_dataset(), zeros=40 << 20, items=1000))
+    one = _deflated(_dataset(), zeros=40 << 20, items=1)
+    with pytest.raises(LimitError, match=r"^an item of the deflated data set: 40.0 MB declared"):
+        check_structure(one)
 
 
 def test_declared_lengths_are_followed_across_chunks():
@@ -455,6 +483,21 @@ def test_real_clean_files_are_released_as_without_limits(name, tmp_path):
         expected = _outcome(path)
     assert isinstance(expected, bytes), expected
     assert _outcome(path) == expected
+
+
+@pytest.mark.parametrize("name", ["rtplan.dcm", "CT_small.dcm", "MR_small.dcm"])
+def test_real_files_deflated_are_released_as_without_limits(name, tmp_path):
+    """Sequences, items and pixels followed header by header as they inflate, within the limits."""
+    ds = pydicom.dcmread(pydicom_test_files() / name)
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    buf = io.BytesIO()
+    ds.save_as(buf, implicit_vr=False, little_endian=True)
+    path = _write(tmp_path, buf.getvalue(), name)
+    with limits.applied(NO_LIMITS):
+        expected = _outcome(path)
+    assert isinstance(expected, bytes), expected
+    assert _outcome(path) == expected
+    assert pydicom.dcmread(io.BytesIO(expected)).file_meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian
 
 
 def test_large_multi_frame_objects_are_released_as_without_limits(tmp_path):

@@ -9,9 +9,9 @@ Three checks, used both when reading an input (:func:`medcloak.formats.dicom.rea
   sequence as a shorter one, without an error: this walk is what tells a truncated file.
   It reads only element headers (values are stepped over), so it costs a fraction of a read.
   A deflated data set is inflated in bounded chunks, first only counted against the run's limit
-  (:func:`medcloak.limits.inflate_limit`), its top-level headers read as they come: a bomb is
-  refused (a :class:`~medcloak.errors.LimitError`) at the header of the value that declares too
-  much, or else once it has inflated beyond the limit, having cost a chunk of memory; then it is
+  (:func:`medcloak.limits.inflate_limit`), its element and item headers read as they come: a bomb
+  is refused (a :class:`~medcloak.errors.LimitError`) at the header of the value that declares
+  too much, or else once it has inflated beyond the limit, having cost a chunk of memory; then it is
   inflated for the walk, and pydicom inflates it again, within the limit.
   The walk is :mod:`medcloak.formats.dicom_elements`' (the leak scan's reader walks alike);
   what is said of a fault, here.
@@ -84,7 +84,8 @@ def _refuse_deflated(fault: Fault, stored: int) -> None:
     """Raise the :class:`~medcloak.errors.LimitError` of a deflated data set of ``stored`` bytes
     beyond the run's limit (``fault``): inflated beyond it, or declaring a value beyond it."""
     if fault.kind == "deflate declared":
-        check_declared(fault.at, what=f"{_where(fault.tag, ())} of the deflated data set", stored=stored, compressed=True)
+        where = _where(fault.tag, ()) if fault.tag else "an item"
+        check_declared(fault.at, what=f"{where} of the deflated data set", stored=stored, compressed=True)
     if fault.kind in ("deflate declared", "deflate limit"):
         raise refuse_inflated("the deflated data set", stored) from None
 

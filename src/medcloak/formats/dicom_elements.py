@@ -306,15 +306,18 @@ INFLATE_CHUNK = 1 << 20
 
 
 class _Declared:
-    """The top-level element headers of an inflating data set (explicit VR little endian), read
-    as its chunks come: a value that declares more than the limit is refused at its header, not
-    after the limit's worth of inflating. Followed up to the first element of undefined length
-    (a sequence, encapsulated Pixel Data) or anything else that is no explicit VR header."""
+    """The element and item headers of an inflating data set (explicit VR little endian), read as
+    its chunks come: a value (or a defined-length sequence or item) that declares more than the
+    limit is refused at its header, not after the limit's worth of inflating. Sequences and items
+    are stepped into, the fragments of encapsulated Pixel Data over; anything that is no explicit
+    VR header (UN of undefined length, an implicit VR element) ends the reading, and the running
+    count of :func:`inflate` is then all that bounds the rest."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.next = 0  # where the next header starts, in the inflated data
         self.head = b""  # its first bytes, from chunks already given
+        self.fragments = False  # inside an encapsulated value
         self.done = not limit
 
     def feed(self, chunk: bytes, start: int) -> None:
@@ -326,29 +329,41 @@ class _Declared:
             if len(self.head) < 8:
                 return
             group, elem, vr = struct.unpack_from("<HH2s", self.head)
-            if group == 0xFFFE or vr not in KNOWN_VRS:
+            if group == 0xFFFE:
+                length, size, vr = struct.unpack_from("<I", self.head, 4)[0], 8, b""
+                if elem == 0xE0DD:
+                    self.fragments = False
+                elif elem != 0xE000 and elem != 0xE00D:
+                    self.done = True
+                    return
+            elif vr not in KNOWN_VRS:
                 self.done = True
                 return
-            if vr in LONG_VRS:
+            elif vr in LONG_VRS:
                 if len(self.head) < 12:
                     return
                 length, size = struct.unpack_from("<I", self.head, 8)[0], 12
             else:
                 length, size = struct.unpack_from("<H", self.head, 6)[0], 8
+            step_in = vr == b"SQ" or (group == 0xFFFE and not self.fragments)
             if length == UNDEFINED:
-                self.done = True
-                return
+                if vr == b"UN":
+                    self.done = True  # read as an implicit VR sequence
+                    return
+                self.fragments = self.fragments or (vr != b"" and vr != b"SQ")
+                self.next, self.head = self.next + size, b""
+                continue
             value_end = self.next + size + length
             if value_end > self.limit:
-                raise Fault("deflate declared", group << 16 | elem, (), value_end)
-            self.next, self.head = value_end, b""
+                raise Fault("deflate declared", (group << 16 | elem) if group != 0xFFFE else 0, (), value_end)
+            self.next, self.head = (self.next + size if step_in else value_end), b""
 
 
 def inflate(data: Any, pos: int, limit: int = 0, keep: bool = True) -> bytes:
     """The deflated data set that starts at ``pos``, inflated in bounded chunks (never all at
     once): a :class:`Fault` ``"deflate limit"`` as soon as it grows beyond ``limit`` bytes (0: no
-    limit), ``"deflate declared"`` as soon as a top-level element declares a value that ends
-    beyond it (the fault's ``at``: where it would end). ``keep`` false: nothing is kept (the
+    limit), ``"deflate declared"`` as soon as an element (or item) declares a value that ends
+    beyond it (the fault's ``at``: where it would end; its ``tag``, 0 for an item). ``keep`` false: nothing is kept (the
     check of a limit before inflating for real costs a chunk of memory, not the inflated data
     set); the result is then empty."""
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
