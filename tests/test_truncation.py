@@ -11,7 +11,13 @@ from conftest import pydicom_test_files
 from pydicom.data import get_testdata_file
 
 from medcloak.engine import run
-from medcloak.errors import CorruptInputError, DeidentificationError, MedcloakError, SkippedObject
+from medcloak.errors import (
+    CorruptInputError,
+    DeidentificationError,
+    LimitError,
+    MedcloakError,
+    SkippedObject,
+)
 from medcloak.formats.dicom import deidentify_dicom
 from medcloak.formats.dicom_check import check_structure, missing_type1, slide_label
 from medcloak.formats.dicom_elements import LONG_VR_NAMES
@@ -251,7 +257,9 @@ def test_a_file_cut_anywhere_is_never_released_whole_but_wrong(name, tmp_path):
         try:
             deidentify_dicom(cut, PROFILE, KEYRING)
         except (CorruptInputError, DeidentificationError) as exc:
-            assert str(exc).startswith(("truncated: ", "missing Type 1 attribute", "Burned In Annotation")), (n, exc)
+            # a deflated data set cut short may first declare more than its bytes may inflate to
+            assert str(exc).startswith(("truncated: ", "missing Type 1 attribute", "Burned In Annotation")) or (
+                isinstance(exc, LimitError) and str(exc).endswith("(--max-expansion)")), (n, exc)
             continue
         released.append(n)
         assert n in boundaries, n

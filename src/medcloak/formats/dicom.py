@@ -390,8 +390,10 @@ def deidentify_dicom(
         fault = high_bits_fault(ds, transfer_syntax)  # as written: no later step may set them
     except (CorruptInputError, DeidentificationError, UnsupportedInputError):
         raise
-    except (ValueError, TypeError, KeyError, AttributeError, EOFError, OverflowError, LookupError) as exc:
-        # pydicom decodes lazily: a malformed element surfaces only when touched
+    except (ValueError, TypeError, KeyError, AttributeError, EOFError, OverflowError, LookupError,
+            NotImplementedError) as exc:
+        # pydicom decodes lazily: a malformed element surfaces only when touched (an unknown VR:
+        # NotImplementedError)
         raise CorruptInputError(f"malformed element ({type(exc).__name__})") from None
     if fault is not None:
         raise VerificationError(f"{fault} in the written object")

@@ -91,7 +91,9 @@ def scan_frames(ds: Dataset, transfer_syntax: str, safe: Any = None) -> FrameSca
     :func:`medcloak.pixels.burned_in.detect`). Raises :class:`DeidentificationError` when a frame
     cannot be decoded, or the frames decoded are not the frames declared."""
     from ..pixels.burned_in import detect
+    from .dicom_pixels import check_decoded
 
+    check_decoded(ds, frames=1)  # one frame at a time: its declared size, before it is decoded
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
     try:
         count = int(ds.get("NumberOfFrames", 1) or 1)
@@ -128,6 +130,9 @@ def first_frame(ds: Dataset, transfer_syntax: str) -> np.ndarray:
     """The first frame of ``ds`` as :func:`scan_frames` decodes it, for the review picture of the
     region templates' boxes alone. Raises :class:`DeidentificationError` when it cannot be
     decoded."""
+    from .dicom_pixels import check_decoded
+
+    check_decoded(ds, frames=1)
     try:
         arr = next(_decoded(ds, transfer_syntax))
     except Exception as exc:  # noqa: BLE001 - fail closed, as the scan does

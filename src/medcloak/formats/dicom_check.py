@@ -8,6 +8,11 @@ Three checks, used both when reading an input (:func:`medcloak.formats.dicom.rea
   pydicom reads a value cut by the end of the file as a shorter value, and an unterminated
   sequence as a shorter one, without an error: this walk is what tells a truncated file.
   It reads only element headers (values are stepped over), so it costs a fraction of a read.
+  A deflated data set is inflated in bounded chunks, first only counted against the run's limit
+  (:func:`medcloak.limits.inflate_limit`), its element and item headers read as they come: a bomb
+  is refused (a :class:`~medcloak.errors.LimitError`) at the header of the value that declares
+  too much, or else once it has inflated beyond the limit, having cost a chunk of memory; then it is
+  inflated for the walk, and pydicom inflates it again, within the limit.
   The walk is :mod:`medcloak.formats.dicom_elements`' (the leak scan's reader walks alike);
   what is said of a fault, here.
 - :func:`missing_type1` names the Type 1 attributes an object lacks: Study and Series Instance
@@ -17,15 +22,17 @@ Three checks, used both when reading an input (:func:`medcloak.formats.dicom.rea
   as if it had burned-in text: ultrasound, angiography, fluoroscopy, endoscopy, photographs,
   secondary captures and screenshots, where text in the pixels is the rule rather than the exception.
 
-Errors are :class:`medcloak.errors.CorruptInputError` whose text names what is wrong and where
-(keywords and tags only, never values).
+Errors are :class:`medcloak.errors.CorruptInputError` (a deflated data set beyond the run's limit:
+:class:`~medcloak.errors.LimitError`) whose text names what is wrong and where (keywords and
+tags only, never values).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CorruptInputError
+from ..errors import CorruptInputError, LimitError
+from ..limits import check_declared, inflate_limit, refuse_inflated
 from .dicom_elements import DEFLATED, Fault, Walker, encoding, file_meta, inflate
 
 if TYPE_CHECKING:
@@ -73,24 +80,57 @@ def _message(fault: Fault) -> str:
     )
 
 
+def _refuse_deflated(fault: Fault, stored: int) -> None:
+    """Raise the :class:`~medcloak.errors.LimitError` of a deflated data set of ``stored`` bytes
+    beyond the run's limit (``fault``): inflated beyond it, or declaring a value beyond it."""
+    if fault.kind == "deflate declared":
+        where = _where(fault.tag, ()) if fault.tag else "an item"
+        check_declared(fault.at, what=f"{where} of the deflated data set", stored=stored, compressed=True)
+    if fault.kind in ("deflate declared", "deflate limit"):
+        raise refuse_inflated("the deflated data set", stored) from None
+
+
 def check_structure(data: Any) -> None:
     """Raise :class:`CorruptInputError` when the DICOM object in ``data`` (bytes, or any buffer:
     an mmap of the file) is cut short or its nesting is broken; its text starts with
     ``truncated:`` when the end of the file came too early."""
     end = len(data)
     part10 = end >= 132 and bytes(data[128:132]) == b"DICM"
+    stored = 0
     try:
         pos, syntax = file_meta(data, 132 if part10 else 0)
         if pos >= end:
             raise CorruptInputError("truncated: no data set after the File Meta Information")
         little, implicit = encoding(data, pos, syntax)
         if syntax == DEFLATED:
+            stored = end - pos
+            inflate(data, pos, inflate_limit(stored), keep=False)  # refused before it is held
             data, pos = inflate(data, pos), 0
         Walker(data, little).dataset(pos, None, implicit, (), top=True)
     except Fault as fault:
+        _refuse_deflated(fault, stored)
         raise CorruptInputError(_message(fault)) from None
     except RecursionError:
         raise CorruptInputError(_MESSAGES["deep"]) from None
+
+
+def check_inflation(path: Any) -> None:
+    """Raise :class:`~medcloak.errors.LimitError` when the file at ``path`` holds a deflated data
+    set that inflates beyond the run's limit, :class:`CorruptInputError` when it does not inflate;
+    counted in bounded chunks, nothing kept. For a reader that would give the file to pydicom,
+    which inflates all of it at once, without :func:`check_structure` first."""
+    import mmap
+
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
+        end, stored = len(view), 0
+        try:
+            pos, syntax = file_meta(view, 132 if end >= 132 and view[128:132] == b"DICM" else 0)
+            if syntax == DEFLATED:
+                stored = end - pos
+                inflate(view, pos, inflate_limit(stored), keep=False)
+        except Fault as fault:
+            _refuse_deflated(fault, stored)
+            raise CorruptInputError(_message(fault)) from None
 
 
 # ---- Type 1 attributes --------------------------------------------------------------------------
@@ -256,7 +296,7 @@ def structure_fault(data: Any) -> str | None:
     """What :func:`check_structure` finds wrong in ``data``, or ``None``."""
     try:
         check_structure(data)
-    except CorruptInputError as exc:
+    except (CorruptInputError, LimitError) as exc:
         return str(exc)
     return None
 

@@ -8,7 +8,7 @@ of a fault or of a value is the caller's:
 - :func:`file_meta` steps over the File Meta group (explicit VR little endian, or implicit where a
   writer got it wrong) and Command group (implicit VR) and gives the Transfer Syntax UID;
   :func:`encoding` tells the data set's encoding from it (or guesses, as pydicom does, without
-  it); :func:`inflate` inflates a deflated data set.
+  it); :func:`inflate` inflates a deflated data set, in bounded chunks, up to a limit.
 - :class:`Walker` walks a data set: explicit and implicit VR, little and big endian; an implicit VR
   element among explicit ones, and an item whose data set is implicit VR, read the way pydicom
   reads them; sequences and items of defined and undefined length; an implicit VR sequence known by
@@ -57,6 +57,8 @@ FAULTS = frozenset({
     "meta past end",  # a File Meta (or Command) element runs past the end of the file
     "deflate",  # the deflated data set does not inflate
     "deflate cut",  # the deflated data set ends before its last block
+    "deflate limit",  # the deflated data set inflates beyond the limit given to :func:`inflate`
+    "deflate declared",  # an element of the deflated data set declares a value beyond that limit
 })
 
 
@@ -298,13 +300,101 @@ def encoding(data: Any, pos: int, syntax: str | None) -> tuple[bool, bool]:
     return syntax != EXPLICIT_BE, syntax == IMPLICIT_LE
 
 
-def inflate(data: Any, pos: int) -> bytes:
-    """The deflated data set that starts at ``pos``, inflated."""
+#: compressed bytes given to the inflater at a time, and inflated bytes it may give back at a time
+INFLATE_STEP = 1 << 16
+INFLATE_CHUNK = 1 << 20
+
+
+class _Declared:
+    """The element and item headers of an inflating data set (explicit VR little endian), read as
+    its chunks come: a value (or a defined-length sequence or item) that declares more than the
+    limit is refused at its header, not after the limit's worth of inflating. Sequences and items
+    are stepped into, the fragments of encapsulated Pixel Data over; anything that is no explicit
+    VR header (UN of undefined length, an implicit VR element) ends the reading, and the running
+    count of :func:`inflate` is then all that bounds the rest."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.next = 0  # where the next header starts, in the inflated data
+        self.head = b""  # its first bytes, from chunks already given
+        self.fragments = False  # inside an encapsulated value
+        self.done = not limit
+
+    def feed(self, chunk: bytes, start: int) -> None:
+        """Read the headers in ``chunk``, which starts at ``start`` in the inflated data."""
+        end = start + len(chunk)
+        while not self.done and self.next + len(self.head) < end:
+            at = self.next + len(self.head) - start
+            self.head += chunk[at : at + 12 - len(self.head)]
+            if len(self.head) < 8:
+                return
+            group, elem, vr = struct.unpack_from("<HH2s", self.head)
+            if group == 0xFFFE:
+                length, size, vr = struct.unpack_from("<I", self.head, 4)[0], 8, b""
+                if elem == 0xE0DD:
+                    self.fragments = False
+                elif elem != 0xE000 and elem != 0xE00D:
+                    self.done = True
+                    return
+            elif vr not in KNOWN_VRS:
+                self.done = True
+                return
+            elif vr in LONG_VRS:
+                if len(self.head) < 12:
+                    return
+                length, size = struct.unpack_from("<I", self.head, 8)[0], 12
+            else:
+                length, size = struct.unpack_from("<H", self.head, 6)[0], 8
+            step_in = vr == b"SQ" or (group == 0xFFFE and not self.fragments)
+            if length == UNDEFINED:
+                if vr == b"UN":
+                    self.done = True  # read as an implicit VR sequence
+                    return
+                self.fragments = self.fragments or (vr != b"" and vr != b"SQ")
+                self.next, self.head = self.next + size, b""
+                continue
+            value_end = self.next + size + length
+            if value_end > self.limit:
+                raise Fault("deflate declared", (group << 16 | elem) if group != 0xFFFE else 0, (), value_end)
+            self.next, self.head = (self.next + size if step_in else value_end), b""
+
+
+def inflate(data: Any, pos: int, limit: int = 0, keep: bool = True) -> bytes:
+    """The deflated data set that starts at ``pos``, inflated in bounded chunks (never all at
+    once): a :class:`Fault` ``"deflate limit"`` as soon as it grows beyond ``limit`` bytes (0: no
+    limit), ``"deflate declared"`` as soon as an element (or item) declares a value that ends
+    beyond it (the fault's ``at``: where it would end; its ``tag``, 0 for an item). ``keep`` false: nothing is kept (the
+    check of a limit before inflating for real costs a chunk of memory, not the inflated data
+    set); the result is then empty."""
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out: list[bytes] = []
+    declared = _Declared(limit)
+    size = 0
+
+    def take(chunk: bytes) -> None:
+        nonlocal size
+        declared.feed(chunk, size)
+        size += len(chunk)
+        if limit and size > limit:
+            raise Fault("deflate limit", 0, (), pos)
+        if keep:
+            out.append(chunk)
+
+    start, end = pos, len(data)
     try:
-        body = inflater.decompress(bytes(data[pos:]))
+        while start < end and not inflater.eof:
+            piece = bytes(data[start : start + INFLATE_STEP])
+            start += INFLATE_STEP
+            while piece and not inflater.eof:
+                take(inflater.decompress(piece, min(INFLATE_CHUNK, limit - size + 1) if limit else INFLATE_CHUNK))
+                piece = inflater.unconsumed_tail
+        while not inflater.eof:  # what the inflater holds back once its input is all given
+            chunk = inflater.decompress(b"", INFLATE_CHUNK)
+            if not chunk:
+                break
+            take(chunk)
     except zlib.error:
         raise Fault("deflate", 0, (), pos) from None
     if not inflater.eof:
         raise Fault("deflate cut", 0, (), pos)
-    return body
+    return b"".join(out)

@@ -1,10 +1,20 @@
-"""Consistency of Pixel Data with the attributes that describe it (fail closed on mismatch)."""
+"""Consistency of Pixel Data with the attributes that describe it (fail closed on mismatch), and
+what its attributes declare against the run's limits (:mod:`medcloak.limits`), before anything
+is decoded: native Pixel Data (and Float and Double Float Pixel Data) is held whole, so its
+declared size is checked against the per-object ceiling (the file holds it already: no
+expansion); an encapsulated frame is decoded on its own by the burned-in text scan, all frames
+at once by redaction, so the declared size of one frame is checked when the object is read
+(:func:`check_pixel_data`) and of all of them where they are decoded together
+(:func:`check_decoded`). Compressed image data has no expansion bound: a blank JPEG 2000 frame
+is thousands of times smaller than its pixels (pydicom's ``JPEG2000.dcm``: 1:1971).
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from ..errors import CorruptInputError
+from ..limits import check_declared
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -41,6 +51,41 @@ def expected_native_length(ds: Dataset) -> int:
     return (total_bits + 7) // 8
 
 
+def decoded_frame_length(ds: Dataset) -> int:
+    """Bytes of one frame as a decoder gives it: Rows x Columns x Samples per Pixel x Bits
+    Allocated rounded up to whole bytes (0 when an attribute is missing)."""
+    rows, cols, bits = _int(ds, "Rows", 0) or 0, _int(ds, "Columns", 0) or 0, _int(ds, "BitsAllocated", 0) or 0
+    samples = _int(ds, "SamplesPerPixel", 1) or 1
+    return max(rows, 0) * max(cols, 0) * max(samples, 1) * ((max(bits, 0) + 7) // 8)
+
+
+def check_decoded(ds: Dataset, frames: int | None = None) -> None:
+    """Raise :class:`~medcloak.errors.LimitError` when decoding ``frames`` frames of ``ds``
+    together (all of them by default) would make more than the per-object ceiling allows, before
+    any is decoded."""
+    if frames is None:
+        frames = _int(ds, "NumberOfFrames", 1) or 1
+    check_declared(decoded_frame_length(ds) * max(frames, 1),
+                   what="decoded Pixel Data" if frames != 1 else "a decoded frame of Pixel Data")
+
+
+#: Float Pixel Data and Double Float Pixel Data, and the bytes of their samples
+FLOAT_PIXEL_DATA = {0x7FE00008: ("Float Pixel Data", 4), 0x7FE00009: ("Double Float Pixel Data", 8)}
+
+
+def _check_float_pixel_data(ds: Dataset) -> None:
+    """Float and Double Float Pixel Data against what Rows, Columns, Samples and frames declare:
+    the ceiling, and the element's own length."""
+    for tag, (what, size) in FLOAT_PIXEL_DATA.items():
+        elem = ds.get_item(tag)
+        if elem is None or elem.value is None:
+            continue
+        rows, cols = _int(ds, "Rows", 0) or 0, _int(ds, "Columns", 0) or 0
+        samples, frames = _int(ds, "SamplesPerPixel", 1) or 1, _int(ds, "NumberOfFrames", 1) or 1
+        check_declared(max(rows, 0) * max(cols, 0) * max(samples, 1) * max(frames, 1) * size, what=what,
+                       stored=len(elem.value))
+
+
 def count_fragments(data: bytes) -> int:
     """Fragments after the Basic Offset Table of encapsulated Pixel Data; raises when the item
     structure is broken or runs past the end."""
@@ -48,9 +93,12 @@ def count_fragments(data: bytes) -> int:
 
 
 def check_pixel_data(ds: Dataset, transfer_syntax: str) -> None:
-    """Raise :class:`CorruptInputError` when Pixel Data does not match its attributes."""
+    """Raise :class:`CorruptInputError` when Pixel Data does not match its attributes, and
+    :class:`~medcloak.errors.LimitError` when they declare more than the run's limits allow
+    (native Pixel Data, Float and Double Float Pixel Data whole, an encapsulated frame)."""
     from pydicom.uid import UID
 
+    _check_float_pixel_data(ds)
     if 0x7FE00010 not in ds:
         return
     elem = ds.get_item(0x7FE00010)
@@ -58,12 +106,14 @@ def check_pixel_data(ds: Dataset, transfer_syntax: str) -> None:
     if value is None or len(value) == 0:
         raise CorruptInputError("Pixel Data is empty")
     if UID(transfer_syntax).is_encapsulated:
+        check_decoded(ds, frames=1)
         fragments = count_fragments(bytes(value))
         frames = _int(ds, "NumberOfFrames", 1) or 1
         if fragments < 1 or (fragments < frames):
             raise CorruptInputError("encapsulated Pixel Data holds fewer fragments than frames")
         return
     expected = expected_native_length(ds)
+    check_declared(expected, what="Pixel Data")
     actual = len(value)
     if actual < expected:
         raise CorruptInputError("Pixel Data is shorter than its attributes imply (truncated)")

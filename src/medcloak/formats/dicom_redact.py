@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from ..errors import CorruptInputError, MissingDependencyError, UnsupportedInputError, UsageError
-from .dicom_pixels import _int, items
+from .dicom_pixels import _int, check_decoded, items
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -300,6 +300,7 @@ def redact_dataset(
         count = _int(ds, "NumberOfFrames", 1) or 1
         chosen = set(_frames_selected(frames, count))
         per = [checked if i in chosen else [] for i in range(count)]
+    check_decoded(ds)  # before any frame is decoded: redaction may hold them all
     if transfer_syntax in NATIVE:
         return _native(ds, transfer_syntax, per, fill)
     if transfer_syntax in JPEG_SEQUENTIAL:

@@ -76,6 +76,11 @@ def stack(datasets: Sequence[Any]) -> tuple[list[int], np.ndarray, np.ndarray]:
     depth = positions[order] @ normal
     if len(set(np.round(depth, 3))) != len(depth):
         raise UnsupportedInputError("two slices at one position: the series cannot be stacked")
+    from ..limits import check_declared
+    from .dicom_pixels import decoded_frame_length
+
+    # the series decoded as one volume: what its slices declare, before any is decoded
+    check_declared(sum(decoded_frame_length(ds) for ds in datasets), what="the series' decoded Pixel Data")
     stored = np.stack([datasets[i].pixel_array for i in order], axis=-1)
     step = (positions[order[-1]] - positions[order[0]]) / max(1, len(order) - 1)
     steps = np.diff(positions[order], axis=0)

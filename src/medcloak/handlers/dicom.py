@@ -97,7 +97,10 @@ def _slide_key(source: Source) -> str | None:
     levels share a series; a label in a series of its own is removed wherever it is)."""
     import pydicom
 
+    from ..formats.dicom_check import check_inflation
+
     try:
+        check_inflation(source.path)  # pydicom inflates a deflated data set whole
         ds = pydicom.dcmread(source.path, stop_before_pixels=True, force=True, specific_tags=[
             "StudyInstanceUID", "SeriesInstanceUID"])
     except Exception:  # noqa: BLE001 - unreadable: the object's own task will say why
@@ -111,7 +114,10 @@ def _series_key(source: Source) -> str | None:
     """Series Instance UID (with the Frame of Reference) of a single-frame CT, MR or PET image."""
     import pydicom
 
+    from ..formats.dicom_check import check_inflation
+
     try:
+        check_inflation(source.path)  # pydicom inflates a deflated data set whole
         ds = pydicom.dcmread(source.path, stop_before_pixels=True, force=True, specific_tags=[
             "Modality", "SeriesInstanceUID", "FrameOfReferenceUID", "NumberOfFrames", "SOPClassUID"])
     except Exception:  # noqa: BLE001 - unreadable: the object's own task will say why
