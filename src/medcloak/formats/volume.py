@@ -19,6 +19,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import limits
 from ..errors import CorruptInputError, DeidentificationError, MissingDependencyError, UnsupportedInputError
 from ..handlers.base import Released
 from . import gz
@@ -33,6 +35,8 @@ from . import gz
 if TYPE_CHECKING:
     from ..pseudonym import Keyring
 
+#: bytes of a header read before its declared sizes are checked: NIfTI-2's and its extension flag
+HEAD_BYTES = 544
 TEXT_FIELDS = ("descrip", "aux_file", "db_name", "intent_name")
 ANALYZE_TEXT = ("generated", "scannum", "patient_id", "exp_date", "exp_time", "hist_un0")
 #: BIDS sidecar keys that identify the subject, the site, the operator or the time
@@ -79,14 +83,38 @@ class Volume:
     digest: str = ""  # SHA-256 of the (header) file as stored: keys the released name
 
 
-def _open(path: Path, digests: list[str] | None = None) -> bytes:
-    """The file's bytes, gunzipped; its SHA-256 as stored is appended to ``digests``."""
-    data = path.read_bytes()
-    if digests is not None:
-        digests.append(hashlib.sha256(data).hexdigest())
-    if data[:2] == b"\x1f\x8b":
-        data = gz.decompress(data)
-    return data
+def _stored(path: Path) -> bytes:
+    """A file's bytes as stored, refused before they are read when the file alone is beyond the
+    per-object ceiling."""
+    limits.check_declared(path.stat().st_size, what="the volume's file")
+    return path.read_bytes()
+
+
+def _voxel_data(stored: bytes, header: Any, shape: tuple[int, ...], dtype: np.dtype) -> tuple[bytes | bytearray, int, int]:
+    """(the file's bytes, gunzipped up to the end of the voxel data; where the data start; how
+    many voxels): what the header declares (shape x data type, after ``vox_offset``) is checked
+    against the file's size, or its compressed size x the expansion ratio, and the per-object
+    ceiling *before* anything is inflated; a stream that inflates beyond the ratio is refused as
+    it goes, and only the declared bytes are kept."""
+    if any(d < 0 for d in shape):
+        raise CorruptInputError("the volume's header declares a negative dimension")
+    if not shape or any(d == 0 for d in shape):
+        raise CorruptInputError("the volume's header declares no voxels")
+    try:
+        vox_offset = float(header["vox_offset"])
+    except (TypeError, ValueError, OverflowError):
+        raise CorruptInputError("the volume's header has no usable vox_offset") from None
+    if not math.isfinite(vox_offset) or vox_offset < 0:
+        raise CorruptInputError("the volume's header declares a vox_offset that is negative or not a number")
+    offset, count = int(vox_offset), math.prod(int(d) for d in shape)
+    gzipped = stored[:2] == b"\x1f\x8b"
+    what = f"voxel data ({'x'.join(str(int(d)) for d in shape)} {dtype.name})"
+    need = offset + count * dtype.itemsize
+    limits.check_declared(need, what=what, stored=len(stored), compressed=gzipped)
+    blob = gz.decompress(stored, what=what, keep=need) if gzipped else stored
+    if len(blob) < need:
+        raise CorruptInputError("the volume's data is shorter than its header says (truncated)")
+    return blob, offset, count
 
 
 def _companion(path: Path, suffix: str) -> Path | None:
@@ -108,45 +136,53 @@ def read_volume(path: Path) -> Volume:
         raise MissingDependencyError("reading NIfTI/Analyze volumes needs nibabel") from exc
     if path.suffix.lower() == ".mnc":
         return _read_minc(path)
-    digests: list[str] = []
-    data = _open(path, digests)
-    kind = sniff(data[:352])
+    stored = _stored(path)
+    digest = hashlib.sha256(stored).hexdigest()
+    head = gz.head(stored, HEAD_BYTES) if stored[:2] == b"\x1f\x8b" else stored[:HEAD_BYTES]
+    kind = sniff(head[:352])
     if kind is None:
         raise UnsupportedInputError("not a NIfTI or Analyze volume")
+    if head[4:7] in (b"n+2", b"ni2"):
+        klass: Any = nib.Nifti2Header
+        source_kind, size = "nifti2", 540
+    elif head[344:347] in (b"n+1", b"ni1"):
+        klass, source_kind, size = nib.Nifti1Header, "nifti1", 348
+    else:
+        klass, source_kind, size = nib.AnalyzeHeader, "analyze", 348
+    single = head[344:347] == b"n+1" or head[4:7] == b"n+2"
     try:
-        if data[4:7] in (b"n+2", b"ni2"):
-            header: Any = nib.Nifti2Header.from_fileobj(io.BytesIO(data))
-            source_kind = "nifti2"
-        elif data[344:347] in (b"n+1", b"ni1"):
-            header = nib.Nifti1Header.from_fileobj(io.BytesIO(data))
-            source_kind = "nifti1"
-        else:
-            header = nib.AnalyzeHeader.from_fileobj(io.BytesIO(data))
-            source_kind = "analyze"
+        header = klass.from_fileobj(io.BytesIO(head[:size]))  # the header alone: extensions come later
         dtype = header.get_data_dtype()
-        shape = header.get_data_shape()
+        shape = tuple(int(d) for d in header.get_data_shape())
     except Exception as exc:  # noqa: BLE001 - nibabel raises many kinds on a broken header
         raise CorruptInputError(f"unreadable volume header ({type(exc).__name__})") from None
-    single = data[344:347] == b"n+1" or data[4:7] == b"n+2"
     if single:
-        blob, offset = data, int(header["vox_offset"])
+        blob, offset, count = _voxel_data(stored, header, shape, dtype)
+        header_block: bytes | bytearray | memoryview = memoryview(blob)[:offset]
     else:
         img_path = _companion(path, ".img")
         if img_path is None:
             raise CorruptInputError("the .hdr has no .img beside it")
-        blob, offset = _open(img_path), int(header["vox_offset"])
-    count = int(np.prod(shape)) if shape else 0
-    need = offset + count * dtype.itemsize
-    if count == 0 or len(blob) < need:
-        raise CorruptInputError("the volume's data is shorter than its header says (truncated)")
+        blob, offset, count = _voxel_data(_stored(img_path), header, shape, dtype)
+        header_block = gz.decompress(stored, what="the volume's header") if stored[:2] == b"\x1f\x8b" else stored
+    if len(header_block) > size + 4 and header_block[size] != 0:
+        try:  # the extensions, from the bytes before the data (or the .hdr) only
+            header = klass.from_fileobj(io.BytesIO(bytes(header_block)))
+        except Exception as exc:  # noqa: BLE001
+            raise CorruptInputError(f"unreadable volume header extensions ({type(exc).__name__})") from None
     raw = np.frombuffer(blob, dtype=dtype, count=count, offset=offset).reshape(shape, order="F")
-    slope, inter = header.get_slope_inter() if hasattr(header, "get_slope_inter") else (None, None)
-    affine = np.asarray(header.get_best_affine(), float)
+    try:
+        slope, inter = header.get_slope_inter() if hasattr(header, "get_slope_inter") else (None, None)
+        affine = np.asarray(header.get_best_affine(), float)
+    except Exception as exc:  # noqa: BLE001 - a quaternion or pixdim nibabel cannot use
+        raise CorruptInputError(f"unusable volume scaling or orientation ({type(exc).__name__})") from None
+    if not np.isfinite(affine).all():
+        raise CorruptInputError("the volume's voxel sizes or orientation are not finite numbers")
     usable_slope = slope is not None and np.isfinite(slope) and slope != 0
     return Volume(
         header, raw, affine, float(slope) if usable_slope else 1.0,
         float(inter) if usable_slope and inter is not None and np.isfinite(inter) else 0.0, single, source_kind,
-        digests[0],
+        digest,
     )
 
 
