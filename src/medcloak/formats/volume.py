@@ -83,14 +83,15 @@ class Volume:
     digest: str = ""  # SHA-256 of the (header) file as stored: keys the released name
 
 
-def _stored(path: Path) -> bytes:
+def read_stored(path: Path, what: str = "the volume's file") -> bytes:
     """A file's bytes as stored, refused before they are read when the file alone is beyond the
-    per-object ceiling."""
-    limits.check_declared(path.stat().st_size, what="the volume's file")
+    per-object ceiling (a volume, its companion, a sidecar, a BIDS text file)."""
+    limits.check_declared(path.stat().st_size, what=what)
     return path.read_bytes()
 
 
-def _voxel_data(stored: bytes, header: Any, shape: tuple[int, ...], dtype: np.dtype) -> tuple[bytes | bytearray, int, int]:
+def _voxel_data(stored: bytes, header: Any, shape: tuple[int, ...],
+                dtype: np.dtype) -> tuple[bytes | bytearray, int, int]:
     """(the file's bytes, gunzipped up to the end of the voxel data; where the data start; how
     many voxels): what the header declares (shape x data type, after ``vox_offset``) is checked
     against the file's size, or its compressed size x the expansion ratio, and the per-object
@@ -136,7 +137,7 @@ def read_volume(path: Path) -> Volume:
         raise MissingDependencyError("reading NIfTI/Analyze volumes needs nibabel") from exc
     if path.suffix.lower() == ".mnc":
         return _read_minc(path)
-    stored = _stored(path)
+    stored = read_stored(path)
     digest = hashlib.sha256(stored).hexdigest()
     head = gz.head(stored, HEAD_BYTES) if stored[:2] == b"\x1f\x8b" else stored[:HEAD_BYTES]
     kind = sniff(head[:352])
@@ -163,7 +164,7 @@ def read_volume(path: Path) -> Volume:
         img_path = _companion(path, ".img")
         if img_path is None:
             raise CorruptInputError("the .hdr has no .img beside it")
-        blob, offset, count = _voxel_data(_stored(img_path), header, shape, dtype)
+        blob, offset, count = _voxel_data(read_stored(img_path), header, shape, dtype)
         header_block = gz.decompress(stored, what="the volume's header") if stored[:2] == b"\x1f\x8b" else stored
     if len(header_block) > size + 4 and header_block[size] != 0:
         try:  # the extensions, from the bytes before the data (or the .hdr) only
@@ -189,20 +190,37 @@ def read_volume(path: Path) -> Volume:
 def _read_minc(path: Path) -> Volume:
     import nibabel as nib
 
+    limits.check_declared(path.stat().st_size, what="the volume's file")
     try:
         img = nib.load(str(path))
     except ImportError as exc:  # MINC2 is HDF5: nibabel needs h5py for it
         raise MissingDependencyError("reading MINC2 volumes needs h5py (pip install h5py)") from exc
     except Exception as exc:  # noqa: BLE001
         raise CorruptInputError(f"unreadable MINC volume ({type(exc).__name__})") from None
-    raw = np.asarray(img.dataobj)
+    try:
+        shape, stored_dtype = tuple(int(d) for d in img.shape), np.dtype(img.get_data_dtype())
+    except Exception as exc:  # noqa: BLE001
+        raise CorruptInputError(f"unreadable MINC volume ({type(exc).__name__})") from None
+    if not shape or any(d <= 0 for d in shape):
+        raise CorruptInputError("the MINC volume declares no voxels")
+    count = math.prod(shape)
+    what = f"voxel data ({'x'.join(map(str, shape))} {stored_dtype.name})"
+    # MINC2 (HDF5) may compress its chunks; MINC1 (netCDF) stores them as they are. The values
+    # are read scaled to float64: that is what the ceiling bounds
+    limits.check_declared(count * stored_dtype.itemsize, what=what, stored=path.stat().st_size,
+                          compressed=isinstance(img, nib.Minc2Image))
+    limits.check_declared(count * 8, what=f"{what} read as float64")
+    try:
+        raw = np.asarray(img.dataobj)
+    except Exception as exc:  # noqa: BLE001
+        raise CorruptInputError(f"unreadable MINC volume data ({type(exc).__name__})") from None
     header = nib.Nifti1Header()
     header.set_data_dtype(raw.dtype)
     header.set_data_shape(raw.shape)
     header.set_qform(img.affine, code=1)
     header.set_sform(img.affine, code=1)
     return Volume(header, raw, np.asarray(img.affine, float), 1.0, 0.0, True, "minc",
-                  hashlib.sha256(path.read_bytes()).hexdigest())
+                  hashlib.sha256(read_stored(path)).hexdigest())
 
 
 def clean_header(header: Any, kind: str) -> Any:
@@ -282,6 +300,29 @@ class VolumeRelease:
     qc: dict[str, Any]
 
 
+#: voxel sizes (mm) the defacer is given: a head's voxels lie far inside (a crafted pixdim of 1e38
+#: overflows its distances)
+VOXEL_MM = (1e-3, 1e3)
+
+
+def _defaceable(reference: np.ndarray, vol: Volume) -> None:
+    """Refuse what the defacer cannot take (a fail-closed quarantine, not an internal error):
+    values that are not real numbers (RGB, complex), values that are not finite once scaled,
+    voxel sizes no head has."""
+    from ..pixels.deface import zooms_of
+
+    if reference.dtype.kind not in "iuf":
+        raise UnsupportedInputError(f"a volume of {reference.dtype.name} values cannot be defaced")
+    zooms = zooms_of(vol.affine)
+    if not ((zooms >= VOXEL_MM[0]) & (zooms <= VOXEL_MM[1])).all():
+        raise UnsupportedInputError(f"voxel sizes outside {VOXEL_MM[0]:g}-{VOXEL_MM[1]:g} mm: no head to deface")
+    with np.errstate(all="ignore"):
+        ends = np.array([reference.min(), reference.max()], np.float32) * np.float32(vol.slope) + np.float32(vol.inter)
+    if not np.isfinite(ends).all():
+        raise UnsupportedInputError("a volume whose values (scaled by scl_slope, scl_inter) are not all finite "
+                                    "cannot be defaced")
+
+
 def deidentify_volume(path: Path, keyring: Keyring, *, fill: str = "background", ears: bool = False) -> VolumeRelease:
     """Deface and clean one volume; the release name is a keyed hash of its content."""
     from ..pixels.deface import apply, deface_mask, fill_value
@@ -291,7 +332,7 @@ def deidentify_volume(path: Path, keyring: Keyring, *, fill: str = "background",
     sidecar_doc = None
     if sidecar_path is not None:
         try:
-            sidecar_doc = json.loads(sidecar_path.read_bytes())
+            sidecar_doc = json.loads(read_stored(sidecar_path, "the JSON sidecar"))
         except (ValueError, UnicodeDecodeError):
             raise CorruptInputError("the JSON sidecar does not parse") from None
     raw = vol.raw
@@ -299,6 +340,7 @@ def deidentify_volume(path: Path, keyring: Keyring, *, fill: str = "background",
         raise UnsupportedInputError("only 3-D and 4-D volumes are defaced")
     frames = raw.reshape(raw.shape[:3] + (-1,), order="F") if raw.ndim > 3 else raw[..., None]
     reference = frames[..., 0]  # stored values; the defacer scales its coarse grid only
+    _defaceable(reference, vol)
     sample = reference[::4, ::4, ::4].astype(np.float32) * vol.slope + vol.inter
     modality = modality_of(path, sidecar_doc, sample)
     result = deface_mask(reference, vol.affine, modality, ears=ears, scale=(vol.slope, vol.inter))
@@ -326,7 +368,7 @@ def deidentify_volume(path: Path, keyring: Keyring, *, fill: str = "background",
         released = Released(head, f"volumes/{token}.hdr", {}, None, {"defaced": int(result.status == "defaced")})
         extra = [(f"volumes/{token}.img", bytes(data))]
     if sidecar_path is not None:
-        extra.append((f"volumes/{token}.json", clean_sidecar(sidecar_path.read_bytes())))
+        extra.append((f"volumes/{token}.json", clean_sidecar(read_stored(sidecar_path, "the JSON sidecar"))))
     qc = {"status": result.status, "modality": modality, "brain_ml": round(result.brain_ml),
           "removed_ml": round(result.removed_ml), "token": token, "reason": result.details.get("reason", "")}
     # the picture for the audit is made by the caller, from the stored values and their scaling
