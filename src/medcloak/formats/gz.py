@@ -32,7 +32,7 @@ LEVEL = 1
 #: bytes handed to the compressor at a time (a view of the array, not a copy)
 CHUNK = 4 << 20
 #: compressed bytes fed to the decompressor at a time, and inflated bytes it may return per call
-IN_CHUNK = 1 << 20
+IN_CHUNK = 256 << 10
 OUT_CHUNK = 1 << 20
 
 
@@ -72,11 +72,13 @@ def _errors() -> tuple[type[BaseException], ...]:
     return (OSError, EOFError, ValueError, zlib.error) + ((lib.error,) if lib is not None else ())
 
 
-def _members(data: bytes | bytearray | memoryview) -> Iterator[bytes]:
-    """The inflated bytes of every member of a gzip stream, in chunks of at most
-    :data:`OUT_CHUNK`; a broken or truncated member, or trailing bytes that are neither a member
-    nor zero padding, raise :class:`CorruptInputError`."""
+def _members(data: bytes | bytearray | memoryview, in_chunk: int = 0, out_chunk: int = 0) -> Iterator[bytes]:
+    """The inflated bytes of every member of a gzip stream, in chunks of at most ``out_chunk``
+    (:data:`OUT_CHUNK`) from ``in_chunk`` (:data:`IN_CHUNK`) stored bytes at a time; a broken or
+    truncated member, or trailing bytes that are neither a member nor zero padding, raise
+    :class:`CorruptInputError`."""
     lib = _isal() or zlib
+    in_chunk, out_chunk = in_chunk or IN_CHUNK, out_chunk or OUT_CHUNK
     view = memoryview(data).cast("B")
     n, pos = len(view), 0
     while True:
@@ -85,14 +87,14 @@ def _members(data: bytes | bytearray | memoryview) -> Iterator[bytes]:
         while not inflater.eof:
             if not tail:
                 if pos >= n:
-                    out = inflater.decompress(b"", OUT_CHUNK)  # output held back by the last call
+                    out = inflater.decompress(b"", out_chunk)  # output held back by the last call
                     if not out:
                         raise _broken()
                     yield out
                     continue
-                tail = view[pos:pos + IN_CHUNK]
+                tail = view[pos:pos + in_chunk]
                 pos += len(tail)
-            out = inflater.decompress(tail, OUT_CHUNK)
+            out = inflater.decompress(tail, out_chunk)
             tail = inflater.unconsumed_tail
             if out:
                 yield out
@@ -106,18 +108,23 @@ def _members(data: bytes | bytearray | memoryview) -> Iterator[bytes]:
 
 
 def decompress(data: bytes | bytearray | memoryview, *, what: str = "the gzip stream",
-               keep: int | None = None) -> bytes | bytearray:
+               keep: int | None = None) -> bytes | memoryview:
     """The uncompressed bytes of a gzip file (all its members), inflated in chunks.
 
     Beyond the run's :func:`~medcloak.limits.inflate_limit` of ``len(data)`` a
     :class:`~medcloak.errors.LimitError` naming ``what`` and the limit is raised at once.
-    ``keep``: only the first ``keep`` bytes are returned (fewer when the stream is shorter),
-    written into one buffer as they come; the rest is inflated, counted and dropped. A broken
-    stream is a :class:`CorruptInputError`."""
+    ``keep``: only the first ``keep`` bytes are returned (fewer when the stream is shorter), as a
+    view of one buffer they are written into as they come (no zero-filling, no joining: the
+    memory of the declared size and one chunk); the rest is inflated, counted and dropped. A
+    broken stream is a :class:`CorruptInputError`."""
     stored = len(memoryview(data).cast("B"))
     bound = limits.inflate_limit(stored)
     total = 0
-    buf = bytearray(keep) if keep is not None else None
+    buf = None
+    if keep is not None:
+        import numpy as np
+
+        buf = np.empty(keep, np.uint8)
     parts: list[bytes] = []
     chunks = _members(data)
     while True:
@@ -133,16 +140,14 @@ def decompress(data: bytes | bytearray | memoryview, *, what: str = "the gzip st
         if buf is not None:
             take = max(0, min(size, len(buf) - total))
             if take:
-                buf[total:total + take] = out if take == size else memoryview(out)[:take]
+                buf[total:total + take] = memoryview(out)[:take]
         else:
             parts.append(out)
         total += size
         if bound and total > bound:
             raise limits.refuse_inflated(what, stored)
     if buf is not None:
-        if total < len(buf):
-            del buf[total:]
-        return buf
+        return memoryview(buf[:total] if total < len(buf) else buf)
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
@@ -152,7 +157,7 @@ def head(data: bytes | bytearray | memoryview, size: int) -> bytes:
     out = []
     got = 0
     try:
-        for chunk in _members(data):
+        for chunk in _members(data, 4096, max(size, 1)):  # a header: a few KB read, not a chunk
             out.append(chunk)
             got += len(chunk)
             if got >= size:

@@ -91,7 +91,7 @@ def read_stored(path: Path, what: str = "the volume's file") -> bytes:
 
 
 def _voxel_data(stored: bytes, header: Any, shape: tuple[int, ...],
-                dtype: np.dtype) -> tuple[bytes | bytearray, int, int]:
+                dtype: np.dtype) -> tuple[bytes | memoryview, int, int]:
     """(the file's bytes, gunzipped up to the end of the voxel data; where the data start; how
     many voxels): what the header declares (shape x data type, after ``vox_offset``) is checked
     against the file's size, or its compressed size x the expansion ratio, and the per-object
@@ -159,7 +159,7 @@ def read_volume(path: Path) -> Volume:
         raise CorruptInputError(f"unreadable volume header ({type(exc).__name__})") from None
     if single:
         blob, offset, count = _voxel_data(stored, header, shape, dtype)
-        header_block: bytes | bytearray | memoryview = memoryview(blob)[:offset]
+        header_block: bytes | memoryview = memoryview(blob)[:offset]
     else:
         img_path = _companion(path, ".img")
         if img_path is None:
