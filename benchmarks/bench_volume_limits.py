@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -124,7 +126,12 @@ def bench_run(work: Path) -> None:
     seconds = time.perf_counter() - t
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     manifest = out.parent / (out.name + ".audit") / "manifest.jsonl"
-    reason = manifest.read_text().strip() if manifest.exists() else done.stderr[-300:]
+    if manifest.exists():
+        reason = "; ".join(f"{r['status']}: {r['reason']}" for r in map(json.loads, manifest.read_text().splitlines()))
+    else:
+        reason = done.stderr[-300:]
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(out.parent / (out.name + ".audit"), ignore_errors=True)
     print(f"medcloak run on the issue's volume ({volume.stat().st_size / 1e6:.1f} MB on {file_system(work)}): "
           f"exit {done.returncode}, {seconds:.2f} s, peak RSS {peak_mb:.0f} MB\n  {reason}")
 

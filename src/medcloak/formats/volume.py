@@ -11,6 +11,15 @@ with the same stored values, scaling and affine.
 
 A BIDS JSON sidecar next to the volume (same name, ``.json``) is released beside it, cleaned of
 keys that identify the subject, the site or the time.
+
+Nothing is allocated or inflated beyond the run's limits (:mod:`medcloak.limits`): the header is
+read first (a gzipped one from the stream's first bytes), and what it declares (shape x data type
+after ``vox_offset``) is checked against the file's size, or its compressed size x the expansion
+ratio, and the per-object ceiling; then only the declared bytes are inflated and kept, the rest of
+the stream counted against the running limit (:mod:`medcloak.formats.gz`). A header that declares
+nonsense (negative or no dimensions, a ``vox_offset`` that is not a number, extensions that
+overrun, an orientation that is not finite) is corrupt input; what the defacer cannot take (values
+that are not real numbers or not finite once scaled, voxel sizes no head has) is refused before it.
 """
 
 from __future__ import annotations
@@ -138,7 +147,6 @@ def read_volume(path: Path) -> Volume:
     if path.suffix.lower() == ".mnc":
         return _read_minc(path)
     stored = read_stored(path)
-    digest = hashlib.sha256(stored).hexdigest()
     head = gz.head(stored, HEAD_BYTES) if stored[:2] == b"\x1f\x8b" else stored[:HEAD_BYTES]
     kind = sniff(head[:352])
     if kind is None:
@@ -172,6 +180,7 @@ def read_volume(path: Path) -> Volume:
         except Exception as exc:  # noqa: BLE001
             raise CorruptInputError(f"unreadable volume header extensions ({type(exc).__name__})") from None
     raw = np.frombuffer(blob, dtype=dtype, count=count, offset=offset).reshape(shape, order="F")
+    digest = hashlib.sha256(stored).hexdigest()
     try:
         slope, inter = header.get_slope_inter() if hasattr(header, "get_slope_inter") else (None, None)
         affine = np.asarray(header.get_best_affine(), float)
