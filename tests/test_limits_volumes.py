@@ -146,6 +146,15 @@ def test_the_ceiling_applies_and_can_be_raised(tmp_path) -> None:  # type: ignor
     assert read_volume(path).raw.tobytes(order="F") == values
 
 
+def test_defacing_within_the_ceiling(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Read within the ceiling, but its defacing (about 16 bytes a voxel) would not be."""
+    path = write(tmp_path, "v.nii.gz", nifti1((64, 64, 64), data=np.arange(64 ** 3, dtype=np.int16).tobytes()))
+    with limits.applied(limits.Limits(max_object_bytes=2_000_000)):
+        assert read_volume(path).raw.shape == (64, 64, 64)
+        with pytest.raises(LimitError, match=r"defacing 64x64x64 voxels.*--max-object-size"):
+            deidentify_volume(path, Keyring(SECRET))
+
+
 def test_minc_declared_size_is_checked() -> None:
     data_dir = Path(nib.__file__).parent / "tests" / "data"
     if not (data_dir / "minc2_1_scale.mnc").exists():
