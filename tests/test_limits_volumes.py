@@ -26,6 +26,7 @@ from medcloak import limits
 from medcloak.engine import run
 from medcloak.errors import (
     CorruptInputError,
+    DeidentificationError,
     LimitError,
     MedcloakError,
     UnsupportedInputError,
@@ -273,6 +274,7 @@ HOSTILE = {
     "RGB values": (put(put(GOOD, 70, "<h", 128), 72, "<h", 24) + bytes(64000), UnsupportedInputError),
     "complex values": (put(put(GOOD, 70, "<h", 32), 72, "<h", 64) + bytes(64000 * 6), UnsupportedInputError),
     "scl_slope 1e38": (put(GOOD, 112, "<f", 1e38), UnsupportedInputError),
+    "scl_inter 1e9": (put(put(GOOD, 112, "<f", 1.0), 116, "<f", 1e9), DeidentificationError),
     "NaN values": (nifti1((40, 40, 40), np.float32, np.full(64000, np.nan, np.float32).tobytes()),
                    UnsupportedInputError),
 }

@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import limits
-from ..errors import CorruptInputError, DeidentificationError, MissingDependencyError, UnsupportedInputError
+from ..errors import (CorruptInputError, DeidentificationError, MedcloakError, MissingDependencyError,
+                      UnsupportedInputError)
 from ..handlers.base import Released
 from . import gz
 
@@ -359,7 +360,13 @@ def deidentify_volume(path: Path, keyring: Keyring, *, fill: str = "background",
     _defaceable(reference, vol)
     sample = reference[::4, ::4, ::4].astype(np.float32) * vol.slope + vol.inter
     modality = modality_of(path, sidecar_doc, sample)
-    result = deface_mask(reference, vol.affine, modality, ears=ears, scale=(vol.slope, vol.inter))
+    try:
+        result = deface_mask(reference, vol.affine, modality, ears=ears, scale=(vol.slope, vol.inter))
+    except MedcloakError:
+        raise
+    except (ValueError, ArithmeticError) as exc:  # values a crafted header scales into what no head holds
+        raise DeidentificationError(f"the defacer cannot take this volume's values ({type(exc).__name__}): "
+                                    "not defaced, not released") from None
     if result.status == "defaced":
         assert result.mask is not None
         value = fill_value(frames[..., 0], result.mask, modality, vol.slope, vol.inter)
