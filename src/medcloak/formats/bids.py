@@ -393,7 +393,7 @@ def table(data: bytes, name: str, subject: str | None, profile: Any, keyring: Ke
     if gz:
         from .gz import decompress
 
-        data = decompress(data)
+        data = decompress(data, what="the table's gzip stream")
     header, rows = read_tsv(data)
     kind = table_kind(name)
     if kind is not None:

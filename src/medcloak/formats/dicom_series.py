@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from .. import limits
 from ..errors import MedcloakError, UnsupportedInputError
 from .dicom import Released, _transfer_syntax, deidentify_dicom, read
 from .dicom_redact import NATIVE, REENCODABLE
@@ -76,11 +77,12 @@ def stack(datasets: Sequence[Any]) -> tuple[list[int], np.ndarray, np.ndarray]:
     depth = positions[order] @ normal
     if len(set(np.round(depth, 3))) != len(depth):
         raise UnsupportedInputError("two slices at one position: the series cannot be stacked")
-    from ..limits import check_declared
-    from .dicom_pixels import decoded_frame_length
-
-    # the series decoded as one volume: what its slices declare, before any is decoded
-    check_declared(sum(decoded_frame_length(ds) for ds in datasets), what="the series' decoded Pixel Data")
+    # each slice's decoded values (pydicom keeps them), their stack and its float32 copy: checked
+    # against the per-object ceiling before the first slice is decoded
+    voxels = rows * cols * len(datasets)
+    itemsize = max(1, (int(first.get("BitsAllocated", 16) or 16) + 7) // 8)
+    limits.check_declared(voxels * (2 * itemsize + 4),
+                          what=f"the series stacked as one volume ({rows}x{cols}x{len(datasets)})")
     stored = np.stack([datasets[i].pixel_array for i in order], axis=-1)
     step = (positions[order[-1]] - positions[order[0]]) / max(1, len(order) - 1)
     steps = np.diff(positions[order], axis=0)

@@ -11,6 +11,15 @@ with the same stored values, scaling and affine.
 
 A BIDS JSON sidecar next to the volume (same name, ``.json``) is released beside it, cleaned of
 keys that identify the subject, the site or the time.
+
+Nothing is allocated or inflated beyond the run's limits (:mod:`medcloak.limits`): the header is
+read first (a gzipped one from the stream's first bytes), and what it declares (shape x data type
+after ``vox_offset``) is checked against the file's size, or its compressed size x the expansion
+ratio, and the per-object ceiling; then only the declared bytes are inflated and kept, the rest of
+the stream counted against the running limit (:mod:`medcloak.formats.gz`). A header that declares
+nonsense (negative or no dimensions, a ``vox_offset`` that is not a number, extensions that
+overrun, an orientation that is not finite) is corrupt input; what the defacer cannot take (values
+that are not real numbers or not finite once scaled, voxel sizes no head has) is refused before it.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,13 +36,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import CorruptInputError, DeidentificationError, MissingDependencyError, UnsupportedInputError
+from .. import limits
+from ..errors import (CorruptInputError, DeidentificationError, MedcloakError, MissingDependencyError,
+                      UnsupportedInputError)
 from ..handlers.base import Released
 from . import gz
 
 if TYPE_CHECKING:
     from ..pseudonym import Keyring
 
+#: bytes of a header read before its declared sizes are checked: NIfTI-2's and its extension flag
+HEAD_BYTES = 544
 TEXT_FIELDS = ("descrip", "aux_file", "db_name", "intent_name")
 ANALYZE_TEXT = ("generated", "scannum", "patient_id", "exp_date", "exp_time", "hist_un0")
 #: BIDS sidecar keys that identify the subject, the site, the operator or the time
@@ -79,14 +93,39 @@ class Volume:
     digest: str = ""  # SHA-256 of the (header) file as stored: keys the released name
 
 
-def _open(path: Path, digests: list[str] | None = None) -> bytes:
-    """The file's bytes, gunzipped; its SHA-256 as stored is appended to ``digests``."""
-    data = path.read_bytes()
-    if digests is not None:
-        digests.append(hashlib.sha256(data).hexdigest())
-    if data[:2] == b"\x1f\x8b":
-        data = gz.decompress(data)
-    return data
+def read_stored(path: Path, what: str = "the volume's file") -> bytes:
+    """A file's bytes as stored, refused before they are read when the file alone is beyond the
+    per-object ceiling (a volume, its companion, a sidecar, a BIDS text file)."""
+    limits.check_declared(path.stat().st_size, what=what)
+    return path.read_bytes()
+
+
+def _voxel_data(stored: bytes, header: Any, shape: tuple[int, ...],
+                dtype: np.dtype) -> tuple[bytes | memoryview, int, int]:
+    """(the file's bytes, gunzipped up to the end of the voxel data; where the data start; how
+    many voxels): what the header declares (shape x data type, after ``vox_offset``) is checked
+    against the file's size, or its compressed size x the expansion ratio, and the per-object
+    ceiling *before* anything is inflated; a stream that inflates beyond the ratio is refused as
+    it goes, and only the declared bytes are kept."""
+    if any(d < 0 for d in shape):
+        raise CorruptInputError("the volume's header declares a negative dimension")
+    if not shape or any(d == 0 for d in shape):
+        raise CorruptInputError("the volume's header declares no voxels")
+    try:
+        vox_offset = float(header["vox_offset"])
+    except (TypeError, ValueError, OverflowError):
+        raise CorruptInputError("the volume's header has no usable vox_offset") from None
+    if not math.isfinite(vox_offset) or vox_offset < 0:
+        raise CorruptInputError("the volume's header declares a vox_offset that is negative or not a number")
+    offset, count = int(vox_offset), math.prod(int(d) for d in shape)
+    gzipped = stored[:2] == b"\x1f\x8b"
+    what = f"voxel data ({'x'.join(str(int(d)) for d in shape)} {dtype.name})"
+    need = offset + count * dtype.itemsize
+    limits.check_declared(need, what=what, stored=len(stored), compressed=gzipped)
+    blob = gz.decompress(stored, what=what, keep=need) if gzipped else stored
+    if len(blob) < need:
+        raise CorruptInputError("the volume's data is shorter than its header says (truncated)")
+    return blob, offset, count
 
 
 def _companion(path: Path, suffix: str) -> Path | None:
@@ -108,65 +147,90 @@ def read_volume(path: Path) -> Volume:
         raise MissingDependencyError("reading NIfTI/Analyze volumes needs nibabel") from exc
     if path.suffix.lower() == ".mnc":
         return _read_minc(path)
-    digests: list[str] = []
-    data = _open(path, digests)
-    kind = sniff(data[:352])
+    stored = read_stored(path)
+    head = gz.head(stored, HEAD_BYTES) if stored[:2] == b"\x1f\x8b" else stored[:HEAD_BYTES]
+    kind = sniff(head[:352])
     if kind is None:
         raise UnsupportedInputError("not a NIfTI or Analyze volume")
+    if head[4:7] in (b"n+2", b"ni2"):
+        klass: Any = nib.Nifti2Header
+        source_kind, size = "nifti2", 540
+    elif head[344:347] in (b"n+1", b"ni1"):
+        klass, source_kind, size = nib.Nifti1Header, "nifti1", 348
+    else:
+        klass, source_kind, size = nib.AnalyzeHeader, "analyze", 348
+    single = head[344:347] == b"n+1" or head[4:7] == b"n+2"
     try:
-        if data[4:7] in (b"n+2", b"ni2"):
-            header: Any = nib.Nifti2Header.from_fileobj(io.BytesIO(data))
-            source_kind = "nifti2"
-        elif data[344:347] in (b"n+1", b"ni1"):
-            header = nib.Nifti1Header.from_fileobj(io.BytesIO(data))
-            source_kind = "nifti1"
-        else:
-            header = nib.AnalyzeHeader.from_fileobj(io.BytesIO(data))
-            source_kind = "analyze"
+        header = klass.from_fileobj(io.BytesIO(head[:size]))  # the header alone: extensions come later
         dtype = header.get_data_dtype()
-        shape = header.get_data_shape()
+        shape = tuple(int(d) for d in header.get_data_shape())
     except Exception as exc:  # noqa: BLE001 - nibabel raises many kinds on a broken header
         raise CorruptInputError(f"unreadable volume header ({type(exc).__name__})") from None
-    single = data[344:347] == b"n+1" or data[4:7] == b"n+2"
     if single:
-        blob, offset = data, int(header["vox_offset"])
+        blob, offset, count = _voxel_data(stored, header, shape, dtype)
+        header_block: bytes | memoryview = memoryview(blob)[:offset]
     else:
         img_path = _companion(path, ".img")
         if img_path is None:
             raise CorruptInputError("the .hdr has no .img beside it")
-        blob, offset = _open(img_path), int(header["vox_offset"])
-    count = int(np.prod(shape)) if shape else 0
-    need = offset + count * dtype.itemsize
-    if count == 0 or len(blob) < need:
-        raise CorruptInputError("the volume's data is shorter than its header says (truncated)")
+        blob, offset, count = _voxel_data(read_stored(img_path), header, shape, dtype)
+        header_block = gz.decompress(stored, what="the volume's header") if stored[:2] == b"\x1f\x8b" else stored
+    if len(header_block) > size + 4 and header_block[size] != 0:
+        try:  # the extensions, from the bytes before the data (or the .hdr) only
+            header = klass.from_fileobj(io.BytesIO(bytes(header_block)))
+        except Exception as exc:  # noqa: BLE001
+            raise CorruptInputError(f"unreadable volume header extensions ({type(exc).__name__})") from None
     raw = np.frombuffer(blob, dtype=dtype, count=count, offset=offset).reshape(shape, order="F")
-    slope, inter = header.get_slope_inter() if hasattr(header, "get_slope_inter") else (None, None)
-    affine = np.asarray(header.get_best_affine(), float)
+    digest = hashlib.sha256(stored).hexdigest()
+    try:
+        slope, inter = header.get_slope_inter() if hasattr(header, "get_slope_inter") else (None, None)
+        affine = np.asarray(header.get_best_affine(), float)
+    except Exception as exc:  # noqa: BLE001 - a quaternion or pixdim nibabel cannot use
+        raise CorruptInputError(f"unusable volume scaling or orientation ({type(exc).__name__})") from None
+    if not np.isfinite(affine).all():
+        raise CorruptInputError("the volume's voxel sizes or orientation are not finite numbers")
     usable_slope = slope is not None and np.isfinite(slope) and slope != 0
     return Volume(
         header, raw, affine, float(slope) if usable_slope else 1.0,
         float(inter) if usable_slope and inter is not None and np.isfinite(inter) else 0.0, single, source_kind,
-        digests[0],
+        digest,
     )
 
 
 def _read_minc(path: Path) -> Volume:
     import nibabel as nib
 
+    limits.check_declared(path.stat().st_size, what="the volume's file")
     try:
         img = nib.load(str(path))
     except ImportError as exc:  # MINC2 is HDF5: nibabel needs h5py for it
         raise MissingDependencyError("reading MINC2 volumes needs h5py (pip install h5py)") from exc
     except Exception as exc:  # noqa: BLE001
         raise CorruptInputError(f"unreadable MINC volume ({type(exc).__name__})") from None
-    raw = np.asarray(img.dataobj)
+    try:
+        shape, stored_dtype = tuple(int(d) for d in img.shape), np.dtype(img.get_data_dtype())
+    except Exception as exc:  # noqa: BLE001
+        raise CorruptInputError(f"unreadable MINC volume ({type(exc).__name__})") from None
+    if not shape or any(d <= 0 for d in shape):
+        raise CorruptInputError("the MINC volume declares no voxels")
+    count = math.prod(shape)
+    what = f"voxel data ({'x'.join(map(str, shape))} {stored_dtype.name})"
+    # MINC2 (HDF5) may compress its chunks; MINC1 (netCDF) stores them as they are. The values
+    # are read scaled to float64: that is what the ceiling bounds
+    limits.check_declared(count * stored_dtype.itemsize, what=what, stored=path.stat().st_size,
+                          compressed=isinstance(img, nib.Minc2Image))
+    limits.check_declared(count * 8, what=f"{what} read as float64")
+    try:
+        raw = np.asarray(img.dataobj)
+    except Exception as exc:  # noqa: BLE001
+        raise CorruptInputError(f"unreadable MINC volume data ({type(exc).__name__})") from None
     header = nib.Nifti1Header()
     header.set_data_dtype(raw.dtype)
     header.set_data_shape(raw.shape)
     header.set_qform(img.affine, code=1)
     header.set_sform(img.affine, code=1)
     return Volume(header, raw, np.asarray(img.affine, float), 1.0, 0.0, True, "minc",
-                  hashlib.sha256(path.read_bytes()).hexdigest())
+                  hashlib.sha256(read_stored(path)).hexdigest())
 
 
 def clean_header(header: Any, kind: str) -> Any:
@@ -246,6 +310,36 @@ class VolumeRelease:
     qc: dict[str, Any]
 
 
+#: the defacer's working memory per voxel of the reference frame (12-18 bytes measured on real
+#: heads of 11-17 million voxels: its masks, distances and float copies), checked with the ceiling
+DEFACE_BYTES_PER_VOXEL = 16
+#: voxel sizes (mm) the defacer is given: a head's voxels lie far inside (a crafted pixdim of 1e38
+#: overflows its distances)
+VOXEL_MM = (1e-3, 1e3)
+
+
+def _defaceable(reference: np.ndarray, vol: Volume) -> None:
+    """Refuse what the defacer cannot take (a fail-closed quarantine, not an internal error):
+    a volume whose defacing would need more memory than the per-object ceiling, values that are
+    not real numbers (RGB, complex), values that are not finite once scaled, voxel sizes no head
+    has."""
+    from ..pixels.deface import zooms_of
+
+    limits.check_declared(reference.size * DEFACE_BYTES_PER_VOXEL + vol.raw.nbytes,
+                          what=f"defacing {'x'.join(map(str, reference.shape))} voxels (its working memory)")
+
+    if reference.dtype.kind not in "iuf":
+        raise UnsupportedInputError(f"a volume of {reference.dtype.name} values cannot be defaced")
+    zooms = zooms_of(vol.affine)
+    if not ((zooms >= VOXEL_MM[0]) & (zooms <= VOXEL_MM[1])).all():
+        raise UnsupportedInputError(f"voxel sizes outside {VOXEL_MM[0]:g}-{VOXEL_MM[1]:g} mm: no head to deface")
+    with np.errstate(all="ignore"):
+        ends = np.array([reference.min(), reference.max()], np.float32) * np.float32(vol.slope) + np.float32(vol.inter)
+    if not np.isfinite(ends).all():
+        raise UnsupportedInputError("a volume whose values (scaled by scl_slope, scl_inter) are not all finite "
+                                    "cannot be defaced")
+
+
 def deidentify_volume(path: Path, keyring: Keyring, *, fill: str = "background", ears: bool = False) -> VolumeRelease:
     """Deface and clean one volume; the release name is a keyed hash of its content."""
     from ..pixels.deface import apply, deface_mask, fill_value
@@ -255,7 +349,7 @@ def deidentify_volume(path: Path, keyring: Keyring, *, fill: str = "background",
     sidecar_doc = None
     if sidecar_path is not None:
         try:
-            sidecar_doc = json.loads(sidecar_path.read_bytes())
+            sidecar_doc = json.loads(read_stored(sidecar_path, "the JSON sidecar"))
         except (ValueError, UnicodeDecodeError):
             raise CorruptInputError("the JSON sidecar does not parse") from None
     raw = vol.raw
@@ -263,9 +357,16 @@ def deidentify_volume(path: Path, keyring: Keyring, *, fill: str = "background",
         raise UnsupportedInputError("only 3-D and 4-D volumes are defaced")
     frames = raw.reshape(raw.shape[:3] + (-1,), order="F") if raw.ndim > 3 else raw[..., None]
     reference = frames[..., 0]  # stored values; the defacer scales its coarse grid only
+    _defaceable(reference, vol)
     sample = reference[::4, ::4, ::4].astype(np.float32) * vol.slope + vol.inter
     modality = modality_of(path, sidecar_doc, sample)
-    result = deface_mask(reference, vol.affine, modality, ears=ears, scale=(vol.slope, vol.inter))
+    try:
+        result = deface_mask(reference, vol.affine, modality, ears=ears, scale=(vol.slope, vol.inter))
+    except MedcloakError:
+        raise
+    except (ValueError, ArithmeticError) as exc:  # values a crafted header scales into what no head holds
+        raise DeidentificationError(f"the defacer cannot take this volume's values ({type(exc).__name__}): "
+                                    "not defaced, not released") from None
     if result.status == "defaced":
         assert result.mask is not None
         value = fill_value(frames[..., 0], result.mask, modality, vol.slope, vol.inter)
@@ -290,7 +391,7 @@ def deidentify_volume(path: Path, keyring: Keyring, *, fill: str = "background",
         released = Released(head, f"volumes/{token}.hdr", {}, None, {"defaced": int(result.status == "defaced")})
         extra = [(f"volumes/{token}.img", bytes(data))]
     if sidecar_path is not None:
-        extra.append((f"volumes/{token}.json", clean_sidecar(sidecar_path.read_bytes())))
+        extra.append((f"volumes/{token}.json", clean_sidecar(read_stored(sidecar_path, "the JSON sidecar"))))
     qc = {"status": result.status, "modality": modality, "brain_ml": round(result.brain_ml),
           "removed_ml": round(result.removed_ml), "token": token, "reason": result.details.get("reason", "")}
     # the picture for the audit is made by the caller, from the stored values and their scaling

@@ -62,6 +62,7 @@ def deidentify(task: Task, job: Job) -> list[Released]:
     from .. import __version__
     from ..errors import UnsupportedInputError
     from ..formats import bids
+    from ..formats.volume import read_stored
     from .base import Released
 
     path = Path(task.source.path)
@@ -78,7 +79,7 @@ def deidentify(task: Task, job: Job) -> list[Released]:
         raise SkippedObject(why or "released with its BIDS image")
     keyring, profile = job.keyring, job.profile
     if bids.date_rule(profile) != "keep" and bids.dated_session(
-            place.rel, b"" if kind == "bids-image" else path.read_bytes()):
+            place.rel, b"" if kind == "bids-image" else read_stored(path, "the file")):
         from ..errors import DeidentificationError
 
         raise DeidentificationError("a session label holds a date (ses-YYYYMMDD...): the scan's date, which the "
@@ -92,7 +93,7 @@ def deidentify(task: Task, job: Job) -> list[Released]:
     counts = {"bids-relabelled": 1}
     if kind == "bids-image":
         return [_image(task, job, path, relpath, dataset, pair)]
-    data = path.read_bytes()
+    data = read_stored(path, "the file")
     if kind == "bids-dataset":
         out = bids.description(data, profile, keyring, dataset, __version__)
     elif kind == "bids-table":
@@ -113,7 +114,7 @@ def _image(task: Task, job: Job, path: Path, relpath: str, dataset: Any, pair: A
     header cleaned with its data kept."""
     from ..errors import UnsupportedInputError
     from ..formats import bids, gz
-    from ..formats.volume import read_volume, volume_parts
+    from ..formats.volume import read_stored, read_volume, volume_parts
     from . import volume
     from .base import Released
 
@@ -123,7 +124,7 @@ def _image(task: Task, job: Job, path: Path, relpath: str, dataset: Any, pair: A
     for ext in bids.COMPANION_EXTS:
         companion = path.with_name(stem + ext)
         if companion.is_file():
-            data = companion.read_bytes()
+            data = read_stored(companion, "a companion file")
             out = bids.sidecar(data, job.keyring, dataset) if ext == ".json" else bids.numeric_text(data)
             name = bids.relabel(companion.name, job.keyring, dataset, True)
             extra.append((relpath.rsplit("/", 1)[0] + "/" + name, out))
