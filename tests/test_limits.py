@@ -14,9 +14,10 @@ def test_uncompressed_data_cannot_exceed_the_file():
 
 
 def test_expansion_ratio_and_ceiling_name_their_option():
-    limits.check_declared(200 * 1000, what="data", stored=1000, compressed=True)
+    strict = limits.Limits(ratio_floor=0)
+    limits.check_declared(200 * 1000, what="data", stored=1000, compressed=True, limits=strict)
     with pytest.raises(LimitError, match="--max-expansion"):
-        limits.check_declared(200 * 1000 + 1, what="data", stored=1000, compressed=True)
+        limits.check_declared(200 * 1000 + 1, what="data", stored=1000, compressed=True, limits=strict)
     with pytest.raises(LimitError, match="--max-object-size"):
         limits.check_declared(limits.MAX_OBJECT_BYTES + 1, what="data")
     assert issubclass(LimitError, DeidentificationError)  # a quarantine, not an internal error
@@ -29,8 +30,17 @@ def test_applied_limits_are_current_only_within_their_block():
         limits.check_declared(1 << 50, what="data", stored=1, compressed=True)  # off
         assert limits.inflate_limit(10) == 0
     assert limits.current() == limits.Limits()
-    assert limits.inflate_limit(10) == 2000
-    tight = limits.Limits(max_object_bytes=500)
+    assert limits.inflate_limit(10) == limits.RATIO_FLOOR  # small data: the floor
+    assert limits.inflate_limit(10 << 20) == 200 * (10 << 20)
+    tight = limits.Limits(max_object_bytes=500, ratio_floor=0)
     assert limits.inflate_limit(10, tight) == 500
     assert "--max-object-size" in str(limits.refuse_inflated("data", 10, tight))
     assert "--max-expansion" in str(limits.refuse_inflated("data", 1, tight))
+
+
+def test_the_ratio_spares_data_below_its_floor():
+    """A brain mask, mostly zeros, gzips beyond 1:200 (1:238-1:283 for real ones): below the
+    floor only the ceiling applies; a bomb beyond it is still refused for its ratio."""
+    limits.check_declared(300 * 50_000, what="mask", stored=50_000, compressed=True)
+    with pytest.raises(LimitError, match="--max-expansion"):
+        limits.check_declared(limits.RATIO_FLOOR + 1, what="bomb", stored=1 << 20, compressed=True)

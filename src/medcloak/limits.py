@@ -8,7 +8,9 @@ a frame's rows x columns x samples x frames, a slide's tiles) against:
 
 - the file's own size: data stored uncompressed cannot be larger than the file that holds it;
   compressed data cannot expand beyond :attr:`Limits.max_ratio` (1:200 by default: gzip and
-  deflate of real images stay far below; zeros reach 1:1000);
+  deflate of real images stay far below; zeros reach 1:1000) once it is larger than
+  :attr:`Limits.ratio_floor` (1 GB: brain masks and label maps, mostly zeros, gzip at 1:190 to
+  1:290, and a bomb that stops at 1 GB costs no more than an ordinary large object);
 - the per-object ceiling :attr:`Limits.max_object_bytes` (``--max-object-size``).
 
 A refusal is a :class:`~medcloak.errors.LimitError` (a quarantine) whose reason names the limit
@@ -30,6 +32,8 @@ from .errors import LimitError
 
 #: default expansion bound of compressed data (gzip, deflate): inflated bytes per stored byte
 MAX_RATIO = 200
+#: compressed data that inflates to at most this many bytes is never refused for its ratio
+RATIO_FLOOR = 1 << 30
 #: default ceiling of one object's declared size when the machine's memory is not known
 MAX_OBJECT_BYTES = 4 << 30
 #: default seconds one object may take (``--object-timeout``): about 20 times the slowest
@@ -46,6 +50,8 @@ class Limits:
     max_object_bytes: int = MAX_OBJECT_BYTES
     #: inflated bytes per stored byte of compressed data
     max_ratio: float = MAX_RATIO
+    #: inflated bytes below which the ratio does not apply
+    ratio_floor: int = RATIO_FLOOR
     #: seconds one object may take (``--object-timeout``); 0: no limit
     timeout: float = 0.0
 
@@ -114,7 +120,7 @@ def check_declared(declared: int, *, what: str, stored: int | None = None, compr
     if not compressed:
         if declared > stored:
             raise LimitError(f"{what}: {_size(declared)} declared, but the file holds only {_size(stored)}")
-    elif lim.max_ratio and declared > lim.max_ratio * max(stored, 1):
+    elif lim.max_ratio and declared > max(lim.max_ratio * max(stored, 1), lim.ratio_floor):
         raise LimitError(f"{what}: {_size(declared)} declared from {_size(stored)} compressed, an expansion "
                          f"beyond 1:{lim.max_ratio:g} (--max-expansion)")
 
@@ -123,7 +129,8 @@ def inflate_limit(stored: int, limits: Limits | None = None) -> int:
     """How many bytes ``stored`` bytes of compressed data may inflate to (0: no limit): what a
     streaming inflater stops at, with :func:`refuse_inflated` as its reason."""
     lim = limits or current()
-    bounds = [b for b in (lim.max_object_bytes, int(lim.max_ratio * max(stored, 1)) if lim.max_ratio else 0) if b]
+    ratio = max(int(lim.max_ratio * max(stored, 1)), lim.ratio_floor) if lim.max_ratio else 0
+    bounds = [b for b in (lim.max_object_bytes, ratio) if b]
     return min(bounds) if bounds else 0
 
 
@@ -133,4 +140,7 @@ def refuse_inflated(what: str, stored: int, limits: Limits | None = None) -> Lim
     limit = inflate_limit(stored, lim)
     if lim.max_object_bytes and limit == lim.max_object_bytes:
         return LimitError(f"{what}: inflates beyond the per-object limit of {_size(limit)} (--max-object-size)")
+    if limit == lim.ratio_floor:
+        return LimitError(f"{what}: inflates beyond {_size(limit)}, more than 1:{lim.max_ratio:g} of its "
+                          f"{_size(stored)} (--max-expansion)")
     return LimitError(f"{what}: inflates beyond 1:{lim.max_ratio:g} of its {_size(stored)} (--max-expansion)")
