@@ -145,6 +145,27 @@ def test_jpeg_declaring_more_than_its_bytes_code_is_quarantined(tmp_path, mode, 
     _quarantined(_outcome(_write(tmp_path, "bomb.jpg", data), "jpeg", tmp_path), *words)
 
 
+@pytest.mark.parametrize("mode, width, height, words", [
+    ("RGB", 60000, 60000, ("least coded data", "file holds only")),
+    ("L", 1024, 1024, ("least coded data", "file holds only")),  # 16384 blocks in a scan of 200 bytes
+])
+def test_jpeg_redaction_allocates_nothing_its_scan_cannot_code(mode, width, height, words) -> None:  # type: ignore[no-untyped-def]
+    """Redaction (photos under clean-pixel-data, slide tiles, DICOM frames) holds every block's
+    coefficients: a frame declaring more blocks than its scan codes (two bits a block at least) is
+    refused as it is parsed; a frame within them but beyond the ceiling too."""
+    from medcloak.pixels.jpeg_parse import parse
+    from medcloak.pixels.jpeg_redact import redact_jpeg_detailed
+
+    data = _declare_jpeg(_jpeg(mode), width, height)
+    with pytest.raises(LimitError) as info:
+        redact_jpeg_detailed(data, [(0, 0, 8, 8)], "black")
+    assert all(word in str(info.value) for word in words)
+    real = _jpeg("RGB", (512, 384))
+    assert parse(real).scan_end  # a real one passes
+    with limits.applied(limits.Limits(max_object_bytes=1 << 16)), pytest.raises(LimitError, match="decoded blocks"):
+        parse(real)
+
+
 @pytest.mark.parametrize("width, height, colour, words", [
     (65535, 65535, 6, ("--max-object-size",)),  # 17 GB of RGBA declared
     (20000, 20000, 0, ("--max-expansion",)),  # 400 MB from 1 KB of IDAT
