@@ -14,10 +14,13 @@ Work measured (inputs real where there are some):
 - ``tiles``: clean_slide of a synthetic slide of 1,048,576 shared 16x16 JPEG tiles (the case the
   checks changed most: offsets read as arrays, shared tiles scanned once).
 
-Each child runs the work ``--inner`` times (times 2 for slides, 40 for photos, 10 for redaction:
-about a tenth of a second; the synthetic slide once) and reports its best; ``--rounds`` rounds alternate the
-two trees. The figure is the ratio of the two bests (this tree / base: 1.00 is no cost), with the
-spread of the per-round ratios; the machine is shared, so only ratios mean anything.
+Each child runs the work ``--inner`` times (times 2 for slides, 40 for photos, 10 for
+redaction: about a tenth of a second; the synthetic slide once) and reports its best; ``--rounds``
+rounds alternate the two trees. The figure is the ratio of the two bests (this tree / base: 1.00
+is no cost), with the spread of the per-round ratios; the machine is shared, so only ratios mean
+anything. Last, in this tree alone, the share of
+:func:`~medcloak.formats.photo_limits.check_jpeg` in deidentify_photo, both timed in one process
+(the figure noise touches least).
 
 Run: ``python benchmarks/bench_limits_images.py [--rounds 5] [--inner 5] [--tmp DIR] [--base REV]``
 """
@@ -35,7 +38,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import file_system  # noqa: E402
+from _timing import file_system
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "data_samples" / "wsi"
@@ -67,6 +70,20 @@ elif work == "redact":
     def once():
         for data in datas:
             redact_jpeg_detailed(data, [(8, 8, 72, 40)], "black")
+elif work == "share":  # the check alone over the whole of deidentify_photo, in one process
+    from medcloak.formats.photo import deidentify_photo
+    from medcloak.formats.photo_limits import check_jpeg
+    datas = [Path(p).read_bytes() for p in inputs]
+    def best(fn, n=200):
+        out = []
+        for _ in range(n):
+            t = time.perf_counter(); fn(); out.append(time.perf_counter() - t)
+        return min(out)
+    best(lambda: [deidentify_photo(Path(p), "jpeg", key) for p in inputs], 5)
+    whole = best(lambda: [deidentify_photo(Path(p), "jpeg", key) for p in inputs])
+    check = best(lambda: [check_jpeg(d) for d in datas])
+    print(json.dumps([check, whole]))
+    sys.exit()
 once()  # warm: imports, kernels compiled, page cache
 times = []
 for _ in range(inner):
@@ -158,6 +175,15 @@ def main() -> None:
             print(f"{work:8} {1000 * min(runs['new']):15.2f} {1000 * min(runs['base']):10.2f} "
                   f"{min(runs['new']) / min(runs['base']):6.3f}  median {statistics.median(ratios):.3f}, "
                   f"{min(ratios):.3f}..{max(ratios):.3f}")
+        if jpegs:
+            shares = []
+            for _ in range(args.rounds):
+                out = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), "share", "1", str(tmp), json.dumps(jpegs)],
+                                     check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""}).stdout
+                check, whole = json.loads(out.strip().splitlines()[-1])
+                shares.append(check / whole)
+            print(f"check_jpeg alone / deidentify_photo (this tree, one process): {statistics.median(shares):.4f} "
+                  f"({min(shares):.4f}..{max(shares):.4f}), {1e6 * check:.1f} us of {1e6 * whole:.0f} us in the last round")
         print(f"load at the end {os.getloadavg()[0]:.2f}")
 
 
