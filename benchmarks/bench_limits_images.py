@@ -157,7 +157,7 @@ def main() -> None:
                  "photo": jpegs, "redact": jpegs, "tiles": [str(tmp / "tiles.tif")]}
         print(f"file system of --tmp: {file_system(tmp)}; {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; "
               f"base {args.base}; {args.rounds} rounds x best of {args.inner}")
-        print(f"{'work':8} {'this tree (ms)':>15} {'base (ms)':>10} {'ratio':>6}  per-round ratios")
+        print(f"{'work':8} {'this tree (ms)':>15} {'base (ms)':>10} {'ratio of bests':>15}  per-round ratios (this tree / base)")
         for work, inputs in works.items():
             if not inputs:
                 print(f"{work:8} (no input here)")
@@ -173,7 +173,7 @@ def main() -> None:
                     runs[name].append(json.loads(out.strip().splitlines()[-1]))
             ratios = [a / b for a, b in zip(runs["new"], runs["base"])]
             print(f"{work:8} {1000 * min(runs['new']):15.2f} {1000 * min(runs['base']):10.2f} "
-                  f"{min(runs['new']) / min(runs['base']):6.3f}  median {statistics.median(ratios):.3f}, "
+                  f"{min(runs['new']) / min(runs['base']):15.3f}  median {statistics.median(ratios):.3f}, "
                   f"{min(ratios):.3f}..{max(ratios):.3f}")
         if jpegs:
             shares = []

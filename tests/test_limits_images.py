@@ -223,6 +223,23 @@ def test_tiff_photo_declaring_more_than_it_holds_is_quarantined(tmp_path, case, 
     _quarantined(_outcome(path, "tiff", tmp_path), *words)
 
 
+def test_verify_reports_a_photo_beyond_its_limits(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """verify reads a released TIFF's pages as the run did: beyond its limits (a release made
+    with raised ones), a finding, never an exception."""
+    import tifffile
+
+    from medcloak.handlers import photo
+    from medcloak.pixels.tiff_meta import strip_tiff_metadata
+
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, np.zeros((64, 64), np.uint8))
+    path = _write(tmp_path, "x.tif", strip_tiff_metadata(buf.getvalue()))  # as released
+    assert photo.verify(path, "photos/x.tif", None) == []
+    with limits.applied(limits.Limits(max_object_bytes=1024)):
+        (finding,) = photo.verify(path, "photos/x.tif", None)
+    assert "--max-object-size" in finding.message
+
+
 def test_tiff_ifd_chain_that_loops_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from medcloak.pixels.tiff_meta import page_count
 
