@@ -328,6 +328,26 @@ def test_a_million_tiny_tiles_are_bounded(tmp_path) -> None:  # type: ignore[no-
     _quarantined(_outcome(path, "slide", tmp_path / "tight", TIGHT), "1048576 tiles", "--max-object-size")
 
 
+def test_padding_between_tiles_is_zeroed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Gaps shorter than a block (a byte of padding after each odd-length tile, here holding 0x55)
+    are zeroed without looking for holes, and verify finds them when they are not."""
+    from medcloak.formats.slide_tiff import clean_slide, verify_slide
+
+    tile = _jpeg("L")
+    tile += b"\x00" * (1 - len(tile) & 1)  # odd length: a byte of padding follows it
+    n, step = 64, len(tile) + 1
+    payload = (tile + b"\x55") * n
+    offsets = 8 + step * np.arange(n)
+    pages = [_tiled(128, 128, 16, offsets, np.full(n, len(tile))), _tiled(16, 16, 16, [8], [len(tile)], subfile=1)]
+    src = _write(tmp_path, "padded.tif", _tiff(pages, payload))
+    assert "bytes that no kept structure references are not zero" in verify_slide(src)
+    with open(tmp_path / "out.tif", "wb") as fh:
+        clean_slide(src, fh, KEYRING)
+    out = (tmp_path / "out.tif").read_bytes()
+    assert all(out[o + len(tile)] == 0 for o in offsets.tolist())
+    assert out[8 : 8 + len(tile)] == tile and verify_slide(tmp_path / "out.tif") == []
+
+
 def test_slide_tile_count_its_size_does_not_give_is_refused_unread(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A level declaring 4294967295 x 4294967295 pixels in 16-pixel tiles (2**56 tiles) with one
     offset: refused from the entry's count, nothing read."""
