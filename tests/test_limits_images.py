@@ -223,6 +223,32 @@ def test_tiff_photo_declaring_more_than_it_holds_is_quarantined(tmp_path, case, 
     _quarantined(_outcome(path, "tiff", tmp_path), *words)
 
 
+@pytest.mark.parametrize("tag, refused", [(320, True), (270, False)])
+def test_tiff_entries_repeating_one_large_value_are_not_copied_each(tmp_path, tag, refused) -> None:  # type: ignore[no-untyped-def]
+    """An IFD whose 5000 extra entries all point at the same 32 KB value: a tag kept (ColorMap,
+    320) would be copied 5000 times (160 MB from a 100 KB file), refused; a tag dropped
+    (ImageDescription, 270) is never read, released."""
+    payload = bytes(32768)
+    page = _strip_page(64, 64, [8], [4096], 64)
+    data = bytearray(_tiff([page], payload))
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    n = struct.unpack_from("<H", data, ifd)[0]
+    entries = data[ifd + 2 : ifd + 2 + 12 * n]
+    kind, count = (3, 16384) if tag == 320 else (2, 32768)
+    extra = struct.pack("<HHII", tag, kind, count, 8) * 5000
+    at = len(data)
+    data += struct.pack("<H", n + 5000) + entries + extra + b"\x00\x00\x00\x00"
+    struct.pack_into("<I", data, 4, at)
+    path = _write(tmp_path, "repeat.tif", bytes(data))
+    if refused:
+        with pytest.raises(LimitError, match="TIFF tag values"):
+            deidentify_photo(path, "tiff", KEYRING)
+        _quarantined(_outcome(path, "tiff", tmp_path), "TIFF tag values", "file holds only")
+    else:
+        assert len(deidentify_photo(path, "tiff", KEYRING).data) < 8192  # the strip and one IFD
+        assert _outcome(path, "tiff", tmp_path).status == "ok"
+
+
 def test_verify_reports_a_photo_beyond_its_limits(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """verify reads a released TIFF's pages as the run did: beyond its limits (a release made
     with raised ones), a finding, never an exception."""

@@ -12,7 +12,9 @@ What a page declares is checked against the run's limits (:mod:`medcloak.limits`
 before anything decodes or copies it: its image (width x length x samples) against the
 per-object ceiling and its strips (no larger than them uncompressed, within the expansion ratio
 compressed), and the strips and tiles copied against the file's size (strips that share bytes
-are each copied). An IFD chain that loops is refused (:class:`CorruptInputError`).
+are each copied), and so are the values of the tags kept (entries that repeat one large value;
+the values of tags dropped are not read). An IFD chain that loops is refused
+(:class:`CorruptInputError`).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class _Reader:
         self.big = data[2:4] in (b"+\x00", b"\x00+")
         if self.big and self._u(4, "H") != 8:
             raise CorruptInputError("BigTIFF with an offset size other than 8")
+        self.copied = 0  # bytes of tag values copied so far
 
     def _u(self, pos: int, fmt: str) -> int:
         size = struct.calcsize(fmt)
@@ -96,6 +99,12 @@ class _Reader:
                 start = self._u(at + (12 if self.big else 8), "Q" if self.big else "I")
             if start + total > len(self.data):
                 raise CorruptInputError("TIFF tag value runs past the end of the file")
+            if tag not in KEEP:
+                entries.append(_Entry(tag, kind, n, b""))  # dropped: its value is never read
+                continue
+            # values kept are copied: entries that repeat one large value must not multiply it
+            self.copied += total
+            limits.check_declared(self.copied, what="TIFF tag values", stored=len(self.data))
             entries.append(_Entry(tag, kind, n, self.data[start : start + total]))
         nxt = self._u(pos + count * width, "Q" if self.big else "I")
         return entries, nxt
