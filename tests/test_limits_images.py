@@ -352,6 +352,11 @@ def test_a_million_tiny_tiles_are_bounded(tmp_path) -> None:  # type: ignore[no-
     (released,) = (tmp_path / "out" / "slides").iterdir()
     assert verify_slide(released) == []
     _quarantined(_outcome(path, "slide", tmp_path / "tight", TIGHT), "1048576 tiles", "--max-object-size")
+    from medcloak.formats.slide_redact import redact_slide_boxes  # redaction holds them as Python numbers
+
+    with limits.applied(limits.Limits(max_object_bytes=64 << 20)), open(tmp_path / "r.tif", "w+b") as fh, \
+            pytest.raises(LimitError, match="1048576 tiles"):
+        redact_slide_boxes(path, fh, [(0, 0, 8, 8)])
 
 
 def test_padding_between_tiles_is_zeroed(tmp_path) -> None:  # type: ignore[no-untyped-def]

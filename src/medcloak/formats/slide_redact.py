@@ -93,6 +93,9 @@ _CODEC_NAMES = {6: "old-style JPEG", 34712: "JPEG 2000", 33003: "Aperio JPEG 200
 _PACK = {3: "H", 4: "I", 16: "Q"}
 #: bytes of redacted tiles held in memory while the copy runs
 HELD = 64 << 20
+#: bytes a tile costs redaction before any is touched (its offset and byte count as Python
+#: numbers, and its share of the count of tiles that share bytes): held against --max-object-size
+TILE_COST = 256
 
 
 @dataclass
@@ -146,6 +149,7 @@ def _page(t: TiffIfds, ifd: Ifd, role: str) -> _Page:
     # a tile touched is decoded whole (its samples of up to 8 bytes): its size against the ceiling
     samples = 1 if planes > 1 else int(t.number(ifd, 277, 1) or 1)
     limits.check_declared(cw * ch * samples * 8, what=f"a slide tile of {cw}x{ch} pixels")
+    limits.check_declared(TILE_COST * e[tags[0]].count, what=f"the bookkeeping of a slide page's {e[tags[0]].count} tiles")
     offsets, counts = t.numbers(e[tags[0]]), t.numbers(e[tags[1]])
     return _Page(ifd, role, width, height, cw, ch, across, down, planes, tuple(int(o) for o in offsets),
                  tuple(int(c) for c in counts), int(t.number(ifd, 259, 1) or 1), int(t.number(ifd, 262, 2) or 0),
