@@ -344,6 +344,7 @@ def test_a_million_tiny_tiles_are_bounded(tmp_path) -> None:  # type: ignore[no-
     """A slide of 1,048,576 tiles (8 MB of offsets and counts) is read as arrays, each shared tile
     scanned once: released and verified like any slide (bounded: about 0.2 s and 40 MB here); under a
     ceiling its tiles' bookkeeping exceeds (32 bytes a tile), refused before the offsets are read."""
+    from medcloak.formats.slide_redact import redact_slide_boxes
     from medcloak.formats.slide_tiff import verify_slide
 
     path = _write(tmp_path, "many.tif", _many_tiles(1024))
@@ -352,8 +353,7 @@ def test_a_million_tiny_tiles_are_bounded(tmp_path) -> None:  # type: ignore[no-
     (released,) = (tmp_path / "out" / "slides").iterdir()
     assert verify_slide(released) == []
     _quarantined(_outcome(path, "slide", tmp_path / "tight", TIGHT), "1048576 tiles", "--max-object-size")
-    from medcloak.formats.slide_redact import redact_slide_boxes  # redaction holds them as Python numbers
-
+    # redaction holds them as Python numbers: its own bound
     with limits.applied(limits.Limits(max_object_bytes=64 << 20)), open(tmp_path / "r.tif", "w+b") as fh, \
             pytest.raises(LimitError, match="1048576 tiles"):
         redact_slide_boxes(path, fh, [(0, 0, 8, 8)])
