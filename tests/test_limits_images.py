@@ -266,6 +266,16 @@ def test_verify_reports_a_photo_beyond_its_limits(tmp_path) -> None:  # type: ig
     assert "--max-object-size" in finding.message
 
 
+@pytest.mark.parametrize("offset, count, words", [
+    (1 << 20, 4096, ("past the end",)),
+    (8, 1 << 30, ("TIFF strips and tiles", "file holds only")),  # the count alone exceeds the file
+    (0xFFFFFFFF, 0xFFFFFFFF, ("TIFF strips and tiles", "file holds only")),
+])
+def test_tiff_strip_outside_the_file_is_refused(tmp_path, offset, count, words) -> None:  # type: ignore[no-untyped-def]
+    page = _strip_page(64, 64, [offset], [count], 64)
+    _quarantined(_outcome(_write(tmp_path, "out.tif", _tiff([page], bytes(4096))), "tiff", tmp_path), *words)
+
+
 def test_tiff_ifd_chain_that_loops_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from medcloak.pixels.tiff_meta import page_count
 
