@@ -6,6 +6,10 @@ A photograph carries no header identity to pseudonymise; what identifies is its 
 with GPS and camera serials, XMP, IPTC, comments, PNG text, TIFF tags) and its file name. The
 released name is a keyed hash of the file's content: ``photos/<token>.jpg``, ``.png`` or ``.tif``.
 
+What a photograph declares (its size, its compressed data) is checked against the run's limits
+before anything is decoded (:mod:`medcloak.formats.photo_limits`; a TIFF's pages as its metadata
+is stripped, :mod:`medcloak.pixels.tiff_meta`): a refusal quarantines.
+
 A TIFF of more than one page is refused: a whole-slide image (several pages making a pyramid,
 with label and macro pages that show the patient's name) is a slide, which discovery gives to the
 slide handler (:mod:`medcloak.handlers.slide`); any other document's pages may show anything.
@@ -45,15 +49,19 @@ def deidentify_photo(
     redacted (:mod:`medcloak.formats.photo_text`); ``review`` is then given the decoded image,
     its boxes and "" when text was found, for the audit's picture; ``safe``: a site's OCR safe
     list (boxes read as its safe annotations are kept)."""
+    from .photo_limits import check_jpeg, check_png
+
     data = path.read_bytes()
     if kind == "jpeg":
         from ..pixels.jpeg_meta import strip_jpeg_metadata
 
+        check_jpeg(data)
         out, ext = strip_jpeg_metadata(data), "jpg"
     elif kind == "png":
         from ..pixels.png_meta import strip_png_metadata
 
         out, ext = strip_png_metadata(data), "png"
+        check_png(out)  # the image-defining chunks, as they are kept
     else:
         from ..errors import UnsupportedInputError
         from ..pixels.tiff_meta import page_count, strip_tiff_metadata

@@ -14,7 +14,9 @@ the image decoded, its text found (:mod:`medcloak.pixels.burned_in`), the padded
   configuration and strip or tile size, then decoded once more and compared. Any other TIFF
   with text (JPEG-compressed, bilevel, CMYK, ...) is refused.
 
-Whatever cannot be decoded is refused: its text was never looked for. A refusal quarantines.
+Whatever cannot be decoded is refused: its text was never looked for. A refusal quarantines; one
+by Pillow's decompression-bomb guard, or for memory, as a :class:`~medcloak.errors.LimitError`
+(the declared size was checked before, :mod:`medcloak.formats.photo_limits`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CorruptInputError, MedcloakError, UnsupportedInputError
+from ..errors import CorruptInputError, LimitError, MedcloakError, UnsupportedInputError
 
 Box = tuple[int, int, int, int]
 
@@ -75,7 +77,21 @@ def _decode(data: bytes, kind: str) -> np.ndarray:
     except MedcloakError:
         raise
     except Exception as exc:  # noqa: BLE001 - fail closed: text not looked for is text released
-        raise CorruptInputError(f"the photograph cannot be decoded for the burned-in text scan ({type(exc).__name__})") from None
+        raise _decode_error(exc) from None
+
+
+def _decode_error(exc: Exception) -> MedcloakError:
+    """What a decoder's failure quarantines as: Pillow's decompression-bomb guard (its
+    ``Image.MAX_IMAGE_PIXELS``) and memory running out are limits (:class:`LimitError`),
+    anything else a photograph that cannot be decoded."""
+    from PIL import Image
+
+    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return LimitError(f"the photograph declares more pixels than the decoder's decompression-bomb limit of "
+                          f"{Image.MAX_IMAGE_PIXELS} allows (Pillow's Image.MAX_IMAGE_PIXELS)")
+    if isinstance(exc, MemoryError):
+        return LimitError("the photograph does not fit in memory when decoded (--max-object-size)")
+    return CorruptInputError(f"the photograph cannot be decoded for the burned-in text scan ({type(exc).__name__})")
 
 
 def scan_photo(data: bytes, kind: str, safe: Any = None) -> PhotoScan:

@@ -21,6 +21,7 @@ import errno
 import os
 import struct
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import CorruptInputError, UnsupportedInputError
 from ..pixels.tiff_meta import SIZES
@@ -138,6 +139,19 @@ class TiffIfds:
         if e.inline and e.high:  # NDPI: a LONG over 4 GiB (an offset or a byte count)
             return (values[0] | e.high << 32,)
         return values
+
+    def array(self, e: Entry) -> Any:
+        """The integer values of ``e`` as a numpy array of int64 (what :meth:`numbers` gives, for the
+        many offsets and byte counts of a level's tiles without a Python number each); a value of
+        2**63 or more reads as negative, which no offset or count passes."""
+        import numpy as np
+
+        fmt = _INT.get(e.kind)
+        if fmt is None or fmt in "fd" or e.size != struct.calcsize(fmt) * e.count:
+            raise CorruptInputError(f"TIFF tag {e.tag} of an unexpected type")
+        if e.inline and e.high:
+            return np.array(self.numbers(e), np.int64)
+        return np.frombuffer(self.value(e), np.dtype(self.bo + fmt)).astype(np.int64)
 
     def number(self, ifd: Ifd, tag: int, default: float | None = None) -> float | None:
         e = ifd.entries.get(tag)

@@ -42,6 +42,9 @@ its ``Slidedat.ini``'s, a cut ``Index.dat``: :class:`CorruptInputError`. An inde
 than ``01.02``, a first hierarchical layer other than the zoom levels, a kept record of more than
 one item: :class:`UnsupportedInputError`. Every check is made before anything is written; the
 data files are then streamed (kept ranges copied, the rest left zero), never read whole.
+``Slidedat.ini`` and ``Index.dat`` are read whole, their sizes first held against the per-object
+ceiling (:mod:`medcloak.limits`); a page counts at most :data:`MAX_COUNT` items, each of which
+is in ``Index.dat``.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from .. import limits
 from ..errors import CorruptInputError, UnsupportedInputError
 from .slide_ifd import copy_range
 
@@ -203,12 +207,19 @@ def _values(ini: dict[str, dict[str, str]], prefix: str, count: int) -> list[Val
     return values
 
 
+def _read(path: Path, what: str) -> bytes:
+    """The whole file at ``path`` (Slidedat.ini, Index.dat: read into memory), its size first held
+    against the per-object ceiling (--max-object-size)."""
+    limits.check_declared(path.stat().st_size, what=what)
+    return path.read_bytes()
+
+
 def read_mirax(mrxs: Path) -> Mirax:
     """Read and check a MIRAX slide's folder (every record of ``Index.dat`` followed and checked
     against the data files' sizes); raises before anything is released."""
     folder = mirax_folder(mrxs)
     try:
-        ini = read_ini((folder / SLIDEDAT).read_bytes())
+        ini = read_ini(_read(folder / SLIDEDAT, "MIRAX Slidedat.ini"))
     except FileNotFoundError:
         raise CorruptInputError("MIRAX slide without its folder or Slidedat.ini") from None
     for group in ("GENERAL", "HIERARCHICAL", "DATAFILE"):
@@ -245,7 +256,7 @@ def read_mirax(mrxs: Path) -> Mirax:
     if index_name == SLIDEDAT or index_name in (p.name for p in files) or SLIDEDAT in (p.name for p in files):
         raise UnsupportedInputError("MIRAX index or data file named as another file of the slide")
     try:
-        index = (folder / index_name).read_bytes()
+        index = _read(folder / index_name, "MIRAX index file")
     except FileNotFoundError:
         raise CorruptInputError("MIRAX index file missing (slide incomplete)") from None
     slide = Mirax(folder, ini, slide_id, hier, nonhier, [], [], files, sizes, len(index),

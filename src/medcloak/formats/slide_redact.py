@@ -28,6 +28,11 @@ stitching data, so a box in pixels is not a tile-grid position. Where the box la
   generation of loss (the counts say which).
 - Other codecs are refused, and the output is left empty (see below).
 
+A tile touched is decoded whole: its size (tile width x length x samples, at 8 bytes a sample at
+most) is held against the per-object ceiling before any tile is read, and a lossless tile
+inflates to its own size at most (or within the expansion ratio of :mod:`medcloak.limits`,
+for the trailing bytes some writers leave): beyond, a :class:`~medcloak.errors.LimitError`.
+
 The output is the input copied (in the kernel where it can) and then patched: a redacted tile
 that fits where it was is written there, its byte count updated and the rest of its old bytes
 zeroed; one that grew is appended at the end of the file and its offset repointed, its old bytes
@@ -59,6 +64,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from .. import limits
 from ..errors import (
     CorruptInputError,
     MissingDependencyError,
@@ -87,6 +93,9 @@ _CODEC_NAMES = {6: "old-style JPEG", 34712: "JPEG 2000", 33003: "Aperio JPEG 200
 _PACK = {3: "H", 4: "I", 16: "Q"}
 #: bytes of redacted tiles held in memory while the copy runs
 HELD = 64 << 20
+#: bytes a tile costs redaction before any is touched (its offset and byte count as Python
+#: numbers, and its share of the count of tiles that share bytes): held against --max-object-size
+TILE_COST = 256
 
 
 @dataclass
@@ -125,18 +134,23 @@ def _page(t: TiffIfds, ifd: Ifd, role: str) -> _Page:
         cw, ch = int(t.number(ifd, 322) or 0), int(t.number(ifd, 323) or 0)
         if not cw or not ch:
             raise CorruptInputError("TIFF tiles without a size")
-        offsets, counts = t.numbers(e[324]), t.numbers(e[325])
+        tags = (324, 325)
     elif 273 in e and 279 in e:
         cw, ch = width, min(int(t.number(ifd, 278, 2**32 - 1) or height), height)
-        offsets, counts = t.numbers(e[273]), t.numbers(e[279])
+        tags = (273, 279)
     else:
         raise CorruptInputError("TIFF page without image data")
     for tag in (273, 279, 324, 325):
         if tag in e and e[tag].kind not in _PACK:
             raise CorruptInputError("TIFF strip or tile offsets of an unexpected type")
     across, down = math.ceil(width / cw), math.ceil(height / ch)
-    if len(offsets) != across * down * planes or len(counts) != len(offsets):
+    if e[tags[0]].count != across * down * planes or e[tags[1]].count != e[tags[0]].count:
         raise CorruptInputError("TIFF page with a number of tiles or strips its size does not give")
+    # a tile touched is decoded whole (its samples of up to 8 bytes): its size against the ceiling
+    samples = 1 if planes > 1 else int(t.number(ifd, 277, 1) or 1)
+    limits.check_declared(cw * ch * samples * 8, what=f"a slide tile of {cw}x{ch} pixels")
+    limits.check_declared(TILE_COST * e[tags[0]].count, what=f"the bookkeeping of a slide page's {e[tags[0]].count} tiles")
+    offsets, counts = t.numbers(e[tags[0]]), t.numbers(e[tags[1]])
     return _Page(ifd, role, width, height, cw, ch, across, down, planes, tuple(int(o) for o in offsets),
                  tuple(int(c) for c in counts), int(t.number(ifd, 259, 1) or 1), int(t.number(ifd, 262, 2) or 0),
                  tiled)
@@ -291,21 +305,28 @@ def _refill(t: TiffIfds, page: _Page, chunk: _Chunk, data: bytes, fill: str) -> 
     spp = 1 if page.planes > 1 else int(t.number(ifd, 277, 1) or 1)
     plane = chunk.index // (page.across * page.down)
     rows = page.ch if page.tiled else min(page.ch, page.height - (chunk.index % (page.across * page.down)) // page.across * page.ch)
+    need = rows * page.cw * spp * dtype.itemsize
+    # what a tile may inflate to: its own size, or (trailing bytes some writers leave) the ratio
+    bound = max(need, limits.inflate_limit(len(data)))
     if page.compression == 1:
         raw = data
     elif page.compression == 5:
         import imagecodecs
 
         try:
-            raw = bytes(imagecodecs.lzw_decode(data))
+            raw = bytes(imagecodecs.lzw_decode(data, out=bound + 1))  # stops there
         except RuntimeError as exc:  # imagecodecs' ImcdError
             raise CorruptInputError("LZW tile of the slide does not decompress") from exc
     else:
+        inflater = zlib.decompressobj()
         try:
-            raw = zlib.decompress(data)
+            raw = inflater.decompress(data, bound + 1)
         except zlib.error as exc:
             raise CorruptInputError("deflate tile of the slide does not decompress") from exc
-    need = rows * page.cw * spp * dtype.itemsize
+        if not inflater.eof and len(raw) <= bound:
+            raise CorruptInputError("deflate tile of the slide does not decompress (cut short)")
+    if len(raw) > bound:
+        raise limits.refuse_inflated("a slide tile", len(data))
     if len(raw) < need:
         raise CorruptInputError("slide tile shorter than its size says")
     arr = np.frombuffer(raw, dtype, rows * page.cw * spp).reshape(rows, page.cw, spp).copy()

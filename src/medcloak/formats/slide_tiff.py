@@ -42,6 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+import numpy as np
+
+from .. import limits
 from ..errors import CorruptInputError, UnsupportedInputError
 from ..pixels.tiff_meta import SIZES
 from . import slide_vendors as V
@@ -71,6 +74,15 @@ CHUNK = 8 << 20
 #: bytes copied, edited and handed to the hashing thread at a time (see :func:`_write`)
 WINDOW = 64 << 20
 J2K = frozenset({33003, 33004, 33005, 34712})  # JPEG 2000 (Aperio YCbCr and RGB, and the generic code)
+#: bytes a declared tile or strip may cost while a slide is read (its offset and byte count, and
+#: their handling): held against the per-object ceiling (--max-object-size), so a slide cannot
+#: declare more tiles than the run affords; a slide of a million tiles is held to 32 MB
+TILE_COST = 32
+#: bytes to zero below which no hole of a sparse input is looked for (a hole is a whole block of
+#: the file system, 4 KB at least): a slide whose tiles are padded has one such gap a tile
+SMALL_GAP = 4096
+#: tiles whose headers are read (for text) per batch of Python numbers
+SCAN_BATCH = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -135,6 +147,7 @@ class _Plan:
         self.blanks: list[tuple[int, int]] = []  # APPn/COM payloads inside kept JPEG tiles
         self.cleaned: dict[tuple[int, int], bytes] = {}
         self.counts: dict[str, int] = {"tags-dropped": 0, "values-rewritten": 0, "keys-dropped": 0}
+        self.tile_count = 0  # tiles and strips declared by the pages read so far
 
     def check_data(self, ifd: Ifd, keep: bool) -> None:
         """Validate the page's strips or tiles (count and extent); keep them when ``keep``."""
@@ -155,25 +168,41 @@ class _Plan:
             if not tw or not tl or 325 not in e:
                 raise CorruptInputError("TIFF tiles without size or byte counts")
             expected = math.ceil(width / tw) * math.ceil(height / tl) * planes
-            offsets, counts = t.numbers(e[324]), t.numbers(e[325])
+            off_tag, count_tag = 324, 325
         elif 273 in e and 279 in e:
             rows = t.number(ifd, 278, 2**32 - 1) or height
             expected = math.ceil(height / min(rows, height or 1)) * planes if height else 0
-            offsets, counts = t.numbers(e[273]), t.numbers(e[279])
+            off_tag, count_tag = 273, 279
         else:
             raise CorruptInputError("TIFF page without image data")
-        if len(offsets) != expected or len(counts) != expected:
+        # the counts of the entries first: a size that gives billions of tiles is refused unread
+        if e[off_tag].count != expected or e[count_tag].count != expected:
             raise CorruptInputError("TIFF page with a number of tiles or strips its size does not give")
+        self.tile_count += expected
+        limits.check_declared(TILE_COST * self.tile_count, what=f"the bookkeeping of a slide's {self.tile_count} tiles")
+        offsets, counts = t.array(e[off_tag]), t.array(e[count_tag])
+        stored = counts != 0
+        outside = (offsets < t.header) | (counts < 0) | (offsets > t.size - counts)
+        if (outside & stored).any():
+            raise CorruptInputError("TIFF tile or strip outside the file")
+        if not keep:
+            return
+        offsets, counts = offsets[stored], counts[stored]
+        runs = _runs(offsets, offsets + counts)  # adjacent tiles make one range: a few per level
+        self.raw.extend(runs)
+        self.tiles.extend(runs)
         compression = t.number(ifd, 259, 1)
         scan = jpeg_text_segments if compression == 7 else j2k_text_segments if compression in J2K else None
-        for o, c in zip(offsets, counts):
-            if c and (o < t.header or o + c > t.size):
-                raise CorruptInputError("TIFF tile or strip outside the file")
-            if c and keep:
-                self.raw.append((int(o), int(o + c)))
-                self.tiles.append((int(o), int(o + c)))
-                if scan is not None:
-                    self.blanks.extend(scan(t, int(o), int(c)))
+        if scan is None or not len(offsets):
+            return
+        order = np.lexsort((counts, offsets))
+        offsets, counts = offsets[order], counts[order]
+        first = np.ones(len(offsets), bool)  # a tile that several entries share is read once
+        first[1:] = (offsets[1:] != offsets[:-1]) | (counts[1:] != counts[:-1])
+        offsets, counts = offsets[first], counts[first]
+        for lo in range(0, len(offsets), SCAN_BATCH):
+            for o, c in zip(offsets[lo : lo + SCAN_BATCH].tolist(), counts[lo : lo + SCAN_BATCH].tolist()):
+                self.blanks.extend(scan(t, o, c))
 
     def keep_page(self, ifd: Ifd, next_offset: int, kept_subifds: list[int] | None) -> None:
         """Rewrite the page's IFD with only the kept entries; keep their values."""
@@ -307,6 +336,18 @@ class _Plan:
         if pos < self.t.size:
             gaps.append((pos, self.t.size))
         return gaps
+
+
+def _runs(starts: np.ndarray, ends: np.ndarray) -> list[tuple[int, int]]:
+    """The ranges ``[starts[i], ends[i])`` merged where they touch or overlap, in order."""
+    if not len(starts):
+        return []
+    order = np.argsort(starts, kind="stable")
+    starts, top = starts[order], np.maximum.accumulate(ends[order])
+    breaks = np.flatnonzero(starts[1:] > top[:-1]) + 1
+    firsts = np.concatenate(([0], breaks))
+    lasts = np.concatenate((breaks - 1, [len(starts) - 1]))
+    return list(zip(starts[firsts].tolist(), top[lasts].tolist()))
 
 
 def check_ndpi(t: TiffIfds, vendor: str, pages: list[Ifd]) -> None:
@@ -461,6 +502,10 @@ def _edit(fd: int, dst: BinaryIO, edits: Iterable[tuple[int, int, bytes | None]]
             dst.seek(a)
             dst.write(data)
             continue
+        if b - a < SMALL_GAP:  # the padding between tiles: too short to hold a hole, zeroed at once
+            dst.seek(a)
+            dst.write(bytes(b - a))
+            continue
         for c, d in data_ranges(fd, a, b):  # a hole of the input is a hole (zeros) of the copy
             if len(zeros) < min(CHUNK, d - c):
                 zeros = bytes(min(CHUNK, d - c))
@@ -484,7 +529,7 @@ def verify_slide(path: Path) -> list[str]:
             findings.append("tags or metadata keys outside the allow-list")
         if any(t.read(pos, n).count(0) != n for pos, n in plan.blanks):
             findings.append("text segments in the headers of JPEG or JPEG 2000 tiles")
-        ranges = [r for a, b in gaps for r in data_ranges(fd, a, b)]
+        ranges = [r for a, b in gaps for r in (data_ranges(fd, a, b) if b - a >= SMALL_GAP else [(a, b)])]
         for a, b in ranges:
             if any(t.read(p, min(CHUNK, b - p)).count(0) != min(CHUNK, b - p) for p in range(a, b, CHUNK)):
                 findings.append("bytes that no kept structure references are not zero")

@@ -54,7 +54,7 @@ def owns(relpath: str) -> bool:
 
 def verify(path: Path, relpath: str, context: VerifyContext) -> list[Finding]:
     """A released photograph holds no metadata segment or chunk."""
-    from ..errors import CorruptInputError
+    from ..errors import CorruptInputError, LimitError
     from ..pixels.jpeg_meta import strip_jpeg_metadata
     from ..pixels.png_meta import strip_png_metadata
     from ..pixels.tiff_meta import strip_tiff_metadata
@@ -63,7 +63,7 @@ def verify(path: Path, relpath: str, context: VerifyContext) -> list[Finding]:
     strip = {".jpg": strip_jpeg_metadata, ".png": strip_png_metadata}.get(path.suffix, strip_tiff_metadata)
     try:
         clean = strip(data)
-    except CorruptInputError as exc:
+    except (CorruptInputError, LimitError) as exc:  # a limit: a TIFF page beyond verify's (default) limits
         return [Finding(relpath, "error", f"unreadable photograph ({exc})")]
     if clean != data:
         return [Finding(relpath, "error", "photograph still carries metadata")]

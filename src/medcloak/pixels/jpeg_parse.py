@@ -3,7 +3,9 @@ frame header, quantization and Huffman tables in force at the scan, restart inte
 markers, and where the one scan's entropy-coded data lies.
 
 Anything outside baseline and extended sequential Huffman coding with one scan raises
-:class:`UnsupportedJpegError`; a broken structure raises :class:`CorruptInputError`.
+:class:`UnsupportedJpegError`; a broken structure raises :class:`CorruptInputError`; a frame
+declaring more blocks than its scan can code, or than the run's limits let be decoded, raises
+:class:`~medcloak.errors.LimitError` (see :func:`_check_blocks`) before anything is allocated.
 """
 
 from __future__ import annotations
@@ -174,6 +176,32 @@ def _scan(layout: JpegLayout, payload: bytes) -> None:
             raise CorruptInputError("JPEG scan before its Huffman tables")
 
 
+#: bytes a block costs whoever decodes the scan (:mod:`.jpeg_redact` holds 64 coefficients as int32)
+BLOCK_COST = 64 * 4
+
+
+def blocks(layout: JpegLayout) -> int:
+    """The 8x8 blocks the frame's one scan codes (an interleaved scan codes whole MCUs)."""
+    w, h = layout.width, layout.height
+    if len(layout.components) == 1:
+        return -(-w // 8) * -(-h // 8)
+    hmax, vmax = layout.hmax, layout.vmax
+    return -(-w // (8 * hmax)) * -(-h // (8 * vmax)) * sum(c.h * c.v for c in layout.components)
+
+
+def _check_blocks(layout: JpegLayout) -> None:
+    """The blocks the frame declares against the scan that codes them and the run's limits, before
+    anything is allocated for them: sequential Huffman coding spends two bits on a block at least
+    (a DC difference and an end of block, of one bit each), so a scan cannot code more than four
+    blocks a byte; and their decoding (:data:`BLOCK_COST` a block) against the per-object ceiling."""
+    from .. import limits
+
+    n = blocks(layout)
+    what = f"a JPEG of {layout.width}x{layout.height} pixels"
+    limits.check_declared(-(-n // 4), what=f"the least coded data of {what}", stored=layout.scan_end - layout.scan_start)
+    limits.check_declared(n * BLOCK_COST, what=f"the decoded blocks of {what}")
+
+
 _POOL = threading.local()
 
 
@@ -268,6 +296,7 @@ def parse(data: bytes) -> JpegLayout:
             layout.sos_start = marker_at
             layout.scan_start = end
             layout.scan_end, layout.restarts = _scan_extent(data, end)
+            _check_blocks(layout)
             pos = layout.scan_end
             continue
         pos = end

@@ -7,6 +7,14 @@ HostComputer, Copyright, DocumentName, PageName, the EXIF and GPS IFDs, XMP, IPT
 resources, ICC profiles, and SubIFDs (previews and thumbnails). Every page of the main IFD chain
 is kept. JPEG-compressed strips and tiles (compression 7) and the JPEGTables lose their APPn/COM
 segments, their entropy-coded data untouched; old-style JPEG (compression 6) is refused.
+
+What a page declares is checked against the run's limits (:mod:`medcloak.limits`) as it is read,
+before anything decodes or copies it: its image (width x length x samples) against the
+per-object ceiling and its strips (no larger than them uncompressed, within the expansion ratio
+compressed), and the strips and tiles copied against the file's size (strips that share bytes
+are each copied), and so are the values of the tags kept (entries that repeat one large value;
+the values of tags dropped are not read). An IFD chain that loops is refused
+(:class:`CorruptInputError`).
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from .. import limits
 from ..errors import CorruptInputError, UnsupportedInputError
 
 KEEP = frozenset({
@@ -46,6 +55,7 @@ class _Reader:
         self.big = data[2:4] in (b"+\x00", b"\x00+")
         if self.big and self._u(4, "H") != 8:
             raise CorruptInputError("BigTIFF with an offset size other than 8")
+        self.copied = 0  # bytes of tag values copied so far
 
     def _u(self, pos: int, fmt: str) -> int:
         size = struct.calcsize(fmt)
@@ -72,6 +82,8 @@ class _Reader:
         pos = off + (8 if self.big else 2)
         width = 20 if self.big else 12
         inline = 8 if self.big else 4
+        if pos + count * width + (8 if self.big else 4) > len(self.data):
+            raise CorruptInputError("TIFF IFD runs past the end of the file")
         entries = []
         for i in range(count):
             at = pos + i * width
@@ -87,6 +99,12 @@ class _Reader:
                 start = self._u(at + (12 if self.big else 8), "Q" if self.big else "I")
             if start + total > len(self.data):
                 raise CorruptInputError("TIFF tag value runs past the end of the file")
+            if tag not in KEEP:
+                entries.append(_Entry(tag, kind, n, b""))  # dropped: its value is never read
+                continue
+            # values kept are copied: entries that repeat one large value must not multiply it
+            self.copied += total
+            limits.check_declared(self.copied, what="TIFF tag values", stored=len(self.data))
             entries.append(_Entry(tag, kind, n, self.data[start : start + total]))
         nxt = self._u(pos + count * width, "Q" if self.big else "I")
         return entries, nxt
@@ -110,6 +128,7 @@ def strip_tiff_metadata(data: bytes) -> bytes:
     data = bytes(data)
     r = _Reader(data)
     pages = []
+    copied = 0  # bytes of strips and tiles the rewritten file will hold
     for entries in r.ifds():
         tags = {e.tag: e for e in entries}
         compression = r.values(tags[259])[0] if 259 in tags and tags[259].kind in (3, 4) else 1
@@ -122,9 +141,14 @@ def strip_tiff_metadata(data: bytes) -> bytes:
                 continue
             if count_tag not in kept:
                 raise CorruptInputError("TIFF image data offsets without byte counts")
-            offs, counts = r.values(kept[off_tag]), r.values(kept[count_tag])
-            if len(offs) != len(counts):
+            if kept[off_tag].count != kept[count_tag].count:
                 raise CorruptInputError("TIFF image data offsets and counts differ in number")
+            offs, counts = r.values(kept[off_tag]), r.values(kept[count_tag])
+            copied += sum(counts)
+            # strips may share bytes, but each is copied: a few strips of the whole file repeated
+            # a thousand times would make a file a thousand times larger
+            limits.check_declared(copied, what="TIFF strips and tiles", stored=len(data))
+            _check_page(r, tags, compression, sum(counts))
             pieces = []
             for o, c in zip(offs, counts):
                 if o + c > len(data):
@@ -141,6 +165,32 @@ def strip_tiff_metadata(data: bytes) -> bytes:
             kept[347] = _Entry(347, 7, len(tables), tables)
         pages.append((kept, blobs))
     return _write(r.bo, r.big, pages)
+
+
+def _check_page(r: _Reader, tags: dict[int, _Entry], compression: int, stored: int) -> None:
+    """The page's image (width x length x samples x bits) against the run's limits before anything
+    decodes it (tifffile allocates it whole): against the per-object ceiling, and against its
+    strips or tiles (``stored`` bytes): uncompressed it cannot be larger, compressed not beyond
+    the expansion ratio (above :data:`~medcloak.formats.photo_limits.RATIO_FLOOR`)."""
+    from ..formats.photo_limits import RATIO_FLOOR
+
+    def first(tag: int, default: int) -> int:
+        e = tags.get(tag)
+        if e is None or e.count == 0 or e.kind not in (3, 4, 16):
+            return default
+        return int(r.values(e)[0])
+
+    width, length, samples = first(256, 0), first(257, 0), first(277, 1)
+    e = tags.get(258)
+    each = r.values(e) if e is not None and e.kind in (3, 4) and 0 < e.count <= 64 else [1]
+    bits = sum(each) if len(each) == samples else each[0] * samples
+    declared = -(-width * bits // 8) * length
+    what = f"a TIFF page of {width}x{length} pixels"
+    limits.check_declared(declared, what=what)
+    if compression == 1:
+        limits.check_declared(declared, what=what, stored=stored)
+    elif declared > RATIO_FLOOR:
+        limits.check_declared(declared, what=what, stored=stored, compressed=True)
 
 
 def _write(bo: str, big: bool, pages: list[tuple[dict[int, _Entry], dict[int, list[bytes]]]]) -> bytes:
