@@ -168,7 +168,7 @@ def test_jpeg_redaction_allocates_nothing_its_scan_cannot_code(mode, width, heig
 
 @pytest.mark.parametrize("width, height, colour, words", [
     (65535, 65535, 6, ("--max-object-size",)),  # 17 GB of RGBA declared
-    (20000, 20000, 0, ("--max-expansion",)),  # 400 MB from 1 KB of IDAT
+    (40000, 40000, 0, ("--max-expansion",)),  # 1.6 GB (beyond the ratio's floor) from 1 KB of IDAT
 ])
 def test_png_declaring_a_bomb_is_quarantined(tmp_path, width, height, colour, words) -> None:  # type: ignore[no-untyped-def]
     data = _png(width, height, colour, idat=zlib.compress(bytes(4096)))

@@ -11,8 +11,8 @@ a 2 KB JPEG or PNG declaring 65535x65535 pixels costs gigabytes unless refused f
   expansion ratio.
 - PNG, against its IDAT chunks: the filtered image data (a filter byte a row, then the row's
   bytes) inflated from them, by the expansion ratio; zlib reaches about 1:1000 on an image of one
-  colour, and a blank image is no bomb, so the ratio is held only against images of more than
-  :data:`RATIO_FLOOR` bytes. Text and profile chunks (zTXt, iTXt, iCCP) are never inflated: they
+  colour, and a blank image is no bomb: the ratio is held only against images beyond the run's
+  floor (:attr:`medcloak.limits.Limits.ratio_floor`). Text and profile chunks (zTXt, iTXt, iCCP) are never inflated: they
   are dropped unread (:mod:`medcloak.pixels.png_meta`).
 
 A refusal is a :class:`~medcloak.errors.LimitError` naming the limit; the checks read the headers
@@ -25,8 +25,6 @@ import math
 
 from .. import limits
 
-#: an image smaller than this (decoded) is not held against the expansion ratio
-RATIO_FLOOR = 64 << 20
 #: SOF markers of arithmetic-coded JPEG (no floor of bits a block)
 _ARITHMETIC = frozenset({0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 _LOSSLESS = frozenset({0xC3, 0xC7, 0xCB, 0xCF})
@@ -88,8 +86,7 @@ def check_jpeg(data: bytes) -> None:
     limits.check_declared(width * height * len(sampling) * sample, what=what)
     if code in _ARITHMETIC:
         decoded = width * height * len(sampling) * sample
-        if decoded > RATIO_FLOOR:
-            limits.check_declared(decoded, what=what, stored=len(data), compressed=True)
+        limits.check_declared(decoded, what=what, stored=len(data), compressed=True)
         return
     if code in _LOSSLESS:
         units = width * height * len(sampling)  # one bit a sample at least
@@ -103,7 +100,7 @@ def check_jpeg(data: bytes) -> None:
 
 def check_png(data: bytes) -> None:
     """The PNG ``data``'s image (IHDR) against the ceiling, and its filtered data against its IDAT
-    chunks by the expansion ratio (above :data:`RATIO_FLOOR`)."""
+    chunks by the expansion ratio (above the run's floor)."""
     from ..pixels.png_meta import chunks
 
     found = chunks(data)
@@ -118,6 +115,5 @@ def check_png(data: bytes) -> None:
     what = f"a PNG of {width}x{height} pixels"
     filtered = height * (1 + -(-width * samples * depth // 8))
     limits.check_declared(max(filtered, width * height * samples * max(depth // 8, 1)), what=what)
-    if filtered > RATIO_FLOOR:
-        stored = sum(len(raw) - 12 for kind, raw in found if kind == b"IDAT")
-        limits.check_declared(filtered, what=f"the image data of {what}", stored=stored, compressed=True)
+    stored = sum(len(raw) - 12 for kind, raw in found if kind == b"IDAT")
+    limits.check_declared(filtered, what=f"the image data of {what}", stored=stored, compressed=True)

@@ -50,6 +50,8 @@ metadata stays as it is; de-identifying it is ``medcloak run``'s job.
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import os
 import struct
@@ -306,8 +308,10 @@ def _refill(t: TiffIfds, page: _Page, chunk: _Chunk, data: bytes, fill: str) -> 
     plane = chunk.index // (page.across * page.down)
     rows = page.ch if page.tiled else min(page.ch, page.height - (chunk.index % (page.across * page.down)) // page.across * page.ch)
     need = rows * page.cw * spp * dtype.itemsize
-    # what a tile may inflate to: its own size, or (trailing bytes some writers leave) the ratio
-    bound = max(need, limits.inflate_limit(len(data)))
+    # what a tile may inflate to: its own size, or (trailing bytes some writers leave) the ratio,
+    # without its floor (a tile is small: the floor is for whole objects)
+    tile_limits = dataclasses.replace(limits.current(), ratio_floor=0)
+    bound = max(need, limits.inflate_limit(len(data), tile_limits))
     if page.compression == 1:
         raw = data
     elif page.compression == 5:
@@ -326,7 +330,7 @@ def _refill(t: TiffIfds, page: _Page, chunk: _Chunk, data: bytes, fill: str) -> 
         if not inflater.eof and len(raw) <= bound:
             raise CorruptInputError("deflate tile of the slide does not decompress (cut short)")
     if len(raw) > bound:
-        raise limits.refuse_inflated("a slide tile", len(data))
+        raise limits.refuse_inflated("a slide tile", len(data), tile_limits)
     if len(raw) < need:
         raise CorruptInputError("slide tile shorter than its size says")
     arr = np.frombuffer(raw, dtype, rows * page.cw * spp).reshape(rows, page.cw, spp).copy()

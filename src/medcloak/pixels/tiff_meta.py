@@ -171,8 +171,7 @@ def _check_page(r: _Reader, tags: dict[int, _Entry], compression: int, stored: i
     """The page's image (width x length x samples x bits) against the run's limits before anything
     decodes it (tifffile allocates it whole): against the per-object ceiling, and against its
     strips or tiles (``stored`` bytes): uncompressed it cannot be larger, compressed not beyond
-    the expansion ratio (above :data:`~medcloak.formats.photo_limits.RATIO_FLOOR`)."""
-    from ..formats.photo_limits import RATIO_FLOOR
+    the expansion ratio (above the run's floor, :attr:`medcloak.limits.Limits.ratio_floor`)."""
 
     def first(tag: int, default: int) -> int:
         e = tags.get(tag)
@@ -189,7 +188,7 @@ def _check_page(r: _Reader, tags: dict[int, _Entry], compression: int, stored: i
     limits.check_declared(declared, what=what)
     if compression == 1:
         limits.check_declared(declared, what=what, stored=stored)
-    elif declared > RATIO_FLOOR:
+    else:
         limits.check_declared(declared, what=what, stored=stored, compressed=True)
 
 
