@@ -50,7 +50,6 @@ metadata stays as it is; de-identifying it is ``medcloak run``'s job.
 
 from __future__ import annotations
 
-import dataclasses
 
 import math
 import os
@@ -59,7 +58,7 @@ import threading
 import zlib
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
@@ -310,7 +309,7 @@ def _refill(t: TiffIfds, page: _Page, chunk: _Chunk, data: bytes, fill: str) -> 
     need = rows * page.cw * spp * dtype.itemsize
     # what a tile may inflate to: its own size, or (trailing bytes some writers leave) the ratio,
     # without its floor (a tile is small: the floor is for whole objects)
-    tile_limits = dataclasses.replace(limits.current(), ratio_floor=0)
+    tile_limits = replace(limits.current(), ratio_floor=0)
     bound = max(need, limits.inflate_limit(len(data), tile_limits))
     if page.compression == 1:
         raw = data
