@@ -44,3 +44,29 @@ def test_the_ratio_spares_data_below_its_floor():
     limits.check_declared(300 * 50_000, what="mask", stored=50_000, compressed=True)
     with pytest.raises(LimitError, match="--max-expansion"):
         limits.check_declared(limits.RATIO_FLOOR + 1, what="bomb", stored=1 << 20, compressed=True)
+
+
+def test_verify_takes_the_limits_a_release_was_made_with(tmp_path):
+    """``medcloak verify`` reads a release under the same limits as ``run`` (a release made with
+    raised limits is checked with them): its default passes a photograph's release, and a
+    ceiling below the photograph's pixels reports it unreadable, naming the option."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(0)  # a 400 x 300 RGB TIFF photograph of noise (360 KB)
+    Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(src / "photo.tif")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "medcloak"]
+    subprocess.run([*cmd, "run", str(src), "--out", str(out), "--quiet", "--workers", "1"], check=True,
+                   capture_output=True)
+    ok = subprocess.run([*cmd, "verify", str(out)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout
+    tight = subprocess.run([*cmd, "verify", str(out), "--max-object-size", "64K"], capture_output=True, text=True)
+    assert tight.returncode == 1 and "--max-object-size" in tight.stdout
+    bad = subprocess.run([*cmd, "verify", str(out), "--max-expansion", "x"], capture_output=True, text=True)
+    assert bad.returncode == 2

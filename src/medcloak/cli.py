@@ -74,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
     ver = sub.add_parser("verify", help="check a release tree on its own")
     ver.add_argument("release", type=Path)
     ver.add_argument("--audit", type=Path, help="the private audit, to look for original identifiers")
+    ver.add_argument("--max-object-size", metavar="SIZE",
+                     help="as for run: what a released object may declare before it is reported unreadable "
+                     "(default: the machine's memory)")
+    ver.add_argument("--max-expansion", metavar="RATIO", default=str(MAX_RATIO),
+                     help=f"as for run (default {MAX_RATIO})")
 
     prof = sub.add_parser("profile", help="profiles")
     prof_sub = prof.add_subparsers(dest="profile_command", required=True)
@@ -222,7 +227,15 @@ def _verify(args: argparse.Namespace) -> int:
 
     if not args.release.is_dir():
         raise UsageError("the release folder does not exist")
-    findings = verify_release(args.release, args.audit)
+    from .limits import Limits, applied, default_object_bytes
+    from .pool import _machine_memory
+
+    args.object_timeout = "0"
+    size, expansion, _ = _limits(args)
+    lim = Limits(max_object_bytes=default_object_bytes(_machine_memory(), 1) if size is None else size,
+                 max_ratio=expansion)
+    with applied(lim):  # a release made with raised limits is checked with them
+        findings = verify_release(args.release, args.audit)
     for f in findings:
         print(f"{f.level}: {f.path}: {f.message}")
     errors = sum(f.level == "error" for f in findings)
