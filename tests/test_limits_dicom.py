@@ -43,6 +43,10 @@ PIXELS = load_profile(options=["clean-pixel-data"])
 KEYRING = Keyring(b"limits-dicom-secret-0123456789")
 SC = "1.2.840.10008.5.1.4.1.1.7"
 NO_LIMITS = limits.Limits(max_object_bytes=0, max_ratio=0)
+#: the expansion ratio without its floor (1 GB): small bombs show the mechanism cheaply
+STRICT = limits.Limits(ratio_floor=0)
+#: zeros that inflate beyond the ratio's floor: the issue's bomb, refused under the defaults
+BEYOND_FLOOR = limits.RATIO_FLOOR + (64 << 20)
 
 
 def _dataset(rows: int = 16, cols: int = 16, frames: int = 1, bits: int = 8) -> Dataset:
@@ -88,6 +92,18 @@ def _head(meta: FileMetaDataset) -> bytes:
     return b"\x00" * 128 + b"DICM" + buf.getvalue()
 
 
+def _deflated_zeros(n: int) -> bytes:
+    """Raw deflate blocks (none final, ending byte-aligned) of ``n`` zero bytes, made at once: a
+    MiB of zeros deflated on its own and repeated, each copy standing alone (a full flush: no
+    copy refers to what comes before it), so that a bomb of gigabytes costs nothing to make."""
+    def alone(size: int) -> bytes:
+        deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+        return deflater.compress(bytes(size)) + deflater.flush(zlib.Z_FULL_FLUSH)
+
+    rest = n % (1 << 20)
+    return alone(1 << 20) * (n >> 20) + (alone(rest) if rest else b"")
+
+
 def _deflated(ds: Dataset, zeros: int = 0, patch: tuple[bytes, bytes] | None = None, hidden: bool = False,
               items: int = 0, unknown: bool = False) -> bytes:
     """``ds`` in the Deflated Explicit VR Little Endian transfer syntax, with a private OB of
@@ -124,9 +140,8 @@ def _deflated(ds: Dataset, zeros: int = 0, patch: tuple[bytes, bytes] | None = N
             out.write(deflater.compress(struct.pack("<HH2sHI", 0x7FD1, 0x1001, b"SQ", 0, 0xFFFFFFFF)
                                         + struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF)))
         out.write(deflater.compress(struct.pack("<HH2sHI", 0x7FD1, 0x1000, b"OB", 0, zeros)))
-        block = b"\x00" * (1 << 20)
-        for start in range(0, zeros, len(block)):
-            out.write(deflater.compress(block[: min(len(block), zeros - start)]))
+        out.write(deflater.flush(zlib.Z_FULL_FLUSH))  # what follows the zeros refers to nothing before them
+        out.write(_deflated_zeros(zeros))
         if hidden:
             out.write(deflater.compress(struct.pack("<HHIHHI", 0xFFFE, 0xE00D, 0, 0xFFFE, 0xE0DD, 0)))
     out.write(deflater.compress(struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OB", 0, len(pixels)) + pixels))
@@ -168,13 +183,26 @@ def _run(tmp_path: Path, files: dict[str, bytes], secret_file: Path) -> dict[str
 # ---- a deflated data set is inflated in bounded chunks, up to the run's limit --------------------
 
 
-def test_deflate_bomb_is_quarantined_naming_the_expansion_limit(tmp_path, secret_file):
-    """The issue's case, smaller: a private OB of zeros that inflates 1:1000 and more, refused at
-    its header, where it declares its length."""
+@pytest.fixture(scope="module")
+def bomb() -> bytes:
+    """The issue's case: a private OB of zeros inflating beyond the ratio's floor, from about 1 MB."""
+    return _deflated(_dataset(), zeros=BEYOND_FLOOR)
+
+
+@pytest.fixture(scope="module")
+def hidden_bomb() -> bytes:
+    """The same, inside an item of a private sequence of undefined length."""
+    return _deflated(_dataset(), zeros=BEYOND_FLOOR, hidden=True)
+
+
+def test_deflate_bomb_is_quarantined_naming_the_expansion_limit(tmp_path, secret_file, bomb):
+    """A private OB of zeros that inflates 1:1000 and more, refused at its header, where it
+    declares its length: by the ratio alone (a floor of 0) at 40 MB, and by the defaults, in a
+    run too, beyond the ratio's floor of 1 GB."""
     data = _deflated(_dataset(), zeros=40 << 20)
     assert len(data) < 100 << 10
     path = _write(tmp_path, data)
-    with pytest.raises(LimitError) as info:
+    with limits.applied(STRICT), pytest.raises(LimitError) as info:
         deidentify_dicom(path, PROFILE, KEYRING)
     assert str(info.value).startswith("(7FD1,1000) of the deflated data set: 40.0 MB declared from ")
     assert str(info.value).endswith("compressed, an expansion beyond 1:200 (--max-expansion)")
@@ -182,44 +210,59 @@ def test_deflate_bomb_is_quarantined_naming_the_expansion_limit(tmp_path, secret
             limits.applied(limits.Limits(max_object_bytes=1 << 20, max_ratio=0)):
         check_structure(data)
     # refused before pydicom (which inflates it whole) is given it, when discovery reads headers too
-    with pytest.raises(LimitError, match=r"--max-expansion"):
+    with limits.applied(STRICT), pytest.raises(LimitError, match=r"--max-expansion"):
         check_inflation(path)
-    # raised by the user, the limit lets it through (and the object is read as it is)
-    with limits.applied(limits.Limits(max_ratio=5000)):
+    # raised by the user, the limit lets it through (and the object is read as it is); so does
+    # the floor: 40 MB costs no more than an ordinary object
+    with limits.applied(limits.Limits(max_ratio=5000, ratio_floor=0)):
         check_structure(data)
-    rows = _run(tmp_path, {"bomb.dcm": data}, secret_file)
+    check_structure(data)
+    # beyond the floor, the defaults refuse it
+    assert len(bomb) < 2 << 20
+    big = _write(tmp_path, bomb, "big.dcm")
+    with pytest.raises(LimitError) as info:
+        deidentify_dicom(big, PROFILE, KEYRING)
+    assert str(info.value).startswith("(7FD1,1000) of the deflated data set: 1.1 GB declared from ")
+    assert str(info.value).endswith("compressed, an expansion beyond 1:200 (--max-expansion)")
+    with pytest.raises(LimitError, match=r"--max-expansion"):
+        check_inflation(big)
+    rows = _run(tmp_path, {"bomb.dcm": bomb}, secret_file)
     assert rows["bomb.dcm"]["status"] == "quarantined"
     assert "(--max-expansion)" in rows["bomb.dcm"]["reason"]
 
 
-def test_deflate_bomb_inside_a_sequence_is_refused_at_its_header():
+def test_deflate_bomb_inside_a_sequence_is_refused_at_its_header(hidden_bomb):
     data = _deflated(_dataset(), zeros=40 << 20, hidden=True)
-    with pytest.raises(LimitError, match=r"^\(7FD1,1000\) of the deflated data set: 40.0 MB declared from .* "
+    with limits.applied(STRICT), \
+            pytest.raises(LimitError, match=r"^\(7FD1,1000\) of the deflated data set: 40.0 MB declared from .* "
+                                            r"\(--max-expansion\)$"):
+        check_structure(data)
+    with limits.applied(limits.Limits(max_ratio=5000, ratio_floor=0)):
+        check_structure(data)
+    with pytest.raises(LimitError, match=r"^\(7FD1,1000\) of the deflated data set: 1.1 GB declared from .* "
                                          r"\(--max-expansion\)$"):
-        check_structure(data)
-    with limits.applied(limits.Limits(max_ratio=5000)):
-        check_structure(data)
+        check_structure(hidden_bomb)
 
 
 def test_deflate_bomb_of_many_small_values_is_refused_as_it_inflates(tmp_path):
     """Where the headers cannot be followed (a thousand items of 40 KB of zeros in a UN sequence,
     implicit VR inside), the running count refuses it once it has inflated beyond the limit."""
     data = _deflated(_dataset(), zeros=40 << 20, items=1000, unknown=True)
-    with pytest.raises(LimitError) as info:
+    with limits.applied(STRICT), pytest.raises(LimitError) as info:
         deidentify_dicom(_write(tmp_path, data), PROFILE, KEYRING)
     assert str(info.value).startswith("the deflated data set: inflates beyond 1:200 of its ")
     assert str(info.value).endswith(" (--max-expansion)")
     with pytest.raises(LimitError, match=r"^the deflated data set: inflates beyond the per-object limit of 1.0 MB"), \
             limits.applied(limits.Limits(max_object_bytes=1 << 20, max_ratio=0)):
         check_structure(data)
-    with limits.applied(limits.Limits(max_ratio=5000)):
+    with limits.applied(limits.Limits(max_ratio=5000, ratio_floor=0)):
         check_structure(data)
     # in a sequence, a defined-length item that declares too much is refused at its header, and
     # as many items of that many zeros before the count reaches the limit
-    with pytest.raises(LimitError, match=r"^an item of the deflated data set: .* declared"):
+    with limits.applied(STRICT), pytest.raises(LimitError, match=r"^an item of the deflated data set: .* declared"):
         check_structure(_deflated(_dataset(), zeros=40 << 20, items=1000))
     one = _deflated(_dataset(), zeros=40 << 20, items=1)
-    with pytest.raises(LimitError, match=r"^an item of the deflated data set: 40.0 MB declared"):
+    with limits.applied(STRICT), pytest.raises(LimitError, match=r"^an item of the deflated data set: 40.0 MB declared"):
         check_structure(one)
 
 
@@ -515,13 +558,13 @@ def test_large_multi_frame_objects_are_released_as_without_limits(tmp_path):
     assert _outcome(path) == expected
 
 
-def test_discovery_does_not_give_a_deflate_bomb_to_pydicom(tmp_path, monkeypatch):
+def test_discovery_does_not_give_a_deflate_bomb_to_pydicom(tmp_path, monkeypatch, hidden_bomb):
     """Grouping the slices of a series (or the instances of a slide) reads headers with pydicom,
     which inflates a deflated data set whole: a bomb is not given to it (its task refuses it)."""
     from medcloak.handlers import dicom as handler
     from medcloak.model import Source
 
-    bomb = _write(tmp_path, _deflated(_dataset(), zeros=40 << 20, hidden=True), "bomb.dcm")
+    bomb = _write(tmp_path, hidden_bomb, "bomb.dcm")
     fine = _write(tmp_path, _deflated(_dataset()), "fine.dcm")
     read: list[str] = []
     dcmread = pydicom.dcmread

@@ -173,7 +173,8 @@ def test_limits_are_current_in_every_task_and_recorded(tmp_path, secret_file, mo
     assert code == 0
     assert seen == [limits.Limits(max_object_bytes=500 << 20, max_ratio=0, timeout=90)] * 2
     record = json.loads((tmp_path / "out.audit" / "run.json").read_text())
-    assert record["limits"] == {"max_object_bytes": 500 << 20, "max_ratio": 0, "timeout": 90}
+    assert record["limits"] == {"max_object_bytes": 500 << 20, "max_ratio": 0, "ratio_floor": limits.RATIO_FLOOR,
+                                "timeout": 90}
     assert "limits: 524288000 bytes per object, expansion unbounded, 90 s per object" in \
         (tmp_path / "out.audit" / "run.log").read_text()
 
@@ -185,7 +186,7 @@ def test_default_object_size_is_a_workers_share_of_memory(tmp_path, secret_file)
     run([src], tmp_path / "out", secret_file=secret_file, workers=1)
     record = json.loads((tmp_path / "out.audit" / "run.json").read_text())
     assert record["limits"] == {"max_object_bytes": _machine_memory(), "max_ratio": limits.MAX_RATIO,
-                                "timeout": limits.TIMEOUT}
+                                "ratio_floor": limits.RATIO_FLOOR, "timeout": limits.TIMEOUT}
     assert executors.Hybrid(4).object_bytes() == _machine_memory() // 4
 
 

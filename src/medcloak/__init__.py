@@ -214,7 +214,8 @@ def deidentify(
         before anything is allocated. Default: a worker's share of the machine's memory (see
         ``docs/operations.md``); 0: no limit.
     max_expansion : float
-        Bytes compressed data (gzip, deflate) may inflate to per stored byte; 0: no limit.
+        Bytes compressed data (gzip, deflate) may inflate to per stored byte, once it inflates
+        beyond 1 GB (below, only ``max_object_size`` applies); 0: no limit.
     object_timeout : float
         Seconds one object may take before it is stopped and quarantined; 0: no limit.
 

@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="bytes an object may declare (pixels, voxels, inflated data), e.g. 2G or 500M "
                      "(default: each worker's share of the machine's memory)")
     lim.add_argument("--max-expansion", metavar="RATIO", default=str(MAX_RATIO),
-                     help=f"bytes compressed data may inflate to per stored byte (default {MAX_RATIO})")
+                     help=f"bytes compressed data may inflate to per stored byte, beyond 1 GB of it (default {MAX_RATIO})")
     lim.add_argument("--object-timeout", metavar="SECONDS", default=f"{TIMEOUT:g}",
                      help=f"seconds one object may take (default {TIMEOUT:g})")
 

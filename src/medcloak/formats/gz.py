@@ -10,8 +10,9 @@ part: no copy of the volume is made to compress it.
 
 Reading is bounded (see :mod:`medcloak.limits`): a stream is inflated in chunks with a running
 count of its output, refused (:class:`~medcloak.errors.LimitError`) as soon as it passes the
-run's limit (:func:`~medcloak.limits.inflate_limit` of its stored size: the expansion ratio and
-the per-object ceiling), so a gzip bomb costs the limit's time at most and none of its memory.
+run's limit (:func:`~medcloak.limits.inflate_limit` of its stored size: the expansion ratio, for
+output beyond its floor of 1 GB, and the per-object ceiling), so a gzip bomb costs the limit's
+time at most and none of its memory.
 A caller that knows how many bytes it needs (a volume's header and declared data) keeps only
 those: the chunks are written into one buffer of that size, the rest of the stream is inflated
 (to check its CRC and count it) and dropped. Every member of a multi-member file counts towards

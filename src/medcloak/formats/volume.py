@@ -15,7 +15,8 @@ keys that identify the subject, the site or the time.
 Nothing is allocated or inflated beyond the run's limits (:mod:`medcloak.limits`): the header is
 read first (a gzipped one from the stream's first bytes), and what it declares (shape x data type
 after ``vox_offset``) is checked against the file's size, or its compressed size x the expansion
-ratio, and the per-object ceiling; then only the declared bytes are inflated and kept, the rest of
+ratio (beyond its floor of 1 GB: brain masks, mostly zeros, gzip beyond the ratio and are read),
+and the per-object ceiling; then only the declared bytes are inflated and kept, the rest of
 the stream counted against the running limit (:mod:`medcloak.formats.gz`). A header that declares
 nonsense (negative or no dimensions, a ``vox_offset`` that is not a number, extensions that
 overrun, an orientation that is not finite) is corrupt input; what the defacer cannot take (values
