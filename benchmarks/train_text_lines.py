@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         model = export(clf, text.FEATURES)
         with open(a.out, "w") as fh:
             json.dump(model, fh, separators=(",", ":"))
-        text._model.cache_clear()
+        text._model = lambda m=model: text._load(m)  # what --out holds, wherever it is
         check = clf.predict_proba(x[:2000])[:, 1]
         assert np.allclose(check, text.probability(x[:2000]), atol=1e-6), "exported trees differ from the model"
         print(f"round {rnd}: {len(y)} chains ({int(y.sum())} text): {time.time() - t0:.0f} s")
