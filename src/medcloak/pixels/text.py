@@ -13,7 +13,9 @@ The detector looks for exactly that, on stored values of any bit depth:
    than a glyph's stroke scale and drop everything wider (anatomy, the black border, colour Doppler's
    blobs, filled boxes): what is left is the contrast of thin things with their surroundings.
 3. **Glyphs.** 8-connected components of each stroke contrast (bright, dark, chroma) less the
-   texture level of its block (the median contrast in 64 px blocks, twice over), at a few levels
+   texture level of its block (twice the median contrast of its 16 px block or of its 64 px
+   block, whichever is lower: a filled box in speckle is quiet; only the 64 px block's in a
+   frame with colour flow, whose blobs are flat inside), at a few levels
    (text touching bright anatomy parts from it higher up), kept when character-sized and strong
    enough (12 levels, 10 in a quiet block of the grey or value plane; neither a long straight
    line such as a ruler or an ECG trace nor a large blob), and not on colour flow (in an RGB
@@ -66,6 +68,9 @@ LEVELS = (LOW, 12, 20, 35, 50, 120)
 #: the stroke contrast of texture (noise, speckle) is measured as its median in blocks of this
 #: side, and this many times it is taken off the contrast in the block
 BLOCK, NOISE = 64, 2.0
+#: ... and in blocks of this side, the lower of the two kept: a filled box or a flat patch in
+#: speckle is quiet even though its 64 px block is not
+FINE = 16
 #: on a quiet background (a block whose texture level is at most QUIET, grey or value plane
 #: only: the chroma plane is quiet wherever there is no colour) a glyph's strongest pixel needs
 #: only QUIET_HIGH (a faint glyph on a flat border is unmistakable, on textured anatomy it is not)
@@ -168,12 +173,24 @@ def _to8(plane: np.ndarray, bits_stored: int | None) -> np.ndarray:
     return k.stretch(np.ascontiguousarray(plane), lo, hi)
 
 
+def _level(strength: np.ndarray, fine: bool) -> np.ndarray:
+    """The texture level of a stroke contrast, one per FINE block: the median of its FINE
+    block or of its BLOCK, whichever is lower; only the BLOCK's where not ``fine`` (a frame
+    with colour flow: flow's blobs are flat inside, and their small blocks would be quiet)."""
+    from medcloak_kernels import text as k
+
+    r = BLOCK // FINE
+    by, bx = -(-strength.shape[0] // FINE), -(-strength.shape[1] // FINE)
+    coarse = np.repeat(np.repeat(k.block_median(strength, BLOCK), r, 0), r, 1)[:by, :bx]
+    return np.minimum(k.block_median(strength, FINE), coarse) if fine else np.ascontiguousarray(coarse)
+
+
 def _texture(level: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """The texture level (``level``: one per BLOCK, as from ``block_median``) of the block at
+    """The texture level (``level``: one per FINE block, as from :func:`_level`) of the block at
     the centre of each row of a component table."""
     from medcloak_kernels import text as k
 
-    return level[((t[:, k.Y0] + t[:, k.Y1]) // 2) // BLOCK, ((t[:, k.X0] + t[:, k.X1]) // 2) // BLOCK]
+    return level[((t[:, k.Y0] + t[:, k.Y1]) // 2) // FINE, ((t[:, k.X0] + t[:, k.X1]) // 2) // FINE]
 
 
 def _glyph_like(t: np.ndarray, texture: np.ndarray | None = None) -> np.ndarray:
@@ -234,7 +251,7 @@ def _share(summed: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 def _glyphs(planes: list[np.ndarray]) -> np.ndarray:
     """The component table of the frame's stroke contrast, glyph-like rows only, with three more
-    columns: the texture level of its block (the median stroke contrast of its BLOCK), the level
+    columns: the texture level of its block (from :func:`_level`), the level
     (index in :data:`LEVELS`) and where each came from (0: bright on the value or grey plane, 1: dark, 2:
     bright on the chroma plane)."""
     from medcloak_kernels import text as k
@@ -250,8 +267,8 @@ def _glyphs(planes: list[np.ndarray]) -> np.ndarray:
         else:
             continue
         for j, strength in enumerate(contrasts):
-            level = k.block_median(strength, BLOCK)
-            excess = k.above_level(strength, level, BLOCK, NOISE)
+            level = _level(strength, flow is None)
+            excess = k.above_level(strength, level, FINE, NOISE)
             for n, lo in enumerate(LEVELS):  # text touching bright anatomy parts from it higher up
                 t = k.components(excess, lo, plane, DELTA)[1]
                 texture = _texture(level, t)
@@ -309,7 +326,11 @@ def _core(table: np.ndarray, members: np.ndarray) -> np.ndarray:
 @functools.lru_cache(maxsize=1)
 def _model() -> dict:
     """The trained line classifier (``data/text_lines.json``), its trees as flat arrays."""
-    data = json.loads(files("medcloak.pixels").joinpath("data/text_lines.json").read_text())
+    return _load(json.loads(files("medcloak.pixels").joinpath("data/text_lines.json").read_text()))
+
+
+def _load(data: dict) -> dict:
+    """A line classifier as written by ``benchmarks/train_text_lines.py``, its trees as flat arrays."""
     if tuple(data["features"]) != FEATURES:
         raise RuntimeError("text_lines.json was trained on other features: train it again")
     t = data["trees"]
