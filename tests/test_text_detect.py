@@ -207,6 +207,22 @@ def test_faint_text_on_a_flat_border_is_found() -> None:
     assert area(boxes, img.shape) <= 0.05
 
 
+@pytest.mark.parametrize("text, size, x, y", [("01:23 PM", 11, 80, 200), ("ACC# A011211", 10, 100, 250),
+                                              ("MORETTI^INES", 16, 60, 330)])
+def test_faint_text_in_a_filled_box_over_speckle_is_found(text, size, x, y) -> None:  # type: ignore[no-untyped-def]
+    # a box filled with the median of the ultrasound speckle under it, its text 19 levels above:
+    # the speckle around makes its 64 px block textured, its own 16 px blocks are quiet
+    img = frame("gdcm-US-ALOKA-16.dcm").max(axis=2)  # a B-mode image (grey in RGB), speckle and all
+    m = glyph_mask(img.shape, (x, y), text, size, 0)
+    ys, xs = np.nonzero(m)
+    y0, y1, x0, x1 = ys.min() - 3, ys.max() + 4, xs.min() - 3, xs.max() + 4
+    img = img.copy()
+    img[y0:y1, x0:x1] = np.median(img[y0:y1, x0:x1])
+    img[m] = np.median(img[y0:y1, x0:x1]) + 19
+    boxes = medcloak.detect_text(img)
+    assert coverage(boxes, m) >= 0.98
+
+
 @pytest.mark.parametrize("seed, index, line", [(1, 118, 0), (0, 314, 2), (1, 261, 2)])
 def test_lines_whose_glyphs_change_colour_along_them_are_covered(seed, index, line) -> None:  # type: ignore[no-untyped-def]
     # frames of the benchmark's set (seed 0) and of another seed where a line's glyphs differ in
