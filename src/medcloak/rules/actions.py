@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import DeidentificationError, SkippedObject
+from ..errors import CorruptInputError, DeidentificationError, SkippedObject
 from ..residual import CODE_TAGS, decode, tokens
 from .profile import SPECIMEN_PSEUDONYMS, Action, Profile
 from .sr_context import BIRTH_DATE, DEVICE_MODEL, PERSON, RETAINED_BY, SUBJECT, concept_of, identifying_kind
@@ -124,6 +124,12 @@ def _dict_vr(tag: int) -> str | None:
         return dictionary_VR(tag)
     except KeyError:
         return None
+
+
+#: the VRs of PS3.5 6.2 (an element of another VR is a damaged file: pydicom cannot read its value)
+_VRS = frozenset({"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF", "OL",
+                  "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US",
+                  "UT", "UV", "US or SS or OW", "US or SS", "US or OW", "OB or OW"})
 
 
 @lru_cache(maxsize=None)
@@ -440,6 +446,8 @@ class Walker:
                 private_tags.append(tag)
                 continue
             raw_vr = elem.VR
+            if raw_vr and raw_vr not in _VRS:
+                raise CorruptInputError(f"{_keyword(tag)} has a VR that does not exist")
             vr = raw_vr or _dict_vr(tag) or "UN"
             if vr == "UN":
                 known = _dict_vr(tag)
@@ -447,6 +455,9 @@ class Walker:
                     vr = known
                     elem = ds[tag]  # pydicom resolves UN of a standard tag through its dictionary
                     vr = elem.VR
+            elif vr != "UI" and _dict_vr(tag) == "UI":
+                # a UID under another VR is neither pseudonymised nor a valid object once dummied
+                raise CorruptInputError(f"{_keyword(tag)} is a UID attribute stored with the VR {vr}")
             if element == 0 or group in (0x0000, 0x0002, 0xFFFA, 0xFFFC) or group == 0xFFFE:
                 self._remove(ds, tag, vr, elem)
                 continue
@@ -494,6 +505,8 @@ class Walker:
             elif vr == "UI":
                 if not _is_class_uid(tag):
                     self._replace_uid(ds, tag, elem)
+                else:
+                    _check_class_uid(tag, elem)
             elif mode == DUMMY and tag not in CODE_TAGS and (vr in TEXT_VRS or vr in DATE_VRS or vr == "AS"):
                 self._set_dummy(ds, tag, vr, elem)
             elif mode == CLEAN and tag not in CODE_TAGS and vr in TEXT_VRS:
@@ -511,6 +524,8 @@ class Walker:
                 self._walk_items(ds, tag, mode, depth)
             elif vr == "UI" and not _is_class_uid(tag):
                 self._replace_uid(ds, tag, elem)  # a kept UID is still pseudonymised unless retain-uids
+            elif vr == "UI":
+                _check_class_uid(tag, elem)
             return
         if code == "X":
             self._remove(ds, tag, vr, elem)
@@ -732,6 +747,14 @@ class Walker:
                 if unnamed:  # the manifest tells the table's C apart from free text it does not name
                     self.ctx.counts["C-free-text"] += 1
                 ds[tag] = DataElement(tag, vr, new if len(new) > 1 else (new[0] if new else None))
+
+
+def _check_class_uid(tag: int, elem: Any) -> None:
+    """A class UID is kept as it is: one that is not a valid UID (a damaged file) would be
+    released invalid, which ``verify`` rejects, so the object is refused here."""
+    raw = _raw_bytes(elem).decode("ascii", "replace").strip("\x00 ")
+    if raw and not all(valid_uid(part.strip("\x00 ")) for part in raw.split("\\")):
+        raise CorruptInputError(f"invalid UID in {_keyword(tag)}")
 
 
 @lru_cache(maxsize=None)
