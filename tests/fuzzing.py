@@ -570,7 +570,7 @@ def m_splice(data: bytes, lay: Layout, rng: random.Random) -> tuple[bytes, str]:
 
 def m_junk(data: bytes, lay: Layout, rng: random.Random) -> tuple[bytes, str]:
     n = rng.choice((1, 7, 64, 4096))
-    junk = bytes(rng.randrange(256) for _ in range(n))
+    junk = random.Random(rng.getrandbits(32)).randbytes(n)  # one draw of hypothesis's, not n
     at = rng.choice(lay.boundaries) if lay.boundaries else len(data)
     return data[:at] + junk + data[at:], f"{n} random bytes inserted at {at}"
 
@@ -1039,7 +1039,8 @@ def _reset_peak() -> bool:
 class Runner:
     """Runs cases in this process, one after the other, in ``workdir`` (on a real disk)."""
 
-    def __init__(self, workdir: Path, limits_bytes: int = LIMITS_BYTES, case_seconds: float = CASE_SECONDS) -> None:
+    def __init__(self, workdir: Path, limits_bytes: int = LIMITS_BYTES, case_seconds: float = CASE_SECONDS,
+                 keep: Path | None = None) -> None:
         from medcloak.engine import Job, make_settings
         from medcloak.limits import Limits
         from medcloak.pseudonym import Keyring
@@ -1054,16 +1055,34 @@ class Runner:
         self.probes = tuple(p for p in (Probe.of(PATIENT_ID, "PatientID", True),) if p is not None)
         self.rss_start = _status("VmRSS")
         self.n = 0
+        self.keep = keep  # where the files of failing cases are kept (to reproduce them)
         logging.getLogger("nibabel").setLevel(logging.CRITICAL)  # its header fixes, on every case
 
 
     def run(self, case: Case) -> Result:
+        result = self._run(case)
+        if result.outcome == "failure" and self.keep is not None:
+            folder = self.keep / f"case{self.n:05d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / case.seed.name).write_bytes(case.data)
+            for name, body in case.companions:
+                (folder / name).write_bytes(body)
+            (folder / "case.txt").write_text(f"{case.seed.label} {case.op}: {case.note}\n{result.failure_class}\n"
+                                             f"{result.reason}\n", encoding="utf-8")
+        return result
+
+    def _run(self, case: Case) -> Result:
         import medcloak.engine as engine
         from medcloak.handlers import handler_of_output, sniff
         from medcloak.handlers.base import HEAD, VerifyContext
         from medcloak.model import Source, Task
 
+        from medcloak.durable import PENDING
+
         self.n += 1
+        with PENDING._lock:  # the cases' releases are thrown away: nothing to make durable
+            PENDING.files.clear()
+            PENDING.folders.clear()
         folder = self.workdir / "in"
         shutil.rmtree(folder, ignore_errors=True)
         shutil.rmtree(self.workdir / "out", ignore_errors=True)
