@@ -35,7 +35,6 @@ KNOWN: dict[str, str] = {
     "dicom: Memory": "h15-dicom: a deflated data set is inflated whole (streaming inflate under the limits)",
     "NotImplementedError at medcloak/formats/dicom": "h15-dicom: a VR that does not exist (pydicom's "
                                                      "NotImplementedError) read before the rules refuse it",
-    "at medcloak/formats/dicom_write.py": "h15-dicom: Patient Name stored with the VR US fails the writer (OSError)",
     "nifti: Memory": "h15-volumes: a gzipped volume declaring 8 GB is inflated (streaming gunzip under the limits)",
     "volume.py:58 (sniff)": "h15-volumes: the NIfTI sniff lets zlib.error out of a corrupt gzip stream",
     "(read_volume)": "h15-volumes: read_volume lets a ValueError out of a header with extreme dims or offset",
@@ -260,13 +259,6 @@ def test_repro_dicom_rows_of_a_vr_that_does_not_exist(seeds, runner) -> None:  #
     assert result.outcome != "failure", result
 
 
-@pytest.mark.xfail(strict=False, reason="h15-dicom: Patient Name stored with the VR US fails the writer (OSError)")
-def test_repro_dicom_patient_name_stored_as_us(seeds, runner) -> None:  # type: ignore[no-untyped-def]
-    seed = next(s for s in seeds if s.label == "dicom explicit-le")
-    result = _run_one(runner, seeds, "dicom explicit-le", _patched(seed, b"\x10\x00\x10\x00PN", b"\x10\x00\x10\x00US"))
-    assert result.outcome != "failure", result
-
-
 @pytest.mark.xfail(strict=False, reason="h15-images: a slide whose IFD chain is cut is released, unverifiable")
 def test_repro_svs_next_ifd_offset_into_the_header(seeds, runner) -> None:  # type: ignore[no-untyped-def]
     """openslide-python_small.svs whose first IFD's next-IFD offset (at byte 362) is 2: the slide
@@ -316,6 +308,15 @@ def test_found_a_uid_attribute_under_another_vr_is_refused(seeds, runner) -> Non
     data = _patched(seed, b"\x20\x00\x0e\x00UI", b"\x20\x00\x0e\x00US")
     result = runner.run(fuzzing.Case(seed, data, "repro", ""))
     assert result.outcome == "quarantined" and "SeriesInstanceUID" in result.reason, result
+
+
+def test_found_a_name_stored_under_a_binary_vr_is_refused(seeds, runner) -> None:  # type: ignore[no-untyped-def]
+    """Patient Name stored with the VR US was given a text pseudonym under VR US, which the writer
+    could not write (an internal error, OSError)."""
+    seed = next(s for s in seeds if s.label == "dicom explicit-le")
+    data = _patched(seed, b"\x10\x00\x10\x00PN", b"\x10\x00\x10\x00US")
+    result = runner.run(fuzzing.Case(seed, data, "repro", ""))
+    assert result.outcome == "quarantined" and result.reason.startswith("PatientName is stored with the VR US"), result
 
 
 def test_found_an_element_of_a_vr_that_does_not_exist_is_refused(seeds, runner) -> None:  # type: ignore[no-untyped-def]

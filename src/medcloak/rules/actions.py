@@ -132,6 +132,26 @@ _VRS = frozenset({"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "L
                   "UT", "UV", "US or SS or OW", "US or SS", "US or OW", "OB or OW"})
 
 
+#: VRs whose values are character strings (PS3.5 6.2): a standard attribute of one of these stored
+#: under a binary VR, or the reverse, is a damaged file (a VR within the same kind is not: IS for DS)
+_STRING_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI",
+                         "UR", "UT"})
+
+
+@lru_cache(maxsize=None)
+def _vr_contradicts(tag: int, vr: str) -> bool:
+    """Whether ``vr`` cannot be the VR of the standard attribute ``tag``: a UID attribute under
+    any other VR, or a string VR where the dictionary has a binary one, or the reverse."""
+    known = _dict_vr(tag)
+    if not known or known == "UN" or vr == "UN" or vr == known:
+        return False
+    if known == "UI":
+        return True
+    if "SQ" in (known, vr):
+        return False  # pydicom reads a sequence of another VR as a sequence (or leaves it to the walk)
+    return (known in _STRING_VRS) != (vr in _STRING_VRS)
+
+
 @lru_cache(maxsize=None)
 def _keyword(tag: int) -> str:
     from pydicom.datadict import keyword_for_tag
@@ -455,9 +475,10 @@ class Walker:
                     vr = known
                     elem = ds[tag]  # pydicom resolves UN of a standard tag through its dictionary
                     vr = elem.VR
-            elif vr != "UI" and _dict_vr(tag) == "UI":
-                # a UID under another VR is neither pseudonymised nor a valid object once dummied
-                raise CorruptInputError(f"{_keyword(tag)} is a UID attribute stored with the VR {vr}")
+            elif _vr_contradicts(tag, vr):
+                # a UID under another VR would not be pseudonymised, and a name or a date stored as
+                # numbers (or numbers as text) would be given a replacement its VR cannot hold
+                raise CorruptInputError(f"{_keyword(tag)} is stored with the VR {vr}, not its own ({_dict_vr(tag)})")
             if element == 0 or group in (0x0000, 0x0002, 0xFFFA, 0xFFFC) or group == 0xFFFE:
                 self._remove(ds, tag, vr, elem)
                 continue
