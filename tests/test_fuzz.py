@@ -319,6 +319,18 @@ def test_found_a_name_stored_under_a_binary_vr_is_refused(seeds, runner) -> None
     assert result.outcome == "quarantined" and result.reason.startswith("PatientName is stored with the VR US"), result
 
 
+def test_found_a_comment_marked_as_dhp_or_a_reserved_marker_leaves_no_text(seeds, runner) -> None:  # type: ignore[no-untyped-def]
+    """A JPEG's COM marker damaged into DHP (FFFE -> FFDE, one bit) was copied as a coding
+    segment, the patient's ID in it released; a segment of a reserved marker (FF02) was too."""
+    seed = next(s for s in seeds if s.family == "jpeg")
+    at = seed.data.index(b"\xff\xfe")
+    result = runner.run(fuzzing.Case(seed, seed.data[:at] + b"\xff\xde" + seed.data[at + 2:], "repro", ""))
+    assert result.outcome == "quarantined" and "DHP" in result.reason, result
+    reserved = b"\xff\x02\x00\x10" + fuzzing.PLANTED[1].encode() + b"\x00\x00\x00"
+    result = runner.run(fuzzing.Case(seed, seed.data[:2] + reserved + seed.data[2:], "repro", ""))
+    assert result.outcome == "released", result
+
+
 def test_found_an_element_of_a_vr_that_does_not_exist_is_refused(seeds, runner) -> None:  # type: ignore[no-untyped-def]
     """An element whose VR is "XX" was released as it was (pydicom cannot read its value, so
     ``verify`` raised on it), or ended as an internal error (NotImplementedError)."""
