@@ -338,6 +338,11 @@ def test_found_an_element_of_a_vr_that_does_not_exist_is_refused(seeds, runner) 
     data = _patched(seed, b"\x28\x00\x09\x00AT", b"\x28\x00\x09\x00XX")  # Frame Increment Pointer
     result = runner.run(fuzzing.Case(seed, data, "repro", ""))
     assert result.outcome == "quarantined" and "VR" in result.reason, result
+    seed = next(s for s in seeds if s.label == "dicom explicit-le")  # a private element's VR too
+    at = seed.data.index(b"\x09\x00\x10\x00LO")
+    data = seed.data[:at + 4] + b"XX" + seed.data[at + 6:]
+    result = runner.run(fuzzing.Case(seed, data, "repro", ""))
+    assert result.outcome == "quarantined" and "VR" in result.reason, result
 
 
 def test_found_verify_reports_an_unreadable_value_instead_of_raising(seeds, runner, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -462,12 +462,12 @@ class Walker:
             if (tag, elem.VR, mode) in kept_as_is or tag in handled:
                 continue
             group, element = tag >> 16, tag & 0xFFFF
-            if group & 1:
-                private_tags.append(tag)
-                continue
             raw_vr = elem.VR
             if raw_vr and raw_vr not in _VRS:
                 raise CorruptInputError(f"{_keyword(tag)} has a VR that does not exist")
+            if group & 1:
+                private_tags.append(tag)
+                continue
             vr = raw_vr or _dict_vr(tag) or "UN"
             if vr == "UN":
                 known = _dict_vr(tag)
