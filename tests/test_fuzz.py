@@ -35,6 +35,9 @@ KNOWN: dict[str, str] = {
     "dicom: Memory": "h15-dicom: a deflated data set is inflated whole (streaming inflate under the limits)",
     "NotImplementedError at medcloak/formats/dicom": "h15-dicom: a VR that does not exist (pydicom's "
                                                      "NotImplementedError) read before the rules refuse it",
+    "BytesLengthException at medcloak/formats/dicom.py": "h15-dicom: a file meta element given the VR SQ "
+                                                          "raises pydicom's BytesLengthException in read",
+    "(modality_of)": "h15-volumes: NIfTI-2 dims of 2**40 and -1 reach modality_of (IndexError)",
     "nifti: Memory": "h15-volumes: a gzipped volume declaring 8 GB is inflated (streaming gunzip under the limits)",
     "volume.py:58 (sniff)": "h15-volumes: the NIfTI sniff lets zlib.error out of a corrupt gzip stream",
     "(read_volume)": "h15-volumes: read_volume lets a ValueError out of a header with extreme dims or offset",
@@ -275,6 +278,25 @@ def test_repro_tiff_tag_of_count_zero(seeds, runner) -> None:  # type: ignore[no
     seed = next(s for s in seeds if s.label == "tiff photo")
     data = seed.data[:4670] + bytes(4) + seed.data[4674:]
     result = _run_one(runner, seeds, "tiff photo", data)
+    assert result.outcome != "failure", result
+
+
+@pytest.mark.xfail(strict=False, reason="h15-dicom: a file meta element of VR SQ raises BytesLengthException in read")
+def test_repro_dicom_file_meta_element_given_the_vr_sq(seeds, runner) -> None:  # type: ignore[no-untyped-def]
+    seed = next(s for s in seeds if s.label == "dicom implicit-le")  # rtplan.dcm
+    data = seed.data[:136] + b"SQ" + seed.data[138:]  # File Meta Information Group Length's VR
+    result = _run_one(runner, seeds, "dicom implicit-le", data)
+    assert result.outcome != "failure", result
+
+
+@pytest.mark.xfail(strict=False, reason="h15-volumes: NIfTI-2 dims of 2**40 and -1 raise IndexError in modality_of")
+def test_repro_nifti2_dims_huge_and_negative(seeds, runner) -> None:  # type: ignore[no-untyped-def]
+    seed = next(s for s in seeds if s.label == "nifti-2")
+    data = bytearray(seed.data)
+    data[24:32] = (1 << 40).to_bytes(8, "little")
+    data[32:40] = (-1).to_bytes(8, "little", signed=True)
+    data[168:176] = len(seed.data).to_bytes(8, "little")  # vox_offset at the end of the file
+    result = _run_one(runner, seeds, "nifti-2", bytes(data))
     assert result.outcome != "failure", result
 
 
