@@ -27,12 +27,10 @@ from __future__ import annotations
 import gzip
 import io
 import logging
-import os
 import random
 import shutil
 import signal
 import struct
-import sys
 import time
 import traceback
 import zlib
@@ -548,7 +546,7 @@ def m_fields(data: bytes, lay: Layout, rng: random.Random) -> tuple[bytes, str]:
 
 def m_splice(data: bytes, lay: Layout, rng: random.Random) -> tuple[bytes, str]:
     """Delete, duplicate or swap the parts between structural boundaries."""
-    b = sorted(set(x for x in lay.boundaries if 0 <= x <= len(data)))
+    b = sorted({x for x in lay.boundaries if 0 <= x <= len(data)})
     if len(b) < 3:
         return m_bitflip(data, lay, rng)
     i = rng.randrange(len(b) - 1)
@@ -1072,12 +1070,11 @@ class Runner:
         return result
 
     def _run(self, case: Case) -> Result:
-        import medcloak.engine as engine
+        from medcloak import engine
+        from medcloak.durable import PENDING
         from medcloak.handlers import handler_of_output, sniff
         from medcloak.handlers.base import HEAD, VerifyContext
         from medcloak.model import Source, Task
-
-        from medcloak.durable import PENDING
 
         self.n += 1
         with PENDING._lock:  # the cases' releases are thrown away: nothing to make durable
