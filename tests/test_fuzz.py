@@ -367,6 +367,26 @@ def test_found_an_element_of_a_vr_that_does_not_exist_is_refused(seeds, runner) 
     assert result.outcome == "quarantined" and "VR" in result.reason, result
 
 
+def test_found_a_sniff_that_raises_does_not_stop_the_run(seeds, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A .nii.gz whose deflate stream is broken early made the volume sniff raise zlib.error,
+    which stopped discovery and so the whole run; the file is now quarantined and the run goes on."""
+    from conftest import SECRET
+
+    from medcloak.engine import run
+
+    gz = next(s for s in seeds if s.family == "gzip")
+    data = bytearray(gz.data)
+    data[20] ^= 0xFF
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "broken.nii.gz").write_bytes(bytes(data))
+    (tmp_path / "in" / "photo.jpg").write_bytes(next(s for s in seeds if s.family == "jpeg").data)
+    key = tmp_path / "key"
+    key.write_bytes(SECRET)
+    key.chmod(0o600)
+    summary = run([tmp_path / "in"], tmp_path / "out", secret_file=key)
+    assert (summary.ok, summary.quarantined) == (1, 1), summary
+
+
 def test_found_verify_reports_an_unreadable_value_instead_of_raising(seeds, runner, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """``verify`` met a released file whose value pydicom cannot decode (a VR that does not
     exist) and raised NotImplementedError, which would stop ``medcloak verify`` on the release."""
