@@ -797,3 +797,13 @@ def test_a_child_head_is_defaced_by_its_size() -> None:
     assert 0.6 < child.details["size"] < 0.8
     assert 0.95 < adult.details["size"] < 1.15
     assert child.removed_ml < 0.5 * adult.removed_ml
+
+
+@pytest.mark.parametrize("zoom", [0.0, np.nan, np.inf, 1e-30, 1e30])
+def test_a_broken_affine_is_refused_before_the_kernels(zoom) -> None:  # type: ignore[no-untyped-def]
+    """A voxel size of zero, a huge or non-finite one (a fuzzed header's affine) is a typed
+    refusal, not a ZeroDivisionError, an IndexError or a segmentation fault in the coarse grid."""
+    values = np.full((24, 20, 16), -1000, np.int16)
+    values[4:20, 4:16] = 40
+    with pytest.raises(DeidentificationError, match="voxel sizes"):
+        deface_mask(values, np.diag([zoom, 2.0, 3.0, 1.0]), "CT")

@@ -68,7 +68,11 @@ def _file(path: Path) -> Source:
             head = fh.read(HEAD)
     except OSError:
         return Source(str(path), "unknown", 0)
-    return Source(str(path), sniff(head, path), size)
+    try:
+        kind = sniff(head, path)
+    except Exception:  # noqa: BLE001 - a crafted file must not stop discovery: its task quarantines it
+        kind = "unknown"
+    return Source(str(path), kind, size)
 
 
 class _Walk:

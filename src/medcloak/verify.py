@@ -34,6 +34,11 @@ def _walk(ds: Dataset, depth: int = 0) -> Iterator[tuple[Any, int]]:
                 yield from _walk(item, depth + 1)
 
 
+def _walk_all(ds: Dataset) -> None:
+    for _elem, _depth in _walk(ds):
+        pass
+
+
 def _load_doc(release: Path) -> dict[str, Any]:
     doc = release / DOC_NAME
     if not doc.is_file():
@@ -90,6 +95,7 @@ def verify_file(path: Path, profile: Any, old_uids: set[str], old_ids: list[Any]
         return findings
     try:
         ds = pydicom.dcmread(path)
+        _walk_all(ds)  # pydicom decodes values when they are first read: a damaged one raises here
     except Exception as exc:  # noqa: BLE001 - any failure to read is a finding
         err(f"unreadable ({type(exc).__name__})")
         return findings

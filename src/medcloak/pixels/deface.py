@@ -49,6 +49,9 @@ MODALITIES = ("MR", "CT", "PT")
 #: :func:`_size`); the lower bound for PET is the hot grey matter only
 BRAIN_ML = {"MR": (550.0, 2100.0), "CT": (550.0, 2100.0), "PT": (350.0, 2500.0)}
 ANALYSIS_MM = 3.0
+#: voxel sizes (mm) a volume to deface may have: beyond them its affine is broken, not a head's
+#: (a zero, huge or non-finite voxel size sent the coarse grid's kernels out of their arrays)
+ZOOM_MM = (1e-3, 1e3)
 CLOSING_MM = 8.0
 #: the brain lies within this distance below the top of the head (vertex to foramen magnum is
 #: about 120-130 mm in adults)
@@ -578,6 +581,9 @@ def deface_mask(
         raise DeidentificationError("defacing needs a 3-D volume of at least 8 voxels per axis")
     affine = np.asarray(affine, np.float64)
     zooms = zooms_of(affine)
+    if not (np.isfinite(affine).all() and ((zooms >= ZOOM_MM[0]) & (zooms <= ZOOM_MM[1])).all()):
+        raise DeidentificationError(f"the volume's voxel sizes are not between {ZOOM_MM[0]:g} and {ZOOM_MM[1]:g} mm "
+                                    "(a broken affine): it cannot be defaced")
     factors, offsets = _blocks(affine, zooms)
     if values.flags.f_contiguous and not values.flags.c_contiguous:
         # walk the memory in order: the transposed view is C-ordered

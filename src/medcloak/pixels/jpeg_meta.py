@@ -3,7 +3,10 @@
 Every APPn segment goes except a JFIF APP0 (rewritten without its thumbnail) and an Adobe APP14
 (its colour transform flag is needed to decode colour right); every COM goes; wherever they
 stand, also between scans. Segments that define the image (SOF, DHT, DQT, DRI, SOS, DNL, ...) and
-the entropy-coded data are copied byte for byte. Bytes after EOI are dropped.
+the entropy-coded data are copied byte for byte. Segments of reserved and extension markers (JPG,
+JPGn, RES) go too: no decoder reads them, so they could carry anything. A hierarchical frame's DHP
+or EXP segment of the wrong length (a COM whose marker was damaged into DHP: its text would be
+kept) is refused. Bytes after EOI are dropped.
 
 JPEG-LS (ISO/IEC 14495-1) shares the marker syntax and is stripped alike (``ls=True``); only its
 entropy-coded data differ: after a 0xFF byte the encoder stuffs a zero bit, so a marker is a 0xFF
@@ -22,6 +25,14 @@ SOI, EOI, SOS, COM = 0xD8, 0xD9, 0xDA, 0xFE
 APP0, APP14 = 0xE0, 0xEE
 #: markers without a length field: TEM and RST0-RST7
 STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
+DHP, EXP = 0xDE, 0xDF
+#: markers of segments that are copied or looked at (B.1.1.3 and 14495-1 C.1.3): frames (SOF0-15
+#: but DHT, JPG and DAC), DHT, DAC, SOS, DQT, DNL, DRI, DHP, EXP, APPn, COM, and JPEG-LS's SOF55
+#: and LSE (and 14495-2's SOF57); every other marker with a length (JPG, JPGn, RES) is dropped
+#: with its segment
+CODING = frozenset({*range(0xC0, 0xD0), *range(0xDA, 0xE0), *range(0xE0, 0xF0), COM, 0xF7, 0xF8, 0xF9}) - {0xC8}
+#: the length a DHP (a frame header: 6 bytes and 3 a component) or EXP (1 byte) payload must have
+_DHP_EXP_LENGTH = {DHP: lambda p: 6 + 3 * p[5] if len(p) > 5 else -1, EXP: lambda p: 1}
 
 
 def _entropy_end(data: bytes, start: int) -> int:
@@ -97,6 +108,11 @@ def parse_stream(data: bytes, start: int = 0, ls: bool = False) -> tuple[bytes, 
         payload = data[pos + 2 : pos + length]
         segment = data[pos - 2 : pos + length]
         pos += length
+        if code in (DHP, EXP) and len(payload) != _DHP_EXP_LENGTH[code](payload):
+            # a hierarchical frame's header of the wrong size: free bytes a decoder never reads
+            raise CorruptInputError("JPEG DHP or EXP segment of the wrong length")
+        if code not in CODING:
+            continue  # reserved and extension markers (JPGn, RES): nothing a decoder reads, so nothing kept
         if 0xE0 <= code <= 0xEF or code == COM:
             if code == APP0 and payload.startswith(b"JFIF\x00"):
                 kept = _jfif_without_thumbnail(payload)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import DeidentificationError, SkippedObject
+from ..errors import CorruptInputError, DeidentificationError, SkippedObject
 from ..residual import CODE_TAGS, decode, tokens
 from .profile import SPECIMEN_PSEUDONYMS, Action, Profile
 from .sr_context import BIRTH_DATE, DEVICE_MODEL, PERSON, RETAINED_BY, SUBJECT, concept_of, identifying_kind
@@ -124,6 +124,32 @@ def _dict_vr(tag: int) -> str | None:
         return dictionary_VR(tag)
     except KeyError:
         return None
+
+
+#: the VRs of PS3.5 6.2 (an element of another VR is a damaged file: pydicom cannot read its value)
+_VRS = frozenset({"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF", "OL",
+                  "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US",
+                  "UT", "UV", "US or SS or OW", "US or SS", "US or OW", "OB or OW"})
+
+
+#: VRs whose values are character strings (PS3.5 6.2): a standard attribute of one of these stored
+#: under a binary VR, or the reverse, is a damaged file (a VR within the same kind is not: IS for DS)
+_STRING_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI",
+                         "UR", "UT"})
+
+
+@lru_cache(maxsize=None)
+def _vr_contradicts(tag: int, vr: str) -> bool:
+    """Whether ``vr`` cannot be the VR of the standard attribute ``tag``: a UID attribute under
+    any other VR, or a string VR where the dictionary has a binary one, or the reverse."""
+    known = _dict_vr(tag)
+    if not known or known == "UN" or vr == "UN" or vr == known:
+        return False
+    if known == "UI":
+        return True
+    if "SQ" in (known, vr):
+        return False  # pydicom reads a sequence of another VR as a sequence (or leaves it to the walk)
+    return (known in _STRING_VRS) != (vr in _STRING_VRS)
 
 
 @lru_cache(maxsize=None)
@@ -436,10 +462,12 @@ class Walker:
             if (tag, elem.VR, mode) in kept_as_is or tag in handled:
                 continue
             group, element = tag >> 16, tag & 0xFFFF
+            raw_vr = elem.VR
+            if raw_vr and raw_vr not in _VRS:
+                raise CorruptInputError(f"{_keyword(tag)} has a VR that does not exist")
             if group & 1:
                 private_tags.append(tag)
                 continue
-            raw_vr = elem.VR
             vr = raw_vr or _dict_vr(tag) or "UN"
             if vr == "UN":
                 known = _dict_vr(tag)
@@ -447,6 +475,10 @@ class Walker:
                     vr = known
                     elem = ds[tag]  # pydicom resolves UN of a standard tag through its dictionary
                     vr = elem.VR
+            elif _vr_contradicts(tag, vr):
+                # a UID under another VR would not be pseudonymised, and a name or a date stored as
+                # numbers (or numbers as text) would be given a replacement its VR cannot hold
+                raise CorruptInputError(f"{_keyword(tag)} is stored with the VR {vr}, not its own ({_dict_vr(tag)})")
             if element == 0 or group in (0x0000, 0x0002, 0xFFFA, 0xFFFC) or group == 0xFFFE:
                 self._remove(ds, tag, vr, elem)
                 continue
@@ -494,6 +526,8 @@ class Walker:
             elif vr == "UI":
                 if not _is_class_uid(tag):
                     self._replace_uid(ds, tag, elem)
+                else:
+                    _check_class_uid(tag, elem)
             elif mode == DUMMY and tag not in CODE_TAGS and (vr in TEXT_VRS or vr in DATE_VRS or vr == "AS"):
                 self._set_dummy(ds, tag, vr, elem)
             elif mode == CLEAN and tag not in CODE_TAGS and vr in TEXT_VRS:
@@ -511,6 +545,8 @@ class Walker:
                 self._walk_items(ds, tag, mode, depth)
             elif vr == "UI" and not _is_class_uid(tag):
                 self._replace_uid(ds, tag, elem)  # a kept UID is still pseudonymised unless retain-uids
+            elif vr == "UI":
+                _check_class_uid(tag, elem)
             return
         if code == "X":
             self._remove(ds, tag, vr, elem)
@@ -732,6 +768,14 @@ class Walker:
                 if unnamed:  # the manifest tells the table's C apart from free text it does not name
                     self.ctx.counts["C-free-text"] += 1
                 ds[tag] = DataElement(tag, vr, new if len(new) > 1 else (new[0] if new else None))
+
+
+def _check_class_uid(tag: int, elem: Any) -> None:
+    """A class UID is kept as it is: one that is not a valid UID (a damaged file) would be
+    released invalid, which ``verify`` rejects, so the object is refused here."""
+    raw = _raw_bytes(elem).decode("ascii", "replace").strip("\x00 ")
+    if raw and not all(valid_uid(part.strip("\x00 ")) for part in raw.split("\\")):
+        raise CorruptInputError(f"invalid UID in {_keyword(tag)}")
 
 
 @lru_cache(maxsize=None)
