@@ -537,7 +537,7 @@ def run(
         job = Job(prof, keyring, str(out_path), audit=str(audit_path), settings=settings, limits=limits)
         log.info("limits: %s per object, expansion %s, %s per object",
                  f"{limits.max_object_bytes} bytes" if limits.max_object_bytes else "no size limit",
-                 f"1:{limits.max_ratio:g}" if limits.max_ratio else "unbounded",
+                 f"1:{limits.max_ratio:g} beyond {limits.ratio_floor} bytes" if limits.max_ratio else "unbounded",
                  f"{limits.timeout:g} s" if limits.timeout else "no time limit")
 
         def record(outcomes: list[Outcome], last: bool = False) -> None:
