@@ -131,6 +131,8 @@ def strip_tiff_metadata(data: bytes) -> bytes:
     copied = 0  # bytes of strips and tiles the rewritten file will hold
     for entries in r.ifds():
         tags = {e.tag: e for e in entries}
+        if any(e.count == 0 for e in entries if e.tag in KEEP):
+            raise CorruptInputError("TIFF tag of the image's structure without a value (count 0)")
         compression = r.values(tags[259])[0] if 259 in tags and tags[259].kind in (3, 4) else 1
         if compression == 6:
             raise UnsupportedInputError("TIFF with old-style JPEG compression (6)")
