@@ -153,13 +153,32 @@ def test_the_check_sees_an_internal_error(seeds, runner, monkeypatch) -> None:  
     assert result.outcome == "failure" and result.error == "KeyError" and "photo" in result.where, result
 
 
-def test_the_check_bounds_a_case_in_time(seeds, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_case_the_engine_stops_in_time_is_a_typed_quarantine(seeds, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A reader looping in Python is stopped by the engine's own time limit (``--object-timeout``)
+    and quarantined with its reason: the behaviour wanted, not a failure."""
+    from medcloak.formats import photo
+
+    def loop(*args, **kwargs):  # type: ignore[no-untyped-def]
+        while True:
+            pass
+
+    monkeypatch.setattr(photo, "deidentify_photo", loop)
+    runner = fuzzing.Runner(tmp_path, case_seconds=0.2, grace=2.0)
+    seed = next(s for s in seeds if s.family == "jpeg")
+    result = runner.run(fuzzing.Case(seed, seed.data, "none", ""))
+    assert result.outcome == "quarantined" and result.error == "LimitError", result
+    assert result.reason == "took longer than 0.2 s (--object-timeout)", result
+
+
+def test_the_check_sees_a_hang_the_engine_does_not_stop(seeds, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A blocking call the engine's watchdog cannot interrupt (as a C codec's loop would be) runs
+    past the engine's limit and its grace: a failure ("hang"), however the case ends after it."""
     import time
 
     from medcloak.formats import photo
 
-    monkeypatch.setattr(photo, "deidentify_photo", lambda *a, **k: time.sleep(5))
-    runner = fuzzing.Runner(tmp_path, case_seconds=0.2)
+    monkeypatch.setattr(photo, "deidentify_photo", lambda *a, **k: time.sleep(30))
+    runner = fuzzing.Runner(tmp_path, case_seconds=0.2, grace=0.5)
     seed = next(s for s in seeds if s.family == "jpeg")
     result = runner.run(fuzzing.Case(seed, seed.data, "none", ""))
     assert result.outcome == "failure" and result.reason == "hang", result
