@@ -9,10 +9,12 @@ A case is a seed's bytes changed by one mutation. It is sniffed as discovery wou
 - ``released``: then every released file passes its handler's ``verify`` (the per-file check of
   ``medcloak verify``) and no planted identifier is found in it (gzip members are inflated first);
 - ``quarantined`` or ``skipped`` with a typed reason (a :class:`~medcloak.errors.MedcloakError`,
-  or the engine's "nesting too deep");
+  or the engine's "nesting too deep"); a case stopped by the engine's own time limit
+  (``--object-timeout``, "took longer than N s") is one;
 
 and never: an internal error (an untyped exception the engine swallowed), an exception out of
-``process_task``, a case beyond its time bound, or resident memory beyond the ceiling. Those are
+``process_task``, a hang (a case still running past the engine's time limit and a grace: the
+engine did not stop it), or resident memory beyond the ceiling. Those are
 ``failures``, each with the exception's type and the innermost frame of medcloak it came from, so
 that failures group into classes with a reader to blame.
 
