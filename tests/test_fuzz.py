@@ -282,14 +282,15 @@ def test_repro_dicom_rows_of_a_vr_that_does_not_exist(seeds, runner) -> None:  #
     assert result.outcome != "failure", result
 
 
-@pytest.mark.xfail(strict=False, reason="h15-images: a slide whose IFD chain is cut is released, unverifiable")
 def test_repro_svs_next_ifd_offset_into_the_header(seeds, runner) -> None:  # type: ignore[no-untyped-def]
-    """openslide-python_small.svs whose first IFD's next-IFD offset (at byte 362) is 2: the slide
-    is released though ``verify`` then finds "no pyramid" in it."""
+    """openslide-python_small.svs with 2 at byte 362 (its ImageDescription's offset: the text is
+    no longer "Aperio..."): read as a generic slide (a tiled page and another), released with its
+    one level, in which ``verify`` then found "no pyramid". Refused before release now."""
     seed = next(s for s in seeds if s.label == "slide svs")
     data = seed.data[:362] + (2).to_bytes(4, "little") + seed.data[366:]
     result = _run_one(runner, seeds, "slide svs", data)
-    assert result.outcome != "failure", result
+    assert result.outcome == "quarantined" and result.error == "UnsupportedInputError", result
+    assert "would not be a slide" in result.reason, result
 
 
 def test_repro_tiff_tag_of_count_zero(seeds, runner) -> None:  # type: ignore[no-untyped-def]

@@ -389,6 +389,7 @@ def _prepare(t: TiffIfds) -> tuple[str, _Plan, tuple[str, ...], int, list[tuple[
     plan.page_map = {i: n for n, i in enumerate(kept)}
     removed = tuple(r for r in roles if r not in ("level", "thumbnail", "stub"))
     levels = roles.count("level")
+    kept_subs = 0
     for i, (page, role) in enumerate(zip(pages, roles)):
         keep = role in ("level", "thumbnail")
         plan.check_data(page, keep)
@@ -399,6 +400,7 @@ def _prepare(t: TiffIfds) -> tuple[str, _Plan, tuple[str, ...], int, list[tuple[
             if sub_keep:
                 subs.append(sub)
                 levels += 1
+                kept_subs += 1
             else:
                 removed += ("associated",)
         for j, sub in enumerate(subs):  # chained as they were (libtiff chains them), past removed ones
@@ -407,6 +409,10 @@ def _prepare(t: TiffIfds) -> tuple[str, _Plan, tuple[str, ...], int, list[tuple[
             plan.keep_page(page, next_kept.get(i, 0), [s.offset for s in subs])
         elif i == 0 and stub:
             plan.stub_page(page, next_kept.get(0, 0))
+    if vendor == "generic" and len(kept) == 1 and not kept_subs:
+        # known as a slide by its pages (see _vendor): with one left, its release would be none
+        raise UnsupportedInputError("generic tiled TIFF of a single page once its other pages are removed "
+                                    "(its release would not be a slide)")
     return vendor, plan, removed, levels, plan.zero_ranges()
 
 
