@@ -7,9 +7,10 @@ Hypothesis draws the cases with a fixed seed (``derandomize``), so every run tri
 a failing case is not shrunk but reported with its mutation, to be reproduced by hand. The longer
 campaign, with its figures, is ``benchmarks/fuzz_campaign.py``; ``-m slow`` runs more cases here.
 
-Failures of readers being fixed on other branches are listed in :data:`KNOWN` (each with the
-reader to blame) and marked expected failures, with a reproducer each below; every other failure
-fails the test. Once the readers are fixed, :data:`KNOWN` empties.
+Every failure fails the test. A failure class found while its reader is being fixed elsewhere
+may be listed in :data:`KNOWN` (with the reader to blame) and is then an expected failure, with
+a reproducer below; every class found so far is fixed, each reproducer a plain test, and
+:data:`KNOWN` is empty.
 """
 
 from __future__ import annotations
@@ -29,22 +30,9 @@ CASES = {"dicom": 1500, "photo": 900, "slide": 700, "volume": 900}
 #: ... and under ``-m slow``
 SLOW_CASES = {"dicom": 6000, "photo": 3000, "slide": 3000, "volume": 3000}
 
-#: failure classes of readers fixed on other branches of issue 15: a part of the failure class
-#: (``Result.failure_class``) -> the reader that owes the fix
-KNOWN: dict[str, str] = {
-    "dicom: Memory": "h15-dicom: a deflated data set is inflated whole (streaming inflate under the limits)",
-    "NotImplementedError at medcloak/formats/dicom": "h15-dicom: a VR that does not exist (pydicom's "
-                                                     "NotImplementedError) read before the rules refuse it",
-    "BytesLengthException at medcloak/formats/dicom.py": "h15-dicom: a file meta element given the VR SQ "
-                                                          "raises pydicom's BytesLengthException in read",
-    "(modality_of)": "h15-volumes: NIfTI-2 dims of 2**40 and -1 reach modality_of (IndexError)",
-    "nifti: Memory": "h15-volumes: a gzipped volume declaring 8 GB is inflated (streaming gunzip under the limits)",
-    "volume.py:58 (sniff)": "h15-volumes: the NIfTI sniff lets zlib.error out of a corrupt gzip stream",
-    "(read_volume)": "h15-volumes: read_volume lets a ValueError out of a header with extreme dims or offset",
-    "(_read_minc)": "h15-volumes: a MINC2 whose data chunk is damaged raises OSError out of _read_minc",
-    "slide: Released": "h15-images: an SVS whose IFD chain is cut or loops is released, and verify finds no pyramid",
-    "at medcloak/pixels/tiff_meta.py": "h15-images: a TIFF tag of count 0 (Compression) raises IndexError",
-}
+#: failure classes of readers being fixed elsewhere: a part of the failure class
+#: (``Result.failure_class``) -> the reader that owes the fix (none now: any failure fails CI)
+KNOWN: dict[str, str] = {}
 
 
 def _group(seed: fuzzing.Seed) -> str:
@@ -94,7 +82,7 @@ def _check(results: list[fuzzing.Result]) -> None:
     assert outcomes["released"] and outcomes["quarantined"], outcomes
     if failures:
         classes = sorted({next(v for k, v in KNOWN.items() if k in r.failure_class) for r in failures})
-        pytest.xfail("known failures of readers fixed on other branches: " + "; ".join(classes))
+        pytest.xfail("known failures of readers being fixed elsewhere: " + "; ".join(classes))
 
 
 @pytest.mark.parametrize("group", sorted(CASES))
@@ -213,7 +201,7 @@ def test_the_bombs_are_small_on_disk_and_huge_inflated(seeds) -> None:  # type: 
     assert len(png) < 1 << 20 and struct.unpack(">II", png[16:24]) == (16384, 16384)
 
 
-# ---- reproducers of the failure classes found (fixed on other branches) ---------------------------
+# ---- reproducers of the failure classes found (fixed on the readers' branches and h15-fuzzfix) ----
 
 
 def _run_one(runner: fuzzing.Runner, seeds: list[fuzzing.Seed], label: str, data: bytes) -> fuzzing.Result:
@@ -221,7 +209,6 @@ def _run_one(runner: fuzzing.Runner, seeds: list[fuzzing.Seed], label: str, data
     return runner.run(fuzzing.Case(seed, data, "repro", "", seed.companions))
 
 
-@pytest.mark.xfail(strict=False, reason="h15-dicom: a deflated data set is inflated whole, beyond the limits")
 def test_repro_deflated_bomb_is_refused_within_the_limit(seeds, runner) -> None:  # type: ignore[no-untyped-def]
     """4.7 KB of deflated DICOM plus a private OB element of 256 MB of zeros (a few hundred KB)."""
     deflated = next(s for s in seeds if s.label == "dicom deflated")
@@ -244,7 +231,6 @@ def test_repro_sniff_of_a_corrupt_gzip(seeds, tmp_path) -> None:  # type: ignore
     assert sniff(bytes(data[:512]), path) == "unknown"
 
 
-@pytest.mark.xfail(strict=False, reason="h15-volumes: read_volume lets a ValueError out of extreme dims")
 def test_repro_nifti_extreme_dims_and_offset(seeds, runner) -> None:  # type: ignore[no-untyped-def]
     """NIfTI-1 whose dim[5] is -32768 and vox_offset huge: an internal error (ValueError)."""
     seed = next(s for s in seeds if s.label == "nifti-1")
@@ -256,7 +242,6 @@ def test_repro_nifti_extreme_dims_and_offset(seeds, runner) -> None:  # type: ig
     assert result.outcome != "failure", result
 
 
-@pytest.mark.xfail(strict=False, reason="h15-volumes: a gzip bomb is inflated beyond the limits")
 def test_repro_gzip_bomb_is_refused_within_the_limit(seeds, runner) -> None:  # type: ignore[no-untyped-def]
     """A .nii.gz of a few hundred KB: a header declaring 2048 x 2048 x 1024 int16 and 256 MB of zeros."""
     import gzip
@@ -266,7 +251,6 @@ def test_repro_gzip_bomb_is_refused_within_the_limit(seeds, runner) -> None:  # 
     assert result.outcome == "quarantined" and result.error == "LimitError", result
 
 
-@pytest.mark.xfail(strict=False, reason="h15-volumes: _read_minc lets OSError out of a damaged HDF5 data chunk")
 def test_repro_minc2_damaged_data_chunk(seeds, runner) -> None:  # type: ignore[no-untyped-def]
     seed = next(s for s in seeds if s.label == "minc-2")  # nibabel's minc2_1_scale.mnc
     data = bytearray(seed.data)
@@ -275,7 +259,6 @@ def test_repro_minc2_damaged_data_chunk(seeds, runner) -> None:  # type: ignore[
     assert result.outcome != "failure", result
 
 
-@pytest.mark.xfail(strict=False, reason="h15-dicom: a VR that does not exist raises NotImplementedError in the reader")
 def test_repro_dicom_rows_of_a_vr_that_does_not_exist(seeds, runner) -> None:  # type: ignore[no-untyped-def]
     seed = next(s for s in seeds if s.label == "dicom explicit-le")
     result = _run_one(runner, seeds, "dicom explicit-le", _patched(seed, b"\x28\x00\x10\x00US", b"\x28\x00\x10\x00QS"))
@@ -312,7 +295,6 @@ def test_repro_dicom_file_meta_element_given_the_vr_sq(seeds, runner) -> None:  
     assert result.outcome == "quarantined" and result.error == "CorruptInputError", result
 
 
-@pytest.mark.xfail(strict=False, reason="h15-volumes: NIfTI-2 dims of 2**40 and -1 raise IndexError in modality_of")
 def test_repro_nifti2_dims_huge_and_negative(seeds, runner) -> None:  # type: ignore[no-untyped-def]
     seed = next(s for s in seeds if s.label == "nifti-2")
     data = bytearray(seed.data)
