@@ -372,6 +372,19 @@ def test_found_an_element_of_a_vr_that_does_not_exist_is_refused(seeds, runner) 
     assert result.outcome == "quarantined" and "VR" in result.reason, result
 
 
+def test_found_a_file_meta_element_of_a_vr_that_does_not_exist_is_refused(seeds, runner) -> None:  # type: ignore[no-untyped-def]
+    """A File Meta Information element whose VR is "XX" (Media Storage SOP Class UID, the element
+    at byte 158) reached ``deidentify_dicom``, where pydicom raised NotImplementedError reading it (an
+    internal error; the long campaign found it in every DICOM seed)."""
+    for label in ("dicom implicit-le", "dicom big-endian", "dicom slide"):
+        seed = next(s for s in seeds if s.label == label)
+        assert seed.data[158:164] == b"\x02\x00\x02\x00UI", label
+        data = seed.data[:162] + b"XX" + seed.data[164:]
+        result = runner.run(fuzzing.Case(seed, data, "repro", "", seed.companions))
+        assert result.outcome == "quarantined" and result.error == "CorruptInputError", (label, result)
+        assert "File Meta Information element of a VR" in result.reason, (label, result)
+
+
 def test_found_a_sniff_that_raises_does_not_stop_the_run(seeds, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A .nii.gz whose deflate stream is broken early made the volume sniff raise zlib.error,
     which stopped discovery and so the whole run; the file is now quarantined and the run goes on."""
