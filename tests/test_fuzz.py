@@ -385,6 +385,19 @@ def test_found_a_file_meta_element_of_a_vr_that_does_not_exist_is_refused(seeds,
         assert "File Meta Information element of a VR" in result.reason, (label, result)
 
 
+def test_found_a_text_tag_damaged_into_a_kept_tag_is_refused(seeds, runner) -> None:  # type: ignore[no-untyped-def]
+    """ImageDescription (270, ASCII, with a planted name) damaged into XPosition (286, one bit):
+    a tag the TIFF writer keeps, so its text was released (the long campaign found it). A kept
+    tag of a type or count it cannot have is refused."""
+    seed = next(s for s in seeds if s.label == "tiff photo")
+    data = _patched(seed, b"\x0e\x01\x02\x00", b"\x1e\x01\x02\x00")
+    result = runner.run(fuzzing.Case(seed, data, "repro", ""))
+    assert result.outcome == "quarantined" and result.reason == "TIFF tag 286 of a type or a count it cannot have", result
+    data = _patched(seed, b"\x0e\x01\x02\x00", b"\x1e\x01\x03\x00")  # as 23 SHORTs
+    result = runner.run(fuzzing.Case(seed, data, "repro", ""))
+    assert result.outcome == "quarantined" and result.reason == "TIFF tag 286 of a type or a count it cannot have", result
+
+
 def test_found_a_sniff_that_raises_does_not_stop_the_run(seeds, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A .nii.gz whose deflate stream is broken early made the volume sniff raise zlib.error,
     which stopped discovery and so the whole run; the file is now quarantined and the run goes on."""
