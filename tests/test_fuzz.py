@@ -398,6 +398,18 @@ def test_found_a_text_tag_damaged_into_a_kept_tag_is_refused(seeds, runner) -> N
     assert result.outcome == "quarantined" and result.reason == "TIFF tag 286 of a type or a count it cannot have", result
 
 
+def test_found_a_vendor_told_by_a_text_the_cleaner_drops(seeds, runner) -> None:  # type: ignore[no-untyped-def]
+    """The SVS whose ImageDescription's type is damaged (ASCII 2 -> 66, one bit at byte 356): it
+    was read as Aperio by that text, which the cleaner then dropped (no ASCII), so the release
+    was a generic slide whose thumbnail ``verify`` wanted removed. The vendor is told only by
+    text the cleaner keeps: a generic slide of one page once its thumbnail is removed, refused."""
+    seed = next(s for s in seeds if s.label == "slide svs")
+    assert seed.data[354:358] == b"\x0e\x01\x02\x00"  # ImageDescription, ASCII
+    data = seed.data[:356] + b"\x42" + seed.data[357:]
+    result = runner.run(fuzzing.Case(seed, data, "repro", "", seed.companions))
+    assert result.outcome == "quarantined" and "would not be a slide" in result.reason, result
+
+
 def test_found_a_sniff_that_raises_does_not_stop_the_run(seeds, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A .nii.gz whose deflate stream is broken early made the volume sniff raise zlib.error,
     which stopped discovery and so the whole run; the file is now quarantined and the run goes on."""

@@ -95,16 +95,23 @@ class SlideReport:
     sha256: str = ""
 
 
+def _text(t: TiffIfds, page: Ifd, tag: int, limit: int, kinds: tuple[int, ...] = (2,)) -> bytes:
+    """A tag's text when it has a type the cleaner keeps such text as (see ``_Plan._decide``):
+    a vendor told by a text the cleaner then drops would not be the release's vendor."""
+    e = page.entries.get(tag)
+    return t.text(page, tag, limit) if e is not None and e.kind in kinds else b""
+
+
 def _vendor(t: TiffIfds, pages: list[Ifd]) -> str | None:
     p0 = pages[0]
-    desc = t.text(p0, V.DESCRIPTION, 4096)
+    desc = _text(t, p0, V.DESCRIPTION, 4096)
     if V.NDPI_FLAG in p0.entries:
         return "hamamatsu"
     if desc.startswith(b"Aperio"):
         return "aperio"
-    if t.text(p0, 305, 64).startswith(b"Philips"):
+    if _text(t, p0, 305, 64).startswith(b"Philips"):
         return "philips"
-    if 700 in p0.entries and b"iScan" in t.text(p0, 700, 1 << 20):
+    if 700 in p0.entries and b"iScan" in _text(t, p0, 700, 1 << 20, (1, 7)):
         return "ventana"
     if desc.startswith(b"<"):
         if b"PerkinElmer-QPI" in desc:
