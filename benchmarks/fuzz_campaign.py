@@ -65,7 +65,8 @@ def child(group: str, start: int, stop: int, base: int, out: Path, work: Path, k
     import fuzzing
 
     seeds = fuzzing.seeds()
-    runner = fuzzing.Runner(work, case_seconds=seconds, keep=Path(keep) if keep else None)
+    # a failing case's files go to KEEP/GROUP/caseI (I: its number, for --only GROUP:I)
+    runner = fuzzing.Runner(work, case_seconds=seconds, keep=Path(keep) / group if keep else None)
     with out.open("a", encoding="utf-8") as fh:
         if start == 0:  # the reference: the engine on the unmutated seeds of the group
             for seed in (s for s in seeds if _group(s) == group):
@@ -76,6 +77,7 @@ def child(group: str, start: int, stop: int, base: int, out: Path, work: Path, k
             fh.write(json.dumps({"start": i}) + "\n")
             fh.flush()
             case = draw(seeds, group, base, i)
+            runner.n = i - 1  # the runner counts the case it runs
             res = runner.run(case)
             fh.write(json.dumps({
                 "i": i, "seed": case.seed.label, "op": case.op, "note": case.note[:160], "kind": res.kind,

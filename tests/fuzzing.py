@@ -9,10 +9,12 @@ A case is a seed's bytes changed by one mutation. It is sniffed as discovery wou
 - ``released``: then every released file passes its handler's ``verify`` (the per-file check of
   ``medcloak verify``) and no planted identifier is found in it (gzip members are inflated first);
 - ``quarantined`` or ``skipped`` with a typed reason (a :class:`~medcloak.errors.MedcloakError`,
-  or the engine's "nesting too deep");
+  or the engine's "nesting too deep"); a case stopped by the engine's own time limit
+  (``--object-timeout``, "took longer than N s") is one;
 
 and never: an internal error (an untyped exception the engine swallowed), an exception out of
-``process_task``, a case beyond its time bound, or resident memory beyond the ceiling. Those are
+``process_task``, a hang (a case still running past the engine's time limit and a grace: the
+engine did not stop it), or resident memory beyond the ceiling. Those are
 ``failures``, each with the exception's type and the innermost frame of medcloak it came from, so
 that failures group into classes with a reader to blame.
 
@@ -936,14 +938,20 @@ def mutate(seed: Seed, op: str, rng: random.Random) -> Case:
 
 #: the limits every case runs under: tight, so that bombs are refused whatever the reader
 LIMITS_BYTES = 64 << 20
-#: seconds a case may take before it is a failure ("hang")
+#: seconds a case may take: the engine's own limit (``--object-timeout``), past which it stops the
+#: case and quarantines it ("took longer than N s"): a typed quarantine, as a run would end it
 CASE_SECONDS = 20.0
+#: seconds past :data:`CASE_SECONDS` in which a case must have ended: one that ends later was not
+#: stopped by the engine (code its watchdog cannot interrupt: a C loop, a blocking call), a failure
+#: ("hang"); the harness's own alarm interrupts it at twice the grace, to go on with the campaign
+GRACE_SECONDS = 5.0
 #: resident memory one case may add to what the process held before it (the limit, and copies)
 CEILING_BYTES = 4 * LIMITS_BYTES
 
 
 class CaseTimeout(BaseException):
-    """A case ran beyond :data:`CASE_SECONDS` (a BaseException: the engine does not swallow it)."""
+    """A case ran beyond :data:`CASE_SECONDS` and twice :data:`GRACE_SECONDS` (a BaseException:
+    the engine does not swallow it)."""
 
 
 @dataclass
@@ -1038,7 +1046,7 @@ class Runner:
     """Runs cases in this process, one after the other, in ``workdir`` (on a real disk)."""
 
     def __init__(self, workdir: Path, limits_bytes: int = LIMITS_BYTES, case_seconds: float = CASE_SECONDS,
-                 keep: Path | None = None) -> None:
+                 keep: Path | None = None, grace: float = GRACE_SECONDS) -> None:
         from medcloak.engine import Job, make_settings
         from medcloak.limits import Limits
         from medcloak.pseudonym import Keyring
@@ -1047,6 +1055,7 @@ class Runner:
 
         self.workdir = workdir
         self.case_seconds = case_seconds
+        self.grace = grace
         self.profile = load_profile()
         self.job = Job(self.profile, Keyring(SECRET), str(workdir / "out"), audit="", settings=make_settings({}),
                        limits=Limits(max_object_bytes=limits_bytes, max_ratio=200, timeout=case_seconds))
@@ -1107,12 +1116,14 @@ class Runner:
         before = _status("VmRSS")
         _reset_peak()
         previous = signal.signal(signal.SIGALRM, alarm)
-        signal.setitimer(signal.ITIMER_REAL, self.case_seconds)
+        signal.setitimer(signal.ITIMER_REAL, self.case_seconds + 2 * self.grace)
         start = time.perf_counter()
+        hang = Result(case, kind, "failure", "hang", "CaseTimeout", "")
         try:
             outcomes = engine.process_task(Task(Source(str(path), kind, len(case.data)), f"case{self.n}"), self.job)
         except CaseTimeout:
-            return Result(case, kind, "failure", "hang", "CaseTimeout", "", time.perf_counter() - start)
+            hang.seconds = time.perf_counter() - start
+            return hang
         except Exception as exc:  # noqa: BLE001 - out of process_task: a failure
             return Result(case, kind, "failure", f"raised {type(exc).__name__}", type(exc).__name__,
                           _medcloak_frame(exc.__traceback__), time.perf_counter() - start)
@@ -1121,6 +1132,9 @@ class Runner:
             signal.signal(signal.SIGALRM, previous)
             engine._failed = original  # type: ignore[assignment]
         seconds = time.perf_counter() - start
+        if seconds > self.case_seconds + self.grace:  # ended, but not by the engine's time limit in time
+            hang.seconds = seconds
+            return hang
         rss = max(_status("VmHWM") - before, 0)
         (outcome,) = outcomes
         if rss > CEILING_BYTES:

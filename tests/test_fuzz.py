@@ -7,9 +7,10 @@ Hypothesis draws the cases with a fixed seed (``derandomize``), so every run tri
 a failing case is not shrunk but reported with its mutation, to be reproduced by hand. The longer
 campaign, with its figures, is ``benchmarks/fuzz_campaign.py``; ``-m slow`` runs more cases here.
 
-Failures of readers being fixed on other branches are listed in :data:`KNOWN` (each with the
-reader to blame) and marked expected failures, with a reproducer each below; every other failure
-fails the test. Once the readers are fixed, :data:`KNOWN` empties.
+Every failure fails the test. A failure class found while its reader is being fixed elsewhere
+may be listed in :data:`KNOWN` (with the reader to blame) and is then an expected failure, with
+a reproducer below; every class found so far is fixed, each reproducer a plain test, and
+:data:`KNOWN` is empty.
 """
 
 from __future__ import annotations
@@ -29,22 +30,9 @@ CASES = {"dicom": 1500, "photo": 900, "slide": 700, "volume": 900}
 #: ... and under ``-m slow``
 SLOW_CASES = {"dicom": 6000, "photo": 3000, "slide": 3000, "volume": 3000}
 
-#: failure classes of readers fixed on other branches of issue 15: a part of the failure class
-#: (``Result.failure_class``) -> the reader that owes the fix
-KNOWN: dict[str, str] = {
-    "dicom: Memory": "h15-dicom: a deflated data set is inflated whole (streaming inflate under the limits)",
-    "NotImplementedError at medcloak/formats/dicom": "h15-dicom: a VR that does not exist (pydicom's "
-                                                     "NotImplementedError) read before the rules refuse it",
-    "BytesLengthException at medcloak/formats/dicom.py": "h15-dicom: a file meta element given the VR SQ "
-                                                          "raises pydicom's BytesLengthException in read",
-    "(modality_of)": "h15-volumes: NIfTI-2 dims of 2**40 and -1 reach modality_of (IndexError)",
-    "nifti: Memory": "h15-volumes: a gzipped volume declaring 8 GB is inflated (streaming gunzip under the limits)",
-    "volume.py:58 (sniff)": "h15-volumes: the NIfTI sniff lets zlib.error out of a corrupt gzip stream",
-    "(read_volume)": "h15-volumes: read_volume lets a ValueError out of a header with extreme dims or offset",
-    "(_read_minc)": "h15-volumes: a MINC2 whose data chunk is damaged raises OSError out of _read_minc",
-    "slide: Released": "h15-images: an SVS whose IFD chain is cut or loops is released, and verify finds no pyramid",
-    "at medcloak/pixels/tiff_meta.py": "h15-images: a TIFF tag of count 0 (Compression) raises IndexError",
-}
+#: failure classes of readers being fixed elsewhere: a part of the failure class
+#: (``Result.failure_class``) -> the reader that owes the fix (none now: any failure fails CI)
+KNOWN: dict[str, str] = {}
 
 
 def _group(seed: fuzzing.Seed) -> str:
@@ -94,7 +82,7 @@ def _check(results: list[fuzzing.Result]) -> None:
     assert outcomes["released"] and outcomes["quarantined"], outcomes
     if failures:
         classes = sorted({next(v for k, v in KNOWN.items() if k in r.failure_class) for r in failures})
-        pytest.xfail("known failures of readers fixed on other branches: " + "; ".join(classes))
+        pytest.xfail("known failures of readers being fixed elsewhere: " + "; ".join(classes))
 
 
 @pytest.mark.parametrize("group", sorted(CASES))
@@ -153,13 +141,32 @@ def test_the_check_sees_an_internal_error(seeds, runner, monkeypatch) -> None:  
     assert result.outcome == "failure" and result.error == "KeyError" and "photo" in result.where, result
 
 
-def test_the_check_bounds_a_case_in_time(seeds, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_case_the_engine_stops_in_time_is_a_typed_quarantine(seeds, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A reader looping in Python is stopped by the engine's own time limit (``--object-timeout``)
+    and quarantined with its reason: the behaviour wanted, not a failure."""
+    from medcloak.formats import photo
+
+    def loop(*args, **kwargs):  # type: ignore[no-untyped-def]
+        while True:
+            pass
+
+    monkeypatch.setattr(photo, "deidentify_photo", loop)
+    runner = fuzzing.Runner(tmp_path, case_seconds=0.2, grace=2.0)
+    seed = next(s for s in seeds if s.family == "jpeg")
+    result = runner.run(fuzzing.Case(seed, seed.data, "none", ""))
+    assert result.outcome == "quarantined" and result.error == "LimitError", result
+    assert result.reason == "took longer than 0.2 s (--object-timeout)", result
+
+
+def test_the_check_sees_a_hang_the_engine_does_not_stop(seeds, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A blocking call the engine's watchdog cannot interrupt (as a C codec's loop would be) runs
+    past the engine's limit and its grace: a failure ("hang"), however the case ends after it."""
     import time
 
     from medcloak.formats import photo
 
-    monkeypatch.setattr(photo, "deidentify_photo", lambda *a, **k: time.sleep(5))
-    runner = fuzzing.Runner(tmp_path, case_seconds=0.2)
+    monkeypatch.setattr(photo, "deidentify_photo", lambda *a, **k: time.sleep(30))
+    runner = fuzzing.Runner(tmp_path, case_seconds=0.2, grace=0.5)
     seed = next(s for s in seeds if s.family == "jpeg")
     result = runner.run(fuzzing.Case(seed, seed.data, "none", ""))
     assert result.outcome == "failure" and result.reason == "hang", result
@@ -194,7 +201,7 @@ def test_the_bombs_are_small_on_disk_and_huge_inflated(seeds) -> None:  # type: 
     assert len(png) < 1 << 20 and struct.unpack(">II", png[16:24]) == (16384, 16384)
 
 
-# ---- reproducers of the failure classes found (fixed on other branches) ---------------------------
+# ---- reproducers of the failure classes found (fixed on the readers' branches and h15-fuzzfix) ----
 
 
 def _run_one(runner: fuzzing.Runner, seeds: list[fuzzing.Seed], label: str, data: bytes) -> fuzzing.Result:
@@ -202,7 +209,6 @@ def _run_one(runner: fuzzing.Runner, seeds: list[fuzzing.Seed], label: str, data
     return runner.run(fuzzing.Case(seed, data, "repro", "", seed.companions))
 
 
-@pytest.mark.xfail(strict=False, reason="h15-dicom: a deflated data set is inflated whole, beyond the limits")
 def test_repro_deflated_bomb_is_refused_within_the_limit(seeds, runner) -> None:  # type: ignore[no-untyped-def]
     """4.7 KB of deflated DICOM plus a private OB element of 256 MB of zeros (a few hundred KB)."""
     deflated = next(s for s in seeds if s.label == "dicom deflated")
@@ -210,10 +216,10 @@ def test_repro_deflated_bomb_is_refused_within_the_limit(seeds, runner) -> None:
     assert result.outcome == "quarantined" and result.error == "LimitError", result
 
 
-@pytest.mark.xfail(strict=False, reason="h15-volumes: the NIfTI sniff lets zlib.error out of a corrupt gzip")
 def test_repro_sniff_of_a_corrupt_gzip(seeds, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """A .nii.gz whose deflate stream is broken early (a run survives it: discovery calls it
-    unknown; but the sniff should say it is no volume, or a corrupt one, itself)."""
+    """A .nii.gz whose deflate stream is broken early: the NIfTI sniff let zlib.error out (a run
+    survived it, discovery called it unknown); a sniff answers, never raises: not a volume."""
+    from medcloak.formats.volume import sniff as header_kind
     from medcloak.handlers import sniff
 
     gz = next(s for s in seeds if s.family == "gzip")
@@ -221,10 +227,10 @@ def test_repro_sniff_of_a_corrupt_gzip(seeds, tmp_path) -> None:  # type: ignore
     data[20] ^= 0xFF  # inside the first deflate block's code lengths
     path = tmp_path / "x.nii.gz"
     path.write_bytes(bytes(data))
-    sniff(bytes(data[:512]), path)
+    assert header_kind(bytes(data[:4096])) is None
+    assert sniff(bytes(data[:512]), path) == "unknown"
 
 
-@pytest.mark.xfail(strict=False, reason="h15-volumes: read_volume lets a ValueError out of extreme dims")
 def test_repro_nifti_extreme_dims_and_offset(seeds, runner) -> None:  # type: ignore[no-untyped-def]
     """NIfTI-1 whose dim[5] is -32768 and vox_offset huge: an internal error (ValueError)."""
     seed = next(s for s in seeds if s.label == "nifti-1")
@@ -236,7 +242,6 @@ def test_repro_nifti_extreme_dims_and_offset(seeds, runner) -> None:  # type: ig
     assert result.outcome != "failure", result
 
 
-@pytest.mark.xfail(strict=False, reason="h15-volumes: a gzip bomb is inflated beyond the limits")
 def test_repro_gzip_bomb_is_refused_within_the_limit(seeds, runner) -> None:  # type: ignore[no-untyped-def]
     """A .nii.gz of a few hundred KB: a header declaring 2048 x 2048 x 1024 int16 and 256 MB of zeros."""
     import gzip
@@ -246,7 +251,6 @@ def test_repro_gzip_bomb_is_refused_within_the_limit(seeds, runner) -> None:  # 
     assert result.outcome == "quarantined" and result.error == "LimitError", result
 
 
-@pytest.mark.xfail(strict=False, reason="h15-volumes: _read_minc lets OSError out of a damaged HDF5 data chunk")
 def test_repro_minc2_damaged_data_chunk(seeds, runner) -> None:  # type: ignore[no-untyped-def]
     seed = next(s for s in seeds if s.label == "minc-2")  # nibabel's minc2_1_scale.mnc
     data = bytearray(seed.data)
@@ -255,41 +259,42 @@ def test_repro_minc2_damaged_data_chunk(seeds, runner) -> None:  # type: ignore[
     assert result.outcome != "failure", result
 
 
-@pytest.mark.xfail(strict=False, reason="h15-dicom: a VR that does not exist raises NotImplementedError in the reader")
 def test_repro_dicom_rows_of_a_vr_that_does_not_exist(seeds, runner) -> None:  # type: ignore[no-untyped-def]
     seed = next(s for s in seeds if s.label == "dicom explicit-le")
     result = _run_one(runner, seeds, "dicom explicit-le", _patched(seed, b"\x28\x00\x10\x00US", b"\x28\x00\x10\x00QS"))
     assert result.outcome != "failure", result
 
 
-@pytest.mark.xfail(strict=False, reason="h15-images: a slide whose IFD chain is cut is released, unverifiable")
 def test_repro_svs_next_ifd_offset_into_the_header(seeds, runner) -> None:  # type: ignore[no-untyped-def]
-    """openslide-python_small.svs whose first IFD's next-IFD offset (at byte 362) is 2: the slide
-    is released though ``verify`` then finds "no pyramid" in it."""
+    """openslide-python_small.svs with 2 at byte 362 (its ImageDescription's offset: the text is
+    no longer "Aperio..."): read as a generic slide (a tiled page and another), released with its
+    one level, in which ``verify`` then found "no pyramid". Refused before release now."""
     seed = next(s for s in seeds if s.label == "slide svs")
     data = seed.data[:362] + (2).to_bytes(4, "little") + seed.data[366:]
     result = _run_one(runner, seeds, "slide svs", data)
-    assert result.outcome != "failure", result
+    assert result.outcome == "quarantined" and result.error == "UnsupportedInputError", result
+    assert "would not be a slide" in result.reason, result
 
 
-@pytest.mark.xfail(strict=False, reason="h15-images: a TIFF tag of count 0 raises IndexError in strip_tiff_metadata")
 def test_repro_tiff_tag_of_count_zero(seeds, runner) -> None:  # type: ignore[no-untyped-def]
-    """The TIFF photo (Pillow, deflate) whose Compression entry declares a count of 0."""
+    """The TIFF photo (Pillow, deflate) whose Compression entry declares a count of 0 raised
+    IndexError in strip_tiff_metadata: a tag of the image's structure without a value is corrupt."""
     seed = next(s for s in seeds if s.label == "tiff photo")
     data = seed.data[:4670] + bytes(4) + seed.data[4674:]
     result = _run_one(runner, seeds, "tiff photo", data)
-    assert result.outcome != "failure", result
+    assert result.outcome == "quarantined" and result.error == "CorruptInputError", result
+    assert "count 0" in result.reason, result
 
 
-@pytest.mark.xfail(strict=False, reason="h15-dicom: a file meta element of VR SQ raises BytesLengthException in read")
 def test_repro_dicom_file_meta_element_given_the_vr_sq(seeds, runner) -> None:  # type: ignore[no-untyped-def]
+    """File Meta Information Group Length given the VR SQ: pydicom's BytesLengthException came out
+    of ``read`` (an internal error); it is corrupt input."""
     seed = next(s for s in seeds if s.label == "dicom implicit-le")  # rtplan.dcm
     data = seed.data[:136] + b"SQ" + seed.data[138:]  # File Meta Information Group Length's VR
     result = _run_one(runner, seeds, "dicom implicit-le", data)
-    assert result.outcome != "failure", result
+    assert result.outcome == "quarantined" and result.error == "CorruptInputError", result
 
 
-@pytest.mark.xfail(strict=False, reason="h15-volumes: NIfTI-2 dims of 2**40 and -1 raise IndexError in modality_of")
 def test_repro_nifti2_dims_huge_and_negative(seeds, runner) -> None:  # type: ignore[no-untyped-def]
     seed = next(s for s in seeds if s.label == "nifti-2")
     data = bytearray(seed.data)
@@ -365,6 +370,44 @@ def test_found_an_element_of_a_vr_that_does_not_exist_is_refused(seeds, runner) 
     data = seed.data[:at + 4] + b"XX" + seed.data[at + 6:]
     result = runner.run(fuzzing.Case(seed, data, "repro", ""))
     assert result.outcome == "quarantined" and "VR" in result.reason, result
+
+
+def test_found_a_file_meta_element_of_a_vr_that_does_not_exist_is_refused(seeds, runner) -> None:  # type: ignore[no-untyped-def]
+    """A File Meta Information element whose VR is "XX" (Media Storage SOP Class UID, the element
+    at byte 158) reached ``deidentify_dicom``, where pydicom raised NotImplementedError reading it (an
+    internal error; the long campaign found it in every DICOM seed)."""
+    for label in ("dicom implicit-le", "dicom big-endian", "dicom slide"):
+        seed = next(s for s in seeds if s.label == label)
+        assert seed.data[158:164] == b"\x02\x00\x02\x00UI", label
+        data = seed.data[:162] + b"XX" + seed.data[164:]
+        result = runner.run(fuzzing.Case(seed, data, "repro", "", seed.companions))
+        assert result.outcome == "quarantined" and result.error == "CorruptInputError", (label, result)
+        assert "File Meta Information element of a VR" in result.reason, (label, result)
+
+
+def test_found_a_text_tag_damaged_into_a_kept_tag_is_refused(seeds, runner) -> None:  # type: ignore[no-untyped-def]
+    """ImageDescription (270, ASCII, with a planted name) damaged into XPosition (286, one bit):
+    a tag the TIFF writer keeps, so its text was released (the long campaign found it). A kept
+    tag of a type or count it cannot have is refused."""
+    seed = next(s for s in seeds if s.label == "tiff photo")
+    data = _patched(seed, b"\x0e\x01\x02\x00", b"\x1e\x01\x02\x00")
+    result = runner.run(fuzzing.Case(seed, data, "repro", ""))
+    assert result.outcome == "quarantined" and result.reason == "TIFF tag 286 of a type or a count it cannot have", result
+    data = _patched(seed, b"\x0e\x01\x02\x00", b"\x1e\x01\x03\x00")  # as 23 SHORTs
+    result = runner.run(fuzzing.Case(seed, data, "repro", ""))
+    assert result.outcome == "quarantined" and result.reason == "TIFF tag 286 of a type or a count it cannot have", result
+
+
+def test_found_a_vendor_told_by_a_text_the_cleaner_drops(seeds, runner) -> None:  # type: ignore[no-untyped-def]
+    """The SVS whose ImageDescription's type is damaged (ASCII 2 -> 66, one bit at byte 356): it
+    was read as Aperio by that text, which the cleaner then dropped (no ASCII), so the release
+    was a generic slide whose thumbnail ``verify`` wanted removed. The vendor is told only by
+    text the cleaner keeps: a generic slide of one page once its thumbnail is removed, refused."""
+    seed = next(s for s in seeds if s.label == "slide svs")
+    assert seed.data[354:358] == b"\x0e\x01\x02\x00"  # ImageDescription, ASCII
+    data = seed.data[:356] + b"\x42" + seed.data[357:]
+    result = runner.run(fuzzing.Case(seed, data, "repro", "", seed.companions))
+    assert result.outcome == "quarantined" and "would not be a slide" in result.reason, result
 
 
 def test_found_a_sniff_that_raises_does_not_stop_the_run(seeds, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -64,7 +64,7 @@ def read(path: Path) -> Dataset:
     :func:`~medcloak.formats.dicom_read.read_fast` where it is sure of the file, else checked
     by :func:`~medcloak.formats.dicom_check.check_structure` and read by ``dcmread``."""
     import pydicom
-    from pydicom.errors import InvalidDicomError
+    from pydicom.errors import BytesLengthException, InvalidDicomError
 
     from .dicom_read import read_fast
 
@@ -95,7 +95,8 @@ def read(path: Path) -> Dataset:
         fh.seek(0)
         try:
             return pydicom.dcmread(fh, force=kind == "raw")
-        except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, NotImplementedError) as exc:
+        except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, NotImplementedError,
+                BytesLengthException) as exc:  # the last: a value of a length its VR cannot have
             raise CorruptInputError(f"unreadable DICOM ({type(exc).__name__})") from None
 
 

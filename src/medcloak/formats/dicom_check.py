@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import CorruptInputError, LimitError
 from ..limits import check_declared, inflate_limit, refuse_inflated
-from .dicom_elements import DEFLATED, Fault, Walker, encoding, file_meta, inflate
+from .dicom_elements import DEFLATED, KNOWN_VRS, Fault, Walker, encoding, file_meta, inflate
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -98,7 +98,11 @@ def check_structure(data: Any) -> None:
     part10 = end >= 132 and bytes(data[128:132]) == b"DICM"
     stored = 0
     try:
-        pos, syntax = file_meta(data, 132 if part10 else 0)
+        meta: list[tuple[int, bytes | None, int, int]] = []
+        pos, syntax = file_meta(data, 132 if part10 else 0, meta)
+        if any(vr is not None and bytes(vr) not in KNOWN_VRS for _tag, vr, _at, _n in meta):
+            # pydicom raises on such an element when it is touched (NotImplementedError)
+            raise CorruptInputError("malformed: a File Meta Information element of a VR that does not exist")
         if pos >= end:
             raise CorruptInputError("truncated: no data set after the File Meta Information")
         little, implicit = encoding(data, pos, syntax)

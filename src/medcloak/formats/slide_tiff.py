@@ -95,16 +95,23 @@ class SlideReport:
     sha256: str = ""
 
 
+def _text(t: TiffIfds, page: Ifd, tag: int, limit: int, kinds: tuple[int, ...] = (2,)) -> bytes:
+    """A tag's text when it has a type the cleaner keeps such text as (see ``_Plan._decide``):
+    a vendor told by a text the cleaner then drops would not be the release's vendor."""
+    e = page.entries.get(tag)
+    return t.text(page, tag, limit) if e is not None and e.kind in kinds else b""
+
+
 def _vendor(t: TiffIfds, pages: list[Ifd]) -> str | None:
     p0 = pages[0]
-    desc = t.text(p0, V.DESCRIPTION, 4096)
+    desc = _text(t, p0, V.DESCRIPTION, 4096)
     if V.NDPI_FLAG in p0.entries:
         return "hamamatsu"
     if desc.startswith(b"Aperio"):
         return "aperio"
-    if t.text(p0, 305, 64).startswith(b"Philips"):
+    if _text(t, p0, 305, 64).startswith(b"Philips"):
         return "philips"
-    if 700 in p0.entries and b"iScan" in t.text(p0, 700, 1 << 20):
+    if 700 in p0.entries and b"iScan" in _text(t, p0, 700, 1 << 20, (1, 7)):
         return "ventana"
     if desc.startswith(b"<"):
         if b"PerkinElmer-QPI" in desc:
@@ -389,6 +396,7 @@ def _prepare(t: TiffIfds) -> tuple[str, _Plan, tuple[str, ...], int, list[tuple[
     plan.page_map = {i: n for n, i in enumerate(kept)}
     removed = tuple(r for r in roles if r not in ("level", "thumbnail", "stub"))
     levels = roles.count("level")
+    kept_subs = 0
     for i, (page, role) in enumerate(zip(pages, roles)):
         keep = role in ("level", "thumbnail")
         plan.check_data(page, keep)
@@ -399,6 +407,7 @@ def _prepare(t: TiffIfds) -> tuple[str, _Plan, tuple[str, ...], int, list[tuple[
             if sub_keep:
                 subs.append(sub)
                 levels += 1
+                kept_subs += 1
             else:
                 removed += ("associated",)
         for j, sub in enumerate(subs):  # chained as they were (libtiff chains them), past removed ones
@@ -407,6 +416,10 @@ def _prepare(t: TiffIfds) -> tuple[str, _Plan, tuple[str, ...], int, list[tuple[
             plan.keep_page(page, next_kept.get(i, 0), [s.offset for s in subs])
         elif i == 0 and stub:
             plan.stub_page(page, next_kept.get(0, 0))
+    if vendor == "generic" and len(kept) == 1 and not kept_subs:
+        # known as a slide by its pages (see _vendor): with one left, its release would be none
+        raise UnsupportedInputError("generic tiled TIFF of a single page once its other pages are removed "
+                                    "(its release would not be a slide)")
     return vendor, plan, removed, levels, plan.zero_ranges()
 
 

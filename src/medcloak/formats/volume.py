@@ -31,6 +31,7 @@ import io
 import json
 import math
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,12 +67,14 @@ SIDECAR_KEEP = frozenset({"RepetitionTime", "EchoTime", "InversionTime", "SliceT
 
 
 def sniff(head: bytes) -> str | None:
-    """``nifti``/``analyze`` for an (uncompressed or gzipped) NIfTI or Analyze header."""
+    """``nifti``/``analyze`` for an (uncompressed or gzipped) NIfTI or Analyze header; ``None``
+    for anything else, a gzip stream broken before its first 352 bytes too (a sniff answers,
+    it never raises: the file is then not a supported format)."""
     if head[:2] == b"\x1f\x8b":
         try:
             with gzip.GzipFile(fileobj=io.BytesIO(head)) as fh:
                 head = fh.read(352)
-        except (OSError, EOFError):
+        except (OSError, EOFError, zlib.error):
             return None
     if len(head) >= 348:
         size_le, size_be = int.from_bytes(head[:4], "little"), int.from_bytes(head[:4], "big")

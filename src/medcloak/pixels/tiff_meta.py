@@ -29,6 +29,18 @@ KEEP = frozenset({
     254, 255, 256, 257, 258, 259, 262, 266, 273, 274, 277, 278, 279, 282, 283, 284, 286, 287, 290,
     291, 296, 317, 318, 319, 320, 322, 323, 324, 325, 338, 339, 340, 341, 347, 529, 530, 531, 532,
 })
+#: the types a kept tag may have (TIFF 6.0; SHORT and LONG alike where either is used): any other
+#: is refused, so that damage (a bit flip in a tag number: ImageDescription 270 to XPosition 286)
+#: cannot carry a text value into the release; integers unless named here
+KEPT_TYPES = {**dict.fromkeys((282, 283, 286, 287, 318, 319, 529, 532), frozenset({5})),
+              340: frozenset({1, 3, 4, 6, 8, 9, 11, 12, 16, 17}), 341: frozenset({1, 3, 4, 6, 8, 9, 11, 12, 16, 17}),
+              347: frozenset({7})}
+INTEGERS = frozenset({3, 4, 16})
+#: the values a kept tag may have: one unless named here ("samples": one per sample, or fewer;
+#: None: as many as it needs, checked elsewhere: offsets, counts, the colour map, JPEG tables)
+KEPT_COUNTS: dict[int, int | str | None] = {
+    258: "samples", 338: "samples", 339: "samples", 340: "samples", 341: "samples", 318: 2, 319: 6, 529: 3,
+    530: 2, 532: 6, 273: None, 279: None, 324: None, 325: None, 320: None, 347: None}
 OFFSETS_TO_COUNTS = {273: 279, 324: 325}  # StripOffsets -> StripByteCounts, TileOffsets -> TileByteCounts
 SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
 MAX_IFDS = 10000
@@ -131,10 +143,13 @@ def strip_tiff_metadata(data: bytes) -> bytes:
     copied = 0  # bytes of strips and tiles the rewritten file will hold
     for entries in r.ifds():
         tags = {e.tag: e for e in entries}
+        if any(e.count == 0 for e in entries if e.tag in KEEP):
+            raise CorruptInputError("TIFF tag of the image's structure without a value (count 0)")
+        _check_kept(r, tags)
         compression = r.values(tags[259])[0] if 259 in tags and tags[259].kind in (3, 4) else 1
         if compression == 6:
             raise UnsupportedInputError("TIFF with old-style JPEG compression (6)")
-        kept = {t: e for t, e in tags.items() if t in KEEP}
+        kept = {t: e for t, e in tags.items() if t in KEEP and (t != 347 or compression == 7)}
         blobs: dict[int, list[bytes]] = {}
         for off_tag, count_tag in OFFSETS_TO_COUNTS.items():
             if off_tag not in kept:
@@ -165,6 +180,23 @@ def strip_tiff_metadata(data: bytes) -> bytes:
             kept[347] = _Entry(347, 7, len(tables), tables)
         pages.append((kept, blobs))
     return _write(r.bo, r.big, pages)
+
+
+def _check_kept(r: _Reader, tags: dict[int, _Entry]) -> None:
+    """Every kept tag of a type and a count it can have (:data:`KEPT_TYPES`, :data:`KEPT_COUNTS`);
+    the colour map of 3 x 2**bits values: else the page is refused, its values never copied."""
+    samples = r.values(tags[277])[0] if 277 in tags and tags[277].kind == 3 and tags[277].count == 1 else 1
+    for tag, e in tags.items():
+        if tag not in KEEP:
+            continue
+        most = KEPT_COUNTS.get(tag, 1)
+        if e.kind not in KEPT_TYPES.get(tag, INTEGERS) or isinstance(most, int) and e.count > most \
+                or most == "samples" and e.count > samples:
+            raise CorruptInputError(f"TIFF tag {tag} of a type or a count it cannot have")
+    if 320 in tags:
+        bits = r.values(tags[258])[0] if 258 in tags else 1
+        if not 1 <= bits <= 16 or tags[320].count != 3 << bits:
+            raise CorruptInputError("TIFF colour map of a size its bits per sample do not give")
 
 
 def _check_page(r: _Reader, tags: dict[int, _Entry], compression: int, stored: int) -> None:
