@@ -38,22 +38,13 @@ GROUPS = ("dicom", "photo", "slide", "volume")
 CHUNK = 1500
 
 
-def _group(seed) -> str:  # type: ignore[no-untyped-def]
-    if seed.label.startswith("slide") or seed.label == "dicom slide":
-        return "slide"
-    if seed.family == "dicom":
-        return "dicom"
-    if seed.family in ("jpeg", "png", "tiff"):
-        return "photo"
-    return "volume"
-
 
 def draw(seeds, group: str, base: int, i: int):  # type: ignore[no-untyped-def]
     """Case ``i`` of ``group``: its seed, its mutation and the random source of both."""
     import fuzzing
 
     rng = random.Random(f"{base}/{group}/{i}")
-    mine = [s for s in seeds if _group(s) == group]
+    mine = [s for s in seeds if fuzzing.group(s) == group]
     seed = rng.choice(mine)
     op = rng.choice(sorted(fuzzing.MUTATIONS[seed.family]))
     return fuzzing.mutate(seed, op, rng)
@@ -69,7 +60,7 @@ def child(group: str, start: int, stop: int, base: int, out: Path, work: Path, k
     runner = fuzzing.Runner(work, case_seconds=seconds, keep=Path(keep) / group if keep else None)
     with out.open("a", encoding="utf-8") as fh:
         if start == 0:  # the reference: the engine on the unmutated seeds of the group
-            for seed in (s for s in seeds if _group(s) == group):
+            for seed in (s for s in seeds if fuzzing.group(s) == group):
                 for _ in range(3):
                     res = runner.run(fuzzing.Case(seed, seed.data, "none", "", seed.companions))
                     fh.write(json.dumps({"ref": seed.label, "seconds": res.seconds, "outcome": res.outcome}) + "\n")

@@ -190,6 +190,17 @@ def seeds() -> list[Seed]:
     return out
 
 
+def group(seed: Seed) -> str:
+    """The campaign's group of a seed (its figures are given by group): dicom, photo, slide, volume."""
+    if seed.label.startswith("slide") or seed.label == "dicom slide":
+        return "slide"
+    if seed.family == "dicom":
+        return "dicom"
+    if seed.family in ("jpeg", "png", "tiff"):
+        return "photo"
+    return "volume"
+
+
 # ---- structure -------------------------------------------------------------------------------------
 
 #: values that length, count, size and offset fields are set to (32-bit: 0xFFFFFFFF is -1, 0x80000000

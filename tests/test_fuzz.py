@@ -35,16 +35,6 @@ SLOW_CASES = {"dicom": 6000, "photo": 3000, "slide": 3000, "volume": 3000}
 KNOWN: dict[str, str] = {}
 
 
-def _group(seed: fuzzing.Seed) -> str:
-    if seed.label.startswith("slide") or seed.label == "dicom slide":
-        return "slide"
-    if seed.family == "dicom":
-        return "dicom"
-    if seed.family in ("jpeg", "png", "tiff"):
-        return "photo"
-    return "volume"
-
-
 @pytest.fixture(scope="module")
 def seeds() -> list[fuzzing.Seed]:
     return fuzzing.seeds()
@@ -57,7 +47,7 @@ def runner(tmp_path_factory) -> fuzzing.Runner:  # type: ignore[no-untyped-def]
 
 def campaign(seeds: list[fuzzing.Seed], runner: fuzzing.Runner, group: str, cases: int) -> list[fuzzing.Result]:
     """``cases`` cases drawn by hypothesis (fixed seed) from the seeds of ``group``."""
-    mine = [s for s in seeds if _group(s) == group]
+    mine = [s for s in seeds if fuzzing.group(s) == group]
     results: list[fuzzing.Result] = []
 
     @settings(max_examples=cases, derandomize=True, database=None, deadline=None,
