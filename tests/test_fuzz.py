@@ -191,7 +191,7 @@ def test_the_bombs_are_small_on_disk_and_huge_inflated(seeds) -> None:  # type: 
     assert len(png) < 1 << 20 and struct.unpack(">II", png[16:24]) == (16384, 16384)
 
 
-# ---- reproducers of the failure classes found (fixed on the readers' branches and h15-fuzzfix) ----
+# ---- reproducers of the failure classes the campaign found (each fixed) ----
 
 
 def _run_one(runner: fuzzing.Runner, seeds: list[fuzzing.Seed], label: str, data: bytes) -> fuzzing.Result:
