@@ -285,6 +285,16 @@ def test_repro_dicom_file_meta_element_given_the_vr_sq(seeds, runner) -> None:  
     assert result.outcome == "quarantined" and result.error == "CorruptInputError", result
 
 
+def test_repro_dicom_specific_character_set_given_the_vr_us(seeds, runner) -> None:  # type: ignore[no-untyped-def]
+    """Specific Character Set given the VR US (one VR swap of the JPEG lossless seed): pydicom
+    raised TypeError in ``read`` (a number where it wants the name of a character set), an
+    internal error in a full run of the suite; it is corrupt input."""
+    seed = next(s for s in seeds if s.name == "jpeg-lossless.dcm")
+    at = seed.data.index(b"\x08\x00\x05\x00CS") + 4  # (0008,0005)'s VR
+    result = _run_one(runner, seeds, seed.label, seed.data[:at] + b"US" + seed.data[at + 2:])
+    assert result.outcome == "quarantined" and result.error == "CorruptInputError", result
+
+
 def test_repro_nifti2_dims_huge_and_negative(seeds, runner) -> None:  # type: ignore[no-untyped-def]
     seed = next(s for s in seeds if s.label == "nifti-2")
     data = bytearray(seed.data)

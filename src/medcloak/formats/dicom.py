@@ -96,7 +96,8 @@ def read(path: Path) -> Dataset:
         try:
             return pydicom.dcmread(fh, force=kind == "raw")
         except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, NotImplementedError,
-                BytesLengthException) as exc:  # the last: a value of a length its VR cannot have
+                BytesLengthException, TypeError) as exc:  # the last two: a value of a length or
+            # a type its VR cannot have (Specific Character Set stored as US: a number, no text)
             raise CorruptInputError(f"unreadable DICOM ({type(exc).__name__})") from None
 
 
