@@ -70,3 +70,20 @@ def test_verify_takes_the_limits_a_release_was_made_with(tmp_path):
     assert tight.returncode == 1 and "--max-object-size" in tight.stdout
     bad = subprocess.run([*cmd, "verify", str(out), "--max-expansion", "x"], capture_output=True, text=True)
     assert bad.returncode == 2
+
+
+@pytest.mark.parametrize("size, ratio, seconds, words", [
+    (-1, 200, 10, "--max-object-size"), (None, 0.5, 10, "--max-expansion"), (None, float("nan"), 10, "--max-expansion"),
+    (None, 200, -1, "--object-timeout"), (None, 200, float("inf"), "--object-timeout"),
+])
+def test_the_api_refuses_limits_the_command_refuses(tmp_path, size, ratio, seconds, words):
+    """``medcloak.deidentify`` checks its limits as the command does (one check for both), writing nothing."""
+    import medcloak
+    from medcloak.errors import UsageError
+
+    (tmp_path / "in").mkdir()
+    with pytest.raises(UsageError, match=words):
+        medcloak.deidentify([tmp_path / "in"], tmp_path / "out", max_object_size=size, max_expansion=ratio,
+                            object_timeout=seconds)
+    assert not (tmp_path / "out").exists()
+    limits.check_options(0, 0, 0)  # 0 turns each off

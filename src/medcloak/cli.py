@@ -159,10 +159,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _limits(args: argparse.Namespace) -> tuple[int | None, float, float]:
-    """``--max-object-size``, ``--max-expansion`` and ``--object-timeout`` as numbers."""
-    import math
-
-    from .limits import parse_size
+    """``--max-object-size``, ``--max-expansion`` and ``--object-timeout`` as numbers, checked
+    as the engine checks them (:func:`medcloak.limits.check_options`)."""
+    from .limits import check_options, parse_size
 
     size = None
     if args.max_object_size is not None:
@@ -171,16 +170,14 @@ def _limits(args: argparse.Namespace) -> tuple[int | None, float, float]:
         except ValueError:
             raise UsageError(f"--max-object-size takes a size such as 2G, 500M or 0 (no limit), "
                              f"not {args.max_object_size!r}") from None
+    texts = (args.max_expansion, args.object_timeout)
     numbers = []
-    for option, text, minimum in (("--max-expansion", args.max_expansion, 1), ("--object-timeout", args.object_timeout, 0)):
+    for text in texts:
         try:
-            value = float(text)
+            numbers.append(float(text))
         except ValueError:
-            value = math.nan
-        if not math.isfinite(value) or (value != 0 and value < minimum) or value < 0:
-            what = "a ratio of at least 1 (200 allows 1:200)" if minimum else "a number of seconds"
-            raise UsageError(f"{option} takes {what} or 0 (no limit), not {text!r}")
-        numbers.append(value)
+            numbers.append(float("nan"))  # refused below, with the text as written
+    check_options(size, numbers[0], numbers[1], given=texts)
     return size, numbers[0], numbers[1]
 
 

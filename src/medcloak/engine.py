@@ -47,7 +47,7 @@ from .errors import (
     SkippedObject,
     UsageError,
 )
-from .limits import MAX_RATIO, TIMEOUT, Limits, applied
+from .limits import MAX_RATIO, TIMEOUT, Limits, applied, check_options
 from .watch import Deadline, ObjectTimeout
 from .watch import reason as timeout_reason
 from .model import Outcome, RunSummary, Source, Task
@@ -325,17 +325,6 @@ def _check_inputs(inputs: list[Path], out: Path, audit: Path) -> None:
                 raise UsageError("the release and audit folders must lie outside every input")
 
 
-def _check_limits(max_object_size: int | None, max_expansion: float, object_timeout: float) -> None:
-    import math
-
-    if max_object_size is not None and max_object_size < 0:
-        raise UsageError("--max-object-size is a size such as 2G or 500M, or 0 for no limit")
-    if not (max_expansion == 0 or (max_expansion >= 1 and math.isfinite(max_expansion))):
-        raise UsageError("--max-expansion is a ratio of at least 1 (200 allows 1:200), or 0 for no limit")
-    if not (object_timeout >= 0 and math.isfinite(object_timeout)):
-        raise UsageError("--object-timeout is a number of seconds, or 0 for no limit")
-
-
 def _run_record(profile: Profile, secret: bytes) -> dict[str, Any]:
     return {"profile": profile.describe(), "secret": secret_fingerprint(secret), "tool": __version__}
 
@@ -461,7 +450,7 @@ def run(
         raise UsageError("--resume and --overwrite exclude each other")
     if deface_fill not in ("background", "noise"):
         raise UsageError("--deface-fill is background or noise")
-    _check_limits(max_object_size, max_expansion, object_timeout)
+    check_options(max_object_size, max_expansion, object_timeout)
     prof = load_profile(profile, options)
     templates = tuple(load_regions(regions)) if regions is not None else ()
     if templates and not prof.has("clean-pixel-data"):

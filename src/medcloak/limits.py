@@ -28,7 +28,7 @@ import contextvars
 from dataclasses import dataclass
 from typing import Iterator
 
-from .errors import LimitError
+from .errors import LimitError, UsageError
 
 #: default expansion bound of compressed data (gzip, deflate): inflated bytes per stored byte
 MAX_RATIO = 200
@@ -94,6 +94,23 @@ def default_object_bytes(memory: int, sharers: int) -> int:
     data is held to (``RLIMIT_DATA``, :mod:`medcloak.pool`): an object that declares more could
     not be done anyway, and is refused before anything is allocated."""
     return max(1, memory // max(1, sharers))
+
+
+def check_options(max_object_size: int | None, max_expansion: float, object_timeout: float,
+                  given: tuple[str, str] | None = None) -> None:
+    """Refuse (:class:`UsageError`) limits a run cannot take: a negative size, a ratio below 1
+    (but 0: no limit), a time that is negative or not finite. ``given``: the ratio and the time
+    as the user wrote them, for the message."""
+    import math
+
+    shown = given or (f"{max_expansion:g}", f"{object_timeout:g}")
+    if max_object_size is not None and max_object_size < 0:
+        raise UsageError("--max-object-size takes a size such as 2G, 500M or 0 (no limit)")
+    if not (max_expansion == 0 or (max_expansion >= 1 and math.isfinite(max_expansion))):
+        raise UsageError(f"--max-expansion takes a ratio of at least 1 (200 allows 1:200) or 0 (no limit), "
+                         f"not {shown[0]!r}")
+    if not (object_timeout >= 0 and math.isfinite(object_timeout)):
+        raise UsageError(f"--object-timeout takes a number of seconds or 0 (no limit), not {shown[1]!r}")
 
 
 def _size(n: float) -> str:
