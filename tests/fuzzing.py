@@ -29,6 +29,7 @@ from __future__ import annotations
 import gzip
 import io
 import logging
+import os
 import random
 import shutil
 import signal
@@ -987,8 +988,14 @@ class Result:
 
 
 def _medcloak_frame(tb: object) -> str:
+    """Where in medcloak's code (the packages' folders, wherever the checkout is) an exception
+    came from: its innermost frame there."""
+    import medcloak
+    import medcloak_kernels
+
+    roots = tuple(os.path.dirname(m.__file__) + os.sep for m in (medcloak, medcloak_kernels))
     frames = traceback.extract_tb(tb)  # type: ignore[arg-type]
-    ours = [f for f in frames if "/medcloak/" in f.filename or "/medcloak_kernels/" in f.filename]
+    ours = [f for f in frames if f.filename.startswith(roots)]
     last = (ours or frames)[-1] if (ours or frames) else None
     if last is None:
         return ""
