@@ -286,6 +286,23 @@ def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
+def merge_array_ranges(starts: Any, ends: Any) -> list[tuple[int, int]]:
+    """:func:`merge_ranges` of the ranges ``[starts[i], ends[i])`` given as two integer arrays
+    (a level's million tiles at once), empty ones left out."""
+    import numpy as np
+
+    keep = ends > starts
+    starts, ends = starts[keep], ends[keep]
+    if not len(starts):
+        return []
+    order = np.argsort(starts, kind="stable")
+    starts, ends = starts[order], np.maximum.accumulate(ends[order])
+    new = np.flatnonzero(starts[1:] > ends[:-1]) + 1
+    firsts = np.concatenate(([0], new))
+    lasts = np.concatenate((new - 1, [len(starts) - 1]))
+    return list(zip(starts[firsts].tolist(), ends[lasts].tolist()))
+
+
 def no_overlap(patched: list[tuple[int, int]], kept: list[tuple[int, int]]) -> None:
     starts = [a for a, _ in kept]
     prev_end = -1

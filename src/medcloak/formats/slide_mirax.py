@@ -59,7 +59,7 @@ from typing import Any, BinaryIO
 
 from .. import limits
 from ..errors import CorruptInputError, UnsupportedInputError
-from .slide_ifd import copy_range
+from .slide_ifd import copy_range, merge_array_ranges
 
 SLIDEDAT = "Slidedat.ini"
 INDEX = "Index.dat"
@@ -446,27 +446,11 @@ def clean_mirax(slide: Mirax, new_id: str) -> Cleaned:
     data = []
     for fileno, (path, size) in enumerate(zip(slide.data_files, slide.data_sizes)):
         mine = every[every[:, 2] == fileno]
-        merged = _merge(mine[:, 0], mine[:, 0] + mine[:, 1])
+        merged = merge_array_ranges(mine[:, 0], mine[:, 0] + mine[:, 1])
         counts["bytes-zeroed"] = counts.get("bytes-zeroed", 0) + size - sum(b - a for a, b in merged)
         data.append((path, size, merged))
     counts["mirax-levels"] = slide.levels
     return Cleaned(write_ini(out), index, data, counts)
-
-
-def _merge(starts: Any, ends: Any) -> list[tuple[int, int]]:
-    """The union of the ranges [start, end) as sorted, disjoint ranges (touching ones joined)."""
-    import numpy as np
-
-    keep = ends > starts
-    starts, ends = starts[keep], ends[keep]
-    if not len(starts):
-        return []
-    order = np.argsort(starts, kind="stable")
-    starts, ends = starts[order], np.maximum.accumulate(ends[order])
-    new = np.flatnonzero(starts[1:] > ends[:-1]) + 1
-    firsts = np.concatenate(([0], new))
-    lasts = np.concatenate((new - 1, [len(starts) - 1]))
-    return list(zip(starts[firsts].tolist(), ends[lasts].tolist()))
 
 
 def _write_index(slide_id: str, hier: list[Any],

@@ -59,6 +59,7 @@ from .slide_ifd import (
     jpeg_text_segments,
     stub_ifd,
 )
+from .slide_ifd import merge_array_ranges
 from .slide_ifd import merge_ranges as _merge
 from .slide_ifd import no_overlap as _no_overlap
 
@@ -195,7 +196,7 @@ class _Plan:
         if not keep:
             return
         offsets, counts = offsets[stored], counts[stored]
-        runs = _runs(offsets, offsets + counts)  # adjacent tiles make one range: a few per level
+        runs = merge_array_ranges(offsets, offsets + counts)  # adjacent tiles make one range: a few per level
         self.raw.extend(runs)
         self.tiles.extend(runs)
         compression = t.number(ifd, 259, 1)
@@ -343,18 +344,6 @@ class _Plan:
         if pos < self.t.size:
             gaps.append((pos, self.t.size))
         return gaps
-
-
-def _runs(starts: np.ndarray, ends: np.ndarray) -> list[tuple[int, int]]:
-    """The ranges ``[starts[i], ends[i])`` merged where they touch or overlap, in order."""
-    if not len(starts):
-        return []
-    order = np.argsort(starts, kind="stable")
-    starts, top = starts[order], np.maximum.accumulate(ends[order])
-    breaks = np.flatnonzero(starts[1:] > top[:-1]) + 1
-    firsts = np.concatenate(([0], breaks))
-    lasts = np.concatenate((breaks - 1, [len(starts) - 1]))
-    return list(zip(starts[firsts].tolist(), top[lasts].tolist()))
 
 
 def check_ndpi(t: TiffIfds, vendor: str, pages: list[Ifd]) -> None:
