@@ -80,14 +80,21 @@ def _message(fault: Fault) -> str:
     )
 
 
-def _refuse_deflated(fault: Fault, stored: int) -> None:
-    """Raise the :class:`~medcloak.errors.LimitError` of a deflated data set of ``stored`` bytes
-    beyond the run's limit (``fault``): inflated beyond it, or declaring a value beyond it."""
-    if fault.kind == "deflate declared":
-        where = _where(fault.tag, ()) if fault.tag else "an item"
-        check_declared(fault.at, what=f"{where} of the deflated data set", stored=stored, compressed=True)
-    if fault.kind in ("deflate declared", "deflate limit"):
-        raise refuse_inflated("the deflated data set", stored) from None
+def _count_deflated(data: Any, pos: int) -> None:
+    """Inflate the deflated data set at ``pos`` in bounded chunks, counted against the run's
+    limit and kept nowhere: :class:`~medcloak.errors.LimitError` when it inflates beyond the
+    limit or an element declares a value beyond it, :class:`CorruptInputError` when it does not
+    inflate."""
+    stored = len(data) - pos
+    try:
+        inflate(data, pos, inflate_limit(stored), keep=False)
+    except Fault as fault:
+        if fault.kind == "deflate declared":
+            where = _where(fault.tag, ()) if fault.tag else "an item"
+            check_declared(fault.at, what=f"{where} of the deflated data set", stored=stored, compressed=True)
+        if fault.kind in ("deflate declared", "deflate limit"):
+            raise refuse_inflated("the deflated data set", stored) from None
+        raise CorruptInputError(_message(fault)) from None
 
 
 def check_structure(data: Any) -> None:
@@ -96,7 +103,6 @@ def check_structure(data: Any) -> None:
     ``truncated:`` when the end of the file came too early."""
     end = len(data)
     part10 = end >= 132 and bytes(data[128:132]) == b"DICM"
-    stored = 0
     try:
         meta: list[tuple[int, bytes | None, int, int]] = []
         pos, syntax = file_meta(data, 132 if part10 else 0, meta)
@@ -107,12 +113,10 @@ def check_structure(data: Any) -> None:
             raise CorruptInputError("truncated: no data set after the File Meta Information")
         little, implicit = encoding(data, pos, syntax)
         if syntax == DEFLATED:
-            stored = end - pos
-            inflate(data, pos, inflate_limit(stored), keep=False)  # refused before it is held
+            _count_deflated(data, pos)  # refused before it is held
             data, pos = inflate(data, pos), 0
         Walker(data, little).dataset(pos, None, implicit, (), top=True)
     except Fault as fault:
-        _refuse_deflated(fault, stored)
         raise CorruptInputError(_message(fault)) from None
     except RecursionError:
         raise CorruptInputError(_MESSAGES["deep"]) from None
@@ -126,15 +130,13 @@ def check_inflation(path: Any) -> None:
     import mmap
 
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
-        end, stored = len(view), 0
+        end = len(view)
         try:
             pos, syntax = file_meta(view, 132 if end >= 132 and view[128:132] == b"DICM" else 0)
-            if syntax == DEFLATED:
-                stored = end - pos
-                inflate(view, pos, inflate_limit(stored), keep=False)
         except Fault as fault:
-            _refuse_deflated(fault, stored)
             raise CorruptInputError(_message(fault)) from None
+        if syntax == DEFLATED:
+            _count_deflated(view, pos)
 
 
 # ---- Type 1 attributes --------------------------------------------------------------------------
