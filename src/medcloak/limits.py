@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 from .errors import LimitError, UsageError
@@ -111,6 +112,13 @@ def check_options(max_object_size: int | None, max_expansion: float, object_time
                          f"not {shown[0]!r}")
     if not (object_timeout >= 0 and math.isfinite(object_timeout)):
         raise UsageError(f"--object-timeout takes a number of seconds or 0 (no limit), not {shown[1]!r}")
+
+
+def read_file(path: Path, what: str) -> bytes:
+    """The whole file at ``path``, its size first held against the per-object ceiling (a
+    volume, a sidecar, a slide's index: refused before it is read)."""
+    check_declared(path.stat().st_size, what=what)
+    return path.read_bytes()
 
 
 def _size(n: float) -> str:

@@ -207,19 +207,12 @@ def _values(ini: dict[str, dict[str, str]], prefix: str, count: int) -> list[Val
     return values
 
 
-def _read(path: Path, what: str) -> bytes:
-    """The whole file at ``path`` (Slidedat.ini, Index.dat: read into memory), its size first held
-    against the per-object ceiling (--max-object-size)."""
-    limits.check_declared(path.stat().st_size, what=what)
-    return path.read_bytes()
-
-
 def read_mirax(mrxs: Path) -> Mirax:
     """Read and check a MIRAX slide's folder (every record of ``Index.dat`` followed and checked
     against the data files' sizes); raises before anything is released."""
     folder = mirax_folder(mrxs)
     try:
-        ini = read_ini(_read(folder / SLIDEDAT, "MIRAX Slidedat.ini"))
+        ini = read_ini(limits.read_file(folder / SLIDEDAT, "MIRAX Slidedat.ini"))
     except FileNotFoundError:
         raise CorruptInputError("MIRAX slide without its folder or Slidedat.ini") from None
     for group in ("GENERAL", "HIERARCHICAL", "DATAFILE"):
@@ -256,7 +249,7 @@ def read_mirax(mrxs: Path) -> Mirax:
     if index_name == SLIDEDAT or index_name in (p.name for p in files) or SLIDEDAT in (p.name for p in files):
         raise UnsupportedInputError("MIRAX index or data file named as another file of the slide")
     try:
-        index = _read(folder / index_name, "MIRAX index file")
+        index = limits.read_file(folder / index_name, "MIRAX index file")
     except FileNotFoundError:
         raise CorruptInputError("MIRAX index file missing (slide incomplete)") from None
     slide = Mirax(folder, ini, slide_id, hier, nonhier, [], [], files, sizes, len(index),

@@ -97,13 +97,6 @@ class Volume:
     digest: str = ""  # SHA-256 of the (header) file as stored: keys the released name
 
 
-def read_stored(path: Path, what: str = "the volume's file") -> bytes:
-    """A file's bytes as stored, refused before they are read when the file alone is beyond the
-    per-object ceiling (a volume, its companion, a sidecar, a BIDS text file)."""
-    limits.check_declared(path.stat().st_size, what=what)
-    return path.read_bytes()
-
-
 def _voxel_data(stored: bytes, header: Any, shape: tuple[int, ...],
                 dtype: np.dtype) -> tuple[bytes | memoryview, int, int]:
     """(the file's bytes, gunzipped up to the end of the voxel data; where the data start; how
@@ -151,7 +144,7 @@ def read_volume(path: Path) -> Volume:
         raise MissingDependencyError("reading NIfTI/Analyze volumes needs nibabel") from exc
     if path.suffix.lower() == ".mnc":
         return _read_minc(path)
-    stored = read_stored(path)
+    stored = limits.read_file(path, "the volume's file")
     head = gz.head(stored, HEAD_BYTES) if stored[:2] == b"\x1f\x8b" else stored[:HEAD_BYTES]
     kind = sniff(head[:352])
     if kind is None:
@@ -177,7 +170,7 @@ def read_volume(path: Path) -> Volume:
         img_path = _companion(path, ".img")
         if img_path is None:
             raise CorruptInputError("the .hdr has no .img beside it")
-        blob, offset, count = _voxel_data(read_stored(img_path), header, shape, dtype)
+        blob, offset, count = _voxel_data(limits.read_file(img_path, "the volume's file"), header, shape, dtype)
         header_block = gz.decompress(stored, what="the volume's header") if stored[:2] == b"\x1f\x8b" else stored
     if len(header_block) > size + 4 and header_block[size] != 0:
         try:  # the extensions, from the bytes before the data (or the .hdr) only
@@ -234,7 +227,7 @@ def _read_minc(path: Path) -> Volume:
     header.set_qform(img.affine, code=1)
     header.set_sform(img.affine, code=1)
     return Volume(header, raw, np.asarray(img.affine, float), 1.0, 0.0, True, "minc",
-                  hashlib.sha256(read_stored(path)).hexdigest())
+                  hashlib.sha256(limits.read_file(path, "the volume's file")).hexdigest())
 
 
 def clean_header(header: Any, kind: str) -> Any:
@@ -353,7 +346,7 @@ def deidentify_volume(path: Path, keyring: Keyring, *, fill: str = "background",
     sidecar_doc = None
     if sidecar_path is not None:
         try:
-            sidecar_doc = json.loads(read_stored(sidecar_path, "the JSON sidecar"))
+            sidecar_doc = json.loads(limits.read_file(sidecar_path, "the JSON sidecar"))
         except (ValueError, UnicodeDecodeError):
             raise CorruptInputError("the JSON sidecar does not parse") from None
     raw = vol.raw
@@ -395,7 +388,7 @@ def deidentify_volume(path: Path, keyring: Keyring, *, fill: str = "background",
         released = Released(head, f"volumes/{token}.hdr", {}, None, {"defaced": int(result.status == "defaced")})
         extra = [(f"volumes/{token}.img", bytes(data))]
     if sidecar_path is not None:
-        extra.append((f"volumes/{token}.json", clean_sidecar(read_stored(sidecar_path, "the JSON sidecar"))))
+        extra.append((f"volumes/{token}.json", clean_sidecar(limits.read_file(sidecar_path, "the JSON sidecar"))))
     qc = {"status": result.status, "modality": modality, "brain_ml": round(result.brain_ml),
           "removed_ml": round(result.removed_ml), "token": token, "reason": result.details.get("reason", "")}
     # the picture for the audit is made by the caller, from the stored values and their scaling

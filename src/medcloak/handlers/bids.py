@@ -62,7 +62,7 @@ def deidentify(task: Task, job: Job) -> list[Released]:
     from .. import __version__
     from ..errors import UnsupportedInputError
     from ..formats import bids
-    from ..formats.volume import read_stored
+    from ..limits import read_file
     from .base import Released
 
     path = Path(task.source.path)
@@ -79,7 +79,7 @@ def deidentify(task: Task, job: Job) -> list[Released]:
         raise SkippedObject(why or "released with its BIDS image")
     keyring, profile = job.keyring, job.profile
     if bids.date_rule(profile) != "keep" and bids.dated_session(
-            place.rel, b"" if kind == "bids-image" else read_stored(path, "the file")):
+            place.rel, b"" if kind == "bids-image" else read_file(path, "the file")):
         from ..errors import DeidentificationError
 
         raise DeidentificationError("a session label holds a date (ses-YYYYMMDD...): the scan's date, which the "
@@ -93,7 +93,7 @@ def deidentify(task: Task, job: Job) -> list[Released]:
     counts = {"bids-relabelled": 1}
     if kind == "bids-image":
         return [_image(task, job, path, relpath, dataset, pair)]
-    data = read_stored(path, "the file")
+    data = read_file(path, "the file")
     if kind == "bids-dataset":
         out = bids.description(data, profile, keyring, dataset, __version__)
     elif kind == "bids-table":
@@ -114,7 +114,8 @@ def _image(task: Task, job: Job, path: Path, relpath: str, dataset: Any, pair: A
     header cleaned with its data kept."""
     from ..errors import UnsupportedInputError
     from ..formats import bids, gz
-    from ..formats.volume import read_stored, read_volume, volume_parts
+    from ..formats.volume import read_volume, volume_parts
+    from ..limits import read_file
     from . import volume
     from .base import Released
 
@@ -124,7 +125,7 @@ def _image(task: Task, job: Job, path: Path, relpath: str, dataset: Any, pair: A
     for ext in bids.COMPANION_EXTS:
         companion = path.with_name(stem + ext)
         if companion.is_file():
-            data = read_stored(companion, "a companion file")
+            data = read_file(companion, "a companion file")
             out = bids.sidecar(data, job.keyring, dataset) if ext == ".json" else bids.numeric_text(data)
             name = bids.relabel(companion.name, job.keyring, dataset, True)
             extra.append((relpath.rsplit("/", 1)[0] + "/" + name, out))
