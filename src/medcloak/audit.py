@@ -153,6 +153,8 @@ class Audit:
             line["conflict"] = outcome.conflict
         if outcome.rank:
             line["rank"] = list(outcome.rank)
+        if outcome.review:
+            line["review"] = outcome.review
         return json.dumps(line, sort_keys=True) + "\n"
 
     def close(self) -> RunSummary:

@@ -155,6 +155,7 @@ def _publish(source: Source, oid: str, result: Released | BaseException, job: Jo
         source.path, oid, "ok", outputs=(result.relpath, *(rel for rel, _ in result.extra)),
         uid_pairs=tuple(sorted(result.uid_pairs.items())), patient_pair=result.patient_pair,
         actions=dict(result.counts), digests=digests, bytes_in=source.size, rank=result.rank,
+        review=result.review,
     )
 
 

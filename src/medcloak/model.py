@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Status = Literal["ok", "quarantined", "skipped"]
 
@@ -59,10 +59,13 @@ class Outcome:
     #: how good a copy of its instance the object is, lowest best (see ``formats.dicom.copy_rank``):
     #: the run releases the best of the objects that share an output
     rank: tuple[int, ...] = ()
+    #: what the curator's report pools of a released object (see :mod:`medcloak.review_record`)
+    review: dict[str, Any] | None = None
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         return (Outcome, (self.source, self.object_id, self.status, self.outputs, self.reason, self.uid_pairs,
-                          self.patient_pair, self.actions, self.digests, self.bytes_in, self.conflict, self.rank))
+                          self.patient_pair, self.actions, self.digests, self.bytes_in, self.conflict, self.rank,
+                          self.review))
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,9 @@ class Released:
     rank: tuple[int, ...] = ()
     extra: tuple[tuple[str, bytes | Writer], ...] = ()
     write: Writer | None = None
+    #: what the curator's report pools of this object: a record made by
+    #: :func:`medcloak.review_record.record` (kept text, quasi-identifiers, changes), or None
+    review: dict[str, Any] | None = None
 
 
 class Grouper(Protocol):

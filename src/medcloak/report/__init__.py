@@ -1,0 +1,85 @@
+"""The curator's report of a release (``medcloak report``): one self-contained ``index.html``
+with its pictures, in the private audit side (never the release), built from the audit's
+manifest (whose lines carry each released object's review record, see
+:mod:`medcloak.review_record`), the run record, the audit's QC pictures, and, for pictures only,
+the release's files.
+
+It is made of sections, one module each, in the order a curator reviews a release:
+``summary`` (what went in and out, quarantine reasons), ``text`` (every distinct kept text
+value, pooled, rare first), ``pixels`` (montages, projections, before/after pictures),
+``attributes`` (attribute x action counts) and ``risk`` (k-anonymity of the kept patient
+characteristics). Each module has ``build(ctx: ReportContext) -> Section``: it reads what it
+needs through ``ctx`` (the manifest streamed line by line: memory stays bounded however large the
+release), writes its pictures under ``ctx.out / "img"`` and returns its HTML fragment (every
+value escaped). :func:`build_report` runs them and writes the page.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+#: the sections, in the page's order (modules of this package)
+SECTIONS = ("summary", "text", "pixels", "attributes", "risk")
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of the page: its anchor, title and HTML body (escaped), and the files it wrote
+    (relative to the report folder), which the page checks exist."""
+
+    key: str
+    title: str
+    html: str
+    files: tuple[str, ...] = ()
+
+
+@dataclass
+class ReportContext:
+    """What every section reads: the release and audit folders, the report folder (``out``), and
+    the risk options (``k``; ``quasi``: the quasi-identifiers, None for the defaults;
+    ``sensitive``: the attribute whose l-diversity is measured, None for none)."""
+
+    release: Path
+    audit: Path
+    out: Path
+    k: int = 5
+    quasi: tuple[str, ...] | None = None
+    sensitive: str | None = None
+    #: what each section capped, for the page to say (section key -> sentence)
+    notes: dict[str, list[str]] = field(default_factory=dict)
+
+    def entries(self) -> Iterator[dict[str, Any]]:
+        """The manifest's lines, one at a time (the last line of each input only after the run's
+        compaction; a line cut short is skipped)."""
+        path = self.audit / "manifest.jsonl"
+        if not path.exists():
+            return
+        with path.open(encoding="utf-8") as fh:
+            for raw in fh:
+                try:
+                    entry = json.loads(raw)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(entry, dict) and "input" in entry:
+                    yield entry
+
+    def run_record(self) -> dict[str, Any]:
+        """The audit's ``run.json`` (profile, options, limits), or {}."""
+        try:
+            return json.loads((self.audit / "run.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    @property
+    def images(self) -> Path:
+        folder = self.out / "img"
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return folder
+
+
+def default_report_dir(audit: Path) -> Path:
+    """Where the report goes unless told: ``report`` inside the (private) audit folder."""
+    return audit / "report"
