@@ -155,6 +155,8 @@ class Audit:
             line["rank"] = list(outcome.rank)
         if outcome.review:
             line["review"] = outcome.review
+        if outcome.format:
+            line["format"] = outcome.format
         return json.dumps(line, sort_keys=True) + "\n"
 
     def close(self) -> RunSummary:

@@ -155,7 +155,7 @@ def _publish(source: Source, oid: str, result: Released | BaseException, job: Jo
         source.path, oid, "ok", outputs=(result.relpath, *(rel for rel, _ in result.extra)),
         uid_pairs=tuple(sorted(result.uid_pairs.items())), patient_pair=result.patient_pair,
         actions=dict(result.counts), digests=digests, bytes_in=source.size, rank=result.rank,
-        review=result.review,
+        review=result.review, format=source.format,
     )
 
 
@@ -166,15 +166,16 @@ def _failed(source: Source, oid: str, exc: BaseException) -> Outcome:
         raise exc
     if isinstance(exc, DuplicateObject):
         return Outcome(source.path, oid, "skipped", reason=str(exc), bytes_in=source.size,
-                       conflict=exc.relpath, digests=(exc.digest,), rank=exc.rank)
+                       conflict=exc.relpath, digests=(exc.digest,), rank=exc.rank, format=source.format)
     if isinstance(exc, SkippedObject):
-        return Outcome(source.path, oid, "skipped", reason=str(exc), bytes_in=source.size)
+        return Outcome(source.path, oid, "skipped", reason=str(exc), bytes_in=source.size, format=source.format)
     if isinstance(exc, MedcloakError):
-        return Outcome(source.path, oid, "quarantined", reason=str(exc), bytes_in=source.size)
+        return Outcome(source.path, oid, "quarantined", reason=str(exc), bytes_in=source.size, format=source.format)
     if isinstance(exc, RecursionError):
-        return Outcome(source.path, oid, "quarantined", reason="nesting too deep", bytes_in=source.size)
+        return Outcome(source.path, oid, "quarantined", reason="nesting too deep", bytes_in=source.size,
+                       format=source.format)
     return Outcome(source.path, oid, "quarantined", reason=f"internal error ({type(exc).__name__})",
-                   bytes_in=source.size)
+                   bytes_in=source.size, format=source.format)
 
 
 def plan(sources: Iterable[Source], keyring: Keyring, profile: Profile, settings: dict[str, Any]) -> Iterator[Task]:
@@ -254,10 +255,11 @@ def _settle_duplicates(audit: Path, job: Job, keyring: Keyring, record: Any) -> 
                 record(Outcome(entry["input"], entry.get("id", ""), "ok", outputs=(rel,), digests=(digest,),
                                uid_pairs=tuple(tuple(p) for p in winner.get("uids", [])),  # type: ignore[misc]
                                patient_pair=tuple(winner["patient"]) if winner.get("patient") else None,  # type: ignore[arg-type]
-                               rank=tuple(entry.get("rank") or ())))
+                               rank=tuple(entry.get("rank") or ()), format=entry.get("format", "")))
             elif not same and entry.get("status") == "ok":
                 record(Outcome(entry["input"], entry.get("id", ""), "skipped", reason=reason, conflict=rel,
-                               digests=tuple(entry.get("digests", [])), rank=tuple(entry.get("rank") or ())))
+                               digests=tuple(entry.get("digests", [])), rank=tuple(entry.get("rank") or ()),
+                               format=entry.get("format", "")))
 
 
 def _format_of(path: Path) -> str:

@@ -61,11 +61,14 @@ class Outcome:
     rank: tuple[int, ...] = ()
     #: what the curator's report pools of a released object (see :mod:`medcloak.review_record`)
     review: dict[str, Any] | None = None
+    #: the input's format as discovery named it (a key of ``medcloak.discover.ACTIONS``), for
+    #: every outcome, so the report counts quarantined and skipped objects by format too
+    format: str = ""
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         return (Outcome, (self.source, self.object_id, self.status, self.outputs, self.reason, self.uid_pairs,
                           self.patient_pair, self.actions, self.digests, self.bytes_in, self.conflict, self.rank,
-                          self.review))
+                          self.review, self.format))
 
 
 @dataclass(frozen=True)

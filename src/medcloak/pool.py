@@ -391,7 +391,8 @@ class Pool:
 
 
 def _quarantine(task: Task, reason: str) -> list[Outcome]:
-    return [Outcome(s.path, task.object_id if s is task.source else "", "quarantined", reason=reason, bytes_in=s.size)
+    return [Outcome(s.path, task.object_id if s is task.source else "", "quarantined", reason=reason, bytes_in=s.size,
+                    format=s.format)
             for s in (task.source, *task.members)]
 
 
