@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 #: the sections, in the page's order (modules of this package)
 SECTIONS = ("summary", "text", "pixels", "attributes", "risk")
@@ -50,6 +50,9 @@ class ReportContext:
     sensitive: str | None = None
     #: what each section capped, for the page to say (section key -> sentence)
     notes: dict[str, list[str]] = field(default_factory=dict)
+    #: the sections that could not be built (section key -> why, an exception type or "missing
+    #: files"): the page says it is incomplete, and ``medcloak report`` exits non-zero
+    failed: dict[str, str] = field(default_factory=dict)
 
     def entries(self) -> Iterator[dict[str, Any]]:
         """The manifest's lines, one at a time (the last line of each input only after the run's
@@ -83,3 +86,31 @@ class ReportContext:
 def default_report_dir(audit: Path) -> Path:
     """Where the report goes unless told: ``report`` inside the (private) audit folder."""
     return audit / "report"
+
+
+def build_report(ctx: ReportContext, sections: Sequence[str] = SECTIONS) -> Path:
+    """Build every section of ``sections`` (module ``medcloak.report.<key>``, in this order) and
+    write the page into ``ctx.out``; the path of its ``index.html``. A section that raises is shown
+    as an error box naming the exception's type (never its message, which may quote a value) and
+    recorded in ``ctx.failed``; so is one that lists a file it did not write."""
+    from .page import write_report
+
+    return write_report(ctx, sections)
+
+
+def open_release(release: Path, audit: Path | None = None, out: Path | None = None, *, k: int = 5,
+                 quasi: Sequence[str] | None = None, sensitive: str | None = None) -> ReportContext:
+    """The context of a report on ``release`` (audit default: the sibling ``<RELEASE>.audit``;
+    report folder default: :func:`default_report_dir`), checked before anything is written (see
+    :func:`medcloak.report.page.check_folders`): :class:`~medcloak.errors.UsageError` for a folder
+    that is not a medcloak release, an audit without a manifest, a report folder inside the
+    release, or a folder that holds something other than an earlier report."""
+    from ..audit import default_audit_dir
+    from .page import check_folders
+
+    release = Path(release)
+    audit = Path(audit) if audit is not None else default_audit_dir(release)
+    out = Path(out) if out is not None else default_report_dir(audit)
+    check_folders(release, audit, out, k)
+    return ReportContext(release, audit, out, k=k, quasi=tuple(quasi) if quasi else None, sensitive=sensitive)
+
