@@ -1,7 +1,7 @@
 """medcloak: de-identification of medical images for public release.
 
-The public API is small: :func:`deidentify` runs a whole release, :func:`load_profile` builds the
-effective rules, and :mod:`medcloak.errors` holds the one error hierarchy.
+The public API is small: :func:`deidentify` runs a whole release, :func:`review_report` writes the
+curator's review report of one, :func:`load_profile` builds the effective rules, and :mod:`medcloak.errors` holds the one error hierarchy.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 from .errors import (  # noqa: E402
     CorruptInputError,
     DeidentificationError,
+    IncompleteReportError,
     MedcloakError,
     MissingDependencyError,
     ProfileError,
@@ -248,9 +249,64 @@ def deidentify(
     )
 
 
+def review_report(
+    release: str | Path,
+    *,
+    audit: str | Path | None = None,
+    out: str | Path | None = None,
+    k: int = 5,
+    quasi_identifiers: Iterable[str] | None = None,
+    sensitive: str | None = None,
+) -> Path:
+    """Write the curator's review report of a release: what ``medcloak report`` does.
+
+    Parameters
+    ----------
+    release : str or Path
+        A release folder written by :func:`deidentify`.
+    audit : str or Path, optional
+        Its private audit folder; default ``RELEASE.audit`` beside it.
+    out : str or Path, optional
+        The report folder; default ``report`` in the audit folder. Never inside the release; an
+        earlier report there is replaced.
+    k : int
+        The k of the k-anonymity check.
+    quasi_identifiers : iterable of str, optional
+        The quasi-identifiers by keyword (default:
+        :data:`medcloak.review_record.QUASI_IDENTIFIERS` that the release keeps).
+    sensitive : str, optional
+        The attribute whose l-diversity is measured.
+
+    Returns
+    -------
+    Path
+        The report's ``index.html`` (the folder and its files are readable by their owner only).
+
+    Raises
+    ------
+    UsageError
+        Not a medcloak release, an audit folder without a manifest, a report folder inside the
+        release or holding something other than an earlier report (nothing is written).
+    IncompleteReportError
+        The page was written but some sections could not be built (see ``exc.path``).
+    """
+    from .report import build_report, open_release
+
+    ctx = open_release(Path(release), Path(audit) if audit is not None else None,
+                       Path(out) if out is not None else None, k=k,
+                       quasi=tuple(quasi_identifiers) if quasi_identifiers else None, sensitive=sensitive)
+    index = build_report(ctx)
+    if ctx.failed:
+        raise IncompleteReportError(
+            f"the report is incomplete: {len(ctx.failed)} section(s) could not be built ({', '.join(sorted(ctx.failed))})",
+            str(index), tuple(sorted(ctx.failed)))
+    return index
+
+
 __all__ = [
     "CorruptInputError",
     "DeidentificationError",
+    "IncompleteReportError",
     "MedcloakError",
     "MissingDependencyError",
     "ProfileError",
@@ -264,5 +320,6 @@ __all__ = [
     "detect_text",
     "load_profile",
     "redact_jpeg",
+    "review_report",
     "strip_jpeg_metadata",
 ]

@@ -1,7 +1,7 @@
-"""The ``medcloak`` command: run, verify, profile show.
+"""The ``medcloak`` command: run, verify, report, profile show.
 
 Exit status: 0 when every input object is in the release, 1 when any was quarantined (or, for
-``verify``, any finding is an error), 2 on usage errors, when the run cannot go on (the
+``verify``, any finding is an error; for ``report``, any section could not be built), 2 on usage errors, when the run cannot go on (the
 release cannot be written) and when it releases nothing (no input object, or every one
 skipped), 130 when interrupted.
 """
@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--resume", action="store_true", help="continue an interrupted run into the same release")
     resume.add_argument("--overwrite", action="store_true", help="replace the release (a medcloak release) in OUT")
     run.add_argument("--quiet", action="store_true", help="no progress on standard error")
+    run.add_argument("--report", action="store_true",
+                     help="write the curator's review report at the end (into AUDIT/report; see `medcloak report`)")
     run.add_argument("--deface-fill", choices=("background", "noise"), default="background",
                      help="what removed face voxels become (default: the background's value)")
     run.add_argument("--deface-ears", action="store_true", help="remove the ears too when defacing")
@@ -79,6 +81,22 @@ def _parser() -> argparse.ArgumentParser:
                      "(default: the machine's memory)")
     ver.add_argument("--max-expansion", metavar="RATIO", default=str(MAX_RATIO),
                      help=f"as for run (default {MAX_RATIO})")
+
+    rep = sub.add_parser("report", help="write the curator's review report of a release (HTML, private)",
+                         description="Write a self-contained HTML report of a release for the curator who signs it "
+                         "off: what went in and out, every kept text value pooled, pictures of the pixels, what "
+                         "changed per attribute, and the re-identification risk of the kept patient "
+                         "characteristics. It shows how the release relates to the originals: it goes into the "
+                         "private audit side, never into the release.")
+    rep.add_argument("release", type=Path, metavar="RELEASE_DIR")
+    rep.add_argument("--audit", type=Path, help="the release's private audit folder (default: RELEASE_DIR.audit)")
+    rep.add_argument("--out", type=Path, metavar="REPORT_DIR",
+                     help="where to write the report (default: AUDIT/report; never inside the release)")
+    rep.add_argument("--k", type=int, default=5, help="the k of k-anonymity to check (default 5)")
+    rep.add_argument("--quasi-identifiers", nargs="+", metavar="KW",
+                     help="the quasi-identifiers, by keyword (default: the kept patient characteristics, "
+                     "see docs/review.md)")
+    rep.add_argument("--sensitive", metavar="KW", help="the attribute whose l-diversity is measured")
 
     prof = sub.add_parser("profile", help="profiles")
     prof_sub = prof.add_subparsers(dest="profile_command", required=True)
@@ -155,7 +173,35 @@ def _run(args: argparse.Namespace) -> int:
         print(f"medcloak: warning: {n} {NOTABLE[action]}", file=sys.stderr)
     if summary.nothing_released:
         print(f"medcloak: error: {summary.nothing_released}", file=sys.stderr)
+    if args.report and not args.dry_run:
+        if summary.ok:
+            from .audit import default_audit_dir
+
+            audit = args.audit if args.audit is not None else default_audit_dir(args.out)
+            complete = _write_report(args.out, audit, None, getattr(args, "k_anonymity", None) or 5, None, None)
+            if not complete:
+                return summary.exit_status or 1
+        else:
+            print("medcloak: no report: nothing was released", file=sys.stderr)
     return summary.exit_status
+
+
+def _write_report(release: Path, audit: Path | None, out: Path | None, k: int,
+                  quasi: list[str] | None, sensitive: str | None) -> bool:
+    """Write the review report and say where it is; whether it is complete."""
+    from .report import build_report, open_release
+
+    ctx = open_release(release, audit, out, k=k, quasi=quasi, sensitive=sensitive)
+    index = build_report(ctx)
+    print(f"report:      {index} (private: never share it)")
+    if ctx.failed:
+        print(f"medcloak: error: the report is incomplete: {len(ctx.failed)} section(s) could not be built "
+              f"({', '.join(sorted(ctx.failed))}); see the page", file=sys.stderr)
+    return not ctx.failed
+
+
+def _report(args: argparse.Namespace) -> int:
+    return 0 if _write_report(args.release, args.audit, args.out, args.k, args.quasi_identifiers, args.sensitive) else 1
 
 
 def _limits(args: argparse.Namespace) -> tuple[int | None, float, float]:
@@ -279,6 +325,8 @@ def _main(argv: list[str] | None) -> int:
             return _redact(args)
         if args.command == "verify":
             return _verify(args)
+        if args.command == "report":
+            return _report(args)
         return _profile_show(args)
     except (UsageError, ProfileError) as exc:
         print(f"medcloak: error: {exc}", file=sys.stderr)

@@ -83,3 +83,17 @@ class LimitError(DeidentificationError):
     """An object would cost more than a limit of the run allows (its declared size against the
     file's own size or the per-object ceiling, an expansion ratio, the time per object): it is
     quarantined, with a reason that names the limit and how to raise it, before the cost is paid."""
+
+
+class IncompleteReportError(MedcloakError):
+    """The review report was written, but some of its sections could not be built (the page shows
+    an error box for each): a release must not be signed off on it. ``path`` is the page,
+    ``sections`` the keys of the sections that failed."""
+
+    def __init__(self, message: str, path: str = "", sections: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.path = path
+        self.sections = sections
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (IncompleteReportError, (str(self), self.path, self.sections))
