@@ -31,7 +31,7 @@ webdriver = pytest.importorskip("selenium.webdriver")
 SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
 #: the sections built here: those that exist on this branch (the lead drops this filter at merge,
 #: leaving SECTIONS_HERE = SECTIONS)
-SECTIONS_HERE: tuple[str, ...] = ("summary",)  # at merge: SECTIONS_HERE = SECTIONS
+SECTIONS_HERE = tuple(s for s in SECTIONS if s in ("summary",))  # at merge: SECTIONS_HERE = SECTIONS
 
 
 def _picture_section(ctx: Any) -> Section:

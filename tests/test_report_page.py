@@ -10,11 +10,11 @@ import types
 from pathlib import Path
 
 import pytest
+from reportdata import write_release
 
 from medcloak import IncompleteReportError, UsageError, review_report
 from medcloak.cli import main
 from medcloak.report import Section, build_report, open_release
-from reportdata import write_release
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
 
@@ -68,7 +68,7 @@ def test_a_section_that_fails_is_an_error_box_naming_its_type_only(tmp_path: Pat
     page = build_report(ctx, sections=("summary", "boom", "nosuchsection")).read_text(encoding="utf-8")
     assert ctx.failed == {"boom": "ValueError", "nosuchsection": "ModuleNotFoundError"}
     assert "Jane" not in page and "1960" not in page
-    box = re.search(r'<section id="boom" class="failed">.*?</section>', page, re.S)
+    box = re.search(r'<section id="boom" class="failed">.*?</section>', page, re.DOTALL)
     assert box and 'class="error"' in box.group(0) and "ValueError" in box.group(0)
     assert "Incomplete: 2 section(s)" in text_of(page)
     assert page.count('href="#') == 3  # every section in the contents, the failed ones too
