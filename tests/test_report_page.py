@@ -157,3 +157,14 @@ def test_run_with_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     words = text_of(page)
     assert "Released 6" in words and "dicom 6 6 0 0" in words
     assert str(SAMPLES) not in page and "Sinclair" not in page
+
+
+def test_a_manifest_without_review_records_says_so(tmp_path: Path) -> None:
+    import json
+
+    release, audit = write_release(tmp_path)
+    manifest = audit / "manifest.jsonl"
+    lines = [json.loads(x) for x in manifest.read_text().splitlines()]
+    manifest.write_text("".join(json.dumps({k: v for k, v in x.items() if k != "review"}) + "\n" for x in lines))
+    words = text_of(build_report(open_release(release), sections=("summary",)).read_text(encoding="utf-8"))
+    assert "Patients released not recorded" in words and "Released 5" in words

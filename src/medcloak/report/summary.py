@@ -37,6 +37,7 @@ def build(ctx: ReportContext) -> Section:
     patients: set[str] = set()
     studies: set[str] = set()
     capped_keys = capped_reasons = False
+    records = 0  # released objects with a review record (older manifests have none)
     for entry in ctx.entries():
         status = str(entry.get("status", ""))
         if status not in STATUSES:
@@ -45,6 +46,7 @@ def build(ctx: ReportContext) -> Section:
         fmt = str(entry.get("format") or review.get("format") or "(not recorded)")
         by_format[fmt, status] += 1
         if status == "ok":
+            records += bool(review)
             by_modality[str(review.get("modality") or "(none)"), str(review.get("format") or fmt)] += 1
             for key, seen in (("patient", patients), ("study", studies)):
                 if review.get(key):
@@ -69,7 +71,7 @@ def build(ctx: ReportContext) -> Section:
         if len(counter) > SHOW_REASONS:
             notes.append(f"{len(counter):,} distinct {status} reasons: the {SHOW_REASONS} most frequent are shown")
     parts = [
-        _totals(by_format, patients, studies, capped_keys),
+        _totals(by_format, patients, studies, capped_keys, records),
         _format_table(by_format),
         _modality_table(by_modality),
         _reasons(reasons),
@@ -90,17 +92,22 @@ def table(head: Iterable[str], rows: Iterable[str], cls: str = "") -> str:
     return f"<table{attr}><thead><tr>{ths}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _totals(by_format: Counter[tuple[str, str]], patients: set[str], studies: set[str], capped: bool) -> str:
+def _totals(by_format: Counter[tuple[str, str]], patients: set[str], studies: set[str], capped: bool,
+            records: int) -> str:
     total = {s: sum(n for (_, st), n in by_format.items() if st == s) for s in STATUSES}
     more = "+" if capped else ""
+    if total["ok"] and not records:  # a manifest written before review records: unknown, not 0
+        patients_text = studies_text = "not recorded (the manifest holds no review records)"
+    else:
+        patients_text, studies_text = f"{len(patients):,}{more}", f"{len(studies):,}{more}"
     return (
         '<dl class="facts" id="summary-totals">'
         f"<dt>Objects in</dt><dd>{sum(total.values()):,}</dd>"
         f"<dt>Released</dt><dd>{total['ok']:,}</dd>"
         f"<dt>Quarantined</dt><dd>{total['quarantined']:,}</dd>"
         f"<dt>Skipped</dt><dd>{total['skipped']:,}</dd>"
-        f"<dt>Patients released</dt><dd>{len(patients):,}{more}</dd>"
-        f"<dt>Studies released</dt><dd>{len(studies):,}{more}</dd>"
+        f"<dt>Patients released</dt><dd>{patients_text}</dd>"
+        f"<dt>Studies released</dt><dd>{studies_text}</dd>"
         "</dl>"
     )
 
