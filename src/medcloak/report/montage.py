@@ -47,6 +47,26 @@ def fit(img: "Image", width: int, height: int, grow: bool = True) -> "Image":
     return img.resize((img.width * factor, img.height * factor), Image.NEAREST) if factor > 1 else img
 
 
+def shrink_outlined(img: "Image", width: int, height: int) -> "Image":
+    """``img`` made to fit in ``width`` x ``height`` (never larger), its pure red pixels (the
+    outlines an audit picture draws, one pixel wide) kept red wherever they fall: resampling
+    alone would blur them away."""
+    from PIL import Image
+
+    img = img.convert("RGB")
+    small = fit(img, width, height, grow=False)
+    if small.size == img.size:
+        return small
+    arr = np.asarray(img)
+    red = (arr[:, :, 0] == RED[0]) & (arr[:, :, 1] == RED[1]) & (arr[:, :, 2] == RED[2])
+    if not red.any():
+        return small
+    hit = np.asarray(Image.fromarray(red.astype(np.uint8) * 255).resize(small.size, Image.BOX)) > 0
+    out = np.array(small)
+    out[hit] = RED
+    return Image.fromarray(out)
+
+
 def resize(img: "Image", width: int, height: int) -> "Image":
     """``img`` resampled to exactly ``width`` x ``height`` (a projection's physical aspect)."""
     from PIL import Image

@@ -218,7 +218,7 @@ class _Builder:
 
         path = self.ctx.audit / picture
         with Image.open(path) as img:
-            small = M.fit(img.convert("RGB"), *BEFORE, grow=False)
+            small = M.shrink_outlined(img, *BEFORE)
         rel, width, height = self.write(small, name)
         return rel, width, height, os.path.relpath(path, self.ctx.out).replace(os.sep, "/")
 

@@ -44,9 +44,7 @@ WSI_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.6"
 #: the header attributes read to choose frames (a specific set: the rest is skipped)
 _TAGS = ["SOPClassUID", "InstanceNumber", "NumberOfFrames", "ImageType", "PhotometricInterpretation",
          "Rows", "Columns", "TotalPixelMatrixColumns", "TotalPixelMatrixRows", "DimensionOrganizationType",
-         "SamplesPerPixel", "BitsAllocated"]
-#: TIFF series of a slide that are not levels of its pyramid (tifffile's names)
-_NOT_LEVELS = ("label", "macro", "overview")
+         "SamplesPerPixel", "BitsAllocated", "PixelData", "FloatPixelData", "DoubleFloatPixelData"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +70,7 @@ class Header:
     columns: int
     matrix: tuple[int, int]  # total pixel matrix (columns, rows); the frame's size if none
     organization: str
+    pixels: bool  # has Pixel Data (or Float or Double Float Pixel Data)
 
 
 def spread(n: int, k: int) -> list[int]:
@@ -95,10 +94,12 @@ def _display(arr: np.ndarray, photometric: str) -> np.ndarray:
 
 
 def header(path: Path) -> Header:
-    """The header of a released DICOM instance (no pixel data read)."""
+    """The header of a released DICOM instance (its pixel data only found, not read)."""
     import pydicom
 
-    ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_TAGS)
+    ds = pydicom.dcmread(path, defer_size=1024, specific_tags=_TAGS)
+    if not str(ds.get("SOPClassUID", "")).strip():
+        raise UnsupportedInputError("no SOP Class UID: not readable as DICOM")
     rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
     matrix = (int(ds.get("TotalPixelMatrixColumns", 0) or 0), int(ds.get("TotalPixelMatrixRows", 0) or 0))
     try:
@@ -109,7 +110,8 @@ def header(path: Path) -> Header:
     image_type = (image_type,) if isinstance(image_type, str) else tuple(str(v).upper() for v in image_type)
     return Header(path, str(ds.get("SOPClassUID", "")), number, max(1, int(ds.get("NumberOfFrames", 1) or 1)),
                   str(ds.get("PhotometricInterpretation", "")).strip().upper(), image_type, rows, columns,
-                  matrix if all(matrix) else (columns, rows), str(ds.get("DimensionOrganizationType", "")).upper())
+                  matrix if all(matrix) else (columns, rows), str(ds.get("DimensionOrganizationType", "")).upper(),
+                  any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")))
 
 
 def _frame(head: Header, index: int) -> np.ndarray:
@@ -128,7 +130,7 @@ def _frame(head: Header, index: int) -> np.ndarray:
 def dicom_frame(path: Path, index: int = 0) -> Picture:
     """Frame ``index`` of a released DICOM instance (one frame decoded)."""
     head = header(path)
-    if not head.rows or not head.columns:
+    if not head.pixels:
         raise UnsupportedInputError("no pixel data")
     index = min(max(0, index), head.frames - 1)
     if head.sop_class == WSI_CLASS:
@@ -140,13 +142,16 @@ def series_frames(paths: Sequence[Path], count: int = FRAMES) -> tuple[list[Pict
     """Up to ``count`` frames spread over the instances ``paths`` of one series (in instance
     number order, at most :data:`HEADERS` headers read), or the smallest level of a slide; and
     what they are (``"frames"``, ``"slide"``, or ``""`` when no instance has pixels)."""
-    heads = [header(paths[i]) for i in spread(len(paths), HEADERS)]
-    heads = [h for h in heads if h.rows and h.columns]
+    sample = spread(len(paths), HEADERS)
+    heads = [header(paths[i]) for i in sample]
+    if any(h.rows and not h.pixels for h in heads):
+        raise UnsupportedInputError("an image without Pixel Data (cut short?)")
+    heads = [h for h in heads if h.pixels]
     if not heads:
         return [], ""
     if any(h.sop_class == WSI_CLASS for h in heads):
-        if len(paths) > len(heads):  # a slide has few instances: every one of them is a candidate
-            heads = [h for h in (header(p) for p in paths) if h.rows and h.columns]
+        if len(paths) > len(sample):  # a slide has few instances: every one of them is a candidate
+            heads = [h for h in (header(p) for p in paths) if h.pixels]
         return [slide_level(heads)], "slide"
     heads.sort(key=lambda h: (h.number, str(h.path)))
     starts = np.cumsum([0] + [h.frames for h in heads])
@@ -207,8 +212,9 @@ def slide_thumbnail(path: Path) -> Picture:
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
-        levels = [lvl for series in tif.series if series.name.strip().lower() not in _NOT_LEVELS
-                  for lvl in series.levels]
+        # the pyramid (the first series) and a thumbnail; never a label, macro, overview or map
+        levels = [lvl for i, series in enumerate(tif.series)
+                  if i == 0 or series.name.strip().lower() == "thumbnail" for lvl in series.levels]
         if not levels:
             raise UnsupportedInputError("no image in the file")
         sizes = [(int(lvl.keyframe.imagewidth), int(lvl.keyframe.imagelength)) for lvl in levels]
