@@ -471,3 +471,33 @@ def test_volume_projections_oriented(tmp_path) -> None:  # type: ignore[no-untyp
     assert np.unravel_index(cor.pixels.argmax(), cor.pixels.shape) == (40 - 1 - 35, 15)
     assert np.unravel_index(ax.pixels.argmax(), ax.pixels.shape) == (30 - 1 - 25, 15)  # anterior up
     assert cor.space == (40, 40) and sag.space == (30, 40)  # 2 mm voxels across R: square pixels of 1 mm
+
+
+def test_defaced_volume_before_is_the_qc_picture(tmp_path, secret_file) -> None:  # type: ignore[no-untyped-def]
+    """A volume defaced outside BIDS: its pair is the audit's QC picture (by its token) and the
+    released volume's projections, in which the removed face is background."""
+    inp = tmp_path / "in"
+    inp.mkdir()
+    (src,) = (SAMPLES / "bids").glob("sub-NF00482913/ses-1/anat/*T1w.nii.gz")
+    shutil.copy(src, inp / "head.nii.gz")
+    summary = run([inp], tmp_path / "out", secret_file=secret_file, options=["clean-recognizable-visual-features"])
+    assert summary.ok == 1
+    shutil.rmtree(inp)
+    section, ctx, page = _build(tmp_path / "out", tmp_path)
+    _check_files(section, ctx)
+    (pair,) = [f for f in page.figures if f[0] == "pixels-pair"]
+    before, after = pair[1]
+    assert before["alt"].startswith("before: defaced") and int(before["width"]) == P.BEFORE[0]
+    assert after["alt"].startswith("after:") and "Other QC pictures" not in section.html
+    (series,) = [f for f in page.figures if f[0] == "pixels-series"]
+    assert series[1][0]["src"] == after["src"]  # the projections made once
+    # the released volume, not the input: its projections differ from the input's where the face was
+    nib = pytest.importorskip("nibabel")
+    released = np.asanyarray(nib.load(next((tmp_path / "out" / "volumes").glob("*.nii.gz"))).dataobj)
+    original = np.asanyarray(nib.load(src).dataobj)
+    assert (released != original).any()
+    sag_released = T.volume_projections(next((tmp_path / "out" / "volumes").glob("*.nii.gz")))[0].pixels
+    sag_original = T.volume_projections(src)[0].pixels
+    assert (sag_released.astype(int) - sag_original).min() < -100  # tissue gone in the released one
+    got = _pixels(ctx, after["src"])
+    assert got.shape[1] <= 3 * P.PANEL + 2 * M.GAP and got.shape[0] <= P.PANEL
