@@ -501,3 +501,15 @@ def test_defaced_volume_before_is_the_qc_picture(tmp_path, secret_file) -> None:
     assert (sag_released.astype(int) - sag_original).min() < -100  # tissue gone in the released one
     got = _pixels(ctx, after["src"])
     assert got.shape[1] <= 3 * P.PANEL + 2 * M.GAP and got.shape[0] <= P.PANEL
+
+
+def test_one_bad_instance_of_a_series_listed_the_series_pictured(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    release = _ct_release(tmp_path, 1, 8)
+    paths = sorted(release.rglob("*.dcm"))
+    bad = paths[T.spread(len(paths), T.HEADERS)[1]]  # one of the instances read
+    bad.write_bytes(b"DICM" * 10)
+    section, ctx, page = _build(release, tmp_path)
+    (fig,) = [f for f in page.figures if f[0] == "pixels-series"]
+    assert fig[1][0]["alt"].startswith(f"{T.FRAMES - 1} frames of series")
+    (item,) = page.items
+    assert item.startswith(str(bad.relative_to(release)) + ": ") and str(release) not in item

@@ -168,10 +168,10 @@ class _Builder:
         if len(self.failed) >= MAX_LISTED:
             self.failed_more += 1
             return
-        if isinstance(exc, BaseException):
-            text = str(exc).replace(str(self.ctx.release), "<release>").replace(str(self.ctx.audit), "<audit>")
-            exc = f"{type(exc).__name__}: {text}"[:300]
-        self.failed.append((label, exc))
+        text = f"{type(exc).__name__}: {exc}" if isinstance(exc, BaseException) else exc
+        # never a full path in the page (the release's and the audit's named as such)
+        text = text.replace(str(self.ctx.release), "<release>").replace(str(self.ctx.audit), "<audit>")
+        self.failed.append((label, text[:300]))
 
     def write(self, img: Any, name: str) -> tuple[str, int, int]:
         rel = f"img/{name}"
@@ -213,7 +213,7 @@ class _Builder:
             self.cache[relpath] = out
         return out
 
-    def before(self, picture: str, name: str) -> tuple[str, int, int, str] | None:
+    def before(self, picture: str, name: str) -> tuple[str, int, int, str]:
         from PIL import Image
 
         path = self.ctx.audit / picture
@@ -229,6 +229,11 @@ def _img(src: str, width: int, height: int, alt: str) -> str:
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
+
+
+def _name(oid: str) -> str:
+    """An object's id as a file name: itself when it is a plain token, else a digest of it."""
+    return oid if oid.isascii() and oid.isalnum() and len(oid) <= 40 else _digest(oid)
 
 
 def build(ctx: ReportContext) -> Section:
@@ -282,7 +287,7 @@ def build(ctx: ReportContext) -> Section:
         group.add(relpath)
 
     b = _Builder(ctx)
-    notes = ctx.notes.setdefault(KEY, [])
+    notes: list[str] = []
     parts = ['<p>What the released pixels look like, read from the release itself. Objects whose pixels '
              'medcloak changed come first (before: the audit\'s picture; after: the released object, the '
              'changed area outlined in red), those with detected text kept as safe first of all; then a '
@@ -318,8 +323,12 @@ def build(ctx: ReportContext) -> Section:
         name = f"px-{_digest(*key)}.jpg"
         try:
             if group.kind == "dicom":
-                pictures, what = T.series_frames([b.release(p) for p in group.paths])
+                pictures, what, problems = T.series_frames([b.release(p) for p in group.paths])
+                for path, reason in problems:
+                    b.fail(str(path.relative_to(ctx.release)), reason)
                 if not pictures:
+                    if problems:
+                        continue
                     without += 1
                     continue
                 if what == "slide" or len(pictures) == 1:
@@ -356,12 +365,10 @@ def build(ctx: ReportContext) -> Section:
         figures = []
         for name in rest[:MAX_QC]:
             try:
-                got = b.before(f"qc/{name}", f"qc-{_digest(name)}.jpg")
+                src, width, height, href = b.before(f"qc/{name}", f"qc-{_digest(name)}.jpg")
             except Exception as exc:  # noqa: BLE001
                 b.fail(f"qc/{name}", exc)
                 continue
-            assert got is not None
-            src, width, height, href = got
             figures.append(f'<figure class="pixels-qc"><a href="{escape(href)}">'
                            f"{_img(src, width, height, f'audit QC picture {name}')}</a>"
                            f"<figcaption>{escape(name)}</figcaption></figure>")
@@ -378,6 +385,8 @@ def build(ctx: ReportContext) -> Section:
         if b.failed_more:
             notes.append(f"pixel review: {len(b.failed)} of the {len(b.failed) + b.failed_more} objects that could "
                          "not be pictured are listed")
+    if notes:
+        ctx.notes.setdefault(KEY, []).extend(notes)
     return Section(KEY, TITLE, "\n".join(parts), tuple(b.files))
 
 
@@ -387,9 +396,7 @@ def _pair(b: _Builder, item: _Changed, used_qc: set[str]) -> str:
     words = _CHANGE_WORDS.get(item.change, item.change)
     if item.picture:
         try:
-            got = b.before(item.picture, f"px-{item.oid}-before.jpg")
-            assert got is not None
-            src, width, height, href = got
+            src, width, height, href = b.before(item.picture, f"px-{_name(item.oid)}-before.jpg")
             used_qc.add(PurePosixPath(item.picture).name)
             cells.append(f'<a href="{escape(href)}">{_img(src, width, height, f"before: {words}, {item.relpath}")}</a>')
         except Exception as exc:  # noqa: BLE001
@@ -401,7 +408,7 @@ def _pair(b: _Builder, item: _Changed, used_qc: set[str]) -> str:
         cells.append('<span class="pixels-missing">before: no audit picture</span>')
     frame, boxes = _boxes(item.boxes)
     try:
-        src, width, height = b.single(item.kind, item.relpath, f"px-{item.oid}-after.jpg", boxes, frame)
+        src, width, height = b.single(item.kind, item.relpath, f"px-{_name(item.oid)}-after.jpg", boxes, frame)
         cells.append(_img(src, width, height, f"after: {item.relpath} as released"
                           + (f", {len(boxes)} changed area(s) outlined" if boxes else "")))
     except Exception as exc:  # noqa: BLE001

@@ -3,9 +3,10 @@
 projections of a volume, a slide's lowest-resolution level, a photograph's thumbnail.
 
 What is decided here is what is decoded, because the report must cost a small part of the run:
-a DICOM series gives at most :data:`HEADERS` headers read (of instances spread over it) and
-:data:`FRAMES` frames decoded, one frame at a time (pydicom decodes the frame asked for, not the
-whole Pixel Data); a slide gives one level, the smallest that still fills a thumbnail (never a
+a DICOM series gives at most :data:`HEADERS` headers read, of instances spread evenly over the
+series in the order the caller gives (the manifest's: discovery's order, in which a series' files
+usually are), and :data:`FRAMES` frames decoded, one frame at a time (pydicom decodes the frame
+asked for, not the whole Pixel Data), shown in instance number order; a slide gives one level, the smallest that still fills a thumbnail (never a
 level of more than :data:`MAX_LEVEL_PIXELS` pixels: a slide without a small enough level is not
 pictured, with that reason); a photograph is decoded at a reduced scale where its codec can (JPEG
 draft mode). Only a volume is read whole (its projections need every voxel), the first volume of
@@ -33,8 +34,9 @@ from ..errors import MissingDependencyError, UnsupportedInputError
 THUMB = 256
 #: frames decoded for a DICOM series' montage
 FRAMES = 4
-#: headers read to choose them (instances spread evenly over the series' sample)
-HEADERS = 16
+#: headers read to choose them (instances spread evenly over the series; reading a header costs
+#: about as much as decoding a small frame, so no more are read than frames are shown)
+HEADERS = FRAMES
 #: the most pixels of a slide level decoded for its thumbnail
 MAX_LEVEL_PIXELS = 4096 * 4096
 #: the most voxels of a volume read for its projections
@@ -138,30 +140,52 @@ def dicom_frame(path: Path, index: int = 0) -> Picture:
     return Picture(_display(_frame(head, index), head.photometric), (head.columns, head.rows))
 
 
-def series_frames(paths: Sequence[Path], count: int = FRAMES) -> tuple[list[Picture], str]:
-    """Up to ``count`` frames spread over the instances ``paths`` of one series (in instance
-    number order, at most :data:`HEADERS` headers read), or the smallest level of a slide; and
-    what they are (``"frames"``, ``"slide"``, or ``""`` when no instance has pixels)."""
+def series_frames(paths: Sequence[Path], count: int = FRAMES) -> tuple[list[Picture], str, list[tuple[Path, str]]]:
+    """Up to ``count`` frames spread over the instances ``paths`` of one series (at most
+    :data:`HEADERS` headers read, of instances spread over ``paths``; the frames in instance
+    number order, a multi-frame instance's spread over its frames), or the smallest level of a
+    slide; what
+    they are (``"frames"``, ``"slide"``, or ``""`` when no instance has pixels); and the
+    instances that could not be read, with the reason (the others are pictured all the same)."""
+    problems: list[tuple[Path, str]] = []
+
+    def read(path: Path) -> Header | None:
+        try:
+            head = header(path)
+        except Exception as exc:  # noqa: BLE001 - an unreadable instance is listed, not fatal
+            problems.append((path, _reason(exc)))
+            return None
+        if head.rows and not head.pixels:
+            problems.append((path, "an image without Pixel Data (cut short?)"))
+            return None
+        return head
+
     sample = spread(len(paths), HEADERS)
-    heads = [header(paths[i]) for i in sample]
-    if any(h.rows and not h.pixels for h in heads):
-        raise UnsupportedInputError("an image without Pixel Data (cut short?)")
-    heads = [h for h in heads if h.pixels]
+    heads = [h for h in (read(paths[i]) for i in sample) if h is not None and h.pixels]
     if not heads:
-        return [], ""
+        return [], "", problems
     if any(h.sop_class == WSI_CLASS for h in heads):
         if len(paths) > len(sample):  # a slide has few instances: every one of them is a candidate
-            heads = [h for h in (header(p) for p in paths) if h.pixels]
-        return [slide_level(heads)], "slide"
+            problems.clear()
+            heads = [h for h in (read(p) for p in paths) if h is not None and h.pixels]
+        return [slide_level(heads)], "slide", problems
     heads.sort(key=lambda h: (h.number, str(h.path)))
     starts = np.cumsum([0] + [h.frames for h in heads])
     pictures = []
     for i in spread(int(starts[-1]), count):
         which = int(np.searchsorted(starts, i, side="right")) - 1
         head = heads[which]
-        pictures.append(Picture(_display(_frame(head, i - int(starts[which])), head.photometric),
-                                (head.columns, head.rows)))
-    return pictures, "frames"
+        try:
+            arr = _frame(head, i - int(starts[which]))
+        except Exception as exc:  # noqa: BLE001
+            problems.append((head.path, _reason(exc)))
+            continue
+        pictures.append(Picture(_display(arr, head.photometric), (head.columns, head.rows)))
+    return pictures, "frames", problems
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 def _choose(sizes: Sequence[tuple[int, int]]) -> int:
