@@ -333,7 +333,7 @@ def test_monochrome1_inverted_and_blanked_black(text_release, tmp_path) -> None:
 def test_unreadable_release_files_listed_not_fatal(text_release, tmp_path) -> None:  # type: ignore[no-untyped-def]
     objects = _by_modality(text_release)
     us_path, photo_path = objects["US"][1], objects["photo"][1]
-    us_path.write_bytes(us_path.read_bytes()[:-20000])  # cut short
+    us_path.write_bytes(us_path.read_bytes()[:1000])  # cut short in its header
     photo_path.write_bytes(b"not a photograph")
     section, ctx, page = _build(text_release, tmp_path)
     _check_files(section, ctx)

@@ -46,7 +46,7 @@ WSI_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.6"
 #: the header attributes read to choose frames (a specific set: the rest is skipped)
 _TAGS = ["SOPClassUID", "InstanceNumber", "NumberOfFrames", "ImageType", "PhotometricInterpretation",
          "Rows", "Columns", "TotalPixelMatrixColumns", "TotalPixelMatrixRows", "DimensionOrganizationType",
-         "SamplesPerPixel", "BitsAllocated", "PixelData", "FloatPixelData", "DoubleFloatPixelData"]
+         "SamplesPerPixel", "BitsAllocated"]
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class Header:
     columns: int
     matrix: tuple[int, int]  # total pixel matrix (columns, rows); the frame's size if none
     organization: str
-    pixels: bool  # has Pixel Data (or Float or Double Float Pixel Data)
+    pixels: bool  # has the Image Pixel module (Rows, Columns): its Pixel Data is looked for when decoded
 
 
 def spread(n: int, k: int) -> list[int]:
@@ -96,10 +96,10 @@ def _display(arr: np.ndarray, photometric: str) -> np.ndarray:
 
 
 def header(path: Path) -> Header:
-    """The header of a released DICOM instance (its pixel data only found, not read)."""
+    """The header of a released DICOM instance (read up to its pixel data, which is not read)."""
     import pydicom
 
-    ds = pydicom.dcmread(path, defer_size=1024, specific_tags=_TAGS)
+    ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_TAGS)
     if not str(ds.get("SOPClassUID", "")).strip():
         raise UnsupportedInputError("no SOP Class UID: not readable as DICOM")
     rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
@@ -113,7 +113,7 @@ def header(path: Path) -> Header:
     return Header(path, str(ds.get("SOPClassUID", "")), number, max(1, int(ds.get("NumberOfFrames", 1) or 1)),
                   str(ds.get("PhotometricInterpretation", "")).strip().upper(), image_type, rows, columns,
                   matrix if all(matrix) else (columns, rows), str(ds.get("DimensionOrganizationType", "")).upper(),
-                  any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")))
+                  bool(rows and columns))
 
 
 def _frame(head: Header, index: int) -> np.ndarray:
@@ -155,8 +155,8 @@ def series_frames(paths: Sequence[Path], count: int = FRAMES) -> tuple[list[Pict
         except Exception as exc:  # noqa: BLE001 - an unreadable instance is listed, not fatal
             problems.append((path, _reason(exc)))
             return None
-        if head.rows and not head.pixels:
-            problems.append((path, "an image without Pixel Data (cut short?)"))
+        if not head.pixels and _image_class(head.sop_class):
+            problems.append((path, "an image without its Image Pixel module (cut short?)"))
             return None
         return head
 
@@ -182,6 +182,13 @@ def series_frames(paths: Sequence[Path], count: int = FRAMES) -> tuple[list[Pict
             continue
         pictures.append(Picture(_display(arr, head.photometric), (head.columns, head.rows)))
     return pictures, "frames", problems
+
+
+def _image_class(sop_class: str) -> bool:
+    """Whether a SOP class is one of images (its name says so), which must have pixels."""
+    from pydicom.uid import UID
+
+    return "Image" in UID(sop_class).name
 
 
 def _reason(exc: BaseException) -> str:
