@@ -144,7 +144,7 @@ def test_samples_every_series_slide_and_volume_pictured(samples, tmp_path) -> No
 
 def test_samples_montage_reads_the_released_frames(samples, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A 3-slice CT series: a 2 x 2 montage whose cells are the released slices, windowed."""
-    section, ctx, page = _build(samples, tmp_path)
+    _section, ctx, page = _build(samples, tmp_path)
     (ct_dir,) = {p.parent for p in samples.rglob("*.dcm") if pydicom.dcmread(p, stop_before_pixels=True).Modality == "CT"}
     rel = str(ct_dir.relative_to(samples))
     (fig,) = [f for f in page.figures if f[0] == "pixels-series" and rel in f[2]]
@@ -303,7 +303,7 @@ def test_records_order_kept_text_first(text_release, tmp_path) -> None:  # type:
             e["actions"]["pixel-text-boxes-kept-safe"] = 2
 
     _rewrite(text_release, keep)
-    section, ctx, page = _build(text_release, tmp_path)
+    section, _ctx, page = _build(text_release, tmp_path)
     classes = [f[0] for f in page.figures]
     assert classes[:2] == ["pixels-pair pixels-kept", "pixels-pair"]
     assert objects["CR"][0]["outputs"][0] in page.figures[0][2] and "2 text boxes read as safe and kept" in page.figures[0][2]
@@ -318,7 +318,7 @@ def test_monochrome1_inverted_and_blanked_black(text_release, tmp_path) -> None:
     entry, path = objects["CR"]
     ds = pydicom.dcmread(path)
     assert ds.PhotometricInterpretation == "MONOCHROME1"
-    section, ctx, page = _build(text_release, tmp_path)
+    _section, ctx, page = _build(text_release, tmp_path)
     (pair,) = [f for f in page.figures if f[0] == "pixels-pair" and entry["outputs"][0] in f[2]]
     got = _pixels(ctx, pair[1][1]["src"])[:, :, 0]
     arr = ds.pixel_array
@@ -403,7 +403,7 @@ def test_montage_decodes_few_frames_of_a_long_series(tmp_path, monkeypatch) -> N
     real_header, real_frame = T.header, T._frame
     monkeypatch.setattr(T, "header", lambda p: headers.append(p) or real_header(p))
     monkeypatch.setattr(T, "_frame", lambda h, i: frames.append(h.number) or real_frame(h, i))
-    section, ctx, page = _build(release, tmp_path)
+    _section, _ctx, page = _build(release, tmp_path)
     assert len(headers) == T.HEADERS and len(frames) == T.FRAMES
     numbers = sorted(frames)
     assert numbers[0] < 75 and numbers[-1] > 225 and len(set(numbers)) == T.FRAMES
@@ -508,7 +508,7 @@ def test_one_bad_instance_of_a_series_listed_the_series_pictured(tmp_path) -> No
     paths = sorted(release.rglob("*.dcm"))
     bad = paths[T.spread(len(paths), T.HEADERS)[1]]  # one of the instances read
     bad.write_bytes(b"DICM" * 10)
-    section, ctx, page = _build(release, tmp_path)
+    _section, _ctx, page = _build(release, tmp_path)
     (fig,) = [f for f in page.figures if f[0] == "pixels-series"]
     assert fig[1][0]["alt"].startswith(f"{T.FRAMES - 1} frames of series")
     (item,) = page.items

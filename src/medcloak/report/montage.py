@@ -11,8 +11,9 @@ cell of a montage.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,14 +28,14 @@ BACKGROUND = (24, 24, 24)
 GAP = 2
 
 
-def image(pixels: np.ndarray) -> "Image":
+def image(pixels: np.ndarray) -> Image:
     """An 8-bit array (grey or RGB) as an RGB PIL image."""
     from PIL import Image
 
     return Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).convert("RGB")
 
 
-def fit(img: "Image", width: int, height: int, grow: bool = True) -> "Image":
+def fit(img: Image, width: int, height: int, grow: bool = True) -> Image:
     """``img`` made to fit in ``width`` x ``height``, its aspect kept: smaller by resampling, or
     (``grow``) larger by the largest whole factor that fits."""
     from PIL import Image
@@ -47,7 +48,7 @@ def fit(img: "Image", width: int, height: int, grow: bool = True) -> "Image":
     return img.resize((img.width * factor, img.height * factor), Image.NEAREST) if factor > 1 else img
 
 
-def shrink_outlined(img: "Image", width: int, height: int) -> "Image":
+def shrink_outlined(img: Image, width: int, height: int) -> Image:
     """``img`` made to fit in ``width`` x ``height`` (never larger), its pure red pixels (the
     outlines an audit picture draws, one pixel wide) kept red wherever they fall: resampling
     alone would blur them away."""
@@ -67,7 +68,7 @@ def shrink_outlined(img: "Image", width: int, height: int) -> "Image":
     return Image.fromarray(out)
 
 
-def resize(img: "Image", width: int, height: int) -> "Image":
+def resize(img: Image, width: int, height: int) -> Image:
     """``img`` resampled to exactly ``width`` x ``height`` (a projection's physical aspect)."""
     from PIL import Image
 
@@ -76,7 +77,7 @@ def resize(img: "Image", width: int, height: int) -> "Image":
     return img.resize((max(1, width), max(1, height)), Image.BILINEAR if width < img.width else Image.NEAREST)
 
 
-def grid(images: Sequence["Image"], cell: int, columns: int) -> "Image":
+def grid(images: Sequence[Image], cell: int, columns: int) -> Image:
     """``images`` each fitted into a ``cell`` x ``cell`` square, laid out left to right and top
     to bottom in ``columns`` columns (fewer when there are fewer images), centred in its cell."""
     from PIL import Image
@@ -91,7 +92,7 @@ def grid(images: Sequence["Image"], cell: int, columns: int) -> "Image":
     return out
 
 
-def row(images: Sequence["Image"]) -> "Image":
+def row(images: Sequence[Image]) -> Image:
     """``images`` side by side, top-aligned."""
     from PIL import Image
 
@@ -104,7 +105,7 @@ def row(images: Sequence["Image"]) -> "Image":
     return out
 
 
-def outline(img: "Image", boxes: Sequence[Sequence[int]], space: tuple[int, int]) -> "Image":
+def outline(img: Image, boxes: Sequence[Sequence[int]], space: tuple[int, int]) -> Image:
     """``img`` (a picture of an object whose boxes are given in a ``space`` of (width, height)
     pixels) with each box (x0, y0, x1, y1) outlined in red just outside it, at least one pixel
     wide, so that what the box covers stays visible."""
@@ -120,7 +121,7 @@ def outline(img: "Image", boxes: Sequence[Sequence[int]], space: tuple[int, int]
     return img
 
 
-def save(img: "Image", path: Path) -> tuple[int, int]:
+def save(img: Image, path: Path) -> tuple[int, int]:
     """Write ``img`` as a JPEG to ``path`` (owner-only) and return its (width, height)."""
     with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
         img.convert("RGB").save(fh, format="JPEG", quality=85, subsampling=0, optimize=False)

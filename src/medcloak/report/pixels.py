@@ -34,7 +34,7 @@ from html import escape
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from . import Section, ReportContext
+from . import ReportContext, Section
 from . import montage as M
 from . import thumbs as T
 
@@ -224,7 +224,7 @@ class _Builder:
 
 
 def _img(src: str, width: int, height: int, alt: str) -> str:
-    return f'<img src="{escape(src)}" width="{width}" height="{height}" alt="{escape(alt)}" loading="lazy">'
+    return f'<img src="{escape(src)}" width="{width}" height="{height}" alt="{escape(alt)}">'
 
 
 def _digest(*parts: str) -> str:
@@ -288,12 +288,13 @@ def build(ctx: ReportContext) -> Section:
 
     b = _Builder(ctx)
     notes: list[str] = []
-    parts = ['<p>What the released pixels look like, read from the release itself. Objects whose pixels '
-             'medcloak changed come first (before: the audit\'s picture; after: the released object, the '
-             'changed area outlined in red), those with detected text kept as safe first of all; then a '
-             'picture of every series, slide, volume and photograph: a few frames spread over a DICOM '
-             'series, the maximum intensity projections of a volume (sagittal, coronal, axial), the lowest '
-             'resolution level of a slide.</p>']
+    intro = ("<p>What the released pixels look like, read from the release itself. Objects whose pixels "
+             "medcloak changed come first (before: the audit's picture; after: the released object, the "
+             "changed area outlined in red), those with detected text kept as safe first of all; then a "
+             "picture of every series, slide, volume and photograph: a few frames spread over a DICOM "
+             "series, the maximum intensity projections of a volume (sagittal, coronal, axial), the lowest "
+             "resolution level of a slide.</p>")
+    parts = [intro]
 
     # ---- changed objects ----
     ordered = kept_first + [c for change in _ORDER + tuple(sorted(set(by_change) - set(_ORDER)))

@@ -22,9 +22,10 @@ Failures raise; the caller lists the object with the reason and goes on.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -41,6 +42,9 @@ HEADERS = FRAMES
 MAX_LEVEL_PIXELS = 4096 * 4096
 #: the most voxels of a volume read for its projections
 MAX_VOXELS = 512 * 512 * 512
+#: a DICOM file up to this size is read once, whole, for its header and its frames; a larger one
+#: has its header read up to the pixel data and each frame read on its own
+SMALL_FILE = 8 << 20
 #: DICOM VL Whole Slide Microscopy Image Storage
 WSI_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.6"
 #: the header attributes read to choose frames (a specific set: the rest is skipped)
@@ -73,6 +77,7 @@ class Header:
     matrix: tuple[int, int]  # total pixel matrix (columns, rows); the frame's size if none
     organization: str
     pixels: bool  # has the Image Pixel module (Rows, Columns): its Pixel Data is looked for when decoded
+    dataset: Any = None  # the whole data set of a small file (read once), else None
 
 
 def spread(n: int, k: int) -> list[int]:
@@ -96,10 +101,12 @@ def _display(arr: np.ndarray, photometric: str) -> np.ndarray:
 
 
 def header(path: Path) -> Header:
-    """The header of a released DICOM instance (read up to its pixel data, which is not read)."""
+    """The header of a released DICOM instance (read up to its pixel data, which is not read,
+    unless the file is small: then it is read whole, once, and kept for its frames)."""
     import pydicom
 
-    ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_TAGS)
+    small = path.stat().st_size <= SMALL_FILE
+    ds = pydicom.dcmread(path) if small else pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_TAGS)
     if not str(ds.get("SOPClassUID", "")).strip():
         raise UnsupportedInputError("no SOP Class UID: not readable as DICOM")
     rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
@@ -113,13 +120,14 @@ def header(path: Path) -> Header:
     return Header(path, str(ds.get("SOPClassUID", "")), number, max(1, int(ds.get("NumberOfFrames", 1) or 1)),
                   str(ds.get("PhotometricInterpretation", "")).strip().upper(), image_type, rows, columns,
                   matrix if all(matrix) else (columns, rows), str(ds.get("DimensionOrganizationType", "")).upper(),
-                  bool(rows and columns))
+                  bool(rows and columns), ds if small else None)
 
 
 def _frame(head: Header, index: int) -> np.ndarray:
     from pydicom.pixels import pixel_array
 
-    arr = pixel_array(head.path, index=index if head.frames > 1 else None)
+    src = head.dataset if head.dataset is not None else head.path
+    arr = pixel_array(src, index=index if head.frames > 1 else None)
     if head.photometric == "PALETTE COLOR":
         import pydicom
         from pydicom.pixels import apply_color_lut
