@@ -513,3 +513,20 @@ def test_one_bad_instance_of_a_series_listed_the_series_pictured(tmp_path) -> No
     assert fig[1][0]["alt"].startswith(f"{T.FRAMES - 1} frames of series")
     (item,) = page.items
     assert item.startswith(str(bad.relative_to(release)) + ": ") and str(release) not in item
+
+
+def test_mirax_slide_pictured_with_openslide(tmp_path, secret_file) -> None:  # type: ignore[no-untyped-def]
+    """A MIRAX slide (not a TIFF): pictured through OpenSlide's thumbnail, its label removed."""
+    pytest.importorskip("openslide")
+    from mirax_sample import make_mirax
+
+    make_mirax(tmp_path / "in")
+    summary = run([tmp_path / "in"], tmp_path / "out", secret_file=secret_file)
+    assert summary.ok == 1
+    shutil.rmtree(tmp_path / "in")
+    section, ctx, page = _build(tmp_path / "out", tmp_path)
+    _check_files(section, ctx)
+    (fig,) = [f for f in page.figures if f[0] == "pixels-series"]
+    assert fig[2].startswith("slides/") and ".mrxs" in fig[2] and not page.items
+    with Image.open(ctx.out / fig[1][0]["src"]) as img:
+        assert max(img.size) == T.THUMB  # 256 x 256 slide

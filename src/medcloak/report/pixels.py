@@ -311,7 +311,7 @@ def build(ctx: ReportContext) -> Section:
             parts.append(_pair(b, item, used_qc))
         parts.append("</div>")
     if changed_total > len(shown):
-        notes.append(f"pixel review: before/after pictures of {len(shown)} of the {changed_total} objects whose "
+        notes.append(f"before/after pictures of {len(shown)} of the {changed_total} objects whose "
                      f"pixels were changed (the cap is {MAX_CHANGED}); the rest: the manifest's actions name them, "
                      "and the audit's qc folder holds every review picture")
 
@@ -355,7 +355,7 @@ def build(ctx: ReportContext) -> Section:
     if without:
         parts.append(f"<p>{without} series without pixel data (structured reports, structure sets...): no picture.</p>")
     if more_groups:
-        notes.append(f"pixel review: pictures of the first {len(groups)} series, slides, volumes and photographs "
+        notes.append(f"pictures of the first {len(groups)} series, slides, volumes and photographs "
                      f"(the cap is {MAX_SERIES}); {len(more_groups)} more, {more_objects} objects, are not pictured: "
                      "open them from the release in a viewer")
 
@@ -375,7 +375,7 @@ def build(ctx: ReportContext) -> Section:
                            f"<figcaption>{escape(name)}</figcaption></figure>")
         parts.append('<div class="pixels-grid">' + "".join(figures) + "</div>")
         if len(rest) > MAX_QC:
-            notes.append(f"pixel review: {MAX_QC} of the {len(rest)} other QC pictures shown (the cap is {MAX_QC}); "
+            notes.append(f"{MAX_QC} of the {len(rest)} other QC pictures shown (the cap is {MAX_QC}); "
                          "the rest are in the audit's qc folder")
 
     # ---- what could not be pictured ----
@@ -384,7 +384,7 @@ def build(ctx: ReportContext) -> Section:
         parts.extend(f"<li>{escape(label)}: {escape(reason)}</li>" for label, reason in b.failed)
         parts.append("</ul>")
         if b.failed_more:
-            notes.append(f"pixel review: {len(b.failed)} of the {len(b.failed) + b.failed_more} objects that could "
+            notes.append(f"{len(b.failed)} of the {len(b.failed) + b.failed_more} objects that could "
                          "not be pictured are listed")
     if notes:
         ctx.notes.setdefault(KEY, []).extend(notes)
