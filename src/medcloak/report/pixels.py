@@ -271,9 +271,10 @@ def build(ctx: ReportContext) -> Section:
                     bucket.append(change)
         if kind == "dicom":
             series = rec.get("series")
+            folder = str(PurePosixPath(relpath).parent)
             key = (("series", str(rec.get("patient", "")), str(rec.get("study", "")), str(series)) if series
-                   else ("folder", str(PurePosixPath(relpath).parent)))
-            label = "/".join(k for k in key[1:] if k)
+                   else ("folder", folder))
+            label = folder  # the series' folder in the release, where a viewer finds it
         else:
             key, label = ("object", relpath), relpath
         group = groups.get(key)
