@@ -400,30 +400,37 @@ def _pair(b: _Builder, item: _Changed, used_qc: set[str]) -> str:
         try:
             src, width, height, href = b.before(item.picture, f"px-{_name(item.oid)}-before.jpg")
             used_qc.add(PurePosixPath(item.picture).name)
-            cells.append(f'<a href="{escape(href)}">{_img(src, width, height, f"before: {words}, {item.relpath}")}</a>')
+            cells.append(_cell("before (the audit's picture)",
+                               f'<a href="{escape(href)}">{_img(src, width, height, f"before: {words}, {item.relpath}")}</a>'))
         except Exception as exc:  # noqa: BLE001
             b.fail(f"{item.relpath} (audit picture)", exc)
-            cells.append('<span class="pixels-missing">before: the audit picture cannot be read</span>')
+            cells.append(_cell("before", '<span class="pixels-missing">the audit picture cannot be read</span>'))
     elif item.change == "label-removed":
-        cells.append('<span class="pixels-missing">before: the label image is removed; no picture of it is kept</span>')
+        cells.append(_cell("before", '<span class="pixels-missing">the label image is removed; no picture of it is kept</span>'))
     else:
-        cells.append('<span class="pixels-missing">before: no audit picture</span>')
+        cells.append(_cell("before", '<span class="pixels-missing">no audit picture</span>'))
     frame, boxes = _boxes(item.boxes)
     try:
         src, width, height = b.single(item.kind, item.relpath, f"px-{_name(item.oid)}-after.jpg", boxes, frame)
-        cells.append(_img(src, width, height, f"after: {item.relpath} as released"
-                          + (f", {len(boxes)} changed area(s) outlined" if boxes else "")))
+        cells.append(_cell("after (as released)", _img(src, width, height, f"after: {item.relpath} as released"
+                           + (f", {len(boxes)} changed area(s) outlined" if boxes else ""))))
     except Exception as exc:  # noqa: BLE001
         b.fail(item.relpath, exc)
-        cells.append('<span class="pixels-missing">after: the released object cannot be pictured</span>')
+        cells.append(_cell("after", '<span class="pixels-missing">the released object cannot be pictured</span>'))
     detail = [words]
     if item.boxes:
         detail.append(f"{len(item.boxes)} box{'es' if len(item.boxes) != 1 else ''}"
                       + (f", frame {frame + 1} shown" if item.kind == "dicom" else ""))
     if item.kept:
         detail.append(f"{item.kept} text box{'es' if item.kept != 1 else ''} read as safe and kept")
-    return (f'<figure class="pixels-pair{" pixels-kept" if item.kept else ""}">{"".join(cells)}'
+    return (f'<figure class="pixels-pair{" pixels-kept" if item.kept else ""}">'
+            f'<div style="display:flex;gap:.6rem;align-items:flex-start">{"".join(cells)}</div>'
             f"<figcaption>{escape(item.relpath)}: {escape('; '.join(detail))}</figcaption></figure>")
+
+
+def _cell(label: str, body: str) -> str:
+    """One side of a pair: its label above its picture (or the reason there is none)."""
+    return f'<div><div style="font-size:.8rem;color:#555">{escape(label)}</div>{body}</div>'
 
 
 def _boxes(boxes: list[list[int]]) -> tuple[int, list[list[int]]]:
