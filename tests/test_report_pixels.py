@@ -389,7 +389,10 @@ def test_caps_honoured_and_noted(tmp_path, monkeypatch) -> None:  # type: ignore
     assert classes.count("pixels-pair") == 3 and classes.count("pixels-series") == 2 and classes.count("pixels-qc") == 1
     notes = " ".join(ctx.notes["pixels"])
     assert "3 of the 4 objects whose pixels were changed" in notes
-    assert "first 2 series" in notes and "3 more, 9 objects" in notes
+    assert "2 of the 5 series, slides, volumes and photographs, every 4th" in notes and "the other 3, 9 objects" in notes
+    # spread over the release: the first series and the last
+    shown = [c for cls, _, c in page.figures if cls == "pixels-series"]
+    assert shown[0].startswith("P0/ST/S0 ") and shown[1].startswith("P4/ST/S4 ")
     assert "1 of the 3 other QC pictures" in notes
     assert "Series, slides, volumes and photographs (5)" in section.html
 
@@ -530,3 +533,21 @@ def test_mirax_slide_pictured_with_openslide(tmp_path, secret_file) -> None:  # 
     assert fig[2].startswith("slides/") and ".mrxs" in fig[2] and not page.items
     with Image.open(ctx.out / fig[1][0]["src"]) as img:
         assert max(img.size) == T.THUMB  # 256 x 256 slide
+
+
+def test_groups_pictured_spread_over_a_large_release(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """1000 series, 10 pictured: spread from the first to the last, the rest counted (their files
+    are missing here: each pictured one is listed as not pictured, which names it)."""
+    audit = tmp_path / "rel.audit"
+    audit.mkdir()
+    lines = [{"id": f"o{i}", "input": "/nowhere", "status": "ok", "outputs": [f"S{i:04d}/{j}.dcm"], "actions": {}}
+             for i in range(1000) for j in range(2)]
+    (audit / "manifest.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+    monkeypatch.setattr(P, "MAX_SERIES", 10)
+    section, ctx, page = _build(tmp_path / "rel", tmp_path)
+    shown = sorted({int(item[1:5]) for item in page.items})
+    assert 5 <= len(shown) <= 10 and shown[0] == 0 and shown[-1] >= 1000 - (1000 // len(shown)) - 10
+    assert len(set(np.diff(shown))) == 1  # evenly
+    (note,) = ctx.notes["pixels"][:1]
+    assert f"{len(shown)} of the 1000 series" in note and f"{2 * (1000 - len(shown))} objects" in note
+    assert "Series, slides, volumes and photographs (1000)" in section.html

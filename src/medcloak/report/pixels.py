@@ -21,8 +21,10 @@ review is of what stayed. What is decoded is bounded (see :mod:`medcloak.report.
 is what is shown: at most :data:`MAX_CHANGED` pairs, :data:`MAX_SERIES` series pictures and
 :data:`MAX_QC` further QC pictures; the page says what was capped (``ctx.notes``). An object that
 cannot be pictured is listed with the reason; it never stops the report. The manifest is streamed
-once and each group keeps an evenly spaced sample of at most :data:`KEEP` of its objects, so
-memory stays bounded however large the release.
+once and each group keeps an evenly spaced sample of at most :data:`KEEP` of its objects; the
+groups pictured, when there are more than :data:`MAX_SERIES`, are spread evenly over the release
+the same way (every second one dropped and the stride doubled whenever they overflow), so memory
+stays bounded however large the release, and the pictures do not all come from its first patients.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ MAX_CHANGED = 40
 MAX_QC = 40
 #: objects listed as not pictured
 MAX_LISTED = 200
+#: groups remembered, to tell a new group from one not pictured (beyond it, counts are a bound)
+SEEN = 1 << 20
 #: objects of a group kept (evenly spaced) to choose its frames from
 KEEP = 64
 #: a montage's cell (two columns of two: about :data:`thumbs.THUMB` pixels square)
@@ -243,8 +247,8 @@ def build(ctx: ReportContext) -> Section:
     except OSError:
         qc = set()
     groups: dict[tuple[str, ...], _Group] = {}
-    more_groups: set[int] = set()
-    more_objects = 0
+    seen: set[int] = set()  # hashes of the groups met (at most SEEN)
+    index, stride, more_objects = 0, 1, 0
     kept_first: list[_Changed] = []
     by_change: dict[str, list[_Changed]] = {}
     changed_total = kept_total = 0
@@ -279,12 +283,27 @@ def build(ctx: ReportContext) -> Section:
             key, label = ("object", relpath), relpath
         group = groups.get(key)
         if group is None:
-            if len(groups) >= MAX_SERIES:
-                if len(more_groups) < 1 << 20:
-                    more_groups.add(hash(key))
+            tag = hash(key)
+            if tag in seen:
+                more_objects += 1  # a group not pictured
+                continue
+            if len(seen) < SEEN:
+                seen.add(tag)
+            index += 1
+            if (index - 1) % stride:
                 more_objects += 1
                 continue
             group = groups[key] = _Group(kind, label)
+            if len(groups) > MAX_SERIES:
+                # every second group dropped, and every (2 x stride)-th new one taken from now on:
+                # the pictured groups stay spread evenly over the release, however large it is
+                kept = list(groups.items())
+                groups = dict(kept[::2])
+                more_objects += sum(g.count for _, g in kept[1::2])
+                stride *= 2
+                if key not in groups:
+                    more_objects += 1
+                    continue
         group.add(relpath)
 
     b = _Builder(ctx)
@@ -317,7 +336,7 @@ def build(ctx: ReportContext) -> Section:
                      "and the audit's qc folder holds every review picture")
 
     # ---- one picture per series, slide, volume, photograph ----
-    total_groups = len(groups) + len(more_groups)
+    total_groups = max(index, len(groups))
     parts.append(f"<h3>Series, slides, volumes and photographs ({total_groups})</h3>")
     without = 0
     figures = []
@@ -355,9 +374,10 @@ def build(ctx: ReportContext) -> Section:
         parts.append('<div class="pixels-grid">' + "".join(figures) + "</div>")
     if without:
         parts.append(f"<p>{without} series without pixel data (structured reports, structure sets...): no picture.</p>")
-    if more_groups:
-        notes.append(f"pictures of the first {len(groups)} series, slides, volumes and photographs "
-                     f"(the cap is {MAX_SERIES}); {len(more_groups)} more, {more_objects} objects, are not pictured: "
+    if index > len(groups):
+        notes.append(f"pictures of {len(groups)} of the {index} series, slides, volumes and photographs, every "
+                     f"{stride}{_ordinal(stride)} in the manifest's order (the cap is {MAX_SERIES}); the other "
+                     f"{index - len(groups)}, {more_objects} objects, are not pictured: "
                      "open them from the release in a viewer")
 
     # ---- the audit's other QC pictures ----
@@ -426,6 +446,10 @@ def _pair(b: _Builder, item: _Changed, used_qc: set[str]) -> str:
     return (f'<figure class="pixels-pair{" pixels-kept" if item.kept else ""}">'
             f'<div style="display:flex;gap:.6rem;align-items:flex-start">{"".join(cells)}</div>'
             f"<figcaption>{escape(item.relpath)}: {escape('; '.join(detail))}</figcaption></figure>")
+
+
+def _ordinal(n: int) -> str:
+    return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
 
 
 def _cell(label: str, body: str) -> str:
