@@ -16,6 +16,12 @@ Two parts, changed objects first:
   three maximum intensity projections of a volume, a slide's lowest-resolution level that fills a
   thumbnail, a photograph's thumbnail. The audit QC pictures that no pair showed follow.
 
+Every picture is a small JPEG under the report's ``img`` folder (a thumbnail or montage at most
+:data:`thumbs.THUMB` pixels on a side; a volume's three panels of :data:`PANEL`; an audit
+picture brought into :data:`BEFORE`, its red outlines kept), listed in the section's files and
+shown with its size and alt text; an audit picture links to its full-size original in the audit
+folder by a relative path, so the report works from the file system.
+
 Everything is read from the release (the manifest's output paths), never from the inputs: the
 review is of what stayed. What is decoded is bounded (see :mod:`medcloak.report.thumbs`), and so
 is what is shown: at most :data:`MAX_CHANGED` pairs, :data:`MAX_SERIES` series pictures and
