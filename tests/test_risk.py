@@ -181,3 +181,44 @@ def test_patients_accumulator_bounded_by_patients():
         p.add(f"P{i % 50}", {"PatientSex": "F"})
     assert len(p.rows) == 50 and p.objects == 10_000
     assert measure(p, ("PatientSex",)).k == 50
+
+
+def write_manifest(audit, lines):
+    import json
+
+    audit.mkdir(parents=True, exist_ok=True)
+    with (audit / "manifest.jsonl").open("w", encoding="utf-8") as fh:
+        for line in lines:
+            fh.write(json.dumps(line) + "\n")
+        fh.write('{"input": "cut sho')  # a line cut short is skipped
+
+
+def test_report_section(tmp_path):
+    from medcloak.report import ReportContext
+    from medcloak.report.risk import build
+
+    lines = []
+    for i in range(340):
+        patient = f"P{i // 2:03d}"  # two objects each: 170 patients
+        age = f"0{40 + (i // 2) % 17:02d}Y"
+        lines.append({"input": f"/in/{i}", "status": "ok", "outputs": [f"{patient}/x/{i}.dcm"],
+                      "review": record("dicom", patient=patient, qi={"PatientAge": age, "PatientSex": "FM"[(i // 2) % 2]})})
+    lines.append({"input": "/in/q", "status": "quarantined", "reason": "x",
+                  "review": record("dicom", patient="Q", qi={"PatientAge": "099Y"})})
+    lines.append({"input": "/in/copy", "status": "ok", "outputs": ["P000/x/0.dcm"]})
+    write_manifest(tmp_path / "a", lines)
+    ctx = ReportContext(tmp_path / "r", tmp_path / "a", tmp_path / "out", k=5, sensitive="<b>PatientSex")
+    section = build(ctx)
+    ref = reference([ln["review"] for ln in lines if ln["status"] == "ok" and "review" in ln],
+                    QUASI_IDENTIFIERS, 5, None)
+    assert ref["patients"] == 170
+    # 17 ages x 2 sexes: 34 classes of 5 patients: none below k=5
+    assert f"{ref['below']} of 170 patients (0.0 %) are in classes smaller than k=5" in section.html
+    assert "<b>PatientSex" not in section.html and "&lt;b&gt;PatientSex" in section.html
+    assert "1 released objects carry no review record" in section.html
+    assert section.key == "risk" and ctx.notes["risk"]
+    ctx = ReportContext(tmp_path / "r", tmp_path / "a", tmp_path / "out", k=6, quasi=("PatientAge",))
+    section = build(ctx)
+    assert "0 of 170 patients (0.0 %) are in classes smaller than k=6" in section.html
+    ctx = ReportContext(tmp_path / "r", tmp_path / "a", tmp_path / "out", k=11)
+    assert "170 of 170 patients (100.0 %) are in classes smaller than k=11" in build(ctx).html
