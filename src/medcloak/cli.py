@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--deface-fill", choices=("background", "noise"), default="background",
                      help="what removed face voxels become (default: the background's value)")
     run.add_argument("--deface-ears", action="store_true", help="remove the ears too when defacing")
+    run.add_argument("--k-anonymity", metavar="K",
+                     help="generalise the kept patient characteristics (age to bands, size and weight to ranges, "
+                     "suppression as a last resort) until every patient is in a class of at least K patients")
     lim = run.add_argument_group("what one object may cost (an object beyond a limit is quarantined; 0: no limit)")
     lim.add_argument("--max-object-size", metavar="SIZE",
                      help="bytes an object may declare (pixels, voxels, inflated data), e.g. 2G or 500M "
@@ -147,6 +150,7 @@ def _run(args: argparse.Namespace) -> int:
         max_object_size=size,
         max_expansion=expansion,
         object_timeout=timeout,
+        k_anonymity=_k_anonymity(args.k_anonymity),
     )
     if not args.dry_run:
         print(f"{summary.ok} released, {summary.quarantined} quarantined, {summary.skipped} skipped")
@@ -156,6 +160,15 @@ def _run(args: argparse.Namespace) -> int:
     if summary.nothing_released:
         print(f"medcloak: error: {summary.nothing_released}", file=sys.stderr)
     return summary.exit_status
+
+
+def _k_anonymity(text: str | None) -> int | None:
+    """``--k-anonymity`` as a number: a whole number of patients, at least 2."""
+    if text is None:
+        return None
+    if not text.strip().isdigit() or int(text) < 2:
+        raise UsageError(f"--k-anonymity takes a whole number of patients, at least 2, not {text!r}")
+    return int(text)
 
 
 def _limits(args: argparse.Namespace) -> tuple[int | None, float, float]:

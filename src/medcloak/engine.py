@@ -271,10 +271,12 @@ def _format_of(path: Path) -> str:
         return "unknown"
 
 
-def _write_documentation(out: Path, profile: Profile, summary: RunSummary) -> None:
+def _write_documentation(out: Path, profile: Profile, summary: RunSummary, k_plan: Any = None) -> None:
     doc = profile.describe()
     doc["tool"] = {"name": "medcloak", "version": __version__}
     doc["objects_released"] = summary.ok
+    if k_plan is not None:
+        doc["k_anonymity"] = k_plan.describe()
     (out / DOC_NAME).write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     lines = [
         "This data set was de-identified with medcloak " + __version__ + ".",
@@ -284,6 +286,8 @@ def _write_documentation(out: Path, profile: Profile, summary: RunSummary) -> No
         "Method codes (CID 7050): " + ", ".join(c for c, _ in profile.method_codes()) + ".",
         "Identifiers were replaced by keyed pseudonyms; the key is not part of this release.",
     ]
+    if k_plan is not None:
+        lines.append(k_plan.sentence())
     (out / DOC_TEXT).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -345,6 +349,8 @@ def _check_release(out: Path, audit: Path, resume: bool, overwrite: bool, record
             raise UsageError("--resume with another profile or other options than the run it continues")
         if previous.get("secret") != record["secret"]:
             raise UsageError("--resume with another secret than the run it continues")
+        if (previous.get("k_anonymity") or {}).get("k") != (record.get("k_anonymity") or {}).get("k"):
+            raise UsageError("--resume with another --k-anonymity than the run it continues")
     if overwrite and occupied:
         if not (out / DOC_NAME).exists() and not (out / STAGING).exists() and not (audit / MANIFEST).exists():
             raise UsageError("--overwrite refuses a folder that is not a medcloak release")
@@ -419,6 +425,7 @@ def run(
     max_object_size: int | None = None,
     max_expansion: float = MAX_RATIO,
     object_timeout: float = TIMEOUT,
+    k_anonymity: int | None = None,
 ) -> RunSummary:
     """De-identify ``inputs`` into the release tree ``out``. See the command-line contract.
 
@@ -437,6 +444,10 @@ def run(
     ``max_object_size`` bytes declared (default: a worker's share of the machine's memory,
     :meth:`Executor.object_bytes`), ``max_expansion`` inflated bytes per compressed byte, and
     ``object_timeout`` seconds, after which the object is quarantined and the run goes on.
+
+    ``k_anonymity``: K, at least 2: the patient characteristics the profile keeps are generalised
+    until every patient is in a class of at least K (a pre-pass reads the DICOM inputs' headers
+    first; see :mod:`medcloak.generalise`), documented in the release and ``run.json``.
     """
     from .durable import PENDING
     from .executors import Batcher, Interrupt, make_executor
@@ -457,10 +468,15 @@ def run(
     if templates and not prof.has("clean-pixel-data"):
         raise UsageError("region templates apply under --option clean-pixel-data only")
     safe = _safe_list(ocr_safe, prof)
+    if k_anonymity is not None and (isinstance(k_anonymity, bool) or not isinstance(k_anonymity, int)
+                                    or k_anonymity < 2):
+        raise UsageError("--k-anonymity takes a whole number of patients, at least 2")
     # everything that can refuse the run comes before anything is written (a dry run refuses the same)
     secret, fresh = load_secret(audit_path, Path(secret_file) if secret_file else None)
     keyring = Keyring(secret)
     record = _run_record(prof, keyring.secret)
+    if k_anonymity is not None:
+        record["k_anonymity"] = {"k": k_anonymity}
     try:
         _check_release(out_path, audit_path, resume, overwrite, record)
     except OSError as exc:
@@ -478,6 +494,18 @@ def run(
 
             check_scheduler(scheduler)
         return _dry_run(chain(head, sources))
+    k_plan = None
+    if k_anonymity is not None:  # the pre-pass: refuses (fewer than K patients) before anything is written
+        from .generalise import choose, read_patients
+
+        began = time.monotonic()
+        rows, unread = read_patients(discover(input_paths, exclude=[out_path, audit_path], follow_links=follow_links),
+                                     prof, keyring)
+        k_plan = choose(rows, k_anonymity, unread)
+        record["k_anonymity"] = {**k_plan.describe(), "pre_pass_seconds": round(time.monotonic() - began, 3),
+                                 "inputs_unread": len(unread)}
+        settings = make_settings({"regions": templates, "deface_fill": deface_fill, "deface_ears": deface_ears,
+                                  "ocr_safe": safe, "k_plan": k_plan})
     # then the executor (a scheduler that cannot be reached leaves no folder behind)
     executor = make_executor(workers, scheduler, client)
     limits = Limits(max_object_bytes=executor.object_bytes() if max_object_size is None else int(max_object_size),
@@ -575,7 +603,7 @@ def run(
             _remove_unrecorded(out_path, audit_path)
         bar.finish()
         if stopped is None and summary.ok:
-            _write_documentation(out_path, prof, summary)  # every released object is durable already
+            _write_documentation(out_path, prof, summary, k_plan)  # every released object is durable already
         elif stopped is None:
             # nothing released: no documentation of an empty release, and no empty folder that
             # would refuse the next run (the audit keeps every reason)

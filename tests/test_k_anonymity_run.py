@@ -1,0 +1,249 @@
+"""``medcloak run --k-anonymity K`` on real DICOM files (pydicom's CT_small and MR_small) with
+planted patient characteristics: after it, every patient is in a class of at least K, measured
+on the release itself (read back with pydicom, one row per patient folder), the values written
+are valid DICOM, and what was done is documented; without the option nothing changes."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from conftest import pydicom_test_files, write
+from medcloak.cli import main
+from medcloak.generalise import TAGS, Plan, apply, choose, patients_of, recode, released_qi
+from medcloak.risk import measure
+
+pd = pytest.importorskip("pandas")
+
+OPTIONS = ["--option", "retain-patient-characteristics", "--option", "retain-device-identity"]
+QUASI = tuple(TAGS)
+
+
+def plant(folder: Path, patients: int = 30, seed: int = 7) -> dict[str, dict[str, str]]:
+    """``patients`` patients of one to three objects each (CT or MR by patient), each with its
+    own sex, age (40 to 58), size (1.60 to 1.79 m) and weight (60 to 79 kg), a few seen at two
+    ages (a study a year later): nearly all unique as they are, and alike in 20-year, 20 cm and
+    20 kg ranges. Returns the planted characteristics by patient ID."""
+    rng = random.Random(seed)
+    planted = {}
+    n = 0
+    for p in range(patients):
+        pid = f"K-ANON-{p:03d}"
+        sex = "FM"[p // 2 % 2]
+        age = rng.randint(40, 58)
+        size = f"{rng.uniform(1.60, 1.79):.2f}"
+        weight = f"{rng.uniform(60, 79.9):.1f}"
+        planted[pid] = {"PatientSex": sex, "PatientAge": f"{age:03d}Y", "PatientSize": size, "PatientWeight": weight}
+        for j in range(rng.randint(1, 3)):
+            name = ["CT_small.dcm", "MR_small.dcm"][p % 2]
+            ds = pydicom.dcmread(pydicom_test_files() / name)
+            for tag in [t for t in ds.keys() if t.group & 1]:
+                del ds[tag]
+            n += 1
+            uid = f"1.2.826.0.1.3680043.10.999.77.{n}"
+            ds.SOPInstanceUID = uid
+            ds.file_meta.MediaStorageSOPInstanceUID = uid
+            ds.StudyInstanceUID = f"1.2.826.0.1.3680043.10.999.78.{p}.{j % 2}"
+            ds.SeriesInstanceUID = f"1.2.826.0.1.3680043.10.999.79.{p}.{j}"
+            ds.PatientID = pid
+            ds.PatientName = f"PATIENT^{p:03d}"
+            ds.PatientSex = sex
+            # the second study a year later: the patient is seen at two ages
+            ds.PatientAge = f"{age + (1 if j == 2 and p % 5 == 0 else 0):03d}Y"
+            ds.PatientSize = size
+            ds.PatientWeight = weight
+            ds.BurnedInAnnotation = "NO"
+            write(ds, folder / f"p{p:03d}" / f"{j}.dcm")
+    return planted
+
+
+def release_table(out: Path) -> list[dict]:
+    """One row per released object: its patient (the release's patient folder) and quasi-identifiers."""
+    rows = []
+    for path in sorted(out.rglob("*.dcm")):
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        rows.append({"patient": path.relative_to(out).parts[0], "qi": released_qi(ds), "path": path})
+    return rows
+
+
+def pandas_k(rows: list[dict], quasi: tuple[str, ...]) -> int:
+    df = pd.DataFrame([{"patient": r["patient"], **{q: r["qi"].get(q, "") for q in quasi}} for r in rows])
+    used = [q for q in quasi if (df[q] != "").any()]
+    per = df.groupby("patient")[used].agg(lambda s: "|".join(sorted(set(s)))).reset_index()
+    return int(per.groupby(used).size().min()) if used else len(per)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kanon")
+    secret = root / "secret.key"
+    secret.write_bytes(b"test-secret-0123456789abcdef")
+    secret.chmod(0o600)
+    planted = plant(root / "in")
+    plain, kanon = root / "plain", root / "kanon"
+    base = ["run", str(root / "in"), "--secret-file", str(secret), "--workers", "1", "--quiet", *OPTIONS]
+    assert main([*base, "--out", str(plain)]) == 0
+    assert main([*base, "--out", str(kanon), "--k-anonymity", "5"]) == 0
+    return planted, plain, kanon
+
+
+def test_without_the_option_nothing_changes(runs):
+    planted, plain, _ = runs
+    rows = release_table(plain)
+    assert len({r["patient"] for r in rows}) == 30
+    by_age = {}
+    for row in rows:
+        ds = pydicom.dcmread(row["path"], stop_before_pixels=True)
+        pid = [p for p, v in planted.items() if v["PatientSize"] == str(ds.PatientSize)
+               and v["PatientWeight"] == str(ds.PatientWeight)]
+        assert len(pid) == 1  # every planted value released as it was
+        assert ds.PatientSex == planted[pid[0]]["PatientSex"]
+        by_age.setdefault(row["patient"], set()).add(str(ds.PatientAge))
+    assert any(len(ages) == 2 for ages in by_age.values())
+    doc = json.loads((plain / "DEIDENTIFICATION.json").read_text())
+    assert "k_anonymity" not in doc
+    assert "k_anonymity" not in json.loads((plain.parent / "plain.audit" / "run.json").read_text())
+    # the planted release is far from 5-anonymous: the option has work to do
+    r = measure(patients_of(rows), QUASI, 5)
+    assert r.k == 1 and r.below >= 25
+
+
+def test_k_anonymity_holds_on_the_release(runs):
+    _, plain, kanon = runs
+    rows = release_table(kanon)
+    patients = {r["patient"] for r in rows}
+    assert patients == {r["patient"] for r in release_table(plain)}  # the same pseudonyms
+    risk = measure(patients_of(rows), QUASI, 5)
+    assert risk.patients == 30 and risk.k >= 5 and risk.below == 0
+    assert pandas_k(rows, QUASI) == risk.k
+    # per object, the classes would look larger: per patient is what is checked
+    per_object = measure(patients_of([{"patient": str(r["path"]), "qi": r["qi"]} for r in rows]), QUASI, 5)
+    assert per_object.patients == len(rows) > 30
+    doc = json.loads((kanon / "DEIDENTIFICATION.json").read_text())["k_anonymity"]
+    assert doc["k"] == 5 and doc["smallest_class_after"] == risk.k and doc["patients"] == 30
+    assert doc["smallest_class_before"] == 1
+    assert doc["quasi_identifiers"]["PatientAge"] == "20-year bands"
+    assert doc["quasi_identifiers"]["PatientSex"] == "kept as released"
+    assert "k-anonymity: every patient is in a class of at least 5" in (kanon / "DEIDENTIFICATION.txt").read_text()
+    record = json.loads((kanon.parent / "kanon.audit" / "run.json").read_text())["k_anonymity"]
+    assert record["patients_suppressed"] == doc["patients_suppressed"] and record["pre_pass_seconds"] >= 0
+    text = json.dumps(record) + json.dumps(doc)
+    assert "K-ANON" not in text and not any(p in text for p in patients)  # counts only
+
+
+def test_released_values_are_valid_dicom(runs):
+    _, _, kanon = runs
+    ages, changed = set(), 0
+    for row in release_table(kanon):
+        ds = pydicom.dcmread(row["path"], stop_before_pixels=True)
+        age = str(ds.get("PatientAge", "") or "")
+        assert age == "" or re.fullmatch(r"\d{3}[DWMY]", age)
+        ages.add(age)
+        for keyword in ("PatientSize", "PatientWeight"):
+            raw = ds.get_item(keyword).value if keyword in ds else b""
+            text = raw.decode() if isinstance(raw, bytes) else str(raw or "")
+            assert len(text) <= 16 and (text == "" or re.fullmatch(r"[+-]?\d+(\.\d+)?", text.strip()))
+        assert str(ds.get("PatientSex", "") or "") in ("", "F", "M", "O")
+        changed += "k-anonymity" in json.dumps(row["qi"])  # never a label in a value
+    assert changed == 0
+    # bands are lower bounds of the documented widths: here 20-year bands (40 to 59)
+    assert ages == {"040Y"}
+    if shutil.which("dciodvfy"):
+        for row in release_table(kanon)[:6]:
+            res = subprocess.run(["dciodvfy", str(row["path"])], capture_output=True, text=True)
+            bad = [ln for ln in (res.stdout + res.stderr).splitlines()
+                   if ln.startswith("Error") and re.search(r"Patient(Age|Size|Weight|Sex)|Patient's (Age|Size|Weight|Sex)", ln)]
+            assert not bad, bad
+
+
+def test_manifest_counts_what_was_done(runs):
+    _, _, kanon = runs
+    lines = [json.loads(x) for x in (kanon.parent / "kanon.audit" / "manifest.jsonl").read_text().splitlines()]
+    assert all(line["status"] == "ok" for line in lines)
+    assert sum(line.get("actions", {}).get("k-anonymity-generalised", 0) > 0 for line in lines) > 0
+
+
+def test_usage_errors(tmp_path, secret_file, capsys):
+    plant(tmp_path / "in", patients=3)
+    base = ["run", str(tmp_path / "in"), "--secret-file", str(secret_file), "--workers", "1", "--quiet", *OPTIONS]
+    for bad in ("1", "0", "-3", "2.5", "five"):
+        assert main([*base, "--out", str(tmp_path / f"o{bad}"), "--k-anonymity", bad]) == 2
+        assert "--k-anonymity takes a whole number" in capsys.readouterr().err
+        assert not (tmp_path / f"o{bad}").exists()
+    # three patients cannot be in classes of five: refused before anything is written
+    assert main([*base, "--out", str(tmp_path / "o"), "--k-anonymity", "5"]) == 2
+    assert "fewer than 5" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.audit").exists()
+    assert main([*base, "--out", str(tmp_path / "o3"), "--k-anonymity", "3"]) == 0
+
+
+def test_recode_values():
+    assert recode("PatientAge", "043Y", 1) == "040Y"
+    assert recode("PatientAge", "043Y", 2) == "040Y"
+    assert recode("PatientAge", "059Y", 3) == "040Y"
+    assert recode("PatientAge", "097Y", 1) == "090Y"  # 90 and over: one band
+    assert recode("PatientAge", "018M", 1) == "000Y"
+    assert recode("PatientAge", "043Y", 4) == ""
+    assert recode("PatientAge", "abc", 1) == ""
+    assert recode("PatientAge", "043Y", 0) == "043Y"
+    assert recode("PatientSize", "1.70", 1) == "1.725"
+    assert recode("PatientSize", "1.749", 1) == "1.725"
+    assert recode("PatientSize", "1.75", 2) == "1.75"
+    assert recode("PatientWeight", "72.3", 1) == "72.5"
+    assert recode("PatientWeight", "72.3", 3) == "70"
+    assert recode("PatientSex", "F", 1) == ""
+
+
+def test_choose_suppresses_the_outliers_within_the_budget():
+    # 200 patients aged 40 to 79, two or three of each age and sex, in classes of 10 or 15 at
+    # 5-year bands; and five outliers, each of an ethnic group no one else has: at 5-year bands
+    # the outliers are suppressed (5 of 205 is within 5 %), and make a class of 5
+    recs = [{"patient": f"P{i}", "qi": {"PatientSex": "FM"[i // 40 % 2], "PatientAge": f"{40 + i % 40:03d}Y"}}
+            for i in range(200)]
+    recs += [{"patient": f"ODD{i}", "qi": {"PatientSex": "F", "PatientAge": f"{40 + i:03d}Y", "EthnicGroup": f"E{i}"}}
+             for i in range(5)]
+    plan = choose(patients_of(recs), 5)
+    assert plan.levels == (("PatientSex", 0), ("PatientAge", 1), ("EthnicGroup", 0))
+    assert plan.suppressed == {f"ODD{i}" for i in range(5)}
+    assert (plan.k_before, plan.k_after, plan.steps) == (1, 5, 1)
+    # with four, their suppressed class would hold 4: the ethnic group goes instead
+    plan = choose(patients_of(recs[:-1]), 5)
+    assert plan.levels == (("PatientSex", 0), ("PatientAge", 1), ("EthnicGroup", 1))
+    assert not plan.suppressed and plan.k_after >= 5
+
+
+def test_choose_suppresses_the_few_and_keeps_the_empty_class_large_enough():
+    # 40 patients alike but for a unique weight each, and one odd patient: weight goes
+    recs = [{"patient": f"P{i}", "qi": {"PatientSex": "F", "PatientAge": "040Y", "PatientWeight": str(50 + i)}}
+            for i in range(40)]
+    recs.append({"patient": "ODD", "qi": {"PatientSex": "M", "PatientAge": "041Y", "PatientWeight": "70"}})
+    plan = choose(patients_of(recs), 5)
+    assert plan.level("PatientWeight") > 0
+    # the odd one out (a man) is suppressed rather than every patient's sex: one of 41 is within
+    # the budget (5 %), but the suppressed class of 1 would be smaller than 5, so sex goes instead
+    assert plan.level("PatientSex") == 1 or "ODD" in plan.suppressed
+    assert plan.k_after >= 5
+
+
+def test_apply_refuses_what_the_pre_pass_could_not_read():
+    from pydicom.dataset import Dataset
+
+    from medcloak.errors import DeidentificationError
+
+    plan = Plan(5, (("PatientAge", 1),), unread=frozenset({"/in/x.dcm"}))
+    ds = Dataset()
+    ds.PatientAge = "043Y"
+    with pytest.raises(DeidentificationError):
+        apply(ds, plan, "MCX", "/in/x.dcm")
+    assert apply(ds, plan, "MCX", "/in/y.dcm") == {"k-anonymity-generalised": 1}
+    assert ds.PatientAge == "040Y"
+    sup = Plan(5, (("PatientAge", 0),), suppressed=frozenset({"MCX"}))
+    assert apply(ds, sup, "MCX", "/in/y.dcm") == {"k-anonymity-generalised": 1, "k-anonymity-suppressed": 1}
+    assert ds.PatientAge == ""
