@@ -165,6 +165,7 @@ def test_released_values_are_valid_dicom(runs):
 
 def test_manifest_counts_what_was_done(runs):
     _, _, kanon = runs
+    assert main(["verify", str(kanon), "--audit", str(kanon.parent / "kanon.audit")]) == 0
     lines = [json.loads(x) for x in (kanon.parent / "kanon.audit" / "manifest.jsonl").read_text().splitlines()]
     assert all(line["status"] == "ok" for line in lines)
     assert sum(line.get("actions", {}).get("k-anonymity-generalised", 0) > 0 for line in lines) > 0
@@ -182,6 +183,11 @@ def test_usage_errors(tmp_path, secret_file, capsys):
     assert "fewer than 5" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() and not (tmp_path / "o.audit").exists()
     assert main([*base, "--out", str(tmp_path / "o3"), "--k-anonymity", "3"]) == 0
+    # a resumed run keeps its K
+    assert main([*base, "--out", str(tmp_path / "o3"), "--k-anonymity", "4", "--resume"]) == 2
+    assert "another --k-anonymity" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "o3"), "--resume"]) == 2
+    assert main([*base, "--out", str(tmp_path / "o3"), "--k-anonymity", "3", "--resume"]) == 0
 
 
 def test_recode_values():
