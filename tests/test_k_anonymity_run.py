@@ -253,3 +253,19 @@ def test_apply_refuses_what_the_pre_pass_could_not_read():
     sup = Plan(5, (("PatientAge", 0),), suppressed=frozenset({"MCX"}))
     assert apply(ds, sup, "MCX", "/in/y.dcm") == {"k-anonymity-generalised": 1, "k-anonymity-suppressed": 1}
     assert ds.PatientAge == ""
+
+
+def test_pre_pass_sees_what_the_run_releases(runs):
+    """The pre-pass's rows (headers read and walked, patients keyed as the run keys them) are
+    the release's own, patient by patient."""
+    from medcloak.discover import discover
+    from medcloak.generalise import read_patients
+    from medcloak.pseudonym import Keyring
+    from medcloak.rules.profile import load_profile
+
+    _, plain, _ = runs
+    profile = load_profile(None, ["retain-patient-characteristics", "retain-device-identity"])
+    rows, unread = read_patients(discover([plain.parent / "in"]), profile, Keyring(b"test-secret-0123456789abcdef"))
+    assert not unread
+    released = patients_of(release_table(plain))
+    assert rows.rows == released.rows and rows.objects == released.objects

@@ -4,10 +4,11 @@ every patient is in an equivalence class of at least K patients, and record what
 How, and why so:
 
 1. **A pre-pass reads them first** (:func:`read_patients`). Before any object is released, the
-   header of every DICOM input is read (pydicom, the quasi-identifiers' and identity's tags
-   only, no pixels) and put through the profile's own walk, so what is measured is the value the
-   release would carry (kept, shifted, emptied or dummy). Its patient is keyed as the run keys it
-   (the keyring's patient pseudonym). One row per patient (:class:`medcloak.risk.Patients`).
+   header of every DICOM input is read (pydicom, up to the last tag needed, those tags only)
+   and put through the profile's own walk, so what is measured is the value the release would
+   carry (kept, shifted, emptied or dummy); a header seen already (the same identity and values,
+   as most objects of a patient are) is not walked again. Its patient is keyed as the run keys
+   it (the keyring's patient pseudonym). One row per patient (:class:`medcloak.risk.Patients`).
 2. **One global recoding, with the fewest generalisation steps** (:func:`choose`). Each
    quasi-identifier has a ladder (:data:`LADDERS`): Patient's Age to 5-, 10- and 20-year bands,
    Patient's Size to 5, 10 and 20 cm ranges, Patient's Weight to 5, 10 and 20 kg ranges, then
@@ -195,7 +196,7 @@ def read_patients(sources: Iterable[Source], profile: Profile, keyring: Keyring)
     quasi-identifiers the release would carry, and the inputs whose header could not be read."""
     import warnings
 
-    import pydicom
+    from pydicom.filereader import read_partial
 
     from .formats.dicom import patient_identity
     from .formats.dicom_check import check_inflation
@@ -203,7 +204,11 @@ def read_patients(sources: Iterable[Source], profile: Profile, keyring: Keyring)
 
     patients = Patients(TAGS)
     unread: set[str] = set()
-    tags = list(IDENTITY_TAGS) + list(TAGS.values())
+    tags = sorted(set(IDENTITY_TAGS) | set(TAGS.values()))
+    last = max(tags)
+    # the walk's result of headers seen already (the same identity and values): most objects of
+    # a patient share them, so the profile walks each once
+    walked: dict[tuple[Any, ...], dict[str, str]] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom's warnings quote values
         for source in sources:
@@ -211,15 +216,18 @@ def read_patients(sources: Iterable[Source], profile: Profile, keyring: Keyring)
                 continue
             try:
                 check_inflation(source.path)
-                ds = pydicom.dcmread(source.path, stop_before_pixels=True, force=True, specific_tags=tags)
-                if "DirectoryRecordSequence" in ds:
-                    continue  # a DICOMDIR is never released
+                with open(source.path, "rb") as fh:  # the header up to the last tag needed
+                    ds = read_partial(fh, stop_when=lambda tag, vr, length: tag > last, force=True,
+                                      specific_tags=tags)
                 identity = patient_identity(ds)
-                days, seconds = keyring.date_offset(identity)
-                walker = Walker(Context(profile, keyring, identity, days, seconds))
-                walker.walk(ds)
-                walker.finish()
-                qi = released_qi(ds)
+                seen = (identity, *(_text(ds, t) for t in tags if t not in (0x0020000D, 0x00080016)))
+                qi = walked.get(seen)
+                if qi is None:
+                    days, seconds = keyring.date_offset(identity)
+                    walker = Walker(Context(profile, keyring, identity, days, seconds))
+                    walker.walk(ds)
+                    walker.finish()
+                    qi = walked[seen] = released_qi(ds)
             except Exception:  # noqa: BLE001 - not counted: the run quarantines it (see apply)
                 unread.add(str(source.path))
                 continue
