@@ -269,3 +269,17 @@ def test_pre_pass_sees_what_the_run_releases(runs):
     assert not unread
     released = patients_of(release_table(plain))
     assert rows.rows == released.rows and rows.objects == released.objects
+
+
+def test_figures_on_the_releases_match_pandas(runs):
+    """Every figure of medcloak.risk on both real releases (read back with pydicom), against
+    pandas' group-by of the same table."""
+    from medcloak.review_record import QUASI_IDENTIFIERS
+    from test_risk import check
+
+    _, plain, kanon = runs
+    for out in (plain, kanon):
+        objects = [{"patient": r["patient"], "qi": r["qi"]} for r in release_table(out)]
+        check(objects, QUASI_IDENTIFIERS, 5, None)
+        check(objects, QUASI_IDENTIFIERS, 3, "PatientSex")
+        check(objects, ("PatientAge", "PatientWeight", "Manufacturer"), 2, "PatientSize")
