@@ -59,8 +59,8 @@ def render(risk: Risk, unrecorded: int = 0) -> str:
     """The section's HTML (every value escaped)."""
     parts = [f'<p class="verdict">{escape(risk.verdict())}.</p>']
     facts = [
-        f"{risk.patients} patients in {risk.objects} released objects (one row per patient; "
-        f"{risk.without_patient} objects without a patient key count as a patient each)",
+        (f"{risk.patients} patients in {risk.objects} released objects (one row per patient; "
+         f"{risk.without_patient} objects without a patient key count as a patient each)"),
         "quasi-identifiers carried by the release: " + (", ".join(risk.quasi) or "none"),
         "asked for but carried by no object: " + (", ".join(risk.absent) or "none"),
         "a patient whose objects differ is the set of their values; a missing value is a category of its own",
