@@ -292,3 +292,38 @@ def test_figures_on_the_releases_match_pandas(runs):
         check(objects, QUASI_IDENTIFIERS, 5, None)
         check(objects, QUASI_IDENTIFIERS, 3, "PatientSex")
         check(objects, ("PatientAge", "PatientWeight", "Manufacturer"), 2, "PatientSize")
+
+
+def test_dry_run_prints_the_plan(runs, capsys):
+    _, plain, _ = runs
+    out = plain.parent / "dry"
+    assert main(["run", str(plain.parent / "in"), "--out", str(out), "--secret-file", str(plain.parent / "secret.key"),
+                 "--dry-run", "--k-anonymity", "5", *OPTIONS]) == 0
+    assert "k-anonymity: every patient is in a class of at least 5" in capsys.readouterr().out
+    assert not out.exists()
+
+
+def test_nothing_carried_nothing_to_do():
+    plan = choose(patients_of([{"patient": f"P{i}"} for i in range(6)]), 5)
+    assert (plan.levels, plan.suppressed, plan.k_after) == ((), frozenset(), 6)
+    assert choose(patients_of([]), 5).levels == ()
+
+
+def test_report_section_tells_what_the_run_did(runs, tmp_path):
+    """The report's risk section on the generalised release (records made here from the
+    release itself), with what the run recorded."""
+    from medcloak.report import ReportContext
+    from medcloak.report.risk import build
+    from medcloak.review_record import record
+
+    _, _, kanon = runs
+    audit = tmp_path / "audit"
+    audit.mkdir()
+    shutil.copy(kanon.parent / "kanon.audit" / "run.json", audit / "run.json")
+    with (audit / "manifest.jsonl").open("w") as fh:
+        for i, row in enumerate(release_table(kanon)):
+            fh.write(json.dumps({"input": f"/in/{i}", "status": "ok",
+                                 "review": record("dicom", patient=row["patient"], qi=row["qi"])}) + "\n")
+    html = build(ReportContext(kanon, audit, tmp_path / "r", k=5)).html
+    assert "0 of 30 patients (0.0 %) are in classes smaller than k=5" in html
+    assert "The run generalised the kept characteristics to k=5" in html and "20-year bands" in html

@@ -488,14 +488,9 @@ def run(
     head = list(islice(sources, 1))
     if not head:
         raise UsageError("no input object found: the inputs hold no file")
-    if dry_run:
-        if scheduler is not None:
-            from .executors import check_scheduler
-
-            check_scheduler(scheduler)
-        return _dry_run(chain(head, sources))
     k_plan = None
-    if k_anonymity is not None:  # the pre-pass: refuses (fewer than K patients) before anything is written
+    if k_anonymity is not None:
+        # the pre-pass: refuses (fewer than K patients) before anything is written; a dry run prints its plan
         from .generalise import choose, read_patients
 
         began = time.monotonic()
@@ -506,6 +501,14 @@ def run(
                                  "inputs_unread": len(unread)}
         settings = make_settings({"regions": templates, "deface_fill": deface_fill, "deface_ears": deface_ears,
                                   "ocr_safe": safe, "k_plan": k_plan})
+    if dry_run:
+        if scheduler is not None:
+            from .executors import check_scheduler
+
+            check_scheduler(scheduler)
+        if k_plan is not None:
+            print(k_plan.sentence())
+        return _dry_run(chain(head, sources))
     # then the executor (a scheduler that cannot be reached leaves no folder behind)
     executor = make_executor(workers, scheduler, client)
     limits = Limits(max_object_bytes=executor.object_bytes() if max_object_size is None else int(max_object_size),

@@ -12,7 +12,7 @@ whose handler makes no record) adds no patient, and the section says how many th
 from __future__ import annotations
 
 from html import escape
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import Section
 
@@ -43,7 +43,7 @@ def build(ctx: ReportContext) -> Section:
     if unrecorded:
         ctx.notes.setdefault(KEY, []).append(
             f"{unrecorded} released objects carry no review record and are not counted")
-    return Section(KEY, TITLE, render(risk, unrecorded))
+    return Section(KEY, TITLE, render(risk, unrecorded, ctx.run_record().get("k_anonymity")))
 
 
 def _table(head: tuple[str, ...], rows: list[tuple[object, ...]], marked: frozenset[int] | set[int] = frozenset()) -> str:
@@ -55,9 +55,19 @@ def _table(head: tuple[str, ...], rows: list[tuple[object, ...]], marked: frozen
     return "\n".join(out)
 
 
-def render(risk: Risk, unrecorded: int = 0) -> str:
-    """The section's HTML (every value escaped)."""
+def render(risk: Risk, unrecorded: int = 0, run: dict[str, Any] | None = None) -> str:
+    """The section's HTML (every value escaped); ``run``: what ``run --k-anonymity`` recorded
+    in ``run.json`` (see :meth:`medcloak.generalise.Plan.describe`), if it was given."""
     parts = [f'<p class="verdict">{escape(risk.verdict())}.</p>']
+    if isinstance(run, dict) and run.get("k"):
+        levels = run.get("quasi_identifiers") or {}
+        parts.append(
+            f"<p>The run generalised the kept characteristics to k={escape(str(run.get('k')))} "
+            f"(<code>--k-anonymity</code>; smallest class then {escape(str(run.get('smallest_class_after')))}, "
+            f"characteristics of {escape(str(run.get('patients_suppressed')))} of "
+            f"{escape(str(run.get('patients')))} patients suppressed); dates are not generalised by it.</p>")
+        if isinstance(levels, dict) and levels:
+            parts.append(_table(("quasi-identifier", "as released"), sorted((str(a), str(v)) for a, v in levels.items())))
     facts = [
         (f"{risk.patients} patients in {risk.objects} released objects (one row per patient; "
          f"{risk.without_patient} objects without a patient key count as a patient each)"),
