@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from conftest import pydicom_test_files, write
 
 from medcloak.cli import main
@@ -327,3 +329,40 @@ def test_report_section_tells_what_the_run_did(runs, tmp_path):
     html = build(ReportContext(kanon, audit, tmp_path / "r", k=5)).html
     assert "0 of 30 patients (0.0 %) are in classes smaller than k=5" in html
     assert "The run generalised the kept characteristics to k=5" in html and "20-year bands" in html
+
+
+@st.composite
+def cohorts(draw):
+    n = draw(st.integers(5, 60))
+    recs = []
+    for p in range(n):
+        qi = {"PatientSex": draw(st.sampled_from(["F", "M", ""])),
+              "PatientAge": draw(st.sampled_from(["", "abc", "011M"] + [f"{a:03d}Y" for a in range(18, 100, 3)])),
+              "PatientWeight": draw(st.sampled_from(["", "55.5", "61", "70.25", "88", "140"])),
+              "BodyPartExamined": draw(st.sampled_from(["HEAD", "CHEST", ""]))}
+        for _ in range(draw(st.integers(1, 2))):  # a second object, at times with another age
+            recs.append({"patient": f"P{p}", "qi": dict(qi)})
+            qi["PatientAge"] = draw(st.sampled_from([qi["PatientAge"], "045Y"]))
+    return recs
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cohorts(), st.integers(2, 5), st.sampled_from([0.05, 0.2, 0.5]))
+def test_any_plan_is_k_anonymous_by_pandas(recs, k, budget):
+    """Whatever the cohort, the plan's release (values recoded, the suppressed emptied), grouped
+    by pandas one row per patient, has no class smaller than k, and suppresses within budget."""
+    from medcloak.generalise import LADDERS
+
+    patients = patients_of(recs)
+    plan = choose(patients, k, budget=budget)
+    assert len(plan.suppressed) <= budget * len(patients.rows)
+    rows = []
+    for rec in recs:
+        out = {}
+        for attr, level in plan.levels:
+            value = rec["qi"].get(attr, "")
+            out[attr] = "" if rec["patient"] in plan.suppressed else recode(attr, value, level)
+        rows.append({"patient": rec["patient"], "qi": out})
+    assert pandas_k(rows, tuple(a for a, _ in plan.levels)) >= k
+    assert plan.k_after == pandas_k(rows, tuple(a for a, _ in plan.levels))
+    assert all(0 <= lvl <= len(LADDERS[a]) for a, lvl in plan.levels)
