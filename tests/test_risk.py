@@ -222,3 +222,23 @@ def test_report_section(tmp_path):
     assert "0 of 170 patients (0.0 %) are in classes smaller than k=6" in section.html
     ctx = ReportContext(tmp_path / "r", tmp_path / "a", tmp_path / "out", k=11)
     assert "170 of 170 patients (100.0 %) are in classes smaller than k=11" in build(ctx).html
+
+
+def test_class_ids_of_wide_columns_do_not_overflow():
+    """Columns whose mixed-radix key would pass 64 bits: the same classes as pandas' groups."""
+    import numpy as np
+
+    from medcloak.risk import class_ids
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    cols = [rng.integers(0, 1 << 20, n) for _ in range(4)] + [rng.integers(0, 2, n) for _ in range(3)]
+    cols[5][:] = cols[0] % 2  # some rows alike on everything
+    cols[0][n // 2:] = cols[0][: n - n // 2]
+    for c in cols[1:5]:
+        c[n // 2:] = c[: n - n // 2]
+    ids = class_ids(cols, n)
+    ref = pd.DataFrame({f"c{i}": c for i, c in enumerate(cols)}).groupby([f"c{i}" for i in range(len(cols))]).ngroup()
+    assert len(set(ids.tolist())) == ref.nunique()
+    pairs = pd.DataFrame({"a": ids, "b": ref.to_numpy()}).drop_duplicates()
+    assert len(pairs) == ref.nunique()  # one to one

@@ -146,14 +146,20 @@ def codes(patients: Patients, attr: str) -> Any:
 
 def class_ids(columns: Sequence[Any], n: int) -> Any:
     """Each patient's equivalence class over ``columns`` (integer code arrays), as dense
-    integers: combined one column at a time and re-numbered, so no key overflows."""
+    integers: the columns combined in mixed radix while the key fits 62 bits, re-numbered
+    whenever it would not (so no key overflows), and re-numbered at the end."""
     import numpy as np
 
     key = np.zeros(n, dtype=np.int64)
+    span = 1
     for col in columns:
         width = int(col.max()) + 1 if n else 1
-        key = np.unique(key * width + col, return_inverse=True)[1].astype(np.int64).reshape(-1)
-    return key
+        if span * width >= 1 << 62:
+            key = np.unique(key, return_inverse=True)[1].astype(np.int64).reshape(-1)
+            span = int(key.max()) + 1 if n else 1
+        key = key * width + col
+        span *= width
+    return np.unique(key, return_inverse=True)[1].astype(np.int64).reshape(-1)
 
 
 def class_sizes(columns: Sequence[Any], n: int) -> Any:
