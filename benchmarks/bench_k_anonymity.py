@@ -13,7 +13,7 @@ seconds (from the audit's ``run.json``), and the ratios: pre-pass over the plain
 with the option over the one without. The machine may be shared: read the spread.
 
 Run: ``python benchmarks/bench_k_anonymity.py [--objects 3000] [--patients 300] [--k 5]
-[--rounds 3] [--workers 1] [--tmp DIR]``
+[--rounds 3] [--workers 1] [--side 512] [--tmp DIR]``
 """
 
 from __future__ import annotations
@@ -36,7 +36,10 @@ from _timing import file_system
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def build(folder: Path, objects: int, patients: int, seed: int = 3) -> None:
+def build(folder: Path, objects: int, patients: int, seed: int = 3, side: int = 0) -> None:
+    """The corpus; ``side``: frames of side x side pixels (a CT slice is 512) instead of the
+    test files' own (128 and 64)."""
+    import numpy as np
     import pydicom
     import pydicom.data
 
@@ -45,6 +48,9 @@ def build(folder: Path, objects: int, patients: int, seed: int = 3) -> None:
     for ds in bases:
         for tag in [t for t in ds.keys() if t.group & 1]:
             del ds[tag]
+        if side:
+            ds.Rows = ds.Columns = side
+            ds.PixelData = np.random.default_rng(seed).integers(0, 1 << 11, side * side, dtype=np.uint16).tobytes()
     people = [("FM"[rng.randint(0, 1)], rng.randint(18, 90), f"{rng.uniform(1.5, 1.95):.2f}",
                f"{rng.uniform(45, 120):.1f}") for _ in range(patients)]
     with warnings.catch_warnings():
@@ -87,16 +93,18 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--side", type=int, default=0, help="frames of SIDE x SIDE pixels (default: the test files' own)")
     ap.add_argument("--tmp", type=Path, default=None)
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bench-kanon-", dir=args.tmp))
     try:
         corpus = base / "in"
-        build(corpus, args.objects, args.patients)
+        build(corpus, args.objects, args.patients, side=args.side)
         secret = base / "secret.key"
         secret.write_bytes(os.urandom(32))
         secret.chmod(0o600)
-        print(f"{args.objects} objects of {args.patients} patients, --workers {args.workers}, "
+        print(f"{args.objects} objects of {args.patients} patients"
+              f"{f', frames of {args.side}x{args.side}' if args.side else ''}, --workers {args.workers}, "
               f"on {file_system(base)}; {args.rounds} rounds")
         times: dict[str, list[float]] = {"plain": [], "k": [], "pre-pass": []}
         for r in range(args.rounds):

@@ -366,3 +366,32 @@ def test_any_plan_is_k_anonymous_by_pandas(recs, k, budget):
     assert pandas_k(rows, tuple(a for a, _ in plan.levels)) >= k
     assert plan.k_after == pandas_k(rows, tuple(a for a, _ in plan.levels))
     assert all(0 <= lvl <= len(LADDERS[a]) for a, lvl in plan.levels)
+
+
+def test_a_class_thinned_by_quarantine_is_told(tmp_path, secret_file, capsys):
+    """A patient whose every object is quarantined leaves the class the pre-pass counted them
+    in: the release says k-anonymity was not met, and the command warns."""
+    plant(tmp_path / "in", patients=12)
+    for path in (tmp_path / "in" / "p000").iterdir():  # patient 0's objects: burned-in text, not cleaned
+        ds = pydicom.dcmread(path)
+        ds.BurnedInAnnotation = "YES"
+        ds.save_as(path)
+    out = tmp_path / "out"
+    code = main(["run", str(tmp_path / "in"), "--out", str(out), "--secret-file", str(secret_file), "--workers", "1",
+                 "--quiet", *OPTIONS, "--k-anonymity", "3"])
+    assert code == 1
+    doc = json.loads((out / "DEIDENTIFICATION.json").read_text())["k_anonymity"]
+    assert doc["smallest_class_after"] >= 3 and doc["smallest_class_released"] < 3
+    assert doc["patients_below_k_released"] == doc["smallest_class_released"]
+    assert "k-anonymity NOT met" in (out / "DEIDENTIFICATION.txt").read_text()
+    assert "classes smaller than --k-anonymity's K" in capsys.readouterr().err
+    record = json.loads((tmp_path / "out.audit" / "run.json").read_text())["k_anonymity"]
+    assert record["smallest_class_released"] == doc["smallest_class_released"]
+    risk = measure(patients_of(release_table(out)), QUASI, 3)
+    assert risk.k == doc["smallest_class_released"] and risk.patients == 11
+
+
+def test_released_figures_when_all_is_released(runs):
+    _, _, kanon = runs
+    doc = json.loads((kanon / "DEIDENTIFICATION.json").read_text())["k_anonymity"]
+    assert doc["smallest_class_released"] == doc["smallest_class_after"] and doc["patients_below_k_released"] == 0

@@ -291,6 +291,26 @@ def _write_documentation(out: Path, profile: Profile, summary: RunSummary, k_pla
     (out / DOC_TEXT).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def _k_released(k_plan: Any, rows: Any, audit: Path, record: dict[str, Any], summary: RunSummary) -> Any:
+    """``--k-anonymity``'s plan with the classes of the patients released (read from the
+    manifest), recorded in ``run.json``; counted as notable when one is smaller than K."""
+    from .generalise import released
+
+    kept = {e["patient"][1] for e in read_manifest(audit).values() if e.get("status") == "ok" and e.get("patient")}
+    k_plan = released(k_plan, rows, kept)
+    record["k_anonymity"].update(k_plan.describe())
+    try:
+        with open_private(audit / RUN_RECORD) as fh:
+            json.dump(record, fh, sort_keys=True)
+    except OSError:
+        pass  # the release's documentation says it too
+    if k_plan.below_released:
+        summary.notable["k-anonymity-not-met"] = k_plan.below_released
+        log.warning("k-anonymity not met on the release: %d patients in classes smaller than %d",
+                    k_plan.below_released, k_plan.k)
+    return k_plan
+
+
 def action_reason(fmt: str) -> str:
     """The reason recorded for an object that discovery already knows to skip or quarantine."""
     return ACTIONS[fmt].split("(", 1)[1].rstrip(")")
@@ -488,7 +508,8 @@ def run(
     head = list(islice(sources, 1))
     if not head:
         raise UsageError("no input object found: the inputs hold no file")
-    k_plan = None
+    k_plan = rows = None
+    run_record = record  # (``record`` names the manifest's writer below)
     if k_anonymity is not None:
         # the pre-pass: refuses (fewer than K patients) before anything is written; a dry run prints its plan
         from .generalise import choose, read_patients
@@ -606,6 +627,8 @@ def run(
             _remove_unrecorded(out_path, audit_path)
         bar.finish()
         if stopped is None and summary.ok:
+            if k_plan is not None:  # measured on the patients released
+                k_plan = _k_released(k_plan, rows, audit_path, run_record, summary)
             _write_documentation(out_path, prof, summary, k_plan)  # every released object is durable already
         elif stopped is None:
             # nothing released: no documentation of an empty release, and no empty folder that

@@ -31,6 +31,11 @@ How, and why so:
 5. **It is documented** in the release's ``DEIDENTIFICATION.json``/``.txt`` and the audit's
    ``run.json`` (:meth:`Plan.describe`): the levels chosen and the counts (patients, patients
    suppressed), never a patient.
+6. **It is checked on what was released** (:func:`released`): a patient all of whose objects
+   were quarantined leaves a class the pre-pass counted them in. The run measures the classes
+   of the patients it released; if one is smaller than K, the documentation says k-anonymity
+   was not met and the command warns (the run does not undo what it released: a curator fixes
+   the quarantined objects and runs again, or releases without them knowingly).
 
 Dates are not generalised here: the study year is a quasi-identifier only when long dates are
 kept, and recoding one date would break the intervals between an object's dates; the date
@@ -41,7 +46,7 @@ characteristics are not patient data of this kind.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import product
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
@@ -160,7 +165,10 @@ class Plan:
     below_before: int = 0
     steps: int = 0
     candidates: int = 0
-    counts: dict[str, int] = field(default_factory=dict, compare=False)
+    #: after the run: the smallest class among the patients released, and how many of them are
+    #: in classes smaller than k (None before; see :func:`released`)
+    k_released: int | None = None
+    below_released: int | None = None
 
     def level(self, attr: str) -> int:
         return dict(self.levels).get(attr, 0)
@@ -176,6 +184,10 @@ class Plan:
             "smallest_class_before": self.k_before,
             "patients_below_k_before": self.below_before,
             "smallest_class_after": self.k_after,
+            **({} if self.k_released is None else {
+                "smallest_class_released": self.k_released,
+                "patients_below_k_released": self.below_released,
+            }),
             "age_band": "an age band is written as its lower bound (040Y: 40 to 44 years at 5-year bands); "
                         f"{AGE_TOP} and over are one band",
             "ranges": "a size or weight range is written as its midpoint (1.725 m: 1.70 to 1.75 m)",
@@ -185,10 +197,15 @@ class Plan:
 
     def sentence(self) -> str:
         changed = [f"{a} to {LADDERS[a][lvl - 1]}" for a, lvl in self.levels if lvl]
-        return (f"k-anonymity: every patient is in a class of at least {self.k} patients over "
-                f"{', '.join(a for a, _ in self.levels) or 'no kept patient characteristic'} "
-                f"(smallest class {self.k_after}); generalised: {', '.join(changed) or 'nothing'}; "
-                f"characteristics of {len(self.suppressed)} of {self.patients} patients suppressed.")
+        over = ", ".join(a for a, _ in self.levels) or "no kept patient characteristic"
+        done = (f"generalised: {', '.join(changed) or 'nothing'}; characteristics of {len(self.suppressed)} of "
+                f"{self.patients} patients suppressed.")
+        if self.below_released:
+            return (f"k-anonymity NOT met: {self.below_released} released patients are in classes smaller than "
+                    f"{self.k} over {over} (smallest {self.k_released}): objects of other patients of their "
+                    f"classes were not released; {done}")
+        return (f"k-anonymity: every patient is in a class of at least {self.k} patients over {over} "
+                f"(smallest class {self.k_after if self.k_released is None else self.k_released}); {done}")
 
 
 def read_patients(sources: Iterable[Source], profile: Profile, keyring: Keyring) -> tuple[Patients, set[str]]:
@@ -258,6 +275,8 @@ def choose(patients: Patients, k: int, unread: Iterable[str] = (), budget: float
     """The recoding with the fewest steps that leaves at most ``budget`` of the patients to
     suppress (see the module's description). Raises :class:`UsageError` when there are fewer
     than ``k`` patients (no recoding can help)."""
+    import dataclasses
+
     import numpy as np
 
     from .errors import UsageError
@@ -304,8 +323,7 @@ def choose(patients: Patients, k: int, unread: Iterable[str] = (), budget: float
     suppressed = frozenset(names[i] for i in np.flatnonzero(below).tolist())
     plan = Plan(k, tuple(zip(attrs, levels)), suppressed, frozenset(unread), patients=n, objects=patients.objects,
                 k_before=k_before, below_before=below_before, steps=steps, candidates=tried)
-    after = measure_plan(patients, plan)
-    return Plan(**{**plan.__dict__, "k_after": after})
+    return dataclasses.replace(plan, k_after=measure_plan(patients, plan))
 
 
 def recoded(patients: Patients, plan: Plan) -> Patients:
@@ -330,6 +348,23 @@ def measure_plan(patients: Patients, plan: Plan) -> int:
 
     sizes = class_sizes([codes(after, a) for a in attrs], len(after.rows))
     return int(sizes.min()) if len(sizes) else 0
+
+
+def released(plan: Plan, patients: Patients, kept: Iterable[str]) -> Plan:
+    """``plan`` with the figures of the patients the run released (``kept``: their pseudonyms):
+    a patient whose every object was quarantined or skipped leaves the class the pre-pass
+    counted them in, which may then be smaller than k."""
+    import dataclasses
+
+    from .risk import codes
+
+    kept = set(kept)
+    subset = Patients(patients.attributes)
+    subset.rows = {name: row for name, row in patients.rows.items() if name in kept}
+    after = recoded(subset, plan)
+    sizes = class_sizes([codes(after, a) for a, _ in plan.levels], len(after.rows))
+    return dataclasses.replace(plan, k_released=int(sizes.min()) if len(sizes) else 0,
+                               below_released=int((sizes < plan.k).sum()))
 
 
 def apply(ds: Dataset, plan: Plan, patient: str, path: str) -> dict[str, int]:
