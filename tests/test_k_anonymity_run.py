@@ -395,3 +395,17 @@ def test_released_figures_when_all_is_released(runs):
     _, _, kanon = runs
     doc = json.loads((kanon / "DEIDENTIFICATION.json").read_text())["k_anonymity"]
     assert doc["smallest_class_released"] == doc["smallest_class_after"] and doc["patients_below_k_released"] == 0
+
+
+def test_pre_pass_leaves_out_a_dicomdir(tmp_path):
+    """A media directory is never released: it is no patient of the pre-pass either."""
+    from medcloak.discover import discover
+    from medcloak.generalise import read_patients
+    from medcloak.pseudonym import Keyring
+    from medcloak.rules.profile import load_profile
+
+    shutil.copy(pydicom_test_files() / "dicomdirtests" / "DICOMDIR", tmp_path / "DICOMDIR")
+    plant(tmp_path, patients=2)
+    rows, unread = read_patients(discover([tmp_path]), load_profile(None, ["retain-patient-characteristics"]),
+                                 Keyring(b"test-secret-0123456789abcdef"))
+    assert len(rows.rows) == 2 and not unread

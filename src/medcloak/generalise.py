@@ -215,7 +215,7 @@ def read_patients(sources: Iterable[Source], profile: Profile, keyring: Keyring)
 
     from pydicom.filereader import read_partial
 
-    from .formats.dicom import patient_identity
+    from .formats.dicom import MEDIA_DIRECTORY, patient_identity
     from .formats.dicom_check import check_inflation
     from .rules.actions import Context, Walker
 
@@ -236,6 +236,9 @@ def read_patients(sources: Iterable[Source], profile: Profile, keyring: Keyring)
                 with open(source.path, "rb") as fh:  # the header up to the last tag needed
                     ds = read_partial(fh, stop_when=lambda tag, vr, length: tag > last, force=True,
                                       specific_tags=tags)
+                meta = getattr(ds, "file_meta", None)
+                if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == MEDIA_DIRECTORY:
+                    continue  # a DICOMDIR is never released
                 identity = patient_identity(ds)
                 seen = (identity, *(_text(ds, t) for t in tags if t not in (0x0020000D, 0x00080016)))
                 qi = walked.get(seen)
