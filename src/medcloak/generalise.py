@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from itertools import product
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from .risk import MISSING, Patients, canonical, class_sizes
+from .risk import MISSING, Patients, canonical, class_sizes, values
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -268,7 +268,7 @@ def _columns(patients: Patients, attrs: list[str]) -> tuple[dict[tuple[str, int]
             index: dict[str, int] = {}
             col = np.empty(n, dtype=np.int64)
             for i, row in enumerate(patients.rows.values()):
-                col[i] = index.setdefault(canonical(recode(attr, v, level) for v in row[attr]), len(index))
+                col[i] = index.setdefault(canonical(recode(attr, v, level) for v in values(row[attr])), len(index))
             cols[(attr, level)] = col
             empty[(attr, level)] = col == index.get(MISSING, -1)
     return cols, empty
@@ -333,12 +333,12 @@ def recoded(patients: Patients, plan: Plan) -> Patients:
     """``patients`` as the plan releases them."""
     out = Patients(patients.attributes)
     for name, row in patients.rows.items():
-        values: dict[str, set[str]] = {}
+        cells: dict[str, set[str]] = {}
         for attr in patients.attributes:
             lvl = plan.level(attr) if name not in plan.suppressed else len(LADDERS.get(attr, ())) + 1
-            values[attr] = {recode(attr, v, lvl) if attr in LADDERS else v for v in row[attr]}
-        out.rows[name] = values
-        out.carried |= {a for a, vs in values.items() if vs - {MISSING}}
+            cells[attr] = {recode(attr, v, lvl) if attr in LADDERS else v for v in values(row[attr])}
+        out.rows[name] = cells  # type: ignore[assignment]
+        out.carried |= {a for a, vs in cells.items() if vs - {MISSING}}
     out.objects = patients.objects
     return out
 

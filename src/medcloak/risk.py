@@ -25,12 +25,14 @@ What is counted, and why:
 - **l-diversity** is the number of distinct (patient-level) values of the sensitive attribute
   among the patients of a class.
 
-Memory: one small row per patient (a million objects of 50,000 patients is 50,000 rows), and
-integer code arrays of that length for the counting (numpy).
+Memory: one small row per patient (a million objects of 50,000 patients is 50,000 rows, some
+20 MB for ten attributes: a value is held once however many patients carry it, a set only for
+a patient seen with several), and integer code arrays of that length for the counting (numpy).
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any, Iterable, Mapping, Sequence
@@ -40,9 +42,14 @@ MISSING = ""
 #: subsets of quasi-identifiers up to this size are searched for patients they single out
 MAX_SUBSET = 3
 
-#: a patient's row: attribute -> the set of values its objects carry (MISSING among them when
-#: an object carries none)
-Row = dict[str, set[str]]
+#: a patient's row: attribute -> the values its objects carry (MISSING among them when an object
+#: carries none): one value as itself, several as a set (see :func:`values`)
+Row = dict[str, "str | set[str]"]
+
+
+def values(cell: str | set[str] | frozenset[str]) -> frozenset[str] | set[str]:
+    """The set of values of a row's cell."""
+    return frozenset((cell,)) if isinstance(cell, str) else cell
 
 
 class Patients:
@@ -66,16 +73,22 @@ class Patients:
             patient = f"\x00object {self.without_patient}"  # cannot collide with a pseudonym
         row = self.rows.get(patient)
         if row is None:
-            row = self.rows[patient] = {a: set() for a in self.attributes}
-        values = values or {}
+            row = self.rows[patient] = {}
+        given = values or {}
         for attr in self.attributes:
-            value = values.get(attr)
+            value = given.get(attr)
             text = "" if value is None else str(value).strip()
             if text:
                 self.carried.add(attr)
-                row[attr].add(text)
+                text = sys.intern(text)  # one copy of "040Y" for every patient aged 40
+            cell = row.get(attr)
+            if cell is None:
+                row[attr] = text
+            elif isinstance(cell, str):
+                if cell != text:
+                    row[attr] = {cell, text}
             else:
-                row[attr].add(MISSING)
+                cell.add(text)
 
     def add_record(self, review: Mapping[str, Any] | None) -> None:
         """One object from its review record (:mod:`medcloak.review_record`): its ``patient``
@@ -84,9 +97,12 @@ class Patients:
         self.add(review.get("patient"), review.get("qi"))
 
 
-def canonical(values: Iterable[str]) -> str:
-    """A patient's set of values of one attribute as one string: sorted, joined by ``|``."""
-    return "|".join(sorted(set(values)))
+def canonical(cell: Iterable[str] | str) -> str:
+    """A patient's set of values of one attribute (a cell of its row, or any iterable of
+    values) as one string: sorted, joined by ``|``."""
+    if isinstance(cell, str):
+        return cell
+    return "|".join(sorted(set(cell)))
 
 
 @dataclass(frozen=True)
