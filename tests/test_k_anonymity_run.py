@@ -265,20 +265,29 @@ def test_apply_refuses_what_the_pre_pass_could_not_read():
     assert ds.PatientAge == ""
 
 
-def test_pre_pass_sees_what_the_run_releases(runs):
+@pytest.mark.parametrize("profile", [None, "strict"])
+def test_pre_pass_sees_what_the_run_releases(runs, profile, tmp_path):
     """The pre-pass's rows (headers read and walked, patients keyed as the run keys them) are
-    the release's own, patient by patient."""
+    the release's own, patient by patient, under the basic and the strict profile."""
     from medcloak.discover import discover
     from medcloak.generalise import read_patients
     from medcloak.pseudonym import Keyring
     from medcloak.rules.profile import load_profile
 
     _, plain, _ = runs
-    profile = load_profile(None, ["retain-patient-characteristics", "retain-device-identity"])
-    rows, unread = read_patients(discover([plain.parent / "in"]), profile, Keyring(b"test-secret-0123456789abcdef"))
+    options = ["retain-patient-characteristics", "retain-device-identity", "retain-long-modified-dates"]
+    out = tmp_path / "out"
+    assert main(["run", str(plain.parent / "in"), "--out", str(out), "--secret-file", str(plain.parent / "secret.key"),
+                 "--workers", "1", "--quiet", *[f"--option={o}" for o in options],
+                 *(["--profile", profile] if profile else [])]) == 0
+    rows, unread = read_patients(discover([plain.parent / "in"]), load_profile(profile, options),
+                                 Keyring(b"test-secret-0123456789abcdef"))
     assert not unread
-    released = patients_of(release_table(plain))
+    released = patients_of(release_table(out))
     assert rows.rows == released.rows and rows.objects == released.objects
+    assert "PatientAge" in released.carried
+    # shifted dates give a study year: the report measures it; the run does not generalise it
+    assert all("StudyYear" in r["qi"] for r in release_table(out))
 
 
 def test_figures_on_the_releases_match_pandas(runs):

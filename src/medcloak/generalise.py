@@ -245,6 +245,10 @@ def read_patients(sources: Iterable[Source], profile: Profile, keyring: Keyring)
                 if qi is None:
                     days, seconds = keyring.date_offset(identity)
                     walker = Walker(Context(profile, keyring, identity, days, seconds))
+                    if profile.strict:  # the IOD's allow-list first, as the run does
+                        from .rules.strict import prune
+
+                        prune(ds, profile, walker._remove)
                     walker.walk(ds)
                     walker.finish()
                     qi = walked[seen] = released_qi(ds)
