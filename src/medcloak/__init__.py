@@ -156,6 +156,7 @@ def deidentify(
     max_object_size: int | None = None,
     max_expansion: float = MAX_RATIO,
     object_timeout: float = TIMEOUT,
+    k_anonymity: int | None = None,
 ) -> RunSummary:
     """De-identify ``inputs`` into the release folder ``out``: what ``medcloak run`` does.
 
@@ -219,6 +220,10 @@ def deidentify(
         beyond 1 GB (below, only ``max_object_size`` applies); 0: no limit.
     object_timeout : float
         Seconds one object may take before it is stopped and quarantined; 0: no limit.
+    k_anonymity : int, optional
+        K (at least 2): generalise the patient characteristics the profile keeps (age to bands,
+        size and weight to ranges, suppression as a last resort) until every patient is in a
+        class of at least K patients; documented in the release (see :mod:`medcloak.generalise`).
 
     Returns
     -------
@@ -245,7 +250,7 @@ def deidentify(
         scheduler=scheduler, client=client, dry_run=dry_run, regions=regions, resume=resume, overwrite=overwrite,
         progress=progress, on_outcome=on_outcome, deface_fill=deface_fill, deface_ears=deface_ears,
         follow_links=follow_links, ocr_safe=ocr_safe, max_object_size=max_object_size,
-        max_expansion=max_expansion, object_timeout=object_timeout,
+        max_expansion=max_expansion, object_timeout=object_timeout, k_anonymity=k_anonymity,
     )
 
 

@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--deface-fill", choices=("background", "noise"), default="background",
                      help="what removed face voxels become (default: the background's value)")
     run.add_argument("--deface-ears", action="store_true", help="remove the ears too when defacing")
+    run.add_argument("--k-anonymity", metavar="K",
+                     help="generalise the kept patient characteristics (age to bands, size and weight to ranges, "
+                     "suppression as a last resort) until every patient is in a class of at least K patients")
     lim = run.add_argument_group("what one object may cost (an object beyond a limit is quarantined; 0: no limit)")
     lim.add_argument("--max-object-size", metavar="SIZE",
                      help="bytes an object may declare (pixels, voxels, inflated data), e.g. 2G or 500M "
@@ -165,6 +168,7 @@ def _run(args: argparse.Namespace) -> int:
         max_object_size=size,
         max_expansion=expansion,
         object_timeout=timeout,
+        k_anonymity=_k_anonymity(args.k_anonymity),
     )
     if not args.dry_run:
         print(f"{summary.ok} released, {summary.quarantined} quarantined, {summary.skipped} skipped")
@@ -178,7 +182,7 @@ def _run(args: argparse.Namespace) -> int:
             from .audit import default_audit_dir
 
             audit = args.audit if args.audit is not None else default_audit_dir(args.out)
-            complete = _write_report(args.out, audit, None, getattr(args, "k_anonymity", None) or 5, None, None)
+            complete = _write_report(args.out, audit, None, _k_anonymity(args.k_anonymity) or 5, None, None)
             if not complete:
                 return summary.exit_status or 1
         else:
@@ -202,6 +206,15 @@ def _write_report(release: Path, audit: Path | None, out: Path | None, k: int,
 
 def _report(args: argparse.Namespace) -> int:
     return 0 if _write_report(args.release, args.audit, args.out, args.k, args.quasi_identifiers, args.sensitive) else 1
+
+
+def _k_anonymity(text: str | None) -> int | None:
+    """``--k-anonymity`` as a number: a whole number of patients, at least 2."""
+    if text is None:
+        return None
+    if not text.strip().isdigit() or int(text) < 2:
+        raise UsageError(f"--k-anonymity takes a whole number of patients, at least 2, not {text!r}")
+    return int(text)
 
 
 def _limits(args: argparse.Namespace) -> tuple[int | None, float, float]:

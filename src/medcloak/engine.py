@@ -273,10 +273,12 @@ def _format_of(path: Path) -> str:
         return "unknown"
 
 
-def _write_documentation(out: Path, profile: Profile, summary: RunSummary) -> None:
+def _write_documentation(out: Path, profile: Profile, summary: RunSummary, k_plan: Any = None) -> None:
     doc = profile.describe()
     doc["tool"] = {"name": "medcloak", "version": __version__}
     doc["objects_released"] = summary.ok
+    if k_plan is not None:
+        doc["k_anonymity"] = k_plan.describe()
     (out / DOC_NAME).write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     lines = [
         "This data set was de-identified with medcloak " + __version__ + ".",
@@ -286,7 +288,29 @@ def _write_documentation(out: Path, profile: Profile, summary: RunSummary) -> No
         "Method codes (CID 7050): " + ", ".join(c for c, _ in profile.method_codes()) + ".",
         "Identifiers were replaced by keyed pseudonyms; the key is not part of this release.",
     ]
+    if k_plan is not None:
+        lines.append(k_plan.sentence())
     (out / DOC_TEXT).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _k_released(k_plan: Any, rows: Any, audit: Path, record: dict[str, Any], summary: RunSummary) -> Any:
+    """``--k-anonymity``'s plan with the classes of the patients released (read from the
+    manifest), recorded in ``run.json``; counted as notable when one is smaller than K."""
+    from .generalise import released
+
+    kept = {e["patient"][1] for e in read_manifest(audit).values() if e.get("status") == "ok" and e.get("patient")}
+    k_plan = released(k_plan, rows, kept)
+    record["k_anonymity"].update(k_plan.describe())
+    try:
+        with open_private(audit / RUN_RECORD) as fh:
+            json.dump(record, fh, sort_keys=True)
+    except OSError:
+        pass  # the release's documentation says it too
+    if k_plan.below_released:
+        summary.notable["k-anonymity-not-met"] = k_plan.below_released
+        log.warning("k-anonymity not met on the release: %d patients in classes smaller than %d",
+                    k_plan.below_released, k_plan.k)
+    return k_plan
 
 
 def action_reason(fmt: str) -> str:
@@ -347,6 +371,8 @@ def _check_release(out: Path, audit: Path, resume: bool, overwrite: bool, record
             raise UsageError("--resume with another profile or other options than the run it continues")
         if previous.get("secret") != record["secret"]:
             raise UsageError("--resume with another secret than the run it continues")
+        if (previous.get("k_anonymity") or {}).get("k") != (record.get("k_anonymity") or {}).get("k"):
+            raise UsageError("--resume with another --k-anonymity than the run it continues")
     if overwrite and occupied:
         if not (out / DOC_NAME).exists() and not (out / STAGING).exists() and not (audit / MANIFEST).exists():
             raise UsageError("--overwrite refuses a folder that is not a medcloak release")
@@ -421,6 +447,7 @@ def run(
     max_object_size: int | None = None,
     max_expansion: float = MAX_RATIO,
     object_timeout: float = TIMEOUT,
+    k_anonymity: int | None = None,
 ) -> RunSummary:
     """De-identify ``inputs`` into the release tree ``out``. See the command-line contract.
 
@@ -439,6 +466,10 @@ def run(
     ``max_object_size`` bytes declared (default: a worker's share of the machine's memory,
     :meth:`Executor.object_bytes`), ``max_expansion`` inflated bytes per compressed byte, and
     ``object_timeout`` seconds, after which the object is quarantined and the run goes on.
+
+    ``k_anonymity``: K, at least 2: the patient characteristics the profile keeps are generalised
+    until every patient is in a class of at least K (a pre-pass reads the DICOM inputs' headers
+    first; see :mod:`medcloak.generalise`), documented in the release and ``run.json``.
     """
     from .durable import PENDING
     from .executors import Batcher, Interrupt, make_executor
@@ -459,10 +490,15 @@ def run(
     if templates and not prof.has("clean-pixel-data"):
         raise UsageError("region templates apply under --option clean-pixel-data only")
     safe = _safe_list(ocr_safe, prof)
+    if k_anonymity is not None and (isinstance(k_anonymity, bool) or not isinstance(k_anonymity, int)
+                                    or k_anonymity < 2):
+        raise UsageError("--k-anonymity takes a whole number of patients, at least 2")
     # everything that can refuse the run comes before anything is written (a dry run refuses the same)
     secret, fresh = load_secret(audit_path, Path(secret_file) if secret_file else None)
     keyring = Keyring(secret)
     record = _run_record(prof, keyring.secret)
+    if k_anonymity is not None:
+        record["k_anonymity"] = {"k": k_anonymity}
     try:
         _check_release(out_path, audit_path, resume, overwrite, record)
     except OSError as exc:
@@ -474,11 +510,27 @@ def run(
     head = list(islice(sources, 1))
     if not head:
         raise UsageError("no input object found: the inputs hold no file")
+    k_plan = rows = None
+    run_record = record  # (``record`` names the manifest's writer below)
+    if k_anonymity is not None:
+        # the pre-pass: refuses (fewer than K patients) before anything is written; a dry run prints its plan
+        from .generalise import choose, read_patients
+
+        began = time.monotonic()
+        rows, unread = read_patients(discover(input_paths, exclude=[out_path, audit_path], follow_links=follow_links),
+                                     prof, keyring)
+        k_plan = choose(rows, k_anonymity, unread)
+        record["k_anonymity"] = {**k_plan.describe(), "pre_pass_seconds": round(time.monotonic() - began, 3),
+                                 "inputs_unread": len(unread)}
+        settings = make_settings({"regions": templates, "deface_fill": deface_fill, "deface_ears": deface_ears,
+                                  "ocr_safe": safe, "k_plan": k_plan})
     if dry_run:
         if scheduler is not None:
             from .executors import check_scheduler
 
             check_scheduler(scheduler)
+        if k_plan is not None:
+            print(k_plan.sentence())
         return _dry_run(chain(head, sources))
     # then the executor (a scheduler that cannot be reached leaves no folder behind)
     executor = make_executor(workers, scheduler, client)
@@ -577,7 +629,9 @@ def run(
             _remove_unrecorded(out_path, audit_path)
         bar.finish()
         if stopped is None and summary.ok:
-            _write_documentation(out_path, prof, summary)  # every released object is durable already
+            if k_plan is not None:  # measured on the patients released
+                k_plan = _k_released(k_plan, rows, audit_path, run_record, summary)
+            _write_documentation(out_path, prof, summary, k_plan)  # every released object is durable already
         elif stopped is None:
             # nothing released: no documentation of an empty release, and no empty folder that
             # would refuse the next run (the audit keeps every reason)

@@ -84,6 +84,8 @@ class Finding:
 NOTABLE = {
     "pixel-whole-image-blanked": "image(s) blanked whole: an outside_ultrasound_regions template found "
     "no Sequence of Ultrasound Regions (see the manifest's actions)",
+    "k-anonymity-not-met": "patient(s) released in classes smaller than --k-anonymity's K: other patients of "
+    "their classes were not released (see DEIDENTIFICATION.json)",
 }
 
 

@@ -349,12 +349,14 @@ def deidentify_dicom(
     faces_cleaned: bool = False,
     review: Review | None = None,
     safe: Any = None,
+    k_plan: Any = None,
 ) -> Released:
     """De-identify one DICOM file in memory. Raises a :class:`medcloak.errors.MedcloakError`
     subclass when the object must be quarantined or skipped. ``dataset``: the file already read
     (and defaced, ``faces_cleaned``, as part of its series); ``review``: called with the frame
     whose burned-in text was redacted, for the audit's picture; ``safe``: a site's OCR safe list
-    (see :func:`_clean_pixels`)."""
+    (see :func:`_clean_pixels`); ``k_plan``: ``--k-anonymity``'s recoding of the patient
+    characteristics, applied after the profile (see :mod:`medcloak.generalise`)."""
     ds = read(path) if dataset is None else dataset
     meta = getattr(ds, "file_meta", None)
     if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == MEDIA_DIRECTORY:
@@ -374,6 +376,10 @@ def deidentify_dicom(
         ctx, identity = deidentify_dataset(ds, profile, keyring, pixels_cleaned=bool(cleaned), faces_cleaned=faces_cleaned,
                                            label_cleaned="pixel-regions-redacted" in cleaned)
         ctx.counts.update(cleaned)
+        if k_plan is not None:
+            from ..generalise import apply as generalise
+
+            ctx.counts.update(generalise(ds, k_plan, keyring.patient_id(identity), str(path)))
         if bits_cleared:
             ctx.counts["pixel-high-bits-cleared"] = bits_cleared
         if overlays_removed:

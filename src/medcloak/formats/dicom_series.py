@@ -127,6 +127,7 @@ def deface_series(
     ears: bool = False,
     reviews: dict[Path, Any] | None = None,
     safe: Any = None,
+    k_plan: Any = None,
 ) -> tuple[list[SliceResult], dict[str, Any]]:
     """Deface and de-identify the slices of one series. Raises a :class:`MedcloakError` when
     the series as a whole cannot be defaced (every slice is then quarantined with that reason).
@@ -172,7 +173,7 @@ def deface_series(
     for path, ds in zip(paths, datasets):
         try:
             released = deidentify_dicom(path, profile, keyring, regions, dataset=ds, faces_cleaned=faces,
-                                        review=(reviews or {}).get(path), safe=safe)
+                                        review=(reviews or {}).get(path), safe=safe, k_plan=k_plan)
             results.append(SliceResult(path, released, None))
         except MedcloakError as exc:
             results.append(SliceResult(path, None, exc))

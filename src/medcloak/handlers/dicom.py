@@ -41,10 +41,13 @@ class Settings:
     ears: bool = False
     #: the site's OCR safe list (``--ocr-safe``), or None
     safe: Any = None
+    #: ``--k-anonymity``'s recoding (a :class:`medcloak.generalise.Plan`), or None
+    k_plan: Any = None
 
 
 def settings(options: dict[str, Any]) -> Settings:
-    return Settings(tuple(options.get("regions", ())), bool(options.get("deface_ears", False)), options.get("ocr_safe"))
+    return Settings(tuple(options.get("regions", ())), bool(options.get("deface_ears", False)), options.get("ocr_safe"),
+                    options.get("k_plan"))
 
 
 def sniff(head: bytes, path: Path) -> str | None:
@@ -136,7 +139,8 @@ def deidentify(task: Task, job: Job) -> Iterable[Released | MedcloakError]:
         from ..pixels.burned_in import review_writer
 
         return [deidentify_dicom(Path(task.source.path), job.profile, job.keyring, own.regions,
-                                 review=review_writer(job.audit, task.object_id), safe=own.safe)]
+                                 review=review_writer(job.audit, task.object_id), safe=own.safe,
+                                 k_plan=own.k_plan)]
     if task.source.format == "dicom-slide":
         return _slide(task, job, own)
     from ..formats.dicom_series import deface_series
@@ -147,7 +151,7 @@ def deidentify(task: Task, job: Job) -> Iterable[Released | MedcloakError]:
     reviews = {Path(s.path): review_writer(job.audit, oid) for s, oid in zip(sources, ids)}
     try:
         results, report = deface_series([Path(s.path) for s in sources], job.profile, job.keyring, own.regions,
-                                        ears=own.ears, reviews=reviews, safe=own.safe)
+                                        ears=own.ears, reviews=reviews, safe=own.safe, k_plan=own.k_plan)
     except MedcloakError as exc:  # every slice fails with the series' reason
         raise _again(exc, f"series: {exc}") from None
     status = "series-" + str(report.get("status", "")).replace(" ", "-")
@@ -172,7 +176,7 @@ def _slide(task: Task, job: Job, own: Settings) -> Iterator[Released | MedcloakE
         try:
             yield deidentify_dicom(Path(source.path), job.profile, job.keyring, own.regions,
                                    review=review_writer(job.audit, job.keyring.token("object", source.path, 12)),
-                                   safe=own.safe)
+                                   safe=own.safe, k_plan=own.k_plan)
         except SkippedObject as exc:
             yield exc
         except MedcloakError as exc:
