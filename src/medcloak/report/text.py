@@ -102,7 +102,7 @@ class _Pool:
         self.attrs.clear()
 
 
-def _visible(value: str) -> str:
+def visible(value: str) -> str:
     """``value`` with control, format (direction) and line characters shown as escapes."""
     if value.isprintable():
         return value
@@ -136,7 +136,7 @@ def _links(ctx: ReportContext, n: int, stored: str) -> str:
 
 def _row(ctx: ReportContext, value: str, n: int, flag: str, links: str) -> str:
     cls = ' class="flagged"' if flag else ""
-    return (f"<tr{cls}><td class=\"n\">{n:,}</td><td class=\"value\"><code>{html.escape(_visible(value))}</code></td>"
+    return (f"<tr{cls}><td class=\"n\">{n:,}</td><td class=\"value\"><code>{html.escape(visible(value))}</code></td>"
             f"<td class=\"flag\">{html.escape(flag.replace(',', ', '))}</td><td class=\"links\">{_links(ctx, n, links)}</td></tr>")
 
 
@@ -220,7 +220,7 @@ def _page(ctx: ReportContext, db: Any, released: int, unreviewed: int) -> Sectio
     capped = 0
     for i, (attr, distinct, flagged, objects) in enumerate(attrs):
         anchor = f"text-{i}"
-        name = html.escape(_visible(attr))
+        name = html.escape(visible(attr))
         cls = ' class="flagged"' if flagged else ""
         summary.append(f'<tr{cls}><td><a href="#{anchor}">{name}</a></td><td class="n">{objects:,}</td>'
                        f'<td class="n">{distinct:,}</td><td class="n">{flagged:,}</td></tr>')
