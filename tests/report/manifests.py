@@ -45,8 +45,8 @@ _REAL: dict[str, Path] = {}
 def real_release(tmp_path_factory: Any) -> tuple[Path, Path]:
     """(release, audit) of a real ``medcloak run`` over pydicom's test files and data_samples,
     made once per test session. Until the handlers write review records, each released DICOM
-    object's record is added to the manifest from its released file (``released_text``); a
-    record a handler wrote is left as it is."""
+    object's record is added to the manifest from its released file (``released_text``: its text
+    values, and their attributes as ``kept``); a record a handler wrote is left as it is."""
     if "release" not in _REAL:
         import os
 
@@ -74,7 +74,8 @@ def real_release(tmp_path_factory: Any) -> tuple[Path, Path]:
             review = line.get("review") or {}
             if line.get("status") == "ok" and "text" not in review:
                 pairs = [p for rel in line["outputs"] if rel.endswith(".dcm") for p in released_text(out / rel)]
-                line["review"] = {**record("dicom", text=text_values(pairs)), **review}
+                text = text_values(pairs)
+                line["review"] = {**record("dicom", text=text, kept=list(text)), **review}
         manifest.write_text("".join(json.dumps(line, sort_keys=True) + "\n" for line in lines), encoding="utf-8")
         _REAL["release"], _REAL["audit"] = out, audit
     return _REAL["release"], _REAL["audit"]
