@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import file_system  # noqa: E402
+from _timing import file_system
 
 STUDIES = ["CHEST", "HEAD^ROUTINE", "ABDOMEN PELVIS", "CT THORAX W CONTRAST", "MRI BRAIN WO", "KNEE RIGHT",
            "L-SPINE", "CTA HEAD W/WO", "PET-CT WB", "MAMMO SCREENING"] + [f"Protocol {i}" for i in range(10)]
@@ -133,9 +133,9 @@ def main() -> int:
             ratios: dict[str, list[float]] = {"text": [], "attributes": []}
             rss: dict[str, int] = {}
             for _ in range(args.repeat):
-                for what in times:
+                for what, taken in times.items():
                     took, peak = measure(what, root)
-                    times[what].append(took)
+                    taken.append(took)
                     rss[what] = max(rss.get(what, 0), peak)
                 for what in ratios:
                     ratios[what].append(times[what][-1] / times["json"][-1])

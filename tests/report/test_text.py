@@ -222,6 +222,9 @@ def test_objects_without_a_review_record_are_said(tmp_path):
 
 def test_the_pool_is_removed_even_when_building_fails(tmp_path, monkeypatch):
     ctx = context(tmp_path, random_entries(3, 20))
+    with store.pool(ctx.out) as db:  # inside the (private) report folder, temporary tables in memory
+        assert Path(db.execute("PRAGMA database_list").fetchone()[2]).parent == ctx.out
+        assert db.execute("PRAGMA temp_store").fetchone()[0] == 2
     section.build(ctx)
     assert not [p for p in ctx.out.iterdir() if p.name.startswith(".pool-")]
 

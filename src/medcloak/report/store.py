@@ -6,7 +6,10 @@ and distinct values the release holds: Python keeps only a batch of pending coun
 SQLite's bounded top-N sort (``ORDER BY ... LIMIT``).
 
 The file is private (it lives in the report folder, inside the audit side) and holds released
-values only; it is deleted even when building fails.
+values only; it is deleted even when building fails. SQLite's own temporary tables stay in memory
+(``temp_store = MEMORY``), not in the system's temporary folder, where values would leave the
+audit side: the sections only sort with a ``LIMIT`` (a bounded top-N sort) or group along the
+primary key, so these stay small.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ def pool(folder: Path) -> Iterator[sqlite3.Connection]:
     os.close(fd)
     db = sqlite3.connect(name, isolation_level=None)
     try:
-        for pragma in ("journal_mode = OFF", "synchronous = OFF", "temp_store = FILE",
+        for pragma in ("journal_mode = OFF", "synchronous = OFF", "temp_store = MEMORY",
                        f"cache_size = -{CACHE_KIB}", "locking_mode = EXCLUSIVE"):
             db.execute(f"PRAGMA {pragma}")
         yield db

@@ -196,8 +196,8 @@ def build(ctx: ReportContext) -> Section:
 
 def _page(ctx: ReportContext, db: Any, released: int, unreviewed: int) -> Section:
     notes = ctx.notes.setdefault(KEY, [])
-    n_attrs, n_values, n_flagged = db.execute(
-        "SELECT count(DISTINCT attr), count(*), coalesce(sum(flag != ''), 0) FROM vals").fetchone()
+    n_values, n_flagged = db.execute("SELECT count(*), coalesce(sum(flag != ''), 0) FROM vals").fetchone()
+    n_attrs = db.execute("SELECT count(*) FROM attrs").fetchone()[0]
     head = [f"<p>{n_values:,} distinct kept text values of {n_attrs:,} attributes over {released:,} released "
             f"objects; {n_flagged:,} look like a name, date, ID, phone number or address (flagged). "
             "Rare values come first: a value that few objects carry is the one that can identify a person.</p>"]
