@@ -8,10 +8,11 @@ It reads the kept text from each released object's review record in the manifest
 (``entry["review"]["text"]``) and never the release itself. It scales to a release of millions
 of objects with bounded memory and page size: values are counted in an on-disk SQLite pool
 (:mod:`medcloak.report.store`) with at most :data:`MAX_LINKS` links kept per value, and the page
-shows at most :data:`MAX_ATTRIBUTES` attributes (those with flagged values first) and, of each,
-the :data:`MAX_RARE` rarest values, the :data:`MAX_COMMON` most common ones, and up to
-:data:`MAX_FLAGGED` more flagged values from between them; what was left out is said on the page
-(``ctx.notes["text"]``). Every value is escaped, and shown with its control and direction
+lists at most :data:`MAX_ATTRIBUTES` attributes (those with flagged values first) and shows, of
+each, the :data:`MAX_RARE` rarest values, the :data:`MAX_COMMON` most common ones, and up to
+:data:`MAX_FLAGGED` more flagged values from between them, within :data:`MAX_ROWS` values in all
+(an attribute that would not fit is listed with its counts only); what was left out is said on
+the page (``ctx.notes["text"]``). Every value is escaped, and shown with its control and direction
 characters made visible.
 """
 
@@ -29,8 +30,10 @@ from .flags import kinds
 
 KEY = "text"
 TITLE = "Kept text, pooled"
-#: attributes shown (those with the most flagged values first, then by name)
-MAX_ATTRIBUTES = 60
+#: attributes listed (those with the most flagged values first, then by name)
+MAX_ATTRIBUTES = 400
+#: values shown on the page in all; an attribute whose values would not fit is listed, not shown
+MAX_ROWS = 6_000
 #: the rarest values shown per attribute
 MAX_RARE = 200
 #: the most common values shown per attribute, after the rarest
@@ -212,16 +215,24 @@ def _page(ctx: ReportContext, db: Any, released: int, unreviewed: int) -> Sectio
         " GROUP BY v.attr ORDER BY f DESC, v.attr LIMIT ?", (MAX_ATTRIBUTES,)).fetchall()
     if n_attrs > len(attrs):
         rest = n_flagged - sum(f for _, _, f, _ in attrs)
-        notes.append(f"only {len(attrs):,} of {n_attrs:,} attributes are shown (those with the most flagged values "
+        notes.append(f"only {len(attrs):,} of {n_attrs:,} attributes are listed (those with the most flagged values "
                      f"first); the {n_attrs - len(attrs):,} others hold {rest:,} flagged values")
     summary = ['<table class="text-attributes"><thead><tr><th>attribute</th><th>objects</th>'
                "<th>distinct values</th><th>flagged</th></tr></thead><tbody>"]
     blocks = []
-    capped = 0
+    capped = budget_out = 0
+    budget = MAX_ROWS
     for i, (attr, distinct, flagged, objects) in enumerate(attrs):
         anchor = f"text-{i}"
         name = html.escape(visible(attr))
         cls = ' class="flagged"' if flagged else ""
+        most = min(distinct, MAX_RARE + MAX_COMMON + MAX_FLAGGED)
+        if most > budget:  # the page is full: this attribute is counted, its values not shown
+            budget_out += 1
+            summary.append(f'<tr{cls}><td>{name} <small>(values not shown)</small></td><td class="n">{objects:,}'
+                           f'</td><td class="n">{distinct:,}</td><td class="n">{flagged:,}</td></tr>')
+            continue
+        budget -= most
         summary.append(f'<tr{cls}><td><a href="#{anchor}">{name}</a></td><td class="n">{objects:,}</td>'
                        f'<td class="n">{distinct:,}</td><td class="n">{flagged:,}</td></tr>')
         rows, left_out = _values(ctx, db, attr, distinct)
@@ -231,6 +242,9 @@ def _page(ctx: ReportContext, db: Any, released: int, unreviewed: int) -> Sectio
                       '<table class="text-values"><thead><tr><th>objects</th><th>value</th><th>flag</th>'
                       f"<th>carried by</th></tr></thead><tbody>{rows}</tbody></table>")
     summary.append("</tbody></table>")
+    if budget_out:
+        notes.append(f"the values of {budget_out:,} attributes are not shown (the page shows at most {MAX_ROWS:,} "
+                     "values; attributes with flagged values come first): they are counted in the table above")
     if capped:
         notes.append(f"{capped:,} attributes have more than {MAX_RARE + MAX_COMMON:,} distinct values: the "
                      f"{MAX_RARE:,} rarest, the {MAX_COMMON:,} most common and up to {MAX_FLAGGED:,} more flagged "
