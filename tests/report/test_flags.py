@@ -5,9 +5,12 @@ on the kept text of a real run over pydicom's test files and data_samples few va
 
 from __future__ import annotations
 
+import datetime
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from manifests import real_release
 
 from medcloak.report.flags import kinds, person_name_attribute
@@ -105,3 +108,34 @@ def test_few_false_flags_on_a_real_release(tmp_path_factory):
     unexplained = {k: f for k, f in flagged.items() if EXPECTED_FLAGS.get(k[0].rsplit(">", 1)[-1]) not in f}
     assert not unexplained
     assert len(flagged) <= 0.03 * len(others)
+
+
+SURNAMES = ["Smith", "Jansen", "Müller", "García", "O'Brien", "Dupont", "Rossi", "Nguyen", "Kowalski", "Achterberg"]
+GIVEN = ["John", "Maud", "Joost", "Anna", "Pierre", "Lucía", "Hans", "Mary", "Giovanni", "Sophie"]
+
+
+@given(st.sampled_from(SURNAMES), st.sampled_from(GIVEN), st.integers(0, 5))
+def test_names_in_every_common_form_are_flagged(surname, given_name, form):
+    value = [f"{surname.upper()}^{given_name.upper()}", f"{given_name} {surname}", f"{surname}, {given_name[0]}.",
+             f"{given_name.upper()} {surname.upper()}", f"{given_name[0]}. {surname}", f"{surname}^{given_name}^^Dr"][form]
+    assert "name" in kinds(value, "StudyDescription"), value
+
+
+@given(st.dates(min_value=datetime.date(1900, 1, 1), max_value=datetime.date(2099, 12, 31)), st.integers(0, 7))
+def test_dates_in_every_common_format_are_flagged(day, form):
+    value = day.strftime(["%Y-%m-%d", "%d/%m/%Y", "%m/%d/%Y", "%Y%m%d", "%d %B %Y", "%B %d, %Y", "%d-%b-%Y",
+                          "%d.%m.%Y"][form])
+    assert "date" in kinds(value, "ImageComments"), value
+
+
+@given(st.integers(2, 9), st.integers(10**6, 10**9 - 1), st.integers(0, 3))
+def test_phone_numbers_are_flagged(first, rest, form):
+    digits = f"{first}{rest:09d}"[:10]
+    value = [f"+44 {digits[:2]} {digits[2:6]} {digits[6:]}", f"({digits[:3]}) {digits[3:6]}-{digits[6:]}",
+             f"0{digits[:2]} {digits[2:6]} {digits[6:]}", f"{digits[:3]}-{digits[3:6]}-{digits[6:]}"][form]
+    assert "phone" in kinds(value, "ImageComments"), value
+
+
+@given(st.integers(10**5, 10**10), st.sampled_from(["", "MRN ", "ACC", "Patient ID: ", "#"]))
+def test_ids_are_flagged(number, prefix):
+    assert "id" in kinds(f"{prefix}{number}", "ImageComments")

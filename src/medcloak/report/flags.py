@@ -22,20 +22,24 @@ KINDS = ("name", "date", "id", "phone", "email", "address")
 _MONTH = (r"(?:jan(?:uary|vier|uar)?|feb(?:ruary|ruar)?|f[ée]vr(?:ier)?|mar(?:ch|s)?|m[äa]rz|apr(?:il)?|"
           r"avr(?:il)?|ma[iy]|mei|june?|juin|juni|july?|juil(?:let)?|juli|aug(?:ust)?|ao[uû]t|"
           r"sep(?:t(?:ember|embre)?)?|o[ck]t(?:ober|obre)?|nov(?:ember|embre)?|de[cz](?:ember|embre)?|d[ée]c)")
-_DATES = re.compile("|".join((
+_DATE_SHAPES = (
     # ISO and year-first: 2023-04-05, 2023/4/5, 2023.04.05
     r"(?<![\d.])(?:19|20)\d\d([-/.])(?:0?[1-9]|1[0-2])\1(?:0?[1-9]|[12]\d|3[01])(?![\d])",
     # day or month first with a four-digit year: 05/04/2023, 4-5-2023, 05.04.2023
     r"(?<![\d.])\d{1,2}([-/.])\d{1,2}\2(?:19|20)\d\d(?![\d.])",
     # two-digit year, slashes or dashes only: 05/04/23
     r"(?<![\d./-])\d{1,2}([-/])\d{1,2}\3\d\d(?![\d/-])",
-    # DICOM DA and DT: 20230405, 20230405120000.000
-    r"(?<![\d.])(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:\d{2,6}(?:\.\d{1,6})?)?(?!\d)",
     # 5 April 2023, 5th of April, 2023, 05-APR-2023, 5.Apr.23
     r"(?<!\d)\d{1,2}(?:st|nd|rd|th|er)?\.?[\s.-]*(?:of\s+)?" + _MONTH + r"\.?,?[\s.-]*(?:19|20)?\d\d(?!\d)",
     # April 5, 2023 ; Apr 5th 2023 ; April 2023
     r"\b" + _MONTH + r"\.?\s+(?:\d{1,2}(?:st|nd|rd|th)?,?\s+)?(?:19|20)\d\d(?!\d)",
-)), re.IGNORECASE)
+)
+# dates written as dates (an ID check skips them)
+_WRITTEN_DATES = re.compile("|".join(_DATE_SHAPES), re.IGNORECASE)
+# and DICOM DA and DT: 20230405, 20230405120000.000 (a digit run: an ID too)
+_DATES = re.compile("|".join(_DATE_SHAPES + (
+    r"(?<![\d.])(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:\d{2,6}(?:\.\d{1,6})?)?(?!\d)",)),
+    re.IGNORECASE)
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 
@@ -136,6 +140,14 @@ non enhanced unenhanced plus minus iso isotropic 3d 2d mpr vr volume rendering s
 presentation state dose structured secondary capture document encapsulated waveform raw data private public
 anonymous anonymized anonymised deidentified removed redacted cleaned empty yes no true false male female
 adult child pediatric paediatric infant neonatal neonate ct abdomen pelvis brain head routine
+abd abdo pel cap kub ivp ugi ercp mrcp mrv ctv iv po oral rectal neuro msk gi gu ent ob gyn obgyn peds paeds ped
+dexa dxa fluoro fluoroscopy mpi mibg fdg psma pet/ct petct bone scan sestamibi thyroid parathyroid renogram dmsa
+c t l cspine tspine lspine sinus iac iacs tmj orbits pituitary sella temporal facial mandible maxilla dental
+carotid carotids aorta aortic runoff run-off pulmonary pe embolism calcium score scoring ccta cardiac heart valve
+sternum rib ribs clavicle scapula humerus forearm femur tibia fibula calcaneus toe toes finger fingers thumb
+hindfoot forefoot shoulder joint joints arthrogram myelogram cisternogram venography
+w wo wwo w/o w/wo with without pre post contrast iv oral enhanced
+r l rt lt bilat both side sided
 """.split())
 
 #: common given names (English, Dutch, German, French, Spanish, Italian), for names in capitals
@@ -161,14 +173,16 @@ luis javier miguel antonio manuel francisco pedro pablo sergio alejandro carmen 
 giovanni francesco alessandro luca matteo lorenzo andrea giulia chiara francesca sofia martina alessia federica
 """.split())
 
-_ALPHA_WORDS = re.compile(r"^[A-Za-zÀ-ÖØ-öø-ÿ'’.\- ]+$")
+_ALPHA_WORDS = re.compile(r"^(?:[^\W\d_]|['’.\- ])+$")  # letters of any script, and name punctuation
+#: a capitalised name word: Smith, O'Brien, McDonald, Jean-Luc, Müller
+_NAME_WORD = r"(?:Ma?c)?[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]*(?:['’-][A-ZÀ-ÖØ-Þ]?[a-zß-öø-ÿ]+)*"
 _TITLE = re.compile(r"\b(?:Dr|Mr|Mrs|Ms|Miss|Mx|Prof|Herr|Frau|Mme|Mlle|Dott|Sr|Sra|Sig|Dhr|Mevr)\.?\s+"
-                    r"[A-Z][a-zà-ÿ'’-]+")
-_SURNAME_COMMA = re.compile(r"^\s*([A-Z][A-Za-zà-ÿ'’-]+),\s*([A-Z][a-zà-ÿ'’-]*\.?(?:\s*[A-Z][a-zà-ÿ'’-]*\.?){0,2})\s*$")
-_TITLE_CASE = re.compile(r"^[A-Z][a-zà-ÿ'’-]+(?:\s+[A-Z]\.?)?(?:\s+(?:van|von|de|der|den|da|di|le|la|du|del|ten|ter|"
-                         r"mc|o')?\s*[A-Z][a-zà-ÿ'’-]+){1,2}$")
-_INITIAL_SURNAME = re.compile(r"^\s*[A-Z]\.\s*(?:[A-Z]\.\s*)?[A-Z][a-zà-ÿ'’-]{2,}\s*$")
-_CAPITALS = re.compile(r"^[A-Z'’-]+(?:\s+[A-Z]\.?)?(?:\s+[A-Z'’-]+){1,2}$")
+                    + _NAME_WORD)
+_SURNAME_COMMA = re.compile(r"^\s*((?:Ma?c)?[A-ZÀ-ÖØ-Þ][A-Za-zß-öø-ÿ'’-]+),\s*([A-Z][a-zà-ÿ'’-]*\.?(?:\s*[A-Z][a-zà-ÿ'’-]*\.?){0,2})\s*$")
+_TITLE_CASE = re.compile(rf"^{_NAME_WORD}(?:\s+[A-Z]\.?)?(?:\s+(?:van|von|de|der|den|da|di|le|la|du|del|ten|ter)?"
+                         rf"\s*{_NAME_WORD}){{1,2}}$")
+_INITIAL_SURNAME = re.compile(rf"^\s*[A-Z]\.\s*(?:[A-Z]\.\s*)?{_NAME_WORD}\s*$")
+_CAPITALS = re.compile(r"^[A-ZÀ-ÖØ-Þ'’-]+(?:\s+[A-Z]\.?)?(?:\s+[A-ZÀ-ÖØ-Þ'’-]+){1,2}$")
 
 
 def _words(text: str) -> list[str]:
@@ -187,11 +201,13 @@ def _looks_like_name(part: str) -> bool:
         if named and all(_ALPHA_WORDS.match(c) for c in named) and (len(named) >= 2 or components[0]):
             return _not_vocabulary(" ".join(named))
         return False
-    if _TITLE.search(part) or _INITIAL_SURNAME.match(part):
+    if _TITLE.search(part) or (_INITIAL_SURNAME.match(part) and _not_vocabulary(part.rsplit(".", 1)[-1])):
         return True
     found = _SURNAME_COMMA.match(part)
     if found:
-        return _not_vocabulary(found.group(1)) and _not_vocabulary(found.group(2).replace(".", "") or "x")
+        given = _words(found.group(2))
+        initials = all(len(w) == 1 for w in given)
+        return _not_vocabulary(found.group(1)) and (initials or _not_vocabulary(found.group(2)))
     if _TITLE_CASE.match(part) or _CAPITALS.match(part):
         # two or three words: a name when it starts or ends with a common given name
         words = _words(part)
@@ -202,7 +218,7 @@ def _looks_like_name(part: str) -> bool:
 def _looks_like_id(value: str) -> bool:
     if _PSEUDONYM.match(value):
         return False
-    value = _PHONES.sub(" ", _DATES.sub(" ", value))  # a date or a phone number is not also an ID
+    value = _PHONES.sub(" ", _WRITTEN_DATES.sub(" ", value))  # a written date or a phone number is not an ID
     if _ID_LABEL.search(value) or _DIGIT_RUN.search(value) or _UID.search(value):
         return True
     for found in _GROUPED_DIGITS.finditer(value):
