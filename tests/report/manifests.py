@@ -43,7 +43,8 @@ _REAL: dict[str, Path] = {}
 
 
 def real_release(tmp_path_factory: Any) -> tuple[Path, Path]:
-    """(release, audit) of a real ``medcloak run`` over pydicom's test files and data_samples,
+    """(release, audit) of a real ``medcloak run`` over pydicom's test files, pydicom-data's
+    files (when installed) and data_samples, with the retain options that keep the most text,
     made once per test session. Until the handlers write review records, each released DICOM
     object's record is added to the manifest from its released file (``released_text``: its text
     values, and their attributes as ``kept``); a record a handler wrote is left as it is."""
@@ -62,8 +63,15 @@ def real_release(tmp_path_factory: Any) -> tuple[Path, Path]:
         os.chmod(key, 0o600)
         samples = Path(__file__).resolve().parents[2] / "data_samples"
         tests = Path(os.path.dirname(pydicom.data.__file__)) / "test_files"
+        inputs = [str(tests), str(samples)]
+        try:  # pydicom-data's files, when installed (its package is data_store)
+            import data_store
+
+            inputs.append(str(Path(data_store.__file__).parent / "data"))
+        except ImportError:
+            pass
         out = root / "release"
-        main(["run", str(tests), str(samples), "--out", str(out), "--secret-file", str(key),
+        main(["run", *inputs, "--out", str(out), "--secret-file", str(key),
               "--option", "retain-device-identity", "--option", "retain-institution-identity",
               "--option", "retain-patient-characteristics", "--option", "retain-safe-private",
               "--option", "clean-descriptors"])

@@ -88,6 +88,7 @@ EXPECTED_FLAGS = {
     "DeviceSerialNumber": "id", "StationName": "id",  # serial numbers and station IDs are identifiers
     "InstitutionAddress": "address", "CodingSchemeResponsibleOrganization": "address",
     "ManufacturerModelName": "id",  # false: a model 'Zapper9000' (four digits after letters)
+    "PostprocessingFunction": "id",  # 'UKE_pa_020395': six digits, perhaps a date written ddmmyy
 }
 
 
