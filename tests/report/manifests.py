@@ -52,10 +52,10 @@ def real_release(tmp_path_factory: Any) -> tuple[Path, Path]:
         import os
 
         import pydicom.data
+        from released_text import released_text
 
         from medcloak.cli import main
         from medcloak.review_record import text_values
-        from released_text import released_text
 
         root = tmp_path_factory.mktemp("real_release")
         key = root / "secret.key"

@@ -118,7 +118,8 @@ GIVEN = ["John", "Maud", "Joost", "Anna", "Pierre", "Lucía", "Hans", "Mary", "G
 @given(st.sampled_from(SURNAMES), st.sampled_from(GIVEN), st.integers(0, 5))
 def test_names_in_every_common_form_are_flagged(surname, given_name, form):
     value = [f"{surname.upper()}^{given_name.upper()}", f"{given_name} {surname}", f"{surname}, {given_name[0]}.",
-             f"{given_name.upper()} {surname.upper()}", f"{given_name[0]}. {surname}", f"{surname}^{given_name}^^Dr"][form]
+             f"{given_name.upper()} {surname.upper()}", f"{given_name[0]}. {surname}",
+             f"{surname}^{given_name}^^Dr"][form]
     assert "name" in kinds(value, "StudyDescription"), value
 
 

@@ -205,7 +205,7 @@ def test_links_open_released_files_and_say_how_many_more(tmp_path):
     entries.append(entry(10, status="quarantined"))
     ctx = context(tmp_path, entries, files=True)
     rows = rows_of(section.build(ctx).html)["StudyDescription"]
-    for n, value, _, hrefs, more in rows:
+    for n, _, _, hrefs, more in rows:
         assert len(hrefs) == min(n, section.MAX_LINKS)
         assert more == (f"{n - section.MAX_LINKS}" if n > section.MAX_LINKS else "")
         for href in hrefs:

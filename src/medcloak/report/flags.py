@@ -127,7 +127,8 @@ derived other none unknown research test phantom qa qc calibration original prim
 mammography mammogram tomosynthesis ultrasound us echo doppler xr xray x ray dx cr ct mr mri pet spect nm rf xa dr
 px rg sc ot pt sr io op general medical systems healthcare healthineers health siemens philips ge toshiba canon
 hitachi fujifilm fuji agfa kodak carestream hologic varian elekta konica minolta samsung esaote mindray shimadzu
-inc ltd gmbh corp co llc bv nv ag sa plc srl kg spa oy ab as planmed sectra bruker neusoft united imaging uih vital images hospital clinic clinical centre center university
+inc ltd gmbh corp co llc bv nv ag sa plc srl kg spa oy ab as
+planmed sectra bruker neusoft united imaging uih vital images hospital clinic clinical centre center university
 universitair medisch centrum institute department dept radiology imaging nuclear medicine diagnostic diagnostics
 service services unit room station console scanner system workstation site lab laboratory pathology histology
 slide stain tissue specimen sample microscopy whole slide aperio leica hamamatsu zeiss olympus ventana 3dhistech
@@ -178,7 +179,8 @@ _ALPHA_WORDS = re.compile(r"^(?:[^\W\d_]|['’.\- ])+$")  # letters of any scrip
 _NAME_WORD = r"(?:Ma?c)?[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]*(?:['’-][A-ZÀ-ÖØ-Þ]?[a-zß-öø-ÿ]+)*"
 _TITLE = re.compile(r"\b(?:Dr|Mr|Mrs|Ms|Miss|Mx|Prof|Herr|Frau|Mme|Mlle|Dott|Sr|Sra|Sig|Dhr|Mevr)\.?\s+"
                     + _NAME_WORD)
-_SURNAME_COMMA = re.compile(r"^\s*((?:Ma?c)?[A-ZÀ-ÖØ-Þ][A-Za-zß-öø-ÿ'’-]+),\s*([A-Z][a-zà-ÿ'’-]*\.?(?:\s*[A-Z][a-zà-ÿ'’-]*\.?){0,2})\s*$")
+_SURNAME_COMMA = re.compile(r"^\s*((?:Ma?c)?[A-ZÀ-ÖØ-Þ][A-Za-zß-öø-ÿ'’-]+),"
+                            r"\s*([A-Z][a-zà-ÿ'’-]*\.?(?:\s*[A-Z][a-zà-ÿ'’-]*\.?){0,2})\s*$")
 _TITLE_CASE = re.compile(rf"^{_NAME_WORD}(?:\s+[A-Z]\.?)?(?:\s+(?:van|von|de|der|den|da|di|le|la|du|del|ten|ter)?"
                          rf"\s*{_NAME_WORD}){{1,2}}$")
 _INITIAL_SURNAME = re.compile(rf"^\s*[A-Z]\.\s*(?:[A-Z]\.\s*)?{_NAME_WORD}\s*$")

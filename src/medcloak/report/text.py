@@ -139,8 +139,9 @@ def _links(ctx: ReportContext, n: int, stored: str) -> str:
 
 def _row(ctx: ReportContext, value: str, n: int, flag: str, links: str) -> str:
     cls = ' class="flagged"' if flag else ""
-    return (f"<tr{cls}><td class=\"n\">{n:,}</td><td class=\"value\"><code>{html.escape(visible(value))}</code></td>"
-            f"<td class=\"flag\">{html.escape(flag.replace(',', ', '))}</td><td class=\"links\">{_links(ctx, n, links)}</td></tr>")
+    return (f'<tr{cls}><td class="n">{n:,}</td><td class="value"><code>{html.escape(visible(value))}</code></td>'
+            f'<td class="flag">{html.escape(flag.replace(",", ", "))}</td>'
+            f'<td class="links">{_links(ctx, n, links)}</td></tr>')
 
 
 def _order(row: tuple[str, int, str, str]) -> tuple[int, bool, str]:
