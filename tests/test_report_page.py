@@ -72,6 +72,7 @@ def test_a_section_that_fails_is_an_error_box_naming_its_type_only(tmp_path: Pat
     assert box and 'class="error"' in box.group(0) and "ValueError" in box.group(0)
     assert "Incomplete: 2 section(s)" in text_of(page)
     assert page.count('href="#') == 3  # every section in the contents, the failed ones too
+    monkeypatch.setattr("medcloak.report.risk.build", boom)  # one of the page's own sections fails
     with pytest.raises(IncompleteReportError) as err:
         review_report(release, out=tmp_path / "again")  # the public API: written, but not to be signed off
     assert Path(err.value.path).is_file()

@@ -66,6 +66,12 @@ th{background:#f1f3f6}td.n{text-align:right;font-variant-numeric:tabular-nums}
 img{max-width:100%;height:auto;image-rendering:pixelated;border:1px solid #ccd}
 figure{display:inline-block;margin:.3rem;vertical-align:top}figcaption{font-size:.8rem;color:#555}
 code{font-size:.9em}footer{margin-top:3rem;color:#555;font-size:.85rem}
+tr.flagged td{background:#fff1f2}td.flag{white-space:nowrap}tr.gap td{border:0;color:#777;text-align:center}
+td.value code,td.value{white-space:pre-wrap;overflow-wrap:anywhere;max-width:40rem}td.zero{color:#aaa}
+td.links{font-size:.85rem;overflow-wrap:anywhere}p.warning,.verdict{font-weight:600}
+p.warning{background:#fff8e1;border-left:6px solid #e0c060;padding:.4rem .8rem}
+tr.at-risk td{background:#fff1f2}.pixels-grid{display:flex;flex-wrap:wrap;gap:.3rem}
+.pixels-missing{color:#8a1c26}
 """.strip()
 
 
