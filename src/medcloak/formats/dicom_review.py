@@ -1,0 +1,146 @@
+"""The review record of a released DICOM object (see :mod:`medcloak.review_record`), made from the
+data set as it is written, once the profile's walk is done.
+
+The walk (:class:`medcloak.rules.actions.Walker`) notes, as it acts, the action per attribute
+name and the elements whose value it wrote itself; this module adds one pass over the final data
+set for what the walk leaves alone (most elements are kept without being decoded):
+
+- ``text``: the released values of every text element (LO, SH, LT, ST, UT, UC, PN; at every
+  sequence depth; kept private blocks too, a value read as UN by its private VR) that medcloak did
+  not write itself: kept and cleaned values. Dummies, pseudonyms and the de-identification
+  provenance are left out (the same in every object, they would flood the pooled review);
+- ``kept``: the name of every element present in the release that no action named (a sequence by
+  its own name too; its items' elements by their paths);
+- ``qi``: the quasi-identifiers of the top level that the release keeps as they were (kept or
+  cleaned: a dummy is no patient characteristic), and ``StudyYear``, the year of the released
+  Study Date when the profile keeps or shifts dates;
+- the pseudonymous folder tokens of the relative path, and Modality.
+
+Private creator elements are neither text nor kept: their value is in the name of every element
+of their block (``(gggg,xxee) creator``, see :func:`medcloak.rules.actions.private_name`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterator
+
+from ..residual import decode
+from ..review_record import QUASI_IDENTIFIERS, record, text_values
+from ..rules.actions import _dict_vr, _private_vrs, attribute_name
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+    from ..rules.actions import Context
+
+#: the VRs whose values are the record's text (UC is unlimited LO)
+TEXT_VRS = frozenset({"LO", "SH", "LT", "ST", "UT", "UC", "PN"})
+#: the attributes medcloak writes after the walk (:func:`medcloak.formats.dicom._add_provenance`)
+PROVENANCE = {
+    0x00120062: "PatientIdentityRemoved", 0x00120063: "DeidentificationMethod",
+    0x00120064: "DeidentificationMethodCodeSequence", 0x00280303: "LongitudinalTemporalInformationModified",
+    0x00280301: "BurnedInAnnotation", 0x00280302: "RecognizableVisualFeatures",
+}
+_QI_TAGS = {
+    0x00100040: "PatientSex", 0x00101010: "PatientAge", 0x00101020: "PatientSize", 0x00101030: "PatientWeight",
+    0x00102160: "EthnicGroup", 0x00180015: "BodyPartExamined", 0x00080070: "Manufacturer",
+    0x00081090: "ManufacturerModelName", 0x00080080: "InstitutionName",
+}
+assert set(_QI_TAGS.values()) | {"StudyYear"} == set(QUASI_IDENTIFIERS)
+STUDY_DATE = 0x00080020
+MODALITY = 0x00080060
+MAX_DEPTH = 64
+
+
+def note_provenance(ds: Dataset, ctx: Context, pixels_cleaned: bool, faces_cleaned: bool) -> None:
+    """The provenance attributes just written: replaced, by medcloak (never text of the record)."""
+    for tag, keyword in PROVENANCE.items():
+        if tag == 0x00280301 and not pixels_cleaned or tag == 0x00280302 and not faces_cleaned:
+            continue
+        ctx.changed[keyword] = "replaced"
+        ctx.written.add((id(ds), tag))
+
+
+def _values(ds: Dataset, tag: int, elem: Any, vr: str) -> list[str]:
+    """The decoded values of an element (raw ones decoded as pydicom would, under ``vr``)."""
+    if type(elem).__name__ == "RawDataElement":
+        from pydicom.dataelem import convert_raw_data_element
+
+        if elem.VR != vr:
+            elem = elem._replace(VR=vr)
+        try:
+            elem = convert_raw_data_element(elem, encoding=ds._character_set, ds=ds)
+        except Exception:  # noqa: BLE001 - a value pydicom cannot decode: its text as a reader guesses
+            text = decode(bytes(elem.value or b"")).rstrip("\x00 ")
+            return text.split("\\") if text else []
+    value = elem.value
+    if value is None or value == "":
+        return []
+    if isinstance(value, (bytes, bytearray)):
+        return []  # not text after all (a private value pydicom could not read as its VR)
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def _walk(ds: Dataset, prefix: str, ctx: Context, kept: set[str], depth: int) -> Iterator[tuple[str, str]]:
+    """(name, value) of the text of ``ds``, adding the names of kept elements to ``kept``."""
+    changed, written = ctx.changed, ctx.written
+    here = id(ds)
+    for tag, elem in list(ds._dict.items()):
+        tag = int(tag)
+        group, element = tag >> 16, tag & 0xFFFF
+        if group & 1 and 0x0010 <= element <= 0x00FF:
+            continue  # a private creator: its value names its block's elements
+        if (here, tag) in written:
+            continue
+        name = attribute_name(ds, tag, prefix)
+        if name not in changed:
+            kept.add(name)
+        vr = elem.VR or _dict_vr(tag) or "UN"
+        if vr == "UN" and group & 1 and element >= 0x1000:
+            local = name[len(prefix):]
+            creator = local.split(" ", 1)[1] if " " in local else ""
+            vr = _private_vrs().get((creator, group, element & 0xFF), "UN")
+        if vr == "SQ" or (vr == "UN" and not isinstance(elem.value, (bytes, bytearray))):
+            value = ds[tag].value
+            if depth < MAX_DEPTH and value is not None and not isinstance(value, (bytes, bytearray, str)):
+                for item in value:
+                    yield from _walk(item, name + ">", ctx, kept, depth + 1)
+            continue
+        if vr in TEXT_VRS:
+            for value in _values(ds, tag, elem, vr):
+                yield name, value
+
+
+def review(ds: Dataset, ctx: Context, relpath: str, pixels: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The review record of the released data set ``ds`` (after the walk of ``ctx`` and the
+    provenance), written at ``relpath`` (``patient/study/series/instance.dcm``)."""
+    kept: set[str] = set()
+    text = text_values(_walk(ds, "", ctx, kept, 0))
+    here = id(ds)
+    qi: dict[str, str] = {}
+    for tag, keyword in _QI_TAGS.items():
+        elem = ds.get_item(tag)
+        if elem is None or (here, tag) in ctx.written:
+            continue
+        values = _values(ds, tag, elem, elem.VR or _dict_vr(tag) or "UN")
+        if values:
+            qi[keyword] = "\\".join(v.strip() for v in values)
+    options = ctx.profile.options
+    if ("retain-long-full-dates" in options or "retain-long-modified-dates" in options) and ctx.changed.get(
+        "StudyDate", "shifted"
+    ) == "shifted":
+        elem = ds.get_item(STUDY_DATE)
+        date = "".join(_values(ds, STUDY_DATE, elem, "DA")[:1]).strip() if elem is not None else ""
+        if len(date) >= 4 and date[:4].isdigit():
+            qi["StudyYear"] = date[:4]
+    modality = ds.get_item(MODALITY)
+    parts = relpath.split("/")
+    return record(
+        "dicom",
+        modality="".join(_values(ds, MODALITY, modality, "CS")[:1]).strip() if modality is not None else "",
+        patient=parts[0] if len(parts) == 4 else "", study=parts[1] if len(parts) == 4 else "",
+        series=parts[2] if len(parts) == 4 else "",
+        text=text, changed=ctx.changed, kept=kept, qi=qi, pixels=pixels,
+    )
