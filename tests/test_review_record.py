@@ -1,0 +1,204 @@
+"""The review record each handler writes into the manifest line of a released object (key
+``review``, see :mod:`medcloak.review_record`), checked against the released files read back
+independently: the action per attribute, the kept text both ways, no original identifying value,
+the quasi-identifiers as released, the pixel changes with their pictures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+import pydicom
+import pytest
+from conftest import UID_ROOT, base_dataset, write
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from medcloak.engine import run
+
+TEXT_VRS = {"LO", "SH", "LT", "ST", "UT", "UC", "PN"}
+#: what the planted object carries that must not reach the release or the record
+ORIGINALS = ("brightwater", "eleanor", "qx7781234", "quillon", "20210304", "1961")
+OPTIONS = ["clean-descriptors", "clean-structured-content", "retain-safe-private", "retain-long-modified-dates",
+           "retain-patient-characteristics"]
+
+
+def manifest(out: Path) -> list[dict[str, Any]]:
+    audit = out.parent / (out.name + ".audit")
+    return [json.loads(t) for t in (audit / "manifest.jsonl").read_text().splitlines()]
+
+
+def planted(folder: Path) -> Path:
+    """A CT object with a name, an ID, an institution, descriptions naming the patient, a code
+    sequence, a content item naming the patient, and private blocks (a safe GEMS LO naming the
+    patient, a safe Philips SH)."""
+    ds = base_dataset(UID_ROOT + "11", UID_ROOT + "12", UID_ROOT + "13", patient="QX7781234")
+    ds.PatientName = "Brightwater^Eleanor"
+    ds.PatientBirthDate = "19610417"
+    ds.PatientSex, ds.PatientAge, ds.PatientWeight = "F", "063Y", "71.5"
+    ds.StudyDate = "20210304"
+    ds.InstitutionName = "Saint Quillon Hospital"
+    ds.StudyDescription = "CT CHEST for Eleanor BRIGHTWATER id QX7781234"
+    ds.SeriesDescription = "AXIAL 5MM"
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "77477000", "SCT", "Computerized axial tomography"
+    ds.ProcedureCodeSequence = Sequence([code])
+    item = Dataset()
+    item.ValueType, item.RelationshipType = "TEXT", "CONTAINS"
+    item.TextValue = "Findings for Brightwater: no nodule."
+    ds.ContentSequence = Sequence([item])
+    ds.add(DataElement(0x00190010, "LO", "GEMS_ACQU_01"))
+    ds.add(DataElement(0x0019109E, "LO", "FSE by Brightwater"))  # E.3.10: Internal Pulse Sequence Name
+    ds.add(DataElement(0x20010010, "LO", "Philips Imaging DD 001"))
+    ds.add(DataElement(0x2001106E, "SH", "MRSERIES"))  # E.3.10: Series Type
+    return write(ds, folder / "a.dcm")
+
+
+def _name(ds: Dataset, elem: DataElement, prefix: str) -> str:
+    """The record's name of an element, made here from the DICOM standard's conventions."""
+    tag = elem.tag
+    if tag.is_private:
+        creator = ds.get((tag.group, tag.element >> 8))
+        return prefix + f"({tag.group:04X},xx{tag.element & 0xFF:02X}) {str(creator.value).strip()}"
+    return prefix + elem.keyword
+
+
+def released_elements(ds: Dataset, prefix: str = "") -> Iterator[tuple[str, DataElement]]:
+    """(name, element) of every element of a released data set, at every depth, private
+    creators left out (their value names their block)."""
+    for elem in ds:
+        if elem.tag.is_private_creator:
+            continue
+        name = _name(ds, elem, prefix)
+        yield name, elem
+        if elem.VR == "SQ":
+            for item in elem.value:
+                yield from released_elements(item, name + ">")
+
+
+def _text(elem: DataElement) -> list[str]:
+    value = elem.value
+    if value is None or value == "":
+        return []
+    values = list(value) if isinstance(value, (list, pydicom.multival.MultiValue)) else [value]
+    return [str(v).strip() for v in values if str(v).strip()]
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], Dataset]:
+    from conftest import SECRET
+
+    tmp = tmp_path_factory.mktemp("records")
+    secret = tmp / "secret.key"
+    secret.write_bytes(SECRET)
+    secret.chmod(0o600)
+    planted(tmp / "in")
+    summary = run([tmp / "in"], tmp / "out", secret_file=secret, options=OPTIONS)
+    assert summary.ok == 1
+    (line,) = manifest(tmp / "out")
+    (path,) = (tmp / "out").rglob("*.dcm")
+    return tmp / "out", line, pydicom.dcmread(path)
+
+
+def test_dicom_actions_per_attribute(release) -> None:  # type: ignore[no-untyped-def]
+    _out, line, _ds = release
+    changed = line["review"]["changed"]
+    expected = {
+        "PatientName": "replaced", "PatientID": "replaced", "StudyInstanceUID": "replaced",
+        "InstitutionName": "replaced", "PatientBirthDate": "emptied", "AccessionNumber": "emptied",
+        "OtherPatientIDsSequence": "removed", "StudyDate": "shifted", "StudyTime": "shifted",
+        "StudyDescription": "cleaned", "ContentSequence>TextValue": "cleaned",
+        "(0019,xx9E) GEMS_ACQU_01": "cleaned", "DeidentificationMethod": "replaced",
+    }
+    assert {k: changed.get(k) for k in expected} == expected
+    kept = set(line["review"]["kept"])
+    assert {"SeriesDescription", "ProcedureCodeSequence>CodeMeaning", "(2001,xx6E) Philips Imaging DD 001",
+            "PatientSex", "Modality"} <= kept
+    assert not kept & set(changed)
+
+
+def test_dicom_text_is_the_released_text_both_ways(release) -> None:  # type: ignore[no-untyped-def]
+    _out, line, ds = release
+    review = line["review"]
+    replaced = {k for k, v in review["changed"].items() if v == "replaced"}
+    in_release = {
+        (name, value)
+        for name, elem in released_elements(ds)
+        if elem.VR in TEXT_VRS and name not in replaced and not any(name.startswith(r + ">") for r in replaced)
+        for value in _text(elem)
+    }
+    in_record = {(name, value) for name, values in review["text"].items() for value in values}
+    assert in_record == in_release
+    text = review["text"]
+    assert text["StudyDescription"] == [ds.StudyDescription] and text["StudyDescription"][0].startswith("CT CHEST for")
+    assert text["ProcedureCodeSequence>CodeMeaning"] == ["Computerized axial tomography"]
+    assert text["ContentSequence>TextValue"] == [ds.ContentSequence[0].TextValue]
+    assert text["(2001,xx6E) Philips Imaging DD 001"] == ["MRSERIES"]
+    assert text["(0019,xx9E) GEMS_ACQU_01"] == [ds[0x0019109E].value]
+    # values medcloak wrote itself are no text to review
+    assert "PatientName" not in text and "PatientID" not in text and "DeidentificationMethod" not in text
+    # every present attribute is kept or changed; every kept one is present
+    names = {name for name, _ in released_elements(ds)}
+    assert set(review["kept"]) <= names
+    assert names <= set(review["kept"]) | set(review["changed"]) | {n for n in names if any(
+        n.startswith(r + ">") for r in replaced)}
+
+
+def test_dicom_record_holds_no_original_value(release) -> None:  # type: ignore[no-untyped-def]
+    _out, line, _ds = release
+    dumped = json.dumps(line["review"]).lower()
+    for original in ORIGINALS:
+        assert original not in dumped
+
+
+def test_dicom_quasi_identifiers_as_released(release) -> None:  # type: ignore[no-untyped-def]
+    _out, line, ds = release
+    review = line["review"]
+    assert review["qi"] == {
+        "PatientSex": ds.PatientSex, "PatientAge": ds.PatientAge, "PatientWeight": str(ds.PatientWeight),
+        "Manufacturer": ds.Manufacturer, "ManufacturerModelName": ds.ManufacturerModelName,
+        "StudyYear": ds.StudyDate[:4],
+    }
+    assert review["qi"]["StudyYear"] != "2021"  # shifted
+    (relpath,) = line["outputs"]
+    assert (review["patient"], review["study"], review["series"]) == tuple(relpath.split("/")[:3])
+    assert review["modality"] == "CT" and review["format"] == "dicom"
+    assert "pixels" not in review
+
+
+def test_dicom_no_year_when_dates_are_not_kept(tmp_path, secret_file) -> None:  # type: ignore[no-untyped-def]
+    planted(tmp_path / "in")
+    assert run([tmp_path / "in"], tmp_path / "out", secret_file=secret_file).ok == 1
+    (line,) = manifest(tmp_path / "out")
+    review = line["review"]
+    assert "StudyYear" not in review.get("qi", {})
+    assert review["changed"]["StudyDate"] == "emptied" and review["changed"]["StudyDescription"] == "removed"
+    assert review["changed"]["(0019,xx9E) GEMS_ACQU_01"] == "removed"
+    assert "PatientSex" not in review.get("qi", {})  # emptied by the basic profile
+    dumped = json.dumps(review).lower()
+    for original in ORIGINALS:
+        assert original not in dumped
+
+
+def test_dicom_burned_in_text_boxes_and_picture(tmp_path, secret_file, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+    from test_burned_in_run import LINES, MAGENTA, _stand_in, install_stand_in, us_with_text
+
+    from medcloak.pixels.burned_in import pad
+
+    install_stand_in(monkeypatch)
+    (tmp_path / "in").mkdir()
+    us_with_text(tmp_path / "in" / "us.dcm", colour=MAGENTA)
+    assert run([tmp_path / "in"], tmp_path / "out", secret_file=secret_file, options=["clean-pixel-data"]).ok == 1
+    (line,) = manifest(tmp_path / "out")
+    pixels = line["review"]["pixels"]
+    assert pixels["change"] == "text-redacted" and pixels["frames"] == 30
+    decoded = pydicom.dcmread(tmp_path / "in" / "us.dcm").pixel_array
+    expected = sorted([i, *box] for i in LINES for box in pad(_stand_in(np.asarray(decoded[i])), 320, 240))
+    assert sorted(pixels["boxes"]) == expected
+    assert pixels["picture"] == f"qc/{line['id']}-text.png"
+    assert (tmp_path / "out.audit" / pixels["picture"]).exists()
+    assert line["review"]["changed"]["PixelData"] == "cleaned"
+    assert "PixelData" not in line["review"]["kept"]
