@@ -202,3 +202,45 @@ def test_dicom_burned_in_text_boxes_and_picture(tmp_path, secret_file, monkeypat
     assert (tmp_path / "out.audit" / pixels["picture"]).exists()
     assert line["review"]["changed"]["PixelData"] == "cleaned"
     assert "PixelData" not in line["review"]["kept"]
+
+
+def test_dicom_text_both_ways_on_real_files(tmp_path, secret_file) -> None:  # type: ignore[no-untyped-def]
+    """pydicom's test files, and its character-set files' names planted as Series Description in
+    objects of their character set (Japanese, Korean, Greek, Hebrew, Arabic, Russian...): every
+    text value of the record is in the release as pydicom reads it, and every released text value
+    of an attribute medcloak did not replace is in the record."""
+    import shutil
+    import warnings
+
+    from pydicom.data import get_charset_files, get_testdata_file
+
+    (tmp_path / "in").mkdir()
+    for i, f in enumerate(get_charset_files("chr*.dcm")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            source = pydicom.dcmread(f, force=True)
+            if "PatientName" not in source or "SpecificCharacterSet" not in source:
+                continue
+            ds = base_dataset(f"{UID_ROOT}9{i}", f"{UID_ROOT}9{i}.1", f"{UID_ROOT}9{i}.2")
+            ds.SpecificCharacterSet = source.SpecificCharacterSet
+            ds.SeriesDescription = str(source.PatientName)[:64]
+            write(ds, tmp_path / "in" / f"c{i:02d}.dcm")
+    for i, name in enumerate(("CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "rtstruct.dcm")):
+        shutil.copy(get_testdata_file(name), tmp_path / "in" / f"t{i:02d}.dcm")
+    run([tmp_path / "in"], tmp_path / "out", secret_file=secret_file, options=["clean-descriptors"])
+    lines = [line for line in manifest(tmp_path / "out") if line["status"] == "ok"]
+    assert len(lines) >= 15
+    multi = 0
+    for line in lines:
+        (relpath,) = line["outputs"]
+        ds = pydicom.dcmread(tmp_path / "out" / relpath)
+        review = line["review"]
+        replaced = {k for k, v in review.get("changed", {}).items() if v == "replaced"}
+        values = [(name, value) for name, elem in released_elements(ds) if elem.VR in TEXT_VRS
+                  for value in _text(elem)]
+        in_record = {(name, value) for name, vs in review.get("text", {}).items() for value in vs}
+        assert in_record <= set(values), relpath
+        assert {(n, v) for n, v in values if n not in replaced and not any(
+            n.startswith(r + ">") for r in replaced)} <= in_record, relpath
+        multi += any(not value.isascii() for _, value in in_record)
+    assert multi >= 8  # text of other character sets was read as pydicom reads it
