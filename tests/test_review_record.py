@@ -223,14 +223,18 @@ def test_dicom_text_both_ways_on_real_files(tmp_path, secret_file) -> None:  # t
                 continue
             ds = base_dataset(f"{UID_ROOT}9{i}", f"{UID_ROOT}9{i}.1", f"{UID_ROOT}9{i}.2")
             ds.SpecificCharacterSet = source.SpecificCharacterSet
-            ds.SeriesDescription = str(source.PatientName)[:64]
+            ds.SeriesDescription = str(source.PatientName)[:64]  # cleaned, so decoded by the walk
+            code = Dataset()  # a code is kept as it is, never decoded by the walk
+            code.CodeValue, code.CodingSchemeDesignator = "1", "99LOCAL"
+            code.CodeMeaning = str(source.PatientName)[:64]
+            ds.ProcedureCodeSequence = Sequence([code])
             write(ds, tmp_path / "in" / f"c{i:02d}.dcm")
     for i, name in enumerate(("CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "rtstruct.dcm")):
         shutil.copy(get_testdata_file(name), tmp_path / "in" / f"t{i:02d}.dcm")
     run([tmp_path / "in"], tmp_path / "out", secret_file=secret_file, options=["clean-descriptors"])
     lines = [line for line in manifest(tmp_path / "out") if line["status"] == "ok"]
     assert len(lines) >= 15
-    multi = 0
+    multi = coded = 0
     for line in lines:
         (relpath,) = line["outputs"]
         ds = pydicom.dcmread(tmp_path / "out" / relpath)
@@ -243,4 +247,6 @@ def test_dicom_text_both_ways_on_real_files(tmp_path, secret_file) -> None:  # t
         assert {(n, v) for n, v in values if n not in replaced and not any(
             n.startswith(r + ">") for r in replaced)} <= in_record, relpath
         multi += any(not value.isascii() for _, value in in_record)
+        coded += any(not value.isascii() for name, value in in_record if name.endswith(">CodeMeaning"))
     assert multi >= 8  # text of other character sets was read as pydicom reads it
+    assert coded >= 8
