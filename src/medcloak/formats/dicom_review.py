@@ -61,38 +61,36 @@ def note_provenance(ds: Dataset, ctx: Context, pixels_cleaned: bool, faces_clean
         ctx.written.add((id(ds), tag))
 
 
-#: Specific Character Sets of one byte per character (or UTF-8), decoded here without pydicom's
-#: machinery (the cost of the record is mostly decoding: pydicom's conversion of a raw element is
-#: ten times this); every other one goes through pydicom
-_SIMPLE = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1", "ISO_IR 192": "utf-8"}
 #: the text VRs whose values are never split at a backslash
 _SINGLE = frozenset({"LT", "ST", "UT"})
 
 
-def _codec(ds: Dataset) -> str | None:
-    """The codec of a data set's text when it is one of :data:`_SIMPLE`, else None."""
+def _codec(ds: Dataset) -> str:
+    """The Python codec a data set's text is decoded with where it holds no escape sequence
+    (pydicom's first encoding of its Specific Character Set, or its parent's)."""
     charset = ds._character_set
     if isinstance(charset, str):
-        return _SIMPLE.get(charset.strip())
-    if isinstance(charset, (list, tuple)) or type(charset).__name__ == "MultiValue":
-        names = [str(c).strip() for c in charset]
-        if len(names) <= 1:
-            return _SIMPLE.get(names[0] if names else "")
-    return None
+        return charset
+    return str(charset[0]) if len(charset) else "iso8859"
 
 
 def _values(ds: Dataset, tag: int, elem: Any, vr: str, codec: str | None = None) -> list[str]:
-    """The decoded values of an element (raw ones decoded as pydicom would, under ``vr``;
-    ``codec``: the data set's, when simple (see :func:`_codec`))."""
+    """The decoded values of an element (raw ones decoded as pydicom would, under ``vr``). Text
+    without escape sequences is decoded here as pydicom does it (the cost of the record is mostly
+    decoding, and pydicom's conversion of an element costs ten times this), ``codec`` being the
+    data set's (:func:`_codec`); the rest by pydicom."""
     if codec is not None and vr in TEXT_VRS and type(elem).__name__ == "RawDataElement":
         raw = elem.value
         if not raw:
             return []
-        parts = [raw] if vr in _SINGLE else raw.split(b"\\")
-        try:
-            return [text for part in parts if (text := part.decode(codec).rstrip("\x00 "))]
-        except UnicodeDecodeError:
-            pass  # pydicom's way below (it replaces what it cannot decode)
+        if b"\x1b" not in raw:
+            try:
+                text = raw.decode(codec)
+            except (UnicodeDecodeError, LookupError):
+                pass  # pydicom's way below (it replaces what it cannot decode)
+            else:
+                parts = [text] if vr in _SINGLE else text.split("\\")
+                return [value for part in parts if (value := part.rstrip("\x00 "))]
     if type(elem).__name__ == "RawDataElement":
         from pydicom.dataelem import convert_raw_data_element
 
