@@ -38,7 +38,7 @@ each cut to :data:`MAX_CHARS` characters (a cut value ends with :data:`CUT`), an
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 #: the actions the report counts, per attribute
 ACTIONS = ("removed", "emptied", "replaced", "cleaned", "shifted", "kept")
@@ -77,6 +77,20 @@ def text_values(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
         out.setdefault(name, []).append(value)
         total += 1
     return out
+
+
+def json_pairs(doc: Any, prefix: str = "", strings: bool = True) -> Iterator[tuple[str, str]]:
+    """(name, value) of a JSON document's values (a sidecar's), named by their key paths joined
+    by ``>``; the items of a list under their list's name. ``strings``: string values only (the
+    text), else every value that is no object or list (its names)."""
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            yield from json_pairs(value, f"{prefix}{key}" if not prefix else f"{prefix}>{key}", strings)
+    elif isinstance(doc, list):
+        for value in doc:
+            yield from json_pairs(value, prefix, strings)
+    elif prefix and (isinstance(doc, str) or not strings):
+        yield prefix, str(doc)
 
 
 def record(

@@ -73,6 +73,7 @@ def deidentify_photo(
             )
         out, ext = strip_tiff_metadata(data), "tif"
     counts = {"metadata-stripped": int(out != data)}
+    boxes: list[Any] = []
     if scan_text:
         from .photo_text import scan_photo
 
@@ -82,7 +83,22 @@ def deidentify_photo(
         counts["pixel-text-boxes-redacted"] = len(found.boxes)
         if found.kept:
             counts["pixel-text-boxes-kept-safe"] = found.kept
+        boxes = list(found.boxes)
         if review is not None and found.boxes:
             review(found.frame, found.boxes, "")
     token = keyring.token("photo", hashlib.sha256(data).hexdigest())
-    return Released(out, f"photos/{token}.{ext}", {}, None, counts)
+    return Released(out, f"photos/{token}.{ext}", {}, None, counts, review=_record(token, counts, boxes))
+
+
+def _record(token: str, counts: dict[str, int], boxes: list[Any]) -> dict[str, Any]:
+    """The photograph's review record (:mod:`medcloak.review_record`): its token as its series
+    (each photograph is one), ``metadata`` removed when its metadata was stripped (which blocks is
+    not told apart), no text (none is kept), and its redacted text boxes (on frame 0; the
+    handler names the picture)."""
+    from ..review_record import record
+
+    pixels = None
+    if boxes:
+        pixels = {"change": "text-redacted", "frames": 1, "boxes": [[0, *box] for box in boxes]}
+    return record("photo", series=token, changed={"metadata": "removed"} if counts["metadata-stripped"] else None,
+                  pixels=pixels)

@@ -130,11 +130,13 @@ def _series_key(source: Source) -> str | None:
 
 
 def deidentify(task: Task, job: Job) -> Iterable[Released | MedcloakError]:
+    from ..pixels.burned_in import ReviewPicture
+
     own: Settings = job.settings.get(NAME) or Settings()
     if not task.members:
         from ..formats.dicom import deidentify_dicom
 
-        picture = _Picture(job.audit, task.object_id)
+        picture = ReviewPicture(job.audit, task.object_id)
         return [picture.add(deidentify_dicom(Path(task.source.path), job.profile, job.keyring, own.regions,
                                              review=picture.writer, safe=own.safe))]
     if task.source.format == "dicom-slide":
@@ -143,7 +145,7 @@ def deidentify(task: Task, job: Job) -> Iterable[Released | MedcloakError]:
 
     sources = (task.source, *task.members)
     ids = [task.object_id] + [job.keyring.token("object", m.path, 12) for m in task.members]
-    pictures = {Path(s.path): _Picture(job.audit, oid) for s, oid in zip(sources, ids)}
+    pictures = {Path(s.path): ReviewPicture(job.audit, oid) for s, oid in zip(sources, ids)}
     reviews = {path: picture.writer for path, picture in pictures.items()}
     try:
         results, report = deface_series([Path(s.path) for s in sources], job.profile, job.keyring, own.regions,
@@ -167,9 +169,10 @@ def _slide(task: Task, job: Job, own: Settings) -> Iterator[Released | MedcloakE
     engine then removes what it wrote of the slide: no slide is released in part. Its label and
     overview instances are skipped, which is no failure."""
     from ..formats.dicom import deidentify_dicom
+    from ..pixels.burned_in import ReviewPicture
 
     for source in (task.source, *task.members):
-        picture = _Picture(job.audit, job.keyring.token("object", source.path, 12))
+        picture = ReviewPicture(job.audit, job.keyring.token("object", source.path, 12))
         try:
             yield picture.add(deidentify_dicom(Path(source.path), job.profile, job.keyring, own.regions,
                                                review=picture.writer, safe=own.safe))
@@ -178,31 +181,6 @@ def _slide(task: Task, job: Job, own: Settings) -> Iterator[Released | MedcloakE
         except MedcloakError as exc:
             oid = job.keyring.token("object", source.path, 12)
             raise _again(exc, f"slide: instance {oid} not de-identified: {exc}") from None
-
-
-class _Picture:
-    """An object's review picture of its redacted burned-in text (``qc/<object id>-text.png`` in
-    the audit folder): ``writer`` writes it (None without an audit folder), ``add`` names it in
-    the object's review record when it was written."""
-
-    def __init__(self, audit: str, object_id: str) -> None:
-        from ..pixels.burned_in import review_writer
-
-        self._write = review_writer(audit, object_id)
-        self.name = f"qc/{object_id}-text.png"
-        self.written = False
-        self.writer = self._call if self._write is not None else None
-
-    def _call(self, frame: Any, boxes: list[Any], photometric: str) -> None:
-        assert self._write is not None
-        self._write(frame, boxes, photometric)
-        self.written = True
-
-    def add(self, released: Released) -> Released:
-        pixels = (released.review or {}).get("pixels")
-        if self.written and pixels is not None:
-            pixels["picture"] = self.name
-        return released
 
 
 def _again(exc: MedcloakError, message: str) -> MedcloakError:
