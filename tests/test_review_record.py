@@ -250,3 +250,119 @@ def test_dicom_text_both_ways_on_real_files(tmp_path, secret_file) -> None:  # t
         coded += any(not value.isascii() for name, value in in_record if name.endswith(">CodeMeaning"))
     assert multi >= 8  # text of other character sets was read as pydicom reads it
     assert coded >= 8
+
+
+# ---- the other handlers ---------------------------------------------------------------------------
+
+
+def test_volume_record_defaced_with_its_qc_picture(tmp_path, secret_file) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+    from test_deface import _write, load
+
+    data, affine = load("robex_atlas.nii.gz")
+    src = tmp_path / "in" / "sub-Doe" / "anat"
+    src.mkdir(parents=True)
+    _write(src / "sub-Doe_T1w.nii.gz", data.astype(np.int16), affine)  # descrip "Doe^John 1970"
+    (src / "sub-Doe_T1w.json").write_text(json.dumps({
+        "Modality": "MR", "PatientName": "Doe", "InstitutionName": "Saint Quillon", "Manufacturer": "Siemens",
+        "PulseSequenceName": "tfl3d1", "EchoTime": 0.003}))
+    assert run([tmp_path / "in"], tmp_path / "out", secret_file=secret_file).ok == 1
+    (line,) = [row for row in manifest(tmp_path / "out") if row["status"] == "ok"]
+    review = line["review"]
+    assert review["format"] == "volume" and review["modality"] == "MR"
+    assert review["pixels"]["change"] == "defaced"
+    assert (tmp_path / "out.audit" / review["pixels"]["picture"]).is_file()
+    assert review["changed"] == {"descrip": "emptied", "aux_file": "emptied", "intent_name": "emptied",
+                                 "extensions": "removed", "PatientName": "removed", "InstitutionName": "removed"}
+    sidecar = json.loads((tmp_path / "out" / next(o for o in line["outputs"] if o.endswith(".json"))).read_text())
+    assert review["text"] == {k: [v] for k, v in sidecar.items() if isinstance(v, str)}
+    assert review["qi"] == {"Manufacturer": "Siemens"}
+    dumped = json.dumps(review).lower()
+    assert "doe" not in dumped and "quillon" not in dumped and "1970" not in dumped
+
+
+def test_photo_record_boxes_and_picture(tmp_path, secret_file, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    import numpy as np
+    from PIL import Image
+    from test_burned_in_run import MAGENTA, _draw, _stand_in, install_stand_in
+
+    from medcloak.pixels.burned_in import pad
+
+    install_stand_in(monkeypatch)
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[0:200, 0:256]
+    base = np.stack([(x + y) % 256, 138 + (2 * x) % 110, (255 - y) % 256], axis=2).astype(np.int16)
+    photo = np.clip(base + rng.integers(-8, 8, base.shape), 0, 255).astype(np.uint8)
+    drawn, _mask = _draw(photo, [(12, 10, "JANE ROE 1970"), (150, 170, "ID 4455")], MAGENTA)
+    buf = io.BytesIO()
+    Image.fromarray(drawn).save(buf, format="PNG", pnginfo=None)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "roe.png").write_bytes(buf.getvalue())
+    assert run([tmp_path / "in"], tmp_path / "out", secret_file=secret_file, options=["clean-pixel-data"]).ok == 1
+    (line,) = manifest(tmp_path / "out")
+    review = line["review"]
+    assert review["format"] == "photo" and review["series"] in line["outputs"][0]
+    expected = sorted([0, *box] for box in pad(_stand_in(drawn), 256, 200))
+    assert review["pixels"]["change"] == "text-redacted" and sorted(review["pixels"]["boxes"]) == expected
+    assert (tmp_path / "out.audit" / review["pixels"]["picture"]).is_file()
+    assert review["pixels"]["picture"] == f"qc/{line['id']}-text.png"
+
+
+def test_slide_record_label_removed_and_kept_text(tmp_path, secret_file) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    import tifffile
+
+    sample = Path(__file__).parent.parent / "data_samples" / "wsi" / "CMU-1-Small-Region.svs"
+    (tmp_path / "in").mkdir()
+    shutil.copy(sample, tmp_path / "in" / "slide.svs")
+    assert run([tmp_path / "in"], tmp_path / "out", secret_file=secret_file).ok == 1
+    (line,) = manifest(tmp_path / "out")
+    review = line["review"]
+    assert review["format"] == "slide" and review["modality"] == "SM"
+    with tifffile.TiffFile(tmp_path / "out" / line["outputs"][0]) as tif:
+        descriptions = {page.description for page in tif.pages}
+        with tifffile.TiffFile(sample) as original:
+            removed = len(original.pages) - len(tif.pages)
+    assert removed > 0 and review["changed"].get("label") == "removed" and review["pixels"] == {"change": "label-removed"}
+    fields = {p.strip() for d in descriptions for line_ in d.splitlines() for p in line_.split("|") if p.strip()}
+    assert set(review["text"]["ImageDescription"]) == fields
+
+
+def test_bids_records_hold_released_values_only(tmp_path, secret_file) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    sample = Path(__file__).parent.parent / "data_samples" / "bids"
+    shutil.copytree(sample, tmp_path / "in")
+    run([tmp_path / "in"], tmp_path / "out", secret_file=secret_file)
+    lines = [row for row in manifest(tmp_path / "out") if row["status"] == "ok"]
+    assert lines
+    for line in lines:
+        review = line["review"]
+        dumped = json.dumps(review)
+        assert "NF00482913" not in dumped and "NF00777120" not in dumped  # original subject labels
+        assert review["format"] == "bids"
+        first = line["outputs"][0]
+        assert review["series"] == first.rsplit("/", 1)[0] and review["study"] == first.split("/")[1]
+        if "/sub-" in first:
+            assert review["patient"] == next(p for p in first.split("/") if p.startswith("sub-"))
+        for out in line["outputs"]:
+            if out.endswith(".json"):
+                doc = json.loads((tmp_path / "out" / out).read_text())
+                strings = {v for _, v in _json_strings(doc)}
+                assert {v for vs in review.get("text", {}).values() for v in vs} == strings
+    anat = [row["review"] for row in lines if row["outputs"][0].endswith("T1w.nii.gz")]
+    assert anat and all(r["pixels"]["change"] == "defaced" and r["modality"] == "MR" for r in anat)
+
+
+def _json_strings(doc: Any, key: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from _json_strings(v, k)
+    elif isinstance(doc, list):
+        for v in doc:
+            yield from _json_strings(v, key)
+    elif isinstance(doc, str) and doc.strip():
+        yield key, doc.strip()
