@@ -366,3 +366,29 @@ def _json_strings(doc: Any, key: str = "") -> Iterator[tuple[str, str]]:
             yield from _json_strings(v, key)
     elif isinstance(doc, str) and doc.strip():
         yield key, doc.strip()
+
+
+def test_dicom_series_defaced_slices(tmp_path, secret_file) -> None:  # type: ignore[no-untyped-def]
+    """A head MR series defaced as a volume: the slices whose pixels changed say ``defaced``, the
+    others no pixel change."""
+    import numpy as np
+    from test_deface import _mr_series, load
+
+    data, affine = load("robex_atlas.nii.gz")
+    stored, _datasets = _mr_series(tmp_path / "in", data, affine)
+    assert run([tmp_path / "in"], tmp_path / "out", secret_file=secret_file,
+               options=["clean-recognizable-visual-features"]).ok == stored.shape[2]
+    defaced = untouched = 0
+    for line in manifest(tmp_path / "out"):
+        out = pydicom.dcmread(tmp_path / "out" / line["outputs"][0])
+        k = int(out.InstanceNumber) - 1
+        changed = not np.array_equal(out.pixel_array, stored[..., k])
+        review = line["review"]
+        if changed:
+            defaced += 1
+            assert review["pixels"] == {"change": "defaced"} and review["changed"]["PixelData"] == "cleaned"
+        else:
+            untouched += 1
+            assert "pixels" not in review and "PixelData" in review["kept"]
+        assert review["changed"]["RecognizableVisualFeatures"] == "replaced"
+    assert defaced and untouched
