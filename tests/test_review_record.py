@@ -392,3 +392,44 @@ def test_dicom_series_defaced_slices(tmp_path, secret_file) -> None:  # type: ig
             assert "pixels" not in review and "PixelData" in review["kept"]
         assert review["changed"]["RecognizableVisualFeatures"] == "replaced"
     assert defaced and untouched
+
+
+def _template_run(tmp_path: Path, secret_file: Path, name: str) -> dict[str, Any]:
+    import shutil
+
+    from pydicom.data import get_testdata_file
+    from test_regions_whole_image import TEMPLATE
+
+    (tmp_path / "in").mkdir()
+    shutil.copy(get_testdata_file(name), tmp_path / "in" / "image.dcm")
+    (tmp_path / "regions.toml").write_text(TEMPLATE)
+    assert run([tmp_path / "in"], tmp_path / "out", secret_file=secret_file, options=["clean-pixel-data"],
+               regions=tmp_path / "regions.toml").ok == 1
+    (line,) = manifest(tmp_path / "out")
+    return line["review"]
+
+
+def test_dicom_image_blanked_by_a_template(tmp_path, secret_file) -> None:  # type: ignore[no-untyped-def]
+    review = _template_run(tmp_path, secret_file, "US1_UNCR.dcm")  # no ultrasound regions: all of it
+    assert review["pixels"]["change"] == "image-blanked" and review["changed"]["PixelData"] == "cleaned"
+
+
+def test_dicom_regions_redacted_by_a_template(tmp_path, secret_file, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import tomllib
+
+    from pydicom.data import get_testdata_file
+    from test_burned_in_run import install_stand_in
+
+    from test_regions_whole_image import TEMPLATE
+
+    from medcloak.rules.regions import parse_regions, select
+
+    install_stand_in(monkeypatch).detect_text = lambda frame, **_: []  # no text: the template alone
+    review = _template_run(tmp_path, secret_file, "examples_ybr_color.dcm")
+
+    boxes, _names, _fill = select(pydicom.dcmread(get_testdata_file("examples_ybr_color.dcm")),
+                                  parse_regions(tomllib.loads(TEMPLATE)))
+    assert review["pixels"]["change"] == "regions-redacted" and review["pixels"]["frames"] == 30
+    assert review["pixels"]["boxes"] == [[0, *box] for box in boxes] and boxes
+    # the templates' boxes pictured on the first frame
+    assert (tmp_path / "out.audit" / review["pixels"]["picture"]).is_file()

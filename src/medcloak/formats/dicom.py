@@ -310,8 +310,9 @@ def _clean_pixels(
     warning). ``review`` is given the frame with the most boxes (decoded, before redaction),
     its boxes and the Photometric Interpretation, when text was found. ``safe``: a site's OCR safe
     list: boxes read as its safe annotations are kept (``pixel-text-boxes-kept-safe``).
-    ``boxes_out`` receives the boxes redacted, as ``[frame, x0, y0, x1, y1]`` (the templates'
-    alone, which every frame gets, on frame 0), at most :data:`~medcloak.review_record.MAX_BOXES`."""
+    ``boxes_out`` receives the boxes redacted, as ``[frame, x0, y0, x1, y1]``: the text found,
+    frame by frame, then the templates' (which every frame gets) once, on frame 0; at most
+    :data:`~medcloak.review_record.MAX_BOXES`."""
     actions: dict[str, int] = {}
     if not profile.has("clean-pixel-data") or 0x7FE00010 not in ds:
         return actions
@@ -327,7 +328,8 @@ def _clean_pixels(
     if found is not None:
         per = [frame + boxes for frame in found.boxes]
         if boxes_out is not None:
-            boxes_out.extend(islice(([i, *box] for i, frame in enumerate(per) for box in frame), MAX_BOXES))
+            boxes_out.extend(islice(([i, *box] for i, frame in enumerate(found.boxes) for box in frame), MAX_BOXES))
+            boxes_out.extend([0, *box] for box in boxes[: MAX_BOXES - len(boxes_out)])
         # text found and no exact route for this transfer syntax raises: quarantined
         redact_dataset(ds, transfer_syntax, [], fill, frame_boxes=per)
         actions["pixel-frames-scanned"] = len(per)
