@@ -5,7 +5,11 @@
   file meta information, which discovery reads anyway): one slide, released whole or not at all
   (an instance that fails quarantines the slide), its label and overview instances never;
 - under the Clean Recognizable Visual Features option, the slices of a CT, MR or PET series: they
-  are defaced as a volume (:mod:`medcloak.formats.dicom_series`)."""
+  are defaced as a volume (:mod:`medcloak.formats.dicom_series`).
+
+Each released object's review record is made by :mod:`medcloak.formats.dicom_review` (actions
+per attribute, kept text, kept attributes, quasi-identifiers, pixel change); this module names
+its text picture (``qc/<object id>-text.png``) when one was written."""
 
 from __future__ import annotations
 
