@@ -326,7 +326,8 @@ def test_slide_record_label_removed_and_kept_text(tmp_path, secret_file) -> None
         descriptions = {page.description for page in tif.pages}
         with tifffile.TiffFile(sample) as original:
             removed = len(original.pages) - len(tif.pages)
-    assert removed > 0 and review["changed"].get("label") == "removed" and review["pixels"] == {"change": "label-removed"}
+    assert removed > 0 and review["changed"].get("label") == "removed"
+    assert review["pixels"] == {"change": "label-removed"}
     fields = {p.strip() for d in descriptions for line_ in d.splitlines() for p in line_.split("|") if p.strip()}
     assert set(review["text"]["ImageDescription"]) == fields
 
@@ -433,3 +434,26 @@ def test_dicom_regions_redacted_by_a_template(tmp_path, secret_file, monkeypatch
     assert review["pixels"]["boxes"] == [[0, *box] for box in boxes] and boxes
     # the templates' boxes pictured on the first frame
     assert (tmp_path / "out.audit" / review["pixels"]["picture"]).is_file()
+
+
+def test_photo_record_names_the_metadata_removed(tmp_path, secret_file) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    import numpy as np
+    from PIL import Image, PngImagePlugin
+
+    img = Image.fromarray(np.full((32, 32, 3), 90, np.uint8))
+    jpeg, png = io.BytesIO(), io.BytesIO()
+    exif = Image.Exif()
+    exif[0x013B] = "Jane Roe"  # Artist
+    img.save(jpeg, format="JPEG", exif=exif, comment=b"Jane Roe, ward 4")
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Author", "Jane Roe")
+    img.save(png, format="PNG", pnginfo=info)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jpg").write_bytes(jpeg.getvalue())
+    (tmp_path / "in" / "b.png").write_bytes(png.getvalue())
+    assert run([tmp_path / "in"], tmp_path / "out", secret_file=secret_file).ok == 2
+    changed = {line["input"][-5:]: line["review"]["changed"] for line in manifest(tmp_path / "out")}
+    assert changed == {"a.jpg": {"APP1 Exif": "removed", "COM": "removed"}, "b.png": {"tEXt": "removed"}}
+    assert "roe" not in json.dumps([line["review"] for line in manifest(tmp_path / "out")]).lower()
