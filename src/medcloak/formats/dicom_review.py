@@ -22,11 +22,11 @@ of their block (``(gggg,xxee) creator``, see :func:`medcloak.rules.actions.priva
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from ..residual import decode
 from ..review_record import QUASI_IDENTIFIERS, record, text_values
-from ..rules.actions import _dict_vr, _private_vrs, attribute_name
+from ..rules.actions import _dict_vr, _keyword, _private_vrs, attribute_name
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -111,42 +111,67 @@ def _values(ds: Dataset, tag: int, elem: Any, vr: str, codec: str | None = None)
     return [str(value)]
 
 
-def _walk(ds: Dataset, prefix: str, ctx: Context, kept: set[str], depth: int) -> Iterator[tuple[str, str]]:
-    """(name, value) of the text of ``ds``, adding the names of kept elements to ``kept``."""
+def _walk(ds: Dataset, prefix: str, ctx: Context, kept: set[str], pairs: list[tuple[str, str]], depth: int,
+          codec: str) -> None:
+    """Add the (name, value) of the text of ``ds`` to ``pairs``, and the names of its kept
+    elements to ``kept``; ``codec``: its parent's (see :func:`_codec`)."""
+    from pydicom.dataelem import RawDataElement
+
     changed, written = ctx.changed, ctx.written
     here = id(ds)
-    codec = _codec(ds)
-    for tag, elem in list(ds._dict.items()):
+    items = list(ds._dict.items())
+    if 0x00080005 in ds._dict or not prefix:
+        codec = _codec(ds)  # a data set with a character set of its own
+    for tag, elem in items:
         tag = int(tag)
-        group, element = tag >> 16, tag & 0xFFFF
-        if group & 1 and 0x0010 <= element <= 0x00FF:
-            continue  # a private creator: its value names its block's elements
+        group = tag >> 16
+        if group & 1:
+            element = tag & 0xFFFF
+            if 0x0010 <= element <= 0x00FF:
+                continue  # a private creator: its value names its block's elements
+            name = attribute_name(ds, tag, prefix)
+        else:
+            name = prefix + _keyword(tag)
         if (here, tag) in written:
             continue
-        name = attribute_name(ds, tag, prefix)
         if name not in changed:
             kept.add(name)
+        raw = isinstance(elem, RawDataElement)
         vr = elem.VR or _dict_vr(tag) or "UN"
-        if vr == "UN" and group & 1 and element >= 0x1000:
+        if vr in TEXT_VRS:
+            if raw and elem.value and b"\x1b" not in elem.value:
+                try:
+                    text = elem.value.decode(codec)
+                except (UnicodeDecodeError, LookupError):
+                    pass  # pydicom's way (it replaces what it cannot decode)
+                else:  # decoded as pydicom does it (see _values), at a tenth of its cost
+                    for part in ([text] if vr in _SINGLE else text.split("\\")):
+                        if value := part.rstrip("\x00 "):
+                            pairs.append((name, value))
+                    continue
+            pairs.extend((name, value) for value in _values(ds, tag, elem, vr))
+            continue
+        if vr == "UN" and group & 1:
             local = name[len(prefix):]
             creator = local.split(" ", 1)[1] if " " in local else ""
-            vr = _private_vrs().get((creator, group, element & 0xFF), "UN")
+            vr = _private_vrs().get((creator, group, tag & 0xFF), "UN")
+            if vr in TEXT_VRS:
+                pairs.extend((name, value) for value in _values(ds, tag, elem, vr, codec))
+                continue
         if vr == "SQ" or (vr == "UN" and not isinstance(elem.value, (bytes, bytearray))):
             value = ds[tag].value
             if depth < MAX_DEPTH and value is not None and not isinstance(value, (bytes, bytearray, str)):
                 for item in value:
-                    yield from _walk(item, name + ">", ctx, kept, depth + 1)
-            continue
-        if vr in TEXT_VRS:
-            for value in _values(ds, tag, elem, vr, codec):
-                yield name, value
+                    _walk(item, name + ">", ctx, kept, pairs, depth + 1, codec)
 
 
 def review(ds: Dataset, ctx: Context, relpath: str, pixels: dict[str, Any] | None = None) -> dict[str, Any]:
     """The review record of the released data set ``ds`` (after the walk of ``ctx`` and the
     provenance), written at ``relpath`` (``patient/study/series/instance.dcm``)."""
     kept: set[str] = set()
-    text = text_values(_walk(ds, "", ctx, kept, 0))
+    pairs: list[tuple[str, str]] = []
+    _walk(ds, "", ctx, kept, pairs, 0, "iso8859")
+    text = text_values(pairs)
     here = id(ds)
     qi: dict[str, str] = {}
     for tag, keyword in _QI_TAGS.items():
