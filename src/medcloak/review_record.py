@@ -34,11 +34,29 @@ each cut to :data:`MAX_CHARS` characters (a cut value ends with :data:`CUT`), an
     what was changed in the pixels: ``{"change": one of PIXEL_CHANGES, "frames": frames scanned,
     "boxes": [[frame, x0, y0, x1, y1], ...], "picture": path of the audit's picture relative to
     the audit folder}``; absent when the pixels are untouched.
+
+How the handlers fill it (see each handler's docstring):
+
+- DICOM (:mod:`medcloak.formats.dicom_review`): the text VRs are LO, SH, LT, ST, UT, UC and PN;
+  ``text`` holds kept and cleaned values only, never what medcloak wrote (dummies, pseudonyms,
+  new UIDs, shifted dates, the de-identification provenance). The provenance attributes
+  medcloak writes (Patient Identity Removed, De-identification Method and its code sequence,
+  Longitudinal Temporal Information Modified, Burned In Annotation and Recognizable Visual
+  Features when it sets them) count as ``replaced``; Pixel Data as ``cleaned`` when its pixels
+  were redacted, defaced or had bits or overlays cleared. Private creator elements are neither
+  in ``text`` nor ``kept`` (their value names their block's elements). A sequence is ``kept`` by
+  its own name when it stays, whatever its items' elements had done to them. One action per
+  name: the last one the walk took (a name is in ``kept`` only when no item of it was changed).
+  A template's boxes (every frame gets them) are given once, on frame 0; a defaced slice's
+  change is ``defaced`` (over any text redaction, whose boxes stay).
+- other formats: their own names (``descrip``, ``ImageDescription``, a sidecar's key path
+  joined by ``>``, ``label``/``macro`` for removed slide pages); ``series`` is the object's
+  token (a photograph, a volume, a slide) or its folder in the release (BIDS).
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 #: the actions the report counts, per attribute
 ACTIONS = ("removed", "emptied", "replaced", "cleaned", "shifted", "kept")
@@ -77,6 +95,20 @@ def text_values(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
         out.setdefault(name, []).append(value)
         total += 1
     return out
+
+
+def json_pairs(doc: Any, prefix: str = "", strings: bool = True) -> Iterator[tuple[str, str]]:
+    """(name, value) of a JSON document's values (a sidecar's), named by their key paths joined
+    by ``>``; the items of a list under their list's name. ``strings``: string values only (the
+    text), else every value that is no object or list (its names)."""
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            yield from json_pairs(value, f"{prefix}{key}" if not prefix else f"{prefix}>{key}", strings)
+    elif isinstance(doc, list):
+        for value in doc:
+            yield from json_pairs(value, prefix, strings)
+    elif prefix and (isinstance(doc, str) or not strings):
+        yield prefix, str(doc)
 
 
 def record(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -25,6 +26,7 @@ from ..errors import (
 )
 from ..handlers.base import Released
 from ..residual import scan
+from ..review_record import MAX_BOXES
 from ..rules.actions import Context, Walker
 from .dicom_check import (
     burned_in_risk,
@@ -35,6 +37,8 @@ from .dicom_check import (
 )
 from .dicom_bits import clear_high_bits, high_bits_fault, remove_overlays_in_pixel_data
 from .dicom_pixels import STRIPPED_COUNT, check_pixel_data, jpeg_scan_defects, strip_jpeg_frames
+from .dicom_review import note_provenance
+from .dicom_review import review as review_record
 from .dicom_sniff import sniff  # noqa: F401 - where callers found it
 from .dicom_write import encode, file_meta_bytes
 
@@ -287,12 +291,13 @@ def deidentify_dataset(
             "overlay bitplanes kept by clean-graphics need text detection, not available in this release"
         )
     _add_provenance(ds, profile, pixels_cleaned, faces_cleaned)
+    note_provenance(ds, ctx, pixels_cleaned, faces_cleaned)
     return ctx, identity
 
 
 def _clean_pixels(
     ds: Dataset, transfer_syntax: str, profile: Profile, regions: Sequence[RegionTemplate],
-    review: Review | None = None, safe: Any = None,
+    review: Review | None = None, safe: Any = None, boxes_out: list[list[int]] | None = None,
 ) -> dict[str, int]:
     """Clean Pixel Data: scan every frame of an object where burned-in text is expected (see
     :mod:`medcloak.formats.dicom_burned`) and redact the padded boxes found, with the boxes of
@@ -304,7 +309,10 @@ def _clean_pixels(
     regions blanks the whole image: recorded as ``pixel-whole-image-blanked`` (the run logs a
     warning). ``review`` is given the frame with the most boxes (decoded, before redaction),
     its boxes and the Photometric Interpretation, when text was found. ``safe``: a site's OCR safe
-    list: boxes read as its safe annotations are kept (``pixel-text-boxes-kept-safe``)."""
+    list: boxes read as its safe annotations are kept (``pixel-text-boxes-kept-safe``).
+    ``boxes_out`` receives the boxes redacted, as ``[frame, x0, y0, x1, y1]``: the text found,
+    frame by frame, then the templates' (which every frame gets) once, on frame 0; at most
+    :data:`~medcloak.review_record.MAX_BOXES`."""
     actions: dict[str, int] = {}
     if not profile.has("clean-pixel-data") or 0x7FE00010 not in ds:
         return actions
@@ -319,6 +327,9 @@ def _clean_pixels(
              if review is not None and boxes and (found is None or found.review_frame is None) else None)
     if found is not None:
         per = [frame + boxes for frame in found.boxes]
+        if boxes_out is not None:
+            boxes_out.extend(islice(([i, *box] for i, frame in enumerate(found.boxes) for box in frame), MAX_BOXES))
+            boxes_out.extend([0, *box] for box in boxes[: MAX_BOXES - len(boxes_out)])
         # text found and no exact route for this transfer syntax raises: quarantined
         redact_dataset(ds, transfer_syntax, [], fill, frame_boxes=per)
         actions["pixel-frames-scanned"] = len(per)
@@ -329,6 +340,8 @@ def _clean_pixels(
             review(found.review_frame, per[found.review_index], found.photometric)
     elif names:
         redact_dataset(ds, transfer_syntax, boxes, fill)
+        if boxes_out is not None:
+            boxes_out.extend([0, *box] for box in boxes[:MAX_BOXES])
     if first is not None:
         review(first, boxes, str(ds.get("PhotometricInterpretation", "")).strip().upper())
     if names:
@@ -372,7 +385,8 @@ def deidentify_dicom(
         overlays_removed = remove_overlays_in_pixel_data(ds)
         rank = copy_rank(ds, transfer_syntax)
         originals = (_uid_of(ds, 0x0020000D), _uid_of(ds, 0x0020000E), _uid_of(ds, 0x00080018))
-        cleaned = _clean_pixels(ds, transfer_syntax, profile, regions, review, safe)
+        boxes: list[list[int]] = []
+        cleaned = _clean_pixels(ds, transfer_syntax, profile, regions, review, safe, boxes)
         ctx, identity = deidentify_dataset(ds, profile, keyring, pixels_cleaned=bool(cleaned), faces_cleaned=faces_cleaned,
                                            label_cleaned="pixel-regions-redacted" in cleaned)
         ctx.counts.update(cleaned)
@@ -421,7 +435,28 @@ def deidentify_dicom(
         )
     )
     original_id = identity[3:].rsplit("|", 1)[0] if identity.startswith("id:") else identity
-    return Released(data, relpath, ctx.uid_pairs, (original_id, new_patient), dict(ctx.counts), rank)
+    pixels = _pixel_change(cleaned, boxes)
+    if pixels is not None or bits_cleared or overlays_removed:
+        ctx.changed["PixelData"] = "cleaned"  # (a defaced slice's: see dicom_series)
+    return Released(data, relpath, ctx.uid_pairs, (original_id, new_patient), dict(ctx.counts), rank,
+                    review=review_record(ds, ctx, relpath, pixels))
+
+
+def _pixel_change(cleaned: dict[str, int], boxes: list[list[int]]) -> dict[str, Any] | None:
+    """The review record's ``pixels`` from :func:`_clean_pixels`' counts and boxes (its picture,
+    when one was written, is added by the handler, which knows the object's id)."""
+    if cleaned.get("pixel-whole-image-blanked"):
+        change = "image-blanked"
+    elif cleaned.get("pixel-text-boxes-redacted"):
+        change = "text-redacted"
+    elif cleaned.get("pixel-regions-redacted"):
+        change = "regions-redacted"
+    else:
+        return None  # scanned, no text found: the pixels are untouched
+    pixels: dict[str, Any] = {"change": change, "boxes": boxes}
+    if "pixel-frames-scanned" in cleaned:
+        pixels["frames"] = cleaned["pixel-frames-scanned"]
+    return pixels
 
 
 def _native_pixel_length(ds: Dataset, transfer_syntax: str) -> int:

@@ -141,6 +141,7 @@ def deface_series(
     body = str(first.get("BodyPartExamined", "") or "").strip().upper()
     report: dict[str, Any] = {"slices": len(paths)}
     faces = False
+    defaced: set[int] = set()  # the slices whose pixels the defacing changed
     if modality is not None and body in HEAD_PARTS and len(datasets) >= 8:
         ts = _transfer_syntax(first)
         if ts not in NATIVE and ts not in REENCODABLE:
@@ -166,14 +167,21 @@ def deface_series(
                 # CT: -1024 HU in this slice's own rescale; MR, PET: the series' background
                 plane[removed] = fill_value(plane, removed, modality, slope, inter) if background is None else background
                 _write_slice(datasets[index], ts, plane)
+                defaced.add(index)
             faces = True
     else:
         report["status"] = "not a head" if modality is not None else "not CT, MR or PET"
     results = []
-    for path, ds in zip(paths, datasets):
+    for index, (path, ds) in enumerate(zip(paths, datasets)):
         try:
             released = deidentify_dicom(path, profile, keyring, regions, dataset=ds, faces_cleaned=faces,
                                         review=(reviews or {}).get(path), safe=safe, k_plan=k_plan)
+            if index in defaced and released.review is not None:
+                # the review record's pixel change: defaced (over any text redaction, whose boxes stay)
+                released.review["pixels"] = {**released.review.get("pixels", {}), "change": "defaced"}
+                released.review.setdefault("changed", {})["PixelData"] = "cleaned"
+                if "kept" in released.review and "PixelData" in released.review["kept"]:
+                    released.review["kept"].remove("PixelData")
             results.append(SliceResult(path, released, None))
         except MedcloakError as exc:
             results.append(SliceResult(path, None, exc))

@@ -73,6 +73,7 @@ def deidentify_photo(
             )
         out, ext = strip_tiff_metadata(data), "tif"
     counts = {"metadata-stripped": int(out != data)}
+    boxes: list[Any] = []
     if scan_text:
         from .photo_text import scan_photo
 
@@ -82,7 +83,59 @@ def deidentify_photo(
         counts["pixel-text-boxes-redacted"] = len(found.boxes)
         if found.kept:
             counts["pixel-text-boxes-kept-safe"] = found.kept
+        boxes = list(found.boxes)
         if review is not None and found.boxes:
             review(found.frame, found.boxes, "")
     token = keyring.token("photo", hashlib.sha256(data).hexdigest())
-    return Released(out, f"photos/{token}.{ext}", {}, None, counts)
+    changed = {}
+    if counts["metadata-stripped"]:
+        kept = blocks(out, kind)
+        changed = {name: "removed" for name in sorted(blocks(data, kind) - kept)} or {"metadata": "removed"}
+    return Released(out, f"photos/{token}.{ext}", {}, None, counts, review=_record(token, changed, boxes))
+
+
+def _record(token: str, changed: dict[str, str], boxes: list[Any]) -> dict[str, Any]:
+    """The photograph's review record (:mod:`medcloak.review_record`): its token as its series
+    (each photograph is one), the metadata blocks removed (see :func:`blocks`), no text (none is
+    kept), and its redacted text boxes (on frame 0; the handler names the picture)."""
+    from ..review_record import record
+
+    pixels = None
+    if boxes:
+        pixels = {"change": "text-redacted", "frames": 1, "boxes": [[0, *box] for box in boxes]}
+    return record("photo", series=token, changed=changed, pixels=pixels)
+
+
+#: JPEG APPn payload beginnings and the names the record gives those segments
+_APP_NAMES = ((b"Exif\x00", "Exif"), (b"http://ns.adobe.com/xap/1.0/", "XMP"), (b"http://ns.adobe.com/xmp/extension/", "XMP"),
+              (b"Photoshop 3.0", "IPTC"), (b"ICC_PROFILE", "ICC"), (b"JFIF", "JFIF"), (b"JFXX", "JFIF thumbnail"),
+              (b"Adobe", "Adobe"), (b"MPF", "MPF"), (b"FLIR", "FLIR"), (b"Ducky", "Ducky"))
+
+
+def blocks(data: bytes, kind: str) -> set[str]:
+    """Names of the metadata blocks of a photograph as the record names them: a JPEG's segments
+    before its first scan (``APP1 Exif``, ``APP1 XMP``, ``APP13 IPTC``, ``COM``; an APPn of no
+    known kind as ``APPn``), a PNG's chunk types; a TIFF's are not told apart (``metadata``)."""
+    if kind == "png":
+        from ..pixels.png_meta import chunks
+
+        return {t.decode("latin-1") for t, _ in chunks(data)}
+    if kind != "jpeg":
+        return {"metadata"}
+    out, i = set(), 2
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        if marker in (0xDA, 0xD9):
+            break
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if 0xE0 <= marker <= 0xEF:
+            payload = data[i + 4 : i + 4 + 40]
+            known = next((name for head, name in _APP_NAMES if payload.startswith(head)), "")
+            out.add(f"APP{marker - 0xE0} {known}".strip())
+        elif marker == 0xFE:
+            out.add("COM")
+        i += 2 + length
+    return out

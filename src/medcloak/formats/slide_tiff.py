@@ -40,7 +40,7 @@ import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -94,6 +94,8 @@ class SlideReport:
     counts: dict[str, int] = field(default_factory=dict)
     #: SHA-256 of the released slide as written ("" when the file it was written to cannot be read)
     sha256: str = ""
+    #: the kept text for the review record: (tag name, value) as released (see :func:`text_pairs`)
+    text: tuple[tuple[str, str], ...] = ()
 
 
 def _text(t: TiffIfds, page: Ifd, tag: int, limit: int, kinds: tuple[int, ...] = (2,)) -> bytes:
@@ -156,6 +158,8 @@ class _Plan:
         self.cleaned: dict[tuple[int, int], bytes] = {}
         self.counts: dict[str, int] = {"tags-dropped": 0, "values-rewritten": 0, "keys-dropped": 0}
         self.tile_count = 0  # tiles and strips declared by the pages read so far
+        #: the kept text values (ASCII tags and XMP) as released, once per value: (tag, value bytes)
+        self.text: dict[tuple[int, int], tuple[int, bytes]] = {}
 
     def check_data(self, ifd: Ifd, keep: bool) -> None:
         """Validate the page's strips or tiles (count and extent); keep them when ``keep``."""
@@ -222,6 +226,8 @@ class _Plan:
             if new is None:
                 self.counts["tags-dropped"] += 1
                 continue
+            if (e.kind == 2 or tag == V.XMP) and (e.value_at, e.size) not in self.text:
+                self.text[(e.value_at, e.size)] = (tag, t.value(e) if new is True else new)
             raw, high = self._entry(e, new)
             entries.append(raw)
             highs.append(high)
@@ -425,7 +431,28 @@ def clean_slide(src: Path, dst: BinaryIO, keyring: Keyring) -> SlideReport:
         digest = _write(fd, t.size, dst, edits)
     counts = dict(plan.counts, **{"pages-removed": len(removed), "bytes-zeroed": sum(b - a for a, b in gaps),
                                   "text-segments-blanked": len(plan.blanks)})
-    return SlideReport(vendor, levels, removed, counts, digest)
+    return SlideReport(vendor, levels, removed, counts, digest, tuple(text_pairs(plan.text.values())))
+
+
+#: names of the text tags a slide keeps, for its review record
+TAG_NAMES = {270: "ImageDescription", 271: "Make", 272: "Model", 305: "Software", 306: "DateTime", 315: "Artist",
+             700: "XMP", 65449: "NDPIProperties"}
+_XML_TEXT = re.compile(rb'>([^<>]+)<|="([^"]*)"')
+
+
+def text_pairs(values: Any) -> list[tuple[str, str]]:
+    """(tag name, piece) of kept text values, each cut into the pieces a curator reads: an XML
+    value's element texts and attribute values, another's ``|``-separated fields and lines."""
+    out = []
+    for tag, raw in values:
+        name = TAG_NAMES.get(tag, f"Tag{tag}")
+        raw = bytes(raw).rstrip(b"\x00")
+        if raw.lstrip().startswith(b"<"):
+            pieces = [a or b for a, b in _XML_TEXT.findall(raw)]
+        else:
+            pieces = [p for line in raw.splitlines() for p in line.split(b"|")]
+        out += [(name, text) for p in pieces if (text := p.decode("utf-8", "replace").strip())]
+    return out
 
 
 def _write(fd: int, size: int, dst: BinaryIO, edits: list[tuple[int, int, bytes | None]]) -> str:

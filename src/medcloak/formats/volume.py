@@ -25,6 +25,7 @@ that are not real numbers or not finite once scaled, voxel sizes no head has) is
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -286,6 +287,64 @@ def clean_sidecar(text: bytes) -> bytes:
     return (json.dumps(clean(doc), indent=1, sort_keys=True) + "\n").encode()
 
 
+def header_text(vol: Volume) -> list[str]:
+    """The header's text fields that hold text (cleaned by :func:`clean_header`), and
+    ``extensions`` when it has extensions (dropped)."""
+    kind = vol.source_kind
+    names = vol.header.structarr.dtype.names
+    out = [name for name in TEXT_FIELDS + (ANALYZE_TEXT if kind == "analyze" else ())
+           if name in names and bytes(vol.header.structarr[name].tobytes()).strip(b"\x00 ")]
+    if len(getattr(vol.header, "extensions", ()) or ()):
+        out.append("extensions")
+    return out
+
+
+def review_record(fmt: str, vol: Volume, sidecar: Any, kept_sidecar: bytes | None, **keys: Any) -> dict[str, Any]:
+    """The review record of a released volume (:mod:`medcloak.review_record`): ``changed``: the
+    header's text fields that held text, emptied, its extensions and the sidecar's keys dropped
+    (by key path, ``>`` between levels), removed; ``text``: the string values the released sidecar
+    keeps (the header keeps none); ``qi``: the quasi-identifiers the sidecar keeps (Manufacturer,
+    ...); ``pixels``: ``defaced`` (``defaced=True``; the handler names the QC picture). ``keys``:
+    modality, patient, study, series."""
+    from ..review_record import record
+
+    changed = {name: "removed" if name == "extensions" else "emptied" for name in header_text(vol)}
+    text: dict[str, list[str]] = {}
+    qi: dict[str, str] = {}
+    if isinstance(sidecar, dict):
+        kept_doc = json.loads(kept_sidecar) if kept_sidecar else {}
+        changed.update(sidecar_removed(sidecar, kept_doc))
+        text, qi = sidecar_text(kept_doc)
+    defaced = keys.pop("defaced", False)
+    return record(fmt, text=text, changed=changed, qi=qi,
+                  pixels={"change": "defaced"} if defaced else None, **keys)
+
+
+#: the key paths of a JSON document named in a record's ``changed``: keys as BIDS and DICOM spell
+#: them (a key of another shape is an input's own, which the record does not repeat)
+_KEY_PATH = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}(>[A-Za-z][A-Za-z0-9_]{0,63})*")
+
+
+def sidecar_removed(original: Any, kept: Any) -> dict[str, str]:
+    """``{key path: "removed"}`` of the keys of a JSON sidecar that its released version lacks."""
+    from ..review_record import json_pairs
+
+    names = {name for name, _ in json_pairs(kept, strings=False)}
+    return {name: "removed" for name, _ in json_pairs(original, strings=False)
+            if name not in names and _KEY_PATH.fullmatch(name)}
+
+
+def sidecar_text(kept: Any) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """(text, quasi-identifiers) of a released JSON sidecar for its review record: its string
+    values by key path, and its top-level values named as :data:`~medcloak.review_record.QUASI_IDENTIFIERS`."""
+    from ..review_record import QUASI_IDENTIFIERS, json_pairs, text_values
+
+    if not isinstance(kept, dict):
+        return {}, {}
+    qi = {k: str(kept[k]) for k in QUASI_IDENTIFIERS if isinstance(kept.get(k), (str, int, float))}
+    return text_values(json_pairs(kept)), qi
+
+
 def modality_of(path: Path, sidecar: dict[str, Any] | None, values: np.ndarray) -> str:
     """MR, CT or PT: from the sidecar's Modality, the BIDS suffix, or CT's air at -1000 HU."""
     if sidecar and str(sidecar.get("Modality", "")).upper() in ("MR", "CT", "PT"):
@@ -387,8 +446,13 @@ def deidentify_volume(path: Path, keyring: Keyring, *, fill: str = "background",
     else:
         released = Released(head, f"volumes/{token}.hdr", {}, None, {"defaced": int(result.status == "defaced")})
         extra = [(f"volumes/{token}.img", bytes(data))]
+    kept_sidecar = None
     if sidecar_path is not None:
-        extra.append((f"volumes/{token}.json", clean_sidecar(limits.read_file(sidecar_path, "the JSON sidecar"))))
+        kept_sidecar = clean_sidecar(limits.read_file(sidecar_path, "the JSON sidecar"))
+        extra.append((f"volumes/{token}.json", kept_sidecar))
+    released = dataclasses.replace(released, review=review_record(
+        "volume", vol, sidecar_doc, kept_sidecar, modality=modality, series=token,
+        defaced=result.status == "defaced"))
     qc = {"status": result.status, "modality": modality, "brain_ml": round(result.brain_ml),
           "removed_ml": round(result.removed_ml), "token": token, "reason": result.details.get("reason", "")}
     # the picture for the audit is made by the caller, from the stored values and their scaling

@@ -94,6 +94,7 @@ def deidentify(task: Task, job: Job) -> list[Released]:
     if kind == "bids-image":
         return [_image(task, job, path, relpath, dataset, pair)]
     data = read_file(path, "the file")
+    original = None
     if kind == "bids-dataset":
         out = bids.description(data, profile, keyring, dataset, __version__)
     elif kind == "bids-table":
@@ -106,7 +107,38 @@ def deidentify(task: Task, job: Job) -> list[Released]:
         out = bids.numeric_text(data)
     else:
         out = bids.plain_text(data, keyring, dataset)
-    return [Released(out, relpath, patient_pair=pair, counts=counts)]
+    if kind in ("bids-dataset", "bids-json"):
+        original = bids._load(data, "the file")
+    review = _record(relpath, pair, kind, out, original)
+    return [Released(out, relpath, patient_pair=pair, counts=counts, review=review)]
+
+
+def _record(relpath: str, pair: Any, kind: str, out: bytes, original: Any = None, **more: Any) -> dict[str, Any]:
+    """A released BIDS file's review record: the subject's pseudonymous label as patient, the
+    dataset's token as study, the file's folder as series; a JSON file's kept string values as
+    text (by key path) and its removed keys as changed (``original``: the input's document), a
+    sidecar's quasi-identifiers; a README's (or any plain text's) lines as text under its name.
+    Tables (``.tsv``) and ``.bval``/``.bvec`` give no text (their values are the profile's columns
+    and numbers). ``more``: the rest of the record (an image's modality, changes and pixels)."""
+    import json as _json
+
+    from ..formats.volume import sidecar_removed, sidecar_text
+    from ..review_record import record, text_values
+
+    parts = relpath.split("/")
+    text: dict[str, list[str]] = more.pop("text", None) or {}
+    qi: dict[str, str] = more.pop("qi", None) or {}
+    changed = dict(more.pop("changed", None) or {})
+    if relpath.endswith(".json"):
+        doc = _json.loads(out)
+        text, qi = sidecar_text(doc)
+        if original is not None:
+            changed.update(sidecar_removed(original, doc))
+    elif kind == "bids-text":
+        name = parts[-1]
+        text = text_values((name, line) for line in out.decode("utf-8", "replace").splitlines())
+    return record("bids", patient=pair[1] if pair else "", study=parts[1] if len(parts) > 2 else "",
+                  series="/".join(parts[:-1]), text=text, changed=changed, qi=qi, **more)
 
 
 def _image(task: Task, job: Job, path: Path, relpath: str, dataset: Any, pair: Any) -> Released:
@@ -114,34 +146,62 @@ def _image(task: Task, job: Job, path: Path, relpath: str, dataset: Any, pair: A
     header cleaned with its data kept."""
     from ..errors import UnsupportedInputError
     from ..formats import bids, gz
-    from ..formats.volume import read_volume, volume_parts
+    from ..formats.volume import header_text, read_volume, volume_parts
     from ..limits import read_file
     from . import volume
     from .base import Released
 
     datatype = path.parent.name
     extra: list[tuple[str, bytes]] = []
+    side_original = None
     stem = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.name[: -len(".nii")]
     for ext in bids.COMPANION_EXTS:
         companion = path.with_name(stem + ext)
         if companion.is_file():
             data = read_file(companion, "a companion file")
             out = bids.sidecar(data, job.keyring, dataset) if ext == ".json" else bids.numeric_text(data)
+            if ext == ".json":
+                side_original = bids._load(data, "the JSON sidecar")
             name = bids.relabel(companion.name, job.keyring, dataset, True)
             extra.append((relpath.rsplit("/", 1)[0] + "/" + name, out))
+    # the record's text and quasi-identifiers: the released (relabelled) sidecar's
+    side = next((out for rel, out in extra if rel.endswith(".json")), None)
     if datatype in bids.DEFACED_TYPES:
         (released,) = volume.deidentify(task, job)
         if not released.relpath.endswith(".nii.gz" if path.name.endswith(".nii.gz") else ".nii"):
             raise UnsupportedInputError("a BIDS image that is not NIfTI")
+        own = {k: v for k, v in (released.review or {}).items() if k in ("modality", "changed", "pixels")}
         return dataclasses.replace(released, relpath=relpath, extra=tuple(extra), patient_pair=pair,
-                                   counts={**released.counts, "bids-relabelled": 1})
+                                   counts={**released.counts, "bids-relabelled": 1},
+                                   review=_image_record(relpath, pair, side, side_original, own))
     vol = read_volume(path)
     if vol.source_kind not in ("nifti1", "nifti2") or not vol.single_file:
         raise UnsupportedInputError("a BIDS image that is not a single-file NIfTI")
     head, data, _single = volume_parts(vol, vol.raw)
     blob = gz.compress((head, data)) if path.name.endswith(".gz") else b"".join((head, data))
+    own = {"modality": "MR", "changed": {name: "removed" if name == "extensions" else "emptied"
+                                         for name in header_text(vol)}}
     return Released(blob, relpath, patient_pair=pair, counts={"header-cleaned": 1, "bids-relabelled": 1},
-                    extra=tuple(extra))
+                    extra=tuple(extra), review=_image_record(relpath, pair, side, side_original, own))
+
+
+def _image_record(relpath: str, pair: Any, side: Any, original: Any, own: dict[str, Any]) -> dict[str, Any]:
+    """An image's record: the image's own parts (modality, header fields emptied, pixels), its
+    released sidecar's text, quasi-identifiers and removed keys (``original``: the input's)."""
+    import json as _json
+
+    from ..formats.volume import ANALYZE_TEXT, TEXT_FIELDS, sidecar_removed, sidecar_text
+
+    text: dict[str, list[str]] = {}
+    qi: dict[str, str] = {}
+    header = {*TEXT_FIELDS, *ANALYZE_TEXT, "extensions"}  # the volume's own sidecar changes are made again here
+    changed = {k: v for k, v in own.pop("changed", {}).items() if k in header}
+    if isinstance(side, bytes):
+        doc = _json.loads(side)
+        text, qi = sidecar_text(doc)
+        if original is not None:
+            changed.update(sidecar_removed(original, doc))
+    return _record(relpath, pair, "bids-image", b"", text=text, qi=qi, changed=changed, **own)
 
 
 def owns(relpath: str) -> bool:

@@ -5,7 +5,11 @@
   file meta information, which discovery reads anyway): one slide, released whole or not at all
   (an instance that fails quarantines the slide), its label and overview instances never;
 - under the Clean Recognizable Visual Features option, the slices of a CT, MR or PET series: they
-  are defaced as a volume (:mod:`medcloak.formats.dicom_series`)."""
+  are defaced as a volume (:mod:`medcloak.formats.dicom_series`).
+
+Each released object's review record is made by :mod:`medcloak.formats.dicom_review` (actions
+per attribute, kept text, kept attributes, quasi-identifiers, pixel change); this module names
+its text picture (``qc/<object id>-text.png``) when one was written."""
 
 from __future__ import annotations
 
@@ -133,22 +137,24 @@ def _series_key(source: Source) -> str | None:
 
 
 def deidentify(task: Task, job: Job) -> Iterable[Released | MedcloakError]:
+    from ..pixels.burned_in import ReviewPicture
+
     own: Settings = job.settings.get(NAME) or Settings()
     if not task.members:
         from ..formats.dicom import deidentify_dicom
-        from ..pixels.burned_in import review_writer
 
-        return [deidentify_dicom(Path(task.source.path), job.profile, job.keyring, own.regions,
-                                 review=review_writer(job.audit, task.object_id), safe=own.safe,
-                                 k_plan=own.k_plan)]
+        picture = ReviewPicture(job.audit, task.object_id)
+        return [picture.add(deidentify_dicom(Path(task.source.path), job.profile, job.keyring, own.regions,
+                                             review=picture.writer, safe=own.safe,
+                                             k_plan=own.k_plan))]
     if task.source.format == "dicom-slide":
         return _slide(task, job, own)
     from ..formats.dicom_series import deface_series
-    from ..pixels.burned_in import review_writer
 
     sources = (task.source, *task.members)
     ids = [task.object_id] + [job.keyring.token("object", m.path, 12) for m in task.members]
-    reviews = {Path(s.path): review_writer(job.audit, oid) for s, oid in zip(sources, ids)}
+    pictures = {Path(s.path): ReviewPicture(job.audit, oid) for s, oid in zip(sources, ids)}
+    reviews = {path: picture.writer for path, picture in pictures.items()}
     try:
         results, report = deface_series([Path(s.path) for s in sources], job.profile, job.keyring, own.regions,
                                         ears=own.ears, reviews=reviews, safe=own.safe, k_plan=own.k_plan)
@@ -160,7 +166,8 @@ def deidentify(task: Task, job: Job) -> Iterable[Released | MedcloakError]:
         if result.error is not None or result.released is None:
             out.append(result.error if isinstance(result.error, MedcloakError) else MedcloakError(str(result.error)))
         else:
-            out.append(dataclasses.replace(result.released, counts={**result.released.counts, status: 1}))
+            released = pictures[result.path].add(result.released)
+            out.append(dataclasses.replace(released, counts={**released.counts, status: 1}))
     return out
 
 
@@ -170,13 +177,14 @@ def _slide(task: Task, job: Job, own: Settings) -> Iterator[Released | MedcloakE
     engine then removes what it wrote of the slide: no slide is released in part. Its label and
     overview instances are skipped, which is no failure."""
     from ..formats.dicom import deidentify_dicom
-    from ..pixels.burned_in import review_writer
+    from ..pixels.burned_in import ReviewPicture
 
     for source in (task.source, *task.members):
+        picture = ReviewPicture(job.audit, job.keyring.token("object", source.path, 12))
         try:
-            yield deidentify_dicom(Path(source.path), job.profile, job.keyring, own.regions,
-                                   review=review_writer(job.audit, job.keyring.token("object", source.path, 12)),
-                                   safe=own.safe, k_plan=own.k_plan)
+            yield picture.add(deidentify_dicom(Path(source.path), job.profile, job.keyring, own.regions,
+                                               review=picture.writer, safe=own.safe,
+                                               k_plan=own.k_plan))
         except SkippedObject as exc:
             yield exc
         except MedcloakError as exc:

@@ -72,7 +72,25 @@ def deidentify(task: Task, job: Job) -> list[Released]:
     extra: list[tuple[str, Any]] = [(f"slides/{token}/{data_name(i)}", writer(src, size, ranges))
                                     for i, (src, size, ranges) in enumerate(cleaned.data)]
     extra += [(f"slides/{token}/{INDEX}", cleaned.index), (f"slides/{token}/{SLIDEDAT}", cleaned.slidedat)]
-    return [Released(b"", f"slides/{token}.mrxs", counts=dict(cleaned.counts), extra=tuple(extra))]
+    return [Released(b"", f"slides/{token}.mrxs", counts=dict(cleaned.counts), extra=tuple(extra),
+                     review=_record(token, cleaned))]
+
+
+def _record(token: str, cleaned: Any) -> dict[str, Any]:
+    """The slide's review record: modality ``SM``, its token as series, the records removed
+    (``label``, ``macro``... from the counts ``<kind>-removed``), the released ``Slidedat.ini``'s
+    values that hold letters as text (by key; numbers are no text to review), ``label-removed``."""
+    from ..review_record import record, text_values
+
+    removed = {key[: -len("-removed")]: "removed" for key in cleaned.counts if key.endswith("-removed")}
+    pairs = []
+    for line in cleaned.slidedat.decode("utf-8", "replace").splitlines():
+        key, sep, value = line.partition("=")
+        value = value.strip()
+        if sep and any(c.isalpha() for c in value):
+            pairs.append((key.strip(), value))
+    return record("slide", modality="SM", series=token, changed=removed, text=text_values(pairs),
+                  pixels={"change": "label-removed"} if "label" in removed else None)
 
 
 def _fingerprint(slide: Any) -> str:

@@ -1,6 +1,7 @@
 """Photographs (standalone JPEG, PNG and single-page TIFF): metadata stripped, image data
 untouched but for burned-in text redacted under the Clean Pixel Data option, a keyed name (see
-:mod:`medcloak.formats.photo`)."""
+:mod:`medcloak.formats.photo`). Its review record: its token as series, ``metadata`` removed,
+the redacted text boxes with their picture (``qc/<object id>-text.png``)."""
 
 from __future__ import annotations
 
@@ -40,12 +41,12 @@ def grouper(keyring: Any, settings: Any, profile: Any) -> None:
 
 def deidentify(task: Task, job: Job) -> list[Released]:
     from ..formats.photo import deidentify_photo
-    from ..pixels.burned_in import review_writer
+    from ..pixels.burned_in import ReviewPicture
 
     scan = job.profile.has("clean-pixel-data")
-    return [deidentify_photo(Path(task.source.path), task.source.format, job.keyring, scan_text=scan,
-                             review=review_writer(job.audit, task.object_id) if scan else None,
-                             safe=job.settings.get(NAME))]
+    picture = ReviewPicture(job.audit, task.object_id)
+    return [picture.add(deidentify_photo(Path(task.source.path), task.source.format, job.keyring, scan_text=scan,
+                                         review=picture.writer if scan else None, safe=job.settings.get(NAME)))]
 
 
 def owns(relpath: str) -> bool:

@@ -17,6 +17,11 @@ is what ``verify`` expects of a cleaned one, and hashed on the way). A matching 
 slide that redaction does not handle (its vendor, its tiles' codec) quarantines the slide: the
 text the template names would otherwise be released. No template matching: the slide is cleaned
 as it would be without templates.
+
+Its review record (filled as the slide is written): modality ``SM``, its token as series, the
+pages removed (``label``, ``macro``...) as changed, the kept text tags (ImageDescription, XMP...,
+cut into fields; see :func:`medcloak.formats.slide_tiff.text_pairs`), and the pixel change
+(``regions-redacted`` with the templates' boxes, else ``label-removed``).
 """
 
 from __future__ import annotations
@@ -75,15 +80,21 @@ def grouper(keyring: Any, settings: Any, profile: Any) -> None:
 
 def deidentify(task: Task, job: Job) -> list[Released]:
     from ..formats.slide_tiff import clean_slide, sniff_slide
+    from ..review_record import record, text_values
     from .base import Released
 
     path = Path(task.source.path)
     vendor = sniff_slide(path) or "generic"
     token = job.keyring.token("slide", _fingerprint(path))
     boxes, fill = _template_boxes(path, job)
+    # the review record, completed as the slide is written (the engine reads it after)
+    review = record("slide", modality="SM", series=token)
 
     def clean(src: Path, fh: BinaryIO) -> tuple[dict[str, int], str]:
         report = clean_slide(src, fh, job.keyring)
+        review.update(record("slide", modality="SM", series=token, text=text_values(report.text),
+                             changed={role: "removed" for role in report.removed},
+                             pixels=_pixels(report.removed, boxes)))
         counts = dict(report.counts)
         counts[f"slide-{report.vendor}"] = 1
         for removed in report.removed:
@@ -97,7 +108,17 @@ def deidentify(task: Task, job: Job) -> list[Released]:
 
     name = path.name.lower()
     suffix = next((x for x in KEPT_SUFFIXES if name.endswith(x)), EXTENSIONS.get(vendor, ".tiff"))
-    return [Released(b"", f"slides/{token}{suffix}", write=write)]
+    return [Released(b"", f"slides/{token}{suffix}", write=write, review=review)]
+
+
+def _pixels(removed: tuple[str, ...], boxes: list[tuple[int, int, int, int]]) -> dict[str, Any] | None:
+    """The record's pixel change: the templates' boxes redacted (level 0, as frame 0), else the
+    label removed (the whole page, no picture)."""
+    if boxes:
+        return {"change": "regions-redacted", "boxes": [[0, *box] for box in boxes]}
+    if "label" in removed:
+        return {"change": "label-removed"}
+    return None
 
 
 def _template_boxes(path: Path, job: Job) -> tuple[list[tuple[int, int, int, int]], str]:

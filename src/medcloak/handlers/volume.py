@@ -1,7 +1,10 @@
 """Neuroimaging volumes (NIfTI-1/2, Analyze 7.5, MINC): defaced, headers cleaned, released under
 keyed names with their companions (an Analyze image beside its header, a BIDS JSON sidecar)
 (see :mod:`medcloak.formats.volume` and :mod:`medcloak.pixels.deface`). A QC picture of each
-defaced volume goes to the private audit folder."""
+defaced volume goes to the private audit folder. Its review record
+(:func:`medcloak.formats.volume.review_record`): modality, its token as series, the header
+fields emptied and sidecar keys removed, the sidecar's kept text and quasi-identifiers, and
+``defaced`` with the QC picture (``qc/<token>.png``)."""
 
 from __future__ import annotations
 
@@ -91,6 +94,9 @@ def deidentify(task: Task, job: Job) -> list[Released]:
             folder.mkdir(exist_ok=True, mode=0o700)
             qc_picture(result.qc["_stored"], result.qc["_after_mask"], result.qc["_affine"],
                        folder / f"{result.qc['token']}.png", scale=result.qc["_scale"], modality=result.qc["modality"])
+            review = result.released.review or {}
+            if "pixels" in review:  # the record names the picture, relative to the audit folder
+                review["pixels"]["picture"] = f"qc/{result.qc['token']}.png"
         except ImportError:
             log.warning("QC pictures need Pillow: none written")
     counts = dict(result.released.counts)

@@ -159,3 +159,28 @@ def review_writer(audit: str, object_id: str) -> Callable[[Any, list[Box], str],
         review_picture(frame, boxes, folder / f"{object_id}-text.png", photometric)
 
     return write
+
+
+class ReviewPicture:
+    """An object's review picture of its redacted burned-in text, for its review record (see
+    :mod:`medcloak.review_record`): ``writer`` writes it as :func:`review_writer` does (None
+    without an audit folder), and :meth:`add` names it (``qc/<object id>-text.png``, relative to
+    the audit folder) in the ``pixels`` of a released object's record when it was written."""
+
+    def __init__(self, audit: str, object_id: str) -> None:
+        self._write = review_writer(audit, object_id)
+        self.name = f"qc/{object_id}-text.png"
+        self.written = False
+        self.writer = self._call if self._write is not None else None
+
+    def _call(self, frame: Any, boxes: list[Box], photometric: str) -> None:
+        assert self._write is not None
+        self._write(frame, boxes, photometric)
+        self.written = True
+
+    def add(self, released: Any) -> Any:
+        """``released`` (a :class:`~medcloak.handlers.base.Released`), its record's picture named."""
+        pixels = (getattr(released, "review", None) or {}).get("pixels")
+        if self.written and pixels is not None:
+            pixels["picture"] = self.name
+        return released

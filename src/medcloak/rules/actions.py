@@ -103,11 +103,17 @@ class Context:
     needles: dict[str, Needle] = field(default_factory=dict)  # original value (lower case) -> record
     generated: set[str] = field(default_factory=set)  # values the walk wrote itself
     text_values: list[str] = field(default_factory=list)  # identifying values, for cleaning
-    #: (data set, tag, VR, a cleaner of its own or None, the table does not name the element)
-    to_clean: list[tuple[Any, int, str, Callable[[str], str] | None, bool]] = field(default_factory=list)
+    #: (data set, tag, VR, a cleaner of its own or None, the table does not name the element,
+    #: the attribute's name for the review record)
+    to_clean: list[tuple[Any, int, str, Callable[[str], str] | None, bool, str]] = field(default_factory=list)
     uid_pairs: dict[str, str] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
     overlay_seen: bool = False
+    #: for the review record (:mod:`medcloak.review_record`): the action taken per attribute name
+    #: (see :func:`attribute_name`; the last one per name), and the elements whose value the walk
+    #: wrote itself, as (id of their data set, tag) (a dummy, a pseudonym, a new UID, a shifted date)
+    changed: dict[str, str] = field(default_factory=dict)
+    written: set[tuple[int, int]] = field(default_factory=set)
 
 
 def specimen_pseudonym(keyring: Keyring, purpose: str, original: str) -> str:
@@ -157,6 +163,26 @@ def _keyword(tag: int) -> str:
     from pydicom.datadict import keyword_for_tag
 
     return keyword_for_tag(tag) or f"{tag:08X}"
+
+
+def private_name(ds: Any, tag: int) -> str:
+    """A private attribute's name in the review record: ``(gggg,xxee) creator``, its block's
+    creator read from ``ds`` (the block number, which differs from file to file, left out);
+    ``(gggg,eeee)`` for one of no block."""
+    group, element = tag >> 16, tag & 0xFFFF
+    if element >= 0x1000:
+        elem = ds.get_item((group << 16) | (element >> 8))
+        creator = _raw_bytes(elem).decode("latin-1").strip("\x00 ") if elem is not None else ""
+        if creator:
+            return f"({group:04X},xx{element & 0xFF:02X}) {creator}"
+    return f"({group:04X},{element:04X})"
+
+
+def attribute_name(ds: Any, tag: int, prefix: str = "") -> str:
+    """An attribute's name in the review record (:mod:`medcloak.review_record`): its keyword
+    (the tag's hex digits where it has none), a private one's :func:`private_name`; inside a
+    sequence after ``prefix``, the path of the sequences' names each followed by ``>``."""
+    return prefix + (private_name(ds, tag) if tag >> 16 & 1 else _keyword(tag))
 
 
 @lru_cache(maxsize=None)
@@ -248,6 +274,17 @@ class Walker:
         # free text the table does not name is cleaned under every profile: the identifying
         # values of the header are always wanted
         self.need_text = True
+        #: the names of the sequences the walk is in, each followed by ">" (see attribute_name)
+        self._prefix = ""
+
+    # -- the review record -------------------------------------------------------------------
+
+    def _changed(self, ds: Any, tag: int, action: str, written: bool = False) -> None:
+        """Note the action taken on an element for the review record; ``written``: the walk wrote
+        its new value itself (the record's text leaves it out)."""
+        self.ctx.changed[attribute_name(ds, tag, self._prefix)] = action
+        if written:
+            self.ctx.written.add((id(ds), tag))
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -327,6 +364,7 @@ class Walker:
             return
         self._record(ds, tag, "UI", elem, True)
         ds[tag] = DataElement(tag, "UI", new if len(new) > 1 else new[0])
+        self._changed(ds, tag, "replaced", True)
         self.ctx.counts["U"] += 1
 
     # -- dates -------------------------------------------------------------------------------
@@ -356,6 +394,8 @@ class Walker:
                     ds[tag] = DataElement(tag, "DA", pair[0])
                     ds[partner] = DataElement(partner, "TM", pair[1])
                     self.ctx.generated.update(pair)
+                    self._changed(ds, tag, "shifted", True)
+                    self._changed(ds, partner, "shifted", True)
                     handled.add(partner)
                     self.ctx.counts["shifted"] += 2
                     return
@@ -371,6 +411,7 @@ class Walker:
         self._record(ds, tag, vr, elem, True)
         ds[tag] = DataElement(tag, vr, [v for v in new if v is not None] if len(new) > 1 else new[0])
         self.ctx.generated.update(v for v in new if v is not None)
+        self._changed(ds, tag, "shifted", True)
         self.ctx.counts["shifted"] += 1
 
     def _date_action(self, tag: int) -> str:
@@ -397,6 +438,7 @@ class Walker:
         ds[tag] = DataElement(tag, vr, value)
         if isinstance(value, str):
             self.ctx.generated.add(value.lower())
+        self._changed(ds, tag, "replaced", True)
         self.ctx.counts["D"] += 1
 
     def _dummy_document(self, ds: Any) -> None:
@@ -419,9 +461,12 @@ class Walker:
             )
         ds[ENCAPSULATED_DOCUMENT] = DataElement(ENCAPSULATED_DOCUMENT, "OB", document)
         ds[DOCUMENT_LENGTH] = DataElement(DOCUMENT_LENGTH, "UL", len(document))
+        self._changed(ds, ENCAPSULATED_DOCUMENT, "replaced", True)
+        self._changed(ds, DOCUMENT_LENGTH, "replaced", True)
         if BURNED_IN in ds and PIXEL_DATA not in ds:
             # the Encapsulated Document module's flag speaks of the document, now empty
             ds[BURNED_IN] = DataElement(BURNED_IN, "CS", "NO")
+            self._changed(ds, BURNED_IN, "replaced", True)
         self.ctx.counts["D"] += 1
         self.ctx.counts["empty-document"] += 1
 
@@ -431,10 +476,12 @@ class Walker:
 
         self._record(ds, tag, vr, elem, tag >> 16 == 0x0010)
         ds[tag] = DataElement(tag, vr, Sequence() if vr == "SQ" else None)
+        self._changed(ds, tag, "emptied")
         self.ctx.counts["Z"] += 1
 
     def _remove(self, ds: Any, tag: int, vr: str, elem: Any, high_risk: bool = False) -> None:
         self._record(ds, tag, vr, elem, high_risk or tag >> 16 == 0x0010)
+        self._changed(ds, tag, "removed")
         del ds[tag]
         self.ctx.counts["X"] += 1
 
@@ -442,7 +489,7 @@ class Walker:
         self, ds: Any, tag: int, vr: str, cleaner: Callable[[str], str] | None = None, unnamed: bool = False,
     ) -> None:
         if vr in TEXT_VRS:  # coded strings (CS) are kept: a mask is not a valid CS value
-            self.ctx.to_clean.append((ds, tag, vr, cleaner, unnamed))
+            self.ctx.to_clean.append((ds, tag, vr, cleaner, unnamed, attribute_name(ds, tag, self._prefix)))
 
     # -- the walk ----------------------------------------------------------------------------
 
@@ -495,6 +542,7 @@ class Walker:
             if (group << 16 | 0x3000) not in ds:
                 # an Overlay Plane without its Overlay Data is invalid: the whole overlay goes
                 for tag in [int(t) for t in ds._dict if int(t) >> 16 == group]:
+                    self._changed(ds, tag, "removed")
                     del ds[tag]
                     self.ctx.counts["X"] += 1
         if private_tags:
@@ -574,6 +622,7 @@ class Walker:
             self._record(ds, tag, vr, elem, tag >> 16 == 0x0010)
             ds[tag] = DataElement(tag, vr, action.value)
             self.ctx.generated.add(str(action.value).lower())
+            self._changed(ds, tag, "replaced", True)
             self.ctx.counts["R"] += 1
         elif code == "E":
             import re
@@ -621,6 +670,7 @@ class Walker:
             value = self.ctx.keyring.patient_id(identity)
         ds[tag] = DataElement(tag, vr, value)
         self.ctx.generated.add(str(value).lower())
+        self._changed(ds, tag, "replaced", True)
         self.ctx.counts["P"] += 1
 
     def _content_item(self, ds: Any, handled: set[int]) -> None:
@@ -664,14 +714,20 @@ class Walker:
             self.ctx.counts["D"] += 1
         ds[TEXT_VALUE] = DataElement(TEXT_VALUE, "UT", value)
         self.ctx.generated.add(value.lower())
+        self._changed(ds, TEXT_VALUE, "replaced", True)
         handled.add(TEXT_VALUE)
 
     def _walk_items(self, ds: Any, tag: int, mode: int, depth: int) -> None:
         seq = ds[tag].value
         if seq is None:
             return
-        for item in seq:
-            self.walk(item, mode, depth + 1)
+        prefix = self._prefix
+        self._prefix = attribute_name(ds, tag, prefix) + ">"
+        try:
+            for item in seq:
+                self.walk(item, mode, depth + 1)
+        finally:
+            self._prefix = prefix
 
     # -- private -----------------------------------------------------------------------------
 
@@ -703,6 +759,9 @@ class Walker:
                 # other private values often repeat kept ones (creator strings, copies of codes)
                 if vr in ("PN", "DA", "DT"):
                     self._record(ds, tag, vr, elem, True)
+                self.ctx.changed[self._prefix + (
+                    f"({group:04X},xx{element & 0xFF:02X}) {creator}" if creator else f"({group:04X},{element:04X})"
+                )] = "removed"
                 del ds[tag]
                 self.ctx.counts["X"] += 1
                 continue
@@ -757,13 +816,14 @@ class Walker:
         from .clean import TextCleaner
 
         cleaner = TextCleaner(self.ctx.text_values)
-        for ds, tag, vr, custom, unnamed in self.ctx.to_clean:
+        for ds, tag, vr, custom, unnamed, name in self.ctx.to_clean:
             if tag not in ds:
                 continue
             values = _text(ds, tag)
             fn = custom or cleaner
             new = [fn(v) for v in values]
             if new != values:
+                self.ctx.changed[name] = "cleaned"
                 self.ctx.counts["C"] += 1
                 if unnamed:  # the manifest tells the table's C apart from free text it does not name
                     self.ctx.counts["C-free-text"] += 1
