@@ -24,7 +24,8 @@ each cut to :data:`MAX_CHARS` characters (a cut value ends with :data:`CUT`), an
     ``(gggg,xxee) creator``; another format's by its own key (``ImageDescription``, ``descrip``).
 ``changed``
     ``{attribute: action}``, with action one of :data:`ACTIONS`, for every attribute the profile
-    acted on (``kept`` is counted by the report from ``kept``).
+    acted on (``kept`` is counted by the report from ``kept``); a DICOM private block removed
+    whole is one name, ``(gggg,xx..) creator``.
 ``kept``
     the names (as in ``text``) of every attribute that stayed as it was, of any VR.
 ``qi``

@@ -63,11 +63,19 @@ class Patients:
         self.carried: set[str] = set()
         self.objects = 0
         self.without_patient = 0
+        #: objects of no patient: without a patient key and without a value of any attribute
+        #: (a dataset's description, a README): they describe nobody
+        self.unattached = 0
 
     def add(self, patient: str | None, values: Mapping[str, Any] | None) -> None:
-        """One object of ``patient`` (None or empty: a patient of its own) carrying ``values``
+        """One object of ``patient`` (None or empty: a patient of its own, unless it carries no
+        value of any attribute: then it is of no patient, :attr:`unattached`) carrying ``values``
         (attribute -> value; absent, None or blank: missing)."""
         self.objects += 1
+        if not patient and not any(str(v).strip() for a, v in (values or {}).items()
+                                   if a in self.attributes and v is not None):
+            self.unattached += 1
+            return
         if not patient:
             self.without_patient += 1
             patient = f"\x00object {self.without_patient}"  # cannot collide with a pseudonym
@@ -131,6 +139,8 @@ class Risk:
     uniques: tuple[tuple[tuple[str, ...], int], ...]
     minimal: tuple[tuple[tuple[str, ...], int], ...]
     unique_all: int
+    #: objects of no patient (see :attr:`Patients.unattached`)
+    unattached: int = 0
 
     @property
     def share_below(self) -> float:
@@ -233,7 +243,8 @@ def measure(patients: Patients, quasi: Iterable[str], threshold: int = 5, sensit
     order = {s: i for i, (s, _) in enumerate(uniques)}
     uniques.sort(key=lambda su: (-su[1], len(su[0]), order[su[0]]))
     return Risk(
-        patients=n, objects=patients.objects, without_patient=patients.without_patient, quasi=used,
+        patients=n, objects=patients.objects, without_patient=patients.without_patient,
+        unattached=patients.unattached, quasi=used,
         absent=absent, threshold=threshold, k=int(counts.min()) if n else 0,
         below=int((sizes < threshold).sum()) if n else 0, classes=len(counts), histogram=histogram,
         sensitive=sensitive, l_min=l_min, l_histogram=l_hist, uniques=tuple(uniques), minimal=tuple(minimal),

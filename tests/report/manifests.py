@@ -45,17 +45,13 @@ _REAL: dict[str, Path] = {}
 def real_release(tmp_path_factory: Any) -> tuple[Path, Path]:
     """(release, audit) of a real ``medcloak run`` over pydicom's test files, pydicom-data's
     files (when installed) and data_samples, with the retain options that keep the most text,
-    made once per test session. Until the handlers write review records, each released DICOM
-    object's record is added to the manifest from its released file (``released_text``: its text
-    values, and their attributes as ``kept``); a record a handler wrote is left as it is."""
+    made once per test session: the handlers' own review records are the corpus."""
     if "release" not in _REAL:
         import os
 
         import pydicom.data
-        from released_text import released_text
 
         from medcloak.cli import main
-        from medcloak.review_record import text_values
 
         root = tmp_path_factory.mktemp("real_release")
         key = root / "secret.key"
@@ -76,14 +72,5 @@ def real_release(tmp_path_factory: Any) -> tuple[Path, Path]:
               "--option", "retain-patient-characteristics", "--option", "retain-safe-private",
               "--option", "clean-descriptors"])
         audit = root / "release.audit"
-        manifest = audit / "manifest.jsonl"
-        lines = [json.loads(raw) for raw in manifest.read_text(encoding="utf-8").splitlines()]
-        for line in lines:
-            review = line.get("review") or {}
-            if line.get("status") == "ok" and "text" not in review:
-                pairs = [p for rel in line["outputs"] if rel.endswith(".dcm") for p in released_text(out / rel)]
-                text = text_values(pairs)
-                line["review"] = {**record("dicom", text=text, kept=list(text)), **review}
-        manifest.write_text("".join(json.dumps(line, sort_keys=True) + "\n" for line in lines), encoding="utf-8")
         _REAL["release"], _REAL["audit"] = out, audit
     return _REAL["release"], _REAL["audit"]

@@ -89,7 +89,14 @@ EXPECTED_FLAGS = {
     "InstitutionAddress": "address", "CodingSchemeResponsibleOrganization": "address",
     "ManufacturerModelName": "id",  # false: a model 'Zapper9000' (four digits after letters)
     "PostprocessingFunction": "id",  # 'UKE_pa_020395': six digits, perhaps a date written ddmmyy
+    # data_samples' BIDS description and slides (other formats' records)
+    "Authors": "name",  # right: the dataset's authors are people
+    "Funding": "id",  # right: a grant number
+    "Version": "id",  # arguable: a tool version 'v1.0.20230411' holds a date
+    "Model": "id", "NDPIProperties": "id",  # false: a slide scanner's model 'C9600-12'
 }
+#: the attributes of EXPECTED_FLAGS whose flags are false or arguable
+NOT_IDENTIFYING = {"ManufacturerModelName", "PostprocessingFunction", "Version", "Model", "NDPIProperties"}
 
 
 def test_few_false_flags_on_a_real_release(tmp_path_factory):
@@ -103,12 +110,12 @@ def test_few_false_flags_on_a_real_release(tmp_path_factory):
                     values.update((attr, v) for v in vs)
     names = [(a, v) for a, v in values if person_name_attribute(a)]
     others = [(a, v) for a, v in values if not person_name_attribute(a)]
-    assert len(others) > 300 and names
-    assert all("name" in kinds(v, a) for a, v in names)
+    assert len(others) > 300 and not names  # every person name replaced or emptied, none kept
     flagged = {(a, v): kinds(v, a) for a, v in others if kinds(v, a)}
     unexplained = {k: f for k, f in flagged.items() if EXPECTED_FLAGS.get(k[0].rsplit(">", 1)[-1]) not in f}
     assert not unexplained
-    assert len(flagged) <= 0.03 * len(others)
+    wrong = [k for k in flagged if k[0].rsplit(">", 1)[-1] in NOT_IDENTIFYING]
+    assert len(wrong) <= 0.015 * len(others)  # false (or arguable) flags on clean real values
 
 
 SURNAMES = ["Smith", "Jansen", "Müller", "García", "O'Brien", "Dupont", "Rossi", "Nguyen", "Kowalski", "Achterberg"]

@@ -329,6 +329,7 @@ def test_a_real_release(tmp_path_factory):
         for n, _, _, hrefs, _ in rs:
             assert 1 <= len(hrefs) <= min(n, section.MAX_LINKS)
             assert all(os.path.isfile(ctx.out / h) for h in hrefs)
-    # every kept person name is flagged
+    # no person name is kept text: the profile replaces or empties every one, and the records
+    # leave out the pseudonyms and dummies medcloak wrote (they would flood the review)
     names = [flag for attr, rs in rows.items() if person_name_attribute(attr) for _, _, flag, _, _ in rs]
-    assert names and all(flag.startswith("name") for flag in names)
+    assert not names

@@ -58,7 +58,8 @@ dl.facts dt{font-weight:600}dl.facts dd{margin:0}
 nav ol{columns:2;margin:.2rem 0}
 table{border-collapse:collapse;margin:.6rem 0;font-size:.92rem}
 th,td{border:1px solid #ccd;padding:.2rem .5rem;text-align:left;vertical-align:top}
-th{background:#f1f3f6}td.n{text-align:right;font-variant-numeric:tabular-nums}
+td{overflow-wrap:anywhere}table{max-width:100%}
+th{background:#f1f3f6}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap;overflow-wrap:normal}
 .error{background:#fde7e9;border:1px solid #c6424f;border-left-width:6px;padding:.6rem .9rem;margin:.6rem 0}
 .notes{background:#fff8e1;border:1px solid #e0c060;padding:.4rem .9rem;margin:.6rem 0}
 .notes ul{margin:.2rem 0;padding-left:1.2rem}

@@ -25,10 +25,9 @@ TITLE = "Re-identification risk"
 
 
 def build(ctx: ReportContext) -> Section:
-    from ..review_record import QUASI_IDENTIFIERS
     from ..risk import Patients, measure
 
-    quasi = tuple(QUASI_IDENTIFIERS if ctx.quasi is None else ctx.quasi)
+    quasi = tuple(default_quasi(ctx) if ctx.quasi is None else ctx.quasi)
     patients = Patients(quasi + ((ctx.sensitive,) if ctx.sensitive else ()))
     unrecorded = 0
     for entry in ctx.entries():
@@ -46,6 +45,26 @@ def build(ctx: ReportContext) -> Section:
     return Section(KEY, TITLE, render(risk, unrecorded, ctx.run_record().get("k_anonymity")))
 
 
+#: default quasi-identifiers that count only under an option that keeps them (issue: device
+#: identity and institution "when kept"); Manufacturer is kept by every profile, but it describes a
+#: machine, not a patient, unless the site chose to keep the device's identity
+WHEN_KEPT = {
+    "Manufacturer": "retain-device-identity",
+    "ManufacturerModelName": "retain-device-identity",
+    "InstitutionName": "retain-institution-identity",
+}
+
+
+def default_quasi(ctx: ReportContext) -> tuple[str, ...]:
+    """The default quasi-identifiers of this release: :data:`QUASI_IDENTIFIERS`, less those of
+    :data:`WHEN_KEPT` whose option the run did not use (from the audit's run record)."""
+    from ..review_record import QUASI_IDENTIFIERS
+
+    profile = ctx.run_record().get("profile")
+    options = set(profile.get("options") or ()) if isinstance(profile, dict) else set()
+    return tuple(q for q in QUASI_IDENTIFIERS if WHEN_KEPT.get(q, "") in options or q not in WHEN_KEPT)
+
+
 def _table(head: tuple[str, ...], rows: list[tuple[object, ...]], marked: frozenset[int] | set[int] = frozenset()) -> str:
     out = ["<table>", "<thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead>", "<tbody>"]
     for i, row in enumerate(rows):
@@ -58,7 +77,8 @@ def _table(head: tuple[str, ...], rows: list[tuple[object, ...]], marked: frozen
 def render(risk: Risk, unrecorded: int = 0, run: dict[str, Any] | None = None) -> str:
     """The section's HTML (every value escaped); ``run``: what ``run --k-anonymity`` recorded
     in ``run.json`` (see :meth:`medcloak.generalise.Plan.describe`), if it was given."""
-    parts = [f'<p class="verdict">{escape(risk.verdict())}.</p>']
+    verdict = risk.verdict()
+    parts = [f'<p class="verdict">{escape(verdict[:1].upper() + verdict[1:])}.</p>']
     if isinstance(run, dict) and run.get("k"):
         levels = run.get("quasi_identifiers") or {}
         parts.append(
@@ -70,7 +90,8 @@ def render(risk: Risk, unrecorded: int = 0, run: dict[str, Any] | None = None) -
             parts.append(_table(("quasi-identifier", "as released"), sorted((str(a), str(v)) for a, v in levels.items())))
     facts = [
         (f"{risk.patients} patients in {risk.objects} released objects (one row per patient; "
-         f"{risk.without_patient} objects without a patient key count as a patient each)"),
+         f"{risk.without_patient} objects without a patient key but with characteristics count as a patient "
+         f"each; {risk.unattached} with neither, such as a dataset's description, belong to no patient)"),
         "quasi-identifiers carried by the release: " + (", ".join(risk.quasi) or "none"),
         "asked for but carried by no object: " + (", ".join(risk.absent) or "none"),
         "a patient whose objects differ is the set of their values; a missing value is a category of its own",

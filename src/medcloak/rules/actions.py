@@ -759,8 +759,10 @@ class Walker:
                 # other private values often repeat kept ones (creator strings, copies of codes)
                 if vr in ("PN", "DA", "DT"):
                     self._record(ds, tag, vr, elem, True)
+                # named by its block: a vendor's block removed is one row of the report, not
+                # hundreds, and the record stays small (a kept element is named on its own)
                 self.ctx.changed[self._prefix + (
-                    f"({group:04X},xx{element & 0xFF:02X}) {creator}" if creator else f"({group:04X},{element:04X})"
+                    f"({group:04X},xx..) {creator}" if creator else f"({group:04X},{element:04X})"
                 )] = "removed"
                 del ds[tag]
                 self.ctx.counts["X"] += 1
