@@ -10,8 +10,9 @@ one folder per patient.
 Timed, each a fresh process as a user runs it, writing to the file system of ``--tmp`` (named in
 the output):
 
-- ``run``: ``medcloak run CORPUS --out RELEASE --quiet`` (the command's default workers), once
-  per round, each into a new release;
+- ``run``: ``medcloak run CORPUS --out RELEASE --quiet --option retain-patient-characteristics``
+  (the command's default workers; ``--option`` chooses other options), once per round, each into
+  a new release;
 - ``report``: ``medcloak report RELEASE --out REPORT`` on the round's release, ``--reports``
   times (a new report folder each time).
 
@@ -93,6 +94,9 @@ def main() -> None:
     ap.add_argument("--reports", type=int, default=3, help="reports timed per run")
     ap.add_argument("--tmp", type=Path, default=None, help="where the corpus, releases and reports go")
     ap.add_argument("--keep", action="store_true", help="keep the folder (its path is printed)")
+    ap.add_argument("--option", action="append", default=None,
+                    help="the run's options (default: retain-patient-characteristics, so that the risk section "
+                         "has characteristics to measure); repeat for several")
     args = ap.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="medcloak-bench-report-", dir=args.tmp))
@@ -109,7 +113,9 @@ def main() -> None:
         ratios: list[float] = []
         for r in range(args.rounds):
             release = root / f"release{r}"
-            run_s, done = timed([*medcloak, "run", str(root / "corpus"), "--out", str(release), "--quiet"], env)
+            options = [x for o in (args.option or ["retain-patient-characteristics"]) for x in ("--option", o)]
+            run_s, done = timed([*medcloak, "run", str(root / "corpus"), "--out", str(release), "--quiet", *options],
+                                env)
             if done.returncode != 0:
                 sys.exit(f"the run failed ({done.returncode}): {done.stderr.strip()[-500:]}")
             print(f"round {r + 1}: run {run_s:.1f} s ({done.stdout.splitlines()[0]})")

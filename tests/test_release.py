@@ -345,8 +345,9 @@ def test_readme_demo_on_data_samples(tmp_path):
     samples = Path(__file__).resolve().parents[1] / "data_samples"
     out = tmp_path / "release"
     code = main(["run", str(samples / "dicom"), str(samples / "wsi"), str(samples / "bids"), "--out", str(out),
-                 "--option", "retain-long-modified-dates", "--option", "retain-safe-private"])
-    assert code == 0
+                 "--option", "retain-long-modified-dates", "--option", "retain-safe-private", "--report"])
+    assert code == 0  # the review report complete too
+    page = (tmp_path / "release.audit" / "report" / "index.html").read_text(encoding="utf-8").lower()
     bids_files = [p for p in (samples / "bids").rglob("*") if p.is_file()]
     (dataset,) = (out / "bids").iterdir()
     assert len([p for p in dataset.rglob("*") if p.is_file()]) == len(bids_files)
@@ -362,6 +363,7 @@ def test_readme_demo_on_data_samples(tmp_path):
                     "lindqvist", "nfg-ct-02", "1.2.826.0.1.3680043.10.1024", "20230917"):
         assert planted not in names
         assert planted.encode() not in blob, planted
+        assert planted not in page, planted  # the report shows what stayed: none of it
     assert main(["verify", str(out), "--audit", str(tmp_path / "release.audit")]) == 0
     objs = [pydicom.dcmread(p) for p in out_dicom]
     cts = [o for o in objs if o.Modality == "CT"]
