@@ -457,3 +457,13 @@ def test_photo_record_names_the_metadata_removed(tmp_path, secret_file) -> None:
     changed = {line["input"][-5:]: line["review"]["changed"] for line in manifest(tmp_path / "out")}
     assert changed == {"a.jpg": {"APP1 Exif": "removed", "COM": "removed"}, "b.png": {"tEXt": "removed"}}
     assert "roe" not in json.dumps([line["review"] for line in manifest(tmp_path / "out")]).lower()
+
+
+def test_pixel_change_from_the_manifest_actions() -> None:
+    from medcloak.review_record import pixel_change
+
+    # an image blanked whole was redacted too: the blanking is what the curator must see
+    assert pixel_change({"pixel-text-boxes-redacted": 3, "pixel-whole-image-blanked": 1}) == "image-blanked"
+    assert pixel_change({"pixel-frames-scanned": 4, "pixel-text-boxes-redacted": 2}) == "text-redacted"
+    assert pixel_change({"defaced": 1, "header-cleaned": 1}) == "defaced"
+    assert pixel_change({"pixel-frames-scanned": 4, "pixel-text-boxes-redacted": 0}) == ""  # scanned, none found

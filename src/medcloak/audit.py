@@ -18,7 +18,7 @@ import os
 import stat
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
 from .errors import ProfileError
 from .model import Outcome, RunSummary
@@ -86,12 +86,12 @@ def secret_fingerprint(secret: bytes) -> str:
     return hmac.new(secret, b"medcloak run fingerprint", hashlib.sha256).hexdigest()[:16]
 
 
-def read_manifest(folder: Path) -> dict[str, dict[str, Any]]:
-    """The last manifest line of each input (a line cut short by a kill is ignored)."""
+def manifest_lines(folder: Path) -> Iterator[dict[str, Any]]:
+    """The manifest's lines one at a time, in the file's order (a line cut short by a kill is
+    skipped); nothing when there is no manifest."""
     path = folder / MANIFEST
-    lines: dict[str, dict[str, Any]] = {}
     if not path.exists():
-        return lines
+        return
     with path.open(encoding="utf-8") as fh:
         for raw in fh:
             try:
@@ -99,8 +99,12 @@ def read_manifest(folder: Path) -> dict[str, dict[str, Any]]:
             except json.JSONDecodeError:
                 continue
             if isinstance(entry, dict) and "input" in entry:
-                lines[entry["input"]] = entry
-    return lines
+                yield entry
+
+
+def read_manifest(folder: Path) -> dict[str, dict[str, Any]]:
+    """The last manifest line of each input (a line cut short by a kill is ignored)."""
+    return {entry["input"]: entry for entry in manifest_lines(folder)}
 
 
 def intact(out: Path, entry: dict[str, Any]) -> bool:

@@ -63,6 +63,12 @@ from typing import Any, Iterable, Iterator, Mapping
 ACTIONS = ("removed", "emptied", "replaced", "cleaned", "shifted", "kept")
 #: what can have been done to the pixels of an object
 PIXEL_CHANGES = ("text-redacted", "regions-redacted", "defaced", "label-removed", "image-blanked")
+#: the manifest's actions that say the pixels changed, with the change each is, the most telling
+#: first (an image blanked whole was also redacted)
+PIXEL_ACTIONS = (
+    ("pixel-whole-image-blanked", "image-blanked"), ("pixel-text-boxes-redacted", "text-redacted"),
+    ("pixel-regions-redacted", "regions-redacted"), ("defaced", "defaced"), ("label-removed", "label-removed"),
+)
 #: the report's default quasi-identifiers (issue: Patient's Sex, Age, Size, Weight, Ethnic Group,
 #: the shifted study year, Body Part Examined, device and institution identity where kept)
 QUASI_IDENTIFIERS = (
@@ -73,6 +79,12 @@ MAX_VALUES = 500
 MAX_CHARS = 200
 MAX_BOXES = 200
 CUT = "…"
+
+
+def pixel_change(actions: Mapping[str, int]) -> str:
+    """The change of :data:`PIXEL_CHANGES` a manifest's actions say the pixels went through, or
+    "" when they say none."""
+    return next((change for action, change in PIXEL_ACTIONS if actions.get(action)), "")
 
 
 def cut(value: str) -> str:

@@ -26,7 +26,7 @@ from ..errors import (
 )
 from ..handlers.base import Released
 from ..residual import scan
-from ..review_record import MAX_BOXES
+from ..review_record import MAX_BOXES, pixel_change
 from ..rules.actions import Context, Walker
 from .dicom_check import (
     burned_in_risk,
@@ -445,13 +445,8 @@ def deidentify_dicom(
 def _pixel_change(cleaned: dict[str, int], boxes: list[list[int]]) -> dict[str, Any] | None:
     """The review record's ``pixels`` from :func:`_clean_pixels`' counts and boxes (its picture,
     when one was written, is added by the handler, which knows the object's id)."""
-    if cleaned.get("pixel-whole-image-blanked"):
-        change = "image-blanked"
-    elif cleaned.get("pixel-text-boxes-redacted"):
-        change = "text-redacted"
-    elif cleaned.get("pixel-regions-redacted"):
-        change = "regions-redacted"
-    else:
+    change = pixel_change(cleaned)
+    if not change:
         return None  # scanned, no text found: the pixels are untouched
     pixels: dict[str, Any] = {"change": change, "boxes": boxes}
     if "pixel-frames-scanned" in cleaned:

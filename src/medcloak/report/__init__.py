@@ -37,6 +37,15 @@ class Section:
 
 
 @dataclass
+class Tally:
+    """The released objects a section's pass over the manifest met, and how many of them carry
+    no review record (see :meth:`ReportContext.reviews`)."""
+
+    released: int = 0
+    unreviewed: int = 0
+
+
+@dataclass
 class ReportContext:
     """What every section reads: the release and audit folders, the report folder (``out``), and
     the risk options (``k``; ``quasi``: the quasi-identifiers, None for the defaults;
@@ -57,17 +66,22 @@ class ReportContext:
     def entries(self) -> Iterator[dict[str, Any]]:
         """The manifest's lines, one at a time (the last line of each input only after the run's
         compaction; a line cut short is skipped)."""
-        path = self.audit / "manifest.jsonl"
-        if not path.exists():
-            return
-        with path.open(encoding="utf-8") as fh:
-            for raw in fh:
-                try:
-                    entry = json.loads(raw)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(entry, dict) and "input" in entry:
-                    yield entry
+        from ..audit import manifest_lines
+
+        return manifest_lines(self.audit)
+
+    def reviews(self, tally: Tally) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+        """(manifest line, review record) of every released object that has a record, counting
+        the released objects and those without a record in ``tally``."""
+        for entry in self.entries():
+            if entry.get("status") != "ok":
+                continue
+            tally.released += 1
+            review = entry.get("review")
+            if not isinstance(review, dict):
+                tally.unreviewed += 1
+                continue
+            yield entry, review
 
     def run_record(self) -> dict[str, Any]:
         """The audit's ``run.json`` (profile, options, limits), or {}."""

@@ -19,7 +19,7 @@ import html
 from typing import Any
 
 from ..review_record import ACTIONS
-from . import ReportContext, Section, store
+from . import ReportContext, Section, Tally, store
 from .text import visible
 
 KEY = "attributes"
@@ -52,8 +52,6 @@ def pool_release(ctx: ReportContext, db: Any) -> tuple[int, int]:
     one column per :data:`COLUMNS`, total); (released objects, those without a review record)."""
     db.execute(_SCHEMA)
     pending: dict[str, list[int]] = {}
-    released = unreviewed = 0
-
     def flush() -> None:
         db.execute("BEGIN")
         db.executemany(_UPSERT, ((a, *counts, sum(counts)) for a, counts in pending.items()))
@@ -61,14 +59,8 @@ def pool_release(ctx: ReportContext, db: Any) -> tuple[int, int]:
         pending.clear()
 
     index = {c: i for i, c in enumerate(COLUMNS)}
-    for entry in ctx.entries():
-        if entry.get("status") != "ok":
-            continue
-        released += 1
-        review = entry.get("review")
-        if not isinstance(review, dict):
-            unreviewed += 1
-            continue
+    tally = Tally()
+    for _entry, review in ctx.reviews(tally):
         for attr, column in actions_of(review).items():
             counts = pending.get(attr)
             if counts is None:
@@ -77,7 +69,7 @@ def pool_release(ctx: ReportContext, db: Any) -> tuple[int, int]:
         if len(pending) >= store.BATCH:
             flush()
     flush()
-    return released, unreviewed
+    return tally.released, tally.unreviewed
 
 
 def build(ctx: ReportContext) -> Section:

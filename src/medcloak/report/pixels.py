@@ -42,6 +42,7 @@ from html import escape
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..review_record import pixel_change
 from . import ReportContext, Section
 from . import montage as M
 from . import thumbs as T
@@ -141,20 +142,10 @@ def _change(entry: dict[str, Any], rec: dict[str, Any], kind: str, relpath: str,
         change = str(pix.get("change", ""))
         boxes = [list(b) for b in pix.get("boxes") or [] if isinstance(b, (list, tuple)) and len(b) == 5]
         picture = str(pix.get("picture") or "")
-    elif actions.get("pixel-whole-image-blanked"):
-        change = "image-blanked"
-    elif actions.get("pixel-text-boxes-redacted"):
-        change = "text-redacted"
-    elif actions.get("pixel-regions-redacted"):
-        change = "regions-redacted"
-    elif actions.get("defaced"):
-        change = "defaced"
-    elif actions.get("label-removed"):
-        change = "label-removed"
-    elif kept:
-        change = "text-kept"
     else:
-        return None
+        change = pixel_change(actions) or ("text-kept" if kept else "")
+        if not change:
+            return None
     if not pix:  # the audit's pictures by their names: <id>-text.png, a volume's <token>.png
         stem = PurePosixPath(relpath).name.split(".", 1)[0]
         for name in (f"{oid}-text.png", f"{stem}.png" if change == "defaced" else ""):

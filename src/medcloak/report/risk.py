@@ -14,7 +14,7 @@ from __future__ import annotations
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from . import Section
+from . import Section, Tally
 
 if TYPE_CHECKING:
     from ..risk import Risk
@@ -29,15 +29,10 @@ def build(ctx: ReportContext) -> Section:
 
     quasi = tuple(default_quasi(ctx) if ctx.quasi is None else ctx.quasi)
     patients = Patients(quasi + ((ctx.sensitive,) if ctx.sensitive else ()))
-    unrecorded = 0
-    for entry in ctx.entries():
-        if entry.get("status") != "ok":
-            continue
-        review = entry.get("review")
-        if not isinstance(review, dict):
-            unrecorded += 1
-            continue
+    tally = Tally()
+    for _entry, review in ctx.reviews(tally):
         patients.add_record(review)
+    unrecorded = tally.unreviewed
     risk = measure(patients, quasi, ctx.k, ctx.sensitive)
     if unrecorded:
         ctx.notes.setdefault(KEY, []).append(

@@ -25,7 +25,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from . import ReportContext, Section, store
+from . import ReportContext, Section, Tally, store
 from .flags import kinds
 
 KEY = "text"
@@ -174,22 +174,15 @@ def pool_release(ctx: ReportContext, db: Any) -> tuple[int, int]:
     """Pool the kept text of every released object of ``ctx`` into ``db`` (tables ``vals``:
     attr, value, n, flag, nlinks, links; ``attrs``: attr, objects); (released objects, released
     objects without a review record)."""
-    released = unreviewed = 0
     pool = _Pool(db)
-    for entry in ctx.entries():
-        if entry.get("status") != "ok":
-            continue
-        released += 1
-        review = entry.get("review")
-        if not isinstance(review, dict):
-            unreviewed += 1
-            continue
+    tally = Tally()
+    for entry, review in ctx.reviews(tally):
         text = review.get("text")
         if isinstance(text, dict) and text:
             outputs = entry.get("outputs") or []
             pool.add(text, outputs[0] if outputs and isinstance(outputs[0], str) else "")
     pool.flush()
-    return released, unreviewed
+    return tally.released, tally.unreviewed
 
 
 def build(ctx: ReportContext) -> Section:
