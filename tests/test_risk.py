@@ -17,7 +17,9 @@ pd = pytest.importorskip("pandas")
 
 def reference(objects: list[dict], quasi: tuple[str, ...], threshold: int, sensitive: str | None) -> dict:
     """The figures by pandas: objects -> patients (each attribute the sorted set of its values,
-    a missing value the empty string) -> classes (group-by over the carried quasi-identifiers)."""
+    a missing value the empty string; an object without a patient key is a patient of its own,
+    unless it carries no value at all: then it is of nobody) -> classes (group-by over the
+    carried quasi-identifiers)."""
     attrs = list(dict.fromkeys(quasi + ((sensitive,) if sensitive else ())))
     rows = []
     for i, obj in enumerate(objects):
@@ -26,6 +28,8 @@ def reference(objects: list[dict], quasi: tuple[str, ...], threshold: int, sensi
         for a in attrs:
             v = qi.get(a)
             row[a] = "" if v is None else str(v).strip()
+        if not obj.get("patient") and not any(row[a] for a in attrs):
+            continue  # a dataset's description: no patient
         rows.append(row)
     df = pd.DataFrame(rows, columns=["patient", *attrs])
     used = [q for q in dict.fromkeys(quasi) if q != sensitive and (df[q] != "").any()]
@@ -242,3 +246,14 @@ def test_class_ids_of_wide_columns_do_not_overflow():
     assert len(set(ids.tolist())) == ref.nunique()
     pairs = pd.DataFrame({"a": ids, "b": ref.to_numpy()}).drop_duplicates()
     assert len(pairs) == ref.nunique()  # one to one
+
+
+def test_objects_of_nobody_are_no_patients() -> None:
+    """A dataset's description (no patient key, no characteristic) is nobody; an object without a
+    patient key that carries characteristics is someone, alone in a row of their own."""
+    objects = [{"patient": "P1", "qi": {"PatientSex": "F"}}, {"patient": "P2", "qi": {"PatientSex": "F"}},
+               {"patient": None, "qi": {}}, {"qi": None}]
+    r = measure_records(objects, ("PatientSex",), threshold=2)
+    assert (r.patients, r.unattached, r.k, r.below) == (2, 2, 2, 0)
+    r = measure_records([*objects, {"patient": None, "qi": {"PatientSex": "M"}}], ("PatientSex",), threshold=2)
+    assert (r.patients, r.without_patient, r.k, r.below) == (3, 1, 1, 1)
