@@ -467,3 +467,13 @@ def test_pixel_change_from_the_manifest_actions() -> None:
     assert pixel_change({"pixel-frames-scanned": 4, "pixel-text-boxes-redacted": 2}) == "text-redacted"
     assert pixel_change({"defaced": 1, "header-cleaned": 1}) == "defaced"
     assert pixel_change({"pixel-frames-scanned": 4, "pixel-text-boxes-redacted": 0}) == ""  # scanned, none found
+
+
+def test_default_quasi_identifiers_follow_the_options() -> None:
+    from medcloak.review_record import QUASI_IDENTIFIERS, quasi_identifiers
+
+    plain = quasi_identifiers(["retain-patient-characteristics"])
+    assert "PatientAge" in plain and "StudyYear" in plain
+    assert not {"Manufacturer", "ManufacturerModelName", "InstitutionName"} & set(plain)
+    assert quasi_identifiers(["retain-device-identity", "retain-institution-identity"]) == QUASI_IDENTIFIERS
+    assert "InstitutionName" not in quasi_identifiers(["retain-device-identity"])

@@ -219,7 +219,10 @@ def read_patients(sources: Iterable[Source], profile: Profile, keyring: Keyring)
     from .formats.dicom_check import check_inflation
     from .rules.actions import Context, Walker
 
-    patients = Patients(TAGS)
+    from .review_record import quasi_identifiers
+
+    # the quasi-identifiers the report measures: device and institution only where kept on purpose
+    patients = Patients(a for a in quasi_identifiers(profile.options) if a in TAGS)
     unread: set[str] = set()
     tags = sorted(set(IDENTITY_TAGS) | set(TAGS.values()))
     last = max(tags)

@@ -75,10 +75,26 @@ QUASI_IDENTIFIERS = (
     "PatientSex", "PatientAge", "PatientSize", "PatientWeight", "EthnicGroup", "StudyYear",
     "BodyPartExamined", "Manufacturer", "ManufacturerModelName", "InstitutionName",
 )
+#: default quasi-identifiers that count only under the option that keeps them on purpose (the
+#: issue: device identity and institution "when kept"): Manufacturer is kept by every profile, but
+#: it describes a machine, not a patient, unless the site chose to keep the device's identity
+WHEN_KEPT = {
+    "Manufacturer": "retain-device-identity",
+    "ManufacturerModelName": "retain-device-identity",
+    "InstitutionName": "retain-institution-identity",
+}
 MAX_VALUES = 500
 MAX_CHARS = 200
 MAX_BOXES = 200
 CUT = "…"
+
+
+def quasi_identifiers(options: Iterable[str]) -> tuple[str, ...]:
+    """The default quasi-identifiers of a release made with ``options``: :data:`QUASI_IDENTIFIERS`,
+    less those of :data:`WHEN_KEPT` whose option is not among them (what the report measures and
+    ``run --k-anonymity`` generalises)."""
+    options = set(options)
+    return tuple(q for q in QUASI_IDENTIFIERS if q not in WHEN_KEPT or WHEN_KEPT[q] in options)
 
 
 def pixel_change(actions: Mapping[str, int]) -> str:

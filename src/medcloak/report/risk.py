@@ -40,24 +40,13 @@ def build(ctx: ReportContext) -> Section:
     return Section(KEY, TITLE, render(risk, unrecorded, ctx.run_record().get("k_anonymity")))
 
 
-#: default quasi-identifiers that count only under an option that keeps them (issue: device
-#: identity and institution "when kept"); Manufacturer is kept by every profile, but it describes a
-#: machine, not a patient, unless the site chose to keep the device's identity
-WHEN_KEPT = {
-    "Manufacturer": "retain-device-identity",
-    "ManufacturerModelName": "retain-device-identity",
-    "InstitutionName": "retain-institution-identity",
-}
-
-
 def default_quasi(ctx: ReportContext) -> tuple[str, ...]:
-    """The default quasi-identifiers of this release: :data:`QUASI_IDENTIFIERS`, less those of
-    :data:`WHEN_KEPT` whose option the run did not use (from the audit's run record)."""
-    from ..review_record import QUASI_IDENTIFIERS
+    """The default quasi-identifiers of this release, by the options the run used (from the
+    audit's run record; see :func:`medcloak.review_record.quasi_identifiers`)."""
+    from ..review_record import quasi_identifiers
 
     profile = ctx.run_record().get("profile")
-    options = set(profile.get("options") or ()) if isinstance(profile, dict) else set()
-    return tuple(q for q in QUASI_IDENTIFIERS if WHEN_KEPT.get(q, "") in options or q not in WHEN_KEPT)
+    return quasi_identifiers(profile.get("options") or () if isinstance(profile, dict) else ())
 
 
 def _table(head: tuple[str, ...], rows: list[tuple[object, ...]], marked: frozenset[int] | set[int] = frozenset()) -> str:
