@@ -179,6 +179,16 @@ def test_manifest_counts_what_was_done(runs):
     lines = [json.loads(x) for x in (kanon.parent / "kanon.audit" / "manifest.jsonl").read_text().splitlines()]
     assert all(line["status"] == "ok" for line in lines)
     assert sum(line.get("actions", {}).get("k-anonymity-generalised", 0) > 0 for line in lines) > 0
+    # the review record says which attributes were recoded (replaced) or suppressed (emptied), and
+    # its characteristics are the released, recoded ones
+    recoded = [line for line in lines if line.get("actions", {}).get("k-anonymity-generalised")]
+    for line in recoded:
+        changed, review = line["review"]["changed"], line["review"]
+        noted = {a for a in ("PatientAge", "PatientSex", "PatientSize", "PatientWeight")
+                 if changed.get(a) in ("replaced", "emptied")}
+        assert noted and not noted & set(review.get("kept", ()))
+    ages = {line["review"]["qi"].get("PatientAge") for line in lines}
+    assert ages and all(a is None or a[:3].isdigit() and int(a[:3]) % 5 == 0 for a in ages)  # bands' bounds
 
 
 def test_usage_errors(tmp_path, secret_file, capsys):

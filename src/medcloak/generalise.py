@@ -377,9 +377,10 @@ def released(plan: Plan, patients: Patients, kept: Iterable[str]) -> Plan:
                                below_released=int((sizes < plan.k).sum()))
 
 
-def apply(ds: Dataset, plan: Plan, patient: str, path: str) -> dict[str, int]:
+def apply(ds: Dataset, plan: Plan, patient: str, path: str, noted: dict[str, str] | None = None) -> dict[str, int]:
     """Recode the released data set ``ds`` of ``patient`` by the plan, in place; the counts of
-    what was done, for the manifest. Raises :class:`DeidentificationError` for an input whose
+    what was done, for the manifest. ``noted``: the review record's actions by attribute, given
+    ``replaced`` (a value recoded) or ``emptied`` (suppressed) for each attribute changed. Raises :class:`DeidentificationError` for an input whose
     header the pre-pass could not read (its characteristics were not counted)."""
     from .errors import DeidentificationError
 
@@ -400,6 +401,8 @@ def apply(ds: Dataset, plan: Plan, patient: str, path: str) -> dict[str, int]:
         if new != value:
             ds[tag].value = new
             changed += 1
+            if noted is not None:
+                noted[attr] = "emptied" if suppress else "replaced"
     counts: dict[str, int] = {}
     if changed:
         counts["k-anonymity-generalised"] = changed

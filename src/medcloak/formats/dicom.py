@@ -393,7 +393,7 @@ def deidentify_dicom(
         if k_plan is not None:
             from ..generalise import apply as generalise
 
-            ctx.counts.update(generalise(ds, k_plan, keyring.patient_id(identity), str(path)))
+            ctx.counts.update(generalise(ds, k_plan, keyring.patient_id(identity), str(path), ctx.changed))
         if bits_cleared:
             ctx.counts["pixel-high-bits-cleared"] = bits_cleared
         if overlays_removed:
