@@ -257,10 +257,12 @@ def test_lossless_reencoding(name) -> None:  # type: ignore[no-untyped-def]
     assert len(np.unique(a[:, mask])) <= 3 and not np.array_equal(a[:, mask], b[:, mask])
 
 
-def test_jpeg_lossless_has_no_route() -> None:
+def test_lossy_jpeg_2000_has_no_route() -> None:
+    # JPEG lossless process 14 has its route now (test_dicom_lossless_routes.py)
     ds = pydicom.dcmread(pydicom_test_files() / "SC_rgb_jpeg_gdcm.dcm")
-    with pytest.raises(UnsupportedInputError, match="no exact redaction route"):
-        redact_dataset(ds, str(ds.file_meta.TransferSyntaxUID), [(0, 0, 4, 4)])
+    for ts in ("1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.203"):
+        with pytest.raises(UnsupportedInputError, match="no exact redaction route"):
+            redact_dataset(ds, ts, [(0, 0, 4, 4)])
 
 
 def test_redact_cli_on_jpeg(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -11,8 +11,10 @@ chosen frames (region templates) or each frame's own boxes (burned-in text found
   when their plug-ins are installed): decoded, redacted and re-encoded losslessly in the same
   syntax, the result decoded again and compared. JPEG-LS near-lossless is re-encoded with NEAR=0,
   which keeps every decoded pixel exactly.
-- Anything else (the JPEG lossless processes, which have no encoder under a permissive licence
-  here; lossy JPEG 2000, whose re-encoding is never exact; video): no exact route, so
+- JPEG lossless process 14 (.57, .70) and HTJ2K lossless (.201, .202), which pydicom cannot
+  encode: frame by frame with imagecodecs, in :mod:`medcloak.formats.dicom_lossless`.
+- Anything else (lossy JPEG 2000 and HTJ2K, whose re-encoding is never exact; the other JPEG
+  processes; video): no exact route, so
   :class:`UnsupportedInputError`; during a run the object is quarantined. Unredacted pixels are
   never released.
 
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from ..errors import CorruptInputError, MissingDependencyError, UnsupportedInputError, UsageError
+from .dicom_lossless import ROUTED
 from .dicom_pixels import _int, check_decoded, items
 
 if TYPE_CHECKING:
@@ -307,7 +310,11 @@ def redact_dataset(
         return _jpeg(ds, per, fill, threads)
     if transfer_syntax in REENCODABLE:
         return _reencode(ds, transfer_syntax, per, fill)
+    if transfer_syntax in ROUTED:
+        from .dicom_lossless import redact_lossless
+
+        return redact_lossless(ds, transfer_syntax, per, fill)
     raise UnsupportedInputError(
-        "Pixel Data in this transfer syntax has no exact redaction route (JPEG lossless processes, "
-        "lossy JPEG 2000, HTJ2K, video): not released"
+        "Pixel Data in this transfer syntax has no exact redaction route (JPEG lossless processes "
+        "other than 14, lossy JPEG 2000, lossy HTJ2K, video): not released"
     )

@@ -1,0 +1,156 @@
+"""Redaction routes for the lossless syntaxes pydicom has no encoder for: JPEG lossless
+(1.2.840.10008.1.2.4.57, process 14, any predictor; .70, process 14 selection value 1) and
+HTJ2K lossless (.201; .202, RPCL with TLM).
+
+Each frame with a box is decoded, filled, re-encoded losslessly in the same syntax, and the new
+frame decoded again by a decoder other than the encoder and compared exactly with the filled
+image; frames without a box keep their bytes (re-encapsulated one fragment per frame). The codecs
+are imagecodecs' (BSD): JPEG lossless is written by libjpeg-turbo (predictor 1 for .70, the
+frame's own predictor for .57) and read by its independent lossless decoder (jpegsof3); HTJ2K is
+written by OpenJPH (reversible, RPCL, with TLM) and read by OpenJPEG. The encoders' own marker
+segments (OpenJPH's version COM; APPn but JFIF and Adobe) are removed before the frame is
+compared, so the released stream carries no comment. A missing codec, a layout the encoder
+cannot write, or any mismatch raises: the object is quarantined with the reason, never released
+unredacted. HTJ2K lossy (.203) and lossy JPEG 2000 stay without a route (re-encoding them is
+never exact).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from ..errors import CorruptInputError, MissingDependencyError, UnsupportedInputError
+from .dicom_pixels import _int
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+JPEG_LOSSLESS = frozenset({"1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"})
+HTJ2K_LOSSLESS = frozenset({"1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202"})
+ROUTED = JPEG_LOSSLESS | HTJ2K_LOSSLESS
+
+Box = tuple[int, int, int, int]
+
+
+def _codecs():  # type: ignore[no-untyped-def]
+    if importlib.util.find_spec("imagecodecs") is None:
+        raise MissingDependencyError("redacting JPEG lossless and HTJ2K lossless Pixel Data needs the imagecodecs package")
+    import imagecodecs
+
+    return imagecodecs
+
+
+def _frames(ds: Dataset, count: int) -> list[bytes]:
+    from pydicom.encaps import generate_frames
+
+    value = ds.get_item(0x7FE00010).value
+    try:
+        frames = list(generate_frames(bytes(value), number_of_frames=count))
+    except (ValueError, KeyError) as exc:
+        raise CorruptInputError(f"encapsulated Pixel Data cannot be split into frames ({type(exc).__name__})") from None
+    if len(frames) != count:
+        raise CorruptInputError(f"encapsulated Pixel Data holds {len(frames)} frames for {count}")
+    return frames
+
+
+def _jpeg_header(frame: bytes) -> tuple[int, int]:
+    """(sample precision of the SOF3, predictor of the first scan) of a JPEG lossless frame."""
+    sof = frame.find(b"\xff\xc3")
+    sos = frame.find(b"\xff\xda")
+    if frame[:2] != b"\xff\xd8" or sof < 0 or sos < 0 or sos + 5 >= len(frame):
+        raise CorruptInputError("JPEG lossless frame without SOF3 or scan header")
+    ns = frame[sos + 4]
+    pos = sos + 5 + 2 * ns
+    if pos >= len(frame) or sof + 4 >= len(frame):
+        raise CorruptInputError("truncated JPEG lossless scan header")
+    return frame[sof + 4], frame[pos]
+
+
+def _decode(ic, ts: str, frame: bytes) -> np.ndarray:  # type: ignore[no-untyped-def]
+    try:
+        if ts in JPEG_LOSSLESS:
+            return np.asarray(ic.jpegsof3_decode(frame))
+        return np.asarray(ic.jpeg2k_decode(frame))
+    except Exception as exc:  # the codecs raise their own error classes
+        raise CorruptInputError(f"a Pixel Data frame does not decode ({type(exc).__name__})") from None
+
+
+def _encode(ic, ds: Dataset, ts: str, image: np.ndarray, precision: int, predictor: int) -> bytes:  # type: ignore[no-untyped-def]
+    from ..pixels.j2k_meta import clean_frame
+    from ..pixels.jpeg_meta import strip_jpeg_metadata
+
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip()
+    try:
+        if ts in JPEG_LOSSLESS:
+            kwargs: dict[str, object] = {"lossless": True, "predictor": 1 if ts.endswith(".70") else predictor, "bitspersample": precision}
+            if image.ndim == 3:
+                kwargs.update(colorspace="rgb", outcolorspace="rgb")  # samples kept as they are
+            return strip_jpeg_metadata(ic.jpeg8_encode(image, **kwargs))
+        rgb = photometric == "YBR_RCT"  # the reversible colour transform, as the original had
+        out = ic.htj2k_encode(image, reversible=True, rgb=rgb, tlm=ts.endswith(".202"))
+    except Exception as exc:
+        raise UnsupportedInputError(f"this pixel layout cannot be re-encoded in its transfer syntax ({type(exc).__name__})") from None
+    clean, _removed = clean_frame(bytes(out))
+    if ts.endswith(".202"):
+        cod = clean.find(b"\xff\x52")
+        if cod < 0 or clean[cod + 5] != 2 or clean.find(b"\xff\x55") < 0:  # RPCL and TLM
+            raise UnsupportedInputError("the HTJ2K encoder did not write RPCL with TLM: not released")
+    return clean
+
+
+def _fill_value(ds: Dataset, fill: str, space: str, sample: int) -> int:
+    from .dicom_redact import YCC, _levels
+
+    level, mid = _levels(ds, fill)
+    return mid if (space in YCC and sample > 0) else level
+
+
+def redact_lossless(ds: Dataset, ts: str, per: Sequence[Sequence[Box]], fill: str) -> int:
+    """Fill each frame's boxes (``per``: one list per frame) in ``ds``'s Pixel Data in place,
+    re-encoding only the frames a box hits. Returns the boxes that hit (0: nothing changed)."""
+    from .dicom_redact import _encapsulate
+
+    ic = _codecs()
+    count = len(per)
+    frames = _frames(ds, count)
+    signed = (_int(ds, "PixelRepresentation", 0) or 0) == 1
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip()
+    space = "RGB" if photometric in ("YBR_RCT", "YBR_ICT") else photometric
+    if ts in HTJ2K_LOSSLESS and photometric == "YBR_ICT":
+        raise UnsupportedInputError("HTJ2K with the irreversible colour transform is not lossless: not released")
+    out = list(frames)
+    touched = 0
+    for i, boxes in enumerate(per):
+        if not boxes:
+            continue
+        frame = frames[i]
+        precision, predictor = _jpeg_header(frame) if ts in JPEG_LOSSLESS else (0, 0)
+        image = _decode(ic, ts, frame).copy()
+        rows, cols = image.shape[0], image.shape[1]
+        if (rows, cols) != (_int(ds, "Rows"), _int(ds, "Columns")):
+            raise CorruptInputError("a Pixel Data frame's size differs from Rows and Columns")
+        view = image.reshape(rows, cols, -1)
+        hit = 0
+        for x0, y0, x1, y1 in boxes:
+            x1, y1 = min(x1, cols), min(y1, rows)
+            if x0 >= x1 or y0 >= y1:
+                continue
+            hit += 1
+            for s in range(view.shape[2]):
+                value = _fill_value(ds, fill, space, s)
+                if signed and image.dtype.kind == "u":  # the stream holds the bit pattern
+                    value &= (1 << (precision or _int(ds, "BitsStored", 16) or 16)) - 1
+                view[y0:y1, x0:x1, s] = value
+        if not hit:
+            continue
+        encoded = _encode(ic, ds, ts, image, precision, predictor)
+        if not np.array_equal(_decode(ic, ts, encoded), image):
+            raise CorruptInputError("re-encoded Pixel Data does not decode to the pixels it was given")
+        out[i] = encoded
+        touched += hit
+    if touched:
+        _encapsulate(ds, out)
+    return touched
