@@ -1,8 +1,9 @@
 """Redaction of JPEG lossless (process 14, 14 SV1) and HTJ2K lossless Pixel Data.
 
-How the files were made: SC_rgb_jpeg_gdcm.dcm is pydicom's own JPEG lossless SV1 (.70) file (8-bit
-RGB, written by GDCM). pydicom's test data holds no other file in these syntaxes, so the others are
-pydicom's native test images (MR_small: 16-bit signed; emri_small: 10 frames of 16 bits;
+How the files were made: pydicom's test data (pydicom and pydicom-data) holds four real JPEG
+lossless SV1 (.70) images, single-frame: SC_rgb_jpeg_gdcm (8-bit RGB), JPGLosslessP14SV1_1s_1f_8b
+(8-bit), bad_sequence (12-bit) and JPEG-LL (16-bit signed); none in .57 or HTJ2K and none
+multi-frame, so the others are pydicom's native test images (MR_small: 16-bit signed; emri_small: 10 frames of 16 bits;
 SC_rgb_2frame: 8-bit RGB, 2 frames; MR_small cut to 12 bits) encoded frame by frame into the syntax
 with imagecodecs (libjpeg-turbo for JPEG lossless, OpenJPH for HTJ2K).
 """
@@ -66,7 +67,11 @@ def _frames(ds: pydicom.Dataset) -> list[bytes]:
 
 
 CASES = [
-    ("SC_rgb_jpeg_gdcm.dcm", JPEG_70, None, None),  # the real file
+    # pydicom's real files (predictor None): 8-bit RGB, 8-bit, 12-bit and 16-bit signed MONOCHROME2
+    ("SC_rgb_jpeg_gdcm.dcm", JPEG_70, None, None),
+    ("JPGLosslessP14SV1_1s_1f_8b.dcm", JPEG_70, None, None),
+    ("bad_sequence.dcm", JPEG_70, None, None),
+    ("JPEG-LL.dcm", JPEG_70, None, None),
     ("MR_small.dcm", JPEG_57, None, 6),
     ("MR_small.dcm", JPEG_70, None, 1),
     ("MR_small.dcm", JPEG_57, 12, 7),
@@ -133,3 +138,92 @@ def test_corrupt_codestream_refused(ts) -> None:  # type: ignore[no-untyped-def]
     ds.PixelData = encapsulate([bad], has_bot=True)
     with pytest.raises(CorruptInputError):
         redact_dataset(ds, ts, [BOX])
+
+
+REGIONS = """
+[[region]]
+name = "banner"
+where = { Modality = "MR" }
+boxes = [[0, 0, 64, 10]]
+"""
+
+
+@pytest.fixture
+def no_text(monkeypatch):  # type: ignore[no-untyped-def]
+    """A detector that finds no text: the template alone redacts (the frames are still decoded
+    and scanned, which needs a decoder of the syntax)."""
+    from test_burned_in_run import install_stand_in
+
+    install_stand_in(monkeypatch).detect_text = lambda frame, **_: []
+
+
+def test_run_releases_the_lossless_routes(tmp_path, secret_file, no_text, dciodvfy) -> None:  # type: ignore[no-untyped-def]
+    from conftest import dciodvfy_errors
+    from pydicom.uid import generate_uid
+
+    from medcloak.cli import main
+    from medcloak.engine import run
+
+    (tmp_path / "in").mkdir()
+    made = {}
+    for n, (name, ts) in enumerate([("MR_small.dcm", JPEG_57), ("MR_small.dcm", JPEG_70),
+                                    ("emri_small.dcm", HTJ2K), ("emri_small.dcm", HTJ2K_RPCL)]):
+        ds = _encoded(name, ts, predictor=6 if ts == JPEG_57 else 1)
+        ds.SOPInstanceUID = generate_uid()
+        ds.BurnedInAnnotation = "YES"
+        ds.save_as(tmp_path / "in" / f"{n}.dcm", enforce_file_format=True)
+        made[ds.SOPInstanceUID] = (tmp_path / "in" / f"{n}.dcm", ts)
+    (tmp_path / "regions.toml").write_text(REGIONS)
+    summary = run([tmp_path / "in"], tmp_path / "out", secret_file=secret_file, options=["clean-pixel-data"],
+                  regions=tmp_path / "regions.toml")
+    assert summary.ok == 4
+    outs = sorted((tmp_path / "out").rglob("*.dcm"))
+    assert sorted(str(pydicom.dcmread(p).file_meta.TransferSyntaxUID) for p in outs) == sorted(
+        ts for _p, ts in made.values())
+    for path in outs:
+        ds = pydicom.dcmread(path)
+        ts = str(ds.file_meta.TransferSyntaxUID)
+        assert ds.BurnedInAnnotation == "NO"
+        for frame in _frames(ds):
+            arr = _decode(ts, frame).astype(np.int64)
+            black = -(1 << (ds.BitsStored - 1)) if ds.PixelRepresentation == 1 else 0
+            if black and arr.min() >= 0:  # the bit pattern of the signed value
+                black &= (1 << ds.BitsStored) - 1
+            assert (arr[:10, :64] == black).all()
+        if dciodvfy and ts in (JPEG_57, JPEG_70):  # this dciodvfy does not know the HTJ2K syntaxes
+            (src,) = [p for p, t in made.values() if t == ts]
+            assert dciodvfy_errors(path) - dciodvfy_errors(src) == set()
+    assert main(["verify", str(tmp_path / "out")]) == 0
+
+
+def test_run_quarantines_a_corrupt_frame(tmp_path, secret_file, no_text) -> None:  # type: ignore[no-untyped-def]
+    from medcloak.engine import run
+
+    (tmp_path / "in").mkdir()
+    ds = _encoded("MR_small.dcm", JPEG_70)
+    (frame,) = _frames(ds)
+    ds.PixelData = encapsulate([frame[: len(frame) // 2]], has_bot=True)
+    ds.BurnedInAnnotation = "YES"
+    ds.save_as(tmp_path / "in" / "x.dcm", enforce_file_format=True)
+    (tmp_path / "regions.toml").write_text(REGIONS)
+    summary = run([tmp_path / "in"], tmp_path / "out", secret_file=secret_file, options=["clean-pixel-data"],
+                  regions=tmp_path / "regions.toml")
+    assert summary.ok == 0 and summary.quarantined == 1
+    assert not list((tmp_path / "out").rglob("*.dcm"))
+
+
+@pytest.mark.parametrize(("name", "bits"), [("MR_small.dcm", None), ("MR_small.dcm", 12), ("emri_small.dcm", None)])
+def test_decoder_plugin_gives_pydicoms_values(name, bits) -> None:  # type: ignore[no-untyped-def]
+    from medcloak.formats.dicom_codecs import register
+
+    register()
+    register()  # twice: added once
+    native = pydicom.dcmread(get_testdata_file(name)).pixel_array
+    if bits is not None:
+        native = native.astype(np.int32) & ((1 << bits) - 1)
+    for ts in (JPEG_57, JPEG_70):
+        ds = _encoded(name, ts, bits, predictor=5)
+        assert np.array_equal(ds.pixel_array, native)
+    rgb = pydicom.dcmread(get_testdata_file("SC_rgb_jpeg_gdcm.dcm"))
+    (frame,) = _frames(rgb)
+    assert np.array_equal(rgb.pixel_array, ic.jpeg8_decode(frame))

@@ -77,6 +77,9 @@ def _decoded(ds: Dataset, transfer_syntax: str) -> Iterator[np.ndarray]:
     looked up."""
     from pydicom.pixels import get_decoder
 
+    from .dicom_codecs import register
+
+    register()  # JPEG lossless process 14, when pydicom has no decoder of its own here
     palette = str(ds.get("PhotometricInterpretation", "")).strip().upper() == "PALETTE COLOR"
     for arr, _meta in get_decoder(transfer_syntax).iter_array(ds):
         if palette:

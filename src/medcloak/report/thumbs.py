@@ -126,6 +126,9 @@ def header(path: Path) -> Header:
 def _frame(head: Header, index: int) -> np.ndarray:
     from pydicom.pixels import pixel_array
 
+    from ..formats.dicom_codecs import register
+
+    register()  # JPEG lossless process 14 without a pydicom decoder of its own here
     src = head.dataset if head.dataset is not None else head.path
     arr = pixel_array(src, index=index if head.frames > 1 else None)
     if head.photometric == "PALETTE COLOR":
