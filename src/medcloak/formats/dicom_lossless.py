@@ -18,7 +18,8 @@ never exact).
 from __future__ import annotations
 
 import importlib.util
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +34,9 @@ HTJ2K_LOSSLESS = frozenset({"1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202"
 ROUTED = JPEG_LOSSLESS | HTJ2K_LOSSLESS
 
 Box = tuple[int, int, int, int]
+#: what the codecs raise: their own errors (RuntimeError), bad layouts (ValueError, TypeError), and
+#: an imagecodecs built without the codec (AttributeError, ImportError)
+_CODEC_ERRORS = (RuntimeError, ValueError, TypeError, OverflowError, AttributeError, ImportError)
 
 
 def _codecs():  # type: ignore[no-untyped-def]
@@ -74,7 +78,7 @@ def _decode(ic, ts: str, frame: bytes) -> np.ndarray:  # type: ignore[no-untyped
         if ts in JPEG_LOSSLESS:
             return np.asarray(ic.jpegsof3_decode(frame))
         return np.asarray(ic.jpeg2k_decode(frame))
-    except Exception as exc:  # the codecs raise their own error classes
+    except _CODEC_ERRORS as exc:
         raise CorruptInputError(f"a Pixel Data frame does not decode ({type(exc).__name__})") from None
 
 
@@ -91,7 +95,7 @@ def _encode(ic, ds: Dataset, ts: str, image: np.ndarray, precision: int, predict
             return strip_jpeg_metadata(ic.jpeg8_encode(image, **kwargs))
         rgb = photometric == "YBR_RCT"  # the reversible colour transform, as the original had
         out = ic.htj2k_encode(image, reversible=True, rgb=rgb, tlm=ts.endswith(".202"))
-    except Exception as exc:
+    except _CODEC_ERRORS as exc:
         raise UnsupportedInputError(f"this pixel layout cannot be re-encoded in its transfer syntax ({type(exc).__name__})") from None
     clean, _removed = clean_frame(bytes(out))
     if ts.endswith(".202"):
