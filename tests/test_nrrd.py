@@ -229,3 +229,24 @@ def test_broken_and_unsupported_inputs_are_refused(tmp_path: Path) -> None:
     path.write_bytes(header(data, data_file="../d.raw"))
     with pytest.raises(CorruptInputError):
         read_nrrd(path)
+
+
+def test_data_file_of_a_refused_header_is_never_released_alone(tmp_path: Path, key: Path) -> None:
+    data = _no_head()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / f"{ID}.raw").write_bytes(data.tobytes(order="F"))
+    (folder / "a.nhdr").write_bytes(header(data, data_file=f"{ID}.raw").replace(b"sizes: 24 20 16", b"sizes: 24 20 99"))
+    outs, summary = _release(tmp_path, key)
+    assert outs == [] and summary.quarantined == 1 and summary.skipped == 1
+
+
+def test_verify_rejects_a_data_file_without_its_header(tmp_path: Path, key: Path) -> None:
+    data = _no_head()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "d.raw").write_bytes(data.tobytes(order="F"))
+    (folder / "a.nhdr").write_bytes(header(data, data_file="d.raw"))
+    outs, _ = _release(tmp_path, key)
+    next(p for p in outs if p.name.endswith(".nhdr")).unlink()
+    assert verify_release(tmp_path / "out", tmp_path / "out.audit")
