@@ -144,7 +144,7 @@ def test_detached_nhdr_released_with_its_data_under_new_names(tmp_path: Path, ke
     assert len(names) == 2 and names[0].endswith(".nhdr") and names[1].endswith(".raw.gz" if encoding == "gzip" else ".raw")
     _clean(outs, tmp_path / "out")
     nhdr = next(p for p in outs if p.name.endswith(".nhdr"))
-    back, fields = nrrd.read(str(nhdr), index_order="F")
+    back, _ = nrrd.read(str(nhdr), index_order="F")
     assert np.array_equal(back, data)
     if encoding == "raw":
         assert next(p for p in outs if p.name.endswith(".raw")).read_bytes() == body

@@ -23,6 +23,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
 import numpy as np
 
 from .. import limits

@@ -62,7 +62,7 @@ _KINDS = {"domain", "space", "time", "list", "point", "vector", "covariant-vecto
           "2d-masked-symmetric-matrix", "2d-matrix", "2d-masked-matrix", "3d-symmetric-matrix",
           "3d-masked-symmetric-matrix", "3d-matrix", "3d-masked-matrix", "none", "???"}
 _CENTERINGS = {"cell", "node", "none", "???"}
-_NUMBERS = re.compile(r"(?:[0-9eE.+\-(),\s]|none|nan|inf)*", re.I)
+_NUMBERS = re.compile(r"(?:[0-9eE.+\-(),\s]|none|nan|inf)*", re.IGNORECASE)
 _NUMERIC = ("dimension", "sizes", "space dimension", "space directions", "space origin", "measurement frame",
             "spacings", "thicknesses", "axis mins", "axis maxs", "block size", "min", "max", "old min", "old max")
 #: fields of other spellings the specification allows, by their canonical name
@@ -252,7 +252,7 @@ def affine_of(vol: Nrrd) -> np.ndarray | None:
     dirs = vol.fields.get("space directions")
     if dirs:
         vectors = []
-        for part in re.findall(r"\(([^)]*)\)|(none)", dirs, re.I):
+        for part in re.findall(r"\(([^)]*)\)|(none)", dirs, re.IGNORECASE):
             if part[1]:
                 vectors.append(None)
             else:

@@ -53,7 +53,8 @@ def grouper(keyring: Any, settings: Any, profile: Any) -> None:
 def deidentify(task: Task, job: Job) -> list[Released]:
     """Deface one MGH/MGZ volume; its QC picture goes to the audit folder."""
     from ..formats.mgh import deidentify_mgh
-    from .volume import NAME as VOLUME, Settings
+    from .volume import NAME as VOLUME
+    from .volume import Settings
 
     own: Settings = job.settings.get(VOLUME) or Settings()
     result = deidentify_mgh(Path(task.source.path), job.keyring, fill=own.fill, ears=own.ears)

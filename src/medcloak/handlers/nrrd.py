@@ -86,7 +86,8 @@ def grouper(keyring: Any, settings: Any, profile: Any) -> None:
 def deidentify(task: Task, job: Job) -> list[Released]:
     """Clean and deface one NRRD (with its data file); its QC picture goes to the audit folder."""
     from ..formats.nrrd import deidentify_nrrd
-    from .volume import NAME as VOLUME, Settings
+    from .volume import NAME as VOLUME
+    from .volume import Settings
 
     own: Settings = job.settings.get(VOLUME) or Settings()
     result = deidentify_nrrd(Path(task.source.path), job.keyring, fill=own.fill, ears=own.ears)
