@@ -60,7 +60,7 @@ class Seed:
     an Analyze image); ``family`` is what the mutations know of its structure."""
 
     name: str
-    family: str  # dicom | jpeg | png | tiff | nifti | gzip | analyze | minc
+    family: str  # dicom | jpeg | png | tiff | nifti | gzip | analyze | minc | mgh | nrrd
     data: bytes
     companions: tuple[tuple[str, bytes], ...] = ()
     label: str = ""  # what it is, for the figures (a transfer syntax, a slide, ...)
@@ -153,6 +153,27 @@ def _slide_seeds() -> list[Seed]:
     ]
 
 
+def _mgh_seeds() -> list[Seed]:
+    """FreeSurfer MGH and MGZ of a body CT with tags naming the patient (tests/test_mgh.py)."""
+    from test_mgh import _no_head, mgh_bytes
+
+    data = mgh_bytes(_no_head())
+    return [Seed("body.mgh", "mgh", data, label="mgh"),
+            Seed("body.mgz", "gzip", gzip.compress(data, mtime=0), label="mgz")]
+
+
+def _nrrd_seeds() -> list[Seed]:
+    """NRRD attached (raw, gzip) and an NHDR with its data file (tests/test_nrrd.py), free text
+    naming the patient in comments, fields and key/value pairs."""
+    from test_nrrd import _no_head, header
+
+    data = _no_head()
+    body = data.tobytes(order="F")
+    return [Seed("body.nrrd", "nrrd", header(data) + body, label="nrrd"),
+            Seed("body-gz.nrrd", "nrrd", header(data, encoding="gzip") + gzip.compress(body, mtime=0), label="nrrd gz"),
+            Seed("body.nhdr", "nrrd", header(data, data_file="body.raw"), (("body.raw", body),), label="nhdr")]
+
+
 def _volume_seeds() -> list[Seed]:
     import nibabel as nib
     import numpy as np
@@ -188,6 +209,8 @@ def seeds() -> list[Seed]:
     out.extend(_photo_seeds())
     out.extend(_slide_seeds())
     out.extend(_volume_seeds())
+    out.extend(_mgh_seeds())
+    out.extend(_nrrd_seeds())
     return out
 
 
@@ -933,6 +956,8 @@ MUTATIONS: dict[str, dict[str, Callable[[bytes, Layout, random.Random], tuple[by
              "container": m_gzip_container},
     "analyze": {**GENERIC, "dims": m_nifti_dims, "image": lambda d, lay, rng: (d, "")},
     "minc": {k: GENERIC[k] for k in ("truncate", "bitflip", "splice", "junk")},
+    "mgh": {k: GENERIC[k] for k in ("truncate", "bitflip", "splice", "junk")},
+    "nrrd": {k: GENERIC[k] for k in ("truncate", "bitflip", "splice", "junk")},
 }
 
 

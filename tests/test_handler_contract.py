@@ -100,7 +100,30 @@ def _bids(folder: Path) -> Path:
     return path
 
 
-MAKERS = {"dicom": _dicom, "photo": _photo, "volume": _volume, "slide": _slide, "mirax": _mirax, "bids": _bids}
+def _mgh(folder: Path) -> Path:
+    """A FreeSurfer MGZ made by tests/test_mgh.py (nibabel's MGH, then FreeSurfer's tags): a body
+    CT with the patient's name and ID in its ``cmdline`` and talairach tags and unused header."""
+    import gzip
+
+    from test_mgh import _no_head, mgh_bytes
+
+    path = folder / f"{STEM}.mgz"
+    path.write_bytes(gzip.compress(mgh_bytes(_no_head()), mtime=0))
+    return path
+
+
+def _nrrd(folder: Path) -> Path:
+    """An attached NRRD written by tests/test_nrrd.py from the specification: a body CT with the
+    patient's name and ID in comments, ``content``, free-text fields and key/value pairs."""
+    from test_nrrd import _no_head, header
+
+    data = _no_head()
+    path = folder / f"{STEM}.nrrd"
+    path.write_bytes(header(data) + data.tobytes(order="F"))
+    return path
+
+
+MAKERS = {"nrrd": _nrrd, "mgh": _mgh, "dicom": _dicom, "photo": _photo, "volume": _volume, "slide": _slide, "mirax": _mirax, "bids": _bids}
 #: objects a sample is released as, where it is not one (a BIDS dataset: its description and its image)
 OBJECTS = {"bids": 2}
 
