@@ -60,7 +60,7 @@ class Seed:
     an Analyze image); ``family`` is what the mutations know of its structure."""
 
     name: str
-    family: str  # dicom | jpeg | png | tiff | nifti | gzip | analyze | minc
+    family: str  # dicom | jpeg | png | tiff | nifti | gzip | analyze | minc | ecat
     data: bytes
     companions: tuple[tuple[str, bytes], ...] = ()
     label: str = ""  # what it is, for the figures (a transfer syntax, a slide, ...)
@@ -153,6 +153,26 @@ def _slide_seeds() -> list[Seed]:
     ]
 
 
+def _ecat_seeds() -> list[Seed]:
+    """An ECAT 7 file of two frames made from the specification (tests/ecat_sample.py), the
+    patient's name and ID in its main header, and its matrix directory's fields to mutate."""
+    from ecat_sample import base
+
+    data = bytearray(base(2))
+    data[166:166 + len(PATIENT_ID)] = PATIENT_ID.encode()
+    data[182:182 + len(PATIENT_NAME)] = PATIENT_NAME.encode()
+    return [Seed("pet.v", "ecat", bytes(data), label="ecat-7")]
+
+
+def m_ecat_directory(data: bytes, lay: Layout, rng: random.Random) -> tuple[bytes, str]:
+    """An ECAT matrix directory word (next block, count, an entry's blocks) set to an extreme."""
+    word = rng.choice([1, 3] + [4 + 4 * e + k for e in range(2) for k in (1, 2)])
+    value = rng.choice(EXTREMES32)
+    out = bytearray(data)
+    struct.pack_into(">I", out, 512 + 4 * word, value)
+    return bytes(out), f"directory word {word} = {value:#x}"
+
+
 def _volume_seeds() -> list[Seed]:
     import nibabel as nib
     import numpy as np
@@ -188,6 +208,7 @@ def seeds() -> list[Seed]:
     out.extend(_photo_seeds())
     out.extend(_slide_seeds())
     out.extend(_volume_seeds())
+    out.extend(_ecat_seeds())
     return out
 
 
@@ -933,6 +954,7 @@ MUTATIONS: dict[str, dict[str, Callable[[bytes, Layout, random.Random], tuple[by
              "container": m_gzip_container},
     "analyze": {**GENERIC, "dims": m_nifti_dims, "image": lambda d, lay, rng: (d, "")},
     "minc": {k: GENERIC[k] for k in ("truncate", "bitflip", "splice", "junk")},
+    "ecat": {**GENERIC, "directory": m_ecat_directory},
 }
 
 

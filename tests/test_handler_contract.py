@@ -100,7 +100,15 @@ def _bids(folder: Path) -> Path:
     return path
 
 
-MAKERS = {"dicom": _dicom, "photo": _photo, "volume": _volume, "slide": _slide, "mirax": _mirax, "bids": _bids}
+def _ecat(folder: Path) -> Path:
+    """An ECAT 7 PET file made from the specification (tests/ecat_sample.py), identifiers planted
+    in every text field of its main header."""
+    from ecat_sample import make
+
+    return make(folder, STEM)
+
+
+MAKERS = {"dicom": _dicom, "ecat": _ecat, "photo": _photo, "volume": _volume, "slide": _slide, "mirax": _mirax, "bids": _bids}
 #: objects a sample is released as, where it is not one (a BIDS dataset: its description and its image)
 OBJECTS = {"bids": 2}
 
