@@ -60,7 +60,7 @@ class Seed:
     an Analyze image); ``family`` is what the mutations know of its structure."""
 
     name: str
-    family: str  # dicom | jpeg | png | tiff | nifti | gzip | analyze | minc | ecat
+    family: str  # dicom | jpeg | png | tiff | nifti | gzip | analyze | minc | ecat | parrec
     data: bytes
     companions: tuple[tuple[str, bytes], ...] = ()
     label: str = ""  # what it is, for the figures (a transfer syntax, a slide, ...)
@@ -164,6 +164,14 @@ def _ecat_seeds() -> list[Seed]:
     return [Seed("pet.v", "ecat", bytes(data), label="ecat-7")]
 
 
+def _parrec_seeds() -> list[Seed]:
+    """nibabel's Philips phantom PAR with identifiers planted (tests/parrec_sample.py), its REC beside it."""
+    from parrec_sample import planted, source
+
+    return [Seed("scan.PAR", "parrec", planted(), (("scan.REC", source().with_suffix(".REC").read_bytes()),),
+                 label="par-rec")]
+
+
 def m_ecat_directory(data: bytes, lay: Layout, rng: random.Random) -> tuple[bytes, str]:
     """An ECAT matrix directory word (next block, count, an entry's blocks) set to an extreme."""
     word = rng.choice([1, 3] + [4 + 4 * e + k for e in range(2) for k in (1, 2)])
@@ -209,6 +217,7 @@ def seeds() -> list[Seed]:
     out.extend(_slide_seeds())
     out.extend(_volume_seeds())
     out.extend(_ecat_seeds())
+    out.extend(_parrec_seeds())
     return out
 
 
@@ -955,6 +964,7 @@ MUTATIONS: dict[str, dict[str, Callable[[bytes, Layout, random.Random], tuple[by
     "analyze": {**GENERIC, "dims": m_nifti_dims, "image": lambda d, lay, rng: (d, "")},
     "minc": {k: GENERIC[k] for k in ("truncate", "bitflip", "splice", "junk")},
     "ecat": {**GENERIC, "directory": m_ecat_directory},
+    "parrec": {**GENERIC, "image": lambda d, lay, rng: (d, "")},
 }
 
 

@@ -101,6 +101,10 @@ def test_a_looping_or_garbage_directory_is_refused() -> None:
     with pytest.raises(CorruptInputError):
         ecat.clean(bytes(data), Keyring(SECRET), frozenset())
     data = bytearray(base())
+    struct.pack_into(">i", data, 512 + 4, -16)  # found by the fuzzing campaign: an internal error then
+    with pytest.raises(CorruptInputError):
+        ecat.clean(bytes(data), Keyring(SECRET), frozenset())
+    data = bytearray(base())
     struct.pack_into(">i", data, 512 + 12, 40)
     with pytest.raises(CorruptInputError):
         ecat.clean(bytes(data), Keyring(SECRET), frozenset())

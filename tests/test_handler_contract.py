@@ -108,7 +108,15 @@ def _ecat(folder: Path) -> Path:
     return make(folder, STEM)
 
 
-MAKERS = {"dicom": _dicom, "ecat": _ecat, "photo": _photo, "volume": _volume, "slide": _slide, "mirax": _mirax, "bids": _bids}
+def _parrec(folder: Path) -> Path:
+    """nibabel's Philips phantom PAR/REC pair with the patient's name, exam and protocol names, the
+    exam date and the export path planted in its PAR (tests/parrec_sample.py)."""
+    from parrec_sample import make
+
+    return make(folder, STEM)
+
+
+MAKERS = {"dicom": _dicom, "ecat": _ecat, "parrec": _parrec, "photo": _photo, "volume": _volume, "slide": _slide, "mirax": _mirax, "bids": _bids}
 #: objects a sample is released as, where it is not one (a BIDS dataset: its description and its image)
 OBJECTS = {"bids": 2}
 

@@ -111,8 +111,10 @@ def directory(data: bytes) -> list[tuple[int, int, int]]:
             # matrices are written in whole blocks: the last one ends within the file
             limits.check_declared(last * BLOCK, what="ECAT matrix data", stored=len(data))
             out.append((mid, first, last))
-        if nxt == 2 or nxt == 0:
+        if nxt in (0, 1, 2):  # 2 (the first block again): the end; nibabel's reader takes 0 and 1 too
             break
+        if nxt < 0:
+            raise CorruptInputError("the ECAT matrix directory points before the file's start")
         block = nxt
     if not out:
         raise CorruptInputError("the ECAT file declares no matrices")
