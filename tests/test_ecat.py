@@ -4,6 +4,7 @@ header, in the birth date, the patient characteristics and both times."""
 
 from __future__ import annotations
 
+import json
 import struct
 
 import numpy as np
@@ -58,6 +59,11 @@ def test_identifiers_leave_every_byte_and_the_data_stays(tmp_path) -> None:  # t
     for number in (BIRTH, SCAN, DOSE):
         assert struct.pack(">I", number) not in data[:512]
     assert data[214:228] == bytes(14)  # sex, dexterity, age, height, weight
+    (line,) = [json.loads(x) for x in (tmp_path / "out.audit" / "manifest.jsonl").read_text().splitlines()
+               if '"ok"' in x]
+    review = line["review"]
+    assert review["format"] == "ecat" and review["changed"]["patient_name"] == "emptied"
+    assert review["text"]["radiopharmaceutical"] == ["FDG"] and "Surname" not in json.dumps(review)
     released, original = _load(out), _load(path)  # nibabel's ECAT reader: the same array
     assert released.shape == (8, 6, 4, 1) and np.count_nonzero(released) and np.array_equal(released, original)
 

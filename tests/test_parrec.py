@@ -5,6 +5,7 @@ or a date and in the export path comment."""
 from __future__ import annotations
 
 import datetime
+import json
 import shutil
 
 import numpy as np
@@ -66,6 +67,11 @@ def test_identifiers_leave_every_byte_and_name_and_the_rec_reads_the_same(tmp_pa
         for value in [*PLANTED.values(), DATASET, "surname", "nf00482913", "2021.03.04"]:
             assert value.lower().encode() not in data and value.lower() not in rel, value
     assert np.array_equal(_array(released[0]), _array(par))
+    (line,) = [json.loads(x) for x in (tmp_path / "out.audit" / "manifest.jsonl").read_text().splitlines()
+               if '"ok"' in x]
+    review = line["review"]
+    assert review["format"] == "parrec" and review["changed"]["Protocol name"] == "emptied"
+    assert review["text"]["Technique"] == ["FEEPI"] and "surname" not in json.dumps(review).lower()
 
 
 def test_dates_shifted_by_the_patients_offset_kept_or_dummied() -> None:
