@@ -10,6 +10,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+import numpy as np
+
 from medcloak.formats import ecat
 
 #: what every planted text field holds: its field's name made identifying
@@ -23,15 +25,12 @@ SCAN, DOSE = 1290124615, 1290124000
 SHAPE = (8, 6, 4)
 
 
-def voxels() -> "np.ndarray":
-    import numpy as np
-
+def voxels() -> np.ndarray:
     return (np.arange(np.prod(SHAPE), dtype=">i2").reshape(SHAPE[::-1]) * 7 - 300)
 
 
 def base(frames: int = 1) -> bytes:
     """A clean ECAT 7 file of ``frames`` frames (the same voxels in each)."""
-    import numpy as np
     from nibabel import ecat as nib_ecat
 
     main = np.zeros((), np.dtype(nib_ecat.main_header_dtd).newbyteorder(">"))

@@ -14,7 +14,12 @@ from conftest import SECRET
 from parrec_sample import DATASET, PLANTED, make, planted, source
 
 from medcloak.engine import run
-from medcloak.errors import CorruptInputError, DeidentificationError, LimitError, VerificationError
+from medcloak.errors import (
+    CorruptInputError,
+    DeidentificationError,
+    LimitError,
+    VerificationError,
+)
 from medcloak.formats import parrec
 from medcloak.pseudonym import Keyring
 

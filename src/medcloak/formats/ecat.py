@@ -37,6 +37,7 @@ file is held against the per-object ceiling before it is read.
 from __future__ import annotations
 
 import datetime
+import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,7 +179,7 @@ def clean(data: bytes, keyring: Keyring, options: frozenset[str] | set[str]) -> 
             qi["PatientSex"] = sex
         for key, off in (("PatientAge", 216), ("PatientSize", 220), ("PatientWeight", 224)):
             (v,) = struct.unpack_from(">f", out, off)
-            if v and v == v:
+            if v and math.isfinite(v):
                 qi[key] = f"{v:g}"
     else:
         for name, (off, size) in CHARACTERISTICS.items():

@@ -35,14 +35,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import limits
-from ..errors import CorruptInputError, DeidentificationError, MissingDependencyError, VerificationError
+from ..errors import (
+    CorruptInputError,
+    DeidentificationError,
+    MissingDependencyError,
+    VerificationError,
+)
 
 if TYPE_CHECKING:
     from ..pseudonym import Keyring
 
 SIGNATURE = b"DATA DESCRIPTION FILE"
 GENERAL = re.compile(r"^\.\s+(?P<key>[^:]*?)\s*:(?P<value>.*?)\r?$")
-DATASET = re.compile(r"^#\s*Dataset name\s*:", re.I)
+DATASET = re.compile(r"^#\s*Dataset name\s*:", re.IGNORECASE)
 #: the general-information keys a run changes
 NAME, EXAM, PROTOCOL, DATE = "Patient name", "Examination name", "Protocol name", "Examination date/time"
 EMPTIED = (EXAM, PROTOCOL)

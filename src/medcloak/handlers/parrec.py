@@ -33,7 +33,8 @@ def settings(options: dict[str, Any]) -> None:
 def sniff(head: bytes, path: Path) -> str | None:
     """A PAR by its first line's signature; a ``.REC`` (no signature: image data) only beside a PAR,
     or as an orphan to quarantine with its reason."""
-    from ..formats.parrec import par_of, sniff as par_sniff
+    from ..formats.parrec import par_of
+    from ..formats.parrec import sniff as par_sniff
 
     kind = par_sniff(head)
     if kind is not None:
