@@ -123,3 +123,10 @@ def test_broken_pairs_are_quarantined_with_a_reason(tmp_path, how) -> None:  # t
 def test_verify_names_what_a_raw_par_still_holds() -> None:
     assert parrec.findings(parrec.clean(planted(), REC, Keyring(SECRET), frozenset(), "tok").par) == []
     assert len(parrec.findings(planted())) >= 4
+
+
+def test_a_crlf_export_keeps_its_line_ends() -> None:
+    data = planted().replace(b"\n", b"\r\n")
+    out = parrec.clean(data, REC, Keyring(SECRET), frozenset(), "tok").par
+    assert out.count(b"\r\n") == data.count(b"\r\n") and b"\n" not in out.replace(b"\r\n", b"")
+    assert parrec.findings(out) == []

@@ -161,9 +161,10 @@ def clean(par: bytes, rec_size: int, keyring: Keyring, options: frozenset[str] |
                     changed[key] = "shifted" if "retain-long-modified-dates" in options else "replaced"
             elif re.search(r"[A-Za-z]", value):
                 kept.append((key, value))
-            line = f"{prefix}   {new}" if new else prefix.rstrip()
+            end = "\r" if line.endswith("\r") else ""  # a CRLF export keeps its line ends
+            line = (f"{prefix}   {new}" if new else prefix.rstrip()) + end
         elif DATASET.match(line):
-            line = f"# Dataset name: {token}"
+            line = f"# Dataset name: {token}" + ("\r" if line.endswith("\r") else "")
             changed["Dataset name"] = "replaced"
         out.append(line)
     released = "\n".join(out).encode("latin-1")
