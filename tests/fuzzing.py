@@ -60,7 +60,7 @@ class Seed:
     an Analyze image); ``family`` is what the mutations know of its structure."""
 
     name: str
-    family: str  # dicom | jpeg | png | tiff | nifti | gzip | analyze | minc | mgh | nrrd
+    family: str  # dicom | jpeg | png | tiff | nifti | gzip | analyze | minc | mgh | nrrd | ecat | parrec
     data: bytes
     companions: tuple[tuple[str, bytes], ...] = ()
     label: str = ""  # what it is, for the figures (a transfer syntax, a slide, ...)
@@ -172,6 +172,32 @@ def _nrrd_seeds() -> list[Seed]:
     return [Seed("body.nrrd", "nrrd", header(data) + body, label="nrrd"),
             Seed("body-gz.nrrd", "nrrd", header(data, encoding="gzip") + gzip.compress(body, mtime=0), label="nrrd gz"),
             Seed("body.nhdr", "nrrd", header(data, data_file="body.raw"), (("body.raw", body),), label="nhdr")]
+def _ecat_seeds() -> list[Seed]:
+    """An ECAT 7 file of two frames made from the specification (tests/ecat_sample.py), the
+    patient's name and ID in its main header, and its matrix directory's fields to mutate."""
+    from ecat_sample import base
+
+    data = bytearray(base(2))
+    data[166:166 + len(PATIENT_ID)] = PATIENT_ID.encode()
+    data[182:182 + len(PATIENT_NAME)] = PATIENT_NAME.encode()
+    return [Seed("pet.v", "ecat", bytes(data), label="ecat-7")]
+
+
+def _parrec_seeds() -> list[Seed]:
+    """nibabel's Philips phantom PAR with identifiers planted (tests/parrec_sample.py), its REC beside it."""
+    from parrec_sample import planted, source
+
+    return [Seed("scan.PAR", "parrec", planted(), (("scan.REC", source().with_suffix(".REC").read_bytes()),),
+                 label="par-rec")]
+
+
+def m_ecat_directory(data: bytes, lay: Layout, rng: random.Random) -> tuple[bytes, str]:
+    """An ECAT matrix directory word (next block, count, an entry's blocks) set to an extreme."""
+    word = rng.choice([1, 3] + [4 + 4 * e + k for e in range(2) for k in (1, 2)])
+    value = rng.choice(EXTREMES32)
+    out = bytearray(data)
+    struct.pack_into(">I", out, 512 + 4 * word, value)
+    return bytes(out), f"directory word {word} = {value:#x}"
 
 
 def _volume_seeds() -> list[Seed]:
@@ -211,6 +237,8 @@ def seeds() -> list[Seed]:
     out.extend(_volume_seeds())
     out.extend(_mgh_seeds())
     out.extend(_nrrd_seeds())
+    out.extend(_ecat_seeds())
+    out.extend(_parrec_seeds())
     return out
 
 
@@ -958,6 +986,8 @@ MUTATIONS: dict[str, dict[str, Callable[[bytes, Layout, random.Random], tuple[by
     "minc": {k: GENERIC[k] for k in ("truncate", "bitflip", "splice", "junk")},
     "mgh": {k: GENERIC[k] for k in ("truncate", "bitflip", "splice", "junk")},
     "nrrd": {k: GENERIC[k] for k in ("truncate", "bitflip", "splice", "junk")},
+    "ecat": {**GENERIC, "directory": m_ecat_directory},
+    "parrec": {**GENERIC, "image": lambda d, lay, rng: (d, "")},
 }
 
 

@@ -123,7 +123,24 @@ def _nrrd(folder: Path) -> Path:
     return path
 
 
-MAKERS = {"nrrd": _nrrd, "mgh": _mgh, "dicom": _dicom, "photo": _photo, "volume": _volume, "slide": _slide, "mirax": _mirax, "bids": _bids}
+def _ecat(folder: Path) -> Path:
+    """An ECAT 7 PET file made from the specification (tests/ecat_sample.py), identifiers planted
+    in every text field of its main header."""
+    from ecat_sample import make
+
+    return make(folder, STEM)
+
+
+def _parrec(folder: Path) -> Path:
+    """nibabel's Philips phantom PAR/REC pair with the patient's name, exam and protocol names, the
+    exam date and the export path planted in its PAR (tests/parrec_sample.py)."""
+    from parrec_sample import make
+
+    return make(folder, STEM)
+
+
+MAKERS = {"dicom": _dicom, "ecat": _ecat, "parrec": _parrec, "nrrd": _nrrd, "mgh": _mgh, "photo": _photo, "volume": _volume,
+          "slide": _slide, "mirax": _mirax, "bids": _bids}
 #: objects a sample is released as, where it is not one (a BIDS dataset: its description and its image)
 OBJECTS = {"bids": 2}
 

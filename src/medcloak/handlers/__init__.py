@@ -8,8 +8,9 @@ never flattened into ``slides/``, ``photos/`` or ``volumes/``); MIRAX
 slides (a ``.mrxs`` file and the files of its folder) before TIFF-family slides (``verify`` asks
 the handlers in the same order, and MIRAX owns its files among ``slides/``); slides before
 photographs (both are TIFF files; a slide has several pages); FreeSurfer MGH and NRRD before the
-other volumes (they own their files among ``volumes/``); volumes last (they claim the companions of
-volumes, which nothing else does).
+other volumes (they own their files among ``volumes/``); ECAT by its magic; Philips PAR/REC (a PAR
+by its signature, its REC beside it); volumes last (they claim the companions of volumes, which
+nothing else does).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from . import bids, dicom, mgh, mirax, nrrd, photo, slide, volume
+from . import bids, dicom, ecat, mgh, mirax, nrrd, parrec, photo, slide, volume
 
-HANDLERS: tuple[ModuleType, ...] = (dicom, bids, mirax, slide, photo, mgh, nrrd, volume)
+HANDLERS: tuple[ModuleType, ...] = (dicom, bids, mirax, slide, photo, mgh, nrrd, ecat, parrec, volume)
 
 #: what discovery itself knows of a file that no handler takes, or that is not walked into
 DISCOVERY = {
