@@ -211,6 +211,11 @@ def verify_release(release: Path, audit: Path | None = None) -> list[Finding]:
         if not path.is_file() or path.name == DOC_NAME or path.name == "DEIDENTIFICATION.txt":
             continue
         rel = path.relative_to(release).as_posix()
+        if rel == "DICOMDIR":  # written by ``run --dicomdir``
+            from .dicomdir import verify as verify_dicomdir
+
+            findings.extend(verify_dicomdir(release, list(old_ids), old_uids))
+            continue
         handler = handler_of_output(rel)
         if handler is None:
             findings.append(Finding(rel, "error", "file of no known released kind"))
