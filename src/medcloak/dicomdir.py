@@ -91,6 +91,11 @@ def _set_uid(names: list[str]) -> str:
     return "2.25." + str(int.from_bytes(digest[:16], "big"))
 
 
+def close(fs: Any) -> None:
+    """Remove the staging folder a pydicom FileSet keeps (a copy of each added head)."""
+    fs._stage["t"].cleanup()
+
+
 def write(out: Path, names: list[str]) -> tuple[int, int]:
     """Write ``out/DICOMDIR`` indexing the released DICOM files ``names`` (ISO 9660 File IDs, as
     the manifest records them), read back from the release; made durable before it replaces any
@@ -123,12 +128,15 @@ def write(out: Path, names: list[str]) -> tuple[int, int]:
         indexed += 1
     fs.UID = _set_uid(names)
     tmp = out / (NAME + ".tmp")
-    with open(tmp, "wb") as fh:
-        # pydicom's FileSet.write() moves every file into its own layout; only the encoding of
-        # the directory is wanted here, with the release's own File IDs
-        fs._write_dicomdir(DicomFileLike(fh))
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with open(tmp, "wb") as fh:
+            # pydicom's FileSet.write() moves every file into its own layout; only the encoding
+            # of the directory is wanted here, with the release's own File IDs
+            fs._write_dicomdir(DicomFileLike(fh))
+            fh.flush()
+            os.fsync(fh.fileno())
+    finally:
+        close(fs)
     os.replace(tmp, out / NAME)
     fd = os.open(out, os.O_RDONLY)
     try:
