@@ -92,7 +92,7 @@ def _set_uid(names: list[str]) -> str:
 
 
 def close(fs: Any) -> None:
-    """Remove the staging folder a pydicom FileSet keeps (a copy of each added head)."""
+    """Remove the staging folder every pydicom FileSet makes."""
     fs._stage["t"].cleanup()
 
 
@@ -103,11 +103,14 @@ def write(out: Path, names: list[str]) -> tuple[int, int]:
     Type 1 attribute they need is missing) is left out and counted."""
     import warnings
 
-    from pydicom.fileset import FileSet
     from pydicom.filebase import DicomFileLike
+    from pydicom.fileset import FileSet, RecordNode
 
     names = sorted(set(names))
     fs = FileSet()
+    # the tree is built here, by keys: FileSet.add() scans every instance and copies each
+    # data set to a staging folder, which is quadratic (1 000 instances: 22 s; 4 000: 186 s)
+    nodes: dict[tuple[str, ...], Any] = {}
     indexed = left_out = 0
     for rel in names:
         ds = _read_head(out / rel)
@@ -120,11 +123,24 @@ def write(out: Path, names: list[str]) -> tuple[int, int]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                instance = fs.add(ds)
+                records = list(fs._recordify(ds))
+            keys = tuple(str(ds.get(k, "")) for k in ("PatientID", "StudyInstanceUID", "SeriesInstanceUID",
+                                                     "SOPInstanceUID"))
         except (ValueError, KeyError, AttributeError, NotImplementedError):
             left_out += 1
             continue
-        instance.node._record.ReferencedFileID = rel.split("/")
+        if len(records) != 4 or keys in nodes:  # one-level records (palettes, implants) are not indexed
+            left_out += 1
+            continue
+        parent = fs._tree
+        for depth, record in enumerate(records):
+            node = nodes.get(keys[: depth + 1])
+            if node is None:
+                node = nodes[keys[: depth + 1]] = RecordNode(record)
+                node._parent = parent  # (the parent setter scans the siblings)
+                parent.children.append(node)
+            parent = node
+        parent._record.ReferencedFileID = rel.split("/")
         indexed += 1
     fs.UID = _set_uid(names)
     tmp = out / (NAME + ".tmp")
