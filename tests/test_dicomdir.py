@@ -96,6 +96,26 @@ def test_pydicom_fileset_finds_every_released_instance(made):
             assert str(record.get("PatientName", "")) in ("", str(record.PatientID))
 
 
+def test_nothing_identifying_in_the_dicomdir(made):
+    """data_samples/dicom's folders are named after its (fictional) patients and their IDs, which
+    its files carry too; pydicom's test files carry real-looking names (CompressedSamples^CT1...)."""
+    out, _, _ = made
+    data = (out / "DICOMDIR").read_bytes().lower()
+    planted = [p.name for p in SAMPLES.iterdir()] + [w for p in SAMPLES.iterdir() for w in p.name.split("_")]
+    for folder in inputs():
+        for path in folder.rglob("*.dcm"):
+            try:
+                ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientName", "PatientID"])
+            except Exception:  # noqa: BLE001 - pydicom's broken samples
+                continue
+            planted += [str(ds.get("PatientName", "")), str(ds.get("PatientID", ""))]
+    planted += [str(SAMPLES), str(pydicom_test_files()), "test_files", "data_samples"]
+    from medcloak.rules.actions import PLACEHOLDERS  # ("anonymized": not an identifier, and kept)
+
+    for value in {v for v in planted if len(v) >= 5 and v.lower() not in PLACEHOLDERS}:
+        assert value.lower().encode("utf-8", "replace") not in data, value
+
+
 def test_dciodvfy_accepts_the_dicomdir(made, dciodvfy):
     if dciodvfy is None:
         pytest.skip("dciodvfy is not installed")
