@@ -163,6 +163,10 @@ def test_verify_accepts_and_catches_tampering(made, tmp_path):
     ds.save_as(swap / "DICOMDIR")
     errors = [f.message for f in verify_release(swap) if f.level == "error"]
     assert any("ReferencedSOPInstanceUIDInFile differs" in m for m in errors), errors
+    # the DICOMDIR gone
+    (swap / "DICOMDIR").unlink()
+    errors = [f.message for f in verify_release(swap) if f.level == "error"]
+    assert any("has no DICOMDIR" in m for m in errors), errors
 
 
 def test_resume_writes_the_same_dicomdir(made, tmp_path):

@@ -279,8 +279,11 @@ def _format_of(path: Path) -> str:
         return "unknown"
 
 
-def _write_documentation(out: Path, profile: Profile, summary: RunSummary, k_plan: Any = None) -> None:
+def _write_documentation(out: Path, profile: Profile, summary: RunSummary, k_plan: Any = None,
+                         dicomdir: bool = False) -> None:
     doc = profile.describe()
+    if dicomdir:  # ``medcloak verify`` then requires the DICOMDIR
+        doc["dicomdir"] = True
     doc["tool"] = {"name": "medcloak", "version": __version__}
     doc["objects_released"] = summary.ok
     if k_plan is not None:
@@ -332,6 +335,9 @@ def _write_dicomdir(out: Path, audit: Path, summary: RunSummary) -> None:
         _indexed, left_out = write(out, names)
     except OSError as exc:
         raise OutputError(f"cannot write the DICOMDIR: {exc.strerror or exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a released file that does not read back
+        raise OutputError(f"cannot write the DICOMDIR: a released object does not read back "
+                          f"({type(exc).__name__})") from None
     if left_out:
         summary.notable["dicomdir-left-out"] = left_out
 
@@ -663,9 +669,12 @@ def run(
         if stopped is None and summary.ok:
             if k_plan is not None:  # measured on the patients released
                 k_plan = _k_released(k_plan, rows, audit_path, run_record, summary)
-            _write_documentation(out_path, prof, summary, k_plan)  # every released object is durable already
+            _write_documentation(out_path, prof, summary, k_plan, dicomdir)  # every released object is durable already
             if dicomdir:
-                _write_dicomdir(out_path, audit_path, summary)
+                try:
+                    _write_dicomdir(out_path, audit_path, summary)
+                except RunError as exc:
+                    stopped = exc
         elif stopped is None:
             # nothing released: no documentation of an empty release, and no empty folder that
             # would refuse the next run (the audit keeps every reason)

@@ -205,6 +205,8 @@ def verify_release(release: Path, audit: Path | None = None) -> list[Finding]:
             profile = profile_from_document(doc)
         except Exception as exc:  # noqa: BLE001
             findings.append(Finding(DOC_NAME, "error", f"documented profile does not load: {exc}"))
+    if doc.get("dicomdir") and not (release / "DICOMDIR").is_file():
+        findings.append(Finding("DICOMDIR", "error", "the release was made with --dicomdir and has no DICOMDIR"))
     old_uids, old_ids = _old_values(audit)
     context = VerifyContext(profile, frozenset(old_uids), tuple(old_ids))
     for path in sorted(release.rglob("*")):
