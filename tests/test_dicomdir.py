@@ -217,3 +217,23 @@ def test_iso_names_do_not_collide_and_other_names_stay():
         assert iso_relpath(other) == other
         assert rename(Released(b"", other)).relpath == other
     assert set(DUMMIES) == {"StudyDate", "StudyTime", "StudyID", "SeriesNumber", "InstanceNumber", "Modality"}
+
+
+def test_other_formats_keep_their_names_and_stay_out(tmp_path):
+    """data_samples/bids (NIfTI, JSON, TSV) beside DICOM: the same files, names and bytes with the
+    option and without, none of them in the DICOMDIR."""
+    secret = tmp_path / "secret.key"
+    secret.write_bytes(b"dicomdir-secret-0123456789abcdef")
+    os.chmod(secret, 0o600)
+    ins = [SAMPLES, ROOT / "data_samples" / "bids"]
+    run(ins, tmp_path / "plain", secret_file=secret)
+    run(ins, tmp_path / "media", secret_file=secret, dicomdir=True)
+    plain, media = tree(tmp_path / "plain"), tree(tmp_path / "media")
+    others = {rel: d for rel, d in plain.items() if not rel.endswith(".dcm") and rel not in DOCS}
+    assert others and all(rel.startswith("bids/") for rel in others)
+    assert {rel: d for rel, d in media.items() if rel.startswith("bids/")} == others
+    fs = FileSet(tmp_path / "media" / "DICOMDIR")
+    refs = {Path(i.path).relative_to(tmp_path / "media").as_posix() for i in fs}
+    close(fs)
+    assert refs and all(ISO_NAME.match(rel) for rel in refs)
+    assert len([rel for rel in plain if rel.endswith(".dcm")]) == len([rel for rel in media if ISO_NAME.match(rel)])
