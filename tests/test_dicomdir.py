@@ -22,6 +22,7 @@ from medcloak.dicomdir import DUMMIES, ISO_NAME, close, iso_relpath, rename
 from medcloak.engine import run
 from medcloak.errors import UsageError
 from medcloak.handlers.base import Released
+from medcloak.rules.actions import PLACEHOLDERS
 from medcloak.verify import verify_release
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,13 +107,11 @@ def test_nothing_identifying_in_the_dicomdir(made):
         for path in folder.rglob("*.dcm"):
             try:
                 ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientName", "PatientID"])
-            except Exception:  # noqa: BLE001 - pydicom's broken samples
+            except Exception:  # noqa: BLE001, S112 - pydicom's broken samples
                 continue
             planted += [str(ds.get("PatientName", "")), str(ds.get("PatientID", ""))]
     planted += [str(SAMPLES), str(pydicom_test_files()), "test_files", "data_samples"]
-    from medcloak.rules.actions import PLACEHOLDERS  # ("anonymized": not an identifier, and kept)
-
-    for value in {v for v in planted if len(v) >= 5 and v.lower() not in PLACEHOLDERS}:
+    for value in {v for v in planted if len(v) >= 5 and v.lower() not in PLACEHOLDERS}:  # ("anonymized")
         assert value.lower().encode("utf-8", "replace") not in data, value
 
 
@@ -120,7 +119,7 @@ def test_dciodvfy_accepts_the_dicomdir(made, dciodvfy):
     if dciodvfy is None:
         pytest.skip("dciodvfy is not installed")
     out, _, _ = made
-    res = subprocess.run([dciodvfy, str(out / "DICOMDIR")], capture_output=True, text=True, timeout=120)
+    res = subprocess.run([dciodvfy, str(out / "DICOMDIR")], capture_output=True, text=True, timeout=120, check=False)
     text = res.stdout + res.stderr
     assert "BasicDirectory" in text
     assert [line for line in text.splitlines() if line.startswith("Error")] == []
