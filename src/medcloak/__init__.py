@@ -157,6 +157,7 @@ def deidentify(
     max_expansion: float = MAX_RATIO,
     object_timeout: float = TIMEOUT,
     k_anonymity: int | None = None,
+    dicomdir: bool = False,
 ) -> RunSummary:
     """De-identify ``inputs`` into the release folder ``out``: what ``medcloak run`` does.
 
@@ -224,6 +225,9 @@ def deidentify(
         K (at least 2): generalise the patient characteristics the profile keeps (age to bands,
         size and weight to ranges, suppression as a last resort) until every patient is in a
         class of at least K patients; documented in the release (see :mod:`medcloak.generalise`).
+    dicomdir : bool
+        Write a DICOMDIR for the release (for media), from the released files; DICOM objects
+        get ISO 9660 names (see :mod:`medcloak.dicomdir`).
 
     Returns
     -------
@@ -251,6 +255,7 @@ def deidentify(
         progress=progress, on_outcome=on_outcome, deface_fill=deface_fill, deface_ears=deface_ears,
         follow_links=follow_links, ocr_safe=ocr_safe, max_object_size=max_object_size,
         max_expansion=max_expansion, object_timeout=object_timeout, k_anonymity=k_anonymity,
+        dicomdir=dicomdir,
     )
 
 

@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--deface-fill", choices=("background", "noise"), default="background",
                      help="what removed face voxels become (default: the background's value)")
     run.add_argument("--deface-ears", action="store_true", help="remove the ears too when defacing")
+    run.add_argument("--dicomdir", action="store_true",
+                     help="write a DICOMDIR for the release; DICOM objects get ISO 9660 names (media)")
     run.add_argument("--k-anonymity", metavar="K",
                      help="generalise the kept patient characteristics (age to bands, size and weight to ranges, "
                      "suppression as a last resort) until every patient is in a class of at least K patients")
@@ -169,6 +171,7 @@ def _run(args: argparse.Namespace) -> int:
         max_expansion=expansion,
         object_timeout=timeout,
         k_anonymity=_k_anonymity(args.k_anonymity),
+        dicomdir=args.dicomdir,
     )
     if not args.dry_run:
         print(f"{summary.ok} released, {summary.quarantined} quarantined, {summary.skipped} skipped")

@@ -80,6 +80,8 @@ class Job:
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
     #: what one object may cost (see :mod:`medcloak.limits`), current while its task runs
     limits: Limits = dataclasses.field(default_factory=Limits)
+    #: ``--dicomdir``: DICOM objects released under ISO 9660 names (see :mod:`medcloak.dicomdir`)
+    dicomdir: bool = False
 
 
 def make_settings(options: dict[str, Any]) -> dict[str, Any]:
@@ -145,6 +147,10 @@ def _publish(source: Source, oid: str, result: Released | BaseException, job: Jo
 
     if isinstance(result, BaseException):
         return _failed(source, oid, result)
+    if job.dicomdir:
+        from .dicomdir import rename
+
+        result = rename(result)
     try:
         digests = publish(result, Path(job.out), replace=job.replace, made=made)
     except OutputError:
@@ -273,8 +279,11 @@ def _format_of(path: Path) -> str:
         return "unknown"
 
 
-def _write_documentation(out: Path, profile: Profile, summary: RunSummary, k_plan: Any = None) -> None:
+def _write_documentation(out: Path, profile: Profile, summary: RunSummary, k_plan: Any = None,
+                         dicomdir: bool = False) -> None:
     doc = profile.describe()
+    if dicomdir:  # ``medcloak verify`` then requires the DICOMDIR
+        doc["dicomdir"] = True
     doc["tool"] = {"name": "medcloak", "version": __version__}
     doc["objects_released"] = summary.ok
     if k_plan is not None:
@@ -311,6 +320,26 @@ def _k_released(k_plan: Any, rows: Any, audit: Path, record: dict[str, Any], sum
         log.warning("k-anonymity not met on the release: %d patients in classes smaller than %d",
                     k_plan.below_released, k_plan.k)
     return k_plan
+
+
+def _write_dicomdir(out: Path, audit: Path, summary: RunSummary) -> None:
+    """The release's DICOMDIR, from the released DICOM files the manifest records (this run's
+    and, when resuming, earlier runs')."""
+    from .dicomdir import ISO_NAME, write
+
+    names = [rel for e in read_manifest(audit).values() if e.get("status") == "ok"
+             for rel in e.get("outputs", []) if ISO_NAME.match(rel)]
+    if not names:
+        return
+    try:
+        _indexed, left_out = write(out, names)
+    except OSError as exc:
+        raise OutputError(f"cannot write the DICOMDIR: {exc.strerror or exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a released file that does not read back
+        raise OutputError(f"cannot write the DICOMDIR: a released object does not read back "
+                          f"({type(exc).__name__})") from None
+    if left_out:
+        summary.notable["dicomdir-left-out"] = left_out
 
 
 def action_reason(fmt: str) -> str:
@@ -373,6 +402,8 @@ def _check_release(out: Path, audit: Path, resume: bool, overwrite: bool, record
             raise UsageError("--resume with another secret than the run it continues")
         if (previous.get("k_anonymity") or {}).get("k") != (record.get("k_anonymity") or {}).get("k"):
             raise UsageError("--resume with another --k-anonymity than the run it continues")
+        if bool(previous.get("dicomdir")) != bool(record.get("dicomdir")):
+            raise UsageError("--resume with --dicomdir only when the run it continues had it too")
     if overwrite and occupied:
         if not (out / DOC_NAME).exists() and not (out / STAGING).exists() and not (audit / MANIFEST).exists():
             raise UsageError("--overwrite refuses a folder that is not a medcloak release")
@@ -448,6 +479,7 @@ def run(
     max_expansion: float = MAX_RATIO,
     object_timeout: float = TIMEOUT,
     k_anonymity: int | None = None,
+    dicomdir: bool = False,
 ) -> RunSummary:
     """De-identify ``inputs`` into the release tree ``out``. See the command-line contract.
 
@@ -470,6 +502,9 @@ def run(
     ``k_anonymity``: K, at least 2: the patient characteristics the profile keeps are generalised
     until every patient is in a class of at least K (a pre-pass reads the DICOM inputs' headers
     first; see :mod:`medcloak.generalise`), documented in the release and ``run.json``.
+
+    ``dicomdir``: DICOM objects are released under ISO 9660 names and a DICOMDIR indexing them
+    is written at the end, from the released files (see :mod:`medcloak.dicomdir`).
     """
     from .durable import PENDING
     from .executors import Batcher, Interrupt, make_executor
@@ -499,6 +534,8 @@ def run(
     record = _run_record(prof, keyring.secret)
     if k_anonymity is not None:
         record["k_anonymity"] = {"k": k_anonymity}
+    if dicomdir:
+        record["dicomdir"] = True
     try:
         _check_release(out_path, audit_path, resume, overwrite, record)
     except OSError as exc:
@@ -578,7 +615,8 @@ def run(
     stopped: BaseException | None = None
     waiting: list[Outcome] = []  # outcomes whose files this process wrote and has not made durable
     try:
-        job = Job(prof, keyring, str(out_path), audit=str(audit_path), settings=settings, limits=limits)
+        job = Job(prof, keyring, str(out_path), audit=str(audit_path), settings=settings, limits=limits,
+                  dicomdir=dicomdir)
         log.info("limits: %s per object, expansion %s, %s per object",
                  f"{limits.max_object_bytes} bytes" if limits.max_object_bytes else "no size limit",
                  f"1:{limits.max_ratio:g} beyond {limits.ratio_floor} bytes" if limits.max_ratio else "unbounded",
@@ -631,7 +669,12 @@ def run(
         if stopped is None and summary.ok:
             if k_plan is not None:  # measured on the patients released
                 k_plan = _k_released(k_plan, rows, audit_path, run_record, summary)
-            _write_documentation(out_path, prof, summary, k_plan)  # every released object is durable already
+            _write_documentation(out_path, prof, summary, k_plan, dicomdir)  # every released object is durable already
+            if dicomdir:
+                try:
+                    _write_dicomdir(out_path, audit_path, summary)
+                except RunError as exc:
+                    stopped = exc
         elif stopped is None:
             # nothing released: no documentation of an empty release, and no empty folder that
             # would refuse the next run (the audit keeps every reason)

@@ -32,7 +32,9 @@ _MADE: set[str] = set()  # folders this process has made: a cache of the file sy
 
 def duplicate_reason(relpath: str) -> str:
     """Why an object is not released when another holds its output with other content."""
-    if relpath.endswith(".dcm"):
+    from .dicomdir import ISO_NAME  # a DICOM object's name under ``run --dicomdir``
+
+    if relpath.endswith(".dcm") or ISO_NAME.match(relpath):
         return "duplicate SOP Instance UID: another input object is released as this instance"
     return "duplicate: another input object is released under the same keyed name, with other content"
 

@@ -205,12 +205,19 @@ def verify_release(release: Path, audit: Path | None = None) -> list[Finding]:
             profile = profile_from_document(doc)
         except Exception as exc:  # noqa: BLE001
             findings.append(Finding(DOC_NAME, "error", f"documented profile does not load: {exc}"))
+    if doc.get("dicomdir") and not (release / "DICOMDIR").is_file():
+        findings.append(Finding("DICOMDIR", "error", "the release was made with --dicomdir and has no DICOMDIR"))
     old_uids, old_ids = _old_values(audit)
     context = VerifyContext(profile, frozenset(old_uids), tuple(old_ids))
     for path in sorted(release.rglob("*")):
         if not path.is_file() or path.name == DOC_NAME or path.name == "DEIDENTIFICATION.txt":
             continue
         rel = path.relative_to(release).as_posix()
+        if rel == "DICOMDIR":  # written by ``run --dicomdir``
+            from .dicomdir import verify as verify_dicomdir
+
+            findings.extend(verify_dicomdir(release, list(old_ids), old_uids))
+            continue
         handler = handler_of_output(rel)
         if handler is None:
             findings.append(Finding(rel, "error", "file of no known released kind"))

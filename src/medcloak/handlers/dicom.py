@@ -201,7 +201,9 @@ def _again(exc: MedcloakError, message: str) -> MedcloakError:
 
 
 def owns(relpath: str) -> bool:
-    return relpath.endswith(".dcm")
+    from ..dicomdir import ISO_NAME  # the names of ``run --dicomdir``
+
+    return relpath.endswith(".dcm") or bool(ISO_NAME.match(relpath))
 
 
 def verify(path: Path, relpath: str, context: VerifyContext) -> list[Finding]:
