@@ -60,7 +60,7 @@ class Seed:
     an Analyze image); ``family`` is what the mutations know of its structure."""
 
     name: str
-    family: str  # dicom | jpeg | png | tiff | nifti | gzip | analyze | minc
+    family: str  # dicom | jpeg | png | tiff | nifti | gzip | analyze | minc | twix
     data: bytes
     companions: tuple[tuple[str, bytes], ...] = ()
     label: str = ""  # what it is, for the figures (a transfer syntax, a slide, ...)
@@ -188,7 +188,18 @@ def seeds() -> list[Seed]:
     out.extend(_photo_seeds())
     out.extend(_slide_seeds())
     out.extend(_volume_seeds())
+    out.extend(_twix_seeds())
     return out
+
+
+def _twix_seeds() -> list[Seed]:
+    """A VB twix file (tests/twix_sample.py: made from the format's description) naming the
+    fuzz patient in its header buffers."""
+    import twix_sample as ts
+
+    planted = {**ts.PLANTED, "name": PATIENT_NAME, "id": PATIENT_ID}
+    data = ts.header(ts.buffers(planted), least=16384) + ts.data(False)
+    return [Seed("twix.dat", "twix", data, label="twix vb")]
 
 
 def group(seed: Seed) -> str:
@@ -933,6 +944,7 @@ MUTATIONS: dict[str, dict[str, Callable[[bytes, Layout, random.Random], tuple[by
              "container": m_gzip_container},
     "analyze": {**GENERIC, "dims": m_nifti_dims, "image": lambda d, lay, rng: (d, "")},
     "minc": {k: GENERIC[k] for k in ("truncate", "bitflip", "splice", "junk")},
+    "twix": dict(GENERIC),
 }
 
 

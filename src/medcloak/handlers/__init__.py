@@ -7,7 +7,8 @@ other file inside a BIDS dataset is the BIDS handler's (released in the dataset,
 never flattened into ``slides/``, ``photos/`` or ``volumes/``); MIRAX
 slides (a ``.mrxs`` file and the files of its folder) before TIFF-family slides (``verify`` asks
 the handlers in the same order, and MIRAX owns its files among ``slides/``); slides before
-photographs (both are TIFF files; a slide has several pages); volumes last (they claim the
+photographs (both are TIFF files; a slide has several pages); Siemens twix raw data (its own
+magic); volumes last (they claim the
 companions of volumes, which nothing else does).
 """
 
@@ -16,9 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from . import bids, dicom, mirax, photo, slide, volume
+from . import bids, dicom, mirax, photo, slide, twix, volume
 
-HANDLERS: tuple[ModuleType, ...] = (dicom, bids, mirax, slide, photo, volume)
+HANDLERS: tuple[ModuleType, ...] = (dicom, bids, mirax, slide, photo, twix, volume)
 
 #: what discovery itself knows of a file that no handler takes, or that is not walked into
 DISCOVERY = {
