@@ -122,6 +122,9 @@ def test_truncated_and_inconsistent_files_are_refused(tmp_path) -> None:  # type
     bad = bytearray(vb)
     struct.pack_into("<I", bad, 8 + len(b"Config\x00"), 1 << 30)  # Config's length beyond its header
     assert "beyond" in _quarantined(tmp_path, bytes(bad))
+    overlap = bytearray(vd)
+    struct.pack_into("<Q", overlap, 8 + 152 + 8, struct.unpack_from("<Q", vd, 16)[0] + 512)  # 2nd inside the 1st
+    assert "overlap" in _quarantined(tmp_path, bytes(overlap))
     with pytest.raises(CorruptInputError):
         clean_twix(_write(tmp_path / "g.dat", vd[:9000]), Policy())  # the measurement table cut short
 

@@ -63,6 +63,7 @@ def buffers(p: dict[str, str] = PLANTED) -> list[tuple[str, bytes]]:
         ("sProtConsistencyInfo.tBaselineString", '"N4_VE11C_LATEST_20160120"'), ("tSequenceFileName", f'"{SEQUENCE}"'),
         ("sKSpace.lBaseResolution", "8"), ("tComment", f'"{p["comment"]}"'), ("lPatientBirthDay", p["birth"]),
         ("sStudyDate", f'"{p["date"]}"'),
+        ("sProtConsistencyInfo.tReferenceImage0", f'"1.3.12.2.1107.5.2.43.{p["serial"][2:]}.{p["date"]}1015"'),
     ])
     phoenix = _xprot([("String", "tProtocolName", f'"{p["protocol"]}"')]) + (
         '<XProtocol> { <ParamString."Embedded"> { "' + _asc([("tProtocolName", f'""{p["protocol"]}""'),

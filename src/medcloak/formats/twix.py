@@ -25,8 +25,8 @@ protocol names are blanked to NUL bytes.
 
 What is blanked, by key (the last component of the key, its Hungarian prefix ``t``, ``l``,
 ``ul``, ``fl``... dropped, case ignored): always the patient's name, IDs, birth date, the
-physicians and operators, the study/series/patient LOIDs and frame of reference (they embed the
-device serial and the date), accession and study IDs, free-text comments and descriptions, and
+physicians and operators, the study/series/patient LOIDs, frame of reference, UIDs and reference
+images (they embed the device serial and the date), accession and study IDs, free-text comments and descriptions, and
 the protocol name (sites name protocols after people and studies; it is blanked entirely: no
 option keeps it). Dates and times of the study, series, acquisition and content unless
 ``retain-long-full-dates``; sex, age, weight and size unless ``retain-patient-characteristics``;
@@ -87,7 +87,8 @@ _REVIEW_KEPT = frozenset(("sequencefilename", "sequencestring", "softwareversion
 
 _XPROT_PARAM = re.compile(rb'<Param[A-Za-z]*\."([^"]*)">\s*\{')
 _ASCCONV = re.compile(rb"### ASCCONV BEGIN[^\n]*\n(.*?)### ASCCONV END ###", re.S)
-_ASC_LINE = re.compile(rb"^[ \t]*([A-Za-z_][\w.\[\]]*)[ \t]*=[ \t]*([^\r\n]*?)[ \t]*(?:#[^\r\n]*)?$", re.M)
+#: an ASCCONV line: its key and the rest of the line (a comment after the value goes with it)
+_ASC_LINE = re.compile(rb"^[ \t]*([A-Za-z_][\w.\[\]]*)[ \t]*=[ \t]*([^\r\n]*)$", re.M)
 _QUOTED = re.compile(rb'"[^"\r\n]*"')
 
 
@@ -120,7 +121,7 @@ def _key(name: bytes) -> str:
 
 
 def _category(key: str) -> str | None:
-    if key in _ALWAYS or "comment" in key:
+    if key in _ALWAYS or "comment" in key or key.endswith("uid") or key.startswith("referenceimage"):
         return "identity"
     if key in _CHARACTERISTICS:
         return "characteristics"
@@ -214,8 +215,7 @@ def clean_buffer(name: str, text: bytearray, policy: Policy, changed: dict[str, 
             category = _category(key)
             if not _blanked(policy, category):
                 if key in _REVIEW_KEPT:
-                    value = line.group(2).strip(b'"')
-                    if value:
+                    for value in _values(line.group(2).split(b"#")[0] if b'"' not in line.group(2) else line.group(2))[:1]:
                         _keep(kept, f"{name}>{line.group(1).decode('latin-1')}", value)
                 continue
             original = _blank(text, base + line.start(2), base + line.end(2))
@@ -313,7 +313,7 @@ def measurements(fh: BinaryIO, size: int) -> tuple[str, list[tuple[int, int]], b
     if kind is None or len(head) < RAID_HEADER:
         raise CorruptInputError("not a Siemens twix file (neither a VB header nor a VD/VE measurement table)")
     count = _u32(head, 4)
-    out = []
+    out: list[tuple[int, int]] = []
     for k in range(count):
         at = 8 + k * RAID_ENTRY
         off, length = struct.unpack_from("<QQ", head, at + 8)
@@ -322,6 +322,9 @@ def measurements(fh: BinaryIO, size: int) -> tuple[str, list[tuple[int, int]], b
         if off < RAID_HEADER or off + length > size:
             raise CorruptInputError(f"twix measurement {k + 1} of {count}: beyond the end of the file (truncated?)")
         out.append((int(off), int(length)))
+    spans = sorted(out)
+    if any(a_off + a_len > b_off for (a_off, a_len), (b_off, _) in zip(spans, spans[1:])):
+        raise CorruptInputError("twix measurement table: measurements overlap")
     return kind, out, head
 
 
