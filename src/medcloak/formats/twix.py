@@ -43,8 +43,10 @@ limit too (:class:`LimitError`).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import struct
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterable
@@ -371,29 +373,88 @@ def clean_twix(path: Path, policy: Policy) -> Cleaned:
     return result
 
 
-def write_patched(src: Path, patches: list[tuple[int, bytes]], fh: BinaryIO, size: int) -> str:
-    """Copy ``src`` into ``fh`` with ``patches`` in place of the bytes they cover, in pieces of
-    :data:`CHUNK` (the raw data is never held whole); the SHA-256 of what was written."""
-    sha = hashlib.sha256()
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
+def _segments(patches: list[tuple[int, bytes]], size: int) -> list[tuple[int, int, bytes | None]]:
+    """The file as (offset, length, patch bytes or None: copied from the input), in order."""
+    out: list[tuple[int, int, bytes | None]] = []
     pos = 0
-    with open(src, "rb", buffering=0) as inp:
-        for off, data in sorted(patches) + [(size, b"")]:
-            while pos < off:
-                n = inp.readinto(view[:min(CHUNK, off - pos)])
-                if not n:
-                    raise CorruptInputError("twix file: shorter than when it was read (changed meanwhile?)")
-                sha.update(view[:n])
-                fh.write(view[:n])
-                pos += n
-            if data:
-                sha.update(data)
-                fh.write(data)
-                pos += len(data)
-                inp.seek(pos)
-        if inp.read(1):
-            raise CorruptInputError("twix file: longer than when it was read (changed meanwhile?)")
+    for off, data in sorted(patches):
+        if off < pos or off + len(data) > size:
+            raise CorruptInputError("twix file: its headers overlap")
+        if off > pos:
+            out.append((pos, off - pos, None))
+        out.append((off, len(data), data))
+        pos = off + len(data)
+    if pos < size:
+        out.append((pos, size - pos, None))
+    return out
+
+
+def _copy(src: int, dst: int, segments: list[tuple[int, int, bytes | None]]) -> None:
+    """Write the segments into ``dst`` at their offsets: patches from memory, the rest copied by
+    the kernel (``copy_file_range``: the data never enters the process) or, where the kernel or
+    file system does not offer it, through a :data:`CHUNK` buffer."""
+    kernel = hasattr(os, "copy_file_range")
+    for off, length, data in segments:
+        if data is not None:
+            os.pwrite(dst, data, off)
+            continue
+        pos, end = off, off + length
+        while pos < end:
+            n = 0
+            if kernel:
+                try:
+                    n = os.copy_file_range(src, dst, min(end - pos, 1 << 30), pos, pos)
+                except OSError:
+                    kernel = False
+            if not kernel:
+                piece = os.pread(src, min(end - pos, CHUNK), pos)
+                n = os.pwrite(dst, piece, pos) if piece else 0
+            if not n:
+                raise CorruptInputError("twix file: shorter than when it was read (changed meanwhile?)")
+            pos += n
+
+
+def write_patched(src: Path, patches: list[tuple[int, bytes]], fh: BinaryIO, size: int) -> str:
+    """Copy ``src`` into ``fh`` with ``patches`` in place of the bytes they cover; the SHA-256
+    of what was written. The copy (kernel-side, or in :data:`CHUNK` pieces) runs in a thread
+    while this one hashes the same bytes read in :data:`CHUNK` pieces: the raw data is never
+    held whole, and hashing costs no time beside the copy (hashlib releases the GIL)."""
+    segments = _segments(patches, size)
+    fh.flush()
+    errors: list[BaseException] = []
+    with open(src, "rb", buffering=0) as inp, open(src, "rb", buffering=0) as hashed:
+        if os.fstat(inp.fileno()).st_size != size:
+            raise CorruptInputError("twix file: changed since it was read")
+
+        def copy() -> None:
+            try:
+                _copy(inp.fileno(), fh.fileno(), segments)
+            except BaseException as exc:  # re-raised below, in the caller's thread
+                errors.append(exc)
+
+        worker = threading.Thread(target=copy, name="medcloak-twix-copy", daemon=True)
+        worker.start()
+        sha = hashlib.sha256()
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        try:
+            for off, length, data in segments:
+                if data is not None:
+                    sha.update(data)
+                    continue
+                hashed.seek(off)
+                left = length
+                while left:
+                    n = hashed.readinto(view[:min(CHUNK, left)])
+                    if not n:
+                        raise CorruptInputError("twix file: shorter than when it was read (changed meanwhile?)")
+                    sha.update(view[:n])
+                    left -= n
+        finally:
+            worker.join()
+    if errors:
+        raise errors[0]
+    fh.seek(size)
     return sha.hexdigest()
 
 
