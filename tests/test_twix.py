@@ -140,3 +140,28 @@ def test_sniff(tmp_path) -> None:  # type: ignore[no-untyped-def]
         assert sniff(path.read_bytes()[:512], path) == "twix"
     other = _write(tmp_path / "o.dat", b"\x00\x00\x00\x00\x02\x00\x00\x00" + b"\x00" * 600)
     assert sniff(other.read_bytes()[:512], other) != "twix"
+
+
+def test_the_copy_without_copy_file_range_writes_the_same_bytes(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Where the kernel or the file system offers no copy_file_range, the raw data goes through
+    a bounded buffer: the same bytes, the same digest."""
+    import hashlib
+    import os
+
+    from medcloak.formats import twix
+
+    path = ts.make_vd(tmp_path / "a.dat")
+    cleaned = clean_twix(path, Policy())
+    outs = []
+    for kernel in (True, False):
+        if not kernel:
+            def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+                raise OSError(18, "Invalid cross-device link")
+            monkeypatch.setattr(os, "copy_file_range", refuse, raising=False)
+        monkeypatch.setattr(twix, "CHUNK", 1000)  # several pieces per segment
+        with open(tmp_path / f"out{kernel}", "w+b") as fh:
+            digest = twix.write_patched(path, cleaned.patches, fh, cleaned.size)
+        data = (tmp_path / f"out{kernel}").read_bytes()
+        assert hashlib.sha256(data).hexdigest() == digest and len(data) == cleaned.size
+        outs.append(data)
+    assert outs[0] == outs[1] and ts.PLANTED["name"].encode() not in outs[0]
