@@ -60,7 +60,7 @@ class Seed:
     an Analyze image); ``family`` is what the mutations know of its structure."""
 
     name: str
-    family: str  # dicom | jpeg | png | tiff | nifti | gzip | analyze | minc | mgh | nrrd | ecat | parrec
+    family: str  # dicom | jpeg | png | tiff | nifti | gzip | analyze | minc | mgh | nrrd | ecat | parrec | twix
     data: bytes
     companions: tuple[tuple[str, bytes], ...] = ()
     label: str = ""  # what it is, for the figures (a transfer syntax, a slide, ...)
@@ -239,7 +239,18 @@ def seeds() -> list[Seed]:
     out.extend(_nrrd_seeds())
     out.extend(_ecat_seeds())
     out.extend(_parrec_seeds())
+    out.extend(_twix_seeds())
     return out
+
+
+def _twix_seeds() -> list[Seed]:
+    """A VB twix file (tests/twix_sample.py: made from the format's description) naming the
+    fuzz patient in its header buffers."""
+    import twix_sample as ts
+
+    planted = {**ts.PLANTED, "name": PATIENT_NAME, "id": PATIENT_ID}
+    data = ts.header(ts.buffers(planted), least=16384) + ts.data(False)
+    return [Seed("twix.dat", "twix", data, label="twix vb")]
 
 
 def group(seed: Seed) -> str:
@@ -988,6 +999,7 @@ MUTATIONS: dict[str, dict[str, Callable[[bytes, Layout, random.Random], tuple[by
     "nrrd": {k: GENERIC[k] for k in ("truncate", "bitflip", "splice", "junk")},
     "ecat": {**GENERIC, "directory": m_ecat_directory},
     "parrec": {**GENERIC, "image": lambda d, lay, rng: (d, "")},
+    "twix": dict(GENERIC),
 }
 
 

@@ -139,8 +139,16 @@ def _parrec(folder: Path) -> Path:
     return make(folder, STEM)
 
 
-MAKERS = {"dicom": _dicom, "ecat": _ecat, "parrec": _parrec, "nrrd": _nrrd, "mgh": _mgh, "photo": _photo, "volume": _volume,
-          "slide": _slide, "mirax": _mirax, "bids": _bids}
+def _twix(folder: Path) -> Path:
+    """A Siemens VD/VE twix file of two measurements made from the format's description
+    (tests/twix_sample.py): names, IDs, dates in every header buffer and the measurement table."""
+    from twix_sample import make_vd
+
+    return make_vd(folder / f"{STEM}.dat")
+
+
+MAKERS = {"dicom": _dicom, "ecat": _ecat, "parrec": _parrec, "nrrd": _nrrd, "mgh": _mgh, "twix": _twix,
+          "photo": _photo, "volume": _volume, "slide": _slide, "mirax": _mirax, "bids": _bids}
 #: objects a sample is released as, where it is not one (a BIDS dataset: its description and its image)
 OBJECTS = {"bids": 2}
 

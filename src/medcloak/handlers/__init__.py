@@ -9,8 +9,8 @@ slides (a ``.mrxs`` file and the files of its folder) before TIFF-family slides 
 the handlers in the same order, and MIRAX owns its files among ``slides/``); slides before
 photographs (both are TIFF files; a slide has several pages); FreeSurfer MGH and NRRD before the
 other volumes (they own their files among ``volumes/``); ECAT by its magic; Philips PAR/REC (a PAR
-by its signature, its REC beside it); volumes last (they claim the companions of volumes, which
-nothing else does).
+by its signature, its REC beside it); Siemens twix raw data (its own magic); volumes last (they
+claim the companions of volumes, which nothing else does).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from . import bids, dicom, ecat, mgh, mirax, nrrd, parrec, photo, slide, volume
+from . import bids, dicom, ecat, mgh, mirax, nrrd, parrec, photo, slide, twix, volume
 
-HANDLERS: tuple[ModuleType, ...] = (dicom, bids, mirax, slide, photo, mgh, nrrd, ecat, parrec, volume)
+HANDLERS: tuple[ModuleType, ...] = (dicom, bids, mirax, slide, photo, mgh, nrrd, ecat, parrec, twix, volume)
 
 #: what discovery itself knows of a file that no handler takes, or that is not walked into
 DISCOVERY = {

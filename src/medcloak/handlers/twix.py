@@ -1,0 +1,103 @@
+"""Siemens twix raw data (``.dat``, VB and VD/VE): identifying header values blanked in place,
+raw data streamed unchanged (see :mod:`medcloak.formats.twix`). A released file is
+``twix/<token>.dat``, the token a keyed hash of the file's size and its first and last bytes.
+Its review record: modality ``MR``, its token as series, every key blanked (``emptied``), the
+kept sequence file name and software version as text."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from ..model import Finding
+
+if TYPE_CHECKING:
+    from ..engine import Job
+    from ..model import Task
+    from .base import Released, VerifyContext
+
+NAME = "twix"
+KINDS = {"twix": "blank identifying header values in place, copy the raw data"}
+#: bytes of the beginning and end of a file its token hashes
+SAMPLE = 1 << 20
+
+
+def sniff(head: bytes, path: Path) -> str | None:
+    """VB by its first buffer's name (``Config`` at byte 8); VD/VE by its measurement table,
+    the first measurement's header read at its offset."""
+    from ..formats.twix import RAID_HEADER, layout
+
+    kind = layout(head)
+    if kind == "vb":
+        return "twix"
+    if kind != "vd":
+        return None
+    off = int.from_bytes(head[16:24], "little")
+    if off < RAID_HEADER:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(off + 8)
+            return "twix" if fh.read(7) == b"Config\x00" else None
+    except OSError:
+        return None
+
+
+def settings(options: dict[str, Any]) -> None:
+    return None
+
+
+def grouper(keyring: Any, settings: Any, profile: Any) -> None:
+    return None
+
+
+def _fingerprint(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as fh:
+        size = fh.seek(0, 2)
+        sha.update(size.to_bytes(8, "little"))
+        fh.seek(0)
+        sha.update(fh.read(SAMPLE))
+        if size > SAMPLE:
+            fh.seek(max(SAMPLE, size - SAMPLE))
+            sha.update(fh.read(SAMPLE))
+    return sha.hexdigest()
+
+
+def deidentify(task: Task, job: Job) -> list[Released]:
+    """Plan the header patches now (the headers are small); the writer streams the file."""
+    from ..formats.twix import Policy, clean_twix, write_patched
+    from ..review_record import record
+    from .base import Released
+
+    path = Path(task.source.path)
+    has = job.profile.has
+    policy = Policy(dates=has("retain-long-full-dates"), characteristics=has("retain-patient-characteristics"),
+                    device=has("retain-device-identity"), institution=has("retain-institution-identity"))
+    cleaned = clean_twix(path, policy)
+    token = job.keyring.token("twix", _fingerprint(path))
+    review = record("twix", modality="MR", series=token, text=cleaned.text, changed=cleaned.changed)
+    counts = {f"twix-{cleaned.layout}": 1, "twix-values-blanked": len(cleaned.changed)}
+
+    def write(fh: BinaryIO) -> tuple[dict[str, int], str]:
+        return {}, write_patched(path, cleaned.patches, fh, cleaned.size)
+
+    return [Released(b"", f"twix/{token}.dat", counts=dict(counts), write=write, review=review)]
+
+
+def owns(relpath: str) -> bool:
+    return relpath.startswith("twix/")
+
+
+def verify(path: Path, relpath: str, context: VerifyContext) -> list[Finding]:
+    """A released twix file's headers hold no identifying value; nothing else lies in twix/."""
+    from ..errors import MedcloakError
+    from ..formats.twix import residual
+
+    if not path.name.endswith(".dat"):
+        return [Finding(relpath, "error", "file of no known released kind")]
+    try:
+        return [Finding(relpath, "error", message) for message in residual(path)]
+    except (MedcloakError, OSError) as exc:
+        return [Finding(relpath, "error", f"unreadable twix file ({exc})")]
