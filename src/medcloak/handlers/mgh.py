@@ -9,8 +9,6 @@ gzip stream the volume handler would read as a NIfTI candidate and reject.
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +23,6 @@ if TYPE_CHECKING:
 NAME = "mgh"
 KINDS = {"mgh": "deface, drop the tags (FreeSurfer MGH/MGZ)"}
 
-log = logging.getLogger("medcloak")
 
 
 def settings(options: dict[str, Any]) -> None:
@@ -54,26 +51,11 @@ def deidentify(task: Task, job: Job) -> list[Released]:
     """Deface one MGH/MGZ volume; its QC picture goes to the audit folder."""
     from ..formats.mgh import deidentify_mgh
     from .volume import NAME as VOLUME
-    from .volume import Settings
+    from .volume import Settings, with_qc
 
     own: Settings = job.settings.get(VOLUME) or Settings()
     result = deidentify_mgh(Path(task.source.path), job.keyring, fill=own.fill, ears=own.ears)
-    if job.audit and result.qc["status"] == "defaced":
-        try:
-            from ..pixels.qc import qc_picture
-
-            folder = Path(job.audit) / "qc"
-            folder.mkdir(exist_ok=True, mode=0o700)
-            qc_picture(result.qc["_stored"], result.qc["_after_mask"], result.qc["_affine"],
-                       folder / f"{result.qc['token']}.png", scale=result.qc["_scale"], modality=result.qc["modality"])
-            review = result.released.review or {}
-            if "pixels" in review:
-                review["pixels"]["picture"] = f"qc/{result.qc['token']}.png"
-        except ImportError:
-            log.warning("QC pictures need Pillow: none written")
-    counts = dict(result.released.counts)
-    counts["no-head" if result.qc["status"] == "no-head" else "defaced"] = 1
-    return [dataclasses.replace(result.released, counts=counts)]
+    return [with_qc(result, job)]
 
 
 def owns(relpath: str) -> bool:

@@ -11,9 +11,7 @@ It is asked before the volume handler (which owns the rest of ``volumes/``).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +31,6 @@ KINDS = {
 #: thousands of headers is not searched: its data files are then quarantined, never released bare)
 MAX_HEADERS = 64
 
-log = logging.getLogger("medcloak")
 
 
 def settings(options: dict[str, Any]) -> None:
@@ -87,26 +84,11 @@ def deidentify(task: Task, job: Job) -> list[Released]:
     """Clean and deface one NRRD (with its data file); its QC picture goes to the audit folder."""
     from ..formats.nrrd import deidentify_nrrd
     from .volume import NAME as VOLUME
-    from .volume import Settings
+    from .volume import Settings, with_qc
 
     own: Settings = job.settings.get(VOLUME) or Settings()
     result = deidentify_nrrd(Path(task.source.path), job.keyring, fill=own.fill, ears=own.ears)
-    if job.audit and result.qc["status"] == "defaced":
-        try:
-            from ..pixels.qc import qc_picture
-
-            folder = Path(job.audit) / "qc"
-            folder.mkdir(exist_ok=True, mode=0o700)
-            qc_picture(result.qc["_stored"], result.qc["_after_mask"], result.qc["_affine"],
-                       folder / f"{result.qc['token']}.png", scale=result.qc["_scale"], modality=result.qc["modality"])
-            review = result.released.review or {}
-            if "pixels" in review:
-                review["pixels"]["picture"] = f"qc/{result.qc['token']}.png"
-        except ImportError:
-            log.warning("QC pictures need Pillow: none written")
-    counts = dict(result.released.counts)
-    counts["no-head" if result.qc["status"] == "no-head" else "defaced"] = 1
-    return [dataclasses.replace(result.released, counts=counts, extra=tuple(result.extra))]
+    return [with_qc(result, job)]
 
 
 def owns(relpath: str) -> bool:

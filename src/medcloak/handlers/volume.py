@@ -86,6 +86,13 @@ def deidentify(task: Task, job: Job) -> list[Released]:
 
     own: Settings = job.settings.get(NAME) or Settings()
     result = deidentify_volume(Path(task.source.path), job.keyring, fill=own.fill, ears=own.ears)
+    return [with_qc(result, job)]
+
+
+def with_qc(result: Any, job: Job) -> Released:
+    """The released volume of a defacing ``result`` (a NIfTI's, an MGH's, a NRRD's: its
+    ``released``, ``extra`` and ``qc``), its QC picture written to the audit folder when it was
+    defaced and named in its review record, and its count of ``defaced`` or ``no-head``."""
     if job.audit and result.qc["status"] == "defaced":
         try:
             from ..pixels.qc import qc_picture
@@ -101,7 +108,7 @@ def deidentify(task: Task, job: Job) -> list[Released]:
             log.warning("QC pictures need Pillow: none written")
     counts = dict(result.released.counts)
     counts["no-head" if result.qc["status"] == "no-head" else "defaced"] = 1
-    return [dataclasses.replace(result.released, counts=counts, extra=tuple(result.extra))]
+    return dataclasses.replace(result.released, counts=counts, extra=tuple(result.extra) or result.released.extra)
 
 
 def owns(relpath: str) -> bool:
