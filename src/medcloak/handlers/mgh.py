@@ -24,7 +24,6 @@ NAME = "mgh"
 KINDS = {"mgh": "deface, drop the tags (FreeSurfer MGH/MGZ)"}
 
 
-
 def settings(options: dict[str, Any]) -> None:
     return None  # the volume handler's settings (fill, ears) apply
 

@@ -32,7 +32,6 @@ KINDS = {
 MAX_HEADERS = 64
 
 
-
 def settings(options: dict[str, Any]) -> None:
     return None  # the volume handler's settings (fill, ears) apply
 
