@@ -26,7 +26,9 @@ inside their functions, so that discovery and ``import medcloak`` stay fast.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Mapping, Protocol
 
 if TYPE_CHECKING:
@@ -82,3 +84,19 @@ class VerifyContext:
     profile: Any = None
     old_uids: frozenset[str] = frozenset()
     old_ids: tuple[Any, ...] = ()
+
+
+def fingerprint(path: Path, sample: int) -> str:
+    """What a large file's release is named from, without reading it whole: the SHA-256 of its
+    size and of its first and last ``sample`` bytes (a slide, a raw data file; the keyed token of
+    this is its name)."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as fh:
+        size = fh.seek(0, 2)
+        sha.update(size.to_bytes(8, "little"))
+        fh.seek(0)
+        sha.update(fh.read(sample))
+        if size > sample:
+            fh.seek(max(sample, size - sample))
+            sha.update(fh.read(sample))
+    return sha.hexdigest()

@@ -26,7 +26,6 @@ cut into fields; see :func:`medcloak.formats.slide_tiff.text_pairs`), and the pi
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..model import Finding
+from .base import fingerprint
 
 if TYPE_CHECKING:
     from ..engine import Job
@@ -85,7 +85,7 @@ def deidentify(task: Task, job: Job) -> list[Released]:
 
     path = Path(task.source.path)
     vendor = sniff_slide(path) or "generic"
-    token = job.keyring.token("slide", _fingerprint(path))
+    token = job.keyring.token("slide", fingerprint(path, SAMPLE))
     boxes, fill = _template_boxes(path, job)
     # the review record, completed as the slide is written (the engine reads it after)
     review = record("slide", modality="SM", series=token)
@@ -187,19 +187,6 @@ def _redact_then_clean(path: Path, fh: BinaryIO, boxes: list[tuple[int, int, int
     for key in ("tiles-touched", "tiles-moved", "blocks-redacted", "tiles-reencoded"):
         counts[f"redact-{key}"] = done.get(key, 0)
     return counts, digest
-
-
-def _fingerprint(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as fh:
-        size = fh.seek(0, 2)
-        sha.update(size.to_bytes(8, "little"))
-        fh.seek(0)
-        sha.update(fh.read(SAMPLE))
-        if size > SAMPLE:
-            fh.seek(max(SAMPLE, size - SAMPLE))
-            sha.update(fh.read(SAMPLE))
-    return sha.hexdigest()
 
 
 def owns(relpath: str) -> bool:

@@ -6,11 +6,11 @@ kept sequence file name and software version as text."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..model import Finding
+from .base import fingerprint
 
 if TYPE_CHECKING:
     from ..engine import Job
@@ -52,19 +52,6 @@ def grouper(keyring: Any, settings: Any, profile: Any) -> None:
     return None
 
 
-def _fingerprint(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as fh:
-        size = fh.seek(0, 2)
-        sha.update(size.to_bytes(8, "little"))
-        fh.seek(0)
-        sha.update(fh.read(SAMPLE))
-        if size > SAMPLE:
-            fh.seek(max(SAMPLE, size - SAMPLE))
-            sha.update(fh.read(SAMPLE))
-    return sha.hexdigest()
-
-
 def deidentify(task: Task, job: Job) -> list[Released]:
     """Plan the header patches now (the headers are small); the writer streams the file."""
     from ..formats.twix import Policy, clean_twix, write_patched
@@ -76,7 +63,7 @@ def deidentify(task: Task, job: Job) -> list[Released]:
     policy = Policy(dates=has("retain-long-full-dates"), characteristics=has("retain-patient-characteristics"),
                     device=has("retain-device-identity"), institution=has("retain-institution-identity"))
     cleaned = clean_twix(path, policy)
-    token = job.keyring.token("twix", _fingerprint(path))
+    token = job.keyring.token("twix", fingerprint(path, SAMPLE))
     review = record("twix", modality="MR", series=token, text=cleaned.text, changed=cleaned.changed)
     counts = {f"twix-{cleaned.layout}": 1, "twix-values-blanked": len(cleaned.changed)}
 
