@@ -25,23 +25,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import statistics
 import struct
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-
-
-def drop_cache(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-        os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 def make_big(path: Path, size: int) -> None:
@@ -72,17 +62,6 @@ def make_big(path: Path, size: int) -> None:
         fh.write(line * (lines % 64) + acqend)
 
 
-def command(src: Path, out: Path, key: Path) -> list[str]:
-    return [sys.executable, "-m", "medcloak", "run", str(src), "--out", str(out), "--secret-file", str(key),
-            "--workers", "1", "--quiet"]
-
-
-def timed(args: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    subprocess.run(args, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - started
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--gb", type=float, default=2.0)
@@ -90,7 +69,7 @@ def main() -> int:
     ap.add_argument("--tmp", type=Path, default=None)
     args = ap.parse_args()
     sys.path[:0] = [str(HERE), str(ROOT / "tests")]
-    from _timing import file_system
+    from _timing import against_copy, file_system, print_against_copy
     import twix_sample as ts
 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT / "kernels")]))
@@ -105,47 +84,11 @@ def main() -> int:
         make_big(big, int(args.gb * (1 << 30)))
         tiny = ts.make_vb(root / "tiny" / "meas.dat")
         size = big.stat().st_size
-        results: dict[str, dict[str, list[float]]] = {}
-        for cache in ("warm", "cold"):
-            times: dict[str, list[float]] = {"run": [], "start-up": [], "cp+sync": []}
-            engines = list(times)
-            for rnd in range(args.rounds):
-                for engine in engines[rnd % 3:] + engines[: rnd % 3]:
-                    out = root / f"out-{cache}-{rnd}-{engine}"
-                    if cache == "cold":
-                        drop_cache(big)
-                    else:
-                        with open(big, "rb") as fh:
-                            while fh.read(64 << 20):
-                                pass
-                    if engine == "run":
-                        seconds = timed(command(big, out, key), env)
-                    elif engine == "start-up":
-                        seconds = timed(command(tiny, out, key), env)
-                    else:
-                        started = time.perf_counter()
-                        subprocess.run(["cp", str(big), str(out)], check=True)
-                        subprocess.run(["sync", str(out)], check=True)
-                        seconds = time.perf_counter() - started
-                    times[engine].append(seconds)
-                    if out.is_dir():
-                        shutil.rmtree(out)
-                        shutil.rmtree(out.with_name(out.name + ".audit"), ignore_errors=True)
-                    else:
-                        out.unlink()
-            results[cache] = times
-        rss_out = root / "rss"
-        rss = subprocess.run(["/usr/bin/time", "-f", "%M", *command(big, rss_out, key)], env=env, check=True,
-                             capture_output=True, text=True).stderr.strip().splitlines()[-1]
+        results, rss = against_copy(big, tiny, root, key, env, args.rounds)
         print(f"twix: {size / (1 << 30):.2f} GB synthetic VD/VE file; written to {file_system(root)}; "
               f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end; {args.rounds} rounds")
-        for cache, times in results.items():
-            for engine, values in times.items():
-                print(f"  {cache:<4} {engine:<9} best {min(values):7.2f} s  median {statistics.median(values):7.2f} s")
-            per = [(r - s) / c for r, s, c in zip(times["run"], times["start-up"], times["cp+sync"])]
-            print(f"  {cache}: (run - start-up) / (cp+sync): median {statistics.median(per):.2f} "
-                  f"[{min(per):.2f}-{max(per):.2f}]   goal <= 1.5")
-        print(f"  peak RSS of one run: {int(rss) / 1024:.0f} MB, for a {size / (1 << 30):.2f} GB file")
+        print_against_copy(results, "<= 1.5")
+        print(f"  peak RSS of one run: {rss / 1024:.0f} MB, for a {size / (1 << 30):.2f} GB file")
     return 0
 
 
