@@ -215,7 +215,9 @@ def test_iso_names_do_not_collide_and_other_names_stay():
     for other in ("volumes/abcdef.nii.gz", "photos/abc.jpg", "slides/abc.svs", "bids/sub-x/anat/x.nii.gz"):
         assert iso_relpath(other) == other
         assert rename(Released(b"", other)).relpath == other
-    assert set(DUMMIES) == {"StudyDate", "StudyTime", "StudyID", "SeriesNumber", "InstanceNumber", "Modality"}
+    # the dummies say nothing: the least date and time, number 0, modality OT, no label
+    assert {"StudyDate", "StudyTime", "StudyID", "SeriesNumber", "InstanceNumber", "Modality"} <= set(DUMMIES)
+    assert set(DUMMIES.values()) == {"19000101", "000000", "19000101000000", "0", "OT", "UNLABELED"}
 
 
 def test_other_formats_keep_their_names_and_stay_out(tmp_path):

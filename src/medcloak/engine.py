@@ -327,12 +327,15 @@ def _write_dicomdir(out: Path, audit: Path, summary: RunSummary) -> None:
     and, when resuming, earlier runs')."""
     from .dicomdir import ISO_NAME, write
 
-    names = [rel for e in read_manifest(audit).values() if e.get("status") == "ok"
-             for rel in e.get("outputs", []) if ISO_NAME.match(rel)]
+    entries = [e for e in read_manifest(audit).values() if e.get("status") == "ok"]
+    names = [rel for e in entries for rel in e.get("outputs", []) if ISO_NAME.match(rel)]
+    # the keyed patient pseudonym of each name: a PATIENT record's ID where the object has none
+    patients = {rel: str(e["patient"][1]) for e in entries if e.get("patient")
+                for rel in e.get("outputs", []) if ISO_NAME.match(rel)}
     if not names:
         return
     try:
-        _indexed, left_out = write(out, names)
+        _indexed, left_out = write(out, names, patients)
     except OSError as exc:
         raise OutputError(f"cannot write the DICOMDIR: {exc.strerror or exc}") from None
     except Exception as exc:  # noqa: BLE001 - a released file that does not read back
