@@ -426,3 +426,82 @@ def test_what_cannot_be_indexed_says_why():
     ds.SOPClassUID = "1.2.840.10008.5.1.4.39.1"  # Color Palette Storage
     with pytest.raises(ValueError, match="one-level"):
         records_of(ds, "MCAAAAAAAAAAAAAA")
+
+
+def _general(sop_class: str, modality: str):
+    """A data set of the general modules (patient, study, series, equipment, SOP common) for the
+    IOD ``sop_class``, with identifiers planted; the caller adds the IOD's own Type 1 keys."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "IODPLANTF^IODPLANTG", "IODPLANTPID", "", "F"
+    ds.StudyDate, ds.StudyTime, ds.ReferringPhysicianName = "20240131", "101500", ""
+    ds.StudyID, ds.AccessionNumber = "IODPLANTSTUDY", "IODPLANTACC"
+    ds.Modality, ds.SeriesNumber, ds.InstanceNumber, ds.Manufacturer = modality, 1, 1, ""
+    ds.ContentDate, ds.ContentTime = "20240131", "101500"
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+    return ds
+
+
+def build_other_iods(folder: Path) -> None:
+    """Encapsulated PDF and STL (from test_documents' builder), a grayscale presentation state, raw
+    data, a spatial registration, an RT structure set and an RT treatment record, each with its
+    IOD's Type 1 keys of its directory record (PS3.3 A, F.5) and identifiers planted."""
+    from pydicom.dataset import Dataset
+    from pydicom.uid import generate_uid
+    from test_documents import encapsulated
+
+    for mime in ("application/pdf", "model/stl"):
+        encapsulated(folder, mime, name="IODPLANTDOC Person")
+    ds = _general("1.2.840.10008.5.1.4.1.1.11.1", "PR")
+    ds.PresentationCreationDate, ds.PresentationCreationTime = "20240131", "101500"
+    # (Content Description is kept by the Basic Profile: the patient's name in it is what the run takes out)
+    ds.ContentLabel, ds.ContentDescription, ds.ContentCreatorName = "LABEL", "for IODPLANTF IODPLANTG", "IODPLANTC^X"
+    image = Dataset()
+    image.ReferencedSOPClassUID, image.ReferencedSOPInstanceUID = "1.2.840.10008.5.1.4.1.1.2", generate_uid()
+    series = Dataset()
+    series.SeriesInstanceUID, series.ReferencedImageSequence = generate_uid(), [image]
+    ds.ReferencedSeriesSequence = [series]
+    ds.save_as(folder / "pr.dcm", enforce_file_format=True)
+    _general("1.2.840.10008.5.1.4.1.1.66", "OT").save_as(folder / "raw.dcm", enforce_file_format=True)
+    ds = _general("1.2.840.10008.5.1.4.1.1.66.1", "REG")
+    ds.ContentLabel, ds.ContentDescription, ds.ContentCreatorName = "REG", "", ""
+    ds.save_as(folder / "reg.dcm", enforce_file_format=True)
+    ds = _general("1.2.840.10008.5.1.4.1.1.481.3", "RTSTRUCT")
+    ds.StructureSetLabel, ds.StructureSetDate, ds.StructureSetTime = "IODPLANTSET", "20240131", "101500"
+    ds.save_as(folder / "rts.dcm", enforce_file_format=True)
+    ds = _general("1.2.840.10008.5.1.4.1.1.481.4", "RTRECORD")
+    ds.TreatmentDate, ds.TreatmentTime = "20240131", "101500"
+    ds.save_as(folder / "rtr.dcm", enforce_file_format=True)
+
+
+def test_other_iods_get_their_records(tmp_path, dciodvfy):
+    """ENCAP DOC, PRESENTATION, RAW DATA, REGISTRATION, RT STRUCTURE SET and RT TREAT RECORD
+    records, every released object indexed, dciodvfy and verify accepting the DICOMDIR, nothing
+    planted in it (RT dose, RT plan, waveform and segmentation: pydicom's test files, above)."""
+    inputs_ = tmp_path / "in"
+    inputs_.mkdir()
+    build_other_iods(inputs_)
+    secret = tmp_path / "secret.key"
+    secret.write_bytes(b"dicomdir-secret-0123456789abcdef")
+    os.chmod(secret, 0o600)
+    out = tmp_path / "rel"
+    summary = run([inputs_], out, secret_file=secret, dicomdir=True)
+    assert summary.ok == 7 and "dicomdir-left-out" not in summary.notable
+    records = list(pydicom.dcmread(out / "DICOMDIR").DirectoryRecordSequence)
+    leaves = {"/".join(r.ReferencedFileID): str(r.DirectoryRecordType) for r in records if "ReferencedFileID" in r}
+    assert set(leaves) == dicom_files(out)
+    assert sorted(leaves.values()) == ["ENCAP DOC", "ENCAP DOC", "PRESENTATION", "RAW DATA", "REGISTRATION",
+                                       "RT STRUCTURE SET", "RT TREAT RECORD"]
+    assert b"IODPLANT" not in (out / "DICOMDIR").read_bytes()
+    assert [f for f in verify_release(out, tmp_path / "rel.audit") if f.level in ("error", "warning")] == []
+    if dciodvfy is not None:
+        res = subprocess.run([dciodvfy, str(out / "DICOMDIR")], capture_output=True, text=True, timeout=120,
+                             check=False)
+        assert [line for line in (res.stdout + res.stderr).splitlines() if line.startswith("Error")] == []
