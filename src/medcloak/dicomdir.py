@@ -15,9 +15,12 @@ would surface as a duplicate, never as an overwrite (the engine refuses other co
 that is taken).
 
 The DICOMDIR is written by :func:`write` at the end of a run, when every object is durable, from
-the released files only (read back; never the inputs), with pydicom's :class:`FileSet` records
-(patient, study, series, image...): every value in it is a copy of a value of the released file
-it references. :func:`verify` is what ``medcloak verify`` checks of it.
+the released files only (read back; never the inputs), with records made here by PS3.3 F.5's
+keys (pydicom's default records copy an SR's whole content tree and refuse an object without a
+Patient ID) and encoded by pydicom's :class:`FileSet`: every value in it is a copy of a value of
+the released file it references, but for the dummies of Type 1 keys the release empties
+(:data:`DUMMIES`) and the keyed patient pseudonym where the object has no Patient ID.
+:func:`verify` is what ``medcloak verify`` checks of it.
 """
 
 from __future__ import annotations
@@ -210,8 +213,8 @@ def make_record(kind: str, ds: Any, patient_id: str = "") -> Any:
     """The directory record ``kind`` of the released object ``ds`` (its head), holding exactly the
     keys of ``_KEYS``; ``patient_id``: the keyed pseudonym for a PATIENT record whose object has
     no Patient ID. Raises ValueError (the reason) where a Type 1 key has no value to hold."""
-    from pydicom.dataelem import DataElement
     from pydicom.datadict import dictionary_VR, tag_for_keyword
+    from pydicom.dataelem import DataElement
     from pydicom.dataset import Dataset
 
     record = Dataset()

@@ -87,7 +87,7 @@ NOTABLE = {
     "k-anonymity-not-met": "patient(s) released in classes smaller than --k-anonymity's K: other patients of "
     "their classes were not released (see DEIDENTIFICATION.json)",
     "dicomdir-left-out": "released DICOM object(s) not in the DICOMDIR: a Type 1 attribute its directory "
-    "records need (a study date, an instance number...) is empty in the release",
+    "records need and no dummy can stand for (a flag, an enumerated value, a document title) is empty in the release",
 }
 
 
