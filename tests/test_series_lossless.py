@@ -43,13 +43,20 @@ def _by_position(folder: Path) -> dict[float, Path]:
             for p in folder.rglob("*.dcm")}
 
 
-@pytest.fixture(scope="module")
-def native(tmp_path_factory):  # type: ignore[no-untyped-def]
-    """(folder of the native series, the native run's defaced stored values by slice position)."""
+def _native(base: Path, bits: int) -> tuple[Path, dict]:
+    """(folder of the native series with ``bits`` bits stored, signed, the native run's defaced
+    stored values by slice position). 12 bits: the stored values less 1024 (negative, as a CT's
+    are) and a Rescale Intercept of 1024."""
     data, affine = load("robex_atlas.nii.gz")
-    base = tmp_path_factory.mktemp("native")
     s = STEP
     _mr_series(base / "in", data[::s, ::s, ::s], affine @ np.diag([s, s, s, 1.0]))
+    if bits == 12:
+        for p in (base / "in").iterdir():
+            ds = pydicom.dcmread(p)
+            ds.PixelData = (ds.pixel_array.astype(np.int16) - 1024).astype("<i2").tobytes()
+            ds.BitsStored, ds.HighBit = 12, 11
+            ds.RescaleIntercept, ds.RescaleSlope = 1024, 1  # the same real values
+            ds.save_as(p, enforce_file_format=True)
     summary = run([base / "in"], base / "out", secret_file=_key(base), options=OPTION)
     assert summary.ok == len(list((base / "in").iterdir())) and summary.quarantined == 0
     values = {z: pydicom.dcmread(p).pixel_array for z, p in _by_position(base / "out").items()}
@@ -57,6 +64,19 @@ def native(tmp_path_factory):  # type: ignore[no-untyped-def]
     changed = [z for z in values if not np.array_equal(values[z], before[z])]
     assert 0 < len(changed) < len(values)  # some slices defaced, some not
     return base / "in", values
+
+
+@pytest.fixture(scope="module")
+def native(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """The native series and its run (:func:`_native`) by bits stored, each made once."""
+    made: dict[int, tuple[Path, dict]] = {}
+
+    def get(bits: int = 16) -> tuple[Path, dict]:
+        if bits not in made:
+            made[bits] = _native(tmp_path_factory.mktemp(f"native{bits}"), bits)
+        return made[bits]
+
+    return get
 
 
 def _encode_series(src: Path, dst: Path, ts: str) -> None:
@@ -92,11 +112,12 @@ def _independent(ds: pydicom.Dataset, ts: str) -> np.ndarray:
     return arr
 
 
-@pytest.mark.parametrize("ts", [JPEG_57, JPEG_70, HTJ2K, HTJ2K_RPCL])
-def test_series_defaced_in_its_own_syntax(native, tmp_path, ts, dciodvfy) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(("ts", "bits"), [(JPEG_57, 16), (JPEG_70, 16), (HTJ2K, 16), (HTJ2K_RPCL, 16),
+                                          (JPEG_57, 12), (HTJ2K_RPCL, 12)])
+def test_series_defaced_in_its_own_syntax(native, tmp_path, ts, bits, dciodvfy) -> None:  # type: ignore[no-untyped-def]
     from medcloak.cli import main
 
-    source, expected = native
+    source, expected = native(bits)
     _encode_series(source, tmp_path / "in", ts)
     summary = run([tmp_path / "in"], tmp_path / "out", secret_file=_key(tmp_path), options=OPTION)
     assert summary.ok == len(expected) and summary.quarantined == 0
@@ -136,7 +157,7 @@ def test_series_defaced_in_its_own_syntax(native, tmp_path, ts, dciodvfy) -> Non
 
 @pytest.mark.parametrize("ts", [JPEG_70, HTJ2K_RPCL])
 def test_a_corrupt_frame_quarantines_the_series(native, tmp_path, ts) -> None:  # type: ignore[no-untyped-def]
-    source, expected = native
+    source, expected = native()
     _encode_series(source, tmp_path / "in", ts)
     slices = sorted((tmp_path / "in").iterdir())
     victim = slices[len(slices) // 3]  # low in the head: a slice the defacing changes
@@ -165,7 +186,7 @@ def test_a_re_encoding_that_differs_quarantines_the_series(native, tmp_path, mon
         return real(ic, ds, ts, image, precision, predictor)
 
     monkeypatch.setattr(dicom_lossless, "_encode", off_by_one)
-    source, expected = native
+    source, expected = native()
     _encode_series(source, tmp_path / "in", HTJ2K)
     summary = run([tmp_path / "in"], tmp_path / "out", secret_file=_key(tmp_path), options=OPTION)
     assert summary.ok == 0 and summary.quarantined == len(expected)
