@@ -35,24 +35,25 @@ def _encoded(name: str, ts: str, bits: int | None = None, predictor: int = 1) ->
     if bits is not None:
         frames = (frames.astype(np.int32) & ((1 << bits) - 1)).astype(np.uint16)
         ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits - 1, 0
-    signed = ds.PixelRepresentation == 1
-    precision = ds.BitsStored
-    out = []
-    for f in frames:
-        f = f[:, :, 0] if f.shape[2] == 1 else f
-        if signed:  # JPEG lossless holds the bit pattern
-            f = (f.astype(np.int32) & ((1 << precision) - 1)).astype(np.uint16)
-        if ts in (JPEG_57, JPEG_70):
-            kw = {"colorspace": "rgb", "outcolorspace": "rgb"} if f.ndim == 3 else {}
-            out.append(ic.jpeg8_encode(f, lossless=True, predictor=predictor, bitspersample=precision, **kw))
-        else:
-            out.append(ic.htj2k_encode(f, reversible=True, rgb=False, tlm=ts == HTJ2K_RPCL))
+    out = [encode_frame(f[:, :, 0] if f.shape[2] == 1 else f, ts, ds.BitsStored, ds.PixelRepresentation == 1, predictor)
+           for f in frames]
     ds.PixelData = encapsulate(out, has_bot=True)
     ds["PixelData"].VR, ds["PixelData"].is_undefined_length = "OB", True
     ds.file_meta.TransferSyntaxUID = ts
     if "PlanarConfiguration" in ds:
         ds.PlanarConfiguration = 0
     return ds
+
+
+def encode_frame(f: np.ndarray, ts: str, precision: int, signed: bool, predictor: int = 1) -> bytes:
+    """A frame of stored values encoded in ``ts`` with imagecodecs (JPEG lossless: the bit pattern
+    of signed values, at ``precision``, with ``predictor``)."""
+    if signed:  # JPEG lossless holds the bit pattern
+        f = (f.astype(np.int32) & ((1 << precision) - 1)).astype(np.uint16)
+    if ts in (JPEG_57, JPEG_70):
+        kw = {"colorspace": "rgb", "outcolorspace": "rgb"} if f.ndim == 3 else {}
+        return ic.jpeg8_encode(f, lossless=True, predictor=predictor, bitspersample=precision, **kw)
+    return ic.htj2k_encode(f, reversible=True, rgb=False, tlm=ts == HTJ2K_RPCL)
 
 
 def _decode(ts: str, frame: bytes) -> np.ndarray:

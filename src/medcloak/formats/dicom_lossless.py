@@ -11,7 +11,8 @@ written by OpenJPH (reversible, RPCL, with TLM) and read by OpenJPEG. The encode
 segments (OpenJPH's version COM; APPn but JFIF and Adobe) are removed before the frame is
 compared, so the released stream carries no comment. A missing codec, a layout the encoder
 cannot write, or any mismatch raises: the object is quarantined with the reason, never released
-unredacted. HTJ2K lossy (.203) and lossy JPEG 2000 stay without a route (re-encoding them is
+unredacted. A defaced slice of a series is written the same way (:func:`rewrite_frame`), then
+also decoded by pydicom and compared with the values the defacer gave. HTJ2K lossy (.203) and lossy JPEG 2000 stay without a route (re-encoding them is
 never exact).
 """
 
@@ -150,11 +151,46 @@ def redact_lossless(ds: Dataset, ts: str, per: Sequence[Sequence[Box]], fill: st
                 view[y0:y1, x0:x1, s] = value
         if not hit:
             continue
-        encoded = _encode(ic, ds, ts, image, precision, predictor)
-        if not np.array_equal(_decode(ic, ts, encoded), image):
-            raise CorruptInputError("re-encoded Pixel Data does not decode to the pixels it was given")
-        out[i] = encoded
+        out[i] = _reencode(ic, ds, ts, image, precision, predictor)
         touched += hit
     if touched:
         _encapsulate(ds, out)
     return touched
+
+
+def _reencode(ic, ds: Dataset, ts: str, image: np.ndarray, precision: int, predictor: int) -> bytes:  # type: ignore[no-untyped-def]
+    """``image`` encoded in ``ts`` (the original frame's precision and predictor for JPEG
+    lossless), decoded again and compared exactly: raises on any difference."""
+    encoded = _encode(ic, ds, ts, image, precision, predictor)
+    if not np.array_equal(_decode(ic, ts, encoded), image):
+        raise CorruptInputError("re-encoded Pixel Data does not decode to the pixels it was given")
+    return encoded
+
+
+def rewrite_frame(ds: Dataset, ts: str, values: np.ndarray) -> None:
+    """Replace the one frame of ``ds``'s Pixel Data by ``values`` (stored values of one sample,
+    as pydicom decodes them: signed where Pixel Representation is 1), encoded in ``ts`` as the
+    original frame was (its precision and predictor for JPEG lossless; RPCL with TLM for .202),
+    decoded again by the route's decoder and compared, then decoded by pydicom and compared
+    with ``values``. A defaced slice of a series is written so (:mod:`medcloak.formats.dicom_series`)."""
+    from .dicom_redact import _encapsulate
+
+    ic = _codecs()
+    (frame,) = _frames(ds, 1)
+    precision, predictor = _jpeg_header(frame) if ts in JPEG_LOSSLESS else (0, 0)
+    old = _decode(ic, ts, frame)
+    if old.shape != values.shape:
+        raise CorruptInputError("a Pixel Data frame's size differs from Rows and Columns")
+    wide = values.astype(np.int64)
+    if old.dtype.kind == "u" and values.dtype.kind == "i":  # the stream holds the bit pattern
+        wide &= (1 << (precision or _int(ds, "BitsStored", 16) or 16)) - 1
+    image = wide.astype(old.dtype)
+    if not np.array_equal(image.astype(np.int64), wide):
+        raise UnsupportedInputError("the new values do not fit the frame's sample type: not released")
+    _encapsulate(ds, [_reencode(ic, ds, ts, image, precision, predictor)])
+    try:
+        again = ds.pixel_array  # as a reader will decode it
+    except _CODEC_ERRORS as exc:
+        raise CorruptInputError(f"re-encoded Pixel Data does not decode ({type(exc).__name__})") from None
+    if not np.array_equal(again, values):
+        raise CorruptInputError("re-encoded Pixel Data does not decode to the pixels it was given")

@@ -7,6 +7,11 @@ RAS; the slice step is the difference of successive positions, so gantry tilt is
 Stored values are changed only inside the removed region: -1024 HU (in each slice's own Rescale
 Slope and Intercept) for CT, the background's level for MR and PET.
 
+The lossless syntaxes pydicom cannot encode (JPEG lossless .57 and .70, HTJ2K lossless .201 and
+.202) are written through :mod:`medcloak.formats.dicom_lossless`: each changed slice re-encoded as
+its original frame was, decoded again and compared with the defaced plane; slices the defacing
+does not touch keep their bytes.
+
 What cannot be stacked (mixed sizes or orientations, multi-frame or colour images, missing
 positions, lossy compression) fails closed: the whole series is quarantined with the reason.
 A series whose Body Part Examined names something other than the head, or a CT or PET with
@@ -22,8 +27,14 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from .. import limits
-from ..errors import MedcloakError, UnsupportedInputError
+from ..errors import (
+    CorruptInputError,
+    MedcloakError,
+    MissingDependencyError,
+    UnsupportedInputError,
+)
 from .dicom import Released, _transfer_syntax, deidentify_dicom, read
+from .dicom_lossless import ROUTED
 from .dicom_redact import NATIVE, REENCODABLE
 
 if TYPE_CHECKING:
@@ -83,7 +94,7 @@ def stack(datasets: Sequence[Any]) -> tuple[list[int], np.ndarray, np.ndarray]:
     itemsize = max(1, (int(first.get("BitsAllocated", 16) or 16) + 7) // 8)
     limits.check_declared(voxels * (2 * itemsize + 4),
                           what=f"the series stacked as one volume ({rows}x{cols}x{len(datasets)})")
-    stored = np.stack([datasets[i].pixel_array for i in order], axis=-1)
+    stored = np.stack([_decoded(datasets[i]) for i in order], axis=-1)
     step = (positions[order[-1]] - positions[order[0]]) / max(1, len(order) - 1)
     steps = np.diff(positions[order], axis=0)
     if len(order) > 2 and not np.allclose(steps, step, atol=0.05 * max(1e-6, float(np.linalg.norm(step)))):
@@ -95,6 +106,30 @@ def stack(datasets: Sequence[Any]) -> tuple[list[int], np.ndarray, np.ndarray]:
     lps[:3, 3] = positions[order[0]]
     ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
     return [int(i) for i in order], stored, ras
+
+
+def _decoded(ds: Any) -> np.ndarray:
+    """A slice's stored values; a frame that does not decode fails the series with the reason."""
+    from .dicom_lossless import _CODEC_ERRORS
+
+    try:
+        return ds.pixel_array
+    except _CODEC_ERRORS as exc:
+        raise CorruptInputError(f"a slice's Pixel Data does not decode ({type(exc).__name__})") from None
+
+
+def _need_decoder(ts: str) -> None:
+    """Raise unless pydicom can decode ``ts`` here (JPEG lossless through medcloak's imagecodecs
+    plug-in when it has none of its own), and the route can re-encode it."""
+    from pydicom.pixels import get_decoder
+
+    from .dicom_codecs import register
+    from .dicom_lossless import _codecs
+
+    _codecs()
+    register()
+    if not get_decoder(ts).is_available:
+        raise MissingDependencyError("decoding this series' transfer syntax needs a pydicom plug-in (pylibjpeg-openjpeg)")
 
 
 def _rescale(ds: Any) -> tuple[float, float]:
@@ -113,6 +148,11 @@ def _write_slice(ds: Any, ts: str, values: np.ndarray) -> None:
         data = values.astype(dtype).tobytes()
         elem = ds.get_item(0x7FE00010)
         ds[0x7FE00010] = DataElement(0x7FE00010, elem.VR or "OW", data + b"\x00" * (len(data) & 1))
+        return
+    if ts in ROUTED:
+        from .dicom_lossless import rewrite_frame
+
+        rewrite_frame(ds, ts, values)
         return
     from .dicom_redact import encode_frames
 
@@ -144,8 +184,10 @@ def deface_series(
     defaced: set[int] = set()  # the slices whose pixels the defacing changed
     if modality is not None and body in HEAD_PARTS and len(datasets) >= 8:
         ts = _transfer_syntax(first)
-        if ts not in NATIVE and ts not in REENCODABLE:
+        if ts not in NATIVE and ts not in REENCODABLE and ts not in ROUTED:
             raise UnsupportedInputError("a series in a lossy transfer syntax cannot be defaced exactly")
+        if ts in ROUTED:
+            _need_decoder(ts)
         if any(_transfer_syntax(ds) != ts for ds in datasets):
             raise UnsupportedInputError("slices in different transfer syntaxes: the series cannot be stacked")
         order, stored, affine = stack(datasets)
