@@ -13,8 +13,13 @@ Two parts, changed objects first:
   (``pixel-text-boxes-kept-safe``) come first of all: that text is in the release.
 * one picture per series (grouped by the record's ``series`` key, else the output folder), per
   slide, per volume and per photograph: a montage of a few frames spread over a DICOM series, the
-  three maximum intensity projections of a volume, a slide's lowest-resolution level that fills a
-  thumbnail, a photograph's thumbnail. The audit QC pictures that no pair showed follow.
+  three maximum intensity projections of a volume (NIfTI, Analyze, MINC, MGH/MGZ, NRRD/NHDR, the
+  first frame of an ECAT 7 file, the first volume of a PAR/REC: see
+  :mod:`medcloak.report.volumes`), a slide's lowest-resolution level that fills a thumbnail, a
+  photograph's thumbnail. The audit QC pictures that no pair showed follow.
+* every released object the section has no picture for (a twix file's raw k-space, a BIDS
+  dataset's sidecars and tables, a format it does not know) is counted by format, with why it is
+  not pictured: nothing released goes unlooked-at without the page saying so.
 
 Every picture is a small JPEG under the report's ``img`` folder (a thumbnail or montage at most
 :data:`thumbs.THUMB` pixels on a side; a volume's three panels of :data:`PANEL`; an audit
@@ -324,7 +329,8 @@ def build(ctx: ReportContext) -> Section:
              "changed area outlined in red), those with detected text kept as safe first of all; then a "
              "picture of every series, slide, volume and photograph: a few frames spread over a DICOM "
              "series, the maximum intensity projections of a volume (sagittal, coronal, axial), the lowest "
-             "resolution level of a slide.</p>")
+             "resolution level of a slide; last, the released objects that have no picture here (raw "
+             "scanner data, tables), counted by format.</p>")
     parts = [intro]
 
     # ---- changed objects ----
