@@ -71,9 +71,12 @@ def mips(shape: tuple[int, int, int], slabs: Iterator[Any]) -> tuple[np.ndarray,
     z = 0
     for slab in slabs:
         arr = np.asanyarray(slab)
+        floating = arr.dtype.kind in "fc"  # integers hold no NaN nor infinity
         if np.iscomplexobj(arr):
             arr = np.abs(arr)
-        arr = np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        arr = arr.astype(np.float32)  # a copy of the slab's: changed in place below
+        if floating:
+            np.nan_to_num(arr, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
         k = arr.shape[2]
         if arr.shape[:2] != (n0, n1) or z + k > n2:
             raise CorruptInputError("a slab of the volume of another shape than its header's")
