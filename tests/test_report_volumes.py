@@ -274,12 +274,16 @@ def test_other_unpictured_formats_counted_with_a_reason(tmp_path) -> None:  # ty
     lines = [{"id": "a", "input": "/in/a", "status": "ok", "outputs": ["twix/a.dat"], "review": {"format": "twix"}},
              {"id": "b", "input": "/in/b", "status": "ok", "outputs": ["eeg/b.edf"], "review": {"format": "eeg"}},
              {"id": "c", "input": "/in/c", "status": "ok", "outputs": ["misc/c.bin"]},
-             {"id": "d", "input": "/in/d", "status": "quarantined", "outputs": []}]
+             {"id": "d", "input": "/in/d", "status": "quarantined", "outputs": []},
+             {"id": "e", "input": "/in/e", "status": "ok", "outputs": ["bids/x/README"], "review": {"format": "bids"}},
+             {"id": "f", "input": "/in/f", "status": "ok", "outputs": ["bids/x/sub-1/eeg/sub-1_eeg.edf"],
+              "review": {"format": "bids"}}]
     (audit / "manifest.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
     section, _ctx, _page = _build(tmp_path / "rel", tmp_path)
     rows = {r[0]: r[1:] for r in _Rows(section.html).rows[1:]}
-    assert rows["twix"][0] == rows["eeg"][0] == rows["misc"][0] == "1" and len(rows) == 3
-    assert rows["eeg"][1] == rows["misc"][1] == P._NO_PICTURE
+    assert all(r[0] == "1" for r in rows.values()) and len(rows) == 5
+    assert rows["eeg"][1] == rows["misc"][1] == rows["bids (other files)"][1] == P._NO_PICTURE
+    assert rows["bids"][1].startswith("no pixels")
 
 
 def test_a_volume_is_read_a_slab_at_a_time(release, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -88,6 +88,8 @@ _NOT_PICTURED = {
             "it here (its headers' kept text is in the pooled text review)",
     "bids": "no pixels (the dataset's sidecars, tables and text: their kept text is in the pooled text review)",
 }
+#: a BIDS dataset's files without pixels (a name without a suffix too: README, CHANGES, .bidsignore)
+_TEXT_SUFFIXES = (".json", ".tsv", ".tsv.gz", ".txt", ".md", ".rst", ".bval", ".bvec", ".csv")
 _NO_PICTURE = "no picture of this kind of object in the pixel review: open it from the release to look at it"
 #: formats counted as not pictured (beyond it, the rest are counted under one line)
 MAX_FORMATS = 50
@@ -275,7 +277,11 @@ def build(ctx: ReportContext) -> Section:
         found = [(o, k) for o, k in found if k]
         if not found:
             if entry.get("outputs"):  # released, yet no picture of it: counted by format, with why
-                _count(unpictured, fmt or _top(entry["outputs"][0]))
+                first = str(entry["outputs"][0])
+                name = fmt or _top(first)
+                if name == "bids" and PurePosixPath(first).suffix and not first.lower().endswith(_TEXT_SUFFIXES):
+                    name = "bids (other files)"  # not a table or text: whatever it holds is not pictured
+                _count(unpictured, name)
             continue
         relpath, kind = found[0]
         change = _change(entry, rec, kind, relpath, qc)
