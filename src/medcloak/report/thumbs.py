@@ -10,7 +10,8 @@ asked for, not the whole Pixel Data), shown in instance number order; a slide gi
 level of more than :data:`MAX_LEVEL_PIXELS` pixels: a slide without a small enough level is not
 pictured, with that reason); a photograph is decoded at a reduced scale where its codec can (JPEG
 draft mode). A volume's projections need every voxel of its first volume: they are read a slab
-of slices at a time (:mod:`medcloak.report.volumes`), never the volume whole.
+of slices at a time (:mod:`medcloak.report.volumes`), or a frame at a time where the format's
+reader cannot slice less (ECAT 7, PAR/REC), never the whole 4-D series.
 
 Every picture is 8 bits, grey or RGB, windowed from the stored values (grey of more than 8 bits
 on its 0.5 and 99.5 percentiles, MONOCHROME1 inverted, colour kept: see
