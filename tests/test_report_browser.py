@@ -165,3 +165,24 @@ def test_the_report_policy_stops_a_remote_picture_a_section_might_add(browser: A
     seen = load(browser, build_report(open_release(release), sections=("summary", "remote")))
     assert seen["broken"] == ["http://example.com/a.png"]  # blocked by the page's policy, not fetched
     assert seen["outgoing"] == []
+
+
+def test_the_pictures_of_research_volumes_load_offline(browser: Any, tmp_path: Path) -> None:
+    """A release of issue 17's formats (ECAT 7, PAR/REC, MGH/MGZ, NRRD/NHDR, twix; made by their
+    test builders, see ``test_report_volumes``): every volume's picture loads in the browser, the
+    twix files are counted as not pictured, and nothing is fetched."""
+    from test_report_volumes import make_inputs
+
+    make_inputs(tmp_path / "in")
+    key = tmp_path / "key"
+    key.write_bytes(b"browser-research-secret-0123456789")
+    key.chmod(0o600)
+    run([tmp_path / "in"], tmp_path / "release", secret_file=key, options=["clean-recognizable-visual-features"])
+    shutil.rmtree(tmp_path / "in")
+    ctx = open_release(tmp_path / "release", out=tmp_path / "report")
+    seen = load(browser, build_report(ctx, sections=("pixels",)))
+    assert seen["broken"] == [] and seen["outgoing"] == []
+    assert seen["images"] >= 10  # 8 volumes, the defaced head's pair
+    assert all(local(u) for u in seen["resources"]), seen["resources"]
+    text = browser.find_element("id", "pixels").text
+    assert "Released, not pictured (2 objects)" in text and "raw k-space data, not an image" in text

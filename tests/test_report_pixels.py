@@ -127,6 +127,9 @@ def test_samples_every_series_slide_and_volume_pictured(samples, tmp_path) -> No
     assert len(pictured) == len(series_dirs) - 2
     assert "2 series without pixel data" in section.html
     assert not page.items  # nothing failed
+    # the BIDS dataset's tables, sidecars and text files are counted as released, not pictured
+    tables = [o for e in released for o in e["outputs"][:1] if o.startswith("bids/") and not o.endswith(".nii.gz")]
+    assert len(tables) == 10 and f"<tr><td>bids</td><td>{len(tables)}</td>" in section.html
     # the defaced volumes come first, as pairs, and the slide whose label was removed
     kinds = [cls for cls, _, _ in page.figures]
     first_series = kinds.index("pixels-series")

@@ -13,8 +13,13 @@ Two parts, changed objects first:
   (``pixel-text-boxes-kept-safe``) come first of all: that text is in the release.
 * one picture per series (grouped by the record's ``series`` key, else the output folder), per
   slide, per volume and per photograph: a montage of a few frames spread over a DICOM series, the
-  three maximum intensity projections of a volume, a slide's lowest-resolution level that fills a
-  thumbnail, a photograph's thumbnail. The audit QC pictures that no pair showed follow.
+  three maximum intensity projections of a volume (NIfTI, Analyze, MINC, MGH/MGZ, NRRD/NHDR, the
+  first frame of an ECAT 7 file, the first volume of a PAR/REC: see
+  :mod:`medcloak.report.volumes`), a slide's lowest-resolution level that fills a thumbnail, a
+  photograph's thumbnail. The audit QC pictures that no pair showed follow.
+* every released object the section has no picture for (a twix file's raw k-space, a BIDS
+  dataset's sidecars and tables, a format it does not know) is counted by format, with why it is
+  not pictured: nothing released goes unlooked-at without the page saying so.
 
 Every picture is a small JPEG under the report's ``img`` folder (a thumbnail or montage at most
 :data:`thumbs.THUMB` pixels on a side; a volume's three panels of :data:`PANEL`; an audit
@@ -74,7 +79,20 @@ _CHANGE_WORDS = {
     "image-blanked": "image blanked whole", "defaced": "defaced", "label-removed": "slide label removed",
     "text-kept": "text read as safe and kept",
 }
-_VOLUME_SUFFIXES = (".nii.gz", ".nii", ".hdr", ".hdr.gz", ".mnc")
+_VOLUME_SUFFIXES = (".nii.gz", ".nii", ".hdr", ".hdr.gz", ".mnc", ".mgh", ".mgz", ".nrrd", ".nhdr")
+#: volumes of their own folder in the release: ECAT 7 files, PAR headers (the REC beside each)
+_VOLUME_FOLDERS = {"ecat": (".v",), "parrec": (".par",)}
+#: why released objects of a format get no picture (any other format: :data:`_NO_PICTURE`)
+_NOT_PICTURED = {
+    "twix": "raw k-space data, not an image: the report does not reconstruct it, so no one has looked at "
+            "it here (its headers' kept text is in the pooled text review)",
+    "bids": "no pixels (the dataset's sidecars, tables and text: their kept text is in the pooled text review)",
+}
+#: a BIDS dataset's files without pixels (a name without a suffix too: README, CHANGES, .bidsignore)
+_TEXT_SUFFIXES = (".json", ".tsv", ".tsv.gz", ".txt", ".md", ".rst", ".bval", ".bvec", ".csv")
+_NO_PICTURE = "no picture of this kind of object in the pixel review: open it from the release to look at it"
+#: formats counted as not pictured (beyond it, the rest are counted under one line)
+MAX_FORMATS = 50
 _PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 _SLIDE_SUFFIXES = (".svs", ".ndpi", ".tif", ".tiff", ".bif", ".qptiff", ".mrxs", ".scn")
 
@@ -119,7 +137,7 @@ def _kind(fmt: str, relpath: str) -> str | None:
         return "photo"
     if fmt == "slide" or (top == "slides" and low.endswith(_SLIDE_SUFFIXES)):
         return "slide"
-    if low.endswith(_VOLUME_SUFFIXES):
+    if low.endswith(_VOLUME_SUFFIXES) or low.endswith(_VOLUME_FOLDERS.get(top, ())):
         return "volume"
     return None
 
@@ -247,6 +265,7 @@ def build(ctx: ReportContext) -> Section:
     seen: set[int] = set()  # hashes of the groups met (at most SEEN)
     index, stride, more_objects = 0, 1, 0
     kept_first: list[_Changed] = []
+    unpictured: dict[str, int] = {}
     by_change: dict[str, list[_Changed]] = {}
     changed_total = kept_total = 0
     for entry in ctx.entries():
@@ -257,6 +276,12 @@ def build(ctx: ReportContext) -> Section:
         found = [(o, _kind(fmt, o)) for o in entry.get("outputs") or [] if isinstance(o, str)]
         found = [(o, k) for o, k in found if k]
         if not found:
+            if entry.get("outputs"):  # released, yet no picture of it: counted by format, with why
+                first = str(entry["outputs"][0])
+                name = fmt or _top(first)
+                if name == "bids" and PurePosixPath(first).suffix and not first.lower().endswith(_TEXT_SUFFIXES):
+                    name = "bids (other files)"  # not a table or text: whatever it holds is not pictured
+                _count(unpictured, name)
             continue
         relpath, kind = found[0]
         change = _change(entry, rec, kind, relpath, qc)
@@ -310,7 +335,8 @@ def build(ctx: ReportContext) -> Section:
              "changed area outlined in red), those with detected text kept as safe first of all; then a "
              "picture of every series, slide, volume and photograph: a few frames spread over a DICOM "
              "series, the maximum intensity projections of a volume (sagittal, coronal, axial), the lowest "
-             "resolution level of a slide.</p>")
+             "resolution level of a slide; last, the released objects that have no picture here (raw "
+             "scanner data, tables), counted by format.</p>")
     parts = [intro]
 
     # ---- changed objects ----
@@ -376,6 +402,18 @@ def build(ctx: ReportContext) -> Section:
                      f"{stride}{_ordinal(stride)} in the manifest's order (the cap is {MAX_SERIES}); the other "
                      f"{index - len(groups)}, {more_objects} objects, are not pictured: "
                      "open them from the release in a viewer")
+
+    # ---- released objects of kinds the section does not picture ----
+    if unpictured:
+        total = sum(unpictured.values())
+        parts.append(f"<h3>Released, not pictured ({total} object{'s' if total != 1 else ''})</h3>"
+                     "<p>These released objects are not pictured here: review them another way, or know that "
+                     "no one has looked at their content.</p><table class=\"pixels-unpictured\">"
+                     "<tr><th>format</th><th>objects</th><th>why not pictured</th></tr>")
+        for fmt, count in sorted(unpictured.items(), key=lambda kv: (-kv[1], kv[0])):
+            parts.append(f"<tr><td>{escape(fmt)}</td><td>{count}</td>"
+                         f"<td>{escape(_NOT_PICTURED.get(fmt, _NO_PICTURE))}</td></tr>")
+        parts.append("</table>")
 
     # ---- the audit's other QC pictures ----
     rest = sorted(qc - used_qc)
@@ -443,6 +481,19 @@ def _pair(b: _Builder, item: _Changed, used_qc: set[str]) -> str:
     return (f'<figure class="pixels-pair{" pixels-kept" if item.kept else ""}">'
             f'<div style="display:flex;gap:.6rem;align-items:flex-start">{"".join(cells)}</div>'
             f"<figcaption>{escape(item.relpath)}: {escape('; '.join(detail))}</figcaption></figure>")
+
+
+def _top(relpath: Any) -> str:
+    """A released file's top folder, which names its kind where its record does not."""
+    return str(relpath).split("/", 1)[0] if "/" in str(relpath) else "other"
+
+
+def _count(counts: dict[str, int], fmt: str) -> None:
+    """One more object of ``fmt`` (at most :data:`MAX_FORMATS` formats, the rest as ``other formats``)."""
+    fmt = fmt[:40]
+    if fmt not in counts and len(counts) >= MAX_FORMATS:
+        fmt = "other formats"
+    counts[fmt] = counts.get(fmt, 0) + 1
 
 
 def _ordinal(n: int) -> str:

@@ -9,8 +9,9 @@ usually are), and :data:`FRAMES` frames decoded, one frame at a time (pydicom de
 asked for, not the whole Pixel Data), shown in instance number order; a slide gives one level, the smallest that still fills a thumbnail (never a
 level of more than :data:`MAX_LEVEL_PIXELS` pixels: a slide without a small enough level is not
 pictured, with that reason); a photograph is decoded at a reduced scale where its codec can (JPEG
-draft mode). Only a volume is read whole (its projections need every voxel), the first volume of
-a 4-D series only.
+draft mode). A volume's projections need every voxel of its first volume: they are read a slab
+of slices at a time (:mod:`medcloak.report.volumes`), or a frame at a time where the format's
+reader cannot slice less (ECAT 7, PAR/REC), never the whole 4-D series.
 
 Every picture is 8 bits, grey or RGB, windowed from the stored values (grey of more than 8 bits
 on its 0.5 and 99.5 percentiles, MONOCHROME1 inverted, colour kept: see
@@ -302,40 +303,14 @@ def _openslide_thumbnail(path: Path) -> Picture:
 
 
 def volume_projections(path: Path) -> list[Picture]:
-    """The three maximum intensity projections of a released volume (NIfTI, Analyze, MINC;
-    nibabel), the first volume of a 4-D one: sagittal (anterior right), coronal and axial (the
-    subject's right on the right), superior or anterior up, one window for the three, each panel
-    with square pixels of the finest voxel size."""
-    import nibabel as nib
+    """The three maximum intensity projections of a released volume (NIfTI, Analyze, MINC, MGH,
+    NRRD, ECAT 7, PAR/REC), the first volume of a 4-D one, read slab by slab (see
+    :mod:`medcloak.report.volumes`): sagittal (anterior right), coronal and axial (the subject's
+    right on the right), superior or anterior up, one window for the three, each panel with
+    square pixels of the finest voxel size."""
+    from .volumes import projections
 
-    from ..pixels.qc import ras_zooms
-
-    img = nib.load(str(path))
-    shape = img.shape
-    if len(shape) < 3 or min(shape[:3]) < 1:
-        raise UnsupportedInputError(f"not a volume (shape {tuple(shape)})")
-    if math.prod(shape[:3]) > MAX_VOXELS:
-        raise UnsupportedInputError(f"volume of {math.prod(shape[:3])} voxels too large to project")
-    index = (slice(None),) * 3 + (0,) * (len(shape) - 3)
-    data = np.asanyarray(img.dataobj[index])
-    if np.iscomplexobj(data):
-        data = np.abs(data)
-    data = np.nan_to_num(data.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
-    ornt = nib.orientations.io_orientation(img.affine)
-    data = nib.orientations.apply_orientation(data, ornt)
-    zooms = ras_zooms(img.affine)
-    mips = [data.max(axis=0).T[::-1], data.max(axis=1).T[::-1], data.max(axis=2).T[::-1]]
-    spacing = [(zooms[1], zooms[2]), (zooms[0], zooms[2]), (zooms[0], zooms[1])]  # (across, down)
-    values = np.concatenate([m[:: max(1, m.shape[0] // 128), :: max(1, m.shape[1] // 128)].ravel() for m in mips])
-    lo, hi = (float(v) for v in np.percentile(values, (0.5, 99.5)))
-    pictures = []
-    finest = max(float(min(zooms)), 1e-3)
-    for mip, (dx, dy) in zip(mips, spacing):
-        grey = np.clip((mip - lo) * (255.0 / max(hi - lo, 1e-6)), 0, 255).astype(np.uint8)
-        # the panel's (width, height) in pixels of the finest voxel size: the caller resizes to it
-        space = (max(1, round(mip.shape[1] * dx / finest)), max(1, round(mip.shape[0] * dy / finest)))
-        pictures.append(Picture(np.ascontiguousarray(grey), space))
-    return pictures
+    return projections(path)
 
 
 # ---- photographs --------------------------------------------------------------------------------
