@@ -2,7 +2,8 @@
 VD/VE files made by tests/twix_sample.py from the format's description, with identifiers planted
 in every header key the format documents for them and in the VD measurement table. A release
 holds none of them in any byte or name, has the input's length and raw data bytes, and reads
-with twixtools (PyPI ``gt-twixtools``) to the same k-space."""
+with twixtools (PyPI ``gt-twixtools``) and with pymapvbvd (PyPI ``pymapvbvd``) to the same
+k-space."""
 
 from __future__ import annotations
 
@@ -74,6 +75,27 @@ def test_release_holds_no_planted_value_and_the_same_raw_data(tmp_path, layout) 
         for (la, da), (lb, db) in zip(a, b):
             assert la == lb and np.array_equal(da, db)
     assert verify_release(tmp_path / "out", tmp_path / "out.audit") == []
+
+
+@pytest.mark.parametrize("layout", ["vb", "vd"])
+def test_pymapvbvd_reads_the_same_kspace_and_image_header_values(tmp_path, layout) -> None:  # type: ignore[no-untyped-def]
+    """A second real reader (pymapvbvd, the Python port of mapVBVD): every measurement's readouts
+    and the header values a reconstruction reads are the same in the release as in the input,
+    and the same readouts as twixtools reads; the identifying values read back empty."""
+    src = tmp_path / "in"
+    src.mkdir()
+    path = (ts.make_vb if layout == "vb" else ts.make_vd)(src / "meas.dat")
+    out = _release(tmp_path, path)
+    original, released = ts.read_mapvbvd(path), ts.read_mapvbvd(out)
+    assert len(original) == len(released) == (1 if layout == "vb" else 2)
+    for (ka, ha), (kb, hb), lines in zip(original, released, ts.read_kspace(path)):
+        assert ka.shape == (16, 2, 4) and np.array_equal(ka, kb)
+        assert np.array_equal(ka, np.stack([data.T for _, data in lines], axis=-1))  # what twixtools reads
+        image = [(ha[buf].get(key), hb[buf].get(key)) for buf, key in ts.IMAGE_KEYS]
+        assert all(a == b and a is not None for a, b in image), image
+        assert ha["Meas"]["lBaseResolution"] == 8 and ha["Config"]["PatientPosition"] == "HFS"
+        assert ha["Config"]["PatientName"] == ts.PLANTED["name"] and hb["Config"]["PatientName"] == ""
+        assert hb["Dicom"]["PatientID"] == "" and hb["Dicom"]["PatientBirthDay"] == ""
 
 
 def test_options_keep_what_they_name(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -157,3 +157,29 @@ def read_kspace(path: Path) -> list[list[tuple[int, np.ndarray]]]:
         scans = twixtools.read_twix(str(path), verbose=False, parse_geometry=False)
         gc.collect()
     return [[(int(m.cLin), np.asarray(m.data)) for m in scan["mdb"]] for scan in scans]
+
+
+#: header values an image reconstruction reads (buffer, key as pymapvbvd names it)
+IMAGE_KEYS = (("Config", "NImageLins"), ("Config", "PatientPosition"), ("Meas", "lBaseResolution"), ("Meas", "alTR"),
+              ("MeasYaps", ("sKSpace", "lBaseResolution")), ("Dicom", "tSequenceFileName"), ("Dicom", "Manufacturer"))
+
+
+def read_mapvbvd(path: Path) -> list[tuple[np.ndarray, dict[str, dict[object, object]]]]:
+    """Every measurement as pymapvbvd (PyPI ``pymapvbvd``) reads it: its readouts in file order
+    (columns x channels x readouts, oversampling kept) and its header buffers' values."""
+    import gc
+    import warnings
+
+    import mapvbvd
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # the reader leaves its file to the collector
+        scans = mapvbvd.mapVBVD(str(path), quiet=True, removeOS=False)
+        scans = scans if isinstance(scans, list) else [scans]
+        out = []
+        for scan in scans:
+            kspace = np.asarray(scan.image.unsorted())
+            out.append((kspace, {buf: dict(scan.hdr[buf]) for buf in scan.hdr}))
+        del scans
+        gc.collect()
+    return out
