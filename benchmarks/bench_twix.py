@@ -44,7 +44,7 @@ def make_big(path: Path, size: int) -> None:
     ns, nc = 512, 64
     struct.pack_into("<IiI", block, 0, 192 + nc * (32 + ns * 8), 7, 1)
     struct.pack_into("<QHH", block, 40, 0, ns, nc)
-    chans = b"".join(struct.pack("<IiI", 32 + ns * 8, 7, 1) + bytes(12) + struct.pack("<H", c) + bytes(6)
+    chans = b"".join(struct.pack("<IiI", 2 | (32 + ns * 8) << 8, 7, 1) + bytes(12) + struct.pack("<H", c) + bytes(6)
                      + np.random.default_rng(c).standard_normal(2 * ns).astype("<f4").tobytes() for c in range(nc))
     line = bytes(block) + chans
     acqend = bytearray(192)

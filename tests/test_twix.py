@@ -187,3 +187,85 @@ def test_the_copy_without_copy_file_range_writes_the_same_bytes(tmp_path, monkey
         assert hashlib.sha256(data).hexdigest() == digest and len(data) == cleaned.size
         outs.append(data)
     assert outs[0] == outs[1] and ts.PLANTED["name"].encode() not in outs[0]
+
+
+def _entry(data: bytes, k: int) -> tuple[int, int]:
+    return struct.unpack_from("<QQ", data, 8 + k * 152 + 8)
+
+
+def _with_length(data: bytes, k: int, length: int) -> bytes:
+    """``data`` with measurement ``k``'s declared length set to ``length`` (and the file cut
+    there when it is the last measurement)."""
+    out = bytearray(data)
+    off, _ = _entry(data, k)
+    struct.pack_into("<Q", out, 8 + k * 152 + 16, length)
+    return bytes(out[: off + length]) if k == struct.unpack_from("<I", data, 4)[0] - 1 else bytes(out)
+
+
+def test_raw_data_cut_short_or_inconsistent_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The raw data is walked from header to header (never read): a file cut inside a readout,
+    inside a measurement data header, between readouts, before or inside its ACQEND, or with
+    more than padding after it, is quarantined with the reason."""
+    vb = ts.make_vb(tmp_path / "vb.dat").read_bytes()
+    start = struct.unpack_from("<I", vb, 0)[0]  # the raw data: 4 readouts of 2 x (128 + 16 x 8), ACQEND
+    assert len(vb) == start + 4 * 512 + 128
+    cases = {
+        "inside a readout": vb[: start + 512 + 300],
+        "inside a measurement data header": vb[: start + 2 * 512 + 50],
+        "ends without ACQEND": vb[: start + 2 * 512],  # between readouts
+        "without ACQEND": vb[: start + 4 * 512],  # all readouts, no ACQEND
+        "inside a measurement data header ": vb[: len(vb) - 60],  # inside the ACQEND
+        "after the raw data's ACQEND": vb + bytes(600),
+        "does not match its scan": vb[: start + 8] + struct.pack("<I", 0) + vb[start + 12:],  # scan counter 0
+    }
+    mdh = bytearray(vb)
+    struct.pack_into("<H", mdh, start + 512 + 28, 15)  # one readout's samples: its channels misplaced
+    cases["channel header does not match"] = bytes(mdh)
+    for reason, data in cases.items():
+        assert reason.strip() in _quarantined(tmp_path, data), reason
+    vd = ts.make_vd(tmp_path / "vd.dat", count=3).read_bytes()
+    for k in (0, 2):  # a measurement's data cut short: its table length (and the file, for the last) short
+        off, length = _entry(vd, k)
+        data_at = off + struct.unpack_from("<I", vd, off)[0]
+        block = 192 + 2 * (32 + 16 * 8)
+        for cut, reason in ((data_at + block + 300, "inside a readout"), (data_at + 2 * block, "without ACQEND"),
+                            (data_at + block + 20, "inside a measurement data header"),
+                            (data_at + 4 * block, "without ACQEND"), (data_at + 4 * block + 100, "inside a")):
+            assert reason in _quarantined(tmp_path, _with_length(vd, k, cut - off)), (k, cut, reason)
+    chan = bytearray(vd)
+    off, _ = _entry(vd, 1)
+    first = off + struct.unpack_from("<I", vd, off)[0] + 192
+    struct.pack_into("<I", chan, first + 8, 99)  # the first readout's first channel header: another scan's
+    assert "does not match its scan" in _quarantined(tmp_path, bytes(chan))
+    off, length = _entry(vd, 2)
+    assert "more than its padding" in _quarantined(tmp_path, _with_length(vd + bytes(1024), 2, length + 1024))
+
+
+def test_every_clean_file_walks_to_its_acqend(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """VB and VD/VE files of one to four measurements, with or without sync data, their lengths
+    with the padding to 512 bytes or without: each measurement's raw data walks to its ACQEND
+    and the file is released."""
+    import os
+
+    from medcloak.formats.twix import walk_data
+
+    made = [ts.make_vb(tmp_path / "vb.dat"), ts.make_vb(tmp_path / "vbs.dat", lines=9, sync=200)]
+    made += [ts.make_vd(tmp_path / f"vd{n}.dat", count=n, lines=2 + n, sync=n * 100) for n in (1, 3, 4)]
+    exact = ts.make_vd(tmp_path / "exact.dat", count=2).read_bytes()
+    for k in range(2):  # each measurement's length up to its ACQEND's end, the padding not counted
+        off, length = _entry(exact, k)
+        header_len = struct.unpack_from("<I", exact, off)[0]
+        exact = _with_length(exact, k, header_len + 4 * (192 + 2 * (32 + 16 * 8)) + 192)  # 4 readouts, ACQEND
+    made.append(_write(tmp_path / "exact.dat", exact))
+    for path in made:
+        data = path.read_bytes()
+        spans = [(0, len(data))] if data[8:15] == b"Config\x00" else [
+            _entry(data, k) for k in range(struct.unpack_from("<I", data, 4)[0])]
+        with open(path, "rb") as fh:
+            for off, length in spans:
+                start = off + struct.unpack_from("<I", data, off)[0]
+                blocks = walk_data(fh.fileno(), start, off + length, "vb" if len(spans) == 1 and off == 0 else "vd", "m")
+                assert blocks >= 3
+        job = Job(load_profile(), Keyring(SECRET), str(tmp_path / "out"), settings=make_settings({}))
+        (outcome,) = process_task(Task(Source(str(path), "twix", os.path.getsize(path)), "id"), job)
+        assert outcome.status == "ok", (path.name, outcome.reason)

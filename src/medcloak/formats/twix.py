@@ -38,6 +38,14 @@ Declared lengths are checked against the file before anything is read: a header 
 measurement, buffers longer than their header, a measurement beyond the file's end, more than 64
 measurements are refused (:class:`CorruptInputError`); a header beyond the run's per-object
 limit too (:class:`LimitError`).
+
+The raw data is walked, not read (:func:`walk_data`): from a header's end, each measurement
+data header (VB: 128 bytes before each channel's samples; VD/VE: a 192-byte scan header, then
+32 bytes before each channel's samples) gives the next one's place as the readers (twixtools,
+mapVBVD) take it, and the chain must end in an ACQEND block at the measurement's declared end
+(VB: the file's) or in its padding to 512 bytes. Only headers are read, up to three a readout:
+a file cut short inside its raw data, or raw data that does not follow its headers, is refused
+before anything is written.
 """
 
 from __future__ import annotations
@@ -63,6 +71,14 @@ MAX_BUFFERS = 64
 BUFFERS = (b"Config", b"Dicom", b"Meas", b"MeasYaps", b"Phoenix", b"Spice")
 #: the writer's piece of raw data copied at a time
 CHUNK = 4 << 20
+#: measurement data headers: VB's per channel; VD/VE's scan header and channel header
+VB_MDH, VD_SCAN, VD_CHANNEL = 128, 192, 32
+#: evaluation info mask bits: the last block of a measurement, a block of sync (not k-space) data
+ACQEND, SYNCDATA = 1 << 0, 1 << 5
+#: the low 25 bits of a header's first word: its block's DMA length
+DMA_MASK = (1 << 25) - 1
+#: measurements end padded to this (the gap between VD/VE measurements)
+SYNC_PAD = 512
 
 _ALWAYS = frozenset(s.lower() for s in (
     "PatientName", "PatientsName", "PatientID", "PatientsID", "PatientBirthDay", "PatientBirthDate",
@@ -330,6 +346,63 @@ def measurements(fh: BinaryIO, size: int) -> tuple[str, list[tuple[int, int]], b
     return kind, out, head
 
 
+#: (dma word, scan counter, eval mask, samples, channels) of a VB MDH and of a VD/VE scan header
+_VB_FIELDS = struct.Struct("<I4xI8xQHH")
+_VD_FIELDS = struct.Struct("<I4xI28xQHH")
+_COUNTER = struct.Struct("<8xI")
+
+
+def walk_data(fd: int, start: int, end: int, kind: str, what: str) -> int:
+    """Check that the raw data between ``start`` (the header's end) and ``end`` (the
+    measurement's declared end) is a whole chain of measurement data blocks ending in ACQEND,
+    reading only their headers (the data is never read): each block's length from its header
+    (a readout: its channels x (channel header + 8 bytes a sample), as the readers take it;
+    sync data and ACQEND: the DMA length), each readout's first and last channel header (VB: the
+    MDH of its last channel) carrying its scan counter (they place the channels), the chain's end at ``end`` or in the padding to
+    the next 512 bytes. Anything else is :class:`CorruptInputError`: a file cut short in its raw
+    data, or raw data that is not what the header says, is not released. The count of blocks."""
+    vd = kind == "vd"
+    fields, head, chan = (_VD_FIELDS, VD_SCAN, VD_CHANNEL) if vd else (_VB_FIELDS, VB_MDH, VB_MDH)
+    pos, blocks = start, 0
+    while True:
+        if pos + head > end:
+            where = "ends without ACQEND" if pos == end else "is cut short inside a measurement data header"
+            raise CorruptInputError(f"{what}: its raw data {where} (truncated?)")
+        raw = os.pread(fd, head, pos)
+        if len(raw) < head:
+            raise CorruptInputError(f"{what}: its raw data is cut short (the file changed?)")
+        dma, counter, mask, samples, channels = fields.unpack_from(raw)
+        blocks += 1
+        if mask & (ACQEND | SYNCDATA):
+            step = dma & DMA_MASK
+            if step < head:
+                raise CorruptInputError(f"{what}: a measurement data block shorter than its header")
+            if mask & ACQEND:
+                last = pos + step
+                if last > end:
+                    raise CorruptInputError(f"{what}: its raw data is cut short inside its ACQEND block (truncated?)")
+                if end > last + (-last % SYNC_PAD):
+                    raise CorruptInputError(f"{what}: {end - last} bytes after the raw data's ACQEND, more than "
+                                            "its padding (a measurement length that does not match its data?)")
+                return blocks
+            pos += step
+            continue
+        step = channels * (chan + 8 * samples) + (head if vd else 0)
+        if not channels:
+            if not vd:
+                raise CorruptInputError(f"{what}: a readout of no channel in its raw data (not a measurement data header?)")
+        elif pos + step > end:
+            raise CorruptInputError(f"{what}: its raw data is cut short inside a readout (truncated?)")
+        else:
+            last = pos + (head if vd else 0) + (channels - 1) * (chan + 8 * samples)
+            for at in (pos + head, last) if vd and channels > 1 else (last,) if vd or channels > 1 else ():
+                got = os.pread(fd, 12, at)
+                if len(got) < 12 or _COUNTER.unpack_from(got)[0] != counter:
+                    raise CorruptInputError(f"{what}: a readout's channel header does not match its scan "
+                                            "(raw data inconsistent with its headers)")
+        pos += step
+
+
 def clean_twix(path: Path, policy: Policy) -> Cleaned:
     """The patches that de-identify the twix file at ``path`` (headers only; data untouched)."""
     with open(path, "rb") as fh:
@@ -342,6 +415,7 @@ def clean_twix(path: Path, policy: Policy) -> Cleaned:
         for k, (off, length) in enumerate(meas):
             what = f"twix measurement {k + 1}"
             header, buffers = read_header(fh, off, length, what)
+            walk_data(fh.fileno(), off + len(header), off + length, kind, what)
             text = bytearray(header)
             for name, start, blen in buffers:
                 piece = bytearray(text[start:start + blen])
