@@ -269,3 +269,60 @@ def test_every_clean_file_walks_to_its_acqend(tmp_path) -> None:  # type: ignore
         job = Job(load_profile(), Keyring(SECRET), str(tmp_path / "out"), settings=make_settings({}))
         (outcome,) = process_task(Task(Source(str(path), "twix", os.path.getsize(path)), "id"), job)
         assert outcome.status == "ok", (path.name, outcome.reason)
+
+
+@pytest.mark.parametrize("layout", ["vb", "vd"])
+def test_clean_descriptors_keeps_protocol_names_cleaned(tmp_path, layout) -> None:  # type: ignore[no-untyped-def]
+    """Under Clean Descriptors the protocol name (and the other descriptors) stays, as DICOM's
+    Protocol Name does, the patient's names (a three-letter one too), the study date and the
+    record number masked in place; without the option it is blanked whole. Either way no removed
+    identity value is left in any byte, and the file has its length and its k-space."""
+    planted = {**ts.PLANTED, "name": "Lee^Givenname", "protocol": "t1_mprage Lee 20240311 NF00482913",
+               "comment": "tumour of Mrs Lee"}
+    src = tmp_path / "in"
+    src.mkdir()
+    path = (ts.make_vb if layout == "vb" else ts.make_vd)(src / "meas.dat", planted=planted)
+    before = path.read_bytes()
+    for name in ("kept", "basic"):
+        (tmp_path / name).mkdir()
+    kept = _release(tmp_path / "kept", path, ("clean-descriptors",)).read_bytes()
+    basic = _release(tmp_path / "basic", path).read_bytes()
+    assert len(kept) == len(basic) == len(before)
+    assert b"t1_mprage" in kept and b"t1_mprage" not in basic
+    for data in (kept, basic):
+        for value in ("Lee ", "Lee^", "Lee\"", "Givenname", planted["id"], planted["birth"], planted["date"],
+                      "Operatorsson", "Drreferring"):
+            assert value.encode() not in data, value
+    assert b'"study of ***"' in kept  # StudyDescription: the name masked, the words kept
+    out = (tmp_path / "kept" / "out")
+    assert verify_release(out, tmp_path / "kept" / "out.audit") == []
+    assert [len(s) for s in ts.read_kspace(out.rglob("*.dat").__next__())] == [len(s) for s in ts.read_kspace(path)]
+
+
+def test_descriptor_rules_follow_the_profile(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Each descriptor key follows its DICOM attribute's rule in the profile: blanked (Basic
+    Profile), cleaned (Clean Descriptors), kept (a site's ``keep``) or cleaned by the site's
+    pattern; a kept one still loses every identity value blanked elsewhere, in place."""
+    from medcloak.formats.twix import clean_descriptor
+    from medcloak.handlers.twix import descriptors
+
+    assert descriptors(load_profile()) == {}
+    clean = descriptors(load_profile(None, ["clean-descriptors"]))
+    assert clean["protocolname"] == ("C", None) and set(clean) == {
+        "protocolname", "seriesdescription", "studydescription", "patientcomments", "imagecomments", "studycomments"}
+    site = tmp_path / "site.toml"
+    site.write_text('[attributes]\nProtocolName = "keep"\nSeriesDescription = { regex-clean = "HEAD[0-9]+" }\n')
+    rules = descriptors(load_profile(site))
+    assert rules["protocolname"][0] == "K" and rules["seriesdescription"] == ("E", "HEAD[0-9]+")
+    assert "studydescription" not in rules
+    value = b' "Lee t1 HEAD42 2024-03-11" '
+    assert clean_descriptor(value, ("C", None), [b"Lee^Anna"]) == b' "*** t1 HEAD42 ***" '.ljust(len(value))
+    assert clean_descriptor(value, ("E", "HEAD[0-9]+"), []) == b' "Lee t1 *** 2024-03-11" '.ljust(len(value))
+    assert clean_descriptor(value, ("K", None), []) == value
+    assert clean_descriptor(value, ("X", None), []).replace(b" ", b"") == b'""'
+    path = ts.make_vb(tmp_path / "a.dat")
+    keep = clean_twix(path, Policy(descriptors=rules))
+    header = dict(keep.patches)[0]
+    assert b"_headscan" in header and b"Surname" not in header and keep.changed["Dicom>tProtocolName"] == "cleaned"
+    assert keep.text["MeasYaps>tProtocolName"] == ["_headscan"]
+    assert "Dicom>SeriesDescription" not in keep.changed and "Dicom>StudyDescription" in keep.changed

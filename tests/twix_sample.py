@@ -123,12 +123,12 @@ def data(ve: bool, lines: int = 4, samples: int = 16, channels: int = 2, seed: i
     return b"".join(out)
 
 
-def make_vb(path: Path, lines: int = 4, sync: int = 0) -> Path:
-    path.write_bytes(header(buffers(), least=16384) + data(False, lines, sync=sync))
+def make_vb(path: Path, lines: int = 4, sync: int = 0, planted: dict[str, str] = PLANTED) -> Path:
+    path.write_bytes(header(buffers(planted), least=16384) + data(False, lines, sync=sync))
     return path
 
 
-def make_vd(path: Path, count: int = 2, lines: int = 4, sync: int = 0) -> Path:
+def make_vd(path: Path, count: int = 2, lines: int = 4, sync: int = 0, planted: dict[str, str] = PLANTED) -> Path:
     """A VD/VE file: the measurement table (patient and protocol names in every entry) padded to
     10240 bytes, then ``count`` measurements, each aligned to 512 bytes (its length in the table
     counting the padding)."""
@@ -136,7 +136,7 @@ def make_vd(path: Path, count: int = 2, lines: int = 4, sync: int = 0) -> Path:
     body = b""
     entries = []
     for k in range(count):
-        meas = header(buffers()) + data(True, lines, seed=k, sync=sync)
+        meas = header(buffers(planted)) + data(True, lines, seed=k, sync=sync)
         meas += b"\x00" * (-len(meas) % 512)
         entries.append((raid_len + len(body), len(meas)))
         body += meas
@@ -145,8 +145,8 @@ def make_vd(path: Path, count: int = 2, lines: int = 4, sync: int = 0) -> Path:
     for k, (off, length) in enumerate(entries):
         at = 8 + k * 152
         struct.pack_into("<IIQQ", table, at, 100 + k, 2000 + k, off, length)
-        table[at + 24: at + 24 + len(PLANTED["name"])] = PLANTED["name"].encode()
-        table[at + 88: at + 88 + len(PLANTED["protocol"])] = PLANTED["protocol"].encode()
+        table[at + 24: at + 24 + len(planted["name"])] = planted["name"].encode()
+        table[at + 88: at + 88 + len(planted["protocol"])] = planted["protocol"].encode()
     path.write_bytes(bytes(table) + body)
     return path
 
