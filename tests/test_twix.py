@@ -243,8 +243,8 @@ def test_raw_data_cut_short_or_inconsistent_is_refused(tmp_path) -> None:  # typ
 
 def test_every_clean_file_walks_to_its_acqend(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """VB and VD/VE files of one to four measurements, with or without sync data, their lengths
-    with the padding to 512 bytes or without: each measurement's raw data walks to its ACQEND
-    and the file is released."""
+    with the padding to 512 bytes or without, an ACQEND of no DMA length: each measurement's raw
+    data walks to its ACQEND and the file is released."""
     import os
 
     from medcloak.formats.twix import walk_data
@@ -257,6 +257,9 @@ def test_every_clean_file_walks_to_its_acqend(tmp_path) -> None:  # type: ignore
         header_len = struct.unpack_from("<I", exact, off)[0]
         exact = _with_length(exact, k, header_len + 4 * (192 + 2 * (32 + 16 * 8)) + 192)  # 4 readouts, ACQEND
     made.append(_write(tmp_path / "exact.dat", exact))
+    zero = bytearray(ts.make_vb(tmp_path / "zero.dat").read_bytes())
+    zero[-128:-124] = bytes(4)  # an ACQEND of DMA length 0 (readers stop at the flag, whatever its length)
+    made.append(_write(tmp_path / "zero.dat", bytes(zero)))
     for path in made:
         data = path.read_bytes()
         spans = [(0, len(data))] if data[8:15] == b"Config\x00" else [
@@ -303,7 +306,7 @@ def test_descriptor_rules_follow_the_profile(tmp_path) -> None:  # type: ignore[
     """Each descriptor key follows its DICOM attribute's rule in the profile: blanked (Basic
     Profile), cleaned (Clean Descriptors), kept (a site's ``keep``) or cleaned by the site's
     pattern; a kept one still loses every identity value blanked elsewhere, in place."""
-    from medcloak.formats.twix import clean_descriptor
+    from medcloak.formats.twix import _later, clean_descriptor
     from medcloak.handlers.twix import descriptors
 
     assert descriptors(load_profile()) == {}
@@ -320,6 +323,13 @@ def test_descriptor_rules_follow_the_profile(tmp_path) -> None:  # type: ignore[
     assert clean_descriptor(value, ("E", "HEAD[0-9]+"), []) == b' "Lee t1 *** 2024-03-11" '.ljust(len(value))
     assert clean_descriptor(value, ("K", None), []) == value
     assert clean_descriptor(value, ("X", None), []).replace(b" ", b"") == b'""'
+    assert clean_descriptor(b'"Lee"', ("C", None), [b'Lee"']) == b'"   "'  # a quote masked: blanked instead
+    spans: list[tuple[int, int, str, str]] = []
+    for span in ((10, 50, "a", "protocolname"), (20, 30, "b", "seriesdescription")):  # the second inside the first
+        _later(spans, span)
+    assert spans == [(10, 50, "a", "protocolname")]
+    with pytest.raises(CorruptInputError):  # one across another cannot be cleaned in place
+        _later(spans, (40, 60, "c", "studydescription"))
     path = ts.make_vb(tmp_path / "a.dat")
     keep = clean_twix(path, Policy(descriptors=rules))
     header = dict(keep.patches)[0]

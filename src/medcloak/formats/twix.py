@@ -238,7 +238,7 @@ def clean_buffer(name: str, text: bytearray, policy: Policy, changed: dict[str, 
             end = _brace_end(text, open_at)
             if end < 0:
                 raise CorruptInputError(f"twix header buffer {name}: unterminated value")
-            later.append((open_at + 1, end, f"{name}>{m.group(1).decode('latin-1')}", key))
+            _later(later, (open_at + 1, end, f"{name}>{m.group(1).decode('latin-1')}", key))
             continue
         if key in _REVIEW_KEPT:
             end = _brace_end(text, open_at)
@@ -259,7 +259,7 @@ def clean_buffer(name: str, text: bytearray, policy: Policy, changed: dict[str, 
         for line in _ASC_LINE.finditer(section.group(1)):
             key = _key(line.group(1))
             if key in policy.descriptors and later is not None:
-                later.append((base + line.start(2), base + line.end(2), f"{name}>{line.group(1).decode('latin-1')}", key))
+                _later(later, (base + line.start(2), base + line.end(2), f"{name}>{line.group(1).decode('latin-1')}", key))
                 continue
             category = _category(key)
             if not _blanked(policy, category):
@@ -270,6 +270,18 @@ def clean_buffer(name: str, text: bytearray, policy: Policy, changed: dict[str, 
             original = _blank(text, base + line.start(2), base + line.end(2))
             (seen if category == "identity" else others if others is not None else set()).update(_values(original))
             changed[f"{name}>{line.group(1).decode('latin-1')}"] = "emptied"
+
+
+def _later(later: list[tuple[int, int, str, str]], span: tuple[int, int, str, str]) -> None:
+    """Add a kept descriptor's span, unless it lies inside one already there (it is cleaned with
+    it); one that straddles another cannot be cleaned in place: refused."""
+    start, end = span[:2]
+    for a, b, *_ in later:
+        if a <= start and end <= b:
+            return
+        if start < b and a < end:
+            raise CorruptInputError("twix header: descriptor values overlap")
+    later.append(span)
 
 
 def clean_descriptor(value: bytes, rule: tuple[str, str | None], identity: Iterable[bytes]) -> bytes:
@@ -417,9 +429,10 @@ def walk_data(fd: int, start: int, end: int, kind: str, what: str) -> int:
     reading only their headers (the data is never read): each block's length from its header
     (a readout: its channels x (channel header + 8 bytes a sample), as the readers take it;
     sync data and ACQEND: the DMA length), each readout's first and last channel header (VB: the
-    MDH of its last channel) carrying its scan counter (they place the channels), the chain's end at ``end`` or in the padding to
-    the next 512 bytes. Anything else is :class:`CorruptInputError`: a file cut short in its raw
-    data, or raw data that is not what the header says, is not released. The count of blocks."""
+    MDH of its last channel) carrying its scan counter (they place the channels), the chain's
+    end at ``end`` or in the padding to the next 512 bytes. Anything else is
+    :class:`CorruptInputError`: a file cut short in its raw data, or raw data that is not what
+    the header says, is not released. The count of blocks."""
     vd = kind == "vd"
     fields, head, chan = (_VD_FIELDS, VD_SCAN, VD_CHANNEL) if vd else (_VB_FIELDS, VB_MDH, VB_MDH)
     pos, blocks = start, 0
@@ -436,10 +449,10 @@ def walk_data(fd: int, start: int, end: int, kind: str, what: str) -> int:
         blocks += 1
         if mask & (ACQEND | SYNCDATA):
             step = dma & DMA_MASK
-            if step < head:
-                raise CorruptInputError(f"{what}: a measurement data block shorter than its header")
-            if mask & ACQEND:
-                last = pos + step
+            if step < head and not mask & ACQEND:
+                raise CorruptInputError(f"{what}: a block of sync data shorter than its header")
+            if mask & ACQEND:  # readers stop here, whatever its DMA length (0 in some files)
+                last = pos + max(step, head)
                 if last > end:
                     raise CorruptInputError(f"{what}: its raw data is cut short inside its ACQEND block (truncated?)")
                 if end > last + (-last % SYNC_PAD):
