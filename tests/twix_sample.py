@@ -6,8 +6,9 @@ Each measurement header has the six buffers a scanner writes (``Config``, ``Dico
 ``MeasYaps``, ``Phoenix``, ``Spice``), in XProtocol (``<ParamString."Key"> { "value" }``) with
 ASCCONV sections (``key = value``), and the identifiers of :data:`PLANTED` in every key the
 format documents for them; then measurement data blocks: per line, a measurement data header
-(VB: 128 bytes per channel; VD: a 192-byte scan header and a 32-byte header per channel) and
-complex float samples drawn from a seeded generator, ending with an ACQEND block.
+(VB: 128 bytes per channel; VD: a 192-byte scan header and a 32-byte header per channel, its
+type 2 and length in its first word) and complex float samples drawn from a seeded generator,
+ending with an ACQEND block.
 """
 
 from __future__ import annotations
@@ -83,10 +84,18 @@ def header(bufs: list[tuple[str, bytes]], pad_to: int = 32, least: int = 0) -> b
     return struct.pack("<II", size, len(bufs)) + body + b"\x00" * (size - 8 - len(body))
 
 
-def data(ve: bool, lines: int = 4, samples: int = 16, channels: int = 2, seed: int = 0) -> bytes:
-    """Measurement data blocks, one per line, and ACQEND."""
+def data(ve: bool, lines: int = 4, samples: int = 16, channels: int = 2, seed: int = 0, sync: int = 0) -> bytes:
+    """Measurement data blocks, one per line, and ACQEND; first, when ``sync``, a block of sync
+    data (not k-space: physiological data, say) of that many bytes after its header, which
+    readers skip by its DMA length."""
     rng = np.random.default_rng(seed)
     out = []
+    if sync:
+        head = 192 if ve else 128
+        block = bytearray(head)
+        struct.pack_into("<IiI", block, 0, head + sync, 7, 0)
+        struct.pack_into("<Q", block, 40 if ve else 20, 1 << 5)  # SYNCDATA
+        out.append(bytes(block) + bytes(range(256)) * (sync // 256) + bytes(sync % 256))
     for lin in range(lines + 1):
         last = lin == lines
         eval_mask = 1 if last else 0
@@ -100,7 +109,7 @@ def data(ve: bool, lines: int = 4, samples: int = 16, channels: int = 2, seed: i
             out.append(bytes(scan))
             for ch in range(nc):
                 chan = bytearray(32)
-                struct.pack_into("<IiI", chan, 0, 32 + ns * 8, 7, lin + 1)
+                struct.pack_into("<IiI", chan, 0, 2 | (32 + ns * 8) << 8, 7, lin + 1)  # type 2, length
                 struct.pack_into("<H", chan, 24, ch)
                 out.append(bytes(chan) + rng.standard_normal(2 * ns).astype("<f4").tobytes())
         else:
@@ -114,19 +123,20 @@ def data(ve: bool, lines: int = 4, samples: int = 16, channels: int = 2, seed: i
     return b"".join(out)
 
 
-def make_vb(path: Path, lines: int = 4) -> Path:
-    path.write_bytes(header(buffers(), least=16384) + data(False, lines))
+def make_vb(path: Path, lines: int = 4, sync: int = 0, planted: dict[str, str] = PLANTED) -> Path:
+    path.write_bytes(header(buffers(planted), least=16384) + data(False, lines, sync=sync))
     return path
 
 
-def make_vd(path: Path, count: int = 2, lines: int = 4) -> Path:
+def make_vd(path: Path, count: int = 2, lines: int = 4, sync: int = 0, planted: dict[str, str] = PLANTED) -> Path:
     """A VD/VE file: the measurement table (patient and protocol names in every entry) padded to
-    10240 bytes, then ``count`` measurements, each aligned to 512 bytes."""
+    10240 bytes, then ``count`` measurements, each aligned to 512 bytes (its length in the table
+    counting the padding)."""
     raid_len = 10240
     body = b""
     entries = []
     for k in range(count):
-        meas = header(buffers()) + data(True, lines, seed=k)
+        meas = header(buffers(planted)) + data(True, lines, seed=k, sync=sync)
         meas += b"\x00" * (-len(meas) % 512)
         entries.append((raid_len + len(body), len(meas)))
         body += meas
@@ -135,8 +145,8 @@ def make_vd(path: Path, count: int = 2, lines: int = 4) -> Path:
     for k, (off, length) in enumerate(entries):
         at = 8 + k * 152
         struct.pack_into("<IIQQ", table, at, 100 + k, 2000 + k, off, length)
-        table[at + 24: at + 24 + len(PLANTED["name"])] = PLANTED["name"].encode()
-        table[at + 88: at + 88 + len(PLANTED["protocol"])] = PLANTED["protocol"].encode()
+        table[at + 24: at + 24 + len(planted["name"])] = planted["name"].encode()
+        table[at + 88: at + 88 + len(planted["protocol"])] = planted["protocol"].encode()
     path.write_bytes(bytes(table) + body)
     return path
 
@@ -157,3 +167,29 @@ def read_kspace(path: Path) -> list[list[tuple[int, np.ndarray]]]:
         scans = twixtools.read_twix(str(path), verbose=False, parse_geometry=False)
         gc.collect()
     return [[(int(m.cLin), np.asarray(m.data)) for m in scan["mdb"]] for scan in scans]
+
+
+#: header values an image reconstruction reads (buffer, key as pymapvbvd names it)
+IMAGE_KEYS = (("Config", "NImageLins"), ("Config", "PatientPosition"), ("Meas", "lBaseResolution"), ("Meas", "alTR"),
+              ("MeasYaps", ("sKSpace", "lBaseResolution")), ("Dicom", "tSequenceFileName"), ("Dicom", "Manufacturer"))
+
+
+def read_mapvbvd(path: Path) -> list[tuple[np.ndarray, dict[str, dict[object, object]]]]:
+    """Every measurement as pymapvbvd (PyPI ``pymapvbvd``) reads it: its readouts in file order
+    (columns x channels x readouts, oversampling kept) and its header buffers' values."""
+    import gc
+    import warnings
+
+    import mapvbvd
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # the reader leaves its file to the collector
+        scans = mapvbvd.mapVBVD(str(path), quiet=True, removeOS=False)
+        scans = scans if isinstance(scans, list) else [scans]
+        out = []
+        for scan in scans:
+            kspace = np.asarray(scan.image.unsorted())
+            out.append((kspace, {buf: dict(scan.hdr[buf]) for buf in scan.hdr}))
+        del scans
+        gc.collect()
+    return out

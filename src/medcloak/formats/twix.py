@@ -27,17 +27,33 @@ What is blanked, by key (the last component of the key, its Hungarian prefix ``t
 ``ul``, ``fl``... dropped, case ignored): always the patient's name, IDs, birth date, the
 physicians and operators, the study/series/patient LOIDs, frame of reference, UIDs and reference
 images (they embed the device serial and the date), accession and study IDs, free-text comments and descriptions, and
-the protocol name (sites name protocols after people and studies; it is blanked entirely: no
-option keeps it). Dates and times of the study, series, acquisition and content unless
+the protocol name (sites name protocols after people and studies), unless the profile keeps
+descriptors (below). Dates and times of the study, series, acquisition and content unless
 ``retain-long-full-dates``; sex, age, weight and size unless ``retain-patient-characteristics``;
 the device serial and station name unless ``retain-device-identity``; the institution unless
 ``retain-institution-identity``. Kept as reviewable text: the sequence file name and the
 software version.
 
+Descriptors (:data:`DESCRIPTORS`: the protocol name, in the measurement table too, series and
+study descriptions, patient, image and study comments) follow the profile's rule for the DICOM
+attribute each stands for, as the DICOM handler applies it: blanked under the Basic Profile;
+under the Clean Descriptors option (``C``) kept with the identity values and the patterns of
+:mod:`medcloak.rules.clean` masked; kept (``K``) or cleaned by its pattern (``E``) where a site
+override says so; in every case in place, padded to its length, and cleaned once every identity
+value of the file is known, then blanked of them again like all the header.
+
 Declared lengths are checked against the file before anything is read: a header longer than its
 measurement, buffers longer than their header, a measurement beyond the file's end, more than 64
 measurements are refused (:class:`CorruptInputError`); a header beyond the run's per-object
 limit too (:class:`LimitError`).
+
+The raw data is walked, not read (:func:`walk_data`): from a header's end, each measurement
+data header (VB: 128 bytes before each channel's samples; VD/VE: a 192-byte scan header, then
+32 bytes before each channel's samples) gives the next one's place as the readers (twixtools,
+mapVBVD) take it, and the chain must end in an ACQEND block at the measurement's declared end
+(VB: the file's) or in its padding to 512 bytes. Only headers are read, two reads a readout:
+a file cut short inside its raw data, or raw data that does not follow its headers, is refused
+before anything is written.
 """
 
 from __future__ import annotations
@@ -49,7 +65,7 @@ import struct
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from typing import BinaryIO, Iterable, Mapping
 
 from ..errors import CorruptInputError
 from ..limits import check_declared
@@ -63,6 +79,17 @@ MAX_BUFFERS = 64
 BUFFERS = (b"Config", b"Dicom", b"Meas", b"MeasYaps", b"Phoenix", b"Spice")
 #: the writer's piece of raw data copied at a time
 CHUNK = 4 << 20
+#: measurement data headers: VB's per channel; VD/VE's scan header and channel header
+VB_MDH, VD_SCAN, VD_CHANNEL = 128, 192, 32
+#: evaluation info mask bits: the last block of a measurement, a block of sync (not k-space) data
+ACQEND, SYNCDATA = 1 << 0, 1 << 5
+#: the low 25 bits of a header's first word: its block's DMA length
+DMA_MASK = (1 << 25) - 1
+#: measurements end padded to this (the gap between VD/VE measurements)
+SYNC_PAD = 512
+#: readouts ahead whose headers the walk asks the kernel for while it reads one (when they are
+#: alike: the disk then reads many at once, where one at a time costs its latency each)
+AHEAD = 64
 
 _ALWAYS = frozenset(s.lower() for s in (
     "PatientName", "PatientsName", "PatientID", "PatientsID", "PatientBirthDay", "PatientBirthDate",
@@ -84,6 +111,11 @@ _INSTITUTION = frozenset(s.lower() for s in ("InstitutionName", "InstitutionAddr
 _DATE = re.compile(r"(study|series|acquisition|content|instancecreation|performedprocedurestepstart|"
                    r"performedprocedurestepend|frameacquisition|prepare|measurement|patientregistration)"
                    r"(date|time|datetime|timestamp)$|date$")
+#: descriptor keys (lower case, prefix dropped) and the DICOM attribute whose rule in the profile
+#: they follow (Protocol Name, Series and Study Description, the comments): blanked, unless the
+#: profile keeps that attribute (Clean Descriptors cleans them, a site override keeps them)
+DESCRIPTORS = {"protocolname": 0x00181030, "seriesdescription": 0x0008103E, "studydescription": 0x00081030,
+               "patientcomments": 0x00104000, "imagecomments": 0x00204000, "studycomments": 0x00324000}
 #: kept text the review record shows (key, lower case)
 _REVIEW_KEPT = frozenset(("sequencefilename", "sequencestring", "softwareversions", "softwareversion"))
 
@@ -96,12 +128,15 @@ _QUOTED = re.compile(rb'"[^"\r\n]*"')
 
 @dataclass(frozen=True)
 class Policy:
-    """What the profile's options keep."""
+    """What the profile's options keep; ``descriptors``: the rule of each descriptor key of
+    :data:`DESCRIPTORS` the profile keeps (``K`` kept, ``C`` cleaned, ``E`` cleaned by the
+    site's pattern, given), every other one blanked."""
 
     dates: bool = False
     characteristics: bool = False
     device: bool = False
     institution: bool = False
+    descriptors: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
 
 
 @dataclass
@@ -190,11 +225,21 @@ def _keep(kept: dict[str, list[str]], name: str, value: bytes) -> None:
 
 
 def clean_buffer(name: str, text: bytearray, policy: Policy, changed: dict[str, str],
-                 seen: set[bytes], kept: dict[str, list[str]]) -> None:
-    """Blank, in ``text`` (one header buffer), the values of identifying keys, XProtocol and ASCCONV."""
+                 seen: set[bytes], kept: dict[str, list[str]],
+                 later: list[tuple[int, int, str, str]] | None = None, others: set[bytes] | None = None) -> None:
+    """Blank, in ``text`` (one header buffer), the values of identifying keys, XProtocol and
+    ASCCONV (identity values added to ``seen``, the other values blanked to ``others``); a
+    descriptor the policy keeps is left as it is and its span (start, end, name, key) put in
+    ``later``, to be cleaned once every value blanked is known (:func:`clean_descriptor`)."""
     for m in _XPROT_PARAM.finditer(bytes(text)):
         key = _key(m.group(1))
         open_at = m.end() - 1
+        if key in policy.descriptors and later is not None:
+            end = _brace_end(text, open_at)
+            if end < 0:
+                raise CorruptInputError(f"twix header buffer {name}: unterminated value")
+            _later(later, (open_at + 1, end, f"{name}>{m.group(1).decode('latin-1')}", key))
+            continue
         if key in _REVIEW_KEPT:
             end = _brace_end(text, open_at)
             for v in _values(bytes(text[open_at + 1:end])) if end > 0 else ():
@@ -207,13 +252,15 @@ def clean_buffer(name: str, text: bytearray, policy: Policy, changed: dict[str, 
         if end < 0:
             raise CorruptInputError(f"twix header buffer {name}: unterminated value")
         original = _blank(text, open_at + 1, end)
-        if category == "identity":
-            seen.update(_values(original))
+        (seen if category == "identity" else others if others is not None else set()).update(_values(original))
         changed[f"{name}>{m.group(1).decode('latin-1')}"] = "emptied"
     for section in _ASCCONV.finditer(bytes(text)):
         base = section.start(1)
         for line in _ASC_LINE.finditer(section.group(1)):
             key = _key(line.group(1))
+            if key in policy.descriptors and later is not None:
+                _later(later, (base + line.start(2), base + line.end(2), f"{name}>{line.group(1).decode('latin-1')}", key))
+                continue
             category = _category(key)
             if not _blanked(policy, category):
                 if key in _REVIEW_KEPT:
@@ -221,9 +268,49 @@ def clean_buffer(name: str, text: bytearray, policy: Policy, changed: dict[str, 
                         _keep(kept, f"{name}>{line.group(1).decode('latin-1')}", value)
                 continue
             original = _blank(text, base + line.start(2), base + line.end(2))
-            if category == "identity":
-                seen.update(_values(original))
+            (seen if category == "identity" else others if others is not None else set()).update(_values(original))
             changed[f"{name}>{line.group(1).decode('latin-1')}"] = "emptied"
+
+
+def _later(later: list[tuple[int, int, str, str]], span: tuple[int, int, str, str]) -> None:
+    """Add a kept descriptor's span, unless it lies inside one already there (it is cleaned with
+    it); one that straddles another cannot be cleaned in place: refused."""
+    start, end = span[:2]
+    for a, b, *_ in later:
+        if a <= start and end <= b:
+            return
+        if start < b and a < end:
+            raise CorruptInputError("twix header: descriptor values overlap")
+    later.append(span)
+
+
+def clean_descriptor(value: bytes, rule: tuple[str, str | None], identity: Iterable[bytes]) -> bytes:
+    """A kept descriptor's value cleaned by its rule, as the DICOM handler cleans the attribute
+    it stands for: ``C`` the values blanked (``identity``) and the patterns of :mod:`medcloak.rules.clean`
+    (dates, numbers, IDs...) masked, ``E`` the site's pattern, ``K`` as it is; then padded with
+    spaces to its length (a value cleaned longer, which cannot be, is blanked)."""
+    import re as _re
+
+    from ..rules.clean import TextCleaner
+
+    code, pattern = rule
+    text = value.decode("latin-1")
+    if code == "C":
+        text = TextCleaner(v.decode("latin-1") for v in identity)(text)
+    elif code == "E":
+        text = _re.sub(pattern or "", lambda m: "*" * min(3, len(m.group(0))), text)
+    elif code != "K":
+        text = ""
+    out = text.encode("latin-1", "replace").ljust(len(value))
+    if len(out) > len(value) or _structure(out) != _structure(value):  # quotes and braces as they were
+        blanked = bytearray(value)
+        _blank(blanked, 0, len(value))
+        return bytes(blanked)
+    return out
+
+
+def _structure(value: bytes) -> bytes:
+    return bytes(c for c in value if c in b'"{}<>')
 
 
 def blank_seen(text: bytearray, seen: Iterable[bytes]) -> int:
@@ -330,35 +417,132 @@ def measurements(fh: BinaryIO, size: int) -> tuple[str, list[tuple[int, int]], b
     return kind, out, head
 
 
+#: (dma word, scan counter, eval mask, samples, channels) of a VB MDH and of a VD/VE scan header
+_VB_FIELDS = struct.Struct("<I4xI8xQHH")
+_VD_FIELDS = struct.Struct("<I4xI28xQHH")
+_COUNTER = struct.Struct("<8xI")
+
+
+def walk_data(fd: int, start: int, end: int, kind: str, what: str) -> int:
+    """Check that the raw data between ``start`` (the header's end) and ``end`` (the
+    measurement's declared end) is a whole chain of measurement data blocks ending in ACQEND,
+    reading only their headers (the data is never read): each block's length from its header
+    (a readout: its channels x (channel header + 8 bytes a sample), as the readers take it;
+    sync data and ACQEND: the DMA length), each readout's first and last channel header (VB: the
+    MDH of its last channel) carrying its scan counter (they place the channels), the chain's
+    end at ``end`` or in the padding to the next 512 bytes. Anything else is
+    :class:`CorruptInputError`: a file cut short in its raw data, or raw data that is not what
+    the header says, is not released. The count of blocks."""
+    vd = kind == "vd"
+    fields, head, chan = (_VD_FIELDS, VD_SCAN, VD_CHANNEL) if vd else (_VB_FIELDS, VB_MDH, VB_MDH)
+    pos, blocks = start, 0
+    advise = hasattr(os, "posix_fadvise")
+    stride = ahead = 0
+    while True:
+        if pos + head > end:
+            where = "ends without ACQEND" if pos == end else "is cut short inside a measurement data header"
+            raise CorruptInputError(f"{what}: its raw data {where} (truncated?)")
+        raw = os.pread(fd, head + VD_CHANNEL if vd else head, pos)  # VD/VE: and its first channel header
+        if len(raw) < head:
+            raise CorruptInputError(f"{what}: its raw data is cut short (the file changed?)")
+        dma, counter, mask, samples, channels = fields.unpack_from(raw)
+        blocks += 1
+        if mask & (ACQEND | SYNCDATA):
+            step = dma & DMA_MASK
+            if step < head and not mask & ACQEND:
+                raise CorruptInputError(f"{what}: a block of sync data shorter than its header")
+            if mask & ACQEND:  # readers stop here, whatever its DMA length (0 in some files)
+                last = pos + max(step, head)
+                if last > end:
+                    raise CorruptInputError(f"{what}: its raw data is cut short inside its ACQEND block (truncated?)")
+                if end > last + (-last % SYNC_PAD):
+                    raise CorruptInputError(f"{what}: {end - last} bytes after the raw data's ACQEND, more than "
+                                            "its padding (a measurement length that does not match its data?)")
+                return blocks
+            pos += step
+            continue
+        step = channels * (chan + 8 * samples) + (head if vd else 0)
+        if not channels:
+            if not vd:
+                raise CorruptInputError(f"{what}: a readout of no channel in its raw data (not a measurement data header?)")
+        elif pos + step > end:
+            raise CorruptInputError(f"{what}: its raw data is cut short inside a readout (truncated?)")
+        else:
+            last = pos + (head if vd else 0) + (channels - 1) * (chan + 8 * samples)
+            found = [raw[head:]] if vd else []
+            if channels > 1:
+                found.append(os.pread(fd, 12, last))
+            for got in found:
+                if len(got) < 12 or _COUNTER.unpack_from(got)[0] != counter:
+                    raise CorruptInputError(f"{what}: a readout's channel header does not match its scan "
+                                            "(raw data inconsistent with its headers)")
+            if advise:
+                if step != stride:
+                    stride, ahead = step, pos
+                while ahead < min(pos + AHEAD * step, end - step):  # the next readouts' headers, if alike
+                    ahead += step
+                    os.posix_fadvise(fd, ahead, head + VD_CHANNEL, os.POSIX_FADV_WILLNEED)
+                    os.posix_fadvise(fd, ahead + last - pos, 12, os.POSIX_FADV_WILLNEED)
+        pos += step
+
+
 def clean_twix(path: Path, policy: Policy) -> Cleaned:
     """The patches that de-identify the twix file at ``path`` (headers only; data untouched)."""
-    with open(path, "rb") as fh:
+    with open(path, "rb") as fh, open(path, "rb", buffering=0) as walker:
+        if hasattr(os, "posix_fadvise"):  # the walk reads a few bytes a readout: no read-ahead
+            os.posix_fadvise(walker.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
         size = fh.seek(0, 2)
         fh.seek(0)
         kind, meas, raid = measurements(fh, size)
         result = Cleaned(kind, size)
         seen: set[bytes] = set()
+        others: set[bytes] = set()  # values blanked that are not identities (dates, a serial...)
         headers = []
+        #: kept descriptors: (the header's text, start, end, name, key), cleaned once ``seen`` is whole
+        later: list[tuple[bytearray, int, int, str, str]] = []
         for k, (off, length) in enumerate(meas):
             what = f"twix measurement {k + 1}"
             header, buffers = read_header(fh, off, length, what)
+            walk_data(walker.fileno(), off + len(header), off + length, kind, what)
             text = bytearray(header)
             for name, start, blen in buffers:
                 piece = bytearray(text[start:start + blen])
-                clean_buffer(name, piece, policy, result.changed, seen, result.text)
+                spans: list[tuple[int, int, str, str]] = []
+                clean_buffer(name, piece, policy, result.changed, seen, result.text, spans, others)
                 text[start:start + blen] = piece
+                later += [(text, start + a, start + b, label, key) for a, b, label, key in spans]
             headers.append((off, text, buffers))
+    table = bytearray(raid)
     if raid:
-        table = bytearray(raid)
+        protocols = policy.descriptors.get("protocolname")
         for k in range(len(meas)):
             at = 8 + k * RAID_ENTRY + 24
             for field_at in (at, at + 64):
                 value = bytes(table[field_at:field_at + 64]).split(b"\x00")[0]
+                if protocols and field_at > at:  # the protocol's name, kept by the profile: cleaned below
+                    later.append((table, field_at, field_at + len(value), "MultiRaidFileHeader>protName", "protocolname"))
+                    continue
                 if value.strip():
                     seen.add(value)
                 table[field_at:field_at + 64] = b"\x00" * 64
         result.changed["MultiRaidFileHeader>patName"] = "emptied"
-        result.changed["MultiRaidFileHeader>protName"] = "emptied"
+        if not protocols:
+            result.changed["MultiRaidFileHeader>protName"] = "emptied"
+    for text, start, end, label, key in later:
+        original = bytes(text[start:end])
+        cleaned = bytearray(clean_descriptor(original, policy.descriptors[key], seen | others))
+        if text is table:  # the table's field, NUL-padded, is one string without its quotes
+            quoted = bytearray(b'"' + cleaned + b'"')
+            blank_seen(quoted, seen)
+            cleaned = bytearray(bytes(quoted[1:-1]).rstrip(b" ").ljust(end - start, b"\x00"))
+        else:
+            blank_seen(cleaned, seen)
+        text[start:end] = cleaned
+        if cleaned != original:
+            result.changed[label] = "cleaned"
+        for value in _values(bytes(cleaned)):
+            _keep(result.text, label, value)
+    if raid:
         result.patches.append((0, bytes(table)))
     for off, text, buffers in headers:
         for name, start, blen in buffers:
@@ -461,22 +645,26 @@ def write_patched(src: Path, patches: list[tuple[int, bytes]], fh: BinaryIO, siz
     return sha.hexdigest()
 
 
-def residual(path: Path) -> list[str]:
+def residual(path: Path, descriptors: Mapping[str, tuple[str, str | None]] | None = None) -> list[str]:
     """What ``verify`` finds in a released twix file: identifying keys that still hold a value
-    (identity keys only: the options are not known here), a measurement table naming someone."""
+    (identity keys only: the options but ``descriptors``, the descriptors the release's profile
+    keeps, are not known here), a measurement table naming someone."""
     found = []
+    descriptors = descriptors or {}
+    names = 64 if "protocolname" in descriptors else 128  # the patient's (and the protocol's) names
     with open(path, "rb") as fh:
         size = fh.seek(0, 2)
         fh.seek(0)
         _, meas, raid = measurements(fh, size)
-        if raid and any(raid[8 + k * RAID_ENTRY + 24: 8 + k * RAID_ENTRY + 152].strip(b"\x00") for k in range(len(meas))):
+        if raid and any(raid[8 + k * RAID_ENTRY + 24: 8 + k * RAID_ENTRY + 24 + names].strip(b"\x00")
+                        for k in range(len(meas))):
             found.append("measurement table names a patient or protocol")
         for k, (off, length) in enumerate(meas):
             header, buffers = read_header(fh, off, length, f"twix measurement {k + 1}")
             for name, start, blen in buffers:
                 piece = bytearray(header[start:start + blen])
                 changed: dict[str, str] = {}
-                clean_buffer(name, piece, Policy(True, True, True, True), changed, set(), {})
+                clean_buffer(name, piece, Policy(True, True, True, True, descriptors), changed, set(), {}, [])
                 if piece != header[start:start + blen]:
                     found.extend(f"{key} holds a value" for key in sorted(changed))
     return found

@@ -1,8 +1,9 @@
 """Siemens twix raw data (``.dat``, VB and VD/VE): identifying header values blanked in place,
 raw data streamed unchanged (see :mod:`medcloak.formats.twix`). A released file is
 ``twix/<token>.dat``, the token a keyed hash of the file's size and its first and last bytes.
-Its review record: modality ``MR``, its token as series, every key blanked (``emptied``), the
-kept sequence file name and software version as text."""
+Its review record: modality ``MR``, its token as series, every key blanked (``emptied``) or
+cleaned (``cleaned``: a descriptor the profile keeps, see :func:`descriptors`), the kept
+sequence file name and software version and the kept descriptors as text."""
 
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ def deidentify(task: Task, job: Job) -> list[Released]:
     path = Path(task.source.path)
     has = job.profile.has
     policy = Policy(dates=has("retain-long-full-dates"), characteristics=has("retain-patient-characteristics"),
-                    device=has("retain-device-identity"), institution=has("retain-institution-identity"))
+                    device=has("retain-device-identity"), institution=has("retain-institution-identity"),
+                    descriptors=descriptors(job.profile))
     cleaned = clean_twix(path, policy)
     token = job.keyring.token("twix", fingerprint(path, SAMPLE))
     review = record("twix", modality="MR", series=token, text=cleaned.text, changed=cleaned.changed)
@@ -71,6 +73,20 @@ def deidentify(task: Task, job: Job) -> list[Released]:
         return {}, write_patched(path, cleaned.patches, fh, cleaned.size)
 
     return [Released(b"", f"twix/{token}.dat", counts=dict(counts), write=write, review=review)]
+
+
+def descriptors(profile: Any) -> dict[str, tuple[str, str | None]]:
+    """The twix descriptors (protocol name, series and study description, comments) the profile
+    keeps, each with the rule of the DICOM attribute it stands for: ``C`` under Clean Descriptors,
+    ``K`` or ``E`` by a site override; the others are blanked."""
+    from ..formats.twix import DESCRIPTORS
+
+    out = {}
+    for key, tag in DESCRIPTORS.items():
+        action = profile.resolve(tag) if profile is not None else None
+        if action is not None and action.code in ("C", "K", "E"):
+            out[key] = (action.code, action.pattern)
+    return out
 
 
 def owns(relpath: str) -> bool:
@@ -85,6 +101,6 @@ def verify(path: Path, relpath: str, context: VerifyContext) -> list[Finding]:
     if not path.name.endswith(".dat"):
         return [Finding(relpath, "error", "file of no known released kind")]
     try:
-        return [Finding(relpath, "error", message) for message in residual(path)]
+        return [Finding(relpath, "error", message) for message in residual(path, descriptors(context.profile))]
     except (MedcloakError, OSError) as exc:
         return [Finding(relpath, "error", f"unreadable twix file ({exc})")]
