@@ -7,6 +7,11 @@
 - under the Clean Recognizable Visual Features option, the slices of a CT, MR or PET series: they
   are defaced as a volume (:mod:`medcloak.formats.dicom_series`).
 
+Under that option, a multi-frame CT, MR or PET object (Enhanced, Legacy Converted Enhanced, or
+any with more than one frame) is defaced within its own task, its frames stacked by their
+functional groups (:mod:`medcloak.formats.dicom_multiframe`), with its QC picture
+(``qc/<object id>.png``) as a volume's.
+
 Each released object's review record is made by :mod:`medcloak.formats.dicom_review` (actions
 per attribute, kept text, kept attributes, quasi-identifiers, pixel change); this module names
 its text picture (``qc/<object id>-text.png``) when one was written."""
@@ -14,6 +19,7 @@ its text picture (``qc/<object id>-text.png``) when one was written."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
@@ -28,6 +34,7 @@ if TYPE_CHECKING:
     from .base import Released, VerifyContext
 
 NAME = "dicom"
+log = logging.getLogger("medcloak")
 KINDS = {
     "dicom": "de-identify",
     "dicom-slide": "de-identify with the other instances of its slide (released whole or not at all); "
@@ -141,10 +148,18 @@ def deidentify(task: Task, job: Job) -> Iterable[Released | MedcloakError]:
 
     own: Settings = job.settings.get(NAME) or Settings()
     if not task.members:
-        from ..formats.dicom import deidentify_dicom
+        from ..formats.dicom import deidentify_dicom, read
 
         picture = ReviewPicture(job.audit, task.object_id)
-        return [picture.add(deidentify_dicom(Path(task.source.path), job.profile, job.keyring, own.regions,
+        path = Path(task.source.path)
+        dataset = None
+        if job.profile.has("clean-recognizable-visual-features") and task.source.format == "dicom":
+            from ..formats.dicom_multiframe import multiframe
+
+            dataset = read(path)  # read once: deidentify_dicom takes it as it is
+            if multiframe(dataset):
+                return [_multiframe(task, job, own, dataset, picture)]
+        return [picture.add(deidentify_dicom(path, job.profile, job.keyring, own.regions, dataset=dataset,
                                              review=picture.writer, safe=own.safe,
                                              k_plan=own.k_plan))]
     if task.source.format == "dicom-slide":
@@ -169,6 +184,36 @@ def deidentify(task: Task, job: Job) -> Iterable[Released | MedcloakError]:
             released = pictures[result.path].add(result.released)
             out.append(dataclasses.replace(released, counts={**released.counts, status: 1}))
     return out
+
+
+def _multiframe(task: Task, job: Job, own: Settings, dataset: Any, picture: Any) -> Released:
+    """A multi-frame CT, MR or PET object under Clean Recognizable Visual Features: defaced within
+    its task where it is a head (:mod:`medcloak.formats.dicom_multiframe`), its QC picture
+    (``qc/<object id>.png``) written to the audit folder and named in its review record unless
+    a text picture is; counted ``multiframe-<status>``."""
+    from ..formats.dicom_multiframe import deface_multiframe
+
+    try:
+        result = deface_multiframe(Path(task.source.path), dataset, job.profile, job.keyring, own.regions,
+                                   ears=own.ears, review=picture.writer, safe=own.safe, k_plan=own.k_plan)
+    except MedcloakError as exc:
+        raise _again(exc, f"multi-frame: {exc}") from None
+    released = picture.add(result.released)
+    if result.picture is not None and job.audit:
+        try:
+            from ..pixels.qc import qc_picture
+
+            stored, mask, affine, scale, modality = result.picture
+            folder = Path(job.audit) / "qc"
+            folder.mkdir(exist_ok=True, mode=0o700)
+            qc_picture(stored, mask, affine, folder / f"{task.object_id}.png", scale=scale, modality=modality)
+            pixels = (released.review or {}).get("pixels")
+            if pixels is not None and not pixels.get("picture"):
+                pixels["picture"] = f"qc/{task.object_id}.png"
+        except ImportError:
+            log.warning("QC pictures need Pillow: none written")
+    status = "multiframe-" + str(result.report.get("status", "")).replace(" ", "-")
+    return dataclasses.replace(released, counts={**released.counts, status: 1})
 
 
 def _slide(task: Task, job: Job, own: Settings) -> Iterator[Released | MedcloakError]:
