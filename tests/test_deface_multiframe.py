@@ -11,7 +11,7 @@ Dimension Index Values, MR Echo per frame), two echoes (the second: the first's 
 rounded) and its frames in a shuffled order. The Enhanced CT is made the same way from
 ``test_deface.synthetic_ct`` of that head, stored as HU + 1024 with its rescale in each frame's
 Pixel Value Transformation. Encapsulated copies: RLE Lossless by pydicom, HTJ2K lossless (RPCL)
-by imagecodecs (OpenJPH), one fragment per frame.
+by imagecodecs (OpenJPH), JPEG-LS lossless by pydicom (pyjpegls), one fragment per frame.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ ENHANCED_MR = "1.2.840.10008.5.1.4.1.1.4.1"
 LEGACY_MR = "1.2.840.10008.5.1.4.1.1.4.4"
 ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.1"
 RLE = "1.2.840.10008.1.2.5"
+JPEG_LS = "1.2.840.10008.1.2.4.80"
 HTJ2K_RPCL = "1.2.840.10008.1.2.4.202"
 
 
@@ -115,8 +116,8 @@ def _enhanced(slices: list[Dataset], echoes: list[np.ndarray], path: Path, sop: 
 
 def _encoded(src: Path, dst: Path, ts: str) -> None:
     ds = pydicom.dcmread(src)
-    if ts == RLE:
-        ds.compress(RLE, generate_instance_uid=False)
+    if ts in (RLE, JPEG_LS):
+        ds.compress(ts, generate_instance_uid=False)
     else:
         import imagecodecs as ic
 
@@ -173,7 +174,7 @@ def _check_dciodvfy(out: Path, src: Path) -> None:
 
 
 @pytest.mark.parametrize(("sop", "ts"), [(ENHANCED_MR, None), (ENHANCED_MR, RLE), (ENHANCED_MR, HTJ2K_RPCL),
-                                         (LEGACY_MR, None)])
+                                         (ENHANCED_MR, JPEG_LS), (LEGACY_MR, None)])
 def test_enhanced_mr_defaced_as_its_series(mr, tmp_path, sop, ts) -> None:  # type: ignore[no-untyped-def]
     from medcloak.cli import main
 
@@ -300,6 +301,15 @@ def test_a_head_that_cannot_be_stacked_is_quarantined(mr, tmp_path, change, reas
     assert not list((tmp_path / "out").rglob("*.dcm"))
 
 
+def test_a_stack_at_too_few_positions_is_quarantined(mr, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Five positions of two echoes: ten frames, but too few planes for a head to be defaced."""
+    base, slices, stored, second, _mask, _released = mr
+    _enhanced(slices[20:25], [stored[..., 20:25], second[..., 20:25]], tmp_path / "in" / "object.dcm")
+    summary = run([tmp_path / "in"], tmp_path / "out", secret_file=_key(tmp_path), options=OPTION)
+    assert summary.quarantined == 1
+    assert "only 5 position(s), too few to deface" in _rows(tmp_path / "out")[0]["reason"]
+
+
 def _knee(ds: Dataset) -> None:
     ds.BodyPartExamined = "KNEE"
 
@@ -327,6 +337,25 @@ def test_not_a_head_released_as_it_is(mr, tmp_path, change) -> None:  # type: ig
     ds = pydicom.dcmread(path)
     assert np.array_equal(ds.pixel_array, pydicom.dcmread(tmp_path / "in" / "object.dcm").pixel_array)
     assert "113102" not in {i.CodeValue for i in ds.DeidentificationMethodCodeSequence}
+
+
+def test_a_body_without_a_head_released_as_no_head(mr, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An Enhanced CT of a torso (a soft-tissue cylinder with a spine, as test_deface's), no body
+    part named: the defacer finds no head; released as it is, ``multiframe-no-head``."""
+    ct = np.full((60, 80, 30), -1000.0, np.float32)  # R-L, A-P, S-I at 3 mm
+    x, y = np.ogrid[:60, :80]
+    body = ((x - 30) / 25.0) ** 2 + ((y - 40) / 35.0) ** 2 < 1
+    ct[body] = 40
+    ct[27:33, 60:66] = 700  # the spine
+    stored, slices = _mr_series(tmp_path / "slices", ct + 1024, np.diag([3.0, 3.0, 3.0, 1.0]), body="")
+    src = tmp_path / "in" / "body.dcm"
+    _enhanced(slices, [stored], src, sop=ENHANCED_CT, modality="CT", rescale=(1.0, -1024.0))
+    summary = run([src.parent], tmp_path / "out", secret_file=_key(tmp_path), options=OPTION)
+    assert summary.ok == 1
+    (row,) = _rows(tmp_path / "out")
+    assert row["actions"].get("multiframe-no-head") == 1
+    (path,) = (tmp_path / "out").rglob("*.dcm")
+    assert np.array_equal(pydicom.dcmread(path).pixel_array, pydicom.dcmread(src).pixel_array)
 
 
 def test_without_the_option_nothing_changes(mr, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -215,8 +215,8 @@ def volumes_of(frames: list[Frame]) -> list[list[Volume]]:
             raise UnsupportedInputError(f"positions holding different numbers of frames: {WHOLE} cannot be "
                                         "stacked as volumes")
         if len(positions) < MIN_PLANES:
-            raise UnsupportedInputError(f"a stack of {len(positions)} positions, too few to deface: {WHOLE} "
-                                        "cannot be defaced")
+            raise UnsupportedInputError(f"a stack at only {len(positions)} position(s), too few to deface: "
+                                        f"{WHOLE} cannot be defaced")
         for p in positions:
             p.sort(key=lambda f: f.sort)
         first = np.array([p[0].position for p in positions])
@@ -282,6 +282,8 @@ def deface_multiframe(
         check_syntax(ts, "a multi-frame object")
         if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
             raise UnsupportedInputError(f"colour frames: {WHOLE} cannot be defaced")
+        if 0x7FE00010 not in ds:  # Float or Double Float Pixel Data: no route writes them back
+            raise UnsupportedInputError(f"no integer Pixel Data: {WHOLE} cannot be defaced")
         stacks = volumes_of(frames_of(ds))
         rows, cols = int(ds.Rows), int(ds.Columns)
         itemsize = max(1, (int(ds.get("BitsAllocated", 16) or 16) + 7) // 8)
