@@ -178,7 +178,7 @@ def _check_dciodvfy(out: Path, src: Path) -> None:
 def test_enhanced_mr_defaced_as_its_series(mr, tmp_path, sop, ts) -> None:  # type: ignore[no-untyped-def]
     from medcloak.cli import main
 
-    base, slices, stored, second, mask, released = mr
+    _base, slices, stored, second, mask, released = mr
     native = tmp_path / ("in" if ts is None else "made") / "enhanced.dcm"
     order = _enhanced(slices, [stored, second], native, sop=sop)
     src = native
@@ -222,7 +222,7 @@ def test_enhanced_ct_defaced(mr, tmp_path) -> None:  # type: ignore[no-untyped-d
     Features YES: the removed voxels -1024 HU, every other stored value kept, NO written."""
     from medcloak.cli import main
 
-    base, slices, stored, _second, _mask, _released = mr
+    _base, _slices, _stored, _second, _mask, _released = mr
     data, affine = load("robex_atlas.nii.gz")
     s = STEP
     small_affine = affine @ np.diag([s, s, s, 1.0])
@@ -290,7 +290,7 @@ def _unbalanced(ds: Dataset) -> None:  # one frame moved onto another echo's pos
     (_unbalanced, "cannot be stacked"),
 ])
 def test_a_head_that_cannot_be_stacked_is_quarantined(mr, tmp_path, change, reason) -> None:  # type: ignore[no-untyped-def]
-    base, slices, stored, second, _mask, _released = mr
+    _base, slices, stored, second, _mask, _released = mr
     made = tmp_path / "made.dcm"
     _enhanced(slices, [stored, second], made)
     _edit(made, tmp_path / "in" / "object.dcm", change)
@@ -303,7 +303,7 @@ def test_a_head_that_cannot_be_stacked_is_quarantined(mr, tmp_path, change, reas
 
 def test_a_stack_at_too_few_positions_is_quarantined(mr, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Five positions of two echoes: ten frames, but too few planes for a head to be defaced."""
-    base, slices, stored, second, _mask, _released = mr
+    _base, slices, stored, second, _mask, _released = mr
     _enhanced(slices[20:25], [stored[..., 20:25], second[..., 20:25]], tmp_path / "in" / "object.dcm")
     summary = run([tmp_path / "in"], tmp_path / "out", secret_file=_key(tmp_path), options=OPTION)
     assert summary.quarantined == 1
@@ -325,7 +325,7 @@ def _abdomen(ds: Dataset) -> None:
 def test_not_a_head_released_as_it_is(mr, tmp_path, change) -> None:  # type: ignore[no-untyped-def]
     """Body Part Examined or the frames' anatomic region names another part (even one that fails
     to stack: here a frame without its position): released as it is, and the manifest says so."""
-    base, slices, stored, second, _mask, _released = mr
+    _base, slices, stored, second, _mask, _released = mr
     made = tmp_path / "made.dcm"
     _enhanced(slices, [stored, second], made)
     _edit(made, tmp_path / "in" / "object.dcm", lambda ds: (change(ds), _no_position(ds)))
@@ -359,7 +359,7 @@ def test_a_body_without_a_head_released_as_no_head(mr, tmp_path) -> None:  # typ
 
 
 def test_without_the_option_nothing_changes(mr, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    base, slices, stored, second, _mask, _released = mr
+    _base, slices, stored, second, _mask, _released = mr
     _enhanced(slices, [stored, second], tmp_path / "yes" / "object.dcm", faces="YES")
     summary = run([tmp_path / "yes"], tmp_path / "o1", secret_file=_key(tmp_path))
     assert summary.quarantined == 1  # Recognizable Visual Features YES, as before
