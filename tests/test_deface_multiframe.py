@@ -402,3 +402,13 @@ def test_pydicom_multiframe_files(tmp_path) -> None:
         assert rows[name]["status"] == "quarantined"
         assert rows[name]["reason"] == ("multi-frame: frames without Image Position (Patient): the multi-frame "
                                         "object cannot be stacked")
+
+
+@pytest.mark.parametrize(("names", "head"), [
+    ([""], True), (["HEAD"], True), (["KNEE"], False), (["", "Abdomen"], False), (["", "Entire head"], True),
+    (["", "Entire body"], True), (["", "Entire knee"], False), (["", "Head and Neck"], True), (["KNEE", "Brain"], True),
+])
+def test_which_named_parts_may_be_a_head(names, head) -> None:  # type: ignore[no-untyped-def]
+    from medcloak.formats.dicom_series import head_parts
+
+    assert head_parts(names) is head

@@ -60,9 +60,22 @@ _POSITION_POINTERS = {0x00209057, 0x00200032}
 WHOLE = "the multi-frame object"
 
 
+#: the enhanced and legacy converted enhanced image classes, by modality (for an object whose
+#: Modality is missing)
+CLASSES = {"1.2.840.10008.5.1.4.1.1.2.1": "CT", "1.2.840.10008.5.1.4.1.1.2.2": "CT",
+           "1.2.840.10008.5.1.4.1.1.4.1": "MR", "1.2.840.10008.5.1.4.1.1.4.4": "MR",
+           "1.2.840.10008.5.1.4.1.1.130": "PT", "1.2.840.10008.5.1.4.1.1.128.1": "PT"}
+
+
+def modality_of(ds: Dataset) -> str | None:
+    """CT, MR or PT: the object's Modality, else its SOP class's; None for any other."""
+    modality = MODALITIES.get(str(ds.get("Modality", "") or "").strip().upper())
+    return modality if modality is not None else CLASSES.get(str(ds.get("SOPClassUID", "") or "").strip())
+
+
 def multiframe(ds: Dataset) -> bool:
     """A CT, MR or PT object of more than one frame (whatever its SOP class)."""
-    if str(ds.get("Modality", "") or "").strip().upper() not in MODALITIES:
+    if modality_of(ds) is None:
         return False
     try:
         return int(ds.get("NumberOfFrames", 1) or 1) > 1
@@ -271,7 +284,8 @@ def deface_multiframe(
     """Deface (where it is a head) and de-identify one multi-frame CT, MR or PET object, read as
     ``ds`` from ``path``; raises a :class:`~medcloak.errors.MedcloakError` when it may be a head
     and cannot be defaced."""
-    modality = MODALITIES[str(ds.get("Modality", "")).strip().upper()]
+    modality = modality_of(ds)
+    assert modality is not None
     count = int(ds.NumberOfFrames)
     report: dict[str, Any] = {"frames": count}
     faces = False

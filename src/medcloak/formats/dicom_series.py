@@ -236,9 +236,15 @@ def mark_defaced(review: dict[str, Any] | None) -> None:
 
 def head_parts(names: Sequence[str]) -> bool:
     """Whether body parts named (Body Part Examined, an anatomic region's meaning) may be the
-    head: none named, or one of :data:`HEAD_PARTS` (a word of it, for a code's meaning)."""
+    head: none named, or one of :data:`HEAD_PARTS`, or a code's meaning with a word of it or
+    naming the whole body ("Entire head", "Brain structure", "Entire body")."""
     named = [n.strip().upper() for n in names if n and n.strip()]
-    return not named or any(n in HEAD_PARTS or set(n.replace(",", " ").split()) & HEAD_PARTS for n in named)
+    return not named or any(n in HEAD_PARTS or _head_words(n) for n in named)
+
+
+def _head_words(meaning: str) -> bool:
+    words = set(meaning.replace(",", " ").split())
+    return bool(words & HEAD_PARTS) or ("BODY" in words and bool(words & {"WHOLE", "ENTIRE"}))
 
 
 def deface_series(
