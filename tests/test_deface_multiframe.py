@@ -310,6 +310,18 @@ def test_a_stack_at_too_few_positions_is_quarantined(mr, tmp_path) -> None:  # t
     assert "only 5 position(s), too few to deface" in _rows(tmp_path / "out")[0]["reason"]
 
 
+def test_the_profiles_reasons_stay_the_objects(mr, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A defaced head quarantined by the profile (Burned In Annotation YES, no Clean Pixel Data):
+    the reason is the profile's, as for any object, not the defacing's."""
+    _base, slices, stored, second, _mask, _released = mr
+    made = tmp_path / "made.dcm"
+    _enhanced(slices, [stored, second], made)
+    _edit(made, tmp_path / "in" / "object.dcm", lambda ds: setattr(ds, "BurnedInAnnotation", "YES"))
+    summary = run([tmp_path / "in"], tmp_path / "out", secret_file=_key(tmp_path), options=OPTION)
+    assert summary.quarantined == 1
+    assert _rows(tmp_path / "out")[0]["reason"] == "Burned In Annotation is not NO: needs --option clean-pixel-data"
+
+
 def _knee(ds: Dataset) -> None:
     ds.BodyPartExamined = "KNEE"
 

@@ -27,14 +27,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import limits
 from ..errors import UnsupportedInputError
-from .dicom import Released, _transfer_syntax, deidentify_dicom
+from .dicom import _transfer_syntax
 from .dicom_series import (
     MIN_PLANES,
     MODALITIES,
@@ -44,16 +43,11 @@ from .dicom_series import (
     filled_planes,
     geometry,
     head_parts,
-    mark_defaced,
     write_frames,
 )
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
-
-    from ..pseudonym import Keyring
-    from ..rules.profile import Profile
-    from ..rules.regions import RegionTemplate
 
 #: Dimension Index Pointers that index the position within a stack (not a volume)
 _POSITION_POINTERS = {0x00209057, 0x00200032}
@@ -262,28 +256,21 @@ def _anatomy(ds: Dataset) -> list[str]:
 
 
 @dataclass
-class MultiframeResult:
-    released: Released
+class Defacing:
+    """What :func:`deface_frames` did: whether it removed a face (``faces``), the manifest's
+    ``report`` (its ``status``: defaced, no-head, not a head) and, for the QC picture, the first
+    defaced volume's (stored values, mask, affine, (slope, intercept), modality), or None."""
+
+    faces: bool
     report: dict[str, Any]
-    #: (stored values of the first defaced volume, its mask, affine, (slope, intercept), modality)
-    #: for the QC picture, or None
     picture: tuple[Any, ...] | None = None
 
 
-def deface_multiframe(
-    path: Path,
-    ds: Dataset,
-    profile: Profile,
-    keyring: Keyring,
-    regions: Sequence[RegionTemplate] = (),
-    ears: bool = False,
-    review: Any = None,
-    safe: Any = None,
-    k_plan: Any = None,
-) -> MultiframeResult:
-    """Deface (where it is a head) and de-identify one multi-frame CT, MR or PET object, read as
-    ``ds`` from ``path``; raises a :class:`~medcloak.errors.MedcloakError` when it may be a head
-    and cannot be defaced."""
+def deface_frames(ds: Dataset, ears: bool = False) -> Defacing:
+    """Deface the multi-frame CT, MR or PET object ``ds`` in place where it may be a head (its
+    changed frames rewritten in its own transfer syntax); raises a
+    :class:`~medcloak.errors.MedcloakError` when it may be a head and cannot be defaced. The
+    caller then de-identifies it (``faces_cleaned``: :attr:`Defacing.faces`)."""
     modality = modality_of(ds)
     assert modality is not None
     count = int(ds.NumberOfFrames)
@@ -328,8 +315,4 @@ def deface_multiframe(
         report["status"] = "defaced" if faces else "no-head"
         report["volumes"] = sum(len(v) for v in stacks)
         write_frames(ds, ts, planes)
-    released = deidentify_dicom(path, profile, keyring, regions, dataset=ds, faces_cleaned=faces, review=review,
-                                safe=safe, k_plan=k_plan)
-    if faces:
-        mark_defaced(released.review)
-    return MultiframeResult(released, report, picture)
+    return Defacing(faces, report, picture)

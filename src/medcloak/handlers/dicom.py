@@ -191,14 +191,19 @@ def _multiframe(task: Task, job: Job, own: Settings, dataset: Any, picture: Any)
     its task where it is a head (:mod:`medcloak.formats.dicom_multiframe`), its QC picture
     (``qc/<object id>.png``) written to the audit folder and named in its review record unless
     a text picture is; counted ``multiframe-<status>``."""
-    from ..formats.dicom_multiframe import deface_multiframe
+    from ..formats.dicom import deidentify_dicom
+    from ..formats.dicom_multiframe import deface_frames
+    from ..formats.dicom_series import mark_defaced
 
     try:
-        result = deface_multiframe(Path(task.source.path), dataset, job.profile, job.keyring, own.regions,
-                                   ears=own.ears, review=picture.writer, safe=own.safe, k_plan=own.k_plan)
-    except MedcloakError as exc:
+        result = deface_frames(dataset, ears=own.ears)
+    except MedcloakError as exc:  # the defacing's reason; the profile's own are the object's as ever
         raise _again(exc, f"multi-frame: {exc}") from None
-    released = picture.add(result.released)
+    released = picture.add(deidentify_dicom(Path(task.source.path), job.profile, job.keyring, own.regions,
+                                            dataset=dataset, faces_cleaned=result.faces, review=picture.writer,
+                                            safe=own.safe, k_plan=own.k_plan))
+    if result.faces:
+        mark_defaced(released.review)
     if result.picture is not None and job.audit:
         try:
             from ..pixels.qc import qc_picture
