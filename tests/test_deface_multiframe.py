@@ -11,7 +11,7 @@ Dimension Index Values, MR Echo per frame), two echoes (the second: the first's 
 rounded) and its frames in a shuffled order. The Enhanced CT is made the same way from
 ``test_deface.synthetic_ct`` of that head, stored as HU + 1024 with its rescale in each frame's
 Pixel Value Transformation. Encapsulated copies: RLE Lossless by pydicom, HTJ2K lossless (RPCL)
-by imagecodecs (OpenJPH), JPEG-LS lossless by pydicom (pyjpegls), one fragment per frame.
+and JPEG lossless SV1 by imagecodecs (OpenJPH, libjpeg-turbo), JPEG-LS lossless by pydicom (pyjpegls), one fragment per frame.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.1"
 RLE = "1.2.840.10008.1.2.5"
 JPEG_LS = "1.2.840.10008.1.2.4.80"
 HTJ2K_RPCL = "1.2.840.10008.1.2.4.202"
+JPEG_70 = "1.2.840.10008.1.2.4.70"
 
 
 def _key(folder: Path) -> Path:
@@ -119,11 +120,12 @@ def _encoded(src: Path, dst: Path, ts: str) -> None:
     if ts in (RLE, JPEG_LS):
         ds.compress(ts, generate_instance_uid=False)
     else:
-        import imagecodecs as ic
+        from test_dicom_lossless_routes import encode_frame
 
         from medcloak.pixels.j2k_meta import clean_frame
 
-        frames = [clean_frame(bytes(ic.htj2k_encode(f, reversible=True, rgb=False, tlm=True)))[0]
+        # JPEG lossless: the bit pattern of the signed values; HTJ2K without OpenJPH's comment
+        frames = [encode_frame(f, ts, 16, True) if ts == JPEG_70 else clean_frame(encode_frame(f, ts, 16, False))[0]
                   for f in ds.pixel_array]
         ds.PixelData = encapsulate(frames, has_bot=True)
         ds["PixelData"].VR, ds["PixelData"].is_undefined_length = "OB", True
@@ -174,7 +176,7 @@ def _check_dciodvfy(out: Path, src: Path) -> None:
 
 
 @pytest.mark.parametrize(("sop", "ts"), [(ENHANCED_MR, None), (ENHANCED_MR, RLE), (ENHANCED_MR, HTJ2K_RPCL),
-                                         (ENHANCED_MR, JPEG_LS), (LEGACY_MR, None)])
+                                         (ENHANCED_MR, JPEG_LS), (ENHANCED_MR, JPEG_70), (LEGACY_MR, None)])
 def test_enhanced_mr_defaced_as_its_series(mr, tmp_path, sop, ts) -> None:  # type: ignore[no-untyped-def]
     from medcloak.cli import main
 
