@@ -10,8 +10,9 @@ Plane Orientation shared; Plane Position, Frame Content with Stack ID, In-Stack 
 Dimension Index Values, MR Echo per frame), two echoes (the second: the first's values times 0.6,
 rounded) and its frames in a shuffled order. The Enhanced CT is made the same way from
 ``test_deface.synthetic_ct`` of that head, stored as HU + 1024 with its rescale in each frame's
-Pixel Value Transformation. Encapsulated copies: RLE Lossless by pydicom, HTJ2K lossless (RPCL)
-and JPEG lossless SV1 by imagecodecs (OpenJPH, libjpeg-turbo), JPEG-LS lossless by pydicom (pyjpegls), one fragment per frame.
+Pixel Value Transformation. Encapsulated copies: RLE Lossless and JPEG-LS lossless by pydicom
+(pyjpegls), HTJ2K lossless (RPCL) and JPEG lossless SV1 by imagecodecs (OpenJPH, libjpeg-turbo),
+one fragment per frame.
 """
 
 from __future__ import annotations

@@ -17,10 +17,10 @@ and compared); the others keep their bytes.
 
 Fail closed, as for a series: an object that may be a head (Body Part Examined and the frames'
 anatomic regions empty or naming the head) whose frames cannot form volumes (no positions, mixed
-orientations or spacings, uneven spacing, positions repeated unevenly, a stack of fewer than 8
-frames, colour, a lossy syntax) is quarantined with the reason. One that names another part, has
-fewer than 8 frames in all (as a series of fewer slices), or in which the defacer finds no head is
-released as it is, and the manifest says so.
+orientations or spacings, uneven spacing, positions repeated unevenly, a stack at fewer than 8
+positions, colour, float Pixel Data, a lossy syntax) is quarantined with the reason. One that names
+another part, has fewer than 8 frames in all (as a series of fewer slices), or in which the defacer
+finds no head is released as it is, and the manifest says so.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ What cannot be stacked (mixed sizes or orientations, multi-frame or colour image
 positions, lossy compression) fails closed: the whole series is quarantined with the reason.
 A series whose Body Part Examined names something other than the head, or a CT or PET with
 nothing brain-like in it, is released without defacing, and the audit says so.
+
+The stacking geometry, the defacing of a stack and the writing of frames by index serve the
+multi-frame objects too (:mod:`medcloak.formats.dicom_multiframe`).
 """
 
 from __future__ import annotations
