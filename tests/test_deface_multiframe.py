@@ -397,9 +397,9 @@ MULTIFRAME_FILES = ["eCT_Supplemental.dcm", "emri_small.dcm", "emri_small_RLE.dc
 
 def test_pydicom_multiframe_files(tmp_path) -> None:
     """pydicom's and pydicom-data's multi-frame CT and MR objects: each released as no head to
-    deface or quarantined with a reason, never an internal error. (eCT_Supplemental: 2 frames,
-    too few for a head; emri_small: an Enhanced MR of the head whose functional groups were
-    removed: no frame positions.)"""
+    deface or quarantined with a reason, never an internal error. (eCT_Supplemental: 2 frames of
+    the brain, too few for a head; emri_small: an Enhanced MR of the head whose functional groups
+    were removed: no frame positions.)"""
     import shutil
 
     from pydicom.data import get_testdata_file
@@ -412,7 +412,7 @@ def test_pydicom_multiframe_files(tmp_path) -> None:
     run([tmp_path / "in"], tmp_path / "out", secret_file=_key(tmp_path), options=OPTION)
     rows = {Path(r["input"]).name: r for r in _rows(tmp_path / "out")}
     assert rows["eCT_Supplemental.dcm"]["status"] == "ok"
-    assert rows["eCT_Supplemental.dcm"]["actions"].get("multiframe-not-a-head") == 1
+    assert rows["eCT_Supplemental.dcm"]["actions"].get("multiframe-too-few-frames") == 1
     for name in MULTIFRAME_FILES[1:]:
         assert rows[name]["status"] == "quarantined"
         assert rows[name]["reason"] == ("multi-frame: frames without Image Position (Patient): the multi-frame "
