@@ -427,3 +427,29 @@ def test_which_named_parts_may_be_a_head(names, head) -> None:  # type: ignore[n
     from medcloak.formats.dicom_series import head_parts
 
     assert head_parts(names) is head
+
+
+
+def _missing_group(ds: Dataset) -> None:
+    del ds.PerFrameFunctionalGroupsSequence[-1]
+
+
+def _short_position(ds: Dataset) -> None:
+    ds.PerFrameFunctionalGroupsSequence[2].PlanePositionSequence[0].ImagePositionPatient = [1.0, 2.0]
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    (_missing_group, "per-frame functional groups for 104 frames"),
+    (_short_position, "no usable Image Position (Patient)"),
+])
+def test_malformed_functional_groups_are_quarantined(mr, tmp_path, change, reason) -> None:  # type: ignore[no-untyped-def]
+    """Functional groups missing, or a position of two numbers: quarantined with the reason,
+    never an internal error."""
+    _base, slices, stored, second, _mask, _released = mr
+    made = tmp_path / "made.dcm"
+    _enhanced(slices, [stored, second], made)
+    _edit(made, tmp_path / "in" / "object.dcm", change)
+    summary = run([tmp_path / "in"], tmp_path / "out", secret_file=_key(tmp_path), options=OPTION)
+    assert summary.quarantined == 1
+    got = _rows(tmp_path / "out")[0]["reason"]
+    assert got.startswith("multi-frame: ") and reason in got, got

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import limits
-from ..errors import UnsupportedInputError
+from ..errors import CorruptInputError, MedcloakError, UnsupportedInputError
 from .dicom import _transfer_syntax
 from .dicom_series import (
     MIN_PLANES,
@@ -288,7 +288,14 @@ def deface_frames(ds: Dataset, ears: bool = False) -> Defacing:
             raise UnsupportedInputError(f"colour frames: {WHOLE} cannot be defaced")
         if 0x7FE00010 not in ds:  # Float or Double Float Pixel Data: no route writes them back
             raise UnsupportedInputError(f"no integer Pixel Data: {WHOLE} cannot be defaced")
-        stacks = volumes_of(frames_of(ds))
+        try:
+            frames = frames_of(ds)
+        except MedcloakError:
+            raise
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError) as exc:
+            raise CorruptInputError(f"malformed functional groups ({type(exc).__name__}): {WHOLE} "
+                                    "cannot be stacked") from None
+        stacks = volumes_of(frames)
         rows, cols = int(ds.Rows), int(ds.Columns)
         itemsize = max(1, (int(ds.get("BitsAllocated", 16) or 16) + 7) // 8)
         # the decoded frames, one volume stacked and its float32 copy
