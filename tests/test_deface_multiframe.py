@@ -3,16 +3,16 @@
 
 How the objects are made: ROBEX's atlas (a real head with its face; tests/shared_data.py) taken one
 voxel in three along each axis (52 axial slices of 50 x 39 pixels, to keep the runs short) is
-written as a native single-frame MR series by ``test_deface._mr_series``; the same slices (the
-same positions, orientation and spacing) are then put together as one Enhanced MR (or Legacy
-Converted Enhanced MR) object by :func:`_enhanced`, with its functional groups (Pixel Measures,
-Plane Orientation shared; Plane Position, Frame Content with Stack ID, In-Stack Position and
-Dimension Index Values, MR Echo per frame), two echoes (the second: the first's values times 0.6,
-rounded) and its frames in a shuffled order. The Enhanced CT is made the same way from
+written as a native single-frame MR series by ``test_deface._mr_series``; the same slices (the same
+positions, orientation and spacing) are then put together as one Enhanced MR (or Legacy Converted
+Enhanced MR) object by :func:`_enhanced`, with its functional groups (Pixel Measures, Plane
+Orientation shared; Plane Position, Frame Content with Stack ID, In-Stack Position and Dimension
+Index Values, MR Echo per frame), two echoes (the second: the first's values times 0.6, rounded) and
+its frames in a shuffled order. The Enhanced CT is made the same way from
 ``test_deface.synthetic_ct`` of that head, stored as HU + 1024 with its rescale in each frame's
-Pixel Value Transformation. Encapsulated copies: RLE Lossless and JPEG-LS lossless by pydicom
-(pyjpegls), HTJ2K lossless (RPCL) and JPEG lossless SV1 by imagecodecs (OpenJPH, libjpeg-turbo),
-one fragment per frame.
+Pixel Value Transformation; the Enhanced PET from ``test_deface.synthetic_pet``. Encapsulated
+copies: RLE Lossless and JPEG-LS lossless by pydicom (pyjpegls), HTJ2K lossless (RPCL) and JPEG
+lossless SV1 by imagecodecs (OpenJPH, libjpeg-turbo), one fragment per frame.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from conftest import SECRET
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.sequence import Sequence
-from test_deface import _mr_series, load, synthetic_ct
+from test_deface import _mr_series, load, synthetic_ct, synthetic_pet
 
 from medcloak.engine import run
 from medcloak.formats.dicom_series import stack
@@ -39,6 +39,7 @@ STEP = 3
 ENHANCED_MR = "1.2.840.10008.5.1.4.1.1.4.1"
 LEGACY_MR = "1.2.840.10008.5.1.4.1.1.4.4"
 ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.1"
+ENHANCED_PET = "1.2.840.10008.5.1.4.1.1.130"
 RLE = "1.2.840.10008.1.2.5"
 JPEG_LS = "1.2.840.10008.1.2.4.80"
 HTJ2K_RPCL = "1.2.840.10008.1.2.4.202"
@@ -246,6 +247,33 @@ def test_enhanced_ct_defaced(mr, tmp_path) -> None:  # type: ignore[no-untyped-d
         assert np.array_equal(ds.pixel_array[f], np.where(expected_mask[..., k], 0, ct_stored[..., k]))
     assert main(["verify", str(tmp_path / "out")]) == 0
     _check_dciodvfy(path, src)
+
+
+def test_enhanced_pet_defaced(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An Enhanced PET (test_deface.synthetic_pet of the head, stored to 30000 with a Rescale Slope
+    per frame), two time points (the second: half the first): one mask, each filled with its own
+    background."""
+    data, affine = load("robex_atlas.nii.gz")
+    s = STEP
+    small_affine = affine @ np.diag([s, s, s, 1.0])
+    pet = synthetic_pet(data[::s, ::s, ::s], small_affine)
+    slope = float(pet.max()) / 30000
+    first, pet_slices = _mr_series(tmp_path / "pet-slices", np.round(pet / slope), small_affine)
+    second = (first // 2).astype(np.int16)
+    _o, _r, pet_affine = stack(pet_slices)
+    mask = deface_mask(first.astype(np.float32) * np.float32(slope), pet_affine, "PT").mask
+    assert mask is not None and mask.any()
+    src = tmp_path / "in" / "pet.dcm"
+    order = _enhanced(pet_slices, [first, second], src, sop=ENHANCED_PET, modality="PT", rescale=(slope, 0.0))
+    summary = run([src.parent], tmp_path / "out", secret_file=_key(tmp_path), options=OPTION)
+    assert summary.ok == 1 and summary.quarantined == 0, _rows(tmp_path / "out")
+    (path,) = (tmp_path / "out").rglob("*.dcm")
+    frames = pydicom.dcmread(path).pixel_array
+    for t, volume in enumerate((first, second)):
+        background = fill_value(volume, mask, "PT", 1.0, 0.0)
+        for f in [f for f, (e, _k) in enumerate(order) if e == t]:
+            k = order[f][1]
+            assert np.array_equal(frames[f], np.where(mask[..., k], background, volume[..., k]))
 
 
 def _edit(src: Path, dst: Path, change) -> None:  # type: ignore[no-untyped-def]
