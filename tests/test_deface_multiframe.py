@@ -401,6 +401,20 @@ def test_a_body_without_a_head_released_as_no_head(mr, tmp_path) -> None:  # typ
     assert np.array_equal(pydicom.dcmread(path).pixel_array, pydicom.dcmread(src).pixel_array)
 
 
+def test_spectroscopy_has_no_image_to_deface(mr, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An MR object of frames without Pixel Data (as MR Spectroscopy holds its data): nothing to
+    deface, so the defacing passes it on (``multiframe-no-image``); never quarantined for it."""
+    from medcloak.formats.dicom_multiframe import deface_frames
+
+    _base, slices, stored, second, _mask, _released = mr
+    made = tmp_path / "made.dcm"
+    _enhanced(slices, [stored, second], made)
+    ds = pydicom.dcmread(made)
+    del ds.PixelData
+    result = deface_frames(ds)
+    assert not result.faces and result.report["status"] == "no image"
+
+
 def test_without_the_option_nothing_changes(mr, tmp_path) -> None:  # type: ignore[no-untyped-def]
     _base, slices, stored, second, _mask, _released = mr
     _enhanced(slices, [stored, second], tmp_path / "yes" / "object.dcm", faces="YES")

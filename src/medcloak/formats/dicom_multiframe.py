@@ -258,7 +258,7 @@ def _anatomy(ds: Dataset) -> list[str]:
 @dataclass
 class Defacing:
     """What :func:`deface_frames` did: whether it removed a face (``faces``), the manifest's
-    ``report`` (its ``status``: defaced, no-head, not a head, too few frames) and, for the QC picture, the first
+    ``report`` (its ``status``: defaced, no-head, not a head, too few frames, no image) and, for the QC picture, the first
     defaced volume's (stored values, mask, affine, (slope, intercept), modality), or None."""
 
     faces: bool
@@ -277,7 +277,9 @@ def deface_frames(ds: Dataset, ears: bool = False) -> Defacing:
     report: dict[str, Any] = {"frames": count}
     faces = False
     picture = None
-    if not head_parts(_anatomy(ds)):
+    if not any(tag in ds for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009)):  # spectroscopy: no image
+        report["status"] = "no image"
+    elif not head_parts(_anatomy(ds)):
         report["status"] = "not a head"
     elif count < MIN_PLANES:  # as a series of fewer slices
         report["status"] = "too few frames"
