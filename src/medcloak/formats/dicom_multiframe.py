@@ -20,7 +20,8 @@ anatomic regions empty or naming the head) whose frames cannot form volumes (no 
 orientations or spacings, uneven spacing, positions repeated unevenly, a stack at fewer than 8
 positions, colour, float Pixel Data, a lossy syntax) is quarantined with the reason. One that names
 another part, has fewer than 8 frames in all (as a series of fewer slices), or in which the defacer
-finds no head is released as it is, and the manifest says so.
+finds no head is released as it is, and the manifest says so; so is one without an image (MR
+spectroscopy), which has no face to remove.
 """
 
 from __future__ import annotations
