@@ -157,6 +157,11 @@ def mr(tmp_path_factory):  # type: ignore[no-untyped-def]
         ds.save_as(p, enforce_file_format=True)
     summary = run([base / "series"], base / "series-out", secret_file=_key(base), options=OPTION)
     assert summary.ok == len(slices) and summary.quarantined == 0
+    # the series' QC picture, as a volume's, named in the record of one defaced slice
+    rows = _rows(base / "series-out")
+    named = [r["review"]["pixels"]["picture"] for r in rows if (r["review"].get("pixels") or {}).get("picture")]
+    assert len(named) == 1 and (base / "series-out.audit" / named[0]).is_file()
+    assert len(list((base / "series-out.audit" / "qc").iterdir())) == 1
     out = sorted((pydicom.dcmread(p) for p in (base / "series-out").rglob("*.dcm")),
                  key=lambda ds: float(ds.ImagePositionPatient[2]))
     released = np.stack([ds.pixel_array for ds in out], axis=-1)

@@ -282,6 +282,8 @@ def deface_series(
         report.update(status=result.status, brain_ml=round(result.brain_ml), removed_ml=round(result.removed_ml))
         if result.status == "defaced":
             assert result.mask is not None
+            # for the QC picture (the handler's): as a volume's
+            report["_picture"] = (stored, result.mask, affine, rescales[0], modality)
             for position, plane in filled_planes(stored, result.mask, rescales, modality).items():
                 write_frames(datasets[order[position]], ts, {0: plane})
                 defaced.add(order[position])

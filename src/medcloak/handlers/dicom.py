@@ -177,11 +177,15 @@ def deidentify(task: Task, job: Job) -> Iterable[Released | MedcloakError]:
         raise _again(exc, f"series: {exc}") from None
     status = "series-" + str(report.get("status", "")).replace(" ", "-")
     out: list[Released | MedcloakError] = []
+    qc = report.get("_picture")
     for result in results:
         if result.error is not None or result.released is None:
             out.append(result.error if isinstance(result.error, MedcloakError) else MedcloakError(str(result.error)))
         else:
             released = pictures[result.path].add(result.released)
+            if qc is not None and ((released.review or {}).get("pixels") or {}).get("change") == "defaced":
+                _qc_picture(job, task.object_id, qc, released.review)  # the series' picture, once
+                qc = None
             out.append(dataclasses.replace(released, counts={**released.counts, status: 1}))
     return out
 
@@ -204,21 +208,30 @@ def _multiframe(task: Task, job: Job, own: Settings, dataset: Any, picture: Any)
                                             safe=own.safe, k_plan=own.k_plan))
     if result.faces:
         mark_defaced(released.review)
-    if result.picture is not None and job.audit:
-        try:
-            from ..pixels.qc import qc_picture
-
-            stored, mask, affine, scale, modality = result.picture
-            folder = Path(job.audit) / "qc"
-            folder.mkdir(exist_ok=True, mode=0o700)
-            qc_picture(stored, mask, affine, folder / f"{task.object_id}.png", scale=scale, modality=modality)
-            pixels = (released.review or {}).get("pixels")
-            if pixels is not None and not pixels.get("picture"):
-                pixels["picture"] = f"qc/{task.object_id}.png"
-        except ImportError:
-            log.warning("QC pictures need Pillow: none written")
+    if result.picture is not None:
+        _qc_picture(job, task.object_id, result.picture, released.review)
     status = "multiframe-" + str(result.report.get("status", "")).replace(" ", "-")
     return dataclasses.replace(released, counts={**released.counts, status: 1})
+
+
+def _qc_picture(job: Job, object_id: str, picture: tuple[Any, ...], review: dict[str, Any] | None) -> None:
+    """The QC picture of a defaced volume (``picture``: its stored values, mask, affine, (slope,
+    intercept) and modality) written to the audit folder as ``qc/<object id>.png``, as a volume's
+    is, and named in ``review``'s pixel change unless a text picture is."""
+    if not job.audit:
+        return
+    try:
+        from ..pixels.qc import qc_picture
+    except ImportError:
+        log.warning("QC pictures need Pillow: none written")
+        return
+    stored, mask, affine, scale, modality = picture
+    folder = Path(job.audit) / "qc"
+    folder.mkdir(exist_ok=True, mode=0o700)
+    qc_picture(stored, mask, affine, folder / f"{object_id}.png", scale=scale, modality=modality)
+    pixels = (review or {}).get("pixels")
+    if pixels is not None and not pixels.get("picture"):
+        pixels["picture"] = f"qc/{object_id}.png"
 
 
 def _slide(task: Task, job: Job, own: Settings) -> Iterator[Released | MedcloakError]:
