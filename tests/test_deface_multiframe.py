@@ -157,11 +157,6 @@ def mr(tmp_path_factory):  # type: ignore[no-untyped-def]
         ds.save_as(p, enforce_file_format=True)
     summary = run([base / "series"], base / "series-out", secret_file=_key(base), options=OPTION)
     assert summary.ok == len(slices) and summary.quarantined == 0
-    # the series' QC picture, as a volume's, named in the record of one defaced slice
-    rows = _rows(base / "series-out")
-    named = [r["review"]["pixels"]["picture"] for r in rows if (r["review"].get("pixels") or {}).get("picture")]
-    assert len(named) == 1 and (base / "series-out.audit" / named[0]).is_file()
-    assert len(list((base / "series-out.audit" / "qc").iterdir())) == 1
     out = sorted((pydicom.dcmread(p) for p in (base / "series-out").rglob("*.dcm")),
                  key=lambda ds: float(ds.ImagePositionPatient[2]))
     released = np.stack([ds.pixel_array for ds in out], axis=-1)
@@ -171,6 +166,16 @@ def mr(tmp_path_factory):  # type: ignore[no-untyped-def]
     assert mask is not None and mask.any()
     second = np.round(stored * 0.6).astype(np.int16)
     return base, slices, stored, second, mask, released
+
+
+def test_a_defaced_series_gets_its_qc_picture(mr) -> None:  # type: ignore[no-untyped-def]
+    """The single-frame series run by the fixture: one QC picture, as a volume's, named in the
+    review record of one defaced slice."""
+    base = mr[0]
+    rows = _rows(base / "series-out")
+    named = [r["review"]["pixels"]["picture"] for r in rows if (r["review"].get("pixels") or {}).get("picture")]
+    assert len(named) == 1 and (base / "series-out.audit" / named[0]).is_file()
+    assert len(list((base / "series-out.audit" / "qc").iterdir())) == 1
 
 
 def _check_dciodvfy(out: Path, src: Path) -> None:
