@@ -370,8 +370,8 @@ def _json_strings(doc: Any, key: str = "") -> Iterator[tuple[str, str]]:
 
 
 def test_dicom_series_defaced_slices(tmp_path, secret_file) -> None:  # type: ignore[no-untyped-def]
-    """A head MR series defaced as a volume: the slices whose pixels changed say ``defaced``, the
-    others no pixel change."""
+    """A head MR series defaced as a volume: the slices whose pixels changed say ``defaced`` (one
+    of them naming the series' QC picture), the others no pixel change."""
     import numpy as np
     from test_deface import _mr_series, load
 
@@ -380,6 +380,7 @@ def test_dicom_series_defaced_slices(tmp_path, secret_file) -> None:  # type: ig
     assert run([tmp_path / "in"], tmp_path / "out", secret_file=secret_file,
                options=["clean-recognizable-visual-features"]).ok == stored.shape[2]
     defaced = untouched = 0
+    pictures = []
     for line in manifest(tmp_path / "out"):
         out = pydicom.dcmread(tmp_path / "out" / line["outputs"][0])
         k = int(out.InstanceNumber) - 1
@@ -387,12 +388,16 @@ def test_dicom_series_defaced_slices(tmp_path, secret_file) -> None:  # type: ig
         review = line["review"]
         if changed:
             defaced += 1
-            assert review["pixels"] == {"change": "defaced"} and review["changed"]["PixelData"] == "cleaned"
+            pixels = dict(review["pixels"])
+            if "picture" in pixels:  # the series' QC picture, named once
+                pictures.append(pixels.pop("picture"))
+            assert pixels == {"change": "defaced"} and review["changed"]["PixelData"] == "cleaned"
         else:
             untouched += 1
             assert "pixels" not in review and "PixelData" in review["kept"]
         assert review["changed"]["RecognizableVisualFeatures"] == "replaced"
     assert defaced and untouched
+    assert len(pictures) == 1 and (tmp_path / "out.audit" / pictures[0]).is_file()
 
 
 def _template_run(tmp_path: Path, secret_file: Path, name: str) -> dict[str, Any]:

@@ -11,8 +11,9 @@ written by OpenJPH (reversible, RPCL, with TLM) and read by OpenJPEG. The encode
 segments (OpenJPH's version COM; APPn but JFIF and Adobe) are removed before the frame is
 compared, so the released stream carries no comment. A missing codec, a layout the encoder
 cannot write, or any mismatch raises: the object is quarantined with the reason, never released
-unredacted. A defaced slice of a series is written the same way (:func:`rewrite_frame`), then
-also decoded by pydicom and compared with the values the defacer gave. HTJ2K lossy (.203) and lossy JPEG 2000 stay without a route (re-encoding them is
+unredacted. A defaced slice of a series, or the defaced frames of a multi-frame object, are
+written the same way (:func:`rewrite_frames`), then also decoded by pydicom and compared with the
+values the defacer gave. HTJ2K lossy (.203) and lossy JPEG 2000 stay without a route (re-encoding them is
 never exact).
 """
 
@@ -167,30 +168,48 @@ def _reencode(ic, ds: Dataset, ts: str, image: np.ndarray, precision: int, predi
     return encoded
 
 
-def rewrite_frame(ds: Dataset, ts: str, values: np.ndarray) -> None:
-    """Replace the one frame of ``ds``'s Pixel Data by ``values`` (stored values of one sample,
-    as pydicom decodes them: signed where Pixel Representation is 1), encoded in ``ts`` as the
-    original frame was (its precision and predictor for JPEG lossless; RPCL with TLM for .202),
-    decoded again by the route's decoder and compared, then decoded by pydicom and compared
-    with ``values``. A defaced slice of a series is written so (:mod:`medcloak.formats.dicom_series`)."""
+def rewrite_frames(ds: Dataset, ts: str, planes: dict[int, np.ndarray]) -> None:
+    """Replace frames of ``ds``'s Pixel Data (``planes``: new stored values of one sample by
+    frame index, as pydicom decodes them: signed where Pixel Representation is 1), each encoded in
+    ``ts`` as its original frame was (its precision and predictor for JPEG lossless; RPCL with
+    TLM for .202), decoded again by the route's decoder and compared, then decoded by pydicom and
+    compared with its values (:func:`check_frames`); the other frames keep their bytes. A defaced
+    slice of a series, or the defaced frames of a multi-frame object, are written so
+    (:mod:`medcloak.formats.dicom_series`)."""
     from .dicom_redact import _encapsulate
 
     ic = _codecs()
-    (frame,) = _frames(ds, 1)
-    precision, predictor = _jpeg_header(frame) if ts in JPEG_LOSSLESS else (0, 0)
-    old = _decode(ic, ts, frame)
-    if old.shape != values.shape:
-        raise CorruptInputError("a Pixel Data frame's size differs from Rows and Columns")
-    wide = values.astype(np.int64)
-    if old.dtype.kind == "u" and values.dtype.kind == "i":  # the stream holds the bit pattern
-        wide &= (1 << (precision or _int(ds, "BitsStored", 16) or 16)) - 1
-    image = wide.astype(old.dtype)
-    if not np.array_equal(image.astype(np.int64), wide):
-        raise UnsupportedInputError("the new values do not fit the frame's sample type: not released")
-    _encapsulate(ds, [_reencode(ic, ds, ts, image, precision, predictor)])
-    try:
-        again = ds.pixel_array  # as a reader will decode it
-    except _CODEC_ERRORS as exc:
-        raise CorruptInputError(f"re-encoded Pixel Data does not decode ({type(exc).__name__})") from None
-    if not np.array_equal(again, values):
-        raise CorruptInputError("re-encoded Pixel Data does not decode to the pixels it was given")
+    frames = _frames(ds, _int(ds, "NumberOfFrames", 1) or 1)
+    out = list(frames)
+    for index, values in planes.items():
+        frame = frames[index]
+        precision, predictor = _jpeg_header(frame) if ts in JPEG_LOSSLESS else (0, 0)
+        old = _decode(ic, ts, frame)
+        if old.shape != values.shape:
+            raise CorruptInputError("a Pixel Data frame's size differs from Rows and Columns")
+        wide = values.astype(np.int64)
+        if old.dtype.kind == "u" and values.dtype.kind == "i":  # the stream holds the bit pattern
+            wide &= (1 << (precision or _int(ds, "BitsStored", 16) or 16)) - 1
+        image = wide.astype(old.dtype)
+        if not np.array_equal(image.astype(np.int64), wide):
+            raise UnsupportedInputError("the new values do not fit the frame's sample type: not released")
+        out[index] = _reencode(ic, ds, ts, image, precision, predictor)
+    _encapsulate(ds, out)
+    check_frames(ds, ts, planes)
+
+
+def check_frames(ds: Dataset, ts: str, planes: dict[int, np.ndarray]) -> None:
+    """Decode each frame of ``planes`` from ``ds``'s Pixel Data as a reader will (pydicom) and
+    compare it with the values it was given: raises on any difference."""
+    from pydicom.pixels import get_decoder
+
+    single = (_int(ds, "NumberOfFrames", 1) or 1) == 1
+    for index, values in planes.items():
+        try:
+            # a single frame as pydicom's pixel_array gives it (the decoder's options as set)
+            again = ds.pixel_array if single else get_decoder(ts).as_array(ds, index=index)[0]
+        except _CODEC_ERRORS as exc:
+            raise CorruptInputError(f"re-encoded Pixel Data does not decode ({type(exc).__name__})") from None
+        again = np.asarray(again)
+        if again.size != values.size or not np.array_equal(again.reshape(values.shape), values):
+            raise CorruptInputError("re-encoded Pixel Data does not decode to the pixels it was given")

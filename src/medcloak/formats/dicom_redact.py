@@ -233,6 +233,31 @@ def encode_frames(ds: Dataset, ts: str, frames: Sequence[np.ndarray]) -> None:
     """Encapsulate ``frames`` (stored values) as ``ds``'s Pixel Data in the lossless syntax
     ``ts`` (JPEG-LS near-lossless with NEAR=0), then decode it again and compare: a route that
     would not give back every sample exactly raises instead of releasing."""
+    encode = _encoder(ds, ts)
+    _encapsulate(ds, [encode(frame) for frame in frames])
+    check = ds.pixel_array
+    if not np.array_equal(check.reshape(-1), np.stack(frames).reshape(-1)):
+        raise CorruptInputError("re-encoded Pixel Data does not decode to the pixels it was given")
+
+
+def reencode_frames(ds: Dataset, ts: str, planes: dict[int, np.ndarray]) -> None:
+    """Replace frames of ``ds``'s Pixel Data (``planes``: stored values by frame index), each
+    encoded alone in the lossless syntax ``ts``, the other frames keeping their bytes; each new
+    frame is then decoded again and compared (a defaced slice or frame:
+    :mod:`medcloak.formats.dicom_series`)."""
+    from .dicom_lossless import _frames, check_frames
+
+    encode = _encoder(ds, ts)
+    out = _frames(ds, _int(ds, "NumberOfFrames", 1) or 1)
+    for index, values in planes.items():
+        out[index] = encode(values)
+    _encapsulate(ds, out)
+    check_frames(ds, ts, planes)
+
+
+def _encoder(ds: Dataset, ts: str):  # type: ignore[no-untyped-def]
+    """What encodes one frame of ``ds`` (stored values) in the lossless syntax ``ts``; a frame its
+    encoder cannot write raises."""
     from pydicom.pixels import get_encoder
 
     _need_plugin(ts)
@@ -240,14 +265,15 @@ def encode_frames(ds: Dataset, ts: str, frames: Sequence[np.ndarray]) -> None:
     if ts == "1.2.840.10008.1.2.4.81":
         kwargs["jls_error"] = 0
     encoder = get_encoder(ts)
-    try:
-        encoded = [encoder.encode(np.ascontiguousarray(frame), **kwargs) for frame in frames]
-    except (ValueError, RuntimeError, NotImplementedError) as exc:
-        raise UnsupportedInputError(f"this pixel layout cannot be re-encoded in its transfer syntax ({type(exc).__name__})") from None
-    _encapsulate(ds, encoded)
-    check = ds.pixel_array
-    if not np.array_equal(check.reshape(-1), np.stack(frames).reshape(-1)):
-        raise CorruptInputError("re-encoded Pixel Data does not decode to the pixels it was given")
+
+    def encode(frame: np.ndarray) -> bytes:
+        try:
+            return encoder.encode(np.ascontiguousarray(frame), **kwargs)
+        except (ValueError, RuntimeError, NotImplementedError) as exc:
+            raise UnsupportedInputError(
+                f"this pixel layout cannot be re-encoded in its transfer syntax ({type(exc).__name__})") from None
+
+    return encode
 
 
 def _encode_kwargs(ds: Dataset) -> dict[str, object]:

@@ -7,6 +7,11 @@
 - under the Clean Recognizable Visual Features option, the slices of a CT, MR or PET series: they
   are defaced as a volume (:mod:`medcloak.formats.dicom_series`).
 
+Under that option, a multi-frame CT, MR or PET object (Enhanced, Legacy Converted Enhanced, or
+any with more than one frame) is defaced within its own task, its frames stacked by their
+functional groups (:mod:`medcloak.formats.dicom_multiframe`), with its QC picture
+(``qc/<object id>.png``) as a volume's.
+
 Each released object's review record is made by :mod:`medcloak.formats.dicom_review` (actions
 per attribute, kept text, kept attributes, quasi-identifiers, pixel change); this module names
 its text picture (``qc/<object id>-text.png``) when one was written."""
@@ -14,6 +19,7 @@ its text picture (``qc/<object id>-text.png``) when one was written."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
@@ -28,6 +34,7 @@ if TYPE_CHECKING:
     from .base import Released, VerifyContext
 
 NAME = "dicom"
+log = logging.getLogger("medcloak")
 KINDS = {
     "dicom": "de-identify",
     "dicom-slide": "de-identify with the other instances of its slide (released whole or not at all); "
@@ -141,10 +148,18 @@ def deidentify(task: Task, job: Job) -> Iterable[Released | MedcloakError]:
 
     own: Settings = job.settings.get(NAME) or Settings()
     if not task.members:
-        from ..formats.dicom import deidentify_dicom
+        from ..formats.dicom import deidentify_dicom, read
 
         picture = ReviewPicture(job.audit, task.object_id)
-        return [picture.add(deidentify_dicom(Path(task.source.path), job.profile, job.keyring, own.regions,
+        path = Path(task.source.path)
+        dataset = None
+        if job.profile.has("clean-recognizable-visual-features") and task.source.format == "dicom":
+            from ..formats.dicom_multiframe import multiframe
+
+            dataset = read(path)  # read once: deidentify_dicom takes it as it is
+            if multiframe(dataset):
+                return [_multiframe(task, job, own, dataset, picture)]
+        return [picture.add(deidentify_dicom(path, job.profile, job.keyring, own.regions, dataset=dataset,
                                              review=picture.writer, safe=own.safe,
                                              k_plan=own.k_plan))]
     if task.source.format == "dicom-slide":
@@ -162,13 +177,61 @@ def deidentify(task: Task, job: Job) -> Iterable[Released | MedcloakError]:
         raise _again(exc, f"series: {exc}") from None
     status = "series-" + str(report.get("status", "")).replace(" ", "-")
     out: list[Released | MedcloakError] = []
+    qc = report.get("_picture")
     for result in results:
         if result.error is not None or result.released is None:
             out.append(result.error if isinstance(result.error, MedcloakError) else MedcloakError(str(result.error)))
         else:
             released = pictures[result.path].add(result.released)
+            if qc is not None and ((released.review or {}).get("pixels") or {}).get("change") == "defaced":
+                _qc_picture(job, task.object_id, qc, released.review)  # the series' picture, once
+                qc = None
             out.append(dataclasses.replace(released, counts={**released.counts, status: 1}))
     return out
+
+
+def _multiframe(task: Task, job: Job, own: Settings, dataset: Any, picture: Any) -> Released:
+    """A multi-frame CT, MR or PET object under Clean Recognizable Visual Features: defaced within
+    its task where it is a head (:mod:`medcloak.formats.dicom_multiframe`), its QC picture
+    (``qc/<object id>.png``) written to the audit folder and named in its review record unless
+    a text picture is; counted ``multiframe-<status>``."""
+    from ..formats.dicom import deidentify_dicom
+    from ..formats.dicom_multiframe import deface_frames
+    from ..formats.dicom_series import mark_defaced
+
+    try:
+        result = deface_frames(dataset, ears=own.ears)
+    except MedcloakError as exc:  # the defacing's reason; the profile's own are the object's as ever
+        raise _again(exc, f"multi-frame: {exc}") from None
+    released = picture.add(deidentify_dicom(Path(task.source.path), job.profile, job.keyring, own.regions,
+                                            dataset=dataset, faces_cleaned=result.faces, review=picture.writer,
+                                            safe=own.safe, k_plan=own.k_plan))
+    if result.faces:
+        mark_defaced(released.review)
+    if result.picture is not None:
+        _qc_picture(job, task.object_id, result.picture, released.review)
+    status = "multiframe-" + str(result.report.get("status", "")).replace(" ", "-")
+    return dataclasses.replace(released, counts={**released.counts, status: 1})
+
+
+def _qc_picture(job: Job, object_id: str, picture: tuple[Any, ...], review: dict[str, Any] | None) -> None:
+    """The QC picture of a defaced volume (``picture``: its stored values, mask, affine, (slope,
+    intercept) and modality) written to the audit folder as ``qc/<object id>.png``, as a volume's
+    is, and named in ``review``'s pixel change unless a text picture is."""
+    if not job.audit:
+        return
+    try:
+        from ..pixels.qc import qc_picture
+    except ImportError:
+        log.warning("QC pictures need Pillow: none written")
+        return
+    stored, mask, affine, scale, modality = picture
+    folder = Path(job.audit) / "qc"
+    folder.mkdir(exist_ok=True, mode=0o700)
+    qc_picture(stored, mask, affine, folder / f"{object_id}.png", scale=scale, modality=modality)
+    pixels = (review or {}).get("pixels")
+    if pixels is not None and not pixels.get("picture"):
+        pixels["picture"] = f"qc/{object_id}.png"
 
 
 def _slide(task: Task, job: Job, own: Settings) -> Iterator[Released | MedcloakError]:
