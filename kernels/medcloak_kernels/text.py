@@ -67,13 +67,43 @@ def _better(a, b, is_max):  # type: ignore[no-untyped-def]
     return min(b, a)
 
 
+@numba.njit
+def _pairwise(dst, a, b, is_max):  # type: ignore[no-untyped-def]
+    """dst[i] = the larger (smaller) of a[i] and b[i], slices of one length: indexed by the loop's
+    own counter only (no index that might be negative to wrap), which the compiler vectorises."""
+    for i in range(dst.shape[0]):
+        dst[i] = _better(a[i], b[i], is_max)
+
+
 @kernel
 def _rows(img: np.ndarray, r: int, is_max: bool) -> np.ndarray:
     """Minimum (maximum) over the window [x - r, x + r] of each row, the window cut at the
-    frame's edges: :func:`_cols` on the transposed frame (down the columns the running extremes
-    are taken for a whole row of pixels at a time, which the compiler vectorises; along a row
-    each pixel waits for the one before it: three times slower)."""
-    return np.ascontiguousarray(_cols(np.ascontiguousarray(img.T), r, is_max).T)
+    frame's edges. By doubling along the row, padded by r on each side: the extremes of runs of
+    1, 2, 4, ... pixels, each from two of the run before, then the window's from the two longest
+    runs that cover it (a pass over the row for each doubling and one more: each pass compares
+    two slices a fixed distance apart, which the compiler vectorises, where a running extreme
+    along the row waits for the pixel before; and no transposed copy of the frame)."""
+    ny, nx = img.shape
+    out = np.empty((ny, nx), np.uint8)
+    if nx == 0 or ny == 0:
+        return out
+    k = 2 * r + 1
+    m = nx + 2 * r
+    pad = np.uint8(0) if is_max else np.uint8(255)
+    run = np.empty(m, np.uint8)
+    nxt = np.empty(m, np.uint8)
+    for y in range(ny):
+        run[:r] = pad
+        run[nx + r:] = pad
+        run[r:r + nx] = img[y]
+        s = 1
+        while 2 * s <= k:  # run[i]: the extreme of [i, i + 2s) from two runs of s
+            _pairwise(nxt[:m - s], run[:m - s], run[s:], is_max)
+            nxt[m - s:] = run[m - s:]  # cut by the padded row's end: what is left of the run
+            run, nxt = nxt, run
+            s *= 2
+        _pairwise(out[y], run[:nx], run[k - s:k - s + nx], is_max)  # [x, x + k): [x, x + s), [x + k - s, x + k)
+    return out
 
 
 @kernel
