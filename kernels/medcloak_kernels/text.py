@@ -310,6 +310,161 @@ def components(strength: np.ndarray, lo: int, values: np.ndarray, delta: int) ->
     return labels, table
 
 
+@kernel
+def level_components(strength: np.ndarray, levels: np.ndarray, values: np.ndarray,
+                     delta: int) -> tuple[np.ndarray, np.ndarray]:
+    """The tables of :func:`components` of ``strength >= levels[n]`` for n = 0, 1, ... as long as
+    the level before found a component reaching the next level (none at all, or none whose peak
+    is at least ``levels[n]``: that level and those after it are not searched), one after
+    another: (table; starts, level n's rows are ``table[starts[n]:starts[n + 1]]``, empty for
+    the levels not searched).
+
+    The frame is read once: its pixels at the lowest level, in row order, are listed, and each
+    level's pixels are taken from that list, so a level costs its own pixels, not the frame's.
+    One label array serves every level (labels run on from level to level, a pixel's last label
+    being overwritten when it is in again): -1 marks the pixels of the level being searched, and
+    a border of 0 around the frame spares the bounds checks."""
+    ny, nx = strength.shape
+    nl = levels.shape[0]
+    starts = np.zeros(nl + 1, np.int64)
+    if nl == 0 or ny == 0 or nx == 0:
+        return np.empty((0, NSTAT), np.int64), starts
+    w = nx + 2
+    state = np.zeros((ny + 2) * w, np.int32)
+    base = levels[0]
+    for n in range(1, nl):
+        base = min(base, levels[n])
+    count = 0
+    for y in range(ny):
+        for x in range(nx):
+            if strength[y, x] >= base:
+                count += 1
+    ys = np.empty(count, np.int32)
+    xs = np.empty(count, np.int32)
+    i = 0
+    for y in range(ny):
+        for x in range(nx):
+            if strength[y, x] >= base:
+                ys[i] = y
+                xs[i] = x
+                i += 1
+    stack_y = np.empty(max(count, 1), np.int32)
+    stack_x = np.empty(max(count, 1), np.int32)
+    seen_y = np.empty(max(count, 1), np.int32)
+    seen_x = np.empty(max(count, 1), np.int32)
+    cand_y = np.empty(max(count, 1), np.int32)
+    cand_x = np.empty(max(count, 1), np.int32)
+    hist = np.zeros(256 + 2 * delta + 1, np.int64)
+    table = np.empty((max(count, 1), NSTAT), np.int64)
+    total = 0
+    label = 0
+    for n in range(nl):
+        lo = levels[n]
+        nc = 0
+        for i in range(count):
+            if strength[ys[i], xs[i]] >= lo:
+                cand_y[nc] = ys[i]
+                cand_x[nc] = xs[i]
+                state[(ys[i] + 1) * w + xs[i] + 1] = -1
+                nc += 1
+        if table.shape[0] < total + nc:
+            grown = np.empty((max(2 * table.shape[0], total + nc), NSTAT), np.int64)
+            grown[:total] = table[:total]
+            table = grown
+        top_peak = 0
+        for c in range(nc):
+            sy = cand_y[c]
+            sx = cand_x[c]
+            if state[(sy + 1) * w + sx + 1] != -1:
+                continue
+            label += 1
+            state[(sy + 1) * w + sx + 1] = label
+            stack_y[0] = sy
+            stack_x[0] = sx
+            top = 0
+            x0, y0, x1, y1 = sx, sy, sx + 1, sy + 1
+            area = 0
+            peak = 0
+            while top >= 0:
+                y = stack_y[top]
+                x = stack_x[top]
+                top -= 1
+                seen_y[area] = y
+                seen_x[area] = x
+                area += 1
+                peak = max(peak, strength[y, x])
+                x0 = min(x0, x)
+                x1 = max(x1, x + 1)
+                y1 = max(y1, y + 1)
+                for dy in range(-1, 2):
+                    row = (y + 1 + dy) * w + x + 1
+                    for dx in range(-1, 2):
+                        if state[row + dx] == -1:
+                            state[row + dx] = label
+                            top += 1
+                            stack_y[top] = y + dy
+                            stack_x[top] = x + dx
+            half = (peak + 1) // 2
+            core = 0
+            vlo = 255
+            vhi = 0
+            for i in range(area):
+                y = seen_y[i]
+                x = seen_x[i]
+                if strength[y, x] >= half:
+                    core += 1
+                v = values[y, x]
+                hist[v] += 1
+                vlo = min(vlo, v)
+                vhi = max(vhi, v)
+            mode = 0
+            flat = -1
+            run = 0
+            for v in range(max(0, vlo - delta), min(255, vhi + delta) + 1):
+                if v == max(0, vlo - delta):
+                    run = 0
+                    for u in range(max(0, v - delta), min(255, v + delta) + 1):
+                        run += hist[u]
+                else:
+                    if v + delta <= 255:
+                        run += hist[v + delta]
+                    if v - delta - 1 >= 0:
+                        run -= hist[v - delta - 1]
+                if run > flat:
+                    flat = run
+                    mode = v
+            for v in range(vlo, vhi + 1):
+                hist[v] = 0
+            runs_h = 0
+            row = ((y0 + y1 - 1) // 2 + 1) * w + 1
+            inside = False
+            for x in range(x0, x1):
+                now = state[row + x] == label
+                if now and not inside:
+                    runs_h += 1
+                inside = now
+            runs_v = 0
+            col = (x0 + x1 - 1) // 2 + 1
+            inside = False
+            for y in range(y0, y1):
+                now = state[(y + 1) * w + col] == label
+                if now and not inside:
+                    runs_v += 1
+                inside = now
+            t = table[total]
+            t[X0], t[Y0], t[X1], t[Y1] = x0, y0, x1, y1
+            t[AREA], t[PEAK], t[CORE], t[MODE], t[FLAT], t[RUNS_H], t[RUNS_V] = (area, peak, core, mode, flat,
+                                                                              runs_h, runs_v)
+            total += 1
+            top_peak = max(top_peak, peak)
+        starts[n + 1] = total
+        if n + 1 < nl and (starts[n + 1] == starts[n] or top_peak < levels[n + 1]):
+            for m in range(n + 2, nl + 1):
+                starts[m] = total
+            break
+    return table[:total].copy(), starts
+
+
 @numba.njit(inline="always")
 def _root(parent, i):  # type: ignore[no-untyped-def]
     while parent[i] != i:

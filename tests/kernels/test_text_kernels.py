@@ -222,6 +222,42 @@ def test_components_measure_colour_and_strokes() -> None:
     assert row[k.RUNS_H] == 3 and row[k.RUNS_V] == 1
 
 
+def reference_level_components(strength, levels, values, delta):  # type: ignore[no-untyped-def]
+    """Each level's table on its own (the reference above), up to the first level that the one
+    before left no component reaching."""
+    tables, starts = [], [0]
+    for n, lo in enumerate(levels):
+        t = reference_table(strength, lo, values, delta)
+        tables.append(t)
+        starts.append(starts[-1] + len(t))
+        if n + 1 < len(levels) and (len(t) == 0 or t[:, k.PEAK].max() < levels[n + 1]):
+            break
+    starts += [starts[-1]] * (len(levels) + 1 - len(starts))
+    return np.concatenate(tables) if tables else np.zeros((0, k.NSTAT), np.int64), starts
+
+
+@settings(max_examples=80, deadline=None)
+@given(frames, st.booleans(), st.lists(st.integers(-2, 250), max_size=7), st.booleans(), st.integers(0, 2**31),
+       st.integers(0, 12))
+def test_level_components_match_each_level_alone(spec, sparse, levels, ordered, seed, delta) -> None:  # type: ignore[no-untyped-def]
+    strength = _frame(spec, sparse)
+    values = _frame((spec[0], spec[1], seed), sparse)
+    if ordered:
+        levels = sorted(levels)
+    table, starts = k.level_components(strength, np.asarray(levels, np.int64), values, delta)
+    ref, ref_starts = reference_level_components(strength, levels, values, delta)
+    assert starts.tolist() == ref_starts
+    assert np.array_equal(table, ref)
+
+
+@pytest.mark.parametrize("img", EDGES)
+def test_level_components_on_edge_frames(img) -> None:  # type: ignore[no-untyped-def]
+    for levels in ([1, 50, 255], [0], [300, 1], []):
+        table, starts = k.level_components(img, np.asarray(levels, np.int64), 255 - img, 4)
+        ref, ref_starts = reference_level_components(img, levels, 255 - img, 4)
+        assert starts.tolist() == ref_starts and np.array_equal(table, ref)
+
+
 boxes_st = st.lists(st.tuples(st.integers(0, 60), st.integers(0, 40), st.integers(1, 20), st.integers(1, 15)),
                     max_size=25)
 

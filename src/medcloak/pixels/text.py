@@ -269,15 +269,15 @@ def _glyphs(planes: list[np.ndarray]) -> np.ndarray:
         for j, strength in enumerate(contrasts):
             level = _level(strength, flow is None)
             excess = k.above_level(strength, level, FINE, NOISE)
-            for n, lo in enumerate(LEVELS):  # text touching bright anatomy parts from it higher up
-                t = k.components(excess, lo, plane, DELTA)[1]
-                texture = _texture(level, t)
-                good = _glyph_like(t, texture if i == 0 else None)
-                if flow is not None and len(t):
-                    good &= _share(flow, t) < FLOW_SHARE
-                tables.append(np.c_[t[good], texture[good], np.full((np.count_nonzero(good), 2), (n, 2 * i + j))])
-                if n + 1 < len(LEVELS) and (len(t) == 0 or t[:, k.PEAK].max() < LEVELS[n + 1]):
-                    break  # nothing reaches the next level
+            # every level (text touching bright anatomy parts from it higher up) in one call, up
+            # to the first that nothing reaches
+            t, starts = k.level_components(excess, np.asarray(LEVELS, np.int64), plane, DELTA)
+            n = np.repeat(np.arange(len(LEVELS)), np.diff(starts))
+            texture = _texture(level, t)
+            good = _glyph_like(t, texture if i == 0 else None)
+            if flow is not None and len(t):
+                good &= _share(flow, t) < FLOW_SHARE
+            tables.append(np.c_[t[good], texture[good], n[good], np.full(np.count_nonzero(good), 2 * i + j)])
     return np.concatenate(tables)
 
 
