@@ -299,6 +299,26 @@ def test_block_median_and_level(spec, b, factor) -> None:  # type: ignore[no-unt
     assert np.array_equal(k.above_level(img, level, b, factor), want)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.tuples(st.integers(1, 40), st.integers(1, 40), st.integers(0, 2**31)), st.integers(1, 9),
+       st.sampled_from([0.0, 1.0, 2.0, 3.0, 0.5, 1.7]), st.booleans())
+def test_above_level_by_whole_and_other_factors(spec, b, factor, small) -> None:  # type: ignore[no-untyped-def]
+    """Whole factors take the shifted rows, others the table: both as the arithmetic pixel by
+    pixel, levels high enough to floor every value included; block medians of small values
+    (read up to the block's largest only) as well."""
+    ny, nx, seed = spec
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 8 if small else 256, (ny, nx)).astype(np.uint8)
+    level = k.block_median(img, b)
+    assert np.array_equal(level, reference_block_median(img, b))
+    level = rng.integers(0, 256, level.shape).astype(np.uint8)
+    want = np.zeros_like(img)
+    for y, x in np.ndindex(img.shape):
+        v = float(img[y, x]) - factor * float(level[y // b, x // b])
+        want[y, x] = int(v) if v > 0 else 0
+    assert np.array_equal(k.above_level(img, level, b, factor), want)
+
+
 def test_strongest() -> None:
     a = np.array([[1, 9]], np.uint8)
     b = np.array([[5, 2]], np.uint8)
