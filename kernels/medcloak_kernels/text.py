@@ -60,6 +60,17 @@ def value_chroma(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return v, c
 
 
+@kernel
+def channel_mean(rgb: np.ndarray) -> np.ndarray:
+    """The mean of the channels of an H x W x 3 uint8 frame, rounded down, uint8."""
+    ny, nx, _ = rgb.shape
+    out = np.empty((ny, nx), np.uint8)
+    for y in range(ny):
+        for x in range(nx):
+            out[y, x] = (np.uint16(rgb[y, x, 0]) + np.uint16(rgb[y, x, 1]) + np.uint16(rgb[y, x, 2])) // 3
+    return out
+
+
 @numba.njit(inline="always")
 def _better(a, b, is_max):  # type: ignore[no-untyped-def]
     if is_max:
@@ -473,6 +484,37 @@ def _root(parent, i):  # type: ignore[no-untyped-def]
     return i
 
 
+#: rows of a band of :func:`link_lines`
+LINK_BAND = 16
+
+
+@numba.njit(inline="always")
+def _link(boxes, parent, i, j, gap, overlap, ratio, align):  # type: ignore[no-untyped-def]
+    """Join the lines of boxes i and j when :func:`link_lines` links them."""
+    hi_ = boxes[i, 3] - boxes[i, 1]
+    hj = boxes[j, 3] - boxes[j, 1]
+    tall = max(hi_, hj)
+    short = min(hi_, hj)
+    if short <= 0 or tall > ratio * short:
+        return
+    g = max(boxes[j, 0] - boxes[i, 2], boxes[i, 0] - boxes[j, 2])
+    if g > gap * tall:
+        return
+    ov = min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1])
+    if ov < overlap * short:
+        return
+    tol = max(1.0, align * tall)
+    if abs(boxes[i, 1] - boxes[j, 1]) > tol and abs(boxes[i, 3] - boxes[j, 3]) > tol:
+        return
+    ri = _root(parent, i)
+    rj = _root(parent, j)
+    if ri != rj:
+        if ri < rj:
+            parent[rj] = ri
+        else:
+            parent[ri] = rj
+
+
 @kernel
 def link_lines(boxes: np.ndarray, gap: float, overlap: float, ratio: float, align: float) -> np.ndarray:
     """Chain boxes (rows x0, y0, x1, y1, ends exclusive) into horizontal lines: two boxes are
@@ -485,38 +527,53 @@ def link_lines(boxes: np.ndarray, gap: float, overlap: float, ratio: float, alig
     n = boxes.shape[0]
     parent = np.arange(n)
     order = np.argsort(boxes[:, 0], kind="mergesort")
-    reach = 0.0
-    for i in range(n):
-        h = boxes[i, 3] - boxes[i, 1]
-        reach = max(reach, gap * h)
-    for a in range(n):
-        i = order[a]
-        hi_ = boxes[i, 3] - boxes[i, 1]
-        for b in range(a + 1, n):
-            j = order[b]
-            if boxes[j, 0] - boxes[i, 2] > reach:
-                break
-            hj = boxes[j, 3] - boxes[j, 1]
-            tall = max(hi_, hj)
-            short = min(hi_, hj)
-            if short <= 0 or tall > ratio * short:
-                continue
-            g = max(boxes[j, 0] - boxes[i, 2], boxes[i, 0] - boxes[j, 2])
-            if g > gap * tall:
-                continue
-            ov = min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1])
-            if ov < overlap * short:
-                continue
-            tol = max(1.0, align * tall)
-            if abs(boxes[i, 1] - boxes[j, 1]) > tol and abs(boxes[i, 3] - boxes[j, 3]) > tol:
-                continue
-            ri = _root(parent, i)
-            rj = _root(parent, j)
-            if ri != rj:
-                if ri < rj:
-                    parent[rj] = ri
-                else:
-                    parent[ri] = rj
+    if overlap < 0.0 or n == 0:  # boxes apart in their rows may link: every box against every other
+        reach = 0.0
+        for i in range(n):
+            reach = max(reach, gap * (boxes[i, 3] - boxes[i, 1]))
+        for a in range(n):
+            for b in range(a + 1, n):
+                if boxes[order[b], 0] - boxes[order[a], 2] > reach:
+                    break
+                _link(boxes, parent, order[a], order[b], gap, overlap, ratio, align)
+    else:
+        # linked boxes share a row or touch: each is listed in the bands of LINK_BAND rows that
+        # its rows and the row below it fall in, in the order of x0, and only boxes of one band
+        # are paired (the pairs are tested in another order; the lines, each named by its least
+        # index, are the same)
+        ylo = boxes[0, 1]
+        yhi = boxes[0, 3]
+        for i in range(n):
+            ylo = min(ylo, boxes[i, 1])
+            yhi = max(yhi, boxes[i, 3])
+        nb = (yhi - ylo) // LINK_BAND + 1
+        counts = np.zeros(nb + 1, np.int64)
+        for i in range(n):
+            if boxes[i, 3] > boxes[i, 1]:
+                for band in range((boxes[i, 1] - ylo) // LINK_BAND, (boxes[i, 3] - ylo) // LINK_BAND + 1):
+                    counts[band + 1] += 1
+        for band in range(nb):
+            counts[band + 1] += counts[band]
+        listed = np.empty(counts[nb], np.int64)
+        fill = counts[:nb].copy()
+        for a in range(n):
+            i = order[a]
+            if boxes[i, 3] > boxes[i, 1]:
+                for band in range((boxes[i, 1] - ylo) // LINK_BAND, (boxes[i, 3] - ylo) // LINK_BAND + 1):
+                    listed[fill[band]] = i
+                    fill[band] += 1
+        for band in range(nb):
+            lo, hi = counts[band], counts[band + 1]
+            reach = 0.0
+            for a in range(lo, hi):
+                reach = max(reach, gap * (boxes[listed[a], 3] - boxes[listed[a], 1]))
+            for a in range(lo, hi):
+                i = listed[a]
+                for b in range(a + 1, hi):
+                    j = listed[b]
+                    if boxes[j, 0] - boxes[i, 2] > reach:
+                        break
+                    _link(boxes, parent, i, j, gap, overlap, ratio, align)
     out = np.empty(n, np.int64)
     for i in range(n):
         out[i] = _root(parent, i)

@@ -182,6 +182,16 @@ def test_value_chroma() -> None:
     assert v.tolist() == [[255, 0, 200]] and c.tolist() == [[255, 0, 190]]
 
 
+@settings(max_examples=40, deadline=None)
+@given(frames)
+def test_channel_mean(spec) -> None:  # type: ignore[no-untyped-def]
+    ny, nx, seed = spec
+    rgb = np.random.default_rng(seed).integers(0, 256, (ny, nx, 3)).astype(np.uint8)
+    want = [[(int(rgb[y, x, 0]) + int(rgb[y, x, 1]) + int(rgb[y, x, 2])) // 3 for x in range(nx)] for y in range(ny)]
+    assert k.channel_mean(rgb).tolist() == want
+    assert k.channel_mean(np.full((2, 2, 3), 255, np.uint8)).tolist() == [[255, 255], [255, 255]]
+
+
 @settings(max_examples=80, deadline=None)
 @given(frames, st.booleans(), st.integers(1, 200), st.integers(0, 2**31), st.integers(0, 12))
 def test_components_match_reference(spec, sparse, lo, seed, delta) -> None:  # type: ignore[no-untyped-def]
@@ -268,6 +278,28 @@ def test_link_lines_matches_all_pairs(spec, gap, overlap, ratio, align) -> None:
     boxes = np.array([(x, y, x + w, y + h) for x, y, w, h in spec], np.int64).reshape(-1, 4)
     got = k.link_lines(boxes, gap, overlap, ratio, align)
     assert np.array_equal(got, reference_link(boxes, gap, overlap, ratio, align))
+
+
+tall_boxes_st = st.lists(st.tuples(st.integers(-30, 300), st.integers(-20, 200), st.integers(0, 30),
+                                   st.integers(-2, 70)), max_size=80)
+
+
+@settings(max_examples=100, deadline=None)
+@given(tall_boxes_st, st.floats(0.0, 2.0), st.sampled_from([-0.5, 0.0, 0.0, 0.3, 1.0]), st.floats(1.0, 4.0),
+       st.floats(0.0, 1.0))
+def test_link_lines_across_bands_and_apart(spec, gap, overlap, ratio, align) -> None:  # type: ignore[no-untyped-def]
+    """Boxes spanning several bands of rows, touching at a band's edge, empty or upside down,
+    at negative coordinates, and an overlap below 0 (boxes apart in their rows linked): as
+    every pair tested."""
+    boxes = np.array([(x, y, x + w, y + h) for x, y, w, h in spec], np.int64).reshape(-1, 4)
+    got = k.link_lines(boxes, gap, overlap, ratio, align)
+    assert np.array_equal(got, reference_link(boxes, gap, overlap, ratio, align))
+
+
+def test_link_lines_joins_boxes_touching_at_a_band_edge() -> None:
+    boxes = np.array([(0, 0, 5, k.LINK_BAND), (6, k.LINK_BAND, 11, 2 * k.LINK_BAND)], np.int64)
+    assert k.link_lines(boxes, 1.0, 0.0, 2.0, 1.0).tolist() == [0, 0]
+    assert k.link_lines(boxes, 1.0, 0.1, 2.0, 1.0).tolist() == [0, 1]
 
 
 def test_link_lines_chains_a_row_and_not_the_next() -> None:

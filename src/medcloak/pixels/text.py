@@ -146,8 +146,9 @@ def _display(image: np.ndarray, bits_stored: int | None) -> list[np.ndarray]:
         if image.shape[2] != 3:
             raise ValueError("a colour frame must be H x W x 3")
         rgb = image if image.dtype == np.uint8 else np.stack([_to8(image[..., c], bits_stored) for c in range(3)], -1)
-        value, chroma = k.value_chroma(np.ascontiguousarray(rgb))
-        luma = (rgb.sum(axis=2, dtype=np.uint16) // 3).astype(np.uint8)
+        rgb = np.ascontiguousarray(rgb)
+        value, chroma = k.value_chroma(rgb)
+        luma = k.channel_mean(rgb)
         return [value, chroma, luma]
     if image.ndim != 2:
         raise ValueError("a frame must be 2-D grey or H x W x 3 colour")
