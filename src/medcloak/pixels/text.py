@@ -431,12 +431,15 @@ def _lines(table: np.ndarray, turned: bool = False,
         chains = [m for m in _chains(table, mine) if len(m) >= MIN_GLYPHS]  # most: a glyph or two of texture
         ok = _judge(table, chains, turned, False, record)
         lines = [m for m, yes in zip(chains, ok) if yes]
-        parts = []
+        cores = []
         for members, yes in zip(chains, ok):
             if not yes and len(members) <= MAX_CORE:
                 core = _core(table, members)
                 if len(core) < len(members):
-                    parts += [part for part in _chains(table, core) if len(part) >= MIN_GLYPHS]
+                    cores.append(core)
+        # every core chained in one call: glyphs of two chains are never linked, so the parts are
+        # those of each core on its own, in the same order
+        parts = [part for part in _chains(table, np.concatenate(cores)) if len(part) >= MIN_GLYPHS] if cores else []
         lines += [m for m, yes in zip(parts, _judge(table, parts, turned, True, record)) if yes]
         for members in lines:
             used[members] = True
