@@ -365,18 +365,28 @@ def level_components(strength: np.ndarray, levels: np.ndarray, values: np.ndarra
     seen_x = np.empty(max(count, 1), np.int32)
     cand_y = np.empty(max(count, 1), np.int32)
     cand_x = np.empty(max(count, 1), np.int32)
-    hist = np.zeros(256 + 2 * delta + 1, np.int64)
+    # the histogram of a component's values, offset by delta + 1 and as long again on either
+    # side (zeros): the window's sums slide over it without tests at its ends
+    off = delta + 1
+    hist = np.zeros(256 + 2 * off, np.int64)
     table = np.empty((max(count, 1), NSTAT), np.int64)
     total = 0
     label = 0
+    nc = count  # the pixels of the level before (its list: ys, xs, then cand_y, cand_x)
     for n in range(nl):
         lo = levels[n]
+        if n > 0 and lo >= levels[n - 1]:  # a level's pixels are among those of the level below
+            src_y, src_x, m = cand_y, cand_x, nc
+        else:
+            src_y, src_x, m = ys, xs, count
         nc = 0
-        for i in range(count):
-            if strength[ys[i], xs[i]] >= lo:
-                cand_y[nc] = ys[i]
-                cand_x[nc] = xs[i]
-                state[(ys[i] + 1) * w + xs[i] + 1] = -1
+        for i in range(m):
+            y = src_y[i]
+            x = src_x[i]
+            if strength[y, x] >= lo:
+                cand_y[nc] = y
+                cand_x[nc] = x
+                state[(y + 1) * w + x + 1] = -1
                 nc += 1
         if table.shape[0] < total + nc:
             grown = np.empty((max(2 * table.shape[0], total + nc), NSTAT), np.int64)
@@ -425,27 +435,24 @@ def level_components(strength: np.ndarray, levels: np.ndarray, values: np.ndarra
                 if strength[y, x] >= half:
                     core += 1
                 v = values[y, x]
-                hist[v] += 1
+                hist[v + off] += 1
                 vlo = min(vlo, v)
                 vhi = max(vhi, v)
-            mode = 0
-            flat = -1
+            # the least v of [vlo - delta, vhi + delta] (within 0..255) with the most values in
+            # [v - delta, v + delta]
+            first = max(0, int(vlo) - delta)
+            mode = first
             run = 0
-            for v in range(max(0, vlo - delta), min(255, vhi + delta) + 1):
-                if v == max(0, vlo - delta):
-                    run = 0
-                    for u in range(max(0, v - delta), min(255, v + delta) + 1):
-                        run += hist[u]
-                else:
-                    if v + delta <= 255:
-                        run += hist[v + delta]
-                    if v - delta - 1 >= 0:
-                        run -= hist[v - delta - 1]
+            for u in range(first - delta, first + delta + 1):
+                run += hist[u + off]
+            flat = run
+            for v in range(first + 1, min(255, int(vhi) + delta) + 1):
+                run += hist[v + delta + off] - hist[v - delta - 1 + off]
                 if run > flat:
                     flat = run
                     mode = v
             for v in range(vlo, vhi + 1):
-                hist[v] = 0
+                hist[v + off] = 0
             runs_h = 0
             row = ((y0 + y1 - 1) // 2 + 1) * w + 1
             inside = False
@@ -616,6 +623,61 @@ def block_median(img: np.ndarray, b: int) -> np.ndarray:
                 hist[v, 2] = 0
                 hist[v, 3] = 0
     return out
+
+
+@kernel
+def block_medians(img: np.ndarray, fine: int, coarse: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`block_median` of blocks of side ``fine`` and of side ``coarse`` (a multiple of
+    ``fine``) at once: the pixels are counted once, into each fine block's histogram, which is
+    then added into its coarse block's (up to the fine block's largest value)."""
+    ny, nx = img.shape
+    r = coarse // fine
+    fy, fx = (ny + fine - 1) // fine, (nx + fine - 1) // fine
+    cy, cx = (ny + coarse - 1) // coarse, (nx + coarse - 1) // coarse
+    out_f = np.zeros((fy, fx), np.uint8)
+    out_c = np.zeros((cy, cx), np.uint8)
+    hist = np.zeros((256, 4), np.int32)
+    total = np.zeros(256, np.int64)
+    for ci in range(cy):
+        for cj in range(cx):
+            top_c = 0
+            for i in range(ci * r, min(fy, (ci + 1) * r)):
+                for j in range(cj * r, min(fx, (cj + 1) * r)):
+                    ya, yb = i * fine, min(ny, (i + 1) * fine)
+                    xa, xb = j * fine, min(nx, (j + 1) * fine)
+                    top = 0
+                    for y in range(ya, yb):
+                        for x in range(xa, xb):
+                            v = img[y, x]
+                            top = max(top, v)
+                            hist[v, x & 3] += 1
+                    rank = ((yb - ya) * (xb - xa) - 1) // 2
+                    acc = 0
+                    found = False
+                    for v in range(int(top) + 1):
+                        c = hist[v, 0] + hist[v, 1] + hist[v, 2] + hist[v, 3]
+                        total[v] += c
+                        acc += c
+                        if not found and acc > rank:
+                            out_f[i, j] = v
+                            found = True
+                        hist[v, 0] = 0
+                        hist[v, 1] = 0
+                        hist[v, 2] = 0
+                        hist[v, 3] = 0
+                    top_c = max(top_c, int(top))
+            ya, yb = ci * coarse, min(ny, (ci + 1) * coarse)
+            xa, xb = cj * coarse, min(nx, (cj + 1) * coarse)
+            rank = ((yb - ya) * (xb - xa) - 1) // 2
+            acc = 0
+            found = False
+            for v in range(top_c + 1):
+                acc += total[v]
+                if not found and acc > rank:
+                    out_c[ci, cj] = v
+                    found = True
+                total[v] = 0
+    return out_f, out_c
 
 
 @kernel

@@ -351,6 +351,17 @@ def test_above_level_by_whole_and_other_factors(spec, b, factor, small) -> None:
     assert np.array_equal(k.above_level(img, level, b, factor), want)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.tuples(st.integers(1, 40), st.integers(1, 40), st.integers(0, 2**31)), st.integers(1, 6),
+       st.integers(1, 4), st.booleans())
+def test_block_medians_are_each_sides_alone(spec, fine, times, small) -> None:  # type: ignore[no-untyped-def]
+    ny, nx, seed = spec
+    img = np.random.default_rng(seed).integers(0, 8 if small else 256, (ny, nx)).astype(np.uint8)
+    f, c = k.block_medians(img, fine, fine * times)
+    assert np.array_equal(f, reference_block_median(img, fine))
+    assert np.array_equal(c, reference_block_median(img, fine * times))
+
+
 def test_strongest() -> None:
     a = np.array([[1, 9]], np.uint8)
     b = np.array([[5, 2]], np.uint8)

@@ -182,8 +182,12 @@ def _level(strength: np.ndarray, fine: bool) -> np.ndarray:
 
     r = BLOCK // FINE
     by, bx = -(-strength.shape[0] // FINE), -(-strength.shape[1] // FINE)
-    coarse = np.repeat(np.repeat(k.block_median(strength, BLOCK), r, 0), r, 1)[:by, :bx]
-    return np.minimum(k.block_median(strength, FINE), coarse) if fine else np.ascontiguousarray(coarse)
+    if fine:
+        small, large = k.block_medians(strength, FINE, BLOCK)
+    else:
+        large = k.block_median(strength, BLOCK)
+    coarse = np.repeat(np.repeat(large, r, 0), r, 1)[:by, :bx]
+    return np.minimum(small, coarse) if fine else np.ascontiguousarray(coarse)
 
 
 def _texture(level: np.ndarray, t: np.ndarray) -> np.ndarray:
