@@ -331,17 +331,16 @@ def level_components(strength: np.ndarray, levels: np.ndarray, values: np.ndarra
     the levels not searched).
 
     The frame is read once: its pixels at the lowest level, in row order, are listed, and each
-    level's pixels are taken from that list, so a level costs its own pixels, not the frame's.
-    One label array serves every level (labels run on from level to level, a pixel's last label
-    being overwritten when it is in again): -1 marks the pixels of the level being searched, and
-    a border of 0 around the frame spares the bounds checks."""
+    level's pixels are taken from the list of the level below. A level's pixels make runs along
+    the rows; runs of consecutive rows that touch (diagonally too) are joined (union-find, each
+    set named by its first run: components in the order of their first pixel); each
+    component's measures are taken over its runs, in row order. No array of the frame's size
+    is written: a level costs its own pixels."""
     ny, nx = strength.shape
     nl = levels.shape[0]
     starts = np.zeros(nl + 1, np.int64)
     if nl == 0 or ny == 0 or nx == 0:
         return np.empty((0, NSTAT), np.int64), starts
-    w = nx + 2
-    state = np.zeros((ny + 2) * w, np.int32)
     base = levels[0]
     for n in range(1, nl):
         base = min(base, levels[n])
@@ -359,20 +358,23 @@ def level_components(strength: np.ndarray, levels: np.ndarray, values: np.ndarra
                 ys[i] = y
                 xs[i] = x
                 i += 1
-    stack_y = np.empty(max(count, 1), np.int32)
-    stack_x = np.empty(max(count, 1), np.int32)
-    seen_y = np.empty(max(count, 1), np.int32)
-    seen_x = np.empty(max(count, 1), np.int32)
-    cand_y = np.empty(max(count, 1), np.int32)
-    cand_x = np.empty(max(count, 1), np.int32)
+    size = max(count, 1)
+    cand_y = np.empty(size, np.int32)
+    cand_x = np.empty(size, np.int32)
+    run_y = np.empty(size, np.int32)
+    run_a = np.empty(size, np.int32)  # first pixel
+    run_b = np.empty(size, np.int32)  # one past the last
+    parent = np.empty(size, np.int64)
+    comp = np.empty(size, np.int64)
+    order = np.empty(size, np.int64)
+    first = np.empty(size + 1, np.int64)
     # the histogram of a component's values, offset by delta + 1 and as long again on either
     # side (zeros): the window's sums slide over it without tests at its ends
     off = delta + 1
     hist = np.zeros(256 + 2 * off, np.int64)
-    table = np.empty((max(count, 1), NSTAT), np.int64)
+    table = np.empty((size, NSTAT), np.int64)
     total = 0
-    label = 0
-    nc = count  # the pixels of the level before (its list: ys, xs, then cand_y, cand_x)
+    nc = count
     for n in range(nl):
         lo = levels[n]
         if n > 0 and lo >= levels[n - 1]:  # a level's pixels are among those of the level below
@@ -386,93 +388,143 @@ def level_components(strength: np.ndarray, levels: np.ndarray, values: np.ndarra
             if strength[y, x] >= lo:
                 cand_y[nc] = y
                 cand_x[nc] = x
-                state[(y + 1) * w + x + 1] = -1
                 nc += 1
-        if table.shape[0] < total + nc:
-            grown = np.empty((max(2 * table.shape[0], total + nc), NSTAT), np.int64)
+        nr = 0
+        for i in range(nc):
+            y = cand_y[i]
+            x = cand_x[i]
+            if nr > 0 and run_y[nr - 1] == y and run_b[nr - 1] == x:
+                run_b[nr - 1] = x + 1
+            else:
+                run_y[nr] = y
+                run_a[nr] = x
+                run_b[nr] = x + 1
+                parent[nr] = nr
+                nr += 1
+        # join each run to the runs of the row above that touch it: [a0, a1) above and [r0, r1)
+        # touch when a0 <= r1 and r0 <= a1
+        p0 = 0
+        p1 = 0
+        prev = -2
+        i = 0
+        while i < nr:
+            y = run_y[i]
+            j = i
+            while j < nr and run_y[j] == y:
+                j += 1
+            if prev == y - 1:
+                a = p0
+                for r in range(i, j):
+                    while a < p1 and run_b[a] < run_a[r]:
+                        a += 1
+                    b = a
+                    while b < p1 and run_a[b] <= run_b[r]:
+                        rb = _root(parent, b)
+                        rr = _root(parent, r)
+                        if rb < rr:
+                            parent[rr] = rb
+                        elif rr < rb:
+                            parent[rb] = rr
+                        b += 1
+            p0, p1, prev = i, j, y
+            i = j
+        ncomp = 0
+        for r in range(nr):
+            root = _root(parent, r)
+            if root == r:
+                comp[r] = ncomp
+                ncomp += 1
+            else:
+                comp[r] = comp[root]
+        first[:ncomp + 1] = 0
+        for r in range(nr):
+            first[comp[r] + 1] += 1
+        for c in range(ncomp):
+            first[c + 1] += first[c]
+        for r in range(nr):  # each component's runs together, in row order
+            c = comp[r]
+            order[first[c]] = r
+            first[c] += 1
+        for c in range(ncomp - 1, 0, -1):
+            first[c] = first[c - 1]
+        first[0] = 0
+        if table.shape[0] < total + ncomp:
+            grown = np.empty((max(2 * table.shape[0], total + ncomp), NSTAT), np.int64)
             grown[:total] = table[:total]
             table = grown
         top_peak = 0
-        for c in range(nc):
-            sy = cand_y[c]
-            sx = cand_x[c]
-            if state[(sy + 1) * w + sx + 1] != -1:
-                continue
-            label += 1
-            state[(sy + 1) * w + sx + 1] = label
-            stack_y[0] = sy
-            stack_x[0] = sx
-            top = 0
-            x0, y0, x1, y1 = sx, sy, sx + 1, sy + 1
+        for c in range(ncomp):
+            ra, rz = first[c], first[c + 1]
+            y0 = run_y[order[ra]]
+            y1 = run_y[order[rz - 1]] + 1
+            x0 = nx
+            x1 = 0
             area = 0
             peak = 0
-            while top >= 0:
-                y = stack_y[top]
-                x = stack_x[top]
-                top -= 1
-                seen_y[area] = y
-                seen_x[area] = x
-                area += 1
-                peak = max(peak, strength[y, x])
-                x0 = min(x0, x)
-                x1 = max(x1, x + 1)
-                y1 = max(y1, y + 1)
-                for dy in range(-1, 2):
-                    row = (y + 1 + dy) * w + x + 1
-                    for dx in range(-1, 2):
-                        if state[row + dx] == -1:
-                            state[row + dx] = label
-                            top += 1
-                            stack_y[top] = y + dy
-                            stack_x[top] = x + dx
-            half = (peak + 1) // 2
-            core = 0
             vlo = 255
             vhi = 0
-            for i in range(area):
-                y = seen_y[i]
-                x = seen_x[i]
-                if strength[y, x] >= half:
-                    core += 1
-                v = values[y, x]
-                hist[v + off] += 1
-                vlo = min(vlo, v)
-                vhi = max(vhi, v)
+            for q in range(ra, rz):
+                r = order[q]
+                y = run_y[r]
+                x0 = min(x0, run_a[r])
+                x1 = max(x1, run_b[r])
+                area += run_b[r] - run_a[r]
+                for x in range(run_a[r], run_b[r]):
+                    peak = max(peak, strength[y, x])
+                    v = values[y, x]
+                    hist[v + off] += 1
+                    vlo = min(vlo, v)
+                    vhi = max(vhi, v)
+            half = (peak + 1) // 2
+            core = 0
+            for q in range(ra, rz):
+                r = order[q]
+                y = run_y[r]
+                for x in range(run_a[r], run_b[r]):
+                    if strength[y, x] >= half:
+                        core += 1
             # the least v of [vlo - delta, vhi + delta] (within 0..255) with the most values in
             # [v - delta, v + delta]
-            first = max(0, int(vlo) - delta)
-            mode = first
+            lowest = max(0, int(vlo) - delta)
+            mode = lowest
             run = 0
-            for u in range(first - delta, first + delta + 1):
+            for u in range(lowest - delta, lowest + delta + 1):
                 run += hist[u + off]
             flat = run
-            for v in range(first + 1, min(255, int(vhi) + delta) + 1):
+            for v in range(lowest + 1, min(255, int(vhi) + delta) + 1):
                 run += hist[v + delta + off] - hist[v - delta - 1 + off]
                 if run > flat:
                     flat = run
                     mode = v
             for v in range(vlo, vhi + 1):
                 hist[v + off] = 0
+            # strokes crossed: the component's runs on its middle row; the stretches of rows
+            # whose run covers its middle column
+            ym = (y0 + y1 - 1) // 2
+            xm = (x0 + x1 - 1) // 2
             runs_h = 0
-            row = ((y0 + y1 - 1) // 2 + 1) * w + 1
-            inside = False
-            for x in range(x0, x1):
-                now = state[row + x] == label
-                if now and not inside:
-                    runs_h += 1
-                inside = now
             runs_v = 0
-            col = (x0 + x1 - 1) // 2 + 1
-            inside = False
-            for y in range(y0, y1):
-                now = state[(y + 1) * w + col] == label
-                if now and not inside:
-                    runs_v += 1
-                inside = now
+            last = -2
+            for q in range(ra, rz):
+                r = order[q]
+                if run_y[r] == ym:
+                    runs_h += 1
+                if run_a[r] <= xm < run_b[r]:
+                    if run_y[r] != last + 1:
+                        runs_v += 1
+                    last = run_y[r]
             t = table[total]
-            t[X0], t[Y0], t[X1], t[Y1] = x0, y0, x1, y1
-            t[AREA], t[PEAK], t[CORE], t[MODE], t[FLAT], t[RUNS_H], t[RUNS_V] = (area, peak, core, mode, flat,
-                                                                              runs_h, runs_v)
+            t[X0] = x0
+            t[Y0] = y0
+            t[X1] = x1
+            t[Y1] = y1
+            t[AREA] = area
+            t[PEAK] = peak
+            t[CORE] = core
+            t[MODE] = mode
+            t[FLAT] = flat
+            t[RUNS_H] = runs_h
+            t[RUNS_V] = runs_v
             total += 1
             top_peak = max(top_peak, peak)
         starts[n + 1] = total
