@@ -9,7 +9,7 @@ frames (the order alternating), and the ratio of each round is printed with the 
 and the file system of the temporary folder.
 
 ``--record PATH`` replays frames recorded elsewhere (a pickle of ``(image, kwargs)`` pairs, as
-written by ``tests/record_text_calls.py`` from the unit tests' calls) through both instead.
+written by ``benchmarks/record_text_calls.py`` from the unit tests' calls) through both instead.
 
 Run: ``python benchmarks/compare_text_detect.py --base /tmp/textbase [--seeds 0 1] [--frames 360]
 [--rounds 3]``, where ``/tmp/textbase`` is a checkout of the other version (``git worktree add
@@ -47,18 +47,28 @@ def _worker(seed: int, frames: int, record: str | None) -> None:
         for f in textset.make_frames(frames, seed, (1024, 768)):
             kw = {"photometric": f.photometric, "bits_stored": f.bits} if f.representation == "stored" else {}
             calls.append((f.image, kw))
-    for image, kw in calls[:2]:
-        medcloak.detect_text(image, **kw)  # warm-up: kernels loaded from numba's cache
+    for image, kw in calls:
+        if image.ndim == 2 and image.size > 1000:
+            medcloak.detect_text(image, **kw)  # warm-up: kernels loaded from numba's cache
+            break
     print(json.dumps({"ready": len(calls), "module": medcloak.__file__}), flush=True)
     for line in sys.stdin:
         cmd = line.strip()
         if cmd == "boxes":
-            out = [[list(map(int, b)) for b in medcloak.detect_text(image, **kw)] for image, kw in calls]
+            out = []
+            for image, kw in calls:
+                try:
+                    out.append([list(map(int, b)) for b in medcloak.detect_text(image, **kw)])
+                except Exception as exc:  # noqa: BLE001 - a refused frame must be refused by both
+                    out.append(f"{type(exc).__name__}: {exc}")
             print(json.dumps(out), flush=True)
         elif cmd == "time":
             t = time.perf_counter()
             for image, kw in calls:
-                medcloak.detect_text(image, **kw)
+                try:
+                    medcloak.detect_text(image, **kw)
+                except Exception:  # noqa: BLE001, S112 - refused frames cost their time too
+                    continue
             print(json.dumps(time.perf_counter() - t), flush=True)
         else:
             break
@@ -122,7 +132,8 @@ def main() -> int:
         a, b = old.ask("boxes"), new.ask("boxes")
         bad = [j for j in range(n) if a[j] != b[j]]
         differ += len(bad)
-        print(f"  boxes identical on {n - len(bad)} of {n} frames ({sum(map(len, a))} boxes)"
+        print(f"  boxes identical on {n - len(bad)} of {n} frames "
+              f"({sum(len(x) for x in a if isinstance(x, list))} boxes, {sum(isinstance(x, str) for x in a)} refused)"
               + (f"; differ on frames {bad[:20]}" if bad else ""), flush=True)
         if i == 0 and args.rounds:
             ratios = []
