@@ -349,18 +349,27 @@ def level_components(strength: np.ndarray, levels: np.ndarray, values: np.ndarra
         for x in range(nx):
             if strength[y, x] >= base:
                 count += 1
+    # each listed pixel's row, column, strength and value side by side: a component's
+    # measures read them in the order of its runs, not across the frame
     ys = np.empty(count, np.int32)
     xs = np.empty(count, np.int32)
+    ss = np.empty(count, np.uint8)
+    vs = np.empty(count, np.uint8)
     i = 0
     for y in range(ny):
         for x in range(nx):
             if strength[y, x] >= base:
                 ys[i] = y
                 xs[i] = x
+                ss[i] = strength[y, x]
+                vs[i] = values[y, x]
                 i += 1
     size = max(count, 1)
     cand_y = np.empty(size, np.int32)
     cand_x = np.empty(size, np.int32)
+    cand_s = np.empty(size, np.uint8)
+    cand_v = np.empty(size, np.uint8)
+    run_i = np.empty(size, np.int64)  # the run's first pixel in the level's list
     run_y = np.empty(size, np.int32)
     run_a = np.empty(size, np.int32)  # first pixel
     run_b = np.empty(size, np.int32)  # one past the last
@@ -378,16 +387,16 @@ def level_components(strength: np.ndarray, levels: np.ndarray, values: np.ndarra
     for n in range(nl):
         lo = levels[n]
         if n > 0 and lo >= levels[n - 1]:  # a level's pixels are among those of the level below
-            src_y, src_x, m = cand_y, cand_x, nc
+            src_y, src_x, src_s, src_v, m = cand_y, cand_x, cand_s, cand_v, nc
         else:
-            src_y, src_x, m = ys, xs, count
+            src_y, src_x, src_s, src_v, m = ys, xs, ss, vs, count
         nc = 0
         for i in range(m):
-            y = src_y[i]
-            x = src_x[i]
-            if strength[y, x] >= lo:
-                cand_y[nc] = y
-                cand_x[nc] = x
+            if src_s[i] >= lo:
+                cand_y[nc] = src_y[i]
+                cand_x[nc] = src_x[i]
+                cand_s[nc] = src_s[i]
+                cand_v[nc] = src_v[i]
                 nc += 1
         nr = 0
         for i in range(nc):
@@ -399,6 +408,7 @@ def level_components(strength: np.ndarray, levels: np.ndarray, values: np.ndarra
                 run_y[nr] = y
                 run_a[nr] = x
                 run_b[nr] = x + 1
+                run_i[nr] = i
                 parent[nr] = nr
                 nr += 1
         # join each run to the runs of the row above that touch it: [a0, a1) above and [r0, r1)
@@ -465,13 +475,12 @@ def level_components(strength: np.ndarray, levels: np.ndarray, values: np.ndarra
             vhi = 0
             for q in range(ra, rz):
                 r = order[q]
-                y = run_y[r]
                 x0 = min(x0, run_a[r])
                 x1 = max(x1, run_b[r])
                 area += run_b[r] - run_a[r]
-                for x in range(run_a[r], run_b[r]):
-                    peak = max(peak, strength[y, x])
-                    v = values[y, x]
+                for i in range(run_i[r], run_i[r] + run_b[r] - run_a[r]):
+                    peak = max(peak, int(cand_s[i]))
+                    v = int(cand_v[i])
                     hist[v + off] += 1
                     vlo = min(vlo, v)
                     vhi = max(vhi, v)
@@ -479,9 +488,8 @@ def level_components(strength: np.ndarray, levels: np.ndarray, values: np.ndarra
             core = 0
             for q in range(ra, rz):
                 r = order[q]
-                y = run_y[r]
-                for x in range(run_a[r], run_b[r]):
-                    if strength[y, x] >= half:
+                for i in range(run_i[r], run_i[r] + run_b[r] - run_a[r]):
+                    if cand_s[i] >= half:
                         core += 1
             # the least v of [vlo - delta, vhi + delta] (within 0..255) with the most values in
             # [v - delta, v + delta]
