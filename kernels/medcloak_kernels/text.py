@@ -369,19 +369,19 @@ def level_components(strength: np.ndarray, levels: np.ndarray, values: np.ndarra
     cand_x = np.empty(size, np.int32)
     cand_s = np.empty(size, np.uint8)
     cand_v = np.empty(size, np.uint8)
-    run_i = np.empty(size, np.int64)  # the run's first pixel in the level's list
+    run_i = np.empty(size, np.int32)  # the run's first pixel in the level's list
     run_y = np.empty(size, np.int32)
     run_a = np.empty(size, np.int32)  # first pixel
     run_b = np.empty(size, np.int32)  # one past the last
-    parent = np.empty(size, np.int64)
-    comp = np.empty(size, np.int64)
-    order = np.empty(size, np.int64)
-    first = np.empty(size + 1, np.int64)
+    parent = np.empty(size, np.int32)
+    comp = np.empty(size, np.int32)
+    order = np.empty(size, np.int32)
+    first = np.empty(size + 1, np.int32)
     # the histogram of a component's values, offset by delta + 1 and as long again on either
     # side (zeros): the window's sums slide over it without tests at its ends
     off = delta + 1
     hist = np.zeros(256 + 2 * off, np.int64)
-    table = np.empty((size, NSTAT), np.int64)
+    table = np.empty((max(1, size // 16), NSTAT), np.int64)  # grown as needed
     total = 0
     nc = count
     for n in range(nl):

@@ -260,6 +260,28 @@ def test_level_components_match_each_level_alone(spec, sparse, levels, ordered, 
     assert np.array_equal(table, ref)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_level_components_on_a_large_frame_match_components_level_by_level(seed) -> None:  # type: ignore[no-untyped-def]
+    """A frame of many components of every size and strength (their tables grown several
+    times): as :func:`components` (itself checked against the reference) at each level."""
+    rng = np.random.default_rng(seed)
+    strength = (rng.random((300, 400)) ** 6 * 255).astype(np.uint8)
+    strength[50:120, 30:300] = rng.integers(0, 200, (70, 270))  # a large, broken region
+    values = rng.integers(0, 256, strength.shape).astype(np.uint8)
+    levels = [6, 12, 20, 35, 50, 120]
+    table, starts = k.level_components(strength, np.asarray(levels, np.int64), values, 6)
+    want, want_starts = [], [0]
+    for n, lo in enumerate(levels):
+        t = k.components(strength, lo, values, 6)[1]
+        want.append(t)
+        want_starts.append(want_starts[-1] + len(t))
+        if n + 1 < len(levels) and (len(t) == 0 or t[:, k.PEAK].max() < levels[n + 1]):
+            break
+    want_starts += [want_starts[-1]] * (len(levels) + 1 - len(want_starts))
+    assert starts.tolist() == want_starts
+    assert np.array_equal(table, np.concatenate(want))
+
+
 @pytest.mark.parametrize("img", EDGES)
 def test_level_components_on_edge_frames(img) -> None:  # type: ignore[no-untyped-def]
     for levels in ([1, 50, 255], [0], [300, 1], []):
