@@ -60,6 +60,17 @@ def value_chroma(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return v, c
 
 
+@kernel
+def channel_mean(rgb: np.ndarray) -> np.ndarray:
+    """The mean of the channels of an H x W x 3 uint8 frame, rounded down, uint8."""
+    ny, nx, _ = rgb.shape
+    out = np.empty((ny, nx), np.uint8)
+    for y in range(ny):
+        for x in range(nx):
+            out[y, x] = (np.uint16(rgb[y, x, 0]) + np.uint16(rgb[y, x, 1]) + np.uint16(rgb[y, x, 2])) // 3
+    return out
+
+
 @numba.njit(inline="always")
 def _better(a, b, is_max):  # type: ignore[no-untyped-def]
     if is_max:
@@ -67,13 +78,43 @@ def _better(a, b, is_max):  # type: ignore[no-untyped-def]
     return min(b, a)
 
 
+@numba.njit
+def _pairwise(dst, a, b, is_max):  # type: ignore[no-untyped-def]
+    """dst[i] = the larger (smaller) of a[i] and b[i], slices of one length: indexed by the loop's
+    own counter only (no index that might be negative to wrap), which the compiler vectorises."""
+    for i in range(dst.shape[0]):
+        dst[i] = _better(a[i], b[i], is_max)
+
+
 @kernel
 def _rows(img: np.ndarray, r: int, is_max: bool) -> np.ndarray:
     """Minimum (maximum) over the window [x - r, x + r] of each row, the window cut at the
-    frame's edges: :func:`_cols` on the transposed frame (down the columns the running extremes
-    are taken for a whole row of pixels at a time, which the compiler vectorises; along a row
-    each pixel waits for the one before it: three times slower)."""
-    return np.ascontiguousarray(_cols(np.ascontiguousarray(img.T), r, is_max).T)
+    frame's edges. By doubling along the row, padded by r on each side: the extremes of runs of
+    1, 2, 4, ... pixels, each from two of the run before, then the window's from the two longest
+    runs that cover it (a pass over the row for each doubling and one more: each pass compares
+    two slices a fixed distance apart, which the compiler vectorises, where a running extreme
+    along the row waits for the pixel before; and no transposed copy of the frame)."""
+    ny, nx = img.shape
+    out = np.empty((ny, nx), np.uint8)
+    if nx == 0 or ny == 0:
+        return out
+    k = 2 * r + 1
+    m = nx + 2 * r
+    pad = np.uint8(0) if is_max else np.uint8(255)
+    run = np.empty(m, np.uint8)
+    nxt = np.empty(m, np.uint8)
+    for y in range(ny):
+        run[:r] = pad
+        run[nx + r:] = pad
+        run[r:r + nx] = img[y]
+        s = 1
+        while 2 * s <= k:  # run[i]: the extreme of [i, i + 2s) from two runs of s
+            _pairwise(nxt[:m - s], run[:m - s], run[s:], is_max)
+            nxt[m - s:] = run[m - s:]  # cut by the padded row's end: what is left of the run
+            run, nxt = nxt, run
+            s *= 2
+        _pairwise(out[y], run[:nx], run[k - s:k - s + nx], is_max)  # [x, x + k): [x, x + s), [x + k - s, x + k)
+    return out
 
 
 @kernel
@@ -280,12 +321,265 @@ def components(strength: np.ndarray, lo: int, values: np.ndarray, delta: int) ->
     return labels, table
 
 
+@kernel
+def level_components(strength: np.ndarray, levels: np.ndarray, values: np.ndarray,
+                     delta: int) -> tuple[np.ndarray, np.ndarray]:
+    """The tables of :func:`components` of ``strength >= levels[n]`` for n = 0, 1, ... as long as
+    the level before found a component reaching the next level (none at all, or none whose peak
+    is at least ``levels[n]``: that level and those after it are not searched), one after
+    another: (table; starts, level n's rows are ``table[starts[n]:starts[n + 1]]``, empty for
+    the levels not searched).
+
+    The frame is read once: its pixels at the lowest level, in row order, are listed, and each
+    level's pixels are taken from the list of the level below. A level's pixels make runs along
+    the rows; runs of consecutive rows that touch (diagonally too) are joined (union-find, each
+    set named by its first run: components in the order of their first pixel); each
+    component's measures are taken over its runs, in row order. No array of the frame's size
+    is written: a level costs its own pixels."""
+    ny, nx = strength.shape
+    nl = levels.shape[0]
+    starts = np.zeros(nl + 1, np.int64)
+    if nl == 0 or ny == 0 or nx == 0:
+        return np.empty((0, NSTAT), np.int64), starts
+    base = levels[0]
+    for n in range(1, nl):
+        base = min(base, levels[n])
+    count = 0
+    for y in range(ny):
+        for x in range(nx):
+            if strength[y, x] >= base:
+                count += 1
+    # each listed pixel's row, column, strength and value side by side: a component's
+    # measures read them in the order of its runs, not across the frame
+    ys = np.empty(count, np.int32)
+    xs = np.empty(count, np.int32)
+    ss = np.empty(count, np.uint8)
+    vs = np.empty(count, np.uint8)
+    i = 0
+    for y in range(ny):
+        for x in range(nx):
+            if strength[y, x] >= base:
+                ys[i] = y
+                xs[i] = x
+                ss[i] = strength[y, x]
+                vs[i] = values[y, x]
+                i += 1
+    size = max(count, 1)
+    cand_y = np.empty(size, np.int32)
+    cand_x = np.empty(size, np.int32)
+    cand_s = np.empty(size, np.uint8)
+    cand_v = np.empty(size, np.uint8)
+    run_i = np.empty(size, np.int32)  # the run's first pixel in the level's list
+    run_y = np.empty(size, np.int32)
+    run_a = np.empty(size, np.int32)  # first pixel
+    run_b = np.empty(size, np.int32)  # one past the last
+    parent = np.empty(size, np.int32)
+    comp = np.empty(size, np.int32)
+    order = np.empty(size, np.int32)
+    first = np.empty(size + 1, np.int32)
+    # the histogram of a component's values, offset by delta + 1 and as long again on either
+    # side (zeros): the window's sums slide over it without tests at its ends
+    off = delta + 1
+    hist = np.zeros(256 + 2 * off, np.int64)
+    table = np.empty((max(1, size // 16), NSTAT), np.int64)  # grown as needed
+    total = 0
+    nc = count
+    for n in range(nl):
+        lo = levels[n]
+        if n > 0 and lo >= levels[n - 1]:  # a level's pixels are among those of the level below
+            src_y, src_x, src_s, src_v, m = cand_y, cand_x, cand_s, cand_v, nc
+        else:
+            src_y, src_x, src_s, src_v, m = ys, xs, ss, vs, count
+        nc = 0
+        for i in range(m):
+            if src_s[i] >= lo:
+                cand_y[nc] = src_y[i]
+                cand_x[nc] = src_x[i]
+                cand_s[nc] = src_s[i]
+                cand_v[nc] = src_v[i]
+                nc += 1
+        nr = 0
+        for i in range(nc):
+            y = cand_y[i]
+            x = cand_x[i]
+            if nr > 0 and run_y[nr - 1] == y and run_b[nr - 1] == x:
+                run_b[nr - 1] = x + 1
+            else:
+                run_y[nr] = y
+                run_a[nr] = x
+                run_b[nr] = x + 1
+                run_i[nr] = i
+                parent[nr] = nr
+                nr += 1
+        # join each run to the runs of the row above that touch it: [a0, a1) above and [r0, r1)
+        # touch when a0 <= r1 and r0 <= a1
+        p0 = 0
+        p1 = 0
+        prev = -2
+        i = 0
+        while i < nr:
+            y = run_y[i]
+            j = i
+            while j < nr and run_y[j] == y:
+                j += 1
+            if prev == y - 1:
+                a = p0
+                for r in range(i, j):
+                    while a < p1 and run_b[a] < run_a[r]:
+                        a += 1
+                    b = a
+                    while b < p1 and run_a[b] <= run_b[r]:
+                        rb = _root(parent, b)
+                        rr = _root(parent, r)
+                        if rb < rr:
+                            parent[rr] = rb
+                        elif rr < rb:
+                            parent[rb] = rr
+                        b += 1
+            p0, p1, prev = i, j, y
+            i = j
+        ncomp = 0
+        for r in range(nr):
+            root = _root(parent, r)
+            if root == r:
+                comp[r] = ncomp
+                ncomp += 1
+            else:
+                comp[r] = comp[root]
+        first[:ncomp + 1] = 0
+        for r in range(nr):
+            first[comp[r] + 1] += 1
+        for c in range(ncomp):
+            first[c + 1] += first[c]
+        for r in range(nr):  # each component's runs together, in row order
+            c = comp[r]
+            order[first[c]] = r
+            first[c] += 1
+        for c in range(ncomp - 1, 0, -1):
+            first[c] = first[c - 1]
+        first[0] = 0
+        if table.shape[0] < total + ncomp:
+            grown = np.empty((max(2 * table.shape[0], total + ncomp), NSTAT), np.int64)
+            grown[:total] = table[:total]
+            table = grown
+        top_peak = 0
+        for c in range(ncomp):
+            ra, rz = first[c], first[c + 1]
+            y0 = run_y[order[ra]]
+            y1 = run_y[order[rz - 1]] + 1
+            x0 = nx
+            x1 = 0
+            area = 0
+            peak = 0
+            vlo = 255
+            vhi = 0
+            for q in range(ra, rz):
+                r = order[q]
+                x0 = min(x0, run_a[r])
+                x1 = max(x1, run_b[r])
+                area += run_b[r] - run_a[r]
+                for i in range(run_i[r], run_i[r] + run_b[r] - run_a[r]):
+                    peak = max(peak, int(cand_s[i]))
+                    v = int(cand_v[i])
+                    hist[v + off] += 1
+                    vlo = min(vlo, v)
+                    vhi = max(vhi, v)
+            half = (peak + 1) // 2
+            core = 0
+            for q in range(ra, rz):
+                r = order[q]
+                for i in range(run_i[r], run_i[r] + run_b[r] - run_a[r]):
+                    if cand_s[i] >= half:
+                        core += 1
+            # the least v of [vlo - delta, vhi + delta] (within 0..255) with the most values in
+            # [v - delta, v + delta]
+            lowest = max(0, int(vlo) - delta)
+            mode = lowest
+            run = 0
+            for u in range(lowest - delta, lowest + delta + 1):
+                run += hist[u + off]
+            flat = run
+            for v in range(lowest + 1, min(255, int(vhi) + delta) + 1):
+                run += hist[v + delta + off] - hist[v - delta - 1 + off]
+                if run > flat:
+                    flat = run
+                    mode = v
+            for v in range(vlo, vhi + 1):
+                hist[v + off] = 0
+            # strokes crossed: the component's runs on its middle row; the stretches of rows
+            # whose run covers its middle column
+            ym = (y0 + y1 - 1) // 2
+            xm = (x0 + x1 - 1) // 2
+            runs_h = 0
+            runs_v = 0
+            last = -2
+            for q in range(ra, rz):
+                r = order[q]
+                if run_y[r] == ym:
+                    runs_h += 1
+                if run_a[r] <= xm < run_b[r]:
+                    if run_y[r] != last + 1:
+                        runs_v += 1
+                    last = run_y[r]
+            t = table[total]
+            t[X0] = x0
+            t[Y0] = y0
+            t[X1] = x1
+            t[Y1] = y1
+            t[AREA] = area
+            t[PEAK] = peak
+            t[CORE] = core
+            t[MODE] = mode
+            t[FLAT] = flat
+            t[RUNS_H] = runs_h
+            t[RUNS_V] = runs_v
+            total += 1
+            top_peak = max(top_peak, peak)
+        starts[n + 1] = total
+        if n + 1 < nl and (starts[n + 1] == starts[n] or top_peak < levels[n + 1]):
+            for m in range(n + 2, nl + 1):
+                starts[m] = total
+            break
+    return table[:total].copy(), starts
+
+
 @numba.njit(inline="always")
 def _root(parent, i):  # type: ignore[no-untyped-def]
     while parent[i] != i:
         parent[i] = parent[parent[i]]
         i = parent[i]
     return i
+
+
+#: rows of a band of :func:`link_lines`
+LINK_BAND = 16
+
+
+@numba.njit(inline="always")
+def _link(boxes, parent, i, j, gap, overlap, ratio, align):  # type: ignore[no-untyped-def]
+    """Join the lines of boxes i and j when :func:`link_lines` links them."""
+    hi_ = boxes[i, 3] - boxes[i, 1]
+    hj = boxes[j, 3] - boxes[j, 1]
+    tall = max(hi_, hj)
+    short = min(hi_, hj)
+    if short <= 0 or tall > ratio * short:
+        return
+    g = max(boxes[j, 0] - boxes[i, 2], boxes[i, 0] - boxes[j, 2])
+    if g > gap * tall:
+        return
+    ov = min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1])
+    if ov < overlap * short:
+        return
+    tol = max(1.0, align * tall)
+    if abs(boxes[i, 1] - boxes[j, 1]) > tol and abs(boxes[i, 3] - boxes[j, 3]) > tol:
+        return
+    ri = _root(parent, i)
+    rj = _root(parent, j)
+    if ri != rj:
+        if ri < rj:
+            parent[rj] = ri
+        else:
+            parent[ri] = rj
 
 
 @kernel
@@ -300,38 +594,53 @@ def link_lines(boxes: np.ndarray, gap: float, overlap: float, ratio: float, alig
     n = boxes.shape[0]
     parent = np.arange(n)
     order = np.argsort(boxes[:, 0], kind="mergesort")
-    reach = 0.0
-    for i in range(n):
-        h = boxes[i, 3] - boxes[i, 1]
-        reach = max(reach, gap * h)
-    for a in range(n):
-        i = order[a]
-        hi_ = boxes[i, 3] - boxes[i, 1]
-        for b in range(a + 1, n):
-            j = order[b]
-            if boxes[j, 0] - boxes[i, 2] > reach:
-                break
-            hj = boxes[j, 3] - boxes[j, 1]
-            tall = max(hi_, hj)
-            short = min(hi_, hj)
-            if short <= 0 or tall > ratio * short:
-                continue
-            g = max(boxes[j, 0] - boxes[i, 2], boxes[i, 0] - boxes[j, 2])
-            if g > gap * tall:
-                continue
-            ov = min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1])
-            if ov < overlap * short:
-                continue
-            tol = max(1.0, align * tall)
-            if abs(boxes[i, 1] - boxes[j, 1]) > tol and abs(boxes[i, 3] - boxes[j, 3]) > tol:
-                continue
-            ri = _root(parent, i)
-            rj = _root(parent, j)
-            if ri != rj:
-                if ri < rj:
-                    parent[rj] = ri
-                else:
-                    parent[ri] = rj
+    if overlap < 0.0 or n == 0:  # boxes apart in their rows may link: every box against every other
+        reach = 0.0
+        for i in range(n):
+            reach = max(reach, gap * (boxes[i, 3] - boxes[i, 1]))
+        for a in range(n):
+            for b in range(a + 1, n):
+                if boxes[order[b], 0] - boxes[order[a], 2] > reach:
+                    break
+                _link(boxes, parent, order[a], order[b], gap, overlap, ratio, align)
+    else:
+        # linked boxes share a row or touch: each is listed in the bands of LINK_BAND rows that
+        # its rows and the row below it fall in, in the order of x0, and only boxes of one band
+        # are paired (the pairs are tested in another order; the lines, each named by its least
+        # index, are the same)
+        ylo = boxes[0, 1]
+        yhi = boxes[0, 3]
+        for i in range(n):
+            ylo = min(ylo, boxes[i, 1])
+            yhi = max(yhi, boxes[i, 3])
+        nb = (yhi - ylo) // LINK_BAND + 1
+        counts = np.zeros(nb + 1, np.int64)
+        for i in range(n):
+            if boxes[i, 3] > boxes[i, 1]:
+                for band in range((boxes[i, 1] - ylo) // LINK_BAND, (boxes[i, 3] - ylo) // LINK_BAND + 1):
+                    counts[band + 1] += 1
+        for band in range(nb):
+            counts[band + 1] += counts[band]
+        listed = np.empty(counts[nb], np.int64)
+        fill = counts[:nb].copy()
+        for a in range(n):
+            i = order[a]
+            if boxes[i, 3] > boxes[i, 1]:
+                for band in range((boxes[i, 1] - ylo) // LINK_BAND, (boxes[i, 3] - ylo) // LINK_BAND + 1):
+                    listed[fill[band]] = i
+                    fill[band] += 1
+        for band in range(nb):
+            lo, hi = counts[band], counts[band + 1]
+            reach = 0.0
+            for a in range(lo, hi):
+                reach = max(reach, gap * (boxes[listed[a], 3] - boxes[listed[a], 1]))
+            for a in range(lo, hi):
+                i = listed[a]
+                for b in range(a + 1, hi):
+                    j = listed[b]
+                    if boxes[j, 0] - boxes[i, 2] > reach:
+                        break
+                    _link(boxes, parent, i, j, gap, overlap, ratio, align)
     out = np.empty(n, np.int64)
     for i in range(n):
         out[i] = _root(parent, i)
@@ -341,40 +650,140 @@ def link_lines(boxes: np.ndarray, gap: float, overlap: float, ratio: float, alig
 @kernel
 def block_median(img: np.ndarray, b: int) -> np.ndarray:
     """The median (the lower of the two middle values) of each b x b block of a uint8 frame,
-    blocks at the right and bottom edges cut short; shape (ceil(ny / b), ceil(nx / b))."""
+    blocks at the right and bottom edges cut short; shape (ceil(ny / b), ceil(nx / b)).
+
+    A histogram per block, counted into four by the pixel's column (a run of equal values, the
+    zeros of a quiet block, would make each count wait for the one before), read and cleared
+    only up to the block's largest value (a stroke contrast is mostly small)."""
     ny, nx = img.shape
     by = (ny + b - 1) // b
     bx = (nx + b - 1) // b
     out = np.zeros((by, bx), np.uint8)
-    hist = np.zeros(256, np.int64)
+    hist = np.zeros((256, 4), np.int32)
     for i in range(by):
         for j in range(bx):
-            hist[:] = 0
             ya, yb = i * b, min(ny, (i + 1) * b)
             xa, xb = j * b, min(nx, (j + 1) * b)
+            top = 0
             for y in range(ya, yb):
                 for x in range(xa, xb):
-                    hist[img[y, x]] += 1
+                    v = img[y, x]
+                    top = max(top, v)
+                    hist[v, x & 3] += 1
             rank = ((yb - ya) * (xb - xa) - 1) // 2
             acc = 0
-            for v in range(256):
-                acc += hist[v]
+            for v in range(int(top) + 1):
+                acc += hist[v, 0] + hist[v, 1] + hist[v, 2] + hist[v, 3]
                 if acc > rank:
                     out[i, j] = v
                     break
+            for v in range(int(top) + 1):
+                hist[v, 0] = 0
+                hist[v, 1] = 0
+                hist[v, 2] = 0
+                hist[v, 3] = 0
     return out
 
 
 @kernel
+def block_medians(img: np.ndarray, fine: int, coarse: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`block_median` of blocks of side ``fine`` and of side ``coarse`` (a multiple of
+    ``fine``) at once: the pixels are counted once, into each fine block's histogram, which is
+    then added into its coarse block's (up to the fine block's largest value)."""
+    ny, nx = img.shape
+    r = coarse // fine
+    fy, fx = (ny + fine - 1) // fine, (nx + fine - 1) // fine
+    cy, cx = (ny + coarse - 1) // coarse, (nx + coarse - 1) // coarse
+    out_f = np.zeros((fy, fx), np.uint8)
+    out_c = np.zeros((cy, cx), np.uint8)
+    hist = np.zeros((256, 4), np.int32)
+    total = np.zeros(256, np.int64)
+    for ci in range(cy):
+        for cj in range(cx):
+            top_c = 0
+            for i in range(ci * r, min(fy, (ci + 1) * r)):
+                for j in range(cj * r, min(fx, (cj + 1) * r)):
+                    ya, yb = i * fine, min(ny, (i + 1) * fine)
+                    xa, xb = j * fine, min(nx, (j + 1) * fine)
+                    top = 0
+                    for y in range(ya, yb):
+                        for x in range(xa, xb):
+                            v = img[y, x]
+                            top = max(top, v)
+                            hist[v, x & 3] += 1
+                    rank = ((yb - ya) * (xb - xa) - 1) // 2
+                    acc = 0
+                    found = False
+                    for v in range(int(top) + 1):
+                        c = hist[v, 0] + hist[v, 1] + hist[v, 2] + hist[v, 3]
+                        total[v] += c
+                        acc += c
+                        if not found and acc > rank:
+                            out_f[i, j] = v
+                            found = True
+                        hist[v, 0] = 0
+                        hist[v, 1] = 0
+                        hist[v, 2] = 0
+                        hist[v, 3] = 0
+                    top_c = max(top_c, int(top))
+            ya, yb = ci * coarse, min(ny, (ci + 1) * coarse)
+            xa, xb = cj * coarse, min(nx, (cj + 1) * coarse)
+            rank = ((yb - ya) * (xb - xa) - 1) // 2
+            acc = 0
+            found = False
+            for v in range(top_c + 1):
+                acc += total[v]
+                if not found and acc > rank:
+                    out_c[ci, cj] = v
+                    found = True
+                total[v] = 0
+    return out_f, out_c
+
+
+@kernel
 def above_level(img: np.ndarray, level: np.ndarray, b: int, factor: float) -> np.ndarray:
-    """``img`` less ``factor`` times the level of its b x b block (``level`` as made by
-    :func:`block_median`), floored at 0 and rounded down, uint8."""
+    """``img`` (uint8) less ``factor`` times the level of its b x b block (``level`` as made by
+    :func:`block_median`), floored at 0 and rounded down, uint8.
+
+    The arithmetic is done once for each level the frame holds and each of the 256 values (a
+    table); where every level's result is the value less a whole number, floored at 0 (always
+    for a whole ``factor``), a row is done as max(value, shift) - shift with the shifts of its
+    blocks side by side, which the compiler vectorises; otherwise through the table."""
     ny, nx = img.shape
     out = np.empty((ny, nx), np.uint8)
+    if ny == 0 or nx == 0:
+        return out
+    table = np.zeros((256, 256), np.uint8)
+    shift = np.zeros(256, np.uint8)
+    done = np.zeros(256, np.bool_)
+    exact = True
+    for i in range(level.shape[0]):
+        for j in range(level.shape[1]):
+            lv = level[i, j]
+            if done[lv]:
+                continue
+            done[lv] = True
+            for a in range(256):
+                v = float(a) - factor * float(lv)
+                table[lv, a] = np.uint8(v) if v > 0.0 else np.uint8(0)
+            s = 255 - int(table[lv, 255]) if table[lv, 255] > 0 else 255
+            shift[lv] = s
+            for a in range(256):
+                if table[lv, a] != max(a, s) - s:
+                    exact = False
+    shifts = np.empty(nx, np.uint8)
     for y in range(ny):
-        for x in range(nx):
-            v = float(img[y, x]) - factor * float(level[y // b, x // b])
-            out[y, x] = np.uint8(v) if v > 0.0 else np.uint8(0)
+        if y % b == 0:
+            for x in range(nx):
+                shifts[x] = shift[level[y // b, x // b]]
+        src = img[y]
+        dst = out[y]
+        if exact:
+            for x in range(nx):
+                dst[x] = max(src[x], shifts[x]) - shifts[x]
+        else:
+            for x in range(nx):
+                dst[x] = table[level[y // b, x // b], src[x]]
     return out
 
 

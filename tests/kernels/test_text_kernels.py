@@ -182,6 +182,16 @@ def test_value_chroma() -> None:
     assert v.tolist() == [[255, 0, 200]] and c.tolist() == [[255, 0, 190]]
 
 
+@settings(max_examples=40, deadline=None)
+@given(frames)
+def test_channel_mean(spec) -> None:  # type: ignore[no-untyped-def]
+    ny, nx, seed = spec
+    rgb = np.random.default_rng(seed).integers(0, 256, (ny, nx, 3)).astype(np.uint8)
+    want = [[(int(rgb[y, x, 0]) + int(rgb[y, x, 1]) + int(rgb[y, x, 2])) // 3 for x in range(nx)] for y in range(ny)]
+    assert k.channel_mean(rgb).tolist() == want
+    assert k.channel_mean(np.full((2, 2, 3), 255, np.uint8)).tolist() == [[255, 255], [255, 255]]
+
+
 @settings(max_examples=80, deadline=None)
 @given(frames, st.booleans(), st.integers(1, 200), st.integers(0, 2**31), st.integers(0, 12))
 def test_components_match_reference(spec, sparse, lo, seed, delta) -> None:  # type: ignore[no-untyped-def]
@@ -222,6 +232,64 @@ def test_components_measure_colour_and_strokes() -> None:
     assert row[k.RUNS_H] == 3 and row[k.RUNS_V] == 1
 
 
+def reference_level_components(strength, levels, values, delta):  # type: ignore[no-untyped-def]
+    """Each level's table on its own (the reference above), up to the first level that the one
+    before left no component reaching."""
+    tables, starts = [], [0]
+    for n, lo in enumerate(levels):
+        t = reference_table(strength, lo, values, delta)
+        tables.append(t)
+        starts.append(starts[-1] + len(t))
+        if n + 1 < len(levels) and (len(t) == 0 or t[:, k.PEAK].max() < levels[n + 1]):
+            break
+    starts += [starts[-1]] * (len(levels) + 1 - len(starts))
+    return np.concatenate(tables) if tables else np.zeros((0, k.NSTAT), np.int64), starts
+
+
+@settings(max_examples=80, deadline=None)
+@given(frames, st.booleans(), st.lists(st.integers(-2, 250), max_size=7), st.booleans(), st.integers(0, 2**31),
+       st.integers(0, 12))
+def test_level_components_match_each_level_alone(spec, sparse, levels, ordered, seed, delta) -> None:  # type: ignore[no-untyped-def]
+    strength = _frame(spec, sparse)
+    values = _frame((spec[0], spec[1], seed), sparse)
+    if ordered:
+        levels = sorted(levels)
+    table, starts = k.level_components(strength, np.asarray(levels, np.int64), values, delta)
+    ref, ref_starts = reference_level_components(strength, levels, values, delta)
+    assert starts.tolist() == ref_starts
+    assert np.array_equal(table, ref)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_level_components_on_a_large_frame_match_components_level_by_level(seed) -> None:  # type: ignore[no-untyped-def]
+    """A frame of many components of every size and strength (their tables grown several
+    times): as :func:`components` (itself checked against the reference) at each level."""
+    rng = np.random.default_rng(seed)
+    strength = (rng.random((300, 400)) ** 6 * 255).astype(np.uint8)
+    strength[50:120, 30:300] = rng.integers(0, 200, (70, 270))  # a large, broken region
+    values = rng.integers(0, 256, strength.shape).astype(np.uint8)
+    levels = [6, 12, 20, 35, 50, 120]
+    table, starts = k.level_components(strength, np.asarray(levels, np.int64), values, 6)
+    want, want_starts = [], [0]
+    for n, lo in enumerate(levels):
+        t = k.components(strength, lo, values, 6)[1]
+        want.append(t)
+        want_starts.append(want_starts[-1] + len(t))
+        if n + 1 < len(levels) and (len(t) == 0 or t[:, k.PEAK].max() < levels[n + 1]):
+            break
+    want_starts += [want_starts[-1]] * (len(levels) + 1 - len(want_starts))
+    assert starts.tolist() == want_starts
+    assert np.array_equal(table, np.concatenate(want))
+
+
+@pytest.mark.parametrize("img", EDGES)
+def test_level_components_on_edge_frames(img) -> None:  # type: ignore[no-untyped-def]
+    for levels in ([1, 50, 255], [0], [300, 1], []):
+        table, starts = k.level_components(img, np.asarray(levels, np.int64), 255 - img, 4)
+        ref, ref_starts = reference_level_components(img, levels, 255 - img, 4)
+        assert starts.tolist() == ref_starts and np.array_equal(table, ref)
+
+
 boxes_st = st.lists(st.tuples(st.integers(0, 60), st.integers(0, 40), st.integers(1, 20), st.integers(1, 15)),
                     max_size=25)
 
@@ -232,6 +300,28 @@ def test_link_lines_matches_all_pairs(spec, gap, overlap, ratio, align) -> None:
     boxes = np.array([(x, y, x + w, y + h) for x, y, w, h in spec], np.int64).reshape(-1, 4)
     got = k.link_lines(boxes, gap, overlap, ratio, align)
     assert np.array_equal(got, reference_link(boxes, gap, overlap, ratio, align))
+
+
+tall_boxes_st = st.lists(st.tuples(st.integers(-30, 300), st.integers(-20, 200), st.integers(0, 30),
+                                   st.integers(-2, 70)), max_size=80)
+
+
+@settings(max_examples=100, deadline=None)
+@given(tall_boxes_st, st.floats(0.0, 2.0), st.sampled_from([-0.5, 0.0, 0.0, 0.3, 1.0]), st.floats(1.0, 4.0),
+       st.floats(0.0, 1.0))
+def test_link_lines_across_bands_and_apart(spec, gap, overlap, ratio, align) -> None:  # type: ignore[no-untyped-def]
+    """Boxes spanning several bands of rows, touching at a band's edge, empty or upside down,
+    at negative coordinates, and an overlap below 0 (boxes apart in their rows linked): as
+    every pair tested."""
+    boxes = np.array([(x, y, x + w, y + h) for x, y, w, h in spec], np.int64).reshape(-1, 4)
+    got = k.link_lines(boxes, gap, overlap, ratio, align)
+    assert np.array_equal(got, reference_link(boxes, gap, overlap, ratio, align))
+
+
+def test_link_lines_joins_boxes_touching_at_a_band_edge() -> None:
+    boxes = np.array([(0, 0, 5, k.LINK_BAND), (6, k.LINK_BAND, 11, 2 * k.LINK_BAND)], np.int64)
+    assert k.link_lines(boxes, 1.0, 0.0, 2.0, 1.0).tolist() == [0, 0]
+    assert k.link_lines(boxes, 1.0, 0.1, 2.0, 1.0).tolist() == [0, 1]
 
 
 def test_link_lines_chains_a_row_and_not_the_next() -> None:
@@ -261,6 +351,37 @@ def test_block_median_and_level(spec, b, factor) -> None:  # type: ignore[no-unt
         v = float(img[y, x]) - factor * float(level[y // b, x // b])
         want[y, x] = int(v) if v > 0 else 0
     assert np.array_equal(k.above_level(img, level, b, factor), want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.tuples(st.integers(1, 40), st.integers(1, 40), st.integers(0, 2**31)), st.integers(1, 9),
+       st.sampled_from([0.0, 1.0, 2.0, 3.0, 0.5, 1.7]), st.booleans())
+def test_above_level_by_whole_and_other_factors(spec, b, factor, small) -> None:  # type: ignore[no-untyped-def]
+    """Whole factors take the shifted rows, others the table: both as the arithmetic pixel by
+    pixel, levels high enough to floor every value included; block medians of small values
+    (read up to the block's largest only) as well."""
+    ny, nx, seed = spec
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 8 if small else 256, (ny, nx)).astype(np.uint8)
+    level = k.block_median(img, b)
+    assert np.array_equal(level, reference_block_median(img, b))
+    level = rng.integers(0, 256, level.shape).astype(np.uint8)
+    want = np.zeros_like(img)
+    for y, x in np.ndindex(img.shape):
+        v = float(img[y, x]) - factor * float(level[y // b, x // b])
+        want[y, x] = int(v) if v > 0 else 0
+    assert np.array_equal(k.above_level(img, level, b, factor), want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.tuples(st.integers(1, 40), st.integers(1, 40), st.integers(0, 2**31)), st.integers(1, 6),
+       st.integers(1, 4), st.booleans())
+def test_block_medians_are_each_sides_alone(spec, fine, times, small) -> None:  # type: ignore[no-untyped-def]
+    ny, nx, seed = spec
+    img = np.random.default_rng(seed).integers(0, 8 if small else 256, (ny, nx)).astype(np.uint8)
+    f, c = k.block_medians(img, fine, fine * times)
+    assert np.array_equal(f, reference_block_median(img, fine))
+    assert np.array_equal(c, reference_block_median(img, fine * times))
 
 
 def test_strongest() -> None:

@@ -146,8 +146,9 @@ def _display(image: np.ndarray, bits_stored: int | None) -> list[np.ndarray]:
         if image.shape[2] != 3:
             raise ValueError("a colour frame must be H x W x 3")
         rgb = image if image.dtype == np.uint8 else np.stack([_to8(image[..., c], bits_stored) for c in range(3)], -1)
-        value, chroma = k.value_chroma(np.ascontiguousarray(rgb))
-        luma = (rgb.sum(axis=2, dtype=np.uint16) // 3).astype(np.uint8)
+        rgb = np.ascontiguousarray(rgb)
+        value, chroma = k.value_chroma(rgb)
+        luma = k.channel_mean(rgb)
         return [value, chroma, luma]
     if image.ndim != 2:
         raise ValueError("a frame must be 2-D grey or H x W x 3 colour")
@@ -181,8 +182,12 @@ def _level(strength: np.ndarray, fine: bool) -> np.ndarray:
 
     r = BLOCK // FINE
     by, bx = -(-strength.shape[0] // FINE), -(-strength.shape[1] // FINE)
-    coarse = np.repeat(np.repeat(k.block_median(strength, BLOCK), r, 0), r, 1)[:by, :bx]
-    return np.minimum(k.block_median(strength, FINE), coarse) if fine else np.ascontiguousarray(coarse)
+    if fine:
+        small, large = k.block_medians(strength, FINE, BLOCK)
+    else:
+        large = k.block_median(strength, BLOCK)
+    coarse = np.repeat(np.repeat(large, r, 0), r, 1)[:by, :bx]
+    return np.minimum(small, coarse) if fine else np.ascontiguousarray(coarse)
 
 
 def _texture(level: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -269,15 +274,15 @@ def _glyphs(planes: list[np.ndarray]) -> np.ndarray:
         for j, strength in enumerate(contrasts):
             level = _level(strength, flow is None)
             excess = k.above_level(strength, level, FINE, NOISE)
-            for n, lo in enumerate(LEVELS):  # text touching bright anatomy parts from it higher up
-                t = k.components(excess, lo, plane, DELTA)[1]
-                texture = _texture(level, t)
-                good = _glyph_like(t, texture if i == 0 else None)
-                if flow is not None and len(t):
-                    good &= _share(flow, t) < FLOW_SHARE
-                tables.append(np.c_[t[good], texture[good], np.full((np.count_nonzero(good), 2), (n, 2 * i + j))])
-                if n + 1 < len(LEVELS) and (len(t) == 0 or t[:, k.PEAK].max() < LEVELS[n + 1]):
-                    break  # nothing reaches the next level
+            # every level (text touching bright anatomy parts from it higher up) in one call, up
+            # to the first that nothing reaches
+            t, starts = k.level_components(excess, np.asarray(LEVELS, np.int64), plane, DELTA)
+            n = np.repeat(np.arange(len(LEVELS)), np.diff(starts))
+            texture = _texture(level, t)
+            good = _glyph_like(t, texture if i == 0 else None)
+            if flow is not None and len(t):
+                good &= _share(flow, t) < FLOW_SHARE
+            tables.append(np.c_[t[good], texture[good], n[good], np.full(np.count_nonzero(good), 2 * i + j)])
     return np.concatenate(tables)
 
 
@@ -430,12 +435,15 @@ def _lines(table: np.ndarray, turned: bool = False,
         chains = [m for m in _chains(table, mine) if len(m) >= MIN_GLYPHS]  # most: a glyph or two of texture
         ok = _judge(table, chains, turned, False, record)
         lines = [m for m, yes in zip(chains, ok) if yes]
-        parts = []
+        cores = []
         for members, yes in zip(chains, ok):
             if not yes and len(members) <= MAX_CORE:
                 core = _core(table, members)
                 if len(core) < len(members):
-                    parts += [part for part in _chains(table, core) if len(part) >= MIN_GLYPHS]
+                    cores.append(core)
+        # every core chained in one call: glyphs of two chains are never linked, so the parts are
+        # those of each core on its own, in the same order
+        parts = [part for part in _chains(table, np.concatenate(cores)) if len(part) >= MIN_GLYPHS] if cores else []
         lines += [m for m, yes in zip(parts, _judge(table, parts, turned, True, record)) if yes]
         for members in lines:
             used[members] = True
