@@ -240,6 +240,22 @@ def test_lines_whose_glyphs_change_colour_along_them_are_covered(seed, index, li
     assert (covered[y0:y1, x0:x1] & ln.mask).sum() >= 0.98 * ln.mask.sum()
 
 
+@pytest.mark.parametrize("line", [1, 3])
+def test_lines_that_run_onto_colour_flow_are_continued_over_it(line) -> None:  # type: ignore[no-untyped-def]
+    # frame 122 of the benchmark's set: a green ID and a grey name over US1's real power Doppler,
+    # each found up to where the flow starts (0.39 and 0.42 of their glyph pixels before glyphs on
+    # flow could continue a line)
+    import textset
+
+    fr = textset.make_frame(122, seed=0)
+    ln = fr.lines[line]
+    covered = np.zeros(fr.image.shape[:2], bool)
+    for x0, y0, x1, y1 in medcloak.detect_text(fr.image):
+        covered[y0:y1, x0:x1] = True
+    x0, y0, x1, y1 = ln.box
+    assert (covered[y0:y1, x0:x1] & ln.mask).sum() >= 0.98 * ln.mask.sum()
+
+
 def test_colour_flow_is_shaded_saturated_colour_wider_than_a_stroke() -> None:
     from medcloak.pixels import text as mt
 

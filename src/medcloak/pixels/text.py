@@ -18,9 +18,10 @@ The detector looks for exactly that, on stored values of any bit depth:
    frame with colour flow, whose blobs are flat inside), at a few levels
    (text touching bright anatomy parts from it higher up), kept when character-sized and strong
    enough (12 levels, 10 in a quiet block of the grey or value plane; neither a long straight
-   line such as a ruler or an ECG trace nor a large blob), and not on colour flow (in an RGB
+   line such as a ruler or an ECG trace nor a large blob); a glyph on colour flow (in an RGB
    frame, a glyph whose box is partly saturated, shaded colour of a region wider than a stroke:
-   Doppler's blobs, as bright as text and as varied in size, chain like words).
+   Doppler's blobs, as bright as text and as varied in size, chain like words) is set aside:
+   it starts no line.
 4. **Lines.** Glyphs of one plane and polarity whose rows overlap, that share their top or their
    baseline and follow each other within about a character's height are chained. A chain of at
    least three glyphs is judged by a classifier trained on the test set's generator (a boosted
@@ -37,7 +38,9 @@ The detector looks for exactly that, on stored values of any bit depth:
    heights beyond its ends (a word chained apart, glyphs too few to be a line on their own), of
    either polarity (text over anatomy is brighter than some of it and darker than the rest),
    and glyphs of any colour on both its top and its baseline up to two heights beyond (its end
-   over a background that changes its colour). Glyphs left over are chained the same way down
+   over a background that changes its colour); glyphs on colour flow (left out of chains) only
+   of its colour and on both its top and baseline, and only when none of them meets the line's
+   own glyphs (text drawn on across flow, not a line among flow's blobs). Glyphs left over are chained the same way down
    the columns (text rotated by 90 degrees).
 5. **Boxes** around each line, padded by a little more than the stroke halo across it and by a
    height at its ends (a last glyph lost on a background of its own colour).
@@ -109,6 +112,9 @@ GROW, GROW_PEAK = 3.0, 0.1
 #: ... and glyphs of any colour on both its top and its baseline up to GROW_ANY x its height (a
 #: line's end over a background that changes the colour its glyphs are displayed in)
 GROW_ANY = 2.0
+#: a glyph on colour flow has its source (0-2) plus ASIDE: it makes no chain, and continues an
+#: accepted line only in its band and colour (text drawn over flow, a line's end on flow)
+ASIDE = 8
 #: a rejected chain's core: glyphs within CORE_RATIO of one height (chains of at most MAX_CORE)
 CORE_RATIO, MAX_CORE = 1.5, 400
 #: colour flow: pixels of chroma at least FLOW_CHROMA in regions that an opening by a square of
@@ -253,7 +259,7 @@ def _glyphs(planes: list[np.ndarray]) -> np.ndarray:
     """The component table of the frame's stroke contrast, glyph-like rows only, with three more
     columns: the texture level of its block (from :func:`_level`), the level
     (index in :data:`LEVELS`) and where each came from (0: bright on the value or grey plane, 1: dark, 2:
-    bright on the chroma plane)."""
+    bright on the chroma plane; ASIDE more for a glyph on colour flow, which only continues a line)."""
     from medcloak_kernels import text as k
 
     tables = []
@@ -273,9 +279,10 @@ def _glyphs(planes: list[np.ndarray]) -> np.ndarray:
                 t = k.components(excess, lo, plane, DELTA)[1]
                 texture = _texture(level, t)
                 good = _glyph_like(t, texture if i == 0 else None)
+                src = np.full(len(t), 2 * i + j)
                 if flow is not None and len(t):
-                    good &= _share(flow, t) < FLOW_SHARE
-                tables.append(np.c_[t[good], texture[good], np.full((np.count_nonzero(good), 2), (n, 2 * i + j))])
+                    src[_share(flow, t) >= FLOW_SHARE] += ASIDE  # on flow: only to continue a line
+                tables.append(np.c_[t[good], texture[good], np.full(np.count_nonzero(good), n), src[good]])
                 if n + 1 < len(LEVELS) and (len(t) == 0 or t[:, k.PEAK].max() < LEVELS[n + 1]):
                     break  # nothing reaches the next level
     return np.concatenate(tables)
@@ -400,7 +407,8 @@ def _grow(table: np.ndarray, members: np.ndarray, pool: np.ndarray) -> np.ndarra
     ok &= (cw <= WIDE * ch) | (cand[:, k.RUNS_H] >= np.maximum(2, RUNS * cw / np.maximum(ch, 1)))
     same = (np.abs(cand[:, k.MODE] - colour) <= DELTA) & (cand[:, k.PEAK] >= GROW_PEAK * peak)
     both = (np.abs(cand[:, 1] - y0) <= tol) & (np.abs(cand[:, 3] - y1) <= tol)
-    ok &= same | both
+    aside = cand[:, -1] >= ASIDE
+    ok &= np.where(aside, same & both, same | both)
     pool, cand, ch, same = pool[ok], cand[ok], ch[ok], same[ok]
     x0, x1 = int(rows[:, 0].min()), int(rows[:, 2].max())
     taken = np.zeros(len(pool), bool)
@@ -416,6 +424,16 @@ def _grow(table: np.ndarray, members: np.ndarray, pool: np.ndarray) -> np.ndarra
     return np.concatenate([members, pool[taken]])
 
 
+def _on_flow(table: np.ndarray, members: np.ndarray) -> bool:
+    """Whether a glyph on colour flow (source ASIDE or more) meets the box of a line's glyphs."""
+    aside = table[table[:, -1] >= ASIDE]
+    if len(aside) == 0:
+        return False
+    rows = table[members]
+    x0, y0, x1, y1 = rows[:, 0].min(), rows[:, 1].min(), rows[:, 2].max(), rows[:, 3].max()
+    return bool(((aside[:, 0] < x1) & (aside[:, 2] > x0) & (aside[:, 1] < y1) & (aside[:, 3] > y0)).any())
+
+
 def _lines(table: np.ndarray, turned: bool = False,
            record: list | None = None) -> tuple[list[tuple[int, int, int, int]], np.ndarray]:
     """Lines among the glyphs, each polarity and plane on its own (the dark gaps between bright
@@ -426,6 +444,8 @@ def _lines(table: np.ndarray, turned: bool = False,
     used = np.zeros(len(table), bool)
     out = []
     for src in np.unique(table[:, -1]):
+        if src >= ASIDE:
+            continue
         mine = np.flatnonzero(table[:, -1] == src)
         chains = [m for m in _chains(table, mine) if len(m) >= MIN_GLYPHS]  # most: a glyph or two of texture
         ok = _judge(table, chains, turned, False, record)
@@ -440,7 +460,10 @@ def _lines(table: np.ndarray, turned: bool = False,
         for members in lines:
             used[members] = True
         for members in lines:
-            members = _grow(table, members, np.flatnonzero((table[:, -1] // 2 == src // 2) & ~used))
+            pool = ((table[:, -1] % ASIDE) // 2 == src // 2) & ~used
+            if _on_flow(table, members):  # a line among flow's blobs: none of them continue it
+                pool &= table[:, -1] < ASIDE
+            members = _grow(table, members, np.flatnonzero(pool))
             used[members] = True
             rows = table[members]
             out.append((int(rows[:, 0].min()), int(rows[:, 1].min()), int(rows[:, 2].max()), int(rows[:, 3].max())))
