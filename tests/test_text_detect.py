@@ -223,7 +223,7 @@ def test_faint_text_in_a_filled_box_over_speckle_is_found(text, size, x, y) -> N
     assert coverage(boxes, m) >= 0.98
 
 
-@pytest.mark.parametrize("seed, index, line", [(1, 118, 0), (0, 314, 2), (1, 261, 2)])
+@pytest.mark.parametrize("seed, index, line", [(1, 118, 0), (0, 314, 2), (1, 261, 2), (1, 354, 0)])
 def test_lines_whose_glyphs_change_colour_along_them_are_covered(seed, index, line) -> None:  # type: ignore[no-untyped-def]
     # frames of the benchmark's set (seed 0) and of another seed where a line's glyphs differ in
     # colour along it (a 7 px grey ID on a stored CT, black capitals over CT bone, a cyan ID over
@@ -254,6 +254,28 @@ def test_lines_that_run_onto_colour_flow_are_continued_over_it(line) -> None:  #
         covered[y0:y1, x0:x1] = True
     x0, y0, x1, y1 = ln.box
     assert (covered[y0:y1, x0:x1] & ln.mask).sum() >= 0.98 * ln.mask.sum()
+
+
+def test_a_line_is_followed_by_its_colour_across_a_background_that_changes() -> None:
+    # letters of one grey over a background that brightens towards them (40 to 10 levels): the line's first
+    # letters (their boxes given) are followed by the regions of their colour that close within
+    # its band; a stripe of that colour across the band is background, not a letter
+    from medcloak.pixels import text as mt
+
+    img = Image.fromarray(np.tile((60 + np.arange(400) // 13).astype(np.uint8), (60, 1)))
+    draw = ImageDraw.Draw(img)
+    draw.fontmode = "1"  # not anti-aliased: every glyph pixel of the one grey
+    draw.text((10, 20), "HAGEN KOFI 1957", fill=100, font=_font(0, 16))
+    plane = np.asarray(img).copy()
+    ys, xs = np.nonzero(plane == 100)
+    ys, xs = ys[xs < 40], xs[xs < 40]  # about the first two letters
+    first = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]])
+    text_end = int(np.nonzero((plane == 100).any(axis=0))[0].max()) + 1
+    x0, x1 = mt._rescan(plane, first, 100.0)
+    assert x0 <= xs.min() and x1 >= text_end - 1
+    striped = plane.copy()
+    striped[:, text_end + 4:text_end + 10] = 100
+    assert mt._rescan(striped, first, 100.0)[1] <= text_end + 1
 
 
 def test_colour_flow_is_shaded_saturated_colour_wider_than_a_stroke() -> None:

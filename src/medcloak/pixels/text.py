@@ -40,7 +40,10 @@ The detector looks for exactly that, on stored values of any bit depth:
    and glyphs of any colour on both its top and its baseline up to two heights beyond (its end
    over a background that changes its colour); glyphs on colour flow (left out of chains) only
    of its colour and on both its top and baseline, and only when none of them meets the line's
-   own glyphs (text drawn on across flow, not a line among flow's blobs). Glyphs left over are chained the same way down
+   own glyphs (text drawn on across flow, not a line among flow's blobs). Last, the line is
+   followed along its band by its colour alone (regions within DELTA of its glyphs' colour that
+   close within the band, of a glyph's height and on its top or baseline): low-contrast text
+   whose letters the stroke contrast loses where the background under them changes. Glyphs left over are chained the same way down
    the columns (text rotated by 90 degrees).
 5. **Boxes** around each line, padded by a little more than the stroke halo across it and by a
    height at its ends (a last glyph lost on a background of its own colour).
@@ -115,6 +118,12 @@ GROW_ANY = 2.0
 #: a glyph on colour flow has its source (0-2) plus ASIDE: it makes no chain, and continues an
 #: accepted line only in its band and colour (text drawn over flow, a line's end on flow)
 ASIDE = 8
+#: an accepted line is looked along by its colour alone (:func:`_rescan`): in its band and
+#: RESCAN_BAND x its height above and below, up to RESCAN_REACH heights beyond its ends, glyphs
+#: no more than RESCAN_GAP heights apart
+RESCAN_BAND, RESCAN_REACH, RESCAN_GAP = 0.25, 6.0, 1.0
+#: ... again from the ends found, at most this many times
+RESCAN_ROUNDS = 8
 #: a rejected chain's core: glyphs within CORE_RATIO of one height (chains of at most MAX_CORE)
 CORE_RATIO, MAX_CORE = 1.5, 400
 #: colour flow: pixels of chroma at least FLOW_CHROMA in regions that an opening by a square of
@@ -434,13 +443,65 @@ def _on_flow(table: np.ndarray, members: np.ndarray) -> bool:
     return bool(((aside[:, 0] < x1) & (aside[:, 2] > x0) & (aside[:, 1] < y1) & (aside[:, 3] > y0)).any())
 
 
+def _rescan(plane: np.ndarray, rows: np.ndarray, colour: float) -> tuple[int, int]:
+    """How far along a line of text (its glyphs' table ``rows``, of colour ``colour`` in
+    ``plane``) its glyphs go when looked for by their colour alone: in the line's band (its rows
+    and RESCAN_BAND x its height above and below) up to RESCAN_REACH heights beyond its ends,
+    (again from the ends found, up to RESCAN_ROUNDS times), the 8-connected regions of pixels
+    within DELTA of its colour that close within the band
+    (a region of the background's own colour runs out of it), of a glyph's height, on its top or
+    baseline and not a filled patch (as :func:`_glyph_like`), taken one after the other while no gap wider than
+    RESCAN_GAP heights; the line's new ends (x0, x1)."""
+    from medcloak_kernels import text as k
+
+    x0, y0, x1, y1 = int(rows[:, 0].min()), int(rows[:, 1].min()), int(rows[:, 2].max()), int(rows[:, 3].max())
+    height = y1 - y0
+    mh = float(np.median(rows[:, 3] - rows[:, 1]))
+    m = max(2, round(RESCAN_BAND * height))
+    ny, nx = plane.shape
+    by0, by1 = y0 - m, y1 + m
+    if by0 < 0 or by1 > ny:
+        return x0, x1
+    reach = round(RESCAN_REACH * height)
+    for _ in range(RESCAN_ROUNDS):  # each round looks RESCAN_REACH heights beyond the ends found
+        bx0, bx1 = max(0, x0 - reach), min(nx, x1 + reach)
+        crop = np.ascontiguousarray(plane[by0:by1, bx0:bx1])
+        near = np.where(np.abs(crop.astype(np.int16) - round(colour)) <= DELTA, np.uint8(255), np.uint8(0))
+        t = k.components(near, 1, crop, DELTA)[1]
+        if len(t) == 0:
+            break
+        h = t[:, 3] - t[:, 1]
+        w = t[:, 2] - t[:, 0]
+        tol = max(1.0, ALIGN_TOL * height)
+        gy0, gy1 = t[:, 1] + by0, t[:, 3] + by0
+        ok = (t[:, 1] > 0) & (t[:, 3] < by1 - by0) & (h >= 0.5 * mh) & (h <= height + 2 * tol)
+        ok &= (np.abs(gy0 - y0) <= tol) | (np.abs(gy1 - y1) <= tol)
+        thin = (t[:, k.AREA] <= MAX_FILL * w * h) | (np.minimum(w, h) < THICK) | (np.maximum(w, h) >= 2 * np.minimum(w, h))
+        ok &= thin & ((w <= WIDE * h) | (t[:, k.RUNS_H] >= 2))
+        gx0, gx1 = t[ok, 0] + bx0, t[ok, 2] + bx0
+        start = (x0, x1)
+        while True:
+            gap = np.maximum(gx0 - x1, x0 - gx1)
+            more = (gap <= RESCAN_GAP * height) & ((gx0 < x0) | (gx1 > x1))
+            if not more.any():
+                break
+            x0 = min(x0, int(gx0[more].min()))
+            x1 = max(x1, int(gx1[more].max()))
+        if (x0, x1) == start or not (x0 - bx0 < reach // 2 and bx0 > 0 or bx1 - x1 < reach // 2 and bx1 < nx):
+            break
+    return x0, x1
+
+
 def _lines(table: np.ndarray, turned: bool = False,
-           record: list | None = None) -> tuple[list[tuple[int, int, int, int]], np.ndarray]:
+           record: list | None = None, planes: list[np.ndarray] | None = None,
+           ) -> tuple[list[tuple[int, int, int, int]], np.ndarray]:
     """Lines among the glyphs, each polarity and plane on its own (the dark gaps between bright
     letters are glyph-like too, and would blur the letters' measures): the accepted lines' boxes,
     and a mask of the glyphs used by them. A rejected chain gets a second look at its core
     (:func:`_core`); an accepted line takes in the glyphs that continue it (:func:`_grow`).
     ``record`` (a list) receives every chain judged: its box, its measures, whether a core."""
+    from medcloak_kernels import text as k
+
     used = np.zeros(len(table), bool)
     out = []
     for src in np.unique(table[:, -1]):
@@ -463,10 +524,16 @@ def _lines(table: np.ndarray, turned: bool = False,
             pool = ((table[:, -1] % ASIDE) // 2 == src // 2) & ~used
             if _on_flow(table, members):  # a line among flow's blobs: none of them continue it
                 pool &= table[:, -1] < ASIDE
+            colour = float(np.median(table[members, k.MODE]))
+            first = table[members]
             members = _grow(table, members, np.flatnonzero(pool))
             used[members] = True
             rows = table[members]
-            out.append((int(rows[:, 0].min()), int(rows[:, 1].min()), int(rows[:, 2].max()), int(rows[:, 3].max())))
+            x0, x1 = int(rows[:, 0].min()), int(rows[:, 2].max())
+            if planes is not None:
+                x0, x1 = _rescan(planes[src // 2], first if len(rows) == len(first) else rows, colour)
+                x0, x1 = min(x0, int(rows[:, 0].min())), max(x1, int(rows[:, 2].max()))
+            out.append((x0, int(rows[:, 1].min()), x1, int(rows[:, 3].max())))
     return out, used
 
 
@@ -508,13 +575,13 @@ def _detect(image: np.ndarray, bits_stored: int | None, record: list | None = No
     planes = _display(image, bits_stored)
     table = _glyphs(planes)
     rows: list | None = [] if record is not None else None
-    found, used = _lines(table, False, rows)
+    found, used = _lines(table, False, rows, planes)
     rest = table[~used]
     if len(rest):
         turned = rest.copy()
         turned[:, :4] = rest[:, [1, 0, 3, 2]]  # columns as rows: text rotated by 90 degrees
         turned[:, [k.RUNS_H, k.RUNS_V]] = rest[:, [k.RUNS_V, k.RUNS_H]]
-        vertical, _ = _lines(turned, True, rows)
+        vertical, _ = _lines(turned, True, rows, [p.T for p in planes])
     else:
         vertical = []
     if record is not None and rows is not None:
