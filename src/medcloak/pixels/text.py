@@ -443,42 +443,54 @@ def _on_flow(table: np.ndarray, members: np.ndarray) -> bool:
     return bool(((aside[:, 0] < x1) & (aside[:, 2] > x0) & (aside[:, 1] < y1) & (aside[:, 3] > y0)).any())
 
 
-def _rescan(plane: np.ndarray, rows: np.ndarray, colour: float) -> tuple[int, int]:
-    """How far along a line of text (its glyphs' table ``rows``, of colour ``colour`` in
-    ``plane``) its glyphs go when looked for by their colour alone: in the line's band (its rows
-    and RESCAN_BAND x its height above and below) up to RESCAN_REACH heights beyond its ends,
-    (again from the ends found, up to RESCAN_ROUNDS times), the 8-connected regions of pixels
-    within DELTA of its colour that close within the band
-    (a region of the background's own colour runs out of it), of a glyph's height, on its top or
-    baseline and not a filled patch (as :func:`_glyph_like`), taken one after the other while no gap wider than
-    RESCAN_GAP heights; the line's new ends (x0, x1)."""
+def _colour_glyphs(plane: np.ndarray, rows: np.ndarray, colour: float, x0: int, x1: int,
+                   ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The glyphs of a line (its glyphs' table ``rows``) found by its colour alone between x0 and
+    x1 of ``plane``: in the line's band (its rows and RESCAN_BAND x its height above and below),
+    the 8-connected regions of pixels within DELTA of ``colour`` that close within the band (a
+    region of the background's own colour runs out of it), of a glyph's height, on the line's top
+    or baseline and not a filled patch (as :func:`_glyph_like`): their x0 and x1; ``None`` when
+    the band leaves the frame."""
     from medcloak_kernels import text as k
 
-    x0, y0, x1, y1 = int(rows[:, 0].min()), int(rows[:, 1].min()), int(rows[:, 2].max()), int(rows[:, 3].max())
+    y0, y1 = int(rows[:, 1].min()), int(rows[:, 3].max())
     height = y1 - y0
     mh = float(np.median(rows[:, 3] - rows[:, 1]))
     m = max(2, round(RESCAN_BAND * height))
     ny, nx = plane.shape
     by0, by1 = y0 - m, y1 + m
     if by0 < 0 or by1 > ny:
-        return x0, x1
+        return None
+    bx0, bx1 = max(0, x0), min(nx, x1)
+    crop = np.ascontiguousarray(plane[by0:by1, bx0:bx1])
+    near = np.where(np.abs(crop.astype(np.int16) - round(colour)) <= DELTA, np.uint8(255), np.uint8(0))
+    t = k.components(near, 1, crop, DELTA)[1]
+    h = t[:, 3] - t[:, 1]
+    w = t[:, 2] - t[:, 0]
+    tol = max(1.0, ALIGN_TOL * height)
+    ok = (t[:, 1] > 0) & (t[:, 3] < by1 - by0) & (h >= 0.5 * mh) & (h <= height + 2 * tol)
+    ok &= (np.abs(t[:, 1] + by0 - y0) <= tol) | (np.abs(t[:, 3] + by0 - y1) <= tol)
+    thin = (t[:, k.AREA] <= MAX_FILL * w * h) | (np.minimum(w, h) < THICK) | (np.maximum(w, h) >= 2 * np.minimum(w, h))
+    ok &= thin & ((w <= WIDE * h) | (t[:, k.RUNS_H] >= 2))
+    return t[ok, 0] + bx0, t[ok, 2] + bx0
+
+
+def _rescan(plane: np.ndarray, rows: np.ndarray, colour: float) -> tuple[int, int]:
+    """How far along a line of text (its glyphs' table ``rows``, of colour ``colour`` in
+    ``plane``) its glyphs go when looked for by their colour alone (:func:`_colour_glyphs`) up to
+    RESCAN_REACH heights beyond its ends (again from the ends found, up to RESCAN_ROUNDS times),
+    taken one after the other while no gap is wider than RESCAN_GAP heights: the line's new ends
+    (x0, x1)."""
+    x0, x1 = int(rows[:, 0].min()), int(rows[:, 2].max())
+    height = int(rows[:, 3].max() - rows[:, 1].min())
     reach = round(RESCAN_REACH * height)
+    nx = plane.shape[1]
     for _ in range(RESCAN_ROUNDS):  # each round looks RESCAN_REACH heights beyond the ends found
         bx0, bx1 = max(0, x0 - reach), min(nx, x1 + reach)
-        crop = np.ascontiguousarray(plane[by0:by1, bx0:bx1])
-        near = np.where(np.abs(crop.astype(np.int16) - round(colour)) <= DELTA, np.uint8(255), np.uint8(0))
-        t = k.components(near, 1, crop, DELTA)[1]
-        if len(t) == 0:
+        found = _colour_glyphs(plane, rows, colour, bx0, bx1)
+        if found is None:
             break
-        h = t[:, 3] - t[:, 1]
-        w = t[:, 2] - t[:, 0]
-        tol = max(1.0, ALIGN_TOL * height)
-        gy0, gy1 = t[:, 1] + by0, t[:, 3] + by0
-        ok = (t[:, 1] > 0) & (t[:, 3] < by1 - by0) & (h >= 0.5 * mh) & (h <= height + 2 * tol)
-        ok &= (np.abs(gy0 - y0) <= tol) | (np.abs(gy1 - y1) <= tol)
-        thin = (t[:, k.AREA] <= MAX_FILL * w * h) | (np.minimum(w, h) < THICK) | (np.maximum(w, h) >= 2 * np.minimum(w, h))
-        ok &= thin & ((w <= WIDE * h) | (t[:, k.RUNS_H] >= 2))
-        gx0, gx1 = t[ok, 0] + bx0, t[ok, 2] + bx0
+        gx0, gx1 = found
         start = (x0, x1)
         while True:
             gap = np.maximum(gx0 - x1, x0 - gx1)
