@@ -278,6 +278,21 @@ def test_a_line_is_followed_by_its_colour_across_a_background_that_changes() -> 
     assert mt._rescan(striped, first, 100.0)[1] <= text_end + 1
 
 
+def test_a_low_contrast_line_the_trees_doubt_is_taken_by_its_colour() -> None:
+    # a 13 px white DOB 12 levels over anatomy (frame 40 of validation seed 1): its chains were
+    # rejected (none of its glyph pixels covered); its core's letters, looked for by their colour
+    # alone, are there, each as tall as the line
+    import textset
+
+    fr = textset.make_frame(40, seed=1)
+    ln = fr.lines[4]
+    covered = np.zeros(fr.image.shape[:2], bool)
+    for x0, y0, x1, y1 in medcloak.detect_text(fr.image):
+        covered[y0:y1, x0:x1] = True
+    x0, y0, x1, y1 = ln.box
+    assert (covered[y0:y1, x0:x1] & ln.mask).sum() >= 0.98 * ln.mask.sum()
+
+
 def test_colour_flow_is_shaded_saturated_colour_wider_than_a_stroke() -> None:
     from medcloak.pixels import text as mt
 

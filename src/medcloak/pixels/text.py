@@ -43,7 +43,9 @@ The detector looks for exactly that, on stored values of any bit depth:
    own glyphs (text drawn on across flow, not a line among flow's blobs). Last, the line is
    followed along its band by its colour alone (regions within DELTA of its glyphs' colour that
    close within the band, of a glyph's height and on its top or baseline): low-contrast text
-   whose letters the stroke contrast loses where the background under them changes. Glyphs left over are chained the same way down
+   whose letters the stroke contrast loses where the background under them changes. A chain the
+   trees reject but do not rule out (probability at least RELOOK_P) is a line when its core's
+   colour alone finds its letters, as tall as the line, in its band. Glyphs left over are chained the same way down
    the columns (text rotated by 90 degrees).
 5. **Boxes** around each line, padded by a little more than the stroke halo across it and by a
    height at its ends (a last glyph lost on a background of its own colour).
@@ -124,6 +126,9 @@ ASIDE = 8
 RESCAN_BAND, RESCAN_REACH, RESCAN_GAP = 0.25, 6.0, 1.0
 #: ... again from the ends found, at most this many times
 RESCAN_ROUNDS = 8
+#: a rejected chain of probability at least RELOOK_P whose core has, by its colour alone, at least
+#: RELOOK_GLYPHS glyphs as tall as the line and RELOOK_SHARE of its own is a line (:func:`_by_colour`)
+RELOOK_P, RELOOK_GLYPHS, RELOOK_SHARE = 0.05, 3, 0.5
 #: a rejected chain's core: glyphs within CORE_RATIO of one height (chains of at most MAX_CORE)
 CORE_RATIO, MAX_CORE = 1.5, 400
 #: colour flow: pixels of chroma at least FLOW_CHROMA in regions that an opening by a square of
@@ -371,10 +376,11 @@ def probability(features: np.ndarray) -> np.ndarray:
 
 
 def _judge(table: np.ndarray, chains: list[np.ndarray], turned: bool, core: bool,
-           record: list | None) -> list[bool]:
+           record: list | None, probs: list | None = None) -> list[bool]:
     """Which chains are lines of text: the classifier's probability (on the chains' measures,
     :func:`medcloak_kernels.text.chain_features`) at least LINE_P, and for a rejected chain's
-    core (``core``), not a tall, sparse core (colour flow's blobs)."""
+    core (``core``), not a tall, sparse core (colour flow's blobs). ``probs`` (a list) receives
+    the probabilities."""
     from medcloak_kernels import text as k
 
     if not chains:
@@ -386,6 +392,8 @@ def _judge(table: np.ndarray, chains: list[np.ndarray], turned: bool, core: bool
     if record is not None:
         record.extend((tuple(int(v) for v in box), row, core) for box, row in zip(boxes, x))
     p = probability(x)
+    if probs is not None:
+        probs.extend(float(v) for v in p)
     top, fill = x[:, FEATURES.index("top")], x[:, FEATURES.index("fill")]
     ok = (p >= LINE_P) & (top >= MIN_LINE) & ~(core & (top > TALL_CORE) & (fill < CORE_FILL))
     return [bool(v) for v in ok]
@@ -443,7 +451,7 @@ def _on_flow(table: np.ndarray, members: np.ndarray) -> bool:
     return bool(((aside[:, 0] < x1) & (aside[:, 2] > x0) & (aside[:, 1] < y1) & (aside[:, 3] > y0)).any())
 
 
-def _colour_glyphs(plane: np.ndarray, rows: np.ndarray, colour: float, x0: int, x1: int,
+def _colour_glyphs(plane: np.ndarray, rows: np.ndarray, colour: float, x0: int, x1: int, both: bool = False,
                    ) -> tuple[np.ndarray, np.ndarray] | None:
     """The glyphs of a line (its glyphs' table ``rows``) found by its colour alone between x0 and
     x1 of ``plane``: in the line's band (its rows and RESCAN_BAND x its height above and below),
@@ -469,10 +477,26 @@ def _colour_glyphs(plane: np.ndarray, rows: np.ndarray, colour: float, x0: int, 
     w = t[:, 2] - t[:, 0]
     tol = max(1.0, ALIGN_TOL * height)
     ok = (t[:, 1] > 0) & (t[:, 3] < by1 - by0) & (h >= 0.5 * mh) & (h <= height + 2 * tol)
-    ok &= (np.abs(t[:, 1] + by0 - y0) <= tol) | (np.abs(t[:, 3] + by0 - y1) <= tol)
+    on_top, on_base = np.abs(t[:, 1] + by0 - y0) <= tol, np.abs(t[:, 3] + by0 - y1) <= tol
+    ok &= (on_top & on_base) if both else (on_top | on_base)
     thin = (t[:, k.AREA] <= MAX_FILL * w * h) | (np.minimum(w, h) < THICK) | (np.maximum(w, h) >= 2 * np.minimum(w, h))
     ok &= thin & ((w <= WIDE * h) | (t[:, k.RUNS_H] >= 2))
     return t[ok, 0] + bx0, t[ok, 2] + bx0
+
+
+def _by_colour(plane: np.ndarray, rows: np.ndarray) -> bool:
+    """Whether the glyphs of a rejected chain's core (table ``rows``) are a line by their colour
+    alone: at least RELOOK_GLYPHS, and RELOOK_SHARE of the core's glyphs of its most populous
+    level, found by :func:`_colour_glyphs` over its width on both its top and its baseline (on
+    either, the grains of a noisy MR's texture in a band are one colour as often as letters)."""
+    from medcloak_kernels import text as k
+
+    found = _colour_glyphs(plane, rows, float(np.median(rows[:, k.MODE])), int(rows[:, 0].min()), int(rows[:, 2].max()),
+                           True)
+    if found is None:
+        return False
+    per_level = int(np.bincount(rows[:, -2]).max())
+    return len(found[0]) >= max(RELOOK_GLYPHS, RELOOK_SHARE * per_level)
 
 
 def _rescan(plane: np.ndarray, rows: np.ndarray, colour: float) -> tuple[int, int]:
@@ -521,13 +545,16 @@ def _lines(table: np.ndarray, turned: bool = False,
             continue
         mine = np.flatnonzero(table[:, -1] == src)
         chains = [m for m in _chains(table, mine) if len(m) >= MIN_GLYPHS]  # most: a glyph or two of texture
-        ok = _judge(table, chains, turned, False, record)
+        probs: list = []
+        ok = _judge(table, chains, turned, False, record, probs)
         lines = [m for m, yes in zip(chains, ok) if yes]
         parts = []
-        for members, yes in zip(chains, ok):
+        for members, yes, p in zip(chains, ok, probs):
             if not yes and len(members) <= MAX_CORE:
                 core = _core(table, members)
-                if len(core) < len(members):
+                if planes is not None and p >= RELOOK_P and _by_colour(planes[src // 2], table[core]):
+                    lines.append(core)
+                elif len(core) < len(members):
                     parts += [part for part in _chains(table, core) if len(part) >= MIN_GLYPHS]
         lines += [m for m, yes in zip(parts, _judge(table, parts, turned, True, record)) if yes]
         for members in lines:
