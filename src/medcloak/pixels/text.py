@@ -18,9 +18,10 @@ The detector looks for exactly that, on stored values of any bit depth:
    frame with colour flow, whose blobs are flat inside), at a few levels
    (text touching bright anatomy parts from it higher up), kept when character-sized and strong
    enough (12 levels, 10 in a quiet block of the grey or value plane; neither a long straight
-   line such as a ruler or an ECG trace nor a large blob), and not on colour flow (in an RGB
+   line such as a ruler or an ECG trace nor a large blob); a glyph on colour flow (in an RGB
    frame, a glyph whose box is partly saturated, shaded colour of a region wider than a stroke:
-   Doppler's blobs, as bright as text and as varied in size, chain like words).
+   Doppler's blobs, as bright as text and as varied in size, chain like words) is set aside:
+   it starts no line.
 4. **Lines.** Glyphs of one plane and polarity whose rows overlap, that share their top or their
    baseline and follow each other within about a character's height are chained. A chain of at
    least three glyphs is judged by a classifier trained on the test set's generator (a boosted
@@ -37,7 +38,14 @@ The detector looks for exactly that, on stored values of any bit depth:
    heights beyond its ends (a word chained apart, glyphs too few to be a line on their own), of
    either polarity (text over anatomy is brighter than some of it and darker than the rest),
    and glyphs of any colour on both its top and its baseline up to two heights beyond (its end
-   over a background that changes its colour). Glyphs left over are chained the same way down
+   over a background that changes its colour); glyphs on colour flow (left out of chains) only
+   of its colour and on both its top and baseline, and only when none of them meets the line's
+   own glyphs (text drawn on across flow, not a line among flow's blobs). Last, the line is
+   followed along its band by its colour alone (regions within DELTA of its glyphs' colour that
+   close within the band, of a glyph's height and on its top or baseline): low-contrast text
+   whose letters the stroke contrast loses where the background under them changes. A chain the
+   trees reject but do not rule out (probability at least RELOOK_P) is a line when its core's
+   colour alone finds its letters, as tall as the line, in its band. Glyphs left over are chained the same way down
    the columns (text rotated by 90 degrees).
 5. **Boxes** around each line, padded by a little more than the stroke halo across it and by a
    height at its ends (a last glyph lost on a background of its own colour).
@@ -109,6 +117,18 @@ GROW, GROW_PEAK = 3.0, 0.1
 #: ... and glyphs of any colour on both its top and its baseline up to GROW_ANY x its height (a
 #: line's end over a background that changes the colour its glyphs are displayed in)
 GROW_ANY = 2.0
+#: a glyph on colour flow has its source (0-2) plus ASIDE: it makes no chain, and continues an
+#: accepted line only in its band and colour (text drawn over flow, a line's end on flow)
+ASIDE = 8
+#: an accepted line is looked along by its colour alone (:func:`_rescan`): in its band and
+#: RESCAN_BAND x its height above and below, up to RESCAN_REACH heights beyond its ends, glyphs
+#: no more than RESCAN_GAP heights apart
+RESCAN_BAND, RESCAN_REACH, RESCAN_GAP = 0.25, 6.0, 1.0
+#: ... again from the ends found, at most this many times
+RESCAN_ROUNDS = 8
+#: a rejected chain of probability at least RELOOK_P whose core has, by its colour alone, at least
+#: RELOOK_GLYPHS glyphs as tall as the line and RELOOK_SHARE of its own is a line (:func:`_by_colour`)
+RELOOK_P, RELOOK_GLYPHS, RELOOK_SHARE = 0.05, 3, 0.5
 #: a rejected chain's core: glyphs within CORE_RATIO of one height (chains of at most MAX_CORE)
 CORE_RATIO, MAX_CORE = 1.5, 400
 #: colour flow: pixels of chroma at least FLOW_CHROMA in regions that an opening by a square of
@@ -258,7 +278,7 @@ def _glyphs(planes: list[np.ndarray]) -> np.ndarray:
     """The component table of the frame's stroke contrast, glyph-like rows only, with three more
     columns: the texture level of its block (from :func:`_level`), the level
     (index in :data:`LEVELS`) and where each came from (0: bright on the value or grey plane, 1: dark, 2:
-    bright on the chroma plane)."""
+    bright on the chroma plane; ASIDE more for a glyph on colour flow, which only continues a line)."""
     from medcloak_kernels import text as k
 
     tables = []
@@ -280,9 +300,10 @@ def _glyphs(planes: list[np.ndarray]) -> np.ndarray:
             n = np.repeat(np.arange(len(LEVELS)), np.diff(starts))
             texture = _texture(level, t)
             good = _glyph_like(t, texture if i == 0 else None)
+            src = np.full(len(t), 2 * i + j)
             if flow is not None and len(t):
-                good &= _share(flow, t) < FLOW_SHARE
-            tables.append(np.c_[t[good], texture[good], n[good], np.full(np.count_nonzero(good), 2 * i + j)])
+                src[_share(flow, t) >= FLOW_SHARE] += ASIDE  # on flow: only to continue a line
+            tables.append(np.c_[t[good], texture[good], n[good], src[good]])
     return np.concatenate(tables)
 
 
@@ -360,10 +381,11 @@ def probability(features: np.ndarray) -> np.ndarray:
 
 
 def _judge(table: np.ndarray, chains: list[np.ndarray], turned: bool, core: bool,
-           record: list | None) -> list[bool]:
+           record: list | None, probs: list | None = None) -> list[bool]:
     """Which chains are lines of text: the classifier's probability (on the chains' measures,
     :func:`medcloak_kernels.text.chain_features`) at least LINE_P, and for a rejected chain's
-    core (``core``), not a tall, sparse core (colour flow's blobs)."""
+    core (``core``), not a tall, sparse core (colour flow's blobs). ``probs`` (a list) receives
+    the probabilities."""
     from medcloak_kernels import text as k
 
     if not chains:
@@ -375,6 +397,8 @@ def _judge(table: np.ndarray, chains: list[np.ndarray], turned: bool, core: bool
     if record is not None:
         record.extend((tuple(int(v) for v in box), row, core) for box, row in zip(boxes, x))
     p = probability(x)
+    if probs is not None:
+        probs.extend(float(v) for v in p)
     top, fill = x[:, FEATURES.index("top")], x[:, FEATURES.index("fill")]
     ok = (p >= LINE_P) & (top >= MIN_LINE) & ~(core & (top > TALL_CORE) & (fill < CORE_FILL))
     return [bool(v) for v in ok]
@@ -405,7 +429,8 @@ def _grow(table: np.ndarray, members: np.ndarray, pool: np.ndarray) -> np.ndarra
     ok &= (cw <= WIDE * ch) | (cand[:, k.RUNS_H] >= np.maximum(2, RUNS * cw / np.maximum(ch, 1)))
     same = (np.abs(cand[:, k.MODE] - colour) <= DELTA) & (cand[:, k.PEAK] >= GROW_PEAK * peak)
     both = (np.abs(cand[:, 1] - y0) <= tol) & (np.abs(cand[:, 3] - y1) <= tol)
-    ok &= same | both
+    aside = cand[:, -1] >= ASIDE
+    ok &= np.where(aside, same & both, same | both)
     pool, cand, ch, same = pool[ok], cand[ok], ch[ok], same[ok]
     x0, x1 = int(rows[:, 0].min()), int(rows[:, 2].max())
     taken = np.zeros(len(pool), bool)
@@ -421,25 +446,120 @@ def _grow(table: np.ndarray, members: np.ndarray, pool: np.ndarray) -> np.ndarra
     return np.concatenate([members, pool[taken]])
 
 
+def _on_flow(table: np.ndarray, members: np.ndarray) -> bool:
+    """Whether a glyph on colour flow (source ASIDE or more) meets the box of a line's glyphs."""
+    aside = table[table[:, -1] >= ASIDE]
+    if len(aside) == 0:
+        return False
+    rows = table[members]
+    x0, y0, x1, y1 = rows[:, 0].min(), rows[:, 1].min(), rows[:, 2].max(), rows[:, 3].max()
+    return bool(((aside[:, 0] < x1) & (aside[:, 2] > x0) & (aside[:, 1] < y1) & (aside[:, 3] > y0)).any())
+
+
+def _colour_glyphs(plane: np.ndarray, rows: np.ndarray, colour: float, x0: int, x1: int, both: bool = False,
+                   ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The glyphs of a line (its glyphs' table ``rows``) found by its colour alone between x0 and
+    x1 of ``plane``: in the line's band (its rows and RESCAN_BAND x its height above and below),
+    the 8-connected regions of pixels within DELTA of ``colour`` that close within the band (a
+    region of the background's own colour runs out of it), of a glyph's height, on the line's top
+    or baseline and not a filled patch (as :func:`_glyph_like`): their x0 and x1; ``None`` when
+    the band leaves the frame."""
+    from medcloak_kernels import text as k
+
+    y0, y1 = int(rows[:, 1].min()), int(rows[:, 3].max())
+    height = y1 - y0
+    mh = float(np.median(rows[:, 3] - rows[:, 1]))
+    m = max(2, round(RESCAN_BAND * height))
+    ny, nx = plane.shape
+    by0, by1 = y0 - m, y1 + m
+    if by0 < 0 or by1 > ny:
+        return None
+    bx0, bx1 = max(0, x0), min(nx, x1)
+    crop = np.ascontiguousarray(plane[by0:by1, bx0:bx1])
+    near = np.where(np.abs(crop.astype(np.int16) - round(colour)) <= DELTA, np.uint8(255), np.uint8(0))
+    t = k.components(near, 1, crop, DELTA)[1]
+    h = t[:, 3] - t[:, 1]
+    w = t[:, 2] - t[:, 0]
+    tol = max(1.0, ALIGN_TOL * height)
+    ok = (t[:, 1] > 0) & (t[:, 3] < by1 - by0) & (h >= 0.5 * mh) & (h <= height + 2 * tol)
+    on_top, on_base = np.abs(t[:, 1] + by0 - y0) <= tol, np.abs(t[:, 3] + by0 - y1) <= tol
+    ok &= (on_top & on_base) if both else (on_top | on_base)
+    thin = (t[:, k.AREA] <= MAX_FILL * w * h) | (np.minimum(w, h) < THICK) | (np.maximum(w, h) >= 2 * np.minimum(w, h))
+    ok &= thin & ((w <= WIDE * h) | (t[:, k.RUNS_H] >= 2))
+    return t[ok, 0] + bx0, t[ok, 2] + bx0
+
+
+def _by_colour(plane: np.ndarray, rows: np.ndarray) -> bool:
+    """Whether the glyphs of a rejected chain's core (table ``rows``) are a line by their colour
+    alone: at least RELOOK_GLYPHS, and RELOOK_SHARE of the core's glyphs of its most populous
+    level, found by :func:`_colour_glyphs` over its width on both its top and its baseline (on
+    either, the grains of a noisy MR's texture in a band are one colour as often as letters)."""
+    from medcloak_kernels import text as k
+
+    found = _colour_glyphs(plane, rows, float(np.median(rows[:, k.MODE])), int(rows[:, 0].min()), int(rows[:, 2].max()),
+                           True)
+    if found is None:
+        return False
+    per_level = int(np.bincount(rows[:, -2]).max())
+    return len(found[0]) >= max(RELOOK_GLYPHS, RELOOK_SHARE * per_level)
+
+
+def _rescan(plane: np.ndarray, rows: np.ndarray, colour: float) -> tuple[int, int]:
+    """How far along a line of text (its glyphs' table ``rows``, of colour ``colour`` in
+    ``plane``) its glyphs go when looked for by their colour alone (:func:`_colour_glyphs`) up to
+    RESCAN_REACH heights beyond its ends (again from the ends found, up to RESCAN_ROUNDS times),
+    taken one after the other while no gap is wider than RESCAN_GAP heights: the line's new ends
+    (x0, x1)."""
+    x0, x1 = int(rows[:, 0].min()), int(rows[:, 2].max())
+    height = int(rows[:, 3].max() - rows[:, 1].min())
+    reach = round(RESCAN_REACH * height)
+    nx = plane.shape[1]
+    for _ in range(RESCAN_ROUNDS):  # each round looks RESCAN_REACH heights beyond the ends found
+        bx0, bx1 = max(0, x0 - reach), min(nx, x1 + reach)
+        found = _colour_glyphs(plane, rows, colour, bx0, bx1)
+        if found is None:
+            break
+        gx0, gx1 = found
+        start = (x0, x1)
+        while True:
+            gap = np.maximum(gx0 - x1, x0 - gx1)
+            more = (gap <= RESCAN_GAP * height) & ((gx0 < x0) | (gx1 > x1))
+            if not more.any():
+                break
+            x0 = min(x0, int(gx0[more].min()))
+            x1 = max(x1, int(gx1[more].max()))
+        if (x0, x1) == start or not (x0 - bx0 < reach // 2 and bx0 > 0 or bx1 - x1 < reach // 2 and bx1 < nx):
+            break
+    return x0, x1
+
+
 def _lines(table: np.ndarray, turned: bool = False,
-           record: list | None = None) -> tuple[list[tuple[int, int, int, int]], np.ndarray]:
+           record: list | None = None, planes: list[np.ndarray] | None = None,
+           ) -> tuple[list[tuple[int, int, int, int]], np.ndarray]:
     """Lines among the glyphs, each polarity and plane on its own (the dark gaps between bright
     letters are glyph-like too, and would blur the letters' measures): the accepted lines' boxes,
     and a mask of the glyphs used by them. A rejected chain gets a second look at its core
     (:func:`_core`); an accepted line takes in the glyphs that continue it (:func:`_grow`).
     ``record`` (a list) receives every chain judged: its box, its measures, whether a core."""
+    from medcloak_kernels import text as k
+
     used = np.zeros(len(table), bool)
     out = []
     for src in np.unique(table[:, -1]):
+        if src >= ASIDE:
+            continue
         mine = np.flatnonzero(table[:, -1] == src)
         chains = [m for m in _chains(table, mine) if len(m) >= MIN_GLYPHS]  # most: a glyph or two of texture
-        ok = _judge(table, chains, turned, False, record)
+        probs: list = []
+        ok = _judge(table, chains, turned, False, record, probs)
         lines = [m for m, yes in zip(chains, ok) if yes]
         cores = []
-        for members, yes in zip(chains, ok):
+        for members, yes, p in zip(chains, ok, probs):
             if not yes and len(members) <= MAX_CORE:
                 core = _core(table, members)
-                if len(core) < len(members):
+                if planes is not None and p >= RELOOK_P and _by_colour(planes[src // 2], table[core]):
+                    lines.append(core)
+                elif len(core) < len(members):
                     cores.append(core)
         # every core chained in one call: glyphs of two chains are never linked, so the parts are
         # those of each core on its own, in the same order
@@ -448,10 +568,19 @@ def _lines(table: np.ndarray, turned: bool = False,
         for members in lines:
             used[members] = True
         for members in lines:
-            members = _grow(table, members, np.flatnonzero((table[:, -1] // 2 == src // 2) & ~used))
+            pool = ((table[:, -1] % ASIDE) // 2 == src // 2) & ~used
+            if _on_flow(table, members):  # a line among flow's blobs: none of them continue it
+                pool &= table[:, -1] < ASIDE
+            colour = float(np.median(table[members, k.MODE]))
+            first = table[members]
+            members = _grow(table, members, np.flatnonzero(pool))
             used[members] = True
             rows = table[members]
-            out.append((int(rows[:, 0].min()), int(rows[:, 1].min()), int(rows[:, 2].max()), int(rows[:, 3].max())))
+            x0, x1 = int(rows[:, 0].min()), int(rows[:, 2].max())
+            if planes is not None:
+                x0, x1 = _rescan(planes[src // 2], first if len(rows) == len(first) else rows, colour)
+                x0, x1 = min(x0, int(rows[:, 0].min())), max(x1, int(rows[:, 2].max()))
+            out.append((x0, int(rows[:, 1].min()), x1, int(rows[:, 3].max())))
     return out, used
 
 
@@ -493,13 +622,13 @@ def _detect(image: np.ndarray, bits_stored: int | None, record: list | None = No
     planes = _display(image, bits_stored)
     table = _glyphs(planes)
     rows: list | None = [] if record is not None else None
-    found, used = _lines(table, False, rows)
+    found, used = _lines(table, False, rows, planes)
     rest = table[~used]
     if len(rest):
         turned = rest.copy()
         turned[:, :4] = rest[:, [1, 0, 3, 2]]  # columns as rows: text rotated by 90 degrees
         turned[:, [k.RUNS_H, k.RUNS_V]] = rest[:, [k.RUNS_V, k.RUNS_H]]
-        vertical, _ = _lines(turned, True, rows)
+        vertical, _ = _lines(turned, True, rows, [p.T for p in planes])
     else:
         vertical = []
     if record is not None and rows is not None:
