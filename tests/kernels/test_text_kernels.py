@@ -561,3 +561,33 @@ def test_chain_features_names_are_the_detectors() -> None:
     from medcloak.pixels import text as mt
 
     assert mt.FEATURES == k.CHAIN_FEATURES
+
+
+def reference_median3(img):  # type: ignore[no-untyped-def]
+    if img.size == 0:
+        return img.copy()
+    padded = np.pad(img, 1, mode="edge")
+    ny, nx = img.shape
+    return np.array([[np.median(padded[y:y + 3, x:x + 3]) for x in range(nx)] for y in range(ny)],
+                    np.uint8).reshape(ny, nx)
+
+
+@settings(max_examples=80, deadline=None)
+@given(frames, st.booleans())
+def test_median3_matches_the_median_of_each_window(spec, sparse) -> None:  # type: ignore[no-untyped-def]
+    img = _frame(spec, sparse)
+    assert np.array_equal(k.median3(img), reference_median3(img))
+
+
+@pytest.mark.parametrize("img", EDGES)
+def test_median3_on_edge_frames(img) -> None:  # type: ignore[no-untyped-def]
+    assert np.array_equal(k.median3(img), reference_median3(img))
+
+
+def test_median3_drops_speckle_and_keeps_strokes() -> None:
+    img = np.zeros((9, 9), np.uint8)
+    img[2, 2] = 255  # a speckle grain
+    img[:, 6] = 200  # a stroke 2 px wide
+    img[:, 7] = 200
+    out = k.median3(img)
+    assert out[2, 2] == 0 and (out[:, 6:8] == 200).all()
