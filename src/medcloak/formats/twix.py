@@ -600,9 +600,10 @@ def _copy(src: int, dst: int, segments: list[tuple[int, int, bytes | None]]) -> 
 
 def write_patched(src: Path, patches: list[tuple[int, bytes]], fh: BinaryIO, size: int) -> str:
     """Copy ``src`` into ``fh`` with ``patches`` in place of the bytes they cover; the SHA-256
-    of what was written. The copy (kernel-side, or in :data:`CHUNK` pieces) runs in a thread
-    while this one hashes the same bytes read in :data:`CHUNK` pieces: the raw data is never
-    held whole, and hashing costs no time beside the copy (hashlib releases the GIL)."""
+    of what was written. The copy (kernel-side, or in :data:`CHUNK` pieces), then its flush to
+    the disk, run in a thread while this one hashes the same bytes read in :data:`CHUNK` pieces:
+    the raw data is never held whole, and hashing and the disk's writing overlap (hashlib and
+    the system calls release the GIL)."""
     segments = _segments(patches, size)
     fh.flush()
     errors: list[BaseException] = []
@@ -616,6 +617,9 @@ def write_patched(src: Path, patches: list[tuple[int, bytes]], fh: BinaryIO, siz
         def copy() -> None:
             try:
                 _copy(inp.fileno(), fh.fileno(), segments)
+                # the copy ends before the hash does: its pages go to the disk meanwhile, not in
+                # the run's durable commit after it (a syncfs that would find them all dirty)
+                os.fdatasync(fh.fileno())
             except BaseException as exc:  # re-raised below, in the caller's thread
                 errors.append(exc)
 
