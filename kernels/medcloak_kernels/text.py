@@ -684,46 +684,19 @@ def link_lines(boxes: np.ndarray, gap: float, overlap: float, ratio: float, alig
 @kernel
 def block_median(img: np.ndarray, b: int) -> np.ndarray:
     """The median (the lower of the two middle values) of each b x b block of a uint8 frame,
-    blocks at the right and bottom edges cut short; shape (ceil(ny / b), ceil(nx / b)).
-
-    A histogram per block, counted into four by the pixel's column (a run of equal values, the
-    zeros of a quiet block, would make each count wait for the one before), read and cleared
-    only up to the block's largest value (a stroke contrast is mostly small)."""
-    ny, nx = img.shape
-    by = (ny + b - 1) // b
-    bx = (nx + b - 1) // b
-    out = np.zeros((by, bx), np.uint8)
-    hist = np.zeros((256, 4), np.int32)
-    for i in range(by):
-        for j in range(bx):
-            ya, yb = i * b, min(ny, (i + 1) * b)
-            xa, xb = j * b, min(nx, (j + 1) * b)
-            top = 0
-            for y in range(ya, yb):
-                for x in range(xa, xb):
-                    v = img[y, x]
-                    top = max(top, v)
-                    hist[v, x & 3] += 1
-            rank = ((yb - ya) * (xb - xa) - 1) // 2
-            acc = 0
-            for v in range(int(top) + 1):
-                acc += hist[v, 0] + hist[v, 1] + hist[v, 2] + hist[v, 3]
-                if acc > rank:
-                    out[i, j] = v
-                    break
-            for v in range(int(top) + 1):
-                hist[v, 0] = 0
-                hist[v, 1] = 0
-                hist[v, 2] = 0
-                hist[v, 3] = 0
-    return out
+    blocks at the right and bottom edges cut short; shape (ceil(ny / b), ceil(nx / b)):
+    :func:`block_medians` with one size of block."""
+    return block_medians(img, b, b)[1]
 
 
 @kernel
 def block_medians(img: np.ndarray, fine: int, coarse: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`block_median` of blocks of side ``fine`` and of side ``coarse`` (a multiple of
-    ``fine``) at once: the pixels are counted once, into each fine block's histogram, which is
-    then added into its coarse block's (up to the fine block's largest value)."""
+    """The medians (the lower of the two middle values) of the blocks of side ``fine`` and of side
+    ``coarse`` (a multiple of ``fine``) of a uint8 frame, blocks at the right and bottom edges cut
+    short, at once: the pixels are counted once, into each fine block's histogram (counted into
+    four by the pixel's column: a run of equal values, the zeros of a quiet block, would make each
+    count wait for the one before), which is then added into its coarse block's, read and cleared
+    only up to the fine block's largest value (a stroke contrast is mostly small)."""
     ny, nx = img.shape
     r = coarse // fine
     fy, fx = (ny + fine - 1) // fine, (nx + fine - 1) // fine
