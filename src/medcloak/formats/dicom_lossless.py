@@ -107,17 +107,10 @@ def _encode(ic, ds: Dataset, ts: str, image: np.ndarray, precision: int, predict
     return clean
 
 
-def _fill_value(ds: Dataset, fill: str, space: str, sample: int) -> int:
-    from .dicom_redact import YCC, _levels
-
-    level, mid = _levels(ds, fill)
-    return mid if (space in YCC and sample > 0) else level
-
-
 def redact_lossless(ds: Dataset, ts: str, per: Sequence[Sequence[Box]], fill: str) -> int:
     """Fill each frame's boxes (``per``: one list per frame) in ``ds``'s Pixel Data in place,
     re-encoding only the frames a box hits. Returns the boxes that hit (0: nothing changed)."""
-    from .dicom_redact import _encapsulate
+    from .dicom_redact import _encapsulate, _paint
 
     ic = _codecs()
     count = len(per)
@@ -138,18 +131,9 @@ def redact_lossless(ds: Dataset, ts: str, per: Sequence[Sequence[Box]], fill: st
         rows, cols = image.shape[0], image.shape[1]
         if (rows, cols) != (_int(ds, "Rows"), _int(ds, "Columns")):
             raise CorruptInputError("a Pixel Data frame's size differs from Rows and Columns")
-        view = image.reshape(rows, cols, -1)
-        hit = 0
-        for x0, y0, x1, y1 in boxes:
-            x1, y1 = min(x1, cols), min(y1, rows)
-            if x0 >= x1 or y0 >= y1:
-                continue
-            hit += 1
-            for s in range(view.shape[2]):
-                value = _fill_value(ds, fill, space, s)
-                if signed and image.dtype.kind == "u":  # the stream holds the bit pattern
-                    value &= (1 << (precision or _int(ds, "BitsStored", 16) or 16)) - 1
-                view[y0:y1, x0:x1, s] = value
+        # a signed frame decoded as unsigned: the stream holds the bit pattern
+        pattern = (precision or _int(ds, "BitsStored", 16) or 16) if signed and image.dtype.kind == "u" else 0
+        hit = _paint(ds, image.reshape(1, rows, cols, -1), boxes, fill, [0], space, pattern)
         if not hit:
             continue
         out[i] = _reencode(ic, ds, ts, image, precision, predictor)

@@ -82,13 +82,17 @@ def _levels(ds: Dataset, fill: str) -> tuple[int, int]:
 YCC = frozenset({"YBR_FULL", "YBR_FULL_422"})
 
 
-def _paint(ds: Dataset, arr: np.ndarray, boxes: Sequence[Box], fill: str, chosen: list[int], space: str) -> int:
+def _paint(ds: Dataset, arr: np.ndarray, boxes: Sequence[Box], fill: str, chosen: list[int], space: str,
+           pattern: int = 0) -> int:
     """Fill ``boxes`` (clipped) of the ``chosen`` frames of ``arr`` (frames, rows, columns,
     samples) in place. ``space`` is the colour space ``arr`` is in (not always the Photometric
     Interpretation: JPEG 2000 decoders undo YBR_RCT and YBR_ICT, giving RGB); in YBR_FULL the
-    colour differences get the mid value, so that black is black once converted to RGB. Returns
-    the boxes that hit."""
+    colour differences get the mid value, so that black is black once converted to RGB.
+    ``pattern``: where ``arr`` holds signed values as their bit pattern of this many bits (a JPEG
+    lossless stream), the levels are written as that pattern. Returns the boxes that hit."""
     level, mid = _levels(ds, fill)
+    if pattern:
+        level, mid = level & ((1 << pattern) - 1), mid & ((1 << pattern) - 1)
     chroma = space in YCC
     rows, cols = arr.shape[1], arr.shape[2]
     touched = 0
