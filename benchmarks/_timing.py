@@ -45,6 +45,19 @@ def drop_cache(path: Path) -> None:
         os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
 
 
+def command_setup(root: Path) -> tuple[Path, dict[str, str]]:
+    """What :func:`against_copy` needs under ``root``: a secret file (0600, returned) and the
+    empty folders ``big`` and ``tiny``; and the environment in which ``python -m medcloak`` runs
+    this checkout's code (returned)."""
+    checkout = Path(__file__).resolve().parent.parent
+    key = root / "key"
+    key.write_bytes(b"benchmark-secret-0123456789")
+    key.chmod(0o600)
+    for name in ("big", "tiny"):
+        (root / name).mkdir()
+    return key, dict(os.environ, PYTHONPATH=os.pathsep.join([str(checkout / "src"), str(checkout / "kernels")]))
+
+
 def run_command(src: Path, out: Path, key: Path) -> list[str]:
     """``medcloak run`` of ``src`` into ``out``, in one process, quietly."""
     return [sys.executable, "-m", "medcloak", "run", str(src), "--out", str(out), "--secret-file", str(key),

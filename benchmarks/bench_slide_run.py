@@ -42,17 +42,12 @@ def main() -> int:
     ap.add_argument("--tmp", type=Path, default=None)
     args = ap.parse_args()
     sys.path.insert(0, str(HERE))
-    from _timing import against_copy, file_system, print_against_copy
+    from _timing import against_copy, command_setup, file_system, print_against_copy
     from bench_slide_tiff import make_big
 
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT / "kernels")]))
     with tempfile.TemporaryDirectory(dir=args.tmp, prefix="medcloak-bench-slide-run-") as tmp:
         root = Path(tmp)
-        key = root / "key"
-        key.write_bytes(b"benchmark-secret-0123456789")
-        key.chmod(0o600)
-        for name in ("big", "tiny"):
-            (root / name).mkdir()
+        key, env = command_setup(root)
         big = root / "big" / "slide.svs"
         make_big(big, args.mb)
         tiny = Path(shutil.copy(TINY, root / "tiny" / "small.svs"))

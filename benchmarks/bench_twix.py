@@ -90,17 +90,12 @@ def main() -> int:
     ap.add_argument("--tmp", type=Path, default=None)
     args = ap.parse_args()
     sys.path[:0] = [str(HERE), str(ROOT / "tests"), str(ROOT / "src")]
-    from _timing import against_copy, file_system, print_against_copy
+    from _timing import against_copy, command_setup, file_system, print_against_copy
     import twix_sample as ts
 
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT / "kernels")]))
     with tempfile.TemporaryDirectory(dir=args.tmp, prefix="medcloak-bench-twix-") as tmp:
         root = Path(tmp)
-        key = root / "key"
-        key.write_bytes(b"benchmark-secret-0123456789")
-        key.chmod(0o600)
-        for name in ("big", "tiny"):
-            (root / name).mkdir()
+        key, env = command_setup(root)
         big = root / "big" / "meas.dat"
         make_big(big, int(args.gb * (1 << 30)))
         tiny = ts.make_vb(root / "tiny" / "meas.dat")
