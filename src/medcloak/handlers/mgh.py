@@ -49,12 +49,9 @@ def grouper(keyring: Any, settings: Any, profile: Any) -> None:
 def deidentify(task: Task, job: Job) -> list[Released]:
     """Deface one MGH/MGZ volume; its QC picture goes to the audit folder."""
     from ..formats.mgh import deidentify_mgh
-    from .volume import NAME as VOLUME
-    from .volume import Settings, with_qc
+    from .volume import deface
 
-    own: Settings = job.settings.get(VOLUME) or Settings()
-    result = deidentify_mgh(Path(task.source.path), job.keyring, fill=own.fill, ears=own.ears)
-    return [with_qc(result, job)]
+    return deface(deidentify_mgh, task, job)
 
 
 def owns(relpath: str) -> bool:

@@ -82,12 +82,9 @@ def grouper(keyring: Any, settings: Any, profile: Any) -> None:
 def deidentify(task: Task, job: Job) -> list[Released]:
     """Clean and deface one NRRD (with its data file); its QC picture goes to the audit folder."""
     from ..formats.nrrd import deidentify_nrrd
-    from .volume import NAME as VOLUME
-    from .volume import Settings, with_qc
+    from .volume import deface
 
-    own: Settings = job.settings.get(VOLUME) or Settings()
-    result = deidentify_nrrd(Path(task.source.path), job.keyring, fill=own.fill, ears=own.ears)
-    return [with_qc(result, job)]
+    return deface(deidentify_nrrd, task, job)
 
 
 def owns(relpath: str) -> bool:

@@ -84,8 +84,14 @@ def deidentify(task: Task, job: Job) -> list[Released]:
     """Deface one volume; its QC picture goes to the audit folder."""
     from ..formats.volume import deidentify_volume
 
+    return deface(deidentify_volume, task, job)
+
+
+def deface(deidentify_format: Any, task: Task, job: Job) -> list[Released]:
+    """``deidentify_format`` (a NIfTI's, an MGH's, a NRRD's: path, keyring, fill, ears) of the
+    task's volume with the run's defacing settings, released by :func:`with_qc`."""
     own: Settings = job.settings.get(NAME) or Settings()
-    result = deidentify_volume(Path(task.source.path), job.keyring, fill=own.fill, ears=own.ears)
+    result = deidentify_format(Path(task.source.path), job.keyring, fill=own.fill, ears=own.ears)
     return [with_qc(result, job)]
 
 
