@@ -47,8 +47,12 @@ The detector looks for exactly that, on stored values of any bit depth:
    close within the band, of a glyph's height and on its top or baseline): low-contrast text
    whose letters the stroke contrast loses where the background under them changes. A chain the
    trees reject but do not rule out (probability at least RELOOK_P) is a line when its core's
-   colour alone finds its letters, as tall as the line, in its band. Glyphs left over are chained the same way down
-   the columns (text rotated by 90 degrees).
+   colour alone finds its letters, as tall as the line, in its band. Glyphs in no chain are
+   chained again across wider gaps (a time's colons, lost as too small, part its pairs of
+   digits), and there two glyphs are a chain when it is long and both are letters merged in
+   pairs (a 7 px "09:58"); a chain of this loose pass must be as even as digits (one top,
+   baseline and colour) and a pair needs a higher probability (PAIR_P). Glyphs left over are
+   chained the same way down the columns (text rotated by 90 degrees), without the loose pass.
 5. **Boxes** around each line, padded by a little more than the stroke halo across it and by a
    height at its ends (a last glyph lost on a background of its own colour).
 
@@ -104,6 +108,14 @@ MIN_LINE = 4
 #: linking: gap at most GAP x the taller glyph's height, rows overlapping by OVERLAP x the
 #: shorter's, heights within RATIO, tops or bottoms within ALIGN x the taller's height
 GAP, OVERLAP, RATIO, ALIGN = 1.2, 0.5, 2.5, 0.15
+#: glyphs left out of every chain are chained again up to LOOSE_GAP x the taller's height apart
+#: (a time's colons, lost as too small, leave gaps wider than GAP), and a chain of two glyphs
+#: PAIR_WIDTH x its tallest glyph's height long is judged too (a small font's letters merged in
+#: pairs: "09:58" at 7 px is two glyphs); 0 for none
+LOOSE_GAP, PAIR_WIDTH = 1.6, 3.0
+#: ... and such a pair is a line at a probability of at least PAIR_P (the trees were trained on
+#: chains of three glyphs or more)
+PAIR_P = 0.8
 #: a line: at least MIN_GLYPHS glyphs; ALIGN_TOL x the line's median glyph height is how far
 #: a glyph's top or bottom may lie from the line's to count as on it
 MIN_GLYPHS, ALIGN_TOL = 3, 0.12
@@ -358,9 +370,12 @@ def _smoothed_glyphs(plane: np.ndarray, flow: np.ndarray | None) -> list[np.ndar
     return tables
 
 
-def _chains(table: np.ndarray, idx: np.ndarray) -> list[np.ndarray]:
-    """The rows ``idx`` of the glyph table chained into horizontal lines (each chain's rows),
-    those with fewer than MIN_GLYPHS glyphs or no glyph MIN_LINE tall left out."""
+def _chains(table: np.ndarray, idx: np.ndarray, gap: float = GAP, pairs: bool = False) -> list[np.ndarray]:
+    """The rows ``idx`` of the glyph table chained into horizontal lines (each chain's rows;
+    linked with glyphs up to ``gap`` heights apart), those with fewer than MIN_GLYPHS glyphs or
+    no glyph MIN_LINE tall left out; with ``pairs`` (the loose pass), two glyphs are enough when
+    the chain is at least PAIR_WIDTH of its tallest glyph's heights long (letters merged in
+    pairs), and every chain kept must be even (:func:`_even`)."""
     from medcloak_kernels import text as k
 
     boxes = table[idx, :4]
@@ -368,7 +383,7 @@ def _chains(table: np.ndarray, idx: np.ndarray) -> list[np.ndarray]:
     idx = idx[(h >= MIN_GLYPH) & (h <= MAX_GLYPH)]
     if idx.size == 0:
         return []
-    roots = k.link_lines(np.ascontiguousarray(table[idx, :4]), GAP, OVERLAP, RATIO, ALIGN)
+    roots = k.link_lines(np.ascontiguousarray(table[idx, :4]), gap, OVERLAP, RATIO, ALIGN)
     order = np.argsort(roots, kind="stable")
     roots_sorted = roots[order]
     starts = np.flatnonzero(np.r_[True, roots_sorted[1:] != roots_sorted[:-1]])
@@ -381,7 +396,30 @@ def _chains(table: np.ndarray, idx: np.ndarray) -> list[np.ndarray]:
     count = per_level.reshape(len(starts), levels).max(axis=1)
     tall = np.maximum.reduceat((table[idx[order], 3] - table[idx[order], 1]), starts)
     keep = (count >= MIN_GLYPHS) & (tall >= MIN_LINE)
+    if pairs:
+        width = np.maximum.reduceat(table[idx[order], 2], starts) - np.minimum.reduceat(table[idx[order], 0], starts)
+        keep |= (count == 2) & (tall >= MIN_LINE) & (width >= PAIR_WIDTH * tall)
+        for c in np.flatnonzero(keep):
+            keep[c] = _even(table[idx[order[starts[c]:ends[c]]]])
     return [idx[order[s:e]] for s, e, ok in zip(starts, ends, keep) if ok]
+
+
+def _even(rows: np.ndarray) -> bool:
+    """Whether a chain of the loose pass (``rows`` of the glyph table; its most populous level's
+    glyphs taken) is as even as a time's or a date's digits: all of one top and one baseline
+    (within a pixel) and of one colour (within DELTA of their median); two glyphs must also be
+    letters merged in pairs (each at least as wide as tall, crossing two strokes or more on its
+    middle row). Texture, or colour flow's blobs, chained across wide gaps seldom are."""
+    from medcloak_kernels import text as k
+
+    level = rows[:, -2]
+    same = rows[level == np.bincount(level).argmax()]
+    w, h = same[:, 2] - same[:, 0], same[:, 3] - same[:, 1]
+    ok = np.ptp(same[:, 1]) <= 1 and np.ptp(same[:, 3]) <= 1
+    ok &= bool((np.abs(same[:, k.MODE] - np.median(same[:, k.MODE])) <= DELTA).all())
+    if len(same) == 2:
+        ok &= bool((w >= h).all() and (same[:, k.RUNS_H] >= 2).all())
+    return bool(ok)
 
 
 def _core(table: np.ndarray, members: np.ndarray) -> np.ndarray:
@@ -452,6 +490,7 @@ def _judge(table: np.ndarray, chains: list[np.ndarray], turned: bool, core: bool
         probs.extend(float(v) for v in p)
     top, fill = x[:, FEATURES.index("top")], x[:, FEATURES.index("fill")]
     least = np.where(x[:, FEATURES.index("source")] >= 4, SMOOTH_P, LINE_P)  # the smoothed plane's: SMOOTH_P
+    least = np.where(x[:, FEATURES.index("n")] < MIN_GLYPHS, np.maximum(least, PAIR_P), least)  # a merged pair's
     ok = (p >= least) & (top >= MIN_LINE) & ~(core & (top > TALL_CORE) & (fill < CORE_FILL))
     return [bool(v) for v in ok]
 
@@ -591,7 +630,8 @@ def _lines(table: np.ndarray, turned: bool = False,
     """Lines among the glyphs, each polarity and plane on its own (the dark gaps between bright
     letters are glyph-like too, and would blur the letters' measures): the accepted lines' boxes,
     and a mask of the glyphs used by them. A rejected chain gets a second look at its core
-    (:func:`_core`); an accepted line takes in the glyphs that continue it (:func:`_grow`).
+    (:func:`_core`); glyphs in no chain are chained again by the loose pass (LOOSE_GAP, rows
+    only); an accepted line takes in the glyphs that continue it (:func:`_grow`).
     ``record`` (a list) receives every chain judged: its box, its measures, whether a core."""
     from medcloak_kernels import text as k
 
@@ -617,6 +657,14 @@ def _lines(table: np.ndarray, turned: bool = False,
         # those of each core on its own, in the same order
         parts = [part for part in _chains(table, np.concatenate(cores)) if len(part) >= MIN_GLYPHS] if cores else []
         lines += [m for m, yes in zip(parts, _judge(table, parts, turned, True, record)) if yes]
+        if LOOSE_GAP and not turned:
+            # glyphs in no chain: chained again with wider gaps (a time's colons lost), two
+            # glyphs enough for a long chain (a small font's letters merged in pairs)
+            judged = np.zeros(len(table), bool)
+            for members in chains:
+                judged[members] = True
+            loose = _chains(table, mine[~judged[mine]], LOOSE_GAP, True)
+            lines += [m for m, yes in zip(loose, _judge(table, loose, turned, False, record)) if yes]
         for members in lines:
             used[members] = True
         for members in lines:
