@@ -371,11 +371,16 @@ def test_the_loose_pass_chains_only_even_glyphs() -> None:
         t[:, 9], t[:, 7] = runs, mode
         return t
 
-    assert mt._even(rows((0, 10, 8, 16), (11, 10, 19, 16)))  # two merged pairs of digits
-    assert not mt._even(rows((0, 10, 8, 16), (11, 10, 19, 16), runs=1))  # two single strokes
-    assert not mt._even(rows((0, 10, 5, 16), (11, 10, 16, 16)))  # two glyphs narrower than tall
-    assert mt._even(rows((0, 10, 5, 16), (7, 10, 12, 17), (20, 11, 25, 17)))
-    assert not mt._even(rows((0, 10, 5, 16), (7, 12, 12, 18), (20, 10, 25, 16)))  # tops apart
+    def even(t):  # type: ignore[no-untyped-def]
+        return bool(mt._even(t, np.zeros(len(t), np.int64), 1)[0])
+
+    assert even(rows((0, 10, 8, 16), (11, 10, 19, 16)))  # two merged pairs of digits
+    assert not even(rows((0, 10, 8, 16), (11, 10, 19, 16), runs=1))  # two single strokes
+    assert not even(rows((0, 10, 5, 16), (11, 10, 16, 16)))  # two glyphs narrower than tall
+    assert even(rows((0, 10, 5, 16), (7, 10, 12, 17), (20, 11, 25, 17)))
+    assert not even(rows((0, 10, 5, 16), (7, 12, 12, 18), (20, 10, 25, 16)))  # tops apart
     uneven = rows((0, 10, 5, 16), (7, 10, 12, 16), (20, 10, 25, 16))
     uneven[2, 7] = 230
-    assert not mt._even(uneven)  # another colour
+    assert not even(uneven)  # another colour
+    both = np.r_[rows((0, 10, 8, 16), (11, 10, 19, 16)), uneven]  # two chains judged in one call
+    assert mt._even(both, np.array([0, 0, 1, 1, 1]), 2).tolist() == [True, False]
