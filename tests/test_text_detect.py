@@ -347,3 +347,40 @@ def test_faint_lines_found_on_the_median_filtered_plane(seed, index, line) -> No
     ln = fr.lines[line]
     assert mt.SMOOTH_LEVELS > 0
     assert line_coverage(fr, ln) >= 0.98
+
+
+@pytest.mark.parametrize("seed, index, line", [(0, 232, 0), (1, 2, 5), (0, 25, 1), (1, 199, 2), (1, 320, 1)])
+def test_times_whose_glyphs_were_never_chained_are_found(seed, index, line) -> None:  # type: ignore[no-untyped-def]
+    # lines of the sets missed whole because their glyphs made no chain of three: a time whose
+    # colons are lost as too small (a 15 px cyan "13:16:59" in a filled box, a 14 px grey
+    # "8:34:58 PM": pairs of digits 1.22 heights apart) and 7-8 px times whose digits merge in
+    # pairs ("09:58", "23:35", "07:24": two glyphs); chained by the loose pass (LOOSE_GAP)
+    import textset
+
+    fr = textset.make_frame(index, seed=seed)
+    assert line_coverage(fr, fr.lines[line]) >= 0.98
+
+
+def test_the_loose_pass_chains_only_even_glyphs() -> None:
+    # two glyphs of texture side by side, or glyphs of several tops, are no time's digits
+    from medcloak.pixels import text as mt
+
+    def rows(*boxes, runs=2, mode=200):  # type: ignore[no-untyped-def]
+        t = np.zeros((len(boxes), 14), np.int64)
+        t[:, :4] = boxes
+        t[:, 9], t[:, 7] = runs, mode
+        return t
+
+    def even(t):  # type: ignore[no-untyped-def]
+        return bool(mt._even(t, np.zeros(len(t), np.int64), 1)[0])
+
+    assert even(rows((0, 10, 8, 16), (11, 10, 19, 16)))  # two merged pairs of digits
+    assert not even(rows((0, 10, 8, 16), (11, 10, 19, 16), runs=1))  # two single strokes
+    assert not even(rows((0, 10, 5, 16), (11, 10, 16, 16)))  # two glyphs narrower than tall
+    assert even(rows((0, 10, 5, 16), (7, 10, 12, 17), (20, 11, 25, 17)))
+    assert not even(rows((0, 10, 5, 16), (7, 12, 12, 18), (20, 10, 25, 16)))  # tops apart
+    uneven = rows((0, 10, 5, 16), (7, 10, 12, 16), (20, 10, 25, 16))
+    uneven[2, 7] = 230
+    assert not even(uneven)  # another colour
+    both = np.r_[rows((0, 10, 8, 16), (11, 10, 19, 16)), uneven]  # two chains judged in one call
+    assert mt._even(both, np.array([0, 0, 1, 1, 1]), 2).tolist() == [True, False]

@@ -48,8 +48,12 @@ The detector looks for exactly that, on stored values of any bit depth:
    close within the band, of a glyph's height and on its top or baseline): low-contrast text
    whose letters the stroke contrast loses where the background under them changes. A chain the
    trees reject but do not rule out (probability at least RELOOK_P) is a line when its core's
-   colour alone finds its letters, as tall as the line, in its band. Glyphs left over are chained the same way down
-   the columns (text rotated by 90 degrees).
+   colour alone finds its letters, as tall as the line, in its band. Glyphs in chains of two
+   are chained again across wider gaps (a time's colons, lost as too small, part its pairs of
+   digits), and there two glyphs are a chain when it is long and both are letters merged in
+   pairs (a 7 px "09:58"); a chain of this loose pass must be as even as digits (one top,
+   baseline and colour) and a pair needs a higher probability (PAIR_P). Glyphs left over are
+   chained the same way down the columns (text rotated by 90 degrees), without the loose pass.
 5. **Boxes** around each line, padded by a little more than the stroke halo across it and by a
    height at its ends (a last glyph lost on a background of its own colour).
 
@@ -105,6 +109,14 @@ MIN_LINE = 4
 #: linking: gap at most GAP x the taller glyph's height, rows overlapping by OVERLAP x the
 #: shorter's, heights within RATIO, tops or bottoms within ALIGN x the taller's height
 GAP, OVERLAP, RATIO, ALIGN = 1.2, 0.5, 2.5, 0.15
+#: glyphs of chains of two are chained again up to LOOSE_GAP x the taller's height apart
+#: (a time's colons, lost as too small, leave gaps wider than GAP), and a chain of two glyphs
+#: PAIR_WIDTH x its tallest glyph's height long is judged too (a small font's letters merged in
+#: pairs: "09:58" at 7 px is two glyphs); 0 for none
+LOOSE_GAP, PAIR_WIDTH = 1.6, 3.0
+#: ... and such a pair is a line at a probability of at least PAIR_P (the trees were trained on
+#: chains of three glyphs or more)
+PAIR_P = 0.8
 #: a line: at least MIN_GLYPHS glyphs; ALIGN_TOL x the line's median glyph height is how far
 #: a glyph's top or bottom may lie from the line's to count as on it
 MIN_GLYPHS, ALIGN_TOL = 3, 0.12
@@ -368,9 +380,14 @@ def _smoothed_glyphs(plane: np.ndarray, flow: np.ndarray | None) -> list[np.ndar
     return tables
 
 
-def _chains(table: np.ndarray, idx: np.ndarray) -> list[np.ndarray]:
-    """The rows ``idx`` of the glyph table chained into horizontal lines (each chain's rows),
-    those with fewer than MIN_GLYPHS glyphs or no glyph MIN_LINE tall left out."""
+def _chains(table: np.ndarray, idx: np.ndarray, gap: float = GAP, pairs: bool = False,
+            two: list | None = None) -> list[np.ndarray]:
+    """The rows ``idx`` of the glyph table chained into horizontal lines (each chain's rows;
+    linked with glyphs up to ``gap`` heights apart), those with fewer than MIN_GLYPHS glyphs or
+    no glyph MIN_LINE tall left out; with ``pairs`` (the loose pass), two glyphs are enough when
+    the chain is at least PAIR_WIDTH of its tallest glyph's heights long (letters merged in
+    pairs), and every chain kept must be even (:func:`_even`). ``two`` (a list) receives the
+    rows of the chains of two glyphs left out, as one array (the loose pass's glyphs)."""
     from medcloak_kernels import text as k
 
     boxes = table[idx, :4]
@@ -378,7 +395,7 @@ def _chains(table: np.ndarray, idx: np.ndarray) -> list[np.ndarray]:
     idx = idx[(h >= MIN_GLYPH) & (h <= MAX_GLYPH)]
     if idx.size == 0:
         return []
-    roots = k.link_lines(np.ascontiguousarray(table[idx, :4]), GAP, OVERLAP, RATIO, ALIGN)
+    roots = k.link_lines(np.ascontiguousarray(table[idx, :4]), gap, OVERLAP, RATIO, ALIGN)
     order = np.argsort(roots, kind="stable")
     roots_sorted = roots[order]
     starts = np.flatnonzero(np.r_[True, roots_sorted[1:] != roots_sorted[:-1]])
@@ -391,7 +408,41 @@ def _chains(table: np.ndarray, idx: np.ndarray) -> list[np.ndarray]:
     count = per_level.reshape(len(starts), levels).max(axis=1)
     tall = np.maximum.reduceat((table[idx[order], 3] - table[idx[order], 1]), starts)
     keep = (count >= MIN_GLYPHS) & (tall >= MIN_LINE)
+    if two is not None:
+        two.append(idx[order[np.repeat((count == 2) & (tall >= MIN_LINE), ends - starts)]])
+    if pairs:
+        width = np.maximum.reduceat(table[idx[order], 2], starts) - np.minimum.reduceat(table[idx[order], 0], starts)
+        keep |= (count == 2) & (tall >= MIN_LINE) & (width >= PAIR_WIDTH * tall)
+        cand = np.flatnonzero(keep)
+        if len(cand):
+            sub = keep[chain]  # the rows of the candidate chains, in chain order
+            keep[cand] = _even(table[idx[order[sub]]], np.searchsorted(cand, chain[sub]), len(cand))
     return [idx[order[s:e]] for s, e, ok in zip(starts, ends, keep) if ok]
+
+
+def _even(rows: np.ndarray, chain: np.ndarray, n: int) -> np.ndarray:
+    """Which of ``n`` chains of the loose pass (``rows`` of the glyph table, in the order of
+    ``chain``, each row's chain; their most populous level's glyphs taken) are as even as a
+    time's or a date's digits: all of one top and one baseline (within a pixel) and of one colour
+    (within DELTA of each other); two glyphs must also be letters merged in pairs (each at least
+    as wide as tall, crossing two strokes or more on its middle row). Texture, or colour flow's
+    blobs, chained across wide gaps seldom are."""
+    from medcloak_kernels import text as k
+
+    level = rows[:, -2]
+    levels = int(level.max()) + 1
+    best = np.bincount(chain * levels + level, minlength=n * levels).reshape(n, levels).argmax(axis=1)
+    same = level == best[chain]
+    rows, chain = rows[same], chain[same]
+    starts = np.flatnonzero(np.r_[True, chain[1:] != chain[:-1]])
+
+    def spread(v: np.ndarray) -> np.ndarray:
+        return np.maximum.reduceat(v, starts) - np.minimum.reduceat(v, starts)
+
+    w, h = rows[:, 2] - rows[:, 0], rows[:, 3] - rows[:, 1]
+    ok = (spread(rows[:, 1]) <= 1) & (spread(rows[:, 3]) <= 1) & (spread(rows[:, k.MODE]) <= DELTA)
+    merged = np.minimum.reduceat(((w >= h) & (rows[:, k.RUNS_H] >= 2)).astype(np.int8), starts) > 0
+    return ok & (merged | (np.diff(np.r_[starts, len(rows)]) != 2))
 
 
 def _core(table: np.ndarray, members: np.ndarray) -> np.ndarray:
@@ -522,6 +573,7 @@ def _judge(table: np.ndarray, chains: list[np.ndarray], turned: bool, core: bool
     least = np.where(x[:, FEATURES.index("source")] >= 4, SMOOTH_P, LINE_P)  # the smoothed plane's: SMOOTH_P
     if near is not None:  # parts of a chain near a line, but not the smoothed plane's
         least = np.where(near & (x[:, FEATURES.index("source")] < 4), NEAR_P, least)
+    least = np.where(x[:, FEATURES.index("n")] < MIN_GLYPHS, np.maximum(least, PAIR_P), least)  # a merged pair's
     ok = (p >= least) & (top >= MIN_LINE) & ~(core & (top > TALL_CORE) & (fill < CORE_FILL))
     return [bool(v) for v in ok]
 
@@ -662,8 +714,9 @@ def _lines(table: np.ndarray, turned: bool = False,
     letters are glyph-like too, and would blur the letters' measures): the accepted lines' boxes,
     and a mask of the glyphs used by them. A rejected chain gets a second look at its core
     (:func:`_core`; at NEAR_P when the chain was at least NEAR_P) and, as SPLIT_LEVELS and
-    SPLIT_GROUPS ask, at its other parts (:func:`_splits`); an accepted line takes in the
-    glyphs that continue it (:func:`_grow`).
+    SPLIT_GROUPS ask, at its other parts (:func:`_splits`); glyphs in chains of two are chained
+    again by the loose pass (LOOSE_GAP, rows only); an accepted line takes in the glyphs that
+    continue it (:func:`_grow`).
     ``record`` (a list) receives every chain judged: its box, its measures, whether a core."""
     from medcloak_kernels import text as k
 
@@ -673,7 +726,8 @@ def _lines(table: np.ndarray, turned: bool = False,
         if src >= ASIDE:
             continue
         mine = np.flatnonzero(table[:, -1] == src)
-        chains = [m for m in _chains(table, mine) if len(m) >= MIN_GLYPHS]  # most: a glyph or two of texture
+        two: list = []
+        chains = [m for m in _chains(table, mine, two=two) if len(m) >= MIN_GLYPHS]  # most: a glyph or two of texture
         probs: list = []
         ok = _judge(table, chains, turned, False, record, probs)
         lines = [m for m, yes in zip(chains, ok) if yes]
@@ -695,6 +749,11 @@ def _lines(table: np.ndarray, turned: bool = False,
             parent[members] = p
         near = np.array([parent[m[0]] >= NEAR_P for m in parts], bool)
         lines += [m for m, yes in zip(parts, _judge(table, parts, turned, True, record, None, near)) if yes]
+        if LOOSE_GAP and not turned and two and len(two[0]):
+            # glyphs in chains of two: chained again with wider gaps (a time's colons lost), two
+            # glyphs enough for a long chain (a small font's letters merged in pairs)
+            loose = _chains(table, two[0], LOOSE_GAP, True)
+            lines += [m for m, yes in zip(loose, _judge(table, loose, turned, False, record)) if yes]
         for members in lines:
             used[members] = True
         for members in lines:
