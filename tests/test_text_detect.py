@@ -279,6 +279,45 @@ def test_a_line_is_followed_by_its_colour_across_a_background_that_changes() -> 
     assert mt._rescan(striped, first, 100.0)[1] <= text_end + 1
 
 
+def test_a_line_is_followed_by_the_one_level_its_letters_are_drawn_in() -> None:
+    # letters of one grey over a background that is within DELTA of it everywhere but never
+    # within EXACT: by the colour within DELTA the band is one region running out of it (no
+    # letter); by the one level, the letters close within the band. Where the rows above and
+    # below the line are of that level too (a background made of it), the level tells nothing
+    from medcloak.pixels import text as mt
+
+    rng = np.random.default_rng(3)
+    bg = 100 + rng.choice([-5, -4, -3, -2, 2, 3, 4, 5], size=(60, 400))
+    img = Image.fromarray(bg.astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    draw.fontmode = "1"
+    draw.text((10, 20), "HAGEN KOFI 1957", fill=100, font=_font(0, 16))
+    plane = np.asarray(img).copy()
+    ys, xs = np.nonzero(plane == 100)
+    first = np.array([[xs.min(), ys.min(), 40, ys.max() + 1]])  # about the first two letters
+    text_end = int(xs.max()) + 1
+    assert mt._rescan(plane, first, 100.0)[1] < 60
+    assert mt.EXACT is not None
+    assert mt._rescan(plane, first, 100.0, mt.EXACT, mt.EXACT_CLEAN)[1] >= text_end - 1
+    assert mt._exact(plane, first, 103.0) == 100
+    dotted = plane.copy()
+    dotted[ys.min() - 2::-2, ::2] = 100  # the margin above the line: every other pixel of the level
+    dotted[ys.max() + 2::2, ::2] = 100
+    assert mt._rescan(dotted, first, 100.0, mt.EXACT, mt.EXACT_CLEAN)[1] < 60
+
+
+@pytest.mark.parametrize("seed, index, line", [(0, 214, 0), (0, 148, 2), (1, 13, 1), (1, 345, 0)])
+def test_low_contrast_lines_are_found_whole_by_the_level_of_their_letters(seed, index, line) -> None:  # type: ignore[no-untyped-def]
+    # frames of both seeds where a line found in part (0.85, 0.65, 0.63 and 0.90 of its glyph
+    # pixels: white over CT, black capitals over a stored CT turned, a faint grey ID at a stored
+    # frame's edge, black over a colour frame) is followed to its ends by its one level
+    import textset
+
+    fr = textset.make_frame(index, seed=seed)
+    ln = fr.lines[line]
+    assert line_coverage(fr, ln) >= 0.98
+
+
 def test_a_low_contrast_line_the_trees_doubt_is_taken_by_its_colour() -> None:
     # a 13 px white DOB 12 levels over anatomy (frame 40 of validation seed 1): its chains were
     # rejected (none of its glyph pixels covered); its core's letters, looked for by their colour
