@@ -48,7 +48,9 @@ The detector looks for exactly that, on stored values of any bit depth:
    whose letters the stroke contrast loses where the background under them changes; then again
    by the one level its letters are drawn in (within EXACT: where anatomy near that level runs
    into the letters within DELTA), unless the rows just above and below it are full of that
-   level (clipped anatomy, a border, blobs). A chain the
+   level (clipped anatomy, a border, blobs); and its ends are taken across the background
+   beyond them that is of that level (up to FLAT_REACH heights: letters drawn in the
+   background's own level cannot be seen, and the line may go on under them). A chain the
    trees reject but do not rule out (probability at least RELOOK_P) is a line when its core's
    colour alone finds its letters, as tall as the line, in its band. Glyphs left over are chained the same way down
    the columns (text rotated by 90 degrees).
@@ -150,6 +152,11 @@ RESCAN_ROUNDS = 8
 #: letters (low-contrast text over anatomy: +0.0020 / +0.0011 of the glyph pixels, seeds 0 / 1)
 EXACT: int | None = 1
 EXACT_CLEAN = 0.1
+#: ... and its ends taken across a background of that level (:func:`_flat_ends`): columns of
+#: its rows at least FLAT_SHARE of it, up to FLAT_REACH heights (0: not): white letters run on
+#: over clipped white anatomy, black ones over a black border, where no pixel tells them
+#: (+0.0022 / +0.0003 of the glyph pixels, seeds 0 / 1)
+FLAT_SHARE, FLAT_REACH = 0.9, 4.0
 #: a rejected chain of probability at least RELOOK_P whose core has, by its colour alone, at least
 #: RELOOK_GLYPHS glyphs as tall as the line and RELOOK_SHARE of its own is a line (:func:`_by_colour`)
 RELOOK_P, RELOOK_GLYPHS, RELOOK_SHARE = 0.05, 3, 0.5
@@ -611,6 +618,43 @@ def _exact(plane: np.ndarray, rows: np.ndarray, colour: float) -> int:
     return int(np.argmax(hist))
 
 
+def _flat_ends(plane: np.ndarray, rows: np.ndarray, level: int, x0: int, x1: int) -> tuple[int, int]:
+    """A line's ends (x0, x1; its glyphs' table ``rows``) taken across the background beyond
+    them that is of its letters' one ``level`` (within EXACT): columns of the line's rows at
+    least FLAT_SHARE of that level, in a run of at least half its height that starts within
+    RESCAN_GAP heights of the end, up to FLAT_REACH heights (letters of the background's own
+    level are not to be seen; the line may go on under them). Only when the rows just above
+    and below the line's glyphs hold at most EXACT_CLEAN of the level: where the line is seen,
+    the level is its letters', not its background's (the gaps between bright letters on a
+    dark border are a dark line of the border's level)."""
+    y0, y1 = int(rows[:, 1].min()), int(rows[:, 3].max())
+    height = y1 - y0
+    reach, gap, least = round(FLAT_REACH * height), round(RESCAN_GAP * height), max(2, height // 2)
+    nx = plane.shape[1]
+    ends = [x0, x1]
+    m = max(2, round(RESCAN_BAND * height))
+    if y0 - m < 0 or y1 + m > plane.shape[0]:
+        return x0, x1
+    fx0, fx1 = int(rows[:, 0].min()), int(rows[:, 2].max())
+    for a, b in ((y0 - m, y0), (y1, y1 + m)):  # where the line is seen, the level is not its background's
+        if (np.abs(plane[a:b, fx0:fx1].astype(np.int16) - level) <= EXACT).mean() > EXACT_CLEAN:
+            return x0, x1
+    for side, (a, b) in enumerate(((max(0, x0 - reach), x0), (x1, min(nx, x1 + reach)))):
+        if b - a < least:
+            continue
+        band = plane[y0:y1, a:b].astype(np.int16)
+        flat = (np.abs(band - level) <= EXACT).mean(axis=0) >= FLAT_SHARE
+        if side == 0:
+            flat = flat[::-1]  # outwards from the end
+        edges = np.diff(np.r_[0, flat.astype(np.int8), 0])
+        starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        ok = (starts <= gap) & (stops - starts >= least)
+        if ok.any():
+            far = int(stops[ok][0])
+            ends[side] = x0 - far if side == 0 else x1 + far
+    return ends[0], ends[1]
+
+
 def _lines(table: np.ndarray, turned: bool = False,
            record: list | None = None, planes: list[np.ndarray] | None = None,
            ) -> tuple[list[tuple[int, int, int, int]], np.ndarray]:
@@ -661,7 +705,10 @@ def _lines(table: np.ndarray, turned: bool = False,
                 x0, x1 = _rescan(plane, base, colour)
                 x0, x1 = min(x0, int(rows[:, 0].min())), max(x1, int(rows[:, 2].max()))
                 if EXACT is not None:  # again by the one level its letters are drawn in
-                    x0, x1 = _rescan(plane, base, _exact(plane, base, colour), EXACT, EXACT_CLEAN, (x0, x1))
+                    level = _exact(plane, base, colour)
+                    x0, x1 = _rescan(plane, base, level, EXACT, EXACT_CLEAN, (x0, x1))
+                    if FLAT_REACH:
+                        x0, x1 = _flat_ends(plane, base, level, x0, x1)
             out.append((x0, int(rows[:, 1].min()), x1, int(rows[:, 3].max())))
     return out, used
 
