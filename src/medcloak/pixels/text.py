@@ -46,7 +46,12 @@ The detector looks for exactly that, on stored values of any bit depth:
    own glyphs (text drawn on across flow, not a line among flow's blobs). Last, the line is
    followed along its band by its colour alone (regions within DELTA of its glyphs' colour that
    close within the band, of a glyph's height and on its top or baseline): low-contrast text
-   whose letters the stroke contrast loses where the background under them changes. A chain the
+   whose letters the stroke contrast loses where the background under them changes; then again
+   by the one level its letters are drawn in (within EXACT: where anatomy near that level runs
+   into the letters within DELTA), unless the rows just above and below it are full of that
+   level (clipped anatomy, a border, blobs); and its ends are taken across the background
+   beyond them that is of that level (up to FLAT_REACH heights: letters drawn in the
+   background's own level cannot be seen, and the line may go on under them). A chain the
    trees reject but do not rule out (probability at least RELOOK_P) is a line when its core's
    colour alone finds its letters, as tall as the line, in its band. Glyphs in chains of two
    are chained again across wider gaps (a time's colons, lost as too small, part its pairs of
@@ -153,6 +158,18 @@ ASIDE = 8
 RESCAN_BAND, RESCAN_REACH, RESCAN_GAP = 0.25, 6.0, 1.0
 #: ... again from the ends found, at most this many times
 RESCAN_ROUNDS = 8
+#: ... and then again from the ends found by the one level its letters are drawn in
+#: (:func:`_exact`), within EXACT (None: not), where at most EXACT_CLEAN of the band's margins
+#: above and below the line are of that level: burned-in text is one value, smooth anatomy
+#: reaches exactly that value only along thin contours, where within DELTA it runs into the
+#: letters (low-contrast text over anatomy: +0.0020 / +0.0011 of the glyph pixels, seeds 0 / 1)
+EXACT: int | None = 1
+EXACT_CLEAN = 0.1
+#: ... and its ends taken across a background of that level (:func:`_flat_ends`): columns of
+#: its rows at least FLAT_SHARE of it, up to FLAT_REACH heights (0: not): white letters run on
+#: over clipped white anatomy, black ones over a black border, where no pixel tells them
+#: (+0.0022 / +0.0003 of the glyph pixels, seeds 0 / 1)
+FLAT_SHARE, FLAT_REACH = 0.9, 4.0
 #: a rejected chain of probability at least RELOOK_P whose core has, by its colour alone, at least
 #: RELOOK_GLYPHS glyphs as tall as the line and RELOOK_SHARE of its own is a line (:func:`_by_colour`)
 RELOOK_P, RELOOK_GLYPHS, RELOOK_SHARE = 0.05, 3, 0.5
@@ -631,13 +648,15 @@ def _on_flow(table: np.ndarray, members: np.ndarray) -> bool:
 
 
 def _colour_glyphs(plane: np.ndarray, rows: np.ndarray, colour: float, x0: int, x1: int, both: bool = False,
-                   ) -> tuple[np.ndarray, np.ndarray] | None:
+                   delta: int = DELTA, clean: float | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """The glyphs of a line (its glyphs' table ``rows``) found by its colour alone between x0 and
     x1 of ``plane``: in the line's band (its rows and RESCAN_BAND x its height above and below),
-    the 8-connected regions of pixels within DELTA of ``colour`` that close within the band (a
+    the 8-connected regions of pixels within ``delta`` of ``colour`` that close within the band (a
     region of the background's own colour runs out of it), of a glyph's height, on the line's top
     or baseline and not a filled patch (as :func:`_glyph_like`): their x0 and x1; ``None`` when
-    the band leaves the frame."""
+    the band leaves the frame; none when ``clean`` is given and more than that share of the
+    rows above or below the line (the band's margins) is of the colour (a level the background
+    is made of there: clipped anatomy, a dark border, blobs)."""
     from medcloak_kernels import text as k
 
     y0, y1 = int(rows[:, 1].min()), int(rows[:, 3].max())
@@ -650,7 +669,9 @@ def _colour_glyphs(plane: np.ndarray, rows: np.ndarray, colour: float, x0: int, 
         return None
     bx0, bx1 = max(0, x0), min(nx, x1)
     crop = np.ascontiguousarray(plane[by0:by1, bx0:bx1])
-    near = np.where(np.abs(crop.astype(np.int16) - round(colour)) <= DELTA, np.uint8(255), np.uint8(0))
+    near = np.where(np.abs(crop.astype(np.int16) - round(colour)) <= delta, np.uint8(255), np.uint8(0))
+    if clean is not None and max(np.count_nonzero(near[:m]), np.count_nonzero(near[-m:])) > clean * near[:m].size:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     t = k.components(near, 1, crop, DELTA)[1]
     h = t[:, 3] - t[:, 1]
     w = t[:, 2] - t[:, 0]
@@ -678,19 +699,21 @@ def _by_colour(plane: np.ndarray, rows: np.ndarray) -> bool:
     return len(found[0]) >= max(RELOOK_GLYPHS, RELOOK_SHARE * per_level)
 
 
-def _rescan(plane: np.ndarray, rows: np.ndarray, colour: float) -> tuple[int, int]:
+def _rescan(plane: np.ndarray, rows: np.ndarray, colour: float, delta: int = DELTA, clean: float | None = None,
+            ends: tuple[int, int] | None = None) -> tuple[int, int]:
     """How far along a line of text (its glyphs' table ``rows``, of colour ``colour`` in
-    ``plane``) its glyphs go when looked for by their colour alone (:func:`_colour_glyphs`) up to
-    RESCAN_REACH heights beyond its ends (again from the ends found, up to RESCAN_ROUNDS times),
-    taken one after the other while no gap is wider than RESCAN_GAP heights: the line's new ends
-    (x0, x1)."""
-    x0, x1 = int(rows[:, 0].min()), int(rows[:, 2].max())
+    ``plane``) its glyphs go when looked for by their colour alone (:func:`_colour_glyphs`, within
+    ``delta`` and, with ``clean``, only where the rows just above and below the line are that
+    clean of the colour) up to RESCAN_REACH heights beyond its ends (``ends``, or its glyphs'),
+    again from the ends found, up to RESCAN_ROUNDS times, taken one after the other while no gap
+    is wider than RESCAN_GAP heights: the line's new ends (x0, x1)."""
+    x0, x1 = (int(rows[:, 0].min()), int(rows[:, 2].max())) if ends is None else ends
     height = int(rows[:, 3].max() - rows[:, 1].min())
     reach = round(RESCAN_REACH * height)
     nx = plane.shape[1]
     for _ in range(RESCAN_ROUNDS):  # each round looks RESCAN_REACH heights beyond the ends found
         bx0, bx1 = max(0, x0 - reach), min(nx, x1 + reach)
-        found = _colour_glyphs(plane, rows, colour, bx0, bx1)
+        found = _colour_glyphs(plane, rows, colour, bx0, bx1, delta=delta, clean=clean)
         if found is None:
             break
         gx0, gx1 = found
@@ -705,6 +728,53 @@ def _rescan(plane: np.ndarray, rows: np.ndarray, colour: float) -> tuple[int, in
         if (x0, x1) == start or not (x0 - bx0 < reach // 2 and bx0 > 0 or bx1 - x1 < reach // 2 and bx1 < nx):
             break
     return x0, x1
+
+
+def _exact(plane: np.ndarray, rows: np.ndarray, colour: float) -> int:
+    """The one level a line's letters are drawn in (its glyphs' table ``rows``, of colour
+    ``colour`` within DELTA): the most common level within DELTA of it over the line's box."""
+    y0, y1, x0, x1 = int(rows[:, 1].min()), int(rows[:, 3].max()), int(rows[:, 0].min()), int(rows[:, 2].max())
+    crop = plane[y0:y1, x0:x1].ravel()
+    lo = max(0, round(colour) - DELTA)
+    hist = np.bincount(crop[(crop >= lo) & (crop <= round(colour) + DELTA)], minlength=256)
+    return int(np.argmax(hist))
+
+
+def _flat_ends(plane: np.ndarray, rows: np.ndarray, level: int, x0: int, x1: int) -> tuple[int, int]:
+    """A line's ends (x0, x1; its glyphs' table ``rows``) taken across the background beyond
+    them that is of its letters' one ``level`` (within EXACT): columns of the line's rows at
+    least FLAT_SHARE of that level, in a run of at least half its height that starts within
+    RESCAN_GAP heights of the end, up to FLAT_REACH heights (letters of the background's own
+    level are not to be seen; the line may go on under them). Only when the rows just above
+    and below the line's glyphs hold at most EXACT_CLEAN of the level: where the line is seen,
+    the level is its letters', not its background's (the gaps between bright letters on a
+    dark border are a dark line of the border's level)."""
+    y0, y1 = int(rows[:, 1].min()), int(rows[:, 3].max())
+    height = y1 - y0
+    reach, gap, least = round(FLAT_REACH * height), round(RESCAN_GAP * height), max(2, height // 2)
+    nx = plane.shape[1]
+    ends = [x0, x1]
+    m = max(2, round(RESCAN_BAND * height))
+    if y0 - m < 0 or y1 + m > plane.shape[0]:
+        return x0, x1
+    fx0, fx1 = int(rows[:, 0].min()), int(rows[:, 2].max())
+    for a, b in ((y0 - m, y0), (y1, y1 + m)):  # where the line is seen, the level is not its background's
+        if (np.abs(plane[a:b, fx0:fx1].astype(np.int16) - level) <= EXACT).mean() > EXACT_CLEAN:
+            return x0, x1
+    for side, (a, b) in enumerate(((max(0, x0 - reach), x0), (x1, min(nx, x1 + reach)))):
+        if b - a < least:
+            continue
+        band = plane[y0:y1, a:b].astype(np.int16)
+        flat = (np.abs(band - level) <= EXACT).mean(axis=0) >= FLAT_SHARE
+        if side == 0:
+            flat = flat[::-1]  # outwards from the end
+        edges = np.diff(np.r_[0, flat.astype(np.int8), 0])
+        starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        ok = (starts <= gap) & (stops - starts >= least)
+        if ok.any():
+            far = int(stops[ok][0])
+            ends[side] = x0 - far if side == 0 else x1 + far
+    return ends[0], ends[1]
 
 
 def _lines(table: np.ndarray, turned: bool = False,
@@ -767,8 +837,15 @@ def _lines(table: np.ndarray, turned: bool = False,
             rows = table[members]
             x0, x1 = int(rows[:, 0].min()), int(rows[:, 2].max())
             if planes is not None:
-                x0, x1 = _rescan(planes[_plane(src)], first if len(rows) == len(first) else rows, colour)
+                plane = planes[_plane(src)]
+                base = first if len(rows) == len(first) else rows
+                x0, x1 = _rescan(plane, base, colour)
                 x0, x1 = min(x0, int(rows[:, 0].min())), max(x1, int(rows[:, 2].max()))
+                if EXACT is not None:  # again by the one level its letters are drawn in
+                    level = _exact(plane, base, colour)
+                    x0, x1 = _rescan(plane, base, level, EXACT, EXACT_CLEAN, (x0, x1))
+                    if FLAT_REACH:
+                        x0, x1 = _flat_ends(plane, base, level, x0, x1)
             out.append((x0, int(rows[:, 1].min()), x1, int(rows[:, 3].max())))
     return out, used
 
