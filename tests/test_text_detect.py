@@ -380,7 +380,7 @@ def test_a_doubted_chain_is_taken_by_the_one_level_its_letters_are_drawn_in() ->
     draw.fontmode = "1"
     draw.text((10, 20), "HAGEN 1957", fill=100, font=_font(0, 16))
     plane = np.asarray(img).copy()
-    ys, xs = np.nonzero(plane == 100)
+    ys = np.nonzero(plane == 100)[0]
     cols = np.r_[False, (plane == 100).any(axis=0), False].astype(np.int8)
     starts, stops = np.flatnonzero(np.diff(cols) == 1), np.flatnonzero(np.diff(cols) == -1)
     rows = np.zeros((len(starts), 13), np.int64)

@@ -179,8 +179,8 @@ RELOOK_P, RELOOK_GLYPHS, RELOOK_SHARE = 0.05, 3, 0.5
 #: letters are drawn in (:func:`_exact`, within EXACT, the band's margins at most EXACT_CLEAN of
 #: it), are as many on its top or its baseline and span RELOOK_SPAN of its width (letters over
 #: anatomy of about their own level, whose regions within DELTA run out of the band; a level's
-#: grains in speckle or noise span little; a core of two is not enough): +0.0019 / +0.0010 of the glyph
-#: pixels, seeds 0 / 1, false area on text frames +0.009 / +0.010 % (benchmarks/README.md)
+#: grains in speckle or noise span little; a core of two is not enough): +0.0019 / +0.0010 of
+#: the glyph pixels, seeds 0 / 1, false area on text frames +0.009 / +0.010 % (benchmarks/README.md)
 RELOOK_EXACT, RELOOK_COLOUR, RELOOK_SPAN = True, 0.05, 0.25
 #: a rejected chain's core: glyphs within CORE_RATIO of one height (chains of at most MAX_CORE)
 CORE_RATIO, MAX_CORE = 1.5, 400
@@ -705,9 +705,10 @@ def _by_colour(plane: np.ndarray, rows: np.ndarray, exact: bool = False) -> bool
     alone: at least RELOOK_GLYPHS, and RELOOK_SHARE of the core's glyphs of its most populous
     level, found by :func:`_colour_glyphs` over its width on both its top and its baseline (on
     either, the grains of a noisy MR's texture in a band are one colour as often as letters);
-    or, with ``exact`` and at least MIN_GLYPHS glyphs, as many found by the one level its letters are drawn in (:func:`_exact`,
-    within EXACT, margins at most EXACT_CLEAN of it) on its top or its baseline, together at
-    least RELOOK_SPAN of its width (a level's grains in texture are small and few)."""
+    or, with ``exact`` and at least MIN_GLYPHS glyphs, as many found by the one level its
+    letters are drawn in (:func:`_exact`, within EXACT, margins at most EXACT_CLEAN of it) on
+    its top or its baseline, together at least RELOOK_SPAN of its width (a level's grains in
+    texture are small and few)."""
     from medcloak_kernels import text as k
 
     found = _colour_glyphs(plane, rows, float(np.median(rows[:, k.MODE])), int(rows[:, 0].min()), int(rows[:, 2].max()),
