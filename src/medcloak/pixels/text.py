@@ -54,9 +54,10 @@ The detector looks for exactly that, on stored values of any bit depth:
    beyond them that is of that level (up to FLAT_REACH heights: letters drawn in the
    background's own level cannot be seen, and the line may go on under them). A chain the
    trees reject but do not rule out (probability at least RELOOK_P) is a line when its core's
-   colour alone finds its letters, as tall as the line, in its band. Glyphs in chains of two
-   are chained again across wider gaps (a time's colons, lost as too small, part its pairs of
-   digits), and there two glyphs are a chain when it is long and both are letters merged in
+   colour alone finds its letters, as tall as the line, in its band, or (grey text over
+   anatomy of about its level) its one level finds them, spanning a share of its width.
+   Glyphs in chains of two are chained again across wider gaps (a time's colons, lost as too
+   small, part its pairs of digits), and there two glyphs are a chain when it is long and both are letters merged in
    pairs (a 7 px "09:58"); a chain of this loose pass must be as even as digits (one top,
    baseline and colour) and a pair needs a higher probability (PAIR_P). Glyphs left over are
    chained the same way down the columns (text rotated by 90 degrees), without the loose pass.
@@ -176,6 +177,14 @@ FLAT_SHARE, FLAT_REACH = 0.9, 4.0
 #: a rejected chain of probability at least RELOOK_P whose core has, by its colour alone, at least
 #: RELOOK_GLYPHS glyphs as tall as the line and RELOOK_SHARE of its own is a line (:func:`_by_colour`)
 RELOOK_P, RELOOK_GLYPHS, RELOOK_SHARE = 0.05, 3, 0.5
+#: ... or, when RELOOK_EXACT, a core of the grey or value plane (no more than RELOOK_COLOUR of its
+#: box saturated colour: flow's blobs are of one level too) whose glyphs, by the one level its
+#: letters are drawn in (:func:`_exact`, within EXACT, the band's margins at most EXACT_CLEAN of
+#: it), are as many on its top or its baseline and span RELOOK_SPAN of its width (letters over
+#: anatomy of about their own level, whose regions within DELTA run out of the band; a level's
+#: grains in speckle or noise span little; a core of two is not enough): +0.0019 / +0.0010 of
+#: the glyph pixels, seeds 0 / 1, false area on text frames +0.009 / +0.010 % (benchmarks/README.md)
+RELOOK_EXACT, RELOOK_COLOUR, RELOOK_SPAN = True, 0.05, 0.25
 #: a rejected chain's core: glyphs within CORE_RATIO of one height (chains of at most MAX_CORE)
 CORE_RATIO, MAX_CORE = 1.5, 400
 #: a rejected chain's core (and its parts) is a line at a probability of at least NEAR_P when the
@@ -687,19 +696,39 @@ def _colour_glyphs(plane: np.ndarray, rows: np.ndarray, colour: float, x0: int, 
     return t[ok, 0] + bx0, t[ok, 2] + bx0
 
 
-def _by_colour(plane: np.ndarray, rows: np.ndarray) -> bool:
+def _grey(chroma: np.ndarray, rows: np.ndarray) -> bool:
+    """Whether the box of glyphs (table ``rows``) is grey in the ``chroma`` plane: at most
+    RELOOK_COLOUR of it of chroma FLOW_CHROMA or more (flow's blobs are of one level too)."""
+    crop = chroma[int(rows[:, 1].min()):int(rows[:, 3].max()), int(rows[:, 0].min()):int(rows[:, 2].max())]
+    return crop.size == 0 or np.count_nonzero(crop >= FLOW_CHROMA) <= RELOOK_COLOUR * crop.size
+
+
+def _by_colour(plane: np.ndarray, rows: np.ndarray, exact: bool = False) -> bool:
     """Whether the glyphs of a rejected chain's core (table ``rows``) are a line by their colour
     alone: at least RELOOK_GLYPHS, and RELOOK_SHARE of the core's glyphs of its most populous
     level, found by :func:`_colour_glyphs` over its width on both its top and its baseline (on
-    either, the grains of a noisy MR's texture in a band are one colour as often as letters)."""
+    either, the grains of a noisy MR's texture in a band are one colour as often as letters);
+    or, with ``exact`` and at least MIN_GLYPHS glyphs, as many found by the one level its
+    letters are drawn in (:func:`_exact`, within EXACT, margins at most EXACT_CLEAN of it) on
+    its top or its baseline, together at least RELOOK_SPAN of its width (a level's grains in
+    texture are small and few)."""
     from medcloak_kernels import text as k
 
     found = _colour_glyphs(plane, rows, float(np.median(rows[:, k.MODE])), int(rows[:, 0].min()), int(rows[:, 2].max()),
                            True)
     if found is None:
         return False
-    per_level = int(np.bincount(rows[:, -2]).max())
-    return len(found[0]) >= max(RELOOK_GLYPHS, RELOOK_SHARE * per_level)
+    least = max(RELOOK_GLYPHS, RELOOK_SHARE * int(np.bincount(rows[:, -2]).max()))
+    if len(found[0]) >= least:
+        return True
+    if not exact or EXACT is None or len(rows) < MIN_GLYPHS:  # a core of two: a level's two blobs
+        return False
+    colour = float(np.median(rows[:, k.MODE]))
+    level = _exact(plane, rows, colour)
+    found = _colour_glyphs(plane, rows, level, int(rows[:, 0].min()), int(rows[:, 2].max()), False, EXACT, EXACT_CLEAN)
+    if found is None or len(found[0]) < least:
+        return False
+    return int((found[1] - found[0]).sum()) >= RELOOK_SPAN * (int(rows[:, 2].max()) - int(rows[:, 0].min()))
 
 
 def _rescan(plane: np.ndarray, rows: np.ndarray, colour: float, delta: int = DELTA, clean: float | None = None,
@@ -808,7 +837,9 @@ def _lines(table: np.ndarray, turned: bool = False,
         for members, yes, p in zip(chains, ok, probs):
             if not yes and len(members) <= MAX_CORE:
                 core = _core(table, members)
-                if planes is not None and p >= RELOOK_P and _by_colour(planes[_plane(src)], table[core]):
+                if planes is not None and p >= RELOOK_P and _by_colour(
+                        planes[_plane(src)], table[core],
+                        RELOOK_EXACT and _plane(src) == 0 and (len(planes) < 2 or _grey(planes[1], table[core]))):
                     lines.append(core)
                 elif len(core) < len(members):
                     cores.append(core)
