@@ -1,5 +1,5 @@
 """The second look at chains of glyphs the line classifier rejected (medcloak.pixels.text, issue
-13): a core of a chain that both looks nearly take (NEAR_P), and a chain's parts (_splits)."""
+13): a core of a chain that both looks nearly take (NEAR_P)."""
 
 from __future__ import annotations
 
@@ -30,50 +30,6 @@ def test_a_core_needs_only_near_p_when_its_chain_was_near_a_line(monkeypatch, p,
     lines, _ = mt._lines(table, False, record)
     assert bool(lines) is found
     assert any(core for _, _, core in record) and any(not core for _, _, core in record)
-
-
-def test_groups_of_one_height_and_line_are_taken_one_after_the_other() -> None:
-    # four glyphs 10 px tall on one top, three 5 px tall on another, and a lone tall one
-    boxes = [(0, 0, 6, 10), (8, 0, 14, 10), (16, 1, 22, 10), (24, 0, 30, 10),
-             (32, 20, 36, 25), (38, 20, 42, 25), (44, 20, 48, 25), (50, 0, 54, 30)]
-    table = np.zeros((len(boxes), 20), np.int64)
-    table[:, :4] = boxes
-    members = np.arange(len(boxes)) + 100
-    full = np.zeros((200, 20), np.int64)
-    full[members] = table
-    groups = mt._groups(full, members)
-    assert [sorted(g.tolist()) for g in groups] == [[100, 101, 102, 103], [104, 105, 106]]
-    assert mt._core(full, members).tolist() == groups[0].tolist()
-
-
-@pytest.mark.parametrize("switch", ["SPLIT_LEVELS", "SPLIT_GROUPS"])
-def test_a_rejected_chains_parts_are_judged_and_recorded(monkeypatch, switch) -> None:  # type: ignore[no-untyped-def]
-    # what _detect records is what the trees are trained on: the parts judged are in it
-    table, _ = _table(1, 3)
-    monkeypatch.setattr(mt, "probability", lambda x: np.zeros(len(x)))
-    before: list = []
-    mt._lines(table, False, before)
-    monkeypatch.setattr(mt, switch, 3 if switch == "SPLIT_GROUPS" else True)
-    after: list = []
-    mt._lines(table, False, after)
-    chains = sum(not core for _, _, core in before)
-    assert sum(not core for _, _, core in after) == chains  # the same chains, more parts
-    assert len(after) > len(before) > chains
-
-
-def test_split_parts_are_the_chains_own_glyphs_never_two_chains_joined(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    table, _ = _table(1, 3)
-    monkeypatch.setattr(mt, "SPLIT_LEVELS", True)
-    monkeypatch.setattr(mt, "SPLIT_GROUPS", 3)
-    src = np.flatnonzero(table[:, -1] == 0)
-    chains = [m for m in mt._chains(table, src) if len(m) >= mt.MIN_GLYPHS]
-    owner = np.full(len(table), -1)
-    for i, m in enumerate(chains):
-        owner[m] = i
-    parts = mt._splits(table, chains, [])
-    assert parts
-    for part in parts:
-        assert len(part) >= mt.MIN_GLYPHS and len(set(owner[part].tolist())) == 1
 
 
 @pytest.mark.parametrize("seed, index, line, least", [(1, 18, 1, 0.7), (0, 162, 2, 0.8), (1, 55, 1, 0.95)])

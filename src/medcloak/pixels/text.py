@@ -37,8 +37,7 @@ The detector looks for exactly that, on stored values of any bit depth:
    measures that they replaced accepted 79 % and 600 (of 23,495 chains, measured with four
    levels, before colour flow was left out). A rejected chain gets a second look at its core (glyphs of one height on one line: text
    that texture or colour flow joined; a tall core must fill enough of its box, or it is colour
-   flow's blobs), which needs only NEAR_P when the chain itself was at least NEAR_P (two looks
-   that both nearly take the line). An accepted line takes in the glyphs of its band and colour up to three
+   flow's blobs). An accepted line takes in the glyphs of its band and colour up to three
    heights beyond its ends (a word chained apart, glyphs too few to be a line on their own), of
    either polarity (text over anatomy is brighter than some of it and darker than the rest),
    and glyphs of any colour on both its top and its baseline up to two heights beyond (its end
@@ -187,15 +186,6 @@ RELOOK_P, RELOOK_GLYPHS, RELOOK_SHARE = 0.05, 3, 0.5
 RELOOK_EXACT, RELOOK_COLOUR, RELOOK_SPAN = True, 0.05, 0.25
 #: a rejected chain's core: glyphs within CORE_RATIO of one height (chains of at most MAX_CORE)
 CORE_RATIO, MAX_CORE = 1.5, 400
-#: a rejected chain's core (and its parts) is a line at a probability of at least NEAR_P when the
-#: chain was at least NEAR_P too: two looks at one line that both nearly take it (+0.0004 / +0.0008
-#: of the glyph pixels at seeds 0 / 1, no more false area on text frames; benchmarks/README.md)
-NEAR_P = 0.25
-#: a rejected chain can also be judged in parts (:func:`_splits`): its glyphs of each level when
-#: SPLIT_LEVELS, and up to SPLIT_GROUPS groups of glyphs of one height and top or baseline after
-#: its core. Both off: with the trees trained without such parts, the levels gave +0.0002 / 0.0000
-#: at 0.016 / 0.005 % more false area, the groups +0.0002 / 0.0000 (benchmarks/README.md)
-SPLIT_LEVELS, SPLIT_GROUPS = False, 0
 #: colour flow: pixels of chroma at least FLOW_CHROMA in regions that an opening by a square of
 #: half side FLOW_RADIUS keeps, and the saturated pixels within FLOW_REACH of them
 FLOW_CHROMA, FLOW_RADIUS, FLOW_REACH = 60, 4, 3
@@ -490,63 +480,6 @@ def _core(table: np.ndarray, members: np.ndarray) -> np.ndarray:
     return members[agree[best]]
 
 
-def _splits(table: np.ndarray, rejected: list[np.ndarray], judged: list[np.ndarray]) -> list[np.ndarray]:
-    """The sub-chains of rejected chains (each chain's rows) judged on their own besides their
-    cores: the glyphs of each level of a chain found at several (SPLIT_LEVELS: a letter found
-    whole at one level and broken at another makes a chain whose most populous level is the
-    broken one), and the further groups of glyphs that agree on a height and a top or baseline
-    (up to SPLIT_GROUPS of them after the core: a line that texture joined on both sides, or two
-    lines of different heights joined), each chained again; those already in ``judged`` left out."""
-    batches: list[list[np.ndarray]] = []
-    if not (SPLIT_LEVELS or SPLIT_GROUPS):
-        return []
-    for members in rejected:
-        subs = []
-        if SPLIT_LEVELS:
-            lev = table[members, -2]
-            if lev.min() != lev.max():
-                subs += [members[lev == v] for v in np.unique(lev)]
-        if SPLIT_GROUPS:
-            subs += _groups(table, members)[1:SPLIT_GROUPS + 1]
-        for i, sub in enumerate(s for s in subs if len(s) >= MIN_GLYPHS):
-            if i == len(batches):
-                batches.append([])
-            batches[i].append(sub)
-    seen = {tuple(np.sort(m)) for m in judged}
-    out = []
-    for batch in batches:  # subsets of two chains are never linked: one call for a subset of each
-        for part in _chains(table, np.concatenate(batch)):
-            key = tuple(np.sort(part))
-            if len(part) >= MIN_GLYPHS and key not in seen:
-                seen.add(key)
-                out.append(part)
-    return out
-
-
-def _groups(table: np.ndarray, members: np.ndarray) -> list[np.ndarray]:
-    """The glyphs of a chain in groups that agree on a height (within CORE_RATIO) and a top or
-    baseline, as :func:`_core`: the group of the glyph most others agree with, then the same
-    among the glyphs left, while a group has at least MIN_GLYPHS."""
-    rows = table[members]
-    y0 = rows[:, 1].astype(float)
-    y1 = rows[:, 3].astype(float)
-    h = y1 - y0
-    ratio = np.maximum(h[:, None], h[None, :]) / np.maximum(np.minimum(h[:, None], h[None, :]), 1.0)
-    tol = np.maximum(1.0, ALIGN_TOL * np.maximum(h[:, None], h[None, :]))
-    on = (np.abs(y0[:, None] - y0[None, :]) <= tol) | (np.abs(y1[:, None] - y1[None, :]) <= tol)
-    agree = on & (ratio <= CORE_RATIO)
-    left = np.ones(len(members), bool)
-    out = []
-    while True:
-        counts = (agree & left[None, :]).sum(axis=1) * left
-        best = int(np.argmax(counts))
-        if counts[best] < MIN_GLYPHS:
-            return out
-        group = agree[best] & left
-        out.append(members[group])
-        left &= ~group
-
-
 @functools.lru_cache(maxsize=1)
 def _model() -> dict:
     """The trained line classifier (``data/text_lines.json``), its trees as flat arrays."""
@@ -579,12 +512,11 @@ def probability(features: np.ndarray) -> np.ndarray:
 
 
 def _judge(table: np.ndarray, chains: list[np.ndarray], turned: bool, core: bool,
-           record: list | None, probs: list | None = None, near: np.ndarray | None = None) -> list[bool]:
+           record: list | None, probs: list | None = None) -> list[bool]:
     """Which chains are lines of text: the classifier's probability (on the chains' measures,
     :func:`medcloak_kernels.text.chain_features`) at least LINE_P, and for a rejected chain's
     core (``core``), not a tall, sparse core (colour flow's blobs). ``probs`` (a list) receives
-    the probabilities; ``near`` (one boolean per chain) marks the parts of a chain that was at
-    least NEAR_P, which need only NEAR_P (not those of the smoothed plane)."""
+    the probabilities."""
     from medcloak_kernels import text as k
 
     if not chains:
@@ -600,8 +532,6 @@ def _judge(table: np.ndarray, chains: list[np.ndarray], turned: bool, core: bool
         probs.extend(float(v) for v in p)
     top, fill = x[:, FEATURES.index("top")], x[:, FEATURES.index("fill")]
     least = np.where(x[:, FEATURES.index("source")] >= 4, SMOOTH_P, LINE_P)  # the smoothed plane's: SMOOTH_P
-    if near is not None:  # parts of a chain near a line, but not the smoothed plane's
-        least = np.where(near & (x[:, FEATURES.index("source")] < 4), NEAR_P, least)
     least = np.where(x[:, FEATURES.index("n")] < MIN_GLYPHS, np.maximum(least, PAIR_P), least)  # a merged pair's
     ok = (p >= least) & (top >= MIN_LINE) & ~(core & (top > TALL_CORE) & (fill < CORE_FILL))
     return [bool(v) for v in ok]
@@ -815,9 +745,8 @@ def _lines(table: np.ndarray, turned: bool = False,
     """Lines among the glyphs, each polarity and plane on its own (the dark gaps between bright
     letters are glyph-like too, and would blur the letters' measures): the accepted lines' boxes,
     and a mask of the glyphs used by them. A rejected chain gets a second look at its core
-    (:func:`_core`; at NEAR_P when the chain was at least NEAR_P) and, as SPLIT_LEVELS and
-    SPLIT_GROUPS ask, at its other parts (:func:`_splits`); glyphs in chains of two are chained
-    again by the loose pass (LOOSE_GAP, rows only); an accepted line takes in the glyphs that
+    (:func:`_core`); glyphs in chains of two are
+    chained again by the loose pass (LOOSE_GAP, rows only); an accepted line takes in the glyphs that
     continue it (:func:`_grow`).
     ``record`` (a list) receives every chain judged: its box, its measures, whether a core."""
     from medcloak_kernels import text as k
@@ -846,13 +775,7 @@ def _lines(table: np.ndarray, turned: bool = False,
         # every core chained in one call: glyphs of two chains are never linked, so the parts are
         # those of each core on its own, in the same order
         parts = [part for part in _chains(table, np.concatenate(cores)) if len(part) >= MIN_GLYPHS] if cores else []
-        parts += _splits(table, [m for m, yes in zip(chains, ok) if not yes and len(m) <= MAX_CORE], parts)
-        # a part of a chain that was itself near a line (NEAR_P) needs only NEAR_P: two looks agree
-        parent = np.zeros(len(table))
-        for members, p in zip(chains, probs):
-            parent[members] = p
-        near = np.array([parent[m[0]] >= NEAR_P for m in parts], bool)
-        lines += [m for m, yes in zip(parts, _judge(table, parts, turned, True, record, None, near)) if yes]
+        lines += [m for m, yes in zip(parts, _judge(table, parts, turned, True, record)) if yes]
         if LOOSE_GAP and not turned and two and len(two[0]):
             # glyphs in chains of two: chained again with wider gaps (a time's colons lost), two
             # glyphs enough for a long chain (a small font's letters merged in pairs)
