@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         frames.append(fr)
         scores.append(sc)
     s = textmetrics.summarise(frames, scores)
-    print(json.dumps({"seed": a.seed, "set": a.set, "glyph_pixels_covered": round(s["glyph_pixels_covered"], 4),
+    print(json.dumps({"seed": a.seed, "set": a.set, "glyph_pixels_covered": round(s["glyph_pixels_covered"], 5),
                       "lines_98": round(100 * s["lines_98"], 2),
                       "false_text_mean": round(100 * s["false_area_text_mean"], 3),
                       "false_free_max": round(100 * s["false_area_free_max"], 3),
