@@ -331,6 +331,25 @@ def test_a_line_runs_on_over_a_background_of_its_letters_level() -> None:
     assert mt._flat_ends(grey, seen, 255, int(seen[0, 0]), int(seen[0, 2]))[0] == seen[0, 0]
 
 
+@pytest.mark.parametrize("size", [9, 36])
+def test_boxes_are_padded_across_by_the_stroke_halo_whatever_the_height(size) -> None:  # type: ignore[no-untyped-def]
+    # across a line the box reaches PAD px beyond its glyphs (anti-aliasing, the halo of the
+    # strokes), small font or large: padding by a share of the height only adds area outside text
+    from medcloak.pixels import text as mt
+
+    img = Image.new("L", (600, 160), 20)
+    draw = ImageDraw.Draw(img)
+    draw.fontmode = "1"
+    draw.text((60, 50), "HAGEN KOFI 1957", fill=220, font=_font(0, size))
+    plane = np.asarray(img)
+    ys, xs = np.nonzero(plane > 20)
+    boxes = np.array(medcloak.detect_text(plane))  # a box per plane and polarity it is found on
+    assert len(boxes)
+    x0, y0, x1, y1 = boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max()
+    assert ys.min() - y0 == mt.PAD and y1 - ys.max() - 1 == mt.PAD
+    assert x0 <= xs.min() and x1 >= xs.max() + 1
+
+
 @pytest.mark.parametrize("seed, index, line", [(0, 254, 0), (0, 296, 0), (1, 70, 1)])
 def test_a_line_whose_first_letters_are_of_their_background_level_is_covered(seed, index, line) -> None:  # type: ignore[no-untyped-def]
     # frames of both seeds where a line's first letters are drawn in the level of the background

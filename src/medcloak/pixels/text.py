@@ -60,8 +60,8 @@ The detector looks for exactly that, on stored values of any bit depth:
    pairs (a 7 px "09:58"); a chain of this loose pass must be as even as digits (one top,
    baseline and colour) and a pair needs a higher probability (PAIR_P). Glyphs left over are
    chained the same way down the columns (text rotated by 90 degrees), without the loose pass.
-5. **Boxes** around each line, padded by a little more than the stroke halo across it and by a
-   height at its ends (a last glyph lost on a background of its own colour).
+5. **Boxes** around each line, padded by the stroke halo across it (PAD px, whatever its
+   height) and by a height at its ends (a last glyph lost on a background of its own colour).
 
 All pixel work, and the walk down the trees, is in numba kernels (:mod:`medcloak_kernels.text`);
 this module holds the decisions and their thresholds; the trees are data
@@ -205,9 +205,11 @@ WIDE, RUNS = 1.6, 0.5
 MAX_FILL, THICK = 0.85, 5
 #: a glyph's pixels at least half as contrasted as its strongest: at least this fraction
 CORE = 0.5
-#: box padding: across the line, this fraction of the line's height, and at least PAD px; at its
-#: ends, END_FRACTION of its height (a last glyph lost on a background of its own colour)
-PAD_FRACTION, PAD, END_FRACTION = 0.15, 2, 1.0
+#: box padding: across the line, PAD px whatever its height (the strokes' halo and anti-aliasing
+#: beyond its glyphs' boxes; a share of the height only added area outside text, 3 px covers more
+#: of small fonts than 2); at its ends, END_FRACTION of its height, and at least PAD px (a last
+#: glyph lost on a background of its own colour)
+PAD, END_FRACTION = 3, 1.0
 #: robust extremes of deep frames: this many pixels (at least) lie beyond each
 TAIL_FRACTION = 2e-4
 
@@ -859,7 +861,7 @@ def _detect(image: np.ndarray, bits_stored: int | None, record: list | None = No
     out = []
     for turn, lines in ((False, found), (True, vertical)):
         for x0, y0, x1, y1 in lines:  # in the line's own frame: x along it, y across
-            across = max(PAD, round(PAD_FRACTION * (y1 - y0)))
+            across = PAD
             along = max(PAD, round(END_FRACTION * (y1 - y0)))
             box = (x0 - along, y0 - across, x1 + along, y1 + across)
             if turn:
