@@ -498,6 +498,19 @@ def test_times_whose_glyphs_were_never_chained_are_found(seed, index, line) -> N
     assert line_coverage(fr, fr.lines[line]) >= 0.98
 
 
+@pytest.mark.parametrize("seed, index, line", [(0, 24, 1), (0, 37, 3), (1, 318, 2)])
+def test_small_anti_aliased_letters_are_glyphs(seed, index, line) -> None:  # type: ignore[no-untyped-def]
+    # 7-9 px lines whose anti-aliased strokes leave less than half of a letter's pixels at half
+    # its peak (CORE): 0.42, 0 and 0.84 covered at CORE, whole at SMALL_CORE
+    import textset
+
+    from medcloak.pixels import text
+
+    fr = textset.make_frame(index, seed=seed)
+    assert fr.lines[line].size <= text.SMALL + 1
+    assert line_coverage(fr, fr.lines[line]) >= 0.98
+
+
 def test_the_loose_pass_chains_only_even_glyphs() -> None:
     # two glyphs of texture side by side, or glyphs of several tops, are no time's digits
     from medcloak.pixels import text as mt
