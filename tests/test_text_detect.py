@@ -279,6 +279,18 @@ def test_a_line_is_followed_by_its_colour_across_a_background_that_changes() -> 
     assert mt._rescan(striped, first, 100.0)[1] <= text_end + 1
 
 
+def _one_level_letters(text: str, width: int, seed: int) -> np.ndarray:
+    """``text`` in 16 px letters of level 100 over a background 2-5 levels off it at random
+    (within DELTA of the letters everywhere, within EXACT nowhere), 60 rows by ``width``."""
+    rng = np.random.default_rng(seed)
+    bg = 100 + rng.choice([-5, -4, -3, -2, 2, 3, 4, 5], size=(60, width))
+    img = Image.fromarray(bg.astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    draw.fontmode = "1"
+    draw.text((10, 20), text, fill=100, font=_font(0, 16))
+    return np.asarray(img).copy()
+
+
 def test_a_line_is_followed_by_the_one_level_its_letters_are_drawn_in() -> None:
     # letters of one grey over a background that is within DELTA of it everywhere but never
     # within EXACT: by the colour within DELTA the band is one region running out of it (no
@@ -286,13 +298,7 @@ def test_a_line_is_followed_by_the_one_level_its_letters_are_drawn_in() -> None:
     # below the line are of that level too (a background made of it), the level tells nothing
     from medcloak.pixels import text as mt
 
-    rng = np.random.default_rng(3)
-    bg = 100 + rng.choice([-5, -4, -3, -2, 2, 3, 4, 5], size=(60, 400))
-    img = Image.fromarray(bg.astype(np.uint8))
-    draw = ImageDraw.Draw(img)
-    draw.fontmode = "1"
-    draw.text((10, 20), "HAGEN KOFI 1957", fill=100, font=_font(0, 16))
-    plane = np.asarray(img).copy()
+    plane = _one_level_letters("HAGEN KOFI 1957", 400, 3)
     ys, xs = np.nonzero(plane == 100)
     first = np.array([[xs.min(), ys.min(), 40, ys.max() + 1]])  # about the first two letters
     text_end = int(xs.max()) + 1
@@ -392,13 +398,7 @@ def test_a_doubted_chain_is_taken_by_the_one_level_its_letters_are_drawn_in() ->
     # Where the margins above and below hold that level too, the level tells nothing
     from medcloak.pixels import text as mt
 
-    rng = np.random.default_rng(5)
-    bg = 100 + rng.choice([-5, -4, -3, -2, 2, 3, 4, 5], size=(60, 300))
-    img = Image.fromarray(bg.astype(np.uint8))
-    draw = ImageDraw.Draw(img)
-    draw.fontmode = "1"
-    draw.text((10, 20), "HAGEN 1957", fill=100, font=_font(0, 16))
-    plane = np.asarray(img).copy()
+    plane = _one_level_letters("HAGEN 1957", 300, 5)
     ys = np.nonzero(plane == 100)[0]
     cols = np.r_[False, (plane == 100).any(axis=0), False].astype(np.int8)
     starts, stops = np.flatnonzero(np.diff(cols) == 1), np.flatnonzero(np.diff(cols) == -1)
