@@ -11,7 +11,7 @@ px: ``textmetrics.false_area``) is given the first of these causes among the box
 
 - ``glyphs``: inside a true line's glyph box (glyphs grown beyond the text);
 - ``overrun``: inside a true line's line box, beyond its glyph box (rescan / exact / flat ends);
-- ``pad across`` / ``pad ends``: the padding of a true line (PAD_FRACTION, PAD / END_FRACTION);
+- ``pad across`` / ``pad ends``: the padding of a true line (PAD / END_FRACTION);
 - ``false line``: a box that meets no true line's dilated box, by its glyphs' source (plane and
   polarity) and whether rotated.
 
