@@ -228,8 +228,14 @@ def _interrupt(args: list[str], env: dict[str, str], ready, presses: int, cleanu
     """Start the command in a session of its own, wait until ``ready()``, then press Ctrl-C
     ``presses`` times (SIGINT to the process group, as a terminal does); its exit status, its
     standard error and its session id. ``cleanup`` runs before the process is reaped, whatever
-    happens."""
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    happens. The command starts with SIGINT handled, as a terminal's foreground job: a test run
+    started in the background by a shell without job control ignores SIGINT, and its children
+    would inherit that."""
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and proc.poll() is None:
