@@ -17,8 +17,9 @@ texture when less than LABEL_OUT does, and left out in between.
 Rounds: the first judges with no classifier (every chain rejected, so every core is measured
 and every glyph is left for the columns' pass: the widest set of samples); each next one judges
 with the previous round's trees, so that the samples are those the detector meets when it runs.
-A round's samples are pooled with the earlier rounds' (what the detector meets with each set of
-trees: a chain the last trees accept and the previous ones rejected is still seen). Two rounds
+With ``--pool``, a round's samples are pooled with the earlier rounds' (what the detector meets
+with each set of trees: a chain the last trees accept and the previous ones rejected is still
+seen; not the default). Two rounds
 were the rule up to issue 13; ``--rounds`` says how many.
 
 Samples are measured one seed at a time (frames made one at a time: a seed's 360 frames take
@@ -158,9 +159,7 @@ def export(clf, features) -> dict:  # type: ignore[no-untyped-def]
 
 
 def chain_figures(text, x: np.ndarray, y: np.ndarray) -> dict:  # type: ignore[no-untyped-def]
-    p = text.probability(x)
-    least = np.where(x[:, text.FEATURES.index("source")] >= 4, text.SMOOTH_P, text.LINE_P)
-    ok = p >= least
+    ok = text.probability(x) >= text.needed(x)
     return {"chains": len(y), "text chains": int(y.sum()), "text chains accepted": round(float(ok[y].mean()), 4),
             "texture chains accepted": int((ok & ~y).sum())}
 

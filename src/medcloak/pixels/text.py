@@ -520,6 +520,13 @@ def probability(features: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-raw))
 
 
+def needed(features: np.ndarray) -> np.ndarray:
+    """The probability each chain (rows of ``features``, chains x :data:`FEATURES`) needs to be a
+    line: LINE_P; SMOOTH_P on the smoothed plane; at least PAIR_P for a pair of the loose pass."""
+    least = np.where(features[:, FEATURES.index("source")] >= 4, SMOOTH_P, LINE_P)
+    return np.where(features[:, FEATURES.index("n")] < MIN_GLYPHS, np.maximum(least, PAIR_P), least)
+
+
 def _judge(table: np.ndarray, chains: list[np.ndarray], turned: bool, core: bool,
            record: list | None, probs: list | None = None) -> list[bool]:
     """Which chains are lines of text: the classifier's probability (on the chains' measures,
@@ -540,9 +547,7 @@ def _judge(table: np.ndarray, chains: list[np.ndarray], turned: bool, core: bool
     if probs is not None:
         probs.extend(float(v) for v in p)
     top, fill = x[:, FEATURES.index("top")], x[:, FEATURES.index("fill")]
-    least = np.where(x[:, FEATURES.index("source")] >= 4, SMOOTH_P, LINE_P)  # the smoothed plane's: SMOOTH_P
-    least = np.where(x[:, FEATURES.index("n")] < MIN_GLYPHS, np.maximum(least, PAIR_P), least)  # a merged pair's
-    ok = (p >= least) & (top >= MIN_LINE) & ~(core & (top > TALL_CORE) & (fill < CORE_FILL))
+    ok = (p >= needed(x)) & (top >= MIN_LINE) & ~(core & (top > TALL_CORE) & (fill < CORE_FILL))
     return [bool(v) for v in ok]
 
 
