@@ -603,6 +603,12 @@ def _on_flow(table: np.ndarray, members: np.ndarray) -> bool:
     return bool(((aside[:, 0] < x1) & (aside[:, 2] > x0) & (aside[:, 1] < y1) & (aside[:, 3] > y0)).any())
 
 
+def _margins_hold(near: np.ndarray, m: int, share: float) -> bool:
+    """Whether more than ``share`` of the first or the last ``m`` rows of a line's band (the
+    mask ``near`` of a colour or level over it) is marked: the colour is its background's there."""
+    return max(np.count_nonzero(near[:m]), np.count_nonzero(near[-m:])) > share * near[:m].size
+
+
 def _colour_glyphs(plane: np.ndarray, rows: np.ndarray, colour: float, x0: int, x1: int, both: bool = False,
                    delta: int = DELTA, clean: float | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """The glyphs of a line (its glyphs' table ``rows``) found by its colour alone between x0 and
@@ -626,7 +632,7 @@ def _colour_glyphs(plane: np.ndarray, rows: np.ndarray, colour: float, x0: int, 
     bx0, bx1 = max(0, x0), min(nx, x1)
     crop = np.ascontiguousarray(plane[by0:by1, bx0:bx1])
     near = np.where(np.abs(crop.astype(np.int16) - round(colour)) <= delta, np.uint8(255), np.uint8(0))
-    if clean is not None and max(np.count_nonzero(near[:m]), np.count_nonzero(near[-m:])) > clean * near[:m].size:
+    if clean is not None and _margins_hold(near, m, clean):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     t = k.components(near, 1, crop, DELTA)[1]
     h = t[:, 3] - t[:, 1]
@@ -734,9 +740,9 @@ def _flat_ends(plane: np.ndarray, rows: np.ndarray, level: int, x0: int, x1: int
     if y0 - m < 0 or y1 + m > plane.shape[0]:
         return x0, x1
     fx0, fx1 = int(rows[:, 0].min()), int(rows[:, 2].max())
-    for a, b in ((y0 - m, y0), (y1, y1 + m)):  # where the line is seen, the level is not its background's
-        if (np.abs(plane[a:b, fx0:fx1].astype(np.int16) - level) <= EXACT).mean() > EXACT_CLEAN:
-            return x0, x1
+    seen = np.abs(plane[y0 - m:y1 + m, fx0:fx1].astype(np.int16) - level) <= EXACT
+    if _margins_hold(seen, m, EXACT_CLEAN):  # where the line is seen, the level is not its background's
+        return x0, x1
     for side, (a, b) in enumerate(((max(0, x0 - reach), x0), (x1, min(nx, x1 + reach)))):
         if b - a < least:
             continue
