@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                       "false_text_mean": round(100 * s["false_area_text_mean"], 3),
                       "false_free_max": round(100 * s["false_area_free_max"], 3),
                       "doppler_flow": round(100 * (s["flow_covered_mean"] or 0.0), 2)}))
+    print(f"fonts: {textset.font_set()}")
     print("false area on text frames by cause (mean % of the frame): " +
           ", ".join(f"{c}: {100 * v / n_text:.3f}" for c, v in cause.items()))
     for key, (n, v) in sorted(false_by.items(), key=lambda kv: -kv[1][1]):

@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     u = us1_flow()
     figures["us1_flow"] = None if u is None else round(100 * u, 1)
     print(json.dumps(figures))
+    print(f"fonts: {textset.font_set()}")
     lost: dict = defaultdict(int)
     for m in lines:
         part = "in part" if m["covered"] else "missed"

@@ -91,6 +91,15 @@ FONT_FAMILIES = (
     "Nimbus Mono PS", "Nimbus Roman", "URW Gothic", "Noto Mono", "Noto Sans Mono", "Liberation Sans",
     "Liberation Mono", "Liberation Serif", "FreeSans", "FreeMono",
 )
+#: the faces the benchmark's figures are measured with: Debian's fonts-dejavu-core,
+#: fonts-liberation, fonts-urw-base35 and fonts-noto-mono (``.ci/run`` installs them). Another
+#: machine's fonts draw other frames: the figures move by several thousandths (seed 0: 0.983-0.991
+#: of the glyph pixels with 6-28 faces against 0.995 with these), so a figure is only compared with
+#: one measured on the same faces (:func:`font_set` says which)
+REFERENCE_FACES = 24
+#: a comma-separated list of FONT_FAMILIES in this environment variable keeps only those
+#: families (to measure the detector on another mix of fonts without uninstalling any)
+FONTS_ENV = "MEDCLOAK_TEXTSET_FONTS"
 SIZE_BUCKETS = ((7, 9), (10, 14), (15, 24), (25, 40))
 COLOURS = {
     "white": (255, 255, 255), "grey": (180, 180, 180), "yellow": (255, 255, 0),
@@ -303,7 +312,13 @@ def font_files() -> tuple[str, ...]:
         for path in glob.glob("/usr/share/fonts/**/*.[ot]tf", recursive=True):
             stem = os.path.basename(path).rsplit(".", 1)[0]
             lines.append(f"{path}|{stem.split('-')[0]}|{stem.split('-')[1] if '-' in stem else 'Regular'}")
-    fams = {f.replace(" ", "").lower(): f for f in FONT_FAMILIES}
+    wanted = FONT_FAMILIES
+    if os.environ.get(FONTS_ENV):
+        wanted = tuple(f.strip() for f in os.environ[FONTS_ENV].split(",") if f.strip())
+        unknown = set(wanted) - set(FONT_FAMILIES)
+        if unknown:
+            raise ValueError(f"{FONTS_ENV}: not in FONT_FAMILIES: {', '.join(sorted(unknown))}")
+    fams = {f.replace(" ", "").lower(): f for f in wanted}
     for ln in lines:
         parts = ln.split("|")
         if len(parts) != 3 or not parts[0].endswith((".ttf", ".otf")):
@@ -314,6 +329,17 @@ def font_files() -> tuple[str, ...]:
             continue
         found.setdefault(f"{fams[key]} {style}", path)
     return tuple(sorted(found.values()))
+
+
+def font_set() -> str:
+    """The faces the frames are drawn in, said in one line (and whether they are the reference's)."""
+    files = font_files()
+    if not files:
+        return "no font found: Pillow's default font alone (not the reference faces)"
+    fams = sorted({os.path.basename(f).split("-")[0].split(".")[0] for f in files})
+    ref = "the reference faces" if len(files) == REFERENCE_FACES and not os.environ.get(FONTS_ENV) \
+        else f"not the reference {REFERENCE_FACES} faces: figures not comparable with the README's"
+    return f"{len(files)} faces ({', '.join(fams)}; {ref})"
 
 
 @functools.lru_cache(maxsize=4096)
