@@ -164,6 +164,39 @@ def test_coloured_text_on_ultrasound_is_found(colour) -> None:  # type: ignore[n
         assert coverage(boxes, m) >= 0.98
 
 
+@pytest.mark.parametrize("fill, colour", [((136, 136, 200), (0, 255, 0)), ((200, 60, 60), (255, 255, 0)),
+                                          ((40, 90, 160), (0, 255, 255))])
+def test_coloured_text_in_a_box_of_another_colour_is_found(fill, colour) -> None:  # type: ignore[no-untyped-def]
+    # a coloured banner over US1's B-mode image, its bold letters a third of its pixels: the box
+    # and its letters are saturated and wider than a stroke, but of two brightnesses, not shaded
+    # like flow's blobs (anti-aliased: the letters' edges are of neither brightness). Before the
+    # two-brightness rule the cyan-on-blue banner was taken for flow and missed
+    img = frame("US1_UNCR.dcm").copy()
+    alpha = Image.new("L", (img.shape[1], img.shape[0]), 0)
+    ImageDraw.Draw(alpha).text((160, 395), "DOB 25.02.2012 31Y F", fill=255, font=_font(0, 29))
+    a = np.asarray(alpha, np.float32)[..., None] / 255.0
+    ys, xs = np.nonzero(a[..., 0])
+    img[ys.min() - 2:ys.max() + 3, xs.min() - 2:xs.max() + 3] = fill
+    img[:] = np.rint(img * (1 - a) + np.asarray(colour, np.float32) * a).astype(np.uint8)
+    m = a[..., 0] >= 0.25
+    assert coverage(medcloak.detect_text(img), m) >= 0.98
+
+
+def test_a_region_of_two_brightnesses_counts_its_second() -> None:
+    from medcloak.pixels import text as mt
+    from medcloak_kernels import text as k
+
+    luma = np.full((20, 60), 150, np.uint8)
+    luma[5:15, 10:50] = 80  # the letters: a second brightness
+    luma[5:15, 52:55] = 81
+    luma[0, :5] = [10, 30, 50, 70, 90]  # shading: each of its own
+    labels, regions = k.components(np.full(luma.shape, 255, np.uint8), 1, luma, mt.FLOW_DELTA)
+    assert len(regions) == 1 and regions[0, k.MODE] in range(147, 154)
+    got = mt._second_flat(labels, luma, regions, np.array([True]))
+    assert got.tolist() == [400 + 30]  # 80 and 81 within FLOW_DELTA of one level
+    assert mt._second_flat(labels, luma, regions, np.array([False])).tolist() == [0]
+
+
 @pytest.mark.parametrize("name,most", [
     # full-resolution noisy MR: grains of noise cut by the image's straight lower edge line up
     # like faint small text (about 1 % of the frame: a known weakness)

@@ -194,6 +194,11 @@ FLOW_SHARE = 0.15
 #: ... and flow is shaded: a saturated region where at least FLOW_UNIFORM of the pixels are of one
 #: brightness (the mean of the channels, within FLOW_DELTA) is a filled box or a banner, not flow
 FLOW_UNIFORM, FLOW_DELTA = 0.7, 3
+#: ... or, for a region that fills FLOW_BOX of its box (a rectangle: flow's blobs are not), of
+#: two brightnesses: a filled box and the letters drawn in it (29 px green letters on a lilac box
+#: are a third of its pixels) at least FLOW_LONG times as long as wide (a line's box; a small
+#: blob, opened, is nearly a square)
+FLOW_BOX, FLOW_LONG = 0.9, 2.0
 #: a core taller than TALL_CORE px must fill at least CORE_FILL of its box: chains of colour
 #: Doppler's flow blobs (saturated, as bright as text) leave large, sparse cores of a few blobs
 TALL_CORE, CORE_FILL = 24, 0.25
@@ -320,6 +325,11 @@ def _colour_flow(chroma: np.ndarray, luma: np.ndarray) -> np.ndarray | None:
     thick = k.max_filter(cores, FLOW_RADIUS)
     labels, regions = k.components(thick, 1, luma, FLOW_DELTA)
     shaded = regions[:, k.FLAT] < FLOW_UNIFORM * regions[:, k.AREA]  # not a filled box or banner
+    # ... nor one with letters in it: a box (a rectangle) and its letters are two brightnesses
+    w, h = regions[:, k.X1] - regions[:, k.X0], regions[:, k.Y1] - regions[:, k.Y0]
+    box = shaded & (regions[:, k.AREA] >= FLOW_BOX * w * h) & (np.maximum(w, h) >= FLOW_LONG * np.minimum(w, h))
+    if box.any():
+        shaded &= ~box | (regions[:, k.FLAT] + _second_flat(labels, luma, regions, box) < FLOW_UNIFORM * regions[:, k.AREA])
     if not shaded.any():
         return None
     thick = np.where(np.r_[False, shaded][labels], np.uint8(255), np.uint8(0))
@@ -328,6 +338,30 @@ def _colour_flow(chroma: np.ndarray, luma: np.ndarray) -> np.ndarray | None:
     np.cumsum(flow, axis=0, dtype=np.int32, out=summed[1:, 1:])
     np.cumsum(summed[1:, 1:], axis=1, out=summed[1:, 1:])
     return summed
+
+
+def _second_flat(labels: np.ndarray, luma: np.ndarray, regions: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """For each region (rows of ``regions``, a component table over ``luma``; ``labels`` its
+    labels) of ``which``: how many of its pixels lie within FLOW_DELTA of one brightness other
+    than its mode's (more than FLOW_DELTA from it): a filled box's letters, drawn in one colour;
+    0 for the others."""
+    from medcloak_kernels import text as k
+
+    out = np.zeros(len(regions), np.int64)
+    lab = labels.ravel()
+    inside = np.flatnonzero(np.r_[False, which][lab])
+    if inside.size == 0:
+        return out
+    pick = np.cumsum(np.r_[0, which]) - 1  # region label -> row among those asked
+    n = int(which.sum())
+    hist = np.bincount(pick[lab[inside]] * 256 + luma.ravel()[inside], minlength=n * 256).reshape(n, 256)
+    mode = regions[which, k.MODE].astype(np.int64)
+    near = np.abs(np.arange(256)[None, :] - mode[:, None]) <= 2 * FLOW_DELTA  # windows that overlap the mode's
+    hist[near] = 0
+    window = np.cumsum(np.c_[np.zeros((n, 1), np.int64), hist], axis=1)
+    w = 2 * FLOW_DELTA + 1
+    out[which] = (window[:, w:] - window[:, :-w]).max(axis=1) if window.shape[1] > w else 0
+    return out
 
 
 def _share(summed: np.ndarray, t: np.ndarray) -> np.ndarray:
