@@ -54,8 +54,8 @@ class Recorder:
     def __enter__(self):  # type: ignore[no-untyped-def]
         t = self.text
 
-        def judge(table, chains, turned, core, record, *rest):  # type: ignore[no-untyped-def]
-            ok = self._judge(table, chains, turned, core, record, *rest)
+        def judge(table, chains, turned, core, record, *rest, **kw):  # type: ignore[no-untyped-def]
+            ok = self._judge(table, chains, turned, core, record, *rest, **kw)
             self.judged.extend((np.asarray(m), bool(v), core) for m, v in zip(chains, ok))
             return ok
 

@@ -199,8 +199,9 @@ FLOW_UNIFORM, FLOW_DELTA = 0.7, 3
 #: are a third of its pixels) at least FLOW_LONG times as long as wide (a line's box; a small
 #: blob, opened, is nearly a square)
 FLOW_BOX, FLOW_LONG = 0.9, 2.0
-#: a core taller than TALL_CORE px must fill at least CORE_FILL of its box: chains of colour
-#: Doppler's flow blobs (saturated, as bright as text) leave large, sparse cores of a few blobs
+#: a core taller than TALL_CORE px on a colour frame must fill at least CORE_FILL of its box:
+#: chains of colour Doppler's flow blobs (saturated, as bright as text) leave large, sparse cores
+#: of a few blobs. Grey frames have no flow: there a 36 px serif line's core is as sparse
 TALL_CORE, CORE_FILL = 24, 0.25
 #: letters are about as wide as tall: glyphs wider than WIDE x their height must cross
 #: RUNS x width / height strokes on their middle row (letters that touch)
@@ -562,11 +563,11 @@ def needed(features: np.ndarray) -> np.ndarray:
 
 
 def _judge(table: np.ndarray, chains: list[np.ndarray], turned: bool, core: bool,
-           record: list | None, probs: list | None = None) -> list[bool]:
+           record: list | None, probs: list | None = None, colour: bool = True) -> list[bool]:
     """Which chains are lines of text: the classifier's probability (on the chains' measures,
     :func:`medcloak_kernels.text.chain_features`) at least LINE_P, and for a rejected chain's
-    core (``core``), not a tall, sparse core (colour flow's blobs). ``probs`` (a list) receives
-    the probabilities."""
+    core (``core``) of a colour frame (``colour``), not a tall, sparse core (colour flow's
+    blobs). ``probs`` (a list) receives the probabilities."""
     from medcloak_kernels import text as k
 
     if not chains:
@@ -581,7 +582,7 @@ def _judge(table: np.ndarray, chains: list[np.ndarray], turned: bool, core: bool
     if probs is not None:
         probs.extend(float(v) for v in p)
     top, fill = x[:, FEATURES.index("top")], x[:, FEATURES.index("fill")]
-    ok = (p >= needed(x)) & (top >= MIN_LINE) & ~(core & (top > TALL_CORE) & (fill < CORE_FILL))
+    ok = (p >= needed(x)) & (top >= MIN_LINE) & ~(core & colour & (top > TALL_CORE) & (fill < CORE_FILL))
     return [bool(v) for v in ok]
 
 
@@ -829,7 +830,8 @@ def _lines(table: np.ndarray, turned: bool = False,
         # every core chained in one call: glyphs of two chains are never linked, so the parts are
         # those of each core on its own, in the same order
         parts = [part for part in _chains(table, np.concatenate(cores)) if len(part) >= MIN_GLYPHS] if cores else []
-        lines += [m for m, yes in zip(parts, _judge(table, parts, turned, True, record)) if yes]
+        colour = planes is None or len(planes) > 1
+        lines += [m for m, yes in zip(parts, _judge(table, parts, turned, True, record, colour=colour)) if yes]
         if LOOSE_GAP and not turned and two and len(two[0]):
             # glyphs in chains of two: chained again with wider gaps (a time's colons lost), two
             # glyphs enough for a long chain (a small font's letters merged in pairs)
