@@ -90,7 +90,7 @@ def analyse(image: np.ndarray, bits: int | None):  # type: ignore[no-untyped-def
     from medcloak.pixels import text
 
     planes = text._display(image, bits)
-    table = text._glyphs(planes)
+    table = text._glyphs(planes, text._rgb8(image, bits) if image.ndim == 3 else None)
     state = np.zeros(len(table), np.int8)
     chains = []
     with Recorder(text) as rec:

@@ -191,6 +191,19 @@ def test_coloured_text_in_a_box_of_another_colour_is_found(fill, colour) -> None
     assert coverage(medcloak.detect_text(img), m) >= 0.98
 
 
+@pytest.mark.parametrize("x, y, size", [(100, 200, 16), (100, 200, 23), (110, 200, 23)])
+def test_green_text_over_power_doppler_flow_is_found(x, y, size) -> None:  # type: ignore[no-untyped-def]
+    # an ID over US1's densest flow (three quarters of the line's box orange and yellow): green
+    # is never flow, so the letters that touch the blobs are not taken into them (27-69 % of
+    # their pixels covered before)
+    img = frame("US1_UNCR.dcm").copy()
+    alpha = Image.new("L", (img.shape[1], img.shape[0]), 0)
+    ImageDraw.Draw(alpha).text((x, y), "ACC# A669454", fill=255, font=_font(0, size))
+    a = np.asarray(alpha, np.float32)[..., None] / 255.0
+    img[:] = np.rint(img * (1 - a) + np.asarray((0, 255, 0), np.float32) * a).astype(np.uint8)
+    assert coverage(medcloak.detect_text(img), a[..., 0] >= 0.25) >= 0.98
+
+
 def test_a_region_of_two_brightnesses_counts_its_second() -> None:
     from medcloak.pixels import text as mt
     from medcloak_kernels import text as k

@@ -232,10 +232,7 @@ def _display(image: np.ndarray, bits_stored: int | None) -> list[np.ndarray]:
     from medcloak_kernels import text as k
 
     if image.ndim == 3:
-        if image.shape[2] != 3:
-            raise ValueError("a colour frame must be H x W x 3")
-        rgb = image if image.dtype == np.uint8 else np.stack([_to8(image[..., c], bits_stored) for c in range(3)], -1)
-        rgb = np.ascontiguousarray(rgb)
+        rgb = _rgb8(image, bits_stored)
         value, chroma = k.value_chroma(rgb)
         luma = k.channel_mean(rgb)
         return [value, chroma, luma]
@@ -244,6 +241,14 @@ def _display(image: np.ndarray, bits_stored: int | None) -> list[np.ndarray]:
     if image.dtype == np.uint8:
         return [np.ascontiguousarray(image)]
     return [_to8(image, bits_stored)]
+
+
+def _rgb8(image: np.ndarray, bits_stored: int | None) -> np.ndarray:
+    """An H x W x 3 colour frame as 8-bit RGB (deeper channels each stretched as a grey plane)."""
+    if image.shape[2] != 3:
+        raise ValueError("a colour frame must be H x W x 3")
+    rgb = image if image.dtype == np.uint8 else np.stack([_to8(image[..., c], bits_stored) for c in range(3)], -1)
+    return np.ascontiguousarray(rgb)
 
 
 def _to8(plane: np.ndarray, bits_stored: int | None) -> np.ndarray:
@@ -305,7 +310,7 @@ def _glyph_like(t: np.ndarray, texture: np.ndarray | None = None) -> np.ndarray:
     return strong & small & thin & (np.maximum(w, h) >= MIN_GLYPH) & (t[:, k.CORE] >= core * area)
 
 
-def _colour_flow(chroma: np.ndarray, luma: np.ndarray) -> np.ndarray | None:
+def _colour_flow(chroma: np.ndarray, luma: np.ndarray, rgb: np.ndarray | None = None) -> np.ndarray | None:
     """The summed-area table (one more row and column, of zeros, first) of the colour flow
     (Doppler) of an RGB frame, from its chroma and the mean of its channels (``luma``):
     saturated pixels (chroma at least FLOW_CHROMA) of regions wider than any stroke (what an
@@ -323,6 +328,14 @@ def _colour_flow(chroma: np.ndarray, luma: np.ndarray) -> np.ndarray | None:
     cores = k.min_filter(saturated, FLOW_RADIUS)
     if not cores.any():  # no saturated square that wide: coloured text, or no colour at all
         return None
+    if rgb is not None:  # green is never flow (Doppler's maps run red-yellow and blue-cyan)
+        g = rgb[..., 1].astype(np.int16)
+        green = g - np.maximum(rgb[..., 0], rgb[..., 2]) >= FLOW_CHROMA
+        if green.any():
+            saturated[green] = 0
+            cores = k.min_filter(saturated, FLOW_RADIUS)
+            if not cores.any():
+                return None
     thick = k.max_filter(cores, FLOW_RADIUS)
     labels, regions = k.components(thick, 1, luma, FLOW_DELTA)
     shaded = regions[:, k.FLAT] < FLOW_UNIFORM * regions[:, k.AREA]  # not a filled box or banner
@@ -373,7 +386,7 @@ def _share(summed: np.ndarray, t: np.ndarray) -> np.ndarray:
     return inside / np.maximum(1, (x1 - x0) * (y1 - y0))
 
 
-def _glyphs(planes: list[np.ndarray]) -> np.ndarray:
+def _glyphs(planes: list[np.ndarray], rgb: np.ndarray | None = None) -> np.ndarray:
     """The component table of the frame's stroke contrast, glyph-like rows only, with three more
     columns: the texture level of its block (from :func:`_level`), the level
     (index in :data:`LEVELS`) and where each came from (0: bright on the value or grey plane, 1: dark, 2:
@@ -381,7 +394,7 @@ def _glyphs(planes: list[np.ndarray]) -> np.ndarray:
     from medcloak_kernels import text as k
 
     tables = []
-    flow = _colour_flow(planes[1], planes[2]) if len(planes) > 2 else None
+    flow = _colour_flow(planes[1], planes[2], rgb) if len(planes) > 2 else None
     for i, plane in enumerate(planes[:2]):
         if i == 0:
             # each polarity on its own: the gaps between bright glyphs are dark details themselves
@@ -899,7 +912,7 @@ def _detect(image: np.ndarray, bits_stored: int | None, record: list | None = No
     from medcloak_kernels import text as k
 
     planes = _display(image, bits_stored)
-    table = _glyphs(planes)
+    table = _glyphs(planes, _rgb8(image, bits_stored) if image.ndim == 3 else None)
     rows: list | None = [] if record is not None else None
     found, used = _lines(table, False, rows, planes)
     rest = table[~used & ((table[:, -1] % ASIDE < 4) | SMOOTH_TURNED)]  # rotated text: not on the smoothed plane
