@@ -432,6 +432,14 @@ def test_a_line_runs_on_over_a_background_of_its_letters_level() -> None:
     grey = plane.copy()
     grey[:seen[0, 1], 200:] = 255  # above the line where it is seen: its level is the background's
     assert mt._flat_ends(grey, seen, 255, int(seen[0, 0]), int(seen[0, 2]))[0] == seen[0, 0]
+    # anatomy brightening towards the letters' level: within FLAT_NEAR the letters are too faint
+    # to be seen, and the end is taken across; a background further off is left alone
+    for off, taken in ((10, True), (20, False)):  # FLAT_NEAR: 12
+        near = plane.copy()
+        near[:, :200] = 255 - off
+        near[:, :200][np.asarray(blank)[:, :200] > 127] = 255  # the letters there, barely off it
+        x0 = mt._flat_ends(near, seen, 255, int(seen[0, 0]), int(seen[0, 2]))[0]
+        assert (x0 <= first) == taken, off
 
 
 @pytest.mark.parametrize("size", [9, 36])

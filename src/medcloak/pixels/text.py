@@ -168,11 +168,14 @@ RESCAN_ROUNDS = 8
 #: letters (low-contrast text over anatomy: +0.0020 / +0.0011 of the glyph pixels, seeds 0 / 1)
 EXACT: int | None = 1
 EXACT_CLEAN = 0.1
-#: ... and its ends taken across a background of that level (:func:`_flat_ends`): columns of
-#: its rows at least FLAT_SHARE of it, up to FLAT_REACH heights (0: not): white letters run on
-#: over clipped white anatomy, black ones over a black border, where no pixel tells them
-#: (+0.0022 / +0.0003 of the glyph pixels, seeds 0 / 1)
-FLAT_SHARE, FLAT_REACH = 0.9, 4.0
+#: ... and its ends taken across a background of about that level (:func:`_flat_ends`): columns
+#: of its rows at least FLAT_SHARE within FLAT_NEAR of it, up to FLAT_REACH heights (0: not):
+#: white letters run on over clipped white anatomy, black ones over a black border, where no
+#: pixel tells them (+0.0022 / +0.0003 of the glyph pixels, seeds 0 / 1, within 1 level); and
+#: over anatomy that brightens or darkens towards their level, where they fade below the faintest
+#: text looked for (within 12 rather than 1: +0.0002 / +0.0016 / +0.0018 at seeds 0 / 1 / 18,
+#: false area on text frames +0.03 %)
+FLAT_SHARE, FLAT_REACH, FLAT_NEAR = 0.9, 4.0, 12
 #: a rejected chain of probability at least RELOOK_P whose core has, by its colour alone, at least
 #: RELOOK_GLYPHS glyphs as tall as the line and RELOOK_SHARE of its own is a line (:func:`_by_colour`)
 RELOOK_P, RELOOK_GLYPHS, RELOOK_SHARE = 0.05, 3, 0.5
@@ -772,8 +775,8 @@ def _exact(plane: np.ndarray, rows: np.ndarray, colour: float) -> int:
 
 def _flat_ends(plane: np.ndarray, rows: np.ndarray, level: int, x0: int, x1: int) -> tuple[int, int]:
     """A line's ends (x0, x1; its glyphs' table ``rows``) taken across the background beyond
-    them that is of its letters' one ``level`` (within EXACT): columns of the line's rows at
-    least FLAT_SHARE of that level, in a run of at least half its height that starts within
+    them that is of about its letters' one ``level`` (within FLAT_NEAR): columns of the line's
+    rows at least FLAT_SHARE of that level, in a run of at least half its height that starts within
     RESCAN_GAP heights of the end, up to FLAT_REACH heights (letters of the background's own
     level are not to be seen; the line may go on under them). Only when the rows just above
     and below the line's glyphs hold at most EXACT_CLEAN of the level: where the line is seen,
@@ -795,7 +798,7 @@ def _flat_ends(plane: np.ndarray, rows: np.ndarray, level: int, x0: int, x1: int
         if b - a < least:
             continue
         band = plane[y0:y1, a:b].astype(np.int16)
-        flat = (np.abs(band - level) <= EXACT).mean(axis=0) >= FLAT_SHARE
+        flat = (np.abs(band - level) <= FLAT_NEAR).mean(axis=0) >= FLAT_SHARE
         if side == 0:
             flat = flat[::-1]  # outwards from the end
         edges = np.diff(np.r_[0, flat.astype(np.int8), 0])
