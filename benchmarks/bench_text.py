@@ -157,7 +157,7 @@ def main() -> None:
     gen = time.perf_counter() - t
     n_ident = sum(ln.identifying for f in frames for ln in f.lines)
     print(f"test set: {len(frames)} frames 1024x768 (seed {args.seed}, backgrounds {textset.background_set()}, "
-          fonts: {textset.font_set()}), {sum(f.has_text for f in frames)} with text, "
+          f"fonts: {textset.font_set()}), {sum(f.has_text for f in frames)} with text, "
           f"{n_ident} identifying lines, {sum(not ln.identifying for f in frames for ln in f.lines)} "
           f"known-safe; made in {gen:.1f} s")
 

@@ -324,7 +324,9 @@ def _colour_flow(chroma: np.ndarray, luma: np.ndarray, rgb: np.ndarray | None = 
     strokes of saturated colour on their own: none of it is flow. Flow's blobs, as bright as text
     and as varied in size, chain like words: a glyph whose box is FLOW_SHARE flow is left out (so
     is text drawn over flow; pydicom's real power Doppler frame US1 has 13 % of its flow boxed
-    instead of 40 %). ``None`` when there is no flow."""
+    instead of 40 %). With ``rgb`` (the frame, 8-bit), green pixels are never flow: Doppler's
+    colour maps have none, and green letters touching flow's blobs would be taken into them.
+    ``None`` when there is no flow."""
     from medcloak_kernels import text as k
 
     saturated = np.where(chroma >= FLOW_CHROMA, np.uint8(255), np.uint8(0))
@@ -359,9 +361,9 @@ def _colour_flow(chroma: np.ndarray, luma: np.ndarray, rgb: np.ndarray | None = 
 
 def _second_flat(labels: np.ndarray, luma: np.ndarray, regions: np.ndarray, which: np.ndarray) -> np.ndarray:
     """For each region (rows of ``regions``, a component table over ``luma``; ``labels`` its
-    labels) of ``which``: how many of its pixels lie within FLOW_DELTA of one brightness other
-    than its mode's (more than FLOW_DELTA from it): a filled box's letters, drawn in one colour;
-    0 for the others."""
+    labels) of ``which``: how many of its pixels lie within FLOW_DELTA of one brightness whose
+    window does not overlap its mode's (more than 2 x FLOW_DELTA from it): a filled box's letters,
+    drawn in one colour; 0 for the others."""
     from medcloak_kernels import text as k
 
     out = np.zeros(len(regions), np.int64)
@@ -393,7 +395,8 @@ def _glyphs(planes: list[np.ndarray], rgb: np.ndarray | None = None) -> np.ndarr
     """The component table of the frame's stroke contrast, glyph-like rows only, with three more
     columns: the texture level of its block (from :func:`_level`), the level
     (index in :data:`LEVELS`) and where each came from (0: bright on the value or grey plane, 1: dark, 2:
-    bright on the chroma plane; ASIDE more for a glyph on colour flow, which only continues a line)."""
+    bright on the chroma plane; ASIDE more for a glyph on colour flow, which only continues a line).
+    ``rgb``: a colour frame's 8-bit channels, for :func:`_colour_flow`."""
     from medcloak_kernels import text as k
 
     tables = []
