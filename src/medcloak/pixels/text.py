@@ -826,6 +826,7 @@ def _lines(table: np.ndarray, turned: bool = False,
     from medcloak_kernels import text as k
 
     used = np.zeros(len(table), bool)
+    colour_frame = planes is None or len(planes) > 1  # its planes: value, chroma, mean of the channels
     out = []
     for src in np.unique(table[:, -1]):
         if src >= ASIDE:
@@ -849,8 +850,7 @@ def _lines(table: np.ndarray, turned: bool = False,
         # every core chained in one call: glyphs of two chains are never linked, so the parts are
         # those of each core on its own, in the same order
         parts = [part for part in _chains(table, np.concatenate(cores)) if len(part) >= MIN_GLYPHS] if cores else []
-        colour = planes is None or len(planes) > 1
-        lines += [m for m, yes in zip(parts, _judge(table, parts, turned, True, record, colour=colour)) if yes]
+        lines += [m for m, yes in zip(parts, _judge(table, parts, turned, True, record, colour=colour_frame)) if yes]
         if LOOSE_GAP and not turned and two and len(two[0]):
             # glyphs in chains of two: chained again with wider gaps (a time's colons lost), two
             # glyphs enough for a long chain (a small font's letters merged in pairs)
