@@ -34,20 +34,15 @@ def set_frame(index: int, seed: int, families: tuple[str, ...] = ()):  # type: i
 
     import textset
 
-    if len(textset.font_files()) != textset.REFERENCE_FACES or os.environ.get(textset.FONTS_ENV):
+    if not textset.is_reference():
         msg = f"the text set is drawn in {textset.font_set()}"
         if os.environ.get("CI"):
             pytest.fail(msg)
         pytest.skip(msg)
     if not families:
         return textset.make_frame(index, seed=seed)
-    os.environ[textset.FONTS_ENV] = ",".join(families)
-    textset.font_files.cache_clear()
-    try:
+    with textset.narrowed(families):
         return textset.make_frame(index, seed=seed)
-    finally:
-        del os.environ[textset.FONTS_ENV]
-        textset.font_files.cache_clear()
 
 
 def frame(name: str) -> np.ndarray:

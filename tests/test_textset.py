@@ -4,6 +4,7 @@ the issue's columns say (hand-made frames with exact answers)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 
@@ -214,22 +215,15 @@ def test_the_lines_own_boxes_score_perfectly_on_the_real_set(small):
     assert r["lines_98"] == 1.0 and r["false_area_free_median"] == 1.0
 
 
-def test_the_font_families_can_be_narrowed_and_a_family_not_in_the_list_is_refused(monkeypatch):
+def test_the_font_families_can_be_narrowed_and_a_family_not_in_the_list_is_refused():
     every = ts.font_files()
     if not any("DejaVuSans." in f for f in every):
         pytest.skip("DejaVu Sans is not installed")
-    try:
-        monkeypatch.setenv(ts.FONTS_ENV, "DejaVu Sans")
-        ts.font_files.cache_clear()
+    with ts.narrowed(("DejaVu Sans",)):
         kept = ts.font_files()
         assert kept and all("/DejaVuSans" in f and "Mono" not in f for f in kept)
-        assert "not the reference" in ts.font_set()
-        monkeypatch.setenv(ts.FONTS_ENV, "DejaVu Sans, Comic Sans MS")
-        ts.font_files.cache_clear()
-        with pytest.raises(ValueError, match="Comic Sans MS"):
-            ts.font_files()
-    finally:
-        monkeypatch.delenv(ts.FONTS_ENV)
-        ts.font_files.cache_clear()
-    assert ts.font_files() == every
-    assert ("the reference faces" in ts.font_set()) == (len(every) == ts.REFERENCE_FACES)
+        assert not ts.is_reference() and "not the reference" in ts.font_set()
+    with ts.narrowed(("DejaVu Sans", "Comic Sans MS")), pytest.raises(ValueError, match="Comic Sans MS"):
+        ts.font_files()
+    assert ts.font_files() == every and ts.FONTS_ENV not in os.environ
+    assert ("the reference faces" in ts.font_set()) == (len(every) == ts.REFERENCE_FACES) == ts.is_reference()

@@ -74,6 +74,7 @@ Everything is drawn with numpy and Pillow; ``make_frames(360)`` takes 5-15 s on 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import glob
 import os
@@ -331,13 +332,35 @@ def font_files() -> tuple[str, ...]:
     return tuple(sorted(found.values()))
 
 
+def is_reference() -> bool:
+    """Whether the frames are drawn in the reference faces (all of them: none narrowed away)."""
+    return len(font_files()) == REFERENCE_FACES and not os.environ.get(FONTS_ENV)
+
+
+@contextlib.contextmanager
+def narrowed(families: tuple[str, ...]):
+    """Frames drawn, inside the ``with``, in the installed faces of ``families`` alone (as
+    FONTS_ENV asks); the faces as they were after it."""
+    before = os.environ.get(FONTS_ENV)
+    os.environ[FONTS_ENV] = ",".join(families)
+    font_files.cache_clear()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[FONTS_ENV]
+        else:
+            os.environ[FONTS_ENV] = before
+        font_files.cache_clear()
+
+
 def font_set() -> str:
     """The faces the frames are drawn in, said in one line (and whether they are the reference's)."""
     files = font_files()
     if not files:
         return "no font found: Pillow's default font alone (not the reference faces)"
     fams = sorted({os.path.basename(f).split("-")[0].split(".")[0] for f in files})
-    ref = "the reference faces" if len(files) == REFERENCE_FACES and not os.environ.get(FONTS_ENV) \
+    ref = "the reference faces" if is_reference() \
         else f"not the reference {REFERENCE_FACES} faces: figures not comparable with the README's"
     return f"{len(files)} faces ({', '.join(fams)}; {ref})"
 
